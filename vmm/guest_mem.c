@@ -1,0 +1,103 @@
+#include "vmm/guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void guest_mem__layout(struct guest_mem *mem, uint64_t size)
+{
+	uint64_t low = size < GUEST_PCI_HOLE_START ? size : GUEST_PCI_HOLE_START;
+
+	mem->size = size;
+	mem->nr_regions = 1;
+	mem->regions[0] = (struct guest_region){ .gpa = 0, .size = low, .fd_offset = 0 };
+	if (size > low) {
+		mem->regions[1] = (struct guest_region){
+			.gpa = GUEST_PCI_HOLE_END, .size = size - low, .fd_offset = low };
+		mem->nr_regions = 2;
+	}
+}
+
+int guest_mem__create(struct guest_mem *mem, uint64_t size)
+{
+	unsigned i;
+	int err;
+
+	memset(mem, 0, sizeof(*mem));
+	mem->fd = -1;
+	guest_mem__layout(mem, size);
+	mem->fd = memfd_create("rtvmm-ram", MFD_CLOEXEC);
+	if (mem->fd < 0)
+		return -errno;
+	if (ftruncate(mem->fd, (off_t)size) < 0) {
+		err = -errno;
+		goto err_close_fd;
+	}
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			 mem->fd, 0);
+	if (mem->base == MAP_FAILED) {
+		err = -errno;
+		mem->base = NULL;
+		goto err_close_fd;
+	}
+	for (i = 0; i < mem->nr_regions; i++)
+		mem->regions[i].hva = mem->base + mem->regions[i].fd_offset;
+	return 0;
+
+err_close_fd:
+	close(mem->fd);
+	mem->fd = -1;
+	return err;
+}
+
+void guest_mem__destroy(struct guest_mem *mem)
+{
+	if (mem->base)
+		munmap(mem->base, mem->size);
+	if (mem->fd >= 0)
+		close(mem->fd);
+	mem->base = NULL;
+	mem->fd = -1;
+}
+
+void *guest_mem__ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	unsigned i;
+
+	for (i = 0; i < mem->nr_regions; i++) {
+		const struct guest_region *r = &mem->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size && len <= r->size - (gpa - r->gpa))
+			return r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int guest_mem__write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *dst = guest_mem__ptr(mem, gpa, len);
+
+	if (!dst)
+		return -EFAULT;
+	memcpy(dst, src, len);
+	return 0;
+}
+
+uint64_t guest_mem__region_end(const struct guest_mem *mem, uint64_t gpa)
+{
+	unsigned i;
+
+	for (i = 0; i < mem->nr_regions; i++) {
+		const struct guest_region *r = &mem->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return r->gpa + r->size;
+	}
+	return 0;
+}
+
+uint64_t guest_mem__low_size(const struct guest_mem *mem)
+{
+	return mem->regions[0].size;
+}

@@ -1,0 +1,34 @@
+/*
+ * rtvmm test device, used by the bare-metal guest to prove exits and report
+ * results. Port I/O at PORT_TESTDEV, MMIO at LAYOUT_TESTDEV_MMIO.
+ */
+#ifndef RTVMM_HW_TESTDEV_H
+#define RTVMM_HW_TESTDEV_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vmm/bus.h"
+#include "vmm/device.h"
+
+/* Register map, shared with the guest (bench/guest). Offsets from PORT_TESTDEV. */
+#define TESTDEV_PIO_EXIT    0x0  /* write32: stop the VM, monitor exits with this status */
+#define TESTDEV_PIO_ECHO    0x4  /* write32 then read32: returns the value written, bit-inverted */
+#define TESTDEV_PIO_PUTC    0x8  /* write8: character to the monitor's stdout */
+#define TESTDEV_PIO_MAGIC   0xC  /* read32: TESTDEV_MAGIC */
+#define TESTDEV_PIO_SIZE    0x10
+#define TESTDEV_MAGIC       0x52545654u /* "RTVT" */
+
+/* Offsets from LAYOUT_TESTDEV_MMIO. */
+#define TESTDEV_MMIO_MAGIC   0x00 /* read32: TESTDEV_MAGIC */
+#define TESTDEV_MMIO_SCRATCH 0x08 /* read/write64: scratch register */
+#define TESTDEV_MMIO_COUNT   0x10 /* read64: number of MMIO writes seen */
+
+struct testdev;
+
+__attribute__((warn_unused_result))
+int testdev__add(struct bus *pio, struct bus *mmio, const struct vm_ctl *ctl, FILE *out,
+		 struct testdev **out_dev);
+void testdev__destroy(struct testdev *t);
+
+#endif
