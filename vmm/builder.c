@@ -1,0 +1,107 @@
+/*
+ * The composition root: the one place that builds an rtvmm PC, in order.
+ * Read this function to learn the machine.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/hw/acpi_pm.h"
+#include "vmm/hw/console.h"
+#include "vmm/hw/i8042.h"
+#include "vmm/hw/serial.h"
+#include "vmm/hw/testdev.h"
+#include "vmm/vm.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/regs.h"
+#include "vmm/x86/tables.h"
+
+/* Smallest guest rtvmm builds: boot structures below 1 MiB plus room for a kernel. */
+#define VM_MIN_MEMORY (4ULL << 20)
+
+static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
+{
+	struct irq_sink com1_irq = vm__irq_sink(vm, PORT_COM1_IRQ);
+	int err;
+
+	err = serial__add(&vm->pio, PORT_COM1, &com1_irq, cfg->console_out, &vm->serial);
+	if (err)
+		return err__set(e, err, "COM1 (8250 UART at %#x): %s", PORT_COM1, strerror(-err));
+	err = i8042__add(&vm->pio, &vm->ctl, &vm->i8042);
+	if (err)
+		return err__set(e, err, "i8042: %s", strerror(-err));
+	err = acpi_pm__add(&vm->pio, &vm->ctl, &vm->acpi_pm);
+	if (err)
+		return err__set(e, err, "ACPI PM1 registers: %s", strerror(-err));
+	err = testdev__add(&vm->pio, &vm->mmio, &vm->ctl, stdout, &vm->testdev);
+	if (err)
+		return err__set(e, err, "test device: %s", strerror(-err));
+	if (cfg->console_in >= 0) {
+		err = console__start(&vm->console, cfg->console_in, vm->serial, &vm->ctl);
+		if (err)
+			return err__set(e, err, "console input: %s", strerror(-err));
+	}
+	return 0;
+}
+
+int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
+{
+	int64_t rsdp;
+	int err;
+
+	if (cfg->mem_size < VM_MIN_MEMORY)
+		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
+				(unsigned long long)(cfg->mem_size >> 10),
+				(unsigned long long)(VM_MIN_MEMORY >> 20));
+
+	/* 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86. */
+	err = vm__create(vm, cfg->kvm_path, e);
+	if (err)
+		return err;
+	vm->verbose = cfg->verbose;
+	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > vm->kvm.max_vcpus)
+		return err__set(e, -EINVAL, "--vcpus %u: must be between 1 and %u (KVM's limit here)",
+				cfg->nr_vcpus, vm->kvm.max_vcpus);
+
+	/* 2. Guest RAM: one MAP_SHARED memfd, split around the PCI hole, registered as memslots. */
+	err = vm__setup_memory(vm, cfg->mem_size, e);
+	if (err)
+		return err;
+
+	/* 3. Interrupt controllers (PIC, IOAPIC, LAPICs) and the PIT, in the kernel. Before vCPUs. */
+	err = vm__setup_irqchip(vm, e);
+	if (err)
+		return err;
+
+	/* 4. vCPUs, each with CPUID carrying its APIC id and the topology. */
+	err = vm__create_vcpus(vm, cfg->nr_vcpus, e);
+	if (err)
+		return err;
+
+	/* 5. Legacy devices on the port bus: COM1, i8042, ACPI PM1, the test device; console input. */
+	err = add_legacy_devices(vm, cfg, e);
+	if (err)
+		return err;
+
+	/* 6. Firmware tables: MP table and ACPI (RSDP/XSDT/FADT/DSDT/MADT). */
+	err = mptable__write(&vm->mem, vm->nr_vcpus);
+	if (err)
+		return err__set(e, err, "MP table for %u vCPUs: %s", vm->nr_vcpus, strerror(-err));
+	rsdp = acpi__write(&vm->mem, vm->nr_vcpus);
+	if (rsdp < 0)
+		return err__set(e, (int)rsdp, "ACPI tables for %u vCPUs: %s", vm->nr_vcpus,
+				strerror((int)-rsdp));
+	vm->rsdp = rsdp;
+
+	/* 7. Boot: kernel, initrd and command line per the Linux boot protocol; BSP in long mode. */
+	err = x86_boot__load(&vm->mem, &cfg->boot, &vm->boot, e);
+	if (err)
+		return err;
+	err = x86_regs__write_tables(&vm->mem);
+	if (err)
+		return err__set(e, err, "boot page tables: %s", strerror(-err));
+	err = vcpu__set_boot_state(&vm->vcpus[0], vm->boot.entry, vm->boot.zero_page);
+	if (err)
+		return err__set(e, err, "vcpu0 boot registers: %s", strerror(-err));
+	return 0;
+}

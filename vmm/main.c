@@ -1,1 +1,6 @@
-int main(void){return 0;}
+#include "vmm/cli.h"
+
+int main(int argc, char **argv)
+{
+	return cli__main(argc, argv);
+}

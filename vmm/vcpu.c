@@ -1,0 +1,215 @@
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vmm/vm.h"
+#include "vmm/x86/cpuid.h"
+#include "vmm/x86/regs.h"
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+int vcpu__init_signals(void)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a kick must interrupt KVM_RUN with EINTR. */
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
+		 const struct kvm_cpuid2 *supported)
+{
+	size_t cpuid_size = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
+	struct kvm_cpuid2 *cpuid;
+	int err;
+
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->index = index;
+	vcpu->exits.pio = &vm->pio;
+	vcpu->exits.mmio = &vm->mmio;
+	vcpu->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (vcpu->fd < 0)
+		return -errno;
+	vcpu->run = mmap(NULL, (size_t)vm->kvm.vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		err = -errno;
+		vcpu->run = NULL;
+		goto err_close_fd;
+	}
+	cpuid = malloc(cpuid_size);
+	if (!cpuid) {
+		err = -ENOMEM;
+		goto err_unmap_run;
+	}
+	memcpy(cpuid, supported, cpuid_size);
+	cpuid__patch(cpuid, index, vm->nr_vcpus);
+	err = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
+	free(cpuid);
+	if (err)
+		goto err_unmap_run;
+	return 0;
+
+err_unmap_run:
+	munmap(vcpu->run, (size_t)vm->kvm.vcpu_mmap_size);
+	vcpu->run = NULL;
+err_close_fd:
+	close(vcpu->fd);
+	vcpu->fd = -1;
+	return err;
+}
+
+void vcpu__destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, (size_t)vcpu->vm->kvm.vcpu_mmap_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+int vcpu__set_boot_state(struct vcpu *vcpu, uint64_t entry, uint64_t zero_page)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	x86_regs__long_mode_sregs(&sregs);
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+	memset(&regs, 0, sizeof(regs));
+	x86_regs__boot_regs(&regs, entry, zero_page);
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	return 0;
+}
+
+static void report_stop(struct vcpu *vcpu, const struct exit_stop *stop)
+{
+	fprintf(stderr, "rtvmm: vcpu%u: %s\n", vcpu->index, stop->why);
+	if (stop->dump_regs)
+		vcpu__dump(vcpu, stderr);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	struct exit_stop stop;
+	sigset_t set;
+
+	vcpu->tid = (pid_t)syscall(SYS_gettid);
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			int err = errno;
+
+			if (err == EINTR || err == EAGAIN) {
+				vcpu->run->immediate_exit = 0;
+				continue;
+			}
+			memset(&stop, 0, sizeof(stop));
+			stop.reason = VM_STOP_ERROR;
+			stop.status = 2;
+			stop.dump_regs = 1;
+			snprintf(stop.why, sizeof(stop.why), "KVM_RUN failed: %s", strerror(err));
+			report_stop(vcpu, &stop);
+			vm__request_stop(vm, stop.reason, stop.status);
+			break;
+		}
+		if (exit__handle(&vcpu->exits, vcpu->run, &stop) == EXIT_STOP) {
+			if (stop.reason == VM_STOP_ERROR || vm->verbose)
+				report_stop(vcpu, &stop);
+			vm__request_stop(vm, stop.reason, stop.status);
+			break;
+		}
+	}
+	return NULL;
+}
+
+int vcpu__start(struct vcpu *vcpu)
+{
+	char name[16];
+	int err;
+
+	err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	if (err)
+		return -err;
+	vcpu->started = true;
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	pthread_setname_np(vcpu->thread, name);
+	return 0;
+}
+
+void vcpu__kick(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+static void dump_seg(FILE *out, const char *name, const struct kvm_segment *s)
+{
+	fprintf(out, "  %-3s sel=%04x base=%016llx limit=%08x type=%x dpl=%u p=%u l=%u db=%u\n",
+		name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->dpl,
+		s->present, s->l, s->db);
+}
+
+void vcpu__dump(struct vcpu *vcpu, FILE *out)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_translation tr = { 0 };
+	const uint8_t *code;
+	unsigned i;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0) {
+		fprintf(out, "rtvmm: vcpu%u: cannot read registers: %s\n", vcpu->index, strerror(errno));
+		return;
+	}
+	fprintf(out, "rtvmm: vcpu%u registers:\n", vcpu->index);
+	fprintf(out, "  RIP=%016llx RSP=%016llx RFLAGS=%016llx\n", r.rip, r.rsp, r.rflags);
+	fprintf(out, "  RAX=%016llx RBX=%016llx RCX=%016llx RDX=%016llx\n", r.rax, r.rbx, r.rcx, r.rdx);
+	fprintf(out, "  RSI=%016llx RDI=%016llx RBP=%016llx R8 =%016llx\n", r.rsi, r.rdi, r.rbp, r.r8);
+	fprintf(out, "  R9 =%016llx R10=%016llx R11=%016llx R12=%016llx\n", r.r9, r.r10, r.r11, r.r12);
+	fprintf(out, "  R13=%016llx R14=%016llx R15=%016llx\n", r.r13, r.r14, r.r15);
+	fprintf(out, "  CR0=%016llx CR2=%016llx CR3=%016llx CR4=%016llx\n", s.cr0, s.cr2, s.cr3, s.cr4);
+	fprintf(out, "  EFER=%016llx APIC_BASE=%016llx\n", s.efer, s.apic_base);
+	dump_seg(out, "CS", &s.cs);
+	dump_seg(out, "SS", &s.ss);
+	dump_seg(out, "DS", &s.ds);
+	dump_seg(out, "TR", &s.tr);
+	fprintf(out, "  GDT base=%016llx limit=%04x  IDT base=%016llx limit=%04x\n",
+		s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
+	tr.linear_address = r.rip;
+	if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid &&
+	    (code = guest_mem__ptr(&vcpu->vm->mem, tr.physical_address, 16))) {
+		fprintf(out, "  code at RIP (gpa %#llx):", (unsigned long long)tr.physical_address);
+		for (i = 0; i < 16; i++)
+			fprintf(out, " %02x", code[i]);
+		fputc('\n', out);
+	}
+}

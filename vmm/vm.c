@@ -1,0 +1,267 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vmm/hw/acpi_pm.h"
+#include "vmm/hw/console.h"
+#include "vmm/hw/i8042.h"
+#include "vmm/hw/serial.h"
+#include "vmm/hw/testdev.h"
+
+/* KVM needs three pages below 4 GiB for the TSS and one for the EPT identity map (VMX). */
+#define VM_TSS_ADDR          0xFFFBD000ULL
+#define VM_IDENTITY_MAP_ADDR 0xFFFBC000ULL
+
+static void ctl_request_stop(void *opaque, enum vm_stop_reason reason, int status)
+{
+	vm__request_stop(opaque, reason, status);
+}
+
+int vm__create(struct vm *vm, const char *kvm_path, struct err *e)
+{
+	uint64_t identity = VM_IDENTITY_MAP_ADDR;
+	int err;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->fd = -1;
+	vm->stop_efd = -1;
+	vm->mem.fd = -1;
+	vm->kvm.fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	bus__init(&vm->pio, "pio");
+	bus__init(&vm->mmio, "mmio");
+	vm->ctl = (struct vm_ctl){ .request_stop = ctl_request_stop, .opaque = vm };
+
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0)
+		return err__set(e, -errno, "eventfd: %s", strerror(errno));
+	err = kvm__open(&vm->kvm, kvm_path, e);
+	if (err)
+		return err;
+	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0)
+		return err__set(e, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)VM_TSS_ADDR) < 0)
+		return err__set(e, -errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+	if (kvm__cap(&vm->kvm, KVM_CAP_SET_IDENTITY_MAP_ADDR) &&
+	    ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
+		return err__set(e, -errno, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	return 0;
+}
+
+int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e)
+{
+	unsigned i;
+	int err;
+
+	err = guest_mem__create(&vm->mem, size);
+	if (err)
+		return err__set(e, err, "guest RAM (%llu MiB memfd): %s",
+				(unsigned long long)(size >> 20), strerror(-err));
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		};
+
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return err__set(e, -errno, "KVM_SET_USER_MEMORY_REGION slot %u (gpa %#llx, %llu MiB): %s",
+					i, (unsigned long long)r->gpa,
+					(unsigned long long)(r->size >> 20), strerror(errno));
+	}
+	return 0;
+}
+
+int vm__setup_irqchip(struct vm *vm, struct err *e)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return err__set(e, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
+		return err__set(e, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+	return 0;
+}
+
+static struct kvm_cpuid2 *get_supported_cpuid(struct vm *vm)
+{
+	unsigned nent = 64;
+	struct kvm_cpuid2 *cpuid;
+
+	for (;;) {
+		cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(cpuid->entries[0]));
+		if (!cpuid)
+			return NULL;
+		cpuid->nent = nent;
+		if (ioctl(vm->kvm.fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+			return cpuid;
+		free(cpuid);
+		if (errno != E2BIG || nent >= 4096)
+			return NULL;
+		nent *= 2;
+	}
+}
+
+int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
+{
+	struct kvm_cpuid2 *cpuid;
+	unsigned i;
+	int err = 0;
+
+	if (nr == 0 || nr > vm->kvm.max_vcpus)
+		return err__set(e, -EINVAL, "--vcpus %u: must be between 1 and %u (KVM_CAP_MAX_VCPUS)",
+				nr, vm->kvm.max_vcpus);
+	cpuid = get_supported_cpuid(vm);
+	if (!cpuid)
+		return err__set(e, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	vm->vcpus = calloc(nr, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		err = err__set(e, -ENOMEM, "out of memory for %u vCPUs", nr);
+		goto out_free_cpuid;
+	}
+	vm->nr_vcpus = nr;
+	for (i = 0; i < nr; i++)
+		vm->vcpus[i].fd = -1;
+	for (i = 0; i < nr; i++) {
+		err = vcpu__create(&vm->vcpus[i], vm, i, cpuid);
+		if (err) {
+			err = err__set(e, err, "vcpu%u: %s", i, strerror(-err));
+			break;
+		}
+	}
+out_free_cpuid:
+	free(cpuid);
+	return err;
+}
+
+static void irq_set(void *opaque, unsigned gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+
+	ioctl(vm->fd, KVM_IRQ_LINE, &irq);
+}
+
+struct irq_sink vm__irq_sink(struct vm *vm, unsigned gsi)
+{
+	return (struct irq_sink){ .set = irq_set, .opaque = vm, .gsi = gsi };
+}
+
+void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stopping) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	vm->stop_reason = reason;
+	vm->stop_status = status;
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu__kick(&vm->vcpus[i]);
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* Waits for a stop request or a terminating signal (blocked in every thread, read here). */
+static void wait_for_stop(struct vm *vm, int sfd)
+{
+	struct pollfd fds[2] = {
+		{ .fd = vm->stop_efd, .events = POLLIN },
+		{ .fd = sfd, .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+
+	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+		if (poll(fds, sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+			break;
+		if (sfd >= 0 && (fds[1].revents & POLLIN) &&
+		    read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			fprintf(stderr, "rtvmm: %s: stopping the VM\n", strsignal((int)si.ssi_signo));
+			vm__request_stop(vm, VM_STOP_SIGNAL, 128 + (int)si.ssi_signo);
+		}
+	}
+}
+
+int vm__run(struct vm *vm)
+{
+	sigset_t term, old;
+	unsigned i;
+	int sfd, err = 0;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &term, &old);
+	sfd = signalfd(-1, &term, SFD_CLOEXEC);
+
+	for (i = 0; i < vm->nr_vcpus && !err; i++) {
+		err = vcpu__start(&vm->vcpus[i]);
+		if (err) {
+			fprintf(stderr, "rtvmm: vcpu%u: cannot start thread: %s\n", i, strerror(-err));
+			vm__request_stop(vm, VM_STOP_ERROR, 1);
+		}
+	}
+	if (!err)
+		wait_for_stop(vm, sfd);
+	vm__request_stop(vm, VM_STOP_ERROR, 1);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		if (vm->vcpus[i].started) {
+			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].started = false;
+		}
+	}
+	if (sfd >= 0)
+		close(sfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return vm->stop_status;
+}
+
+void vm__destroy(struct vm *vm)
+{
+	unsigned i;
+
+	if (vm->console)
+		console__stop(vm->console);
+	if (vm->serial)
+		serial__destroy(vm->serial);
+	if (vm->i8042)
+		i8042__destroy(vm->i8042);
+	if (vm->acpi_pm)
+		acpi_pm__destroy(vm->acpi_pm);
+	if (vm->testdev)
+		testdev__destroy(vm->testdev);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu__destroy(&vm->vcpus[i]);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->nr_vcpus = 0;
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	guest_mem__destroy(&vm->mem);
+	kvm__close(&vm->kvm);
+	bus__exit(&vm->pio);
+	bus__exit(&vm->mmio);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	vm->stop_efd = -1;
+	pthread_mutex_destroy(&vm->lock);
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages rtvmm needs to build, test and demo, if any are missing.
+# Usage: scripts/deps.sh [group...]   groups: build (default), test, kernel, bench
+set -euo pipefail
+
+declare -A groups=(
+	[build]="gcc meson ninja-build pkg-config liblzma-dev libzstd-dev zlib1g-dev"
+	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools"
+	[kernel]="bc bison flex libelf-dev libssl-dev dwarves rsync kmod cpio xz-utils"
+	[bench]="qemu-system-x86"
+)
+
+want=()
+for g in "${@:-build}"; do
+	[[ -n "${groups[$g]:-}" ]] || { echo "deps.sh: unknown group '$g'" >&2; exit 2; }
+	for p in ${groups[$g]}; do want+=("$p"); done
+done
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps.sh: missing packages: ${missing[*]} (run as root, or install them)" >&2
+	exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,46 @@
+/* A vCPU: its KVM fd, its shared kvm_run page, its thread and run loop. */
+#ifndef RTVMM_VCPU_H
+#define RTVMM_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "vmm/exit.h"
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	pid_t tid;              /* kernel thread id, valid once the thread runs */
+	struct exit_ctx exits;
+};
+
+/* Creates vCPU `index` (KVM_CREATE_VCPU, maps kvm_run) and sets its CPUID from `supported`. */
+int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
+		 const struct kvm_cpuid2 *supported);
+void vcpu__destroy(struct vcpu *vcpu);
+
+/* Puts the vCPU in 64-bit long mode at `entry` with RSI = `zero_page` (the BSP's boot state). */
+int vcpu__set_boot_state(struct vcpu *vcpu, uint64_t entry, uint64_t zero_page);
+
+/* Starts the vCPU thread (named "vcpuN"); it runs until the VM stops. */
+int vcpu__start(struct vcpu *vcpu);
+
+/* Makes the vCPU leave KVM_RUN promptly (immediate_exit + signal). */
+void vcpu__kick(struct vcpu *vcpu);
+
+/* Prints general, segment and control registers, and the instruction bytes at RIP. */
+void vcpu__dump(struct vcpu *vcpu, FILE *out);
+
+/* Installs the (empty) kick signal handler; call once before any vCPU starts. */
+int vcpu__init_signals(void);
+
+#endif
