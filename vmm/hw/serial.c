@@ -1,0 +1,418 @@
+/* 16550A UART: register model, receive FIFO, interrupt line. See serial.h for the model. */
+#include "vmm/hw/serial.h"
+
+#include <errno.h>
+#include <linux/serial_reg.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define SERIAL_IER_MASK  (UART_IER_RDI | UART_IER_THRI | UART_IER_RLSI | UART_IER_MSI)
+#define SERIAL_MCR_MASK  (UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT1 | UART_MCR_OUT2 | UART_MCR_LOOP)
+#define SERIAL_IIR_FIFO  0xc0 /* IIR[7:6]: FIFOs enabled (16550A) */
+#define SERIAL_DIVISOR   12   /* 9600 baud at reset, as PC firmware leaves it */
+
+struct serial {
+	pthread_mutex_t lock;
+	struct irq_sink irq;
+	bool has_irq;
+	int irq_level;       /* level last driven on the line */
+	int out_fd;
+	int room_fd;         /* eventfd: receive room after a short serial__receive */
+	bool want_room;
+
+	uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm;
+	bool thr_ipending;   /* THRE interrupt pending (cleared by IIR read or THR write) */
+	uint8_t rbr_last;    /* value read from an empty receiver */
+	uint8_t rx[SERIAL_RX_FIFO];
+	unsigned rx_head;
+	unsigned rx_count;
+
+	struct serial_stats stats;
+};
+
+static bool serial_fifo_on(const struct serial *s)
+{
+	return s->fcr & UART_FCR_ENABLE_FIFO;
+}
+
+static unsigned serial_rx_cap(const struct serial *s)
+{
+	return serial_fifo_on(s) ? SERIAL_RX_FIFO : 1;
+}
+
+static unsigned serial_rx_trigger(const struct serial *s)
+{
+	static const unsigned level[4] = { 1, 4, 8, 14 };
+
+	return level[(s->fcr & UART_FCR_TRIGGER_MASK) >> 6];
+}
+
+/* Highest-priority pending reason as IIR[3:0], UART_IIR_NO_INT if none. */
+static uint8_t serial_iir_reason(const struct serial *s)
+{
+	if ((s->ier & UART_IER_RLSI) && (s->lsr & UART_LSR_BRK_ERROR_BITS))
+		return UART_IIR_RLSI;
+	if ((s->ier & UART_IER_RDI) && s->rx_count) {
+		if (serial_fifo_on(s) && s->rx_count < serial_rx_trigger(s))
+			return UART_IIR_RX_TIMEOUT;
+		return UART_IIR_RDI;
+	}
+	if ((s->ier & UART_IER_THRI) && s->thr_ipending)
+		return UART_IIR_THRI;
+	if ((s->ier & UART_IER_MSI) && (s->msr & UART_MSR_ANY_DELTA))
+		return UART_IIR_MSI;
+	return UART_IIR_NO_INT;
+}
+
+/* Drives the line to match the state; calls the sink only on a change. */
+static void serial_update_irq(struct serial *s)
+{
+	int level = serial_iir_reason(s) != UART_IIR_NO_INT &&
+		    (s->mcr & (UART_MCR_OUT2 | UART_MCR_LOOP)) == UART_MCR_OUT2;
+
+	if (level == s->irq_level)
+		return;
+	s->irq_level = level;
+	if (s->has_irq)
+		irq_sink__set(&s->irq, level);
+}
+
+static size_t serial_rx_room(const struct serial *s)
+{
+	if (s->mcr & UART_MCR_LOOP)
+		return 0; /* the receiver listens to the transmitter only */
+	return serial_rx_cap(s) - s->rx_count;
+}
+
+static void serial_signal_room(struct serial *s)
+{
+	uint64_t one = 1;
+
+	if (!s->want_room || serial_rx_room(s) == 0)
+		return;
+	s->want_room = false;
+	if (write(s->room_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: counter saturated, the reader wakes anyway */
+	}
+}
+
+static void serial_rx_reset(struct serial *s)
+{
+	s->rx_head = 0;
+	s->rx_count = 0;
+}
+
+/* A character reaches the receiver from the line (host or loopback). */
+static void serial_rx_push(struct serial *s, uint8_t c)
+{
+	unsigned cap = serial_rx_cap(s);
+
+	if (s->rx_count == cap) {
+		s->lsr |= UART_LSR_OE;
+		s->stats.rx_overruns++;
+		if (serial_fifo_on(s))
+			return; /* FIFO kept, new character lost */
+		s->rx[s->rx_head] = c; /* 16450: the holding register is overwritten */
+		return;
+	}
+	s->rx[(s->rx_head + s->rx_count) % SERIAL_RX_FIFO] = c;
+	s->rx_count++;
+}
+
+static uint8_t serial_rx_pop(struct serial *s)
+{
+	if (!s->rx_count)
+		return s->rbr_last;
+	s->rbr_last = s->rx[s->rx_head];
+	s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
+	s->rx_count--;
+	if (s->rx_count <= serial_rx_cap(s) / 2)
+		serial_signal_room(s);
+	return s->rbr_last;
+}
+
+static void serial_tx(struct serial *s, uint8_t c)
+{
+	ssize_t n;
+
+	if (s->out_fd < 0) {
+		s->stats.tx_dropped++;
+		return;
+	}
+	do
+		n = write(s->out_fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		s->stats.tx_bytes++;
+	else
+		s->stats.tx_dropped++;
+}
+
+/* MSR[7:4] as the modem lines (or, in loopback, MCR's outputs) present them. */
+static uint8_t serial_msr_lines(const struct serial *s)
+{
+	uint8_t m = 0;
+
+	if (!(s->mcr & UART_MCR_LOOP))
+		return UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS;
+	if (s->mcr & UART_MCR_DTR)
+		m |= UART_MSR_DSR;
+	if (s->mcr & UART_MCR_RTS)
+		m |= UART_MSR_CTS;
+	if (s->mcr & UART_MCR_OUT1)
+		m |= UART_MSR_RI;
+	if (s->mcr & UART_MCR_OUT2)
+		m |= UART_MSR_DCD;
+	return m;
+}
+
+static void serial_update_msr(struct serial *s)
+{
+	uint8_t old = s->msr & 0xf0, now = serial_msr_lines(s), chg = old ^ now;
+	uint8_t delta = s->msr & UART_MSR_ANY_DELTA;
+
+	if (chg & UART_MSR_CTS)
+		delta |= UART_MSR_DCTS;
+	if (chg & UART_MSR_DSR)
+		delta |= UART_MSR_DDSR;
+	if (chg & UART_MSR_DCD)
+		delta |= UART_MSR_DDCD;
+	if ((old & UART_MSR_RI) && !(now & UART_MSR_RI))
+		delta |= UART_MSR_TERI;
+	s->msr = now | delta;
+}
+
+static void serial_reset(struct serial *s)
+{
+	s->ier = 0;
+	s->fcr = 0;
+	s->lcr = 0;
+	s->mcr = 0;
+	s->lsr = UART_LSR_THRE | UART_LSR_TEMT;
+	s->msr = serial_msr_lines(s);
+	s->scr = 0;
+	s->dll = SERIAL_DIVISOR;
+	s->dlm = 0;
+	s->thr_ipending = false;
+	serial_rx_reset(s);
+}
+
+static uint8_t serial_read_reg(struct serial *s, unsigned reg)
+{
+	bool dlab = s->lcr & UART_LCR_DLAB;
+	uint8_t v;
+
+	switch (reg) {
+	case UART_RX:
+		if (dlab)
+			return s->dll;
+		return serial_rx_pop(s);
+	case UART_IER:
+		return dlab ? s->dlm : s->ier;
+	case UART_IIR:
+		v = serial_iir_reason(s);
+		if (v == UART_IIR_THRI)
+			s->thr_ipending = false; /* reading IIR acknowledges THRE */
+		return v | (serial_fifo_on(s) ? SERIAL_IIR_FIFO : 0);
+	case UART_LCR:
+		return s->lcr;
+	case UART_MCR:
+		return s->mcr;
+	case UART_LSR:
+		v = s->lsr | (s->rx_count ? UART_LSR_DR : 0);
+		s->lsr &= ~UART_LSR_BRK_ERROR_BITS;
+		return v;
+	case UART_MSR:
+		v = s->msr;
+		s->msr &= ~UART_MSR_ANY_DELTA;
+		return v;
+	case UART_SCR:
+		return s->scr;
+	}
+	return 0xff;
+}
+
+static void serial_write_fcr(struct serial *s, uint8_t v)
+{
+	bool toggled = (v ^ s->fcr) & UART_FCR_ENABLE_FIFO;
+
+	/* Changing FIFO enable clears both FIFOs; other bits need FIFO enable set. */
+	if (toggled || ((v & UART_FCR_ENABLE_FIFO) && (v & UART_FCR_CLEAR_RCVR)))
+		serial_rx_reset(s);
+	s->fcr = v & UART_FCR_ENABLE_FIFO ?
+		 v & (UART_FCR_ENABLE_FIFO | UART_FCR_DMA_SELECT | UART_FCR_TRIGGER_MASK) : 0;
+	serial_signal_room(s);
+}
+
+static void serial_write_reg(struct serial *s, unsigned reg, uint8_t v)
+{
+	bool dlab = s->lcr & UART_LCR_DLAB;
+	uint8_t old;
+
+	switch (reg) {
+	case UART_TX:
+		if (dlab) {
+			s->dll = v;
+			return;
+		}
+		/* The write acknowledges THRE; the instant transmit re-arms it (a new edge). */
+		s->thr_ipending = false;
+		serial_update_irq(s);
+		if (s->mcr & UART_MCR_LOOP)
+			serial_rx_push(s, v);
+		else
+			serial_tx(s, v);
+		s->thr_ipending = true;
+		return;
+	case UART_IER:
+		if (dlab) {
+			s->dlm = v;
+			return;
+		}
+		old = s->ier;
+		s->ier = v & SERIAL_IER_MASK;
+		/* Enabling ETBEI while THR is empty raises THRE, even if IIR had acknowledged it. */
+		if ((old ^ s->ier) & UART_IER_THRI)
+			s->thr_ipending = (s->ier & UART_IER_THRI) && (s->lsr & UART_LSR_THRE);
+		return;
+	case UART_FCR:
+		serial_write_fcr(s, v);
+		return;
+	case UART_LCR:
+		s->lcr = v;
+		return;
+	case UART_MCR:
+		old = s->mcr;
+		s->mcr = v & SERIAL_MCR_MASK;
+		serial_update_msr(s);
+		if ((old & UART_MCR_LOOP) && !(s->mcr & UART_MCR_LOOP))
+			serial_signal_room(s);
+		return;
+	case UART_SCR:
+		s->scr = v;
+		return;
+	}
+	/* LSR and MSR writes (factory test) are ignored. */
+}
+
+static void serial_io_read(void *dev, uint64_t off, void *data, uint32_t len)
+{
+	struct serial *s = dev;
+	uint8_t *p = data;
+
+	memset(p, 0xff, len);
+	pthread_mutex_lock(&s->lock);
+	p[0] = serial_read_reg(s, off);
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void serial_io_write(void *dev, uint64_t off, const void *data, uint32_t len)
+{
+	struct serial *s = dev;
+
+	(void)len;
+	pthread_mutex_lock(&s->lock);
+	serial_write_reg(s, off, *(const uint8_t *)data);
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static const struct io_ops serial_ops = {
+	.read = serial_io_read,
+	.write = serial_io_write,
+};
+
+int serial__add(struct bus *pio, uint16_t base, const struct irq_sink *irq, int out_fd,
+		struct serial **out)
+{
+	struct serial *s;
+	int err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->room_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->room_fd < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	err = pthread_mutex_init(&s->lock, NULL);
+	if (err) {
+		err = -err;
+		goto err_close_room;
+	}
+	if (irq) {
+		s->irq = *irq;
+		s->has_irq = true;
+	}
+	s->out_fd = out_fd;
+	serial_reset(s);
+
+	err = bus__register(pio, base, SERIAL_NR_PORTS, &serial_ops, s, "serial");
+	if (err)
+		goto err_destroy_lock;
+	*out = s;
+	return 0;
+
+err_destroy_lock:
+	pthread_mutex_destroy(&s->lock);
+err_close_room:
+	close(s->room_fd);
+err_free:
+	free(s);
+	return err;
+}
+
+void serial__destroy(struct serial *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_destroy(&s->lock);
+	close(s->room_fd);
+	free(s);
+}
+
+size_t serial__receive(struct serial *s, const uint8_t *buf, size_t len)
+{
+	size_t n, i;
+
+	pthread_mutex_lock(&s->lock);
+	n = serial_rx_room(s);
+	if (n > len)
+		n = len;
+	for (i = 0; i < n; i++)
+		serial_rx_push(s, buf[i]);
+	s->stats.rx_bytes += n;
+	if (n < len)
+		s->want_room = true;
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+size_t serial__rx_room(struct serial *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = serial_rx_room(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int serial__rx_room_fd(const struct serial *s)
+{
+	return s->room_fd;
+}
+
+void serial__get_stats(struct serial *s, struct serial_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}

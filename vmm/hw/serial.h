@@ -1,4 +1,20 @@
-/* 16550A-compatible UART (8250 family) with FIFOs and interrupts. */
+/*
+ * 16550A-compatible UART (8250 family) with FIFOs and interrupts.
+ *
+ * Register layout and bit names are Linux's <linux/serial_reg.h>. Model:
+ * - The transmitter is instantaneous: a THR write goes straight to out_fd,
+ *   so LSR.THRE|TEMT always read 1 and the THRE interrupt re-arms right away.
+ * - The receive FIFO holds SERIAL_RX_FIFO bytes when FCR.FIFO is enabled (the
+ *   guest still sees a 16550A) and 1 byte (the 16450 holding register) when it
+ *   is not. Data in the FIFO below the trigger level reports the character
+ *   timeout reason at once (the host line is idle between receive calls).
+ * - The interrupt line is driven level-style through the irq_sink: 1 while an
+ *   enabled reason is pending and MCR.OUT2 is set (OUT2 gates IRQ on a PC),
+ *   0 otherwise; loopback mode forces OUT2's pin inactive, so no IRQ. A THR
+ *   write drops the line before re-raising it (a new edge per THRE event).
+ * - The UART is 8 bits wide: a wider access acts on the register at its
+ *   first port; extra read bytes are 0xff and extra write bytes ignored.
+ */
 #ifndef RTVMM_HW_SERIAL_H
 #define RTVMM_HW_SERIAL_H
 
@@ -8,21 +24,49 @@
 #include "vmm/bus.h"
 #include "vmm/device.h"
 
+#define SERIAL_NR_PORTS 8
+#define SERIAL_RX_FIFO  256
+
 struct serial;
 
+/* Counters: the device never logs. */
+struct serial_stats {
+	uint64_t tx_bytes;    /* bytes written to out_fd */
+	uint64_t tx_dropped;  /* bytes lost because out_fd failed or is -1 */
+	uint64_t rx_bytes;    /* bytes taken by serial__receive */
+	uint64_t rx_overruns; /* characters lost to a full receiver (LSR.OE) */
+};
+
 /*
- * Creates a UART on `pio` at `base` (8 ports) raising `irq`; transmitted
- * bytes are written to `out_fd`. Returns 0 or -errno.
+ * Creates a UART on `pio` at `base` (SERIAL_NR_PORTS ports) raising `irq`
+ * (NULL: no line); transmitted bytes are written to `out_fd` (-1: dropped).
+ * Returns 0 or -errno (-EEXIST if the ports are taken).
  */
 __attribute__((warn_unused_result))
 int serial__add(struct bus *pio, uint16_t base, const struct irq_sink *irq, int out_fd,
 		struct serial **out);
+
+/* Frees the UART. Call once the bus no longer dispatches to it and its console is stopped. */
 void serial__destroy(struct serial *s);
 
-/* Queues bytes from the host side into the receive FIFO (raises RX interrupt); returns bytes taken. */
+/*
+ * Queues bytes from the host side into the receive FIFO (raises the RX
+ * interrupt). Takes at most serial__rx_room() bytes, never overruns, and
+ * returns the number taken. When it takes fewer than `len`, the room event
+ * (serial__rx_room_fd) fires once the guest has drained the FIFO to half.
+ */
 size_t serial__receive(struct serial *s, const uint8_t *buf, size_t len);
 
-/* Free space in the receive FIFO. */
+/* Free space in the receive FIFO (0 in loopback mode: the line is disconnected). */
 size_t serial__rx_room(struct serial *s);
+
+/*
+ * Non-blocking eventfd that becomes readable when receive room appears after a
+ * short serial__receive (the guest read RBR, reset the FIFO or left loopback).
+ * Owned by the UART; the reader drains it with read(2) and retries.
+ */
+int serial__rx_room_fd(const struct serial *s);
+
+void serial__get_stats(struct serial *s, struct serial_stats *st);
 
 #endif

@@ -34,9 +34,20 @@ struct boot_image {
 
 /*
  * Loads the kernel (and initrd, cmdline) into guest RAM and writes the zero
- * page with the e820 map of `mem`. Returns 0 or -errno with `e` naming the
- * file and the problem (missing, unreadable, bad magic, protocol too old,
- * not 64-bit capable, does not fit, initrd does not fit).
+ * page at LAYOUT_ZERO_PAGE with the e820 map of `mem` (acpi_rsdp_addr left 0:
+ * the caller may patch it). The cmdline goes to LAYOUT_CMDLINE; the initrd to
+ * the highest page-aligned place below min(initrd_addr_max, low RAM end) that
+ * is clear of the kernel. ELF segments must lie in RAM at or above 1 MiB.
+ *
+ * Returns 0 or -errno with `e` naming the file and the problem:
+ *   -ENOENT/-EACCES/-EISDIR/-EINVAL  kernel or initrd missing / unreadable
+ *   -ENOEXEC   empty, truncated, bad magic, malformed header or ELF
+ *   -ENOTSUP   protocol < 2.06, not 64-bit capable, unsupported codec (DECOMPRESS)
+ *   -ENOMEM    kernel or initrd does not fit in guest RAM
+ *   -E2BIG     cmdline longer than the kernel's cmdline_size
+ *   -EBADMSG   corrupt compressed payload, or it is not an ELF vmlinux
+ *   -EINVAL    empty initrd, ELF segment below 1 MiB
+ * On failure `out` is zeroed except `protocol` (when a setup header was read).
  */
 int x86_boot__load(struct guest_mem *mem, const struct boot_config *cfg,
 		   struct boot_image *out, struct err *e);

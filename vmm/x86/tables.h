@@ -6,13 +6,34 @@
 
 #include "vmm/guest_mem.h"
 
-/* Writes the Intel MP floating pointer and config table (CPUs, bus, IOAPIC, IRQ routes) at LAYOUT_MPTABLE. */
+/*
+ * vCPU i has APIC id i and the IOAPIC has id nr_vcpus; all of them must stay
+ * below 0xFF (the xAPIC broadcast id), so both tables take at most 254 vCPUs.
+ */
+#define TABLES_MAX_VCPUS 254
+
+/*
+ * Interrupt wiring both tables describe (and the VM's GSI routing must match):
+ * ISA IRQ 0 (PIT) arrives at IOAPIC pin 2 as on PCs and under QEMU, so GSI 0
+ * must be routed to IOAPIC pin 2; ISA IRQ 2 is the cascade and is not listed;
+ * every other ISA IRQ n is pin n, edge, active high. The SCI (ACPI_SCI_IRQ) is
+ * level-triggered, active high: the ACPI PM device asserts it by raising the line.
+ */
+#define TABLES_IRQ0_IOAPIC_PIN 2
+
+/*
+ * Writes the Intel MP 1.4 floating pointer and config table (CPUs, buses,
+ * IOAPIC, ISA IRQ routes, LINT0 ExtINT / LINT1 NMI) at LAYOUT_MPTABLE.
+ * Returns 0, -EINVAL for 0 vCPUs, -E2BIG for more than TABLES_MAX_VCPUS or
+ * if the table would pass LAYOUT_BIOS_END, -EFAULT if that area is not RAM.
+ */
 int mptable__write(struct guest_mem *mem, unsigned nr_vcpus);
 
 /*
  * Writes RSDP, XSDT, FADT (PM1a event/control ports, SCI, reset register),
  * FACS, DSDT (with \_S5 so poweroff works) and MADT (LAPICs, IOAPIC,
- * ISA overrides) in LAYOUT_ACPI_START..END. Returns the RSDP's gpa, or -errno.
+ * ISA overrides) in LAYOUT_ACPI_START..END. Returns the RSDP's gpa, or
+ * -EINVAL / -E2BIG / -EFAULT as mptable__write.
  */
 int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus);
 

@@ -1,0 +1,161 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "hw_fakes.h"
+#include "vmm/hw/acpi_pm.h"
+#include "vmm/x86/layout.h"
+
+#define EVT PORT_ACPI_PM1A_EVT
+#define CNT PORT_ACPI_PM1A_CNT
+
+struct pm {
+	struct bus bus;
+	struct fake_ctl ctl_rec;
+	struct acpi_pm *pm;
+};
+
+static int pm_setup(void **state)
+{
+	struct pm *t = calloc(1, sizeof(*t));
+	struct vm_ctl ctl;
+
+	if (!t)
+		return -1;
+	bus__init(&t->bus, "pio");
+	ctl = fake_vm_ctl(&t->ctl_rec);
+	if (acpi_pm__add(&t->bus, &ctl, &t->pm))
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int pm_teardown(void **state)
+{
+	struct pm *t = *state;
+
+	acpi_pm__destroy(t->pm);
+	bus__exit(&t->bus);
+	free(t);
+	return 0;
+}
+
+static uint16_t slp(unsigned typ, bool en)
+{
+	return typ << ACPI_PM1_CNT_SLP_TYP_SHIFT | (en ? ACPI_PM1_CNT_SLP_EN : 0);
+}
+
+static void test_acpi_pm_s5_requests_poweroff(void **state)
+{
+	struct pm *t = *state;
+
+	/* Linux's sequence: SLP_TYP first, then SLP_TYP | SLP_EN. */
+	io_outw(&t->bus, CNT, ACPI_PM1_CNT_SCI_EN | slp(ACPI_PM_S5_SLP_TYP, false));
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+	io_outw(&t->bus, CNT, ACPI_PM1_CNT_SCI_EN | slp(ACPI_PM_S5_SLP_TYP, true));
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 1);
+	assert_int_equal(t->ctl_rec.reason, VM_STOP_POWEROFF);
+	assert_int_equal(t->ctl_rec.status, 0);
+}
+
+static void test_acpi_pm_s5_by_byte_write_to_high_half(void **state)
+{
+	struct pm *t = *state;
+
+	io_outb(&t->bus, CNT + 1, slp(ACPI_PM_S5_SLP_TYP, true) >> 8);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 1);
+	assert_int_equal(t->ctl_rec.reason, VM_STOP_POWEROFF);
+}
+
+static void test_acpi_pm_other_sleep_state_ignored(void **state)
+{
+	struct pm *t = *state;
+	unsigned typ;
+
+	for (typ = 0; typ < 8; typ++)
+		if (typ != ACPI_PM_S5_SLP_TYP)
+			io_outw(&t->bus, CNT, slp(typ, true));
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
+static void test_acpi_pm_control_reads_sci_en_and_no_slp_en(void **state)
+{
+	struct pm *t = *state;
+	uint16_t v;
+
+	assert_int_equal(io_inw(&t->bus, CNT), ACPI_PM1_CNT_SCI_EN);
+	io_outw(&t->bus, CNT, slp(1, true));
+	v = io_inw(&t->bus, CNT);
+	assert_int_equal(v, ACPI_PM1_CNT_SCI_EN | slp(1, false));
+	assert_int_equal(io_inb(&t->bus, CNT), ACPI_PM1_CNT_SCI_EN);
+	/* 4 bytes do not fit the 2-byte block: unclaimed, all ones. */
+	assert_int_equal(io_inl(&t->bus, CNT), 0xffffffff);
+}
+
+static void test_acpi_pm_event_block_status_w1c_and_enable_rw(void **state)
+{
+	struct pm *t = *state;
+
+	assert_int_equal(io_inl(&t->bus, EVT), 0);
+	io_outw(&t->bus, EVT + 2, 0x0100); /* PWRBTN_EN */
+	assert_int_equal(io_inw(&t->bus, EVT + 2), 0x0100);
+	assert_int_equal(io_inl(&t->bus, EVT), 0x01000000);
+	/* Writing ones to PM1_STS clears, never sets; reserved enable bits stay 0. */
+	io_outl(&t->bus, EVT, 0xffff0000 | 0xffff);
+	assert_int_equal(io_inw(&t->bus, EVT), 0);
+	assert_int_equal(io_inw(&t->bus, EVT + 2), 0x4721);
+	io_outb(&t->bus, EVT + 3, 0);
+	assert_int_equal(io_inw(&t->bus, EVT + 2), 0x0021);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
+static void test_acpi_pm_reset_register_requests_reboot(void **state)
+{
+	struct pm *t = *state;
+
+	io_outb(&t->bus, PORT_ACPI_RESET, ACPI_RESET_VALUE + 1);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+	io_outb(&t->bus, PORT_ACPI_RESET, ACPI_RESET_VALUE);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 1);
+	assert_int_equal(t->ctl_rec.reason, VM_STOP_REBOOT);
+	assert_int_equal(io_inb(&t->bus, PORT_ACPI_RESET), 0);
+}
+
+static void test_acpi_pm_add_refuses_taken_ports_claiming_nothing(void **state)
+{
+	static const struct io_ops none = { 0 };
+	struct fake_ctl rec;
+	struct vm_ctl ctl = fake_vm_ctl(&rec);
+	struct acpi_pm *pm = NULL;
+	struct bus bus;
+
+	(void)state;
+	bus__init(&bus, "pio");
+	assert_int_equal(bus__register(&bus, PORT_ACPI_RESET, 1, &none, NULL, "other"), 0);
+	assert_int_equal(acpi_pm__add(&bus, &ctl, &pm), -EEXIST);
+	assert_null(pm);
+	assert_int_equal(bus.nr, 1);
+	bus__exit(&bus);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, pm_setup, pm_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_acpi_pm_s5_requests_poweroff),
+		T(test_acpi_pm_s5_by_byte_write_to_high_half),
+		T(test_acpi_pm_other_sleep_state_ignored),
+		T(test_acpi_pm_control_reads_sci_en_and_no_slp_en),
+		T(test_acpi_pm_event_block_status_w1c_and_enable_rw),
+		T(test_acpi_pm_reset_register_requests_reboot),
+		cmocka_unit_test(test_acpi_pm_add_refuses_taken_ports_claiming_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,443 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/serial_reg.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hw_fakes.h"
+#include "vmm/hw/serial.h"
+#include "vmm/x86/layout.h"
+
+#define BASE PORT_COM1
+
+struct uart {
+	struct bus bus;
+	struct fake_irq irq;
+	struct serial *s;
+	int out[2]; /* pipe: UART output lands in out[0] */
+};
+
+static int uart_setup(void **state)
+{
+	struct uart *u = calloc(1, sizeof(*u));
+	struct irq_sink sink;
+
+	if (!u || pipe2(u->out, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	bus__init(&u->bus, "pio");
+	sink = fake_irq_sink(&u->irq, PORT_COM1_IRQ);
+	if (serial__add(&u->bus, BASE, &sink, u->out[1], &u->s))
+		return -1;
+	*state = u;
+	return 0;
+}
+
+static int uart_teardown(void **state)
+{
+	struct uart *u = *state;
+
+	serial__destroy(u->s);
+	bus__exit(&u->bus);
+	close(u->out[0]);
+	close(u->out[1]);
+	free(u);
+	return 0;
+}
+
+static uint8_t rd(struct uart *u, unsigned reg)
+{
+	return io_inb(&u->bus, BASE + reg);
+}
+
+static void wr(struct uart *u, unsigned reg, uint8_t v)
+{
+	io_outb(&u->bus, BASE + reg, v);
+}
+
+static ssize_t drain_out(struct uart *u, char *buf, size_t len)
+{
+	ssize_t n = read(u->out[0], buf, len);
+
+	return n < 0 ? 0 : n;
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+static void test_serial_reset_state_is_idle_16550(void **state)
+{
+	struct uart *u = *state;
+
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+	assert_int_equal(rd(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
+	assert_int_equal(rd(u, UART_MSR), UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS);
+	assert_int_equal(rd(u, UART_IER), 0);
+	assert_int_equal(rd(u, UART_LCR), 0);
+	assert_int_equal(rd(u, UART_MCR), 0);
+	wr(u, UART_SCR, 0x5a);
+	assert_int_equal(rd(u, UART_SCR), 0x5a);
+	assert_int_equal(u->irq.calls, 0);
+}
+
+static void test_serial_thre_interrupt_raised_when_enabled_and_cleared_by_iir_read(void **state)
+{
+	struct uart *u = *state;
+
+	wr(u, UART_MCR, UART_MCR_OUT2);
+	wr(u, UART_IER, UART_IER_THRI);
+	assert_int_equal(u->irq.level, 1);
+	assert_int_equal(u->irq.gsi, PORT_COM1_IRQ);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_THRI);
+	assert_int_equal(u->irq.level, 0);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+
+	/* Linux's UART_BUG_THRE test: toggling ETBEI must re-assert THRE. */
+	wr(u, UART_IER, 0);
+	wr(u, UART_IER, UART_IER_THRI);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_THRI);
+	/* Rewriting the same IER does not: that edge was acknowledged. */
+	wr(u, UART_IER, UART_IER_THRI);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+}
+
+static void test_serial_thr_write_sends_byte_and_rearms_thre_with_new_edge(void **state)
+{
+	struct uart *u = *state;
+	char buf[8];
+
+	wr(u, UART_MCR, UART_MCR_OUT2);
+	wr(u, UART_IER, UART_IER_THRI);
+	assert_int_equal(u->irq.calls, 1);
+	wr(u, UART_TX, 'A');
+	assert_int_equal(drain_out(u, buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], 'A');
+	/* The write acknowledged THRE (line low), the instant transmit raised it again. */
+	assert_int_equal(u->irq.calls, 3);
+	assert_int_equal(u->irq.history[1], 0);
+	assert_int_equal(u->irq.history[2], 1);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_THRI);
+	assert_int_equal(rd(u, UART_LSR) & (UART_LSR_THRE | UART_LSR_TEMT),
+			 UART_LSR_THRE | UART_LSR_TEMT);
+}
+
+static void test_serial_out2_gates_irq_line_but_not_iir(void **state)
+{
+	struct uart *u = *state;
+
+	wr(u, UART_IER, UART_IER_THRI);
+	assert_int_equal(u->irq.level, 0);
+	wr(u, UART_MCR, UART_MCR_OUT2);
+	assert_int_equal(u->irq.level, 1);
+	wr(u, UART_MCR, UART_MCR_OUT2 | UART_MCR_LOOP);
+	assert_int_equal(u->irq.level, 0);
+	wr(u, UART_MCR, 0);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_THRI);
+}
+
+static void test_serial_rx_fifo_raises_data_ready_and_irq(void **state)
+{
+	struct uart *u = *state;
+	uint8_t msg[14];
+	unsigned i;
+
+	for (i = 0; i < sizeof(msg); i++)
+		msg[i] = 'a' + i;
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_RCVR | UART_FCR_TRIGGER_14);
+	wr(u, UART_IER, UART_IER_RDI);
+	wr(u, UART_MCR, UART_MCR_OUT2);
+	assert_int_equal(serial__rx_room(u->s), SERIAL_RX_FIFO);
+
+	assert_int_equal(serial__receive(u->s, msg, 5), 5);
+	assert_true(rd(u, UART_LSR) & UART_LSR_DR);
+	assert_int_equal(u->irq.level, 1);
+	/* Below the trigger level: character timeout, reported at once. */
+	assert_int_equal(rd(u, UART_IIR), 0xc0 | UART_IIR_RX_TIMEOUT);
+	assert_int_equal(serial__receive(u->s, msg + 5, 9), 9);
+	assert_int_equal(rd(u, UART_IIR), 0xc0 | UART_IIR_RDI);
+
+	for (i = 0; i < sizeof(msg); i++)
+		assert_int_equal(rd(u, UART_RX), msg[i]);
+	assert_false(rd(u, UART_LSR) & UART_LSR_DR);
+	assert_int_equal(rd(u, UART_IIR), 0xc0 | UART_IIR_NO_INT);
+	assert_int_equal(u->irq.level, 0);
+}
+
+static void test_serial_without_fifo_holds_one_byte(void **state)
+{
+	struct uart *u = *state;
+
+	assert_int_equal(serial__rx_room(u->s), 1);
+	assert_int_equal(serial__receive(u->s, (const uint8_t *)"ab", 2), 1);
+	assert_int_equal(serial__rx_room(u->s), 0);
+	assert_int_equal(rd(u, UART_RX), 'a');
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+	assert_false(rd(u, UART_LSR) & UART_LSR_OE);
+}
+
+static void test_serial_receive_signals_room_fd_when_drained_to_half(void **state)
+{
+	struct uart *u = *state;
+	int fd = serial__rx_room_fd(u->s);
+	uint8_t buf[300] = { 0 };
+	unsigned i;
+
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+	assert_int_equal(serial__receive(u->s, buf, sizeof(buf)), SERIAL_RX_FIFO);
+	assert_false(fd_readable(fd));
+	for (i = 0; i < SERIAL_RX_FIFO / 2 - 1; i++)
+		rd(u, UART_RX);
+	assert_false(fd_readable(fd));
+	rd(u, UART_RX);
+	assert_true(fd_readable(fd));
+}
+
+static void test_serial_loopback_echoes_tx(void **state)
+{
+	struct uart *u = *state;
+	char buf[8];
+
+	/* Linux's autoconfig check: RTS -> CTS, OUT2 -> DCD. */
+	wr(u, UART_MCR, UART_MCR_LOOP | UART_MCR_RTS | UART_MCR_OUT2);
+	assert_int_equal(rd(u, UART_MSR) & 0xf0, UART_MSR_DCD | UART_MSR_CTS);
+	wr(u, UART_MCR, UART_MCR_LOOP | UART_MCR_DTR | UART_MCR_OUT1);
+	assert_int_equal(rd(u, UART_MSR) & 0xf0, UART_MSR_DSR | UART_MSR_RI);
+
+	assert_int_equal(serial__rx_room(u->s), 0); /* host line disconnected */
+	wr(u, UART_TX, 'x');
+	assert_int_equal(drain_out(u, buf, sizeof(buf)), 0);
+	assert_true(rd(u, UART_LSR) & UART_LSR_DR);
+	assert_int_equal(rd(u, UART_RX), 'x');
+
+	wr(u, UART_MCR, 0);
+	assert_int_equal(rd(u, UART_MSR) & 0xf0, UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS);
+	assert_int_equal(serial__rx_room(u->s), 1);
+}
+
+static void test_serial_modem_status_change_interrupts_until_msr_read(void **state)
+{
+	struct uart *u = *state;
+	uint8_t msr;
+
+	wr(u, UART_IER, UART_IER_MSI);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+	wr(u, UART_MCR, UART_MCR_LOOP | UART_MCR_DTR);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_MSI);
+	msr = rd(u, UART_MSR);
+	assert_int_equal(msr, UART_MSR_DSR | UART_MSR_DDCD | UART_MSR_DCTS);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+}
+
+static void test_serial_dlab_switches_divisor_latch(void **state)
+{
+	struct uart *u = *state;
+	char buf[8];
+
+	wr(u, UART_IER, UART_IER_RDI);
+	wr(u, UART_LCR, UART_LCR_DLAB | UART_LCR_WLEN8);
+	wr(u, UART_DLL, 0x01);
+	wr(u, UART_DLM, 0x02);
+	assert_int_equal(rd(u, UART_DLL), 0x01);
+	assert_int_equal(rd(u, UART_DLM), 0x02);
+	assert_int_equal(drain_out(u, buf, sizeof(buf)), 0);
+
+	wr(u, UART_LCR, UART_LCR_WLEN8);
+	assert_int_equal(rd(u, UART_IER), UART_IER_RDI);
+	wr(u, UART_TX, 'z');
+	assert_int_equal(drain_out(u, buf, sizeof(buf)), 1);
+	wr(u, UART_LCR, UART_LCR_DLAB);
+	assert_int_equal(rd(u, UART_DLL), 0x01);
+	assert_int_equal(rd(u, UART_DLM), 0x02);
+}
+
+static void test_serial_overrun_sets_lsr_oe(void **state)
+{
+	struct uart *u = *state;
+	unsigned i;
+	uint8_t lsr;
+
+	wr(u, UART_IER, UART_IER_RLSI);
+	wr(u, UART_MCR, UART_MCR_LOOP);
+	/* 16450 mode: the second character overwrites the unread first. */
+	wr(u, UART_TX, '1');
+	wr(u, UART_TX, '2');
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_RLSI);
+	lsr = rd(u, UART_LSR);
+	assert_true(lsr & UART_LSR_OE);
+	assert_true(lsr & UART_LSR_DR);
+	assert_false(rd(u, UART_LSR) & UART_LSR_OE); /* cleared by reading LSR */
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+	assert_int_equal(rd(u, UART_RX), '2');
+
+	/* FIFO mode: the FIFO is kept, the extra character is lost. */
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+	for (i = 0; i <= SERIAL_RX_FIFO; i++)
+		wr(u, UART_TX, i);
+	assert_true(rd(u, UART_LSR) & UART_LSR_OE);
+	for (i = 0; i < SERIAL_RX_FIFO; i++)
+		assert_int_equal(rd(u, UART_RX), (uint8_t)i);
+	assert_false(rd(u, UART_LSR) & UART_LSR_DR);
+}
+
+static void test_serial_fifo_control_reports_16550a_in_iir(void **state)
+{
+	struct uart *u = *state;
+
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+	assert_int_equal(rd(u, UART_IIR), 0xc0 | UART_IIR_NO_INT);
+	/* Not a 16750: the 64-byte FIFO bit never shows. */
+	wr(u, UART_LCR, UART_LCR_DLAB);
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR7_64BYTE);
+	assert_int_equal(rd(u, UART_IIR) & 0xe0, 0xc0);
+	wr(u, UART_LCR, 0);
+	wr(u, UART_FCR, 0);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+
+	/* A FIFO reset empties the receiver. */
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+	assert_int_equal(serial__receive(u->s, (const uint8_t *)"abc", 3), 3);
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_RCVR);
+	assert_false(rd(u, UART_LSR) & UART_LSR_DR);
+	assert_int_equal(serial__rx_room(u->s), SERIAL_RX_FIFO);
+}
+
+/* The register checks of Linux's 8250 autoconfig(), in order. */
+static void test_serial_passes_linux_8250_autoconfig(void **state)
+{
+	struct uart *u = *state;
+
+	wr(u, UART_IER, 0);
+	assert_int_equal(rd(u, UART_IER) & 0x0f, 0);
+	wr(u, UART_IER, 0x0f);
+	assert_int_equal(rd(u, UART_IER) & 0x0f, 0x0f);
+	wr(u, UART_IER, 0);
+	wr(u, UART_MCR, UART_MCR_LOOP | 0x0a);
+	assert_int_equal(rd(u, UART_MSR) & 0xf0, 0x90);
+	wr(u, UART_MCR, 0);
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+	assert_int_equal(rd(u, UART_IIR) >> 6, 3); /* 16550A branch */
+	wr(u, UART_LCR, 0x80);
+	assert_int_not_equal(rd(u, 2), 0); /* no EFR behind DLAB (not ST16C650V1) */
+	wr(u, UART_LCR, 0xbf);
+	assert_int_not_equal(rd(u, 2), 0); /* no EFR behind 0xbf */
+	wr(u, UART_LCR, 0);
+	wr(u, UART_IER, UART_IER_UUE);
+	assert_int_equal(rd(u, UART_IER) & UART_IER_UUE, 0); /* not an XScale */
+}
+
+static void test_serial_wide_access_acts_on_first_register(void **state)
+{
+	struct uart *u = *state;
+
+	assert_int_equal(io_inw(&u->bus, BASE + UART_LSR), 0xff00 | UART_LSR_THRE | UART_LSR_TEMT);
+	io_outw(&u->bus, BASE + UART_LCR, 0x1f03);
+	assert_int_equal(rd(u, UART_LCR), 0x03);
+	assert_int_equal(rd(u, UART_MCR), 0);
+	assert_int_equal(io_inl(&u->bus, BASE + UART_SCR - 3) & 0xffffff00, 0xffffff00);
+}
+
+static void test_serial_tx_failure_is_counted_not_fatal(void **state)
+{
+	struct serial_stats st;
+	struct serial *s;
+	struct bus bus;
+	int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+
+	(void)state;
+	assert_true(full >= 0);
+	bus__init(&bus, "pio");
+	assert_int_equal(serial__add(&bus, BASE, NULL, full, &s), 0);
+	io_outb(&bus, BASE + UART_TX, 'q');
+	io_outb(&bus, BASE + UART_TX, 'r');
+	serial__get_stats(s, &st);
+	assert_int_equal(st.tx_dropped, 2);
+	assert_int_equal(st.tx_bytes, 0);
+	assert_int_equal(serial__add(&bus, BASE + 4, NULL, -1, &s) , -EEXIST);
+	serial__destroy(s);
+	bus__exit(&bus);
+	close(full);
+}
+
+#define STRESS_BYTES 20000
+
+static void *stress_feeder(void *arg)
+{
+	struct serial *s = arg;
+	unsigned sent = 0;
+
+	while (sent < STRESS_BYTES) {
+		uint8_t chunk[37];
+		unsigned i, n = STRESS_BYTES - sent < 37 ? STRESS_BYTES - sent : 37;
+		size_t took;
+
+		for (i = 0; i < n; i++)
+			chunk[i] = (uint8_t)(sent + i);
+		took = serial__receive(s, chunk, n);
+		sent += took;
+		if (!took)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void test_serial_concurrent_receive_and_guest_reads_keep_order(void **state)
+{
+	struct uart *u = *state;
+	unsigned got = 0, spins = 0;
+	pthread_t t;
+
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+	wr(u, UART_IER, UART_IER_RDI);
+	wr(u, UART_MCR, UART_MCR_OUT2);
+	assert_int_equal(pthread_create(&t, NULL, stress_feeder, u->s), 0);
+	while (got < STRESS_BYTES && spins < 100000000) {
+		if (rd(u, UART_LSR) & UART_LSR_DR) {
+			assert_int_equal(rd(u, UART_RX), (uint8_t)got);
+			got++;
+		} else {
+			spins++;
+		}
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(got, STRESS_BYTES);
+	assert_false(rd(u, UART_LSR) & UART_LSR_OE);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, uart_setup, uart_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_serial_reset_state_is_idle_16550),
+		T(test_serial_thre_interrupt_raised_when_enabled_and_cleared_by_iir_read),
+		T(test_serial_thr_write_sends_byte_and_rearms_thre_with_new_edge),
+		T(test_serial_out2_gates_irq_line_but_not_iir),
+		T(test_serial_rx_fifo_raises_data_ready_and_irq),
+		T(test_serial_without_fifo_holds_one_byte),
+		T(test_serial_receive_signals_room_fd_when_drained_to_half),
+		T(test_serial_loopback_echoes_tx),
+		T(test_serial_modem_status_change_interrupts_until_msr_read),
+		T(test_serial_dlab_switches_divisor_latch),
+		T(test_serial_overrun_sets_lsr_oe),
+		T(test_serial_fifo_control_reports_16550a_in_iir),
+		T(test_serial_passes_linux_8250_autoconfig),
+		T(test_serial_wide_access_acts_on_first_register),
+		cmocka_unit_test(test_serial_tx_failure_is_counted_not_fatal),
+		T(test_serial_concurrent_receive_and_guest_reads_keep_order),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

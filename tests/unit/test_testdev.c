@@ -1,0 +1,183 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hw_fakes.h"
+#include "vmm/hw/testdev.h"
+#include "vmm/x86/layout.h"
+
+#define PIO(r)  (PORT_TESTDEV + (r))
+#define MMIO(r) (LAYOUT_TESTDEV_MMIO + (r))
+
+struct td {
+	struct bus pio, mmio;
+	struct fake_ctl ctl_rec;
+	int out[2];
+	FILE *out_file;
+	char out_buf[256];
+	struct testdev *t;
+};
+
+static int td_setup(void **state)
+{
+	struct td *t = calloc(1, sizeof(*t));
+	struct vm_ctl ctl;
+
+	if (!t || pipe2(t->out, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	t->out_file = fdopen(t->out[1], "w");
+	if (!t->out_file)
+		return -1;
+	setvbuf(t->out_file, t->out_buf, _IOFBF, sizeof(t->out_buf));
+	bus__init(&t->pio, "pio");
+	bus__init(&t->mmio, "mmio");
+	ctl = fake_vm_ctl(&t->ctl_rec);
+	if (testdev__add(&t->pio, &t->mmio, &ctl, t->out_file, &t->t))
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int td_teardown(void **state)
+{
+	struct td *t = *state;
+
+	testdev__destroy(t->t);
+	bus__exit(&t->pio);
+	bus__exit(&t->mmio);
+	fclose(t->out_file);
+	close(t->out[0]);
+	free(t);
+	return 0;
+}
+
+static uint64_t mmio_read(struct td *t, uint64_t off, uint32_t len)
+{
+	uint64_t v = 0;
+
+	bus__access(&t->mmio, MMIO(off), &v, len, false);
+	return v;
+}
+
+static void mmio_write(struct td *t, uint64_t off, uint64_t v, uint32_t len)
+{
+	bus__access(&t->mmio, MMIO(off), &v, len, true);
+}
+
+static void test_testdev_exit_port_stops_with_status(void **state)
+{
+	struct td *t = *state;
+
+	io_outl(&t->pio, PIO(TESTDEV_PIO_EXIT), 42);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 1);
+	assert_int_equal(t->ctl_rec.reason, VM_STOP_GUEST_EXIT);
+	assert_int_equal(t->ctl_rec.status, 42);
+	/* A byte write zero-extends; a write inside the register is dropped. */
+	io_outb(&t->pio, PIO(TESTDEV_PIO_EXIT), 3);
+	assert_int_equal(t->ctl_rec.status, 3);
+	io_outb(&t->pio, PIO(TESTDEV_PIO_EXIT + 1), 9);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 2);
+}
+
+static void test_testdev_echo_returns_inverted_value(void **state)
+{
+	struct td *t = *state;
+
+	io_outl(&t->pio, PIO(TESTDEV_PIO_ECHO), 0x12345678);
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_ECHO)), ~0x12345678u);
+	assert_int_equal(io_inw(&t->pio, PIO(TESTDEV_PIO_ECHO + 2)), (uint16_t)~0x1234u);
+	io_outb(&t->pio, PIO(TESTDEV_PIO_ECHO), 0x0f);
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_ECHO)), ~0x0fu);
+}
+
+static void test_testdev_putc_writes_to_out_and_flushes_on_newline(void **state)
+{
+	struct td *t = *state;
+	char buf[16];
+
+	io_outb(&t->pio, PIO(TESTDEV_PIO_PUTC), 'h');
+	io_outl(&t->pio, PIO(TESTDEV_PIO_PUTC), 'i');
+	assert_int_equal(read(t->out[0], buf, sizeof(buf)), -1); /* still buffered */
+	assert_int_equal(errno, EAGAIN);
+	io_outb(&t->pio, PIO(TESTDEV_PIO_PUTC), '\n');
+	assert_int_equal(read(t->out[0], buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "hi\n", 3);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
+static void test_testdev_pio_magic_and_unknown_reads(void **state)
+{
+	struct td *t = *state;
+
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_MAGIC)), TESTDEV_MAGIC);
+	assert_int_equal(io_inb(&t->pio, PIO(TESTDEV_PIO_MAGIC)), TESTDEV_MAGIC & 0xff);
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_EXIT)), 0xffffffff);
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_PUTC)), 0xffffffff);
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_ECHO + 2)), 0xffffffff); /* straddles */
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_SIZE)), 0xffffffff);   /* not ours */
+}
+
+static void test_testdev_mmio_magic_scratch_and_write_count(void **state)
+{
+	struct td *t = *state;
+
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_MAGIC, 4), TESTDEV_MAGIC);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_COUNT, 8), 0);
+
+	mmio_write(t, TESTDEV_MMIO_SCRATCH, 0x1122334455667788ull, 8);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_SCRATCH, 8), 0x1122334455667788ull);
+	mmio_write(t, TESTDEV_MMIO_SCRATCH + 4, 0xdeadbeef, 4);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_SCRATCH, 8), 0xdeadbeef55667788ull);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_SCRATCH + 4, 4), 0xdeadbeef);
+
+	mmio_write(t, TESTDEV_MMIO_MAGIC, 0, 4);   /* read-only: dropped, counted */
+	mmio_write(t, 0x800, 1, 8);                 /* unknown: dropped, counted */
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_MAGIC, 4), TESTDEV_MAGIC);
+	assert_int_equal(mmio_read(t, 0x800, 8), 0xffffffffffffffffull);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_SCRATCH + 4, 8), 0xffffffffffffffffull);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_COUNT, 8), 4);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
+static void test_testdev_add_refuses_taken_mmio_claiming_nothing(void **state)
+{
+	static const struct io_ops none = { 0 };
+	struct fake_ctl rec;
+	struct vm_ctl ctl = fake_vm_ctl(&rec);
+	struct testdev *dev = NULL;
+	struct bus pio, mmio;
+
+	(void)state;
+	bus__init(&pio, "pio");
+	bus__init(&mmio, "mmio");
+	assert_int_equal(bus__register(&mmio, MMIO(0x100), 4, &none, NULL, "other"), 0);
+	assert_int_equal(testdev__add(&pio, &mmio, &ctl, NULL, &dev), -EEXIST);
+	assert_null(dev);
+	assert_int_equal(pio.nr, 0);
+	bus__exit(&pio);
+	bus__exit(&mmio);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, td_setup, td_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_testdev_exit_port_stops_with_status),
+		T(test_testdev_echo_returns_inverted_value),
+		T(test_testdev_putc_writes_to_out_and_flushes_on_newline),
+		T(test_testdev_pio_magic_and_unknown_reads),
+		T(test_testdev_mmio_magic_scratch_and_write_count),
+		cmocka_unit_test(test_testdev_add_refuses_taken_mmio_claiming_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
