@@ -78,7 +78,7 @@ static void report_build(const struct vm *vm, const struct vm_config *cfg, doubl
 	fprintf(stderr, "rtvmm: memory %llu MiB: memfd %d mapped MAP_SHARED at %p (4 KiB pages)\n",
 		(unsigned long long)(vm->mem.size >> 20), vm->mem.fd, (void *)vm->mem.base);
 	for (i = 0; i < vm->mem.nr_regions; i++)
-		fprintf(stderr, "rtvmm:   slot %u: guest %#011llx-%#011llx -> host %p\n", i,
+		fprintf(stderr, "rtvmm:   slot %u: guest 0x%09llx-0x%09llx -> host %p\n", i,
 			(unsigned long long)vm->mem.regions[i].gpa,
 			(unsigned long long)(vm->mem.regions[i].gpa + vm->mem.regions[i].size - 1),
 			(void *)vm->mem.regions[i].hva);

@@ -80,13 +80,17 @@ static enum exit_action handle_internal_error(struct exit_ctx *ctx, struct kvm_r
 	size_t off = 0;
 	unsigned i;
 
-	(void)ctx;
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
 	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
 		unsigned n = run->emulation_failure.insn_size;
 
 		if (n > sizeof(run->emulation_failure.insn_bytes))
 			n = sizeof(run->emulation_failure.insn_bytes);
+		if (ctx->emulate &&
+		    ctx->emulate(ctx->emulate_opaque, run->emulation_failure.insn_bytes, n) == 0) {
+			ctx->emulated++;
+			return EXIT_CONTINUE;
+		}
 		for (i = 0; i < n; i++)
 			off += (size_t)snprintf(bytes + off, sizeof(bytes) - off, " %02x",
 						run->emulation_failure.insn_bytes[i]);

@@ -19,6 +19,14 @@ struct exit_ctx {
 	struct bus *pio;
 	struct bus *mmio;
 	uint64_t count[64];  /* by exit reason, reasons >= 63 counted in [63] */
+	/*
+	 * Fallback for instructions KVM's emulator rejects (emulation failure
+	 * with instruction bytes): returns 0 when it emulated the instruction.
+	 * NULL disables it.
+	 */
+	int (*emulate)(void *opaque, const uint8_t *insn, unsigned len);
+	void *emulate_opaque;
+	uint64_t emulated;   /* instructions the fallback emulated */
 };
 
 /* Outcome of a stopping exit: why, with what status, and a one-line description. */

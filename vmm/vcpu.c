@@ -12,6 +12,7 @@
 
 #include "vmm/vm.h"
 #include "vmm/x86/cpuid.h"
+#include "vmm/x86/emulate.h"
 #include "vmm/x86/regs.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -32,6 +33,31 @@ int vcpu__init_signals(void)
 	return 0;
 }
 
+/* exit_ctx.emulate: emulates the instruction at RIP on this vCPU's registers. */
+static int vcpu_emulate(void *opaque, const uint8_t *insn, unsigned len)
+{
+	struct vcpu *vcpu = opaque;
+	struct kvm_vcpu_events events;
+	struct kvm_regs regs;
+	int vector;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+		return -errno;
+	if (!x86_emulate__insn(insn, len, &regs, &vector))
+		return -ENOTSUP;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	if (vector == EMULATE_NO_EXCEPTION)
+		return 0;
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &events) < 0)
+		return -errno;
+	events.exception.injected = 1;
+	events.exception.nr = (uint8_t)vector;
+	events.exception.has_error_code = 0;
+	events.exception.pending = 0;
+	return ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &events) < 0 ? -errno : 0;
+}
+
 int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
 		 const struct kvm_cpuid2 *supported)
 {
@@ -44,6 +70,8 @@ int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
 	vcpu->index = index;
 	vcpu->exits.pio = &vm->pio;
 	vcpu->exits.mmio = &vm->mmio;
+	vcpu->exits.emulate = vcpu_emulate;
+	vcpu->exits.emulate_opaque = vcpu;
 	vcpu->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vcpu->fd < 0)
 		return -errno;

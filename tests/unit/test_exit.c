@@ -215,6 +215,36 @@ static void test_exit_internal_error_bogus_size_is_bounded(void **state)
 	assert_non_null(strstr(f->stop.why, "suberror 3"));
 }
 
+static int fake_emulate(void *opaque, const uint8_t *insn, unsigned len)
+{
+	int *calls = opaque;
+
+	(*calls)++;
+	return len >= 1 && insn[0] == 0xcc ? 0 : -95;
+}
+
+static void test_exit_emulation_failure_uses_monitor_fallback(void **state)
+{
+	struct fixture *f = *state;
+	int calls = 0;
+
+	f->ctx.emulate = fake_emulate;
+	f->ctx.emulate_opaque = &calls;
+	f->run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+	f->run->emulation_failure.suberror = KVM_INTERNAL_ERROR_EMULATION;
+	f->run->emulation_failure.flags = KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES;
+	f->run->emulation_failure.insn_size = 1;
+	f->run->emulation_failure.insn_bytes[0] = 0xcc;
+	assert_int_equal(exit__handle(&f->ctx, f->run, &f->stop), EXIT_CONTINUE);
+	assert_int_equal(f->ctx.emulated, 1);
+	/* An instruction the fallback declines still stops the VM with the bytes. */
+	f->run->emulation_failure.insn_bytes[0] = 0x0f;
+	assert_int_equal(exit__handle(&f->ctx, f->run, &f->stop), EXIT_STOP);
+	assert_non_null(strstr(f->stop.why, "0f"));
+	assert_int_equal(calls, 2);
+	assert_int_equal(f->ctx.emulated, 1);
+}
+
 static void test_exit_unknown_reason_stops_with_name(void **state)
 {
 	struct fixture *f = *state;
@@ -249,6 +279,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exit_system_event_shutdown_and_reset_stop_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_internal_error_reports_instruction_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_internal_error_bogus_size_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exit_emulation_failure_uses_monitor_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_unknown_reason_stops_with_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_intr_reenters, setup, teardown),
 	};

@@ -223,25 +223,24 @@ static void test_fadt_points_to_facs_and_dsdt_in_both_widths(void **state)
 	sdt(mem, rd64(f + 140), "DSDT");
 }
 
-/* Finds Name(seg, Package(){...}) in the DSDT and returns its first two integers. */
-static void dsdt_sleep_package(const struct guest_mem *mem, const char seg[4],
-			       unsigned *typa, unsigned *typb)
+/* Finds Name(seg, Package(){4 integers}) in the DSDT and decodes the integers. */
+static void dsdt_sleep_package(const struct guest_mem *mem, const char seg[4], unsigned v[4])
 {
 	const uint8_t *f = find_table(mem, "FACP");
 	const uint8_t *d = sdt(mem, rd64(f + 140), "DSDT");
 	uint32_t len = rd32(d + 4), i;
 
-	for (i = 36; i + 12 <= len; i++) {
+	for (i = 36; i + 16 <= len; i++) {
 		const uint8_t *p = d + i;
 		const uint8_t *e;
-		unsigned v[2], k;
+		unsigned k;
 
 		if (p[0] != 0x08 || memcmp(p + 1, seg, 4) || p[5] != 0x12)
 			continue;
 		assert_true(p[6] < 0x40);                   /* one-byte PkgLength */
 		assert_int_equal(p[7], 4);                  /* NumElements */
 		e = p + 8;
-		for (k = 0; k < 2; k++) {
+		for (k = 0; k < 4; k++) {
 			if (e[0] == 0x0a) {                 /* BytePrefix */
 				v[k] = e[1];
 				e += 2;
@@ -251,8 +250,7 @@ static void dsdt_sleep_package(const struct guest_mem *mem, const char seg[4],
 				e += 1;
 			}
 		}
-		*typa = v[0];
-		*typb = v[1];
+		assert_int_equal(e - (p + 6), p[6]);        /* PkgLength covers exactly this */
 		return;
 	}
 	fail_msg("no Name(%.4s, Package) in the DSDT", seg);
@@ -261,14 +259,16 @@ static void dsdt_sleep_package(const struct guest_mem *mem, const char seg[4],
 static void test_dsdt_s5_package_gives_poweroff_slp_typ(void **state)
 {
 	struct guest_mem *mem = *state;
-	unsigned a = ~0u, b = ~0u;
+	unsigned v[4];
 
 	assert_true(acpi__write(mem, 1) > 0);
-	dsdt_sleep_package(mem, "_S5_", &a, &b);
-	assert_int_equal(a, ACPI_PM_S5_SLP_TYP);
-	assert_int_equal(b, ACPI_PM_S5_SLP_TYP);
-	dsdt_sleep_package(mem, "_S0_", &a, &b);
-	assert_int_equal(a, 0);
+	dsdt_sleep_package(mem, "_S5_", v);
+	assert_int_equal(v[0], ACPI_PM_S5_SLP_TYP);        /* SLP_TYPa */
+	assert_int_equal(v[1], ACPI_PM_S5_SLP_TYP);        /* SLP_TYPb */
+	assert_int_equal(v[2], 0);
+	assert_int_equal(v[3], 0);
+	dsdt_sleep_package(mem, "_S0_", v);
+	assert_int_equal(v[0] | v[1] | v[2] | v[3], 0);
 }
 
 static void test_dsdt_describes_com1_and_i8042_keyboard_only(void **state)
@@ -390,7 +390,7 @@ static void test_madt_ioapic_overrides_and_nmi(void **state)
 	assert_int_equal(v.ioapic_id, 4);                   /* after the LAPIC ids */
 	assert_int_equal(v.ioapic_addr, LAYOUT_IOAPIC);
 	assert_int_equal(v.ioapic_gsi_base, 0);
-	assert_int_equal(v.iso_gsi[0], 2);                  /* PIT: IRQ0 -> GSI2 */
+	assert_int_equal(v.iso_gsi[0], TABLES_IRQ0_IOAPIC_PIN);   /* PIT: IRQ0 -> GSI2 */
 	assert_int_equal(v.iso_flags[0], 0);                /* ISA default: edge, high */
 	assert_int_equal(v.iso_gsi[ACPI_SCI_IRQ], ACPI_SCI_IRQ);
 	assert_int_equal(v.iso_flags[ACPI_SCI_IRQ], 0xd);   /* level, active high */
@@ -562,7 +562,7 @@ static void test_mptable_routes_isa_irqs_like_the_madt(void **state)
 	assert_int_equal(v.ioapic_id, 3);
 	assert_int_equal(v.ioapic_addr, LAYOUT_IOAPIC);
 	assert_int_equal(v.intsrcs, 15);
-	assert_int_equal(v.isa_pin[0], 2);                  /* IRQ0 -> pin 2 */
+	assert_int_equal(v.isa_pin[0], TABLES_IRQ0_IOAPIC_PIN);   /* IRQ0 -> pin 2 */
 	assert_int_equal(v.isa_pin[2], -1);                 /* cascade not listed */
 	for (irq = 1; irq < 16; irq++)
 		if (irq != 2)

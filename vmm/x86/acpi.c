@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "vmm/hw/acpi_pm.h"
+#include "vmm/hw/i8042.h"
 #include "vmm/x86/layout.h"
 
 /* All multi-byte fields are little-endian: this file only builds on x86 hosts. */
@@ -447,7 +448,7 @@ static const struct isa_dev isa_devs[] = {
 	{ .name = "COM1", .hid = "PNP0501", .nr_io = 1,
 	  .io = { { PORT_COM1, 8 } }, .irq = PORT_COM1_IRQ },
 	{ .name = "PS2K", .hid = "PNP0303", .nr_io = 2,
-	  .io = { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } }, .irq = 1 },
+	  .io = { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } }, .irq = I8042_KBD_IRQ },
 };
 
 /* Scope(\_SB){ Device(COM1){...} Device(PS2K){...} } */

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Every bad input gives exactly one clear error line on stderr, exit status 1, and no crash.
+# Usage: bad_input.sh RTVMM GUEST_ELF
+set -uo pipefail
+rtvmm=$1
+guest=$2
+[[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+# A file that is not a kernel at all.
+head -c 8192 /dev/urandom > "$tmp/random.bin"
+# A bzImage-looking header with boot protocol 2.05 (too old): boot_flag 0xAA55, "HdrS", version.
+python3 - "$tmp" <<'PY'
+import struct, sys
+d = sys.argv[1]
+img = bytearray(16384)
+img[0x1f1] = 4                                  # setup_sects
+struct.pack_into('<H', img, 0x1fe, 0xAA55)      # boot_flag
+img[0x202:0x206] = b'HdrS'
+struct.pack_into('<H', img, 0x206, 0x0205)      # protocol 2.05
+open(d + '/old-protocol.bzImage', 'wb').write(img)
+img2 = bytearray(img)
+struct.pack_into('<H', img2, 0x206, 0x020f)     # 2.15 but no XLF_KERNEL_64
+open(d + '/no64.bzImage', 'wb').write(img2)
+open(d + '/truncated.bzImage', 'wb').write(img[:0x100])
+PY
+: > "$tmp/empty"
+cp "$guest" "$tmp/unreadable.elf"
+chmod 000 "$tmp/unreadable.elf"
+truncate -s 80M "$tmp/huge.initrd"
+chmod 755 "$tmp"
+
+# name | regex the one stderr line must match | rtvmm arguments (eval'd)
+cases=(
+	"missing kernel|$tmp/nope.*(No such file|not found|missing)|run --kernel $tmp/nope"
+	"kernel is a directory|$tmp.*(Is a directory|not a regular file)|run --kernel $tmp"
+	"empty kernel|empty.*(empty|too small|truncated)|run --kernel $tmp/empty"
+	"not a kernel|random.bin.*(magic|not a bzImage)|run --kernel $tmp/random.bin"
+	"truncated bzImage|truncated.bzImage.*(truncated|too small|magic)|run --kernel $tmp/truncated.bzImage"
+	"old boot protocol|old-protocol.bzImage.*2\\.05|run --kernel $tmp/old-protocol.bzImage"
+	"not 64-bit bzImage|no64.bzImage.*64|run --kernel $tmp/no64.bzImage"
+	"missing initrd|$tmp/nope.img.*(No such file|not found|missing)|run --kernel $guest --initrd $tmp/nope.img"
+	"initrd does not fit|huge.initrd.*(does not fit|too large)|run --kernel $guest --initrd $tmp/huge.initrd --memory 64M"
+	"memory too small|--memory.*too small|run --kernel $guest --memory 1M"
+	"memory unparsable|--memory 'lots'.*not a size|run --kernel $guest --memory lots"
+	"memory overflow|--memory.*too large|run --kernel $guest --memory 99999999999T"
+	"vcpus zero|--vcpus 0|run --kernel $guest --vcpus 0"
+	"vcpus above KVM limit|--vcpus 100000.*KVM|run --kernel $guest --vcpus 100000"
+	"vcpus not a number|--vcpus 'two'|run --kernel $guest --vcpus two"
+	"no /dev/kvm|$tmp/no-kvm.*no such device|run --kernel $guest --kvm $tmp/no-kvm"
+	"not a KVM device|/dev/null.*(KVM|ioctl)|run --kernel $guest --kvm /dev/null"
+	"unknown option|unrecognized option|run --kernel $guest --bogus"
+	"unknown command|unknown command 'fly'|fly"
+)
+
+check() {
+	local name=$1 regex=$2 args=$3 runas=${4:-}
+	local out err status lines
+	out=$tmp/out err=$tmp/err
+	# shellcheck disable=SC2086
+	timeout 30 $runas "$rtvmm" $args > "$out" 2> "$err" < /dev/null
+	status=$?
+	lines=$(grep -vc '^Try ' "$err")
+	if [[ $status -eq 1 ]] && [[ $lines -eq 1 ]] && grep -Eq -- "$regex" "$err"; then
+		echo "ok - $name: $(grep -v '^Try ' "$err")"
+		pass=$((pass + 1))
+	else
+		echo "not ok - $name: status $status (want 1), $lines error line(s) (want 1), want /$regex/"
+		sed 's/^/    stderr: /' "$err"
+		sed 's/^/    stdout: /' "$out" | head -5
+		fail=$((fail + 1))
+	fi
+}
+
+for c in "${cases[@]}"; do
+	IFS='|' read -r name regex args <<< "$c"
+	check "$name" "$regex" "$args"
+done
+
+# Permission errors need an unprivileged user (root bypasses mode bits): nobody.
+if [[ $(id -u) -eq 0 ]] && command -v setpriv > /dev/null; then
+	nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	cp "$guest" "$tmp/guest.elf" && chmod 644 "$tmp/guest.elf"
+	check "no permission on /dev/kvm" "/dev/kvm.*[Pp]ermission denied" "run --kernel $tmp/guest.elf" "$nobody"
+	# A KVM node nobody may open, so that the kernel file is what fails.
+	if mknod "$tmp/kvm" c 10 232 2> /dev/null && chmod 666 "$tmp/kvm"; then
+		check "unreadable kernel" "unreadable.elf.*[Pp]ermission denied" \
+			"run --kernel $tmp/unreadable.elf --kvm $tmp/kvm" "$nobody"
+	fi
+fi
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
