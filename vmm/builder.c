@@ -22,6 +22,7 @@
 static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	struct irq_sink com1_irq = vm__irq_sink(vm, PORT_COM1_IRQ);
+	struct irq_sink kbd_irq = vm__irq_sink(vm, 1), aux_irq = vm__irq_sink(vm, 12);
 	int err;
 
 	err = serial__add(&vm->pio, PORT_COM1, &com1_irq, cfg->console_out, &vm->serial);
@@ -30,6 +31,7 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 	err = i8042__add(&vm->pio, &vm->ctl, &vm->i8042);
 	if (err)
 		return err__set(e, err, "i8042: %s", strerror(-err));
+	i8042__set_irqs(vm->i8042, &kbd_irq, &aux_irq);
 	err = acpi_pm__add(&vm->pio, &vm->ctl, &vm->acpi_pm);
 	if (err)
 		return err__set(e, err, "ACPI PM1 registers: %s", strerror(-err));
@@ -46,6 +48,7 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
+	struct boot_config boot = cfg->boot;
 	int64_t rsdp;
 	int err;
 
@@ -59,9 +62,12 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 	vm->verbose = cfg->verbose;
-	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > vm->kvm.max_vcpus)
-		return err__set(e, -EINVAL, "--vcpus %u: must be between 1 and %u (KVM's limit here)",
-				cfg->nr_vcpus, vm->kvm.max_vcpus);
+	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > vm->kvm.max_vcpus ||
+	    cfg->nr_vcpus > TABLES_MAX_VCPUS)
+		return err__set(e, -EINVAL, "--vcpus %u: must be between 1 and %u (KVM's limit here is %u, "
+				"xAPIC ids in the MP/ACPI tables allow %u)", cfg->nr_vcpus,
+				vm->kvm.max_vcpus < TABLES_MAX_VCPUS ? vm->kvm.max_vcpus : TABLES_MAX_VCPUS,
+				vm->kvm.max_vcpus, TABLES_MAX_VCPUS);
 
 	/* 2. Guest RAM: one MAP_SHARED memfd, split around the PCI hole, registered as memslots. */
 	err = vm__setup_memory(vm, cfg->mem_size, e);
@@ -94,7 +100,8 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	vm->rsdp = rsdp;
 
 	/* 7. Boot: kernel, initrd and command line per the Linux boot protocol; BSP in long mode. */
-	err = x86_boot__load(&vm->mem, &cfg->boot, &vm->boot, e);
+	boot.acpi_rsdp = (uint64_t)rsdp;
+	err = x86_boot__load(&vm->mem, &boot, &vm->boot, e);
 	if (err)
 		return err;
 	err = x86_regs__write_tables(&vm->mem);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,8 @@ static int cmd_run(int argc, char **argv)
 	if (status)
 		return status;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* A closed console reader must not kill the monitor: the UART counts the lost bytes. */
+	signal(SIGPIPE, SIG_IGN);
 	if (vcpu__init_signals() < 0) {
 		fprintf(stderr, "rtvmm: cannot install the vCPU kick signal handler\n");
 		return 1;

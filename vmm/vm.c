@@ -16,6 +16,7 @@
 #include "vmm/hw/i8042.h"
 #include "vmm/hw/serial.h"
 #include "vmm/hw/testdev.h"
+#include "vmm/x86/tables.h"
 
 /* KVM needs three pages below 4 GiB for the TSS and one for the EPT identity map (VMX). */
 #define VM_TSS_ADDR          0xFFFBD000ULL
@@ -84,12 +85,53 @@ int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e)
 	return 0;
 }
 
+/*
+ * PC interrupt routing: ISA IRQs 0-15 to the PIC, GSIs 0-23 to IOAPIC pins,
+ * except that the PIT's IRQ0 arrives on IOAPIC pin 2 (the MADT/MP override).
+ */
+static int set_gsi_routing(struct vm *vm)
+{
+	enum { NR_PIC_PINS = 16, NR_IOAPIC_PINS = 24 };
+	struct kvm_irq_routing *r;
+	unsigned gsi, n = 0;
+	int err = 0;
+
+	r = calloc(1, sizeof(*r) + (NR_PIC_PINS + NR_IOAPIC_PINS) * sizeof(r->entries[0]));
+	if (!r)
+		return -ENOMEM;
+	for (gsi = 0; gsi < NR_PIC_PINS; gsi++) {
+		if (gsi == 2)
+			continue; /* the cascade */
+		r->entries[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+				       .pin = gsi % 8 } };
+	}
+	for (gsi = 0; gsi < NR_IOAPIC_PINS; gsi++) {
+		if (gsi == TABLES_IRQ0_IOAPIC_PIN)
+			continue; /* pin 2 belongs to GSI 0 */
+		r->entries[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
+				       .pin = gsi ? gsi : TABLES_IRQ0_IOAPIC_PIN } };
+	}
+	r->nr = n;
+	if (ioctl(vm->fd, KVM_SET_GSI_ROUTING, r) < 0)
+		err = -errno;
+	free(r);
+	return err;
+}
+
 int vm__setup_irqchip(struct vm *vm, struct err *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	int err;
 
 	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return err__set(e, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	err = set_gsi_routing(vm);
+	if (err)
+		return err__set(e, err, "KVM_SET_GSI_ROUTING: %s", strerror(-err));
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
 		return err__set(e, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 	return 0;

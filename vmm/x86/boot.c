@@ -851,6 +851,7 @@ static int write_zero_page(struct loader *l)
 	n = e820__build(l->mem, map, E820_MAX_ENTRIES_ZEROPAGE);
 	memcpy(l->zp.e820_table, map, n * sizeof(map[0]));
 	l->zp.e820_entries = (uint8_t)n;
+	l->zp.acpi_rsdp_addr = l->cfg->acpi_rsdp;
 	if (guest_mem__write(l->mem, LAYOUT_ZERO_PAGE, &l->zp, sizeof(l->zp)) < 0)
 		return err__set(l->e, -ENOMEM, "kernel %s: guest RAM (%llu KiB) too small for the "
 				"zero page at 0x%llx", l->path,

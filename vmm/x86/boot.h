@@ -20,6 +20,7 @@ struct boot_config {
 	const char *initrd_path;   /* optional */
 	const char *cmdline;       /* optional */
 	enum boot_mode mode;
+	uint64_t acpi_rsdp;        /* gpa of the ACPI RSDP for boot_params.acpi_rsdp_addr, 0 if none */
 };
 
 /* What the loader did, for the CPU setup and for the user-facing report. */
