@@ -52,16 +52,15 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	int64_t rsdp;
 	int err;
 
-	if (cfg->mem_size < VM_MIN_MEMORY)
-		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
-				(unsigned long long)(cfg->mem_size >> 10),
-				(unsigned long long)(VM_MIN_MEMORY >> 20));
-
 	/* 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86. */
 	err = vm__create(vm, cfg->kvm_path, e);
 	if (err)
 		return err;
 	vm->verbose = cfg->verbose;
+	if (cfg->mem_size < VM_MIN_MEMORY)
+		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
+				(unsigned long long)(cfg->mem_size >> 10),
+				(unsigned long long)(VM_MIN_MEMORY >> 20));
 	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > vm->kvm.max_vcpus ||
 	    cfg->nr_vcpus > TABLES_MAX_VCPUS)
 		return err__set(e, -EINVAL, "--vcpus %u: must be between 1 and %u (KVM's limit here is %u, "

@@ -123,6 +123,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg)
 	int c;
 
 	optind = 1;
+	argv[0] = "rtvmm run"; /* how getopt names us in its messages */
 	while ((c = getopt_long(argc, argv, "k:i:c:n:m:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':

@@ -19,6 +19,7 @@ import struct, sys
 d = sys.argv[1]
 img = bytearray(16384)
 img[0x1f1] = 4                                  # setup_sects
+img[0x200:0x202] = b'\xeb\x6a'                  # jmp over the header (its length)
 struct.pack_into('<H', img, 0x1fe, 0xAA55)      # boot_flag
 img[0x202:0x206] = b'HdrS'
 struct.pack_into('<H', img, 0x206, 0x0205)      # protocol 2.05
@@ -34,27 +35,27 @@ chmod 000 "$tmp/unreadable.elf"
 truncate -s 80M "$tmp/huge.initrd"
 chmod 755 "$tmp"
 
-# name | regex the one stderr line must match | rtvmm arguments (eval'd)
+# name % regex the one stderr line must match % rtvmm arguments
 cases=(
-	"missing kernel|$tmp/nope.*(No such file|not found|missing)|run --kernel $tmp/nope"
-	"kernel is a directory|$tmp.*(Is a directory|not a regular file)|run --kernel $tmp"
-	"empty kernel|empty.*(empty|too small|truncated)|run --kernel $tmp/empty"
-	"not a kernel|random.bin.*(magic|not a bzImage)|run --kernel $tmp/random.bin"
-	"truncated bzImage|truncated.bzImage.*(truncated|too small|magic)|run --kernel $tmp/truncated.bzImage"
-	"old boot protocol|old-protocol.bzImage.*2\\.05|run --kernel $tmp/old-protocol.bzImage"
-	"not 64-bit bzImage|no64.bzImage.*64|run --kernel $tmp/no64.bzImage"
-	"missing initrd|$tmp/nope.img.*(No such file|not found|missing)|run --kernel $guest --initrd $tmp/nope.img"
-	"initrd does not fit|huge.initrd.*(does not fit|too large)|run --kernel $guest --initrd $tmp/huge.initrd --memory 64M"
-	"memory too small|--memory.*too small|run --kernel $guest --memory 1M"
-	"memory unparsable|--memory 'lots'.*not a size|run --kernel $guest --memory lots"
-	"memory overflow|--memory.*too large|run --kernel $guest --memory 99999999999T"
-	"vcpus zero|--vcpus 0|run --kernel $guest --vcpus 0"
-	"vcpus above KVM limit|--vcpus 100000.*KVM|run --kernel $guest --vcpus 100000"
-	"vcpus not a number|--vcpus 'two'|run --kernel $guest --vcpus two"
-	"no /dev/kvm|$tmp/no-kvm.*no such device|run --kernel $guest --kvm $tmp/no-kvm"
-	"not a KVM device|/dev/null.*(KVM|ioctl)|run --kernel $guest --kvm /dev/null"
-	"unknown option|unrecognized option|run --kernel $guest --bogus"
-	"unknown command|unknown command 'fly'|fly"
+	"missing kernel%$tmp/nope.*(No such file|not found|missing)%run --kernel $tmp/nope"
+	"kernel is a directory%$tmp.*([Ii]s a directory|not a regular file)%run --kernel $tmp"
+	"empty kernel%empty.*(empty|too small|truncated)%run --kernel $tmp/empty"
+	"not a kernel%random.bin.*(magic|not a bzImage)%run --kernel $tmp/random.bin"
+	"truncated bzImage%truncated.bzImage.*(truncated|too small|magic)%run --kernel $tmp/truncated.bzImage"
+	"old boot protocol%old-protocol.bzImage.*2\\.05%run --kernel $tmp/old-protocol.bzImage"
+	"not 64-bit bzImage%no64.bzImage.*64%run --kernel $tmp/no64.bzImage"
+	"missing initrd%$tmp/nope.img.*(No such file|not found|missing)%run --kernel $guest --initrd $tmp/nope.img"
+	"initrd does not fit%huge.initrd.*(does not fit|too large)%run --kernel $guest --initrd $tmp/huge.initrd --memory 64M"
+	"memory too small%--memory.*too small%run --kernel $guest --memory 1M"
+	"memory unparsable%--memory 'lots'.*not a size%run --kernel $guest --memory lots"
+	"memory overflow%--memory.*too large%run --kernel $guest --memory 99999999999T"
+	"vcpus zero%--vcpus 0%run --kernel $guest --vcpus 0"
+	"vcpus above KVM limit%--vcpus 100000.*KVM%run --kernel $guest --vcpus 100000"
+	"vcpus not a number%--vcpus 'two'%run --kernel $guest --vcpus two"
+	"no /dev/kvm%$tmp/no-kvm.*no such device%run --kernel $guest --kvm $tmp/no-kvm"
+	"not a KVM device%/dev/null.*(KVM|ioctl)%run --kernel $guest --kvm /dev/null"
+	"unknown option%rtvmm run: unrecognized option .--bogus.%run --kernel $guest --bogus"
+	"unknown command%unknown command 'fly'%fly"
 )
 
 check() {
@@ -77,7 +78,7 @@ check() {
 }
 
 for c in "${cases[@]}"; do
-	IFS='|' read -r name regex args <<< "$c"
+	IFS='%' read -r name regex args <<< "$c"
 	check "$name" "$regex" "$args"
 done
 
