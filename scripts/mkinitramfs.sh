@@ -1,0 +1,110 @@
+#!/bin/sh
+# mkinitramfs.sh - build rtvmm's small test initramfs (gzip'd newc cpio) from Debian's
+# busybox-static and guest/linux/init.
+#
+# Usage: scripts/mkinitramfs.sh OUTPUT.cpio.gz
+#
+# Contents: /bin/busybox (statically linked, from the busybox-static package), a symlink
+# per applet in /bin, /init (guest/linux/init), /dev/{console,null,ttyS0} device nodes and
+# the empty mount points. The archive is written by a small newc writer in this script, so
+# no root (mknod) is needed and the output is byte-for-byte reproducible: fixed inode
+# numbers, uid/gid 0, mtime 0, sorted entries, gzip -n.
+#
+# busybox comes from the installed busybox-static package if present, else the package is
+# fetched with "apt-get download" and unpacked into $RTVMM_CACHE/busybox-static/
+# (default cache: <repo>/.cache). Override with RTVMM_BUSYBOX=/path/to/static/busybox.
+set -eu
+
+die() { echo "mkinitramfs: $*" >&2; exit 1; }
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${RTVMM_CACHE:-$repo/.cache}
+init=$repo/guest/linux/init
+
+case "${1:-}" in
+""|-h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 0; exit 2 ;;
+esac
+out=$1
+[ -f "$init" ] || die "missing $init"
+command -v gzip >/dev/null || die "gzip not found"
+
+# --- find a static busybox -----------------------------------------------------------
+find_busybox() {
+	if [ -n "${RTVMM_BUSYBOX:-}" ]; then
+		[ -x "$RTVMM_BUSYBOX" ] || die "RTVMM_BUSYBOX=$RTVMM_BUSYBOX is not executable"
+		echo "$RTVMM_BUSYBOX"; return
+	fi
+	# Debian's "busybox" package also ships /bin/busybox, but dynamically linked: only
+	# trust it when the static package owns it.
+	if dpkg-query -S /bin/busybox 2>/dev/null | grep -q '^busybox-static:'; then
+		echo /bin/busybox; return
+	fi
+	bdir=$cache/busybox-static
+	if [ ! -x "$bdir/bin/busybox" ]; then
+		command -v apt-get >/dev/null || die "no busybox-static and no apt-get; set RTVMM_BUSYBOX"
+		mkdir -p "$cache"
+		tmp=$(mktemp -d "$cache/.busybox.XXXXXX")
+		chmod 755 "$tmp"
+		echo "mkinitramfs: downloading busybox-static" >&2
+		(cd "$tmp" && apt-get download -q busybox-static >&2) ||
+			{ rm -rf "$tmp"; die "apt-get download busybox-static failed"; }
+		mkdir "$tmp/root"
+		dpkg -x "$tmp"/busybox-static_*.deb "$tmp/root" || { rm -rf "$tmp"; die "dpkg -x failed"; }
+		rm -rf "$bdir"
+		mv "$tmp/root" "$bdir"
+		rm -rf "$tmp"
+	fi
+	echo "$bdir/bin/busybox"
+}
+busybox=$(find_busybox)
+# A dynamically linked busybox would die in the guest with a confusing "not found".
+if head -c 4096 "$busybox" | grep -q 'ld-linux'; then
+	die "$busybox is dynamically linked; need busybox-static"
+fi
+
+# --- newc writer -----------------------------------------------------------------------
+ino=1000
+# hdr NAME MODE(octal) SIZE [RDEVMAJOR RDEVMINOR]
+hdr() {
+	ino=$((ino + 1))
+	namesize=$((${#1} + 1))
+	nlink=1
+	case $2 in 4*) nlink=2 ;; esac
+	printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' \
+		$ino $((0$2)) 0 0 $nlink 0 "$3" 0 0 "${4:-0}" "${5:-0}" $namesize 0
+	printf '%s\000' "$1"
+	pad $((110 + namesize))
+}
+pad() { # pad to a multiple of 4 after $1 bytes
+	n=$(((4 - $1 % 4) % 4))
+	[ $n -eq 0 ] || head -c $n /dev/zero
+}
+dir() { hdr "$1" 40755 0; }
+node() { hdr "$1" "$2" 0 "$3" "$4"; }
+slink() { hdr "$1" 120777 ${#2}; printf '%s' "$2"; pad ${#2}; }
+file() { # file NAME MODE SRC
+	size=$(wc -c < "$3")
+	hdr "$1" "$2" $size
+	cat "$3"
+	pad $size
+}
+
+applets=$("$busybox" --list) || die "$busybox --list failed"
+
+tmpout=$out.tmp.$$
+trap 'rm -f "$tmpout"' EXIT
+{
+	for d in bin dev dev/pts etc proc root sbin sys tmp usr usr/bin usr/sbin; do dir "$d"; done
+	node dev/console 20600 5 1
+	node dev/null 20666 1 3
+	node dev/ttyS0 20600 4 64
+	file bin/busybox 100755 "$busybox"
+	for a in $(printf '%s\n' $applets | LC_ALL=C sort -u); do
+		[ "$a" = busybox ] || slink "bin/$a" busybox
+	done
+	file init 100755 "$init"
+	hdr TRAILER!!! 0 0
+} | gzip -n -9 > "$tmpout"
+mv "$tmpout" "$out"
+trap - EXIT
+echo "$out"
