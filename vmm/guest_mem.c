@@ -19,36 +19,43 @@ void guest_mem__layout(struct guest_mem *mem, uint64_t size)
 	}
 }
 
-int guest_mem__create(struct guest_mem *mem, uint64_t size)
+int guest_mem__map_fd(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size)
 {
 	unsigned i;
 	int err;
 
 	memset(mem, 0, sizeof(*mem));
-	mem->fd = -1;
+	mem->fd = fd;
+	mem->page_size = page_size;
 	guest_mem__layout(mem, size);
-	mem->fd = memfd_create("rtvmm-ram", MFD_CLOEXEC);
-	if (mem->fd < 0)
-		return -errno;
-	if (ftruncate(mem->fd, (off_t)size) < 0) {
-		err = -errno;
-		goto err_close_fd;
-	}
-	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-			 mem->fd, 0);
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (mem->base == MAP_FAILED) {
 		err = -errno;
 		mem->base = NULL;
-		goto err_close_fd;
+		close(fd);
+		mem->fd = -1;
+		return err;
 	}
 	for (i = 0; i < mem->nr_regions; i++)
 		mem->regions[i].hva = mem->base + mem->regions[i].fd_offset;
 	return 0;
+}
 
-err_close_fd:
-	close(mem->fd);
+int guest_mem__create(struct guest_mem *mem, uint64_t size)
+{
+	int fd, err;
+
 	mem->fd = -1;
-	return err;
+	mem->base = NULL;
+	fd = memfd_create("rtvmm-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return guest_mem__map_fd(mem, fd, size, 4096);
 }
 
 void guest_mem__destroy(struct guest_mem *mem)

@@ -20,6 +20,7 @@ struct guest_mem {
 	int fd;            /* memfd backing all of RAM (shareable with a vhost-user backend) */
 	uint8_t *base;     /* host mapping of the whole memfd */
 	uint64_t size;     /* total RAM in bytes */
+	uint64_t page_size;/* backing page size in bytes (4 KiB, or a hugepage size) */
 	unsigned nr_regions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
 };
@@ -31,8 +32,14 @@ struct guest_mem {
 /* Lays out `size` bytes of RAM in regions (low RAM below the PCI hole, the rest from 4 GiB). */
 void guest_mem__layout(struct guest_mem *mem, uint64_t size);
 
-/* Creates the memfd, sizes it and maps it MAP_SHARED; returns 0 or -errno. */
+/* Creates a 4 KiB-page memfd, sizes it and maps it MAP_SHARED; returns 0 or -errno. */
 int guest_mem__create(struct guest_mem *mem, uint64_t size);
+
+/*
+ * Takes ownership of `fd` (already sized to `size`), maps it MAP_SHARED and
+ * lays out the regions; `page_size` is recorded. On error the fd is closed.
+ */
+int guest_mem__map_fd(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size);
 void guest_mem__destroy(struct guest_mem *mem);
 
 /* Host pointer for [gpa, gpa+len) if it lies entirely inside one RAM region, else NULL. */

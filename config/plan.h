@@ -1,0 +1,116 @@
+/*
+ * The host plan: what a declarative config file says about a host and its
+ * VMs (cores, scheduling, memory placement, NICs, dataplane). Produced by
+ * config/ (parser), checked by config/check.c against a topology, applied by
+ * rt/ (threads) and numa/ (memory).
+ */
+#ifndef RTVMM_CONFIG_PLAN_H
+#define RTVMM_CONFIG_PLAN_H
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Where a value came from, for messages: "host.yaml:12: vms[0].vcpus[1].cpu". */
+struct plan_loc {
+	unsigned line;             /* 1-based line in plan->file, 0 if not from the file */
+	char key[96];              /* dotted path of the key */
+};
+
+enum plan_page_size {
+	PLAN_PAGE_4K = 0,
+	PLAN_PAGE_2M,
+	PLAN_PAGE_1G,
+};
+
+enum plan_policy {
+	PLAN_POLICY_OTHER = 0,     /* SCHED_OTHER: priority must be 0 */
+	PLAN_POLICY_FIFO,          /* SCHED_FIFO 1..99 */
+	PLAN_POLICY_RR,            /* SCHED_RR 1..99 */
+};
+
+/* A thread's placement: allowed cpus, policy and priority. */
+struct plan_sched {
+	cpu_set_t cpus;            /* empty set = not pinned */
+	enum plan_policy policy;
+	int priority;
+	struct plan_loc loc;       /* where the cpus were given */
+};
+
+enum plan_nic_mode {
+	PLAN_NIC_CLIENT = 0,       /* rtvmm connects to the backend's socket, reconnecting */
+	PLAN_NIC_SERVER,           /* rtvmm listens, the backend connects */
+};
+
+struct plan_nic {
+	char name[32];
+	char socket[108];          /* vhost-user unix socket path */
+	uint8_t mac[6];
+	bool mac_set;
+	unsigned queues;           /* queue pairs, >= 1 */
+	enum plan_nic_mode mode;
+	struct plan_loc loc;
+};
+
+struct plan_memory {
+	uint64_t size;             /* bytes */
+	enum plan_page_size page_size;
+	int node;                  /* host NUMA node, -1 = no binding */
+	bool strict;               /* vCPUs must be on the memory's node (error, not warning) */
+	bool prefault;             /* touch every page before the guest runs */
+	bool mlock;                /* lock guest RAM */
+	bool allow_fallback;       /* 4 KiB pages if hugepages are short, else fail */
+	struct plan_loc loc;
+};
+
+struct plan_vm {
+	char name[64];
+	char kernel[4096];
+	char initrd[4096];         /* "" = none */
+	char cmdline[4096];        /* "" = rtvmm's default */
+	struct plan_memory memory;
+	unsigned nr_vcpus;
+	struct plan_sched *vcpus;  /* nr_vcpus entries */
+	struct plan_sched emulator;/* monitor's other threads (main, console, I/O) */
+	unsigned nr_nics;
+	struct plan_nic *nics;
+	struct plan_loc loc;
+};
+
+/* The dataplane process: poll-mode threads, one per core. */
+struct plan_dataplane {
+	bool present;
+	cpu_set_t cores;           /* poll-mode lcores */
+	int main_core;             /* EAL main lcore, -1 = a housekeeping cpu */
+	int node;                  /* -1 = unspecified */
+	bool no_huge;              /* run without hugepages (--no-huge) */
+	char extra_eal[512];       /* extra EAL arguments */
+	struct plan_loc loc;
+};
+
+struct plan_host {
+	cpu_set_t housekeeping;    /* cpus for the OS, emulator threads, everything non-RT */
+	bool housekeeping_set;
+	struct plan_dataplane dataplane;
+	struct plan_loc loc;
+};
+
+struct plan {
+	char file[4096];           /* the config file */
+	struct plan_host host;
+	unsigned nr_vms;
+	struct plan_vm *vms;
+};
+
+/* Frees what plan__load allocated (vms, vcpus, nics); the plan can be reused. */
+void plan__free(struct plan *p);
+
+/* Finds a VM by name, or NULL. */
+const struct plan_vm *plan__find_vm(const struct plan *p, const char *name);
+
+/* Names for messages: "fifo", "2M". */
+const char *plan__policy_name(enum plan_policy p);
+const char *plan__page_size_name(enum plan_page_size s);
+uint64_t plan__page_size_bytes(enum plan_page_size s);
+
+#endif

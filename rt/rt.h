@@ -1,0 +1,40 @@
+/* Real-time scheduling: apply a thread's placement, read it back from the kernel, report it. */
+#ifndef RTVMM_RT_RT_H
+#define RTVMM_RT_RT_H
+
+#include <sched.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "config/plan.h"
+#include "vmm/err.h"
+
+/* Pins thread `tid` to s->cpus (if non-empty) and sets its policy/priority. */
+int rt__apply(pid_t tid, const struct plan_sched *s, struct err *e);
+
+/* What the kernel says about a thread (sched_getaffinity / sched_getscheduler on the tid, /proc). */
+struct rt_thread {
+	pid_t tid;
+	char name[16];             /* /proc/self/task/TID/comm */
+	cpu_set_t cpus;
+	int policy;                /* SCHED_FIFO, ... */
+	int priority;
+	int last_cpu;              /* cpu it last ran on (/proc/.../stat field 39) */
+	int node;                  /* NUMA node of last_cpu, -1 unknown */
+};
+
+int rt__read(pid_t tid, struct rt_thread *out);
+
+/* True when `t` matches what `s` asked for (cpus, policy, priority). */
+bool rt__matches(const struct rt_thread *t, const struct plan_sched *s);
+
+/* Prints "thread tid cpus policy prio node" rows. */
+void rt__print_table(FILE *out, const struct rt_thread *rows, unsigned n);
+
+/* mlockall(MCL_CURRENT|MCL_FUTURE). */
+int rt__lock_all_memory(struct err *e);
+
+/* Opens /dev/cpu_dma_latency and writes 0; keep the fd open while running. Returns fd or -errno. */
+int rt__hold_dma_latency(struct err *e);
+
+#endif
