@@ -11,8 +11,10 @@
 /*
  * Creates guest RAM per `m` (size, page size, node, prefault, mlock,
  * fallback): a memfd (MFD_HUGETLB|MFD_HUGE_2MB/1GB for hugepages),
- * MAP_SHARED, mbind(MPOL_BIND) to the node before any page is touched, then
- * prefault and mlock. Fails before anything is touched when the node has
+ * MAP_SHARED (hugepages reserved at mmap: no MAP_NORESERVE), mbind(MPOL_BIND)
+ * to the node before any page is touched, then prefault and mlock (4 KiB
+ * pages only: the kernel ignores mlock on hugetlb, which is never swapped).
+ * Fails before anything is touched when the node has
  * too few free hugepages, naming node, page size, pages needed and free
  * (unless allow_fallback, then 4 KiB pages with a warning on stderr).
  */

@@ -21,6 +21,12 @@ void guest_mem__layout(struct guest_mem *mem, uint64_t size)
 
 int guest_mem__map_fd(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size)
 {
+	return guest_mem__map_fd_flags(mem, fd, size, page_size, MAP_NORESERVE);
+}
+
+int guest_mem__map_fd_flags(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size,
+			    int mmap_flags)
+{
 	unsigned i;
 	int err;
 
@@ -28,7 +34,7 @@ int guest_mem__map_fd(struct guest_mem *mem, int fd, uint64_t size, uint64_t pag
 	mem->fd = fd;
 	mem->page_size = page_size;
 	guest_mem__layout(mem, size);
-	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | mmap_flags, fd, 0);
 	if (mem->base == MAP_FAILED) {
 		err = -errno;
 		mem->base = NULL;

@@ -40,6 +40,14 @@ int guest_mem__create(struct guest_mem *mem, uint64_t size);
  * lays out the regions; `page_size` is recorded. On error the fd is closed.
  */
 int guest_mem__map_fd(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size);
+
+/*
+ * The same with `mmap_flags` ORed into MAP_SHARED. guest_mem__map_fd passes
+ * MAP_NORESERVE; hugetlb callers pass 0 so the hugepages are reserved at mmap
+ * time and a shortage fails there (-ENOMEM), not as a SIGBUS on first touch.
+ */
+int guest_mem__map_fd_flags(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size,
+			    int mmap_flags);
 void guest_mem__destroy(struct guest_mem *mem);
 
 /* Host pointer for [gpa, gpa+len) if it lies entirely inside one RAM region, else NULL. */
