@@ -1,0 +1,951 @@
+/*
+ * `rtvmm check`: the whole host plan against a topology. Every finding names
+ * the plan's file, line, key and value, and says why; where the topology lacks
+ * what a check needs (no hugepage or isolation info, a machine without a
+ * second node or 1G pages) the finding says so instead of passing silently.
+ */
+#include "config/check.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config/parse.h"
+
+/* ---- findings ---- */
+
+struct ctx {
+	const struct plan *p;
+	const struct topology *t;
+	struct findings *out;
+	int ret;                   /* -ENOMEM once an append failed */
+};
+
+__attribute__((format(printf, 7, 8)))
+static void add(struct ctx *c, enum finding_level level, const char *code, unsigned line,
+		const char *key, const char *value, const char *fmt, ...)
+{
+	struct findings *f = c->out;
+	struct finding *x;
+	va_list ap;
+
+	if (c->ret)
+		return;
+	if (f->nr == f->cap) {
+		unsigned cap = f->cap ? f->cap * 2 : 16;
+		struct finding *items = realloc(f->items, cap * sizeof(*items));
+
+		if (!items) {
+			c->ret = -ENOMEM;
+			return;
+		}
+		f->items = items;
+		f->cap = cap;
+	}
+	x = &f->items[f->nr++];
+	memset(x, 0, sizeof(*x));
+	x->level = level;
+	snprintf(x->code, sizeof(x->code), "%s", code);
+	x->line = line;
+	snprintf(x->key, sizeof(x->key), "%s", key ? key : "");
+	snprintf(x->value, sizeof(x->value), "%s", value ? value : "");
+	va_start(ap, fmt);
+	vsnprintf(x->message, sizeof(x->message), fmt, ap);
+	va_end(ap);
+}
+
+unsigned findings__count(const struct findings *f, enum finding_level level)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; f && i < f->nr; i++)
+		n += f->items[i].level == level;
+	return n;
+}
+
+void findings__free(struct findings *f)
+{
+	if (!f)
+		return;
+	free(f->items);
+	memset(f, 0, sizeof(*f));
+}
+
+/* ---- helpers ---- */
+
+static const char *cpus_str(const cpu_set_t *s, char *buf, unsigned len)
+{
+	plan__format_cpus(s, buf, len);
+	if (!buf[0])
+		snprintf(buf, len, "none");
+	return buf;
+}
+
+static const char *size_str(uint64_t b, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (b && !(b & 1023) && u < 3) {
+		b >>= 10;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%" PRIu64, b);
+	else
+		snprintf(buf, len, "%" PRIu64 "%c", b, units[u]);
+	return buf;
+}
+
+/* Last components of the parser's locations that name a value, not a section. */
+static bool is_value_component(const char *c, const char *leaf)
+{
+	static const char *const values[] = {
+		"cpus", "cpu", "cores", "housekeeping_cpus", "emulator_cpus", "size",
+	};
+	unsigned i;
+
+	if (!strcmp(c, leaf) || !strncmp(c, "pin[", 4))
+		return true;
+	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+		if (!strcmp(c, values[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Key of `leaf` next to where `loc` points ("vms[0].vcpus[1].cpus" + "priority"
+ * -> "vms[0].vcpus[1].priority", "vms[0].memory" + "page_size" ->
+ * "vms[0].memory.page_size"), `fallback` when the plan has no location.
+ */
+static const char *key_of(const struct plan_loc *loc, const char *fallback, const char *leaf,
+			  char *buf, size_t len)
+{
+	const char *base = loc->key[0] ? loc->key : fallback;
+	const char *dot = strrchr(base, '.');
+	size_t n = strlen(base);
+
+	if (leaf && dot && dot != base && is_value_component(dot + 1, leaf))
+		n = (size_t)(dot - base);
+	if (leaf)
+		snprintf(buf, len, "%.*s.%s", (int)n, base, leaf);
+	else
+		snprintf(buf, len, "%s", base);
+	return buf;
+}
+
+static unsigned line_of(const struct plan_loc *loc, const struct plan_loc *fallback)
+{
+	return loc->line ? loc->line : fallback ? fallback->line : 0;
+}
+
+static bool is_rt(enum plan_policy p)
+{
+	return p == PLAN_POLICY_FIFO || p == PLAN_POLICY_RR;
+}
+
+static int single_cpu(const cpu_set_t *s)
+{
+	int i;
+
+	if (CPU_COUNT(s) != 1)
+		return -1;
+	for (i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, s))
+			return i;
+	return -1;
+}
+
+/* "1 NUMA node (0)" / "2 NUMA nodes (0-1)" */
+static const char *nodes_str(const struct topology *t, char *buf, size_t len)
+{
+	cpu_set_t s;
+	char list[256];
+	unsigned i;
+
+	CPU_ZERO(&s);
+	for (i = 0; i < t->nr_nodes; i++)
+		if (t->nodes[i].os_index < CPU_SETSIZE)
+			CPU_SET(t->nodes[i].os_index, &s);
+	snprintf(buf, len, "%u NUMA node%s (%s)", t->nr_nodes, t->nr_nodes == 1 ? "" : "s",
+		 cpus_str(&s, list, sizeof(list)));
+	return buf;
+}
+
+/* ---- the threads of the plan, for checks across VMs ---- */
+
+enum thr_kind { THR_VCPU, THR_EMULATOR, THR_HOUSEKEEPING, THR_DATAPLANE };
+
+struct thr {
+	enum thr_kind kind;
+	int vm;                    /* VM index, -1 for host threads */
+	bool rt;                   /* FIFO/RR vCPU or a dataplane poll core */
+	enum plan_policy policy;
+	int priority;
+	cpu_set_t cpus;
+	unsigned line;
+	char key[96];
+	char label[120];           /* "vm 'a' vcpu 1 (fifo 80)" */
+};
+
+struct thrs {
+	struct thr *v;
+	unsigned n;
+};
+
+static int build_threads(const struct plan *p, struct thrs *ts)
+{
+	const struct plan_dataplane *dp = &p->host.dataplane;
+	unsigned i, j, cap = 1 + (unsigned)CPU_COUNT(&dp->cores);
+	struct thr *x;
+	int cpu;
+
+	for (i = 0; i < p->nr_vms; i++)
+		cap += p->vms[i].nr_vcpus + 1;
+	ts->v = calloc(cap, sizeof(*ts->v));
+	if (!ts->v)
+		return -ENOMEM;
+	ts->n = 0;
+
+	for (i = 0; i < p->nr_vms; i++) {
+		const struct plan_vm *vm = &p->vms[i];
+		char fb[96];
+
+		for (j = 0; j < vm->nr_vcpus; j++) {
+			const struct plan_sched *s = &vm->vcpus[j];
+
+			x = &ts->v[ts->n++];
+			x->kind = THR_VCPU;
+			x->vm = (int)i;
+			x->rt = is_rt(s->policy);
+			x->policy = s->policy;
+			x->priority = s->priority;
+			x->cpus = s->cpus;
+			x->line = line_of(&s->loc, &vm->loc);
+			snprintf(fb, sizeof(fb), "vms[%u].vcpus[%u]", i, j);
+			key_of(&s->loc, fb, NULL, x->key, sizeof(x->key));
+			if (x->rt)
+				snprintf(x->label, sizeof(x->label), "vm '%s' vcpu %u (%s %d)",
+					 vm->name, j, plan__policy_name(s->policy), s->priority);
+			else
+				snprintf(x->label, sizeof(x->label), "vm '%s' vcpu %u", vm->name, j);
+		}
+		x = &ts->v[ts->n++];
+		x->kind = THR_EMULATOR;
+		x->vm = (int)i;
+		x->rt = false;   /* an RT emulator is not a busy-poller; its priority is checked */
+		x->policy = vm->emulator.policy;
+		x->priority = vm->emulator.priority;
+		x->cpus = vm->emulator.cpus;
+		x->line = line_of(&vm->emulator.loc, &vm->loc);
+		snprintf(fb, sizeof(fb), "vms[%u].emulator_cpus", i);
+		key_of(&vm->emulator.loc, fb, NULL, x->key, sizeof(x->key));
+		snprintf(x->label, sizeof(x->label), "vm '%s' emulator threads", vm->name);
+	}
+
+	x = &ts->v[ts->n++];
+	x->kind = THR_HOUSEKEEPING;
+	x->vm = -1;
+	x->cpus = p->host.housekeeping;
+	x->line = p->host.loc.line;
+	key_of(&p->host.loc, "host", "housekeeping_cpus", x->key, sizeof(x->key));
+	snprintf(x->label, sizeof(x->label), "housekeeping");
+
+	if (dp->present) {
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+			if (!CPU_ISSET(cpu, &dp->cores))
+				continue;
+			x = &ts->v[ts->n++];
+			x->kind = THR_DATAPLANE;
+			x->vm = -1;
+			x->rt = true;
+			CPU_ZERO(&x->cpus);
+			CPU_SET(cpu, &x->cpus);
+			x->line = line_of(&dp->loc, &p->host.loc);
+			key_of(&dp->loc, "host.dataplane", "cores", x->key, sizeof(x->key));
+			snprintf(x->label, sizeof(x->label), "dataplane poll core %d", cpu);
+		}
+	}
+	return 0;
+}
+
+/* ---- checks ---- */
+
+static void check_cpus_exist(struct ctx *c, const cpu_set_t *set, unsigned line,
+			     const char *key, const char *what)
+{
+	cpu_set_t missing, all;
+	char m[256], a[256];
+	int i;
+
+	CPU_ZERO(&missing);
+	for (i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, set) && !topology__has_cpu(c->t, (unsigned)i))
+			CPU_SET(i, &missing);
+	if (!CPU_COUNT(&missing))
+		return;
+	topology__cpus(c->t, &all);
+	cpus_str(&missing, m, sizeof(m));
+	add(c, FINDING_ERROR, "cpu-missing", line, key, m,
+	    "%s: cpu%s %s do%s not exist on %s (cpus %s)", what,
+	    CPU_COUNT(&missing) == 1 ? "" : "s", m, CPU_COUNT(&missing) == 1 ? "es" : "",
+	    c->t->source, cpus_str(&all, a, sizeof(a)));
+}
+
+static void check_priority(struct ctx *c, const struct plan_sched *s, const struct plan_loc *fb,
+			   const char *fbkey, const char *what)
+{
+	char key[96], v[16];
+
+	if (is_rt(s->policy) && s->priority >= 1 && s->priority <= 99)
+		return;
+	if (s->policy == PLAN_POLICY_OTHER && s->priority == 0)
+		return;
+	key_of(&s->loc, fbkey, "priority", key, sizeof(key));
+	snprintf(v, sizeof(v), "%d", s->priority);
+	if (is_rt(s->policy))
+		add(c, FINDING_ERROR, "priority-range", line_of(&s->loc, fb), key, v,
+		    "%s: %s priority %d is out of range 1..99", what, plan__policy_name(s->policy),
+		    s->priority);
+	else
+		add(c, FINDING_ERROR, "priority-range", line_of(&s->loc, fb), key, v,
+		    "%s: policy other takes priority 0, not %d (use fifo or rr for an RT priority)",
+		    what, s->priority);
+}
+
+static bool any_rt_policy(const struct plan *p)
+{
+	unsigned i, j;
+
+	for (i = 0; i < p->nr_vms; i++) {
+		if (is_rt(p->vms[i].emulator.policy))
+			return true;
+		for (j = 0; j < p->vms[i].nr_vcpus; j++)
+			if (is_rt(p->vms[i].vcpus[j].policy))
+				return true;
+	}
+	return false;
+}
+
+/* Memory node, page size. */
+static void check_vm_memory(struct ctx *c, unsigned i)
+{
+	const struct plan_vm *vm = &c->p->vms[i];
+	const struct plan_memory *m = &vm->memory;
+	const struct topology *t = c->t;
+	char fb[96], key[96], v[32], ns[320];
+	unsigned line = line_of(&m->loc, &vm->loc);
+
+	snprintf(fb, sizeof(fb), "vms[%u].memory", i);
+	if (m->node >= 0 && !topology__node(t, m->node)) {
+		snprintf(v, sizeof(v), "%d", m->node);
+		add(c, FINDING_ERROR, "node-missing", line, key_of(&m->loc, fb, "numa_node", key,
+								       sizeof(key)), v,
+		    "vm '%s': NUMA node %d does not exist on %s, which has %s", vm->name, m->node,
+		    t->source, nodes_str(t, ns, sizeof(ns)));
+	}
+	if (m->page_size != PLAN_PAGE_4K && t->page_sizes_known &&
+	    !t->page_size_supported[m->page_size]) {
+		add(c, FINDING_ERROR, "page-size-unsupported", line,
+		    key_of(&m->loc, fb, "page_size", key, sizeof(key)),
+		    plan__page_size_name(m->page_size),
+		    "vm '%s': %s hugepages are not supported on %s (no %s pages in the kernel: "
+		    "the CPU lacks them or hugepagesz= was not given)%s", vm->name,
+		    plan__page_size_name(m->page_size), t->source,
+		    plan__page_size_name(m->page_size),
+		    m->allow_fallback ? "; 4K pages would be used" : "");
+	}
+}
+
+static uint64_t pages_needed(const struct plan_memory *m)
+{
+	uint64_t ps = plan__page_size_bytes(m->page_size);
+
+	return ps ? (m->size + ps - 1) / ps : 0;
+}
+
+/*
+ * Hugepages: VMs are created in plan order; each takes its pages from its
+ * node's free pool (any node for unbound memory) or, if short and allowed,
+ * falls back to 4K pages and takes none.
+ */
+static void check_hugepages(struct ctx *c)
+{
+	const struct plan *p = c->p;
+	const struct topology *t = c->t;
+	uint64_t *used;             /* [node index][size] pages taken by VMs before */
+	unsigned i, pass, n;
+
+	if (!t->hugepages_known) {
+		for (i = 0; i < p->nr_vms; i++) {
+			const struct plan_vm *vm = &p->vms[i];
+			const struct plan_memory *m = &vm->memory;
+			char fb[96], key[96], sz[32], where[32] = "";
+
+			if (m->page_size == PLAN_PAGE_4K ||
+			    (t->page_sizes_known && !t->page_size_supported[m->page_size]))
+				continue;
+			snprintf(fb, sizeof(fb), "vms[%u].memory", i);
+			if (m->node >= 0)
+				snprintf(where, sizeof(where), " on node %d", m->node);
+			add(c, FINDING_WARNING, "hugepages-unknown", line_of(&m->loc, &vm->loc),
+			    key_of(&m->loc, fb, "size", key, sizeof(key)),
+			    size_str(m->size, sz, sizeof(sz)),
+			    "vm '%s': cannot verify hugepages: %s has no hugepage information%s; "
+			    "it needs %" PRIu64 " free %s pages%s", vm->name, t->source,
+			    t->page_sizes_known ? "" : ", nor which page sizes the kernel supports",
+			    pages_needed(m), plan__page_size_name(m->page_size), where);
+		}
+		return;
+	}
+
+	used = calloc((size_t)t->nr_nodes * TOPO_PAGE_SIZES + 1, sizeof(*used));
+	if (!used) {
+		c->ret = -ENOMEM;
+		return;
+	}
+	/* Bound VMs first, then unbound ones from what is left anywhere. */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < p->nr_vms; i++) {
+			const struct plan_vm *vm = &p->vms[i];
+			const struct plan_memory *m = &vm->memory;
+			const struct topo_node *node = NULL;
+			unsigned s = m->page_size, ni = 0;
+			uint64_t need = pages_needed(m), before = 0, avail = 0, total = 0;
+			char fb[96], key[96], sz[32], where[64], others[160];
+
+			if (s == PLAN_PAGE_4K || (t->page_sizes_known && !t->page_size_supported[s]))
+				continue;
+			if ((pass == 0) != (m->node >= 0))
+				continue;
+			if (m->node >= 0) {
+				node = topology__node(t, m->node);
+				if (!node)
+					continue;       /* node-missing already said */
+				ni = (unsigned)(node - t->nodes);
+				before = used[ni * TOPO_PAGE_SIZES + s];
+				avail = node->free_pages[s] - (before < node->free_pages[s] ?
+							       before : node->free_pages[s]);
+				total = node->total_pages[s];
+				snprintf(where, sizeof(where), "node %d", m->node);
+			} else {
+				for (n = 0; n < t->nr_nodes; n++) {
+					uint64_t u = used[n * TOPO_PAGE_SIZES + s];
+					uint64_t f = t->nodes[n].free_pages[s];
+
+					avail += f - (u < f ? u : f);
+					before += u;
+					total += t->nodes[n].total_pages[s];
+				}
+				snprintf(where, sizeof(where), "all nodes");
+			}
+			if (need <= avail) {
+				if (node) {
+					used[ni * TOPO_PAGE_SIZES + s] += need;
+				} else {
+					/* take from nodes in order */
+					uint64_t left = need;
+
+					for (n = 0; n < t->nr_nodes && left; n++) {
+						uint64_t *u = &used[n * TOPO_PAGE_SIZES + s];
+						uint64_t f = t->nodes[n].free_pages[s];
+						uint64_t take = f > *u ? f - *u : 0;
+
+						take = take < left ? take : left;
+						*u += take;
+						left -= take;
+					}
+				}
+				continue;
+			}
+			others[0] = '\0';
+			if (before)
+				snprintf(others, sizeof(others),
+					 " (%" PRIu64 " more are taken by VMs before it in the plan)",
+					 before);
+			snprintf(fb, sizeof(fb), "vms[%u].memory", i);
+			key_of(&m->loc, fb, "size", key, sizeof(key));
+			size_str(m->size, sz, sizeof(sz));
+			add(c, m->allow_fallback ? FINDING_WARNING : FINDING_ERROR, "hugepages-short",
+			    line_of(&m->loc, &vm->loc), key, sz,
+			    "vm '%s': %s: needs %" PRIu64 " %s pages, %" PRIu64 " free of %" PRIu64
+			    "%s%s", vm->name, where, need, plan__page_size_name(m->page_size), avail,
+			    total, others,
+			    m->allow_fallback ? "; will fall back to 4K pages" :
+			    "; reserve more (hugepagesz= hugepages= at boot, or nr_hugepages in "
+			    "/sys/devices/system/node/nodeN/hugepages) or set fallback_4k");
+		}
+	}
+	free(used);
+}
+
+/* A vCPU's own checks: priority, cpus exist, pinning, node, isolation, housekeeping. */
+static void check_vcpu(struct ctx *c, unsigned i, unsigned j, bool *isolation_unknown)
+{
+	const struct plan_vm *vm = &c->p->vms[i];
+	const struct plan_sched *s = &vm->vcpus[j];
+	const struct topology *t = c->t;
+	const struct plan_memory *m = &vm->memory;
+	char fb[96], key[96], what[96], cl[256], bad[256];
+	unsigned line = line_of(&s->loc, &vm->loc);
+	cpu_set_t x;
+	int cpu;
+
+	snprintf(fb, sizeof(fb), "vms[%u].vcpus[%u]", i, j);
+	key_of(&s->loc, fb, NULL, key, sizeof(key));
+	snprintf(what, sizeof(what), "vm '%s' vcpu %u", vm->name, j);
+	check_priority(c, s, &vm->loc, fb, what);
+	check_cpus_exist(c, &s->cpus, line, key, what);
+	cpus_str(&s->cpus, cl, sizeof(cl));
+
+	if (!CPU_COUNT(&s->cpus)) {
+		if (is_rt(s->policy))
+			add(c, FINDING_WARNING, "vcpu-unpinned", line, key, "",
+			    "%s is %s but not pinned: it may migrate across cpus and share them",
+			    what, plan__policy_name(s->policy));
+		if (m->strict && m->node >= 0 && t->nr_nodes > 1)
+			add(c, FINDING_ERROR, "vcpu-memory-node", line, key, "unpinned",
+			    "%s is not pinned but its memory is strictly bound to node %d: pin it to "
+			    "node %d's cpus", what, m->node, m->node);
+		return;
+	}
+
+	/* vCPU and its memory on one node. */
+	if (m->node >= 0 && topology__node(t, m->node)) {
+		CPU_ZERO(&x);
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &s->cpus) && topology__has_cpu(t, (unsigned)cpu) &&
+			    topology__cpu_node(t, (unsigned)cpu) != m->node)
+				CPU_SET(cpu, &x);
+		if (CPU_COUNT(&x)) {
+			int first = 0;
+
+			while (!CPU_ISSET(first, &x))
+				first++;
+			cpus_str(&x, bad, sizeof(bad));
+			add(c, m->strict ? FINDING_ERROR : FINDING_WARNING, "vcpu-memory-node", line,
+			    key, cl, "%s: cpu%s %s on node %d but its memory is bound to node %d%s",
+			    what, CPU_COUNT(&x) == 1 ? "" : "s", bad,
+			    topology__cpu_node(t, (unsigned)first), m->node,
+			    m->strict ? " (strict)" : ": every memory access crosses the interconnect");
+		}
+	}
+
+	if (!is_rt(s->policy))
+		return;
+
+	/* RT vCPU on housekeeping cpus. */
+	if (c->p->host.housekeeping_set) {
+		CPU_AND(&x, &s->cpus, &c->p->host.housekeeping);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_ERROR, "rt-on-housekeeping", line, key, cl,
+			    "%s is pinned to housekeeping cpu%s %s: an RT thread there starves the "
+			    "kernel's and the monitor's own work", what,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)));
+	}
+
+	/* Isolation. */
+	if (!t->isolated_known || !t->nohz_full_known)
+		*isolation_unknown = true;
+}
+
+/* isolcpus / nohz_full for an RT thread (RT vCPU or dataplane core). */
+static void check_isolation(struct ctx *c, const struct thr *th)
+{
+	const struct topology *t = c->t;
+	char cl[256], bad[256], all[256];
+	cpu_set_t x;
+
+	cpu_set_t present;
+
+	topology__cpus(t, &present);
+	CPU_AND(&present, &present, &th->cpus);   /* missing cpus are reported as such */
+	if (!CPU_COUNT(&present))
+		return;
+	cpus_str(&th->cpus, cl, sizeof(cl));
+	if (t->isolated_known) {
+		CPU_XOR(&x, &present, &t->isolated);
+		CPU_AND(&x, &x, &present);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_WARNING, "cpu-not-isolated", th->line, th->key, cl,
+			    "%s: cpu%s %s not isolated (isolcpus=/cpusets; isolated on %s: %s): "
+			    "other tasks may be scheduled there", th->label,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)),
+			    t->source, cpus_str(&t->isolated, all, sizeof(all)));
+	}
+	if (t->nohz_full_known) {
+		CPU_XOR(&x, &present, &t->nohz_full);
+		CPU_AND(&x, &x, &present);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_WARNING, "cpu-not-nohz-full", th->line, th->key, cl,
+			    "%s: cpu%s %s not nohz_full (nohz_full on %s: %s): the scheduler tick "
+			    "interrupts it", th->label, CPU_COUNT(&x) == 1 ? "" : "s",
+			    cpus_str(&x, bad, sizeof(bad)), t->source,
+			    cpus_str(&t->nohz_full, all, sizeof(all)));
+	}
+}
+
+static void check_dataplane(struct ctx *c)
+{
+	const struct plan *p = c->p;
+	const struct plan_dataplane *dp = &p->host.dataplane;
+	const struct topology *t = c->t;
+	char key[96], cl[256], bad[256], ns[320], v[16];
+	unsigned line = line_of(&dp->loc, &p->host.loc), i;
+	cpu_set_t x;
+	int cpu;
+
+	if (!dp->present)
+		return;
+	key_of(&dp->loc, "host.dataplane", "cores", key, sizeof(key));
+	cpus_str(&dp->cores, cl, sizeof(cl));
+	if (!CPU_COUNT(&dp->cores)) {
+		add(c, FINDING_ERROR, "dataplane-no-cores", line, key, "",
+		    "the dataplane has no poll-mode cores: give it at least one isolated core");
+		return;
+	}
+	check_cpus_exist(c, &dp->cores, line, key, "dataplane");
+	if (dp->main_core >= 0 && !topology__has_cpu(t, (unsigned)dp->main_core)) {
+		char mk[96];
+
+		CPU_ZERO(&x);
+		CPU_SET(dp->main_core, &x);
+		check_cpus_exist(c, &x, line, key_of(&dp->loc, "host.dataplane", "main_core", mk,
+						     sizeof(mk)), "dataplane main core");
+	}
+	if (dp->node >= 0 && !topology__node(t, dp->node)) {
+		char nk[96];
+
+		snprintf(v, sizeof(v), "%d", dp->node);
+		add(c, FINDING_ERROR, "node-missing", line,
+		    key_of(&dp->loc, "host.dataplane", "numa_node", nk, sizeof(nk)), v,
+		    "dataplane: NUMA node %d does not exist on %s, which has %s", dp->node,
+		    t->source, nodes_str(t, ns, sizeof(ns)));
+	}
+	if (p->host.housekeeping_set) {
+		CPU_AND(&x, &dp->cores, &p->host.housekeeping);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_WARNING, "dataplane-on-housekeeping", line, key, cl,
+			    "dataplane poll core%s %s %s housekeeping: a busy-polling thread takes "
+			    "the whole cpu", CPU_COUNT(&x) == 1 ? "" : "s",
+			    cpus_str(&x, bad, sizeof(bad)), CPU_COUNT(&x) == 1 ? "is" : "are");
+	}
+	if (dp->node >= 0 && topology__node(t, dp->node)) {
+		CPU_ZERO(&x);
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &dp->cores) && topology__has_cpu(t, (unsigned)cpu) &&
+			    topology__cpu_node(t, (unsigned)cpu) != dp->node)
+				CPU_SET(cpu, &x);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_WARNING, "dataplane-node-mismatch", line, key, cl,
+			    "dataplane node is %d but poll core%s %s %s on another node", dp->node,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)),
+			    CPU_COUNT(&x) == 1 ? "is" : "are");
+	}
+
+	/* The dataplane touches the memory of every VM with a NIC. */
+	for (i = 0; i < p->nr_vms; i++) {
+		const struct plan_vm *vm = &p->vms[i];
+
+		if (!vm->nr_nics || vm->memory.node < 0 || !topology__node(t, vm->memory.node))
+			continue;
+		CPU_ZERO(&x);
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &dp->cores) && topology__has_cpu(t, (unsigned)cpu) &&
+			    topology__cpu_node(t, (unsigned)cpu) != vm->memory.node)
+				CPU_SET(cpu, &x);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_WARNING, "dataplane-remote-node", line, key, cl,
+			    "dataplane poll core%s %s %s not on node %d, where vm '%s' (NIC %s) has "
+			    "its memory: every packet crosses the socket interconnect",
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)),
+			    CPU_COUNT(&x) == 1 ? "is" : "are", vm->memory.node, vm->name,
+			    vm->nics[0].name);
+	}
+}
+
+/* Emulator threads on RT vCPU cpus; emulator cpus exist; its priority. */
+static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts)
+{
+	const struct plan_vm *vm = &c->p->vms[i];
+	const struct plan_sched *s = &vm->emulator;
+	char fb[96], key[96], what[96], cl[256], bad[256];
+	unsigned line = line_of(&s->loc, &vm->loc), k;
+	cpu_set_t x;
+
+	snprintf(fb, sizeof(fb), "vms[%u].emulator_cpus", i);
+	key_of(&s->loc, fb, NULL, key, sizeof(key));
+	snprintf(what, sizeof(what), "vm '%s' emulator threads", vm->name);
+	check_priority(c, s, &vm->loc, fb, what);
+	check_cpus_exist(c, &s->cpus, line, key, what);
+	if (!CPU_COUNT(&s->cpus))
+		return;
+	cpus_str(&s->cpus, cl, sizeof(cl));
+	for (k = 0; k < ts->n; k++) {
+		const struct thr *o = &ts->v[k];
+
+		if (!o->rt || !CPU_COUNT(&o->cpus))
+			continue;
+		CPU_AND(&x, &s->cpus, &o->cpus);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_WARNING, "emulator-on-rt-cpu", line, key, cl,
+			    "%s share cpu%s %s with %s: put them on housekeeping cpus", what,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), o->label);
+	}
+}
+
+/* Two RT threads confined to one cpu; other threads on an RT thread's only cpu. */
+static void check_shared_cpus(struct ctx *c, const struct thrs *ts)
+{
+	unsigned a, b;
+	char v[16];
+
+	for (a = 0; a < ts->n; a++) {
+		const struct thr *x = &ts->v[a];
+		int cpu = single_cpu(&x->cpus);
+
+		if (!x->rt || cpu < 0)
+			continue;
+		for (b = 0; b < ts->n; b++) {
+			const struct thr *y = &ts->v[b];
+
+			if (b == a || (y->kind != THR_VCPU && y->kind != THR_DATAPLANE) ||
+			    !CPU_ISSET(cpu, &y->cpus))
+				continue;
+			snprintf(v, sizeof(v), "%d", cpu);
+			if (y->rt && single_cpu(&y->cpus) == cpu) {
+				if (b < a)
+					continue;       /* the pair was reported from y */
+				add(c, FINDING_ERROR, "fifo-shared-core", y->line, y->key, v,
+				    "%s and %s are both confined to cpu %d: whichever runs first "
+				    "starves the other", x->label, y->label, cpu);
+			} else {
+				add(c, FINDING_WARNING, "rt-cpu-shared", y->line, y->key, v,
+				    "%s may run on cpu %d, the only cpu of %s: it will be starved or "
+				    "add latency", y->label, cpu, x->label);
+			}
+		}
+	}
+}
+
+/* Who else uses the SMT siblings of an RT thread's cpus. */
+static void check_siblings(struct ctx *c, const struct thrs *ts)
+{
+	const struct topology *t = c->t;
+	unsigned a, b;
+
+	for (a = 0; a < ts->n; a++) {
+		const struct thr *x = &ts->v[a];
+		cpu_set_t sib;
+		int cpu;
+
+		if (!x->rt || !CPU_COUNT(&x->cpus))
+			continue;
+		/* siblings of x's cpus that x itself does not use */
+		CPU_ZERO(&sib);
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &x->cpus) && topology__has_cpu(t, (unsigned)cpu))
+				CPU_OR(&sib, &sib, &t->cpus[cpu].siblings);
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &x->cpus))
+				CPU_CLR(cpu, &sib);
+		if (!CPU_COUNT(&sib))
+			continue;
+
+		for (b = 0; b < ts->n; b++) {
+			const struct thr *y = &ts->v[b];
+			char cl[256], bad[256];
+			cpu_set_t both;
+
+			if (b == a || !CPU_COUNT(&y->cpus))
+				continue;
+			/* the same VM's own threads, or dataplane with dataplane: one owner */
+			if (x->vm >= 0 && y->vm == x->vm)
+				continue;
+			if (x->kind == THR_DATAPLANE && y->kind == THR_DATAPLANE)
+				continue;
+			/* an RT pair is reported once */
+			if (y->rt && b < a)
+				continue;
+			/* emulator threads inside housekeeping: housekeeping says it */
+			if (y->kind == THR_EMULATOR && c->p->host.housekeeping_set) {
+				cpu_set_t in;
+
+				CPU_AND(&in, &y->cpus, &c->p->host.housekeeping);
+				if (CPU_EQUAL(&in, &y->cpus))
+					continue;
+			}
+			if (y->kind == THR_HOUSEKEEPING && !c->p->host.housekeeping_set)
+				continue;
+			CPU_AND(&both, &sib, &y->cpus);
+			if (!CPU_COUNT(&both))
+				continue;
+			cpus_str(&x->cpus, cl, sizeof(cl));
+			add(c, FINDING_WARNING, "smt-sibling-shared", x->line, x->key, cl,
+			    "%s on cpu%s %s: its SMT sibling%s %s %s used by %s; siblings share the "
+			    "core's execution units and caches", x->label,
+			    CPU_COUNT(&x->cpus) == 1 ? "" : "s", cl, CPU_COUNT(&both) == 1 ? "" : "s",
+			    cpus_str(&both, bad, sizeof(bad)), CPU_COUNT(&both) == 1 ? "is" : "are",
+			    y->label);
+		}
+	}
+}
+
+static void check_rt_throttling(struct ctx *c)
+{
+	const struct topology *t = c->t;
+	char v[32];
+
+	if (!any_rt_policy(c->p))
+		return;
+	if (!t->rt_known) {
+		add(c, FINDING_WARNING, "rt-throttling-unknown", 0, "kernel.sched_rt_runtime_us", "",
+		    "cannot check RT throttling: %s has no sched_rt_runtime_us (give rt_runtime=)",
+		    t->source);
+		return;
+	}
+	if (t->rt_runtime_us < 0 || t->rt_runtime_us >= t->rt_period_us)
+		return;
+	snprintf(v, sizeof(v), "%ld", t->rt_runtime_us);
+	add(c, FINDING_WARNING, "rt-throttling", 0, "kernel.sched_rt_runtime_us", v,
+	    "RT throttling is on (%ld of every %ld us) on %s: fifo/rr threads are stopped for "
+	    "%ld us each period; set /proc/sys/kernel/sched_rt_runtime_us to -1",
+	    t->rt_runtime_us, t->rt_period_us, t->source, t->rt_period_us - t->rt_runtime_us);
+}
+
+/* Report order: by line in the file (stable), findings about the host (line 0) last. */
+static void sort_by_line(struct findings *f)
+{
+	unsigned i, j;
+
+	for (i = 1; i < f->nr; i++) {
+		struct finding x = f->items[i];
+		unsigned lx = x.line ? x.line : ~0u;
+
+		for (j = i; j > 0; j--) {
+			unsigned lj = f->items[j - 1].line ? f->items[j - 1].line : ~0u;
+
+			if (lj <= lx)
+				break;
+			f->items[j] = f->items[j - 1];
+		}
+		f->items[j] = x;
+	}
+}
+
+int plan__check(const struct plan *p, const struct topology *t, struct findings *out)
+{
+	struct ctx c = { .p = p, .t = t, .out = out };
+	bool isolation_unknown = false;
+	struct thrs ts = { 0 };
+	unsigned i, j;
+
+	if (!p || !t || !out)
+		return -EINVAL;
+	if (build_threads(p, &ts))
+		return -ENOMEM;
+
+	for (i = 0; i < p->nr_vms; i++) {
+		check_vm_memory(&c, i);
+		for (j = 0; j < p->vms[i].nr_vcpus; j++)
+			check_vcpu(&c, i, j, &isolation_unknown);
+		check_emulator(&c, i, &ts);
+	}
+	check_hugepages(&c);
+
+	for (i = 0; i < ts.n; i++)
+		if (ts.v[i].kind == THR_HOUSEKEEPING && p->host.housekeeping_set)
+			check_cpus_exist(&c, &ts.v[i].cpus, ts.v[i].line, ts.v[i].key,
+					 "housekeeping");
+	check_dataplane(&c);
+
+	for (i = 0; i < ts.n; i++)
+		if (ts.v[i].rt)
+			check_isolation(&c, &ts.v[i]);
+	if (p->host.dataplane.present && CPU_COUNT(&p->host.dataplane.cores) &&
+	    (!t->isolated_known || !t->nohz_full_known))
+		isolation_unknown = true;
+	if (isolation_unknown)
+		add(&c, FINDING_WARNING, "isolation-unknown", 0, "", "",
+		    "cannot check that RT cpus are isolated: %s has no %s information (give "
+		    "isolated= and nohz_full=)", t->source,
+		    !t->isolated_known && !t->nohz_full_known ? "isolcpus or nohz_full" :
+		    !t->isolated_known ? "isolcpus" : "nohz_full");
+
+	check_shared_cpus(&c, &ts);
+	check_siblings(&c, &ts);
+	check_rt_throttling(&c);
+
+	free(ts.v);
+	if (!c.ret)
+		sort_by_line(out);
+	return c.ret;
+}
+
+/* ---- output ---- */
+
+static const char *level_name(enum finding_level l)
+{
+	return l == FINDING_ERROR ? "error" : "warning";
+}
+
+void findings__print(const struct findings *f, const struct plan *p, const struct topology *t,
+		     FILE *out)
+{
+	const char *file = p && p->file[0] ? p->file : "(plan)";
+	unsigned i, ne = findings__count(f, FINDING_ERROR), nw = findings__count(f, FINDING_WARNING);
+
+	for (i = 0; f && i < f->nr; i++) {
+		const struct finding *x = &f->items[i];
+
+		if (x->line)
+			fprintf(out, "%s:%u: ", file, x->line);
+		else
+			fprintf(out, "%s: ", file);
+		fprintf(out, "%s: ", level_name(x->level));
+		if (x->key[0])
+			fprintf(out, "%s: ", x->key);
+		if (x->value[0])
+			fprintf(out, "%s: ", x->value);
+		fprintf(out, "%s [%s]\n", x->message, x->code);
+	}
+	fprintf(out, "%u error%s, %u warning%s (topology: %s)\n", ne, ne == 1 ? "" : "s", nw,
+		nw == 1 ? "" : "s", t ? t->source : "none");
+}
+
+int findings__print_json(const struct findings *f, const struct plan *p, const struct topology *t,
+			 FILE *out)
+{
+	json_t *root, *arr;
+	unsigned i;
+	int ret = 0;
+
+	arr = json_array();
+	if (!arr)
+		return -ENOMEM;
+	for (i = 0; f && i < f->nr; i++) {
+		const struct finding *x = &f->items[i];
+		json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "level", level_name(x->level),
+				      "code", x->code, "line", (json_int_t)x->line, "key", x->key,
+				      "value", x->value, "message", x->message);
+
+		if (!o || json_array_append_new(arr, o)) {
+			json_decref(arr);
+			return -ENOMEM;
+		}
+	}
+	root = json_pack("{s:s, s:s, s:I, s:I, s:o}", "file", p ? p->file : "",
+			 "topology", t ? t->source : "", "errors",
+			 (json_int_t)findings__count(f, FINDING_ERROR), "warnings",
+			 (json_int_t)findings__count(f, FINDING_WARNING), "findings", arr);
+	if (!root)
+		return -EINVAL;   /* out of memory or not UTF-8; "o" released arr */
+	if (json_dumpf(root, out, JSON_INDENT(2)) || fputc('\n', out) == EOF)
+		ret = -EIO;
+	json_decref(root);
+	return ret;
+}

@@ -19,7 +19,7 @@ struct finding {
 	unsigned line;
 	char key[96];
 	char value[96];
-	char message[320];
+	char message[512];
 };
 
 struct findings {
@@ -28,17 +28,36 @@ struct findings {
 	unsigned cap;
 };
 
-/* Appends every finding for `p` on `t` (topology, host state such as isolation and hugepages). */
+/*
+ * Appends every finding for `p` on `t` (topology, host state such as isolation and hugepages).
+ * Returns 0 (findings or not) or -ENOMEM. Codes:
+ *   errors:   cpu-missing, node-missing, page-size-unsupported, hugepages-short (warning with
+ *             fallback_4k), priority-range, fifo-shared-core (two fifo/rr vCPUs or poll cores
+ *             confined to one cpu), vcpu-memory-node (warning when not strict),
+ *             rt-on-housekeeping, dataplane-no-cores
+ *   warnings: cpu-not-isolated, cpu-not-nohz-full, smt-sibling-shared, rt-cpu-shared,
+ *             emulator-on-rt-cpu, vcpu-unpinned, dataplane-remote-node,
+ *             dataplane-node-mismatch, dataplane-on-housekeeping, rt-throttling
+ *   cannot verify (warnings): hugepages-unknown, isolation-unknown, rt-throttling-unknown
+ */
 int plan__check(const struct plan *p, const struct topology *t, struct findings *out);
 
 unsigned findings__count(const struct findings *f, enum finding_level level);
 void findings__free(struct findings *f);
 
-/* Human report: one line per finding, "file:line: error: key: value: message", then a summary. */
+/*
+ * Human report: one line per finding, "file:line: error: key: value: message [code]" (":line",
+ * "key: " and "value: " left out when empty), in file order with host-wide findings last, then
+ * "N errors, M warnings (topology: SOURCE)".
+ */
 void findings__print(const struct findings *f, const struct plan *p, const struct topology *t,
 		     FILE *out);
 
-/* The same as a JSON document (jansson) on `out`. Returns 0 or -errno. */
+/*
+ * The same as a JSON document (jansson) on `out`: {"file", "topology", "errors", "warnings",
+ * "findings": [{"level": "error"|"warning", "code", "line" (0 = not from the file), "key",
+ * "value", "message"}]}. Returns 0 or -errno.
+ */
 int findings__print_json(const struct findings *f, const struct plan *p, const struct topology *t,
 			 FILE *out);
 

@@ -1,0 +1,1170 @@
+/*
+ * Host-plan loader. libyaml builds the document tree (yaml_parser_load);
+ * we walk it with a static schema per mapping (key, type, required, where
+ * in the struct), so every value is checked against the node that holds
+ * it and every message can say "FILE:LINE: KEY: problem (value 'V')".
+ * The vocabulary is documented in the annotated examples/ plans.
+ */
+#include "config/parse.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "vmm/size.h"
+
+#define MAX_VCPUS    254           /* xAPIC ids, as `rtvmm run --vcpus` */
+#define MAX_QUEUES   16            /* queue pairs per vhost-user NIC */
+#define MAX_NODE     1023          /* highest NUMA node number we accept */
+#define MIN_MEMORY   (4ULL << 20)  /* as the builder: boot structures plus a kernel */
+#define MAX_FIELDS   16            /* keys in the largest mapping */
+#define KEY_LEN      sizeof(((struct plan_loc *)0)->key)
+
+struct ctx {
+	const char *file;          /* as the user named it, for messages */
+	char dir[4096];            /* its directory with a trailing '/', "" for the cwd */
+	yaml_document_t *doc;
+	struct plan *p;
+	struct err *e;
+};
+
+enum field_type {
+	FT_STR,                    /* char[len] */
+	FT_PATH,                   /* char[len]; relative paths resolve against ctx.dir */
+	FT_INT,                    /* int in [min, max] */
+	FT_UINT,                   /* unsigned in [min, max] */
+	FT_BOOL,                   /* true/false, yes/no, on/off */
+	FT_SIZE,                   /* uint64_t bytes: "512M", "2G", "1GiB" */
+	FT_PAGE_SIZE,              /* enum plan_page_size: 4K, 2M, 1G */
+	FT_CPUS,                   /* cpu_set_t from a non-empty cpu list "0-3,8" */
+	FT_ENUM,                   /* unsigned: index of the name in `names` */
+	FT_MAC,                    /* uint8_t[6] "52:54:00:12:34:56" */
+	FT_NODE,                   /* a nested mapping or list: the caller walks it */
+};
+
+struct field {
+	const char *name;
+	enum field_type type;
+	bool required;
+	size_t offset;             /* into the object the mapping fills */
+	size_t len;                /* FT_STR, FT_PATH: buffer size */
+	long min, max;             /* FT_INT, FT_UINT */
+	const char *const *names;  /* FT_ENUM */
+	unsigned nr_names;
+	yaml_node_type_t node;     /* FT_NODE: expected node type, 0 = the caller decides */
+	const char *expect;        /* FT_NODE: what a wrong node should have been */
+};
+
+struct schema {
+	const char *what;          /* "VM", "NIC": for "missing from this VM" */
+	const struct field *fields;
+	unsigned nr;
+};
+
+/* What one mapping held, by field index: key nodes, and values unless absent or null. */
+struct seen {
+	yaml_node_t *key[MAX_FIELDS];
+	yaml_node_t *val[MAX_FIELDS];
+};
+
+#define MEMBER_SIZE(T, m) sizeof(((T *)0)->m)
+#define F_STR(n, T, m, req) \
+	{ .name = n, .type = FT_STR, .required = req, .offset = offsetof(T, m), \
+	  .len = MEMBER_SIZE(T, m) }
+#define F_PATH(n, T, m, req) \
+	{ .name = n, .type = FT_PATH, .required = req, .offset = offsetof(T, m), \
+	  .len = MEMBER_SIZE(T, m) }
+#define F_INT(n, T, m, lo, hi) \
+	{ .name = n, .type = FT_INT, .offset = offsetof(T, m), .min = lo, .max = hi }
+#define F_UINT(n, T, m, req, lo, hi) \
+	{ .name = n, .type = FT_UINT, .required = req, .offset = offsetof(T, m), \
+	  .min = lo, .max = hi }
+#define F_BOOL(n, T, m) { .name = n, .type = FT_BOOL, .offset = offsetof(T, m) }
+#define F_SIZE(n, T, m, req) \
+	{ .name = n, .type = FT_SIZE, .required = req, .offset = offsetof(T, m) }
+#define F_PAGE_SIZE(n, T, m) \
+	{ .name = n, .type = FT_PAGE_SIZE, .offset = offsetof(T, m) }
+#define F_CPUS(n, T, m, req) \
+	{ .name = n, .type = FT_CPUS, .required = req, .offset = offsetof(T, m) }
+#define F_ENUM(n, T, m, table) \
+	{ .name = n, .type = FT_ENUM, .offset = offsetof(T, m), .names = table, \
+	  .nr_names = sizeof(table) / sizeof(table[0]) }
+#define F_MAC(n, T, m) { .name = n, .type = FT_MAC, .offset = offsetof(T, m) }
+#define F_NODE(n, req, kind, what) \
+	{ .name = n, .type = FT_NODE, .required = req, .node = kind, .expect = what }
+#define SCHEMA(what, table) { what, table, sizeof(table) / sizeof(table[0]) }
+
+/* FT_ENUM stores an unsigned; the enums it fills must have that size. */
+_Static_assert(sizeof(enum plan_policy) == sizeof(unsigned), "plan_policy is not unsigned-sized");
+_Static_assert(sizeof(enum plan_nic_mode) == sizeof(unsigned), "plan_nic_mode is not unsigned-sized");
+
+static const char *const policy_names[] = {
+	[PLAN_POLICY_OTHER] = "other",
+	[PLAN_POLICY_FIFO] = "fifo",
+	[PLAN_POLICY_RR] = "rr",
+};
+
+static const char *const nic_mode_names[] = {
+	[PLAN_NIC_CLIENT] = "client",
+	[PLAN_NIC_SERVER] = "server",
+};
+
+/* ---- the schema ---------------------------------------------------------------------------- */
+
+enum { TOP_HOST, TOP_VMS, TOP_VM, NR_TOP };
+static const struct field top_fields[] = {
+	[TOP_HOST] = F_NODE("host", false, YAML_MAPPING_NODE, "a mapping (housekeeping_cpus, dataplane)"),
+	[TOP_VMS] = F_NODE("vms", false, YAML_SEQUENCE_NODE, "a list of VMs"),
+	[TOP_VM] = F_NODE("vm", false, YAML_MAPPING_NODE, "a mapping (one VM)"),
+};
+
+enum { HOST_HOUSEKEEPING, HOST_DATAPLANE, NR_HOST };
+static const struct field host_fields[] = {
+	[HOST_HOUSEKEEPING] = F_CPUS("housekeeping_cpus", struct plan_host, housekeeping, false),
+	[HOST_DATAPLANE] = F_NODE("dataplane", false, YAML_MAPPING_NODE,
+				  "a mapping (cores, main_core, numa_node, no_huge, eal_args)"),
+};
+
+enum { DP_CORES, DP_MAIN_CORE, DP_NODE, DP_NO_HUGE, DP_EAL_ARGS, NR_DP };
+static const struct field dataplane_fields[] = {
+	[DP_CORES] = F_CPUS("cores", struct plan_dataplane, cores, true),
+	[DP_MAIN_CORE] = F_INT("main_core", struct plan_dataplane, main_core, 0, CPU_SETSIZE - 1),
+	[DP_NODE] = F_INT("numa_node", struct plan_dataplane, node, 0, MAX_NODE),
+	[DP_NO_HUGE] = F_BOOL("no_huge", struct plan_dataplane, no_huge),
+	[DP_EAL_ARGS] = F_STR("eal_args", struct plan_dataplane, extra_eal, false),
+};
+
+enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS, NR_VM };
+static const struct field vm_fields[] = {
+	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
+	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
+	[VM_INITRD] = F_PATH("initrd", struct plan_vm, initrd, false),
+	[VM_CMDLINE] = F_STR("cmdline", struct plan_vm, cmdline, false),
+	[VM_MEMORY] = F_NODE("memory", true, 0, NULL),
+	[VM_VCPUS] = F_NODE("vcpus", true, 0, NULL),
+	[VM_EMULATOR] = F_CPUS("emulator_cpus", struct plan_vm, emulator.cpus, false),
+	[VM_NICS] = F_NODE("nics", false, YAML_SEQUENCE_NODE, "a list of NICs"),
+};
+
+enum { MEM_SIZE, MEM_PAGE_SIZE, MEM_NODE, MEM_STRICT, MEM_PREFAULT, MEM_MLOCK, MEM_FALLBACK, NR_MEM };
+static const struct field memory_fields[] = {
+	[MEM_SIZE] = F_SIZE("size", struct plan_memory, size, true),
+	[MEM_PAGE_SIZE] = F_PAGE_SIZE("page_size", struct plan_memory, page_size),
+	[MEM_NODE] = F_INT("numa_node", struct plan_memory, node, 0, MAX_NODE),
+	[MEM_STRICT] = F_BOOL("strict", struct plan_memory, strict),
+	[MEM_PREFAULT] = F_BOOL("prefault", struct plan_memory, prefault),
+	[MEM_MLOCK] = F_BOOL("mlock", struct plan_memory, mlock),
+	[MEM_FALLBACK] = F_BOOL("fallback_4k", struct plan_memory, allow_fallback),
+};
+
+/* `vcpus:` as a mapping: a count, shared scheduling, and either one cpu set or one per vCPU. */
+struct vcpus_spec {
+	unsigned count;
+	unsigned policy;
+	int priority;
+	cpu_set_t cpus;
+};
+
+enum { VCPUS_COUNT, VCPUS_POLICY, VCPUS_PRIORITY, VCPUS_CPUS, VCPUS_PIN, NR_VCPUS };
+static const struct field vcpus_fields[] = {
+	[VCPUS_COUNT] = F_UINT("count", struct vcpus_spec, count, true, 1, MAX_VCPUS),
+	[VCPUS_POLICY] = F_ENUM("policy", struct vcpus_spec, policy, policy_names),
+	[VCPUS_PRIORITY] = F_INT("priority", struct vcpus_spec, priority, INT_MIN, INT_MAX),
+	[VCPUS_CPUS] = F_CPUS("cpus", struct vcpus_spec, cpus, false),
+	[VCPUS_PIN] = F_NODE("pin", false, YAML_SEQUENCE_NODE, "a list of cpu lists, one per vCPU"),
+};
+
+/* `vcpus:` as a list: one entry per vCPU. */
+enum { VCPU_CPUS, VCPU_POLICY, VCPU_PRIORITY, NR_VCPU };
+static const struct field vcpu_fields[] = {
+	[VCPU_CPUS] = F_CPUS("cpus", struct vcpus_spec, cpus, false),
+	[VCPU_POLICY] = F_ENUM("policy", struct vcpus_spec, policy, policy_names),
+	[VCPU_PRIORITY] = F_INT("priority", struct vcpus_spec, priority, INT_MIN, INT_MAX),
+};
+
+/* Shorthands: `vcpus: 2`, `memory: 1G`, and the entries of `pin:`. */
+static const struct field vcpus_count_field =
+	F_UINT("vcpus", struct vcpus_spec, count, true, 1, MAX_VCPUS);
+static const struct field memory_size_field = F_SIZE("memory", struct plan_memory, size, true);
+static const struct field pin_field = F_CPUS("pin", struct plan_sched, cpus, true);
+
+enum { NIC_NAME, NIC_SOCKET, NIC_MAC, NIC_QUEUES, NIC_MODE, NR_NIC };
+static const struct field nic_fields[] = {
+	[NIC_NAME] = F_STR("name", struct plan_nic, name, true),
+	[NIC_SOCKET] = F_PATH("socket", struct plan_nic, socket, true),
+	[NIC_MAC] = F_MAC("mac", struct plan_nic, mac),
+	[NIC_QUEUES] = F_UINT("queues", struct plan_nic, queues, false, 1, MAX_QUEUES),
+	[NIC_MODE] = F_ENUM("mode", struct plan_nic, mode, nic_mode_names),
+};
+
+static const struct schema top_schema = SCHEMA("plan", top_fields);
+static const struct schema host_schema = SCHEMA("host section", host_fields);
+static const struct schema dataplane_schema = SCHEMA("dataplane", dataplane_fields);
+static const struct schema vm_schema = SCHEMA("VM", vm_fields);
+static const struct schema memory_schema = SCHEMA("memory section", memory_fields);
+static const struct schema vcpus_schema = SCHEMA("vcpus mapping", vcpus_fields);
+static const struct schema vcpu_schema = SCHEMA("vCPU entry", vcpu_fields);
+static const struct schema nic_schema = SCHEMA("NIC", nic_fields);
+
+_Static_assert(NR_VM <= MAX_FIELDS && NR_MEM <= MAX_FIELDS && NR_NIC <= MAX_FIELDS &&
+	       NR_DP <= MAX_FIELDS && NR_VCPUS <= MAX_FIELDS, "raise MAX_FIELDS");
+
+/* ---- messages ------------------------------------------------------------------------------ */
+
+static unsigned line_of(const yaml_node_t *n)
+{
+	return (unsigned)n->start_mark.line + 1;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+static const char *node_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		return "a scalar";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "nothing";
+	}
+}
+
+/* " (value 'V')" for a scalar, shortened and with control characters shown as '?'. */
+static void quote_value(const yaml_node_t *val, char *buf, size_t len)
+{
+	char v[64];
+	size_t i, n;
+
+	buf[0] = '\0';
+	if (!val || val->type != YAML_SCALAR_NODE)
+		return;
+	n = val->data.scalar.length;
+	for (i = 0; i < n && i < sizeof(v) - 4; i++) {
+		unsigned char ch = val->data.scalar.value[i];
+
+		v[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	if (i < n) {
+		memcpy(v + i, "...", 3);
+		i += 3;
+	}
+	v[i] = '\0';
+	snprintf(buf, len, " (value '%s')", v);
+}
+
+/* Records "FILE:LINE: KEY: what (value 'V')" and returns -EINVAL. */
+__attribute__((format(printf, 5, 6)))
+static int fail(struct ctx *c, unsigned line, const char *key, const yaml_node_t *val,
+		const char *fmt, ...)
+{
+	char what[384], value[96];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	quote_value(val, value, sizeof(value));
+	return err__set(c->e, -EINVAL, "%s:%u: %s%s%s%s", c->file, line, key, *key ? ": " : "",
+			what, value);
+}
+
+static int wrong_type(struct ctx *c, unsigned line, const char *key, const yaml_node_t *val,
+		      const char *expected)
+{
+	return fail(c, line, key, val, "expected %s, got %s", expected, node_kind(val));
+}
+
+/* Appends `s` to the key path `out` (KEY_LEN bytes) at *used, cutting what does not fit. */
+static void key_append(char *out, size_t *used, const char *s)
+{
+	while (*s && *used + 1 < KEY_LEN)
+		out[(*used)++] = *s++;
+	out[*used] = '\0';
+}
+
+/* "vms[0]" + "memory" -> "vms[0].memory"; "" + "host" -> "host". */
+static void key_join(char *out, const char *path, const char *name)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	key_append(out, &used, path);
+	if (*path)
+		key_append(out, &used, ".");
+	key_append(out, &used, name);
+}
+
+/* "vms" + 1 -> "vms[1]". */
+static void key_index(char *out, const char *path, unsigned i)
+{
+	char idx[16];
+	size_t used = 0;
+
+	snprintf(idx, sizeof(idx), "[%u]", i);
+	out[0] = '\0';
+	key_append(out, &used, path);
+	key_append(out, &used, idx);
+}
+
+static void set_loc(struct plan_loc *loc, unsigned line, const char *key)
+{
+	loc->line = line;
+	snprintf(loc->key, sizeof(loc->key), "%s", key);
+}
+
+/* Levenshtein distance, for "did you mean". */
+static unsigned edit_distance(const char *a, const char *b)
+{
+	unsigned row[64], i, j, diag, up;
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (lb >= sizeof(row) / sizeof(row[0]) || la >= 64)
+		return UINT_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static int unknown_key(struct ctx *c, const struct schema *s, const yaml_node_t *key,
+		       const char *kpath)
+{
+	const char *name = scalar(key), *best = NULL;
+	unsigned i, d, best_d = UINT_MAX;
+	char allowed[256] = "";
+	size_t used = 0;
+
+	for (i = 0; i < s->nr; i++) {
+		used += (size_t)snprintf(allowed + used, sizeof(allowed) - used, "%s%s",
+					 i ? ", " : "", s->fields[i].name);
+		if (used >= sizeof(allowed))
+			used = sizeof(allowed) - 1;
+		d = edit_distance(name, s->fields[i].name);
+		if (d < best_d) {
+			best_d = d;
+			best = s->fields[i].name;
+		}
+	}
+	if (best && best_d <= 2 && best_d < strlen(name))
+		return fail(c, line_of(key), kpath, NULL,
+			    "unknown key in %s; did you mean '%s'? (allowed: %s)", s->what, best, allowed);
+	return fail(c, line_of(key), kpath, NULL, "unknown key in %s (allowed: %s)", s->what, allowed);
+}
+
+/* ---- scalars ------------------------------------------------------------------------------- */
+
+/* YAML's null: an empty value, "~" or "null" (and an explicit !!null). */
+static bool is_null(const yaml_node_t *n)
+{
+	static const char *const nulls[] = { "~", "null", "Null", "NULL" };
+	unsigned i;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return false;
+	if (n->tag && !strcmp((const char *)n->tag, YAML_NULL_TAG))
+		return true;
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	if (!n->data.scalar.length)
+		return true;
+	for (i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+		if (!strcmp(scalar(n), nulls[i]))
+			return true;
+	return false;
+}
+
+/* Decimal integers only ("-5", "42"); "0x10", "1e3" and "" are not integers here. */
+static int parse_long(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	if (!*s || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || *end)
+		return -EINVAL;
+	if (errno == ERANGE)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on" }, *const no[] = { "false", "no", "off" };
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		if (!strcasecmp(s, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(s, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* "52:54:00:12:34:56": six two-digit hex bytes separated by ':'. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	int hi, lo;
+	unsigned i;
+
+	for (i = 0; i < 6; i++) {
+		hi = hex_digit(s[0]);
+		lo = hi < 0 ? -1 : hex_digit(s[1]);
+		if (lo < 0)
+			return -EINVAL;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+		s += 2;
+		if (i < 5 && *s++ != ':')
+			return -EINVAL;
+	}
+	return *s ? -EINVAL : 0;
+}
+
+static int set_path(struct ctx *c, unsigned line, const char *kpath, const yaml_node_t *val,
+		    char *dst, size_t size)
+{
+	const char *s = scalar(val);
+	const char *dir = s[0] == '/' ? "" : c->dir;
+	size_t len = strlen(dir) + val->data.scalar.length;
+
+	if (!val->data.scalar.length)
+		return fail(c, line, kpath, val, "empty path");
+	if (len >= size)
+		return fail(c, line, kpath, val, "path too long: %zu bytes%s, at most %zu", len,
+			    *dir ? " after prefixing the plan's directory" : "", size - 1);
+	snprintf(dst, size, "%s%s", dir, s);
+	return 0;
+}
+
+/* Checks `val` against field `f` and stores it at f->offset in `obj`. */
+static int convert(struct ctx *c, const struct field *f, unsigned line, const char *kpath,
+		   const yaml_node_t *val, void *obj)
+{
+	char *dst = (char *)obj + f->offset;
+	const char *s;
+	uint64_t bytes;
+	cpu_set_t set;
+	uint8_t mac[6];
+	unsigned i;
+	bool b;
+	long v;
+	int rc;
+
+	if (f->type == FT_NODE) {
+		if (f->node && val->type != f->node)
+			return wrong_type(c, line, kpath, val, f->expect);
+		return 0;
+	}
+	if (val->type != YAML_SCALAR_NODE)
+		return wrong_type(c, line, kpath, val, "a single value");
+	s = scalar(val);
+	if (strlen(s) != val->data.scalar.length)
+		return fail(c, line, kpath, NULL, "value contains a NUL character");
+
+	switch (f->type) {
+	case FT_STR:
+		if (val->data.scalar.length >= f->len)
+			return fail(c, line, kpath, val, "too long: %zu bytes, at most %zu",
+				    val->data.scalar.length, f->len - 1);
+		memcpy(dst, s, val->data.scalar.length + 1);
+		return 0;
+	case FT_PATH:
+		return set_path(c, line, kpath, val, dst, f->len);
+	case FT_INT:
+	case FT_UINT:
+		rc = parse_long(s, &v);
+		if (rc == -EINVAL)
+			return fail(c, line, kpath, val, "expected an integer");
+		if (!rc && v < 0 && f->min == 0 && !f->required)
+			return fail(c, line, kpath, val, "out of range %ld..%ld (leave the key out for "
+				    "the default)", f->min, f->max);
+		if (rc || v < f->min || v > f->max)
+			return fail(c, line, kpath, val, "out of range %ld..%ld", f->min, f->max);
+		if (f->type == FT_INT)
+			*(int *)dst = (int)v;
+		else
+			*(unsigned *)dst = (unsigned)v;
+		return 0;
+	case FT_BOOL:
+		if (parse_bool(s, &b))
+			return fail(c, line, kpath, val, "expected true or false (or yes/no, on/off)");
+		*(bool *)dst = b;
+		return 0;
+	case FT_SIZE:
+		rc = size__parse(s, &bytes);
+		if (rc == -ERANGE)
+			return fail(c, line, kpath, val, "size too large");
+		if (rc)
+			return fail(c, line, kpath, val, "expected a size such as 512M, 2G or 1GiB");
+		*(uint64_t *)dst = bytes;
+		return 0;
+	case FT_PAGE_SIZE:
+		if (!size__parse(s, &bytes))
+			for (i = PLAN_PAGE_4K; i <= PLAN_PAGE_1G; i++)
+				if (bytes == plan__page_size_bytes(i)) {
+					*(enum plan_page_size *)dst = i;
+					return 0;
+				}
+		return fail(c, line, kpath, val, "expected a page size: 4K, 2M or 1G");
+	case FT_CPUS:
+		rc = plan__parse_cpus(s, &set);
+		if (rc == -ERANGE)
+			return fail(c, line, kpath, val, "cpu number too large (at most %d)",
+				    CPU_SETSIZE - 1);
+		if (rc)
+			return fail(c, line, kpath, val,
+				    "expected a cpu list such as 2, \"2-3\" or \"0,4-7\"");
+		if (!CPU_COUNT(&set))
+			return fail(c, line, kpath, val, "empty cpu list (leave the key out instead)");
+		memcpy(dst, &set, sizeof(set));
+		return 0;
+	case FT_ENUM:
+		for (i = 0; i < f->nr_names; i++)
+			if (!strcasecmp(s, f->names[i])) {
+				*(unsigned *)dst = i;
+				return 0;
+			}
+		{
+			char names[128] = "";
+			size_t used = 0;
+
+			for (i = 0; i < f->nr_names && used < sizeof(names); i++)
+				used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+							 i ? ", " : "", f->names[i]);
+			return fail(c, line, kpath, val, "expected one of: %s", names);
+		}
+	case FT_MAC:
+		if (parse_mac(s, mac))
+			return fail(c, line, kpath, val,
+				    "expected a MAC address such as 52:54:00:12:34:56");
+		if (mac[0] & 1)
+			return fail(c, line, kpath, val,
+				    "multicast MAC address: the first byte must be even");
+		if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+			return fail(c, line, kpath, val, "all-zero MAC address");
+		memcpy(dst, mac, sizeof(mac));
+		return 0;
+	case FT_NODE:
+		break;
+	}
+	return 0;
+}
+
+/* ---- mappings ------------------------------------------------------------------------------ */
+
+static yaml_node_t *node_at(struct ctx *c, int id)
+{
+	return yaml_document_get_node(c->doc, id);
+}
+
+/*
+ * Walks mapping `map` (introduced at `line` under `path`) with schema `s`,
+ * storing simple values into `obj` and recording every key in `seen`.
+ * Unknown and duplicate keys, wrong types and missing required keys fail.
+ */
+static int walk(struct ctx *c, yaml_node_t *map, unsigned line, const char *path,
+		const struct schema *s, void *obj, struct seen *seen)
+{
+	char kpath[KEY_LEN];
+	yaml_node_pair_t *pair;
+	const struct field *f;
+	yaml_node_t *key, *val;
+	unsigned i;
+	int rc;
+
+	memset(seen, 0, sizeof(*seen));
+	if (map->type != YAML_MAPPING_NODE)
+		return wrong_type(c, line, path, map, "a mapping");
+	for (pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
+		key = node_at(c, pair->key);
+		val = node_at(c, pair->value);
+		if (key->type != YAML_SCALAR_NODE)
+			return fail(c, line_of(key), path, NULL, "keys must be plain names, got %s",
+				    node_kind(key));
+		key_join(kpath, path, scalar(key));
+		for (f = NULL, i = 0; i < s->nr && !f; i++)
+			if (!strcmp(scalar(key), s->fields[i].name))
+				f = &s->fields[i];
+		if (!f)
+			return unknown_key(c, s, key, kpath);
+		i = (unsigned)(f - s->fields);
+		if (seen->key[i])
+			return fail(c, line_of(key), kpath, NULL, "duplicate key (first at line %u)",
+				    line_of(seen->key[i]));
+		seen->key[i] = key;
+		if (is_null(val)) {
+			if (f->required)
+				return fail(c, line_of(key), kpath, NULL, "needs a value");
+			continue;
+		}
+		seen->val[i] = val;
+		rc = convert(c, f, line_of(key), kpath, val, obj);
+		if (rc)
+			return rc;
+	}
+	for (i = 0; i < s->nr; i++)
+		if (s->fields[i].required && !seen->key[i]) {
+			key_join(kpath, path, s->fields[i].name);
+			return fail(c, line, kpath, NULL, "missing: every %s needs '%s'", s->what,
+				    s->fields[i].name);
+		}
+	return 0;
+}
+
+/* ---- scheduling ---------------------------------------------------------------------------- */
+
+/*
+ * Policy and priority as sched_setscheduler(2) takes them: fifo and rr need
+ * 1..99, other takes none. `line` is where the mapping holding them starts.
+ */
+static int check_sched(struct ctx *c, const char *path, unsigned line, const struct vcpus_spec *v,
+		       const yaml_node_t *policy_key, const yaml_node_t *prio_key,
+		       const yaml_node_t *prio_val)
+{
+	char kpath[KEY_LEN];
+
+	key_join(kpath, path, "priority");
+	if (v->policy == PLAN_POLICY_OTHER) {
+		if (prio_val && v->priority)
+			return fail(c, line_of(prio_key), kpath, prio_val,
+				    "policy 'other' takes no priority (0 or absent); "
+				    "set policy: fifo or rr for an RT priority");
+		return 0;
+	}
+	if (!prio_val)
+		return fail(c, policy_key ? line_of(policy_key) : line, kpath, NULL,
+			    "missing: policy '%s' needs a priority 1..99",
+			    plan__policy_name(v->policy));
+	if (v->priority < 1 || v->priority > 99)
+		return fail(c, line_of(prio_key), kpath, prio_val, "out of range 1..99 for policy '%s'",
+			    plan__policy_name(v->policy));
+	return 0;
+}
+
+static void set_sched(struct plan_sched *s, const struct vcpus_spec *v)
+{
+	s->cpus = v->cpus;
+	s->policy = v->policy;
+	s->priority = v->priority;
+}
+
+/* `vcpus: N`, `vcpus: {count, policy, priority, cpus | pin}` or `vcpus: [{cpus, policy, priority}]`. */
+static int parse_vcpus(struct ctx *c, struct plan_vm *vm, const yaml_node_t *key, yaml_node_t *val,
+		       const char *vm_path)
+{
+	char path[KEY_LEN], kpath[KEY_LEN];
+	struct vcpus_spec spec;
+	yaml_node_item_t *item;
+	yaml_node_t *pin, *entry;
+	struct seen s;
+	unsigned i, n;
+	int rc;
+
+	key_join(path, vm_path, "vcpus");
+	memset(&spec, 0, sizeof(spec));
+
+	if (val->type == YAML_SCALAR_NODE) {
+		rc = convert(c, &vcpus_count_field, line_of(key), path, val, &spec);
+		if (rc)
+			return rc;
+		vm->vcpus = calloc(spec.count, sizeof(*vm->vcpus));
+		if (!vm->vcpus)
+			return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+		vm->nr_vcpus = spec.count;
+		for (i = 0; i < spec.count; i++)
+			set_loc(&vm->vcpus[i].loc, line_of(key), path);
+		return 0;
+	}
+
+	if (val->type == YAML_SEQUENCE_NODE) {
+		n = (unsigned)(val->data.sequence.items.top - val->data.sequence.items.start);
+		if (n < 1 || n > MAX_VCPUS)
+			return fail(c, line_of(key), path, NULL,
+				    "%u entries: a VM has 1..%d vCPUs", n, MAX_VCPUS);
+		vm->vcpus = calloc(n, sizeof(*vm->vcpus));
+		if (!vm->vcpus)
+			return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+		vm->nr_vcpus = n;
+		for (i = 0, item = val->data.sequence.items.start; i < n; i++, item++) {
+			entry = node_at(c, *item);
+			key_index(kpath, path, i);
+			memset(&spec, 0, sizeof(spec));
+			rc = walk(c, entry, line_of(entry), kpath, &vcpu_schema, &spec, &s);
+			if (rc)
+				return rc;
+			rc = check_sched(c, kpath, line_of(entry), &spec, s.key[VCPU_POLICY],
+					 s.key[VCPU_PRIORITY], s.val[VCPU_PRIORITY]);
+			if (rc)
+				return rc;
+			set_sched(&vm->vcpus[i], &spec);
+			if (s.val[VCPU_CPUS]) {
+				char cpath[KEY_LEN];
+
+				key_join(cpath, kpath, "cpus");
+				set_loc(&vm->vcpus[i].loc, line_of(s.key[VCPU_CPUS]), cpath);
+			} else {
+				set_loc(&vm->vcpus[i].loc, line_of(entry), kpath);
+			}
+		}
+		return 0;
+	}
+
+	rc = walk(c, val, line_of(key), path, &vcpus_schema, &spec, &s);
+	if (rc)
+		return rc;
+	rc = check_sched(c, path, line_of(key), &spec, s.key[VCPUS_POLICY], s.key[VCPUS_PRIORITY],
+			 s.val[VCPUS_PRIORITY]);
+	if (rc)
+		return rc;
+	pin = s.val[VCPUS_PIN];
+	key_join(kpath, path, "pin");
+	if (pin && s.val[VCPUS_CPUS])
+		return fail(c, line_of(s.key[VCPUS_PIN]), kpath, NULL,
+			    "use either 'cpus' (one set shared by all vCPUs, line %u) or 'pin' "
+			    "(one set per vCPU), not both", line_of(s.key[VCPUS_CPUS]));
+	if (pin) {
+		n = (unsigned)(pin->data.sequence.items.top - pin->data.sequence.items.start);
+		if (n != spec.count)
+			return fail(c, line_of(s.key[VCPUS_PIN]), kpath, NULL,
+				    "%u %s for count %u: pin needs one cpu list per vCPU",
+				    n, n == 1 ? "entry" : "entries", spec.count);
+	}
+	vm->vcpus = calloc(spec.count, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+	vm->nr_vcpus = spec.count;
+	for (i = 0; i < spec.count; i++) {
+		set_sched(&vm->vcpus[i], &spec);
+		if (pin) {
+			char ppath[KEY_LEN];
+
+			entry = node_at(c, pin->data.sequence.items.start[i]);
+			key_index(ppath, kpath, i);
+			rc = convert(c, &pin_field, line_of(entry), ppath, entry, &vm->vcpus[i]);
+			if (rc)
+				return rc;
+			set_loc(&vm->vcpus[i].loc, line_of(entry), ppath);
+		} else if (s.val[VCPUS_CPUS]) {
+			char cpath[KEY_LEN];
+
+			key_join(cpath, path, "cpus");
+			set_loc(&vm->vcpus[i].loc, line_of(s.key[VCPUS_CPUS]), cpath);
+		} else {
+			set_loc(&vm->vcpus[i].loc, line_of(key), path);
+		}
+	}
+	return 0;
+}
+
+/* ---- sections ------------------------------------------------------------------------------ */
+
+/* `memory: 1G` or `memory: {size, page_size, numa_node, strict, prefault, mlock, fallback_4k}`. */
+static int parse_memory(struct ctx *c, struct plan_memory *m, const yaml_node_t *key,
+			yaml_node_t *val, const char *vm_path)
+{
+	char path[KEY_LEN], kpath[KEY_LEN];
+	const yaml_node_t *size_key = key, *size_val = val;
+	uint64_t page;
+	struct seen s;
+	int rc;
+
+	key_join(path, vm_path, "memory");
+	m->node = -1;
+	memset(&s, 0, sizeof(s));
+	if (val->type == YAML_SCALAR_NODE) {
+		rc = convert(c, &memory_size_field, line_of(key), path, val, m);
+		snprintf(kpath, sizeof(kpath), "%s", path);
+	} else if (val->type == YAML_MAPPING_NODE) {
+		rc = walk(c, val, line_of(key), path, &memory_schema, m, &s);
+		size_key = s.key[MEM_SIZE];
+		size_val = s.val[MEM_SIZE];
+		key_join(kpath, path, "size");
+	} else {
+		rc = wrong_type(c, line_of(key), path, val, "a size such as 1G or a mapping (size, "
+				"page_size, numa_node, strict, prefault, mlock, fallback_4k)");
+	}
+	if (rc)
+		return rc;
+
+	page = plan__page_size_bytes(m->page_size);
+	if (m->size < MIN_MEMORY)
+		return fail(c, line_of(size_key), kpath, size_val, "too small: at least %lluM",
+			    (unsigned long long)(MIN_MEMORY >> 20));
+	if (m->size % page)
+		return fail(c, line_of(size_key), kpath, size_val,
+			    "not a multiple of the %s page size", plan__page_size_name(m->page_size));
+	/* Hugepages come from a reserved pool: touch them all now, so a short pool fails at start. */
+	if (!s.val[MEM_PREFAULT])
+		m->prefault = m->page_size != PLAN_PAGE_4K;
+	set_loc(&m->loc, line_of(key), path);
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	const char *q;
+
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+		return false;
+	for (q = s; *q; q++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+		      (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' || *q == '.'))
+			return false;
+	return true;
+}
+
+/* A socket or MAC already used by an earlier NIC in the plan (this VM's included). */
+static const struct plan_nic *nic_clash(const struct plan *p, const struct plan_vm *vm,
+					const struct plan_nic *nic, bool by_mac)
+{
+	const struct plan_vm *v;
+	unsigned i;
+
+	for (v = p->vms; v <= vm; v++)
+		for (i = 0; i < v->nr_nics && &v->nics[i] != nic; i++) {
+			if (by_mac && nic->mac_set && v->nics[i].mac_set &&
+			    !memcmp(v->nics[i].mac, nic->mac, sizeof(nic->mac)))
+				return &v->nics[i];
+			if (!by_mac && !strcmp(v->nics[i].socket, nic->socket))
+				return &v->nics[i];
+		}
+	return NULL;
+}
+
+/* `nics: [{name, socket, mac, queues, mode}]`: vhost-user ports. */
+static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const char *vm_path)
+{
+	char path[KEY_LEN], kpath[KEY_LEN], fpath[KEY_LEN];
+	const struct plan_nic *other;
+	yaml_node_item_t *item;
+	struct plan_nic *nic;
+	yaml_node_t *entry;
+	struct seen s;
+	unsigned i, j, n;
+	int rc;
+
+	key_join(path, vm_path, "nics");
+	n = (unsigned)(val->data.sequence.items.top - val->data.sequence.items.start);
+	if (!n)
+		return 0;
+	vm->nics = calloc(n, sizeof(*vm->nics));
+	if (!vm->nics)
+		return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+	for (i = 0, item = val->data.sequence.items.start; i < n; i++, item++) {
+		entry = node_at(c, *item);
+		key_index(kpath, path, i);
+		nic = &vm->nics[i];
+		nic->queues = 1;
+		vm->nr_nics = i + 1;
+		rc = walk(c, entry, line_of(entry), kpath, &nic_schema, nic, &s);
+		if (rc)
+			return rc;
+		set_loc(&nic->loc, line_of(entry), kpath);
+		nic->mac_set = s.val[NIC_MAC] != NULL;
+
+		key_join(fpath, kpath, "name");
+		if (!valid_name(nic->name))
+			return fail(c, line_of(s.key[NIC_NAME]), fpath, s.val[NIC_NAME],
+				    "invalid name: letters, digits, '-', '_', '.', starting with a "
+				    "letter or digit");
+		for (j = 0; j < i; j++)
+			if (!strcmp(vm->nics[j].name, nic->name))
+				return fail(c, line_of(s.key[NIC_NAME]), fpath, s.val[NIC_NAME],
+					    "duplicate NIC name in this VM (first at line %u, %s)",
+					    vm->nics[j].loc.line, vm->nics[j].loc.key);
+		other = nic_clash(c->p, vm, nic, false);
+		if (other) {
+			key_join(fpath, kpath, "socket");
+			return fail(c, line_of(s.key[NIC_SOCKET]), fpath, s.val[NIC_SOCKET],
+				    "socket already used by %s (line %u)", other->loc.key,
+				    other->loc.line);
+		}
+		other = nic_clash(c->p, vm, nic, true);
+		if (other) {
+			key_join(fpath, kpath, "mac");
+			return fail(c, line_of(s.key[NIC_MAC]), fpath, s.val[NIC_MAC],
+				    "MAC address already used by %s (line %u)", other->loc.key,
+				    other->loc.line);
+		}
+	}
+	return 0;
+}
+
+/* One VM: a `vms:` entry (path "vms[i]") or the `vm:` mapping (path "vm"). */
+static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsigned line,
+		    const char *path)
+{
+	char kpath[KEY_LEN];
+	const struct plan_vm *v;
+	struct seen s;
+	int rc;
+
+	rc = walk(c, node, line, path, &vm_schema, vm, &s);
+	if (rc)
+		return rc;
+	set_loc(&vm->loc, line, path);
+
+	key_join(kpath, path, "name");
+	if (!valid_name(vm->name))
+		return fail(c, line_of(s.key[VM_NAME]), kpath, s.val[VM_NAME],
+			    "invalid name: letters, digits, '-', '_', '.', starting with a letter "
+			    "or digit");
+	for (v = c->p->vms; v < vm; v++)
+		if (!strcmp(v->name, vm->name))
+			return fail(c, line_of(s.key[VM_NAME]), kpath, s.val[VM_NAME],
+				    "duplicate VM name (first defined at line %u, %s)",
+				    v->loc.line, v->loc.key);
+
+	rc = parse_memory(c, &vm->memory, s.key[VM_MEMORY], s.val[VM_MEMORY], path);
+	if (rc)
+		return rc;
+	rc = parse_vcpus(c, vm, s.key[VM_VCPUS], s.val[VM_VCPUS], path);
+	if (rc)
+		return rc;
+
+	/* Emulator threads (main loop, console, I/O) stay SCHED_OTHER, pinned if asked. */
+	key_join(kpath, path, "emulator_cpus");
+	set_loc(&vm->emulator.loc, s.val[VM_EMULATOR] ? line_of(s.key[VM_EMULATOR]) : 0, kpath);
+	vm->emulator.policy = PLAN_POLICY_OTHER;
+
+	if (s.val[VM_NICS])
+		return parse_nics(c, vm, s.val[VM_NICS], path);
+	return 0;
+}
+
+static int parse_host(struct ctx *c, struct plan_host *h, const yaml_node_t *key, yaml_node_t *val)
+{
+	struct plan_dataplane *dp = &h->dataplane;
+	struct seen s, d;
+	int rc;
+
+	rc = walk(c, val, line_of(key), "host", &host_schema, h, &s);
+	if (rc)
+		return rc;
+	h->housekeeping_set = s.val[HOST_HOUSEKEEPING] != NULL;
+	if (h->housekeeping_set)
+		set_loc(&h->loc, line_of(s.key[HOST_HOUSEKEEPING]), "host.housekeeping_cpus");
+	else
+		set_loc(&h->loc, line_of(key), "host");
+
+	dp->main_core = -1;
+	dp->node = -1;
+	if (!s.val[HOST_DATAPLANE])
+		return 0;
+	rc = walk(c, s.val[HOST_DATAPLANE], line_of(s.key[HOST_DATAPLANE]), "host.dataplane",
+		  &dataplane_schema, dp, &d);
+	if (rc)
+		return rc;
+	dp->present = true;
+	set_loc(&dp->loc, line_of(d.key[DP_CORES]), "host.dataplane.cores");
+	return 0;
+}
+
+static int parse_plan(struct ctx *c, yaml_node_t *root)
+{
+	struct plan *p = c->p;
+	yaml_node_item_t *item;
+	char path[KEY_LEN];
+	yaml_node_t *vms, *entry;
+	struct seen s;
+	unsigned i, n;
+	int rc;
+
+	rc = walk(c, root, line_of(root), "", &top_schema, NULL, &s);
+	if (rc)
+		return rc;
+	p->host.dataplane.main_core = -1;
+	p->host.dataplane.node = -1;
+	if (s.key[TOP_VMS] && s.key[TOP_VM])
+		return fail(c, line_of(s.key[TOP_VM]), "vm", NULL,
+			    "use either 'vm' (one VM) or 'vms' (a list, line %u), not both",
+			    line_of(s.key[TOP_VMS]));
+	if (!s.val[TOP_HOST] && !s.val[TOP_VMS] && !s.val[TOP_VM])
+		return fail(c, line_of(root), "", NULL,
+			    "nothing planned: expected 'vms' (a list of VMs), 'vm' (one VM) or 'host'");
+	if (s.val[TOP_HOST]) {
+		rc = parse_host(c, &p->host, s.key[TOP_HOST], s.val[TOP_HOST]);
+		if (rc)
+			return rc;
+	}
+
+	if (s.val[TOP_VM]) {
+		p->vms = calloc(1, sizeof(*p->vms));
+		if (!p->vms)
+			return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+		p->nr_vms = 1;
+		return parse_vm(c, &p->vms[0], s.val[TOP_VM], line_of(s.key[TOP_VM]), "vm");
+	}
+	vms = s.val[TOP_VMS];
+	if (!vms)
+		return 0;
+	n = (unsigned)(vms->data.sequence.items.top - vms->data.sequence.items.start);
+	if (!n)
+		return 0;
+	p->vms = calloc(n, sizeof(*p->vms));
+	if (!p->vms)
+		return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+	for (i = 0, item = vms->data.sequence.items.start; i < n; i++, item++) {
+		entry = node_at(c, *item);
+		key_index(path, "vms", i);
+		p->nr_vms = i + 1;
+		rc = parse_vm(c, &p->vms[i], entry, line_of(entry), path);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- the file ------------------------------------------------------------------------------ */
+
+/* libyaml's reader gives a byte offset, not a line: count the newlines before it. */
+static unsigned line_at_offset(FILE *f, size_t offset)
+{
+	unsigned line = 1;
+	size_t i;
+	int ch;
+
+	rewind(f);
+	for (i = 0; i < offset && (ch = getc(f)) != EOF; i++)
+		line += ch == '\n';
+	return line;
+}
+
+static int syntax_error(struct ctx *c, yaml_parser_t *ps, FILE *f)
+{
+	switch (ps->error) {
+	case YAML_MEMORY_ERROR:
+		return err__set(c->e, -ENOMEM, "%s: out of memory reading YAML", c->file);
+	case YAML_READER_ERROR:
+		return err__set(c->e, -EINVAL, "%s:%u: not valid YAML text: %s (byte %zu, value %#x)",
+				c->file, line_at_offset(f, ps->problem_offset), ps->problem,
+				ps->problem_offset, (unsigned)ps->problem_value);
+	default:
+		if (ps->context)
+			return err__set(c->e, -EINVAL,
+					"%s:%u: syntax error: %s at column %u (%s at line %u)",
+					c->file, (unsigned)ps->problem_mark.line + 1,
+					ps->problem ? ps->problem : "?",
+					(unsigned)ps->problem_mark.column + 1, ps->context,
+					(unsigned)ps->context_mark.line + 1);
+		return err__set(c->e, -EINVAL, "%s:%u: syntax error: %s at column %u", c->file,
+				(unsigned)ps->problem_mark.line + 1, ps->problem ? ps->problem : "?",
+				(unsigned)ps->problem_mark.column + 1);
+	}
+}
+
+int plan__load(struct plan *p, const char *path, struct err *e)
+{
+	struct ctx c = { .file = path, .p = p, .e = e };
+	yaml_document_t doc, next;
+	yaml_parser_t parser;
+	yaml_node_t *root;
+	const char *slash;
+	FILE *f;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if (!path || !*path)
+		return err__set(e, -EINVAL, "no plan file given");
+	if (strlen(path) >= sizeof(p->file))
+		return err__set(e, -ENAMETOOLONG, "%s: path too long", path);
+	snprintf(p->file, sizeof(p->file), "%s", path);
+	slash = strrchr(path, '/');
+	if (slash)
+		snprintf(c.dir, sizeof(c.dir), "%.*s", (int)(slash - path + 1), path);
+
+	f = fopen(path, "rb");
+	if (!f) {
+		rc = -errno;
+		return err__set(e, rc, "%s: cannot open: %s", path, strerror(-rc));
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		fclose(f);
+		return err__set(e, -ENOMEM, "%s: cannot initialise the YAML parser", path);
+	}
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		rc = syntax_error(&c, &parser, f);
+		goto err_delete_parser;
+	}
+	c.doc = &doc;
+
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		rc = err__set(e, -EINVAL, "%s:1: empty plan: expected 'vms' (a list of VMs), "
+			      "'vm' (one VM) or 'host'", path);
+		goto err_delete_doc;
+	}
+	/* One plan per file: a second document ("---") is a mistake, not something to ignore. */
+	if (!yaml_parser_load(&parser, &next)) {
+		rc = syntax_error(&c, &parser, f);
+		goto err_delete_doc;
+	}
+	if (yaml_document_get_root_node(&next)) {
+		rc = err__set(e, -EINVAL, "%s:%u: a second YAML document: a plan is one document",
+			      path, (unsigned)next.start_mark.line + 1);
+		yaml_document_delete(&next);
+		goto err_delete_doc;
+	}
+	yaml_document_delete(&next);
+
+	rc = parse_plan(&c, root);
+	if (rc)
+		goto err_free_plan;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return 0;
+
+err_free_plan:
+	plan__free(p);
+err_delete_doc:
+	yaml_document_delete(&doc);
+err_delete_parser:
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return rc;
+}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rt/rt.h"
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/hw/console.h"
 #include "vmm/hw/i8042.h"
@@ -57,6 +58,18 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 	vm->verbose = cfg->verbose;
+	vm->plan = cfg->plan;
+
+	/*
+	 * 2. The monitor's own threads go to the emulator cpus first: every thread
+	 * created from here on (console, vCPUs) inherits that affinity, and vCPU
+	 * threads then move themselves to their own cpus before entering the guest.
+	 */
+	if (cfg->plan && CPU_COUNT(&cfg->plan->emulator.cpus) > 0) {
+		err = rt__apply(0, &cfg->plan->emulator, e);
+		if (err)
+			return err;
+	}
 	if (cfg->mem_size < VM_MIN_MEMORY)
 		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
 				(unsigned long long)(cfg->mem_size >> 10),
@@ -68,27 +81,30 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 				vm->kvm.max_vcpus < TABLES_MAX_VCPUS ? vm->kvm.max_vcpus : TABLES_MAX_VCPUS,
 				vm->kvm.max_vcpus, TABLES_MAX_VCPUS);
 
-	/* 2. Guest RAM: one MAP_SHARED memfd, split around the PCI hole, registered as memslots. */
-	err = vm__setup_memory(vm, cfg->mem_size, e);
+	/*
+	 * 3. Guest RAM: one MAP_SHARED memfd (hugetlb, bound to a node, prefaulted
+	 * when the plan says so), split around the PCI hole, registered as memslots.
+	 */
+	err = vm__setup_memory(vm, cfg->mem_size, cfg->plan ? &cfg->plan->memory : NULL, e);
 	if (err)
 		return err;
 
-	/* 3. Interrupt controllers (PIC, IOAPIC, LAPICs) and the PIT, in the kernel. Before vCPUs. */
+	/* 4. Interrupt controllers (PIC, IOAPIC, LAPICs) and the PIT, in the kernel. Before vCPUs. */
 	err = vm__setup_irqchip(vm, e);
 	if (err)
 		return err;
 
-	/* 4. vCPUs, each with CPUID carrying its APIC id and the topology. */
+	/* 5. vCPUs, each with CPUID carrying its APIC id and the topology. */
 	err = vm__create_vcpus(vm, cfg->nr_vcpus, e);
 	if (err)
 		return err;
 
-	/* 5. Legacy devices on the port bus: COM1, i8042, ACPI PM1, the test device; console input. */
+	/* 6. Legacy devices on the port bus: COM1, i8042, ACPI PM1, the test device; console input. */
 	err = add_legacy_devices(vm, cfg, e);
 	if (err)
 		return err;
 
-	/* 6. Firmware tables: MP table and ACPI (RSDP/XSDT/FADT/DSDT/MADT). */
+	/* 7. Firmware tables: MP table and ACPI (RSDP/XSDT/FADT/DSDT/MADT). */
 	err = mptable__write(&vm->mem, vm->nr_vcpus);
 	if (err)
 		return err__set(e, err, "MP table for %u vCPUs: %s", vm->nr_vcpus, strerror(-err));
@@ -98,7 +114,7 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 				strerror((int)-rsdp));
 	vm->rsdp = rsdp;
 
-	/* 7. Boot: kernel, initrd and command line per the Linux boot protocol; BSP in long mode. */
+	/* 8. Boot: kernel, initrd and command line per the Linux boot protocol; BSP in long mode. */
 	boot.acpi_rsdp = (uint64_t)rsdp;
 	err = x86_boot__load(&vm->mem, &boot, &vm->boot, e);
 	if (err)

@@ -9,6 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/check.h"
+#include "config/parse.h"
+#include "numa/mem.h"
+#include "numa/topology.h"
 #include "vmm/size.h"
 #include "vmm/vm.h"
 
@@ -16,6 +20,8 @@
 
 static const char usage_text[] =
 	"usage: rtvmm run --kernel FILE [options]\n"
+	"       rtvmm run PLAN.yaml [--vm NAME] [--kvm PATH] [-v]\n"
+	"       rtvmm check PLAN.yaml [--topology FILE.xml | --synthetic DESC] [--overrides S] [--json]\n"
 	"       rtvmm --help | --version\n"
 	"\n"
 	"run options:\n"
@@ -29,6 +35,20 @@ static const char usage_text[] =
 	"                        decompress: like auto, but fail if the payload cannot be decompressed\n"
 	"      --kvm PATH        KVM device (default /dev/kvm)\n"
 	"  -v, --verbose         report every stop and more detail\n"
+	"      --vm NAME         the VM of PLAN.yaml to run (needed when it has several)\n"
+	"\n"
+	"With a plan file, kernel, memory, vCPUs and their placement come from the plan:\n"
+	"it is checked against this host first (errors refuse to start), then guest RAM is\n"
+	"placed (hugepages, node, prefault, mlock) and every thread pinned and scheduled\n"
+	"as planned; the placement read back from the kernel is printed before the guest runs.\n"
+	"\n"
+	"check options:\n"
+	"      --topology FILE   check against an hwloc XML topology instead of this host\n"
+	"      --synthetic DESC  check against an hwloc synthetic topology, e.g.\n"
+	"                        \"pack:2 numa:1 core:8 pu:2\"\n"
+	"      --overrides S     host state for a non-host topology: isolated=, nohz_full=,\n"
+	"                        hugepages=, rt_runtime= (see docs/host-plan.md)\n"
+	"      --json            print the findings as JSON\n"
 	"\n"
 	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
 	"Ctrl-A x quits). Exit status: 0 after guest poweroff or reboot, the guest's\n"
@@ -65,9 +85,30 @@ static const char *stop_name(enum vm_stop_reason r)
 	return names[r];
 }
 
+/* "node 0: 16384 pages" from move_pages(2), or why it is unknown (pages not touched yet). */
+static const char *placement_text(const struct vm *vm, char *buf, size_t len)
+{
+	struct numa_placement p;
+	size_t off = 0;
+	unsigned n;
+
+	if (numa_mem__placement(&vm->mem, &p) < 0)
+		return "placement unknown";
+	for (n = 0; n < p.nr_nodes && n < sizeof(p.pages_per_node) / sizeof(p.pages_per_node[0]); n++)
+		if (p.pages_per_node[n] && off < len)
+			off += (size_t)snprintf(buf + off, len - off, "%snode %u: %llu pages",
+						off ? ", " : "", n,
+						(unsigned long long)p.pages_per_node[n]);
+	if (p.pages_unknown && off < len)
+		snprintf(buf + off, len - off, "%s%llu pages not yet touched", off ? ", " : "",
+			 (unsigned long long)p.pages_unknown);
+	return buf;
+}
+
 /* The "what it did" report, on stderr so the guest console owns stdout. */
 static void report_build(const struct vm *vm, const struct vm_config *cfg, double build_s)
 {
+	char where[256];
 	unsigned i;
 
 	fprintf(stderr, "rtvmm: kernel %s: %s, entry %#llx\n", cfg->boot.kernel_path,
@@ -76,8 +117,10 @@ static void report_build(const struct vm *vm, const struct vm_config *cfg, doubl
 		fprintf(stderr, "rtvmm: initrd %s: %llu KiB at %#llx\n", cfg->boot.initrd_path,
 			(unsigned long long)(vm->boot.initrd_size >> 10),
 			(unsigned long long)vm->boot.initrd_start);
-	fprintf(stderr, "rtvmm: memory %llu MiB: memfd %d mapped MAP_SHARED at %p (4 KiB pages)\n",
-		(unsigned long long)(vm->mem.size >> 20), vm->mem.fd, (void *)vm->mem.base);
+	fprintf(stderr, "rtvmm: memory %llu MiB: memfd %d mapped MAP_SHARED at %p, %s pages, %s\n",
+		(unsigned long long)(vm->mem.size >> 20), vm->mem.fd, (void *)vm->mem.base,
+		vm->mem.page_size >= (1ULL << 30) ? "1 GiB" : vm->mem.page_size >= (2ULL << 20) ? "2 MiB" : "4 KiB",
+		placement_text(vm, where, sizeof(where)));
 	for (i = 0; i < vm->mem.nr_regions; i++)
 		fprintf(stderr, "rtvmm:   slot %u: guest 0x%09llx-0x%09llx -> host %p\n", i,
 			(unsigned long long)vm->mem.regions[i].gpa,
@@ -104,7 +147,14 @@ static void report_stop(const struct vm *vm, double run_s)
 	}
 }
 
-static int parse_run(int argc, char **argv, struct vm_config *cfg)
+/* Command-line form of a run: the flags, or a plan file and the VM chosen from it. */
+struct run_args {
+	const char *plan_file;
+	const char *vm_name;
+	bool machine_flags;        /* any of --kernel/--initrd/--cmdline/--vcpus/--memory */
+};
+
+static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_args *ra)
 {
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
@@ -115,6 +165,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg)
 		{ "boot", required_argument, NULL, 'b' },
 		{ "kvm", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "vm", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -127,15 +178,19 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg)
 	while ((c = getopt_long(argc, argv, "k:i:c:n:m:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
+			ra->machine_flags = true;
 			cfg->boot.kernel_path = optarg;
 			break;
 		case 'i':
+			ra->machine_flags = true;
 			cfg->boot.initrd_path = optarg;
 			break;
 		case 'c':
+			ra->machine_flags = true;
 			cfg->boot.cmdline = optarg;
 			break;
 		case 'n':
+			ra->machine_flags = true;
 			errno = 0;
 			n = strtoul(optarg, &end, 10);
 			if (errno || *end || !*optarg || optarg[0] == '-' || n > 1000000)
@@ -143,6 +198,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg)
 			cfg->nr_vcpus = (unsigned)n;
 			break;
 		case 'm':
+			ra->machine_flags = true;
 			switch (size__parse(optarg, &cfg->mem_size)) {
 			case 0:
 				break;
@@ -169,6 +225,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg)
 		case 'v':
 			cfg->verbose = true;
 			break;
+		case 'V':
+			ra->vm_name = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -178,10 +237,75 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg)
 		}
 	}
 	if (optind < argc)
+		ra->plan_file = argv[optind++];
+	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!cfg->boot.kernel_path)
-		return usage_error("%s", "run: --kernel FILE is required");
+	if (ra->plan_file && ra->machine_flags)
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs and memory come from the plan "
+				   "file; drop those flags or the file", ra->plan_file);
+	if (!ra->plan_file && ra->vm_name)
+		return usage_error("--vm %s: needs a plan file", ra->vm_name);
+	if (!ra->plan_file && !cfg->boot.kernel_path)
+		return usage_error("%s", "run: --kernel FILE (or a plan file) is required");
 	return 0;
+}
+
+/* Picks the VM to run from the plan: the named one, or the only one. */
+static const struct plan_vm *choose_vm(const struct plan *plan, const char *name)
+{
+	const struct plan_vm *vm;
+
+	if (name) {
+		vm = plan__find_vm(plan, name);
+		if (!vm)
+			fprintf(stderr, "rtvmm: %s: no VM named '%s'\n", plan->file, name);
+		return vm;
+	}
+	if (plan->nr_vms == 1)
+		return &plan->vms[0];
+	fprintf(stderr, "rtvmm: %s: %u VMs in the plan, choose one with --vm NAME\n", plan->file,
+		plan->nr_vms);
+	return NULL;
+}
+
+/* Checks the whole plan against this host; prints findings; false when there are errors. */
+static bool plan_fits_host(const struct plan *plan)
+{
+	struct findings f = { 0 };
+	struct topology t;
+	struct err e = { 0 };
+	bool ok;
+
+	if (topology__load_host(&t, &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		return false;
+	}
+	if (plan__check(plan, &t, &f) < 0) {
+		fprintf(stderr, "rtvmm: %s: cannot check the plan\n", plan->file);
+		ok = false;
+	} else {
+		ok = findings__count(&f, FINDING_ERROR) == 0;
+		if (f.nr)
+			findings__print(&f, plan, &t, stderr);
+	}
+	findings__free(&f);
+	topology__free(&t);
+	if (!ok)
+		fprintf(stderr, "rtvmm: %s: the plan does not fit this host; nothing was started\n",
+			plan->file);
+	return ok;
+}
+
+/* Fills the machine part of `cfg` from a plan VM. */
+static void config_from_plan(struct vm_config *cfg, const struct plan_vm *vm)
+{
+	cfg->boot.kernel_path = vm->kernel;
+	cfg->boot.initrd_path = vm->initrd[0] ? vm->initrd : NULL;
+	if (vm->cmdline[0])
+		cfg->boot.cmdline = vm->cmdline;
+	cfg->nr_vcpus = vm->nr_vcpus;
+	cfg->mem_size = vm->memory.size;
+	cfg->plan = vm;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -194,14 +318,30 @@ static int cmd_run(int argc, char **argv)
 		.console_in = STDIN_FILENO,
 		.console_out = STDOUT_FILENO,
 	};
+	struct run_args ra = { 0 };
+	struct plan plan = { 0 };
 	struct timespec t0;
 	struct err e = { 0 };
 	struct vm vm;
 	int status;
 
-	status = parse_run(argc, argv, &cfg);
+	status = parse_run(argc, argv, &cfg, &ra);
 	if (status)
 		return status;
+	if (ra.plan_file) {
+		const struct plan_vm *pvm;
+
+		if (plan__load(&plan, ra.plan_file, &e)) {
+			fprintf(stderr, "rtvmm: %s\n", e.msg);
+			return 1;
+		}
+		pvm = choose_vm(&plan, ra.vm_name);
+		if (!pvm || !plan_fits_host(&plan)) {
+			plan__free(&plan);
+			return 1;
+		}
+		config_from_plan(&cfg, pvm);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* A closed console reader must not kill the monitor: the UART counts the lost bytes. */
 	signal(SIGPIPE, SIG_IGN);
@@ -212,6 +352,7 @@ static int cmd_run(int argc, char **argv)
 	if (vm__build(&vm, &cfg, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg[0] ? e.msg : strerror(-e.code));
 		vm__destroy(&vm);
+		plan__free(&plan);
 		return 1;
 	}
 	report_build(&vm, &cfg, seconds_since(&t0));
@@ -219,6 +360,84 @@ static int cmd_run(int argc, char **argv)
 	status = vm__run(&vm);
 	report_stop(&vm, seconds_since(&t0));
 	vm__destroy(&vm);
+	plan__free(&plan);
+	return status;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "topology", required_argument, NULL, 't' },
+		{ "synthetic", required_argument, NULL, 's' },
+		{ "overrides", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *xml = NULL, *synthetic = NULL, *overrides = NULL;
+	struct findings f = { 0 };
+	struct plan plan = { 0 };
+	struct err e = { 0 };
+	struct topology t;
+	bool json = false;
+	int c, err, status;
+
+	optind = 1;
+	argv[0] = "rtvmm check";
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			xml = optarg;
+			break;
+		case 's':
+			synthetic = optarg;
+			break;
+		case 'o':
+			overrides = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'rtvmm --help'.\n");
+			return 1;
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("%s", "check: exactly one PLAN.yaml is required");
+	if (xml && synthetic)
+		return usage_error("%s", "check: --topology and --synthetic exclude each other");
+	if (overrides && !xml && !synthetic)
+		return usage_error("%s", "check: --overrides describes a --topology or --synthetic machine");
+	if (plan__load(&plan, argv[optind], &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		return 1;
+	}
+	if (xml)
+		err = topology__load_file(&t, xml, overrides, &e);
+	else if (synthetic)
+		err = topology__load_synthetic(&t, synthetic, overrides, &e);
+	else
+		err = topology__load_host(&t, &e);
+	if (err) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		plan__free(&plan);
+		return 1;
+	}
+	err = plan__check(&plan, &t, &f);
+	if (err)
+		fprintf(stderr, "rtvmm: %s: cannot check the plan: %s\n", plan.file, strerror(-err));
+	else if (json)
+		err = findings__print_json(&f, &plan, &t, stdout);
+	else
+		findings__print(&f, &plan, &t, stdout);
+	status = err || findings__count(&f, FINDING_ERROR) ? 1 : 0;
+	findings__free(&f);
+	topology__free(&t);
+	plan__free(&plan);
 	return status;
 }
 
@@ -236,5 +455,7 @@ int cli__main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
-	return usage_error("unknown command '%s' (expected: run)", argv[1]);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
+	return usage_error("unknown command '%s' (expected: run or check)", argv[1]);
 }

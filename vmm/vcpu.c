@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rt/rt.h"
 #include "vmm/vm.h"
 #include "vmm/x86/cpuid.h"
 #include "vmm/x86/emulate.h"
@@ -138,6 +139,22 @@ static void report_stop(struct vcpu *vcpu, const struct exit_stop *stop)
 		vcpu__dump(vcpu, stderr);
 }
 
+/* Moves this thread to its planned cpus and policy before it runs guest code. */
+static void place_self(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	struct err e = { 0 };
+
+	if (rt__apply(vcpu->tid, &vm->plan->vcpus[vcpu->index], &e)) {
+		fprintf(stderr, "rtvmm: vcpu%u: %s\n", vcpu->index, e.msg);
+		vm__request_stop(vm, VM_STOP_ERROR, 1);
+	}
+	pthread_mutex_lock(&vm->lock);
+	vm->nr_placed++;
+	pthread_cond_broadcast(&vm->placed_cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -149,6 +166,8 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (vm->plan)
+		place_self(vcpu);
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {

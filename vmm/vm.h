@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config/plan.h"
 #include "vmm/bus.h"
 #include "vmm/device.h"
 #include "vmm/err.h"
@@ -24,6 +25,7 @@ struct vm_config {
 	int console_in;            /* guest COM1 input (stdin), -1 for none */
 	int console_out;           /* guest COM1 output (stdout) */
 	bool verbose;
+	const struct plan_vm *plan; /* host-plan placement (memory, threads), NULL for none */
 };
 
 struct serial;
@@ -50,6 +52,10 @@ struct vm {
 	struct acpi_pm *acpi_pm;
 	struct testdev *testdev;
 
+	const struct plan_vm *plan;  /* placement to apply and prove, or NULL */
+	unsigned nr_placed;          /* vCPU threads that applied their placement */
+	pthread_cond_t placed_cond;
+
 	pthread_mutex_t lock;
 	int stop_efd;              /* becomes readable once a stop is requested */
 	bool stopping;
@@ -64,8 +70,12 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e);
 /* Creates the KVM VM object and empty buses. */
 int vm__create(struct vm *vm, const char *kvm_path, struct err *e);
 
-/* Backs guest RAM with a MAP_SHARED memfd and registers it with KVM as memslots. */
-int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e);
+/*
+ * Backs guest RAM with a MAP_SHARED memfd (placed per `placement` when not
+ * NULL: page size, node, prefault, mlock) and registers it as memslots.
+ */
+int vm__setup_memory(struct vm *vm, uint64_t size, const struct plan_memory *placement,
+		     struct err *e);
 
 /* In-kernel PIC + IOAPIC + LAPICs, and the in-kernel PIT. */
 int vm__setup_irqchip(struct vm *vm, struct err *e);

@@ -1,0 +1,807 @@
+/*
+ * config/check: host plans built in C (no YAML) checked against synthetic
+ * topologies: a 2-socket x 8-core x 2-thread telco host with isolated cores
+ * and hugepages, and a 1-node 2-cpu machine like the one the tests run on.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "config/check.h"
+#include "config/parse.h"
+#include "config/plan.h"
+#include "numa/topology.h"
+
+/* Intel numbering: cpus 0-7 socket 0, 8-15 socket 1, cpu N+16 is the sibling of cpu N. */
+#define TELCO_DESC                                                                           \
+	"package:2 numa:1 core:8 pu:2(indexes=0,16,1,17,2,18,3,19,4,20,5,21,6,22,7,23,8,24,9," \
+	"25,10,26,11,27,12,28,13,29,14,30,15,31)"
+/* Housekeeping is cores 0 and 8 (cpus 0,16,8,24). */
+#define TELCO_OVERRIDES                                                                      \
+	"isolated=1-7,9-15,17-23,25-31 nohz_full=1-7,9-15,17-23,25-31 "                      \
+	"hugepages=node0:2M:2048,node0:1G:8,node1:2M:1024,node1:1G:4 rt_runtime=-1"
+/* Like the machine here: one node, two cpus, nothing isolated, RT throttling on, no 1G. */
+#define SMALL_DESC "numa:1 core:2 pu:1"
+#define SMALL_OVERRIDES                                                                      \
+	"isolated=none nohz_full=none pagesizes=2M hugepages=node0:2M:0 rt_runtime=950000 "    \
+	"rt_period=1000000"
+
+struct fx {
+	struct topology t;
+	struct plan p;
+	struct findings f;
+};
+
+static int setup_topo(struct fx **out, const char *desc, const char *ov)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct err e = { 0 };
+
+	if (!x || topology__load_synthetic(&x->t, desc, ov, &e)) {
+		fprintf(stderr, "setup: %s\n", e.msg);
+		free(x);
+		return -1;
+	}
+	snprintf(x->p.file, sizeof(x->p.file), "host.yaml");
+	*out = x;
+	return 0;
+}
+
+static int setup_telco(void **state)
+{
+	return setup_topo((struct fx **)state, TELCO_DESC, TELCO_OVERRIDES);
+}
+
+static int setup_small(void **state)
+{
+	return setup_topo((struct fx **)state, SMALL_DESC, SMALL_OVERRIDES);
+}
+
+static int setup_bare(void **state)
+{
+	return setup_topo((struct fx **)state, TELCO_DESC, NULL);
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+
+	findings__free(&x->f);
+	plan__free(&x->p);
+	topology__free(&x->t);
+	free(x);
+	return 0;
+}
+
+/* ---- building plans ---- */
+
+static void loc(struct plan_loc *l, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+
+	l->line = line;
+	va_start(ap, fmt);
+	vsnprintf(l->key, sizeof(l->key), fmt, ap);
+	va_end(ap);
+}
+
+static cpu_set_t cpus(const char *list)
+{
+	cpu_set_t s;
+
+	assert_int_equal(plan__parse_cpus(list, &s), 0);
+	return s;
+}
+
+static void housekeeping(struct plan *p, const char *list)
+{
+	p->host.housekeeping = cpus(list);
+	p->host.housekeeping_set = true;
+	loc(&p->host.loc, 2, "host");
+}
+
+/* A VM whose lines start at 10 * (index + 1): memory on +2, vcpus[j] on +4+j, emulator +3. */
+static struct plan_vm *vm_add(struct plan *p, const char *name, uint64_t size,
+			      enum plan_page_size ps, int node, bool strict)
+{
+	struct plan_vm *v;
+	unsigned i = p->nr_vms, base = 10 * (i + 1);
+
+	p->vms = realloc(p->vms, (i + 1) * sizeof(*p->vms));
+	assert_non_null(p->vms);
+	p->nr_vms++;
+	v = &p->vms[i];
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	loc(&v->loc, base, "vms[%u]", i);
+	v->memory.size = size;
+	v->memory.page_size = ps;
+	v->memory.node = node;
+	v->memory.strict = strict;
+	loc(&v->memory.loc, base + 2, "vms[%u].memory", i);
+	loc(&v->emulator.loc, base + 3, "vms[%u].emulator_cpus", i);
+	return v;
+}
+
+static void vcpu_add(struct plan *p, struct plan_vm *v, const char *list, enum plan_policy pol,
+		     int prio)
+{
+	unsigned i = (unsigned)(v - p->vms), j = v->nr_vcpus;
+	struct plan_sched *s;
+
+	v->vcpus = realloc(v->vcpus, (j + 1) * sizeof(*v->vcpus));
+	assert_non_null(v->vcpus);
+	v->nr_vcpus++;
+	s = &v->vcpus[j];
+	memset(s, 0, sizeof(*s));
+	if (list)
+		s->cpus = cpus(list);
+	else
+		CPU_ZERO(&s->cpus);
+	s->policy = pol;
+	s->priority = prio;
+	loc(&s->loc, 10 * (i + 1) + 4 + j, "vms[%u].vcpus[%u].cpus", i, j);
+}
+
+static void emulator(struct plan_vm *v, const char *list)
+{
+	v->emulator.cpus = cpus(list);
+}
+
+static void nic_add(struct plan_vm *v, const char *name)
+{
+	v->nics = realloc(v->nics, (v->nr_nics + 1) * sizeof(*v->nics));
+	assert_non_null(v->nics);
+	memset(&v->nics[v->nr_nics], 0, sizeof(v->nics[0]));
+	snprintf(v->nics[v->nr_nics].name, sizeof(v->nics[0].name), "%s", name);
+	v->nics[v->nr_nics].queues = 1;
+	v->nr_nics++;
+}
+
+static void dataplane(struct plan *p, const char *cores, int node)
+{
+	p->host.dataplane.present = true;
+	p->host.dataplane.cores = cpus(cores);
+	p->host.dataplane.main_core = -1;
+	p->host.dataplane.node = node;
+	loc(&p->host.dataplane.loc, 5, "host.dataplane");
+}
+
+/*
+ * The telco plan: VM vnf0 (4 fifo vCPUs on cores 1-4 of socket 0, 1G pages on
+ * node 0, a NIC served by the dataplane on cores 5-6), vnf1 (2 fifo vCPUs on
+ * socket 1, node 1), vm2 (best-effort vCPUs, 2M pages); emulators on
+ * housekeeping; every RT cpu's sibling idle.
+ */
+static void telco_plan(struct plan *p)
+{
+	struct plan_vm *v;
+
+	housekeeping(p, "0,8,16,24");
+	dataplane(p, "5-6", 0);
+
+	v = vm_add(p, "vnf0", 4ull << 30, PLAN_PAGE_1G, 0, true);
+	vcpu_add(p, v, "1", PLAN_POLICY_FIFO, 80);
+	vcpu_add(p, v, "2", PLAN_POLICY_FIFO, 80);
+	vcpu_add(p, v, "3", PLAN_POLICY_FIFO, 80);
+	vcpu_add(p, v, "4", PLAN_POLICY_FIFO, 80);
+	emulator(v, "0,16");
+	nic_add(v, "net0");
+
+	v = vm_add(p, "vnf1", 2ull << 30, PLAN_PAGE_1G, 1, true);
+	vcpu_add(p, v, "9", PLAN_POLICY_FIFO, 80);
+	vcpu_add(p, v, "10", PLAN_POLICY_RR, 70);
+	emulator(v, "8,24");
+
+	v = vm_add(p, "vm2", 1ull << 30, PLAN_PAGE_2M, 1, false);
+	vcpu_add(p, v, "11-12", PLAN_POLICY_OTHER, 0);
+	vcpu_add(p, v, "11-12", PLAN_POLICY_OTHER, 0);
+	emulator(v, "8,24");
+}
+
+/* ---- looking at findings ---- */
+
+static void dump(const struct fx *x)
+{
+	findings__print(&x->f, &x->p, &x->t, stderr);
+}
+
+static unsigned count(const struct findings *f, const char *code)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < f->nr; i++)
+		n += !strcmp(f->items[i].code, code);
+	return n;
+}
+
+/* The only finding with `code`, failing the test if there is not exactly one. */
+static const struct finding *only(const struct fx *x, const char *code)
+{
+	unsigned i;
+
+	if (count(&x->f, code) != 1) {
+		dump(x);
+		fail_msg("want exactly one '%s' finding, have %u", code, count(&x->f, code));
+	}
+	for (i = 0; i < x->f.nr; i++)
+		if (!strcmp(x->f.items[i].code, code))
+			return &x->f.items[i];
+	return NULL;
+}
+
+static void check(struct fx *x)
+{
+	assert_int_equal(plan__check(&x->p, &x->t, &x->f), 0);
+}
+
+static void assert_contains(const char *s, const char *part)
+{
+	if (!strstr(s, part))
+		fail_msg("'%s' does not contain '%s'", s, part);
+}
+
+/* ---- tests on the telco host ---- */
+
+static void test_check_clean_plan_has_no_findings(void **state)
+{
+	struct fx *x = *state;
+
+	telco_plan(&x->p);
+	check(x);
+	if (x->f.nr) {
+		dump(x);
+		fail_msg("%u findings on the clean telco plan", x->f.nr);
+	}
+}
+
+static void test_check_cpu_missing_is_error_naming_key(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *v;
+
+	v = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, v, "1", PLAN_POLICY_OTHER, 0);
+	vcpu_add(&x->p, v, "12", PLAN_POLICY_OTHER, 0);
+	check(x);
+	f = only(x, "cpu-missing");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[0].vcpus[1].cpus");
+	assert_int_equal(f->line, 15);
+	assert_string_equal(f->value, "12");
+	assert_contains(f->message, "cpu 12");
+	assert_contains(f->message, "cpus 0-1");     /* what the machine does have */
+	assert_int_equal(findings__count(&x->f, FINDING_ERROR), 1);
+}
+
+static void test_check_housekeeping_and_dataplane_cpus_missing(void **state)
+{
+	struct fx *x = *state;
+	unsigned i, hk = 0, dp = 0;
+
+	housekeeping(&x->p, "0,40");
+	dataplane(&x->p, "1,33", -1);
+	check(x);
+	assert_int_equal(count(&x->f, "cpu-missing"), 2);
+	for (i = 0; i < x->f.nr; i++) {
+		if (strcmp(x->f.items[i].code, "cpu-missing"))
+			continue;
+		hk += !strcmp(x->f.items[i].key, "host.housekeeping_cpus") &&
+		      !strcmp(x->f.items[i].value, "40");
+		dp += !strcmp(x->f.items[i].key, "host.dataplane.cores") &&
+		      !strcmp(x->f.items[i].value, "33");
+	}
+	assert_int_equal(hk, 1);
+	assert_int_equal(dp, 1);
+}
+
+static void test_check_two_fifo_vcpus_on_one_core(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a, *b;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "3", PLAN_POLICY_FIFO, 80);
+	b = vm_add(&x->p, "b", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, b, "3", PLAN_POLICY_RR, 50);
+	check(x);
+	f = only(x, "fifo-shared-core");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[1].vcpus[0].cpus");
+	assert_int_equal(f->line, 24);
+	assert_string_equal(f->value, "3");
+	assert_contains(f->message, "vm 'a' vcpu 0");
+	assert_contains(f->message, "vm 'b' vcpu 0");
+}
+
+static void test_check_fifo_vcpu_on_dataplane_core(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	dataplane(&x->p, "5-6", 0);
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "6", PLAN_POLICY_FIFO, 80);
+	check(x);
+	f = only(x, "fifo-shared-core");
+	assert_string_equal(f->value, "6");
+	assert_contains(f->message, "dataplane poll core 6");
+}
+
+static void test_check_best_effort_vcpu_on_rt_cpu_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "3", PLAN_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "3-4", PLAN_POLICY_OTHER, 0);
+	check(x);
+	f = only(x, "rt-cpu-shared");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_string_equal(f->key, "vms[0].vcpus[1].cpus");
+	assert_int_equal(count(&x->f, "fifo-shared-core"), 0);
+}
+
+static void test_check_strict_memory_on_other_node_is_error(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, true);
+	vcpu_add(&x->p, a, "2", PLAN_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "9", PLAN_POLICY_FIFO, 80);
+	check(x);
+	f = only(x, "vcpu-memory-node");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[0].vcpus[1].cpus");
+	assert_string_equal(f->value, "9");
+	assert_contains(f->message, "node 1");
+	assert_contains(f->message, "node 0");
+	assert_contains(f->message, "strict");
+
+	/* not strict: a warning */
+	findings__free(&x->f);
+	x->p.vms[0].memory.strict = false;
+	check(x);
+	assert_int_equal(only(x, "vcpu-memory-node")->level, FINDING_WARNING);
+}
+
+static void test_check_unpinned_vcpus(void **state)
+{
+	struct fx *x = *state;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 1, true);
+	vcpu_add(&x->p, a, NULL, PLAN_POLICY_FIFO, 80);
+	check(x);
+	assert_int_equal(only(x, "vcpu-unpinned")->level, FINDING_WARNING);
+	assert_int_equal(only(x, "vcpu-memory-node")->level, FINDING_ERROR);
+	assert_string_equal(only(x, "vcpu-memory-node")->value, "unpinned");
+}
+
+static void test_check_memory_node_missing(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+
+	vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 2, true);
+	check(x);
+	f = only(x, "node-missing");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[0].memory.numa_node");
+	assert_string_equal(f->value, "2");
+	assert_contains(f->message, "2 NUMA nodes (0-1)");
+}
+
+static void test_check_hugepages_short_names_node_needed_free(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+
+	/* node 1 has 1024 free 2M pages: 768 + 768 do not fit */
+	vm_add(&x->p, "a", 1536ull << 20, PLAN_PAGE_2M, 1, false);
+	vm_add(&x->p, "b", 1536ull << 20, PLAN_PAGE_2M, 1, false);
+	vm_add(&x->p, "c", 1536ull << 20, PLAN_PAGE_2M, 0, false);   /* node 0: fine */
+	check(x);
+	f = only(x, "hugepages-short");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[1].memory.size");
+	assert_int_equal(f->line, 22);
+	assert_string_equal(f->value, "1536M");
+	assert_contains(f->message, "vm 'b'");
+	assert_contains(f->message, "node 1");
+	assert_contains(f->message, "needs 768 2M pages");
+	assert_contains(f->message, "256 free of 1024");
+	assert_contains(f->message, "768 more are taken");
+
+	/* allowed to fall back: a warning, and the fallback VM takes no hugepages */
+	findings__free(&x->f);
+	x->p.vms[1].memory.allow_fallback = true;
+	check(x);
+	f = only(x, "hugepages-short");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_contains(f->message, "fall back to 4K");
+}
+
+static void test_check_1g_pages_over_the_node(void **state)
+{
+	struct fx *x = *state;
+
+	vm_add(&x->p, "a", 5ull << 30, PLAN_PAGE_1G, 1, false);   /* node 1 has 4 */
+	check(x);
+	assert_contains(only(x, "hugepages-short")->message, "needs 5 1G pages, 4 free");
+}
+
+static void test_check_sibling_of_rt_vcpu_used_by_housekeeping_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,17,24");   /* 17 is cpu 1's sibling */
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	emulator(a, "0,16");
+	check(x);
+	f = only(x, "smt-sibling-shared");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_string_equal(f->key, "vms[0].vcpus[0].cpus");
+	assert_string_equal(f->value, "1");
+	assert_contains(f->message, "sibling 17");
+	assert_contains(f->message, "housekeeping");
+}
+
+static void test_check_sibling_of_rt_vcpu_used_by_another_vm_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a, *b;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "2", PLAN_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "18", PLAN_POLICY_FIFO, 80);   /* its own sibling: the VM's choice */
+	vcpu_add(&x->p, a, "4", PLAN_POLICY_FIFO, 80);
+	b = vm_add(&x->p, "b", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, b, "20", PLAN_POLICY_OTHER, 0);   /* cpu 4's sibling */
+	check(x);
+	f = only(x, "smt-sibling-shared");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_string_equal(f->key, "vms[0].vcpus[2].cpus");
+	assert_string_equal(f->value, "4");
+	assert_contains(f->message, "sibling 20");
+	assert_contains(f->message, "vm 'b' vcpu 0");
+	assert_int_equal(x->f.nr, 1);
+}
+
+static void test_check_dataplane_on_other_node_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	dataplane(&x->p, "9-10", -1);
+	a = vm_add(&x->p, "a", 1ull << 30, PLAN_PAGE_1G, 0, true);
+	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	nic_add(a, "net0");
+	check(x);
+	f = only(x, "dataplane-remote-node");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_string_equal(f->key, "host.dataplane.cores");
+	assert_int_equal(f->line, 5);
+	assert_string_equal(f->value, "9-10");
+	assert_contains(f->message, "node 0");
+	assert_contains(f->message, "vm 'a'");
+}
+
+static void test_check_rt_vcpu_on_housekeeping_is_error(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "0", PLAN_POLICY_FIFO, 80);
+	emulator(a, "16");
+	check(x);
+	f = only(x, "rt-on-housekeeping");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->value, "0");
+	/* and cpu 0 is not isolated either */
+	assert_int_equal(count(&x->f, "cpu-not-isolated"), 1);
+}
+
+static void test_check_emulator_on_rt_cpu_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	emulator(a, "0-1");
+	check(x);
+	f = only(x, "emulator-on-rt-cpu");
+	assert_string_equal(f->key, "vms[0].emulator_cpus");
+	assert_contains(f->message, "cpu 1");
+}
+
+static void test_check_priorities_out_of_range(void **state)
+{
+	struct fx *x = *state;
+	struct plan_vm *a;
+	unsigned i, n = 0;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 100);
+	vcpu_add(&x->p, a, "2", PLAN_POLICY_RR, 0);
+	vcpu_add(&x->p, a, "3", PLAN_POLICY_OTHER, 5);
+	vcpu_add(&x->p, a, "4", PLAN_POLICY_FIFO, 99);
+	check(x);
+	assert_int_equal(count(&x->f, "priority-range"), 3);
+	for (i = 0; i < x->f.nr; i++)
+		if (!strcmp(x->f.items[i].code, "priority-range")) {
+			assert_int_equal(x->f.items[i].level, FINDING_ERROR);
+			n++;
+		}
+	assert_int_equal(n, 3);
+	assert_string_equal(x->f.items[0].key, "vms[0].vcpus[0].priority");
+	assert_string_equal(x->f.items[0].value, "100");
+}
+
+static void test_check_not_isolated_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	/* no housekeeping given: cpu 8 is simply not isolated */
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 1, false);
+	vcpu_add(&x->p, a, "8", PLAN_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "9", PLAN_POLICY_FIFO, 80);
+	check(x);
+	f = only(x, "cpu-not-isolated");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_string_equal(f->key, "vms[0].vcpus[0].cpus");
+	assert_string_equal(f->value, "8");
+	assert_contains(f->message, "isolcpus");
+	f = only(x, "cpu-not-nohz-full");
+	assert_string_equal(f->value, "8");
+	assert_int_equal(x->f.nr, 2);
+}
+
+static void test_check_dataplane_cores_need_isolation_too(void **state)
+{
+	struct fx *x = *state;
+
+	housekeeping(&x->p, "0,8,16,24");
+	dataplane(&x->p, "16", 0);
+	check(x);
+	assert_int_equal(only(x, "cpu-not-isolated")->level, FINDING_WARNING);
+	assert_int_equal(only(x, "dataplane-on-housekeeping")->level, FINDING_WARNING);
+}
+
+static void test_check_dataplane_without_cores_is_error(void **state)
+{
+	struct fx *x = *state;
+
+	dataplane(&x->p, "", -1);
+	check(x);
+	assert_int_equal(only(x, "dataplane-no-cores")->level, FINDING_ERROR);
+}
+
+/* ---- tests on the small machine ---- */
+
+static void test_check_1g_pages_unsupported(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+
+	vm_add(&x->p, "a", 1ull << 30, PLAN_PAGE_1G, 0, false);
+	check(x);
+	f = only(x, "page-size-unsupported");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[0].memory.page_size");
+	assert_string_equal(f->value, "1G");
+	assert_int_equal(f->line, 12);
+	assert_contains(f->message, "1G");
+	assert_int_equal(count(&x->f, "hugepages-short"), 0);   /* one error is enough */
+}
+
+static void test_check_small_machine_has_no_second_node(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+
+	vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 1, true);
+	check(x);
+	f = only(x, "node-missing");
+	assert_contains(f->message, "1 NUMA node (0)");
+}
+
+static void test_check_small_machine_2m_pages_none_reserved(void **state)
+{
+	struct fx *x = *state;
+
+	vm_add(&x->p, "a", 64ull << 20, PLAN_PAGE_2M, 0, false);
+	check(x);
+	assert_contains(only(x, "hugepages-short")->message, "needs 32 2M pages, 0 free of 0");
+}
+
+static void test_check_rt_throttling_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0");
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	emulator(a, "0");
+	check(x);
+	f = only(x, "rt-throttling");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_string_equal(f->key, "kernel.sched_rt_runtime_us");
+	assert_string_equal(f->value, "950000");
+	assert_contains(f->message, "-1");
+	/* and the machine has nothing isolated */
+	assert_int_equal(count(&x->f, "cpu-not-isolated"), 1);
+	assert_int_equal(count(&x->f, "cpu-not-nohz-full"), 1);
+
+	/* no RT policy, no throttling finding */
+	findings__free(&x->f);
+	a->vcpus[0].policy = PLAN_POLICY_OTHER;
+	a->vcpus[0].priority = 0;
+	check(x);
+	assert_int_equal(x->f.nr, 0);
+}
+
+/* ---- a topology that knows only the hardware ---- */
+
+static void test_check_unknown_host_state_is_said_not_passed(void **state)
+{
+	struct fx *x = *state;
+	struct plan_vm *a;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 1ull << 30, PLAN_PAGE_1G, 0, true);
+	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	check(x);
+	assert_int_equal(findings__count(&x->f, FINDING_ERROR), 0);
+	assert_contains(only(x, "hugepages-unknown")->message, "no hugepage information");
+	assert_int_equal(only(x, "isolation-unknown")->level, FINDING_WARNING);
+	assert_int_equal(only(x, "rt-throttling-unknown")->level, FINDING_WARNING);
+	assert_int_equal(count(&x->f, "cpu-not-isolated"), 0);
+}
+
+/* ---- output ---- */
+
+static void test_check_print_names_file_line_key_value(void **state)
+{
+	struct fx *x = *state;
+	struct plan_vm *a;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "12", PLAN_POLICY_OTHER, 0);
+	check(x);
+	out = open_memstream(&buf, &len);
+	assert_non_null(out);
+	findings__print(&x->f, &x->p, &x->t, out);
+	fclose(out);
+	assert_contains(buf, "host.yaml:14: error: vms[0].vcpus[0].cpus: 12: ");
+	assert_contains(buf, "1 error, 0 warnings (topology: synthetic 'numa:1 core:2 pu:1')\n");
+	free(buf);
+}
+
+static void test_check_json_is_valid(void **state)
+{
+	struct fx *x = *state;
+	struct plan_vm *a;
+	json_error_t jerr;
+	json_t *root, *arr, *it;
+	char *buf = NULL;
+	size_t len = 0, i;
+	FILE *out;
+
+	housekeeping(&x->p, "0");
+	a = vm_add(&x->p, "a \"quoted\"", 1ull << 30, PLAN_PAGE_1G, 0, false);
+	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "7", PLAN_POLICY_FIFO, 80);
+	check(x);
+	assert_true(x->f.nr >= 4);
+
+	out = open_memstream(&buf, &len);
+	assert_non_null(out);
+	assert_int_equal(findings__print_json(&x->f, &x->p, &x->t, out), 0);
+	fclose(out);
+	root = json_loads(buf, 0, &jerr);
+	if (!root)
+		fail_msg("invalid JSON at line %d: %s\n%s", jerr.line, jerr.text, buf);
+	assert_string_equal(json_string_value(json_object_get(root, "file")), "host.yaml");
+	assert_string_equal(json_string_value(json_object_get(root, "topology")), x->t.source);
+	assert_int_equal(json_integer_value(json_object_get(root, "errors")),
+			 findings__count(&x->f, FINDING_ERROR));
+	assert_int_equal(json_integer_value(json_object_get(root, "warnings")),
+			 findings__count(&x->f, FINDING_WARNING));
+	arr = json_object_get(root, "findings");
+	assert_true(json_is_array(arr));
+	assert_int_equal(json_array_size(arr), x->f.nr);
+	json_array_foreach(arr, i, it) {
+		const char *level = json_string_value(json_object_get(it, "level"));
+
+		assert_non_null(level);
+		assert_true(!strcmp(level, "error") || !strcmp(level, "warning"));
+		assert_string_equal(json_string_value(json_object_get(it, "code")),
+				    x->f.items[i].code);
+		assert_true(json_is_integer(json_object_get(it, "line")));
+		assert_true(json_is_string(json_object_get(it, "key")));
+		assert_true(json_is_string(json_object_get(it, "value")));
+		assert_string_equal(json_string_value(json_object_get(it, "message")),
+				    x->f.items[i].message);
+	}
+	json_decref(root);
+	free(buf);
+}
+
+#define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_check_clean_plan_has_no_findings, setup_telco),
+		T(test_check_cpu_missing_is_error_naming_key, setup_small),
+		T(test_check_housekeeping_and_dataplane_cpus_missing, setup_telco),
+		T(test_check_two_fifo_vcpus_on_one_core, setup_telco),
+		T(test_check_fifo_vcpu_on_dataplane_core, setup_telco),
+		T(test_check_best_effort_vcpu_on_rt_cpu_warns, setup_telco),
+		T(test_check_strict_memory_on_other_node_is_error, setup_telco),
+		T(test_check_unpinned_vcpus, setup_telco),
+		T(test_check_memory_node_missing, setup_telco),
+		T(test_check_hugepages_short_names_node_needed_free, setup_telco),
+		T(test_check_1g_pages_over_the_node, setup_telco),
+		T(test_check_sibling_of_rt_vcpu_used_by_housekeeping_warns, setup_telco),
+		T(test_check_sibling_of_rt_vcpu_used_by_another_vm_warns, setup_telco),
+		T(test_check_dataplane_on_other_node_warns, setup_telco),
+		T(test_check_rt_vcpu_on_housekeeping_is_error, setup_telco),
+		T(test_check_emulator_on_rt_cpu_warns, setup_telco),
+		T(test_check_priorities_out_of_range, setup_telco),
+		T(test_check_not_isolated_warns, setup_telco),
+		T(test_check_dataplane_cores_need_isolation_too, setup_telco),
+		T(test_check_dataplane_without_cores_is_error, setup_telco),
+		T(test_check_1g_pages_unsupported, setup_small),
+		T(test_check_small_machine_has_no_second_node, setup_small),
+		T(test_check_small_machine_2m_pages_none_reserved, setup_small),
+		T(test_check_rt_throttling_warns, setup_small),
+		T(test_check_unknown_host_state_is_said_not_passed, setup_bare),
+		T(test_check_print_names_file_line_key_value, setup_small),
+		T(test_check_json_is_valid, setup_small),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

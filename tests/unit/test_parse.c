@@ -1,0 +1,741 @@
+/*
+ * Host-plan parser: the shipped examples load, every key lands in the plan,
+ * and every class of bad input fails with -EINVAL and a message naming the
+ * file, the line and the key. Plans are written to a temporary directory
+ * from the strings below (line numbers are counted in the comments).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/parse.h"
+#include "config/plan.h"
+
+static char tmpdir[64];
+static char plan_path[128];
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/rtvmm-test-parse-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	snprintf(plan_path, sizeof(plan_path), "%s/plan.yaml", tmpdir);
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	(void)state;
+	unlink(plan_path);
+	rmdir(tmpdir);
+	return 0;
+}
+
+static void write_plan(const char *yaml)
+{
+	FILE *f = fopen(plan_path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(yaml, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void load_ok(const char *yaml, struct plan *p)
+{
+	struct err e = { 0 };
+	int rc;
+
+	write_plan(yaml);
+	rc = plan__load(p, plan_path, &e);
+	if (rc)
+		print_error("plan__load: %d: %s\n", rc, e.msg);
+	assert_int_equal(rc, 0);
+}
+
+/*
+ * Loading `yaml` fails with -EINVAL and a message "PATH:LINE: KEY: ..."
+ * containing `fragment` (if not NULL); the plan holds nothing afterwards.
+ */
+static void expect_error(const char *yaml, unsigned line, const char *key, const char *fragment)
+{
+	struct plan p;
+	struct err e = { 0 };
+	char want[256];
+	int rc;
+
+	write_plan(yaml);
+	rc = plan__load(&p, plan_path, &e);
+	if (key && *key)
+		snprintf(want, sizeof(want), "%s:%u: %s: ", plan_path, line, key);
+	else
+		snprintf(want, sizeof(want), "%s:%u: ", plan_path, line);
+	if (rc != -EINVAL || strncmp(e.msg, want, strlen(want)) ||
+	    (fragment && !strstr(e.msg, fragment))) {
+		print_error("rc %d, message: %s\nwanted -EINVAL and: %s ... %s\n", rc, e.msg, want,
+			    fragment ? fragment : "");
+		fail();
+	}
+	assert_int_equal(e.code, -EINVAL);
+	assert_null(p.vms);
+	assert_int_equal(p.nr_vms, 0);
+}
+
+static unsigned cpus_of(const cpu_set_t *set, const char *want)
+{
+	cpu_set_t w;
+
+	assert_int_equal(plan__parse_cpus(want, &w), 0);
+	return CPU_EQUAL(&w, set);
+}
+
+/* Lines 1-3 of many cases: a VM that still lacks memory and vcpus. */
+#define VM_HEAD "vms:\n  - name: vnf1\n    kernel: bzImage\n"
+
+/* ---- the shipped examples ---------------------------------------------------------------- */
+
+/* The examples directory, from this file's path at compile time or from the cwd upwards. */
+static const char *example(const char *name)
+{
+	static char path[PATH_MAX];
+	static const char *const roots[] = { "", "..", "../..", "../../.." };
+	const char *src = __FILE__, *tail = strstr(src, "tests/unit/test_parse.c");
+	unsigned i;
+
+	if (tail) {
+		snprintf(path, sizeof(path), "%.*sexamples/%s", (int)(tail - src), src, name);
+		if (!access(path, R_OK))
+			return path;
+	}
+	for (i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		snprintf(path, sizeof(path), "%s%sexamples/%s", roots[i], *roots[i] ? "/" : "", name);
+		if (!access(path, R_OK))
+			return path;
+	}
+	print_error("cannot find examples/%s from %s\n", name, src);
+	fail();
+	return NULL;
+}
+
+static void test_parse_example_small_vm(void **state)
+{
+	struct err e = { 0 };
+	const struct plan_vm *vm;
+	const char *path = example("small-vm.yaml");
+	struct plan p;
+	int rc;
+
+	(void)state;
+	rc = plan__load(&p, path, &e);
+	if (rc)
+		print_error("%s\n", e.msg);
+	assert_int_equal(rc, 0);
+	assert_int_equal(p.nr_vms, 1);
+	assert_true(p.host.housekeeping_set);
+	assert_true(cpus_of(&p.host.housekeeping, "0"));
+	assert_false(p.host.dataplane.present);
+	vm = &p.vms[0];
+	assert_string_equal(vm->name, "small");
+	assert_non_null(strstr(vm->kernel, "examples/../build/bench/guest/rtvmm-guest.elf"));
+	assert_int_equal(vm->memory.size, 64ULL << 20);
+	assert_int_equal(vm->memory.page_size, PLAN_PAGE_2M);
+	assert_int_equal(vm->memory.node, 0);
+	assert_true(vm->memory.prefault && vm->memory.mlock && vm->memory.allow_fallback);
+	assert_int_equal(vm->nr_vcpus, 1);
+	assert_int_equal(vm->vcpus[0].policy, PLAN_POLICY_FIFO);
+	assert_int_equal(vm->vcpus[0].priority, 50);
+	assert_true(cpus_of(&vm->vcpus[0].cpus, "1"));
+	assert_true(cpus_of(&vm->emulator.cpus, "0"));
+	assert_int_equal(vm->nr_nics, 0);
+	plan__free(&p);
+}
+
+static void test_parse_example_telco_host(void **state)
+{
+	struct err e = { 0 };
+	const struct plan_vm *vm;
+	const char *path = example("telco-host.yaml");
+	struct plan p;
+	unsigned i;
+	int rc;
+
+	(void)state;
+	rc = plan__load(&p, path, &e);
+	if (rc)
+		print_error("%s\n", e.msg);
+	assert_int_equal(rc, 0);
+	assert_int_equal(p.nr_vms, 2);
+	assert_true(cpus_of(&p.host.housekeeping, "0,8,16,24"));
+	assert_true(p.host.dataplane.present);
+	assert_true(cpus_of(&p.host.dataplane.cores, "1-2"));
+	assert_int_equal(p.host.dataplane.main_core, 0);
+	assert_int_equal(p.host.dataplane.node, 0);
+	assert_string_equal(p.host.dataplane.extra_eal, "--log-level=5");
+
+	vm = plan__find_vm(&p, "vnf1");
+	assert_non_null(vm);
+	assert_int_equal(vm->memory.size, 4ULL << 30);
+	assert_int_equal(vm->memory.page_size, PLAN_PAGE_1G);
+	assert_int_equal(vm->memory.node, 0);
+	assert_true(vm->memory.strict);
+	assert_int_equal(vm->nr_vcpus, 4);
+	for (i = 0; i < 4; i++) {
+		char cpu[4];
+
+		snprintf(cpu, sizeof(cpu), "%u", 3 + i);
+		assert_true(cpus_of(&vm->vcpus[i].cpus, cpu));
+		assert_int_equal(vm->vcpus[i].policy, PLAN_POLICY_FIFO);
+		assert_int_equal(vm->vcpus[i].priority, 50);
+	}
+	assert_int_equal(vm->nr_nics, 2);
+	assert_int_equal(vm->nics[0].queues, 2);
+
+	vm = plan__find_vm(&p, "vnf2");
+	assert_non_null(vm);
+	assert_int_equal(vm->memory.page_size, PLAN_PAGE_2M);
+	assert_int_equal(vm->memory.node, 1);
+	assert_int_equal(vm->nr_vcpus, 3);
+	assert_int_equal(vm->vcpus[0].policy, PLAN_POLICY_OTHER);
+	assert_true(cpus_of(&vm->vcpus[0].cpus, "9,25"));
+	assert_int_equal(vm->vcpus[2].policy, PLAN_POLICY_FIFO);
+	assert_int_equal(vm->vcpus[2].priority, 40);
+	assert_int_equal(vm->nr_nics, 2);
+	assert_int_equal(vm->nics[1].queues, 1);
+	assert_false(plan__find_vm(&p, "vnf3"));
+	plan__free(&p);
+}
+
+/* ---- what lands in the plan -------------------------------------------------------------- */
+
+static void test_parse_full_vm_fills_every_field(void **state)
+{
+	static const char yaml[] =
+		"host:\n"                                          /* 1 */
+		"  housekeeping_cpus: 0\n"                         /* 2 */
+		"  dataplane:\n"                                   /* 3 */
+		"    cores: \"2-3\"\n"                             /* 4 */
+		"    no_huge: yes\n"                               /* 5 */
+		"vms:\n"                                           /* 6 */
+		"  - name: vnf1\n"                                 /* 7 */
+		"    kernel: img/bzImage\n"                        /* 8 */
+		"    initrd: /abs/initrd\n"                        /* 9 */
+		"    cmdline: \"console=ttyS0 quiet\"\n"           /* 10 */
+		"    memory:\n"                                    /* 11 */
+		"      size: 1GiB\n"                               /* 12 */
+		"      page_size: 2m\n"                            /* 13 */
+		"      numa_node: 0\n"                             /* 14 */
+		"      strict: on\n"                               /* 15 */
+		"      prefault: false\n"                          /* 16 */
+		"      mlock: True\n"                              /* 17 */
+		"      fallback_4k: true\n"                        /* 18 */
+		"    vcpus:\n"                                     /* 19 */
+		"      count: 2\n"                                 /* 20 */
+		"      policy: RR\n"                               /* 21 */
+		"      priority: 10\n"                             /* 22 */
+		"      pin:\n"                                     /* 23 */
+		"        - 2\n"                                    /* 24 */
+		"        - \"3,5\"\n"                              /* 25 */
+		"    emulator_cpus: \"0\"\n"                       /* 26 */
+		"    nics:\n"                                      /* 27 */
+		"      - name: net0\n"                             /* 28 */
+		"        socket: /run/rtvmm/vnf1-net0.sock\n"      /* 29 */
+		"        mac: \"52:54:00:AB:cd:ef\"\n"             /* 30 */
+		"        queues: 4\n"                              /* 31 */
+		"        mode: server\n"                           /* 32 */
+		"      - name: net1\n"                             /* 33 */
+		"        socket: net1.sock\n";                     /* 34 */
+	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
+	const struct plan_vm *vm;
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	load_ok(yaml, &p);
+	assert_string_equal(p.file, plan_path);
+	assert_true(cpus_of(&p.host.housekeeping, "0"));
+	assert_int_equal(p.host.loc.line, 2);
+	assert_string_equal(p.host.loc.key, "host.housekeeping_cpus");
+	assert_true(p.host.dataplane.present);
+	assert_true(p.host.dataplane.no_huge);
+	assert_int_equal(p.host.dataplane.main_core, -1);
+	assert_int_equal(p.host.dataplane.node, -1);
+	assert_int_equal(p.host.dataplane.loc.line, 4);
+
+	assert_int_equal(p.nr_vms, 1);
+	vm = &p.vms[0];
+	assert_int_equal(vm->loc.line, 7);
+	assert_string_equal(vm->loc.key, "vms[0]");
+	snprintf(want, sizeof(want), "%s/img/bzImage", tmpdir);
+	assert_string_equal(vm->kernel, want);
+	assert_string_equal(vm->initrd, "/abs/initrd");
+	assert_string_equal(vm->cmdline, "console=ttyS0 quiet");
+	assert_int_equal(vm->memory.size, 1ULL << 30);
+	assert_int_equal(vm->memory.page_size, PLAN_PAGE_2M);
+	assert_int_equal(vm->memory.node, 0);
+	assert_true(vm->memory.strict);
+	assert_false(vm->memory.prefault);
+	assert_true(vm->memory.mlock);
+	assert_true(vm->memory.allow_fallback);
+	assert_int_equal(vm->memory.loc.line, 11);
+	assert_string_equal(vm->memory.loc.key, "vms[0].memory");
+
+	assert_int_equal(vm->nr_vcpus, 2);
+	assert_int_equal(vm->vcpus[1].policy, PLAN_POLICY_RR);
+	assert_int_equal(vm->vcpus[1].priority, 10);
+	assert_true(cpus_of(&vm->vcpus[0].cpus, "2"));
+	assert_true(cpus_of(&vm->vcpus[1].cpus, "3,5"));
+	assert_int_equal(vm->vcpus[1].loc.line, 25);
+	assert_string_equal(vm->vcpus[1].loc.key, "vms[0].vcpus.pin[1]");
+	assert_true(cpus_of(&vm->emulator.cpus, "0"));
+	assert_int_equal(vm->emulator.policy, PLAN_POLICY_OTHER);
+	assert_int_equal(vm->emulator.loc.line, 26);
+
+	assert_int_equal(vm->nr_nics, 2);
+	assert_string_equal(vm->nics[0].name, "net0");
+	assert_string_equal(vm->nics[0].socket, "/run/rtvmm/vnf1-net0.sock");
+	assert_true(vm->nics[0].mac_set);
+	assert_memory_equal(vm->nics[0].mac, mac, 6);
+	assert_int_equal(vm->nics[0].queues, 4);
+	assert_int_equal(vm->nics[0].mode, PLAN_NIC_SERVER);
+	assert_int_equal(vm->nics[0].loc.line, 28);
+	assert_string_equal(vm->nics[0].loc.key, "vms[0].nics[0]");
+	snprintf(want, sizeof(want), "%s/net1.sock", tmpdir);
+	assert_string_equal(vm->nics[1].socket, want);
+	assert_false(vm->nics[1].mac_set);
+	assert_int_equal(vm->nics[1].queues, 1);
+	assert_int_equal(vm->nics[1].mode, PLAN_NIC_CLIENT);
+	plan__free(&p);
+	assert_null(p.vms);
+	assert_int_equal(p.nr_vms, 0);
+}
+
+static void test_parse_defaults_for_a_minimal_vm(void **state)
+{
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 2\n", &p);
+	assert_false(p.host.housekeeping_set);
+	assert_false(p.host.dataplane.present);
+	assert_int_equal(p.vms[0].memory.size, 64ULL << 20);
+	assert_int_equal(p.vms[0].memory.page_size, PLAN_PAGE_4K);
+	assert_int_equal(p.vms[0].memory.node, -1);
+	assert_false(p.vms[0].memory.prefault);
+	assert_false(p.vms[0].memory.mlock);
+	assert_false(p.vms[0].memory.strict);
+	assert_false(p.vms[0].memory.allow_fallback);
+	assert_int_equal(p.vms[0].nr_vcpus, 2);
+	assert_int_equal(CPU_COUNT(&p.vms[0].vcpus[1].cpus), 0);
+	assert_int_equal(p.vms[0].vcpus[1].policy, PLAN_POLICY_OTHER);
+	assert_int_equal(p.vms[0].vcpus[1].loc.line, 5);
+	assert_string_equal(p.vms[0].vcpus[1].loc.key, "vms[0].vcpus");
+	assert_int_equal(CPU_COUNT(&p.vms[0].emulator.cpus), 0);
+	assert_int_equal(p.vms[0].emulator.loc.line, 0);
+	assert_string_equal(p.vms[0].initrd, "");
+	assert_string_equal(p.vms[0].cmdline, "");
+	assert_int_equal(p.vms[0].nr_nics, 0);
+	snprintf(want, sizeof(want), "%s/bzImage", tmpdir);
+	assert_string_equal(p.vms[0].kernel, want);
+	plan__free(&p);
+}
+
+static void test_parse_hugepages_prefault_by_default(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: {size: 2G, page_size: 1G}\n    vcpus: 1\n", &p);
+	assert_int_equal(p.vms[0].memory.page_size, PLAN_PAGE_1G);
+	assert_true(p.vms[0].memory.prefault);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: {size: 64M, page_size: 2MiB, prefault: off}\n    vcpus: 1\n", &p);
+	assert_int_equal(p.vms[0].memory.page_size, PLAN_PAGE_2M);
+	assert_false(p.vms[0].memory.prefault);
+	plan__free(&p);
+}
+
+static void test_parse_single_vm_document(void **state)
+{
+	static const char yaml[] =
+		"vm:\n"                                  /* 1 */
+		"  name: solo\n"                         /* 2 */
+		"  kernel: /boot/vmlinuz\n"              /* 3 */
+		"  memory: 256M\n"                       /* 4 */
+		"  vcpus: {count: 1, cpus: 1}\n";        /* 5 */
+	struct plan p;
+
+	(void)state;
+	load_ok(yaml, &p);
+	assert_int_equal(p.nr_vms, 1);
+	assert_string_equal(p.vms[0].name, "solo");
+	assert_string_equal(p.vms[0].loc.key, "vm");
+	assert_int_equal(p.vms[0].loc.line, 1);
+	assert_true(cpus_of(&p.vms[0].vcpus[0].cpus, "1"));
+	assert_string_equal(p.vms[0].vcpus[0].loc.key, "vm.vcpus.cpus");
+	assert_non_null(plan__find_vm(&p, "solo"));
+	plan__free(&p);
+
+	expect_error("vm:\n  name: solo\n  kernel: k\n  memory: 64M\n  vcpus: 1\n  vcpu: 2\n", 6,
+		     "vm.vcpu", "did you mean 'vcpus'?");
+	expect_error("vms: []\nvm:\n  name: solo\n", 2, "vm", "not both");
+}
+
+static void test_parse_vcpu_list_form(void **state)
+{
+	static const char yaml[] =
+		VM_HEAD                                  /* 1-3 */
+		"    memory: 64M\n"                      /* 4 */
+		"    vcpus:\n"                           /* 5 */
+		"      - cpus: \"0-1\"\n"                /* 6 */
+		"      - {cpus: 2, policy: fifo, priority: 99}\n"  /* 7 */
+		"      - policy: rr\n"                   /* 8 */
+		"        priority: 1\n";                 /* 9 */
+	struct plan p;
+
+	(void)state;
+	load_ok(yaml, &p);
+	assert_int_equal(p.vms[0].nr_vcpus, 3);
+	assert_true(cpus_of(&p.vms[0].vcpus[0].cpus, "0-1"));
+	assert_int_equal(p.vms[0].vcpus[0].policy, PLAN_POLICY_OTHER);
+	assert_int_equal(p.vms[0].vcpus[1].policy, PLAN_POLICY_FIFO);
+	assert_int_equal(p.vms[0].vcpus[1].priority, 99);
+	assert_int_equal(p.vms[0].vcpus[1].loc.line, 7);
+	assert_string_equal(p.vms[0].vcpus[1].loc.key, "vms[0].vcpus[1].cpus");
+	assert_int_equal(p.vms[0].vcpus[2].policy, PLAN_POLICY_RR);
+	assert_int_equal(CPU_COUNT(&p.vms[0].vcpus[2].cpus), 0);
+	assert_string_equal(p.vms[0].vcpus[2].loc.key, "vms[0].vcpus[2]");
+	plan__free(&p);
+
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: []\n", 5, "vms[0].vcpus", "1..254");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      - cpu: 2\n", 6, "vms[0].vcpus[0].cpu",
+		     "did you mean 'cpus'?");
+}
+
+/* ---- bad input: one test per class ------------------------------------------------------- */
+
+static void test_parse_unknown_key_names_line_and_key(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD
+		     "    memory:\n"                  /* 4 */
+		     "      size: 64M\n"              /* 5 */
+		     "      pagesize: 2M\n"           /* 6 */
+		     "    vcpus: 1\n",
+		     6, "vms[0].memory.pagesize", "did you mean 'page_size'?");
+	/* Nothing close: the allowed keys are listed instead. */
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disks: []\n", 6, "vms[0].disks",
+		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics)");
+	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
+	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
+		     "allowed: cores, main_core, numa_node, no_huge, eal_args");
+}
+
+static void test_parse_wrong_type_names_expected_and_got(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD "    memory: [64M]\n    vcpus: 1\n", 4, "vms[0].memory", "got a list");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    name2: x\n", 6, "vms[0].name2",
+		     "did you mean 'name'?");
+	expect_error("vms:\n  - name: {a: 1}\n", 2, "vms[0].name", "expected a single value, got a mapping");
+	expect_error("vms:\n  name: vnf1\n", 1, "vms", "expected a list of VMs, got a mapping");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: {count: 1, pin: \"2\"}\n", 5,
+		     "vms[0].vcpus.pin", "expected a list of cpu lists");
+	expect_error("- a\n- b\n", 1, "", "expected a mapping, got a list");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics: {name: net0}\n", 6,
+		     "vms[0].nics", "expected a list of NICs");
+}
+
+static void test_parse_bad_scalar_values_name_the_value(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: two\n", 5, "vms[0].vcpus",
+		     "expected an integer (value 'two')");
+	expect_error(VM_HEAD "    memory: 64Q\n    vcpus: 1\n", 4, "vms[0].memory",
+		     "expected a size such as 512M, 2G or 1GiB (value '64Q')");
+	expect_error(VM_HEAD "    memory: {size: 64M, mlock: maybe}\n    vcpus: 1\n", 4,
+		     "vms[0].memory.mlock", "expected true or false");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: {count: 1, policy: deadline, priority: 5}\n", 5,
+		     "vms[0].vcpus.policy", "expected one of: other, fifo, rr (value 'deadline')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n      - {name: n0, socket: s, "
+		     "mode: listen}\n", 7, "vms[0].nics[0].mode", "expected one of: client, server");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1.5\n", 5, "vms[0].vcpus", "(value '1.5')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    kernel: k2\n", 6, "vms[0].kernel",
+		     "duplicate key (first at line 3)");
+	expect_error("vms:\n  - name: \"bad name\"\n    kernel: k\n    memory: 64M\n    vcpus: 1\n", 2,
+		     "vms[0].name", "invalid name");
+}
+
+static void test_parse_missing_required_keys(void **state)
+{
+	(void)state;
+	expect_error("vms:\n  - kernel: k\n    memory: 64M\n    vcpus: 1\n", 2, "vms[0].name",
+		     "every VM needs 'name'");
+	expect_error("vms:\n  - name: a\n    memory: 64M\n    vcpus: 1\n", 2, "vms[0].kernel",
+		     "every VM needs 'kernel'");
+	expect_error(VM_HEAD "    vcpus: 1\n", 2, "vms[0].memory", "needs 'memory'");
+	expect_error(VM_HEAD "    memory: 64M\n", 2, "vms[0].vcpus", "needs 'vcpus'");
+	expect_error(VM_HEAD "    memory:\n      page_size: 2M\n    vcpus: 1\n", 4, "vms[0].memory.size",
+		     "needs 'size'");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      policy: fifo\n", 5, "vms[0].vcpus.count",
+		     "needs 'count'");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n      - name: net0\n", 7,
+		     "vms[0].nics[0].socket", "every NIC needs 'socket'");
+	expect_error(VM_HEAD "    memory:\n    vcpus: 1\n", 4, "vms[0].memory", "needs a value");
+	expect_error("host:\n  dataplane:\n    numa_node: 0\n", 2, "host.dataplane.cores", "needs 'cores'");
+}
+
+static void test_parse_duplicate_vm_name_points_to_first(void **state)
+{
+	static const char yaml[] =
+		"vms:\n"                                           /* 1 */
+		"  - name: vnf1\n"                                 /* 2 */
+		"    kernel: k\n"                                  /* 3 */
+		"    memory: 64M\n"                                /* 4 */
+		"    vcpus: 1\n"                                   /* 5 */
+		"  - kernel: k\n"                                  /* 6 */
+		"    memory: 64M\n"                                /* 7 */
+		"    name: vnf1\n"                                 /* 8 */
+		"    vcpus: 1\n";                                  /* 9 */
+
+	(void)state;
+	expect_error(yaml, 8, "vms[1].name", "duplicate VM name (first defined at line 2, vms[0]) "
+		     "(value 'vnf1')");
+}
+
+static void test_parse_syntax_error_reports_line(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD
+		     "    memory: 64M\n"                  /* 4 */
+		     "   vcpus: 1\n",                     /* 5: bad indentation */
+		     5, NULL, "syntax error: ");
+	expect_error("vms:\n  - name: [vnf1\n    kernel: k\n", 3, NULL, "syntax error: ");
+	expect_error("vms:\n\t- name: vnf1\n", 2, NULL, "syntax error: found character that cannot "
+		     "start any token");
+	expect_error("vm: *nowhere\n", 1, NULL, "undefined alias");
+	expect_error("", 1, NULL, "empty plan");
+	expect_error("# only a comment\n", 1, NULL, "empty plan");
+	expect_error("vms: []\n---\nvms: []\n", 2, NULL, "a second YAML document");
+	expect_error("vms:\n  - name: \"\xff\"\n", 2, NULL, "not valid YAML text");
+}
+
+static void test_parse_fifo_priority_out_of_range(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      count: 1\n      policy: fifo\n"
+		     "      priority: 100\n", 8, "vms[0].vcpus.priority",
+		     "out of range 1..99 for policy 'fifo' (value '100')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      count: 1\n      policy: rr\n"
+		     "      priority: 0\n", 8, "vms[0].vcpus.priority", "out of range 1..99 for policy 'rr'");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      - {policy: fifo, priority: -5}\n", 6,
+		     "vms[0].vcpus[0].priority", "out of range 1..99");
+	/* fifo without a priority, and a priority without an RT policy. */
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      count: 1\n      policy: fifo\n", 7,
+		     "vms[0].vcpus.priority", "policy 'fifo' needs a priority 1..99");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      count: 1\n      priority: 50\n", 7,
+		     "vms[0].vcpus.priority", "policy 'other' takes no priority");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: {count: 1, policy: fifo, priority: "
+		     "99999999999999999999}\n", 5, "vms[0].vcpus.priority", "out of range");
+}
+
+static void test_parse_vcpu_count_out_of_range(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 0\n", 5, "vms[0].vcpus",
+		     "out of range 1..254 (value '0')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      count: 255\n", 6, "vms[0].vcpus.count",
+		     "out of range 1..254");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: -1\n", 5, "vms[0].vcpus", "out of range");
+}
+
+static void test_parse_vcpu_pin_list_length_must_match_count(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD
+		     "    memory: 64M\n"                  /* 4 */
+		     "    vcpus:\n"                       /* 5 */
+		     "      count: 2\n"                   /* 6 */
+		     "      pin: [\"2\"]\n",              /* 7 */
+		     7, "vms[0].vcpus.pin", "1 entry for count 2");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      count: 1\n      cpus: 1\n"
+		     "      pin: [1]\n", 8, "vms[0].vcpus.pin", "not both");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus:\n      count: 2\n      pin:\n        - 1\n"
+		     "        - \"1-\"\n", 9, "vms[0].vcpus.pin[1]", "expected a cpu list");
+}
+
+static void test_parse_memory_values_out_of_range(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD "    memory: {size: 64M, page_size: 3M}\n    vcpus: 1\n", 4,
+		     "vms[0].memory.page_size", "expected a page size: 4K, 2M or 1G (value '3M')");
+	expect_error(VM_HEAD "    memory: {size: 1536M, page_size: 1G}\n    vcpus: 1\n", 4,
+		     "vms[0].memory.size", "not a multiple of the 1G page size");
+	expect_error(VM_HEAD "    memory: 1M\n    vcpus: 1\n", 4, "vms[0].memory", "too small");
+	expect_error(VM_HEAD "    memory:\n      size: 64M\n      numa_node: -1\n    vcpus: 1\n", 6,
+		     "vms[0].memory.numa_node",
+		     "out of range 0..1023 (leave the key out for the default) (value '-1')");
+	expect_error(VM_HEAD "    memory: 99999999999T\n    vcpus: 1\n", 4, "vms[0].memory",
+		     "size too large");
+}
+
+static void test_parse_cpu_list_syntax_errors(void **state)
+{
+	static const char *const bad[] = { "\"1-\"", "x", "\"3-1\"", "\"1,,2\"", "\"-1\"", "\"1 2\"" };
+	char yaml[256];
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(yaml, sizeof(yaml), VM_HEAD "    memory: 64M\n    vcpus: 1\n    emulator_cpus: %s\n",
+			 bad[i]);
+		expect_error(yaml, 6, "vms[0].emulator_cpus", "expected a cpu list");
+	}
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    emulator_cpus: 5000\n", 6,
+		     "vms[0].emulator_cpus", "cpu number too large");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    emulator_cpus: \"\"\n", 6,
+		     "vms[0].emulator_cpus", "empty cpu list");
+	expect_error("host:\n  housekeeping_cpus: 0-\n", 2, "host.housekeeping_cpus", "(value '0-')");
+}
+
+static void test_parse_nic_errors(void **state)
+{
+	char yaml[512], sock[200];
+
+	(void)state;
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, mac: \"52:54:00:12:34\"}\n", 7,
+		     "vms[0].nics[0].mac", "expected a MAC address");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, mac: \"01:00:5e:00:00:01\"}\n", 7,
+		     "vms[0].nics[0].mac", "multicast");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, queues: 0}\n", 7, "vms[0].nics[0].queues",
+		     "out of range 1..16 (value '0')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, queues: 17}\n", 7, "vms[0].nics[0].queues",
+		     "out of range 1..16");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0}\n"           /* 7 */
+		     "      - {name: net0, socket: /s1}\n", 8,       /* 8 */
+		     "vms[0].nics[1].name", "duplicate NIC name in this VM (first at line 7, vms[0].nics[0])");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0}\n"           /* 7 */
+		     "  - name: vnf2\n    kernel: k\n    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0}\n", 13,      /* 13 */
+		     "vms[1].nics[0].socket", "socket already used by vms[0].nics[0] (line 7)");
+
+	memset(sock, 'a', 108);
+	sock[0] = '/';
+	sock[108] = '\0';
+	snprintf(yaml, sizeof(yaml), VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		 "      - name: net0\n        socket: %s\n", sock);
+	expect_error(yaml, 8, "vms[0].nics[0].socket", "path too long: 108 bytes, at most 107");
+	sock[107] = '\0';
+	snprintf(yaml, sizeof(yaml), VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		 "      - name: net0\n        socket: %s\n", sock);
+	{
+		struct plan p;
+
+		load_ok(yaml, &p);
+		assert_int_equal(strlen(p.vms[0].nics[0].socket), 107);
+		plan__free(&p);
+	}
+}
+
+static void test_parse_missing_file_is_enoent(void **state)
+{
+	struct err e = { 0 };
+	struct plan p;
+
+	(void)state;
+	assert_int_equal(plan__load(&p, "/nonexistent/rtvmm/plan.yaml", &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "/nonexistent/rtvmm/plan.yaml: cannot open"));
+	assert_null(p.vms);
+}
+
+/* ---- cpu lists and names ----------------------------------------------------------------- */
+
+static void test_plan_cpu_lists_round_trip(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "0", "0" }, { "0-3,8", "0-3,8" }, { "3,2,1", "1-3" }, { " 1 , 4-5 ", "1,4-5" },
+		{ "", "" }, { "0-1023", "0-1023" }, { "7-7", "7" },
+	};
+	static const char *const bad[] = { "a", "1-", "-1", "3-1", "1,", ",1", "1 2", "1;2", "0x1" };
+	char buf[64];
+	cpu_set_t set;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(plan__parse_cpus(cases[i].in, &set), 0);
+		assert_string_equal(plan__format_cpus(&set, buf, sizeof(buf)), cases[i].out);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(plan__parse_cpus(bad[i], &set), -EINVAL);
+	assert_int_equal(plan__parse_cpus("1024", &set), -ERANGE);
+	assert_int_equal(plan__parse_cpus("1-99999999999999999999", &set), -ERANGE);
+	assert_int_equal(plan__parse_cpus(NULL, &set), -EINVAL);
+
+	/* A short buffer holds whole items only. */
+	assert_int_equal(plan__parse_cpus("0-3,8,10-11", &set), 0);
+	assert_string_equal(plan__format_cpus(&set, buf, 8), "0-3,8");
+}
+
+static void test_plan_names_and_sizes(void **state)
+{
+	(void)state;
+	assert_string_equal(plan__policy_name(PLAN_POLICY_FIFO), "fifo");
+	assert_string_equal(plan__policy_name(PLAN_POLICY_RR), "rr");
+	assert_string_equal(plan__policy_name(PLAN_POLICY_OTHER), "other");
+	assert_string_equal(plan__page_size_name(PLAN_PAGE_4K), "4K");
+	assert_string_equal(plan__page_size_name(PLAN_PAGE_2M), "2M");
+	assert_string_equal(plan__page_size_name(PLAN_PAGE_1G), "1G");
+	assert_int_equal(plan__page_size_bytes(PLAN_PAGE_4K), 4096);
+	assert_int_equal(plan__page_size_bytes(PLAN_PAGE_2M), 2ULL << 20);
+	assert_int_equal(plan__page_size_bytes(PLAN_PAGE_1G), 1ULL << 30);
+	assert_null(plan__find_vm(NULL, "x"));
+	plan__free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_example_small_vm),
+		cmocka_unit_test(test_parse_example_telco_host),
+		cmocka_unit_test(test_parse_full_vm_fills_every_field),
+		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
+		cmocka_unit_test(test_parse_hugepages_prefault_by_default),
+		cmocka_unit_test(test_parse_single_vm_document),
+		cmocka_unit_test(test_parse_vcpu_list_form),
+		cmocka_unit_test(test_parse_unknown_key_names_line_and_key),
+		cmocka_unit_test(test_parse_wrong_type_names_expected_and_got),
+		cmocka_unit_test(test_parse_bad_scalar_values_name_the_value),
+		cmocka_unit_test(test_parse_missing_required_keys),
+		cmocka_unit_test(test_parse_duplicate_vm_name_points_to_first),
+		cmocka_unit_test(test_parse_syntax_error_reports_line),
+		cmocka_unit_test(test_parse_fifo_priority_out_of_range),
+		cmocka_unit_test(test_parse_vcpu_count_out_of_range),
+		cmocka_unit_test(test_parse_vcpu_pin_list_length_must_match_count),
+		cmocka_unit_test(test_parse_memory_values_out_of_range),
+		cmocka_unit_test(test_parse_cpu_list_syntax_errors),
+		cmocka_unit_test(test_parse_nic_errors),
+		cmocka_unit_test(test_parse_missing_file_is_enoent),
+		cmocka_unit_test(test_plan_cpu_lists_round_trip),
+		cmocka_unit_test(test_plan_names_and_sizes),
+	};
+
+	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
