@@ -47,7 +47,7 @@ static const char usage_text[] =
 	"      --synthetic DESC  check against an hwloc synthetic topology, e.g.\n"
 	"                        \"pack:2 numa:1 core:8 pu:2\"\n"
 	"      --overrides S     host state for a non-host topology: isolated=, nohz_full=,\n"
-	"                        hugepages=, rt_runtime= (see docs/host-plan.md)\n"
+	"                        hugepages=, pagesizes=, rt_runtime= (see README.md)\n"
 	"      --json            print the findings as JSON\n"
 	"\n"
 	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
