@@ -96,43 +96,6 @@ int vm__setup_memory(struct vm *vm, uint64_t size, const struct plan_memory *pla
 	return 0;
 }
 
-/*
- * PC interrupt routing: ISA IRQs 0-15 to the PIC, GSIs 0-23 to IOAPIC pins,
- * except that the PIT's IRQ0 arrives on IOAPIC pin 2 (the MADT/MP override).
- */
-static int set_gsi_routing(struct vm *vm)
-{
-	enum { NR_PIC_PINS = 16, NR_IOAPIC_PINS = 24 };
-	struct kvm_irq_routing *r;
-	unsigned gsi, n = 0;
-	int err = 0;
-
-	r = calloc(1, sizeof(*r) + (NR_PIC_PINS + NR_IOAPIC_PINS) * sizeof(r->entries[0]));
-	if (!r)
-		return -ENOMEM;
-	for (gsi = 0; gsi < NR_PIC_PINS; gsi++) {
-		if (gsi == 2)
-			continue; /* the cascade */
-		r->entries[n++] = (struct kvm_irq_routing_entry){
-			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-				       .pin = gsi % 8 } };
-	}
-	for (gsi = 0; gsi < NR_IOAPIC_PINS; gsi++) {
-		if (gsi == TABLES_IRQ0_IOAPIC_PIN)
-			continue; /* pin 2 belongs to GSI 0 */
-		r->entries[n++] = (struct kvm_irq_routing_entry){
-			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
-				       .pin = gsi ? gsi : TABLES_IRQ0_IOAPIC_PIN } };
-	}
-	r->nr = n;
-	if (ioctl(vm->fd, KVM_SET_GSI_ROUTING, r) < 0)
-		err = -errno;
-	free(r);
-	return err;
-}
-
 int vm__setup_irqchip(struct vm *vm, struct err *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -140,9 +103,10 @@ int vm__setup_irqchip(struct vm *vm, struct err *e)
 
 	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return err__set(e, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-	err = set_gsi_routing(vm);
+	err = irq_routing__init_pc(&vm->irqs, vm->fd, TABLES_IRQ0_IOAPIC_PIN);
 	if (err)
 		return err__set(e, err, "KVM_SET_GSI_ROUTING: %s", strerror(-err));
+	vm->irqs_ready = true;
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
 		return err__set(e, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 	return 0;
@@ -391,6 +355,8 @@ void vm__destroy(struct vm *vm)
 	vm->fd = -1;
 	guest_mem__destroy(&vm->mem);
 	kvm__close(&vm->kvm);
+	if (vm->irqs_ready)
+		irq_routing__exit(&vm->irqs);
 	bus__exit(&vm->pio);
 	bus__exit(&vm->mmio);
 	if (vm->stop_efd >= 0)

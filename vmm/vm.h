@@ -12,6 +12,7 @@
 #include "vmm/device.h"
 #include "vmm/err.h"
 #include "vmm/guest_mem.h"
+#include "vmm/irq.h"
 #include "vmm/kvm.h"
 #include "vmm/vcpu.h"
 #include "vmm/x86/boot.h"
@@ -40,6 +41,8 @@ struct vm {
 	struct guest_mem mem;
 	struct bus pio;
 	struct bus mmio;
+	struct irq_routing irqs;   /* GSI routing: PC pins and MSI routes */
+	bool irqs_ready;
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
 	struct boot_image boot;
