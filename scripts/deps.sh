@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages rtvmm needs to build, test and demo, if any are missing.
-# Usage: scripts/deps.sh [group...]   groups: build (default), test, kernel, bench
+# Usage: scripts/deps.sh [group...]   groups: build (default), test, kernel, dataplane, bench
 set -euo pipefail
 
 declare -A groups=(
 	[build]="gcc meson ninja-build pkg-config liblzma-dev libzstd-dev zlib1g-dev libyaml-dev libhwloc-dev libnuma-dev libjansson-dev"
 	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools python3 util-linux"
 	[kernel]="bc bison flex libelf-dev libssl-dev dwarves rsync kmod cpio xz-utils"
+	[dataplane]="libdpdk-dev dpdk-dev"
 	[bench]="qemu-system-x86"
 )
 
