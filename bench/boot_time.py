@@ -3,9 +3,14 @@
 memory and vCPUs, measured in the same run with the runs interleaved.
 
 Each run is timed from the monitor's launch (wall clock) to lines on the guest console:
-  kernel_init  "Run /init as init process"  (the kernel hands over to user space)
-  init_marker  "RTVMM-INIT-OK"              (the initramfs /init printed its marker)
-and to the monitor's exit. rtvmm boots the bzImage (payload decompressed on the host);
+  first_output    "Linux version"              (early console: the kernel runs)
+  cmdline_parsed  "Kernel command line:"
+  fpu_init        "x86/fpu: "                  (just before alternatives patching)
+  smp_up          "smp: Brought up"            (all vCPUs online)
+  kernel_init     "Run /init as init process"  (the kernel hands over to user space)
+  init_marker     "RTVMM-INIT-OK"              (the initramfs /init printed its marker)
+and to the monitor's exit. A stage a monitor never reaches is reported as such, with the
+last console lines in the JSON (e.g. a KVM internal error). rtvmm boots the bzImage (payload decompressed on the host);
 QEMU boots the same build's vmlinux through its PVH entry (QEMU's fastest path: no
 in-guest decompression) and, for reference, -M pc with the bzImage when --qemu-bzimage.
 
@@ -28,9 +33,14 @@ import sys
 import time
 
 MARKERS = {
+    "first_output": re.compile(rb"Linux version"),
+    "cmdline_parsed": re.compile(rb"Kernel command line:"),
+    "fpu_init": re.compile(rb"x86/fpu: "),
+    "smp_up": re.compile(rb"smp: Brought up"),
     "kernel_init": re.compile(rb"Run /init as init process"),
     "init_marker": re.compile(rb"RTVMM-INIT-OK"),
 }
+STAGES = list(MARKERS) + ["exit"]
 
 
 def run_once(argv, timeout, env=None):
@@ -128,7 +138,7 @@ def main():
     summary = {}
     for name, rs in runs.items():
         s = {}
-        for key in ("kernel_init", "init_marker", "exit"):
+        for key in STAGES:
             vals = [r["times"][key] for r in rs if key in r["times"]]
             s[key] = {"median_s": statistics.median(vals) if vals else None, "n": len(vals),
                       "min_s": min(vals) if vals else None, "max_s": max(vals) if vals else None}
@@ -138,7 +148,7 @@ def main():
         a_, b_ = summary["rtvmm"][key]["median_s"], summary[peer][key]["median_s"]
         return (a_ / b_) if a_ and b_ else None
 
-    ratios = {f"rtvmm/{p}": {k: ratio(k, p) for k in ("kernel_init", "init_marker")}
+    ratios = {f"rtvmm/{p}": {k: ratio(k, p) for k in STAGES if k != "exit"}
               for p in configs if p != "rtvmm"}
     result = {
         "benchmark": "boot_time",
@@ -158,13 +168,14 @@ def main():
     def fmt(v):
         return f"{v:.2f}" if v is not None else "not reached"
 
-    print(f"| monitor | to \"Run /init\" (s) | to init marker (s) | to exit (s) | runs |")
-    print("|---|---|---|---|---|")
-    for name, s in summary.items():
-        print(f"| {name} | {fmt(s['kernel_init']['median_s'])} | {fmt(s['init_marker']['median_s'])} "
-              f"| {fmt(s['exit']['median_s'])} | {len(runs[name])} |")
+    print("| monitor | " + " | ".join(STAGES) + " | exit status |")
+    print("|---|" + "---|" * (len(STAGES) + 1))
+    for name, st in summary.items():
+        statuses = ",".join(str(r["status"]) for r in runs[name])
+        print(f"| {name} | " + " | ".join(fmt(st[k]["median_s"]) for k in STAGES) + f" | {statuses} |")
+    print("\nmedian seconds from launch over", a.runs, "run(s); ratios rtvmm/peer (< 1: rtvmm faster):")
     for name, r in ratios.items():
-        print(f"\n{name}: " + ", ".join(f"{k} {fmt(v)}" for k, v in r.items()))
+        print(f"- {name}: " + ", ".join(f"{k} {fmt(v)}" for k, v in r.items() if v is not None))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ log() { echo "build-kernel: $*" >&2; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${RTVMM_CACHE:-$repo/.cache}
 frag=$repo/guest/linux/rtvmm-guest.config
+patches=$repo/guest/linux/patches
 jobs=$(nproc 2>/dev/null || echo 2)
 print_dir=0
 rebuild=0
@@ -41,7 +42,7 @@ case $jobs in ''|*[!0-9]*) die "--jobs wants a positive number, got '$jobs'" ;; 
 
 # --- build dependencies ----------------------------------------------------------------
 missing=
-for t in gcc make flex bison bc xz perl; do command -v $t >/dev/null || missing="$missing $t"; done
+for t in gcc make flex bison bc xz perl patch; do command -v $t >/dev/null || missing="$missing $t"; done
 [ -f /usr/include/libelf.h ] || [ -f /usr/include/elfutils/libelf.h ] || missing="$missing libelf-dev"
 [ -z "$missing" ] || die "missing build tools:$missing (apt-get install gcc make flex bison bc libelf-dev xz-utils perl)"
 
@@ -80,7 +81,10 @@ else
 fi
 
 # --- cache key -----------------------------------------------------------------------------
-key=$(cat "$frag" "$0" | { cat; echo "$srcver"; } | sha256sum | cut -c1-12)
+# Patches in guest/linux/patches/*.patch (applied in name order) key the source tree; the
+# fragment, this script and the patches key the build.
+patchkey=$(cat "$patches"/*.patch 2>/dev/null | sha256sum | cut -c1-8)
+key=$(cat "$frag" "$0" "$patches"/*.patch 2>/dev/null | { cat; echo "$srcver"; } | sha256sum | cut -c1-12)
 out=$cache/kernel-build/$srcver-$key
 if [ $rebuild = 1 ]; then rm -rf "$out"; fi
 if [ -f "$out/.complete" ]; then
@@ -89,12 +93,17 @@ if [ -f "$out/.complete" ]; then
 fi
 
 # --- unpack (shared by all configs of one source version) ---------------------------------
-src=$cache/kernel-build/src-$srcver
+src=$cache/kernel-build/src-$srcver-$patchkey
 if [ ! -f "$src/.complete" ]; then
 	log "unpacking $tarball"
 	rm -rf "$src" "$src.tmp"
 	mkdir -p "$src.tmp"
 	tar -xf "$tarball" -C "$src.tmp" --strip-components=1 || die "cannot unpack $tarball"
+	for p in "$patches"/*.patch; do
+		[ -f "$p" ] || continue
+		log "applying $(basename "$p")"
+		patch -d "$src.tmp" -p1 --forward --quiet < "$p" || die "patch $p does not apply to $srcver"
+	done
 	touch "$src.tmp/.complete"
 	mv "$src.tmp" "$src"
 fi

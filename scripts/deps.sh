@@ -6,7 +6,7 @@ set -euo pipefail
 declare -A groups=(
 	[build]="gcc meson ninja-build pkg-config liblzma-dev libzstd-dev zlib1g-dev libyaml-dev libhwloc-dev libnuma-dev libjansson-dev"
 	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools python3 util-linux"
-	[kernel]="bc bison flex libelf-dev libssl-dev dwarves rsync kmod cpio xz-utils"
+	[kernel]="bc bison flex libelf-dev libssl-dev dwarves rsync kmod cpio xz-utils patch make"
 	[dataplane]="libdpdk-dev dpdk-dev"
 	[bench]="qemu-system-x86"
 )

@@ -2,14 +2,15 @@
  * GDT and IDT shared by all CPUs, and the trap dispatcher the stubs in
  * start.S call. The kernel selectors equal the monitor's boot GDT (and the
  * trampoline's), so loading this GDT needs no far jump. The user segments
- * follow the SYSCALL/SYSRET (STAR) layout for a later CPL3 mode, which will
- * also add one TSS per CPU (RSP0) after them.
+ * follow the SYSCALL/SYSRET (STAR) layout; one TSS descriptor per CPU follows
+ * them (filled by user__init_cpu, user.c). The GDT is writable: LTR marks
+ * the descriptor busy.
  */
 #include "rt.h"
 
 extern const uint8_t isr_stubs[];   /* start.S: 256 stubs of 16 bytes */
 
-static const uint64_t gdt[] __attribute__((aligned(16))) = {
+static uint64_t gdt[7 + 2 * MAX_CPUS] __attribute__((aligned(16))) = {
 	0,
 	0x00cf9a000000ffffull,   /* GDT_KERNEL_CODE32 */
 	0x00af9a000000ffffull,   /* GDT_KERNEL_CODE */
@@ -33,6 +34,7 @@ struct desc_ptr {
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static trap_handler_t handlers[256];
+static trap_handler_t syscall_handler;
 
 static const char *const exc_names[32] = {
 	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP",
@@ -73,22 +75,32 @@ void cpu__set_trap_handler(unsigned vector, trap_handler_t h)
 	handlers[vector & 0xff] = h;
 }
 
-static uint64_t read_cr2(void) { uint64_t v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
-
-/* Called by isr_common with the saved registers. */
-void cpu__trap_dispatch(struct trap_frame *f);
-void cpu__trap_dispatch(struct trap_frame *f)
+void cpu__set_gate_dpl(unsigned vector, unsigned dpl)
 {
-	trap_handler_t h = handlers[f->vector & 0xff];
+	idt[vector & 0xff].attr = (uint8_t)(0x8E | (dpl & 3) << 5);
+}
 
-	if (h) {
-		h(f);
-		return;
-	}
-	if (f->vector == VEC_SPURIOUS)
-		return;   /* spurious interrupts need no EOI */
-	console__log("unexpected %s vector %lu error 0x%lx on apic %u",
-		 f->vector < 32 ? "exception" : "interrupt", f->vector, f->error, lapic__id());
+void cpu__set_syscall_handler(trap_handler_t h)
+{
+	syscall_handler = h;
+}
+
+void cpu__set_tss_desc(uint32_t cpu_index, uint64_t base, uint32_t limit)
+{
+	uint64_t *d = &gdt[GDT_TSS / 8 + 2 * cpu_index];
+
+	d[0] = (limit & 0xffff) | (base & 0xffffff) << 16 |
+	       0x89ull << 40 |                        /* present, DPL0, available 64-bit TSS */
+	       (uint64_t)((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+	d[1] = base >> 32;
+}
+
+void cpu__trap_unexpected(struct trap_frame *f)
+{
+	const char *what = f->vector == VEC_SYSCALL ? "syscall" : f->vector < 32 ? "exception" : "interrupt";
+
+	console__log("unexpected %s vector %lu error 0x%lx on apic %u (from cpl %lu)",
+		 what, f->vector, f->error, lapic__id(), f->cs & 3);
 	if (f->vector < 32)
 		console__log("  %s rip 0x%lx cs 0x%lx rflags 0x%lx rsp 0x%lx cr2 0x%lx",
 			 exc_names[f->vector] ? exc_names[f->vector] : "?",
@@ -96,4 +108,32 @@ void cpu__trap_dispatch(struct trap_frame *f)
 	console__log("  rax 0x%lx rbx 0x%lx rcx 0x%lx rdx 0x%lx rsi 0x%lx rdi 0x%lx rbp 0x%lx",
 		 f->rax, f->rbx, f->rcx, f->rdx, f->rsi, f->rdi, f->rbp);
 	rt__fail(110, "unexpected vector %lu at rip 0x%lx", f->vector, f->rip);
+}
+
+/* Called by isr_common with the saved registers. */
+void cpu__trap_dispatch(struct trap_frame *f);
+void cpu__trap_dispatch(struct trap_frame *f)
+{
+	trap_handler_t h = handlers[f->vector & 0xff];
+
+	if (f->vector == 6 && f->rip == (uintptr_t)user_exit)
+		user__exit(f);   /* CPL3 code ending its user__call */
+	if (h) {
+		h(f);
+		return;
+	}
+	if (f->vector == VEC_SPURIOUS)
+		return;   /* spurious interrupts need no EOI */
+	cpu__trap_unexpected(f);
+}
+
+/* Called by syscall_entry (user.S) with the caller's registers. */
+void cpu__syscall_dispatch(struct trap_frame *f);
+void cpu__syscall_dispatch(struct trap_frame *f)
+{
+	if (syscall_handler) {
+		syscall_handler(f);
+		return;
+	}
+	cpu__trap_unexpected(f);
 }

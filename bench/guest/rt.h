@@ -7,8 +7,8 @@
  * Entered by the monitor in 64-bit long mode on the BSP, RSI = zero page,
  * interrupts off, identity map of 0..4 GiB. Runs at CPL0. On the nested KVM
  * used for development CPL0 is emulated instruction by instruction: keep
- * kernel-mode code short; hot loops belong at CPL3 (a later addition: the
- * GDT already has user segments, see cpu.c).
+ * kernel-mode code short; hot loops belong at CPL3 (user__init(),
+ * user__call(): see "CPL3" below and user.c).
  */
 #ifndef RTVMM_GUEST_RT_H
 #define RTVMM_GUEST_RT_H
@@ -20,6 +20,7 @@
 #define GDT_USER_CODE32    0x20   /* STAR layout: user CS = base + 16, SS = base + 8 */
 #define GDT_USER_DATA      0x28
 #define GDT_USER_CODE      0x30
+#define GDT_TSS            0x38   /* 16-byte TSS descriptors, one per CPU: GDT_TSS + 16 * cpu index */
 
 #define TRAMPOLINE_BASE    0x10000  /* AP real-mode entry; SIPI vector 0x10. Free per layout.h */
 #define MAX_CPUS           64
@@ -28,14 +29,23 @@
 #define VEC_TIMER          0x20
 #define VEC_IPI            0x21
 #define VEC_SPURIOUS       0xFF
+#define VEC_INT80          0x80   /* DPL3 gate: software interrupt from CPL3 (test=cpl3) */
+#define VEC_SYSCALL        0x100  /* trap_frame.vector of a SYSCALL (not an IDT vector) */
 
-#ifndef __ASSEMBLER__
+/* struct user_cpu, shared with user.S */
+#define UCPU_SAVED_RSP     0      /* kernel RSP saved by user__enter */
+#define UCPU_TSS           16
+#define UCPU_TSS_RSP0      (UCPU_TSS + 4)
+#define USER_STACK_SIZE    16384
+/* struct user_entry (user.c), shared with user.S */
+#define UENT_RIP           0
+#define UENT_RSP           8
+#define UENT_ARG0          16
+#define UENT_ARG1          24
+#define UENT_RFLAGS        32
+#define UENT_SYSRET        40
 
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
+/* Guest-physical layout (#defines only; the ULL constants are for C, PORT_* work in assembly too). */
 #include "vmm/x86/layout.h"
 
 /* Test device register map: keep in sync with vmm/hw/testdev.h (not includable freestanding). */
@@ -47,6 +57,14 @@
 #define TESTDEV_MMIO_MAGIC   0x00
 #define TESTDEV_MMIO_SCRATCH 0x08
 #define TESTDEV_MMIO_COUNT   0x10
+
+#ifndef __ASSEMBLER__
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 
 #define __noreturn  __attribute__((noreturn))
 #define __printf(a, b) __attribute__((format(printf, a, b)))
@@ -83,12 +101,25 @@ static inline uint64_t rdmsr(uint32_t msr)
 static inline void wrmsr(uint32_t msr, uint64_t v)
 { __asm__ volatile("wrmsr" :: "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory"); }
 static inline uint64_t read_cr3(void) { uint64_t v; __asm__ volatile("mov %%cr3, %0" : "=r"(v)); return v; }
+static inline void write_cr3(uint64_t v) { __asm__ volatile("mov %0, %%cr3" :: "r"(v) : "memory"); }
+static inline uint64_t read_cr2(void) { uint64_t v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
+static inline uint16_t read_cs(void) { uint16_t v; __asm__ volatile("mov %%cs, %0" : "=r"(v)); return v; }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 /* sti; hlt: the STI shadow makes the pair atomic, so a pending interrupt wakes the hlt. */
 static inline void sti_hlt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
 
 #define MSR_APIC_BASE      0x1B
+#define MSR_SYSENTER_CS    0x174
+#define MSR_SYSENTER_ESP   0x175
+#define MSR_SYSENTER_EIP   0x176
 #define MSR_EFER           0xC0000080
+#define EFER_SCE           (1ull << 0)
+#define MSR_STAR           0xC0000081
+#define MSR_LSTAR          0xC0000082
+#define MSR_CSTAR          0xC0000083
+#define MSR_SFMASK         0xC0000084
+#define MSR_GS_BASE        0xC0000101
+#define MSR_KERNEL_GS_BASE 0xC0000102
 #define MSR_TSC_DEADLINE   0x6E0
 
 /* ---- console (test device putc; one exit per byte) and exit ---- */
@@ -171,6 +202,14 @@ void cpu__tables_load(void);   /* AP: loads the same GDT and IDT */
 void cpu__set_trap_handler(unsigned vector, trap_handler_t h);
 /* Loads an IDT with limit 0: the next exception becomes a triple fault. */
 void cpu__load_empty_idt(void);
+/* Gate privilege: 3 lets CPL3 code reach `vector` with INT n (all gates start at DPL0). */
+void cpu__set_gate_dpl(unsigned vector, unsigned dpl);
+/* Handler of SYSCALL (trap_frame.vector = VEC_SYSCALL; RIP/RFLAGS/RSP in the frame are the caller's). */
+void cpu__set_syscall_handler(trap_handler_t h);
+/* What cpu__trap_dispatch does with a vector nobody handles: report registers, exit 110. */
+void __noreturn cpu__trap_unexpected(struct trap_frame *f);
+/* This CPU's TSS descriptor in the GDT: 16-byte system descriptor. */
+void cpu__set_tss_desc(uint32_t cpu_index, uint64_t base, uint32_t limit);
 
 /* ---- local APIC (xAPIC MMIO) ---- */
 #define LAPIC_ID        0x020
@@ -231,6 +270,52 @@ typedef void (*ap_fn_t)(struct cpu *c);
  * number of CPUs up (BSP included); waits at most timeout_us per AP.
  */
 uint32_t smp__boot(const struct cpu_topology *t, ap_fn_t fn, uint64_t timeout_us);
+
+/* ---- CPL3 (user mode): user.c, user.S ----
+ *
+ * The user region [__user_start, __user_end) (linker script: 2 MiB aligned,
+ * after the image) holds user.S's user code (.user.text), user data
+ * (.user.data) and one user stack per CPU; its 2 MiB pages have U=1, the rest
+ * of memory is supervisor-only, so a transition that wrongly stays at CPL3
+ * faults on the first kernel instruction. Write user code in assembly into
+ * .user.text (C code would reach kernel .rodata and helpers).
+ */
+extern uint8_t __user_start[], __user_end[];
+/* BSP, once, before smp__boot: page tables of the guest's own (identity 0..4 GiB, 2 MiB pages,
+ * same caching as the monitor's) with U=1 on the user region; then user__init_cpu(0). */
+void user__init(void);
+/* This CPU: our CR3, TSS (TR), EFER.SCE, STAR/LSTAR/CSTAR/SFMASK, SYSENTER_CS/ESP/EIP. Once per CPU;
+ * a no-op before user__init(). APs call it on start-up (rt__ap_start). */
+void user__init_cpu(uint32_t cpu_index);
+/* U=1 on the 2 MiB pages covering [addr, addr + len) (e.g. device MMIO a user loop polls). */
+void user__map(uint64_t addr, uint64_t len);
+/* Lets (or stops) CPL3 on this CPU use ports [port, port + count): TSS I/O bitmap, ports < USER_IO_PORTS. */
+#define USER_IO_PORTS 0x1000
+void user__allow_ports(uint16_t port, uint32_t count, bool allow);
+#define USER_IOPL3   1u   /* RFLAGS.IOPL = 3 at CPL3: IN/OUT (and CLI/STI) allowed */
+#define USER_SYSRET  2u   /* enter CPL3 with SYSRETQ instead of IRETQ */
+#define USER_IF0     4u   /* RFLAGS.IF = 0 at CPL3 (default IF = 1) */
+/*
+ * Runs the user-region code at `entry` at CPL3 (RDI = arg0, RSI = arg1, RSP =
+ * this CPU's user stack) until a CPL0 handler calls user__return(v) (the
+ * VEC_USER_EXIT gate does with the user's RAX); returns v. Call with IF = 0.
+ * Traps from CPL3 run on this call's kernel stack (TSS.RSP0).
+ */
+uint64_t user__call(const void *entry, uint64_t arg0, uint64_t arg1, unsigned flags);
+/* From a CPL0 handler of a trap taken during user__call: abandons the trap, user__call returns v. */
+void __noreturn user__return(uint64_t v);
+/* user.S, .user.text: a ud2; `jmp user_exit` from CPL3 ends user__call with RAX. */
+extern const uint8_t user_exit[];
+/* cpu__trap_dispatch: #UD at user_exit. Records the last one, then user__return(f->rax). */
+void __noreturn user__exit(struct trap_frame *f);
+struct user_exit_info { uint32_t n; uint64_t frame_cs, handler_cs; };
+extern volatile struct user_exit_info user_last_exit;
+/* The CPU index user__init_cpu() gave this CPU (from TR); 0 before. */
+uint32_t user__cpu_index(void);
+/* Kernel entry points (MSR_LSTAR, MSR_SYSENTER_EIP) in user.S. */
+extern const uint8_t syscall_entry[], sysenter_entry[];
+/* SYSCALL returns with SYSRETQ when true, else with IRETQ (default: the frame is an IRET frame). */
+extern volatile bool syscall_return_sysret;
 
 /* ---- entry points ---- */
 /* The program: called on the BSP once the runtime is up. Returns the exit status. */

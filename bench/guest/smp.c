@@ -28,6 +28,7 @@ void rt__ap_start(uint32_t index)
 	struct cpu *c = &cpus[index];
 
 	cpu__tables_load();
+	user__init_cpu(index);   /* CPL3 on this CPU, if user__init() ran on the BSP (else a no-op) */
 	lapic__enable();
 	c->apic_id = lapic__id();
 	c->started = 1;

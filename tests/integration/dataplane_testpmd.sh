@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# rtvmm-dataplane with DPDK's testpmd as the guests: testpmd's virtio_user PMD is a vhost-user
+# frontend in a process, the same protocol a VM's virtio-net speaks through rtvmm. Real DPDK on
+# both sides, no mocks; everything on 4K pages (--no-huge), so it runs on any CI machine.
+#
+# Usage: dataplane_testpmd.sh RTVMM_DATAPLANE|none MODE
+#   xconnect   frames flow both ways through a cross-connect; the dataplane's counters and
+#              testpmd's agree; SIGINT stops it with a summary and removes its sockets
+#   reconnect  guests crash (kill -9) mid-traffic and come back, one side of a pair is absent
+#              (frames for it are counted as TX-dropped): frames flow again, no crash
+#   l2switch   two guests' MACs are learned on their ports; unknown destinations flood only to
+#              ports whose guest is connected; a guest leaving flushes its MACs
+#   plan       a host plan drives it: EAL lcores and --no-huge from host.dataplane, one port per
+#              NIC named VM.NIC, the dataplane listening for a mode-client NIC and connecting
+#              to a mode-server NIC
+# Exit 77 (skip) only when libdpdk was absent at build time or dpdk-testpmd is not installed.
+set -uo pipefail
+
+dp=${1:?usage: dataplane_testpmd.sh RTVMM_DATAPLANE|none MODE}
+mode=${2:?mode: xconnect, reconnect, l2switch or plan}
+
+if [[ $dp == none ]]; then
+	echo "SKIP: rtvmm-dataplane was not built: libdpdk (Debian libdpdk-dev) was not found at" \
+	     "configure time (scripts/deps.sh dataplane, then reconfigure)"
+	exit 77
+fi
+if ! testpmd=$(command -v dpdk-testpmd); then
+	echo "SKIP: dpdk-testpmd not found (Debian package dpdk-dev: scripts/deps.sh dataplane)"
+	exit 77
+fi
+command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the JSON stats"; exit 1; }
+
+tmp=$(mktemp -d /tmp/rtvmm-dp.XXXXXX)
+pfx=rtvmm-t$$
+dp_pid= tp_pid=
+mac_a=02:00:00:00:00:0a mac_b=02:00:00:00:00:0b
+
+# Two cpus if we have them: the dataplane polls on the second, testpmd forwards on the first
+# (its main lcore, which only reads commands, shares the dataplane's cpu).
+read -r c0 c1 < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[0], c[1] if len(c) > 1 else c[0])')
+dp_cpu=$c1
+tp_lcores="0@$c1,1@$c0"
+
+cleanup() {
+	exec 3>&- 2> /dev/null
+	[[ -n $tp_pid ]] && kill -9 "$tp_pid" 2> /dev/null
+	[[ -n $dp_pid ]] && kill -9 "$dp_pid" 2> /dev/null
+	wait 2> /dev/null
+	rm -rf "$tmp" /var/run/dpdk/"$pfx"-* 2> /dev/null
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE     # so that cleanup runs when meson times us out
+# Children die with us, even when we are killed outright (util-linux setpriv).
+reaper=()
+setpriv --help 2> /dev/null | grep -q pdeathsig && reaper=(setpriv --pdeathsig KILL --)
+
+fail() {
+	echo "FAIL: $*"
+	echo "---- dataplane log (last 60 lines)"
+	tail -n 60 "$tmp/dp.log" 2> /dev/null
+	for f in "$tmp"/tp*.log; do
+		[[ -f $f ]] || continue
+		echo "---- $(basename "$f") (last 30 lines)"
+		tail -n 30 "$f"
+	done
+	exit 1
+}
+
+dp_alive() {
+	kill -0 "$dp_pid" 2> /dev/null || fail "rtvmm-dataplane died (status $(wait "$dp_pid"; echo $?))"
+}
+
+# jv FILE EXPR: a python expression over the JSON document d in FILE.
+jv() {
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# checks FILE [PREV]: every stdin line "WHAT | EXPR" must hold; EXPR is python over the
+# document d in FILE and p in PREV. One python process for all of them.
+checks() {
+	local out
+	out=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
+for line in sys.stdin:
+    if "|" not in line:
+        continue
+    what, expr = (x.strip() for x in line.split("|", 1))
+    try:
+        ok = eval(expr)
+    except Exception as e:
+        ok, what = False, "%s (%r)" % (what, e)
+    if not ok:
+        print("%s: `%s` is false in %s" % (what, expr, sys.argv[1].rsplit("/", 1)[-1]))
+        print(json.dumps(d, indent=1)[:4000])
+        sys.exit(1)
+' "$@") || fail "$out"
+}
+
+# stats NAME: the dataplane's JSON document into $tmp/NAME.json.
+stats() {
+	dp_alive
+	"$dp" stats --socket "$tmp/stats.sock" --json > "$tmp/$1.json" || fail "rtvmm-dataplane stats failed"
+}
+
+# wait_for WHAT EXPR: polls the stats until EXPR (python over d) holds, for 10 s at most.
+wait_for() {
+	dp_alive
+	python3 -c '
+import json, subprocess, sys, time
+end = time.time() + 10
+while time.time() < end:
+    r = subprocess.run([sys.argv[1], "stats", "--socket", sys.argv[2], "--json"], capture_output=True)
+    if r.returncode == 0:
+        d = json.loads(r.stdout)
+        if eval(sys.argv[3]):
+            sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+' "$dp" "$tmp/stats.sock" "$2" || fail "$1: not within 10 s"
+}
+
+links() {   # links up|down PORT...
+	local want=$1 ports
+	shift
+	ports=$(IFS=,; echo "$*")
+	wait_for "ports $ports link $want" "all(d['ports'][i]['link'] == '$want' for i in [$ports])"
+}
+
+# dp_start ARGS...: starts the dataplane and waits until it is ready.
+dp_start() {
+	"${reaper[@]}" "$dp" run --file-prefix "$pfx-dp" --stats-socket "$tmp/stats.sock" "$@" > "$tmp/dp.log" 2>&1 &
+	dp_pid=$!
+	for _ in $(seq 300); do
+		grep -q "rtvmm-dataplane: ready" "$tmp/dp.log" && return 0
+		kill -0 "$dp_pid" 2> /dev/null || fail "rtvmm-dataplane exited during start"
+		sleep 0.1
+	done
+	fail "rtvmm-dataplane not ready after 30 s"
+}
+
+# dp_stop: SIGINT; it must exit 0 with a summary and remove its sockets.
+dp_stop() {
+	dp_alive
+	kill -INT "$dp_pid"
+	local rc=0
+	wait "$dp_pid" || rc=$?
+	dp_pid=
+	[[ $rc == 0 ]] || fail "rtvmm-dataplane exited with status $rc after SIGINT"
+	grep -q "Summary at exit" "$tmp/dp.log" || fail "no summary at exit"
+	grep -q "NIC statistics for port 0" "$tmp/dp.log" || fail "summary without port statistics"
+	for s in "$tmp"/*.sock; do
+		[[ -e $s && $s != "$tmp/server.sock" ]] && fail "$s still exists after exit"
+	done
+	return 0
+}
+
+# tp_start NAME VDEV... -- TESTPMD_ARGS...: interactive testpmd reading commands from fd 3.
+tp_start() {
+	local name=$1
+	shift
+	local vdevs=()
+	while [[ $1 != -- ]]; do vdevs+=("--vdev=$1"); shift; done
+	shift
+	rm -f "$tmp/$name.in"
+	mkfifo "$tmp/$name.in"
+	"${reaper[@]}" "$testpmd" --no-huge --no-pci -m 256 --lcores "$tp_lcores" --file-prefix "$pfx-$name" \
+		"${vdevs[@]}" -- -i --total-num-mbufs=4096 "$@" < "$tmp/$name.in" > "$tmp/$name.log" 2>&1 &
+	tp_pid=$!
+	exec 3> "$tmp/$name.in"
+}
+
+tp_cmd() {
+	echo "$*" >&3
+}
+
+# tp_quit: stop forwarding (testpmd prints its forward statistics), quit, wait.
+tp_quit() {
+	tp_cmd stop
+	tp_cmd quit
+	exec 3>&-
+	local rc=0
+	wait "$tp_pid" || rc=$?
+	tp_pid=
+	[[ $rc == 0 ]] || fail "testpmd exited with status $rc"
+}
+
+# tp_crash: kill -9, as a guest that dies without closing anything.
+tp_crash() {
+	kill -9 "$tp_pid"
+	exec 3>&-
+	wait "$tp_pid" 2> /dev/null
+	tp_pid=
+}
+
+# tp_fwd LOG: testpmd's forward statistics (from `stop`): "RX0 TX0 RX1 TX1".
+tp_fwd() {
+	python3 -c '
+import re, sys
+text = open(sys.argv[1]).read()
+out = []
+for port in (0, 1):
+    m = re.search(r"Forward statistics for port %d\s+-+\s+RX-packets: (\d+).*?TX-packets: (\d+)" % port, text, re.S)
+    out += [m.group(1), m.group(2)] if m else ["0", "0"]
+print(" ".join(out))
+' "$1"
+}
+
+case $mode in
+xconnect)
+	dp_start --lcores "$dp_cpu" --no-huge --fwd xconnect \
+		--port "vhost:$tmp/a.sock" --port "vhost:$tmp/b.sock"
+	grep -q "running without hugepages (--no-huge)" "$tmp/dp.log" || fail "no --no-huge message"
+	# One testpmd, two guests: io forwarding between its ports, 16 bursts of 32 in flight.
+	tp_start tp1 "net_virtio_user0,path=$tmp/a.sock,queues=1,mac=$mac_a" \
+		"net_virtio_user1,path=$tmp/b.sock,queues=1,mac=$mac_b" -- --forward-mode=io
+	links up 0 1
+	tp_cmd start tx_first 16
+	sleep 4
+	stats mid
+	tp_quit
+	links down 0 1
+	stats after
+	read -r rx0 tx0 rx1 tx1 < <(tp_fwd "$tmp/tp1.log")
+	checks "$tmp/mid.json" << EOF
+port 0 forwards both ways | d['ports'][0]['RX-packets'] > 10000 and d['ports'][0]['TX-packets'] > 10000
+port 1 forwards both ways | d['ports'][1]['RX-packets'] > 10000 and d['ports'][1]['TX-packets'] > 10000
+rates while traffic flows | all(x['Rx-pps'] > 0 and x['Tx-pps'] > 0 for x in d['ports'])
+links up while connected | all(x['link'] == 'up' for x in d['ports'])
+per-queue counters | all(x['rx_queues'][0]['RX-packets'] > 0 and x['tx_queues'][0]['TX-packets'] > 0 for x in d['ports'])
+EOF
+	checks "$tmp/after.json" << EOF
+links down once testpmd quit, one disconnect each | all(x['link'] == 'down' and x['link_downs'] == 1 for x in d['ports'])
+no errors, nothing dropped on receive | all(x['RX-errors'] == 0 and x['RX-dropped'] == 0 for x in d['ports'])
+port 0 sends (or drops) all port 1 received | d['ports'][0]['TX-packets'] + d['ports'][0]['TX-dropped'] == d['ports'][1]['RX-packets']
+port 1 sends (or drops) all port 0 received | d['ports'][1]['TX-packets'] + d['ports'][1]['TX-dropped'] == d['ports'][0]['RX-packets']
+testpmd port 0 received what the dataplane sent it (less a ring) | $rx0 > 10000 and 0 <= d['ports'][0]['TX-packets'] - $rx0 <= 1024
+testpmd port 1 received what the dataplane sent it (less a ring) | $rx1 > 10000 and 0 <= d['ports'][1]['TX-packets'] - $rx1 <= 1024
+the dataplane received what testpmd port 0 sent (less a ring) | 0 <= $tx0 - d['ports'][0]['RX-packets'] <= 1024
+the dataplane received what testpmd port 1 sent (less a ring) | 0 <= $tx1 - d['ports'][1]['RX-packets'] <= 1024
+EOF
+	# The text view has testpmd's vocabulary.
+	"$dp" stats --socket "$tmp/stats.sock" > "$tmp/stats.txt" || fail "stats (text) failed"
+	for w in "NIC statistics for port 1" RX-packets: RX-missed: RX-dropped: RX-errors: TX-packets: \
+		TX-dropped: Rx-pps: Tx-pps: "CPU cycles/packet"; do
+		grep -q -- "$w" "$tmp/stats.txt" || fail "stats text lacks '$w'"
+	done
+	echo "xconnect: testpmd io <-> rtvmm-dataplane, 64 B frames, 1 poll lcore:" \
+	     "$(jv "$tmp/mid.json" "'%.2f Mpps forwarded (both directions), %.0f cycles/packet' % (d['totals']['Tx-pps'] / 1e6, d['lcores'][0]['cycles_per_packet'])")" \
+	     "(informational: 2 cpus shared by testpmd and the dataplane)"
+	dp_stop
+	;;
+
+reconnect)
+	dp_start --lcores "$dp_cpu" --no-huge --fwd xconnect \
+		--port "vhost:$tmp/a.sock" --port "vhost:$tmp/b.sock"
+	# 1. Both guests, traffic, then both die at once in the middle of it.
+	tp_start tp1 "net_virtio_user0,path=$tmp/a.sock,queues=1" \
+		"net_virtio_user1,path=$tmp/b.sock,queues=1" -- --forward-mode=io
+	links up 0 1
+	tp_cmd start tx_first 16
+	wait_for "traffic before the crash" "all(x['TX-packets'] > 1000 for x in d['ports'])"
+	tp_crash
+	links down 0 1
+	# 2. Only guest A comes back and sends: B is absent, so what goes to B is dropped, counted.
+	stats s2
+	tp_start tp2 "net_virtio_user0,path=$tmp/a.sock,queues=1" -- --forward-mode=txonly
+	links up 0
+	tp_cmd start
+	sleep 2
+	tp_quit
+	links down 0
+	stats s3
+	checks "$tmp/s3.json" "$tmp/s2.json" << EOF
+port 0 receives from the returning guest | d['ports'][0]['RX-packets'] - p['ports'][0]['RX-packets'] > 1000
+frames for the absent guest are counted as TX-dropped | d['ports'][1]['TX-dropped'] - p['ports'][1]['TX-dropped'] > 1000
+nothing is sent to the absent guest | d['ports'][1]['TX-packets'] == p['ports'][1]['TX-packets']
+EOF
+	# 3. Connect/crash storm: guests appear and die while frames are in flight.
+	for i in 1 2 3; do
+		tp_start "tpc$i" "net_virtio_user0,path=$tmp/a.sock,queues=1" \
+			"net_virtio_user1,path=$tmp/b.sock,queues=1" -- --forward-mode=io
+		links up 0 1
+		tp_cmd start tx_first 8
+		sleep 0.5
+		tp_crash
+		links down 0 1
+	done
+	# 4. Both back: frames flow both ways again.
+	stats s4
+	tp_start tp4 "net_virtio_user0,path=$tmp/a.sock,queues=1" \
+		"net_virtio_user1,path=$tmp/b.sock,queues=1" -- --forward-mode=io
+	links up 0 1
+	tp_cmd start tx_first 16
+	sleep 2
+	tp_quit
+	links down 0 1
+	stats s5
+	read -r rx0 tx0 rx1 tx1 < <(tp_fwd "$tmp/tp4.log")
+	checks "$tmp/s5.json" "$tmp/s4.json" << EOF
+port 0 forwards again after the guests came back | d['ports'][0]['TX-packets'] - p['ports'][0]['TX-packets'] > 1000
+port 1 forwards again after the guests came back | d['ports'][1]['TX-packets'] - p['ports'][1]['TX-packets'] > 1000
+testpmd receives on both ports again | $rx0 > 1000 and $rx1 > 1000
+every connect and disconnect counted (port 0 also had the txonly guest) | [(x['link_ups'], x['link_downs']) for x in d['ports']] == [(6, 6), (5, 5)]
+EOF
+	dp_stop
+	;;
+
+l2switch)
+	dp_start --lcores "$dp_cpu" --no-huge --fwd l2switch \
+		--port "vhost:$tmp/a.sock" --port "vhost:$tmp/b.sock" --port "vhost:$tmp/c.sock"
+	# testpmd's mac forwarding rewrites the source to the sending port's MAC and the destination
+	# to its peer: guest A talks to B's MAC and B to A's, as two hosts on a LAN would.
+	tp_start tp1 "net_virtio_user0,path=$tmp/a.sock,queues=1,mac=$mac_a" \
+		"net_virtio_user1,path=$tmp/b.sock,queues=1,mac=$mac_b" -- \
+		--forward-mode=mac --eth-peer=0,$mac_b --eth-peer=1,$mac_a
+	links up 0 1
+	tp_cmd start tx_first 4
+	sleep 3
+	stats mid
+	tp_quit
+	links down 0 1
+	stats after
+	read -r rx0 tx0 rx1 tx1 < <(tp_fwd "$tmp/tp1.log")
+	checks "$tmp/mid.json" << EOF
+the two guests' MACs are learned on their ports | {(e['mac'], e['port']) for e in d['l2']['table']} == {('$mac_a', 0), ('$mac_b', 1)}
+port 0 switches both ways | d['ports'][0]['RX-packets'] > 10000 and d['ports'][0]['TX-packets'] > 10000
+port 1 switches both ways | d['ports'][1]['RX-packets'] > 10000 and d['ports'][1]['TX-packets'] > 10000
+testpmd receives on both ports | $rx0 > 10000 and $rx1 > 10000
+only frames to a not yet learned MAC flood (4 bursts of 32 at most) | 0 < d['l2']['flooded'] <= 4 * 32
+nothing floods to the port without a guest | d['ports'][2]['TX-packets'] == 0 and d['ports'][2]['TX-dropped'] == 0
+EOF
+	checks "$tmp/after.json" << EOF
+the guests' MACs are flushed when they leave | d['l2']['entries'] == 0 and d['l2']['flushed'] == 2
+EOF
+	dp_stop
+	;;
+
+plan)
+	# A host plan: two VMs with one NIC each; a's NIC connects to the dataplane (mode client,
+	# the default), b's NIC listens (mode server) and the dataplane connects to it.
+	cat > "$tmp/host.yaml" << EOF
+host:
+  housekeeping_cpus: "$c0"
+  dataplane:
+    cores: "$dp_cpu"
+    no_huge: true
+    eal_args: "--log-level=lib.eal:notice"
+vms:
+  - name: a
+    kernel: /dev/null
+    memory: 64M
+    vcpus: 1
+    nics:
+      - name: net0
+        socket: a.sock
+        mac: "$mac_a"
+  - name: b
+    kernel: /dev/null
+    memory: 64M
+    vcpus: 1
+    nics:
+      - name: net0
+        socket: server.sock
+        mac: "$mac_b"
+        mode: server
+EOF
+	"$dp" run "$tmp/host.yaml" --dry-run > "$tmp/dry.txt" 2>&1 || fail "--dry-run: $(cat "$tmp/dry.txt")"
+	main=$c0
+	[[ $c0 == "$dp_cpu" ]] && main=$dp_cpu
+	for w in "--main-lcore $main " "--no-huge" "--log-level=lib.eal:notice" "forwarding: l2switch" \
+		"port 0: a.net0 vhost net_vhost0,iface=$tmp/a.sock,queues=1" \
+		"port 1: b.net0 vhost net_vhost1,iface=$tmp/server.sock,queues=1,client=1"; do
+		grep -q -- "$w" "$tmp/dry.txt" || fail "--dry-run lacks '$w': $(cat "$tmp/dry.txt")"
+	done
+	dp_start "$tmp/host.yaml"
+	grep -q "running without hugepages" "$tmp/dp.log" || fail "no --no-huge message"
+	stats start
+	checks "$tmp/start.json" << EOF
+ports named VM.NIC | [x['name'] for x in d['ports']] == ['a.net0', 'b.net0']
+the dataplane serves mode-client NICs and connects to mode-server NICs | [x['mode'] for x in d['ports']] == ['server', 'client']
+l2switch on the plan's dataplane core | d['fwd'] == 'l2switch' and [l['lcore'] for l in d['lcores']] == [$dp_cpu]
+the plan's MACs are shown | [x['guest_mac'] for x in d['ports']] == ['$mac_a', '$mac_b']
+EOF
+	# b's testpmd listens on server.sock (virtio_user server=1) and waits for the dataplane.
+	tp_start tp1 "net_virtio_user0,path=$tmp/a.sock,queues=1,mac=$mac_a" \
+		"net_virtio_user1,path=$tmp/server.sock,queues=1,mac=$mac_b,server=1" -- \
+		--forward-mode=mac --eth-peer=0,$mac_b --eth-peer=1,$mac_a
+	links up 0 1
+	tp_cmd start tx_first 4
+	sleep 3
+	stats mid
+	tp_quit
+	read -r rx0 tx0 rx1 tx1 < <(tp_fwd "$tmp/tp1.log")
+	checks "$tmp/mid.json" << EOF
+plan port 0 switches both ways | d['ports'][0]['RX-packets'] > 10000 and d['ports'][0]['TX-packets'] > 10000
+plan port 1 switches both ways | d['ports'][1]['RX-packets'] > 10000 and d['ports'][1]['TX-packets'] > 10000
+testpmd receives on both ports | $rx0 > 10000 and $rx1 > 10000
+the guests' MACs are learned | {(e['mac'], e['port']) for e in d['l2']['table']} == {('$mac_a', 0), ('$mac_b', 1)}
+EOF
+	dp_stop
+	;;
+
+*)
+	echo "unknown mode '$mode'"
+	exit 2
+	;;
+esac
+echo "PASS: dataplane $mode"
+exit 0

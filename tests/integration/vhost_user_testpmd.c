@@ -1,0 +1,855 @@
+/*
+ * Interop: rtvmm's virtio-net device (vhost-user frontend) against DPDK
+ * testpmd's net_vhost backend, forwarding in macswap mode.
+ *
+ * This program plays the guest: it creates guest RAM (a memfd), lays split
+ * virtqueues out in it, drives the device through its virtio_dev_ops as the
+ * transport would (features, activate with eventfds for kick and call), puts
+ * UDP frames on a TX queue and expects them back, MACs swapped, on the RX
+ * queue of the same pair. No KVM: the kick fd is an eventfd this program
+ * writes, the call fd one it polls.
+ *
+ *   A. client mode (rtvmm connects), 1 pair: 64 frames round trip, a 1 s
+ *      rate measurement, then testpmd is killed (SIGKILL): the link goes down
+ *      with a config-change notification; testpmd restarts; the device
+ *      reconnects, re-establishes the rings from the used index, the link
+ *      comes up and 64 more frames make the round trip.
+ *   B. server mode (testpmd connects, client=1), 2 pairs: the guest enables
+ *      both pairs through the control queue (MQ_VQ_PAIRS_SET), frames sent on
+ *      each TX queue come back on the RX queue of the same pair; testpmd is
+ *      killed and started again and pair 1 carries traffic again.
+ *
+ * Usage: vhost_user_testpmd [PATH-TO-dpdk-testpmd]. Exits 77 (skip) only when
+ * dpdk-testpmd is not installed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/plan.h"
+#include "vmm/err.h"
+#include "vmm/guest_mem.h"
+#include "vmm/virtio/net.h"
+#include "vmm/virtio/virtio.h"
+
+#define BIT(n) (1ull << (n))
+#define RAM_SIZE (64ull << 20)
+#define QSIZE    256
+#define BUF_SIZE 2048
+#define HDR_LEN  12       /* virtio_net_hdr_mrg_rxbuf (VERSION_1) */
+#define FRAME_LEN 60      /* 64 B on the wire with the FCS */
+#define VRING_DESC_F_NEXT  1
+#define VRING_DESC_F_WRITE 2
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY     1
+
+static const char *testpmd_bin;
+static char run_dir_prefix[64];
+static int failures;
+
+#define CHECK(cond, ...)                                                      \
+	do {                                                                  \
+		if (!(cond)) {                                                \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                         \
+			fprintf(stderr, "\n");                                \
+			failures++;                                           \
+			return -1;                                            \
+		}                                                             \
+	} while (0)
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ testpmd */
+
+struct testpmd {
+	pid_t pid;
+	int stdin_wr;
+	char log[128];
+};
+
+static int testpmd_start(struct testpmd *t, const char *sock, unsigned queues, bool client,
+			 unsigned run)
+{
+	char vdev[256], q[16], rxq[32], txq[32], prefix[96];
+	int p[2], logfd;
+
+	snprintf(vdev, sizeof(vdev), "net_vhost0,iface=%s,queues=%u%s", sock, queues,
+		 client ? ",client=1" : "");
+	snprintf(q, sizeof(q), "%u", queues);
+	snprintf(rxq, sizeof(rxq), "--rxq=%u", queues);
+	snprintf(txq, sizeof(txq), "--txq=%u", queues);
+	snprintf(prefix, sizeof(prefix), "--file-prefix=%s", run_dir_prefix);
+	snprintf(t->log, sizeof(t->log), "/tmp/%s-testpmd-%u.log", run_dir_prefix, run);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	logfd = open(t->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (logfd < 0)
+		return -errno;
+	t->pid = fork();
+	if (t->pid == 0) {
+		char *argv[] = {
+			"/usr/bin/stdbuf", "-oL", /* line-buffered log, readable after a kill */
+			(char *)testpmd_bin, "-l", "0-1", "--no-huge", "--no-pci", "-m", "128",
+			prefix, "--log-level=lib.eal:warning", "--vdev", vdev, "--",
+			"--forward-mode=macswap", "--port-topology=loop", "--nb-cores=1", rxq, txq,
+			"--total-num-mbufs=8192", "--no-flush-rx", NULL,
+		};
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(p[0], 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		if (access(argv[0], X_OK) == 0)
+			execv(argv[0], argv);
+		execv(testpmd_bin, argv + 2);
+		_exit(127);
+	}
+	close(p[0]);
+	close(logfd);
+	if (t->pid < 0) {
+		close(p[1]);
+		return -errno;
+	}
+	t->stdin_wr = p[1]; /* testpmd runs until a newline (or EOF) arrives here */
+	return 0;
+}
+
+static void testpmd_dump_log(const struct testpmd *t)
+{
+	char line[512];
+	FILE *f = fopen(t->log, "r");
+
+	if (!f)
+		return;
+	fprintf(stderr, "---- %s ----\n", t->log);
+	while (fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	fclose(f);
+}
+
+/* Kill -9: the backend crashes. */
+static void testpmd_kill(struct testpmd *t)
+{
+	if (t->pid <= 0)
+		return;
+	kill(t->pid, SIGKILL);
+	waitpid(t->pid, NULL, 0);
+	close(t->stdin_wr);
+	t->pid = 0;
+}
+
+/* Enter: testpmd stops, prints its statistics and exits. Returns the RX-packets it counted, or -1. */
+static long testpmd_stop(struct testpmd *t)
+{
+	char line[512];
+	long rx = -1, v;
+	int status;
+	FILE *f;
+	double end = now_s() + 10;
+
+	if (t->pid <= 0)
+		return -1;
+	if (write(t->stdin_wr, "\n", 1) < 0) {
+		/* already gone */
+	}
+	while (waitpid(t->pid, &status, WNOHANG) == 0) {
+		if (now_s() > end) {
+			kill(t->pid, SIGKILL);
+			waitpid(t->pid, &status, 0);
+			break;
+		}
+		usleep(20000);
+	}
+	close(t->stdin_wr);
+	t->pid = 0;
+	f = fopen(t->log, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		/* The accumulated block comes last: keep the last RX-packets figure. */
+		char *s = strstr(line, "RX-packets:");
+
+		if (s && sscanf(s, "RX-packets: %ld", &v) == 1)
+			rx = v;
+	}
+	if (f)
+		fclose(f);
+	return rx;
+}
+
+static int wait_socket(const char *path, double timeout)
+{
+	double end = now_s() + timeout;
+	struct stat st;
+
+	while (now_s() < end) {
+		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			return 0;
+		usleep(20000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* ------------------------------------------------------------------ the "guest" */
+
+struct vdesc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+struct drv_q {
+	unsigned index;
+	uint64_t desc_gpa, avail_gpa, used_gpa, buf_gpa;
+	struct vdesc *desc;
+	uint16_t *avail;            /* flags, idx, ring[] */
+	uint8_t *used;              /* flags, idx, {id, len}[] */
+	uint8_t *buf;
+	uint16_t avail_idx, last_used;
+	uint16_t free_ids[QSIZE];
+	unsigned nr_free;
+	uint64_t kicks;
+};
+
+struct guest {
+	struct guest_mem mem;
+	struct virtio_dev *dev;
+	struct virtio_queue vq[VIRTIO_MAX_QUEUES];
+	struct drv_q q[VIRTIO_MAX_QUEUES];
+	unsigned nr_queues;
+	uint8_t mac[6];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned config_changes;
+};
+
+static void on_config_changed(struct virtio_dev *vdev)
+{
+	struct guest *g = vdev->transport;
+
+	pthread_mutex_lock(&g->lock);
+	g->config_changes++;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static uint16_t link_status(struct guest *g)
+{
+	struct virtio_net_config cfg;
+
+	g->dev->ops->config_read(g->dev, 0, &cfg, sizeof(cfg));
+	return cfg.status & VIRTIO_NET_S_LINK_UP;
+}
+
+/* Waits for a config-change notification (after `since` of them) after which the link reads `up`. */
+static int wait_link(struct guest *g, unsigned since, bool up, double timeout)
+{
+	double end = now_s() + timeout;
+
+	while (now_s() < end) {
+		unsigned seen;
+
+		pthread_mutex_lock(&g->lock);
+		seen = g->config_changes;
+		pthread_mutex_unlock(&g->lock);
+		if (seen > since && !!link_status(g) == up)
+			return 0;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
+static unsigned config_changes(struct guest *g)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&g->lock);
+	n = g->config_changes;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+static void drv_init(struct guest *g, unsigned i)
+{
+	struct drv_q *q = &g->q[i];
+	unsigned k;
+
+	memset(q, 0, sizeof(*q));
+	q->index = i;
+	q->desc_gpa = 0x100000 + i * 0x10000ull;
+	q->avail_gpa = q->desc_gpa + 0x1000;
+	q->used_gpa = q->desc_gpa + 0x2000;
+	q->buf_gpa = 0x1000000 + i * 0x100000ull;
+	q->desc = guest_mem__ptr(&g->mem, q->desc_gpa, 16 * QSIZE);
+	q->avail = guest_mem__ptr(&g->mem, q->avail_gpa, 6 + 2 * QSIZE);
+	q->used = guest_mem__ptr(&g->mem, q->used_gpa, 6 + 8 * QSIZE);
+	q->buf = guest_mem__ptr(&g->mem, q->buf_gpa, (uint64_t)QSIZE * BUF_SIZE);
+	memset(q->desc, 0, 0x3000);
+	for (k = 0; k < QSIZE; k++)
+		q->free_ids[q->nr_free++] = (uint16_t)(QSIZE - 1 - k);
+	g->vq[i] = (struct virtio_queue){
+		.size = QSIZE, .enabled = true, .desc = q->desc_gpa, .driver = q->avail_gpa,
+		.device = q->used_gpa, .msix_vector = (uint16_t)i,
+		.kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+		.call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+	};
+}
+
+static uint16_t used_idx(const struct drv_q *q)
+{
+	return __atomic_load_n((const uint16_t *)(q->used + 2), __ATOMIC_ACQUIRE);
+}
+
+static void drv_publish(struct drv_q *q, uint16_t id)
+{
+	q->avail[2 + q->avail_idx % QSIZE] = id;
+	q->avail_idx++;
+	__atomic_store_n(&q->avail[1], q->avail_idx, __ATOMIC_RELEASE);
+}
+
+static void drv_kick(struct guest *g, struct drv_q *q)
+{
+	uint64_t one = 1;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n((const uint16_t *)q->used, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY)
+		return;
+	q->kicks++;
+	if (write(g->vq[q->index].kick_fd, &one, 8) < 0) {
+		/* saturated */
+	}
+}
+
+static void drv_post_rx(struct drv_q *q, uint16_t id)
+{
+	q->desc[id] = (struct vdesc){ q->buf_gpa + (uint64_t)id * BUF_SIZE, BUF_SIZE,
+				      VRING_DESC_F_WRITE, 0 };
+	drv_publish(q, id);
+}
+
+static void drv_fill_rx(struct drv_q *q)
+{
+	while (q->nr_free)
+		drv_post_rx(q, q->free_ids[--q->nr_free]);
+}
+
+/* A 60-byte IPv4/UDP frame from `src` to 02:00:00:00:00:02 carrying (queue, seq). */
+static void make_frame(uint8_t *f, const uint8_t *src, unsigned queue, uint32_t seq)
+{
+	static const uint8_t dst[6] = { 0x02, 0, 0, 0, 0, 0x02 };
+	uint8_t ip[20] = { 0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2 };
+	uint32_t sum = 0;
+	unsigned k;
+
+	memset(f, 0, FRAME_LEN);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	for (k = 0; k < 20; k += 2)
+		sum += (uint32_t)(ip[k] << 8 | ip[k + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	ip[10] = (uint8_t)(~sum >> 8);
+	ip[11] = (uint8_t)~sum;
+	memcpy(f + 14, ip, 20);
+	f[34] = 0x30; f[35] = 0x39;       /* UDP 12345 -> 9 */
+	f[36] = 0x00; f[37] = 0x09;
+	f[38] = 0; f[39] = 26;            /* UDP length */
+	memcpy(f + 42, "rtvmm", 5);
+	f[47] = (uint8_t)queue;
+	memcpy(f + 48, &seq, 4);
+}
+
+/* Returns reclaimed count. */
+static unsigned drv_reclaim_tx(struct drv_q *q)
+{
+	uint16_t end = used_idx(q);
+	unsigned n = 0;
+
+	while (q->last_used != end) {
+		uint32_t id;
+
+		memcpy(&id, q->used + 4 + 8 * (q->last_used % QSIZE), 4);
+		if (id < QSIZE)
+			q->free_ids[q->nr_free++] = (uint16_t)id;
+		q->last_used++;
+		n++;
+	}
+	return n;
+}
+
+static bool drv_send(struct drv_q *q, const uint8_t *src, uint32_t seq, unsigned queue)
+{
+	uint16_t id;
+	uint8_t *b;
+
+	if (!q->nr_free)
+		return false;
+	id = q->free_ids[--q->nr_free];
+	b = q->buf + (size_t)id * BUF_SIZE;
+	memset(b, 0, HDR_LEN);
+	make_frame(b + HDR_LEN, src, queue, seq);
+	q->desc[id] = (struct vdesc){ q->buf_gpa + (uint64_t)id * BUF_SIZE, HDR_LEN + FRAME_LEN, 0, 0 };
+	drv_publish(q, id);
+	return true;
+}
+
+struct rx_check {
+	const uint8_t *mac;
+	unsigned queue;
+	uint64_t got, bad;
+	uint8_t seen[4096];      /* seq bitmap for the functional checks */
+};
+
+/* Takes what the backend delivered, checks it, gives the buffers back. */
+static unsigned drv_poll_rx(struct drv_q *q, struct rx_check *c)
+{
+	static const uint8_t peer[6] = { 0x02, 0, 0, 0, 0, 0x02 };
+	uint16_t end = used_idx(q);
+	unsigned n = 0;
+
+	while (q->last_used != end) {
+		uint32_t e[2];
+		const uint8_t *b, *f;
+		uint16_t nbufs;
+		uint32_t seq;
+
+		memcpy(e, q->used + 4 + 8 * (q->last_used % QSIZE), 8);
+		q->last_used++;
+		n++;
+		if (e[0] >= QSIZE) {
+			c->bad++;
+			continue;
+		}
+		b = q->buf + (size_t)e[0] * BUF_SIZE;
+		f = b + HDR_LEN;
+		memcpy(&nbufs, b + 10, 2);
+		memcpy(&seq, f + 48, 4);
+		/* macswap: the frame comes back from the peer's address to ours. */
+		if (e[1] != HDR_LEN + FRAME_LEN || nbufs != 1 || memcmp(f, c->mac, 6) ||
+		    memcmp(f + 6, peer, 6) || memcmp(f + 42, "rtvmm", 5) || f[47] != c->queue) {
+			c->bad++;
+		} else {
+			c->got++;
+			if (seq < sizeof(c->seen) * 8)
+				c->seen[seq / 8] |= (uint8_t)(1u << (seq % 8));
+		}
+		drv_post_rx(q, (uint16_t)e[0]);
+	}
+	return n;
+}
+
+static bool seen_all(const struct rx_check *c, uint32_t from, uint32_t n)
+{
+	uint32_t s;
+
+	for (s = from; s < from + n; s++)
+		if (!(c->seen[s / 8] & (1u << (s % 8))))
+			return false;
+	return true;
+}
+
+/* Sends `n` frames (seq from `seq0`) on pair `pair` and waits until all came back. */
+static int round_trip(struct guest *g, unsigned pair, uint32_t seq0, unsigned n, struct rx_check *c,
+		      double timeout)
+{
+	struct drv_q *tx = &g->q[2 * pair + 1], *rx = &g->q[2 * pair];
+	double end = now_s() + timeout;
+	uint64_t calls = 0, v;
+	unsigned sent = 0;
+
+	while (sent < n) {
+		drv_reclaim_tx(tx);
+		if (!drv_send(tx, g->mac, seq0 + sent, pair)) {
+			CHECK(now_s() < end, "TX ring of pair %u stays full", pair);
+			continue;
+		}
+		sent++;
+	}
+	drv_kick(g, tx);
+	while (!seen_all(c, seq0, n)) {
+		struct pollfd p = { .fd = g->vq[rx->index].call_fd, .events = POLLIN };
+
+		CHECK(now_s() < end, "pair %u: frames %u..%u did not all come back (%llu malformed); "
+		      "tx avail %u used %u (flags %#x), rx avail %u used %u (flags %#x)", pair, seq0,
+		      seq0 + n - 1, (unsigned long long)c->bad, tx->avail_idx, used_idx(tx),
+		      *(uint16_t *)tx->used, rx->avail_idx, used_idx(rx), *(uint16_t *)rx->used);
+		/* The backend's call fd is what a guest interrupt would be. */
+		if (poll(&p, 1, 100) == 1 && read(p.fd, &v, 8) == 8)
+			calls++;
+		drv_poll_rx(rx, c);
+		drv_kick(g, rx);
+		drv_reclaim_tx(tx);
+	}
+	CHECK(c->bad == 0, "%llu malformed frames", (unsigned long long)c->bad);
+	printf("  pair %u: %u frames sent, %u back with MACs swapped (interrupts via call fd: %llu)\n",
+	       pair, n, n, (unsigned long long)calls);
+	return 0;
+}
+
+/* Sends frames as fast as the rings allow for `secs`; returns frames back per second. */
+static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *back_out)
+{
+	struct drv_q *tx = &g->q[1], *rx = &g->q[0];
+	struct rx_check c = { .mac = g->mac, .queue = 0 };
+	uint64_t sent = 0;
+	double t0 = now_s(), t;
+
+	/* Polling: no interrupts wanted. */
+	__atomic_store_n(&tx->avail[0], VRING_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+	__atomic_store_n(&rx->avail[0], VRING_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+	do {
+		unsigned burst = 0;
+
+		drv_reclaim_tx(tx);
+		while (burst < 32 && drv_send(tx, g->mac, 100000, 0)) {
+			burst++;
+			sent++;
+		}
+		if (burst)
+			drv_kick(g, tx);
+		if (drv_poll_rx(rx, &c))
+			drv_kick(g, rx);
+		t = now_s();
+	} while (t - t0 < secs);
+	/* Let the last ones come home. */
+	while (now_s() - t < 0.2) {
+		drv_reclaim_tx(tx);
+		drv_poll_rx(rx, &c);
+	}
+	__atomic_store_n(&tx->avail[0], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&rx->avail[0], 0, __ATOMIC_RELAXED);
+	*sent_out = sent;
+	*back_out = c.got;
+	return c.bad ? -1 : (double)c.got / (t - t0);
+}
+
+static int guest_init(struct guest *g, const char *name, const char *sock, unsigned pairs,
+		      enum plan_nic_mode mode)
+{
+	struct plan_nic nic = { .queues = pairs, .mode = mode, .mac_set = true,
+				.mac = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 } };
+	struct err e = { 0 };
+	unsigned i;
+	int err;
+
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	memcpy(g->mac, nic.mac, 6);
+	snprintf(nic.name, sizeof(nic.name), "%s", name);
+	snprintf(nic.socket, sizeof(nic.socket), "%s", sock);
+	err = guest_mem__create(&g->mem, RAM_SIZE);
+	CHECK(!err, "guest RAM: %s", strerror(-err));
+	err = virtio_net__create(&nic, &g->mem, &g->dev, &e);
+	CHECK(!err, "%s", e.msg);
+	g->dev->transport = g;
+	g->dev->config_changed = on_config_changed;
+	g->nr_queues = g->dev->max_queues;
+	for (i = 0; i < g->nr_queues; i++)
+		drv_init(g, i);
+	return 0;
+}
+
+static void guest_fini(struct guest *g)
+{
+	unsigned i;
+
+	if (g->dev) {
+		g->dev->ops->reset(g->dev);
+		virtio_net__destroy(g->dev);
+	}
+	for (i = 0; i < g->nr_queues; i++) {
+		close(g->vq[i].kick_fd);
+		close(g->vq[i].call_fd);
+	}
+	guest_mem__destroy(&g->mem);
+}
+
+static int activate(struct guest *g, uint64_t want, uint64_t *negotiated)
+{
+	struct virtio_activation a = { .nr_queues = g->nr_queues, .queues = g->vq, .mem = &g->mem };
+	uint64_t offered = g->dev->ops->features(g->dev) | BIT(VIRTIO_F_VERSION_1);
+	int err;
+
+	CHECK(!(offered & BIT(30)), "bit 30 (vhost-user protocol features) offered to the guest");
+	a.features = offered & want;
+	err = g->dev->ops->activate(g->dev, &a);
+	CHECK(!err, "activate: %s", strerror(-err));
+	*negotiated = a.features;
+	return 0;
+}
+
+/* The guest's control command, as Linux lays it out: header, data, ack. */
+static int ctrl_vq_pairs_set(struct guest *g, unsigned cq, uint16_t n, uint16_t pairs)
+{
+	const uint64_t buf = 0x3000000;
+	struct drv_q *q = &g->q[cq];
+	uint8_t cmd[4] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, (uint8_t)pairs,
+			   (uint8_t)(pairs >> 8) }, ack = 0xee;
+	struct pollfd p = { .fd = g->vq[cq].call_fd, .events = POLLIN };
+	uint64_t v;
+
+	guest_mem__write(&g->mem, buf, cmd, 4);
+	guest_mem__write(&g->mem, buf + 64, &ack, 1);
+	q->desc[0] = (struct vdesc){ buf, 2, VRING_DESC_F_NEXT, 1 };
+	q->desc[1] = (struct vdesc){ buf + 2, 2, VRING_DESC_F_NEXT, 2 };
+	q->desc[2] = (struct vdesc){ buf + 64, 1, VRING_DESC_F_WRITE, 0 };
+	drv_publish(q, 0);
+	v = 1;
+	CHECK(write(g->vq[cq].kick_fd, &v, 8) == 8, "kick");
+	CHECK(poll(&p, 1, 3000) == 1 && read(p.fd, &v, 8) == 8, "no interrupt from the control queue");
+	CHECK(used_idx(q) == n + 1, "control queue used index %u", used_idx(q));
+	memcpy(&ack, g->mem.base + buf + 64, 1);
+	CHECK(ack == VIRTIO_NET_OK, "MQ_VQ_PAIRS_SET %u answered %u", pairs, ack);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ scenarios */
+
+static int scenario_client(const char *sock)
+{
+	const uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
+			      BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS);
+	struct testpmd t = { 0 };
+	struct rx_check c = { .queue = 0 };
+	struct virtio_net_stats st;
+	struct guest *g = calloc(1, sizeof(*g));
+	uint64_t features, sent, back;
+	double t0, pps, down_s, up_s;
+	unsigned cc;
+	long peer_rx;
+	int rc = -1;
+
+	printf("A. client mode, 1 queue pair, testpmd serves %s\n", sock);
+	unlink(sock);
+	if (testpmd_start(&t, sock, 1, false, 1) || wait_socket(sock, 15)) {
+		fprintf(stderr, "FAIL: testpmd did not create %s\n", sock);
+		failures++;
+		goto out;
+	}
+	if (guest_init(g, "net0", sock, 1, PLAN_NIC_CLIENT))
+		goto out;
+	c.mac = g->mac;
+	if (virtio_net__wait_backend(g->dev, 10000)) {
+		fprintf(stderr, "FAIL: no session with testpmd\n");
+		failures++;
+		goto out;
+	}
+	virtio_net__stats(g->dev, &st);
+	printf("  testpmd's vhost features %#llx, protocol features %#llx; offered to the guest %#llx\n",
+	       (unsigned long long)st.backend_features, (unsigned long long)st.backend_protocol,
+	       (unsigned long long)g->dev->ops->features(g->dev));
+	if (activate(g, want, &features))
+		goto out;
+	drv_fill_rx(&g->q[0]);
+	drv_kick(g, &g->q[0]);
+	if (round_trip(g, 0, 0, 64, &c, 10))
+		goto out;
+
+	pps = rate(g, 1.0, &sent, &back);
+	if (pps < 0) {
+		fprintf(stderr, "FAIL: malformed frames during the rate run\n");
+		failures++;
+		goto out;
+	}
+	printf("  rate: %.0f frames/s round trip (64 B, guest TX -> testpmd macswap -> guest RX; %llu sent, %llu back, %.1f%% back)\n",
+	       pps, (unsigned long long)sent, (unsigned long long)back,
+	       sent ? 100.0 * (double)back / (double)sent : 0.0);
+
+	/* The backend crashes. */
+	t0 = now_s();
+	cc = config_changes(g);
+	testpmd_kill(&t);
+	if (wait_link(g, cc, false, 5)) {
+		fprintf(stderr, "FAIL: the link did not go down after testpmd was killed\n");
+		failures++;
+		goto out;
+	}
+	down_s = now_s() - t0;
+	printf("  testpmd killed: link down after %.3f s (configuration-change notification seen)\n",
+	       down_s);
+	/* Traffic queued while the backend is away waits in the rings. */
+	drv_reclaim_tx(&g->q[1]);
+	unlink(sock); /* DPDK does not replace a stale socket file */
+	t0 = now_s();
+	cc = config_changes(g);
+	if (testpmd_start(&t, sock, 1, false, 2) || wait_socket(sock, 15)) {
+		fprintf(stderr, "FAIL: testpmd did not come back\n");
+		failures++;
+		goto out;
+	}
+	if (wait_link(g, cc, true, 15)) {
+		fprintf(stderr, "FAIL: the link did not come back up\n");
+		failures++;
+		goto out;
+	}
+	up_s = now_s() - t0;
+	printf("  testpmd restarted: reconnected, rings re-established, link up after %.3f s\n", up_s);
+	memset(c.seen, 0, sizeof(c.seen));
+	c.got = 0;
+	if (round_trip(g, 0, 1000, 64, &c, 10))
+		goto out;
+	virtio_net__stats(g->dev, &st);
+	printf("  device: connects %llu, disconnects %llu, failures %llu, link changes %llu\n",
+	       (unsigned long long)st.connects, (unsigned long long)st.disconnects,
+	       (unsigned long long)st.failures, (unsigned long long)st.link_changes);
+	if (st.connects != 2 || st.disconnects != 1 || st.failures != 0) {
+		fprintf(stderr, "FAIL: unexpected session counters\n");
+		failures++;
+		goto out;
+	}
+	g->dev->ops->reset(g->dev); /* GET_VRING_BASE on both rings */
+	peer_rx = testpmd_stop(&t);
+	printf("  testpmd's own count after the restart: RX-packets %ld (64 expected)\n", peer_rx);
+	if (peer_rx != 64) {
+		fprintf(stderr, "FAIL: testpmd counted %ld frames\n", peer_rx);
+		failures++;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc && t.pid > 0) {
+		testpmd_stop(&t);
+		testpmd_dump_log(&t);
+	}
+	testpmd_kill(&t);
+	guest_fini(g);
+	free(g);
+	unlink(sock);
+	return rc;
+}
+
+static int scenario_server(const char *sock)
+{
+	const uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
+			      BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) |
+			      BIT(VIRTIO_NET_F_MQ) | BIT(VIRTIO_NET_F_CTRL_VQ);
+	struct testpmd t = { 0 };
+	struct rx_check c0 = { .queue = 0 }, c1 = { .queue = 1 };
+	struct virtio_net_stats st;
+	struct guest *g = calloc(1, sizeof(*g));
+	uint64_t features;
+	unsigned cc;
+	int rc = -1;
+
+	printf("B. server mode, 2 queue pairs, testpmd connects to %s\n", sock);
+	if (guest_init(g, "net1", sock, 2, PLAN_NIC_SERVER))
+		goto out;
+	c0.mac = c1.mac = g->mac;
+	/* The guest starts before any backend: the link is down, the rings wait. */
+	if (activate(g, want, &features))
+		goto out;
+	if (!(features & BIT(VIRTIO_NET_F_MQ)) || link_status(g)) {
+		fprintf(stderr, "FAIL: features %#llx, link %u\n", (unsigned long long)features,
+			link_status(g));
+		failures++;
+		goto out;
+	}
+	if (ctrl_vq_pairs_set(g, 4, 0, 2))
+		goto out;
+	printf("  control queue: MQ_VQ_PAIRS_SET 2 acknowledged before any backend\n");
+	drv_fill_rx(&g->q[0]);
+	drv_fill_rx(&g->q[2]);
+	if (testpmd_start(&t, sock, 2, true, 3) || virtio_net__wait_backend(g->dev, 15000)) {
+		fprintf(stderr, "FAIL: testpmd did not connect\n");
+		failures++;
+		goto out;
+	}
+	if (round_trip(g, 1, 0, 32, &c1, 10) || round_trip(g, 0, 0, 32, &c0, 10))
+		goto out;
+	if (c0.got != 32 || c1.got != 32) {
+		fprintf(stderr, "FAIL: frames crossed pairs (%llu on rx0, %llu on rx1)\n",
+			(unsigned long long)c0.got, (unsigned long long)c1.got);
+		failures++;
+		goto out;
+	}
+	cc = config_changes(g);
+	testpmd_kill(&t);
+	if (wait_link(g, cc, false, 5)) {
+		fprintf(stderr, "FAIL: the link did not go down after testpmd was killed\n");
+		failures++;
+		goto out;
+	}
+	printf("  testpmd killed: link down\n");
+	cc = config_changes(g);
+	if (testpmd_start(&t, sock, 2, true, 4) || wait_link(g, cc, true, 15)) {
+		fprintf(stderr, "FAIL: testpmd did not reconnect\n");
+		failures++;
+		goto out;
+	}
+	printf("  testpmd restarted and reconnected: link up\n");
+	memset(c1.seen, 0, sizeof(c1.seen));
+	if (round_trip(g, 1, 500, 32, &c1, 10))
+		goto out;
+	virtio_net__stats(g->dev, &st);
+	printf("  device: connects %llu, disconnects %llu, queue pairs %u\n",
+	       (unsigned long long)st.connects, (unsigned long long)st.disconnects, st.queue_pairs);
+	rc = 0;
+out:
+	if (t.pid > 0)
+		testpmd_stop(&t);
+	if (rc)
+		testpmd_dump_log(&t);
+	guest_fini(g);
+	free(g);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	char sock_a[108], sock_b[108], cmd[256];
+	cpu_set_t cpus;
+	int rc;
+
+	testpmd_bin = argc > 1 && argv[1][0] ? argv[1] : "/usr/bin/dpdk-testpmd";
+	if (access(testpmd_bin, X_OK) != 0) {
+		printf("SKIP: %s not found: install Debian's dpdk package (scripts/deps.sh dataplane)\n",
+		       testpmd_bin);
+		return 77;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(run_dir_prefix, sizeof(run_dir_prefix), "rtvmm-vu-it-%d", getpid());
+	snprintf(sock_a, sizeof(sock_a), "/tmp/%s-a.sock", run_dir_prefix);
+	snprintf(sock_b, sizeof(sock_b), "/tmp/%s-b.sock", run_dir_prefix);
+	/* testpmd polls on lcore 1 (cpu 1); the "guest" and the monitor stay off it. */
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+
+	rc = scenario_client(sock_a);
+	if (!rc)
+		rc = scenario_server(sock_b);
+
+	/* EAL's runtime directory always goes; testpmd's logs stay when something failed. */
+	snprintf(cmd, sizeof(cmd), "rm -rf /var/run/dpdk/%s%s%s%s", run_dir_prefix,
+		 rc || failures ? "" : " /tmp/", rc || failures ? "" : run_dir_prefix,
+		 rc || failures ? "" : "-testpmd-*.log");
+	if (system(cmd) != 0) {
+		/* leftovers only */
+	}
+	printf("%s\n", rc || failures ? "FAIL" : "PASS: rtvmm <-> DPDK testpmd net_vhost interop");
+	return rc || failures ? 1 : 0;
+}
