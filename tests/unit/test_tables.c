@@ -299,6 +299,51 @@ static void test_dsdt_describes_com1_and_i8042_keyboard_only(void **state)
 	assert_null(memmem(d, len, pnp0f13, sizeof(pnp0f13)));
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void test_dsdt_describes_pci_host_bridge_with_bus0_ports_and_window(void **state)
+{
+	struct guest_mem *mem = *state;
+	const uint8_t *f, *d;
+	const uint8_t pnp0a03[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+	const uint8_t bbn[] = { 0x08, '_', 'B', 'B', 'N', 0x00 };
+	const uint8_t seg[] = { 0x08, '_', 'S', 'E', 'G', 0x00 };
+	/* WordBusNumber producer, fixed 0..0, length 1. */
+	const uint8_t bus[] = { 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+	/* IO(Decode16, 0xCF8, 0xCF8, 1, 8): the configuration ports. */
+	const uint8_t cfg_io[] = { 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08 };
+	uint8_t window[26] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01 };
+	uint32_t len;
+
+	put32(window + 10, (uint32_t)LAYOUT_PCI_MMIO_BASE);
+	put32(window + 14, (uint32_t)(LAYOUT_PCI_MMIO_BASE + LAYOUT_PCI_MMIO_SIZE - 1));
+	put32(window + 22, (uint32_t)LAYOUT_PCI_MMIO_SIZE);
+	assert_true(acpi__write(mem, 1) > 0);
+	f = find_table(mem, "FACP");
+	d = sdt(mem, rd64(f + 140), "DSDT");
+	len = rd32(d + 4);
+	assert_non_null(memmem(d, len, "PCI0", 4));
+	assert_non_null(memmem(d, len, pnp0a03, sizeof(pnp0a03)));
+	assert_non_null(memmem(d, len, bbn, sizeof(bbn)));
+	assert_non_null(memmem(d, len, seg, sizeof(seg)));
+	assert_non_null(memmem(d, len, bus, sizeof(bus)));
+	assert_non_null(memmem(d, len, cfg_io, sizeof(cfg_io)));
+	assert_non_null(memmem(d, len, window, sizeof(window)));
+}
+
+static void test_pci_window_avoids_fixed_devices_and_ram(void **state)
+{
+	const uint64_t lo = LAYOUT_PCI_MMIO_BASE, hi = LAYOUT_PCI_MMIO_BASE + LAYOUT_PCI_MMIO_SIZE;
+
+	(void)state;
+	assert_true(lo >= GUEST_PCI_HOLE_START);       /* never RAM */
+	assert_true(hi <= LAYOUT_IOAPIC);              /* IOAPIC, LAPIC above */
+	assert_true(LAYOUT_TESTDEV_MMIO + LAYOUT_TESTDEV_MMIO_SIZE <= lo || LAYOUT_TESTDEV_MMIO >= hi);
+}
+
 /* Walks the MADT's interrupt controller structures, counting by type. */
 struct madt_view {
 	unsigned lapics, ioapics, isos, nmis;
@@ -616,6 +661,8 @@ int main(void)
 		cmocka_unit_test(test_fadt_points_to_facs_and_dsdt_in_both_widths),
 		cmocka_unit_test(test_dsdt_s5_package_gives_poweroff_slp_typ),
 		cmocka_unit_test(test_dsdt_describes_com1_and_i8042_keyboard_only),
+		cmocka_unit_test(test_dsdt_describes_pci_host_bridge_with_bus0_ports_and_window),
+		cmocka_unit_test(test_pci_window_avoids_fixed_devices_and_ram),
 		cmocka_unit_test(test_madt_lists_one_lapic_per_vcpu),
 		cmocka_unit_test(test_madt_ioapic_overrides_and_nmi),
 		cmocka_unit_test(test_acpi_rejects_zero_and_too_many_vcpus),

@@ -1,0 +1,1505 @@
+/*
+ * vhost-user frontend and virtio-net device against a fake backend.
+ *
+ * The fake is a test double of the peer written from the protocol text
+ * (docs/interop/vhost-user.rst): it records every message (and keeps the fds
+ * it receives), answers GET_* and NEED_REPLY, and can misbehave once on a
+ * chosen request. The real interop test is tests/integration/vhost_user_testpmd.c
+ * against DPDK's vhost library.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <cmocka.h>
+
+#include "vmm/guest_mem.h"
+#include "vmm/virtio/net.h"
+#include "vmm/virtio/vhost_user.h"
+
+#define BIT(n) (1ull << (n))
+#define MAXLOG 512
+
+/* ---------------------------------------------------------------- fake backend */
+
+struct msg {
+	uint32_t req, flags, size;
+	uint8_t payload[VHOST_USER_MAX_PAYLOAD];
+	int nfds;
+	int fds[8];
+	unsigned conn;
+};
+
+enum misbehave {
+	MB_NONE,
+	MB_WRONG_CODE,    /* reply names another request */
+	MB_TOO_BIG,       /* header claims 1000 bytes of payload */
+	MB_SHORT,         /* header claims 4 bytes where 8 are due */
+	MB_TRUNCATED,     /* header says 8, 4 bytes follow, then the backend dies */
+	MB_BAD_VERSION,   /* version 2 */
+	MB_NO_REPLY_FLAG, /* flags = version only */
+	MB_WITH_FD,       /* the reply carries an fd nobody asked for */
+	MB_SILENT,        /* no reply at all */
+	MB_NACK,          /* REPLY_ACK status 1 */
+	MB_CLOSE,         /* the backend dies instead of answering */
+	MB_WRONG_INDEX,   /* GET_VRING_BASE reply for another vring */
+};
+
+struct fake {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	int pair_fd;          /* socketpair mode: the one connection */
+	int listen_fd;        /* listening mode (the device is a client) */
+	char path[108];       /* connecting mode (the device is a server) when listen_fd < 0 */
+	int conn_fd;
+	bool stop;
+	uint64_t features, protocol, queue_num;
+	uint32_t bad_req;
+	enum misbehave how;
+	int bad_count;
+	uint32_t bases[64];
+	struct msg log[MAXLOG];
+	unsigned nlog, conns;
+};
+
+static int read_full(int fd, void *buf, size_t len, int *fds, int *nfds)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		union {
+			char b[CMSG_SPACE(8 * sizeof(int))];
+			struct cmsghdr a;
+		} ctl;
+		struct iovec iov = { (char *)buf + got, len - got };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+				    .msg_controllen = sizeof(ctl.b) };
+		struct cmsghdr *c;
+		ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+
+		if (n <= 0)
+			return -1;
+		for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			int k, nr = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+
+			for (k = 0; k < nr; k++) {
+				int f;
+
+				memcpy(&f, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+				if (fds && *nfds < 8)
+					fds[(*nfds)++] = f;
+				else
+					close(f);
+			}
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static void send_raw(int fd, uint32_t req, uint32_t flags, uint32_t size, const void *p,
+		     size_t plen, int pass_fd)
+{
+	uint32_t hdr[3] = { req, flags, size };
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr a;
+	} ctl;
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)p, plen } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = plen ? 2 : 1 };
+
+	if (pass_fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_control = ctl.b;
+		m.msg_controllen = sizeof(ctl.b);
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
+	if (sendmsg(fd, &m, MSG_NOSIGNAL) < 0) {
+		/* the frontend went away: the serve loop notices */
+	}
+}
+
+/* Returns false when the connection should end. */
+static bool fake_reply(struct fake *f, int fd, const struct msg *m, const void *body, uint32_t size)
+{
+	const uint32_t ok = VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY;
+	enum misbehave how = MB_NONE;
+	uint8_t junk[16] = { 0 };
+
+	pthread_mutex_lock(&f->lock);
+	if (f->bad_count > 0 && m->req == f->bad_req) {
+		how = f->how;
+		f->bad_count--;
+	}
+	pthread_mutex_unlock(&f->lock);
+	switch (how) {
+	case MB_NONE:
+		send_raw(fd, m->req, ok, size, body, size, -1);
+		return true;
+	case MB_WRONG_CODE:
+		send_raw(fd, m->req == 5 ? 6 : 5, ok, size, body, size, -1);
+		return true;
+	case MB_TOO_BIG:
+		send_raw(fd, m->req, ok, 1000, junk, sizeof(junk), -1);
+		return true;
+	case MB_SHORT:
+		send_raw(fd, m->req, ok, 4, junk, 4, -1);
+		return true;
+	case MB_TRUNCATED:
+		send_raw(fd, m->req, ok, 8, junk, 4, -1);
+		return false;
+	case MB_BAD_VERSION:
+		send_raw(fd, m->req, 2 | VHOST_USER_FLAG_REPLY, size, body, size, -1);
+		return true;
+	case MB_NO_REPLY_FLAG:
+		send_raw(fd, m->req, VHOST_USER_VERSION, size, body, size, -1);
+		return true;
+	case MB_WITH_FD:
+		/* Our own socket: no new fd on this side, so the frontend's fd count tells. */
+		send_raw(fd, m->req, ok, size, body, size, fd);
+		return true;
+	case MB_SILENT:
+		return true;
+	case MB_NACK: {
+		uint64_t one = 1;
+
+		send_raw(fd, m->req, ok, 8, &one, 8, -1);
+		return true;
+	}
+	case MB_CLOSE:
+		return false;
+	case MB_WRONG_INDEX: {
+		uint32_t st[2];
+
+		memcpy(st, body, sizeof(st));
+		st[0]++;
+		send_raw(fd, m->req, ok, size, st, size, -1);
+		return true;
+	}
+	}
+	return true;
+}
+
+static void fake_serve(struct fake *f, int fd, unsigned conn)
+{
+	for (;;) {
+		struct msg m = { .conn = conn };
+		uint32_t hdr[3];
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint64_t u;
+		uint32_t st[2];
+		bool need = false;
+
+		pthread_mutex_lock(&f->lock);
+		if (f->stop) {
+			pthread_mutex_unlock(&f->lock);
+			return;
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		if (read_full(fd, hdr, sizeof(hdr), m.fds, &m.nfds))
+			break;
+		m.req = hdr[0];
+		m.flags = hdr[1];
+		m.size = hdr[2];
+		/* (No cmocka asserts in this thread: an oversized message just ends the connection.) */
+		if (m.size > sizeof(m.payload) ||
+		    (m.size && read_full(fd, m.payload, m.size, m.fds, &m.nfds))) {
+			for (int k = 0; k < m.nfds; k++)
+				close(m.fds[k]);
+			break;
+		}
+		pthread_mutex_lock(&f->lock);
+		if (f->nlog < MAXLOG)
+			f->log[f->nlog++] = m;
+		else
+			for (int k = 0; k < m.nfds; k++)
+				close(m.fds[k]);
+		if (m.req == VHOST_USER_SET_VRING_BASE) {
+			memcpy(st, m.payload, sizeof(st));
+			if (st[0] < 64)
+				f->bases[st[0]] = st[1];
+		}
+		pthread_cond_broadcast(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+
+		switch (m.req) {
+		case VHOST_USER_GET_FEATURES:
+			u = f->features;
+			need = !fake_reply(f, fd, &m, &u, 8);
+			break;
+		case VHOST_USER_GET_PROTOCOL_FEATURES:
+			u = f->protocol;
+			need = !fake_reply(f, fd, &m, &u, 8);
+			break;
+		case VHOST_USER_GET_QUEUE_NUM:
+			u = f->queue_num;
+			need = !fake_reply(f, fd, &m, &u, 8);
+			break;
+		case VHOST_USER_GET_VRING_BASE:
+			memcpy(st, m.payload, sizeof(st));
+			st[1] = st[0] < 64 ? f->bases[st[0]] : 0;
+			need = !fake_reply(f, fd, &m, st, 8);
+			break;
+		default:
+			if (m.flags & VHOST_USER_FLAG_NEED_REPLY) {
+				u = 0;
+				need = !fake_reply(f, fd, &m, &u, 8);
+			}
+		}
+		if (need)
+			break;
+	}
+}
+
+static void *fake_thread(void *arg)
+{
+	struct fake *f = arg;
+
+	for (;;) {
+		int fd = -1;
+		unsigned conn;
+
+		pthread_mutex_lock(&f->lock);
+		if (f->stop) {
+			pthread_mutex_unlock(&f->lock);
+			break;
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (f->pair_fd >= 0) {
+			fd = f->pair_fd;
+			f->pair_fd = -1;
+		} else if (f->listen_fd >= 0) {
+			struct pollfd p = { .fd = f->listen_fd, .events = POLLIN };
+
+			if (poll(&p, 1, 50) > 0)
+				fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		} else if (f->path[0]) {
+			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			memcpy(sa.sun_path, f->path, strlen(f->path) + 1);
+			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+				close(fd);
+				fd = -1;
+				usleep(50000);
+			}
+		} else {
+			break;
+		}
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&f->lock);
+		f->conn_fd = fd;
+		conn = ++f->conns;
+		pthread_cond_broadcast(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+		fake_serve(f, fd, conn);
+		pthread_mutex_lock(&f->lock);
+		close(fd);
+		f->conn_fd = -1;
+		pthread_cond_broadcast(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+	}
+	return NULL;
+}
+
+static const uint64_t fake_features =
+	BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_RING_F_EVENT_IDX) |
+	BIT(VIRTIO_RING_F_INDIRECT_DESC) | BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_CTRL_RX) |
+	BIT(VIRTIO_NET_F_MQ) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(26) /* LOG_ALL */ |
+	BIT(VIRTIO_F_RING_PACKED);
+
+static struct fake *fake_new(void)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	f->pair_fd = f->listen_fd = f->conn_fd = -1;
+	f->features = fake_features;
+	f->protocol = BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+		      BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(1) /* LOG_SHMFD */;
+	f->queue_num = 8;
+	return f;
+}
+
+static void fake_start(struct fake *f)
+{
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_thread, f), 0);
+}
+
+static void fake_free(struct fake *f)
+{
+	unsigned i;
+	int k;
+
+	pthread_mutex_lock(&f->lock);
+	f->stop = true;
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->thread, NULL);
+	for (i = 0; i < f->nlog; i++)
+		for (k = 0; k < f->log[i].nfds; k++)
+			close(f->log[i].fds[k]);
+	if (f->listen_fd >= 0)
+		close(f->listen_fd);
+	if (f->pair_fd >= 0)
+		close(f->pair_fd);
+	free(f);
+}
+
+static void fake_misbehave(struct fake *f, uint32_t req, enum misbehave how)
+{
+	pthread_mutex_lock(&f->lock);
+	f->bad_req = req;
+	f->how = how;
+	f->bad_count = 1;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* The backend "crashes": its end of the current connection goes away. */
+static void fake_drop(struct fake *f)
+{
+	pthread_mutex_lock(&f->lock);
+	if (f->conn_fd >= 0)
+		shutdown(f->conn_fd, SHUT_RDWR);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Index of the first message `req` (for vring `vring`, or any when < 0) of connection `conn` from `from`. */
+static int fake_find(struct fake *f, unsigned from, unsigned conn, uint32_t req, int vring)
+{
+	unsigned i;
+
+	for (i = from; i < f->nlog; i++) {
+		uint32_t idx;
+
+		if (f->log[i].req != req || (conn && f->log[i].conn != conn))
+			continue;
+		memcpy(&idx, f->log[i].payload, sizeof(idx));
+		if (vring >= 0 && f->log[i].size >= 4 && (idx & 0xff) != (uint32_t)vring)
+			continue;
+		return (int)i;
+	}
+	return -1;
+}
+
+static int fake_wait(struct fake *f, unsigned from, unsigned conn, uint32_t req, int vring,
+		     int timeout_ms)
+{
+	struct timespec ts;
+	int i;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->lock);
+	while ((i = fake_find(f, from, conn, req, vring)) < 0)
+		if (pthread_cond_timedwait(&f->cond, &f->lock, &ts))
+			break;
+	pthread_mutex_unlock(&f->lock);
+	return i;
+}
+
+static uint64_t payload_u64(const struct msg *m)
+{
+	uint64_t v;
+
+	memcpy(&v, m->payload, sizeof(v));
+	return v;
+}
+
+static unsigned count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	unsigned n = 0;
+
+	while ((de = readdir(d)))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* ---------------------------------------------------------------- connection tests */
+
+struct pair {
+	struct fake *f;
+	struct vhost_user vu;
+};
+
+static struct pair *pair_new(void)
+{
+	struct pair *p = calloc(1, sizeof(*p));
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	p->f = fake_new();
+	p->f->pair_fd = sv[1];
+	vhost_user__init(&p->vu, "net9");
+	p->vu.timeout_ms = 300;
+	assert_int_equal(vhost_user__attach(&p->vu, sv[0]), 0);
+	fake_start(p->f);
+	return p;
+}
+
+static void pair_free(struct pair *p)
+{
+	vhost_user__close(&p->vu);
+	fake_free(p->f);
+	free(p);
+}
+
+static void test_features_and_protocol_features_negotiate(void **state)
+{
+	struct pair *p = pair_new();
+	struct err e = { 0 };
+	uint64_t f, proto, q;
+	int i;
+
+	(void)state;
+	assert_int_equal(vhost_user__get_features(&p->vu, &f, &e), 0);
+	assert_true(f == fake_features);
+	assert_int_equal(vhost_user__get_protocol_features(&p->vu, &proto, &e), 0);
+	assert_int_equal(vhost_user__set_protocol_features(&p->vu, proto & (BIT(0) | BIT(3)), &e), 0);
+	assert_true(p->vu.protocol == (BIT(0) | BIT(3)));
+	assert_int_equal(vhost_user__get_queue_num(&p->vu, &q, &e), 0);
+	assert_int_equal(q, 8);
+	assert_int_equal(vhost_user__set_owner(&p->vu, &e), 0);
+	assert_int_equal(vhost_user__set_features(&p->vu, BIT(32) | BIT(30), &e), 0);
+
+	/* SET_PROTOCOL_FEATURES itself goes without NEED_REPLY; what follows asks for the ack. */
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_PROTOCOL_FEATURES, -1);
+	assert_true(i >= 0);
+	assert_int_equal(p->f->log[i].flags, VHOST_USER_VERSION);
+	assert_int_equal(p->f->log[i].size, 8);
+	assert_true(payload_u64(&p->f->log[i]) == (BIT(0) | BIT(3)));
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_OWNER, -1);
+	assert_int_equal(p->f->log[i].flags, VHOST_USER_VERSION | VHOST_USER_FLAG_NEED_REPLY);
+	assert_int_equal(p->f->log[i].size, 0);
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_FEATURES, -1);
+	assert_true(payload_u64(&p->f->log[i]) == (BIT(32) | BIT(30)));
+	i = fake_find(p->f, 0, 0, VHOST_USER_GET_FEATURES, -1);
+	assert_int_equal(p->f->log[i].flags, VHOST_USER_VERSION);
+	assert_int_equal(p->f->log[i].size, 0);
+	pair_free(p);
+}
+
+static void test_get_queue_num_needs_protocol_mq(void **state)
+{
+	struct pair *p = pair_new();
+	struct err e = { 0 };
+	uint64_t q;
+
+	(void)state;
+	assert_int_equal(vhost_user__get_queue_num(&p->vu, &q, &e), -EOPNOTSUPP);
+	assert_false(p->vu.broken);
+	pair_free(p);
+}
+
+static void check_region_maps_guest_ram(const struct msg *m, unsigned r, const struct guest_mem *mem)
+{
+	uint64_t reg[4];
+	struct stat st;
+	uint8_t *map;
+	int fd = m->fds[r];
+
+	memcpy(reg, m->payload + 8 + 32 * r, sizeof(reg));
+	assert_true(reg[0] == mem->regions[r].gpa);
+	assert_true(reg[1] == mem->regions[r].size);
+	assert_true(reg[2] == (uint64_t)(uintptr_t)mem->regions[r].hva);
+	assert_true(reg[3] == mem->regions[r].fd_offset);
+	/* What a backend does: map the fd and find guest RAM at mmap_offset. */
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true((uint64_t)st.st_size == mem->size);
+	map = mmap(NULL, reg[3] + reg[1], PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	assert_memory_equal(map + reg[3] + 4096, "guest RAM", 9);
+	/* Shared both ways: the backend's write shows in guest RAM. */
+	memcpy(map + reg[3] + 8192, "from the backend", 16);
+	assert_memory_equal(mem->regions[r].hva + 8192, "from the backend", 16);
+	munmap(map, reg[3] + reg[1]);
+}
+
+static void test_mem_table_passes_the_guest_ram_memfd(void **state)
+{
+	const uint64_t size = GUEST_PCI_HOLE_START + (16ull << 20); /* two regions, sparse */
+	struct pair *p = pair_new();
+	struct guest_mem mem;
+	struct err e = { 0 };
+	const struct msg *m;
+	uint32_t n[2];
+	unsigned r;
+	int i, fd;
+
+	(void)state;
+	fd = memfd_create("test-ram", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	assert_int_equal(guest_mem__map_fd(&mem, fd, size, 4096), 0);
+	assert_int_equal(mem.nr_regions, 2);
+	for (r = 0; r < mem.nr_regions; r++)
+		memcpy(mem.regions[r].hva + 4096, "guest RAM", 9);
+
+	assert_int_equal(vhost_user__set_mem_table_guest(&p->vu, &mem, &e), 0);
+	i = fake_wait(p->f, 0, 0, VHOST_USER_SET_MEM_TABLE, -1, 2000);
+	assert_true(i >= 0);
+	m = &p->f->log[i];
+	memcpy(n, m->payload, sizeof(n));
+	assert_int_equal(n[0], 2);
+	assert_int_equal(m->size, 8 + 2 * 32);   /* only the regions in use */
+	assert_int_equal(m->nfds, 2);            /* one fd per region, in order */
+	for (r = 0; r < 2; r++)
+		check_region_maps_guest_ram(m, r, &mem);
+	pair_free(p);
+	guest_mem__destroy(&mem);
+}
+
+static void test_vring_messages_carry_index_values_and_fds(void **state)
+{
+	struct pair *p = pair_new();
+	struct vhost_user_vring_addr a = { .index = 3, .desc = 0x7f0000001000ull,
+					   .used = 0x7f0000003000ull, .avail = 0x7f0000002000ull,
+					   .log = 0x3000 };
+	struct err e = { 0 };
+	uint64_t u[5], v = 0;
+	uint32_t s[2];
+	int kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), i;
+
+	(void)state;
+	assert_int_equal(vhost_user__set_vring_num(&p->vu, 3, 256, &e), 0);
+	assert_int_equal(vhost_user__set_vring_base(&p->vu, 3, 17, &e), 0);
+	assert_int_equal(vhost_user__set_vring_addr(&p->vu, &a, &e), 0);
+	assert_int_equal(vhost_user__set_vring_kick(&p->vu, 3, kick, &e), 0);
+	assert_int_equal(vhost_user__set_vring_call(&p->vu, 3, -1, &e), 0);
+	assert_int_equal(vhost_user__set_vring_enable(&p->vu, 3, true, &e), 0);
+	assert_int_equal(vhost_user__get_vring_base(&p->vu, 3, &s[0], &e), 0);
+	assert_int_equal(s[0], 17);
+
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_VRING_NUM, 3);
+	memcpy(s, p->f->log[i].payload, 8);
+	assert_int_equal(s[1], 256);
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_VRING_ADDR, 3);
+	assert_int_equal(p->f->log[i].size, 40);
+	memcpy(s, p->f->log[i].payload, 8);
+	memcpy(u, p->f->log[i].payload + 8, 32);
+	assert_int_equal(s[1], 0);
+	assert_true(u[0] == a.desc && u[1] == a.used && u[2] == a.avail && u[3] == a.log);
+	/* The kick fd the backend got is our eventfd. */
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_VRING_KICK, 3);
+	assert_int_equal(p->f->log[i].nfds, 1);
+	assert_true(payload_u64(&p->f->log[i]) == 3);
+	v = 5;
+	assert_int_equal(write(p->f->log[i].fds[0], &v, 8), 8);
+	assert_int_equal(read(kick, &v, 8), 8);
+	assert_true(v == 5);
+	/* No call fd: the no-fd flag and no ancillary data. */
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_VRING_CALL, 3);
+	assert_int_equal(p->f->log[i].nfds, 0);
+	assert_true(payload_u64(&p->f->log[i]) == (3 | VHOST_USER_VRING_NOFD));
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_VRING_ENABLE, 3);
+	memcpy(s, p->f->log[i].payload, 8);
+	assert_int_equal(s[1], 1);
+	close(kick);
+	pair_free(p);
+}
+
+/* One malformed reply: an error that says why, the connection broken, no crash, no fd leak. */
+static void expect_broken(enum misbehave how, uint32_t req, int code, const char *words)
+{
+	struct pair *p = pair_new();
+	struct err e = { 0 };
+	unsigned fds_before;
+	uint64_t f;
+	unsigned base;
+	int err;
+
+	if (req == VHOST_USER_SET_OWNER) {
+		uint64_t proto;
+
+		assert_int_equal(vhost_user__get_features(&p->vu, &f, &e), 0);
+		assert_int_equal(vhost_user__get_protocol_features(&p->vu, &proto, &e), 0);
+		assert_int_equal(vhost_user__set_protocol_features(&p->vu, BIT(3), &e), 0);
+	}
+	fake_misbehave(p->f, req, how);
+	fds_before = count_fds();
+	if (req == VHOST_USER_GET_FEATURES)
+		err = vhost_user__get_features(&p->vu, &f, &e);
+	else if (req == VHOST_USER_GET_VRING_BASE)
+		err = vhost_user__get_vring_base(&p->vu, 2, &base, &e);
+	else
+		err = vhost_user__set_owner(&p->vu, &e);
+	print_message("    %s\n", e.msg);
+	assert_int_equal(err, code);
+	assert_int_equal(e.code, code);
+	assert_non_null(strstr(e.msg, words));
+	assert_non_null(strstr(e.msg, "net9: vhost-user: "));
+	assert_true(p->vu.broken);
+	assert_false(vhost_user__connected(&p->vu));
+	assert_true(count_fds() <= fds_before); /* the received fd was closed (the fake may have closed its end) */
+	/* Nothing more goes out on a broken connection. */
+	assert_int_equal(vhost_user__get_features(&p->vu, &f, &e), -ENOTCONN);
+	pair_free(p);
+}
+
+static void test_reply_with_wrong_request_code_breaks_connection(void **state)
+{
+	(void)state;
+	expect_broken(MB_WRONG_CODE, VHOST_USER_GET_FEATURES, -EPROTO, "carries request 5 (SET_MEM_TABLE)");
+}
+
+static void test_reply_too_big_is_refused_before_reading_it(void **state)
+{
+	(void)state;
+	expect_broken(MB_TOO_BIG, VHOST_USER_GET_FEATURES, -EPROTO, "payload of 1000 bytes (expected 8)");
+}
+
+static void test_reply_too_short_is_refused(void **state)
+{
+	(void)state;
+	expect_broken(MB_SHORT, VHOST_USER_GET_VRING_BASE, -EPROTO, "payload of 4 bytes (expected 8)");
+}
+
+static void test_truncated_reply_then_eof_breaks_connection(void **state)
+{
+	(void)state;
+	expect_broken(MB_TRUNCATED, VHOST_USER_GET_FEATURES, -ECONNRESET, "in the middle of the reply");
+}
+
+static void test_reply_with_wrong_version_breaks_connection(void **state)
+{
+	(void)state;
+	expect_broken(MB_BAD_VERSION, VHOST_USER_GET_FEATURES, -EPROTO, "protocol version 2");
+}
+
+static void test_reply_without_reply_flag_breaks_connection(void **state)
+{
+	(void)state;
+	expect_broken(MB_NO_REPLY_FLAG, VHOST_USER_GET_FEATURES, -EPROTO, "flags 0x1");
+}
+
+static void test_reply_with_unexpected_fd_is_closed_and_refused(void **state)
+{
+	(void)state;
+	expect_broken(MB_WITH_FD, VHOST_USER_GET_FEATURES, -EPROTO, "carried 1 file descriptor");
+}
+
+static void test_missing_reply_times_out(void **state)
+{
+	(void)state;
+	expect_broken(MB_SILENT, VHOST_USER_GET_FEATURES, -ETIMEDOUT, "no reply to GET_FEATURES within 300 ms");
+}
+
+static void test_backend_gone_instead_of_reply(void **state)
+{
+	(void)state;
+	expect_broken(MB_CLOSE, VHOST_USER_GET_VRING_BASE, -ECONNRESET, "closed the connection");
+}
+
+static void test_vring_base_for_another_vring_is_refused(void **state)
+{
+	(void)state;
+	expect_broken(MB_WRONG_INDEX, VHOST_USER_GET_VRING_BASE, -EPROTO, "names vring 3");
+}
+
+static void test_reply_ack_failure_is_reported(void **state)
+{
+	(void)state;
+	expect_broken(MB_NACK, VHOST_USER_SET_OWNER, -EREMOTEIO, "refused SET_OWNER (status 1)");
+}
+
+static void test_unconnected_and_peer_closed_sends_fail_cleanly(void **state)
+{
+	struct vhost_user vu;
+	struct err e = { 0 };
+	int sv[2];
+
+	(void)state;
+	vhost_user__init(&vu, "net9");
+	assert_int_equal(vhost_user__set_owner(&vu, &e), -ENOTCONN);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(vhost_user__attach(&vu, sv[0]), 0);
+	close(sv[1]);
+	assert_int_equal(vhost_user__set_owner(&vu, &e), -EPIPE); /* MSG_NOSIGNAL: no SIGPIPE */
+	assert_true(vu.broken);
+	vhost_user__close(&vu);
+}
+
+static void test_listen_replaces_stale_socket_but_not_other_files(void **state)
+{
+	char path[108];
+	struct err e = { 0 };
+	int fd, c, s;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/rtvmm-vu-unit-%d.sock", getpid());
+	unlink(path);
+	fd = vhost_user__listen(path, &e);
+	assert_true(fd >= 0);
+	close(fd); /* the socket file stays: a stale socket */
+	fd = vhost_user__listen(path, &e);
+	assert_true(fd >= 0);
+	c = vhost_user__connect(path);
+	assert_true(c >= 0);
+	s = vhost_user__accept(fd);
+	assert_true(s >= 0);
+	assert_int_equal(vhost_user__accept(fd), -EAGAIN);
+	close(s);
+	close(c);
+	close(fd);
+	unlink(path);
+	assert_int_equal(vhost_user__connect(path), -ENOENT);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	assert_int_equal(vhost_user__listen(path, &e), -EEXIST);
+	assert_non_null(strstr(e.msg, "is not a socket"));
+	unlink(path);
+}
+
+/* ---------------------------------------------------------------- virtio-net device tests */
+
+#define RAM_SIZE (16u << 20)
+#define QSIZE    256
+
+struct env {
+	struct guest_mem mem;
+	struct fake *f;
+	struct virtio_dev *dev;
+	struct plan_nic nic;
+	struct virtio_queue q[VIRTIO_MAX_QUEUES];
+	unsigned nr_queues;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned config_changes;
+};
+
+static void on_config_changed(struct virtio_dev *vdev)
+{
+	struct env *env = vdev->transport;
+
+	pthread_mutex_lock(&env->lock);
+	env->config_changes++;
+	pthread_cond_broadcast(&env->cond);
+	pthread_mutex_unlock(&env->lock);
+}
+
+static bool wait_config_changes(struct env *env, unsigned n, int timeout_ms)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&env->lock);
+	while (env->config_changes < n)
+		if (pthread_cond_timedwait(&env->cond, &env->lock, &ts))
+			break;
+	ok = env->config_changes >= n;
+	pthread_mutex_unlock(&env->lock);
+	return ok;
+}
+
+static uint16_t link_status(struct env *env)
+{
+	struct virtio_net_config cfg;
+
+	env->dev->ops->config_read(env->dev, 0, &cfg, sizeof(cfg));
+	return cfg.status;
+}
+
+static uint64_t q_desc(unsigned i)  { return 0x100000 + i * 0x10000ull; }
+static uint64_t q_avail(unsigned i) { return q_desc(i) + 0x1000; }
+static uint64_t q_used(unsigned i)  { return q_desc(i) + 0x2000; }
+
+static struct env *env_new(unsigned pairs, enum plan_nic_mode mode)
+{
+	struct env *env = calloc(1, sizeof(*env));
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static unsigned seq;
+	struct err e = { 0 };
+	unsigned i;
+
+	pthread_mutex_init(&env->lock, NULL);
+	pthread_cond_init(&env->cond, NULL);
+	assert_int_equal(guest_mem__create(&env->mem, RAM_SIZE), 0);
+	env->f = fake_new();
+	snprintf(env->nic.name, sizeof(env->nic.name), "net%u", seq);
+	snprintf(env->nic.socket, sizeof(env->nic.socket), "/tmp/rtvmm-vu-unit-%d-%u.sock", getpid(),
+		 seq++);
+	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
+	env->nic.mac_set = true;
+	env->nic.queues = pairs;
+	env->nic.mode = mode;
+	unlink(env->nic.socket);
+	if (mode == PLAN_NIC_CLIENT) {
+		env->f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		memcpy(sa.sun_path, env->nic.socket, strlen(env->nic.socket) + 1);
+		assert_int_equal(bind(env->f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(listen(env->f->listen_fd, 4), 0);
+	} else {
+		snprintf(env->f->path, sizeof(env->f->path), "%s", env->nic.socket);
+	}
+	if (mode == PLAN_NIC_CLIENT)
+		fake_start(env->f);
+	assert_int_equal(virtio_net__create(&env->nic, &env->mem, &env->dev, &e), 0);
+	env->dev->transport = env;
+	env->dev->config_changed = on_config_changed;
+	if (mode == PLAN_NIC_SERVER)
+		fake_start(env->f);
+	env->nr_queues = env->dev->max_queues;
+	for (i = 0; i < env->nr_queues; i++) {
+		env->q[i] = (struct virtio_queue){ .size = QSIZE, .enabled = true, .desc = q_desc(i),
+						   .driver = q_avail(i), .device = q_used(i),
+						   .msix_vector = (uint16_t)i,
+						   .kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+						   .call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	}
+	return env;
+}
+
+static void env_free(struct env *env)
+{
+	unsigned i;
+
+	virtio_net__destroy(env->dev);
+	fake_free(env->f);
+	for (i = 0; i < env->nr_queues; i++) {
+		close(env->q[i].kick_fd);
+		close(env->q[i].call_fd);
+	}
+	unlink(env->nic.socket);
+	guest_mem__destroy(&env->mem);
+	free(env);
+}
+
+static int env_activate(struct env *env, uint64_t features)
+{
+	struct virtio_activation a = { .features = features, .nr_queues = env->nr_queues,
+				       .queues = env->q, .mem = &env->mem };
+
+	return env->dev->ops->activate(env->dev, &a);
+}
+
+static uint32_t state_num(const struct msg *m)
+{
+	uint32_t s[2];
+
+	memcpy(s, m->payload, sizeof(s));
+	return s[1];
+}
+
+static void test_net_offers_backend_data_features_never_protocol_bit(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct virtio_net_stats st;
+	uint64_t f;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	f = env->dev->ops->features(env->dev);
+	assert_true(f == (BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_F_VERSION_1) |
+			  BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_RING_F_EVENT_IDX) |
+			  BIT(VIRTIO_RING_F_INDIRECT_DESC)));
+	assert_int_equal(env->dev->device_id, 1);
+	assert_int_equal(env->dev->max_queues, 2);
+	assert_int_equal(env->dev->config_size, 12);
+	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
+	virtio_net__stats(env->dev, &st);
+	assert_true(st.link_up && st.backend_known && st.connects == 1);
+	assert_true(st.backend_protocol == (BIT(0) | BIT(3)));
+	/* The handshake in order, and no multiqueue query for one pair. */
+	assert_int_equal(env->f->log[0].req, VHOST_USER_GET_FEATURES);
+	assert_int_equal(env->f->log[1].req, VHOST_USER_GET_PROTOCOL_FEATURES);
+	assert_int_equal(env->f->log[2].req, VHOST_USER_SET_PROTOCOL_FEATURES);
+	assert_int_equal(env->f->log[3].req, VHOST_USER_SET_OWNER);
+	assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_GET_QUEUE_NUM, -1), -1);
+	env_free(env);
+}
+
+static void test_net_mq_config_and_queue_layout(void **state)
+{
+	struct env *env = env_new(4, PLAN_NIC_CLIENT);
+	struct virtio_net_config cfg;
+	uint8_t b[4];
+	uint64_t f;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	f = env->dev->ops->features(env->dev);
+	assert_true(f & BIT(VIRTIO_NET_F_MQ));
+	assert_true(f & BIT(VIRTIO_NET_F_CTRL_VQ));
+	assert_false(f & BIT(VIRTIO_NET_F_CTRL_RX));
+	assert_false(f & BIT(VHOST_USER_F_PROTOCOL_FEATURES));
+	assert_int_equal(env->dev->max_queues, 9);
+	env->dev->ops->config_read(env->dev, 0, &cfg, sizeof(cfg));
+	assert_memory_equal(cfg.mac, "\x02\x00\x00\x00\x00\x01", 6);
+	assert_int_equal(cfg.max_virtqueue_pairs, 4);
+	assert_int_equal(cfg.status, VIRTIO_NET_S_LINK_UP);
+	/* Partial and out-of-range reads are bounded. */
+	memset(b, 0xaa, sizeof(b));
+	env->dev->ops->config_read(env->dev, 10, b, 4);
+	assert_int_equal(b[0] | b[1] << 8, 1500);
+	assert_int_equal(b[2] | b[3], 0);
+	assert_true(fake_find(env->f, 0, 0, VHOST_USER_GET_QUEUE_NUM, -1) >= 0);
+	env_free(env);
+}
+
+static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	uint64_t feat, u[4], v;
+	const struct msg *m;
+	unsigned r;
+	int i;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	feat = env->dev->ops->features(env->dev);
+	assert_int_equal(env_activate(env, feat), 0);
+
+	i = fake_find(env->f, 0, 1, VHOST_USER_SET_FEATURES, -1);
+	assert_true(i >= 0);
+	/* The data path, plus bit 30 for the backend; MAC/STATUS are the device's own. */
+	assert_true(payload_u64(&env->f->log[i]) ==
+		    (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_RING_F_EVENT_IDX) |
+		     BIT(VIRTIO_RING_F_INDIRECT_DESC) | BIT(VHOST_USER_F_PROTOCOL_FEATURES)));
+	i = fake_find(env->f, 0, 1, VHOST_USER_SET_MEM_TABLE, -1);
+	assert_true(i >= 0);
+	assert_int_equal(env->f->log[i].nfds, 1);
+	for (r = 0; r < 2; r++) {
+		i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_NUM, (int)r);
+		assert_int_equal(state_num(&env->f->log[i]), QSIZE);
+		i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_BASE, (int)r);
+		assert_int_equal(state_num(&env->f->log[i]), 0);
+		i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_ADDR, (int)r);
+		m = &env->f->log[i];
+		memcpy(u, m->payload + 8, sizeof(u));
+		/* desc, used, avail: our virtual addresses of the guest's rings; log: the used ring's gpa. */
+		assert_true(u[0] == (uint64_t)(uintptr_t)(env->mem.base + q_desc(r)));
+		assert_true(u[1] == (uint64_t)(uintptr_t)(env->mem.base + q_used(r)));
+		assert_true(u[2] == (uint64_t)(uintptr_t)(env->mem.base + q_avail(r)));
+		assert_true(u[3] == q_used(r));
+		/* The kick and call fds are the transport's eventfds. */
+		i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_KICK, (int)r);
+		assert_int_equal(env->f->log[i].nfds, 1);
+		v = 1;
+		assert_int_equal(write(env->f->log[i].fds[0], &v, 8), 8);
+		assert_int_equal(read(env->q[r].kick_fd, &v, 8), 8);
+		i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_CALL, (int)r);
+		assert_int_equal(env->f->log[i].nfds, 1);
+		v = 1;
+		assert_int_equal(write(env->f->log[i].fds[0], &v, 8), 8);
+		assert_int_equal(read(env->q[r].call_fd, &v, 8), 8);
+		i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, (int)r);
+		assert_int_equal(state_num(&env->f->log[i]), 1);
+		/* Enable comes last for the ring. */
+		assert_true(i > fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_CALL, (int)r));
+	}
+	env_free(env);
+}
+
+static void test_net_reset_stops_rings_with_get_vring_base(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	int i, j;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	env->dev->ops->reset(env->dev);
+	for (unsigned r = 0; r < 2; r++) {
+		i = fake_find(env->f, 0, 1, VHOST_USER_GET_VRING_BASE, (int)r);
+		assert_true(i >= 0);
+		/* Disabled before stopped. */
+		j = fake_find(env->f, (unsigned)fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, (int)r) + 1,
+			      1, VHOST_USER_SET_VRING_ENABLE, (int)r);
+		assert_true(j >= 0 && j < i);
+		assert_int_equal(state_num(&env->f->log[j]), 0);
+	}
+	/* Still connected: the link stays up for the next activation. */
+	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
+	env_free(env);
+}
+
+static void test_net_ring_outside_guest_ram_never_reaches_backend(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	env->q[1].device = RAM_SIZE - 64; /* 4 + 8 * 256 bytes do not fit */
+	assert_true(env_activate(env, env->dev->ops->features(env->dev)) < 0);
+	env->q[1].device = q_used(1);
+	env->q[0].desc = q_desc(0) + 8; /* misaligned */
+	assert_true(env_activate(env, env->dev->ops->features(env->dev)) < 0);
+	env->q[0].desc = q_desc(0);
+	env->q[0].size = 100; /* not a power of two */
+	assert_true(env_activate(env, env->dev->ops->features(env->dev)) < 0);
+	assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_ADDR, -1), -1);
+	assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_MEM_TABLE, -1), -1);
+	env_free(env);
+}
+
+static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct virtio_net_stats st;
+	uint16_t used_idx = 7;
+	int i;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	assert_true(wait_config_changes(env, 0, 0));
+	/* The backend completed 7 transmissions, then crashes. */
+	assert_int_equal(guest_mem__write(&env->mem, q_used(1) + 2, &used_idx, 2), 0);
+	pthread_mutex_lock(&env->lock);
+	env->config_changes = 0;
+	pthread_mutex_unlock(&env->lock);
+	fake_drop(env->f);
+	/* Link down (a config interrupt), then up again once the fake accepts the reconnection. */
+	assert_true(wait_config_changes(env, 2, 3000));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	virtio_net__stats(env->dev, &st);
+	assert_int_equal(st.disconnects, 1);
+	assert_int_equal(st.connects, 2);
+	assert_int_equal(st.link_changes, 3);
+	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
+	/* The new backend got everything again, the tx ring from the guest's used index. */
+	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 2000);
+	assert_true(i >= 0);
+	assert_true(fake_find(env->f, 0, 2, VHOST_USER_SET_MEM_TABLE, -1) >= 0);
+	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_BASE, 1);
+	assert_int_equal(state_num(&env->f->log[i]), 7);
+	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_BASE, 0);
+	assert_int_equal(state_num(&env->f->log[i]), 0);
+	env_free(env);
+}
+
+static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct virtio_net_stats st;
+	int i;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	/* The backend answers SET_MEM_TABLE with another request's reply. */
+	fake_misbehave(env->f, VHOST_USER_SET_MEM_TABLE, MB_WRONG_CODE);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0); /* not the guest's fault */
+	virtio_net__stats(env->dev, &st);
+	assert_int_equal(st.failures, 1);
+	assert_non_null(strstr(st.last_error, "reply to SET_MEM_TABLE carries request 6"));
+	/* The link went down; the thread reconnects and sets the rings up. */
+	assert_true(wait_config_changes(env, 2, 3000));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 2000);
+	assert_true(i >= 0);
+	virtio_net__stats(env->dev, &st);
+	assert_int_equal(st.connects, 2);
+	env_free(env);
+}
+
+static void test_net_backend_without_enough_queues_keeps_link_down(void **state)
+{
+	struct env *env = env_new(4, PLAN_NIC_CLIENT);
+	struct virtio_net_stats st;
+	int k;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	/* The backend comes back with only 2 queue pairs: a clear error, link down, the VM goes on. */
+	pthread_mutex_lock(&env->f->lock);
+	env->f->queue_num = 2;
+	pthread_mutex_unlock(&env->f->lock);
+	fake_drop(env->f);
+	for (k = 0; k < 150; k++) {
+		virtio_net__stats(env->dev, &st);
+		if (st.failures)
+			break;
+		usleep(20000);
+	}
+	assert_true(st.failures >= 1);
+	assert_non_null(strstr(st.last_error, "supports 2 queue pairs, 4 configured"));
+	assert_int_equal(link_status(env), 0);
+	assert_false(st.link_up);
+	env_free(env);
+}
+
+static void test_net_without_reply_ack_syncs_with_get_features(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	int i, last;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	/* Reconnect to a backend without REPLY_ACK. */
+	pthread_mutex_lock(&env->f->lock);
+	env->f->protocol = BIT(VHOST_USER_PROTOCOL_F_MQ);
+	pthread_mutex_unlock(&env->f->lock);
+	fake_drop(env->f);
+	assert_true(wait_config_changes(env, 2, 3000));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1);
+	assert_true(i >= 0);
+	assert_int_equal(env->f->log[i].flags, VHOST_USER_VERSION); /* no NEED_REPLY */
+	last = fake_find(env->f, (unsigned)i, 2, VHOST_USER_GET_FEATURES, -1);
+	assert_true(last > i);
+	env_free(env);
+}
+
+static void test_net_server_mode_accepts_backend_and_its_return(void **state)
+{
+	struct env *env = env_new(1, PLAN_NIC_SERVER);
+	struct virtio_net_stats st;
+	struct stat sb;
+
+	(void)state;
+	assert_int_equal(stat(env->nic.socket, &sb), 0);
+	assert_true(S_ISSOCK(sb.st_mode));
+	/* Activated before any backend: the rings go out when it connects. */
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	assert_true(fake_wait(env->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, 1, 2000) >= 0);
+	fake_drop(env->f);
+	assert_true(fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 3000) >= 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	/* Up, down, up; the thread may fold a quick down-up into one interrupt. */
+	assert_true(wait_config_changes(env, 2, 3000));
+	virtio_net__stats(env->dev, &st);
+	assert_int_equal(st.link_changes, 3);
+	assert_int_equal(st.connects, 2);
+	assert_int_equal(st.disconnects, 1);
+	{
+		char path[108];
+
+		snprintf(path, sizeof(path), "%s", env->nic.socket);
+		env_free(env);
+		/* The listening socket is gone with the device. */
+		assert_int_equal(stat(path, &sb), -1);
+	}
+}
+
+/* ---- control queue ---- */
+
+struct desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+#define CTRL_BUF 0x400000ull
+
+static void ctrl_put_desc(struct env *env, unsigned q, unsigned i, struct desc d)
+{
+	assert_int_equal(guest_mem__write(&env->mem, q_desc(q) + 16ull * i, &d, sizeof(d)), 0);
+}
+
+/* Publishes head `head` as the next available entry and kicks. */
+static void ctrl_publish(struct env *env, unsigned q, uint16_t slot, uint16_t head, uint16_t idx)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(guest_mem__write(&env->mem, q_avail(q) + 4 + 2ull * slot, &head, 2), 0);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	assert_int_equal(guest_mem__write(&env->mem, q_avail(q) + 2, &idx, 2), 0);
+	assert_int_equal(write(env->q[q].kick_fd, &one, 8), 8);
+}
+
+static bool wait_call(struct env *env, unsigned q, int timeout_ms)
+{
+	struct pollfd p = { .fd = env->q[q].call_fd, .events = POLLIN };
+	uint64_t v;
+
+	if (poll(&p, 1, timeout_ms) != 1)
+		return false;
+	return read(env->q[q].call_fd, &v, 8) == 8;
+}
+
+/* A well-formed command: header, data, ack, as Linux lays it out; returns the ack. */
+static int ctrl_command(struct env *env, uint16_t n, uint8_t cls, uint8_t cmd, const void *data,
+			uint32_t len)
+{
+	const unsigned cq = 2 * env->nic.queues;
+	uint8_t hdr[2] = { cls, cmd }, ack = 0xee;
+	uint16_t used_idx;
+	uint32_t elem[2];
+
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF, hdr, 2), 0);
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF + 0x100, data, len), 0);
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF + 0x200, &ack, 1), 0);
+	ctrl_put_desc(env, cq, 10, (struct desc){ CTRL_BUF, 2, 1, 11 });
+	ctrl_put_desc(env, cq, 11, (struct desc){ CTRL_BUF + 0x100, len, 1, 12 });
+	ctrl_put_desc(env, cq, 12, (struct desc){ CTRL_BUF + 0x200, 1, 2, 0 });
+	ctrl_publish(env, cq, n, 10, (uint16_t)(n + 1));
+	if (!wait_call(env, cq, 2000))
+		return -1;
+	memcpy(&used_idx, env->mem.base + q_used(cq) + 2, 2);
+	assert_int_equal(used_idx, n + 1);
+	memcpy(elem, env->mem.base + q_used(cq) + 4 + 8 * (n % QSIZE), 8);
+	assert_int_equal(elem[0], 10);
+	assert_int_equal(elem[1], 1);
+	memcpy(&ack, env->mem.base + CTRL_BUF + 0x200, 1);
+	return ack;
+}
+
+static void test_net_ctrl_mq_vq_pairs_set_enables_backend_rings(void **state)
+{
+	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	struct virtio_net_stats st;
+	uint16_t pairs = 2, avail_event;
+	uint8_t junk[2] = { 0 };
+	unsigned from;
+	int i;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	/* Only the first pair runs until the driver asks for more. */
+	for (unsigned r = 0; r < 4; r++) {
+		i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, (int)r);
+		assert_true(i >= 0);
+		assert_int_equal(state_num(&env->f->log[i]), r < 2);
+	}
+	/* The control queue is the monitor's: never handed to the backend. */
+	assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_ADDR, 4), -1);
+	from = env->f->nlog;
+	assert_int_equal(ctrl_command(env, 0, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+				      &pairs, 2), VIRTIO_NET_OK);
+	for (unsigned r = 2; r < 4; r++) {
+		i = fake_find(env->f, from, 1, VHOST_USER_SET_VRING_ENABLE, (int)r);
+		assert_true(i >= 0);
+		assert_int_equal(state_num(&env->f->log[i]), 1);
+	}
+	/* EVENT_IDX: the device tells the driver where to kick next. */
+	memcpy(&avail_event, env->mem.base + q_used(4) + 4 + 8 * QSIZE, 2);
+	assert_int_equal(avail_event, 1);
+	/* Out of range, unknown class: ERR, and the queue keeps working. */
+	pairs = 3;
+	assert_int_equal(ctrl_command(env, 1, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+				      &pairs, 2), VIRTIO_NET_ERR);
+	assert_int_equal(ctrl_command(env, 2, 0 /* RX */, 0, junk, 1), VIRTIO_NET_ERR);
+	pairs = 1;
+	assert_int_equal(ctrl_command(env, 3, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+				      &pairs, 2), VIRTIO_NET_OK);
+	virtio_net__stats(env->dev, &st);
+	assert_int_equal(st.ctrl_commands, 2);
+	assert_int_equal(st.ctrl_errors, 2);
+	assert_int_equal(st.queue_pairs, 1);
+	/* Reconnection keeps the guest's choice: pair 1 stays disabled in the new backend. */
+	fake_drop(env->f);
+	assert_true(fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 3, 3000) >= 0);
+	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 3);
+	assert_int_equal(state_num(&env->f->log[i]), 0);
+	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1);
+	assert_int_equal(state_num(&env->f->log[i]), 1);
+	env_free(env);
+}
+
+enum bad_chain {
+	BAD_HEAD_INDEX,
+	BAD_ADDR_OUTSIDE_RAM,
+	BAD_HUGE_LEN,
+	BAD_LOOP,
+	BAD_NEXT_OUT_OF_RANGE,
+	BAD_NESTED_INDIRECT,
+	BAD_INDIRECT_OUTSIDE_RAM,
+	BAD_INDIRECT_LEN,
+	BAD_NO_WRITABLE,
+	BAD_READ_AFTER_WRITE,
+	BAD_AVAIL_RUNS_AHEAD,
+	BAD_INDIRECT_LOOP,
+	NR_BAD,
+};
+
+static const char *const bad_names[NR_BAD] = {
+	"head index out of range", "buffer outside RAM", "length wraps past RAM", "loop",
+	"next out of range", "nested indirect", "indirect table outside RAM",
+	"indirect length not a multiple of 16", "no writable byte", "readable after writable",
+	"available index runs ahead", "loop inside an indirect table",
+};
+
+static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
+{
+	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	const unsigned cq = 4;
+	uint64_t feat;
+	struct virtio_net_stats st;
+	unsigned b;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	feat = env->dev->ops->features(env->dev);
+	for (b = 0; b < NR_BAD; b++) {
+		uint16_t head = 0, idx = 1;
+		uint64_t tbl = CTRL_BUF + 0x1000;
+		unsigned k;
+
+		print_message("    bad chain: %s\n", bad_names[b]);
+		memset(env->mem.base + q_desc(cq), 0, 0x3000);
+		memset(env->mem.base + CTRL_BUF, 0, 0x2000);
+		assert_int_equal(env_activate(env, feat), 0);
+		switch (b) {
+		case BAD_HEAD_INDEX:
+			head = QSIZE + 44;
+			break;
+		case BAD_ADDR_OUTSIDE_RAM:
+			ctrl_put_desc(env, cq, 0, (struct desc){ RAM_SIZE + 0x1000, 2, 1, 1 });
+			ctrl_put_desc(env, cq, 1, (struct desc){ CTRL_BUF, 1, 2, 0 });
+			break;
+		case BAD_HUGE_LEN:
+			ctrl_put_desc(env, cq, 0, (struct desc){ CTRL_BUF, 0xffffffffu, 1, 1 });
+			ctrl_put_desc(env, cq, 1, (struct desc){ CTRL_BUF, 1, 2, 0 });
+			break;
+		case BAD_LOOP:
+			ctrl_put_desc(env, cq, 0, (struct desc){ CTRL_BUF, 2, 1, 1 });
+			ctrl_put_desc(env, cq, 1, (struct desc){ CTRL_BUF, 2, 1, 0 });
+			break;
+		case BAD_NEXT_OUT_OF_RANGE:
+			ctrl_put_desc(env, cq, 0, (struct desc){ CTRL_BUF, 2, 1, 0xffff });
+			break;
+		case BAD_NESTED_INDIRECT:
+			ctrl_put_desc(env, cq, 0, (struct desc){ tbl, 32, 4, 0 });
+			assert_int_equal(guest_mem__write(&env->mem, tbl, &(struct desc){ tbl, 32, 4, 0 }, 16), 0);
+			break;
+		case BAD_INDIRECT_OUTSIDE_RAM:
+			ctrl_put_desc(env, cq, 0, (struct desc){ RAM_SIZE - 16, 64, 4, 0 });
+			break;
+		case BAD_INDIRECT_LEN:
+			ctrl_put_desc(env, cq, 0, (struct desc){ tbl, 20, 4, 0 });
+			break;
+		case BAD_NO_WRITABLE:
+			ctrl_put_desc(env, cq, 0, (struct desc){ CTRL_BUF, 2, 0, 0 });
+			break;
+		case BAD_READ_AFTER_WRITE:
+			ctrl_put_desc(env, cq, 0, (struct desc){ CTRL_BUF, 1, 2 | 1, 1 });
+			ctrl_put_desc(env, cq, 1, (struct desc){ CTRL_BUF, 2, 0, 0 });
+			break;
+		case BAD_AVAIL_RUNS_AHEAD:
+			idx = 1000;
+			break;
+		case BAD_INDIRECT_LOOP:
+			ctrl_put_desc(env, cq, 0, (struct desc){ tbl, 64, 4, 0 });
+			for (k = 0; k < 4; k++)
+				assert_int_equal(guest_mem__write(&env->mem, tbl + 16 * k,
+								  &(struct desc){ CTRL_BUF, 2, 1, (uint16_t)((k + 1) % 4) }, 16), 0);
+			break;
+		}
+		ctrl_publish(env, cq, 0, head, idx);
+		for (k = 0; k < 200; k++) {
+			virtio_net__stats(env->dev, &st);
+			if (st.ctrl_bad_chains == b + 1)
+				break;
+			usleep(10000);
+		}
+		assert_int_equal(st.ctrl_bad_chains, b + 1);
+		/* Nothing was completed; the queue waits for a reset; the link is untouched. */
+		assert_int_equal(*(uint16_t *)(env->mem.base + q_used(cq) + 2), 0);
+		assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
+		env->dev->ops->reset(env->dev);
+	}
+	/* After a reset the queue serves again. */
+	memset(env->mem.base + q_desc(cq), 0, 0x3000);
+	assert_int_equal(env_activate(env, feat), 0);
+	{
+		uint16_t pairs = 2;
+
+		assert_int_equal(ctrl_command(env, 0, VIRTIO_NET_CTRL_MQ,
+					      VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs, 2), VIRTIO_NET_OK);
+	}
+	env_free(env);
+}
+
+static void test_net_ctrl_indirect_command_is_served(void **state)
+{
+	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	const unsigned cq = 4;
+	uint64_t tbl = CTRL_BUF + 0x1000;
+	uint8_t hdr[4] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 }, ack = 0xee;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF, hdr, 4), 0);
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF + 0x200, &ack, 1), 0);
+	assert_int_equal(guest_mem__write(&env->mem, tbl, &(struct desc){ CTRL_BUF, 2, 1, 1 }, 16), 0);
+	assert_int_equal(guest_mem__write(&env->mem, tbl + 16, &(struct desc){ CTRL_BUF + 2, 2, 1, 2 }, 16), 0);
+	assert_int_equal(guest_mem__write(&env->mem, tbl + 32, &(struct desc){ CTRL_BUF + 0x200, 1, 2, 0 }, 16), 0);
+	ctrl_put_desc(env, cq, 5, (struct desc){ tbl, 48, 4, 0 });
+	ctrl_publish(env, cq, 0, 5, 1);
+	assert_true(wait_call(env, cq, 2000));
+	assert_int_equal(env->mem.base[CTRL_BUF + 0x200], VIRTIO_NET_OK);
+	env_free(env);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_features_and_protocol_features_negotiate),
+		cmocka_unit_test(test_get_queue_num_needs_protocol_mq),
+		cmocka_unit_test(test_mem_table_passes_the_guest_ram_memfd),
+		cmocka_unit_test(test_vring_messages_carry_index_values_and_fds),
+		cmocka_unit_test(test_reply_with_wrong_request_code_breaks_connection),
+		cmocka_unit_test(test_reply_too_big_is_refused_before_reading_it),
+		cmocka_unit_test(test_reply_too_short_is_refused),
+		cmocka_unit_test(test_truncated_reply_then_eof_breaks_connection),
+		cmocka_unit_test(test_reply_with_wrong_version_breaks_connection),
+		cmocka_unit_test(test_reply_without_reply_flag_breaks_connection),
+		cmocka_unit_test(test_reply_with_unexpected_fd_is_closed_and_refused),
+		cmocka_unit_test(test_missing_reply_times_out),
+		cmocka_unit_test(test_backend_gone_instead_of_reply),
+		cmocka_unit_test(test_vring_base_for_another_vring_is_refused),
+		cmocka_unit_test(test_reply_ack_failure_is_reported),
+		cmocka_unit_test(test_unconnected_and_peer_closed_sends_fail_cleanly),
+		cmocka_unit_test(test_listen_replaces_stale_socket_but_not_other_files),
+		cmocka_unit_test(test_net_offers_backend_data_features_never_protocol_bit),
+		cmocka_unit_test(test_net_mq_config_and_queue_layout),
+		cmocka_unit_test(test_net_activate_hands_rings_to_backend_as_frontend_addresses),
+		cmocka_unit_test(test_net_reset_stops_rings_with_get_vring_base),
+		cmocka_unit_test(test_net_ring_outside_guest_ram_never_reaches_backend),
+		cmocka_unit_test(test_net_backend_gone_link_down_then_rings_resume_from_used_idx),
+		cmocka_unit_test(test_net_malformed_reply_takes_link_down_and_retries),
+		cmocka_unit_test(test_net_backend_without_enough_queues_keeps_link_down),
+		cmocka_unit_test(test_net_without_reply_ack_syncs_with_get_features),
+		cmocka_unit_test(test_net_server_mode_accepts_backend_and_its_return),
+		cmocka_unit_test(test_net_ctrl_mq_vq_pairs_set_enables_backend_rings),
+		cmocka_unit_test(test_net_ctrl_bad_descriptors_stop_queue_without_crash),
+		cmocka_unit_test(test_net_ctrl_indirect_command_is_served),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
