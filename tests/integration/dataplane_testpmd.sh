@@ -10,6 +10,9 @@
 #              (frames for it are counted as TX-dropped): frames flow again, no crash
 #   l2switch   two guests' MACs are learned on their ports; unknown destinations flood only to
 #              ports whose guest is connected; a guest leaving flushes its MACs
+#   multiqueue two poll lcores, two queue pairs per guest: every queue polled, a 1-queue port's
+#              tx queue shared by both workers, frames switched both ways; a guest crash with
+#              two workers polling it is survived
 #   plan       a host plan drives it: EAL lcores and --no-huge from host.dataplane, one port per
 #              NIC named VM.NIC, the dataplane listening for a mode-client NIC and connecting
 #              to a mode-server NIC
@@ -17,7 +20,7 @@
 set -uo pipefail
 
 dp=${1:?usage: dataplane_testpmd.sh RTVMM_DATAPLANE|none MODE}
-mode=${2:?mode: xconnect, reconnect, l2switch or plan}
+mode=${2:?mode: xconnect, reconnect, l2switch, multiqueue or plan}
 
 if [[ $dp == none ]]; then
 	echo "SKIP: rtvmm-dataplane was not built: libdpdk (Debian libdpdk-dev) was not found at" \
@@ -333,6 +336,38 @@ nothing floods to the port without a guest | d['ports'][2]['TX-packets'] == 0 an
 EOF
 	checks "$tmp/after.json" << EOF
 the guests' MACs are flushed when they leave | d['l2']['entries'] == 0 and d['l2']['flushed'] == 2
+EOF
+	dp_stop
+	;;
+
+multiqueue)
+	lcores=$c0
+	[[ $c1 != "$c0" ]] && lcores=$c0,$c1
+	dp_start --lcores "$lcores" --no-huge --fwd l2switch --port "vhost:$tmp/a.sock,queues=2" \
+		--port "vhost:$tmp/b.sock,queues=2" --port "vhost:$tmp/c.sock"
+	tp_start tp1 "net_virtio_user0,path=$tmp/a.sock,queues=2,mac=$mac_a" \
+		"net_virtio_user1,path=$tmp/b.sock,queues=2,mac=$mac_b" -- --rxq=2 --txq=2 \
+		--forward-mode=mac --eth-peer=0,$mac_b --eth-peer=1,$mac_a
+	links up 0 1
+	tp_cmd start tx_first 4
+	sleep 3
+	stats mid
+	checks "$tmp/mid.json" << EOF
+every rx queue has a poll lcore | all(q['lcore'] >= 0 for x in d['ports'] for q in x['rx_queues'])
+queues of a port are spread over the workers | len(d['lcores']) < 2 or all(len({q['lcore'] for q in x['rx_queues']}) == 2 for x in d['ports'][:2])
+each 2-queue port gives each worker its own tx queue | len(d['lcores']) < 2 or all(not q['shared'] and len(q['lcores']) == 1 for x in d['ports'][:2] for q in x['tx_queues'])
+the 1-queue port's tx queue is shared by both workers | len(d['lcores']) < 2 or d['ports'][2]['tx_queues'][0]['shared']
+port 0 switches both ways | d['ports'][0]['RX-packets'] > 1000 and d['ports'][0]['TX-packets'] > 1000
+port 1 switches both ways | d['ports'][1]['RX-packets'] > 1000 and d['ports'][1]['TX-packets'] > 1000
+the two guests' MACs are learned on their ports | {(e['mac'], e['port']) for e in d['l2']['table']} == {('$mac_a', 0), ('$mac_b', 1)}
+EOF
+	grep -q "workers send to 1 tx queue(s): they share them" "$tmp/dp.log" || [[ $lcores == "$c0" ]] ||
+		fail "no start-up note about the shared tx queue"
+	tp_crash
+	links down 0 1
+	stats after
+	checks "$tmp/after.json" << EOF
+the crash is seen on both ports, MACs flushed | all(x['link_downs'] == 1 for x in d['ports'][:2]) and d['l2']['entries'] == 0
 EOF
 	dp_stop
 	;;

@@ -1139,6 +1139,32 @@ static void test_virtio_pci_pci_cfg_window_reaches_bar(void **state)
 	assert_int_equal(read(v->dev.q[0].kick_fd, &cnt, 8), 8);
 }
 
+static void test_virtio_pci_add_rejects_impossible_devices(void **state)
+{
+	struct vrig *v = *state;
+	struct virtio_pci_env env = { .pci = v->pci, .vm_fd = -1, .irqs = v->irqs, .mem = &v->mem };
+	const struct virtio_dev good = v->dev.vdev;
+	struct virtio_dev bad[7];
+	struct virtio_dev_ops no_reset = fake_dev_ops;
+	struct virtio_pci *vp;
+	unsigned i;
+
+	for (i = 0; i < 7; i++)
+		bad[i] = good;
+	bad[0].device_id = 0;
+	bad[1].max_queues = 0;
+	bad[2].max_queues = VIRTIO_MAX_QUEUES + 1;
+	bad[3].queue_max_size = 300;
+	bad[4].config_size = VIRTIO_PCI_DEVICE_MAX + 1;
+	no_reset.reset = NULL;
+	bad[5].ops = &no_reset;
+	bad[6].device_id = 0x40;
+	for (i = 0; i < 7; i++)
+		assert_int_equal(virtio_pci__add(&env, &bad[i], &vp), -EINVAL);
+	env.mem = NULL;
+	assert_int_equal(virtio_pci__add(&env, &bad[0], &vp), -EINVAL);
+}
+
 /* ---- fuzz ------------------------------------------------------------------------- */
 
 static uint64_t rng_state;
@@ -1459,6 +1485,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_virtio_pci_config_change_bumps_generation_and_interrupts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_bounds_vectors_selectors_and_odd_widths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_pci_cfg_window_reaches_bar, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_add_rejects_impossible_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_random_guest_accesses_never_break_the_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_concurrent_vcpus_while_the_bar_moves, setup, teardown),
 		cmocka_unit_test(test_virtio_pci_real_kvm_accepts_routes_irqfds_and_ioeventfds),

@@ -8,7 +8,8 @@
  * event block (status/enable, 2+2 bytes), a PM1a control block and a reset
  * register, all in port I/O and served by the ACPI PM device. There is no
  * PM timer, no GPE block and no SMI command port (the machine is always in
- * ACPI mode). The DSDT holds \_S0, \_S5, COM1 and the i8042.
+ * ACPI mode). The DSDT holds \_S0, \_S5, COM1, the i8042 and the PCI host
+ * bridge (bus 0 through ports 0xCF8/0xCFC, BARs in LAYOUT_PCI_MMIO_*).
  */
 #include "vmm/x86/tables.h"
 
@@ -451,7 +452,91 @@ static const struct isa_dev isa_devs[] = {
 	  .io = { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } }, .irq = I8042_KBD_IRQ },
 };
 
-/* Scope(\_SB){ Device(COM1){...} Device(PS2K){...} } */
+#define RES_WORD_BUS_LEN  16  /* large descriptor 0x88 (word address space), bus numbers */
+#define RES_DWORD_MEM_LEN 26  /* large descriptor 0x87 (dword address space), memory */
+#define RES_ADDR_PRODUCER_FIXED 0x0c /* general flags: producer, positive decode, min/max fixed */
+#define RES_MEM_RW_UNCACHED     0x01 /* memory flags: read-write, non-cacheable, static */
+
+/*
+ * The PCI host bridge's _CRS: bus 0 (the only one), the configuration
+ * ports it consumes (0xCF8-0xCFF), and the MMIO window BARs live in. No I/O
+ * window: rtvmm's PCI devices have no I/O BARs.
+ */
+static void aml_pci_crs(struct aml *a)
+{
+	const uint64_t base = LAYOUT_PCI_MMIO_BASE, size = LAYOUT_PCI_MMIO_SIZE;
+	const uint32_t mem[5] = {
+		0,                                   /* granularity */
+		(uint32_t)base,                      /* range minimum */
+		(uint32_t)(base + size - 1),         /* range maximum */
+		0,                                   /* translation offset */
+		(uint32_t)size,                      /* length */
+	};
+	const uint16_t bus[5] = { 0, 0, 0, 0, 1 }; /* granularity, min, max, translation, length */
+	uint8_t res[RES_WORD_BUS_LEN + RES_IO_LEN + RES_DWORD_MEM_LEN + RES_END_LEN];
+	size_t n = 0, buf;
+
+	res[n++] = 0x88;                                 /* word address space descriptor */
+	res[n++] = RES_WORD_BUS_LEN - 3;
+	res[n++] = 0;
+	res[n++] = 0x02;                                 /* bus number range */
+	res[n++] = RES_ADDR_PRODUCER_FIXED;
+	res[n++] = 0;
+	memcpy(res + n, bus, sizeof(bus));
+	n += sizeof(bus);
+
+	res[n++] = 0x47;                                 /* I/O port descriptor, 16-bit decode */
+	res[n++] = 0x01;
+	res[n++] = (uint8_t)PORT_PCI_CONFIG_ADDRESS;
+	res[n++] = (uint8_t)(PORT_PCI_CONFIG_ADDRESS >> 8);
+	res[n++] = (uint8_t)PORT_PCI_CONFIG_ADDRESS;
+	res[n++] = (uint8_t)(PORT_PCI_CONFIG_ADDRESS >> 8);
+	res[n++] = 0x01;                                 /* alignment */
+	res[n++] = 0x08;                                 /* 0xCF8-0xCFF */
+
+	res[n++] = 0x87;                                 /* dword address space descriptor */
+	res[n++] = RES_DWORD_MEM_LEN - 3;
+	res[n++] = 0;
+	res[n++] = 0x00;                                 /* memory range */
+	res[n++] = RES_ADDR_PRODUCER_FIXED;
+	res[n++] = RES_MEM_RW_UNCACHED;
+	memcpy(res + n, mem, sizeof(mem));
+	n += sizeof(mem);
+
+	res[n++] = 0x79;                                 /* end tag */
+	res[n++] = 0x00;
+
+	aml_byte(a, AML_NAME_OP);
+	aml_nameseg(a, "_CRS");
+	aml_byte(a, AML_BUFFER_OP);
+	buf = aml_pkg_begin(a);
+	aml_integer(a, (uint32_t)n);
+	aml_bytes(a, res, n);
+	aml_pkg_end(a, buf);
+}
+
+/*
+ * Device(PCI0){ _HID PNP0A03, _UID 0, _SEG 0, _BBN 0, _CRS }: the host
+ * bridge of vmm/pci, where Linux's ACPI PCI root driver finds bus 0 and the
+ * window its BARs may use. No _PRT: PCI devices here have no INTx (MSI-X).
+ */
+static void aml_pci_host(struct aml *a)
+{
+	size_t dev;
+
+	aml_byte(a, AML_EXT_PREFIX);
+	aml_byte(a, AML_DEVICE_OP);
+	dev = aml_pkg_begin(a);
+	aml_nameseg(a, "PCI0");
+	aml_name_integer(a, "_HID", eisa_id("PNP0A03"));
+	aml_name_integer(a, "_UID", 0);
+	aml_name_integer(a, "_SEG", 0);
+	aml_name_integer(a, "_BBN", 0);
+	aml_pci_crs(a);
+	aml_pkg_end(a, dev);
+}
+
+/* Scope(\_SB){ Device(COM1){...} Device(PS2K){...} Device(PCI0){...} } */
 static void aml_sb(struct aml *a)
 {
 	size_t scope;
@@ -463,6 +548,7 @@ static void aml_sb(struct aml *a)
 	aml_nameseg(a, "_SB_");
 	for (i = 0; i < sizeof(isa_devs) / sizeof(isa_devs[0]); i++)
 		aml_isa_dev(a, &isa_devs[i]);
+	aml_pci_host(a);
 	aml_pkg_end(a, scope);
 }
 

@@ -25,6 +25,16 @@
 #define LAYOUT_TESTDEV_MMIO   0xD0000000ULL /* rtvmm test device (bare-metal guest), 4 KiB */
 #define LAYOUT_TESTDEV_MMIO_SIZE 0x1000ULL
 
+/*
+ * PCI (vmm/pci): memory BARs are assigned from this window of the PCI hole,
+ * which the DSDT's host bridge _CRS describes. It starts above the test
+ * device and ends below the IOAPIC. No ECAM: configuration space is reached
+ * through ports 0xCF8/0xCFC only (room for a 256 MiB ECAM is left at
+ * 0xC0000000-0xCFFFFFFF should one be added).
+ */
+#define LAYOUT_PCI_MMIO_BASE  0xE0000000ULL
+#define LAYOUT_PCI_MMIO_SIZE  (LAYOUT_IOAPIC - LAYOUT_PCI_MMIO_BASE)
+
 /* Port I/O. */
 #define PORT_COM1             0x3F8
 #define PORT_COM1_IRQ         4
@@ -36,5 +46,7 @@
 #define ACPI_RESET_VALUE      0x01
 #define ACPI_SCI_IRQ          9
 #define PORT_TESTDEV          0x510       /* rtvmm test device (bare-metal guest), 16 ports */
+#define PORT_PCI_CONFIG_ADDRESS 0xCF8     /* PCI configuration mechanism #1: address, 32-bit */
+#define PORT_PCI_CONFIG_DATA  0xCFC       /* ... and data, 0xCFC-0xCFF */
 
 #endif

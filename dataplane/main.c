@@ -1,0 +1,572 @@
+/*
+ * rtvmm-dataplane: the DPDK process that is the vhost-user backend of every guest NIC.
+ *
+ *   rtvmm-dataplane run [PLAN.yaml] [--lcores LIST] [--port TYPE:TARGET[,opts]]... [--fwd MODE]
+ *   rtvmm-dataplane stats [--socket PATH] [--json]
+ *
+ * The command line is parsed here, and only here does the program exit; dp_run is the
+ * composition root: it builds the dataplane in the order written there.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <glob.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "config/plan.h"
+#include "config/parse.h"
+#include "dataplane/config.h"
+#include "dataplane/dp.h"
+#include "dataplane/stats.h"
+
+#define PROG "rtvmm-dataplane"
+
+static struct dp *g_dp;
+
+void dp_log(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	printf(PROG ": %s\n", line);
+	fflush(stdout);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (g_dp)
+		__atomic_store_n(&g_dp->stop, 1, __ATOMIC_RELAXED);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: " PROG " run [PLAN.yaml] [options]     the DPDK vhost-user backend and switch\n"
+"       " PROG " stats [--socket PATH] [--json]  counters of a running dataplane\n"
+"\n"
+"run: ports come from the plan's VM NICs (one vhost-user port per NIC: the dataplane\n"
+"listens for NICs in mode client and connects to NICs in mode server) and from --port;\n"
+"lcores, main lcore, NUMA node, hugepages and extra EAL arguments from host.dataplane,\n"
+"unless given here.\n"
+"  -l, --lcores LIST        poll-mode lcores (cpu list: one poll thread per cpu)\n"
+"      --main-lcore N       EAL main lcore (default: first poll lcore, which then polls)\n"
+"      --no-huge            run on ordinary 4K pages (testing; says what it costs)\n"
+"  -m, --mem MB             EAL memory (default: computed from ports and queues)\n"
+"      --numa-node N        NUMA node for mbufs (--socket-mem)\n"
+"      --file-prefix NAME   EAL runtime files prefix (default " DP_DEFAULT_FILE_PREFIX ")\n"
+"      --eal 'ARGS'         extra EAL arguments\n"
+"  -p, --port SPEC          add a port (repeatable; index = order, after the plan's NICs):\n"
+"                             vhost:SOCKET[,queues=N][,client][,name=LABEL]\n"
+"                             af_packet:IFNAME[,queues=N][,name=LABEL]\n"
+"                             tap:IFNAME[,queues=N][,name=LABEL]\n"
+"                             pci:DDDD:BB:DD.F[,queues=N][,name=LABEL]\n"
+"  -f, --fwd MODE           xconnect (pairs 0<->1, 2<->3, ...; default without a plan)\n"
+"                           l2switch (MAC learning, flooding; default with a plan)\n"
+"      --pair A:B           xconnect pair (repeatable; replaces the default pairs)\n"
+"  -s, --stats-socket PATH  stats socket (default " DP_DEFAULT_STATS_SOCKET ")\n"
+"      --stats-interval MS  rate interval (default 1000)\n"
+"      --mac-aging S        l2switch MAC aging (default 300, 0 = never)\n"
+"      --mac-entries N      l2switch table size (default 8192)\n"
+"  -n, --dry-run            print the EAL arguments and ports, start nothing\n"
+"SIGINT/SIGTERM stop it gracefully and print a summary.\n"
+"\n"
+"stats:\n"
+"  -s, --socket PATH        the stats socket (default " DP_DEFAULT_STATS_SOCKET ")\n"
+"  -j, --json               print the JSON document (else testpmd-style text)\n");
+}
+
+/* ---- hugepages ---- */
+
+/* Free hugepage bytes (on `node`, or all nodes when node < 0). */
+static unsigned long long free_huge_bytes(int node)
+{
+	char pattern[256];
+	unsigned long long total = 0;
+	glob_t g;
+	size_t i;
+
+	if (node >= 0)
+		snprintf(pattern, sizeof(pattern),
+			 "/sys/devices/system/node/node%d/hugepages/hugepages-*kB/free_hugepages", node);
+	else
+		snprintf(pattern, sizeof(pattern), "/sys/kernel/mm/hugepages/hugepages-*kB/free_hugepages");
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	for (i = 0; i < g.gl_pathc; i++) {
+		unsigned long long kb = 0, n = 0;
+		const char *h = strstr(g.gl_pathv[i], "hugepages-");
+		FILE *f;
+
+		if (!h || sscanf(h, "hugepages-%llukB", &kb) != 1)
+			continue;
+		f = fopen(g.gl_pathv[i], "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu", &n) == 1)
+			total += n * kb * 1024;
+		fclose(f);
+	}
+	globfree(&g);
+	return total;
+}
+
+static bool hugetlbfs_mounted(void)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/mounts", "r");
+
+	if (!f)
+		return true;   /* cannot tell: let the EAL say */
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " hugetlbfs ") != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Says what the memory will be, or why there is none; -ENOMEM when hugepages are short. */
+static int check_memory(const struct dp_config *c, struct err *e)
+{
+	unsigned mb = dp_config__mem_mb(c);
+	unsigned long long free_b;
+
+	if (c->no_huge) {
+		dp_log("running without hugepages (--no-huge): %u MB of ordinary 4 KiB pages for %u "
+		       "mbufs. vhost-user still works, since guest RAM is the frontend's shared memfd "
+		       "that the vhost library maps itself; expect more TLB misses, and physical NICs "
+		       "need hugepages", mb, dp_config__nr_mbufs(c));
+		return 0;
+	}
+	if (!hugetlbfs_mounted())
+		return err__set(e, -ENOMEM, "no hugetlbfs is mounted: mount one (mount -t hugetlbfs "
+				"nodev /dev/hugepages) or run with --no-huge (plan: host.dataplane.no_huge: "
+				"true)");
+	free_b = free_huge_bytes(c->node);
+	if (free_b < (unsigned long long)mb << 20)
+		return err__set(e, -ENOMEM, "%llu MB of free hugepages%s, the dataplane needs %u MB: "
+				"reserve them (echo %u > /sys/kernel/mm/hugepages/hugepages-2048kB/"
+				"nr_hugepages) or run with --no-huge (plan: host.dataplane.no_huge: true)",
+				free_b >> 20, c->node >= 0 ? " on its node" : "", mb, (mb + 1) / 2);
+	dp_log("using hugepages: %u MB%s for %u mbufs (%llu MB free)", mb,
+	       c->node >= 0 ? " on its NUMA node" : "", dp_config__nr_mbufs(c), free_b >> 20);
+	return 0;
+}
+
+/* ---- run ---- */
+
+static void print_plan(const struct dp_config *c, int argc, char **argv, FILE *f)
+{
+	char cpus[256], devargs[512];
+	unsigned i;
+	int k;
+
+	fprintf(f, "EAL:");
+	for (k = 1; k < argc; k++)
+		fprintf(f, " %s", argv[k]);
+	fprintf(f, "\n");
+	plan__format_cpus(&c->lcores, cpus, sizeof(cpus));
+	fprintf(f, "poll lcores: %s (main lcore %u%s)\n", cpus, dp_config__main_lcore(c),
+		CPU_ISSET(dp_config__main_lcore(c), &c->lcores) ? ", polls too" : ", housekeeping");
+	fprintf(f, "forwarding: %s\n", dp_fwd_name(c->fwd));
+	for (i = 0; i < c->nr_ports; i++) {
+		int peer = dp_config__peer(c, i);
+
+		if (dp_config__devargs(c, i, devargs, sizeof(devargs)))
+			devargs[0] = '\0';
+		fprintf(f, "port %u: %s %s %s", i, c->ports[i].name, dp_port_kind_name(c->ports[i].kind),
+			devargs);
+		if (c->fwd == DP_FWD_XCONNECT)
+			fprintf(f, peer >= 0 ? " <-> port %d" : " (no peer)", peer);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "stats socket: %s\n", c->stats_socket);
+}
+
+static int dp_run(const struct dp_config *c)
+{
+	struct dp *dp;
+	struct err e = { 0 };
+	struct sigaction sa;
+	char **eal_argv = NULL, **eal_copy = NULL;
+	int eal_argc = 0, rc, status = 1;
+	unsigned main_lcore = dp_config__main_lcore(c), i;
+	bool main_polls = CPU_ISSET(main_lcore, &c->lcores);
+	json_t *doc;
+
+	if (dp_config__eal_argv(c, &eal_argc, &eal_argv, &e)) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		return 1;
+	}
+	if (c->dry_run) {
+		print_plan(c, eal_argc, eal_argv, stdout);
+		status = 0;
+		goto out_argv;
+	}
+	if (check_memory(c, &e)) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		goto out_argv;
+	}
+	dp = calloc(1, sizeof(*dp));
+	if (!dp) {
+		fprintf(stderr, PROG ": out of memory\n");
+		goto out_argv;
+	}
+	dp->cfg = c;
+	dp->fwd = c->fwd;
+	g_dp = dp;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* 1. The EAL: lcores, memory, drivers. It may permute argv: give it a copy. */
+	print_plan(c, eal_argc, eal_argv, stdout);
+	eal_copy = calloc((size_t)eal_argc + 1, sizeof(char *));
+	if (!eal_copy)
+		goto out_dp;
+	memcpy(eal_copy, eal_argv, sizeof(char *) * (size_t)eal_argc);
+	rc = rte_eal_init(eal_argc, eal_copy);
+	if (rc < 0) {
+		fprintf(stderr, PROG ": EAL initialisation failed%s%s (see the EAL lines above; every "
+			"DPDK process on a host needs its own --file-prefix, this one is '%s')\n",
+			rte_errno ? ": " : "", rte_errno ? rte_strerror(rte_errno) : "", c->file_prefix);
+		goto out_dp;
+	}
+	dp->tsc_hz = rte_get_tsc_hz();
+
+	/* 2. Packet buffers, on the dataplane's node. */
+	dp->pool = rte_pktmbuf_pool_create("dp_mbufs", dp_config__nr_mbufs(c), DP_MBUF_CACHE, 0,
+					   RTE_MBUF_DEFAULT_BUF_SIZE,
+					   c->node >= 0 ? c->node : (int)rte_lcore_to_socket_id(main_lcore));
+	if (!dp->pool) {
+		fprintf(stderr, PROG ": cannot create %u mbufs: %s (raise --mem)\n",
+			dp_config__nr_mbufs(c), rte_strerror(rte_errno));
+		goto out_eal;
+	}
+
+	/* 3. The MAC table (l2switch). */
+	if (dp->fwd == DP_FWD_L2SWITCH && l2_table__init(&dp->l2, c->mac_entries, c->mac_aging_s)) {
+		fprintf(stderr, PROG ": cannot allocate the MAC table (%u entries)\n", c->mac_entries);
+		goto out_pool;
+	}
+
+	/* 4. Workers and their RCU state: link events (step 5 on) wait for workers through it. */
+	if (dp_workers__create(dp, &e))
+		goto out_err_workers;
+
+	/* 5. Ports: probe, configure; vhost-user sockets are listening (or connecting) now. */
+	if (dp_ports__create(dp, &e))
+		goto out_err_ports;
+
+	/* 6. Which worker polls which (port, queue), and which tx queue it sends on. */
+	if (dp_workers__assign(dp, &e))
+		goto out_err_ports;
+
+	/* 7. Start the ports (a guest that connected since step 5 now gets its queues). */
+	if (dp_ports__start(dp, &e))
+		goto out_err_ports;
+
+	/* 8. Housekeeping: rates, aging, links, the stats socket. */
+	if (dp_stats__start(dp, &e))
+		goto out_err_ports;
+
+	/* 9. Poll. */
+	for (i = 0; i < dp->nr_workers; i++)
+		if (dp->workers[i]->lcore != main_lcore)
+			rte_eal_remote_launch(dp_worker__main, dp, dp->workers[i]->lcore);
+	dp_log("ready: %u ports, %u poll lcore(s), %s forwarding, stats at %s", dp->nr_ports,
+	       dp->nr_workers, dp_fwd_name(dp->fwd), c->stats_socket);
+	if (main_polls) {
+		dp_worker__main(dp);
+	} else {
+		struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
+
+		pthread_setname_np(pthread_self(), "dp-main");
+		while (!DP_READ(dp->stop))
+			nanosleep(&ts, NULL);
+	}
+
+	/* Stop: workers leave their loops, then the summary, then everything in reverse. */
+	__atomic_store_n(&dp->stop, 1, __ATOMIC_RELAXED);
+	rte_eal_mp_wait_lcore();
+	dp_stats__stop(dp);
+	doc = dp_stats__json(dp);
+	if (doc) {
+		dp_stats__print(stdout, doc, "Summary at exit");
+		json_decref(doc);
+	}
+	status = 0;
+	goto out_ports;
+
+out_err_ports:
+	fprintf(stderr, PROG ": %s\n", e.msg);
+	__atomic_store_n(&dp->stop, 1, __ATOMIC_RELAXED);
+	rte_eal_mp_wait_lcore();
+out_ports:
+	dp_ports__close(dp);
+	dp_workers__free(dp);
+	goto out_l2;
+out_err_workers:
+	fprintf(stderr, PROG ": %s\n", e.msg);
+	dp_workers__free(dp);
+out_l2:
+	if (dp->fwd == DP_FWD_L2SWITCH)
+		l2_table__free(&dp->l2);
+out_pool:
+	rte_mempool_free(dp->pool);
+out_eal:
+	rte_eal_cleanup();
+out_dp:
+	g_dp = NULL;
+	free(eal_copy);
+	free(dp);
+out_argv:
+	dp_config__free_argv(eal_argc, eal_argv);
+	free(eal_argv);
+	return status;
+}
+
+enum {
+	OPT_MAIN = 256, OPT_NO_HUGE, OPT_NODE, OPT_PREFIX, OPT_EAL, OPT_PAIR, OPT_INTERVAL,
+	OPT_AGING, OPT_ENTRIES,
+};
+
+static int parse_num(const char *opt, const char *s, unsigned long lo, unsigned long hi,
+		     unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *out < lo || *out > hi || *s == '-') {
+		fprintf(stderr, PROG ": %s %s: expected a number %lu..%lu\n", opt, s, lo, hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "lcores", required_argument, NULL, 'l' },
+		{ "main-lcore", required_argument, NULL, OPT_MAIN },
+		{ "no-huge", no_argument, NULL, OPT_NO_HUGE },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "numa-node", required_argument, NULL, OPT_NODE },
+		{ "file-prefix", required_argument, NULL, OPT_PREFIX },
+		{ "eal", required_argument, NULL, OPT_EAL },
+		{ "port", required_argument, NULL, 'p' },
+		{ "fwd", required_argument, NULL, 'f' },
+		{ "pair", required_argument, NULL, OPT_PAIR },
+		{ "stats-socket", required_argument, NULL, 's' },
+		{ "stats-interval", required_argument, NULL, OPT_INTERVAL },
+		{ "mac-aging", required_argument, NULL, OPT_AGING },
+		{ "mac-entries", required_argument, NULL, OPT_ENTRIES },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	static struct dp_config c;   /* large: not on the stack */
+	struct err e = { 0 };
+	unsigned long v;
+	int o;
+
+	dp_config__init(&c);
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "l:m:p:f:s:nh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'l':
+			if (plan__parse_cpus(optarg, &c.lcores) || !CPU_COUNT(&c.lcores)) {
+				fprintf(stderr, PROG ": --lcores %s: expected a cpu list (\"1\", \"1-3,6\")\n",
+					optarg);
+				return 2;
+			}
+			c.set |= DP_SET_LCORES;
+			break;
+		case OPT_MAIN:
+			if (parse_num("--main-lcore", optarg, 0, RTE_MAX_LCORE - 1, &v))
+				return 2;
+			c.main_lcore = (int)v;
+			c.set |= DP_SET_MAIN;
+			break;
+		case OPT_NO_HUGE:
+			c.no_huge = true;
+			c.set |= DP_SET_NO_HUGE;
+			break;
+		case 'm':
+			if (parse_num("--mem", optarg, 16, 1 << 20, &v))
+				return 2;
+			c.mem_mb = (unsigned)v;
+			break;
+		case OPT_NODE:
+			if (parse_num("--numa-node", optarg, 0, 1023, &v))
+				return 2;
+			c.node = (int)v;
+			break;
+		case OPT_PREFIX:
+			snprintf(c.file_prefix, sizeof(c.file_prefix), "%s", optarg);
+			break;
+		case OPT_EAL:
+			snprintf(c.extra_eal, sizeof(c.extra_eal), "%s", optarg);
+			break;
+		case 'p':
+			if (dp_config__add_port(&c, optarg, &e)) {
+				fprintf(stderr, PROG ": %s\n", e.msg);
+				return 2;
+			}
+			break;
+		case 'f':
+			if (dp_fwd_parse(optarg, &c.fwd)) {
+				fprintf(stderr, PROG ": --fwd %s: expected xconnect or l2switch\n", optarg);
+				return 2;
+			}
+			c.set |= DP_SET_FWD;
+			break;
+		case OPT_PAIR:
+			if (dp_config__add_pair(&c, optarg, &e)) {
+				fprintf(stderr, PROG ": %s\n", e.msg);
+				return 2;
+			}
+			break;
+		case 's':
+			if (strlen(optarg) >= sizeof(c.stats_socket)) {
+				fprintf(stderr, PROG ": --stats-socket %s: longer than %zu bytes\n", optarg,
+					sizeof(c.stats_socket) - 1);
+				return 2;
+			}
+			snprintf(c.stats_socket, sizeof(c.stats_socket), "%s", optarg);
+			break;
+		case OPT_INTERVAL:
+			if (parse_num("--stats-interval", optarg, 10, 3600 * 1000, &v))
+				return 2;
+			c.stats_interval_ms = (unsigned)v;
+			break;
+		case OPT_AGING:
+			if (parse_num("--mac-aging", optarg, 0, 1000000, &v))
+				return 2;
+			c.mac_aging_s = (unsigned)v;
+			break;
+		case OPT_ENTRIES:
+			if (parse_num("--mac-entries", optarg, 8, 1 << 24, &v))
+				return 2;
+			c.mac_entries = (unsigned)v;
+			break;
+		case 'n':
+			c.dry_run = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc - 1) {
+		fprintf(stderr, PROG ": run: one plan file at most (got '%s' and '%s')\n", argv[optind],
+			argv[optind + 1]);
+		return 2;
+	}
+	if (optind == argc - 1 && dp_config__load_plan(&c, argv[optind], &e)) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		return 1;
+	}
+	if (dp_config__finish(&c, &e)) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		return 2;
+	}
+	return dp_run(&c);
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *path = DP_DEFAULT_STATS_SOCKET;
+	bool as_json = false;
+	struct err e = { 0 };
+	json_t *doc = NULL;
+	int o;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, PROG ": stats: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (dp_stats__query(path, &doc, &e)) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		return 1;
+	}
+	if (as_json) {
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		dp_stats__print(stdout, doc, "Statistics");
+	}
+	json_decref(doc);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stats"))
+		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf(PROG " " RTVMM_VERSION "\n");
+		return 0;
+	}
+	fprintf(stderr, PROG ": unknown command '%s' (run, stats, help)\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

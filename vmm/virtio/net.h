@@ -1,0 +1,115 @@
+/*
+ * virtio-net (device type 1) whose data path is a vhost-user backend.
+ *
+ * The monitor only sets the rings up: the guest's notify writes reach the
+ * backend through the queue's kick eventfd (a KVM ioeventfd), the backend's
+ * completions reach the guest through the call eventfd (a KVM irqfd on the
+ * queue's MSI route). No monitor thread touches a packet.
+ *
+ * One thread per NIC ("vu-<name>") watches the backend connection: it
+ * reconnects (client mode, backoff 100 ms doubling to 5 s) or accepts the next
+ * backend (server mode), re-sends the memory table and the rings with the used
+ * index read from guest RAM as the base, and turns the link up and down with a
+ * configuration-change interrupt. The same thread serves the control queue
+ * (VIRTIO_NET_F_CTRL_VQ, offered with multiqueue): MQ_VQ_PAIRS_SET enables the
+ * backend's rings with SET_VRING_ENABLE.
+ *
+ * Locking: the transport may call the ops from vCPU threads; activate and
+ * reset talk to the backend (bounded by the reply timeout). config_changed is
+ * only ever called from the "vu-" thread with no device lock held.
+ */
+#ifndef RTVMM_VIRTIO_NET_H
+#define RTVMM_VIRTIO_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/plan.h"
+#include "vmm/err.h"
+#include "vmm/guest_mem.h"
+#include "vmm/virtio/virtio.h"
+
+#define VIRTIO_ID_NET 1
+
+/* Feature bits (virtio 1.x, 5.1.3). */
+#define VIRTIO_NET_F_CSUM            0
+#define VIRTIO_NET_F_GUEST_CSUM      1
+#define VIRTIO_NET_F_MTU             3
+#define VIRTIO_NET_F_MAC             5
+#define VIRTIO_NET_F_GUEST_TSO4      7
+#define VIRTIO_NET_F_GUEST_TSO6      8
+#define VIRTIO_NET_F_GUEST_ECN       9
+#define VIRTIO_NET_F_GUEST_UFO       10
+#define VIRTIO_NET_F_HOST_TSO4       11
+#define VIRTIO_NET_F_HOST_TSO6       12
+#define VIRTIO_NET_F_HOST_ECN        13
+#define VIRTIO_NET_F_HOST_UFO        14
+#define VIRTIO_NET_F_MRG_RXBUF       15
+#define VIRTIO_NET_F_STATUS          16
+#define VIRTIO_NET_F_CTRL_VQ         17
+#define VIRTIO_NET_F_CTRL_RX         18
+#define VIRTIO_NET_F_MQ              22
+#define VIRTIO_RING_F_INDIRECT_DESC  28
+#define VIRTIO_RING_F_EVENT_IDX      29
+#define VIRTIO_F_VERSION_1           32
+#define VIRTIO_F_RING_PACKED         34
+
+#define VIRTIO_NET_S_LINK_UP 1
+
+/* Control queue (5.1.6.5). */
+#define VIRTIO_NET_OK  0
+#define VIRTIO_NET_ERR 1
+#define VIRTIO_NET_CTRL_MQ              4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
+
+#define VIRTIO_NET_QUEUE_SIZE 1024   /* largest ring the device accepts */
+#define VIRTIO_NET_MAX_PAIRS  16     /* 2N data queues + control fit VIRTIO_MAX_QUEUES */
+
+/* Device configuration space as the guest reads it (little-endian on x86). */
+struct virtio_net_config {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+} __attribute__((packed));
+
+/* Counters and state; the device logs only connection events and errors. */
+struct virtio_net_stats {
+	bool link_up;
+	bool backend_known;          /* features below came from a backend */
+	uint64_t backend_features;   /* the backend's GET_FEATURES */
+	uint64_t backend_protocol;   /* negotiated protocol features */
+	uint64_t connects;           /* sessions set up (handshake, and rings when active) */
+	uint64_t disconnects;        /* the backend went away */
+	uint64_t failures;           /* sessions ended by a malformed/unexpected reply, refusal, timeout */
+	uint64_t link_changes;       /* configuration-change interrupts requested */
+	uint64_t ctrl_commands;      /* control-queue commands answered OK */
+	uint64_t ctrl_errors;        /* answered VIRTIO_NET_ERR */
+	uint64_t ctrl_bad_chains;    /* malformed descriptor chains (the control queue stops) */
+	unsigned queue_pairs;        /* pairs the guest enabled (MQ_VQ_PAIRS_SET) */
+	char last_error[512];
+};
+
+/*
+ * Creates the device for `nic` (socket path, mode, MAC, queue pairs) over
+ * guest RAM `mem` (its memfd is what the backend maps; `mem` must outlive the
+ * device) and starts its thread. Client mode makes one connection attempt
+ * before returning; the thread keeps trying. Server mode listens at once.
+ */
+__attribute__((warn_unused_result))
+int virtio_net__create(const struct plan_nic *nic, const struct guest_mem *mem,
+		       struct virtio_dev **out, struct err *e);
+
+/* Stops the thread, stops the rings if active, closes the connection (and the listening socket). */
+void virtio_net__destroy(struct virtio_dev *vdev);
+
+/*
+ * Waits up to `timeout_ms` until a backend is connected and negotiated (and,
+ * when the device is active, its rings are set up): 0 or -ETIMEDOUT. The
+ * builder calls this before booting so the guest sees the backend's features.
+ */
+int virtio_net__wait_backend(struct virtio_dev *vdev, int timeout_ms);
+
+void virtio_net__stats(struct virtio_dev *vdev, struct virtio_net_stats *st);
+
+#endif
