@@ -53,7 +53,8 @@ static const char usage_text[] =
 	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
 	"Ctrl-A x quits). Exit status: 0 after guest poweroff or reboot, the guest's\n"
 	"status from the test device, 1 when the VM cannot be built, 2 when the guest\n"
-	"fails (triple fault, KVM internal error), 128+N on signal N.\n";
+	"fails (triple fault, KVM internal error), 128+N on signal N.\n"
+	"SIGUSR2 makes rtvmm print every vCPU's registers and go on.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {

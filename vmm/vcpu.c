@@ -175,6 +175,8 @@ static void *vcpu_thread(void *arg)
 
 			if (err == EINTR || err == EAGAIN) {
 				vcpu->run->immediate_exit = 0;
+				if (__atomic_exchange_n(&vcpu->dump_pending, false, __ATOMIC_ACQ_REL))
+					vcpu__dump(vcpu, stderr);
 				continue;
 			}
 			memset(&stop, 0, sizeof(stop));
@@ -208,6 +210,12 @@ int vcpu__start(struct vcpu *vcpu)
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
 	pthread_setname_np(vcpu->thread, name);
 	return 0;
+}
+
+void vcpu__request_dump(struct vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->dump_pending, true, __ATOMIC_RELEASE);
+	vcpu__kick(vcpu);
 }
 
 void vcpu__kick(struct vcpu *vcpu)

@@ -20,6 +20,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	pid_t tid;              /* kernel thread id, valid once the thread runs */
+	bool dump_pending;      /* print registers at the next exit (SIGUSR2 to the monitor) */
 	struct exit_ctx exits;
 };
 
@@ -33,6 +34,9 @@ int vcpu__set_boot_state(struct vcpu *vcpu, uint64_t entry, uint64_t zero_page);
 
 /* Starts the vCPU thread (named "vcpuN"); it runs until the VM stops. */
 int vcpu__start(struct vcpu *vcpu);
+
+/* Asks the vCPU to print its registers from its own thread, then run on. */
+void vcpu__request_dump(struct vcpu *vcpu);
 
 /* Makes the vCPU leave KVM_RUN promptly (immediate_exit + signal). */
 void vcpu__kick(struct vcpu *vcpu);

@@ -210,6 +210,13 @@ static void wait_for_stop(struct vm *vm, int sfd)
 			break;
 		if (sfd >= 0 && (fds[1].revents & POLLIN) &&
 		    read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			unsigned i;
+
+			if (si.ssi_signo == SIGUSR2) {
+				for (i = 0; i < vm->nr_vcpus; i++)
+					vcpu__request_dump(&vm->vcpus[i]);
+				continue;
+			}
 			fprintf(stderr, "rtvmm: %s: stopping the VM\n", strsignal((int)si.ssi_signo));
 			vm__request_stop(vm, VM_STOP_SIGNAL, 128 + (int)si.ssi_signo);
 		}
@@ -302,6 +309,7 @@ int vm__run(struct vm *vm)
 	sigaddset(&term, SIGINT);
 	sigaddset(&term, SIGTERM);
 	sigaddset(&term, SIGHUP);
+	sigaddset(&term, SIGUSR2); /* print every vCPU's registers, keep running */
 	pthread_sigmask(SIG_BLOCK, &term, &old);
 	sfd = signalfd(-1, &term, SFD_CLOEXEC);
 
