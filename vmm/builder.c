@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rt/rt.h"
@@ -12,10 +13,16 @@
 #include "vmm/hw/i8042.h"
 #include "vmm/hw/serial.h"
 #include "vmm/hw/testdev.h"
+#include "vmm/pci/pci.h"
+#include "vmm/virtio/net.h"
+#include "vmm/virtio/pci.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/regs.h"
 #include "vmm/x86/tables.h"
+
+/* How long the builder waits for a NIC's vhost-user backend before booting without it. */
+#define NIC_BACKEND_WAIT_MS 2000
 
 /* Smallest guest rtvmm builds: boot structures below 1 MiB plus room for a kernel. */
 #define VM_MIN_MEMORY (4ULL << 20)
@@ -43,6 +50,45 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 		err = console__start(&vm->console, cfg->console_in, vm->serial, &vm->ctl);
 		if (err)
 			return err__set(e, err, "console input: %s", strerror(-err));
+	}
+	return 0;
+}
+
+/*
+ * The PCI bus (always: the DSDT describes it) and one virtio-net function per
+ * NIC, its data path a vhost-user backend.
+ */
+static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
+{
+	struct virtio_pci_env env;
+	unsigned i;
+	int err;
+
+	err = pci_bus__create(&vm->pio, &vm->mmio, LAYOUT_PCI_MMIO_BASE, LAYOUT_PCI_MMIO_SIZE,
+			      &vm->pci);
+	if (err)
+		return err__set(e, err, "PCI bus: %s", strerror(-err));
+	env = (struct virtio_pci_env){ .pci = vm->pci, .vm_fd = vm->fd, .irqs = &vm->irqs,
+				       .mem = &vm->mem };
+	if (!cfg->nr_nics)
+		return 0;
+	vm->nics = calloc(cfg->nr_nics, sizeof(*vm->nics));
+	if (!vm->nics)
+		return err__set(e, -ENOMEM, "out of memory for %u NICs", cfg->nr_nics);
+	vm->nr_nics = cfg->nr_nics;
+	for (i = 0; i < cfg->nr_nics; i++) {
+		const struct plan_nic *nic = &cfg->nics[i];
+
+		err = virtio_net__create(nic, &vm->mem, &vm->nics[i].dev, e);
+		if (err)
+			return err;
+		/* Learn the backend's features before the guest negotiates; it may also come later. */
+		if (virtio_net__wait_backend(vm->nics[i].dev, NIC_BACKEND_WAIT_MS) < 0)
+			fprintf(stderr, "rtvmm: %s: no vhost-user backend on %s yet; the link stays down "
+				"until one connects\n", nic->name, nic->socket);
+		err = virtio_pci__add(&env, vm->nics[i].dev, &vm->nics[i].pci);
+		if (err)
+			return err__set(e, err, "%s: virtio-pci function: %s", nic->name, strerror(-err));
 	}
 	return 0;
 }
@@ -104,7 +150,12 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 
-	/* 7. Firmware tables: MP table and ACPI (RSDP/XSDT/FADT/DSDT/MADT). */
+	/* 7. PCI bus and virtio devices: virtio-net NICs over vhost-user. */
+	err = add_pci_devices(vm, cfg, e);
+	if (err)
+		return err;
+
+	/* 8. Firmware tables: MP table and ACPI (RSDP/XSDT/FADT/DSDT/MADT). */
 	err = mptable__write(&vm->mem, vm->nr_vcpus);
 	if (err)
 		return err__set(e, err, "MP table for %u vCPUs: %s", vm->nr_vcpus, strerror(-err));
@@ -114,7 +165,7 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 				strerror((int)-rsdp));
 	vm->rsdp = rsdp;
 
-	/* 8. Boot: kernel, initrd and command line per the Linux boot protocol; BSP in long mode. */
+	/* 9. Boot: kernel, initrd and command line per the Linux boot protocol; BSP in long mode. */
 	boot.acpi_rsdp = (uint64_t)rsdp;
 	err = x86_boot__load(&vm->mem, &boot, &vm->boot, e);
 	if (err)

@@ -34,6 +34,8 @@ static const char usage_text[] =
 	"                        direct: enter the bzImage's own decompressor;\n"
 	"                        decompress: like auto, but fail if the payload cannot be decompressed\n"
 	"      --kvm PATH        KVM device (default /dev/kvm)\n"
+	"      --net SPEC        a virtio-net NIC over vhost-user (repeatable):\n"
+	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server]\n"
 	"  -v, --verbose         report every stop and more detail\n"
 	"      --vm NAME         the VM of PLAN.yaml to run (needed when it has several)\n"
 	"\n"
@@ -148,8 +150,57 @@ static void report_stop(const struct vm *vm, double run_s)
 	}
 }
 
+/* Parses --net socket=PATH[,mac=M][,queues=N][,mode=client|server] into `nic`. */
+static int parse_net(const char *spec, struct plan_nic *nic, unsigned index)
+{
+	char buf[512], *save = NULL, *item;
+	unsigned long n;
+	char *end;
+
+	memset(nic, 0, sizeof(*nic));
+	nic->queues = 1;
+	nic->mode = PLAN_NIC_CLIENT;
+	snprintf(nic->name, sizeof(nic->name), "net%u", index);
+	if (strlen(spec) >= sizeof(buf))
+		return usage_error("--net '%s': too long", spec);
+	strcpy(buf, spec);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(item, "socket=", 7) && strlen(item + 7) > 0 &&
+		    strlen(item + 7) < sizeof(nic->socket)) {
+			strcpy(nic->socket, item + 7);
+		} else if (!strncmp(item, "mac=", 4)) {
+			if (sscanf(item + 4, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &nic->mac[0], &nic->mac[1],
+				   &nic->mac[2], &nic->mac[3], &nic->mac[4], &nic->mac[5]) != 6 ||
+			    (nic->mac[0] & 1))
+				return usage_error("--net: '%s' is not a unicast MAC address", item + 4);
+			nic->mac_set = true;
+		} else if (!strncmp(item, "queues=", 7)) {
+			errno = 0;
+			n = strtoul(item + 7, &end, 10);
+			if (errno || *end || n < 1 || n > 16)
+				return usage_error("--net: queues '%s' must be 1..16", item + 7);
+			nic->queues = (unsigned)n;
+		} else if (!strcmp(item, "mode=client")) {
+			nic->mode = PLAN_NIC_CLIENT;
+		} else if (!strcmp(item, "mode=server")) {
+			nic->mode = PLAN_NIC_SERVER;
+		} else {
+			return usage_error("--net: unknown or bad item '%s' (socket=, mac=, queues=, mode=)",
+					   item);
+		}
+	}
+	if (!nic->socket[0])
+		return usage_error("--net '%s': socket=PATH is required (a path shorter than 108 bytes)",
+				   spec);
+	return 0;
+}
+
 /* Command-line form of a run: the flags, or a plan file and the VM chosen from it. */
+#define CLI_MAX_NICS 8
+
 struct run_args {
+	struct plan_nic nics[CLI_MAX_NICS];
+	unsigned nr_nics;
 	const char *plan_file;
 	const char *vm_name;
 	bool machine_flags;        /* any of --kernel/--initrd/--cmdline/--vcpus/--memory */
@@ -167,6 +218,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "kvm", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "vm", required_argument, NULL, 'V' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -228,6 +280,14 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 			break;
 		case 'V':
 			ra->vm_name = optarg;
+			break;
+		case 'N':
+			ra->machine_flags = true;
+			if (ra->nr_nics == CLI_MAX_NICS)
+				return usage_error("--net %s: at most 8 NICs", optarg);
+			if (parse_net(optarg, &ra->nics[ra->nr_nics], ra->nr_nics))
+				return 1;
+			ra->nr_nics++;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -307,6 +367,8 @@ static void config_from_plan(struct vm_config *cfg, const struct plan_vm *vm)
 	cfg->nr_vcpus = vm->nr_vcpus;
 	cfg->mem_size = vm->memory.size;
 	cfg->plan = vm;
+	cfg->nics = vm->nics;
+	cfg->nr_nics = vm->nr_nics;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -319,7 +381,7 @@ static int cmd_run(int argc, char **argv)
 		.console_in = STDIN_FILENO,
 		.console_out = STDOUT_FILENO,
 	};
-	struct run_args ra = { 0 };
+	static struct run_args ra;
 	struct plan plan = { 0 };
 	struct timespec t0;
 	struct err e = { 0 };
@@ -329,6 +391,8 @@ static int cmd_run(int argc, char **argv)
 	status = parse_run(argc, argv, &cfg, &ra);
 	if (status)
 		return status;
+	cfg.nics = ra.nics;
+	cfg.nr_nics = ra.nr_nics;
 	if (ra.plan_file) {
 		const struct plan_vm *pvm;
 

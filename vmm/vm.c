@@ -17,6 +17,9 @@
 #include "vmm/hw/i8042.h"
 #include "vmm/hw/serial.h"
 #include "vmm/hw/testdev.h"
+#include "vmm/pci/pci.h"
+#include "vmm/virtio/net.h"
+#include "vmm/virtio/pci.h"
 #include "vmm/x86/tables.h"
 #include "numa/mem.h"
 #include "rt/rt.h"
@@ -353,6 +356,19 @@ void vm__destroy(struct vm *vm)
 		acpi_pm__destroy(vm->acpi_pm);
 	if (vm->testdev)
 		testdev__destroy(vm->testdev);
+	/* vCPUs are stopped: the NICs' rings can be stopped and their backends told. */
+	for (i = 0; i < vm->nr_nics; i++) {
+		if (vm->nics[i].pci)
+			virtio_pci__destroy(vm->nics[i].pci);
+		if (vm->nics[i].dev)
+			virtio_net__destroy(vm->nics[i].dev);
+	}
+	free(vm->nics);
+	vm->nics = NULL;
+	vm->nr_nics = 0;
+	if (vm->pci)
+		pci_bus__destroy(vm->pci);
+	vm->pci = NULL;
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu__destroy(&vm->vcpus[i]);
 	free(vm->vcpus);

@@ -27,6 +27,8 @@ struct vm_config {
 	int console_out;           /* guest COM1 output (stdout) */
 	bool verbose;
 	const struct plan_vm *plan; /* host-plan placement (memory, threads), NULL for none */
+	const struct plan_nic *nics;/* virtio-net NICs over vhost-user (from the plan or --net) */
+	unsigned nr_nics;
 };
 
 struct serial;
@@ -34,6 +36,15 @@ struct console;
 struct i8042;
 struct acpi_pm;
 struct testdev;
+struct pci_bus;
+struct virtio_dev;
+struct virtio_pci;
+
+/* A guest NIC: the virtio-net device and its virtio-pci function. */
+struct vm_nic {
+	struct virtio_dev *dev;
+	struct virtio_pci *pci;
+};
 
 struct vm {
 	struct kvm kvm;
@@ -54,6 +65,9 @@ struct vm {
 	struct i8042 *i8042;
 	struct acpi_pm *acpi_pm;
 	struct testdev *testdev;
+	struct pci_bus *pci;
+	unsigned nr_nics;
+	struct vm_nic *nics;
 
 	const struct plan_vm *plan;  /* placement to apply and prove, or NULL */
 	unsigned nr_placed;          /* vCPU threads that applied their placement */
