@@ -41,6 +41,8 @@ MARKERS = {
     "init_marker": re.compile(rb"RTVMM-INIT-OK"),
 }
 STAGES = list(MARKERS) + ["exit"]
+# A monitor that prints this has stopped its guest for good (QEMU pauses instead of exiting).
+FATAL = re.compile(rb"KVM internal error|KVM_EXIT_INTERNAL_ERROR")
 
 
 def run_once(argv, timeout, env=None):
@@ -72,6 +74,9 @@ def run_once(argv, timeout, env=None):
             for name, rx in MARKERS.items():
                 if name not in times and rx.search(line):
                     times[name] = now
+            if FATAL.search(line) and "fatal" not in times:
+                times["fatal"] = now
+                deadline = min(deadline, time.monotonic() + 2)  # keep the register dump
     try:
         status = proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -79,6 +84,7 @@ def run_once(argv, timeout, env=None):
         status = proc.wait()
     times["exit"] = time.monotonic() - t0
     return {"times": times, "status": status, "timed_out": time.monotonic() - t0 >= timeout,
+            "fatal_error": "fatal" in times,
             "tail": [l.decode(errors="replace") for l in tail]}
 
 

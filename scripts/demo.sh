@@ -30,7 +30,7 @@ else
 	echo "(first run builds the kernel from linux-source: several minutes on 2 cores; cached after)"
 	kernel=$(scripts/build-kernel.sh)
 fi
-initrd=$(scripts/mkinitramfs.sh "$RTVMM_CACHE/initramfs.cpio.gz")
+initrd=$(scripts/mkinitramfs.sh "$RTVMM_CACHE/initramfs.cpio")
 echo "kernel $kernel"
 echo "initrd $initrd"
 

@@ -17,7 +17,7 @@ fi
 if kernel=$(scripts/fetch-kernel.sh); then
 	export RTVMM_TEST_STOCK_KERNEL=$kernel RTVMM_TEST_KERNEL=$kernel
 fi
-if initrd=$(scripts/mkinitramfs.sh "$RTVMM_CACHE/initramfs.cpio.gz"); then
+if initrd=$(scripts/mkinitramfs.sh "$RTVMM_CACHE/initramfs.cpio"); then
 	export RTVMM_TEST_INITRD=$initrd
 fi
 

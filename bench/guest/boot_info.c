@@ -1,4 +1,8 @@
-/* The Linux zero page (struct boot_params) the monitor hands over in RSI, and the command line. */
+/*
+ * What the boot loader tells the guest: the Linux zero page (struct
+ * boot_params, rtvmm) or the PVH struct hvm_start_info (QEMU -kernel), and
+ * the command line.
+ */
 #include "rt.h"
 
 /* struct boot_params offsets (Documentation/arch/x86/zero-page.rst). */
@@ -8,9 +12,42 @@
 #define BP_CMDLINE_SIZE     0x238
 #define BP_E820_TABLE       0x2d0
 
+/* struct hvm_start_info (xen/include/public/arch-x86/hvm/start_info.h). */
+#define PVH_MAGIC           0x336ec578
+#define PVH_VERSION         0x04
+#define PVH_CMDLINE_PADDR   0x18
+#define PVH_MEMMAP_PADDR    0x28   /* version >= 1 */
+#define PVH_MEMMAP_ENTRIES  0x30
+#define PVH_MEMMAP_ENTRY    24     /* struct hvm_memmap_table_entry: addr, size, type, reserved */
+
 struct boot_info boot_info;
+const char *boot_info_source = "none";
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static void copy_cmdline(uint64_t cl)
+{
+	struct boot_info *bi = &boot_info;
+
+	bi->cmdline[0] = '\0';
+	if (cl) {
+		const char *s = (const char *)(uintptr_t)cl;
+		size_t n = 0;
+		while (n + 1 < sizeof(bi->cmdline) && s[n])
+			n++;
+		memcpy(bi->cmdline, s, n);
+		bi->cmdline[n] = '\0';
+	}
+}
+
+static void count_ram(void)
+{
+	boot_info.ram_bytes = 0;
+	for (uint32_t i = 0; i < boot_info.e820_count; i++)
+		if (boot_info.e820[i].type == E820_RAM)
+			boot_info.ram_bytes += boot_info.e820[i].size;
+}
 
 int boot_info__parse(const void *zero_page)
 {
@@ -23,21 +60,36 @@ int boot_info__parse(const void *zero_page)
 	if (bi->e820_count > E820_MAX)
 		return -2;
 	memcpy(bi->e820, bp + BP_E820_TABLE, bi->e820_count * sizeof(struct e820_entry));
-	bi->ram_bytes = 0;
-	for (uint32_t i = 0; i < bi->e820_count; i++)
-		if (bi->e820[i].type == E820_RAM)
-			bi->ram_bytes += bi->e820[i].size;
+	count_ram();
+	copy_cmdline(rd32(bp + BP_CMD_LINE_PTR) | (uint64_t)rd32(bp + BP_EXT_CMD_LINE_PTR) << 32);
+	boot_info_source = "zero page";
+	return 0;
+}
 
-	uint64_t cl = rd32(bp + BP_CMD_LINE_PTR) | (uint64_t)rd32(bp + BP_EXT_CMD_LINE_PTR) << 32;
-	bi->cmdline[0] = '\0';
-	if (cl) {
-		const char *s = (const char *)(uintptr_t)cl;
-		size_t n = 0;
-		while (n + 1 < sizeof(bi->cmdline) && s[n])
-			n++;
-		memcpy(bi->cmdline, s, n);
-		bi->cmdline[n] = '\0';
+int boot_info__parse_pvh(const void *start_info)
+{
+	const uint8_t *si = start_info;
+	struct boot_info *bi = &boot_info;
+
+	if (!si)
+		return -1;
+	if (rd32(si) != PVH_MAGIC)
+		return -3;
+	if (rd32(si + PVH_VERSION) < 1)
+		return -4;   /* version 0 has no memory map: nothing tells us where RAM is */
+	uint64_t map = rd64(si + PVH_MEMMAP_PADDR);
+	uint32_t n = rd32(si + PVH_MEMMAP_ENTRIES);
+	if (!map || !n || n > E820_MAX || map >= 0x100000000ull)
+		return -2;
+	bi->e820_count = n;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = (const uint8_t *)(uintptr_t)map + i * PVH_MEMMAP_ENTRY;
+		bi->e820[i] = (struct e820_entry){ rd64(e), rd64(e + 8), rd32(e + 16) };
 	}
+	count_ram();
+	uint64_t cl = rd64(si + PVH_CMDLINE_PADDR);
+	copy_cmdline(cl < 0x100000000ull ? cl : 0);
+	boot_info_source = "pvh start info";
 	return 0;
 }
 

@@ -1,11 +1,31 @@
-/* Console on the test device's putc port, a small printf, and the exit port. */
+/*
+ * Console on the test device's putc port (COM1 without a test device), a
+ * small printf, and the exit port.
+ */
 #include "rt.h"
 
+#define COM1_LSR      5      /* line status register */
+#define COM1_LSR_THRE 0x20   /* transmit holding register empty */
+
 static struct spinlock con_lock;
+bool console_on_com1;
+
+void console__init(void)
+{
+	/* An absent device reads all-ones (rtvmm and QEMU alike). */
+	console_on_com1 = inl(PORT_TESTDEV + TESTDEV_PIO_MAGIC) != TESTDEV_MAGIC;
+}
 
 void console__putc(char c)
 {
-	outb(PORT_TESTDEV + TESTDEV_PIO_PUTC, (uint8_t)c);
+	if (!console_on_com1) {
+		outb(PORT_TESTDEV + TESTDEV_PIO_PUTC, (uint8_t)c);
+		return;
+	}
+	/* A bounded wait: a missing UART (all-ones LSR) or a stuck one must not hang the guest. */
+	for (unsigned i = 0; i < 100000 && !(inb(PORT_COM1 + COM1_LSR) & COM1_LSR_THRE); i++)
+		barrier();
+	outb(PORT_COM1, (uint8_t)c);
 }
 
 void console__write(const char *s, size_t n)
@@ -145,6 +165,11 @@ void console__log(const char *fmt, ...)
 
 void rt__exit(uint32_t status)
 {
+	if (console_on_com1) {
+		/* No test device (QEMU): say it, then isa-debug-exit (QEMU exits 2 * status + 1) if present. */
+		console__log("exit status %u", status);
+		outb(PORT_DEBUG_EXIT, (uint8_t)status);
+	}
 	for (;;) {
 		outl(PORT_TESTDEV + TESTDEV_PIO_EXIT, status);
 		/* Not reached with an rtvmm monitor; elsewhere, stop here. */

@@ -9,6 +9,8 @@
  *   test=cpl3         CPL3 <-> CPL0 transitions and CPL3 costs; opt-in (not in the default
  *                     set: some transitions are broken on the nested development host), see
  *                     test_cpl3.c for cpl3_iters=N cpl3_ticks=N cpl3_broken=LIST
+ *   test=net          virtio-net (poll mode, data path at CPL3) against a real backend; opt-in
+ *                     (needs a NIC and a peer), see test_net.c for net=ping|echo peer= count= ...
  *   cpus=N            fail unless the firmware tables list N CPUs
  *   firmware=acpi|mptable  where smp finds the APs (default ACPI, else MP table)
  *   pio_iters=N mmio_iters=N ticks=N timer_us=N tsc_khz=N
@@ -17,6 +19,7 @@
  */
 #include "rt.h"
 #include "test_cpl3.h"
+#include "test_net.h"
 
 enum status {
 	ST_BOOT = 101, ST_PIO = 102, ST_MMIO = 103, ST_TIMER = 104, ST_TSC = 105,
@@ -54,7 +57,8 @@ static uint64_t opt_u64(const char *key, uint64_t def)
 static void check_boot(void)
 {
 	console__log("cmdline '%s'", boot_info.cmdline);
-	console__log("e820 %u entries, %lu MiB", boot_info.e820_count, boot_info.ram_bytes >> 20);
+	console__log("e820 %u entries, %lu MiB (from the %s)", boot_info.e820_count, boot_info.ram_bytes >> 20,
+		     boot_info_source);
 	for (uint32_t i = 0; i < boot_info.e820_count; i++) {
 		const struct e820_entry *e = &boot_info.e820[i];
 		console__log("  e820 [0x%09lx-0x%09lx] type %u", e->addr, e->addr + e->size - 1, e->type);
@@ -381,6 +385,8 @@ int guest_main(void)
 		check_tsc_deadline();
 	if (want_opt_in("cpl3"))
 		check_cpl3();
+	if (want_opt_in("net"))
+		check_net();
 	if (want("smp"))
 		check_smp();
 	console__log("all tests passed");

@@ -1,10 +1,12 @@
 /* BSP start-up of the runtime, in order, then the program. */
 #include "rt.h"
 
-void rt__start(const void *zero_page)
+void rt__start(const void *boot, uint32_t kind)
 {
+	/* 0. The console: rtvmm's test device, else COM1 (QEMU). */
+	console__init();
 	/* 1. What the monitor tells us: e820 map and command line (before anything overwrites them). */
-	int bad_zero_page = boot_info__parse(zero_page);
+	int bad_boot = kind == BOOT_PVH ? boot_info__parse_pvh(boot) : boot_info__parse(boot);
 	/* 2. Our own GDT and IDT: exceptions are reported from here on. */
 	cpu__tables_init();
 	/* 3. TSC frequency for timeouts. */
@@ -14,7 +16,8 @@ void rt__start(const void *zero_page)
 	cpus[0].apic_id = lapic__id();
 	cpus_up = 1;
 
-	if (bad_zero_page)
-		rt__fail(101, "zero page at %p unusable (%d)", zero_page, bad_zero_page);
+	if (bad_boot)
+		rt__fail(101, "%s at %p unusable (%d)", kind == BOOT_PVH ? "PVH start info" : "zero page",
+			 boot, bad_boot);
 	rt__exit((uint32_t)guest_main());
 }

@@ -5,7 +5,9 @@
  * later the benchmark guests).
  *
  * Entered by the monitor in 64-bit long mode on the BSP, RSI = zero page,
- * interrupts off, identity map of 0..4 GiB. Runs at CPL0. On the nested KVM
+ * interrupts off, identity map of 0..4 GiB (`_start`); or, under QEMU's
+ * -kernel, through the PVH entry (pvh.S: 32-bit, paging off, EBX =
+ * hvm_start_info), which builds the same identity map itself. Runs at CPL0. On the nested KVM
  * used for development CPL0 is emulated instruction by instruction: keep
  * kernel-mode code short; hot loops belong at CPL3 (user__init(),
  * user__call(): see "CPL3" below and user.c).
@@ -21,6 +23,10 @@
 #define GDT_USER_DATA      0x28
 #define GDT_USER_CODE      0x30
 #define GDT_TSS            0x38   /* 16-byte TSS descriptors, one per CPU: GDT_TSS + 16 * cpu index */
+
+/* How rt__start was entered (start.S, pvh.S): what its boot pointer is. */
+#define BOOT_ZERO_PAGE     0      /* rtvmm (Linux 64-bit boot protocol): struct boot_params */
+#define BOOT_PVH           1      /* PVH (QEMU -kernel, Xen HVM direct boot): struct hvm_start_info */
 
 #define TRAMPOLINE_BASE    0x10000  /* AP real-mode entry; SIPI vector 0x10. Free per layout.h */
 #define MAX_CPUS           64
@@ -73,10 +79,20 @@
 
 /* ---- port and MMIO accessors (each one is an exit unless the device is in-kernel) ---- */
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
+static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" :: "a"(v), "Nd"(port)); }
 static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
 static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline uint16_t inw(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
+static inline uint8_t mmio_read8(uint64_t a)
+{ uint8_t v; __asm__ volatile("movb (%1), %0" : "=q"(v) : "r"(a) : "memory"); return v; }
+static inline uint16_t mmio_read16(uint64_t a)
+{ uint16_t v; __asm__ volatile("movw (%1), %0" : "=r"(v) : "r"(a) : "memory"); return v; }
+static inline void mmio_write8(uint64_t a, uint8_t v)
+{ __asm__ volatile("movb %0, (%1)" :: "q"(v), "r"(a) : "memory"); }
+static inline void mmio_write16(uint64_t a, uint16_t v)
+{ __asm__ volatile("movw %0, (%1)" :: "r"(v), "r"(a) : "memory"); }
 static inline uint32_t mmio_read32(uint64_t a)
 { uint32_t v; __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(a) : "memory"); return v; }
 static inline uint64_t mmio_read64(uint64_t a)
@@ -122,7 +138,16 @@ static inline void sti_hlt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"
 #define MSR_KERNEL_GS_BASE 0xC0000102
 #define MSR_TSC_DEADLINE   0x6E0
 
-/* ---- console (test device putc; one exit per byte) and exit ---- */
+/* ---- console (test device putc; one exit per byte) and exit ----
+ * Without the rtvmm test device (its magic port reads all-ones, e.g. under
+ * QEMU) the console is COM1 and rt__exit prints "exit status N", writes N to
+ * QEMU's isa-debug-exit port (PORT_DEBUG_EXIT: QEMU exits with 2N+1 when
+ * `-device isa-debug-exit,iobase=0x501,iosize=1` is there) and halts.
+ */
+#define PORT_DEBUG_EXIT 0x501
+/* Picks the console: the test device if its magic port answers, else COM1. First thing rt__start does. */
+void console__init(void);
+extern bool console_on_com1;
 void console__putc(char c);
 void console__write(const char *s, size_t n);
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
@@ -169,6 +194,9 @@ struct boot_info {
 extern struct boot_info boot_info;
 /* Copies what it needs from the zero page; 0 or a negative value if it is unusable. */
 int boot_info__parse(const void *zero_page);
+/* The same from a PVH struct hvm_start_info (version >= 1: memmap, cmdline); 0 or negative. */
+int boot_info__parse_pvh(const void *start_info);
+extern const char *boot_info_source;   /* "zero page" or "pvh start info" */
 /* True if [addr, addr+len) lies in one E820_RAM entry. */
 bool boot_info__e820_is_ram(uint64_t addr, uint64_t len);
 /* Value of "key=value" on the cmdline (copied to buf), or NULL. "key" alone gives "". */
@@ -281,6 +309,18 @@ uint32_t smp__boot(const struct cpu_topology *t, ap_fn_t fn, uint64_t timeout_us
  * .user.text (C code would reach kernel .rodata and helpers).
  */
 extern uint8_t __user_start[], __user_end[];
+/*
+ * C at CPL3: functions marked USER_TEXT are placed in .user.text, data marked
+ * USER_BSS in .user.bss (user region, NOLOAD: zero when loaded, not zeroed by
+ * _start). Such code must stay inside the user region: only USER_INLINE
+ * helpers (always inlined), no calls to the runtime (memcpy, printf, even a
+ * static inline of rt.h that gcc might not inline), no string literals or
+ * tables (.rodata), no globals outside the region. The integration test
+ * guest_user_code_stays_in_user_region checks the linked image for it.
+ */
+#define USER_TEXT   __attribute__((section(".user.text"), noinline))
+#define USER_BSS    __attribute__((section(".user.bss")))
+#define USER_INLINE static inline __attribute__((always_inline))
 /* BSP, once, before smp__boot: page tables of the guest's own (identity 0..4 GiB, 2 MiB pages,
  * same caching as the monitor's) with U=1 on the user region; then user__init_cpu(0). */
 void user__init(void);
@@ -320,8 +360,8 @@ extern volatile bool syscall_return_sysret;
 /* ---- entry points ---- */
 /* The program: called on the BSP once the runtime is up. Returns the exit status. */
 int guest_main(void);
-/* BSP entry from start.S. */
-void __noreturn rt__start(const void *zero_page);
+/* BSP entry from start.S: `boot` is a zero page (BOOT_ZERO_PAGE) or hvm_start_info (BOOT_PVH). */
+void __noreturn rt__start(const void *boot, uint32_t kind);
 /* AP entry from the trampoline (start.S: ap_entry64). */
 void __noreturn rt__ap_start(uint32_t cpu_index);
 

@@ -11,6 +11,11 @@ _start:
 	/* Monitor contract: long mode, RSI = zero page, RSP = LAYOUT_BOOT_STACK, IF = 0. */
 	cli
 	cld
+	movl	$BOOT_ZERO_PAGE, %ebp
+
+	/* pvh.S joins here in long mode: RSI = boot pointer, EBP = BOOT_*, IF = 0. */
+	.globl start_common
+start_common:
 	leaq	cpu_stacks+STACK_SIZE(%rip), %rsp	/* cpu_stacks[0]: the BSP stack */
 	movq	%rsi, %rbx
 	/* Zero .bss (stacks live outside it: see guest.ld). */
@@ -21,6 +26,7 @@ _start:
 	xorl	%eax, %eax
 	rep stosq
 	movq	%rbx, %rdi
+	movl	%ebp, %esi
 	call	rt__start
 1:	cli
 	hlt

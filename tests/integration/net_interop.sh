@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# virtio-net interop: the bare-metal guest's virtio-pci net driver (bench/guest/virtio_net.c, data
+# path at CPL3) in rtvmm and in QEMU, against real vhost-user backends: rtvmm-dataplane and DPDK's
+# testpmd. No mocks. The guest pings (net=ping: probes until the peer answers, then COUNT frames
+# one at a time, each must come back with the MACs swapped, payload intact) or echoes (net=echo).
+#
+# Usage: net_interop.sh RTVMM GUEST_ELF RTVMM_DATAPLANE|none MODE
+#   two-guests  rtvmm-dataplane (l2switch) between two rtvmm guests: echo on port 0, ping on
+#               port 1; every ping answered, the guests' and the dataplane's counts agree
+#   testpmd     testpmd's net_vhost (macswap) as the backend of one rtvmm guest: a CPL3 run, then
+#               a CPL0 run with small rings, full-size frames and a notify per batch; testpmd
+#               forwarded exactly what the guests sent
+#   qemu        QEMU (PVH entry, virtio-net-pci, vhost-user client) pings through rtvmm-dataplane
+#               to an rtvmm guest that echoes; counts agree as in two-guests
+#   qemu-pvh    QEMU boots the same ELF through its PVH note: e820 and command line from
+#               hvm_start_info, console on COM1, exit status through isa-debug-exit
+# Exit 77 (skip) only when a peer is missing: /dev/kvm, rtvmm-dataplane (libdpdk absent at
+# configure time), dpdk-testpmd or qemu-system-x86_64.
+set -uo pipefail
+
+rtvmm=${1:?usage: net_interop.sh RTVMM GUEST_ELF RTVMM_DATAPLANE|none MODE}
+guest=${2:?guest ELF}
+dp=${3:?rtvmm-dataplane or none}
+mode=${4:?mode: two-guests, testpmd, qemu or qemu-pvh}
+
+skip() { echo "SKIP: $*"; exit 77; }
+[[ -e /dev/kvm ]] || skip "/dev/kvm does not exist: no KVM, cannot boot a guest"
+case $mode in
+two-guests | qemu)
+	[[ $dp != none ]] || skip "rtvmm-dataplane was not built: libdpdk (Debian libdpdk-dev) was not" \
+		"found at configure time (scripts/deps.sh dataplane, then reconfigure)" ;;
+esac
+case $mode in
+testpmd)
+	testpmd=$(command -v dpdk-testpmd) || skip "dpdk-testpmd not found (Debian package dpdk-dev)" ;;
+qemu | qemu-pvh)
+	qemu=$(command -v qemu-system-x86_64) || skip "qemu-system-x86_64 not found (Debian package qemu-system-x86)" ;;
+esac
+command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the JSON stats"; exit 1; }
+
+tmp=$(mktemp -d /tmp/rtvmm-net.XXXXXX)
+pfx=rtvmm-net$$
+pids=()
+mac_echo=52:54:00:00:00:01 mac_ping=52:54:00:00:00:02 mac_qemu=52:54:00:00:00:03
+t_start=$(date +%s.%N)
+
+cleanup() {
+	exec 3>&- 2> /dev/null
+	for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
+	wait 2> /dev/null
+	rm -rf "$tmp" /var/run/dpdk/"$pfx"-* 2> /dev/null
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
+# Children die with us, even when meson kills us outright.
+reaper=()
+setpriv --help 2> /dev/null | grep -q pdeathsig && reaper=(setpriv --pdeathsig KILL --)
+
+elapsed() { awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+log() { echo "[$(elapsed) s] $*"; }
+
+fail() {
+	echo "FAIL: $*"
+	for f in "$tmp"/*.log; do
+		[[ -f $f ]] || continue
+		echo "---- $(basename "$f") (last 40 lines)"
+		tail -n 40 "$f"
+	done
+	exit 1
+}
+
+# wait_line FILE TEXT SECONDS [PID]: until FILE has TEXT (fixed string); fails if PID exits first.
+wait_line() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -qF -- "$2" "$1" 2> /dev/null && return 0
+		[[ -n ${4:-} ]] && ! kill -0 "$4" 2> /dev/null && { grep -qF -- "$2" "$1" && return 0; fail "'$2' not in $(basename "$1"): the process exited"; }
+		sleep 0.1
+	done
+	fail "'$2' not in $(basename "$1") after $3 s"
+}
+
+# expect FILE TEXT...: every TEXT (fixed string) is in FILE.
+expect() {
+	local f=$1 m
+	shift
+	for m in "$@"; do
+		grep -qF -- "$m" "$f" || fail "$(basename "$f") lacks: $m"
+	done
+}
+
+# field FILE REGEX: the first capture group of the first line matching the extended REGEX.
+field() {
+	sed -nE "s/.*$2.*/\\1/p" "$1" | head -n 1
+}
+
+# Two cpus if we have them: the dataplane polls on the second.
+read -r c0 c1 < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[0], c[1] if len(c) > 1 else c[0])')
+
+dp_start() {   # dp_start PORT_SOCKET...
+	local args=() s
+	for s in "$@"; do args+=(--port "vhost:$s"); done
+	"${reaper[@]}" "$dp" run --no-huge --lcores "$c1" --file-prefix "$pfx-dp" --fwd l2switch \
+		--stats-socket "$tmp/stats.sock" --eal '--log-level=lib.vhost.config:warning' "${args[@]}" \
+		> "$tmp/dataplane.log" 2>&1 &
+	dp_pid=$!
+	pids+=("$dp_pid")
+	wait_line "$tmp/dataplane.log" "rtvmm-dataplane: ready" 30 "$dp_pid"
+	log "rtvmm-dataplane ready (l2switch, poll lcore $c1)"
+}
+
+dp_stats() {   # dp_stats NAME: the JSON document into $tmp/NAME.json
+	kill -0 "$dp_pid" 2> /dev/null || fail "rtvmm-dataplane died"
+	"$dp" stats --socket "$tmp/stats.sock" --json > "$tmp/$1.json" || fail "rtvmm-dataplane stats failed"
+}
+
+dp_stop() {
+	kill -INT "$dp_pid"
+	local rc=0
+	wait "$dp_pid" || rc=$?
+	[[ $rc == 0 ]] || fail "rtvmm-dataplane exited with status $rc after SIGINT"
+}
+
+# checks FILE: every stdin line "WHAT | EXPR" (python over the JSON document d) must hold.
+checks() {
+	local out
+	out=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for line in sys.stdin:
+    if "|" not in line:
+        continue
+    what, expr = (x.strip() for x in line.split("|", 1))
+    try:
+        ok = eval(expr)
+    except Exception as e:
+        ok, what = False, "%s (%r)" % (what, e)
+    if not ok:
+        print("%s: `%s` is false" % (what, expr))
+        print(json.dumps(d, indent=1)[:3000])
+        sys.exit(1)
+    print("ok: " + what)
+' "$1") || fail "$out"
+	echo "$out"
+}
+
+# rtvmm_guest NAME SOCKET MAC CMDLINE: boots the guest in the background, log $tmp/NAME.log.
+rtvmm_guest() {
+	"${reaper[@]}" timeout --kill-after=5 60 "$rtvmm" run --kernel "$guest" --memory 64M \
+		--net "socket=$2,mac=$3" --cmdline "$4" > "$tmp/$1.log" 2>&1 < /dev/null &
+	guest_pid=$!
+	pids+=("$guest_pid")
+}
+
+# guest_wait PID NAME STATUS: the guest's monitor must exit with STATUS.
+guest_wait() {
+	local rc=0
+	wait "$1" || rc=$?
+	[[ $rc == "$3" ]] || fail "$2 exited with status $rc, expected $3"
+}
+
+# ping_checks LOG COUNT MAC: the pinger's lines. Sets probes and frames (probes + COUNT: what it sent).
+ping_checks() {
+	local f=$1 n=$2 late
+	expect "$f" "rtvmm-guest: net: mac $3, link up" "rtvmm-guest: net: ping at cpl3" \
+		"rtvmm-guest: net: sent $n received $n (min/avg/max rtt " "rtvmm-guest: net: lost 0 late " \
+		"rtvmm-guest: net ok"
+	! grep -q "rtvmm-guest: FAIL" "$f" || fail "$(basename "$f") has a FAIL line"
+	probes=$(field "$f" 'answered after ([0-9]+) probe')
+	late=$(field "$f" 'net: lost 0 late ([0-9]+) corrupt 0 ')
+	[[ -n $probes && -n $late ]] || fail "$(basename "$f"): no probe count, or lost/corrupt frames"
+	# Only the answers to extra probes (sent before the first answer came) may come late.
+	((late < probes)) || fail "$(basename "$f"): $late late replies after $probes probes"
+	frames=$((probes + n))
+}
+
+# switch_checks STATS PING_PORT ECHO_PORT: the dataplane counted every frame the pinger sent
+# ($frames) one way and every echo the other way; nothing dropped, nothing else.
+switch_checks() {
+	checks "$tmp/$1.json" << EOF
+the pinger's port received every ping and probe ($frames) | d['ports'][$2]['RX-packets'] == $frames
+the echo port was sent all of them | d['ports'][$3]['TX-packets'] == $frames
+the echo port received every echo | d['ports'][$3]['RX-packets'] == $frames
+the pinger's port was sent every echo | d['ports'][$2]['TX-packets'] == $frames
+no drops, no errors | all(p['RX-dropped'] == 0 and p['TX-dropped'] == 0 and p['RX-errors'] == 0 for p in d['ports'])
+64-byte frames | d['ports'][$2]['RX-bytes'] == 64 * $frames and d['ports'][$3]['RX-bytes'] == 64 * $frames
+both guests' MACs learned, flooded only while the echo's was unknown | d['l2']['learned'] == 2 and 1 <= d['l2']['flooded'] <= $probes
+EOF
+}
+
+case $mode in
+two-guests)
+	count=50
+	dp_start "$tmp/a.sock" "$tmp/b.sock"
+	rtvmm_guest echo "$tmp/a.sock" "$mac_echo" "test=net net=echo idle_ms=3000 expect_mac=$mac_echo"
+	echo_pid=$guest_pid
+	wait_line "$tmp/echo.log" "rtvmm-guest: net: echo ready" 30 "$echo_pid"
+	log "echo guest ready on port 0"
+	rtvmm_guest ping "$tmp/b.sock" "$mac_ping" "test=net net=ping peer=$mac_echo count=$count expect_mac=$mac_ping"
+	guest_wait "$guest_pid" "the pinging rtvmm" 0
+	log "ping guest done: $(grep -F 'net: sent' "$tmp/ping.log" | sed 's/.*net: //')"
+	ping_checks "$tmp/ping.log" $count "$mac_ping"
+	guest_wait "$echo_pid" "the echoing rtvmm" 0
+	log "echo guest done: $(grep -F 'net: echoed' "$tmp/echo.log" | sed 's/.*net: //')"
+	expect "$tmp/echo.log" "rtvmm-guest: net: mac $mac_echo, link up" "rtvmm-guest: net: echo at cpl3" \
+		"rtvmm-guest: net: echoed $frames frames (received $frames, ignored 0, dropped 0)" "rtvmm-guest: net ok"
+	dp_stats after
+	switch_checks after 1 0
+	dp_stop
+	;;
+
+testpmd)
+	mkfifo "$tmp/testpmd.in"
+	# Line-buffered, so that its log shows where it is; no 9 s wait for a link nobody has yet.
+	"${reaper[@]}" stdbuf -oL "$testpmd" -l 0-1 --no-huge --no-pci -m 512 --file-prefix "$pfx-tp" \
+		--vdev "net_vhost0,iface=$tmp/t.sock" -- --forward-mode=macswap --auto-start \
+		--disable-link-check --total-num-mbufs=4096 --stats-period 0 \
+		< "$tmp/testpmd.in" > "$tmp/testpmd.log" 2>&1 &
+	tp_pid=$!
+	pids+=("$tp_pid")
+	exec 3> "$tmp/testpmd.in"   # testpmd runs until its stdin gives a line
+	wait_line "$tmp/testpmd.log" "Press enter to exit" 30 "$tp_pid"
+	log "testpmd ready (net_vhost server, macswap)"
+	peer=02:00:00:00:00:02
+	# 1. CPL3 data path, default rings, 64-byte frames, notify only when asked.
+	rtvmm_guest cpl3 "$tmp/t.sock" "$mac_ping" "test=net net=ping peer=$peer count=200 expect_mac=$mac_ping"
+	guest_wait "$guest_pid" "rtvmm (cpl3 run)" 0
+	log "cpl3 run: $(grep -F 'net: sent' "$tmp/cpl3.log" | sed 's/.*net: //')"
+	ping_checks "$tmp/cpl3.log" 200 "$mac_ping"
+	f1=$frames
+	# 2. CPL0 data path (emulated here), 64-entry rings, 1514-byte frames, a notify per batch
+	#    (the KVM ioeventfd path): the same guest reconnects to the same testpmd.
+	rtvmm_guest cpl0 "$tmp/t.sock" "$mac_echo" \
+		"test=net net=ping peer=$peer count=20 len=1514 qsize=64 kick=always net_cpl=0"
+	guest_wait "$guest_pid" "rtvmm (cpl0 run)" 0
+	log "cpl0 run: $(grep -F 'net: sent' "$tmp/cpl0.log" | sed 's/.*net: //')"
+	expect "$tmp/cpl0.log" "rtvmm-guest: net: queues rx 64 tx 64 (device max 1024/1024" \
+		"rtvmm-guest: net: ping at cpl0" "rtvmm-guest: net: sent 20 received 20 (" "rtvmm-guest: net ok"
+	probes=$(field "$tmp/cpl0.log" 'answered after ([0-9]+) probe')
+	f2=$((probes + 20))
+	kicks=$(field "$tmp/cpl0.log" 'net: kicks tx ([0-9]+) ')
+	[[ $kicks == "$f2" ]] || fail "cpl0 run with kick=always: $kicks tx notifies for $f2 frames"
+	echo >&3   # testpmd prints its forward statistics and exits
+	wait "$tp_pid" || fail "testpmd exited with status $?"
+	read -r rx tx < <(python3 -c '
+import re, sys
+m = re.search(r"Forward statistics for port 0\s+-+\s+RX-packets: (\d+).*?TX-packets: (\d+)", open(sys.argv[1]).read(), re.S)
+print(*(m.groups() if m else ("?", "?")))' "$tmp/testpmd.log")
+	[[ $rx == $((f1 + f2)) && $tx == $((f1 + f2)) ]] ||
+		fail "testpmd forwarded RX $rx TX $tx, the guests sent $f1 + $f2"
+	log "testpmd: RX-packets $rx TX-packets $tx = what the two guest runs sent ($f1 + $f2)"
+	;;
+
+qemu)
+	count=50
+	dp_start "$tmp/a.sock" "$tmp/q.sock"
+	rtvmm_guest echo "$tmp/a.sock" "$mac_echo" "test=net net=echo idle_ms=4000 expect_mac=$mac_echo"
+	echo_pid=$guest_pid
+	wait_line "$tmp/echo.log" "rtvmm-guest: net: echo ready" 30 "$echo_pid"
+	log "rtvmm echo guest ready on port 0"
+	# QEMU 7.2: PVH entry of the same ELF, modern-only virtio-net-pci (no option ROM), guest RAM a
+	# shared memfd for vhost-user, console on COM1, status through isa-debug-exit (2 * status + 1).
+	"${reaper[@]}" timeout --kill-after=5 60 "$qemu" -enable-kvm -cpu host,-arch-capabilities -M pc -m 64 \
+		-smp 1 -nographic -nodefaults -serial stdio -kernel "$guest" \
+		-append "test=net net=ping peer=$mac_echo count=$count expect_mac=$mac_qemu" \
+		-object memory-backend-memfd,id=mem,size=64M,share=on -numa node,memdev=mem \
+		-chardev "socket,id=c0,path=$tmp/q.sock" -netdev vhost-user,id=n0,chardev=c0 \
+		-device "virtio-net-pci,netdev=n0,mac=$mac_qemu,disable-legacy=on,romfile=" \
+		-device isa-debug-exit,iobase=0x501,iosize=1 > "$tmp/qemu.log" 2>&1 < /dev/null &
+	qemu_pid=$!
+	pids+=("$qemu_pid")
+	guest_wait "$qemu_pid" "QEMU" 1   # isa-debug-exit: guest status 0
+	log "QEMU ping guest done: $(grep -F 'net: sent' "$tmp/qemu.log" | sed 's/.*net: //')"
+	expect "$tmp/qemu.log" "rtvmm-guest: net: virtio-net 00:" "rtvmm-guest: exit status 0"
+	ping_checks "$tmp/qemu.log" $count "$mac_qemu"
+	guest_wait "$echo_pid" "the echoing rtvmm" 0
+	log "rtvmm echo guest done: $(grep -F 'net: echoed' "$tmp/echo.log" | sed 's/.*net: //')"
+	expect "$tmp/echo.log" "rtvmm-guest: net: echoed $frames frames (received $frames, ignored 0, dropped 0)" \
+		"rtvmm-guest: net ok"
+	dp_stats after
+	switch_checks after 1 0
+	dp_stop
+	;;
+
+qemu-pvh)
+	# One vCPU, no smp check: SeaBIOS lists one MP-table CPU per package, judged by CPUID.1
+	# (HTT, EBX[23:16]); here the guest sees the host's CPUID (KVM_SET_CPUID2 has no effect on
+	# this nested host, MACHINE-NOTES), 2 logical CPUs per package, so with -smp 2 its MP table
+	# has 1 CPU and ACPI 2, and the guest rightly fails on the disagreement.
+	cmdline="test=boot,timer,tsc pvh-it"
+	"${reaper[@]}" timeout --kill-after=5 60 "$qemu" -enable-kvm -cpu host,-arch-capabilities -M pc -m 64 \
+		-smp 1 -nographic -nodefaults -serial stdio -kernel "$guest" -append "$cmdline" \
+		-device isa-debug-exit,iobase=0x501,iosize=1 > "$tmp/qemu.log" 2>&1 < /dev/null &
+	qemu_pid=$!
+	pids+=("$qemu_pid")
+	guest_wait "$qemu_pid" "QEMU" 1
+	log "QEMU exited 1 (guest status 0 through isa-debug-exit)"
+	expect "$tmp/qemu.log" "rtvmm-guest: cmdline '$cmdline'" "MiB (from the pvh start info)" \
+		"rtvmm-guest: timer ok (" "rtvmm-guest: all tests passed" \
+		"rtvmm-guest: exit status 0"
+	# The RAM QEMU reported is what -m 64 gives, less the BIOS areas.
+	ram=$(field "$tmp/qemu.log" 'e820 [0-9]+ entries, ([0-9]+) MiB')
+	[[ $ram -ge 62 && $ram -le 64 ]] || fail "e820 RAM $ram MiB for -m 64"
+	! grep -q "rtvmm-guest: FAIL" "$tmp/qemu.log" || fail "a FAIL line"
+	grep -F "rtvmm-guest:" "$tmp/qemu.log" | head -n 20
+	;;
+*)
+	echo "unknown mode $mode"
+	exit 1
+	;;
+esac
+log "PASS ($mode)"
+exit 0
