@@ -10,6 +10,8 @@
 #   testpmd     testpmd's net_vhost (macswap) as the backend of one rtvmm guest: a CPL3 run, then
 #               a CPL0 run with small rings, full-size frames and a notify per batch; testpmd
 #               forwarded exactly what the guests sent
+#   testpmd-restart  testpmd is killed and started again while the guest pings: rtvmm reconnects,
+#               pings flow again, the ones queued during the outage are answered late
 #   qemu        QEMU (PVH entry, virtio-net-pci, vhost-user client) pings through rtvmm-dataplane
 #               to an rtvmm guest that echoes; counts agree as in two-guests
 #   qemu-pvh    QEMU boots the same ELF through its PVH note: e820 and command line from
@@ -31,7 +33,7 @@ two-guests | qemu)
 		"found at configure time (scripts/deps.sh dataplane, then reconfigure)" ;;
 esac
 case $mode in
-testpmd)
+testpmd*)
 	testpmd=$(command -v dpdk-testpmd) || skip "dpdk-testpmd not found (Debian package dpdk-dev)" ;;
 qemu | qemu-pvh)
 	qemu=$(command -v qemu-system-x86_64) || skip "qemu-system-x86_64 not found (Debian package qemu-system-x86)" ;;
@@ -144,6 +146,33 @@ for line in sys.stdin:
 	echo "$out"
 }
 
+# tp_start NAME: testpmd, net_vhost server at $tmp/t.sock, macswap, until its stdin (fd 3) gives a line.
+tp_start() {
+	rm -f "$tmp/t.sock" "$tmp/$1.in"   # a killed testpmd leaves its socket behind
+	mkfifo "$tmp/$1.in"
+	# Line-buffered, so that its log shows where it is; no 9 s wait for a link nobody has yet.
+	"${reaper[@]}" stdbuf -oL "$testpmd" -l 0-1 --no-huge --no-pci -m 512 --file-prefix "$pfx-tp" \
+		--vdev "net_vhost0,iface=$tmp/t.sock" -- --forward-mode=macswap --auto-start \
+		--disable-link-check --total-num-mbufs=4096 --stats-period 0 \
+		< "$tmp/$1.in" > "$tmp/$1.log" 2>&1 &
+	tp_pid=$!
+	pids+=("$tp_pid")
+	exec 3> "$tmp/$1.in"
+	wait_line "$tmp/$1.log" "Press enter to exit" 30 "$tp_pid"
+	log "$1 ready (net_vhost server, macswap)"
+}
+
+# tp_quit NAME: a line on its stdin: testpmd prints its forward statistics and exits. Sets rx, tx.
+tp_quit() {
+	echo >&3
+	exec 3>&-
+	wait "$tp_pid" || fail "testpmd exited with status $?"
+	read -r rx tx < <(python3 -c '
+import re, sys
+m = re.search(r"Forward statistics for port 0\s+-+\s+RX-packets: (\d+).*?TX-packets: (\d+)", open(sys.argv[1]).read(), re.S)
+print(*(m.groups() if m else ("?", "?")))' "$tmp/$1.log")
+}
+
 # rtvmm_guest NAME SOCKET MAC CMDLINE: boots the guest in the background, log $tmp/NAME.log.
 rtvmm_guest() {
 	"${reaper[@]}" timeout --kill-after=5 60 "$rtvmm" run --kernel "$guest" --memory 64M \
@@ -210,17 +239,7 @@ two-guests)
 	;;
 
 testpmd)
-	mkfifo "$tmp/testpmd.in"
-	# Line-buffered, so that its log shows where it is; no 9 s wait for a link nobody has yet.
-	"${reaper[@]}" stdbuf -oL "$testpmd" -l 0-1 --no-huge --no-pci -m 512 --file-prefix "$pfx-tp" \
-		--vdev "net_vhost0,iface=$tmp/t.sock" -- --forward-mode=macswap --auto-start \
-		--disable-link-check --total-num-mbufs=4096 --stats-period 0 \
-		< "$tmp/testpmd.in" > "$tmp/testpmd.log" 2>&1 &
-	tp_pid=$!
-	pids+=("$tp_pid")
-	exec 3> "$tmp/testpmd.in"   # testpmd runs until its stdin gives a line
-	wait_line "$tmp/testpmd.log" "Press enter to exit" 30 "$tp_pid"
-	log "testpmd ready (net_vhost server, macswap)"
+	tp_start testpmd
 	peer=02:00:00:00:00:02
 	# 1. CPL3 data path, default rings, 64-byte frames, notify only when asked.
 	rtvmm_guest cpl3 "$tmp/t.sock" "$mac_ping" "test=net net=ping peer=$peer count=200 expect_mac=$mac_ping"
@@ -240,15 +259,39 @@ testpmd)
 	f2=$((probes + 20))
 	kicks=$(field "$tmp/cpl0.log" 'net: kicks tx ([0-9]+) ')
 	[[ $kicks == "$f2" ]] || fail "cpl0 run with kick=always: $kicks tx notifies for $f2 frames"
-	echo >&3   # testpmd prints its forward statistics and exits
-	wait "$tp_pid" || fail "testpmd exited with status $?"
-	read -r rx tx < <(python3 -c '
-import re, sys
-m = re.search(r"Forward statistics for port 0\s+-+\s+RX-packets: (\d+).*?TX-packets: (\d+)", open(sys.argv[1]).read(), re.S)
-print(*(m.groups() if m else ("?", "?")))' "$tmp/testpmd.log")
+	tp_quit testpmd
 	[[ $rx == $((f1 + f2)) && $tx == $((f1 + f2)) ]] ||
 		fail "testpmd forwarded RX $rx TX $tx, the guests sent $f1 + $f2"
 	log "testpmd: RX-packets $rx TX-packets $tx = what the two guest runs sent ($f1 + $f2)"
+	;;
+
+testpmd-restart)
+	tp_start testpmd1
+	# 500 pings, one per 10 ms, 100 ms each to answer: testpmd is killed (-9) after 1 s and
+	# started again; rtvmm reconnects and sets the rings up again from the used indexes.
+	rtvmm_guest restart "$tmp/t.sock" "$mac_ping" \
+		"test=net net=ping peer=02:00:00:00:00:02 count=500 interval_us=10000 timeout_ms=100 min=250"
+	wait_line "$tmp/restart.log" "rtvmm-guest: net: ping at cpl3" 30 "$guest_pid"
+	sleep 1
+	kill -9 "$tp_pid"
+	exec 3>&-
+	wait "$tp_pid" 2> /dev/null
+	log "testpmd killed (-9) while the guest pings"
+	tp_start testpmd2
+	guest_wait "$guest_pid" "rtvmm" 0
+	log "ping guest done: $(grep -F 'net: sent' "$tmp/restart.log" | sed 's/.*net: //')"
+	expect "$tmp/restart.log" "rtvmm: net0: vhost-user: the backend closed the connection; link down" \
+		", rings set up; link up" "rtvmm-guest: net ok"
+	lost=$(field "$tmp/restart.log" 'net: lost ([0-9]+) late ')
+	late=$(field "$tmp/restart.log" 'net: lost [0-9]+ late ([0-9]+) corrupt 0 ')
+	[[ -n $late ]] || fail "corrupt frames"
+	((lost >= 1)) || fail "no ping was lost: the restart did not happen while the guest pinged"
+	# Pings sent while no backend was there waited in the tx ring; the new backend took them from
+	# the used index on and answered them, after their 100 ms.
+	((late >= 1)) || fail "no late replies: frames queued during the outage never went out"
+	tp_quit testpmd2
+	((rx > 0 && rx == tx)) || fail "the restarted testpmd forwarded RX $rx TX $tx"
+	log "lost $lost, late $late; the restarted testpmd forwarded $rx frames"
 	;;
 
 qemu)
