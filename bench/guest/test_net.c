@@ -14,6 +14,7 @@
  *   min=N               frames for "net ok": ping replies (default count), echoes (default 1)
  *   len=N               ping: frame length without FCS, 60..2036 (default 64)
  *   timeout_ms=N        ping: per reply, and how long tx may stay full (default 1000)
+ *   interval_us=N       ping: at least N us from one send to the next (default 0)
  *   wait_ms=N           link up, and the peer's first answer (ping) or first frame (echo) (default 20000)
  *   probe_ms=N          ping: between probes (default 100)
  *   idle_ms=N           echo: stop after N ms without a frame (default 2000; 0: never)
@@ -23,6 +24,7 @@
  *   net_cpl=3|0         where the data path runs (default 3)
  *   expect_mac=MAC      fail unless the device's MAC is this
  *   nic=N               the Nth virtio-net function on bus 0 (default 0)
+ *   rounds=N            all of it N times, the device reset and set up again in between (default 1)
  */
 #include "test_net.h"
 
@@ -99,53 +101,71 @@ static void report_device(const struct vnet *n)
 		     (uint64_t)(uintptr_t)n->rx.ring, (uint64_t)(uintptr_t)n->tx.ring);
 }
 
-void check_net(void)
-{
-	char buf[32], mac[18];
-	struct vnet_options vo = { 0 };
-	struct net_run *r = &net_run;
-	char why[200];
+/* The parsed command line. */
+struct net_cfg {
+	struct vnet_options vo;
+	bool ping;
+	uint8_t peer[6];
+	uint32_t count, min, len;
+	uint64_t wait_ms, cpl;
+	bool expect_mac;
+	uint8_t want_mac[6];
+};
 
-	/* Options. */
+static void parse_cfg(struct net_cfg *c)
+{
+	char buf[32];
+
 	const char *role = boot_info__cmdline_get("net", buf, sizeof(buf)) ? buf : "ping";
-	bool ping = !strncmp(role, "ping", 5) || !role[0];
-	if (!ping && strncmp(role, "echo", 5))
+	c->ping = !strncmp(role, "ping", 5) || !role[0];
+	if (!c->ping && strncmp(role, "echo", 5))
 		rt__fail(111, "cmdline: net=%s: ping or echo", role);
-	uint8_t peer[6] = { 0 };
-	if (ping) {
-		if (!boot_info__cmdline_get("peer", buf, sizeof(buf)) || !parse_mac(buf, peer))
-			rt__fail(111, "cmdline: net=ping needs peer=MAC (xx:xx:xx:xx:xx:xx)");
-	}
-	uint32_t count = (uint32_t)opt("count", ping ? 100 : 0);
-	uint32_t min = (uint32_t)opt("min", ping ? count : 1);
-	uint32_t len = (uint32_t)opt("len", 64);
-	if (len < 60 || len > VNET_FRAME_MAX)
-		rt__fail(111, "cmdline: len=%u: 60..%u", len, VNET_FRAME_MAX);
-	uint64_t wait_ms = opt("wait_ms", 20000);
+	if (c->ping && (!boot_info__cmdline_get("peer", buf, sizeof(buf)) || !parse_mac(buf, c->peer)))
+		rt__fail(111, "cmdline: net=ping needs peer=MAC (xx:xx:xx:xx:xx:xx)");
+	c->count = (uint32_t)opt("count", c->ping ? 100 : 0);
+	if (c->count >= NET_NO_SEQ)
+		rt__fail(111, "cmdline: count=%u: below %u", c->count, NET_NO_SEQ);
+	c->min = (uint32_t)opt("min", c->ping ? c->count : 1);
+	c->len = (uint32_t)opt("len", 64);
+	if (c->len < 60 || c->len > VNET_FRAME_MAX)
+		rt__fail(111, "cmdline: len=%u: 60..%u", c->len, VNET_FRAME_MAX);
+	c->wait_ms = opt("wait_ms", 20000);
 	uint64_t qsize = opt("qsize", VNET_QSIZE_MAX);
 	if (!qsize || qsize > VNET_QSIZE_MAX || (qsize & (qsize - 1)))
 		rt__fail(111, "cmdline: qsize=%lu: a power of two <= %u", qsize, VNET_QSIZE_MAX);
-	vo.qsize = (uint16_t)qsize;
-	vo.nth = (unsigned)opt("nic", 0);
+	c->vo.qsize = (uint16_t)qsize;
+	c->vo.nth = (unsigned)opt("nic", 0);
 	if (boot_info__cmdline_get("kick", buf, sizeof(buf))) {
-		vo.kick_always = !strncmp(buf, "always", 7);
-		if (!vo.kick_always && strncmp(buf, "auto", 5))
+		c->vo.kick_always = !strncmp(buf, "always", 7);
+		if (!c->vo.kick_always && strncmp(buf, "auto", 5))
 			rt__fail(111, "cmdline: kick=%s: auto or always", buf);
 	}
-	uint64_t cpl = opt("net_cpl", 3);
-	if (cpl != 0 && cpl != 3)
-		rt__fail(111, "cmdline: net_cpl=%lu: 0 or 3", cpl);
+	c->cpl = opt("net_cpl", 3);
+	if (c->cpl != 0 && c->cpl != 3)
+		rt__fail(111, "cmdline: net_cpl=%lu: 0 or 3", c->cpl);
+	if (boot_info__cmdline_get("expect_mac", buf, sizeof(buf))) {
+		if (!parse_mac(buf, c->want_mac))
+			rt__fail(111, "cmdline: expect_mac=%s is not a MAC", buf);
+		c->expect_mac = true;
+	}
+}
+
+/* One round: device set-up from reset, link, the data path, results, reset. Fails the guest on error. */
+static void net_round(const struct net_cfg *c)
+{
+	struct net_run *r = &net_run;
+	char why[200], mac[18], mac2[18];
 
 	/* Device. */
 	uint64_t t0 = rdtsc();
-	struct vnet *n = vnet__init(&vo, why, sizeof(why));
+	struct vnet *n = vnet__init(&c->vo, why, sizeof(why));
 	if (!n)
 		rt__fail(ST_NET, "net: %s", why);
 	report_device(n);
 	console__log("net: driver ok in %lu us", tsc_us(rdtsc() - t0));
 
 	int link = vnet__link_up(n);
-	uint64_t end = rdtsc() + time__us_to_tsc(wait_ms * 1000);
+	uint64_t end = rdtsc() + time__us_to_tsc(c->wait_ms * 1000);
 	while (link == 0 && rdtsc() < end) {
 		time__delay_us(10000);
 		link = vnet__link_up(n);
@@ -153,50 +173,47 @@ void check_net(void)
 	console__log("net: mac %s, link %s", fmt_mac(n->mac, mac),
 		     link > 0 ? "up" : link == 0 ? "down" : "state unknown (no VIRTIO_NET_F_STATUS)");
 	if (link == 0)
-		rt__fail(ST_NET, "net: link still down after %lu ms", wait_ms);
-	if (boot_info__cmdline_get("expect_mac", buf, sizeof(buf))) {
-		uint8_t want[6];
-		if (!parse_mac(buf, want))
-			rt__fail(111, "cmdline: expect_mac=%s is not a MAC", buf);
-		if (memcmp(want, n->mac, 6))
-			rt__fail(ST_NET, "net: the device's MAC is %s, expected %s", fmt_mac(n->mac, mac), buf);
-	}
+		rt__fail(ST_NET, "net: link still down after %lu ms", c->wait_ms);
+	if (c->expect_mac && memcmp(c->want_mac, n->mac, 6))
+		rt__fail(ST_NET, "net: the device's MAC is %s, expected %s", fmt_mac(n->mac, mac),
+			 fmt_mac(c->want_mac, mac2));
 
 	/* The run. */
 	memset(r, 0, sizeof(*r));
 	r->dev = n;
-	r->role = ping ? NET_PING : NET_ECHO;
-	r->count = count;
-	r->frame_len = len;
-	memcpy(r->peer, peer, 6);
+	r->role = c->ping ? NET_PING : NET_ECHO;
+	r->count = c->count;
+	r->frame_len = c->len;
+	memcpy(r->peer, c->peer, 6);
 	r->reply_tsc = time__us_to_tsc(opt("timeout_ms", 1000) * 1000);
-	r->wait_tsc = time__us_to_tsc(wait_ms * 1000);
+	r->wait_tsc = time__us_to_tsc(c->wait_ms * 1000);
 	r->probe_tsc = time__us_to_tsc(opt("probe_ms", 100) * 1000);
 	r->idle_tsc = time__us_to_tsc(opt("idle_ms", 2000) * 1000);
 	r->limit_tsc = time__us_to_tsc(opt("limit_ms", 60000) * 1000);
+	r->interval_tsc = time__us_to_tsc(opt("interval_us", 0));
 
-	uint32_t st;
-	if (cpl == 3) {
+	const char *role = c->ping ? "ping" : "echo";
+	if (c->cpl == 3) {
 		/* The user region (rings, buffers, struct vnet, this run) is U=1; the notify page too. */
 		user__init();
 		user__map(n->rx.notify, 2);
 		user__map(n->tx.notify, 2);
-		console__log("net: %s at cpl3 (user__call; rings and notify page user-mapped)", ping ? "ping" : "echo");
+		console__log("net: %s at cpl3 (user__call; rings and notify page user-mapped)", role);
 	} else {
-		console__log("net: %s at cpl0 (emulated here: slow)", ping ? "ping" : "echo");
+		console__log("net: %s at cpl0 (emulated here: slow)", role);
 	}
-	if (!ping)
+	if (!c->ping)
 		console__log("net: echo ready");
-	st = cpl == 3 ? (uint32_t)user__call(net_user_entry, (uintptr_t)r, 0, 0) : net_user_run(r);
+	uint32_t st = c->cpl == 3 ? (uint32_t)user__call(net_user_entry, (uintptr_t)r, 0, 0) : net_user_run(r);
 
 	/* Results. */
 	if (st == NET_DEVICE)
 		rt__fail(ST_NET, "net: device error on queue %u: %s (%lu, %lu)", n->error_queue,
 			 vnet__error_name(n->error), n->error_a, n->error_b);
-	if (ping) {
+	if (c->ping) {
 		if (st == NET_NO_PEER)
 			rt__fail(ST_NET, "net: peer %s did not answer %u probes in %lu ms (ignored %u frames)",
-				 fmt_mac(r->peer, mac), r->probes, wait_ms, r->ignored);
+				 fmt_mac(r->peer, mac), r->probes, c->wait_ms, r->ignored);
 		console__log("net: peer %s answered after %u probe(s), %lu ms", fmt_mac(r->peer, mac), r->probes,
 			     tsc_us(r->peer_tsc) / 1000);
 		uint64_t avg = r->received ? tsc_us(r->rtt_sum / r->received) : 0;
@@ -206,7 +223,7 @@ void check_net(void)
 			     r->lost, r->late, r->corrupt, r->ignored, tsc_us(r->run_tsc));
 	} else {
 		if (st == NET_NO_PEER)
-			rt__fail(ST_NET, "net: echo: no frame in %lu ms", wait_ms);
+			rt__fail(ST_NET, "net: echo: no frame in %lu ms", c->wait_ms);
 		console__log("net: echoed %u frames (received %u, ignored %u, dropped %u) in %lu ms",
 			     r->sent, r->received, r->ignored, r->dropped, tsc_us(r->run_tsc) / 1000);
 	}
@@ -217,8 +234,21 @@ void check_net(void)
 		rt__fail(ST_NET, "net: %s", status_name(st));
 	if (r->corrupt)
 		rt__fail(ST_NET, "net: %u frames came back damaged", r->corrupt);
-	if ((ping ? r->received : r->sent) < min)
-		rt__fail(ST_NET, "net: %u %s, wanted at least %u", ping ? r->received : r->sent,
-			 ping ? "replies" : "frames echoed", min);
+	if ((c->ping ? r->received : r->sent) < c->min)
+		rt__fail(ST_NET, "net: %u %s, wanted at least %u", c->ping ? r->received : r->sent,
+			 c->ping ? "replies" : "frames echoed", c->min);
+}
+
+void check_net(void)
+{
+	static struct net_cfg cfg;
+
+	parse_cfg(&cfg);
+	uint64_t rounds = opt("rounds", 1);
+	for (uint64_t i = 1; i <= rounds; i++) {
+		if (rounds > 1)
+			console__log("net: round %lu of %lu (the device is reset and set up again)", i, rounds);
+		net_round(&cfg);
+	}
 	console__log("net ok");
 }

@@ -11,6 +11,7 @@
 #define NET_MAGIC       0x4e565452u   /* "RTVN" */
 #define NET_PING_HDR    30            /* 14 Ethernet + 4 magic + 4 seq + 8 tsc */
 #define NET_PROBE_SEQ   0x80000000u   /* probes (before the counted run) have this bit */
+#define NET_NO_SEQ      0x7fffffffu   /* no frame has it (count is below it): waiting for nothing */
 
 enum net_role { NET_PING = 1, NET_ECHO };
 
@@ -36,6 +37,7 @@ struct net_run {
 	uint64_t probe_tsc;          /* ping: between probes */
 	uint64_t idle_tsc;           /* echo: stop after this long without a frame, once one came (0: never) */
 	uint64_t limit_tsc;          /* the whole run (0: none) */
+	uint64_t interval_tsc;       /* ping: from one send to the next, at least (0: at once) */
 	/* results */
 	uint32_t status;             /* enum net_status */
 	uint32_t sent, received, lost, late, corrupt, ignored, probes, dropped;

@@ -201,6 +201,10 @@ static USER_TEXT uint32_t run_ping(struct net_run *r)
 			}
 			u_pause();
 		}
+		while (u_rdtsc() - sent_at < r->interval_tsc) {
+			poll_replies(r, NET_NO_SEQ);   /* anything now is late; its buffer goes back */
+			u_pause();
+		}
 		if (r->limit_tsc && u_rdtsc() - t0 > r->limit_tsc)
 			return NET_LIMIT;
 	}
