@@ -46,8 +46,8 @@ build/rtvmm run --kernel "$kernel" --initrd "$initrd" --vcpus 2 --memory 256M --
 	< /dev/null | while IFS= read -r line; do
 	printf '%s\n' "$line"
 	if [[ $line == RTVMM-INIT-OK* ]]; then
-		printf '== init marker after %.1f s (wall clock from rtvmm start)\n' \
-			"$(echo "$(date +%s.%N) - $start" | bc)"
+		awk -v a="$start" -v b="$(date +%s.%N)" \
+			'BEGIN { printf "== init marker after %.1f s (wall clock from rtvmm start)\n", b - a }' 
 	fi
 done
 status=${PIPESTATUS[0]}

@@ -6,7 +6,7 @@ set -euo pipefail
 declare -A groups=(
 	[build]="gcc meson ninja-build pkg-config liblzma-dev libzstd-dev zlib1g-dev libyaml-dev libhwloc-dev libnuma-dev libjansson-dev"
 	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools python3 util-linux"
-	[kernel]="bc bison flex libelf-dev libssl-dev dwarves rsync kmod cpio xz-utils patch make"
+	[kernel]="bc bison flex libelf-dev libssl-dev cpio xz-utils patch make linux-source-6.1"
 	[dataplane]="libdpdk-dev dpdk-dev"
 	[bench]="qemu-system-x86"
 )
@@ -29,5 +29,5 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
