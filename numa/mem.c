@@ -192,7 +192,7 @@ static int create_with(struct guest_mem *mem, const struct plan_memory *m, enum 
 		       struct err *e)
 {
 	uint64_t page = plan__page_size_bytes(ps);
-	unsigned flags = MFD_CLOEXEC;
+	unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
 	int fd, r;
 
 	if (ps == PLAN_PAGE_2M)

@@ -1,6 +1,7 @@
 #include "vmm/guest_mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -34,6 +35,17 @@ int guest_mem__map_fd_flags(struct guest_mem *mem, int fd, uint64_t size, uint64
 	mem->fd = fd;
 	mem->page_size = page_size;
 	guest_mem__layout(mem, size);
+	/*
+	 * The fd is shared with vhost-user backends: seal its size so that no one
+	 * (not even us by mistake) can shrink it under their mappings (SIGBUS).
+	 * Files created without MFD_ALLOW_SEALING answer EPERM: nothing to seal.
+	 */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 && errno != EPERM) {
+		err = -errno;
+		close(fd);
+		mem->fd = -1;
+		return err;
+	}
 	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | mmap_flags, fd, 0);
 	if (mem->base == MAP_FAILED) {
 		err = -errno;
@@ -53,7 +65,7 @@ int guest_mem__create(struct guest_mem *mem, uint64_t size)
 
 	mem->fd = -1;
 	mem->base = NULL;
-	fd = memfd_create("rtvmm-ram", MFD_CLOEXEC);
+	fd = memfd_create("rtvmm-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)size) < 0) {
