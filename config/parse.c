@@ -1096,6 +1096,23 @@ static int syntax_error(struct ctx *c, yaml_parser_t *ps, FILE *f)
 	}
 }
 
+/* A VM without emulator_cpus runs its non-vCPU threads on the host's housekeeping cpus. */
+static void default_emulator_cpus(struct plan *p)
+{
+	unsigned i;
+
+	if (!p->host.housekeeping_set)
+		return;
+	for (i = 0; i < p->nr_vms; i++) {
+		struct plan_sched *em = &p->vms[i].emulator;
+
+		if (CPU_COUNT(&em->cpus))
+			continue;
+		em->cpus = p->host.housekeeping;
+		em->loc = p->host.loc;
+	}
+}
+
 int plan__load(struct plan *p, const char *path, struct err *e)
 {
 	struct ctx c = { .file = path, .p = p, .e = e };
@@ -1154,6 +1171,7 @@ int plan__load(struct plan *p, const char *path, struct err *e)
 	rc = parse_plan(&c, root);
 	if (rc)
 		goto err_free_plan;
+	default_emulator_cpus(p);
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
 	fclose(f);

@@ -14,6 +14,8 @@
 #include "numa/mem.h"
 #include "numa/topology.h"
 #include "vmm/size.h"
+#include "vmm/virtio/net.h"
+#include "vmm/virtio/pci.h"
 #include "vmm/vm.h"
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
@@ -141,6 +143,20 @@ static void report_stop(const struct vm *vm, double run_s)
 
 	fprintf(stderr, "rtvmm: stopped after %.3f s: %s, exit status %d\n", run_s,
 		stop_name(vm->stop_reason), vm->stop_status);
+	for (i = 0; i < vm->nr_nics; i++) {
+		struct virtio_pci_stats ps;
+		struct virtio_net_stats ns;
+
+		virtio_pci__get_stats(vm->nics[i].pci, &ps);
+		virtio_net__stats(vm->nics[i].dev, &ns);
+		fprintf(stderr, "rtvmm:   %s: link %s, backend connects %llu, disconnects %llu, failures %llu; "
+			"driver activations %llu, needs-reset %llu, kicks through the monitor %llu%s%s\n",
+			vm->nics[i].dev->name, ns.link_up ? "up" : "down",
+			(unsigned long long)ns.connects, (unsigned long long)ns.disconnects,
+			(unsigned long long)ns.failures, (unsigned long long)ps.activations,
+			(unsigned long long)ps.needs_reset, (unsigned long long)ps.exit_kicks,
+			ns.last_error[0] ? "; last error: " : "", ns.last_error);
+	}
 	for (i = 0; i < vm->nr_vcpus && vm->verbose; i++) {
 		const uint64_t *c = vm->vcpus[i].exits.count;
 

@@ -364,6 +364,24 @@ static void test_parse_hugepages_prefault_by_default(void **state)
 	plan__free(&p);
 }
 
+static void test_parse_emulator_cpus_default_to_housekeeping(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_ok("host:\n  housekeeping_cpus: \"0,8\"\n" VM_HEAD "    memory: 64M\n    vcpus: 1\n"
+		"  - name: vnf2\n    kernel: bzImage\n    memory: 64M\n    vcpus: 1\n"
+		"    emulator_cpus: \"9\"\n", &p);
+	assert_true(cpus_of(&p.vms[0].emulator.cpus, "0,8"));
+	assert_int_equal(p.vms[0].emulator.loc.line, 2);
+	assert_true(cpus_of(&p.vms[1].emulator.cpus, "9"));
+	plan__free(&p);
+	/* Without a host section nothing is pinned. */
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_int_equal(CPU_COUNT(&p.vms[0].emulator.cpus), 0);
+	plan__free(&p);
+}
+
 static void test_parse_single_vm_document(void **state)
 {
 	static const char yaml[] =
@@ -718,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_parse_full_vm_fills_every_field),
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
 		cmocka_unit_test(test_parse_hugepages_prefault_by_default),
+		cmocka_unit_test(test_parse_emulator_cpus_default_to_housekeeping),
 		cmocka_unit_test(test_parse_single_vm_document),
 		cmocka_unit_test(test_parse_vcpu_list_form),
 		cmocka_unit_test(test_parse_unknown_key_names_line_and_key),
