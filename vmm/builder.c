@@ -106,16 +106,6 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	vm->verbose = cfg->verbose;
 	vm->plan = cfg->plan;
 
-	/*
-	 * 2. The monitor's own threads go to the emulator cpus first: every thread
-	 * created from here on (console, vCPUs) inherits that affinity, and vCPU
-	 * threads then move themselves to their own cpus before entering the guest.
-	 */
-	if (cfg->plan && CPU_COUNT(&cfg->plan->emulator.cpus) > 0) {
-		err = rt__apply(0, &cfg->plan->emulator, e);
-		if (err)
-			return err;
-	}
 	if (cfg->mem_size < VM_MIN_MEMORY)
 		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
 				(unsigned long long)(cfg->mem_size >> 10),
@@ -126,6 +116,17 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 				"xAPIC ids in the MP/ACPI tables allow %u)", cfg->nr_vcpus,
 				vm->kvm.max_vcpus < TABLES_MAX_VCPUS ? vm->kvm.max_vcpus : TABLES_MAX_VCPUS,
 				vm->kvm.max_vcpus, TABLES_MAX_VCPUS);
+
+	/*
+	 * 2. The monitor's own threads go to the emulator cpus first: every thread
+	 * created from here on (console, vCPUs) inherits that affinity, and vCPU
+	 * threads then move themselves to their own cpus before entering the guest.
+	 */
+	if (cfg->plan && CPU_COUNT(&cfg->plan->emulator.cpus) > 0) {
+		err = rt__apply(0, &cfg->plan->emulator, e);
+		if (err)
+			return err;
+	}
 
 	/*
 	 * 3. Guest RAM: one MAP_SHARED memfd (hugetlb, bound to a node, prefaulted
