@@ -33,16 +33,37 @@ args=("$rtvmm" "$kernel" --vcpus "$vcpus" --memory 256M --cmdline "$cmdline" --s
 	--output-re "smp: Brought up 1 node, $vcpus CPU"
 	--absent "KVM_EXIT_INTERNAL_ERROR")
 if [[ $kind == stock ]]; then
-	# Debian's kernel boots to init here, then its first system call faults: this host's SYSCALL
-	# from user mode stays in user mode (docs/linux-guest.md), and only rtvmm's kernel carries
-	# the fix. So the check is the whole kernel boot up to init, then the known death of init
-	# (panic=-1 resets the guest: exit status 0).
-	args+=(--stdout "Run /init as init process"
-		--output-re "init\[1\]: segfault at ffffffff[0-9a-f]+ ip ffffffff[0-9a-f]+ .*error 15")
-else
-	args+=(--absent "Kernel panic")
-	args+=(--stdout "RTVMM-INIT-OK nproc=$vcpus")
-	[[ $mode == reboot ]] && args+=(--output-re "reboot: Restarting system")
-	[[ $mode == poweroff ]] && args+=(--output-re "reboot: Power down")
+	# Debian's kernel cannot reach user space here: it lacks the SYSCALL patch, and after
+	# minutes of emulated init it stops at an ldmxcsr in kernel_fpu_begin() that KVM's
+	# emulator rejects (docs/linux-guest.md). What it parsed from what rtvmm built is the
+	# check: the command line, the e820 map, the ACPI tables, both vCPUs brought up.
+	# The boot is stopped (SIGTERM) as soon as the last of those lines appears.
+	tmp=$(mktemp -d)
+	trap 'kill $pid 2> /dev/null; rm -rf "$tmp"' EXIT
+	timeout 2000 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus "$vcpus" --memory 256M \
+		--cmdline "$cmdline" < /dev/null > "$tmp/out" 2> "$tmp/err" &
+	pid=$!
+	until grep -q "smp: Brought up 1 node, $vcpus CPU" "$tmp/out"; do
+		kill -0 $pid 2> /dev/null || break
+		sleep 2
+	done
+	kill -TERM $pid 2> /dev/null
+	wait $pid
+	fail=0
+	for re in "Command line: $cmdline" \
+		"BIOS-e820: \[mem 0x0000000000100000-0x000000000fffffff\] usable" \
+		"BIOS-e820: \[mem 0x000000000009fc00-0x000000000009ffff\] reserved" \
+		"ACPI: APIC 0x00000000000E" "smpboot: Allowing $vcpus CPUs" \
+		"smp: Brought up 1 node, $vcpus CPU"; do
+		if grep -qE -- "$re" "$tmp/out"; then echo "ok - $re"; else echo "not ok - no '$re'"; fail=1; fi
+	done
+	if grep -q "KVM_EXIT_INTERNAL_ERROR" "$tmp/err"; then
+		echo "not ok - internal error before SMP bring-up"; fail=1
+	fi
+	[[ $fail -eq 0 ]] || { tail -40 "$tmp/out"; tail -20 "$tmp/err"; }
+	exit $fail
 fi
+args+=(--absent "Kernel panic" --stdout "RTVMM-INIT-OK nproc=$vcpus")
+[[ $mode == reboot ]] && args+=(--output-re "reboot: Restarting system")
+[[ $mode == poweroff ]] && args+=(--output-re "reboot: Power down")
 exec "$run_guest" "${args[@]}" -- --initrd "$initrd"
