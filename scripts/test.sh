@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The whole rtvmm test suite (what .ci/run calls). Installs what is missing, builds a normal
 # and an ASan/UBSan build, prepares the Linux guest (kernel + initramfs, cached), runs every test.
-# RTVMM_SLOW_TESTS=1 adds suite 'slow' (Debian's stock kernel to init: 10+ minutes here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -33,9 +32,8 @@ for b in build build-asan; do
 	echo "== meson test ($b)"
 	# The Linux boots take minutes of emulated guest kernel time here; they run once, in the
 	# normal build. The sanitizer build runs everything else (bare-metal guests included).
-	skip=(--no-suite slow)
-	[[ ${RTVMM_SLOW_TESTS:-0} == 1 && $b == build ]] && skip=()
-	[[ $b == build-asan ]] && skip=(--no-suite linux --no-suite slow)
+	skip=()
+	[[ $b == build-asan ]] && skip=(--no-suite linux)
 	meson test -C "$b" --print-errorlogs --num-processes 2 "${skip[@]}" || status=1
 done
 exit $status
