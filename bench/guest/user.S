@@ -77,42 +77,14 @@ syscall_entry:
 	pushq	%rcx				/* rip */
 	pushq	$0				/* error */
 	pushq	$VEC_SYSCALL			/* vector */
-	pushq	%rax
-	pushq	%rbx
-	pushq	%rcx
-	pushq	%rdx
-	pushq	%rsi
-	pushq	%rdi
-	pushq	%rbp
-	pushq	%r8
-	pushq	%r9
-	pushq	%r10
-	pushq	%r11
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
+	PUSH_GPRS
 	movq	%rsp, %rdi
 	movq	%rsp, %rbp
 	andq	$-16, %rsp
 	cld
 	call	cpu__syscall_dispatch
 	movq	%rbp, %rsp
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%r11
-	popq	%r10
-	popq	%r9
-	popq	%r8
-	popq	%rbp
-	popq	%rdi
-	popq	%rsi
-	popq	%rdx
-	popq	%rcx
-	popq	%rbx
-	popq	%rax
+	POP_GPRS
 	addq	$16, %rsp			/* vector, error */
 	cmpb	$0, syscall_return_sysret(%rip)
 	jne	1f
