@@ -24,7 +24,7 @@ if [[ ! -f $kernel || ! -f $initrd ]]; then
 fi
 
 cmdline="console=ttyS0 earlyprintk=serial,ttyS0 $(cat "$root/guest/linux/cmdline") panic=-1 rtvmm.test=$mode"
-args=("$rtvmm" "$kernel" --vcpus "$vcpus" --memory 256M --cmdline "$cmdline" --status 0 --timeout 900
+args=("$rtvmm" "$kernel" --vcpus "$vcpus" --memory 256M --cmdline "$cmdline" --status 0 --timeout 300
 	# The kernel parsed what rtvmm built: command line, e820 map, ACPI tables, CPUs.
 	--output-re "Command line: $cmdline"
 	--output-re "BIOS-e820: \[mem 0x0000000000100000-0x000000000fffffff\] usable"
