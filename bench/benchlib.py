@@ -1,0 +1,445 @@
+"""Shared plumbing of the rtvmm benchmark programs (bench/*.py).
+
+Every benchmark is a program that runs alone (`bench/NAME.py --help`) and, through
+`bench/rtvmm-bench`, as part of the suite. It writes one JSON document (see
+bench/schema/benchmark.schema.json): what ran, on which cpus, every figure, the peer's
+figure from the same run and the ratios. This module gives them the common pieces: the
+command-line skeleton, machine facts, pinning of threads, processes whose console is
+matched line by line, histogram statistics and the result record.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA = "rtvmm-bench/1"
+
+
+def log(name, msg):
+    """Prints a progress line on stderr, prefixed with the benchmark's name."""
+    print(f"[{name}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- command line
+
+def arg_parser(name, doc):
+    """Returns an ArgumentParser with the options every benchmark takes."""
+    ap = argparse.ArgumentParser(prog=f"bench/{name}.py", description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", metavar="FILE", help="write the result document here (default: stdout)")
+    ap.add_argument("--outdir", metavar="DIR", help="directory for raw data (histograms, logs)")
+    ap.add_argument("--quick", action="store_true",
+                    help="run briefly: checks that the benchmark works, the figures mean little")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="meson build directory")
+    ap.add_argument("--housekeeping-cpu", type=int, default=0, metavar="CPU",
+                    help="cpu for monitors' emulator threads, traffic sources, stress (default 0)")
+    ap.add_argument("--measure-cpu", type=int, default=None, metavar="CPU",
+                    help="cpu for the thread under test: vCPU, DUT poll loop (default: last cpu)")
+    return ap
+
+
+def parse_args(ap, argv=None):
+    """Parses argv and fills in derived defaults (measure cpu, outdir)."""
+    a = ap.parse_args(argv)
+    if a.measure_cpu is None:
+        a.measure_cpu = (os.cpu_count() or 1) - 1
+    if a.outdir:
+        os.makedirs(a.outdir, exist_ok=True)
+    return a
+
+
+# ---------------------------------------------------------------- results
+
+def new_result(name, args, config):
+    """Starts a result document for benchmark NAME with its effective configuration."""
+    return {
+        "schema": SCHEMA,
+        "benchmark": name,
+        "status": "ok",
+        "reason": None,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": None,
+        "quick": bool(args.quick),
+        "command": [sys.argv[0]] + sys.argv[1:],
+        "machine": machine_info(),
+        "git": git_info(),
+        "config": config,
+        "pinning": [],
+        "results": [],
+        "ratios": [],
+        "histograms": [],
+        "series": [],
+        "notes": [],
+        "_t0": time.monotonic(),
+    }
+
+
+def add_pinning(res, subject, thread, cpu, policy="SCHED_OTHER", priority=0):
+    """Records which cpu (list or int) and policy a thread of SUBJECT ran with."""
+    res["pinning"].append({"subject": subject, "thread": thread,
+                           "cpus": cpu if isinstance(cpu, list) else [cpu],
+                           "policy": policy, "priority": priority})
+
+
+def add_figure(res, name, subject, value, unit, scenario=None, **extra):
+    """Records one figure: NAME of SUBJECT (rtvmm, raw-kvm, host, testpmd, qemu...) in UNIT."""
+    fig = {"name": name, "subject": subject, "scenario": scenario, "value": value, "unit": unit}
+    fig.update(extra)
+    res["results"].append(fig)
+    return fig
+
+
+def add_ratio(res, name, numerator, denominator, goal=None, better="lower"):
+    """Records NUMERATOR/DENOMINATOR (two figure values) and whether GOAL (a bound) is met.
+
+    better is "lower" when a smaller ratio is better (latency: goal is an upper bound)
+    or "higher" (throughput: goal is a lower bound)."""
+    value = numerator / denominator if numerator is not None and denominator else None
+    met = None
+    if goal is not None and value is not None:
+        met = value <= goal if better == "lower" else value >= goal
+    r = {"name": name, "value": value, "numerator": numerator, "denominator": denominator,
+         "goal": goal, "better": better, "met": met}
+    res["ratios"].append(r)
+    return r
+
+
+def add_histogram(res, name, subject, scenario, unit, width, buckets, overflow=0):
+    """Records a histogram: BUCKETS is {lower_bound: count} or [[lower, count], ...]."""
+    items = sorted(buckets.items()) if isinstance(buckets, dict) else sorted(buckets)
+    res["histograms"].append({"name": name, "subject": subject, "scenario": scenario,
+                              "unit": unit, "bucket_width": width,
+                              "buckets": [[lo, n] for lo, n in items if n],
+                              "overflow": overflow})
+
+
+def add_series(res, name, x_label, y_label, points, subject, scenario=None):
+    """Records a plot series: POINTS is [[x, y], ...] (x may be a label such as "imix")."""
+    res["series"].append({"name": name, "subject": subject, "scenario": scenario,
+                          "x": x_label, "y": y_label, "points": points})
+
+
+def skip(res, reason):
+    """Marks the result skipped (the machine lacks what it needs), with the reason."""
+    res["status"], res["reason"] = "skipped", reason
+    return res
+
+
+def fail(res, reason):
+    """Marks the result failed (the benchmark could not measure), with the reason."""
+    res["status"], res["reason"] = "failed", reason
+    return res
+
+
+def finish(res, args):
+    """Writes the result document to --json (or stdout); exit status 0 unless it failed."""
+    res["duration_s"] = round(time.monotonic() - res.pop("_t0"), 3)
+    text = json.dumps(res, indent=2)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 1 if res["status"] == "failed" else 0
+
+
+def main(name, doc, add_arguments, run, argv=None):
+    """Standard entry point: parse options, run(args, res) -> res, write the document.
+
+    An exception inside run() marks the result failed with its message, so the suite
+    always gets a document."""
+    ap = arg_parser(name, doc)
+    add_arguments(ap)
+    args = parse_args(ap, argv)
+    res = None
+    try:
+        res = run(args, lambda config: new_result(name, args, config))
+    except Exception as e:  # the document must say what broke
+        res = res or new_result(name, args, {})
+        fail(res, f"{type(e).__name__}: {e}")
+        import traceback
+        traceback.print_exc()
+    return finish(res, args)
+
+
+# ---------------------------------------------------------------- machine
+
+def _read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def machine_info():
+    """Facts about this host that decide how to read a figure."""
+    model = None
+    for line in (_read("/proc/cpuinfo", "") or "").splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = None
+    for line in (_read("/proc/meminfo", "") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    modules = (_read("/proc/modules", "") or "").split("\n")
+    kvm_mods = sorted(m.split()[0] for m in modules if m.startswith("kvm"))
+    nodes = [d for d in os.listdir("/sys/devices/system/node")
+             if re.fullmatch(r"node\d+", d)] if os.path.isdir("/sys/devices/system/node") else []
+    return {
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "memory_mib": mem_kb // 1024 if mem_kb else None,
+        "numa_nodes": len(nodes),
+        "isolated_cpus": _read("/sys/devices/system/cpu/isolated", ""),
+        "kvm_modules": kvm_mods,
+        "hugepages_2m": int(_read("/proc/sys/vm/nr_hugepages", "0") or 0),
+        "rt_runtime_us": _read("/proc/sys/kernel/sched_rt_runtime_us"),
+        "cmdline": _read("/proc/cmdline", ""),
+    }
+
+
+def git_info():
+    """The revision of the tree the benchmark ran from (dirty if it had changes)."""
+    try:
+        rev = subprocess.check_output(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                      text=True, stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        rev = "unknown"
+    return {"revision": rev}
+
+
+def tool(args, rel):
+    """Path of a program built in the meson build directory (e.g. "rtvmm")."""
+    return os.path.join(args.build, rel)
+
+
+def need(*programs):
+    """Returns None when every program is on PATH, else a reason naming the missing one."""
+    for p in programs:
+        if not shutil.which(p):
+            return f"{p} not found (scripts/deps.sh bench installs it)"
+    return None
+
+
+# ---------------------------------------------------------------- threads and cpus
+
+def threads(pid):
+    """{tid: comm} of every thread of process PID."""
+    out = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            comm = _read(f"/proc/{pid}/task/{tid}/comm")
+            if comm is not None:
+                out[int(tid)] = comm
+    except OSError:
+        pass
+    return out
+
+
+def find_threads(pid, pattern, timeout=10.0):
+    """Waits until threads of PID whose name matches PATTERN exist; returns {tid: comm}."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {t: c for t, c in threads(pid).items() if rx.search(c)}
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def pin(tid, cpus):
+    """Sets the cpu affinity of one thread (cpus: int or list)."""
+    os.sched_setaffinity(tid, [cpus] if isinstance(cpus, int) else cpus)
+
+
+def set_policy(tid, policy, priority=0):
+    """Sets a thread's policy: "SCHED_FIFO" with PRIORITY, or "SCHED_OTHER"."""
+    pol = os.SCHED_FIFO if policy == "SCHED_FIFO" else os.SCHED_OTHER
+    os.sched_setscheduler(tid, pol, os.sched_param(priority if pol == os.SCHED_FIFO else 0))
+
+
+def thread_placement(tid):
+    """(cpus, policy name, priority) a thread runs with right now."""
+    cpus = sorted(os.sched_getaffinity(tid))
+    pol = os.sched_getscheduler(tid)
+    name = {os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR"}.get(pol, "SCHED_OTHER")
+    return cpus, name, os.sched_getparam(tid).sched_priority
+
+
+class Stress:
+    """stress-ng CPU hogs (SCHED_OTHER, nice 0), one pinned to each cpu in CPUS, while in a with-block."""
+
+    def __init__(self, cpus, kind="cpu"):
+        self.cpus, self.kind, self.procs = cpus, kind, []
+
+    def __enter__(self):
+        for c in self.cpus:
+            self.procs.append(subprocess.Popen(
+                ["taskset", "-c", str(c), "stress-ng", f"--{self.kind}", "1", "--timeout", "3600",
+                 "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        return False
+
+
+# ---------------------------------------------------------------- processes
+
+class Console:
+    """A child process whose stdout+stderr is read line by line (monitors, dataplanes)."""
+
+    def __init__(self, argv, name="proc", stdin=subprocess.DEVNULL, env=None, logfile=None):
+        self.argv, self.name = argv, name
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
+        self.lines, self._buf = [], b""
+        self.log = open(logfile, "w") if logfile else None
+        self.eof = False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def _pump(self, timeout):
+        if self.eof:
+            time.sleep(min(timeout, 0.05))
+            return []
+        if not self.sel.select(timeout=max(timeout, 0)):
+            return []
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            self.eof = True
+            chunk = b"\n" if self._buf else b""
+        self._buf += chunk
+        *new, self._buf = self._buf.split(b"\n")
+        new = [l.decode(errors="replace").rstrip("\r") for l in new]
+        for l in new:
+            if self.log:
+                self.log.write(l + "\n")
+                self.log.flush()
+        self.lines.extend(new)
+        return new
+
+    def expect(self, pattern, timeout):
+        """Waits for a line matching PATTERN (regex); returns the match, or None on timeout/exit."""
+        rx = re.compile(pattern)
+        for l in self.lines[getattr(self, "_seen", 0):]:
+            self._seen = getattr(self, "_seen", 0) + 1
+            m = rx.search(l)
+            if m:
+                return m
+        self._seen = len(self.lines)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for l in self._pump(deadline - time.monotonic()):
+                self._seen += 1
+                m = rx.search(l)
+                if m:
+                    return m
+            if self.eof and self.proc.poll() is not None:
+                return None
+        return None
+
+    def wait(self, timeout):
+        """Reads until the process exits (or TIMEOUT, then kills it); returns the exit status."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self._pump(min(0.2, deadline - time.monotonic()))
+        if self.proc.poll() is None:
+            self.kill()
+        while not self.eof:
+            if not self._pump(0.1) and self.proc.poll() is not None:
+                self._pump(0)
+                break
+        return self.proc.wait()
+
+    def stop(self, sig=signal.SIGINT, timeout=10):
+        """Sends SIG (default SIGINT) and waits; kills after TIMEOUT. Returns the exit status."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        return self.wait(timeout)
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def tail(self, n=20):
+        return self.lines[-n:]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+            self.proc.wait()
+        if self.log:
+            self.log.close()
+
+
+# ---------------------------------------------------------------- statistics
+
+def hist_stats(buckets, width=1.0, overflow=0, overflow_at=None):
+    """min/avg/p50/p99/p99.9/max and count of a histogram {lower_bound: count}.
+
+    Values in a bucket count as its lower bound for percentiles and min, as its middle
+    for the average; the max is the upper end of the last non-empty bucket, or
+    overflow_at (or "overflow") when samples overflowed."""
+    items = sorted((float(k), int(v)) for k, v in (buckets.items() if isinstance(buckets, dict)
+                                                    else buckets) if int(v))
+    n = sum(v for _, v in items) + overflow
+    if n == 0:
+        return {"count": 0}
+
+    def pct(p):
+        rank, acc = p / 100.0 * n, 0
+        for lo, v in items:
+            acc += v
+            if acc >= rank:
+                return lo
+        return overflow_at if overflow_at is not None else None
+
+    s = {"count": n, "overflow": overflow,
+         "min": items[0][0] if items else overflow_at,
+         "avg": (sum((lo + width / 2) * v for lo, v in items) / (n - overflow)) if n > overflow else None,
+         "p50": pct(50), "p99": pct(99), "p99_9": pct(99.9)}
+    s["max"] = overflow_at if overflow else (items[-1][0] + width if items else None)
+    return s
+
+
+def percentiles(values, ps=(50, 99, 99.9)):
+    """Percentiles of a list of numbers (nearest rank)."""
+    v = sorted(values)
+    if not v:
+        return {}
+    out = {}
+    for p in ps:
+        k = max(0, min(len(v) - 1, int(round(p / 100.0 * len(v) + 0.5)) - 1))
+        out["p" + str(p).replace(".", "_")] = v[k]
+    return out
