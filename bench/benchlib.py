@@ -192,8 +192,8 @@ def machine_info():
     for line in (_read("/proc/meminfo", "") or "").splitlines():
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
-    modules = (_read("/proc/modules", "") or "").split("\n")
-    kvm_mods = sorted(m.split()[0] for m in modules if m.startswith("kvm"))
+    kvm_mods = sorted(m for m in (os.listdir("/sys/module") if os.path.isdir("/sys/module") else [])
+                      if m.startswith("kvm"))
     nodes = [d for d in os.listdir("/sys/devices/system/node")
              if re.fullmatch(r"node\d+", d)] if os.path.isdir("/sys/devices/system/node") else []
     return {
