@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-scripts/deps.sh build test kernel dataplane
+scripts/deps.sh build test kernel dataplane bench
 export RTVMM_CACHE=${RTVMM_CACHE:-$root/.cache}
 
 # Real Linux guests (cached under .cache/): rtvmm's small kernel built from Debian's
@@ -30,10 +30,11 @@ for b in build build-asan; do
 	fi
 	ninja -C "$b"
 	echo "== meson test ($b)"
-	# The Linux boots take minutes of emulated guest kernel time here; they run once, in the
-	# normal build. The sanitizer build runs everything else (bare-metal guests included).
+	# The Linux boots take minutes of emulated guest kernel time here; they and the benchmark
+	# suite's quick mode (which boots Linux too) run once, in the normal build. The sanitizer
+	# build runs everything else (bare-metal guests included).
 	skip=()
-	[[ $b == build-asan ]] && skip=(--no-suite linux)
+	[[ $b == build-asan ]] && skip=(--no-suite linux --no-suite bench)
 	meson test -C "$b" --print-errorlogs --num-processes 2 "${skip[@]}" || status=1
 done
 exit $status
