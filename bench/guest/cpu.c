@@ -75,6 +75,16 @@ void cpu__set_trap_handler(unsigned vector, trap_handler_t h)
 	handlers[vector & 0xff] = h;
 }
 
+void cpu__set_gate_entry(unsigned vector, const void *entry)
+{
+	uint64_t a = (uintptr_t)entry;
+	struct idt_gate *g = &idt[vector & 0xff];
+
+	g->off_lo = (uint16_t)a;
+	g->off_mid = (uint16_t)(a >> 16);
+	g->off_hi = (uint32_t)(a >> 32);
+}
+
 void cpu__set_gate_dpl(unsigned vector, unsigned dpl)
 {
 	idt[vector & 0xff].attr = (uint8_t)(0x8E | (dpl & 3) << 5);

@@ -11,6 +11,10 @@
  *                     test_cpl3.c for cpl3_iters=N cpl3_ticks=N cpl3_broken=LIST
  *   test=net          virtio-net (poll mode, data path at CPL3) against a real backend; opt-in
  *                     (needs a NIC and a peer), see test_net.c for net=ping|echo peer= count= ...
+ *   test=exitcost     benchmark: PIO/MMIO exit round trips at CPL0 and CPL3; opt-in, see
+ *                     test_exitcost.c for exitcost_iters=N exitcost_cpl=0,3
+ *   test=timerlat     benchmark: TSC-deadline wake-up latency from hlt; opt-in, see
+ *                     test_timerlat.c for period_us=N samples=N
  *   cpus=N            fail unless the firmware tables list N CPUs
  *   firmware=acpi|mptable  where smp finds the APs (default ACPI, else MP table)
  *   pio_iters=N mmio_iters=N ticks=N timer_us=N tsc_khz=N
@@ -20,6 +24,7 @@
 #include "rt.h"
 #include "test_cpl3.h"
 #include "test_net.h"
+#include "test_bench.h"
 
 enum status {
 	ST_BOOT = 101, ST_PIO = 102, ST_MMIO = 103, ST_TIMER = 104, ST_TSC = 105,
@@ -387,6 +392,10 @@ int guest_main(void)
 		check_cpl3();
 	if (want_opt_in("net"))
 		check_net();
+	if (want_opt_in("exitcost"))
+		check_exitcost();
+	if (want_opt_in("timerlat"))
+		check_timerlat();
 	if (want("smp"))
 		check_smp();
 	console__log("all tests passed");

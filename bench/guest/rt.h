@@ -269,6 +269,8 @@ void cpu__tables_load(void);   /* AP: loads the same GDT and IDT */
 void cpu__set_trap_handler(unsigned vector, trap_handler_t h);
 /* Loads an IDT with limit 0: the next exception becomes a triple fault. */
 void cpu__load_empty_idt(void);
+/* Points the IDT gate of `vector` at `entry` instead of its stub (no trap frame, no dispatcher). */
+void cpu__set_gate_entry(unsigned vector, const void *entry);
 /* Gate privilege: 3 lets CPL3 code reach `vector` with INT n (all gates start at DPL0). */
 void cpu__set_gate_dpl(unsigned vector, unsigned dpl);
 /* Handler of SYSCALL (trap_frame.vector = VEC_SYSCALL; RIP/RFLAGS/RSP in the frame are the caller's). */

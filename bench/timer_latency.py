@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Timer wake-up latency inside the guest, cyclictest-style, next to the host's own cyclictest on
+the same cpu in the same run.
+
+Guest (bench/guest, test=timerlat): the LAPIC TSC-deadline timer armed at absolute deadlines
+t0 + k * period, the vCPU waiting in `sti; hlt` (its thread sleeps in the host); lateness = TSC
+at the first instruction of a dedicated interrupt stub - deadline, 1 us buckets 0..9999 us plus
+overflow. Deadlines that passed meanwhile are skipped, as cyclictest does. Two placements:
+  default   build/rtvmm run --kernel ... (no plan: vCPU thread unpinned, SCHED_OTHER)
+  rt        build/rtvmm run PLAN.yaml: vCPU pinned to --measure-cpu, SCHED_FIFO --priority,
+            emulator threads on --housekeeping-cpu, RAM prefaulted and mlocked, 2M pages
+            (4K fallback when the pool is short), /dev/cpu_dma_latency held at 0 by rtvmm
+Host: cyclictest -m -p PRIO -a MEASURE_CPU -t1 -i PERIOD -l SAMPLES -h 10000 -q --json=FILE
+(SCHED_FIFO and pinned, so its scenarios are named rt-idle / rt-stress).
+Each idle and under stress: stress-ng CPU hogs (SCHED_OTHER), one pinned to each of the
+housekeeping and measure cpus, so the measured cpu is contended and the other one loaded too.
+
+What the guest figure includes beyond the host's wake-up of the vCPU thread: KVM's injection of
+the interrupt and the stub's first instruction (rdtsc), both emulated at CPL0 on this nested
+host (the guest prints tsc_step_ns, one emulated rdtsc, ~2 us here).
+"""
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
+NAME = "timer_latency"
+HEAD = re.compile(r"timerlat: tsc_khz=(\d+) \(([^)]*)\) .*tsc_step_ns=(\d+)")
+SUMMARY = re.compile(r"timerlat: n=(\d+) (.*)$")
+HIST = re.compile(r"timerlat: hist((?: \d+:\d+)+)\s*$")
+HIST_END = re.compile(r"timerlat: hist end lines=(\d+) buckets=(\d+)")
+PAGES = re.compile(r"rtvmm: memory .*?, (\d+ [KMG]iB) pages")
+
+
+def add_arguments(ap):
+    """Options of this benchmark."""
+    ap.add_argument("--period-us", type=int, default=200, help="timer period in us (default 200)")
+    ap.add_argument("--samples", type=int, default=None,
+                    help="wake-ups per scenario (default 100000; --quick 2000)")
+    ap.add_argument("--priority", type=int, default=90,
+                    help="SCHED_FIFO priority of the rt vCPU and of cyclictest (default 90)")
+
+
+def plan_yaml(args, guest, cmdline):
+    """The rt host plan: one vCPU pinned and SCHED_FIFO, emulator on housekeeping, locked RAM."""
+    return f"""# timer_latency.py: the rt placement of the guest under test
+host:
+  housekeeping_cpus: "{args.housekeeping_cpu}"
+vm:
+  name: timerlat
+  kernel: {json.dumps(os.path.abspath(guest))}
+  cmdline: {json.dumps(cmdline)}
+  memory:
+    size: 64M
+    page_size: 2M
+    prefault: true
+    mlock: true
+    fallback_4k: true
+  vcpus:
+    count: 1
+    policy: fifo
+    priority: {args.priority}
+    pin: ["{args.measure_cpu}"]
+  emulator_cpus: "{args.housekeeping_cpu}"
+"""
+
+
+def parse_guest(lines):
+    """Summary {min, avg, max (us), p50/p99/p99_9 (us), overflow, count, ...} and {bucket: count}."""
+    head = summ = end = None
+    buckets = {}
+    for line in lines:
+        if m := HEAD.search(line):
+            head = {"tsc_khz": int(m.group(1)), "tsc_source": m.group(2), "tsc_step_ns": int(m.group(3))}
+        elif m := HIST_END.search(line):
+            end = (int(m.group(1)), int(m.group(2)))
+        elif m := HIST.search(line):
+            for pair in m.group(1).split():
+                lo, n = pair.split(":")
+                buckets[int(lo)] = int(n)
+        elif m := SUMMARY.search(line):
+            kv = dict(p.split("=", 1) for p in m.group(2).split())
+            summ = {"count": int(m.group(1)), "min": int(kv["min"]) / 1000, "avg": int(kv["avg"]) / 1000,
+                    "max": int(kv["max"]) / 1000, "p50": int(kv["p50_us"]), "p99": int(kv["p99_us"]),
+                    "p99_9": int(kv["p99_9_us"]), "overflow": int(kv["overflow"]),
+                    "missed": int(kv["missed"]), "early": int(kv["early"])}
+    if not (head and summ and end):
+        raise RuntimeError("guest output incomplete: " + " | ".join(lines[-6:]))
+    if end[1] != len(buckets) or sum(buckets.values()) + summ["overflow"] != summ["count"]:
+        raise RuntimeError(f"guest histogram inconsistent: {len(buckets)} buckets (said {end[1]}), "
+                           f"{sum(buckets.values())} + {summ['overflow']} overflow != {summ['count']}")
+    summ.update(head)
+    return summ, buckets
+
+
+def read_placement(pid, pattern, want_fifo=False, timeout=5.0):
+    """(comm, cpus, policy, priority) of a thread of PID matching PATTERN, read back from the
+    kernel; with WANT_FIFO, waits up to TIMEOUT for one that runs SCHED_FIFO (cyclictest's
+    measuring thread appears after its main thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for tid, comm in benchlib.find_threads(pid, pattern, timeout=timeout).items():
+            try:
+                found.append((comm,) + benchlib.thread_placement(tid))
+            except OSError:
+                pass
+        fifo = [p for p in found if p[2] == "SCHED_FIFO"]
+        if fifo or not want_fifo or time.monotonic() > deadline:
+            return (fifo or found or [None])[0]
+        time.sleep(0.05)
+
+
+def run_guest(args, rtvmm, guest, placement, cmdline, tmp, scenario):
+    """One guest run; returns (summary, buckets, {thread: placement}, page size or None)."""
+    if placement == "rt":
+        plan = os.path.join(tmp, "plan.yaml")
+        with open(plan, "w") as f:
+            f.write(plan_yaml(args, guest, cmdline))
+        argv = [rtvmm, "run", plan]
+    else:
+        argv = [rtvmm, "run", "--kernel", guest, "--memory", "64M", "--cmdline", cmdline]
+    logfile = os.path.join(args.outdir, f"guest-{scenario}.log") if args.outdir else None
+    con = benchlib.Console(argv, name=scenario, logfile=logfile)
+    try:
+        if not con.expect(r"timerlat: tsc_khz=", timeout=60):
+            con.stop()
+            raise RuntimeError(f"{scenario}: the guest did not start: " + " | ".join(con.tail(8)))
+        where = {"vcpu0": read_placement(con.pid, r"^vcpu0$"), "rtvmm": read_placement(con.pid, r"^rtvmm$")}
+        status = con.wait(timeout=60 + 3 * args.samples * args.period_us / 1e6)
+    finally:
+        con.close()
+    if status != 0:
+        raise RuntimeError(f"{scenario}: rtvmm exited with {status}: " + " | ".join(con.tail(8)))
+    summ, buckets = parse_guest(con.lines)
+    pages = next((m.group(1) for m in map(PAGES.search, con.lines) if m), None)
+    return summ, buckets, where, pages
+
+
+def run_cyclictest(args, tmp, scenario):
+    """The host's cyclictest on the measure cpu; returns (summary, buckets, placement)."""
+    out = os.path.join(tmp, f"cyclictest-{scenario}.json")
+    argv = ["cyclictest", "-m", "-p", str(args.priority), "-a", str(args.measure_cpu), "-t1",
+            "-i", str(args.period_us), "-l", str(args.samples), "-h", "10000", "-q", f"--json={out}"]
+    con = benchlib.Console(argv, name="cyclictest",
+                           logfile=os.path.join(args.outdir, f"cyclictest-{scenario}.log") if args.outdir else None)
+    try:
+        where = read_placement(con.pid, r"cyclictest", want_fifo=True)
+        status = con.wait(timeout=60 + 3 * args.samples * args.period_us / 1e6)
+    finally:
+        con.close()
+    if status != 0 or not os.path.exists(out):
+        raise RuntimeError(f"cyclictest exited with {status}: " + " | ".join(con.tail(6)))
+    with open(out) as f:
+        t = json.load(f)["thread"]["0"]
+    overflow = 0
+    for line in con.lines:
+        if m := re.match(r"# Histogram Overflows: (\d+)", line):
+            overflow = int(m.group(1))
+    buckets = {int(k): int(v) for k, v in t["histogram"].items()}
+    hs = benchlib.hist_stats(buckets, 1, overflow, overflow_at=10000)
+    summ = {"count": int(t["cycles"]), "min": float(t["min"]), "avg": float(t["avg"]), "max": float(t["max"]),
+            "p50": hs.get("p50"), "p99": hs.get("p99"), "p99_9": hs.get("p99_9"), "overflow": overflow}
+    return summ, buckets, where
+
+
+def record(res, subject, scenario, summ, buckets):
+    """One figure (value = max, us) and its histogram."""
+    extra = {k: summ[k] for k in ("min", "avg", "p50", "p99", "p99_9", "max", "overflow", "count")}
+    for k in ("missed", "early", "tsc_step_ns"):
+        if k in summ:
+            extra[k] = summ[k]
+    fig = benchlib.add_figure(res, "timer_latency", subject, summ["max"], "us", scenario=scenario, **extra)
+    benchlib.add_histogram(res, "timer_latency", subject, scenario, "us", 1, buckets, summ["overflow"])
+    return fig
+
+
+def pin_record(res, subject, thread, where, fallback_cpus):
+    """add_pinning from a placement read back from the kernel (or what was asked, if it was gone)."""
+    if where:
+        comm, cpus, policy, prio = where
+        benchlib.add_pinning(res, subject, comm, cpus, policy, prio)
+    else:
+        benchlib.add_pinning(res, subject, thread, fallback_cpus)
+
+
+def run(args, new_result):
+    """Host cyclictest, default guest and rt guest, idle then under stress."""
+    if args.samples is None:
+        args.samples = 2000 if args.quick else 100000
+    rtvmm = benchlib.tool(args, "rtvmm")
+    guest = benchlib.tool(args, "bench/guest/rtvmm-guest.elf")
+    floor = benchlib.tool(args, "bench/rtvmm-kvm-floor")
+    stress_cpus = sorted({args.housekeeping_cpu, args.measure_cpu})
+    res = new_result({"period_us": args.period_us, "samples": args.samples, "priority": args.priority,
+                      "measure_cpu": args.measure_cpu, "housekeeping_cpu": args.housekeeping_cpu,
+                      "stress": f"stress-ng --cpu 1 pinned to each of cpus {stress_cpus}",
+                      "cyclictest": f"cyclictest -m -p {args.priority} -a {args.measure_cpu} -t1 "
+                                    f"-i {args.period_us} -l {args.samples} -h 10000 -q --json=FILE"})
+    if not os.path.exists("/dev/kvm"):
+        return benchlib.skip(res, "/dev/kvm is absent")
+    for p in (rtvmm, guest):
+        if not os.path.exists(p):
+            return benchlib.skip(res, f"{p} is not built (ninja -C {args.build})")
+    missing = benchlib.need("cyclictest", "stress-ng", "taskset")
+    if missing:
+        return benchlib.skip(res, missing)
+    if args.measure_cpu == args.housekeeping_cpu:
+        return benchlib.fail(res, "--measure-cpu and --housekeeping-cpu must differ (the rt plan refuses it)")
+
+    cmdline = f"test=timerlat period_us={args.period_us} samples={args.samples}"
+    if os.path.exists(floor):
+        cmdline += " tsc_khz=" + subprocess.check_output([floor, "--tsc-khz"], text=True).strip()
+    figs, pages, steps = {}, set(), []
+    with tempfile.TemporaryDirectory(prefix="rtvmm-timerlat-") as tmp:
+        for cond in ("idle", "stress"):
+            with benchlib.Stress(stress_cpus) if cond == "stress" else contextlib.nullcontext():
+                benchlib.log(NAME, f"{cond}: host cyclictest")
+                summ, buckets, where = run_cyclictest(args, tmp, cond)
+                figs[("host-cyclictest", f"rt-{cond}")] = record(res, "host-cyclictest", f"rt-{cond}", summ, buckets)
+                pin_record(res, f"host-cyclictest rt-{cond}", "cyclictest", where, args.measure_cpu)
+                for placement in ("default", "rt"):
+                    scenario = f"{placement}-{cond}"
+                    benchlib.log(NAME, f"{cond}: guest, {placement} placement")
+                    summ, buckets, where, pg = run_guest(args, rtvmm, guest, placement, cmdline, tmp, scenario)
+                    figs[("rtvmm-guest", scenario)] = record(res, "rtvmm-guest", scenario, summ, buckets)
+                    anywhere = sorted(os.sched_getaffinity(0))
+                    pin_record(res, f"rtvmm {scenario}", "vcpu0", where["vcpu0"],
+                               args.measure_cpu if placement == "rt" else anywhere)
+                    pin_record(res, f"rtvmm {scenario}", "rtvmm", where["rtvmm"],
+                               args.housekeeping_cpu if placement == "rt" else anywhere)
+                    steps.append(summ["tsc_step_ns"])
+                    if placement == "rt" and pg:
+                        pages.add(pg)
+
+    def ratio(name, num, den, key="value", goal=None):
+        a, b = figs.get(num), figs.get(den)
+        if a and b:
+            benchlib.add_ratio(res, name, a[key], b[key], goal=goal, better="lower")
+
+    g, h = "rtvmm-guest", "host-cyclictest"
+    ratio("timer max rt-stress guest/host", (g, "rt-stress"), (h, "rt-stress"), goal=2.0)
+    ratio("timer max stress rt/default", (g, "rt-stress"), (g, "default-stress"), goal=1.0)
+    ratio("timer p99 stress rt/default", (g, "rt-stress"), (g, "default-stress"), key="p99", goal=1.0)
+    ratio("timer max rt-idle guest/host", (g, "rt-idle"), (h, "rt-idle"))
+    ratio("timer p99 rt-stress guest/host", (g, "rt-stress"), (h, "rt-stress"), key="p99")
+    res["notes"] += [
+        f"stress: one stress-ng --cpu hog (SCHED_OTHER) pinned to each of cpus {stress_cpus}: the "
+        f"measure cpu {args.measure_cpu} is contended and the housekeeping cpu loaded",
+        f"guest lateness = TSC at the first instruction of its interrupt stub - deadline; it includes "
+        f"the interrupt's injection and one rdtsc, emulated at CPL0 here "
+        f"(one emulated rdtsc: {min(steps) if steps else '?'}-{max(steps) if steps else '?'} ns)",
+        "rt plan guest RAM pages: " + (", ".join(sorted(pages)) if pages else "unknown")
+        + " (2M requested with fallback_4k)",
+        "host figures: cyclictest (clock_nanosleep, SCHED_FIFO, pinned to the measure cpu, mlockall)",
+        "value = max (us); p50/p99/p99_9 are 1 us bucket lower bounds; deadlines that passed while "
+        "the guest was late are skipped (counted as missed), as cyclictest does",
+        "guest wake-ups before their deadline count as 0 us (figure field early: "
+        + ", ".join(f"{sc} {f.get('early', 0)}" for (sub, sc), f in figs.items() if sub == "rtvmm-guest") + ")",
+    ]
+    return res
+
+
+if __name__ == "__main__":
+    sys.exit(benchlib.main(NAME, __doc__, add_arguments, run))
