@@ -10,6 +10,7 @@ matched line by line, histogram statistics and the result record.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -234,6 +235,24 @@ def need(*programs):
     return None
 
 
+def linux_kernel_dir():
+    """rtvmm's small Linux kernel as scripts/build-kernel.sh caches it: (dir, None) or (None, why).
+
+    $RTVMM_TEST_KERNEL_DIR (set by scripts/test.sh) wins; otherwise build-kernel.sh --cached
+    names the build of the current configuration, never a stale one, and builds nothing."""
+    env = os.environ.get("RTVMM_TEST_KERNEL_DIR")
+    if env:
+        if os.path.isfile(os.path.join(env, "bzImage")):
+            return env, None
+        return None, f"RTVMM_TEST_KERNEL_DIR={env} has no bzImage"
+    proc = subprocess.run([os.path.join(ROOT, "scripts", "build-kernel.sh"), "--cached", "--print-dir"],
+                          capture_output=True, text=True)
+    if proc.returncode == 0 and os.path.isfile(os.path.join(proc.stdout.strip(), "bzImage")):
+        return proc.stdout.strip(), None
+    return None, ("rtvmm's Linux kernel is not built for this configuration: scripts/build-kernel.sh "
+                  "builds it (5-15 min, cached in .cache/kernel-build/)")
+
+
 # ---------------------------------------------------------------- threads and cpus
 
 def threads(pid):
@@ -418,7 +437,7 @@ def hist_stats(buckets, width=1.0, overflow=0, overflow_at=None):
         return {"count": 0}
 
     def pct(p):
-        rank, acc = p / 100.0 * n, 0
+        rank, acc = math.ceil(round(p * n / 100.0, 9)), 0
         for lo, v in items:
             acc += v
             if acc >= rank:

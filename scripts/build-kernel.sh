@@ -1,7 +1,7 @@
 #!/bin/sh
 # build-kernel.sh - build rtvmm's small guest kernel from Debian's linux-source package.
 #
-# Usage: scripts/build-kernel.sh [--jobs N] [--print-dir] [--rebuild]
+# Usage: scripts/build-kernel.sh [--jobs N] [--print-dir] [--rebuild | --cached]
 #
 # Takes the kernel source tarball of Debian's "linux-source-X.Y" package (the installed
 # one in /usr/src, else fetched with "apt-get download" and unpacked, no root needed),
@@ -11,7 +11,8 @@
 #   $RTVMM_CACHE/kernel-build/<source-version>-<hash>/   (default cache: <repo>/.cache)
 # keyed by a hash of the fragment, the source version and this script; a cached build is
 # reused. Prints the path of bzImage (or of the result directory with --print-dir, which
-# holds bzImage, vmlinux (PVH ELF entry), System.map, config and build.log).
+# holds bzImage, vmlinux (PVH ELF entry), System.map, config and build.log). --cached prints
+# the cached result of this configuration and exits 3 when there is none: no download, no build.
 #
 # Needs: gcc make flex bison bc libelf-dev xz-utils (apt-get install them).
 # Environment: RTVMM_CACHE, RTVMM_KSRC_TARBALL (use this linux-*.tar.xz instead).
@@ -27,13 +28,15 @@ patches=$repo/guest/linux/patches
 jobs=$(nproc 2>/dev/null || echo 2)
 print_dir=0
 rebuild=0
+cached=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--jobs|-j) [ $# -ge 2 ] || die "--jobs needs a number"; jobs=$2; shift 2 ;;
 	--jobs=*) jobs=${1#--jobs=}; shift ;;
 	--print-dir) print_dir=1; shift ;;
 	--rebuild) rebuild=1; shift ;;
-	-h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--cached) cached=1; shift ;;
+	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (try --help)" ;;
 	esac
 done
@@ -64,7 +67,7 @@ else
 		ver=$(apt-cache policy "$pkg" | sed -n 's/^ *Candidate: //p')
 		srcver=$pkg-$ver
 		sdir=$cache/linux-source/$srcver
-		if [ ! -f "$sdir/.complete" ]; then
+		if [ ! -f "$sdir/.complete" ] && [ $cached = 0 ]; then
 			mkdir -p "$cache/linux-source"
 			tmp=$(mktemp -d "$cache/linux-source/.tmp.XXXXXX")
 			chmod 755 "$tmp"
@@ -76,7 +79,7 @@ else
 			rm -rf "$tmp"
 			touch "$sdir/.complete"
 		fi
-		tarball=$(ls "$sdir"/linux-source-*.tar.xz | head -n1)
+		tarball=$(ls "$sdir"/linux-source-*.tar.xz 2>/dev/null | head -n1 || true)
 	fi
 fi
 
@@ -90,6 +93,10 @@ if [ $rebuild = 1 ]; then rm -rf "$out"; fi
 if [ -f "$out/.complete" ]; then
 	if [ $print_dir = 1 ]; then echo "$out"; else echo "$out/bzImage"; fi
 	exit 0
+fi
+if [ $cached = 1 ]; then
+	log "no cached build for this configuration ($out): run scripts/build-kernel.sh (5-15 min)"
+	exit 3
 fi
 
 # --- unpack (shared by all configs of one source version) ---------------------------------

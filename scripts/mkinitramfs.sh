@@ -2,8 +2,12 @@
 # mkinitramfs.sh - build rtvmm's small test initramfs (newc cpio) from Debian's
 # busybox-static and guest/linux/init.
 #
-# Usage: scripts/mkinitramfs.sh OUTPUT.cpio.gz     gzip-compressed (1 MiB)
-#        scripts/mkinitramfs.sh OUTPUT.cpio        uncompressed (2 MiB)
+# Usage: scripts/mkinitramfs.sh [--cyclictest] OUTPUT.cpio.gz     gzip-compressed (1 MiB)
+#        scripts/mkinitramfs.sh [--cyclictest] OUTPUT.cpio        uncompressed (2 MiB)
+#
+# --cyclictest adds the host's rt-tests cyclictest (/usr/bin/cyclictest), the shared
+# libraries ldd lists for it and the dynamic loader, at the paths ldd prints (+2.3 MiB);
+# bench/linux_cyclictest.py boots it with rtvmm.test=cyclictest (guest/linux/init).
 #
 # Where guest kernel mode is emulated (nested PVM hosts, docs/linux-guest.md) prefer the
 # uncompressed archive: the kernel's in-guest gunzip of the 1 MiB archive is the longest
@@ -26,8 +30,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${RTVMM_CACHE:-$repo/.cache}
 init=$repo/guest/linux/init
 
+cyclictest=0
+if [ "${1:-}" = --cyclictest ]; then cyclictest=1; shift; fi
 case "${1:-}" in
-""|-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 0; exit 2 ;;
+""|-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 0; exit 2 ;;
 esac
 out=$1
 [ -f "$init" ] || die "missing $init"
@@ -70,6 +76,24 @@ if head -c 4096 "$busybox" | grep -q 'ld-linux'; then
 	die "$busybox is dynamically linked; need busybox-static"
 fi
 
+# --- cyclictest and its shared libraries (--cyclictest) ---------------------------------
+# ldd names each library by the path the loader will open (e.g. /lib/x86_64-linux-gnu/
+# libc.so.6, /lib64/ld-linux-x86-64.so.2); the archive holds the resolved file there.
+ctfiles= ctdirs=
+if [ $cyclictest = 1 ]; then
+	ct=/usr/bin/cyclictest
+	[ -x $ct ] || die "$ct not found (apt-get install rt-tests)"
+	libs=$(ldd $ct | sed -n 's|.*[ \t]\(/[^ ]*\) (0x.*|\1|p') || die "ldd $ct failed"
+	[ -n "$libs" ] || die "ldd lists no libraries for $ct"
+	ctfiles=$(printf '%s\n' $ct $libs | LC_ALL=C sort -u)
+	for f in $ctfiles; do
+		[ -e "$f" ] || die "$f (needed by $ct) not found"
+		d=$(dirname "$f")
+		while [ "$d" != / ]; do ctdirs="$ctdirs ${d#/}"; d=$(dirname "$d"); done
+	done
+	ctdirs=$(printf '%s\n' $ctdirs | LC_ALL=C sort -u)
+fi
+
 # --- newc writer -----------------------------------------------------------------------
 ino=1000
 # hdr NAME MODE(octal) SIZE [RDEVMAJOR RDEVMINOR]
@@ -102,7 +126,10 @@ applets=$("$busybox" --list) || die "$busybox --list failed"
 tmpout=$out.tmp.$$
 trap 'rm -f "$tmpout"' EXIT
 {
-	for d in bin dev dev/pts etc proc root sbin sys tmp usr usr/bin usr/sbin; do dir "$d"; done
+	for d in $(printf '%s\n' bin dev dev/pts etc proc root sbin sys tmp usr usr/bin usr/sbin $ctdirs |
+		LC_ALL=C sort -u); do
+		dir "$d"
+	done
 	node dev/console 20600 5 1
 	node dev/null 20666 1 3
 	node dev/ttyS0 20600 4 64
@@ -110,6 +137,7 @@ trap 'rm -f "$tmpout"' EXIT
 	for a in $(printf '%s\n' $applets | LC_ALL=C sort -u); do
 		[ "$a" = busybox ] || slink "bin/$a" busybox
 	done
+	for f in $ctfiles; do file "${f#/}" 100755 "$(readlink -f "$f")"; done
 	file init 100755 "$init"
 	hdr TRAILER!!! 0 0
 } | $compress > "$tmpout"
