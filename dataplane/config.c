@@ -19,6 +19,7 @@ static const char *const kind_names[] = {
 	[DP_PORT_AF_PACKET] = "af_packet",
 	[DP_PORT_TAP] = "tap",
 	[DP_PORT_PCI] = "pci",
+	[DP_PORT_VIRTIO_USER] = "virtio_user",
 };
 
 static const char *const vdev_drivers[] = {
@@ -26,6 +27,7 @@ static const char *const vdev_drivers[] = {
 	[DP_PORT_AF_PACKET] = "net_af_packet",
 	[DP_PORT_TAP] = "net_tap",
 	[DP_PORT_PCI] = NULL,
+	[DP_PORT_VIRTIO_USER] = "net_virtio_user",
 };
 
 void dp_config__init(struct dp_config *c)
@@ -91,6 +93,7 @@ static int copy_n(char *dst, size_t size, const char *s, size_t len)
 int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e)
 {
 	struct dp_port_spec s = { .queues = 1 };
+	const char *types = "vhost, af_packet, tap, pci, virtio_user";
 	const char *colon = strchr(arg, ':');
 	const char *p, *comma;
 	unsigned k;
@@ -100,7 +103,7 @@ int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e)
 		return err__set(e, -E2BIG, "--port %s: at most %u ports", arg, DP_MAX_PORTS);
 	if (!colon)
 		return err__set(e, -EINVAL, "--port %s: expected TYPE:TARGET[,options] with TYPE "
-				"vhost, af_packet, tap or pci", arg);
+				"one of %s", arg, types);
 	for (k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++) {
 		if (strlen(kind_names[k]) == (size_t)(colon - arg) &&
 		    !strncmp(arg, kind_names[k], (size_t)(colon - arg))) {
@@ -109,13 +112,14 @@ int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e)
 		}
 	}
 	if (!found)
-		return err__set(e, -EINVAL, "--port %s: unknown type '%.*s' (vhost, af_packet, tap, pci)",
-				arg, (int)(colon - arg), arg);
+		return err__set(e, -EINVAL, "--port %s: unknown type '%.*s' (%s)",
+				arg, (int)(colon - arg), arg, types);
+	s.client = s.kind == DP_PORT_VIRTIO_USER;   /* a frontend connects unless told `server` */
 	p = colon + 1;
 	comma = strchr(p, ',');
 	if (comma == p || !*p)
 		return err__set(e, -EINVAL, "--port %s: no %s given", arg,
-				s.kind == DP_PORT_VHOST ? "socket path" :
+				s.kind == DP_PORT_VHOST || s.kind == DP_PORT_VIRTIO_USER ? "socket path" :
 				s.kind == DP_PORT_PCI ? "PCI address" : "interface name");
 	if (copy_n(s.target, sizeof(s.target), p, comma ? (size_t)(comma - p) : strlen(p)))
 		return err__set(e, -ENAMETOOLONG, "--port %s: '%.*s' is too long (at most %zu bytes)",
@@ -135,12 +139,15 @@ int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e)
 						arg, DP_MAX_QUEUES, (int)(len - 7), opt + 7);
 		} else if (len == 6 && !strncmp(opt, "client", 6) && s.kind == DP_PORT_VHOST) {
 			s.client = true;
+		} else if (len == 6 && !strncmp(opt, "server", 6) && s.kind == DP_PORT_VIRTIO_USER) {
+			s.client = false;
 		} else if (len > 5 && !strncmp(opt, "name=", 5)) {
 			if (copy_n(s.name, sizeof(s.name), opt + 5, len - 5))
 				return err__set(e, -ENAMETOOLONG, "--port %s: name too long", arg);
 		} else {
 			return err__set(e, -EINVAL, "--port %s: unknown option '%.*s' (queues=N, name=L%s)",
-					arg, (int)len, opt, s.kind == DP_PORT_VHOST ? ", client" : "");
+					arg, (int)len, opt, s.kind == DP_PORT_VHOST ? ", client" :
+					s.kind == DP_PORT_VIRTIO_USER ? ", server" : "");
 		}
 	}
 	c->ports[c->nr_ports++] = s;   /* unnamed ports are named portN by dp_config__finish */
@@ -331,9 +338,6 @@ int dp_config__finish(struct dp_config *c, struct err *e)
 		if (p->a >= c->nr_ports || p->b >= c->nr_ports)
 			return err__set(e, -EINVAL, "--pair %u:%u: there are %u ports (0..%u)", p->a, p->b,
 					c->nr_ports, c->nr_ports - 1);
-		if (p->a == p->b)
-			return err__set(e, -EINVAL, "--pair %u:%u: a port cannot be its own peer", p->a,
-					p->b);
 		if (used[p->a] || used[p->b])
 			return err__set(e, -EINVAL, "--pair %u:%u: port %u is already in a pair", p->a,
 					p->b, used[p->a] ? p->a : p->b);
@@ -497,6 +501,10 @@ int dp_config__devargs(const struct dp_config *c, unsigned i, char *buf, unsigne
 		break;
 	case DP_PORT_TAP:
 		n = snprintf(buf, len, "net_tap%u,iface=%s", i, s->target);
+		break;
+	case DP_PORT_VIRTIO_USER:
+		n = snprintf(buf, len, "net_virtio_user%u,path=%s,queues=%u,queue_size=%u%s", i,
+			     s->target, s->queues, DP_RX_DESC, s->client ? "" : ",server=1");
 		break;
 	case DP_PORT_PCI:
 	default:

@@ -25,6 +25,7 @@ enum dp_port_kind {
 	DP_PORT_AF_PACKET,         /* net_af_packet on a kernel interface */
 	DP_PORT_TAP,               /* net_tap: creates a kernel tap interface */
 	DP_PORT_PCI,               /* a physical NIC bound to vfio-pci/uio, by PCI address */
+	DP_PORT_VIRTIO_USER,       /* net_virtio_user: a vhost-user frontend (a guest's side, in-process) */
 };
 
 enum dp_fwd {
@@ -37,7 +38,8 @@ struct dp_port_spec {
 	char name[100];            /* label in stats: "vnf1.net0" (VM.NIC), "port0" */
 	char target[108];          /* socket path (sun_path size), interface name or PCI address */
 	unsigned queues;           /* queue pairs */
-	bool client;               /* vhost: the dataplane connects (and reconnects) to target */
+	bool client;               /* vhost, virtio_user: the dataplane connects to target (vhost:
+				    * and reconnects; virtio_user: the default, `server` listens) */
 	uint8_t mac[6];            /* the guest's MAC from the plan, for information */
 	bool mac_set;
 };
@@ -88,10 +90,11 @@ void dp_config__init(struct dp_config *c);
  *   af_packet:IFNAME[,queues=N][,name=LABEL]
  *   tap:IFNAME[,queues=N][,name=LABEL]
  *   pci:DOMAIN:BUS:DEV.FN[,queues=N][,name=LABEL]
+ *   virtio_user:PATH[,queues=N][,server][,name=LABEL]
  */
 int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e);
 
-/* Parses "A:B" (port indexes) into an xconnect pair. */
+/* Parses "A:B" (port indexes) into an xconnect pair; "A:A" loops port A back to itself. */
 int dp_config__add_pair(struct dp_config *c, const char *arg, struct err *e);
 
 const char *dp_fwd_name(enum dp_fwd f);

@@ -3,6 +3,7 @@
  *
  *   rtvmm-dataplane run [PLAN.yaml] [--lcores LIST] [--port TYPE:TARGET[,opts]]... [--fwd MODE]
  *   rtvmm-dataplane stats [--socket PATH] [--json]
+ *   rtvmm-dataplane gen --port SPEC --lcore N [--sizes LIST] [--search ndr,pdr] [--latency PCTS]
  *
  * The command line is parsed here, and only here does the program exit; dp_run is the
  * composition root: it builds the dataplane in the order written there.
@@ -31,6 +32,7 @@
 #include "config/parse.h"
 #include "dataplane/config.h"
 #include "dataplane/dp.h"
+#include "dataplane/gen.h"
 #include "dataplane/stats.h"
 
 #define PROG "rtvmm-dataplane"
@@ -61,6 +63,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " run [PLAN.yaml] [options]     the DPDK vhost-user backend and switch\n"
 "       " PROG " stats [--socket PATH] [--json]  counters of a running dataplane\n"
+"       " PROG " gen --port SPEC --lcore N [options] traffic generator: RFC 2544 trials\n"
 "\n"
 "run: ports come from the plan's VM NICs (one vhost-user port per NIC: the dataplane\n"
 "listens for NICs in mode client and connects to NICs in mode server) and from --port;\n"
@@ -78,9 +81,11 @@ static void usage(FILE *f)
 "                             af_packet:IFNAME[,queues=N][,name=LABEL]\n"
 "                             tap:IFNAME[,queues=N][,name=LABEL]\n"
 "                             pci:DDDD:BB:DD.F[,queues=N][,name=LABEL]\n"
+"                             virtio_user:SOCKET[,queues=N][,server][,name=LABEL]\n"
 "  -f, --fwd MODE           xconnect (pairs 0<->1, 2<->3, ...; default without a plan)\n"
 "                           l2switch (MAC learning, flooding; default with a plan)\n"
-"      --pair A:B           xconnect pair (repeatable; replaces the default pairs)\n"
+"      --pair A:B           xconnect pair (repeatable; replaces the default pairs);\n"
+"                           A:A loops port A back to itself (frames unchanged)\n"
 "  -s, --stats-socket PATH  stats socket (default " DP_DEFAULT_STATS_SOCKET ")\n"
 "      --stats-interval MS  rate interval (default 1000)\n"
 "      --mac-aging S        l2switch MAC aging (default 300, 0 = never)\n"
@@ -90,7 +95,37 @@ static void usage(FILE *f)
 "\n"
 "stats:\n"
 "  -s, --socket PATH        the stats socket (default " DP_DEFAULT_STATS_SOCKET ")\n"
-"  -j, --json               print the JSON document (else testpmd-style text)\n");
+"  -j, --json               print the JSON document (else testpmd-style text)\n"
+"\n"
+"gen: one poll lcore sends frames on one port and counts its own frames coming back\n"
+"(round-trip time per frame); trials per frame size: a max-rate trial, an RFC 2544\n"
+"binary search for NDR (no loss) and PDR, fixed rates, latency at %% of the NDR.\n"
+"  -p, --port SPEC          the one port (vhost:SOCK: a guest connects; virtio_user:SOCK:\n"
+"                           towards a vhost-user backend)\n"
+"  -l, --lcore N            the generator's cpu (EAL main lcore)\n"
+"      --no-huge, -m MB, --file-prefix NAME (default rtvmm-gen), --eal 'ARGS'   as for run\n"
+"      --dst-mac MAC        destination (default 02:00:00:00:00:02; a guest: its MAC)\n"
+"      --src-mac MAC        source (default: the port's MAC)\n"
+"      --ethertype N        default 0x88b6\n"
+"      --sizes LIST         frame sizes with FCS, 64..1518, or imix (7:4:1 of 64/570/1518)\n"
+"                           (default 64)\n"
+"      --trial-s S          sending time of a trial (default 1)\n"
+"      --warmup-s S         a max-rate trial first (default 1, 0 = none)\n"
+"      --drain-ms N         wait for frames in flight after a trial (default 200)\n"
+"      --link-timeout S     link up and the first probe back (default 30)\n"
+"      --no-probe           only wait for the link (a peer that returns nothing)\n"
+"      --no-max             no max-rate trial (the search then needs --rate-cap)\n"
+"      --search WHAT        ndr,pdr (default), ndr, pdr or none\n"
+"      --pdr-loss PCT       loss a PDR trial may have (default 0.5)\n"
+"      --resolution PCT     stop a search when its range is this %% of the top (default 1)\n"
+"      --iterations N       trials per search at most (default 10)\n"
+"      --rate-cap PPS       top of the search range (default: the max trial's offered rate)\n"
+"      --rates LIST         fixed-rate trials (pps; suffixes k, M), e.g. 10k,1M\n"
+"      --latency PCTS       latency trials at these %% of the NDR, e.g. 10,50,90\n"
+"      --latency-size SIZE  their frame size (default the first of --sizes)\n"
+"      --latency-s S        their duration (default --trial-s)\n"
+"      --hist-max-us N      latency histogram range, 1 us buckets (default 10000)\n"
+"      --json FILE          the result document (default: stdout, after the log)\n");
 }
 
 /* ---- hugepages ---- */
@@ -547,6 +582,318 @@ static int cmd_stats(int argc, char **argv)
 	return 0;
 }
 
+/* ---- gen ---- */
+
+/* "1.5", "10k", "2M", "1G" -> a positive number; -EINVAL otherwise. */
+static int parse_scaled(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	if (*end == 'k' || *end == 'K')
+		v *= 1e3, end++;
+	else if (*end == 'M')
+		v *= 1e6, end++;
+	else if (*end == 'G')
+		v *= 1e9, end++;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* A comma-separated list of numbers (parse_scaled) into out[max]; -EINVAL naming the option. */
+static int parse_list(const char *opt, const char *arg, double *out, unsigned max, unsigned *n,
+		      bool positive)
+{
+	char buf[512], *save = NULL, *t;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	*n = 0;
+	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (*n >= max || parse_scaled(t, &out[*n]) || (positive && out[*n] <= 0)) {
+			fprintf(stderr, PROG ": %s %s: expected at most %u positive numbers, comma-"
+				"separated (suffixes k, M)\n", opt, arg, max);
+			return -EINVAL;
+		}
+		(*n)++;
+	}
+	return *n ? 0 : -EINVAL;
+}
+
+static int parse_mac(const char *opt, const char *s, uint8_t mac[6])
+{
+	unsigned v[6], i;
+	char tail;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
+		goto bad;
+	for (i = 0; i < 6; i++) {
+		if (v[i] > 255)
+			goto bad;
+		mac[i] = (uint8_t)v[i];
+	}
+	return 0;
+bad:
+	fprintf(stderr, PROG ": %s %s: expected a MAC address (52:54:00:00:00:01)\n", opt, s);
+	return -EINVAL;
+}
+
+static int parse_real(const char *opt, const char *s, double lo, double hi, double *out)
+{
+	if (parse_scaled(s, out) || *out < lo || *out > hi) {
+		fprintf(stderr, PROG ": %s %s: expected a number %g..%g\n", opt, s, lo, hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+enum {
+	OPT_G_NO_HUGE = 512, OPT_G_PREFIX, OPT_G_EAL, OPT_G_DST, OPT_G_SRC, OPT_G_ETYPE,
+	OPT_G_SIZES, OPT_G_TRIAL, OPT_G_WARMUP, OPT_G_DRAIN, OPT_G_LINK, OPT_G_NO_MAX,
+	OPT_G_SEARCH, OPT_G_PDR, OPT_G_RES, OPT_G_ITER, OPT_G_CAP, OPT_G_RATES, OPT_G_LAT,
+	OPT_G_LAT_SIZE, OPT_G_LAT_S, OPT_G_HIST, OPT_G_JSON, OPT_G_NO_PROBE,
+};
+
+static int cmd_gen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "lcore", required_argument, NULL, 'l' },
+		{ "no-huge", no_argument, NULL, OPT_G_NO_HUGE },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "file-prefix", required_argument, NULL, OPT_G_PREFIX },
+		{ "eal", required_argument, NULL, OPT_G_EAL },
+		{ "dst-mac", required_argument, NULL, OPT_G_DST },
+		{ "src-mac", required_argument, NULL, OPT_G_SRC },
+		{ "ethertype", required_argument, NULL, OPT_G_ETYPE },
+		{ "sizes", required_argument, NULL, OPT_G_SIZES },
+		{ "trial-s", required_argument, NULL, OPT_G_TRIAL },
+		{ "warmup-s", required_argument, NULL, OPT_G_WARMUP },
+		{ "drain-ms", required_argument, NULL, OPT_G_DRAIN },
+		{ "link-timeout", required_argument, NULL, OPT_G_LINK },
+		{ "no-max", no_argument, NULL, OPT_G_NO_MAX },
+		{ "no-probe", no_argument, NULL, OPT_G_NO_PROBE },
+		{ "search", required_argument, NULL, OPT_G_SEARCH },
+		{ "pdr-loss", required_argument, NULL, OPT_G_PDR },
+		{ "resolution", required_argument, NULL, OPT_G_RES },
+		{ "iterations", required_argument, NULL, OPT_G_ITER },
+		{ "rate-cap", required_argument, NULL, OPT_G_CAP },
+		{ "rates", required_argument, NULL, OPT_G_RATES },
+		{ "latency", required_argument, NULL, OPT_G_LAT },
+		{ "latency-size", required_argument, NULL, OPT_G_LAT_SIZE },
+		{ "latency-s", required_argument, NULL, OPT_G_LAT_S },
+		{ "hist-max-us", required_argument, NULL, OPT_G_HIST },
+		{ "json", required_argument, NULL, OPT_G_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	static struct dp_config c;
+	static struct gen_config g;
+	const char *latency_size = NULL;
+	struct err e = { 0 };
+	unsigned long v;
+	unsigned i;
+	int o;
+
+	dp_config__init(&c);
+	gen_config__init(&g);
+	snprintf(c.file_prefix, sizeof(c.file_prefix), "rtvmm-gen");
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "p:l:m:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'p':
+			if (c.nr_ports) {
+				fprintf(stderr, PROG ": gen: one --port only\n");
+				return 2;
+			}
+			if (dp_config__add_port(&c, optarg, &e)) {
+				fprintf(stderr, PROG ": %s\n", e.msg);
+				return 2;
+			}
+			break;
+		case 'l':
+			if (parse_num("--lcore", optarg, 0, RTE_MAX_LCORE - 1, &v))
+				return 2;
+			CPU_ZERO(&c.lcores);
+			CPU_SET(v, &c.lcores);
+			c.main_lcore = (int)v;
+			break;
+		case OPT_G_NO_HUGE:
+			c.no_huge = true;
+			break;
+		case 'm':
+			if (parse_num("--mem", optarg, 16, 1 << 20, &v))
+				return 2;
+			c.mem_mb = (unsigned)v;
+			break;
+		case OPT_G_PREFIX:
+			snprintf(c.file_prefix, sizeof(c.file_prefix), "%s", optarg);
+			break;
+		case OPT_G_EAL:
+			snprintf(c.extra_eal, sizeof(c.extra_eal), "%s", optarg);
+			break;
+		case OPT_G_DST:
+			if (parse_mac("--dst-mac", optarg, g.dst))
+				return 2;
+			break;
+		case OPT_G_SRC:
+			if (parse_mac("--src-mac", optarg, g.src))
+				return 2;
+			g.src_set = true;
+			break;
+		case OPT_G_ETYPE: {
+			char *end;
+
+			v = strtoul(optarg, &end, 0);
+			if (*end || end == optarg || v < 0x600 || v > 0xffff) {
+				fprintf(stderr, PROG ": --ethertype %s: expected 0x0600..0xffff\n", optarg);
+				return 2;
+			}
+			g.ethertype = (uint16_t)v;
+			break;
+		}
+		case OPT_G_SIZES: {
+			char buf[256], *save = NULL, *t;
+
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			g.nr_sizes = 0;
+			for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				if (g.nr_sizes >= GEN_MAX_SIZES) {
+					fprintf(stderr, PROG ": --sizes %s: at most %u sizes\n", optarg,
+						GEN_MAX_SIZES);
+					return 2;
+				}
+				if (gen_size__parse(t, &g.sizes[g.nr_sizes++], &e)) {
+					fprintf(stderr, PROG ": %s\n", e.msg);
+					return 2;
+				}
+			}
+			if (!g.nr_sizes) {
+				fprintf(stderr, PROG ": --sizes: empty\n");
+				return 2;
+			}
+			break;
+		}
+		case OPT_G_TRIAL:
+			if (parse_real("--trial-s", optarg, 0.001, 3600, &g.trial_s))
+				return 2;
+			break;
+		case OPT_G_WARMUP:
+			if (parse_real("--warmup-s", optarg, 0, 3600, &g.warmup_s))
+				return 2;
+			break;
+		case OPT_G_DRAIN:
+			if (parse_num("--drain-ms", optarg, 0, 60000, &v))
+				return 2;
+			g.drain_ms = (unsigned)v;
+			break;
+		case OPT_G_LINK:
+			if (parse_real("--link-timeout", optarg, 0.1, 3600, &g.link_timeout_s))
+				return 2;
+			break;
+		case OPT_G_NO_MAX:
+			g.max_trial = false;
+			break;
+		case OPT_G_NO_PROBE:
+			g.probe = false;
+			break;
+		case OPT_G_SEARCH:
+			g.ndr = strstr(optarg, "ndr") != NULL;
+			g.pdr = strstr(optarg, "pdr") != NULL;
+			if (strcmp(optarg, "none") && strcmp(optarg, "ndr") && strcmp(optarg, "pdr") &&
+			    strcmp(optarg, "ndr,pdr") && strcmp(optarg, "pdr,ndr")) {
+				fprintf(stderr, PROG ": --search %s: ndr,pdr, ndr, pdr or none\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_G_PDR:
+			if (parse_real("--pdr-loss", optarg, 0, 100, &g.pdr_loss_pct))
+				return 2;
+			break;
+		case OPT_G_RES:
+			if (parse_real("--resolution", optarg, 0.001, 100, &g.resolution_pct))
+				return 2;
+			break;
+		case OPT_G_ITER:
+			if (parse_num("--iterations", optarg, 1, 100, &v))
+				return 2;
+			g.iterations = (unsigned)v;
+			break;
+		case OPT_G_CAP:
+			if (parse_real("--rate-cap", optarg, 1, 1e9, &g.rate_cap_pps))
+				return 2;
+			break;
+		case OPT_G_RATES:
+			if (parse_list("--rates", optarg, g.rates, GEN_MAX_RATES, &g.nr_rates, true))
+				return 2;
+			break;
+		case OPT_G_LAT:
+			if (parse_list("--latency", optarg, g.latency_pct, GEN_MAX_LATENCY, &g.nr_latency,
+				       true))
+				return 2;
+			break;
+		case OPT_G_LAT_SIZE:
+			latency_size = optarg;
+			break;
+		case OPT_G_LAT_S:
+			if (parse_real("--latency-s", optarg, 0.001, 3600, &g.latency_s))
+				return 2;
+			break;
+		case OPT_G_HIST:
+			if (parse_num("--hist-max-us", optarg, 10, 10 * 1000 * 1000, &v))
+				return 2;
+			g.hist_max_us = (unsigned)v;
+			break;
+		case OPT_G_JSON:
+			snprintf(g.json, sizeof(g.json), "%s", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, PROG ": gen: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!c.nr_ports || !CPU_COUNT(&c.lcores)) {
+		fprintf(stderr, PROG ": gen: needs --port SPEC and --lcore N\n");
+		return 2;
+	}
+	if (!g.max_trial && g.rate_cap_pps <= 0 && (g.ndr || g.pdr)) {
+		fprintf(stderr, PROG ": gen: --no-max with a search needs --rate-cap PPS (the top of "
+			"the search range)\n");
+		return 2;
+	}
+	if (latency_size) {
+		g.latency_size = -1;
+		for (i = 0; i < g.nr_sizes; i++)
+			if (!strcmp(g.sizes[i].label, latency_size))
+				g.latency_size = (int)i;
+		if (g.latency_size < 0) {
+			fprintf(stderr, PROG ": --latency-size %s: not one of --sizes\n", latency_size);
+			return 2;
+		}
+	}
+	if (g.nr_latency && !g.ndr) {
+		fprintf(stderr, PROG ": gen: --latency needs the NDR search (--search ndr or ndr,pdr)\n");
+		return 2;
+	}
+	if (dp_config__finish(&c, &e)) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		return 2;
+	}
+	return dp_gen__run(&c, &g);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -558,6 +905,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "stats"))
 		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "gen"))
+		return cmd_gen(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
 		return 0;
@@ -566,7 +915,7 @@ int main(int argc, char **argv)
 		printf(PROG " " RTVMM_VERSION "\n");
 		return 0;
 	}
-	fprintf(stderr, PROG ": unknown command '%s' (run, stats, help)\n", argv[1]);
+	fprintf(stderr, PROG ": unknown command '%s' (run, stats, gen, help)\n", argv[1]);
 	usage(stderr);
 	return 2;
 }

@@ -177,7 +177,7 @@ static int create_port(struct dp *dp, unsigned i, struct err *e)
 	int rc, socket;
 
 	port_what(dp, i, what, sizeof(what));
-	if (s->kind == DP_PORT_VHOST && !s->client) {
+	if ((s->kind == DP_PORT_VHOST || s->kind == DP_PORT_VIRTIO_USER) && !s->client) {
 		rc = dp_claim_socket_path(s->target, what, e);
 		if (rc)
 			return rc;

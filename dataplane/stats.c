@@ -277,7 +277,7 @@ static json_t *port_json(struct dp *dp, const struct reading *r, unsigned p)
 	json_object_set_new(o, "name", json_string(s->name));
 	json_object_set_new(o, "type", json_string(dp_port_kind_name(s->kind)));
 	json_object_set_new(o, "target", json_string(s->target));
-	if (s->kind == DP_PORT_VHOST)
+	if (s->kind == DP_PORT_VHOST || s->kind == DP_PORT_VIRTIO_USER)
 		json_object_set_new(o, "mode", json_string(s->client ? "client" : "server"));
 	json_object_set_new(o, "driver", json_string(dpp->driver));
 	set_int(o, "ethdev", dpp->eth);

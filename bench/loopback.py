@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Loopback forwarding rate: rtvmm-dataplane vs DPDK testpmd as the device under test.
+
+One traffic source, two DUTs, the same vhost-user socket, in the same run:
+
+  source  rtvmm-dataplane gen on a virtio_user port (a vhost-user frontend, as a guest's
+          NIC would be), one poll lcore pinned to --housekeeping-cpu, sending as fast as the
+          DUT takes frames (max-rate trial: refused frames are retried) and counting its own
+          frames coming back
+  DUT a   rtvmm-dataplane run --port vhost:SOCK --pair 0:0: the port looped back to itself
+          (xconnect), poll lcore on --measure-cpu, EAL main lcore on --housekeeping-cpu
+  DUT b   dpdk-testpmd --vdev net_vhost0,iface=SOCK -- --forward-mode=io --port-topology=loop,
+          forwarding lcore on --measure-cpu, main lcore on --housekeeping-cpu
+
+Both DUTs are vhost-user backends built on DPDK's net_vhost PMD, both forward every frame
+unchanged (no MAC swap). Runs interleave a, b, a, b, ... (--rounds); each run starts a fresh
+DUT and a fresh source (virtio_user does not reconnect), takes a warm-up trial and then one
+max-rate trial per frame size. Figures per DUT and size, medians over the rounds:
+  loopback_mpps   frames per second the source received back (what was forwarded), with
+                  dut_mpps (the DUT's own TX counter over the trial, read at the trial's
+                  start and end lines) and offered_mpps (what the DUT took) as extras
+and the ratio rtvmm-dataplane/testpmd (goal >= 1.0). Frame sizes count the FCS (64 B =
+60 bytes on the virtio ring).
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
+NAME = "loopback"
+DUTS = ("rtvmm-dataplane", "testpmd")
+
+
+def add_arguments(ap):
+    ap.add_argument("--sizes", default="64", help="frame sizes, FCS included, or imix (default 64)")
+    ap.add_argument("--trial-s", type=float, default=None, help="max-rate trial length (default 5; quick 1)")
+    ap.add_argument("--warmup-s", type=float, default=None, help="warm-up trial (default 1; quick 0.3)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="a,b pairs of runs, interleaved; medians over them (default 3; quick 1)")
+    ap.add_argument("--testpmd", default="dpdk-testpmd", help="testpmd program")
+
+
+def size_label(s):
+    return "imix" if s == "imix" else f"{s}B"
+
+
+class Dataplane:
+    """DUT a: rtvmm-dataplane looping its one vhost port back to itself."""
+
+    subject = "rtvmm-dataplane"
+
+    def __init__(self, args, tmp, sock, log):
+        self.stats = os.path.join(tmp, "dp-stats.sock")
+        self.argv = ["taskset", "-c", f"{args.housekeeping_cpu},{args.measure_cpu}",
+                     benchlib.tool(args, "dataplane/rtvmm-dataplane"), "run", "--no-huge",
+                     "--lcores", str(args.measure_cpu), "--main-lcore", str(args.housekeeping_cpu),
+                     "--file-prefix", f"rtvmm-lb-dp{os.getpid()}", "--port", f"vhost:{sock}",
+                     "--pair", "0:0", "--stats-socket", self.stats,
+                     "--eal", "--log-level=lib.vhost.config:warning"]
+        self.con = benchlib.Console(self.argv, "dataplane", logfile=log)
+        if not self.con.expect(r"rtvmm-dataplane: ready", 30):
+            raise RuntimeError("rtvmm-dataplane did not start: " + " | ".join(self.con.tail(5)))
+        self.poll = benchlib.find_threads(self.con.pid, rf"^dp-poll{args.measure_cpu}$")
+        self.main = benchlib.find_threads(self.con.pid, r"^dp-main$")
+
+    def tx_packets(self):
+        """The DUT's TX-packets on its port now (stats socket)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(self.stats)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return json.loads(data)["ports"][0]["TX-packets"]
+
+    def threads(self):
+        return [("poll lcore", t) for t in self.poll] + [("EAL main lcore", t) for t in self.main]
+
+    def stop(self):
+        self.con.stop()
+        self.con.close()
+
+
+class Testpmd:
+    """DUT b: testpmd, net_vhost server, io forwarding, its port looped back."""
+
+    subject = "testpmd"
+
+    def __init__(self, args, tmp, sock, log):
+        self.argv = ["taskset", "-c", f"{args.housekeeping_cpu},{args.measure_cpu}",
+                     "stdbuf", "-oL", args.testpmd, "-l", f"{args.housekeeping_cpu},{args.measure_cpu}",
+                     "--main-lcore", str(args.housekeeping_cpu), "--no-huge", "--no-pci", "-m", "512",
+                     "--file-prefix", f"rtvmm-lb-tp{os.getpid()}", "--vdev", f"net_vhost0,iface={sock}",
+                     "--log-level=lib.vhost.config:warning", "--", "-i", "--forward-mode=io",
+                     "--port-topology=loop", "--nb-cores=1", "--auto-start", "--disable-link-check",
+                     "--total-num-mbufs=16384"]
+        self.con = benchlib.Console(self.argv, "testpmd", stdin=subprocess.PIPE, logfile=log)
+        if not self.con.expect(r"io packet forwarding", 30):
+            raise RuntimeError("testpmd did not start: " + " | ".join(self.con.tail(5)))
+        pid = self.con.pid
+        self.poll = {t: c for t, c in benchlib.threads(pid).items()
+                     if self._cpu_of(t) == [args.measure_cpu]}
+        self.main = {pid: benchlib.threads(pid).get(pid, "dpdk-testpmd")}
+
+    @staticmethod
+    def _cpu_of(tid):
+        try:
+            return sorted(os.sched_getaffinity(tid))
+        except OSError:
+            return []
+
+    def tx_packets(self):
+        """TX-packets of port 0 now (`show port stats 0`)."""
+        self.con.proc.stdin.write(b"show port stats 0\n")
+        self.con.proc.stdin.flush()
+        m = self.con.expect(r"TX-packets:\s+(\d+)", 5)
+        if not m:
+            raise RuntimeError("testpmd did not answer 'show port stats 0'")
+        return int(m.group(1))
+
+    def threads(self):
+        return [("forwarding lcore", t) for t in self.poll] + [("EAL main lcore", t) for t in self.main]
+
+    def stop(self):
+        try:
+            self.con.proc.stdin.write(b"quit\n")
+            self.con.proc.stdin.flush()
+        except OSError:
+            pass
+        self.con.wait(10)
+        self.con.close()
+
+
+def wait_listening(path, timeout):
+    """Waits until a unix socket at PATH accepts connections (the DUT's vhost-user server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nobody listens on {path} after {timeout} s")
+            time.sleep(0.05)
+        finally:
+            s.close()
+
+
+
+def foreign_rt_threads(cpus):
+    """Real-time threads of other user processes that may run on CPUS: "comm (pid N, FIFO 90)"."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if not open(f"/proc/{pid}/cmdline", "rb").read():
+                continue                  # a kernel thread (migration, irq, watchdog)
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                pol = os.sched_getscheduler(int(tid))
+                if pol not in (os.SCHED_FIFO, os.SCHED_RR) or not set(cpus) & os.sched_getaffinity(int(tid)):
+                    continue
+                comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+                prio = os.sched_getparam(int(tid)).sched_priority
+            except OSError:
+                continue
+            found.append(f"{comm} (pid {pid}, {'FIFO' if pol == os.SCHED_FIFO else 'RR'} {prio})")
+    return found
+
+def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned):
+    """One DUT, one source: returns {size: {"rx_pps", "offered_pps", "dut_pps"}}."""
+    sock = os.path.join(tmp, "lb.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    tag = f"{dut_cls.subject}-{index}"
+    out = os.path.join(tmp, f"gen-{tag}.json")
+    logdir = args.outdir or tmp
+    dut = dut_cls(args, tmp, sock, os.path.join(logdir, f"{tag}-dut.log"))
+    gen = None
+    try:
+        wait_listening(sock, 20)
+        argv = ["taskset", "-c", str(args.housekeeping_cpu), benchlib.tool(args, "dataplane/rtvmm-dataplane"),
+                "gen", "--port", f"virtio_user:{sock}", "--lcore", str(args.housekeeping_cpu), "--no-huge",
+                "--file-prefix", f"rtvmm-lb-gen{os.getpid()}", "--eal", "--log-level=lib.vhost.config:warning",
+                "--sizes", ",".join(sizes), "--search", "none", "--trial-s", str(trial_s),
+                "--warmup-s", str(warmup_s), "--drain-ms", "300", "--link-timeout", "20", "--json", out]
+        gen = benchlib.Console(argv, "gen", logfile=os.path.join(logdir, f"{tag}-gen.log"))
+        counts = {}
+        deadline = time.monotonic() + 60 + len(sizes) * (trial_s + 2)
+        while time.monotonic() < deadline:
+            m = gen.expect(r"gen: trial (\d+) (start: (\w+)|sent)", deadline - time.monotonic())
+            if not m:
+                break
+            n = int(m.group(1))
+            if not pinned.get("source"):
+                pinned["source"] = True
+                for tid in benchlib.find_threads(gen.pid, r"^dp-gen$", timeout=1):
+                    cpus, pol, prio = benchlib.thread_placement(tid)
+                    benchlib.add_pinning(res, "source (rtvmm-dataplane gen)",
+                                         "generator poll lcore (EAL main, dp-gen)", cpus, pol, prio)
+            if m.group(3) == "max":
+                counts[n] = [time.monotonic(), dut.tx_packets()]
+            elif m.group(2) == "sent" and n in counts:
+                counts[n] += [time.monotonic(), dut.tx_packets()]
+        status = gen.wait(30)
+        if status != 0 or not os.path.exists(out):
+            raise RuntimeError(f"the generator failed (status {status}) against {dut.subject}: "
+                               + " | ".join(gen.tail(5)))
+        with open(out) as f:
+            doc = json.load(f)
+        if not pinned.get(dut.subject):
+            pinned[dut.subject] = True
+            for what, tid in dut.threads():
+                cpus, pol, prio = benchlib.thread_placement(tid)
+                benchlib.add_pinning(res, dut.subject, what, cpus, pol, prio)
+        result = {}
+        for t in doc["trials"]:
+            if t["kind"] != "max":
+                continue
+            c = counts.get(t["index"])
+            dut_pps = (c[3] - c[1]) / (c[2] - c[0]) if c and len(c) == 4 and c[2] > c[0] else None
+            result[t["size"]] = {"rx_pps": t["rx_pps"], "offered_pps": t["offered_pps"],
+                                 "loss_pct": t["loss_pct"], "dut_pps": dut_pps,
+                                 "rtt_us": t["latency_us"]}
+        return result
+    finally:
+        if gen:
+            gen.close()
+        dut.stop()
+
+
+def run(args, new_result):
+    quick = args.quick
+    trial_s = args.trial_s or (1.0 if quick else 5.0)
+    warmup_s = args.warmup_s if args.warmup_s is not None else (0.3 if quick else 1.0)
+    rounds = args.rounds or (1 if quick else 3)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    config = {"sizes": sizes, "trial_s": trial_s, "warmup_s": warmup_s, "rounds": rounds,
+              "order": "interleaved: " + ", ".join(DUTS[i % 2] for i in range(2 * rounds)),
+              "source": "rtvmm-dataplane gen, virtio_user port, max-rate trial (backpressure: the DUT's pace)",
+              "dut_dataplane": "rtvmm-dataplane run --port vhost:SOCK --pair 0:0 (xconnect loopback)",
+              "dut_testpmd": "dpdk-testpmd --vdev net_vhost0,iface=SOCK -- --forward-mode=io --port-topology=loop",
+              "memory": "--no-huge on every DPDK process (no hugepages reserved here)",
+              "housekeeping_cpu": args.housekeeping_cpu, "measure_cpu": args.measure_cpu}
+    res = new_result(config)
+    dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
+    if not os.access(dp, os.X_OK):
+        return benchlib.skip(res, f"{dp} not built (libdpdk-dev missing at configure time: scripts/deps.sh dataplane)")
+    why = benchlib.need(args.testpmd, "taskset", "stdbuf")
+    if why:
+        return benchlib.skip(res, why)
+    if args.housekeeping_cpu == args.measure_cpu:
+        res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
+
+    res["notes"].append("load average at start: %.2f %.2f %.2f (other work on these cpus skews every figure)"
+                        % os.getloadavg())
+    rt = foreign_rt_threads([args.housekeeping_cpu, args.measure_cpu])
+    if rt:
+        res["notes"].append("other processes' real-time threads share these cpus (figures are skewed): "
+                            + ", ".join(rt))
+        benchlib.log(NAME, "warning: real-time threads of other processes on these cpus: " + ", ".join(rt))
+    runs = {d: [] for d in DUTS}
+    pinned = {}
+    tmp = tempfile.mkdtemp(prefix="rtvmm-loopback.")
+    try:
+        for r in range(rounds):
+            for cls in (Dataplane, Testpmd):
+                benchlib.log(NAME, f"round {r + 1}/{rounds}: {cls.subject}")
+                out = one_run(args, res, tmp, cls, sizes, trial_s, warmup_s, r, pinned)
+                runs[cls.subject].append(out)
+                for s, v in out.items():
+                    benchlib.log(NAME, f"  {s} B: source received {v['rx_pps'] / 1e6:.3f} Mpps, DUT counted "
+                                       + (f"{v['dut_pps'] / 1e6:.3f}" if v["dut_pps"] else "?") + " Mpps")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(vals):
+        vals = [v for v in vals if v is not None]
+        return statistics.median(vals) if vals else None
+
+    for s in sizes:
+        label = "imix" if s == "imix" else s
+        fig = {}
+        for d in DUTS:
+            per = [run_[label] for run_ in runs[d] if label in run_]
+            rx = med([p["rx_pps"] for p in per])
+            fig[d] = rx / 1e6 if rx is not None else None
+            dut = med([p["dut_pps"] for p in per])
+            benchlib.add_figure(res, "loopback_mpps", d, fig[d], "Mpps", scenario=size_label(s),
+                                dut_mpps=dut / 1e6 if dut is not None else None,
+                                offered_mpps=med([p["offered_pps"] for p in per]) / 1e6,
+                                loss_pct=med([p["loss_pct"] for p in per]),
+                                runs_mpps=[p["rx_pps"] / 1e6 for p in per],
+                                rtt_p50_us=med([p["rtt_us"]["p50"] for p in per]))
+        r = benchlib.add_ratio(res, "loopback Mpps rtvmm-dataplane/testpmd" + ("" if s == "64" else f" {size_label(s)}"),
+                               fig["rtvmm-dataplane"], fig["testpmd"], goal=1.0, better="higher")
+        benchlib.log(NAME, f"{size_label(s)}: rtvmm-dataplane {fig['rtvmm-dataplane']:.3f} Mpps, "
+                           f"testpmd {fig['testpmd']:.3f} Mpps, ratio {r['value']:.2f}")
+    res["notes"].append("Mpps = frames the source received back per second of the max-rate trial "
+                        "(median over rounds); dut_mpps = the DUT's TX counter over the same trial")
+    return res
+
+
+if __name__ == "__main__":
+    sys.exit(benchlib.main(NAME, __doc__, add_arguments, run))
