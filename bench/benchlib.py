@@ -17,6 +17,7 @@ import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -321,6 +322,47 @@ class Stress:
                 pass
             p.wait()
         return False
+
+
+def wait_listening(path, timeout):
+    """Waits until a unix socket at PATH accepts connections."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nobody listens on {path} after {timeout} s")
+            time.sleep(0.05)
+        finally:
+            s.close()
+
+
+def foreign_rt_threads(cpus):
+    """Real-time threads of other user processes that may run on CPUS: "comm (pid N, FIFO 90)"."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if not open(f"/proc/{pid}/cmdline", "rb").read():
+                continue                  # a kernel thread (migration, irq, watchdog)
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                pol = os.sched_getscheduler(int(tid))
+                if pol not in (os.SCHED_FIFO, os.SCHED_RR) or not set(cpus) & os.sched_getaffinity(int(tid)):
+                    continue
+                comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+                prio = os.sched_getparam(int(tid)).sched_priority
+            except OSError:
+                continue
+            found.append(f"{comm} (pid {pid}, {'FIFO' if pol == os.SCHED_FIFO else 'RR'} {prio})")
+    return found
 
 
 # ---------------------------------------------------------------- processes

@@ -24,7 +24,6 @@ and the ratio rtvmm-dataplane/testpmd (goal >= 1.0). Frame sizes count the FCS (
 """
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -144,47 +143,6 @@ class Testpmd:
         self.con.close()
 
 
-def wait_listening(path, timeout):
-    """Waits until a unix socket at PATH accepts connections (the DUT's vhost-user server)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(path)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nobody listens on {path} after {timeout} s")
-            time.sleep(0.05)
-        finally:
-            s.close()
-
-
-
-def foreign_rt_threads(cpus):
-    """Real-time threads of other user processes that may run on CPUS: "comm (pid N, FIFO 90)"."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            if not open(f"/proc/{pid}/cmdline", "rb").read():
-                continue                  # a kernel thread (migration, irq, watchdog)
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                pol = os.sched_getscheduler(int(tid))
-                if pol not in (os.SCHED_FIFO, os.SCHED_RR) or not set(cpus) & os.sched_getaffinity(int(tid)):
-                    continue
-                comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
-                prio = os.sched_getparam(int(tid)).sched_priority
-            except OSError:
-                continue
-            found.append(f"{comm} (pid {pid}, {'FIFO' if pol == os.SCHED_FIFO else 'RR'} {prio})")
-    return found
-
 def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned):
     """One DUT, one source: returns {size: {"rx_pps", "offered_pps", "dut_pps"}}."""
     sock = os.path.join(tmp, "lb.sock")
@@ -196,7 +154,7 @@ def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned):
     dut = dut_cls(args, tmp, sock, os.path.join(logdir, f"{tag}-dut.log"))
     gen = None
     try:
-        wait_listening(sock, 20)
+        benchlib.wait_listening(sock, 20)
         argv = ["taskset", "-c", str(args.housekeeping_cpu), benchlib.tool(args, "dataplane/rtvmm-dataplane"),
                 "gen", "--port", f"virtio_user:{sock}", "--lcore", str(args.housekeeping_cpu), "--no-huge",
                 "--file-prefix", f"rtvmm-lb-gen{os.getpid()}", "--eal", "--log-level=lib.vhost.config:warning",
@@ -272,7 +230,7 @@ def run(args, new_result):
 
     res["notes"].append("load average at start: %.2f %.2f %.2f (other work on these cpus skews every figure)"
                         % os.getloadavg())
-    rt = foreign_rt_threads([args.housekeeping_cpu, args.measure_cpu])
+    rt = benchlib.foreign_rt_threads([args.housekeeping_cpu, args.measure_cpu])
     if rt:
         res["notes"].append("other processes' real-time threads share these cpus (figures are skewed): "
                             + ", ".join(rt))

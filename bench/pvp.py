@@ -20,7 +20,8 @@ Per monitor, in one generator process (the guest stays connected): a probe until
 answers, a warm-up, then per frame size (64, 512, 1518, imix = 7:4:1 of 64/570/1518; sizes
 count the FCS) a max-rate trial (as fast as the guest's rx ring takes frames; max_mpps = what
 came back), the NDR search (no loss) and the PDR search (< --pdr-loss %), then for 64 B the
-latency trials at 10/50/90 % of the NDR: round-trip time dataplane -> guest -> dataplane per
+latency trials at 10/50/90 % of the NDR (of the PDR when no rate was loss-free, as FD.io
+CSIT does; the figure's `base` says which): round-trip time dataplane -> guest -> dataplane per
 frame, 1 us histogram buckets to 10 ms plus overflow (exact min/avg/max).
 
 Figures: ndr_mpps, pdr_mpps, max_mpps per subject (rtvmm, qemu) and size (extras gbps =
@@ -32,7 +33,6 @@ never with a number.
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -63,47 +63,6 @@ def add_arguments(ap):
     ap.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU program")
     ap.add_argument("--memory", default="64M", help="guest RAM (default 64M)")
 
-
-def wait_listening(path, timeout):
-    """Waits until a unix socket at PATH accepts connections."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(path)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nobody listens on {path} after {timeout} s")
-            time.sleep(0.05)
-        finally:
-            s.close()
-
-
-
-def foreign_rt_threads(cpus):
-    """Real-time threads of other user processes that may run on CPUS: "comm (pid N, FIFO 90)"."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            if not open(f"/proc/{pid}/cmdline", "rb").read():
-                continue                  # a kernel thread (migration, irq, watchdog)
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                pol = os.sched_getscheduler(int(tid))
-                if pol not in (os.SCHED_FIFO, os.SCHED_RR) or not set(cpus) & os.sched_getaffinity(int(tid)):
-                    continue
-                comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
-                prio = os.sched_getparam(int(tid)).sched_priority
-            except OSError:
-                continue
-            found.append(f"{comm} (pid {pid}, {'FIFO' if pol == os.SCHED_FIFO else 'RR'} {prio})")
-    return found
 
 def guest_cmdline():
     # echo until killed: no frame count, never idle out; first frame may take a while (QEMU's BIOS)
@@ -147,7 +106,7 @@ def run_monitor(args, res, mon, p, tmp):
     try:
         if not gen.expect(r"gen: ready", 30):
             raise RuntimeError("the generator did not start: " + " | ".join(gen.tail(5)))
-        wait_listening(sock, 10)
+        benchlib.wait_listening(sock, 10)
         vm = benchlib.Console(monitor_argv(args, mon, p["guest"], sock), mon,
                               logfile=os.path.join(logdir, f"pvp-{mon}-console.log"))
         vcpu = benchlib.find_threads(vm.pid, VCPU_THREAD[mon], timeout=30)
@@ -199,7 +158,7 @@ def run_monitor(args, res, mon, p, tmp):
 
 def figures(res, mon, doc, sizes):
     """Adds NDR/PDR/max figures, series and latency of one monitor; returns {size: ndr_mpps}."""
-    ndr, pdr = {}, {}
+    ndr, pdr, base = {}, {}, {}
     trials = doc["trials"]
     for r in doc["results"]:
         s, avg = r["size"], r["avg_frame"]
@@ -228,6 +187,9 @@ def figures(res, mon, doc, sizes):
                             range_mpps=[x / 1e6 for x in r.get("pdr_range_pps", [])], avg_frame=avg)
         if "latency_skipped" in r:
             res["notes"].append(f"{mon}: no latency trials at {s} B: {r['latency_skipped']}")
+        if r.get("latency_base") == "pdr":
+            res["notes"].append(f"{mon}: no loss-free rate at {s} B, so the latency loads are % of the PDR")
+        base[s] = r.get("latency_base")
     order = [s for s in sizes if s in ndr]
     benchlib.add_series(res, "pvp_ndr", "frame size", "Mpps", [[s, ndr[s]] for s in order], mon)
     benchlib.add_series(res, "pvp_pdr", "frame size", "Mpps", [[s, pdr[s]] for s in order], mon)
@@ -235,7 +197,8 @@ def figures(res, mon, doc, sizes):
         if t["kind"] != "latency":
             continue
         lat, load = t["latency_us"], f"{t['load_pct']:g}%"
-        benchlib.add_figure(res, "pvp_rtt", mon, lat["p99"], "us", scenario=load, min=lat["min"],
+        benchlib.add_figure(res, "pvp_rtt", mon, lat["p99"], "us", scenario=load, base=base.get(t["size"]),
+                            min=lat["min"],
                             avg=lat["avg"], p50=lat["p50"], p99=lat["p99"], p99_9=lat["p99_9"], max=lat["max"],
                             count=lat["count"], overflow=lat["overflow"], offered_mpps=t["offered_pps"] / 1e6,
                             loss_pct=t["loss_pct"], size=t["size"])
@@ -275,7 +238,7 @@ def run(args, new_result):
 
     res["notes"].append("load average at start: %.2f %.2f %.2f (other work on these cpus skews every figure)"
                         % os.getloadavg())
-    rt = foreign_rt_threads([args.housekeeping_cpu, args.measure_cpu])
+    rt = benchlib.foreign_rt_threads([args.housekeeping_cpu, args.measure_cpu])
     if rt:
         res["notes"].append("other processes' real-time threads share these cpus (figures are skewed): "
                             + ", ".join(rt))

@@ -67,7 +67,7 @@ struct trial {
 	double requested_pps;      /* 0: as fast as the port takes frames */
 	double duration_s;
 	const char *target;        /* search: "ndr" or "pdr" */
-	double load_pct;           /* latency: % of the NDR */
+	double load_pct;           /* latency: % of the NDR (of the PDR when no NDR was found) */
 
 	uint64_t offered;          /* frames handed to the port (rate trials: refused ones too) */
 	uint64_t refused;          /* rate trials: the port did not take them (lost) */
@@ -407,7 +407,7 @@ static void run_size(struct gen *G, unsigned si, json_t *results)
 	const struct gen_size *sz = &g->sizes[si];
 	struct trial t;
 	struct gen_search ndr, pdr;
-	double top = g->rate_cap_pps, rate, ndr_pps = 0;
+	double top = g->rate_cap_pps, rate, ndr_pps = 0, pdr_pps = 0, base_pps;
 	json_t *r = json_pack("{s:s, s:f}", "size", sz->label, "avg_frame", sz->avg);
 	unsigned i, ndr_limited = 0;
 
@@ -459,7 +459,8 @@ static void run_size(struct gen *G, unsigned si, json_t *results)
 			json_object_set_new(r, "ndr_generator_limited", json_boolean(ndr_limited));
 		}
 		if (g->pdr) {
-			json_object_set_new(r, "pdr_pps", json_real(gen_search__result(&pdr)));
+			pdr_pps = gen_search__result(&pdr);
+			json_object_set_new(r, "pdr_pps", json_real(pdr_pps));
 			json_object_set_new(r, "pdr_loss_pct", json_real(pdr.lo_loss < 0 ? 0 : pdr.lo_loss));
 			json_object_set_new(r, "pdr_trials", json_integer(pdr.iters));
 			json_object_set_new(r, "pdr_range_pps", json_pack("[f, f]", pdr.lo, pdr.hi));
@@ -474,18 +475,26 @@ static void run_size(struct gen *G, unsigned si, json_t *results)
 		run_trial(G, &t);
 	}
 	if ((int)si == g->latency_size && g->nr_latency) {
-		if (ndr_pps <= 0) {
+		/* Loads are fractions of the NDR; on a host where no rate is loss-free (a noisy
+		 * nested VM) of the PDR instead, as FD.io CSIT does, and the JSON says which. */
+		base_pps = ndr_pps > 0 ? ndr_pps : pdr_pps;
+		if (base_pps <= 0) {
 			json_object_set_new(r, "latency_skipped", json_string(
-				g->ndr ? "no NDR found (every search trial lost frames)"
-				       : "latency trials need the NDR search (--search ndr)"));
-			dp_log("gen: no latency trials for %s B: no NDR", sz->label);
+				g->ndr || g->pdr ? "no NDR or PDR found (every search trial lost too much)"
+						 : "latency trials need the NDR or PDR search (--search)"));
+			dp_log("gen: no latency trials for %s B: no NDR or PDR", sz->label);
+		} else {
+			json_object_set_new(r, "latency_base", json_string(ndr_pps > 0 ? "ndr" : "pdr"));
+			json_object_set_new(r, "latency_base_pps", json_real(base_pps));
+			if (ndr_pps <= 0)
+				dp_log("gen: no NDR for %s B: latency loads are %% of the PDR", sz->label);
 		}
-		for (i = 0; i < g->nr_latency && ndr_pps > 0 && !stopping(G); i++) {
+		for (i = 0; i < g->nr_latency && base_pps > 0 && !stopping(G); i++) {
 			memset(&t, 0, sizeof(t));
 			t.kind = T_LATENCY;
 			t.size = sz;
 			t.duration_s = g->latency_s > 0 ? g->latency_s : g->trial_s;
-			t.requested_pps = ndr_pps * g->latency_pct[i] / 100.0;
+			t.requested_pps = base_pps * g->latency_pct[i] / 100.0;
 			t.load_pct = g->latency_pct[i];
 			run_trial(G, &t);
 		}

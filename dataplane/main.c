@@ -121,7 +121,7 @@ static void usage(FILE *f)
 "      --iterations N       trials per search at most (default 10)\n"
 "      --rate-cap PPS       top of the search range (default: the max trial's offered rate)\n"
 "      --rates LIST         fixed-rate trials (pps; suffixes k, M), e.g. 10k,1M\n"
-"      --latency PCTS       latency trials at these %% of the NDR, e.g. 10,50,90\n"
+"      --latency PCTS       latency trials at these %% of the NDR (else the PDR), e.g. 10,50,90\n"
 "      --latency-size SIZE  their frame size (default the first of --sizes)\n"
 "      --latency-s S        their duration (default --trial-s)\n"
 "      --hist-max-us N      latency histogram range, 1 us buckets (default 10000)\n"
