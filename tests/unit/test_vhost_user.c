@@ -570,7 +570,7 @@ static void test_mem_table_passes_the_guest_ram_memfd(void **state)
 		memcpy(mem.regions[r].hva + 4096, "guest RAM", 9);
 
 	assert_int_equal(vhost_user__set_mem_table_guest(&p->vu, &mem, &e), 0);
-	i = fake_wait(p->f, 0, 0, VHOST_USER_SET_MEM_TABLE, -1, 2000);
+	i = fake_wait(p->f, 0, 0, VHOST_USER_SET_MEM_TABLE, -1, 10000);
 	assert_true(i >= 0);
 	m = &p->f->log[i];
 	memcpy(n, m->payload, sizeof(n));
@@ -928,7 +928,7 @@ static void test_net_offers_backend_data_features_never_protocol_bit(void **stat
 	uint64_t f;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	f = env->dev->ops->features(env->dev);
 	assert_true(f == (BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_F_VERSION_1) |
 			  BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_RING_F_EVENT_IDX) |
@@ -957,7 +957,7 @@ static void test_net_mq_config_and_queue_layout(void **state)
 	uint64_t f;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	f = env->dev->ops->features(env->dev);
 	assert_true(f & BIT(VIRTIO_NET_F_MQ));
 	assert_true(f & BIT(VIRTIO_NET_F_CTRL_VQ));
@@ -986,7 +986,7 @@ static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void 
 	int i;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	feat = env->dev->ops->features(env->dev);
 	assert_int_equal(env_activate(env, feat), 0);
 
@@ -1037,7 +1037,7 @@ static void test_net_reset_stops_rings_with_get_vring_base(void **state)
 	int i, j;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
 	env->dev->ops->reset(env->dev);
 	for (unsigned r = 0; r < 2; r++) {
@@ -1059,7 +1059,7 @@ static void test_net_ring_outside_guest_ram_never_reaches_backend(void **state)
 	struct env *env = env_new(1, PLAN_NIC_CLIENT);
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	env->q[1].device = RAM_SIZE - 64; /* 4 + 8 * 256 bytes do not fit */
 	assert_true(env_activate(env, env->dev->ops->features(env->dev)) < 0);
 	env->q[1].device = q_used(1);
@@ -1081,7 +1081,7 @@ static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void
 	int i;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
 	assert_true(wait_config_changes(env, 0, 0));
 	/* The backend completed 7 transmissions, then crashes. */
@@ -1091,15 +1091,15 @@ static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void
 	pthread_mutex_unlock(&env->lock);
 	fake_drop(env->f);
 	/* Link down (a config interrupt), then up again once the fake accepts the reconnection. */
-	assert_true(wait_config_changes(env, 2, 3000));
-	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	assert_true(wait_config_changes(env, 2, 10000));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	virtio_net__stats(env->dev, &st);
 	assert_int_equal(st.disconnects, 1);
 	assert_int_equal(st.connects, 2);
 	assert_int_equal(st.link_changes, 3);
 	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
 	/* The new backend got everything again, the tx ring from the guest's used index. */
-	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 2000);
+	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000);
 	assert_true(i >= 0);
 	assert_true(fake_find(env->f, 0, 2, VHOST_USER_SET_MEM_TABLE, -1) >= 0);
 	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_BASE, 1);
@@ -1116,7 +1116,7 @@ static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
 	int i;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	/* The backend answers SET_MEM_TABLE with another request's reply. */
 	fake_misbehave(env->f, VHOST_USER_SET_MEM_TABLE, MB_WRONG_CODE);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0); /* not the guest's fault */
@@ -1124,9 +1124,9 @@ static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
 	assert_int_equal(st.failures, 1);
 	assert_non_null(strstr(st.last_error, "reply to SET_MEM_TABLE carries request 6"));
 	/* The link went down; the thread reconnects and sets the rings up. */
-	assert_true(wait_config_changes(env, 2, 3000));
-	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
-	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 2000);
+	assert_true(wait_config_changes(env, 2, 10000));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000);
 	assert_true(i >= 0);
 	virtio_net__stats(env->dev, &st);
 	assert_int_equal(st.connects, 2);
@@ -1140,7 +1140,7 @@ static void test_net_backend_without_enough_queues_keeps_link_down(void **state)
 	int k;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	/* The backend comes back with only 2 queue pairs: a clear error, link down, the VM goes on. */
 	pthread_mutex_lock(&env->f->lock);
 	env->f->queue_num = 2;
@@ -1165,14 +1165,14 @@ static void test_net_without_reply_ack_syncs_with_get_features(void **state)
 	int i, last;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	/* Reconnect to a backend without REPLY_ACK. */
 	pthread_mutex_lock(&env->f->lock);
 	env->f->protocol = BIT(VHOST_USER_PROTOCOL_F_MQ);
 	pthread_mutex_unlock(&env->f->lock);
 	fake_drop(env->f);
-	assert_true(wait_config_changes(env, 2, 3000));
-	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	assert_true(wait_config_changes(env, 2, 10000));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
 	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1);
 	assert_true(i >= 0);
@@ -1193,13 +1193,13 @@ static void test_net_server_mode_accepts_backend_and_its_return(void **state)
 	assert_true(S_ISSOCK(sb.st_mode));
 	/* Activated before any backend: the rings go out when it connects. */
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
-	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
-	assert_true(fake_wait(env->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, 1, 2000) >= 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	assert_true(fake_wait(env->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, 1, 10000) >= 0);
 	fake_drop(env->f);
-	assert_true(fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 3000) >= 0);
-	assert_int_equal(virtio_net__wait_backend(env->dev, 3000), 0);
+	assert_true(fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000) >= 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	/* Up, down, up; the thread may fold a quick down-up into one interrupt. */
-	assert_true(wait_config_changes(env, 2, 3000));
+	assert_true(wait_config_changes(env, 2, 10000));
 	virtio_net__stats(env->dev, &st);
 	assert_int_equal(st.link_changes, 3);
 	assert_int_equal(st.connects, 2);
@@ -1287,7 +1287,7 @@ static void test_net_ctrl_mq_vq_pairs_set_enables_backend_rings(void **state)
 	int i;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
 	/* Only the first pair runs until the driver asks for more. */
 	for (unsigned r = 0; r < 4; r++) {
@@ -1322,7 +1322,7 @@ static void test_net_ctrl_mq_vq_pairs_set_enables_backend_rings(void **state)
 	assert_int_equal(st.queue_pairs, 1);
 	/* Reconnection keeps the guest's choice: pair 1 stays disabled in the new backend. */
 	fake_drop(env->f);
-	assert_true(fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 3, 3000) >= 0);
+	assert_true(fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 3, 10000) >= 0);
 	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 3);
 	assert_int_equal(state_num(&env->f->log[i]), 0);
 	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1);
@@ -1362,7 +1362,7 @@ static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
 	unsigned b;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	feat = env->dev->ops->features(env->dev);
 	for (b = 0; b < NR_BAD; b++) {
 		uint16_t head = 0, idx = 1;
@@ -1452,7 +1452,7 @@ static void test_net_ctrl_indirect_command_is_served(void **state)
 	uint8_t hdr[4] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 }, ack = 0xee;
 
 	(void)state;
-	assert_int_equal(virtio_net__wait_backend(env->dev, 2000), 0);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
 	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF, hdr, 4), 0);
 	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF + 0x200, &ack, 1), 0);
