@@ -64,7 +64,8 @@ def add_arguments(ap):
     ap.add_argument("--linux-vcpus", type=int, default=2)
     ap.add_argument("--linux-memory-mib", type=int, default=256)
     ap.add_argument("--guest-memory-mib", type=int, default=64, help="bare-metal guest RAM")
-    ap.add_argument("--linux-timeout", type=float, default=300, help="seconds per Linux boot")
+    ap.add_argument("--linux-timeout", type=float, default=None,
+                    help="seconds per Linux boot (default 300; --quick 150)")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
 
 
@@ -251,7 +252,7 @@ def linux(args, res, rtvmm, kdir, initrd, runs):
     all_runs = {m: [] for m in MONITORS}
     for i in range(runs):
         for m in MONITORS:
-            r = timed_run(cmd[m], LINUX_STAGES, args.linux_timeout)
+            r = timed_run(cmd[m], LINUX_STAGES, args.linux_timeout or (150 if args.quick else 300))
             all_runs[m].append(r)
             benchlib.log(NAME, f"linux {i + 1}/{runs} {m}: {r['times']} status {r['status']}")
             if r["fatal_error_s"] is not None or "init_marker" not in r["times"]:
