@@ -128,6 +128,19 @@ const char *boot_info__cmdline_get(const char *key, char *buf, size_t len)
 	return NULL;
 }
 
+uint64_t boot_info__cmdline_u64(const char *key, uint64_t def, uint32_t status)
+{
+	char buf[24];
+	const char *end;
+
+	if (!boot_info__cmdline_get(key, buf, sizeof(buf)))
+		return def;
+	uint64_t v = strtou64(buf, &end);
+	if (end == buf || *end)
+		rt__fail(status, "cmdline: %s=%s is not a number", key, buf);
+	return v;
+}
+
 bool boot_info__list_has(const char *list, const char *item)
 {
 	size_t n = strlen(item);

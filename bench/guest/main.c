@@ -46,15 +46,7 @@ static bool want_opt_in(const char *t)
 
 static uint64_t opt_u64(const char *key, uint64_t def)
 {
-	char buf[24];
-	const char *end;
-
-	if (!boot_info__cmdline_get(key, buf, sizeof(buf)))
-		return def;
-	uint64_t v = strtou64(buf, &end);
-	if (end == buf || *end)
-		rt__fail(ST_CMDLINE, "cmdline: %s=%s is not a number", key, buf);
-	return v;
+	return boot_info__cmdline_u64(key, def, ST_CMDLINE);
 }
 
 /* ---- boot information ---- */

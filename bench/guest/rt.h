@@ -240,6 +240,8 @@ extern const char *boot_info_source;   /* "zero page" or "pvh start info" */
 bool boot_info__e820_is_ram(uint64_t addr, uint64_t len);
 /* Value of "key=value" on the cmdline (copied to buf), or NULL. "key" alone gives "". */
 const char *boot_info__cmdline_get(const char *key, char *buf, size_t len);
+/* Number "key=N" from the cmdline, DEF when absent; fails with STATUS when not a number. */
+uint64_t boot_info__cmdline_u64(const char *key, uint64_t def, uint32_t status);
 /* True if `item` is in the comma-separated list `list`. */
 bool boot_info__list_has(const char *list, const char *item);
 

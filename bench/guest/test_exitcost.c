@@ -56,15 +56,7 @@ static const char *const kind_name[] = { "none", "pio", "mmio" };
 /* Number "key=N" from the cmdline, DEF when absent; fails (ST_EXITCOST) when not a number. */
 static uint64_t opt(const char *key, uint64_t def)
 {
-	char buf[24];
-	const char *end;
-
-	if (!boot_info__cmdline_get(key, buf, sizeof(buf)))
-		return def;
-	uint64_t v = strtou64(buf, &end);
-	if (end == buf || *end)
-		rt__fail(ST_EXITCOST, "cmdline: %s=%s is not a number", key, buf);
-	return v;
+	return boot_info__cmdline_u64(key, def, ST_EXITCOST);
 }
 
 /* The value line, then the histogram, EXITCOST_HIST_PER_LINE "ns:count" pairs a line. */

@@ -32,15 +32,7 @@ static USER_BSS struct net_run net_run;
 
 static uint64_t opt(const char *key, uint64_t def)
 {
-	char buf[24];
-	const char *end;
-
-	if (!boot_info__cmdline_get(key, buf, sizeof(buf)))
-		return def;
-	uint64_t v = strtou64(buf, &end);
-	if (end == buf || *end)
-		rt__fail(111, "cmdline: %s=%s is not a number", key, buf);
-	return v;
+	return boot_info__cmdline_u64(key, def, 111);
 }
 
 static int hexval(char c)

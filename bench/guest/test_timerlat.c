@@ -59,15 +59,7 @@ static inline void wait_irq(void)
 /* Number "key=N" from the cmdline, DEF when absent; fails (ST_TIMERLAT) when not a number. */
 static uint64_t opt(const char *key, uint64_t def)
 {
-	char buf[24];
-	const char *end;
-
-	if (!boot_info__cmdline_get(key, buf, sizeof(buf)))
-		return def;
-	uint64_t v = strtou64(buf, &end);
-	if (end == buf || *end)
-		rt__fail(ST_TIMERLAT, "cmdline: %s=%s is not a number", key, buf);
-	return v;
+	return boot_info__cmdline_u64(key, def, ST_TIMERLAT);
 }
 
 /* Lower bound (us) of the bucket holding the sample of nearest rank PERMILLE/1000; TL_BUCKETS if in overflow. */
