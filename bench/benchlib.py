@@ -464,6 +464,53 @@ class Console:
             self.log.close()
 
 
+# ---------------------------------------------------------------- rtvmm
+
+def rt_plan_yaml(name, args, kernel, cmdline, memory, priority, initrd=None):
+    """A host plan for one guest (VM NAME) placed for real time: its vCPU pinned to --measure-cpu at
+    SCHED_FIFO PRIORITY, emulator threads on --housekeeping-cpu, RAM prefaulted and locked on
+    2M pages (4K when the pool is short)."""
+    initrd_line = f"  initrd: {json.dumps(os.path.abspath(initrd))}\n" if initrd else ""
+    return f"""# written by {os.path.basename(sys.argv[0])}: the rt placement of the guest under test
+host:
+  housekeeping_cpus: "{args.housekeeping_cpu}"
+vm:
+  name: {name}
+  kernel: {json.dumps(os.path.abspath(kernel))}
+{initrd_line}  cmdline: {json.dumps(cmdline)}
+  memory:
+    size: {memory}
+    page_size: 2M
+    prefault: true
+    mlock: true
+    fallback_4k: true
+  vcpus:
+    count: 1
+    policy: fifo
+    priority: {priority}
+    pin: ["{args.measure_cpu}"]
+  emulator_cpus: "{args.housekeeping_cpu}"
+"""
+
+
+def parse_cyclictest(text):
+    """Histogram {us: count}, cycles, min/avg/max and overflows from cyclictest's --json text.
+
+    Its JSON lists only the non-empty buckets and no overflow count: the overflows are the
+    cycles the histogram does not hold (the same number as its "# Histogram Overflows" line).
+    Returns None when TEXT holds no such document."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        return None
+    try:
+        thread = json.loads(text[start:end + 1])["thread"]["0"]
+    except (ValueError, KeyError):
+        return None
+    buckets = {int(k): int(v) for k, v in thread["histogram"].items()}
+    return {"buckets": buckets, "min": thread["min"], "avg": thread["avg"], "max": thread["max"],
+            "total": thread["cycles"], "overflow": thread["cycles"] - sum(buckets.values())}
+
+
 # ---------------------------------------------------------------- statistics
 
 def hist_stats(buckets, width=1.0, overflow=0, overflow_at=None):

@@ -25,7 +25,6 @@ Guest kernel mode is emulated on the nested development host (docs/nested-kvm.md
 guest's wake-up path costs milliseconds there; the default interval (10 ms) leaves room for
 it so that each cycle is one independent sample.
 """
-import json
 import os
 import re
 import subprocess
@@ -58,23 +57,6 @@ def add_arguments(ap):
     ap.add_argument("--boot-timeout", type=float, default=300, help="seconds to the guest's prompt")
 
 
-def parse_cyclictest(text):
-    """Histogram {us: count}, cycles, min/avg/max and overflows from cyclictest's --json text.
-
-    Its JSON lists only the non-empty buckets and no overflow count: the overflows are the
-    cycles the histogram does not hold. Returns None when TEXT holds no such document."""
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        return None
-    try:
-        thread = json.loads(text[start:end + 1])["thread"]["0"]
-    except (ValueError, KeyError):
-        return None
-    buckets = {int(k): int(v) for k, v in thread["histogram"].items()}
-    return {"buckets": buckets, "min": thread["min"], "avg": thread["avg"], "max": thread["max"],
-            "total": thread["cycles"], "overflow": thread["cycles"] - sum(buckets.values())}
-
-
 def record(res, subject, scenario, ct):
     """Adds the figure and the histogram of one cyclictest run; returns the figure."""
     st = benchlib.hist_stats(ct["buckets"], 1, ct["overflow"], overflow_at=ct["max"])
@@ -90,31 +72,6 @@ def cyclictest_args(args, seconds):
     cap = int(seconds * 2 + 10)
     return ["-m", "-p", str(PRIORITY), "-t1", "-i", str(args.interval_us), "-l", str(loops),
             "-h", str(args.hist_us), "-q", "-D", str(cap)], cap
-
-
-def plan_yaml(args, kernel, initrd, cmdline):
-    """The host plan of the guest: rtvmm's real-time placement on this 2-cpu box."""
-    return f"""# written by bench/linux_cyclictest.py
-host:
-  housekeeping_cpus: "{args.housekeeping_cpu}"
-vm:
-  name: cyclictest
-  kernel: {kernel}
-  initrd: {initrd}
-  cmdline: "{cmdline}"
-  memory:
-    size: {args.memory}
-    page_size: 2M
-    prefault: true
-    mlock: true
-    fallback_4k: true
-  vcpus:
-    count: 1
-    policy: fifo
-    priority: {PRIORITY}
-    pin: ["{args.measure_cpu}"]
-  emulator_cpus: "{args.housekeeping_cpu}"
-"""
 
 
 def place(args, pid, mode):
@@ -172,7 +129,7 @@ def host_run(args, res, scenario, ctargs, cap, outdir):
     ct = None
     if os.path.exists(path):
         with open(path) as f:
-            ct = parse_cyclictest(f.read())
+            ct = benchlib.parse_cyclictest(f.read())
     if proc.returncode != 0 or ct is None:
         raise RuntimeError(f"host cyclictest failed ({proc.returncode}): {out.strip()[-300:]}")
     return ct
@@ -217,7 +174,7 @@ def run(args, new_result):
 
     plan = os.path.join(outdir, "plan.yaml")
     with open(plan, "w") as f:
-        f.write(plan_yaml(args, kernel, initrd, cmdline))
+        f.write(benchlib.rt_plan_yaml("cyclictest", args, kernel, cmdline, args.memory, PRIORITY, initrd=initrd))
     config["plan"] = plan
     benchlib.log(NAME, f"booting {kernel} with {initrd} (plan {plan})")
     con = benchlib.Console([rtvmm, "run", plan], name="rtvmm", stdin=subprocess.PIPE,
@@ -241,7 +198,7 @@ def run(args, new_result):
             benchlib.log(NAME, f"guest {name}: cyclictest {' '.join(ctargs)}")
             t = time.monotonic()
             status, lines = guest_run(con, name, ctargs, cap + 120)
-            ct = parse_cyclictest("\n".join(lines))
+            ct = benchlib.parse_cyclictest("\n".join(lines))
             if status != 0 or ct is None:
                 raise RuntimeError(f"cyclictest in the guest ({name}) exited {status}: "
                                    + " | ".join(lines[-6:]))

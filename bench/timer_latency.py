@@ -20,7 +20,6 @@ the interrupt and the stub's first instruction (rdtsc), both emulated at CPL0 on
 host (the guest prints tsc_step_ns, one emulated rdtsc, ~2 us here).
 """
 import contextlib
-import json
 import os
 import re
 import subprocess
@@ -46,30 +45,6 @@ def add_arguments(ap):
                     help="wake-ups per scenario (default 100000; --quick 2000)")
     ap.add_argument("--priority", type=int, default=90,
                     help="SCHED_FIFO priority of the rt vCPU and of cyclictest (default 90)")
-
-
-def plan_yaml(args, guest, cmdline):
-    """The rt host plan: one vCPU pinned and SCHED_FIFO, emulator on housekeeping, locked RAM."""
-    return f"""# timer_latency.py: the rt placement of the guest under test
-host:
-  housekeeping_cpus: "{args.housekeeping_cpu}"
-vm:
-  name: timerlat
-  kernel: {json.dumps(os.path.abspath(guest))}
-  cmdline: {json.dumps(cmdline)}
-  memory:
-    size: 64M
-    page_size: 2M
-    prefault: true
-    mlock: true
-    fallback_4k: true
-  vcpus:
-    count: 1
-    policy: fifo
-    priority: {args.priority}
-    pin: ["{args.measure_cpu}"]
-  emulator_cpus: "{args.housekeeping_cpu}"
-"""
 
 
 def parse_guest(lines):
@@ -123,7 +98,7 @@ def run_guest(args, rtvmm, guest, placement, cmdline, tmp, scenario):
     if placement == "rt":
         plan = os.path.join(tmp, "plan.yaml")
         with open(plan, "w") as f:
-            f.write(plan_yaml(args, guest, cmdline))
+            f.write(benchlib.rt_plan_yaml("timerlat", args, guest, cmdline, "64M", args.priority))
         argv = [rtvmm, "run", plan]
     else:
         argv = [rtvmm, "run", "--kernel", guest, "--memory", "64M", "--cmdline", cmdline]
@@ -159,15 +134,14 @@ def run_cyclictest(args, tmp, scenario):
     if status != 0 or not os.path.exists(out):
         raise RuntimeError(f"cyclictest exited with {status}: " + " | ".join(con.tail(6)))
     with open(out) as f:
-        t = json.load(f)["thread"]["0"]
-    overflow = 0
-    for line in con.lines:
-        if m := re.match(r"# Histogram Overflows: (\d+)", line):
-            overflow = int(m.group(1))
-    buckets = {int(k): int(v) for k, v in t["histogram"].items()}
+        ct = benchlib.parse_cyclictest(f.read())
+    if ct is None:
+        raise RuntimeError(f"cyclictest wrote no result to {out}: " + " | ".join(con.tail(6)))
+    buckets, overflow = ct["buckets"], ct["overflow"]
     hs = benchlib.hist_stats(buckets, 1, overflow, overflow_at=10000)
-    summ = {"count": int(t["cycles"]), "min": float(t["min"]), "avg": float(t["avg"]), "max": float(t["max"]),
-            "p50": hs.get("p50"), "p99": hs.get("p99"), "p99_9": hs.get("p99_9"), "overflow": overflow}
+    summ = {"count": int(ct["total"]), "min": float(ct["min"]), "avg": float(ct["avg"]),
+            "max": float(ct["max"]), "p50": hs.get("p50"), "p99": hs.get("p99"), "p99_9": hs.get("p99_9"),
+            "overflow": overflow}
     return summ, buckets, where
 
 

@@ -12,6 +12,7 @@ import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+import benchlib  # noqa: E402
 import boot  # noqa: E402
 import linux_cyclictest  # noqa: E402
 
@@ -57,19 +58,19 @@ Rss:                  20 kB
 
 class CyclictestJson(unittest.TestCase):
     def test_histogram_summary_and_overflows_come_from_the_json(self):
-        ct = linux_cyclictest.parse_cyclictest(CYCLICTEST_OUTPUT)
+        ct = benchlib.parse_cyclictest(CYCLICTEST_OUTPUT)
         self.assertEqual(ct["buckets"], {2931: 3, 4100: 4, 8689: 1})
         self.assertEqual((ct["min"], ct["avg"], ct["max"], ct["total"]), (2931, 4561.25, 250123, 10))
         self.assertEqual(ct["overflow"], 2)  # cycles the histogram does not hold
 
     def test_output_without_json_is_none(self):
-        self.assertIsNone(linux_cyclictest.parse_cyclictest("cyclictest: unable to set priority\n"))
-        self.assertIsNone(linux_cyclictest.parse_cyclictest("{ truncated"))
+        self.assertIsNone(benchlib.parse_cyclictest("cyclictest: unable to set priority\n"))
+        self.assertIsNone(benchlib.parse_cyclictest("{ truncated"))
 
     def test_figure_takes_percentiles_from_the_histogram_and_overflows_at_max(self):
         res = {"results": [], "histograms": []}
         fig = linux_cyclictest.record(res, "linux-guest", "rt-idle",
-                                      linux_cyclictest.parse_cyclictest(CYCLICTEST_OUTPUT))
+                                      benchlib.parse_cyclictest(CYCLICTEST_OUTPUT))
         self.assertEqual((fig["value"], fig["count"], fig["overflow"]), (250123, 10, 2))
         self.assertEqual(fig["p99"], 250123)  # the top 1 % overflowed: reported at the max
         self.assertEqual(res["histograms"][0]["buckets"], [[2931, 3], [4100, 4], [8689, 1]])
