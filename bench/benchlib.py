@@ -365,6 +365,18 @@ def foreign_rt_threads(cpus):
     return found
 
 
+def note_host_load(res, name, cpus):
+    """Notes in RES the load average and other processes' real-time threads on CPUS (both skew
+    every figure), warning on stderr about the latter."""
+    res["notes"].append("load average at start: %.2f %.2f %.2f (other work on these cpus skews every figure)"
+                        % os.getloadavg())
+    rt = foreign_rt_threads(cpus)
+    if rt:
+        res["notes"].append("other processes' real-time threads share these cpus (figures are skewed): "
+                            + ", ".join(rt))
+        log(name, "warning: real-time threads of other processes on these cpus: " + ", ".join(rt))
+
+
 # ---------------------------------------------------------------- processes
 
 class Console:

@@ -228,13 +228,7 @@ def run(args, new_result):
     if args.housekeeping_cpu == args.measure_cpu:
         res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
 
-    res["notes"].append("load average at start: %.2f %.2f %.2f (other work on these cpus skews every figure)"
-                        % os.getloadavg())
-    rt = benchlib.foreign_rt_threads([args.housekeeping_cpu, args.measure_cpu])
-    if rt:
-        res["notes"].append("other processes' real-time threads share these cpus (figures are skewed): "
-                            + ", ".join(rt))
-        benchlib.log(NAME, "warning: real-time threads of other processes on these cpus: " + ", ".join(rt))
+    benchlib.note_host_load(res, NAME, [args.housekeeping_cpu, args.measure_cpu])
     runs = {d: [] for d in DUTS}
     pinned = {}
     tmp = tempfile.mkdtemp(prefix="rtvmm-loopback.")

@@ -236,13 +236,7 @@ def run(args, new_result):
     if why:
         return benchlib.skip(res, why)
 
-    res["notes"].append("load average at start: %.2f %.2f %.2f (other work on these cpus skews every figure)"
-                        % os.getloadavg())
-    rt = benchlib.foreign_rt_threads([args.housekeeping_cpu, args.measure_cpu])
-    if rt:
-        res["notes"].append("other processes' real-time threads share these cpus (figures are skewed): "
-                            + ", ".join(rt))
-        benchlib.log(NAME, "warning: real-time threads of other processes on these cpus: " + ", ".join(rt))
+    benchlib.note_host_load(res, NAME, [args.housekeeping_cpu, args.measure_cpu])
     docs, skipped = {}, {}
     tmp = tempfile.mkdtemp(prefix="rtvmm-pvp.")
     try:
