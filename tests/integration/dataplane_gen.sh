@@ -19,19 +19,8 @@ skip() { echo "SKIP: $*"; exit 77; }
 testpmd=$(command -v dpdk-testpmd) || skip "dpdk-testpmd not found (Debian package dpdk-dev)"
 command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the JSON documents"; exit 1; }
 
-tmp=$(mktemp -d /tmp/rtvmm-gen.XXXXXX)
-pfx=rtvmm-gen$$
-pids=()
-cleanup() {
-	exec 3>&- 2> /dev/null
-	for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
-	wait 2> /dev/null
-	rm -rf "$tmp" /var/run/dpdk/"$pfx"-* 2> /dev/null
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE
-reaper=()
-setpriv --help 2> /dev/null | grep -q pdeathsig && reaper=(setpriv --pdeathsig KILL --)
+source "$(dirname "$0")/harness.sh"
+harness_init gen
 
 fail() {
 	echo "FAIL: $*"
@@ -41,41 +30,6 @@ fail() {
 		tail -n 30 "$f"
 	done
 	exit 1
-}
-
-wait_line() {   # wait_line FILE TEXT SECONDS PID
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -qF -- "$2" "$1" 2> /dev/null && return 0
-		kill -0 "$4" 2> /dev/null || { grep -qF -- "$2" "$1" && return 0; fail "'$2' not in $(basename "$1"): the process exited"; }
-		sleep 0.1
-	done
-	fail "'$2' not in $(basename "$1") after $3 s"
-}
-
-# checks FILE: every stdin line "WHAT | EXPR" (python over the JSON document d, its trials t,
-# its results r) must hold.
-checks() {
-	local out
-	out=$(python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-t, r = d.get("trials", []), d.get("results", [])
-for line in sys.stdin:
-    if "|" not in line:
-        continue
-    what, expr = (x.strip() for x in line.split("|", 1))
-    try:
-        ok = eval(expr)
-    except Exception as e:
-        ok, what = False, "%s (%r)" % (what, e)
-    if not ok:
-        print("%s: `%s` is false" % (what, expr))
-        print(json.dumps({k: v for k, v in d.items() if k != "config"}, indent=1)[:4000])
-        sys.exit(1)
-    print("ok: " + what)
-' "$1") || fail "$out"
-	echo "$out"
 }
 
 # The generator on the first cpu, the peer's poll loop on the second (if there is one).

@@ -33,8 +33,8 @@ if ! testpmd=$(command -v dpdk-testpmd); then
 fi
 command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the JSON stats"; exit 1; }
 
-tmp=$(mktemp -d /tmp/rtvmm-dp.XXXXXX)
-pfx=rtvmm-t$$
+source "$(dirname "$0")/harness.sh"
+harness_init dp
 dp_pid= tp_pid=
 mac_a=02:00:00:00:00:0a mac_b=02:00:00:00:00:0b
 
@@ -44,18 +44,10 @@ read -r c0 c1 < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); pr
 dp_cpu=$c1
 tp_lcores="0@$c1,1@$c0"
 
-cleanup() {
-	exec 3>&- 2> /dev/null
+harness_kill() {
 	[[ -n $tp_pid ]] && kill -9 "$tp_pid" 2> /dev/null
 	[[ -n $dp_pid ]] && kill -9 "$dp_pid" 2> /dev/null
-	wait 2> /dev/null
-	rm -rf "$tmp" /var/run/dpdk/"$pfx"-* 2> /dev/null
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE     # so that cleanup runs when meson times us out
-# Children die with us, even when we are killed outright (util-linux setpriv).
-reaper=()
-setpriv --help 2> /dev/null | grep -q pdeathsig && reaper=(setpriv --pdeathsig KILL --)
 
 fail() {
 	echo "FAIL: $*"
@@ -76,29 +68,6 @@ dp_alive() {
 # jv FILE EXPR: a python expression over the JSON document d in FILE.
 jv() {
 	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
-# checks FILE [PREV]: every stdin line "WHAT | EXPR" must hold; EXPR is python over the
-# document d in FILE and p in PREV. One python process for all of them.
-checks() {
-	local out
-	out=$(python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-p = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
-for line in sys.stdin:
-    if "|" not in line:
-        continue
-    what, expr = (x.strip() for x in line.split("|", 1))
-    try:
-        ok = eval(expr)
-    except Exception as e:
-        ok, what = False, "%s (%r)" % (what, e)
-    if not ok:
-        print("%s: `%s` is false in %s" % (what, expr, sys.argv[1].rsplit("/", 1)[-1]))
-        print(json.dumps(d, indent=1)[:4000])
-        sys.exit(1)
-' "$@") || fail "$out"
 }
 
 # stats NAME: the dataplane's JSON document into $tmp/NAME.json.

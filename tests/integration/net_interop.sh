@@ -40,23 +40,10 @@ qemu | qemu-pvh)
 esac
 command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the JSON stats"; exit 1; }
 
-tmp=$(mktemp -d /tmp/rtvmm-net.XXXXXX)
-pfx=rtvmm-net$$
-pids=()
+source "$(dirname "$0")/harness.sh"
+harness_init net
 mac_echo=52:54:00:00:00:01 mac_ping=52:54:00:00:00:02 mac_qemu=52:54:00:00:00:03
 t_start=$(date +%s.%N)
-
-cleanup() {
-	exec 3>&- 2> /dev/null
-	for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
-	wait 2> /dev/null
-	rm -rf "$tmp" /var/run/dpdk/"$pfx"-* 2> /dev/null
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE
-# Children die with us, even when meson kills us outright.
-reaper=()
-setpriv --help 2> /dev/null | grep -q pdeathsig && reaper=(setpriv --pdeathsig KILL --)
 
 elapsed() { awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { echo "[$(elapsed) s] $*"; }
@@ -69,17 +56,6 @@ fail() {
 		tail -n 40 "$f"
 	done
 	exit 1
-}
-
-# wait_line FILE TEXT SECONDS [PID]: until FILE has TEXT (fixed string); fails if PID exits first.
-wait_line() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -qF -- "$2" "$1" 2> /dev/null && return 0
-		[[ -n ${4:-} ]] && ! kill -0 "$4" 2> /dev/null && { grep -qF -- "$2" "$1" && return 0; fail "'$2' not in $(basename "$1"): the process exited"; }
-		sleep 0.1
-	done
-	fail "'$2' not in $(basename "$1") after $3 s"
 }
 
 # expect FILE TEXT...: every TEXT (fixed string) is in FILE.

@@ -1,0 +1,64 @@
+# Sourced by the shell integration tests that run DPDK peers, dataplanes and guests.
+# The sourcing script defines fail MESSAGE (print its logs, exit 1).
+
+# harness_init NAME: $tmp (a fresh scratch directory), $pfx (a DPDK --file-prefix), pids=()
+# (children to kill on exit), reaper=() (a command prefix that kills a child when we die, even
+# when meson kills us outright); on exit the children are killed and tmp and DPDK's runtime
+# files removed. A script that tracks its children otherwise defines harness_kill first.
+harness_init() {
+	tmp=$(mktemp -d "/tmp/rtvmm-$1.XXXXXX")
+	pfx=rtvmm-$1$$
+	pids=()
+	trap harness_cleanup EXIT
+	trap 'exit 1' INT TERM HUP PIPE     # so that cleanup runs when meson times us out
+	reaper=()
+	setpriv --help 2> /dev/null | grep -q pdeathsig && reaper=(setpriv --pdeathsig KILL --)
+}
+
+harness_cleanup() {
+	local p
+	exec 3>&- 2> /dev/null
+	declare -F harness_kill > /dev/null && harness_kill
+	for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
+	wait 2> /dev/null
+	rm -rf "$tmp" /var/run/dpdk/"$pfx"-* 2> /dev/null
+}
+
+# wait_line FILE TEXT SECONDS [PID]: until FILE has TEXT (fixed string); fails if PID exits first.
+wait_line() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -qF -- "$2" "$1" 2> /dev/null && return 0
+		[[ -n ${4:-} ]] && ! kill -0 "$4" 2> /dev/null && { grep -qF -- "$2" "$1" && return 0; fail "'$2' not in $(basename "$1"): the process exited"; }
+		sleep 0.1
+	done
+	fail "'$2' not in $(basename "$1") after $3 s"
+}
+
+# checks FILE [PREV]: every stdin line "WHAT | EXPR" must hold; EXPR is python over the JSON
+# document d in FILE (its "trials" as t, its "results" as r) and p in PREV. One python process
+# for all of them; prints "ok: WHAT" for each.
+checks() {
+	local out
+	out=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
+t, r = (d.get("trials", []), d.get("results", [])) if isinstance(d, dict) else ([], [])
+for line in sys.stdin:
+    if "|" not in line:
+        continue
+    what, expr = (x.strip() for x in line.split("|", 1))
+    try:
+        ok = eval(expr)
+    except Exception as e:
+        ok, what = False, "%s (%r)" % (what, e)
+    if not ok:
+        print("%s: `%s` is false in %s" % (what, expr, sys.argv[1].rsplit("/", 1)[-1]))
+        print(json.dumps({k: v for k, v in d.items() if k != "config"} if isinstance(d, dict) else d,
+                         indent=1)[:4000])
+        sys.exit(1)
+    print("ok: " + what)
+' "$@") || fail "$out"
+	echo "$out"
+}
