@@ -20,7 +20,8 @@ same memory and vCPUs, runs interleaved in one session.
    the memfd both monitors map it from (QEMU: -object memory-backend-memfd).
 
 QEMU: qemu-system-x86_64 -enable-kvm -cpu host,-arch-capabilities -nodefaults -serial stdio,
-RAM from memory-backend-memfd. Monitors run unpinned, SCHED_OTHER.
+RAM from memory-backend-memfd. Monitors run unpinned, SCHED_OTHER; the placement recorded is
+their threads' as read back while the bare-metal guest idles.
 """
 import json
 import os
@@ -172,7 +173,8 @@ def rss_overhead(smaps_text, ram_path):
 
 
 def measure_rss(argv, ram_path, ram_mib, logfile):
-    """Boots the idling guest, reads smaps once it idles, stops it; returns rss_overhead()."""
+    """Boots the idling guest, reads smaps once it idles, stops it; returns rss_overhead() and
+    the placement of the monitor's threads then, read back: [(thread, cpus, policy, priority)]."""
     con = benchlib.Console(argv, name="rss", logfile=logfile)
     try:
         if not con.expect(r"rtvmm-guest: fault: hang", 60):
@@ -180,13 +182,15 @@ def measure_rss(argv, ram_path, ram_mib, logfile):
         time.sleep(1.0)
         with open(f"/proc/{con.pid}/smaps") as f:
             r = rss_overhead(f.read(), ram_path)
+        where = [(comm,) + benchlib.thread_placement(tid)
+                 for tid, comm in sorted(benchlib.threads(con.pid).items())]
     finally:
         con.kill()
         con.close()
     if abs(r["guest_ram_mapped_kb"] - ram_mib * 1024) > 1024:
         raise RuntimeError(f"{argv[0]}: guest RAM mappings ({ram_path}) total "
                            f"{r['guest_ram_mapped_kb']} kB, expected {ram_mib} MiB")
-    return r
+    return r, where
 
 
 def bare_metal(args, res, rtvmm, elf, runs):
@@ -227,7 +231,9 @@ def bare_metal(args, res, rtvmm, elf, runs):
     for m in MONITORS:
         argv = cmd[m][:-1] + ["test=boot fault=hang"]
         log = os.path.join(args.outdir, f"rss-{m}.log") if args.outdir else None
-        r = measure_rss(argv, ram[m], mem, log)
+        r, where = measure_rss(argv, ram[m], mem, log)
+        for comm, cpus, policy, prio in where:
+            benchlib.add_pinning(res, m, comm, cpus, policy, prio)
         rss[m] = benchlib.add_figure(
             res, "rss_overhead_mib", m, round(r["overhead_kb"] / 1024, 2), "MiB", "bare-metal idle",
             guest_ram_rss_mib=round(r["guest_ram_kb"] / 1024, 2),
