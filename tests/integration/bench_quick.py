@@ -105,7 +105,15 @@ def check_benchmark(d):
     check(len(goals) >= exp.get("goal_ratios", 0),
           f"{name}: {len(goals)} ratios with a goal, want >= {exp.get('goal_ratios', 0)}")
     for r in goals:
-        check(r["value"] is not None and r["met"] is not None, f"{name}: ratio {r['name']} not computed")
+        # A ratio is computed exactly when both figures are; a zero denominator (e.g. no
+        # loss-free rate found in quick mode's short trials) leaves it undefined, never invented.
+        computable = r["numerator"] is not None and bool(r["denominator"])
+        check((r["value"] is not None) == computable and (r["met"] is not None) == computable,
+              f"{name}: ratio {r['name']} = {r['value']} (met {r['met']}) from "
+              f"{r['numerator']}/{r['denominator']}")
+        if computable:
+            check(abs(r["value"] - r["numerator"] / r["denominator"]) < 1e-9 * max(1, abs(r["value"])),
+                  f"{name}: ratio {r['name']} is not {r['numerator']}/{r['denominator']}")
     check(d["quick"] is True, f"{name}: not run in quick mode")
 
 
