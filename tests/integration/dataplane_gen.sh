@@ -22,16 +22,6 @@ command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the JS
 source "$(dirname "$0")/harness.sh"
 harness_init gen
 
-fail() {
-	echo "FAIL: $*"
-	for f in "$tmp"/*.log; do
-		[[ -f $f ]] || continue
-		echo "---- $(basename "$f") (last 30 lines)"
-		tail -n 30 "$f"
-	done
-	exit 1
-}
-
 # The generator on the first cpu, the peer's poll loop on the second (if there is one).
 read -r c0 c1 < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[0], c[1] if len(c) > 1 else c[0])')
 

@@ -1,5 +1,16 @@
 # Sourced by the shell integration tests that run DPDK peers, dataplanes and guests.
-# The sourcing script defines fail MESSAGE (print its logs, exit 1).
+
+# fail MESSAGE: prints it and the tail of every log in $tmp, exits 1 (a script may define its own).
+fail() {
+	local f
+	echo "FAIL: $*"
+	for f in "$tmp"/*.log; do
+		[[ -f $f ]] || continue
+		echo "---- $(basename "$f") (last 40 lines)"
+		tail -n 40 "$f"
+	done
+	exit 1
+}
 
 # harness_init NAME: $tmp (a fresh scratch directory), $pfx (a DPDK --file-prefix), pids=()
 # (children to kill on exit), reaper=() (a command prefix that kills a child when we die, even

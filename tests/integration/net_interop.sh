@@ -48,16 +48,6 @@ t_start=$(date +%s.%N)
 elapsed() { awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { echo "[$(elapsed) s] $*"; }
 
-fail() {
-	echo "FAIL: $*"
-	for f in "$tmp"/*.log; do
-		[[ -f $f ]] || continue
-		echo "---- $(basename "$f") (last 40 lines)"
-		tail -n 40 "$f"
-	done
-	exit 1
-}
-
 # expect FILE TEXT...: every TEXT (fixed string) is in FILE.
 expect() {
 	local f=$1 m
@@ -97,29 +87,6 @@ dp_stop() {
 	local rc=0
 	wait "$dp_pid" || rc=$?
 	[[ $rc == 0 ]] || fail "rtvmm-dataplane exited with status $rc after SIGINT"
-}
-
-# checks FILE: every stdin line "WHAT | EXPR" (python over the JSON document d) must hold.
-checks() {
-	local out
-	out=$(python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-for line in sys.stdin:
-    if "|" not in line:
-        continue
-    what, expr = (x.strip() for x in line.split("|", 1))
-    try:
-        ok = eval(expr)
-    except Exception as e:
-        ok, what = False, "%s (%r)" % (what, e)
-    if not ok:
-        print("%s: `%s` is false" % (what, expr))
-        print(json.dumps(d, indent=1)[:3000])
-        sys.exit(1)
-    print("ok: " + what)
-' "$1") || fail "$out"
-	echo "$out"
 }
 
 # tp_start NAME: testpmd, net_vhost server at $tmp/t.sock, macswap, until its stdin (fd 3) gives a line.
