@@ -2,8 +2,13 @@
 # mkinitramfs.sh - build rtvmm's small test initramfs (newc cpio) from Debian's
 # busybox-static and guest/linux/init.
 #
-# Usage: scripts/mkinitramfs.sh [--cyclictest] OUTPUT.cpio.gz     gzip-compressed (1 MiB)
-#        scripts/mkinitramfs.sh [--cyclictest] OUTPUT.cpio        uncompressed (2 MiB)
+# Usage: scripts/mkinitramfs.sh [OPTIONS] OUTPUT.cpio.gz     gzip-compressed (1 MiB)
+#        scripts/mkinitramfs.sh [OPTIONS] OUTPUT.cpio        uncompressed (2 MiB)
+#
+# Options:
+#   --cyclictest      add the host's cyclictest (see below)
+#   --init FILE       use FILE as /init instead of guest/linux/init (the KVM box's own init)
+#   --file SRC=DEST   add the regular file SRC at DEST (parent folders made); repeatable
 #
 # --cyclictest adds the host's rt-tests cyclictest (/usr/bin/cyclictest), the shared
 # libraries ldd lists for it and the dynamic loader, at the paths ldd prints (+2.3 MiB);
@@ -31,9 +36,23 @@ cache=${RTVMM_CACHE:-$repo/.cache}
 init=$repo/guest/linux/init
 
 cyclictest=0
-if [ "${1:-}" = --cyclictest ]; then cyclictest=1; shift; fi
+extra=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--cyclictest) cyclictest=1; shift ;;
+	--init) [ $# -ge 2 ] || die "--init needs a FILE"; init=$2; shift 2 ;;
+	--file)
+		[ $# -ge 2 ] || die "--file needs SRC=DEST"
+		case $2 in *=/*) ;; *) die "--file '$2': expected SRC=/DEST" ;; esac
+		[ -f "${2%%=*}" ] || die "--file '$2': ${2%%=*} is not a regular file"
+		extra="$extra
+${2#*=} ${2%%=*}"
+		shift 2 ;;
+	*) break ;;
+	esac
+done
 case "${1:-}" in
-""|-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 0; exit 2 ;;
+""|-h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 0; exit 2 ;;
 esac
 out=$1
 [ -f "$init" ] || die "missing $init"
@@ -79,7 +98,12 @@ fi
 # --- cyclictest and its shared libraries (--cyclictest) ---------------------------------
 # ldd names each library by the path the loader will open (e.g. /lib/x86_64-linux-gnu/
 # libc.so.6, /lib64/ld-linux-x86-64.so.2); the archive holds the resolved file there.
-ctfiles= ctdirs=
+ctfiles= adddirs=
+# parents FILE: adds every folder above FILE to adddirs.
+parents() {
+	d=$(dirname "$1")
+	while [ "$d" != / ]; do adddirs="$adddirs ${d#/}"; d=$(dirname "$d"); done
+}
 if [ $cyclictest = 1 ]; then
 	ct=/usr/bin/cyclictest
 	[ -x $ct ] || die "$ct not found (apt-get install rt-tests)"
@@ -88,11 +112,13 @@ if [ $cyclictest = 1 ]; then
 	ctfiles=$(printf '%s\n' $ct $libs | LC_ALL=C sort -u)
 	for f in $ctfiles; do
 		[ -e "$f" ] || die "$f (needed by $ct) not found"
-		d=$(dirname "$f")
-		while [ "$d" != / ]; do ctdirs="$ctdirs ${d#/}"; d=$(dirname "$d"); done
+		parents "$f"
 	done
-	ctdirs=$(printf '%s\n' $ctdirs | LC_ALL=C sort -u)
 fi
+
+# Folders above every --file destination.
+for f in $(printf '%s\n' "$extra" | cut -d' ' -f1); do parents "$f"; done
+adddirs=$(printf '%s\n' $adddirs | LC_ALL=C sort -u)
 
 # --- newc writer -----------------------------------------------------------------------
 ino=1000
@@ -126,7 +152,7 @@ applets=$("$busybox" --list) || die "$busybox --list failed"
 tmpout=$out.tmp.$$
 trap 'rm -f "$tmpout"' EXIT
 {
-	for d in $(printf '%s\n' bin dev dev/pts etc proc root sbin sys tmp usr usr/bin usr/sbin $ctdirs |
+	for d in $(printf '%s\n' bin dev dev/pts etc proc root sbin sys tmp usr usr/bin usr/sbin $adddirs |
 		LC_ALL=C sort -u); do
 		dir "$d"
 	done
@@ -138,6 +164,9 @@ trap 'rm -f "$tmpout"' EXIT
 		[ "$a" = busybox ] || slink "bin/$a" busybox
 	done
 	for f in $ctfiles; do file "${f#/}" 100755 "$(readlink -f "$f")"; done
+	printf '%s\n' "$extra" | LC_ALL=C sort | while read -r dest src; do
+		[ -n "$dest" ] && file "${dest#/}" 100644 "$(readlink -f "$src")"
+	done
 	file init 100755 "$init"
 	hdr TRAILER!!! 0 0
 } | $compress > "$tmpout"
