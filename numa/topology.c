@@ -219,7 +219,9 @@ static int read_long(const char *path, long *v)
 	return 0;
 }
 
-/* A kernel cpu list file: absent means the kernel has no such feature, so none. */
+/* A kernel cpu list file: absent means the kernel has no such feature, so none. A kernel built
+ * with CONFIG_NO_HZ_FULL (Debian's) and booted without nohz_full= prints "(null)" in
+ * .../cpu/nohz_full: none either. */
 static int read_cpu_list(const char *path, cpu_set_t *set, struct err *e)
 {
 	char buf[4096];
@@ -230,7 +232,7 @@ static int read_cpu_list(const char *path, cpu_set_t *set, struct err *e)
 		return 0;
 	if (ret)
 		return err__set(e, ret, "%s: %s", path, strerror(-ret));
-	if (!buf[0])
+	if (!buf[0] || !strcmp(buf, "(null)"))
 		return 0;
 	ret = plan__parse_cpus(buf, set);
 	if (ret)

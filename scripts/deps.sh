@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages rtvmm needs to build, test and demo, if any are missing.
-# Usage: scripts/deps.sh [group...]   groups: build (default), test, kernel, dataplane, bench
+# Usage: scripts/deps.sh [group...]   groups: build (default), test, kernel, dataplane, bench, box
 set -euo pipefail
 
 declare -A groups=(
@@ -9,6 +9,7 @@ declare -A groups=(
 	[kernel]="bc bison flex libelf-dev libssl-dev cpio xz-utils patch make linux-source-6.1"
 	[dataplane]="libdpdk-dev dpdk-dev"
 	[bench]="qemu-system-x86 rt-tests stress-ng gnuplot-nox python3-jsonschema"
+	[box]="qemu-system-x86 kmod busybox-static cpio"
 )
 
 want=()

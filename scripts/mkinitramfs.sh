@@ -9,6 +9,11 @@
 #   --cyclictest      add the host's cyclictest (see below)
 #   --init FILE       use FILE as /init instead of guest/linux/init (the KVM box's own init)
 #   --file SRC=DEST   add the regular file SRC at DEST (parent folders made); repeatable
+#   --modules TREE:M1,M2,...
+#                     add kernel modules M1, M2... and every module they depend on, from TREE
+#                     (an unpacked kernel package: TREE/lib/modules/VERSION/), at
+#                     /lib/modules/NAME.ko, with /lib/modules/load-order listing them in the
+#                     order to insmod them (both inits load them; modprobe -d resolves them)
 #
 # --cyclictest adds the host's rt-tests cyclictest (/usr/bin/cyclictest), the shared
 # libraries ldd lists for it and the dynamic loader, at the paths ldd prints (+2.3 MiB);
@@ -36,7 +41,7 @@ cache=${RTVMM_CACHE:-$repo/.cache}
 init=$repo/guest/linux/init
 
 cyclictest=0
-extra=
+extra= modtree= modnames=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cyclictest) cyclictest=1; shift ;;
@@ -46,7 +51,12 @@ while [ $# -gt 0 ]; do
 		case $2 in *=/*) ;; *) die "--file '$2': expected SRC=/DEST" ;; esac
 		[ -f "${2%%=*}" ] || die "--file '$2': ${2%%=*} is not a regular file"
 		extra="$extra
-${2#*=} ${2%%=*}"
+${2#*=/} ${2%%=*}"
+		shift 2 ;;
+	--modules)
+		[ $# -ge 2 ] || die "--modules needs TREE:M1,M2"
+		modtree=${2%%:*} modnames=$(echo "${2#*:}" | tr ',' ' ')
+		[ -d "$modtree/lib/modules" ] || die "--modules '$2': no $modtree/lib/modules"
 		shift 2 ;;
 	*) break ;;
 	esac
@@ -116,8 +126,30 @@ if [ $cyclictest = 1 ]; then
 	done
 fi
 
+# --- kernel modules (--modules) ---------------------------------------------------------
+# modprobe --show-depends prints "insmod PATH" lines in load order, dependencies first.
+if [ -n "$modtree" ]; then
+	PATH=$PATH:/sbin:/usr/sbin
+	command -v modprobe > /dev/null || die "modprobe not found (apt-get install kmod)"
+	kver=$(ls "$modtree/lib/modules" | head -n1)
+	[ -f "$modtree/lib/modules/$kver/modules.dep" ] || depmod -b "$modtree" "$kver" ||
+		die "depmod -b $modtree $kver failed"
+	modfiles=$(for m in $modnames; do
+		modprobe -d "$modtree" -S "$kver" --show-depends "$m" || exit 1
+	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }') ||
+		die "modprobe cannot resolve '$modnames' in $modtree"
+	modlist=$out.modules.$$
+	for m in $modfiles; do
+		extra="$extra
+lib/modules/$(basename "$m") $m"
+		basename "$m"
+	done > "$modlist"
+	extra="$extra
+lib/modules/load-order $modlist"
+fi
+
 # Folders above every --file destination.
-for f in $(printf '%s\n' "$extra" | cut -d' ' -f1); do parents "$f"; done
+for f in $(printf '%s\n' "$extra" | cut -d' ' -f1); do parents "/$f"; done
 adddirs=$(printf '%s\n' $adddirs | LC_ALL=C sort -u)
 
 # --- newc writer -----------------------------------------------------------------------
@@ -150,7 +182,7 @@ file() { # file NAME MODE SRC
 applets=$("$busybox" --list) || die "$busybox --list failed"
 
 tmpout=$out.tmp.$$
-trap 'rm -f "$tmpout"' EXIT
+trap 'rm -f "$tmpout" ${modlist:+"$modlist"}' EXIT
 {
 	for d in $(printf '%s\n' bin dev dev/pts etc proc root sbin sys tmp usr usr/bin usr/sbin $adddirs |
 		LC_ALL=C sort -u); do
@@ -164,12 +196,13 @@ trap 'rm -f "$tmpout"' EXIT
 		[ "$a" = busybox ] || slink "bin/$a" busybox
 	done
 	for f in $ctfiles; do file "${f#/}" 100755 "$(readlink -f "$f")"; done
-	printf '%s\n' "$extra" | LC_ALL=C sort | while read -r dest src; do
-		[ -n "$dest" ] && file "${dest#/}" 100644 "$(readlink -f "$src")"
+	for e in $(printf '%s\n' "$extra" | LC_ALL=C sort | tr ' ' '='); do
+		file "${e%%=*}" 100644 "$(readlink -f "${e#*=}")"
 	done
 	file init 100755 "$init"
 	hdr TRAILER!!! 0 0
 } | $compress > "$tmpout"
 mv "$tmpout" "$out"
+[ -z "$modtree" ] || rm -f "$modlist"
 trap - EXIT
 echo "$out"

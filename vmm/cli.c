@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <linux/kvm.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "config/parse.h"
 #include "numa/mem.h"
 #include "numa/topology.h"
+#include "vmm/kvm.h"
 #include "vmm/size.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/pci.h"
@@ -24,6 +26,7 @@ static const char usage_text[] =
 	"usage: rtvmm run --kernel FILE [options]\n"
 	"       rtvmm run PLAN.yaml [--vm NAME] [--kvm PATH] [-v]\n"
 	"       rtvmm check PLAN.yaml [--topology FILE.xml | --synthetic DESC] [--overrides S] [--json]\n"
+	"       rtvmm kvm-host [--kvm PATH]\n"
 	"       rtvmm --help | --version\n"
 	"\n"
 	"run options:\n"
@@ -45,6 +48,9 @@ static const char usage_text[] =
 	"it is checked against this host first (errors refuse to start), then guest RAM is\n"
 	"placed (hugepages, node, prefault, mlock) and every thread pinned and scheduled\n"
 	"as planned; the placement read back from the kernel is printed before the guest runs.\n"
+	"\n"
+	"kvm-host: opens the KVM device, creates a VM and a vCPU, and prints which KVM it is\n"
+	"(kvm_intel, kvm_amd, kvm_pvm); exit status 1 with the real cause when it cannot.\n"
 	"\n"
 	"check options:\n"
 	"      --topology FILE   check against an hwloc XML topology instead of this host\n"
@@ -522,6 +528,28 @@ static int cmd_check(int argc, char **argv)
 	return status;
 }
 
+/* rtvmm kvm-host [--kvm PATH]: "KIND PATH api N max_vcpus M" when a VM can be made. */
+static int cmd_kvm_host(int argc, char **argv)
+{
+	const char *path = "/dev/kvm";
+	struct kvm kvm;
+	struct err e;
+
+	if (argc == 3 && !strcmp(argv[1], "--kvm"))
+		path = argv[2];
+	else if (argc != 1)
+		return usage_error("%s", "kvm-host: the only option is --kvm PATH");
+	if (kvm__open(&kvm, path, &e) || kvm__probe_vm(&kvm, &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		kvm__close(&kvm);
+		return 1;
+	}
+	printf("%s %s api %d max_vcpus %u\n", kvm__host_kind("/sys"), path, KVM_API_VERSION,
+	       kvm.max_vcpus);
+	kvm__close(&kvm);
+	return 0;
+}
+
 int cli__main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -538,5 +566,7 @@ int cli__main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check"))
 		return cmd_check(argc - 1, argv + 1);
-	return usage_error("unknown command '%s' (expected: run or check)", argv[1]);
+	if (!strcmp(argv[1], "kvm-host"))
+		return cmd_kvm_host(argc - 1, argv + 1);
+	return usage_error("unknown command '%s' (expected: run, check or kvm-host)", argv[1]);
 }
