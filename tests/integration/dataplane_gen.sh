@@ -25,10 +25,18 @@ harness_init gen
 # The generator on the first cpu, the peer's poll loop on the second (if there is one).
 read -r c0 c1 < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[0], c[1] if len(c) > 1 else c[0])')
 
+# The poll loops (generator, testpmd, rtvmm-dataplane) run as they would in production, SCHED_FIFO (priority 1), so that other load on
+# this machine cannot stall them for longer than their rings last; only where the kernel's RT
+# throttling keeps 5 % of each cpu for everything else (sched_rt_runtime_us != -1), and as root.
+rt=()
+if [[ $(id -u) == 0 && $(cat /proc/sys/kernel/sched_rt_runtime_us 2> /dev/null) =~ ^[0-9]+$ ]]; then
+	rt=(chrt -f 1)
+fi
+
 gen() {   # gen NAME ARGS...: the generator on a virtio_user port to $tmp/s.sock
 	local name=$1
 	shift
-	"${reaper[@]}" taskset -c "$c0" "$dp" gen --port "virtio_user:$tmp/s.sock" --lcore "$c0" --no-huge \
+	"${reaper[@]}" "${rt[@]}" taskset -c "$c0" "$dp" gen --port "virtio_user:$tmp/s.sock" --lcore "$c0" --no-huge \
 		--file-prefix "$pfx-gen" --eal '--log-level=lib.vhost.config:warning' --link-timeout 20 \
 		--json "$tmp/$name.json" "$@" > "$tmp/$name.log" 2>&1
 	local rc=$?
@@ -39,7 +47,7 @@ gen() {   # gen NAME ARGS...: the generator on a virtio_user port to $tmp/s.sock
 tp_start() {
 	rm -f "$tmp/s.sock"
 	mkfifo "$tmp/tp.in"
-	"${reaper[@]}" stdbuf -oL "$testpmd" -l "$c0,$c1" --main-lcore "$c0" --no-huge --no-pci -m 512 \
+	"${reaper[@]}" "${rt[@]}" stdbuf -oL "$testpmd" -l "$c0,$c1" --main-lcore "$c0" --no-huge --no-pci -m 512 \
 		--file-prefix "$pfx-tp" --vdev "net_vhost0,iface=$tmp/s.sock" \
 		--log-level=lib.vhost.config:warning -- -i --forward-mode=io --port-topology=loop \
 		--nb-cores=1 --auto-start --disable-link-check --total-num-mbufs=16384 \
@@ -61,7 +69,7 @@ print(*(re.search(k + r": (\d+)", s).group(1) for k in ("RX-packets", "TX-packet
 }
 
 dp_start() {   # dp_start ARGS...: rtvmm-dataplane, one vhost port at $tmp/s.sock
-	"${reaper[@]}" "$dp" run --no-huge --lcores "$c1" --main-lcore "$c0" --file-prefix "$pfx-dp" \
+	"${reaper[@]}" "${rt[@]}" "$dp" run --no-huge --lcores "$c1" --main-lcore "$c0" --file-prefix "$pfx-dp" \
 		--stats-socket "$tmp/stats.sock" --eal '--log-level=lib.vhost.config:warning' \
 		--port "vhost:$tmp/s.sock" "$@" > "$tmp/dataplane.log" 2>&1 &
 	dp_pid=$!
@@ -76,10 +84,13 @@ dp_stop() {
 }
 
 # ---- 1. testpmd io loopback, fixed low rates, 64 B and IMIX
-tp_start
-gen fixed --sizes 64,imix --no-max --search none --rates 2k,5k --trial-s 1 --warmup-s 0.2 \
-	--drain-ms 3000 || fail "gen exited with status $?"
-checks "$tmp/fixed.json" << 'EOF'
+# On a busy 2-cpu machine the peer's or the generator's poll loop can be off its cpu for longer
+# than the rings last (1024 descriptors: 0.2 s at 5 kpps): frames are then refused, and the
+# generator says so ("generator_limited": it fell behind its own schedule). Such an attempt
+# proves nothing either way and is run again (up to 3 times); a failed check in an attempt
+# where the generator kept its schedule fails at once.
+fixed_checks() {
+	checks "$tmp/fixed.json" << 'EOF'
 no error, not interrupted | d["error"] is None and not d["interrupted"]
 the peer answered a probe | d["probes"] >= 1 and d["peer_answered_after_s"] >= 0
 a warm-up, then 2 rate trials per size | [x["kind"] for x in t] == ["warmup", "rate", "rate", "rate", "rate"]
@@ -93,13 +104,28 @@ one round trip per received frame | all(x["latency_us"]["count"] == x["received"
 round trips are ordered min <= p50 <= p99 <= max | all(x["latency_us"]["min"] <= x["latency_us"]["p50"] + 1 and x["latency_us"]["p50"] <= x["latency_us"]["p99"] <= x["latency_us"]["max"] + 1 for x in t[1:])
 imix frames are 353.8 B on average | abs(t[3]["avg_frame"] - 353.83) < 0.01 and t[3]["rx_gbps"] > 0
 EOF
-read -r tp_rx tp_tx tp_drop < <(tp_fwd)
-gen_sent=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["probes"] + sum(x["sent"] for x in d["trials"]))' "$tmp/fixed.json")
-echo "testpmd received $tp_rx, sent back $tp_tx, dropped $tp_drop; the generator sent $gen_sent (probes, warm-up, trials)"
-# Every frame sent reached testpmd; what it could not send back (the generator's rx ring full
-# during the max-rate warm-up) it counted as dropped.
-[[ $tp_rx == "$gen_sent" ]] || fail "testpmd received $tp_rx, the generator sent $gen_sent"
-(( tp_tx + tp_drop == tp_rx )) || fail "testpmd: TX $tp_tx + dropped $tp_drop != RX $tp_rx"
+	read -r tp_rx tp_tx tp_drop < <(tp_fwd)
+	gen_sent=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["probes"] + sum(x["sent"] for x in d["trials"]))' "$tmp/fixed.json")
+	echo "testpmd received $tp_rx, sent back $tp_tx, dropped $tp_drop; the generator sent $gen_sent (probes, warm-up, trials)"
+	# Every frame sent reached testpmd; what it could not send back (the generator's rx ring
+	# full during the max-rate warm-up) it counted as dropped.
+	[[ $tp_rx == "$gen_sent" ]] || fail "testpmd received $tp_rx, the generator sent $gen_sent"
+	(( tp_tx + tp_drop == tp_rx )) || fail "testpmd: TX $tp_tx + dropped $tp_drop != RX $tp_rx"
+}
+for attempt in 1 2 3; do
+	tp_start
+	gen fixed --sizes 64,imix --no-max --search none --rates 2k,5k --trial-s 1 --warmup-s 0.2 \
+		--drain-ms 3000 || fail "gen exited with status $?"
+	( fixed_checks ) && break
+	behind=$(python3 -c 'import json, sys; print(sum(1 for x in json.load(open(sys.argv[1]))["trials"][1:] if x["generator_limited"]))' "$tmp/fixed.json")
+	[[ $behind -gt 0 && $attempt -lt 3 ]] ||
+		fail "attempt $attempt failed$( ((behind > 0)) && echo ", the generator fell behind in $behind trials each time: this cpu is too busy for the check" || echo " with the generator on its schedule")"
+	echo "attempt $attempt: the generator fell behind in $behind trials (a busy cpu): the trials again, with a new testpmd"
+	echo quit >&3
+	exec 3>&-
+	wait "$tp_pid" 2> /dev/null
+	rm -f "$tmp/tp.in"
+done
 
 # ---- 2. the RFC 2544 search against the same testpmd (it reconnects: a new virtio_user)
 gen search --sizes 64 --trial-s 0.3 --warmup-s 0.2 --iterations 4 --drain-ms 500 \

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -446,11 +447,33 @@ static void net_try_connect(struct net *n)
 	net_start_session(n, fd);
 }
 
+/* The backend hung up: end its session so that a new one can start. Lock held. */
+static void net_backend_gone(struct net *n)
+{
+	struct err e;
+
+	err__set(&e, -ECONNRESET, "%s: vhost-user: the backend closed the connection", n->name);
+	n->backoff_ms = BACKOFF_MIN_MS;
+	net_fail_session(n, &e);
+}
+
+/* Whether the peer of a session socket has hung up (checked without blocking). */
+static bool sock_hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static void net_accept(struct net *n)
 {
 	int fd;
 
 	while ((fd = vhost_user__accept(n->listen_fd)) >= 0) {
+		/* A restarted backend's new connection can be seen before its old one's hangup
+		 * (both in one epoll batch, the listener first): end the dead session first. */
+		if (n->session && sock_hung_up(n->vu.fd))
+			net_backend_gone(n);
 		if (n->session) {
 			net_log(n, "refusing a second vhost-user backend on %s (one is connected)", n->path);
 			close(fd);
@@ -699,14 +722,8 @@ static void *net_thread(void *arg)
 				}
 				break;
 			case EV_SOCK:
-				if (n->session && EV_GEN(tag) == n->sock_gen) {
-					struct err e;
-
-					err__set(&e, -ECONNRESET, "%s: vhost-user: the backend closed the connection",
-						 n->name);
-					n->backoff_ms = BACKOFF_MIN_MS;
-					net_fail_session(n, &e);
-				}
+				if (n->session && EV_GEN(tag) == n->sock_gen)
+					net_backend_gone(n);
 				break;
 			case EV_LISTEN:
 				net_accept(n);
