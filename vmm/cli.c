@@ -140,6 +140,9 @@ static void report_build(const struct vm *vm, const struct vm_config *cfg, doubl
 	fprintf(stderr, "rtvmm: %u vCPU thread%s (vcpu0..vcpu%u), in-kernel irqchip and PIT, "
 		"ACPI RSDP at %#llx, MP table at 0xf0000\n", vm->nr_vcpus,
 		vm->nr_vcpus > 1 ? "s" : "", vm->nr_vcpus - 1, (unsigned long long)vm->rsdp);
+	if (vm->kvm.emulated_cpl0)
+		fprintf(stderr, "rtvmm: nested PVM KVM (kvm_pvm): the monitor emulates the instructions "
+			"KVM's emulator rejects (int3, clac/stac, fwait, popcnt)\n");
 	fprintf(stderr, "rtvmm: VM built in %.3f s\n", build_s);
 }
 

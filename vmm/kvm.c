@@ -119,6 +119,7 @@ int kvm__open(struct kvm *kvm, const char *path, struct err *e)
 	if (!r)
 		r = kvm__cap(kvm, KVM_CAP_NR_VCPUS);
 	kvm->max_vcpus = r > 0 ? (unsigned)r : 4;
+	kvm->emulated_cpl0 = !strcmp(kvm__host_kind("/sys"), "kvm_pvm");
 	return 0;
 
 err_close_fd:

@@ -2,6 +2,7 @@
 #ifndef RTVMM_KVM_H
 #define RTVMM_KVM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vmm/err.h"
@@ -10,6 +11,10 @@ struct kvm {
 	int fd;
 	int vcpu_mmap_size;   /* size of each vCPU's struct kvm_run mapping */
 	unsigned max_vcpus;   /* KVM_CAP_MAX_VCPUS (or NR_VCPUS) */
+	/* A nested PVM KVM (kvm_pvm): guest kernel mode is emulated there, and KVM's emulator
+	 * rejects a few instructions the monitor then emulates (vmm/x86/emulate.h). On a standard
+	 * host the CPU runs them, and an emulation failure is reported, never papered over. */
+	bool emulated_cpl0;
 };
 
 /* Opens `path` (normally /dev/kvm), checks the API version and every capability rtvmm relies on. */

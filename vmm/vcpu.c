@@ -71,8 +71,10 @@ int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
 	vcpu->index = index;
 	vcpu->exits.pio = &vm->pio;
 	vcpu->exits.mmio = &vm->mmio;
-	vcpu->exits.emulate = vcpu_emulate;
-	vcpu->exits.emulate_opaque = vcpu;
+	if (vm->kvm.emulated_cpl0) {
+		vcpu->exits.emulate = vcpu_emulate;
+		vcpu->exits.emulate_opaque = vcpu;
+	}
 	vcpu->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vcpu->fd < 0)
 		return -errno;
