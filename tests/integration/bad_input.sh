@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Every bad input gives exactly one clear error line on stderr, exit status 1, and no crash.
-# Usage: bad_input.sh RTVMM GUEST_ELF
+# Usage: bad_input.sh RTVMM GUEST_ELF cli|kvm
+#   cli: what rtvmm refuses before it opens /dev/kvm (options, sizes, the KVM device itself):
+#        runs anywhere.
+#   kvm: what it finds once the VM exists (kernel and initrd files, limits KVM sets, permissions).
 set -uo pipefail
 rtvmm=$1
 guest=$2
-[[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
+part=$3
+[[ $part == cli || $part == kvm ]] || { echo "usage: $0 RTVMM GUEST_ELF cli|kvm"; exit 1; }
+[[ $part == cli || -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -36,7 +41,7 @@ truncate -s 80M "$tmp/huge.initrd"
 chmod 755 "$tmp"
 
 # name % regex the one stderr line must match % rtvmm arguments
-cases=(
+kvm_cases=(
 	"missing kernel%$tmp/nope.*(No such file|not found|missing)%run --kernel $tmp/nope"
 	"kernel is a directory%$tmp.*([Ii]s a directory|not a regular file)%run --kernel $tmp"
 	"empty kernel%empty.*(empty|too small|truncated)%run --kernel $tmp/empty"
@@ -47,12 +52,15 @@ cases=(
 	"missing initrd%$tmp/nope.img.*(No such file|not found|missing)%run --kernel $guest --initrd $tmp/nope.img"
 	"initrd does not fit%huge.initrd.*(does not fit|too large)%run --kernel $guest --initrd $tmp/huge.initrd --memory 64M"
 	"memory too small%--memory.*too small%run --kernel $guest --memory 1M"
-	"memory unparsable%--memory 'lots'.*not a size%run --kernel $guest --memory lots"
-	"memory overflow%--memory.*too large%run --kernel $guest --memory 99999999999T"
 	"vcpus zero%--vcpus 0%run --kernel $guest --vcpus 0"
 	"vcpus above KVM limit%--vcpus 100000.*KVM%run --kernel $guest --vcpus 100000"
+)
+cli_cases=(
+	"memory unparsable%--memory 'lots'.*not a size%run --kernel $guest --memory lots"
+	"memory overflow%--memory.*too large%run --kernel $guest --memory 99999999999T"
 	"vcpus not a number%--vcpus 'two'%run --kernel $guest --vcpus two"
 	"no /dev/kvm%$tmp/no-kvm.*no such device%run --kernel $guest --kvm $tmp/no-kvm"
+	"no /dev/kvm, kvm-host%$tmp/no-kvm.*no such device%kvm-host --kvm $tmp/no-kvm"
 	"not a KVM device%/dev/null.*(KVM|ioctl)%run --kernel $guest --kvm /dev/null"
 	"unknown option%rtvmm run: unrecognized option .--bogus.%run --kernel $guest --bogus"
 	"unknown command%unknown command 'fly'%fly"
@@ -77,13 +85,14 @@ check() {
 	fi
 }
 
+if [[ $part == cli ]]; then cases=("${cli_cases[@]}"); else cases=("${kvm_cases[@]}"); fi
 for c in "${cases[@]}"; do
 	IFS='%' read -r name regex args <<< "$c"
 	check "$name" "$regex" "$args"
 done
 
 # Permission errors need an unprivileged user (root bypasses mode bits): nobody.
-if [[ $(id -u) -eq 0 ]] && command -v setpriv > /dev/null; then
+if [[ $part == kvm && $(id -u) -eq 0 ]] && command -v setpriv > /dev/null; then
 	nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
 	cp "$guest" "$tmp/guest.elf" && chmod 644 "$tmp/guest.elf"
 	check "no permission on /dev/kvm" "/dev/kvm.*[Pp]ermission denied" "run --kernel $tmp/guest.elf" "$nobody"

@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
-# Boots a real Linux kernel (rtvmm's small kernel from Debian's linux-source, or Debian's stock
-# kernel) with the project's busybox initramfs and checks the guest's own report.
+# Boots a real Linux kernel with the project's busybox initramfs and checks the guest's own report.
 # Usage: linux_boot.sh RTVMM RUN_GUEST VCPUS MODE [KIND]
 #   MODE: poweroff | reboot (what the guest's /init does after printing its marker)
-#   KIND: built (default; $RTVMM_TEST_KERNEL_DIR/bzImage) | stock ($RTVMM_TEST_STOCK_KERNEL)
-# The kernel and initramfs come from scripts/test.sh (cached under .cache/):
-#   RTVMM_TEST_KERNEL_DIR, RTVMM_TEST_STOCK_KERNEL, RTVMM_TEST_INITRD.
+#   KIND: test (default): $RTVMM_TEST_KERNEL, the kernel scripts/test.sh picked (Debian's stock
+#         kernel; rtvmm's own build only on a nested PVM host), payload decompressed by rtvmm;
+#         stock-direct: Debian's stock bzImage ($RTVMM_TEST_STOCK_KERNEL) entered at its own
+#         64-bit entry, so that its decompressor runs in the guest (as QEMU and firmware boot it).
+# The kernels and initramfs come from scripts/test.sh (cached under .cache/):
+#   RTVMM_TEST_KERNEL, RTVMM_TEST_STOCK_KERNEL, RTVMM_TEST_INITRD.
 set -u
-rtvmm=$1 run_guest=$2 vcpus=$3 mode=$4 kind=${5:-built}
+rtvmm=$1 run_guest=$2 vcpus=$3 mode=$4 kind=${5:-test}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
 [[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
-if [[ $kind == stock ]]; then
+if [[ $kind == stock-direct ]]; then
 	kernel=${RTVMM_TEST_STOCK_KERNEL:-}
 else
-	kernel=${RTVMM_TEST_KERNEL_DIR:+$RTVMM_TEST_KERNEL_DIR/bzImage}
+	kernel=${RTVMM_TEST_KERNEL:-}
 fi
 initrd=${RTVMM_TEST_INITRD:-}
 if [[ ! -f $kernel || ! -f $initrd ]]; then
-	echo "FAIL: no guest kernel/initramfs: run the suite through scripts/test.sh, which builds them" \
+	echo "FAIL: no guest kernel/initramfs: run the suite through scripts/test.sh, which fetches them" \
 		"(kernel '$kernel', initrd '$initrd')"
 	exit 1
 fi
+host=$("$rtvmm" kvm-host) || { echo "FAIL: rtvmm kvm-host: no usable KVM"; exit 1; }
+echo "KVM host: $host"
 
-cmdline="console=ttyS0 earlyprintk=serial,ttyS0 $(cat "$root/guest/linux/cmdline") panic=-1 rtvmm.test=$mode"
+cmdline="console=ttyS0 earlyprintk=serial,ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=$mode"
 args=("$rtvmm" "$kernel" --vcpus "$vcpus" --memory 256M --cmdline "$cmdline" --status 0 --timeout 300
 	# The kernel parsed what rtvmm built: command line, e820 map, ACPI tables, CPUs.
 	--output-re "Command line: $cmdline"
@@ -32,12 +36,15 @@ args=("$rtvmm" "$kernel" --vcpus "$vcpus" --memory 256M --cmdline "$cmdline" --s
 	--output-re "ACPI: MADT|ACPI: APIC 0x00000000000E"
 	--output-re "smp: Brought up 1 node, $vcpus CPU"
 	--absent "KVM_EXIT_INTERNAL_ERROR")
-if [[ $kind == stock ]]; then
-	# Debian's kernel cannot reach user space here: it lacks the SYSCALL patch, and after
-	# minutes of emulated init it stops at an ldmxcsr in kernel_fpu_begin() that KVM's
-	# emulator rejects (docs/linux-guest.md). What it parsed from what rtvmm built is the
-	# check: the command line, the e820 map, the ACPI tables, both vCPUs brought up.
-	# The boot is stopped (SIGTERM) as soon as the last of those lines appears.
+if [[ $kind == stock-direct && $host == kvm_pvm* ]]; then
+	# The nested PVM host: the in-guest decompressor runs for > 590 s there (guest kernel mode
+	# is emulated), and Debian's kernel cannot reach user space at all: it lacks the SYSCALL
+	# patch, and after minutes of emulated init it stops at an ldmxcsr in kernel_fpu_begin()
+	# that KVM's emulator rejects (docs/linux-guest.md). So here, and only here, the check is
+	# what it parsed from what rtvmm built (payload decompressed by rtvmm): the command line,
+	# the e820 map, the ACPI tables, both vCPUs brought up. The boot is stopped (SIGTERM) as
+	# soon as the last of those lines appears.
+	echo "PVM host: checking Debian's kernel up to SMP bring-up (it cannot reach init here)"
 	tmp=$(mktemp -d)
 	trap 'kill $pid 2> /dev/null; rm -rf "$tmp"' EXIT
 	timeout 2000 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus "$vcpus" --memory 256M \
@@ -66,4 +73,9 @@ fi
 args+=(--absent "Kernel panic" --stdout "RTVMM-INIT-OK nproc=$vcpus")
 [[ $mode == reboot ]] && args+=(--output-re "reboot: Restarting system")
 [[ $mode == poweroff ]] && args+=(--output-re "reboot: Power down")
-exec "$run_guest" "${args[@]}" -- --initrd "$initrd"
+# Debian builds without X86_VERBOSE_BOOTUP: the decompressor prints nothing, so the proof that
+# it ran is rtvmm saying it left the payload to the guest and the kernel reaching init anyway.
+[[ $kind == stock-direct ]] && args+=(--output-re "payload decompressed by the guest")
+extra=(--initrd "$initrd")
+[[ $kind == stock-direct ]] && extra+=(--boot direct)
+exec "$run_guest" "${args[@]}" -- "${extra[@]}"

@@ -7,7 +7,7 @@ set -u
 rtvmm=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
-kernel=${RTVMM_TEST_KERNEL_DIR:+$RTVMM_TEST_KERNEL_DIR/bzImage}
+kernel=${RTVMM_TEST_KERNEL:-}
 initrd=${RTVMM_TEST_INITRD:-}
 if [[ ! -f $kernel || ! -f $initrd ]]; then
 	echo "FAIL: no guest kernel/initramfs: run the suite through scripts/test.sh"; exit 1
@@ -15,7 +15,7 @@ fi
 tmp=$(mktemp -d)
 trap 'kill $pid 2> /dev/null; rm -rf "$tmp"' EXIT
 mkfifo "$tmp/in"
-cmdline="console=ttyS0 $(cat "$root/guest/linux/cmdline") panic=-1 rtvmm.test=shell"
+cmdline="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=shell"
 timeout 900 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
 	--cmdline "$cmdline" < "$tmp/in" > "$tmp/out" 2> "$tmp/err" &
 pid=$!

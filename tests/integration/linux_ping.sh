@@ -7,7 +7,7 @@ rtvmm=$1 dataplane=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
 [[ -x $dataplane ]] || { echo "SKIP: rtvmm-dataplane was not built (no libdpdk)"; exit 77; }
-kernel=${RTVMM_TEST_KERNEL_DIR:+$RTVMM_TEST_KERNEL_DIR/bzImage}
+kernel=${RTVMM_TEST_KERNEL:-}
 initrd=${RTVMM_TEST_INITRD:-}
 if [[ ! -f $kernel || ! -f $initrd ]]; then
 	echo "FAIL: no guest kernel/initramfs: run the suite through scripts/test.sh"; exit 1
@@ -23,7 +23,7 @@ trap cleanup EXIT
 pids+=($!)
 for _ in $(seq 50); do [[ -S $tmp/a.sock && -S $tmp/b.sock ]] && break; sleep 0.2; done
 
-base="console=ttyS0 $(cat "$root/guest/linux/cmdline") panic=-1 rtvmm.test=net rtvmm.linger=30"
+base="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=net rtvmm.linger=30"
 boot() { # name socket mac ip peer
 	timeout 900 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
 		--net "socket=$2,mac=$3" --cmdline "$base rtvmm.ip=$4/24 rtvmm.peer=$5" \

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""One summary of meson test runs (scripts/test.sh): counts per run, every test that did not pass.
+
+Usage: summary.py LOG.json=LABEL ...   (meson test --logbase NAME writes meson-logs/NAME.json)
+
+Exit 1 when a test failed or timed out, a run left no log, or, under CI=true, a test skipped:
+CI installs every peer and has a KVM host (native or scripts/kvmbox), so a skip there means a
+test proved nothing."""
+import json
+import os
+import sys
+
+PASSED = {"OK", "EXPECTEDFAIL"}
+
+
+def main(argv):
+    ci = os.environ.get("CI") == "true"
+    bad = False
+    rows, notes = [], []
+    for arg in argv:
+        path, _, label = arg.partition("=")
+        try:
+            with open(path) as f:
+                results = [json.loads(line) for line in f if line.strip()]
+        except OSError as e:
+            rows.append((label, "-", "-", "-", "-", "-"))
+            notes.append(f"{label}: no test log ({e.strerror}: {path}): the run did not finish")
+            bad = True
+            continue
+        count = {}
+        for r in results:
+            count[r["result"]] = count.get(r["result"], 0) + 1
+            if r["result"] in PASSED:
+                continue
+            why = ""
+            if r["result"] == "SKIP":
+                lines = [l for l in (r.get("stdout") or "").splitlines() if l.strip()]
+                why = ": " + lines[-1].strip() if lines else ""
+                if ci:
+                    bad = True
+            else:
+                bad = True
+            notes.append(f"{label}: {r['result']} {r['name'].split(' / ')[-1]}{why}")
+        failed = sum(v for k, v in count.items() if k not in PASSED and k != "SKIP")
+        minutes = sum(r.get("duration", 0) for r in results) / 60
+        rows.append((label, str(len(results)), str(sum(count.get(k, 0) for k in PASSED)),
+                     str(failed), str(count.get("SKIP", 0)), f"{minutes:.1f}"))
+    head = ("run", "tests", "ok", "failed", "skipped", "test minutes")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    print("\n== summary")
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    for n in notes:
+        print("  " + n)
+    if ci and any(n.split(": ", 1)[1].startswith("SKIP") for n in notes):
+        print("CI=true: a skipped test fails the run (every peer is installed and a KVM host exists)")
+    print("result:", "FAILED" if bad else "passed")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
