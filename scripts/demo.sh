@@ -27,7 +27,7 @@ guests() {
 
 	local mode=poweroff cmdline start status
 	[[ ${RTVMM_DEMO_SHELL:-0} == 1 ]] && mode=shell
-	cmdline="console=ttyS0 earlyprintk=serial,ttyS0 $(cat guest/linux/cmdline) rtvmm.test=$mode"
+	cmdline="console=ttyS0 earlyprintk=serial,ttyS0 $(guest/linux/cmdline.sh) rtvmm.test=$mode"
 	say "Linux guest, 2 vCPUs, 256 MiB: rtvmm run --kernel $RTVMM_DEMO_KERNEL_PATH --initrd $RTVMM_DEMO_INITRD --cmdline \"$cmdline\""
 	if [[ $mode == shell ]]; then
 		exec build/rtvmm run --kernel "$RTVMM_DEMO_KERNEL_PATH" --initrd "$RTVMM_DEMO_INITRD" \
