@@ -10,13 +10,22 @@
  *   rtvmm-kvm-floor [--iters N] [--cpl 0,3] [--irqchip] [--kvm PATH]
  *   rtvmm-kvm-floor --tsc-khz        # prints KVM_GET_TSC_KHZ of a vCPU and exits
  *
- * The VM: one memslot at 0, a GDT, a 64-bit TSS whose I/O bitmap allows the
- * test device's ports (how CPL3 may do PIO on this host: IOPL 3 is dropped),
- * identity page tables with U=1 everywhere (2 MiB pages; 3-4 GiB uncached,
- * where the unbacked MMIO address lies), no IDT (a fault is a triple fault:
- * KVM_EXIT_SHUTDOWN). CPL3 comes from KVM_SET_SREGS: CS and SS with DPL 3.
- * The vCPU "calls" exitcost_run with a return address on the stack pointing
- * at exitcost_floor_done, which reports on DONE_PORT.
+ * The VM: one memslot at 0, a GDT, a 64-bit TSS (RSP0, IST1, an I/O bitmap
+ * that allows the test device's ports: how CPL3 may do PIO on the nested PVM
+ * host, which drops IOPL 3), identity page tables with U=1 everywhere (2 MiB
+ * pages; 3-4 GiB uncached, where the unbacked MMIO address lies), and an IDT
+ * whose 32 exception gates (IST1) report the vector and frame on FAULT_PORT:
+ * a fault is an error line naming it, not a bare triple fault.
+ *
+ * The vCPU starts at CPL0 (KVM_SET_SREGS) in floor_entry, which does what an
+ * OS does: LTR loads TR from the GDT's available TSS descriptor, and IRETQ
+ * enters exitcost_run at the CPL asked for (0 or 3) with a return address on
+ * the stack pointing at exitcost_floor_done, which reports on DONE_PORT.
+ * KVM_SET_SREGS alone gives TR the busy 64-bit TSS type (0xb) that LTR would
+ * leave and that VMX requires in long mode, but QEMU's TCG (the CPU of an L2
+ * guest under scripts/kvmbox) only accepts an I/O-bitmap check when its TR
+ * cache says type 9, which its own LTR leaves there. A TR the guest loaded
+ * itself is one every CPU and emulator agrees on.
  *
  * Exit status: 0 measured, 1 error, 77 no /dev/kvm.
  */
@@ -41,6 +50,7 @@ extern const uint8_t exitcost_floor_done[], exitcost_floor_end[];   /* exitcost_
 #define PREFIX        "rtvmm-kvm-floor: "
 #define PORT_BASE     0x510                    /* the rtvmm test device's ports: same port numbers */
 #define DONE_PORT     (PORT_BASE + 0x0)        /* its EXIT register */
+#define FAULT_PORT    0x520                    /* floor_fault: an exception's vector (CPL0, no bitmap) */
 #define MMIO_BASE     0xD0000000ull            /* its MMIO window: unbacked here too */
 #define MAX_ITERS     10000000ull
 
@@ -51,9 +61,13 @@ extern const uint8_t exitcost_floor_done[], exitcost_floor_end[];   /* exitcost_
 #define GPA_PDPT      0x6000
 #define GPA_PD_LOW    0x7000   /* 0-1 GiB */
 #define GPA_PD_HIGH   0x8000   /* 3-4 GiB */
-#define GPA_CODE      0x10000
+#define GPA_IDT       0x9000
+#define GPA_CODE      0x10000  /* exitcost_run .. exitcost_floor_end */
+#define GPA_ENTRY     0x18000  /* floor_entry .. floor_code_end */
 #define GPA_ARGS      0x20000
-#define GPA_STACK_TOP 0x100000
+#define GPA_IST1_TOP  0xE0000  /* exception frames (every gate uses IST1) */
+#define GPA_KSTACK_TOP 0xF0000 /* RSP0, and floor_entry's IRETQ frame */
+#define GPA_STACK_TOP 0x100000 /* the loop's stack, at either CPL */
 #define GPA_SAMPLES   0x200000
 
 #define SEL_CODE      0x10
@@ -63,7 +77,15 @@ extern const uint8_t exitcost_floor_done[], exitcost_floor_end[];   /* exitcost_
 #define SEL_TSS       0x38
 
 #define TSS_SIZE      104
+#define TSS_RSP0      4
+#define TSS_IST1      36
+#define TSS_IOMAP     102
 #define IOBITMAP_SIZE (65536 / 8 + 1)   /* every port, plus the terminating 0xff byte */
+#define TSS_LIMIT     (TSS_SIZE + IOBITMAP_SIZE - 1)
+#define N_EXC         32
+
+#define STR(x)  #x
+#define XSTR(x) STR(x)
 
 #define PTE_P  (1ull << 0)
 #define PTE_W  (1ull << 1)
@@ -71,6 +93,39 @@ extern const uint8_t exitcost_floor_done[], exitcost_floor_end[];   /* exitcost_
 #define PTE_PWT (1ull << 3)
 #define PTE_PCD (1ull << 4)
 #define PTE_PS (1ull << 7)
+
+/*
+ * The floor's own guest code, position independent, copied to GPA_ENTRY.
+ * floor_entry (CPL0, RSP at an IRETQ frame built by enter()): LTR, then
+ * IRETQ into the loop. floor_stubs: one 16-byte stub per exception vector
+ * 0-31 (the IDT's gates, IST1), each reporting its vector on FAULT_PORT.
+ */
+extern const uint8_t floor_entry[], floor_stubs[], floor_code_end[];
+__asm__(
+	"	.pushsection .rodata.floor_entry, \"a\"\n"
+	"	.globl	floor_entry, floor_stubs, floor_code_end\n"
+	"	.hidden	floor_entry, floor_stubs, floor_code_end\n"
+	"	.balign	16\n"
+	"floor_entry:\n"
+	"	movw	$" XSTR(SEL_TSS) ", %ax\n"
+	"	ltr	%ax\n"
+	"	iretq\n"
+	"	.balign	16\n"
+	"floor_stubs:\n"
+	"	.set	floor_vec, 0\n"
+	"	.rept	" XSTR(N_EXC) "\n"
+	"	.balign	16\n"
+	"	movl	$floor_vec, %eax\n"
+	"	jmp	floor_fault\n"
+	"	.set	floor_vec, floor_vec + 1\n"
+	"	.endr\n"
+	"floor_fault:\n"
+	"	movw	$" XSTR(FAULT_PORT) ", %dx\n"
+	"	outl	%eax, %dx\n"
+	"	hlt\n"
+	"	jmp	floor_fault\n"
+	"floor_code_end:\n"
+	"	.popsection\n");
 
 struct floor {
 	int kvm, vm, vcpu;
@@ -89,15 +144,38 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* The identity map, GDT, TSS and I/O bitmap, and the loop's code in guest memory. */
-static void build_memory(struct floor *f)
+/* The GDT's TSS descriptor, type 9 (available 64-bit TSS): floor_entry's LTR marks it busy. */
+static void gdt_tss_available(struct floor *f)
 {
 	uint64_t *gdt = (uint64_t *)(f->mem + GPA_GDT);
+	uint64_t limit = TSS_LIMIT, base = GPA_TSS;
+
+	gdt[SEL_TSS / 8] = (limit & 0xffff) | (base & 0xffffff) << 16 | 0x89ull << 40 |
+			   ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+	gdt[SEL_TSS / 8 + 1] = base >> 32;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static uint64_t get64(const struct floor *f, uint64_t gpa)
+{
+	uint64_t v;
+
+	memcpy(&v, f->mem + gpa, sizeof(v));
+	return v;
+}
+
+/* The identity map, GDT, TSS and I/O bitmap, IDT, the loop's code and the floor's own in guest memory. */
+static void build_memory(struct floor *f)
+{
+	uint64_t *gdt = (uint64_t *)(f->mem + GPA_GDT), *idt = (uint64_t *)(f->mem + GPA_IDT);
 	uint64_t *pml4 = (uint64_t *)(f->mem + GPA_PML4), *pdpt = (uint64_t *)(f->mem + GPA_PDPT);
 	uint64_t *pd_low = (uint64_t *)(f->mem + GPA_PD_LOW), *pd_high = (uint64_t *)(f->mem + GPA_PD_HIGH);
 	uint8_t *tss = f->mem + GPA_TSS;
 	const uint8_t *code = (const uint8_t *)(uintptr_t)exitcost_run;
-	uint64_t tss_limit = TSS_SIZE + IOBITMAP_SIZE - 1, tss_base = GPA_TSS;
 
 	pml4[0] = GPA_PDPT | PTE_P | PTE_W | PTE_U;
 	pdpt[0] = GPA_PD_LOW | PTE_P | PTE_W | PTE_U;
@@ -107,22 +185,32 @@ static void build_memory(struct floor *f)
 		pd_high[i] = (0xC0000000ull + (i << 21)) | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_PCD | PTE_PWT;
 	}
 
-	gdt[SEL_CODE / 8] = 0x00af9a000000ffffull;
-	gdt[SEL_DATA / 8] = 0x00cf92000000ffffull;
-	gdt[SEL_UDATA / 8] = 0x00cff2000000ffffull;
-	gdt[SEL_UCODE / 8] = 0x00affa000000ffffull;
-	gdt[SEL_TSS / 8] = (tss_limit & 0xffff) | (tss_base & 0xffffff) << 16 | 0x8bull << 40 |
-			   ((tss_limit >> 16) & 0xf) << 48 | ((tss_base >> 24) & 0xff) << 56;
-	gdt[SEL_TSS / 8 + 1] = tss_base >> 32;
+	/* Flat segments, accessed bit set (as KVM_SET_SREGS gives them): 64-bit code, data, DPL 0 and 3. */
+	gdt[SEL_CODE / 8] = 0x00af9b000000ffffull;
+	gdt[SEL_DATA / 8] = 0x00cf93000000ffffull;
+	gdt[SEL_UDATA / 8] = 0x00cff3000000ffffull;
+	gdt[SEL_UCODE / 8] = 0x00affb000000ffffull;
+	gdt_tss_available(f);
 
-	/* 64-bit TSS: I/O map base at offset 102, the bitmap right after the TSS. */
-	tss[102] = TSS_SIZE & 0xff;
-	tss[103] = TSS_SIZE >> 8;
+	/* 64-bit TSS: RSP0 and IST1 stacks, I/O map base at offset 102, the bitmap right after the TSS. */
+	put64(tss + TSS_RSP0, GPA_KSTACK_TOP);
+	put64(tss + TSS_IST1, GPA_IST1_TOP);
+	tss[TSS_IOMAP] = TSS_SIZE & 0xff;
+	tss[TSS_IOMAP + 1] = TSS_SIZE >> 8;
 	memset(tss + TSS_SIZE, 0xff, IOBITMAP_SIZE);
 	for (unsigned p = PORT_BASE; p < PORT_BASE + 16; p++)
 		tss[TSS_SIZE + p / 8] &= (uint8_t)~(1u << (p % 8));
 
+	/* Exceptions 0-31: 64-bit interrupt gates, DPL 0, IST1, to floor_stubs[vector]. */
+	for (uint64_t v = 0; v < N_EXC; v++) {
+		uint64_t off = GPA_ENTRY + (uint64_t)(floor_stubs - floor_entry) + 16 * v;
+		idt[2 * v] = (off & 0xffff) | (uint64_t)SEL_CODE << 16 | 1ull << 32 | 0x8eull << 40 |
+			     ((off >> 16) & 0xffff) << 48;
+		idt[2 * v + 1] = off >> 32;
+	}
+
 	memcpy(f->mem + GPA_CODE, code, (size_t)(exitcost_floor_end - code));
+	memcpy(f->mem + GPA_ENTRY, floor_entry, (size_t)(floor_code_end - floor_entry));
 }
 
 /* The vCPU's CPUID: everything KVM supports, as a monitor sets it. */
@@ -189,25 +277,31 @@ static struct kvm_segment segment(uint16_t sel, uint8_t type, unsigned dpl, bool
 	};
 }
 
-/* Long mode at CPL (0 or 3), RIP at exitcost_run(args), returning to exitcost_floor_done. */
+/*
+ * Long mode at CPL0 in floor_entry, which loads TR and IRETQs to exitcost_run(args) at CPL (0 or
+ * 3), returning to exitcost_floor_done.
+ */
 static void enter(struct floor *f, unsigned cpl)
 {
 	struct kvm_sregs s;
 	struct kvm_regs r = { 0 };
 	uint64_t done = GPA_CODE + (uint64_t)(exitcost_floor_done - (const uint8_t *)(uintptr_t)exitcost_run);
+	uint64_t frame = GPA_KSTACK_TOP - 5 * 8;
 
 	if (ioctl(f->vcpu, KVM_GET_SREGS, &s) < 0)
 		die("KVM_GET_SREGS");
-	s.cs = segment(cpl ? SEL_UCODE : SEL_CODE, 0xb, cpl, true);
-	s.ss = segment(cpl ? SEL_UDATA : SEL_DATA, 0x3, cpl, false);
-	s.ds = s.es = s.fs = s.gs = s.ss;
-	s.tr = (struct kvm_segment){ .base = GPA_TSS, .limit = TSS_SIZE + IOBITMAP_SIZE - 1,
-				     .selector = SEL_TSS, .type = 0xb, .present = 1 };
+	s.cs = segment(SEL_CODE, 0xb, 0, true);
+	s.ss = segment(SEL_DATA, 0x3, 0, false);
+	/* Data segments of the target CPL, so that IRETQ to CPL3 keeps them (it nulls DPL 0 ones). */
+	s.ds = s.es = s.fs = s.gs = segment(cpl ? SEL_UDATA : SEL_DATA, 0x3, cpl, false);
+	/* TR as LTR leaves it (busy 64-bit TSS, what VMX requires); floor_entry loads it again. */
+	s.tr = (struct kvm_segment){ .base = GPA_TSS, .limit = TSS_LIMIT, .selector = SEL_TSS,
+				     .type = 0xb, .present = 1 };
 	s.ldt = (struct kvm_segment){ .type = 0x2, .unusable = 1 };
 	s.gdt.base = GPA_GDT;
 	s.gdt.limit = (SEL_TSS + 16) - 1;
-	s.idt.base = 0;
-	s.idt.limit = 0;
+	s.idt.base = GPA_IDT;
+	s.idt.limit = N_EXC * 16 - 1;
 	s.cr0 = 0x80050033;   /* PG WP NE ET MP PE */
 	s.cr3 = GPA_PML4;
 	s.cr4 = 1u << 5;      /* PAE */
@@ -215,14 +309,58 @@ static void enter(struct floor *f, unsigned cpl)
 	if (ioctl(f->vcpu, KVM_SET_SREGS, &s) < 0)
 		die("KVM_SET_SREGS");
 
-	*(uint64_t *)(f->mem + GPA_STACK_TOP - 16) = done;
-	r.rip = GPA_CODE;
-	r.rsp = GPA_STACK_TOP - 16;
+	gdt_tss_available(f);
+	put64(f->mem + GPA_STACK_TOP - 16, done);
+	/* IRETQ frame: RIP, CS, RFLAGS (as the bare-metal guest runs the loop), RSP, SS. */
+	put64(f->mem + frame, GPA_CODE);
+	put64(f->mem + frame + 8, cpl ? SEL_UCODE : SEL_CODE);
+	put64(f->mem + frame + 16, cpl ? 0x202 : 0x2);
+	put64(f->mem + frame + 24, GPA_STACK_TOP - 16);
+	put64(f->mem + frame + 32, cpl ? SEL_UDATA : SEL_DATA);
+	r.rip = GPA_ENTRY;
+	r.rsp = frame;
 	r.rdi = GPA_ARGS;
 	r.r12 = DONE_PORT;
-	r.rflags = cpl ? 0x202 : 0x2;   /* as the bare-metal guest runs them */
+	r.rflags = 0x2;
 	if (ioctl(f->vcpu, KVM_SET_REGS, &r) < 0)
 		die("KVM_SET_REGS");
+}
+
+/* Where RIP lies, for an error line. */
+static const char *where(uint64_t rip)
+{
+	uint64_t done = GPA_CODE + (uint64_t)(exitcost_floor_done - (const uint8_t *)(uintptr_t)exitcost_run);
+	uint64_t end = GPA_CODE + (uint64_t)(exitcost_floor_end - (const uint8_t *)(uintptr_t)exitcost_run);
+
+	if (rip >= GPA_CODE && rip < done)
+		return "exitcost_run";
+	if (rip >= done && rip < end)
+		return "exitcost_floor_done";
+	if (rip >= GPA_ENTRY && rip < GPA_ENTRY + (uint64_t)(floor_code_end - floor_entry))
+		return "floor_entry";
+	return "outside the floor's code";
+}
+
+/* An exception reported by a floor_stubs stub: its vector, and the frame on the IST1 stack; exits 1. */
+static void report_fault(const struct floor *f, uint32_t vector)
+{
+	static const char *const names[N_EXC] = {
+		"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP",
+		"#SS", "#GP", "#PF", "15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+	};
+	bool has_error = vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 ||
+			 vector == 29 || vector == 30;
+	uint64_t rip = get64(f, GPA_IST1_TOP - 40), cs = get64(f, GPA_IST1_TOP - 32);
+
+	fflush(stdout);
+	fprintf(stderr, PREFIX "error: guest exception %s (vector %u) error 0x%llx at rip 0x%llx (%s) cs 0x%llx "
+		"(cpl %llu) rflags 0x%llx rsp 0x%llx ss 0x%llx\n",
+		vector < N_EXC && names[vector] ? names[vector] : "?", vector,
+		has_error ? (unsigned long long)get64(f, GPA_IST1_TOP - 48) : 0ull, (unsigned long long)rip,
+		where(rip), (unsigned long long)cs, (unsigned long long)(cs & 3),
+		(unsigned long long)get64(f, GPA_IST1_TOP - 24), (unsigned long long)get64(f, GPA_IST1_TOP - 16),
+		(unsigned long long)get64(f, GPA_IST1_TOP - 8));
+	exit(1);
 }
 
 /* Runs the vCPU until the loop reports on DONE_PORT; returns its bad-read count. The hot path: one store per exit. */
@@ -244,14 +382,20 @@ static uint32_t run_loop(struct floor *f)
 				memcpy(data, &magic, sizeof(magic));
 				continue;
 			}
-			if (run->io.port == DONE_PORT) {
-				uint32_t bad;
-				memcpy(&bad, data, sizeof(bad));
-				return bad;
+			if (run->io.port == DONE_PORT || run->io.port == FAULT_PORT) {
+				uint32_t v;
+				memcpy(&v, data, sizeof(v));
+				if (run->io.port == FAULT_PORT)
+					report_fault(f, v);
+				return v;
 			}
 		} else if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write) {
 			memcpy(run->mmio.data, &magic, sizeof(magic));
 			continue;
+		} else if (run->exit_reason == KVM_EXIT_SHUTDOWN) {
+			fprintf(stderr, PREFIX "error: triple fault (KVM_EXIT_SHUTDOWN): a fault while delivering "
+				"one (IDT, IST1 stack or GDT wrong)\n");
+			exit(1);
 		}
 		struct kvm_regs r;
 		if (ioctl(f->vcpu, KVM_GET_REGS, &r) < 0)

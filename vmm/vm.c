@@ -146,6 +146,15 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 	cpuid = get_supported_cpuid(vm);
 	if (!cpuid)
 		return err__set(e, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	/*
+	 * TSC-deadline (leaf 1 ECX[24]) is KVM's to emulate in its in-kernel LAPIC, but kernels
+	 * before 6.14 leave it out of KVM_GET_SUPPORTED_CPUID (api.rst, "Known KVM API problems"):
+	 * the monitor sets it when KVM_CAP_TSC_DEADLINE_TIMER says KVM has it and the LAPIC is KVM's.
+	 */
+	if (vm->irqs_ready && kvm__cap(&vm->kvm, KVM_CAP_TSC_DEADLINE_TIMER))
+		for (i = 0; i < cpuid->nent; i++)
+			if (cpuid->entries[i].function == 1)
+				cpuid->entries[i].ecx |= 1u << 24;
 	vm->vcpus = calloc(nr, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		err = err__set(e, -ENOMEM, "out of memory for %u vCPUs", nr);
