@@ -90,7 +90,8 @@ dp_stop() {
 }
 
 # tp_start NAME: testpmd, net_vhost server at $tmp/t.sock, macswap, until its stdin (fd 3) gives a line.
-tp_start() {
+tp_start() {   # sets tp_start_s: how long testpmd took to come up
+	local t0=$SECONDS
 	rm -f "$tmp/t.sock" "$tmp/$1.in"   # a killed testpmd leaves its socket behind
 	mkfifo "$tmp/$1.in"
 	# Line-buffered, so that its log shows where it is; no 9 s wait for a link nobody has yet.
@@ -101,8 +102,9 @@ tp_start() {
 	tp_pid=$!
 	pids+=("$tp_pid")
 	exec 3> "$tmp/$1.in"
-	wait_line "$tmp/$1.log" "Press enter to exit" 30 "$tp_pid"
-	log "$1 ready (net_vhost server, macswap)"
+	wait_line "$tmp/$1.log" "Press enter to exit" 120 "$tp_pid"
+	tp_start_s=$((SECONDS - t0))
+	log "$1 ready (net_vhost server, macswap) after $tp_start_s s"
 }
 
 # tp_quit NAME: a line on its stdin: testpmd prints its forward statistics and exits. Sets rx, tx.
@@ -116,9 +118,10 @@ m = re.search(r"Forward statistics for port 0\s+-+\s+RX-packets: (\d+).*?TX-pack
 print(*(m.groups() if m else ("?", "?")))' "$tmp/$1.log")
 }
 
-# rtvmm_guest NAME SOCKET MAC CMDLINE: boots the guest in the background, log $tmp/NAME.log.
+# rtvmm_guest NAME SOCKET MAC CMDLINE: boots the guest in the background, log $tmp/NAME.log;
+# it gets $guest_timeout seconds (default 60).
 rtvmm_guest() {
-	"${reaper[@]}" timeout --kill-after=5 60 "$rtvmm" run --kernel "$guest" --memory 64M \
+	"${reaper[@]}" timeout --kill-after=5 "${guest_timeout:-60}" "$rtvmm" run --kernel "$guest" --memory 64M \
 		--net "socket=$2,mac=$3" --cmdline "$4" > "$tmp/$1.log" 2>&1 < /dev/null &
 	guest_pid=$!
 	pids+=("$guest_pid")
@@ -210,10 +213,15 @@ testpmd)
 
 testpmd-restart)
 	tp_start testpmd1
-	# 500 pings, one per 10 ms, 100 ms each to answer: testpmd is killed (-9) after 1 s and
-	# started again; rtvmm reconnects and sets the rings up again from the used indexes.
+	# Pings, one per 10 ms, 100 ms each to answer: testpmd is killed (-9) after 1 s and started
+	# again; rtvmm reconnects and sets the rings up again from the used indexes. The guest pings
+	# for 5 s, or for three times testpmd's start-up where that is longer (on a slow host such as
+	# scripts/kvmbox, DPDK takes tens of seconds to start), so that the restart happens mid-run.
+	count=$(( tp_start_s * 300 + 500 > 500 ? tp_start_s * 300 + 500 : 500 ))
+	guest_timeout=$((60 + count / 50))
+	log "the guest pings $count times (limit $guest_timeout s)"
 	rtvmm_guest restart "$tmp/t.sock" "$mac_ping" \
-		"test=net net=ping peer=02:00:00:00:00:02 count=500 interval_us=10000 timeout_ms=100 min=250"
+		"test=net net=ping peer=02:00:00:00:00:02 count=$count interval_us=10000 timeout_ms=100 min=250"
 	wait_line "$tmp/restart.log" "rtvmm-guest: net: ping at cpl3" 30 "$guest_pid"
 	sleep 1
 	kill -9 "$tp_pid"
