@@ -27,6 +27,9 @@ def main(argv):
             notes.append(f"{label}: no test log ({e.strerror}: {path}): the run did not finish")
             bad = True
             continue
+        if not results:
+            notes.append(f"{label}: no test finished")
+            bad = True
         count = {}
         for r in results:
             count[r["result"]] = count.get(r["result"], 0) + 1
