@@ -9,6 +9,7 @@ matched line by line, histogram statistics and the result record.
 """
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -68,6 +69,7 @@ def new_result(name, args, config):
         "benchmark": name,
         "status": "ok",
         "reason": None,
+        "skip": None,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "duration_s": None,
         "quick": bool(args.quick),
@@ -130,9 +132,42 @@ def add_series(res, name, x_label, y_label, points, subject, scenario=None):
                           "x": x_label, "y": y_label, "points": points})
 
 
-def skip(res, reason):
-    """Marks the result skipped (the machine lacks what it needs), with the reason."""
-    res["status"], res["reason"] = "skipped", reason
+# Why a benchmark (or a part of one, such as a peer monitor) did not run: one of these kinds,
+# each a fact about the host that anyone can check again (tests/integration/bench_quick.py does).
+#   program  SUBJECT (a program name) is not on PATH
+#   kvm      SUBJECT (/dev/kvm) is absent or not readable and writable
+#   root     the benchmark runs without root (SUBJECT None)
+#   build    SUBJECT (a file the build makes) does not exist: not built, or not configured
+SKIP_KINDS = ("program", "kvm", "root", "build")
+
+
+class Missing:
+    """What a benchmark needs and this host lacks: a skip KIND (SKIP_KINDS), its SUBJECT and
+    the sentence that tells a reader what to do."""
+
+    def __init__(self, kind, subject, reason):
+        assert kind in SKIP_KINDS, kind
+        self.kind, self.subject, self.reason = kind, subject, reason
+
+    def record(self):
+        return {"kind": self.kind, "subject": self.subject}
+
+    def __str__(self):
+        return self.reason
+
+
+def skip(res, missing):
+    """Marks the result skipped because the host lacks MISSING (a Missing), with the reason in
+    words ("reason") and as a fact to check again ("skip": {"kind", "subject"})."""
+    res["status"], res["reason"] = "skipped", missing.reason
+    res["skip"] = missing.record()
+    return res
+
+
+def skip_part(res, part, missing):
+    """Records that PART of the benchmark (a peer, e.g. "qemu": the subject of its figures) did
+    not run because the host lacks MISSING; the rest ran."""
+    res.setdefault("skipped_parts", []).append(dict(missing.record(), part=part, reason=missing.reason))
     return res
 
 
@@ -229,29 +264,139 @@ def tool(args, rel):
 
 
 def need(*programs):
-    """Returns None when every program is on PATH, else a reason naming the missing one."""
+    """None when every program is on PATH, else a Missing naming the first one that is not."""
     for p in programs:
         if not shutil.which(p):
-            return f"{p} not found (scripts/deps.sh bench installs it)"
+            return Missing("program", p, f"{p} not found (scripts/deps.sh bench installs it)")
     return None
 
 
-def linux_kernel_dir():
-    """rtvmm's small Linux kernel as scripts/build-kernel.sh caches it: (dir, None) or (None, why).
+def need_kvm(path="/dev/kvm"):
+    """None when PATH (the KVM device) can be opened read-write, else a Missing."""
+    if os.access(path, os.R_OK | os.W_OK):
+        return None
+    why = "is absent" if not os.path.exists(path) else "is not readable and writable here"
+    return Missing("kvm", path, f"{path} {why}")
 
-    $RTVMM_TEST_KERNEL_DIR (set by scripts/test.sh) wins; otherwise build-kernel.sh --cached
-    names the build of the current configuration, never a stale one, and builds nothing."""
-    env = os.environ.get("RTVMM_TEST_KERNEL_DIR")
-    if env:
-        if os.path.isfile(os.path.join(env, "bzImage")):
-            return env, None
-        return None, f"RTVMM_TEST_KERNEL_DIR={env} has no bzImage"
-    proc = subprocess.run([os.path.join(ROOT, "scripts", "build-kernel.sh"), "--cached", "--print-dir"],
-                          capture_output=True, text=True)
-    if proc.returncode == 0 and os.path.isfile(os.path.join(proc.stdout.strip(), "bzImage")):
-        return proc.stdout.strip(), None
-    return None, ("rtvmm's Linux kernel is not built for this configuration: scripts/build-kernel.sh "
-                  "builds it (5-15 min, cached in .cache/kernel-build/)")
+
+def need_root(why):
+    """None when running as root, else a Missing saying WHY root is needed."""
+    return None if os.geteuid() == 0 else Missing("root", None, f"needs root ({why})")
+
+
+def need_built(args, *paths):
+    """None when every file of the build exists, else a Missing naming the first absent one."""
+    for p in paths:
+        if not os.path.exists(p):
+            hint = ("libdpdk-dev was missing at configure time: scripts/deps.sh dataplane, then "
+                    "meson setup --reconfigure" if "dataplane" in os.path.relpath(p, args.build)
+                    else f"ninja -C {args.build}")
+            return Missing("build", p, f"{p} is not built ({hint})")
+    return None
+
+
+class LinuxKernel:
+    """The Linux kernel a benchmark boots.
+
+    bzimage  what rtvmm boots (its payload decompressed on the host)
+    vmlinux  the same build's ELF, which QEMU enters through PVH: only rtvmm's own build
+             (scripts/build-kernel.sh) has one, as a sibling file named vmlinux; else None
+    modules  the unpacked Debian package tree (TREE/lib/modules/VERSION/) with the kernel's
+             modules, for scripts/mkinitramfs.sh --modules TREE:...; None for a kernel without
+    origin   how it was chosen, in words (recorded in the result's config)"""
+
+    def __init__(self, bzimage, origin):
+        self.bzimage, self.origin = os.path.abspath(bzimage), origin
+        d = os.path.dirname(self.bzimage)
+        vmlinux = os.path.join(d, "vmlinux")
+        self.vmlinux = vmlinux if os.path.isfile(vmlinux) else None
+        self.modules = None
+        base = os.path.basename(self.bzimage)
+        if base.startswith("vmlinuz-") and os.path.basename(d) == "boot":
+            tree = os.path.dirname(d)
+            if os.path.isdir(os.path.join(tree, "lib", "modules", base[len("vmlinuz-"):])):
+                self.modules = tree
+
+    def config(self):
+        return {"kernel": self.bzimage, "vmlinux": self.vmlinux, "modules_tree": self.modules,
+                "kernel_origin": self.origin}
+
+
+def kvm_host(rtvmm):
+    """What `rtvmm kvm-host` says of this host ("kvm_amd /dev/kvm api 12 ..."), or None."""
+    try:
+        proc = subprocess.run([rtvmm, "kvm-host"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def _script(name, *argv):
+    """Runs scripts/NAME; returns (stdout's last line, None) or (None, its last error line)."""
+    proc = subprocess.run([os.path.join(ROOT, "scripts", name), *argv], capture_output=True, text=True)
+    out = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and out:
+        return out[-1], None
+    err = proc.stderr.strip().splitlines()
+    return None, f"scripts/{name} {' '.join(argv)} exited {proc.returncode}" + (f": {err[-1]}" if err else "")
+
+
+def linux_kernel(rtvmm, override=None):
+    """The Linux guest kernel: (LinuxKernel, None), or (None, why) when there is none.
+
+    In order: OVERRIDE (a benchmark's --kernel); $RTVMM_TEST_KERNEL (scripts/test.sh sets it
+    to the kernel every Linux test boots); on a nested PVM host (`rtvmm kvm-host` says
+    kvm_pvm), where Debian's kernel cannot reach user space (docs/linux-guest.md), rtvmm's own
+    build of the current configuration (scripts/build-kernel.sh --cached: never a stale one,
+    and nothing is built here); everywhere else Debian's stock kernel (scripts/fetch-kernel.sh,
+    downloaded into the cache on first use)."""
+    for path, origin in ((override, "--kernel"), (os.environ.get("RTVMM_TEST_KERNEL"), "$RTVMM_TEST_KERNEL")):
+        if path:
+            if not os.path.isfile(path):
+                return None, f"{origin} {path} is not a file"
+            return LinuxKernel(path, f"{origin} {path}"), None
+    host = kvm_host(rtvmm)
+    if host and host.split()[0] == "kvm_pvm":
+        d, why = _script("build-kernel.sh", "--cached", "--print-dir")
+        if d and os.path.isfile(os.path.join(d, "bzImage")):
+            return LinuxKernel(os.path.join(d, "bzImage"), "rtvmm's own build (nested PVM host: "
+                               "scripts/build-kernel.sh --cached)"), None
+        return None, ("this is a nested PVM host, where Debian's kernel cannot reach user space, and "
+                      "rtvmm's own kernel is not built for this configuration: scripts/build-kernel.sh "
+                      "builds it (5-30 min, cached in .cache/kernel-build/)")
+    vmlinuz, why = _script("fetch-kernel.sh")
+    if not vmlinuz:
+        return None, f"Debian's stock kernel is not available ({why})"
+    return LinuxKernel(vmlinuz, "Debian's stock kernel (scripts/fetch-kernel.sh)"), None
+
+
+def mkinitramfs(stem, *opts):
+    """A test initramfs from scripts/mkinitramfs.sh OPTS, cached as .cache/STEM-<key>.cpio; returns
+    its path. The key hashes the options, the script, the guest's /init and, with --cyclictest,
+    the host's cyclictest binary: a change to any of them makes a new archive (an upgrade of
+    busybox or of shared libraries alone does not). Building one takes seconds natively but
+    minutes where every instruction is emulated (scripts/kvmbox)."""
+    cache = os.environ.get("RTVMM_CACHE", os.path.join(ROOT, ".cache"))
+    os.makedirs(cache, exist_ok=True)
+    h = hashlib.sha256("\0".join(opts).encode())
+    inputs = [os.path.join(ROOT, "scripts", "mkinitramfs.sh"), os.path.join(ROOT, "guest", "linux", "init")]
+    if "--cyclictest" in opts:
+        inputs.append(shutil.which("cyclictest") or "/usr/bin/cyclictest")
+    for path in inputs:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    out = os.path.join(cache, f"{stem}-{h.hexdigest()[:16]}.cpio")
+    if os.path.isfile(out):
+        return out
+    built = subprocess.check_output([os.path.join(ROOT, "scripts", "mkinitramfs.sh"), *opts, out],
+                                    text=True).strip()
+    for old in os.listdir(cache):          # earlier keys of this stem
+        if re.fullmatch(re.escape(stem) + r"-[0-9a-f]{16}\.cpio", old) and old != os.path.basename(out):
+            try:
+                os.unlink(os.path.join(cache, old))
+            except OSError:
+                pass
+    return built
 
 
 # ---------------------------------------------------------------- threads and cpus

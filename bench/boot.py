@@ -7,14 +7,21 @@ same memory and vCPUs, runs interleaved in one session.
    a few hundred before it: the closest proxy a console gives) and to the monitor's exit
    (the guest exits right after its boot check: rtvmm through its test device, QEMU through
    isa-debug-exit). QEMU enters the same ELF through its PVH note. Medians of --runs.
-2. Linux (rtvmm's small kernel from scripts/build-kernel.sh, the busybox initramfs, 2 vCPUs,
-   256 MiB, earlyprintk): seconds to the console lines of each stage
+2. Linux (Debian's stock kernel by default, the busybox initramfs, 2 vCPUs, 256 MiB,
+   earlyprintk): seconds to the console lines of each stage
      first_output "Linux version", cmdline_parsed "Kernel command line:", fpu_init "x86/fpu: ",
      smp_up "smp: Brought up", kernel_init "Run /init as init process",
      init_marker "RTVMM-INIT-OK" (the initramfs's /init), exit (poweroff -f)
-   rtvmm boots the bzImage (payload decompressed on the host), QEMU the same build's vmlinux
-   through PVH. A monitor that reports a KVM internal error is stopped 2 s later; the stages
-   it did not reach are recorded as such, with its last console lines.
+   The kernel: --kernel, else $RTVMM_TEST_KERNEL (scripts/test.sh), else Debian's stock
+   kernel (scripts/fetch-kernel.sh, cached), except on a nested PVM host (`rtvmm kvm-host`
+   says kvm_pvm), where the stock kernel cannot reach user space and rtvmm's own build
+   (scripts/build-kernel.sh, cached) is booted. The initramfs: --initrd, else
+   $RTVMM_TEST_INITRD, else scripts/mkinitramfs.sh (with the stock kernel's virtio-pci and
+   virtio-net modules, as the tests boot it). rtvmm boots the bzImage (payload decompressed on
+   the host). QEMU boots the same build's vmlinux through PVH when the kernel has one (rtvmm's
+   own build) and otherwise the same bzImage with its own Linux loader; config.linux.qemu_boot
+   says which. A monitor that reports a KVM internal error is stopped 2 s later; the stages it
+   did not reach are recorded as such, with its last console lines.
 3. Monitor memory: Rss of every mapping in /proc/PID/smaps except guest RAM, while the
    bare-metal guest idles (test=boot fault=hang: halted with interrupts off). Guest RAM is
    the memfd both monitors map it from (QEMU: -object memory-backend-memfd).
@@ -58,10 +65,12 @@ def add_arguments(ap):
                     help="bare-metal guest boots per monitor (default 10, --quick 3)")
     ap.add_argument("--linux-runs", type=int, default=1, help="Linux boots per monitor (default 1)")
     ap.add_argument("--no-linux", action="store_true", help="leave the Linux boots out")
-    ap.add_argument("--kernel-dir", help="scripts/build-kernel.sh result directory "
-                    "(default: the cached build for the current configuration)")
-    ap.add_argument("--initrd", help="Linux initramfs (default: $RTVMM_TEST_INITRD, else "
-                    "scripts/mkinitramfs.sh .cache/initramfs.cpio)")
+    ap.add_argument("--kernel", metavar="BZIMAGE",
+                    help="Linux kernel (default: $RTVMM_TEST_KERNEL, else Debian's stock kernel from "
+                    "scripts/fetch-kernel.sh; on a nested PVM host rtvmm's cached build); a "
+                    "vmlinux next to it is what QEMU boots, through PVH")
+    ap.add_argument("--initrd", help="Linux initramfs (default: $RTVMM_TEST_INITRD unless --kernel "
+                    "is given, else scripts/mkinitramfs.sh into .cache/initramfs-boot-KEY.cpio)")
     ap.add_argument("--linux-vcpus", type=int, default=2)
     ap.add_argument("--linux-memory-mib", type=int, default=256)
     ap.add_argument("--guest-memory-mib", type=int, default=64, help="bare-metal guest RAM")
@@ -244,16 +253,16 @@ def bare_metal(args, res, rtvmm, elf, runs):
         benchlib.add_ratio(res, f"rss overhead rtvmm/{peer}", rss["rtvmm"]["value"], rss[peer]["value"])
 
 
-def linux(args, res, rtvmm, kdir, initrd, runs):
-    """Part 2: Linux boot stages, rtvmm (bzImage) vs QEMU (PVH vmlinux)."""
+def linux(args, res, rtvmm, kernel, initrd, runs):
+    """Part 2: Linux boot stages, rtvmm (bzImage) vs QEMU (PVH vmlinux, or the same bzImage)."""
     with open(os.path.join(benchlib.ROOT, "guest", "linux", "cmdline")) as f:
         cmdline = (f"console=ttyS0 earlyprintk=serial,ttyS0 {f.read().strip()} "
                    "rtvmm.test=poweroff panic=-1")
     mem, vcpus = args.linux_memory_mib, args.linux_vcpus
-    cmd = {"rtvmm": [rtvmm, "run", "--kernel", os.path.join(kdir, "bzImage"), "--initrd", initrd,
+    cmd = {"rtvmm": [rtvmm, "run", "--kernel", kernel.bzimage, "--initrd", initrd,
                      "--vcpus", str(vcpus), "--memory", f"{mem}M", "--cmdline", cmdline]}
     for m in MONITORS[1:]:
-        cmd[m] = qemu_argv(args, m, mem, vcpus, os.path.join(kdir, "vmlinux"), cmdline, initrd)
+        cmd[m] = qemu_argv(args, m, mem, vcpus, kernel.vmlinux or kernel.bzimage, cmdline, initrd)
     res["config"]["linux_commands"] = cmd
     all_runs = {m: [] for m in MONITORS}
     for i in range(runs):
@@ -292,12 +301,7 @@ def run(args, new_result):
                                      "runs": runs},
                       "linux": {"vcpus": args.linux_vcpus, "memory_mib": args.linux_memory_mib,
                                 "runs": 0 if args.no_linux else args.linux_runs}})
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return benchlib.skip(res, "/dev/kvm is absent or not accessible")
-    for f in (rtvmm, elf):
-        if not os.path.exists(f):
-            return benchlib.skip(res, f"{f} not found: meson setup build && ninja -C build")
-    missing = benchlib.need(args.qemu)
+    missing = benchlib.need_kvm() or benchlib.need_built(args, rtvmm, elf) or benchlib.need(args.qemu)
     if missing:
         return benchlib.skip(res, missing)
     if not args.outdir:
@@ -307,17 +311,20 @@ def run(args, new_result):
     if args.no_linux:
         res["notes"].append("Linux boots left out (--no-linux)")
         return res
-    kdir, why = (args.kernel_dir, None) if args.kernel_dir else benchlib.linux_kernel_dir()
-    if not kdir:
-        res["notes"].append(f"Linux boots skipped: {why}")
-        return res
-    initrd = args.initrd or os.environ.get("RTVMM_TEST_INITRD")
+    kernel, why = benchlib.linux_kernel(rtvmm, args.kernel)
+    if not kernel:
+        # Not a skip: the kernel is this project's to provide (--no-linux leaves the boots out).
+        return benchlib.fail(res, f"no Linux kernel to boot: {why}")
+    initrd = args.initrd or (None if args.kernel else os.environ.get("RTVMM_TEST_INITRD"))
     if not initrd:
-        cache = os.environ.get("RTVMM_CACHE", os.path.join(benchlib.ROOT, ".cache"))
-        initrd = subprocess.check_output([os.path.join(benchlib.ROOT, "scripts", "mkinitramfs.sh"),
-                                          os.path.join(cache, "initramfs.cpio")], text=True).strip()
-    res["config"]["linux"].update(kernel_dir=kdir, initrd=initrd)
-    linux(args, res, rtvmm, kdir, initrd, args.linux_runs)
+        mods = ["--modules", f"{kernel.modules}:virtio_pci,virtio_net"] if kernel.modules else []
+        initrd = benchlib.mkinitramfs("initramfs-boot", *mods)
+    res["config"]["linux"].update(kernel.config(), initrd=os.path.abspath(initrd),
+                                  qemu_boot="vmlinux through PVH" if kernel.vmlinux
+                                  else "the same bzImage, QEMU's own Linux loader")
+    benchlib.log(NAME, f"Linux: {kernel.origin}, QEMU boots "
+                       f"{kernel.vmlinux + ' (PVH)' if kernel.vmlinux else 'the same bzImage'}")
+    linux(args, res, rtvmm, kernel, initrd, args.linux_runs)
     return res
 
 

@@ -100,13 +100,10 @@ def run(args, new_result):
     res = new_result({"iters": args.iters, "runs": args.runs, "measure_cpu": args.measure_cpu,
                       "floor_irqchip": args.floor_irqchip, "rtvmm": rtvmm, "floor": floor,
                       "guest": guest})
-    if not os.path.exists("/dev/kvm"):
-        return benchlib.skip(res, "/dev/kvm is absent")
-    for p in (floor, rtvmm, guest):
-        if not os.path.exists(p):
-            return benchlib.skip(res, f"{p} is not built (ninja -C {args.build})")
-    if benchlib.need("taskset"):
-        return benchlib.skip(res, benchlib.need("taskset"))
+    missing = (benchlib.need_kvm() or benchlib.need_built(args, floor, rtvmm, guest)
+               or benchlib.need("taskset"))
+    if missing:
+        return benchlib.skip(res, missing)
     if args.iters > 100000:
         return benchlib.fail(res, "--iters: the guest holds at most 100000 samples")
 

@@ -2,12 +2,17 @@
 """cyclictest inside a Linux guest in rtvmm (the KVM4NFV method), against the host's own
 cyclictest on the same cpu in the same conditions.
 
-rtvmm boots its small Linux kernel (scripts/build-kernel.sh, cached) once, from a host plan:
+rtvmm boots a Linux kernel once, from a host plan:
 one vCPU pinned to --measure-cpu at SCHED_FIFO 90, the emulator threads on
 --housekeeping-cpu, guest RAM prefaulted and locked (2M pages, 4K when the pool is short).
 The initramfs (scripts/mkinitramfs.sh --cyclictest) carries the host's cyclictest; its /init
 (rtvmm.test=cyclictest) runs one cyclictest per "go" line typed on the console and prints
-the histogram. Between runs the host side is switched:
+the histogram. The kernel: --kernel, else $RTVMM_TEST_KERNEL (scripts/test.sh), else Debian's
+stock kernel (scripts/fetch-kernel.sh, cached), except on a nested PVM host (`rtvmm
+kvm-host` says kvm_pvm) where the stock kernel cannot reach user space and rtvmm's own build
+(scripts/build-kernel.sh, cached) is booted. The cyclictest mode needs no module: its
+console is the 8250 serial port and cyclictest's /dev/shm a tmpfs, both built into
+Debian's kernel, so the archive carries none. Between runs the host side is switched:
 
   rt-idle         the plan's placement, idle host
   rt-stress       the same, stress-ng CPU hogs pinned on every cpu (SCHED_OTHER)
@@ -41,10 +46,11 @@ PRIORITY = 90
 
 def add_arguments(ap):
     """Options of this benchmark on top of benchlib's."""
-    ap.add_argument("--kernel-dir", help="scripts/build-kernel.sh result directory "
-                    "(default: the cached build for the current configuration)")
-    ap.add_argument("--initrd", help="initramfs with cyclictest (default: built now by "
-                    "scripts/mkinitramfs.sh --cyclictest into .cache/initramfs-bench.cpio)")
+    ap.add_argument("--kernel", metavar="BZIMAGE",
+                    help="Linux kernel (default: $RTVMM_TEST_KERNEL, else Debian's stock kernel from "
+                    "scripts/fetch-kernel.sh; on a nested PVM host rtvmm's cached build)")
+    ap.add_argument("--initrd", help="initramfs with cyclictest (default: "
+                    "scripts/mkinitramfs.sh --cyclictest, cached as .cache/initramfs-bench-KEY.cpio)")
     ap.add_argument("--memory", default="256M", help="guest RAM (default 256M)")
     ap.add_argument("--interval-us", type=int, default=10000,
                     help="cyclictest -i, guest and host (default 10000)")
@@ -144,28 +150,20 @@ def run(args, new_result):
               "hist_us": args.hist_us, "memory": args.memory, "vcpus": 1, "priority": PRIORITY,
               "measure_cpu": args.measure_cpu, "housekeeping_cpu": args.housekeeping_cpu}
     res = new_result(config)
-    missing = benchlib.need("cyclictest", "stress-ng", "taskset")
+    missing = (benchlib.need("cyclictest", "stress-ng", "taskset") or benchlib.need_kvm()
+               or benchlib.need_root("SCHED_FIFO, mlock") or benchlib.need_built(args, rtvmm))
     if missing:
         return benchlib.skip(res, missing)
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return benchlib.skip(res, "/dev/kvm is absent or not accessible")
-    if os.geteuid() != 0:
-        return benchlib.skip(res, "needs root (SCHED_FIFO, mlock)")
-    if not os.path.exists(rtvmm):
-        return benchlib.skip(res, f"{rtvmm} not found: meson setup build && ninja -C build")
-    kdir, why = (args.kernel_dir, None) if args.kernel_dir else benchlib.linux_kernel_dir()
-    if not kdir:
-        return benchlib.skip(res, why)
-    kernel = os.path.join(kdir, "bzImage")
-    initrd = args.initrd
-    if not initrd:
-        cache = os.environ.get("RTVMM_CACHE", os.path.join(benchlib.ROOT, ".cache"))
-        initrd = subprocess.check_output(
-            [os.path.join(benchlib.ROOT, "scripts", "mkinitramfs.sh"), "--cyclictest",
-             os.path.join(cache, "initramfs-bench.cpio")], text=True).strip()
+    lk, why = benchlib.linux_kernel(rtvmm, args.kernel)
+    if not lk:
+        # Not a skip: the kernel is this project's to provide.
+        return benchlib.fail(res, f"no Linux kernel to boot: {why}")
+    kernel = lk.bzimage
+    initrd = args.initrd or benchlib.mkinitramfs("initramfs-bench", "--cyclictest")
     with open(os.path.join(benchlib.ROOT, "guest", "linux", "cmdline")) as f:
         cmdline = f"console=ttyS0 {f.read().strip()} panic=-1 rtvmm.test=cyclictest"
-    config.update(kernel=kernel, initrd=initrd, cmdline=cmdline)
+    config.update(lk.config(), initrd=os.path.abspath(initrd), cmdline=cmdline)
+    benchlib.log(NAME, f"Linux: {lk.origin}")
     outdir = args.outdir or tempfile.mkdtemp(prefix="linux_cyclictest.")
     ctargs, cap = cyclictest_args(args, seconds)
     host_ctargs, host_cap = cyclictest_args(args, host_seconds)

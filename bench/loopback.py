@@ -220,11 +220,9 @@ def run(args, new_result):
               "housekeeping_cpu": args.housekeeping_cpu, "measure_cpu": args.measure_cpu}
     res = new_result(config)
     dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
-    if not os.access(dp, os.X_OK):
-        return benchlib.skip(res, f"{dp} not built (libdpdk-dev missing at configure time: scripts/deps.sh dataplane)")
-    why = benchlib.need(args.testpmd, "taskset", "stdbuf")
-    if why:
-        return benchlib.skip(res, why)
+    missing = benchlib.need_built(args, dp) or benchlib.need(args.testpmd, "taskset", "stdbuf")
+    if missing:
+        return benchlib.skip(res, missing)
     if args.housekeeping_cpu == args.measure_cpu:
         res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
 

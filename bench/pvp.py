@@ -226,23 +226,20 @@ def run(args, new_result):
                   latency_histogram="1 us buckets to 10 ms + overflow; min/avg/max exact")
     res = new_result(config)
     dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
-    if not os.access(dp, os.X_OK):
-        return benchlib.skip(res, f"{dp} not built (libdpdk-dev missing at configure time: scripts/deps.sh dataplane)")
-    if not os.path.exists("/dev/kvm"):
-        return benchlib.skip(res, "/dev/kvm does not exist")
-    if not os.path.exists(p["guest"]):
-        return benchlib.skip(res, f"{p['guest']} not built")
-    why = benchlib.need("taskset")
-    if why:
-        return benchlib.skip(res, why)
+    missing = (benchlib.need_built(args, dp) or benchlib.need_kvm() or benchlib.need_built(args, p["guest"])
+               or benchlib.need("taskset"))
+    if missing:
+        return benchlib.skip(res, missing)
 
     benchlib.note_host_load(res, NAME, [args.housekeeping_cpu, args.measure_cpu])
     docs, skipped = {}, {}
     tmp = tempfile.mkdtemp(prefix="rtvmm-pvp.")
     try:
         for mon in monitors:
-            if mon == "qemu" and benchlib.need(args.qemu):
-                skipped[mon] = benchlib.need(args.qemu)
+            missing = benchlib.need(args.qemu) if mon == "qemu" else None
+            if missing:
+                skipped[mon] = missing.reason
+                benchlib.skip_part(res, mon, missing)
                 continue
             benchlib.log(NAME, f"{mon}: guest + generator ({', '.join(p['sizes'])} B)")
             t0 = time.monotonic()

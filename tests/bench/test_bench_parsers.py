@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Checks the parsers of bench/linux_cyclictest.py and bench/boot.py on fixed inputs, and the
-cyclictest initramfs of scripts/mkinitramfs.sh --cyclictest. No KVM needed.
+"""Checks the parsers of bench/linux_cyclictest.py and bench/boot.py on fixed inputs, the
+cyclictest initramfs of scripts/mkinitramfs.sh --cyclictest, the Linux kernel resolver, and
+the skip records of benchlib with their re-check in tests/integration/bench_quick.py.
+No KVM needed.
 
 Usage: tests/bench/test_bench_parsers.py [-v]"""
+import argparse
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -106,6 +112,167 @@ class CyclictestInitramfs(unittest.TestCase):
 
     def test_plain_archive_has_no_cyclictest(self):
         self.assertNotIn("usr/bin/cyclictest", self.listing())
+
+
+def load_bench_quick():
+    spec = importlib.util.spec_from_file_location(
+        "bench_quick", os.path.join(ROOT, "tests", "integration", "bench_quick.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class SkipRecords(unittest.TestCase):
+    """A skip carries a fact (kind, subject) that bench_quick.py checks again on the host."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.build = os.path.realpath(self.tmp.name)
+        self.args = argparse.Namespace(build=self.build, quick=True)
+        self.quick = load_bench_quick()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def doc(self, missing):
+        res = benchlib.new_result("boot", self.args, {})
+        res.pop("_t0")
+        res["duration_s"] = 0.0
+        return benchlib.skip(res, missing)
+
+    def test_missing_program_is_recorded_and_holds(self):
+        d = self.doc(benchlib.need("sh", "rtvmm-no-such-program"))
+        self.assertEqual((d["status"], d["skip"]), ("skipped", {"kind": "program",
+                                                                "subject": "rtvmm-no-such-program"}))
+        self.assertIn("rtvmm-no-such-program not found", d["reason"])
+        self.assertTrue(self.quick.skip_holds(d["skip"], self.build)[0])
+
+    def test_a_program_that_is_there_is_a_false_reason(self):
+        self.assertIsNone(benchlib.need("sh"))
+        ok, how = self.quick.skip_holds({"kind": "program", "subject": "sh"}, self.build)
+        self.assertFalse(ok)
+        self.assertIn(shutil.which("sh"), how)
+
+    def test_unbuilt_file_holds_only_inside_the_build_directory(self):
+        absent = os.path.join(self.build, "dataplane", "rtvmm-dataplane")
+        m = benchlib.need_built(self.args, absent)
+        self.assertEqual(m.record(), {"kind": "build", "subject": absent})
+        self.assertIn("libdpdk-dev", m.reason)
+        self.assertTrue(self.quick.skip_holds(m.record(), self.build)[0])
+        present = os.path.join(self.build, "rtvmm")
+        open(present, "w").close()
+        self.assertIsNone(benchlib.need_built(self.args, present))
+        self.assertFalse(self.quick.skip_holds({"kind": "build", "subject": present}, self.build)[0])
+        self.assertFalse(self.quick.skip_holds({"kind": "build", "subject": "/nonexistent"}, self.build)[0])
+
+    def test_root_and_kvm_records(self):
+        root = benchlib.need_root("SCHED_FIFO")
+        self.assertEqual(root is None, os.geteuid() == 0)
+        self.assertEqual(self.quick.skip_holds({"kind": "root", "subject": None}, self.build)[0],
+                         os.geteuid() != 0)
+        dev = os.path.join(self.build, "no-kvm")
+        self.assertEqual(benchlib.need_kvm(dev).record(), {"kind": "kvm", "subject": dev})
+        with open(os.path.join(self.build, "rtvmm"), "w") as f:   # kvm-host fails too
+            f.write("#!/bin/sh\necho 'rtvmm: cannot open' >&2\nexit 1\n")
+        os.chmod(os.path.join(self.build, "rtvmm"), 0o755)
+        self.assertTrue(self.quick.skip_holds({"kind": "kvm", "subject": dev}, self.build)[0])
+
+    def test_a_whole_or_partial_skip_passes_only_when_it_holds_and_never_under_ci(self):
+        d = self.doc(benchlib.need("rtvmm-no-such-program"))
+        self.quick.CI = False
+        self.assertEqual(self.quick.check_skips(d, self.build), set())
+        d["skip"] = {"kind": "program", "subject": "sh"}
+        self.assertRaises(AssertionError, self.quick.check_skips, d, self.build)
+        part = {"status": "ok", "benchmark": "pvp", "skipped_parts": []}
+        benchlib.skip_part(part, "qemu", benchlib.need("rtvmm-no-such-qemu"))
+        self.assertEqual(self.quick.check_skips(part, self.build), {"qemu"})
+        self.quick.CI = True
+        self.assertRaises(AssertionError, self.quick.check_skips, part, self.build)
+
+    def test_unrecorded_or_unknown_skips_do_not_hold(self):
+        for rec in (None, {"kind": "weather", "subject": "rain"}, {"kind": "program", "subject": None}):
+            self.assertFalse(self.quick.skip_holds(rec, self.build)[0], rec)
+
+    def test_schema_wants_the_record_of_a_skip(self):
+        import jsonschema
+        from referencing import Registry, Resource
+        with open(os.path.join(ROOT, "bench", "schema", "benchmark.schema.json")) as f:
+            bench = json.load(f)
+        v = jsonschema.Draft202012Validator(
+            bench, registry=Registry().with_resources([(bench["$id"], Resource.from_contents(bench))]))
+        d = self.doc(benchlib.need("rtvmm-no-such-program"))
+        v.validate(d)
+        d["skip"] = None
+        self.assertFalse(v.is_valid(d))
+        d["skip"] = {"kind": "weather", "subject": "rain"}
+        self.assertFalse(v.is_valid(d))
+        ok = benchlib.new_result("boot", self.args, {})
+        ok.pop("_t0")
+        ok["duration_s"] = 0.0
+        benchlib.skip_part(ok, "qemu", benchlib.need("rtvmm-no-such-qemu"))
+        v.validate(ok)
+        self.assertEqual(ok["skipped_parts"][0]["part"], "qemu")
+
+
+class KernelResolver(unittest.TestCase):
+    """benchlib.linux_kernel: --kernel, then $RTVMM_TEST_KERNEL, then the host decides."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def touch(self, *parts):
+        path = os.path.join(self.d, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").close()
+        return path
+
+    def test_stock_package_tree_gives_modules_and_no_vmlinux(self):
+        vmlinuz = self.touch("pkg", "boot", "vmlinuz-6.1.0-9-amd64")
+        os.makedirs(os.path.join(self.d, "pkg", "lib", "modules", "6.1.0-9-amd64"))
+        k, why = benchlib.linux_kernel("/nonexistent/rtvmm", vmlinuz)
+        self.assertIsNone(why)
+        self.assertEqual((k.bzimage, k.vmlinux, k.modules), (vmlinuz, None, os.path.join(self.d, "pkg")))
+
+    def test_built_kernel_has_its_sibling_vmlinux_and_no_modules(self):
+        bz = self.touch("build", "bzImage")
+        vmlinux = self.touch("build", "vmlinux")
+        with mock.patch.dict(os.environ, {"RTVMM_TEST_KERNEL": bz}):
+            k, why = benchlib.linux_kernel("/nonexistent/rtvmm")
+        self.assertEqual((k.bzimage, k.vmlinux, k.modules), (bz, vmlinux, None))
+        self.assertIn("RTVMM_TEST_KERNEL", k.origin)
+
+    def test_option_wins_over_environment_and_a_missing_file_says_so(self):
+        bz = self.touch("a", "bzImage")
+        with mock.patch.dict(os.environ, {"RTVMM_TEST_KERNEL": "/nonexistent/bzImage"}):
+            self.assertEqual(benchlib.linux_kernel("/nonexistent/rtvmm", bz)[0].bzimage, bz)
+            k, why = benchlib.linux_kernel("/nonexistent/rtvmm")
+        self.assertIsNone(k)
+        self.assertIn("/nonexistent/bzImage is not a file", why)
+
+    def test_a_pvm_host_wants_the_built_kernel(self):
+        calls = []
+
+        def script(name, *argv):
+            calls.append(name)
+            return (None, "no build") if name == "build-kernel.sh" else (self.touch("x"), None)
+        env = {k: v for k, v in os.environ.items() if k != "RTVMM_TEST_KERNEL"}
+        with mock.patch.dict(os.environ, env, clear=True), \
+                mock.patch.object(benchlib, "_script", script), \
+                mock.patch.object(benchlib, "kvm_host", lambda r: "kvm_pvm /dev/kvm api 12 max_vcpus 255"):
+            k, why = benchlib.linux_kernel("rtvmm")
+        self.assertIsNone(k)
+        self.assertIn("scripts/build-kernel.sh builds it", why)
+        self.assertEqual(calls, ["build-kernel.sh"])
+        with mock.patch.dict(os.environ, env, clear=True), \
+                mock.patch.object(benchlib, "_script", script), \
+                mock.patch.object(benchlib, "kvm_host", lambda r: "kvm_amd /dev/kvm api 12 max_vcpus 255"):
+            k, why = benchlib.linux_kernel("rtvmm")
+        self.assertEqual(calls, ["build-kernel.sh", "fetch-kernel.sh"])
+        self.assertIn("stock", k.origin)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,18 @@ figures, peers, placements, histograms and series it promises, the goals gathere
 plots produced as SVG, summary.md naming every benchmark, and bench/report.py regenerating
 the same report from results.json. It asserts structure, not speed.
 
+A benchmark may be skipped (or a part of it, such as pvp's QEMU peer) only for a fact about
+this host that is checked here again: its document's "skip" {kind, subject} (bench/benchlib.py
+SKIP_KINDS) must hold now, by this script's own test of it:
+    program  SUBJECT is not on PATH
+    kvm      SUBJECT cannot be opened read-write and `rtvmm kvm-host --kvm SUBJECT` fails
+    root     this runs without root
+    build    SUBJECT, a file inside BUILD_DIR, does not exist
+A skip of another kind, with no record, or whose fact is false fails the test; the checks of
+what a skipped benchmark (part) would have measured are then left out. Under CI=true every
+skip fails: CI installs every peer and has KVM. The test itself skips (exit 77; fails under
+CI) when it cannot run the suite at all: not root, or no usable KVM.
+
 Usage: bench_quick.py BUILD_DIR [OUT_DIR]
 """
 import json
@@ -59,8 +71,12 @@ EXPECT = {
         "peer_figures": ["boot_first_output", "rss_overhead_mib"],
     },
 }
-PLOTS = ["timer_latency-hist", "timer_latency-cdf", "cyclictest-hist", "cyclictest-cdf",
-         "pvp_rtt-hist", "pvp_ndr", "loopback_mpps-compare", "pio_round_trip-compare"]
+# Plots the report must draw, and the benchmark that provides each.
+PLOTS = {"timer_latency-hist": "timer_latency", "timer_latency-cdf": "timer_latency",
+         "cyclictest-hist": "linux_cyclictest", "cyclictest-cdf": "linux_cyclictest",
+         "pvp_rtt-hist": "pvp", "pvp_ndr": "pvp", "loopback_mpps-compare": "loopback",
+         "pio_round_trip-compare": "exit_cost"}
+CI = os.environ.get("CI") == "true"
 
 
 def check(cond, what):
@@ -68,14 +84,63 @@ def check(cond, what):
         raise AssertionError(what)
 
 
+def skip_holds(skip, build):
+    """(True, how it was checked) when the skip record SKIP {kind, subject} is a fact on this
+    host now, else (False, why not). Each kind is tested here on its own, not by benchlib."""
+    if not isinstance(skip, dict):
+        return False, "no machine-checkable record (want skip: {kind, subject})"
+    kind, subject = skip.get("kind"), skip.get("subject")
+    if kind == "program":
+        if not subject:
+            return False, "program: no program named"
+        found = shutil.which(subject)
+        return (found is None, f"{subject} is not on PATH" if found is None else f"{subject} is {found}")
+    if kind == "kvm":
+        if not subject:
+            return False, "kvm: no device named"
+        usable = os.access(subject, os.R_OK | os.W_OK)
+        probe = subprocess.run([os.path.join(build, "rtvmm"), "kvm-host", "--kvm", subject],
+                               capture_output=True, text=True)
+        said = (probe.stdout or probe.stderr).strip()
+        if usable or probe.returncode == 0:
+            return False, f"{subject} is {'usable' if usable else 'not usable'}; rtvmm kvm-host: {said}"
+        return True, f"{subject} cannot be opened read-write; rtvmm kvm-host: {said}"
+    if kind == "root":
+        euid = os.geteuid()
+        return (euid != 0, f"running with euid {euid}")
+    if kind == "build":
+        if not subject or os.path.commonpath([os.path.abspath(subject), build]) != build:
+            return False, f"build: {subject!r} is not a file of the build directory {build}"
+        return (not os.path.exists(subject),
+                f"{subject} {'exists' if os.path.exists(subject) else 'does not exist'}")
+    return False, f"unknown kind {kind!r}"
+
+
+def check_skips(d, build):
+    """Checks every skip of document D (whole or of parts); returns the parts left out."""
+    name = d["benchmark"]
+    records = ([(None, d.get("skip"), d.get("reason"))] if d["status"] == "skipped" else [])
+    records += [(p.get("part"), p, p.get("reason")) for p in d.get("skipped_parts", [])]
+    for part, rec, reason in records:
+        what = f"{name}{' ' + part if part else ''}"
+        check(not CI, f"{what}: skipped under CI=true (CI installs everything and has KVM): {reason}")
+        ok, how = skip_holds(rec, build)
+        check(ok, f"{what}: skipped for a reason that does not hold here: {reason!r} ({how})")
+        print(f"{what}: skipped, and the reason holds ({how}): {reason}")
+    return {p for p, _, _ in records if p}
+
+
 def validator():
-    schemas = [json.load(open(os.path.join(BENCH, "schema", n)))
-               for n in ("benchmark.schema.json", "results.schema.json")]
+    schemas = []
+    for n in ("benchmark.schema.json", "results.schema.json"):
+        with open(os.path.join(BENCH, "schema", n)) as f:
+            schemas.append(json.load(f))
     reg = Registry().with_resources([(s["$id"], Resource.from_contents(s)) for s in schemas])
     return jsonschema.Draft202012Validator(schemas[1], registry=reg)
 
 
-def check_benchmark(d):
+def check_benchmark(d, left_out=()):
+    """Checks what a benchmark that ran promises; LEFT_OUT: subjects whose part was skipped."""
     name = d["benchmark"]
     exp = EXPECT[name]
     check(d["status"] == "ok", f"{name}: status {d['status']}: {d.get('reason')}")
@@ -84,6 +149,8 @@ def check_benchmark(d):
         check(p["cpus"], f"{name}: {p['subject']} {p['thread']}: no cpus")
     figs = d["results"]
     for fname, subject in exp["figures"]:
+        if subject in left_out:
+            continue
         hit = [f for f in figs if f["name"] == fname and f["subject"] == subject]
         check(hit, f"{name}: no figure {fname} for {subject}")
         check(all(isinstance(f["value"], (int, float)) and f["value"] >= 0 for f in hit),
@@ -119,6 +186,16 @@ def check_benchmark(d):
 
 def main():
     build = os.path.abspath(sys.argv[1])
+    cannot = ("the suite needs root" if os.geteuid() != 0 else None)
+    if not cannot:
+        probe = subprocess.run([os.path.join(build, "rtvmm"), "kvm-host"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            cannot = f"no usable KVM: {probe.stderr.strip()}"
+    if cannot:
+        if CI:
+            raise AssertionError(f"cannot run the suite under CI=true: {cannot}")
+        print(f"SKIP: {cannot}")
+        sys.exit(77)
     out = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="rtvmm-bench-quick-")
     shutil.rmtree(out, ignore_errors=True)
     cmd = [os.path.join(BENCH, "rtvmm-bench"), "--quick", "--build", build, "--out", out]
@@ -136,28 +213,38 @@ def main():
     check(results["quick"] is True, "results.json: quick is not set")
     names = [d["benchmark"] for d in results["benchmarks"]]
     check(names == list(EXPECT), f"benchmarks {names}, want {list(EXPECT)}")
+    ran = set()
     for d in results["benchmarks"]:
-        check_benchmark(d)
-    check(len(results["goals"]) >= sum(e.get("goal_ratios", 0) for e in EXPECT.values()),
+        left_out = check_skips(d, build)
+        if d["status"] != "skipped":
+            check_benchmark(d, left_out)
+            ran.add(d["benchmark"])
+    check(len(results["goals"]) >= sum(e.get("goal_ratios", 0) for n, e in EXPECT.items() if n in ran),
           "goals not gathered into results.json")
     plots = results["plots"]
-    for p in PLOTS:
-        check(f"plots/{p}.svg" in plots, f"plot {p}.svg missing from {plots}")
+    for p, owner in PLOTS.items():
+        if owner in ran:
+            check(f"plots/{p}.svg" in plots, f"plot {p}.svg missing from {plots}")
     for p in plots:
         with open(os.path.join(out, p), "rb") as f:
             head = f.read(200)
         check(b"<svg" in head or b"<?xml" in head, f"{p}: not an SVG")
     summary = open(os.path.join(out, "summary.md")).read()
-    for n in names:
-        check(f"## {n} (ok)" in summary, f"summary.md: no section for {n}")
+    for d in results["benchmarks"]:
+        n, st = d["benchmark"], d["status"]
+        check(f"## {n} ({st})" in summary, f"summary.md: no section for {n} ({st})")
+        if st == "skipped":
+            check(f"Reason: {d['reason']}" in summary, f"summary.md: {n} skipped without its reason")
     check("## Goals" in summary, "summary.md: no goals section")
     for p in plots:
         check(f"]({p})" in summary, f"summary.md does not show {p}")
     before = open(os.path.join(out, "results.json")).read()
     subprocess.run([os.path.join(BENCH, "report.py"), out], check=True, stdout=subprocess.DEVNULL)
     check(open(os.path.join(out, "results.json")).read() == before, "report.py changed results.json")
-    print(f"bench quick: {len(names)} benchmarks, {len(plots)} plots, "
-          f"{len(results['goals'])} goals, {results['duration_s']:.0f} s; report in {out}")
+    skipped = [n for n in names if n not in ran]
+    print(f"bench quick: {len(names)} benchmarks, {len(ran)} ran"
+          f"{' (skipped for reasons that hold: ' + ', '.join(skipped) + ')' if skipped else ''}, "
+          f"{len(plots)} plots, {len(results['goals'])} goals, {results['duration_s']:.0f} s; report in {out}")
 
 
 if __name__ == "__main__":
