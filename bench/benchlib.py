@@ -322,6 +322,13 @@ class LinuxKernel:
                 "kernel_origin": self.origin}
 
 
+def linux_cmdline(rtvmm):
+    """The Linux guest's command-line options for this KVM host (guest/linux/cmdline.sh: the PVM
+    workarounds only on kvm_pvm)."""
+    return subprocess.check_output([os.path.join(ROOT, "guest", "linux", "cmdline.sh"), rtvmm],
+                                   text=True).strip()
+
+
 def kvm_host(rtvmm):
     """What `rtvmm kvm-host` says of this host ("kvm_amd /dev/kvm api 12 ..."), or None."""
     try:

@@ -255,9 +255,8 @@ def bare_metal(args, res, rtvmm, elf, runs):
 
 def linux(args, res, rtvmm, kernel, initrd, runs):
     """Part 2: Linux boot stages, rtvmm (bzImage) vs QEMU (PVH vmlinux, or the same bzImage)."""
-    with open(os.path.join(benchlib.ROOT, "guest", "linux", "cmdline")) as f:
-        cmdline = (f"console=ttyS0 earlyprintk=serial,ttyS0 {f.read().strip()} "
-                   "rtvmm.test=poweroff panic=-1")
+    cmdline = (f"console=ttyS0 earlyprintk=serial,ttyS0 {benchlib.linux_cmdline(rtvmm)} "
+               "rtvmm.test=poweroff panic=-1")
     mem, vcpus = args.linux_memory_mib, args.linux_vcpus
     cmd = {"rtvmm": [rtvmm, "run", "--kernel", kernel.bzimage, "--initrd", initrd,
                      "--vcpus", str(vcpus), "--memory", f"{mem}M", "--cmdline", cmdline]}

@@ -160,8 +160,7 @@ def run(args, new_result):
         return benchlib.fail(res, f"no Linux kernel to boot: {why}")
     kernel = lk.bzimage
     initrd = args.initrd or benchlib.mkinitramfs("initramfs-bench", "--cyclictest")
-    with open(os.path.join(benchlib.ROOT, "guest", "linux", "cmdline")) as f:
-        cmdline = f"console=ttyS0 {f.read().strip()} panic=-1 rtvmm.test=cyclictest"
+    cmdline = f"console=ttyS0 {benchlib.linux_cmdline(rtvmm)} panic=-1 rtvmm.test=cyclictest"
     config.update(lk.config(), initrd=os.path.abspath(initrd), cmdline=cmdline)
     benchlib.log(NAME, f"Linux: {lk.origin}")
     outdir = args.outdir or tempfile.mkdtemp(prefix="linux_cyclictest.")
