@@ -214,14 +214,19 @@ testpmd)
 testpmd-restart)
 	tp_start testpmd1
 	# Pings, one per 10 ms, 100 ms each to answer: testpmd is killed (-9) after 1 s and started
-	# again; rtvmm reconnects and sets the rings up again from the used indexes. The guest pings
-	# for 5 s, or for three times testpmd's start-up where that is longer (on a slow host such as
-	# scripts/kvmbox, DPDK takes tens of seconds to start), so that the restart happens mid-run.
-	count=$(( tp_start_s * 300 + 500 > 500 ? tp_start_s * 300 + 500 : 500 ))
-	guest_timeout=$((60 + count / 50))
-	log "the guest pings $count times (limit $guest_timeout s)"
+	# again; rtvmm reconnects and sets the rings up again from the used indexes. The run lasts
+	# 5 s, or three times testpmd's start-up T where that is longer, so that the restart falls
+	# mid-run; and where T is long (tens of seconds in scripts/kvmbox, where DPDK starts slowly)
+	# the pings are spaced T/128 apart, so that those sent during the outage fill at most half
+	# the guest's 256-entry tx ring. Natively that is the plain 500 pings 10 ms apart.
+	T=$tp_start_s
+	interval_us=$((T * 1000000 / 128 > 10000 ? T * 1000000 / 128 : 10000))
+	run_s=$((3 * T > 5 ? 3 * T : 5))
+	count=$((run_s * 1000000 / interval_us > 500 ? run_s * 1000000 / interval_us : 500))
+	guest_timeout=$((60 + 2 * run_s))   # the guest's own limit for its run: 15 s less
+	log "the guest pings $count times, $interval_us us apart (limit $guest_timeout s)"
 	rtvmm_guest restart "$tmp/t.sock" "$mac_ping" \
-		"test=net net=ping peer=02:00:00:00:00:02 count=$count interval_us=10000 timeout_ms=100 min=250"
+		"test=net net=ping peer=02:00:00:00:00:02 count=$count interval_us=$interval_us timeout_ms=100 min=$((count / 2)) limit_ms=$(((guest_timeout - 15) * 1000))"
 	wait_line "$tmp/restart.log" "rtvmm-guest: net: ping at cpl3" 30 "$guest_pid"
 	sleep 1
 	kill -9 "$tp_pid"
