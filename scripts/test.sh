@@ -58,7 +58,7 @@ if stock_dir=$(scripts/fetch-kernel.sh --print-dir); then
 	export RTVMM_TEST_STOCK_KERNEL=$stock RTVMM_TEST_KERNEL=$stock
 	initrd_opts=(--modules "$stock_dir:virtio_pci,virtio_net")
 fi
-if [[ $kind == kvm_pvm ]] && dir=$(scripts/build-kernel.sh --print-dir); then
+if [[ $kind == kvm_pvm ]] && scripts/deps.sh kernel && dir=$(scripts/build-kernel.sh --print-dir); then
 	export RTVMM_TEST_KERNEL=$dir/bzImage
 	initrd_opts=()
 fi
