@@ -17,7 +17,7 @@
 #include <strings.h>
 #include <yaml.h>
 
-#include "vmm/size.h"
+#include "base/size.h"
 
 #define MAX_VCPUS    254           /* xAPIC ids, as `rtvmm run --vcpus` */
 #define MAX_QUEUES   16            /* queue pairs per vhost-user NIC */

@@ -5,7 +5,7 @@
 #include <sched.h>
 
 #include "config/plan.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 /*
  * Parses and type-checks `path` into `p`. On error returns -errno (-EINVAL

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define DP_MAX_PORTS      32       /* RTE_MAX_ETHPORTS in Debian's build */
 #define DP_MAX_QUEUES     16       /* queue pairs per port */

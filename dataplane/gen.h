@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define GEN_MAX_SIZES      8
 #define GEN_MIX_LEN        12      /* frames in one round of a size mix */

@@ -36,7 +36,7 @@
 
 #include <jansson.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 struct dp;
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #include "config/plan.h"
-#include "vmm/err.h"
+#include "base/err.h"
 #include "vmm/guest_mem.h"
 
 /*

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define TOPO_PAGE_SIZES 3          /* indexed by enum plan_page_size: 4K, 2M, 1G */
 

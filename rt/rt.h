@@ -7,7 +7,7 @@
 #include <sys/types.h>
 
 #include "config/plan.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 /* Pins thread `tid` to s->cpus (if non-empty) and sets its policy/priority. */
 int rt__apply(pid_t tid, const struct plan_sched *s, struct err *e);

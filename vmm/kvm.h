@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 struct kvm {
 	int fd;

@@ -10,7 +10,7 @@
 #include "config/plan.h"
 #include "vmm/bus.h"
 #include "vmm/device.h"
-#include "vmm/err.h"
+#include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/irq.h"
 #include "vmm/kvm.h"
@@ -81,7 +81,7 @@ struct vm {
 	bool verbose;
 };
 
-/* Builds the whole VM from `cfg` (the composition root, vmm/builder.c). */
+/* Builds the whole VM from `cfg` (the composition root, app/builder.c). */
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e);
 
 /* Creates the KVM VM object and empty buses. */

@@ -42,7 +42,7 @@
 #include <unistd.h>
 
 #include "config/plan.h"
-#include "vmm/err.h"
+#include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"

@@ -25,7 +25,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/e820.h"

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "vmm/size.h"
+#include "base/size.h"
 
 static void test_size_plain_number_is_bytes(void **state)
 {

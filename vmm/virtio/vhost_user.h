@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 #include "vmm/guest_mem.h"
 
 /* Requests (front-end message types). */

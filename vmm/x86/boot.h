@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 #include "vmm/guest_mem.h"
 
 /* How to enter a bzImage. */

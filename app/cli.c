@@ -1,4 +1,4 @@
-#include "vmm/cli.h"
+#include "app/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,7 +15,7 @@
 #include "numa/mem.h"
 #include "numa/topology.h"
 #include "vmm/kvm.h"
-#include "vmm/size.h"
+#include "base/size.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/pci.h"
 #include "vmm/vm.h"

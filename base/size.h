@@ -1,6 +1,6 @@
 /* Memory sizes as users write them: 512M, 2G, 1GiB, 4096K, 268435456. */
-#ifndef RTVMM_SIZE_H
-#define RTVMM_SIZE_H
+#ifndef RTVMM_BASE_SIZE_H
+#define RTVMM_BASE_SIZE_H
 
 #include <stdint.h>
 

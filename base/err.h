@@ -1,6 +1,6 @@
 /* Error detail: library code records what failed; the edge (CLI) prints it once. */
-#ifndef RTVMM_ERR_H
-#define RTVMM_ERR_H
+#ifndef RTVMM_BASE_ERR_H
+#define RTVMM_BASE_ERR_H
 
 #include <stdarg.h>
 

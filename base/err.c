@@ -1,4 +1,4 @@
-#include "vmm/err.h"
+#include "base/err.h"
 
 #include <stdio.h>
 

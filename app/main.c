@@ -1,4 +1,4 @@
-#include "vmm/cli.h"
+#include "app/cli.h"
 
 int main(int argc, char **argv)
 {
