@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rt/rt.h"
+#include "app/builder.h"
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/hw/console.h"
 #include "vmm/hw/i8042.h"
@@ -95,16 +95,16 @@ static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct er
 
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
+	struct vm_hooks hooks = cfg->placement ? placement__hooks(cfg->placement) : (struct vm_hooks){ 0 };
 	struct boot_config boot = cfg->boot;
 	int64_t rsdp;
 	int err;
 
-	/* 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86. */
-	err = vm__create(vm, cfg->kvm_path, e);
+	/* 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86; placement's hooks. */
+	err = vm__create(vm, cfg->kvm_path, &hooks, e);
 	if (err)
 		return err;
 	vm->verbose = cfg->verbose;
-	vm->plan = cfg->plan;
 
 	if (cfg->mem_size < VM_MIN_MEMORY)
 		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
@@ -122,8 +122,8 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	 * created from here on (console, vCPUs) inherits that affinity, and vCPU
 	 * threads then move themselves to their own cpus before entering the guest.
 	 */
-	if (cfg->plan && CPU_COUNT(&cfg->plan->emulator.cpus) > 0) {
-		err = rt__apply(0, &cfg->plan->emulator, e);
+	if (cfg->placement) {
+		err = placement__pin_emulator(cfg->placement, e);
 		if (err)
 			return err;
 	}
@@ -132,7 +132,7 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	 * 3. Guest RAM: one MAP_SHARED memfd (hugetlb, bound to a node, prefaulted
 	 * when the plan says so), split around the PCI hole, registered as memslots.
 	 */
-	err = vm__setup_memory(vm, cfg->mem_size, cfg->plan ? &cfg->plan->memory : NULL, e);
+	err = vm__setup_memory(vm, cfg->mem_size, e);
 	if (err)
 		return err;
 

@@ -10,12 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/builder.h"
+#include "base/size.h"
 #include "config/check.h"
 #include "config/parse.h"
 #include "numa/mem.h"
 #include "numa/topology.h"
 #include "vmm/kvm.h"
-#include "base/size.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/pci.h"
 #include "vmm/vm.h"
@@ -99,11 +100,13 @@ static const char *stop_name(enum vm_stop_reason r)
 /* "node 0: 16384 pages" from move_pages(2), or why it is unknown (pages not touched yet). */
 static const char *placement_text(const struct vm *vm, char *buf, size_t len)
 {
+	struct numa_mem ram = { .fd = vm->mem.fd, .base = vm->mem.base, .size = vm->mem.size,
+				.page_size = vm->mem.page_size };
 	struct numa_placement p;
 	size_t off = 0;
 	unsigned n;
 
-	if (numa_mem__placement(&vm->mem, &p) < 0)
+	if (numa_mem__placement(&ram, &p) < 0)
 		return "placement unknown";
 	for (n = 0; n < p.nr_nodes && n < sizeof(p.pages_per_node) / sizeof(p.pages_per_node[0]); n++)
 		if (p.pages_per_node[n] && off < len)
@@ -391,7 +394,6 @@ static void config_from_plan(struct vm_config *cfg, const struct plan_vm *vm)
 		cfg->boot.cmdline = vm->cmdline;
 	cfg->nr_vcpus = vm->nr_vcpus;
 	cfg->mem_size = vm->memory.size;
-	cfg->plan = vm;
 	cfg->nics = vm->nics;
 	cfg->nr_nics = vm->nr_nics;
 }
@@ -407,6 +409,7 @@ static int cmd_run(int argc, char **argv)
 		.console_out = STDOUT_FILENO,
 	};
 	static struct run_args ra;
+	struct placement placement;
 	struct plan plan = { 0 };
 	struct timespec t0;
 	struct err e = { 0 };
@@ -431,6 +434,8 @@ static int cmd_run(int argc, char **argv)
 			return 1;
 		}
 		config_from_plan(&cfg, pvm);
+		placement__init(&placement, pvm);
+		cfg.placement = &placement;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* A closed console reader must not kill the monitor: the UART counts the lost bytes. */
@@ -441,15 +446,22 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (vm__build(&vm, &cfg, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg[0] ? e.msg : strerror(-e.code));
-		vm__destroy(&vm);
-		plan__free(&plan);
-		return 1;
+		status = 1;
+		goto out_destroy;
 	}
 	report_build(&vm, &cfg, seconds_since(&t0));
+	if (cfg.placement && placement__before_run(cfg.placement, &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		status = 1;
+		goto out_destroy;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	status = vm__run(&vm);
 	report_stop(&vm, seconds_since(&t0));
+out_destroy:
 	vm__destroy(&vm);
+	if (cfg.placement)
+		placement__fini(cfg.placement);
 	plan__free(&plan);
 	return status;
 }

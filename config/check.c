@@ -4,6 +4,7 @@
  * what a check needs (no hugepage or isolation info, a machine without a
  * second node or 1G pages) the finding says so instead of passing silently.
  */
+#include "base/cpus.h"
 #include "config/check.h"
 
 #include <errno.h>
@@ -79,7 +80,7 @@ void findings__free(struct findings *f)
 
 static const char *cpus_str(const cpu_set_t *s, char *buf, unsigned len)
 {
-	plan__format_cpus(s, buf, len);
+	cpus__format(s, buf, len);
 	if (!buf[0])
 		snprintf(buf, len, "none");
 	return buf;
@@ -143,9 +144,9 @@ static unsigned line_of(const struct plan_loc *loc, const struct plan_loc *fallb
 	return loc->line ? loc->line : fallback ? fallback->line : 0;
 }
 
-static bool is_rt(enum plan_policy p)
+static bool is_rt(enum rt_policy p)
 {
-	return p == PLAN_POLICY_FIFO || p == PLAN_POLICY_RR;
+	return p == RT_POLICY_FIFO || p == RT_POLICY_RR;
 }
 
 static int single_cpu(const cpu_set_t *s)
@@ -184,7 +185,7 @@ struct thr {
 	enum thr_kind kind;
 	int vm;                    /* VM index, -1 for host threads */
 	bool rt;                   /* FIFO/RR vCPU or a dataplane poll core */
-	enum plan_policy policy;
+	enum rt_policy policy;
 	int priority;
 	cpu_set_t cpus;
 	unsigned line;
@@ -230,7 +231,7 @@ static int build_threads(const struct plan *p, struct thrs *ts)
 			key_of(&s->loc, fb, NULL, x->key, sizeof(x->key));
 			if (x->rt)
 				snprintf(x->label, sizeof(x->label), "vm '%s' vcpu %u (%s %d)",
-					 vm->name, j, plan__policy_name(s->policy), s->priority);
+					 vm->name, j, rt__policy_name(s->policy), s->priority);
 			else
 				snprintf(x->label, sizeof(x->label), "vm '%s' vcpu %u", vm->name, j);
 		}
@@ -303,13 +304,13 @@ static void check_priority(struct ctx *c, const struct plan_sched *s, const stru
 
 	if (is_rt(s->policy) && s->priority >= 1 && s->priority <= 99)
 		return;
-	if (s->policy == PLAN_POLICY_OTHER && s->priority == 0)
+	if (s->policy == RT_POLICY_OTHER && s->priority == 0)
 		return;
 	key_of(&s->loc, fbkey, "priority", key, sizeof(key));
 	snprintf(v, sizeof(v), "%d", s->priority);
 	if (is_rt(s->policy))
 		add(c, FINDING_ERROR, "priority-range", line_of(&s->loc, fb), key, v,
-		    "%s: %s priority %d is out of range 1..99", what, plan__policy_name(s->policy),
+		    "%s: %s priority %d is out of range 1..99", what, rt__policy_name(s->policy),
 		    s->priority);
 	else
 		add(c, FINDING_ERROR, "priority-range", line_of(&s->loc, fb), key, v,
@@ -348,22 +349,22 @@ static void check_vm_memory(struct ctx *c, unsigned i)
 		    "vm '%s': NUMA node %d does not exist on %s, which has %s", vm->name, m->node,
 		    t->source, nodes_str(t, ns, sizeof(ns)));
 	}
-	if (m->page_size != PLAN_PAGE_4K && t->page_sizes_known &&
+	if (m->page_size != PAGE_4K && t->page_sizes_known &&
 	    !t->page_size_supported[m->page_size]) {
 		add(c, FINDING_ERROR, "page-size-unsupported", line,
 		    key_of(&m->loc, fb, "page_size", key, sizeof(key)),
-		    plan__page_size_name(m->page_size),
+		    page_size__name(m->page_size),
 		    "vm '%s': %s hugepages are not supported on %s (no %s pages in the kernel: "
 		    "the CPU lacks them or hugepagesz= was not given)%s", vm->name,
-		    plan__page_size_name(m->page_size), t->source,
-		    plan__page_size_name(m->page_size),
+		    page_size__name(m->page_size), t->source,
+		    page_size__name(m->page_size),
 		    m->allow_fallback ? "; 4K pages would be used" : "");
 	}
 }
 
 static uint64_t pages_needed(const struct plan_memory *m)
 {
-	uint64_t ps = plan__page_size_bytes(m->page_size);
+	uint64_t ps = page_size__bytes(m->page_size);
 
 	return ps ? (m->size + ps - 1) / ps : 0;
 }
@@ -386,7 +387,7 @@ static void check_hugepages(struct ctx *c)
 			const struct plan_memory *m = &vm->memory;
 			char fb[96], key[96], sz[32], where[32] = "";
 
-			if (m->page_size == PLAN_PAGE_4K ||
+			if (m->page_size == PAGE_4K ||
 			    (t->page_sizes_known && !t->page_size_supported[m->page_size]))
 				continue;
 			snprintf(fb, sizeof(fb), "vms[%u].memory", i);
@@ -398,12 +399,12 @@ static void check_hugepages(struct ctx *c)
 			    "vm '%s': cannot verify hugepages: %s has no hugepage information%s; "
 			    "it needs %" PRIu64 " free %s pages%s", vm->name, t->source,
 			    t->page_sizes_known ? "" : ", nor which page sizes the kernel supports",
-			    pages_needed(m), plan__page_size_name(m->page_size), where);
+			    pages_needed(m), page_size__name(m->page_size), where);
 		}
 		return;
 	}
 
-	used = calloc((size_t)t->nr_nodes * TOPO_PAGE_SIZES + 1, sizeof(*used));
+	used = calloc((size_t)t->nr_nodes * PAGE_SIZES + 1, sizeof(*used));
 	if (!used) {
 		c->ret = -ENOMEM;
 		return;
@@ -418,7 +419,7 @@ static void check_hugepages(struct ctx *c)
 			uint64_t need = pages_needed(m), before = 0, avail = 0, total = 0;
 			char fb[96], key[96], sz[32], where[64], others[160];
 
-			if (s == PLAN_PAGE_4K || (t->page_sizes_known && !t->page_size_supported[s]))
+			if (s == PAGE_4K || (t->page_sizes_known && !t->page_size_supported[s]))
 				continue;
 			if ((pass == 0) != (m->node >= 0))
 				continue;
@@ -427,14 +428,14 @@ static void check_hugepages(struct ctx *c)
 				if (!node)
 					continue;       /* node-missing already said */
 				ni = (unsigned)(node - t->nodes);
-				before = used[ni * TOPO_PAGE_SIZES + s];
+				before = used[ni * PAGE_SIZES + s];
 				avail = node->free_pages[s] - (before < node->free_pages[s] ?
 							       before : node->free_pages[s]);
 				total = node->total_pages[s];
 				snprintf(where, sizeof(where), "node %d", m->node);
 			} else {
 				for (n = 0; n < t->nr_nodes; n++) {
-					uint64_t u = used[n * TOPO_PAGE_SIZES + s];
+					uint64_t u = used[n * PAGE_SIZES + s];
 					uint64_t f = t->nodes[n].free_pages[s];
 
 					avail += f - (u < f ? u : f);
@@ -445,13 +446,13 @@ static void check_hugepages(struct ctx *c)
 			}
 			if (need <= avail) {
 				if (node) {
-					used[ni * TOPO_PAGE_SIZES + s] += need;
+					used[ni * PAGE_SIZES + s] += need;
 				} else {
 					/* take from nodes in order */
 					uint64_t left = need;
 
 					for (n = 0; n < t->nr_nodes && left; n++) {
-						uint64_t *u = &used[n * TOPO_PAGE_SIZES + s];
+						uint64_t *u = &used[n * PAGE_SIZES + s];
 						uint64_t f = t->nodes[n].free_pages[s];
 						uint64_t take = f > *u ? f - *u : 0;
 
@@ -473,7 +474,7 @@ static void check_hugepages(struct ctx *c)
 			add(c, m->allow_fallback ? FINDING_WARNING : FINDING_ERROR, "hugepages-short",
 			    line_of(&m->loc, &vm->loc), key, sz,
 			    "vm '%s': %s: needs %" PRIu64 " %s pages, %" PRIu64 " free of %" PRIu64
-			    "%s%s", vm->name, where, need, plan__page_size_name(m->page_size), avail,
+			    "%s%s", vm->name, where, need, page_size__name(m->page_size), avail,
 			    total, others,
 			    m->allow_fallback ? "; will fall back to 4K pages" :
 			    "; reserve more (hugepagesz= hugepages= at boot, or nr_hugepages in "
@@ -506,7 +507,7 @@ static void check_vcpu(struct ctx *c, unsigned i, unsigned j, bool *isolation_un
 		if (is_rt(s->policy))
 			add(c, FINDING_WARNING, "vcpu-unpinned", line, key, "",
 			    "%s is %s but not pinned: it may migrate across cpus and share them",
-			    what, plan__policy_name(s->policy));
+			    what, rt__policy_name(s->policy));
 		if (m->strict && m->node >= 0 && t->nr_nodes > 1)
 			add(c, FINDING_ERROR, "vcpu-memory-node", line, key, "unpinned",
 			    "%s is not pinned but its memory is strictly bound to node %d: pin it to "

@@ -5,6 +5,7 @@
  * it and every message can say "FILE:LINE: KEY: problem (value 'V')".
  * The vocabulary is documented in the annotated examples/ plans.
  */
+#include "base/cpus.h"
 #include "config/parse.h"
 
 #include <errno.h>
@@ -41,7 +42,7 @@ enum field_type {
 	FT_UINT,                   /* unsigned in [min, max] */
 	FT_BOOL,                   /* true/false, yes/no, on/off */
 	FT_SIZE,                   /* uint64_t bytes: "512M", "2G", "1GiB" */
-	FT_PAGE_SIZE,              /* enum plan_page_size: 4K, 2M, 1G */
+	FT_PAGE_SIZE,              /* enum page_size: 4K, 2M, 1G */
 	FT_CPUS,                   /* cpu_set_t from a non-empty cpu list "0-3,8" */
 	FT_ENUM,                   /* unsigned: index of the name in `names` */
 	FT_MAC,                    /* uint8_t[6] "52:54:00:12:34:56" */
@@ -101,13 +102,13 @@ struct seen {
 #define SCHEMA(what, table) { what, table, sizeof(table) / sizeof(table[0]) }
 
 /* FT_ENUM stores an unsigned; the enums it fills must have that size. */
-_Static_assert(sizeof(enum plan_policy) == sizeof(unsigned), "plan_policy is not unsigned-sized");
+_Static_assert(sizeof(enum rt_policy) == sizeof(unsigned), "plan_policy is not unsigned-sized");
 _Static_assert(sizeof(enum plan_nic_mode) == sizeof(unsigned), "plan_nic_mode is not unsigned-sized");
 
 static const char *const policy_names[] = {
-	[PLAN_POLICY_OTHER] = "other",
-	[PLAN_POLICY_FIFO] = "fifo",
-	[PLAN_POLICY_RR] = "rr",
+	[RT_POLICY_OTHER] = "other",
+	[RT_POLICY_FIFO] = "fifo",
+	[RT_POLICY_RR] = "rr",
 };
 
 static const char *const nic_mode_names[] = {
@@ -543,14 +544,14 @@ static int convert(struct ctx *c, const struct field *f, unsigned line, const ch
 		return 0;
 	case FT_PAGE_SIZE:
 		if (!size__parse(s, &bytes))
-			for (i = PLAN_PAGE_4K; i <= PLAN_PAGE_1G; i++)
-				if (bytes == plan__page_size_bytes(i)) {
-					*(enum plan_page_size *)dst = i;
+			for (i = PAGE_4K; i <= PAGE_1G; i++)
+				if (bytes == page_size__bytes(i)) {
+					*(enum page_size *)dst = i;
 					return 0;
 				}
 		return fail(c, line, kpath, val, "expected a page size: 4K, 2M or 1G");
 	case FT_CPUS:
-		rc = plan__parse_cpus(s, &set);
+		rc = cpus__parse(s, &set);
 		if (rc == -ERANGE)
 			return fail(c, line, kpath, val, "cpu number too large (at most %d)",
 				    CPU_SETSIZE - 1);
@@ -667,7 +668,7 @@ static int check_sched(struct ctx *c, const char *path, unsigned line, const str
 	char kpath[KEY_LEN];
 
 	key_join(kpath, path, "priority");
-	if (v->policy == PLAN_POLICY_OTHER) {
+	if (v->policy == RT_POLICY_OTHER) {
 		if (prio_val && v->priority)
 			return fail(c, line_of(prio_key), kpath, prio_val,
 				    "policy 'other' takes no priority (0 or absent); "
@@ -677,10 +678,10 @@ static int check_sched(struct ctx *c, const char *path, unsigned line, const str
 	if (!prio_val)
 		return fail(c, policy_key ? line_of(policy_key) : line, kpath, NULL,
 			    "missing: policy '%s' needs a priority 1..99",
-			    plan__policy_name(v->policy));
+			    rt__policy_name(v->policy));
 	if (v->priority < 1 || v->priority > 99)
 		return fail(c, line_of(prio_key), kpath, prio_val, "out of range 1..99 for policy '%s'",
-			    plan__policy_name(v->policy));
+			    rt__policy_name(v->policy));
 	return 0;
 }
 
@@ -829,16 +830,16 @@ static int parse_memory(struct ctx *c, struct plan_memory *m, const yaml_node_t 
 	if (rc)
 		return rc;
 
-	page = plan__page_size_bytes(m->page_size);
+	page = page_size__bytes(m->page_size);
 	if (m->size < MIN_MEMORY)
 		return fail(c, line_of(size_key), kpath, size_val, "too small: at least %lluM",
 			    (unsigned long long)(MIN_MEMORY >> 20));
 	if (m->size % page)
 		return fail(c, line_of(size_key), kpath, size_val,
-			    "not a multiple of the %s page size", plan__page_size_name(m->page_size));
+			    "not a multiple of the %s page size", page_size__name(m->page_size));
 	/* Hugepages come from a reserved pool: touch them all now, so a short pool fails at start. */
 	if (!s.val[MEM_PREFAULT])
-		m->prefault = m->page_size != PLAN_PAGE_4K;
+		m->prefault = m->page_size != PAGE_4K;
 	set_loc(&m->loc, line_of(key), path);
 	return 0;
 }
@@ -968,7 +969,7 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 	/* Emulator threads (main loop, console, I/O) stay SCHED_OTHER, pinned if asked. */
 	key_join(kpath, path, "emulator_cpus");
 	set_loc(&vm->emulator.loc, s.val[VM_EMULATOR] ? line_of(s.key[VM_EMULATOR]) : 0, kpath);
-	vm->emulator.policy = PLAN_POLICY_OTHER;
+	vm->emulator.policy = RT_POLICY_OTHER;
 
 	if (s.val[VM_NICS])
 		return parse_nics(c, vm, s.val[VM_NICS], path);

@@ -2,10 +2,8 @@
 #ifndef RTVMM_CONFIG_PARSE_H
 #define RTVMM_CONFIG_PARSE_H
 
-#include <sched.h>
-
-#include "config/plan.h"
 #include "base/err.h"
+#include "config/plan.h"
 
 /*
  * Parses and type-checks `path` into `p`. On error returns -errno (-EINVAL
@@ -15,11 +13,5 @@
  * keys, wrong types) are done here.
  */
 int plan__load(struct plan *p, const char *path, struct err *e);
-
-/* Parses a cpu list "0-3,8,10-11" into `set`; -EINVAL on syntax, -ERANGE past CPU_SETSIZE. */
-int plan__parse_cpus(const char *s, cpu_set_t *set);
-
-/* Formats `set` as a cpu list ("0-3,8") into buf. */
-const char *plan__format_cpus(const cpu_set_t *set, char *buf, unsigned len);
 
 #endif

@@ -11,28 +11,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/page_size.h"
+#include "rt/rt.h"
+
 /* Where a value came from, for messages: "host.yaml:12: vms[0].vcpus[1].cpu". */
 struct plan_loc {
 	unsigned line;             /* 1-based line in plan->file, 0 if not from the file */
 	char key[96];              /* dotted path of the key */
 };
 
-enum plan_page_size {
-	PLAN_PAGE_4K = 0,
-	PLAN_PAGE_2M,
-	PLAN_PAGE_1G,
-};
-
-enum plan_policy {
-	PLAN_POLICY_OTHER = 0,     /* SCHED_OTHER: priority must be 0 */
-	PLAN_POLICY_FIFO,          /* SCHED_FIFO 1..99 */
-	PLAN_POLICY_RR,            /* SCHED_RR 1..99 */
-};
-
 /* A thread's placement: allowed cpus, policy and priority. */
 struct plan_sched {
 	cpu_set_t cpus;            /* empty set = not pinned */
-	enum plan_policy policy;
+	enum rt_policy policy;
 	int priority;
 	struct plan_loc loc;       /* where the cpus were given */
 };
@@ -54,7 +45,7 @@ struct plan_nic {
 
 struct plan_memory {
 	uint64_t size;             /* bytes */
-	enum plan_page_size page_size;
+	enum page_size page_size;
 	int node;                  /* host NUMA node, -1 = no binding */
 	bool strict;               /* vCPUs must be on the memory's node (error, not warning) */
 	bool prefault;             /* touch every page before the guest runs */
@@ -108,9 +99,5 @@ void plan__free(struct plan *p);
 /* Finds a VM by name, or NULL. */
 const struct plan_vm *plan__find_vm(const struct plan *p, const char *name);
 
-/* Names for messages: "fifo", "2M". */
-const char *plan__policy_name(enum plan_policy p);
-const char *plan__page_size_name(enum plan_page_size s);
-uint64_t plan__page_size_bytes(enum plan_page_size s);
 
 #endif

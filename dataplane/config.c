@@ -1,3 +1,4 @@
+#include "base/cpus.h"
 #include "dataplane/config.h"
 
 #include <errno.h>
@@ -417,7 +418,7 @@ int dp_config__eal_argv(const struct dp_config *c, int *argc, char ***argv, stru
 	int rc = 0;
 
 	CPU_SET(main_lcore, &all);
-	plan__format_cpus(&all, lcores, sizeof(lcores));
+	cpus__format(&all, lcores, sizeof(lcores));
 	for (i = 0; i < c->nr_ports; i++)
 		pci |= c->ports[i].kind == DP_PORT_PCI;
 

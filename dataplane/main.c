@@ -28,6 +28,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "base/cpus.h"
 #include "config/plan.h"
 #include "config/parse.h"
 #include "dataplane/config.h"
@@ -217,7 +218,7 @@ static void print_plan(const struct dp_config *c, int argc, char **argv, FILE *f
 	for (k = 1; k < argc; k++)
 		fprintf(f, " %s", argv[k]);
 	fprintf(f, "\n");
-	plan__format_cpus(&c->lcores, cpus, sizeof(cpus));
+	cpus__format(&c->lcores, cpus, sizeof(cpus));
 	fprintf(f, "poll lcores: %s (main lcore %u%s)\n", cpus, dp_config__main_lcore(c),
 		CPU_ISSET(dp_config__main_lcore(c), &c->lcores) ? ", polls too" : ", housekeeping");
 	fprintf(f, "forwarding: %s\n", dp_fwd_name(c->fwd));
@@ -431,7 +432,7 @@ static int cmd_run(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "l:m:p:f:s:nh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l':
-			if (plan__parse_cpus(optarg, &c.lcores) || !CPU_COUNT(&c.lcores)) {
+			if (cpus__parse(optarg, &c.lcores) || !CPU_COUNT(&c.lcores)) {
 				fprintf(stderr, PROG ": --lcores %s: expected a cpu list (\"1\", \"1-3,6\")\n",
 					optarg);
 				return 2;

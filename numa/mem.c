@@ -40,9 +40,9 @@
 #define MIB ((uint64_t)1024 * 1024)
 
 /* The sysfs directory name for a hugepage size. */
-static const char *hp_dir(enum plan_page_size s)
+static const char *hp_dir(enum page_size s)
 {
-	return s == PLAN_PAGE_1G ? "hugepages-1048576kB" : "hugepages-2048kB";
+	return s == PAGE_1G ? "hugepages-1048576kB" : "hugepages-2048kB";
 }
 
 /* Reads one unsigned number from a sysfs file; -errno if absent or unreadable. */
@@ -69,7 +69,7 @@ static int read_u64(const char *path, uint64_t *v)
  * other mappings. Also returns the node's (or host's) nr_hugepages, for the
  * "reserve with" hint, and that file's path.
  */
-static int hugepages_available(int node, enum plan_page_size s, uint64_t *avail, uint64_t *nr,
+static int hugepages_available(int node, enum page_size s, uint64_t *avail, uint64_t *nr,
 			       char *nr_path, size_t nr_path_len)
 {
 	char path[160];
@@ -129,8 +129,9 @@ static int check_node(int node, struct err *e)
 	return 0;
 }
 
-/* mmap with the thread's memory policy bound to `node`, so hugetlb's reservation counts that node's pages. */
-static int map_bound(struct guest_mem *mem, int fd, uint64_t size, uint64_t page, int flags, int node)
+/* mmap MAP_SHARED with the thread's memory policy bound to `node`, so hugetlb's reservation counts that node's pages.
+ * Takes `fd`: closes it on failure. */
+static int map_bound(struct numa_mem *mem, int fd, uint64_t size, uint64_t page, int flags, int node)
 {
 	struct bitmask *old = NULL, *bind = NULL;
 	int mode = MPOL_DEFAULT, r;
@@ -144,7 +145,17 @@ static int map_bound(struct guest_mem *mem, int fd, uint64_t size, uint64_t page
 		    set_mempolicy(MPOL_BIND, bind->maskp, bind->size + 1) == 0)
 			rebind = true;
 	}
-	r = guest_mem__map_fd_flags(mem, fd, size, page, flags);
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | flags, fd, 0);
+	if (mem->base == MAP_FAILED) {
+		r = -errno;
+		mem->base = NULL;
+		close(fd);
+	} else {
+		mem->fd = fd;
+		mem->size = size;
+		mem->page_size = page;
+		r = 0;
+	}
 	if (rebind) {
 		if (mode == MPOL_DEFAULT)
 			set_mempolicy(MPOL_DEFAULT, NULL, 0);
@@ -168,7 +179,7 @@ static void touch_pages(uint8_t *base, uint64_t size, uint64_t page)
 		p[off] = p[off];
 }
 
-static int prefault(struct guest_mem *mem, const struct plan_memory *m, enum plan_page_size ps,
+static int prefault(struct numa_mem *mem, const struct numa_mem_spec *m, enum page_size ps,
 		    struct err *e)
 {
 	int err;
@@ -182,42 +193,42 @@ static int prefault(struct guest_mem *mem, const struct plan_memory *m, enum pla
 		return 0;
 	}
 	return err__set(e, err, "memory: prefault of %" PRIu64 " MiB of %s pages on node %d: %s%s",
-			mem->size / MIB, plan__page_size_name(ps), m->node, strerror(-err),
+			mem->size / MIB, page_size__name(ps), m->node, strerror(-err),
 			err == -EFAULT || err == -ENOMEM ?
 			" (hugepages taken by another process since the check, or the node is out of memory)" : "");
 }
 
 /* Creates, maps, binds, prefaults and locks with page size `ps`. */
-static int create_with(struct guest_mem *mem, const struct plan_memory *m, enum plan_page_size ps,
+static int create_with(struct numa_mem *mem, const struct numa_mem_spec *m, enum page_size ps,
 		       struct err *e)
 {
-	uint64_t page = plan__page_size_bytes(ps);
+	uint64_t page = page_size__bytes(ps);
 	unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
 	int fd, r;
 
-	if (ps == PLAN_PAGE_2M)
+	if (ps == PAGE_2M)
 		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
-	else if (ps == PLAN_PAGE_1G)
+	else if (ps == PAGE_1G)
 		flags |= MFD_HUGETLB | MFD_HUGE_1GB;
 	fd = memfd_create("rtvmm-ram", flags);
 	if (fd < 0) {
 		r = -errno;
-		return err__set(e, r, "memory: memfd_create(%s pages): %s%s", plan__page_size_name(ps), strerror(-r),
-				ps != PLAN_PAGE_4K && r == -EINVAL ?
+		return err__set(e, r, "memory: memfd_create(%s pages): %s%s", page_size__name(ps), strerror(-r),
+				ps != PAGE_4K && r == -EINVAL ?
 				" (kernel without hugetlbfs or this hugepage size)" : "");
 	}
 	if (ftruncate(fd, (off_t)m->size) < 0) {
 		r = -errno;
 		close(fd);
 		return err__set(e, r, "memory: sizing the %s-page memfd to %" PRIu64 " bytes: %s",
-				plan__page_size_name(ps), m->size, strerror(-r));
+				page_size__name(ps), m->size, strerror(-r));
 	}
-	/* Hugepages: no MAP_NORESERVE, so the pages are reserved now. guest_mem closes fd on error. */
-	r = map_bound(mem, fd, m->size, page, ps == PLAN_PAGE_4K ? MAP_NORESERVE : 0, m->node);
+	/* Hugepages: no MAP_NORESERVE, so the pages are reserved now. map_bound closes fd on error. */
+	r = map_bound(mem, fd, m->size, page, ps == PAGE_4K ? MAP_NORESERVE : 0, m->node);
 	if (r < 0)
 		return err__set(e, r, "memory: mmap of %" PRIu64 " MiB of %s pages on node %d: %s%s",
-				m->size / MIB, plan__page_size_name(ps), m->node, strerror(-r),
-				ps != PLAN_PAGE_4K && r == -ENOMEM ?
+				m->size / MIB, page_size__name(ps), m->node, strerror(-r),
+				ps != PAGE_4K && r == -ENOMEM ?
 				" (could not reserve the hugepages: taken by another process since the check?)" : "");
 
 	if (m->node >= 0 && numa_available() >= 0) {
@@ -245,7 +256,7 @@ static int create_with(struct guest_mem *mem, const struct plan_memory *m, enum 
 	 * hugetlb pages are never swapped and the kernel ignores mlock on them
 	 * (no VM_LOCKED), yet still checks RLIMIT_MEMLOCK: lock 4K RAM only.
 	 */
-	if (m->mlock && ps == PLAN_PAGE_4K && mlock(mem->base, mem->size) < 0) {
+	if (m->mlock && ps == PAGE_4K && mlock(mem->base, mem->size) < 0) {
 		r = -errno;
 		err__set(e, r, "memory: mlock of %" PRIu64 " MiB guest RAM: %s%s", m->size / MIB, strerror(-r),
 			 r == -ENOMEM || r == -EPERM ?
@@ -255,14 +266,14 @@ static int create_with(struct guest_mem *mem, const struct plan_memory *m, enum 
 	return 0;
 
 err_destroy:
-	guest_mem__destroy(mem);
+	numa_mem__destroy(mem);
 	return r;
 }
 
-int numa_mem__create(struct guest_mem *mem, const struct plan_memory *m, struct err *e)
+int numa_mem__create(struct numa_mem *mem, const struct numa_mem_spec *m, struct err *e)
 {
-	enum plan_page_size ps = m->page_size;
-	uint64_t page = plan__page_size_bytes(ps);
+	enum page_size ps = m->page_size;
+	uint64_t page = page_size__bytes(ps);
 	int r;
 
 	mem->fd = -1;
@@ -271,47 +282,57 @@ int numa_mem__create(struct guest_mem *mem, const struct plan_memory *m, struct 
 		return err__set(e, -EINVAL, "memory: size is 0");
 	if (m->size % page)
 		return err__set(e, -EINVAL, "memory: size %" PRIu64 " bytes (%" PRIu64 " MiB) is not a multiple of the %s page size",
-				m->size, m->size / MIB, plan__page_size_name(ps));
+				m->size, m->size / MIB, page_size__name(ps));
 	r = check_node(m->node, e);
 	if (r < 0)
 		return r;
 
-	if (ps != PLAN_PAGE_4K) {
+	if (ps != PAGE_4K) {
 		uint64_t need = m->size / page, avail = 0, nr = 0;
 		char nr_path[160] = "", why[512];
 
 		r = hugepages_available(m->node, ps, &avail, &nr, nr_path, sizeof(nr_path));
 		if (r == -ENOENT)
 			snprintf(why, sizeof(why), "memory: this host has no %s hugepages (no %s), VM needs %" PRIu64,
-				 plan__page_size_name(ps), nr_path[0] ? nr_path : hp_dir(ps), need);
+				 page_size__name(ps), nr_path[0] ? nr_path : hp_dir(ps), need);
 		else if (r < 0)
-			snprintf(why, sizeof(why), "memory: reading free %s hugepages: %s", plan__page_size_name(ps), strerror(-r));
+			snprintf(why, sizeof(why), "memory: reading free %s hugepages: %s", page_size__name(ps), strerror(-r));
 		else if (avail < need && m->node >= 0)
 			snprintf(why, sizeof(why), "memory: node %d has %" PRIu64 " free %s hugepages, VM needs %" PRIu64
 				 " (reserve with: echo %" PRIu64 " > %s)",
-				 m->node, avail, plan__page_size_name(ps), need, nr + (need - avail), nr_path);
+				 m->node, avail, page_size__name(ps), need, nr + (need - avail), nr_path);
 		else if (avail < need)
 			snprintf(why, sizeof(why), "memory: the host has %" PRIu64 " free %s hugepages, VM needs %" PRIu64
 				 " (reserve with: echo %" PRIu64 " > %s)",
-				 avail, plan__page_size_name(ps), need, nr + (need - avail), nr_path);
+				 avail, page_size__name(ps), need, nr + (need - avail), nr_path);
 		if (r < 0 || avail < need) {
 			if (!m->allow_fallback)
 				return err__set(e, r < 0 ? r : -ENOMEM, "%s", why);
 			fprintf(stderr, "rtvmm: warning: %s; using 4K pages (allow_fallback)\n", why);
-			ps = PLAN_PAGE_4K;
+			ps = PAGE_4K;
 		}
 	}
 
 	r = create_with(mem, m, ps, e);
-	if (r == -ENOMEM && ps != PLAN_PAGE_4K && m->allow_fallback) {
+	if (r == -ENOMEM && ps != PAGE_4K && m->allow_fallback) {
 		/* lost a race for the pages between the check and mmap */
 		fprintf(stderr, "rtvmm: warning: %s; using 4K pages (allow_fallback)\n", e ? e->msg : "hugepages short");
-		r = create_with(mem, m, PLAN_PAGE_4K, e);
+		r = create_with(mem, m, PAGE_4K, e);
 	}
 	return r;
 }
 
-int numa_mem__placement(const struct guest_mem *mem, struct numa_placement *out)
+void numa_mem__destroy(struct numa_mem *mem)
+{
+	if (mem->base)
+		munmap(mem->base, mem->size);
+	if (mem->fd >= 0)
+		close(mem->fd);
+	mem->base = NULL;
+	mem->fd = -1;
+}
+
+int numa_mem__placement(const struct numa_mem *mem, struct numa_placement *out)
 {
 	enum { CHUNK = 4096 };
 	void **pages;

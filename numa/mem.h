@@ -2,11 +2,29 @@
 #ifndef RTVMM_NUMA_MEM_H
 #define RTVMM_NUMA_MEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "config/plan.h"
 #include "base/err.h"
-#include "vmm/guest_mem.h"
+#include "base/page_size.h"
+
+/* What guest RAM placement asks for. */
+struct numa_mem_spec {
+	uint64_t size;             /* bytes, a multiple of the page size */
+	enum page_size page_size;
+	int node;                  /* host NUMA node, -1 = no binding */
+	bool prefault;             /* touch every page now */
+	bool mlock;                /* lock the pages (4 KiB pages; hugetlb is never swapped) */
+	bool allow_fallback;       /* 4 KiB pages when hugepages are short, else fail */
+};
+
+/* A placed memfd, mapped MAP_SHARED: the memory a VM takes as its RAM. */
+struct numa_mem {
+	int fd;
+	uint8_t *base;
+	uint64_t size;
+	uint64_t page_size;        /* bytes, of the backing actually used */
+};
 
 /*
  * Creates guest RAM per `m` (size, page size, node, prefault, mlock,
@@ -18,7 +36,10 @@
  * too few free hugepages, naming node, page size, pages needed and free
  * (unless allow_fallback, then 4 KiB pages with a warning on stderr).
  */
-int numa_mem__create(struct guest_mem *mem, const struct plan_memory *m, struct err *e);
+int numa_mem__create(struct numa_mem *mem, const struct numa_mem_spec *m, struct err *e);
+
+/* Unmaps and closes what numa_mem__create made. */
+void numa_mem__destroy(struct numa_mem *mem);
 
 /* Where guest RAM actually is, after prefault. */
 struct numa_placement {
@@ -29,6 +50,6 @@ struct numa_placement {
 };
 
 /* Queries every page's node with move_pages(2) (nodes = NULL). */
-int numa_mem__placement(const struct guest_mem *mem, struct numa_placement *out);
+int numa_mem__placement(const struct numa_mem *mem, struct numa_placement *out);
 
 #endif

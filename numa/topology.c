@@ -4,6 +4,7 @@
  * per node, RT throttling. The hwloc topology is copied into plain arrays and
  * destroyed before returning, so a struct topology owns no hwloc state.
  */
+#include "base/cpus.h"
 #include "numa/topology.h"
 
 #include <ctype.h>
@@ -19,18 +20,15 @@
 
 #include <hwloc.h>
 
-#include "config/parse.h"
-#include "config/plan.h"
-
 #define SYS_NODE "/sys/devices/system/node"
 #define SYS_HUGEPAGES "/sys/kernel/mm/hugepages"
 #define SYS_CPU "/sys/devices/system/cpu"
 #define PROC_RT "/proc/sys/kernel"
 
-/* Directory names of the hugepage sizes, by enum plan_page_size. */
-static const char *const hugepage_dir[TOPO_PAGE_SIZES] = {
-	[PLAN_PAGE_2M] = "hugepages-2048kB",
-	[PLAN_PAGE_1G] = "hugepages-1048576kB",
+/* Directory names of the hugepage sizes, by enum page_size. */
+static const char *const hugepage_dir[PAGE_SIZES] = {
+	[PAGE_2M] = "hugepages-2048kB",
+	[PAGE_1G] = "hugepages-1048576kB",
 };
 
 static void bitmap_to_cpuset(hwloc_const_bitmap_t b, cpu_set_t *set)
@@ -109,7 +107,7 @@ static int copy_hwloc(struct topology *t, hwloc_topology_t h, struct err *e)
 				break;
 			}
 	}
-	t->page_size_supported[PLAN_PAGE_4K] = true;
+	t->page_size_supported[PAGE_4K] = true;
 	return 0;
 }
 
@@ -125,7 +123,7 @@ static int apply_root_info(struct topology *t, hwloc_topology_t h, struct err *e
 	static const char *const keys[] = {
 		"isolated", "nohz_full", "hugepages", "pagesizes", "rt_runtime", "rt_period",
 	};
-	bool sizes_named[TOPO_PAGE_SIZES] = { false }, hugepages_given = false;
+	bool sizes_named[PAGE_SIZES] = { false }, hugepages_given = false;
 	bool pagesizes_given = false;
 	hwloc_obj_t root = hwloc_get_root_obj(h);
 	char origin[sizeof(t->source) + 64];
@@ -234,7 +232,7 @@ static int read_cpu_list(const char *path, cpu_set_t *set, struct err *e)
 		return err__set(e, ret, "%s: %s", path, strerror(-ret));
 	if (!buf[0] || !strcmp(buf, "(null)"))
 		return 0;
-	ret = plan__parse_cpus(buf, set);
+	ret = cpus__parse(buf, set);
 	if (ret)
 		return err__set(e, ret, "%s: cannot parse cpu list '%s'", path, buf);
 	return 0;
@@ -264,7 +262,7 @@ static void read_host_hugepages(struct topology *t)
 	struct stat st;
 	unsigned s, i;
 
-	for (s = PLAN_PAGE_2M; s < TOPO_PAGE_SIZES; s++) {
+	for (s = PAGE_2M; s < PAGE_SIZES; s++) {
 		snprintf(path, sizeof(path), SYS_HUGEPAGES "/%s", hugepage_dir[s]);
 		t->page_size_supported[s] = stat(path, &st) == 0;
 	}
@@ -273,7 +271,7 @@ static void read_host_hugepages(struct topology *t)
 	for (i = 0; i < t->nr_nodes; i++) {
 		struct topo_node *n = &t->nodes[i];
 
-		for (s = PLAN_PAGE_2M; s < TOPO_PAGE_SIZES; s++) {
+		for (s = PAGE_2M; s < PAGE_SIZES; s++) {
 			if (!t->page_size_supported[s])
 				continue;
 			n->total_pages[s] = read_hugepage_count(t, n->os_index, s, "nr_hugepages");
@@ -382,14 +380,14 @@ static struct topo_node *node_mut(struct topology *t, int os_index)
 	return NULL;
 }
 
-static int parse_page_size(const char *s, size_t len, enum plan_page_size *out)
+static int parse_page_size(const char *s, size_t len, enum page_size *out)
 {
 	static const struct {
 		const char *name;
-		enum plan_page_size size;
+		enum page_size size;
 	} names[] = {
-		{ "2M", PLAN_PAGE_2M }, { "2048kB", PLAN_PAGE_2M },
-		{ "1G", PLAN_PAGE_1G }, { "1048576kB", PLAN_PAGE_1G },
+		{ "2M", PAGE_2M }, { "2048kB", PAGE_2M },
+		{ "1G", PAGE_1G }, { "1048576kB", PAGE_1G },
 	};
 	unsigned i;
 
@@ -428,7 +426,7 @@ static int apply_cpus(const char *v, cpu_set_t *set, bool *known,
 
 	CPU_ZERO(&s);
 	if (!is_none(v)) {
-		ret = plan__parse_cpus(v, &s);
+		ret = cpus__parse(v, &s);
 		if (ret)
 			return err__set(e, ret, "%s: %s: bad cpu list '%s'", origin, key, v);
 	}
@@ -455,7 +453,7 @@ static int apply_hugepages(struct topology *t, const char *v, const char *origin
 	while (*p) {
 		const char *item = p, *colon;
 		size_t item_len = strcspn(p, ",");
-		enum plan_page_size size;
+		enum page_size size;
 		struct topo_node *n;
 		uint64_t node_nr, fr, tot;
 		char *end;
@@ -501,14 +499,14 @@ static int apply_pagesizes(struct topology *t, const char *v, const char *origin
 	const char *p = v;
 	unsigned s;
 
-	for (s = PLAN_PAGE_2M; s < TOPO_PAGE_SIZES; s++)
+	for (s = PAGE_2M; s < PAGE_SIZES; s++)
 		t->page_size_supported[s] = false;
 	t->page_sizes_known = true;
 	if (is_none(v))
 		return 0;
 	while (*p) {
 		size_t len = strcspn(p, ",");
-		enum plan_page_size size;
+		enum page_size size;
 
 		if (parse_page_size(p, len, &size))
 			return err__set(e, -EINVAL, "%s: pagesizes: '%.*s' is not 2M or 1G", origin,
@@ -572,7 +570,7 @@ static void finish_overrides(struct topology *t, const bool *sizes_named, bool h
 
 	if (!hugepages_given || pagesizes_given)
 		return;
-	for (s = PLAN_PAGE_2M; s < TOPO_PAGE_SIZES; s++)
+	for (s = PAGE_2M; s < PAGE_SIZES; s++)
 		t->page_size_supported[s] = sizes_named[s] ||
 					    (t->page_sizes_known && t->page_size_supported[s]);
 	t->page_sizes_known = true;
@@ -581,7 +579,7 @@ static void finish_overrides(struct topology *t, const bool *sizes_named, bool h
 int topology__apply_overrides(struct topology *t, const char *overrides, const char *origin,
 			      struct err *e)
 {
-	bool sizes_named[TOPO_PAGE_SIZES] = { false }, hugepages_given = false;
+	bool sizes_named[PAGE_SIZES] = { false }, hugepages_given = false;
 	bool pagesizes_given = false;
 	const char *p = overrides;
 	char key[32], val[4200];

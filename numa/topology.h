@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/page_size.h"
 
-#define TOPO_PAGE_SIZES 3          /* indexed by enum plan_page_size: 4K, 2M, 1G */
 
 struct topo_cpu {
 	bool present;
@@ -21,8 +21,8 @@ struct topo_cpu {
 struct topo_node {
 	unsigned os_index;
 	uint64_t mem_bytes;
-	uint64_t free_pages[TOPO_PAGE_SIZES];    /* free hugepages per size (index 0 unused) */
-	uint64_t total_pages[TOPO_PAGE_SIZES];
+	uint64_t free_pages[PAGE_SIZES];    /* free hugepages per size (index 0 unused) */
+	uint64_t total_pages[PAGE_SIZES];
 };
 
 /*
@@ -40,7 +40,7 @@ struct topology {
 	unsigned nr_nodes;
 	struct topo_node *nodes;   /* nr_nodes entries in os index order (not indexed by it) */
 	bool page_sizes_known;
-	bool page_size_supported[TOPO_PAGE_SIZES];  /* [0] (4K) is always true */
+	bool page_size_supported[PAGE_SIZES];  /* [0] (4K) is always true */
 	bool hugepages_known;      /* nodes[].free_pages / total_pages are real */
 	bool isolated_known;
 	cpu_set_t isolated;        /* isolcpus= / cpusets: /sys/devices/system/cpu/isolated */

@@ -7,7 +7,7 @@
  */
 #include "rt/rt.h"
 
-#include "config/parse.h"
+#include "base/cpus.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,20 +34,33 @@ static const char *policy_name(int policy)
 	}
 }
 
-static int plan_to_sched_policy(enum plan_policy p)
+const char *rt__policy_name(enum rt_policy p)
 {
 	switch (p) {
-	case PLAN_POLICY_FIFO: return SCHED_FIFO;
-	case PLAN_POLICY_RR: return SCHED_RR;
-	case PLAN_POLICY_OTHER:
+	case RT_POLICY_OTHER:
+		return "other";
+	case RT_POLICY_FIFO:
+		return "fifo";
+	case RT_POLICY_RR:
+		return "rr";
+	}
+	return "?";
+}
+
+static int sched_policy_of(enum rt_policy p)
+{
+	switch (p) {
+	case RT_POLICY_FIFO: return SCHED_FIFO;
+	case RT_POLICY_RR: return SCHED_RR;
+	case RT_POLICY_OTHER:
 	default: return SCHED_OTHER;
 	}
 }
 
-/* A cpu list ("0-3,8") via config/'s formatter; "-" for an empty set (not pinned). */
+/* A cpu list ("0-3,8"); "-" for an empty set (not pinned). */
 static const char *format_cpus(const cpu_set_t *set, char *buf, size_t len)
 {
-	plan__format_cpus(set, buf, (unsigned)len);
+	cpus__format(set, buf, (unsigned)len);
 	if (!buf[0])
 		snprintf(buf, len, "-");
 	return buf;
@@ -174,9 +187,9 @@ static int cpu_node(int cpu)
 	return numa_node_of_cpu(cpu);
 }
 
-int rt__apply(pid_t tid, const struct plan_sched *s, struct err *e)
+int rt__apply(pid_t tid, const struct rt_sched *s, struct err *e)
 {
-	int policy = plan_to_sched_policy(s->policy);
+	int policy = sched_policy_of(s->policy);
 	int lo = sched_get_priority_min(policy), hi = sched_get_priority_max(policy);
 	char name[16], cpus[256];
 	struct sched_param sp = { .sched_priority = s->priority };
@@ -244,11 +257,11 @@ int rt__read(pid_t tid, struct rt_thread *out)
 	return 0;
 }
 
-bool rt__matches(const struct rt_thread *t, const struct plan_sched *s)
+bool rt__matches(const struct rt_thread *t, const struct rt_sched *s)
 {
 	if (CPU_COUNT(&s->cpus) > 0 && !CPU_EQUAL(&t->cpus, &s->cpus))
 		return false;
-	if (t->policy != plan_to_sched_policy(s->policy))
+	if (t->policy != sched_policy_of(s->policy))
 		return false;
 	return t->priority == s->priority;
 }

@@ -3,14 +3,30 @@
 #define RTVMM_RT_RT_H
 
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "config/plan.h"
 #include "base/err.h"
 
+enum rt_policy {
+	RT_POLICY_OTHER = 0,       /* SCHED_OTHER: priority must be 0 */
+	RT_POLICY_FIFO,            /* SCHED_FIFO 1..99 */
+	RT_POLICY_RR,              /* SCHED_RR 1..99 */
+};
+
+/* A thread's placement: allowed cpus (empty = not pinned), policy and priority. */
+struct rt_sched {
+	cpu_set_t cpus;
+	enum rt_policy policy;
+	int priority;
+};
+
+/* "other", "fifo", "rr": the names plans use. */
+const char *rt__policy_name(enum rt_policy p);
+
 /* Pins thread `tid` to s->cpus (if non-empty) and sets its policy/priority. */
-int rt__apply(pid_t tid, const struct plan_sched *s, struct err *e);
+int rt__apply(pid_t tid, const struct rt_sched *s, struct err *e);
 
 /* What the kernel says about a thread (sched_getaffinity / sched_getscheduler on the tid, /proc). */
 struct rt_thread {
@@ -26,7 +42,7 @@ struct rt_thread {
 int rt__read(pid_t tid, struct rt_thread *out);
 
 /* True when `t` matches what `s` asked for (cpus, policy, priority). */
-bool rt__matches(const struct rt_thread *t, const struct plan_sched *s);
+bool rt__matches(const struct rt_thread *t, const struct rt_sched *s);
 
 /* Prints "thread tid cpus policy prio node" rows. */
 void rt__print_table(FILE *out, const struct rt_thread *rows, unsigned n);

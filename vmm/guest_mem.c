@@ -22,38 +22,41 @@ void guest_mem__layout(struct guest_mem *mem, uint64_t size)
 
 int guest_mem__map_fd(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size)
 {
-	return guest_mem__map_fd_flags(mem, fd, size, page_size, MAP_NORESERVE);
-}
-
-int guest_mem__map_fd_flags(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size,
-			    int mmap_flags)
-{
-	unsigned i;
+	uint8_t *base;
 	int err;
 
-	memset(mem, 0, sizeof(*mem));
-	mem->fd = fd;
-	mem->page_size = page_size;
-	guest_mem__layout(mem, size);
+	mem->fd = -1;
+	mem->base = NULL;
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (base == MAP_FAILED) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	err = guest_mem__adopt(mem, fd, base, size, page_size);
+	if (err) {
+		munmap(base, size);
+		close(fd);
+	}
+	return err;
+}
+
+int guest_mem__adopt(struct guest_mem *mem, int fd, uint8_t *base, uint64_t size, uint64_t page_size)
+{
+	unsigned i;
+
 	/*
 	 * The fd is shared with vhost-user backends: seal its size so that no one
 	 * (not even us by mistake) can shrink it under their mappings (SIGBUS).
 	 * Files created without MFD_ALLOW_SEALING answer EPERM: nothing to seal.
 	 */
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 && errno != EPERM) {
-		err = -errno;
-		close(fd);
-		mem->fd = -1;
-		return err;
-	}
-	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | mmap_flags, fd, 0);
-	if (mem->base == MAP_FAILED) {
-		err = -errno;
-		mem->base = NULL;
-		close(fd);
-		mem->fd = -1;
-		return err;
-	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 && errno != EPERM)
+		return -errno;
+	memset(mem, 0, sizeof(*mem));
+	mem->fd = fd;
+	mem->base = base;
+	mem->page_size = page_size;
+	guest_mem__layout(mem, size);
 	for (i = 0; i < mem->nr_regions; i++)
 		mem->regions[i].hva = mem->base + mem->regions[i].fd_offset;
 	return 0;

@@ -42,12 +42,11 @@ int guest_mem__create(struct guest_mem *mem, uint64_t size);
 int guest_mem__map_fd(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size);
 
 /*
- * The same with `mmap_flags` ORed into MAP_SHARED. guest_mem__map_fd passes
- * MAP_NORESERVE; hugetlb callers pass 0 so the hugepages are reserved at mmap
- * time and a shortage fails there (-ENOMEM), not as a SIGBUS on first touch.
+ * Takes ownership of `base`, a MAP_SHARED mapping of all `size` bytes of
+ * memfd `fd` made by a placement layer (hugepages, NUMA binding): seals the
+ * fd's size and lays out the regions. On error the caller keeps both.
  */
-int guest_mem__map_fd_flags(struct guest_mem *mem, int fd, uint64_t size, uint64_t page_size,
-			    int mmap_flags);
+int guest_mem__adopt(struct guest_mem *mem, int fd, uint8_t *base, uint64_t size, uint64_t page_size);
 void guest_mem__destroy(struct guest_mem *mem);
 
 /* Host pointer for [gpa, gpa+len) if it lies entirely inside one RAM region, else NULL. */

@@ -10,8 +10,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "rt/rt.h"
-#include "vmm/vm.h"
 #include "vmm/x86/cpuid.h"
 #include "vmm/x86/emulate.h"
 #include "vmm/x86/regs.h"
@@ -59,7 +57,7 @@ static int vcpu_emulate(void *opaque, const uint8_t *insn, unsigned len)
 	return ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &events) < 0 ? -errno : 0;
 }
 
-int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
+int vcpu__create(struct vcpu *vcpu, const struct vcpu_env *env, unsigned index,
 		 const struct kvm_cpuid2 *supported)
 {
 	size_t cpuid_size = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
@@ -67,18 +65,18 @@ int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
 	int err;
 
 	memset(vcpu, 0, sizeof(*vcpu));
-	vcpu->vm = vm;
+	vcpu->env = env;
 	vcpu->index = index;
-	vcpu->exits.pio = &vm->pio;
-	vcpu->exits.mmio = &vm->mmio;
-	if (vm->kvm.emulated_cpl0) {
+	vcpu->exits.pio = env->pio;
+	vcpu->exits.mmio = env->mmio;
+	if (env->kvm->emulated_cpl0) {
 		vcpu->exits.emulate = vcpu_emulate;
 		vcpu->exits.emulate_opaque = vcpu;
 	}
-	vcpu->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)index);
+	vcpu->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vcpu->fd < 0)
 		return -errno;
-	vcpu->run = mmap(NULL, (size_t)vm->kvm.vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	vcpu->run = mmap(NULL, (size_t)env->kvm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
 		err = -errno;
@@ -91,7 +89,7 @@ int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
 		goto err_unmap_run;
 	}
 	memcpy(cpuid, supported, cpuid_size);
-	cpuid__patch(cpuid, index, vm->nr_vcpus);
+	cpuid__patch(cpuid, index, env->nr_vcpus);
 	err = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
 	free(cpuid);
 	if (err)
@@ -99,7 +97,7 @@ int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
 	return 0;
 
 err_unmap_run:
-	munmap(vcpu->run, (size_t)vm->kvm.vcpu_mmap_size);
+	munmap(vcpu->run, (size_t)env->kvm->vcpu_mmap_size);
 	vcpu->run = NULL;
 err_close_fd:
 	close(vcpu->fd);
@@ -110,7 +108,7 @@ err_close_fd:
 void vcpu__destroy(struct vcpu *vcpu)
 {
 	if (vcpu->run)
-		munmap(vcpu->run, (size_t)vcpu->vm->kvm.vcpu_mmap_size);
+		munmap(vcpu->run, (size_t)vcpu->env->kvm->vcpu_mmap_size);
 	if (vcpu->fd >= 0)
 		close(vcpu->fd);
 	vcpu->run = NULL;
@@ -141,26 +139,10 @@ static void report_stop(struct vcpu *vcpu, const struct exit_stop *stop)
 		vcpu__dump(vcpu, stderr);
 }
 
-/* Moves this thread to its planned cpus and policy before it runs guest code. */
-static void place_self(struct vcpu *vcpu)
-{
-	struct vm *vm = vcpu->vm;
-	struct err e = { 0 };
-
-	if (rt__apply(vcpu->tid, &vm->plan->vcpus[vcpu->index], &e)) {
-		fprintf(stderr, "rtvmm: vcpu%u: %s\n", vcpu->index, e.msg);
-		vm__request_stop(vm, VM_STOP_ERROR, 1);
-	}
-	pthread_mutex_lock(&vm->lock);
-	vm->nr_placed++;
-	pthread_cond_broadcast(&vm->placed_cond);
-	pthread_mutex_unlock(&vm->lock);
-}
-
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
-	struct vm *vm = vcpu->vm;
+	const struct vcpu_env *env = vcpu->env;
 	struct exit_stop stop;
 	sigset_t set;
 
@@ -168,10 +150,10 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	if (vm->plan)
-		place_self(vcpu);
+	if (env->thread_start && env->thread_start(env->opaque, vcpu->index, vcpu->tid))
+		vm_ctl__stop(&env->ctl, VM_STOP_ERROR, 1);
 
-	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+	while (!__atomic_load_n(env->stopping, __ATOMIC_ACQUIRE)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			int err = errno;
 
@@ -187,13 +169,13 @@ static void *vcpu_thread(void *arg)
 			stop.dump_regs = 1;
 			snprintf(stop.why, sizeof(stop.why), "KVM_RUN failed: %s", strerror(err));
 			report_stop(vcpu, &stop);
-			vm__request_stop(vm, stop.reason, stop.status);
+			vm_ctl__stop(&env->ctl, stop.reason, stop.status);
 			break;
 		}
 		if (exit__handle(&vcpu->exits, vcpu->run, &stop) == EXIT_STOP) {
-			if (stop.reason == VM_STOP_ERROR || vm->verbose)
+			if (stop.reason == VM_STOP_ERROR || env->verbose)
 				report_stop(vcpu, &stop);
-			vm__request_stop(vm, stop.reason, stop.status);
+			vm_ctl__stop(&env->ctl, stop.reason, stop.status);
 			break;
 		}
 	}
@@ -263,7 +245,7 @@ void vcpu__dump(struct vcpu *vcpu, FILE *out)
 		s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
 	tr.linear_address = r.rip;
 	if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid &&
-	    (code = guest_mem__ptr(&vcpu->vm->mem, tr.physical_address, 16))) {
+	    (code = guest_mem__ptr(vcpu->env->mem, tr.physical_address, 16))) {
 		fprintf(out, "  code at RIP (gpa %#llx):", (unsigned long long)tr.physical_address);
 		for (i = 0; i < 16; i++)
 			fprintf(out, " %02x", code[i]);

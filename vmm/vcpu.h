@@ -8,12 +8,30 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/exit.h"
+#include "vmm/guest_mem.h"
+#include "vmm/kvm.h"
 
-struct vm;
+/* What a vCPU needs from its VM: filled once by the VM, shared by its vCPUs. */
+struct vcpu_env {
+	int vm_fd;
+	const struct kvm *kvm;
+	struct bus *pio;
+	struct bus *mmio;
+	const struct guest_mem *mem;
+	unsigned nr_vcpus;
+	struct vm_ctl ctl;         /* stop requests */
+	const bool *stopping;      /* true once a stop was requested */
+	bool verbose;
+	/* On the vCPU thread before it first enters the guest (placement); nonzero stops the VM. */
+	int (*thread_start)(void *opaque, unsigned index, pid_t tid);
+	void *opaque;
+};
 
 struct vcpu {
-	struct vm *vm;
+	const struct vcpu_env *env;
 	unsigned index;
 	int fd;
 	struct kvm_run *run;
@@ -25,7 +43,7 @@ struct vcpu {
 };
 
 /* Creates vCPU `index` (KVM_CREATE_VCPU, maps kvm_run) and sets its CPUID from `supported`. */
-int vcpu__create(struct vcpu *vcpu, struct vm *vm, unsigned index,
+int vcpu__create(struct vcpu *vcpu, const struct vcpu_env *env, unsigned index,
 		 const struct kvm_cpuid2 *supported);
 void vcpu__destroy(struct vcpu *vcpu);
 

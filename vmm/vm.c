@@ -1,6 +1,5 @@
 #include "vmm/vm.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <linux/kvm.h>
 #include <poll.h>
@@ -21,8 +20,6 @@
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/pci.h"
 #include "vmm/x86/tables.h"
-#include "numa/mem.h"
-#include "rt/rt.h"
 
 /* KVM needs three pages below 4 GiB for the TSS and one for the EPT identity map (VMX). */
 #define VM_TSS_ADDR          0xFFFBD000ULL
@@ -33,7 +30,7 @@ static void ctl_request_stop(void *opaque, enum vm_stop_reason reason, int statu
 	vm__request_stop(opaque, reason, status);
 }
 
-int vm__create(struct vm *vm, const char *kvm_path, struct err *e)
+int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks, struct err *e)
 {
 	uint64_t identity = VM_IDENTITY_MAP_ADDR;
 	int err;
@@ -43,8 +40,9 @@ int vm__create(struct vm *vm, const char *kvm_path, struct err *e)
 	vm->stop_efd = -1;
 	vm->mem.fd = -1;
 	vm->kvm.fd = -1;
+	if (hooks)
+		vm->hooks = *hooks;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->placed_cond, NULL);
 	bus__init(&vm->pio, "pio");
 	bus__init(&vm->mmio, "mmio");
 	vm->ctl = (struct vm_ctl){ .request_stop = ctl_request_stop, .opaque = vm };
@@ -66,14 +64,13 @@ int vm__create(struct vm *vm, const char *kvm_path, struct err *e)
 	return 0;
 }
 
-int vm__setup_memory(struct vm *vm, uint64_t size, const struct plan_memory *placement,
-		     struct err *e)
+int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e)
 {
 	unsigned i;
 	int err;
 
-	if (placement) {
-		err = numa_mem__create(&vm->mem, placement, e);
+	if (vm->hooks.provide_memory) {
+		err = vm->hooks.provide_memory(vm->hooks.opaque, &vm->mem, size, e);
 		if (err)
 			return err;
 	} else {
@@ -161,10 +158,15 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 		goto out_free_cpuid;
 	}
 	vm->nr_vcpus = nr;
+	vm->vcpu_env = (struct vcpu_env){
+		.vm_fd = vm->fd, .kvm = &vm->kvm, .pio = &vm->pio, .mmio = &vm->mmio, .mem = &vm->mem,
+		.nr_vcpus = nr, .ctl = vm->ctl, .stopping = &vm->stopping, .verbose = vm->verbose,
+		.thread_start = vm->hooks.vcpu_thread_start, .opaque = vm->hooks.opaque,
+	};
 	for (i = 0; i < nr; i++)
 		vm->vcpus[i].fd = -1;
 	for (i = 0; i < nr; i++) {
-		err = vcpu__create(&vm->vcpus[i], vm, i, cpuid);
+		err = vcpu__create(&vm->vcpus[i], &vm->vcpu_env, i, cpuid);
 		if (err) {
 			err = err__set(e, err, "vcpu%u: %s", i, strerror(-err));
 			break;
@@ -235,87 +237,11 @@ static void wait_for_stop(struct vm *vm, int sfd)
 	}
 }
 
-static unsigned nr_started(const struct vm *vm)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < vm->nr_vcpus; i++)
-		n += vm->vcpus[i].started;
-	return n;
-}
-
-/* True when any vCPU of the plan runs with a real-time policy. */
-static bool plan_is_rt(const struct plan_vm *p)
-{
-	unsigned i;
-
-	for (i = 0; i < p->nr_vcpus; i++)
-		if (p->vcpus[i].policy != PLAN_POLICY_OTHER)
-			return true;
-	return false;
-}
-
-/*
- * Waits until every started vCPU thread placed itself, then reads every
- * thread of the monitor back from the kernel, prints the table and checks
- * the vCPUs against the plan. Returns 0, or -EPERM-like when they differ.
- */
-static int prove_placement(struct vm *vm, unsigned nr)
-{
-	struct rt_thread *rows;
-	unsigned i, n = 0, cap = nr + 8;
-	struct dirent *d;
-	DIR *dir;
-	int err = 0;
-
-	pthread_mutex_lock(&vm->lock);
-	while (vm->nr_placed < nr)
-		pthread_cond_wait(&vm->placed_cond, &vm->lock);
-	pthread_mutex_unlock(&vm->lock);
-
-	rows = calloc(cap, sizeof(*rows));
-	dir = opendir("/proc/self/task");
-	if (!rows || !dir) {
-		free(rows);
-		if (dir)
-			closedir(dir);
-		return -ENOMEM;
-	}
-	while ((d = readdir(dir)) && n < cap)
-		if (d->d_name[0] != '.' && rt__read((pid_t)atoi(d->d_name), &rows[n]) == 0)
-			n++;
-	closedir(dir);
-	fprintf(stderr, "rtvmm: thread placement read back from the kernel:\n");
-	rt__print_table(stderr, rows, n);
-	for (i = 0; i < nr; i++) {
-		struct rt_thread t;
-
-		if (rt__read(vm->vcpus[i].tid, &t) == 0 && rt__matches(&t, &vm->plan->vcpus[i]))
-			continue;
-		fprintf(stderr, "rtvmm: vcpu%u: the kernel's placement differs from the plan (%s:%u: %s)\n",
-			i, vm->plan->name, vm->plan->vcpus[i].loc.line, vm->plan->vcpus[i].loc.key);
-		err = -EINVAL;
-	}
-	free(rows);
-	return err;
-}
-
 int vm__run(struct vm *vm)
 {
 	sigset_t term, old;
 	unsigned i;
-	int sfd, dma_fd = -1, err = 0;
-	struct err e = { 0 };
-
-	if (vm->plan && vm->plan->memory.mlock && rt__lock_all_memory(&e) < 0) {
-		fprintf(stderr, "rtvmm: %s\n", e.msg);
-		return 1;
-	}
-	if (vm->plan && plan_is_rt(vm->plan)) {
-		dma_fd = rt__hold_dma_latency(&e);
-		if (dma_fd < 0)
-			fprintf(stderr, "rtvmm: warning: %s\n", e.msg);
-	}
+	int sfd, err = 0;
 
 	sigemptyset(&term);
 	sigaddset(&term, SIGINT);
@@ -332,7 +258,7 @@ int vm__run(struct vm *vm)
 			vm__request_stop(vm, VM_STOP_ERROR, 1);
 		}
 	}
-	if (vm->plan && prove_placement(vm, nr_started(vm)) < 0)
+	if (!err && vm->hooks.vcpus_started && vm->hooks.vcpus_started(vm->hooks.opaque, vm))
 		vm__request_stop(vm, VM_STOP_ERROR, 1);
 	if (!err)
 		wait_for_stop(vm, sfd);
@@ -345,8 +271,6 @@ int vm__run(struct vm *vm)
 	}
 	if (sfd >= 0)
 		close(sfd);
-	if (dma_fd >= 0)
-		close(dma_fd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return vm->stop_status;
 }
@@ -395,6 +319,5 @@ void vm__destroy(struct vm *vm)
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	vm->stop_efd = -1;
-	pthread_cond_destroy(&vm->placed_cond);
 	pthread_mutex_destroy(&vm->lock);
 }

@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
-#include "config/plan.h"
 #include "vmm/bus.h"
 #include "vmm/device.h"
 #include "base/err.h"
@@ -17,18 +17,20 @@
 #include "vmm/vcpu.h"
 #include "vmm/x86/boot.h"
 
-/* Everything needed to build and run one VM. */
-struct vm_config {
-	const char *kvm_path;      /* default /dev/kvm */
-	struct boot_config boot;
-	unsigned nr_vcpus;
-	uint64_t mem_size;
-	int console_in;            /* guest COM1 input (stdin), -1 for none */
-	int console_out;           /* guest COM1 output (stdout) */
-	bool verbose;
-	const struct plan_vm *plan; /* host-plan placement (memory, threads), NULL for none */
-	const struct plan_nic *nics;/* virtio-net NICs over vhost-user (from the plan or --net) */
-	unsigned nr_nics;
+struct vm;
+
+/*
+ * What the application plugs into the machine, so that the machine knows
+ * nothing of plans, NUMA or scheduling. Every hook may be NULL.
+ */
+struct vm_hooks {
+	void *opaque;
+	/* Provides guest RAM of `size` bytes (guest_mem__adopt); NULL: a plain 4 KiB memfd. */
+	int (*provide_memory)(void *opaque, struct guest_mem *mem, uint64_t size, struct err *e);
+	/* On each vCPU thread before it first enters the guest; nonzero stops the VM. */
+	int (*vcpu_thread_start)(void *opaque, unsigned index, pid_t tid);
+	/* On the main thread once every vCPU thread started; nonzero stops the VM. */
+	int (*vcpus_started)(void *opaque, const struct vm *vm);
 };
 
 struct serial;
@@ -69,9 +71,8 @@ struct vm {
 	unsigned nr_nics;
 	struct vm_nic *nics;
 
-	const struct plan_vm *plan;  /* placement to apply and prove, or NULL */
-	unsigned nr_placed;          /* vCPU threads that applied their placement */
-	pthread_cond_t placed_cond;
+	struct vm_hooks hooks;
+	struct vcpu_env vcpu_env;    /* what every vCPU gets */
 
 	pthread_mutex_t lock;
 	int stop_efd;              /* becomes readable once a stop is requested */
@@ -81,18 +82,14 @@ struct vm {
 	bool verbose;
 };
 
-/* Builds the whole VM from `cfg` (the composition root, app/builder.c). */
-int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e);
-
-/* Creates the KVM VM object and empty buses. */
-int vm__create(struct vm *vm, const char *kvm_path, struct err *e);
+/* Creates the KVM VM object and empty buses; `hooks` (may be NULL) are kept for what follows. */
+int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks, struct err *e);
 
 /*
- * Backs guest RAM with a MAP_SHARED memfd (placed per `placement` when not
- * NULL: page size, node, prefault, mlock) and registers it as memslots.
+ * Backs guest RAM with a MAP_SHARED memfd (from hooks.provide_memory when
+ * set: placed by the application) and registers it as memslots.
  */
-int vm__setup_memory(struct vm *vm, uint64_t size, const struct plan_memory *placement,
-		     struct err *e);
+int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e);
 
 /* In-kernel PIC + IOAPIC + LAPICs, and the in-kernel PIT. */
 int vm__setup_irqchip(struct vm *vm, struct err *e);

@@ -221,10 +221,10 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static struct plan_memory plan_mem(uint64_t size, enum plan_page_size ps, int node, bool prefault,
+static struct numa_mem_spec plan_mem(uint64_t size, enum page_size ps, int node, bool prefault,
 				   bool mlock, bool fallback)
 {
-	struct plan_memory m;
+	struct numa_mem_spec m;
 
 	memset(&m, 0, sizeof(m));
 	m.size = size;
@@ -237,7 +237,7 @@ static struct plan_memory plan_mem(uint64_t size, enum plan_page_size ps, int no
 }
 
 /* numa_mem__create with stderr captured into `warn`. */
-static int create_capturing(struct guest_mem *mem, const struct plan_memory *m, struct err *e,
+static int create_capturing(struct numa_mem *mem, const struct numa_mem_spec *m, struct err *e,
 			    char *warn, size_t len)
 {
 	FILE *tmp = tmpfile();
@@ -258,10 +258,10 @@ static int create_capturing(struct guest_mem *mem, const struct plan_memory *m, 
 }
 
 /* Creates, times and verifies guest RAM: every page on `node`, of `page` bytes, locked, bound. */
-static double create_and_verify(const char *what, uint64_t size, enum plan_page_size ps, uint64_t page)
+static double create_and_verify(const char *what, uint64_t size, enum page_size ps, uint64_t page)
 {
-	struct plan_memory m = plan_mem(size, ps, NODE, true, true, false);
-	struct guest_mem mem;
+	struct numa_mem_spec m = plan_mem(size, ps, NODE, true, true, false);
+	struct numa_mem mem;
 	struct numa_placement pl;
 	struct smaps_info si;
 	struct err e = { 0 };
@@ -287,7 +287,7 @@ static double create_and_verify(const char *what, uint64_t size, enum plan_page_
 	CHECK(smaps_of(mem.base, &si) == 0, "%s: mapping not in smaps", what);
 	CHECK(si.kernel_page_kb * 1024 == page, "%s: smaps KernelPageSize %" PRIu64 " kB", what, si.kernel_page_kb);
 	CHECK(si.shared, "%s: smaps VmFlags: not MAP_SHARED", what);
-	if (ps == PLAN_PAGE_4K) {
+	if (ps == PAGE_4K) {
 		CHECK(si.locked || UNDER_ASAN, "%s: smaps VmFlags: not locked", what);
 		CHECK(si.rss_kb * 1024 == size, "%s: smaps Rss %" PRIu64 " kB (prefault)", what, si.rss_kb);
 	} else   /* hugetlb: unswappable, the kernel never marks it VM_LOCKED */
@@ -298,7 +298,7 @@ static double create_and_verify(const char *what, uint64_t size, enum plan_page_
 	CHECK(mem.base[size - 1] == 0x5a && mem.base[100] == 0xa5, "%s: RAM not writable", what);
 	printf("%-26s %6" PRIu64 " MiB: create+bind+prefault+mlock %8.2f ms, %" PRIu64 " pages on node %d\n",
 	       what, size / MIB, ms, pl.pages_per_node[NODE], NODE);
-	guest_mem__destroy(&mem);
+	numa_mem__destroy(&mem);
 	return ms;
 }
 
@@ -312,10 +312,11 @@ static double min3(double a, double b, double c)
 int main(void)
 {
 	const uint64_t size = 64 * MIB, pages = size / (2 * MIB);
-	struct guest_mem mem, held;
-	struct plan_memory m;
+	struct numa_mem mem, held;
+	struct numa_mem_spec m;
 	struct err e = { 0 };
 	uint64_t free_before, free_after, resv_before, resv_after, avail;
+	void *p;
 	double t2m, t4k;
 	char warn[1024], want[256];
 	int64_t got;
@@ -346,34 +347,34 @@ int main(void)
 	printf("reserved %" PRIu64 " x 2M hugepages on node %d (nr_hugepages was %s)\n", pages, NODE, restore_2m.old);
 
 	/* 1. 2M pages on node 0: bound, prefaulted, locked; 4K for comparison. */
-	t2m = min3(create_and_verify("2M, node 0", size, PLAN_PAGE_2M, 2 * MIB),
-		   create_and_verify("2M, node 0", size, PLAN_PAGE_2M, 2 * MIB),
-		   create_and_verify("2M, node 0", size, PLAN_PAGE_2M, 2 * MIB));
-	t4k = min3(create_and_verify("4K, node 0", size, PLAN_PAGE_4K, 4096),
-		   create_and_verify("4K, node 0", size, PLAN_PAGE_4K, 4096),
-		   create_and_verify("4K, node 0", size, PLAN_PAGE_4K, 4096));
+	t2m = min3(create_and_verify("2M, node 0", size, PAGE_2M, 2 * MIB),
+		   create_and_verify("2M, node 0", size, PAGE_2M, 2 * MIB),
+		   create_and_verify("2M, node 0", size, PAGE_2M, 2 * MIB));
+	t4k = min3(create_and_verify("4K, node 0", size, PAGE_4K, 4096),
+		   create_and_verify("4K, node 0", size, PAGE_4K, 4096),
+		   create_and_verify("4K, node 0", size, PAGE_4K, 4096));
 	printf("prefault 64 MiB (best of 3): 2M %.2f ms, 4K %.2f ms (%.1fx)\n", t2m, t4k, t2m > 0 ? t4k / t2m : 0);
 
 	/* 2. Without prefault the hugepages are still reserved at mmap (HugePages_Rsvd), so no later SIGBUS. */
 	read_u64(HP2M_RESV, &resv_before);
-	m = plan_mem(size, PLAN_PAGE_2M, NODE, false, false, false);
+	m = plan_mem(size, PAGE_2M, NODE, false, false, false);
 	r = numa_mem__create(&mem, &m, &e);
 	CHECK(r == 0, "2M without prefault: %d %s", r, e.msg);
 	read_u64(HP2M_RESV, &resv_after);
 	CHECK(resv_after == resv_before + pages, "reserved at mmap: resv_hugepages %" PRIu64 " -> %" PRIu64,
 	      resv_before, resv_after);
 	if (r == 0)
-		guest_mem__destroy(&mem);
+		numa_mem__destroy(&mem);
 
 	/* 3. Shortage: hold all reserved pages, then ask for more than are free. */
-	m = plan_mem(size, PLAN_PAGE_2M, NODE, true, false, false);
+	m = plan_mem(size, PAGE_2M, NODE, true, false, false);
 	r = numa_mem__create(&held, &m, &e);
 	CHECK(r == 0, "holding 64 MiB: %d %s", r, e.msg);
 	read_u64(HP2M_FREE, &free_before);
 	avail = free_before;
 	read_u64(HP2M_RESV, &resv_before);
 	avail = avail > resv_before ? avail - resv_before : 0;
-	m = plan_mem((avail + 2) * 2 * MIB, PLAN_PAGE_2M, NODE, true, true, false);
+	m = plan_mem((avail + 2) * 2 * MIB, PAGE_2M, NODE, true, true, false);
 	r = numa_mem__create(&mem, &m, &e);
 	printf("shortage: %s\n", e.msg);
 	CHECK(r == -ENOMEM, "shortage returned %d", r);
@@ -387,13 +388,15 @@ int main(void)
 	/* 3b. The reservation itself: a hugetlb mmap without MAP_NORESERVE fails with ENOMEM when short. */
 	fd = memfd_create("short", MFD_HUGETLB | MFD_HUGE_2MB);
 	CHECK(fd >= 0 && ftruncate(fd, (off_t)((avail + 1) * 2 * MIB)) == 0, "memfd: %s", strerror(errno));
-	r = guest_mem__map_fd_flags(&mem, fd, (avail + 1) * 2 * MIB, 2 * MIB, 0);
+	p = mmap(NULL, (avail + 1) * 2 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	r = p == MAP_FAILED ? -errno : 0;
 	CHECK(r == -ENOMEM, "short hugetlb mmap returned %d, want -ENOMEM", r);
 	if (r == 0)
-		guest_mem__destroy(&mem);
+		munmap(p, (avail + 1) * 2 * MIB);
+	close(fd);
 
 	/* 4. allow_fallback: 4K pages on node 0, with a warning. */
-	m = plan_mem((avail + 2) * 2 * MIB, PLAN_PAGE_2M, NODE, true, true, true);
+	m = plan_mem((avail + 2) * 2 * MIB, PAGE_2M, NODE, true, true, true);
 	r = create_capturing(&mem, &m, &e, warn, sizeof(warn));
 	CHECK(r == 0, "fallback: %d %s", r, e.msg);
 	printf("fallback: %s", warn);
@@ -408,21 +411,21 @@ int main(void)
 		      "fallback placement: %" PRIu64 " B pages, %" PRIu64 " on node 0", pl.page_size,
 		      pl.pages_per_node[NODE]);
 		CHECK(bound_to(mem.base, NODE), "fallback mapping not bound to node 0");
-		guest_mem__destroy(&mem);
+		numa_mem__destroy(&mem);
 	}
 	if (held.base)
-		guest_mem__destroy(&held);
+		numa_mem__destroy(&held);
 
 	/* 5. Plan errors that need no pages. */
-	m = plan_mem(3 * MIB, PLAN_PAGE_2M, NODE, true, false, false);
+	m = plan_mem(3 * MIB, PAGE_2M, NODE, true, false, false);
 	CHECK(numa_mem__create(&mem, &m, &e) == -EINVAL && strstr(e.msg, "not a multiple of the 2M page size"),
 	      "3 MiB of 2M pages: %s", e.msg);
-	m = plan_mem(size, PLAN_PAGE_2M, numa_max_node() + 1, true, false, false);
+	m = plan_mem(size, PAGE_2M, numa_max_node() + 1, true, false, false);
 	snprintf(want, sizeof(want), "node %d does not exist", numa_max_node() + 1);
 	CHECK(numa_mem__create(&mem, &m, &e) == -EINVAL && strstr(e.msg, want), "missing node: %s", e.msg);
 
 	/* 6. No node binding (node -1): hugepages from anywhere, checked against the host total. */
-	m = plan_mem(size, PLAN_PAGE_2M, -1, true, false, false);
+	m = plan_mem(size, PAGE_2M, -1, true, false, false);
 	r = numa_mem__create(&mem, &m, &e);
 	CHECK(r == 0, "unbound 2M: %d %s", r, e.msg);
 	if (r == 0) {
@@ -430,7 +433,7 @@ int main(void)
 
 		CHECK(numa_mem__placement(&mem, &pl) == 0 && pl.page_size == 2 * MIB &&
 		      pl.pages_unknown == 0, "unbound placement");
-		guest_mem__destroy(&mem);
+		numa_mem__destroy(&mem);
 	}
 	restore_one(&restore_2m);
 
@@ -441,7 +444,7 @@ int main(void)
 		       got < 0 ? strerror((int)-got) : "kernel found no free 1 GiB of contiguous memory");
 		restore_one(&restore_1g);
 	} else {
-		create_and_verify("1G, node 0", 1024 * MIB, PLAN_PAGE_1G, 1024 * MIB);
+		create_and_verify("1G, node 0", 1024 * MIB, PAGE_1G, 1024 * MIB);
 		restore_one(&restore_1g);
 	}
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "base/cpus.h"
 #include "config/check.h"
 #include "config/parse.h"
 #include "config/plan.h"
@@ -97,7 +98,7 @@ static cpu_set_t cpus(const char *list)
 {
 	cpu_set_t s;
 
-	assert_int_equal(plan__parse_cpus(list, &s), 0);
+	assert_int_equal(cpus__parse(list, &s), 0);
 	return s;
 }
 
@@ -110,7 +111,7 @@ static void housekeeping(struct plan *p, const char *list)
 
 /* A VM whose lines start at 10 * (index + 1): memory on +2, vcpus[j] on +4+j, emulator +3. */
 static struct plan_vm *vm_add(struct plan *p, const char *name, uint64_t size,
-			      enum plan_page_size ps, int node, bool strict)
+			      enum page_size ps, int node, bool strict)
 {
 	struct plan_vm *v;
 	unsigned i = p->nr_vms, base = 10 * (i + 1);
@@ -131,7 +132,7 @@ static struct plan_vm *vm_add(struct plan *p, const char *name, uint64_t size,
 	return v;
 }
 
-static void vcpu_add(struct plan *p, struct plan_vm *v, const char *list, enum plan_policy pol,
+static void vcpu_add(struct plan *p, struct plan_vm *v, const char *list, enum rt_policy pol,
 		     int prio)
 {
 	unsigned i = (unsigned)(v - p->vms), j = v->nr_vcpus;
@@ -188,22 +189,22 @@ static void telco_plan(struct plan *p)
 	housekeeping(p, "0,8,16,24");
 	dataplane(p, "5-6", 0);
 
-	v = vm_add(p, "vnf0", 4ull << 30, PLAN_PAGE_1G, 0, true);
-	vcpu_add(p, v, "1", PLAN_POLICY_FIFO, 80);
-	vcpu_add(p, v, "2", PLAN_POLICY_FIFO, 80);
-	vcpu_add(p, v, "3", PLAN_POLICY_FIFO, 80);
-	vcpu_add(p, v, "4", PLAN_POLICY_FIFO, 80);
+	v = vm_add(p, "vnf0", 4ull << 30, PAGE_1G, 0, true);
+	vcpu_add(p, v, "1", RT_POLICY_FIFO, 80);
+	vcpu_add(p, v, "2", RT_POLICY_FIFO, 80);
+	vcpu_add(p, v, "3", RT_POLICY_FIFO, 80);
+	vcpu_add(p, v, "4", RT_POLICY_FIFO, 80);
 	emulator(v, "0,16");
 	nic_add(v, "net0");
 
-	v = vm_add(p, "vnf1", 2ull << 30, PLAN_PAGE_1G, 1, true);
-	vcpu_add(p, v, "9", PLAN_POLICY_FIFO, 80);
-	vcpu_add(p, v, "10", PLAN_POLICY_RR, 70);
+	v = vm_add(p, "vnf1", 2ull << 30, PAGE_1G, 1, true);
+	vcpu_add(p, v, "9", RT_POLICY_FIFO, 80);
+	vcpu_add(p, v, "10", RT_POLICY_RR, 70);
 	emulator(v, "8,24");
 
-	v = vm_add(p, "vm2", 1ull << 30, PLAN_PAGE_2M, 1, false);
-	vcpu_add(p, v, "11-12", PLAN_POLICY_OTHER, 0);
-	vcpu_add(p, v, "11-12", PLAN_POLICY_OTHER, 0);
+	v = vm_add(p, "vm2", 1ull << 30, PAGE_2M, 1, false);
+	vcpu_add(p, v, "11-12", RT_POLICY_OTHER, 0);
+	vcpu_add(p, v, "11-12", RT_POLICY_OTHER, 0);
 	emulator(v, "8,24");
 }
 
@@ -269,9 +270,9 @@ static void test_check_cpu_missing_is_error_naming_key(void **state)
 	const struct finding *f;
 	struct plan_vm *v;
 
-	v = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, v, "1", PLAN_POLICY_OTHER, 0);
-	vcpu_add(&x->p, v, "12", PLAN_POLICY_OTHER, 0);
+	v = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, v, "1", RT_POLICY_OTHER, 0);
+	vcpu_add(&x->p, v, "12", RT_POLICY_OTHER, 0);
 	check(x);
 	f = only(x, "cpu-missing");
 	assert_int_equal(f->level, FINDING_ERROR);
@@ -311,10 +312,10 @@ static void test_check_two_fifo_vcpus_on_one_core(void **state)
 	struct plan_vm *a, *b;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "3", PLAN_POLICY_FIFO, 80);
-	b = vm_add(&x->p, "b", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, b, "3", PLAN_POLICY_RR, 50);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "3", RT_POLICY_FIFO, 80);
+	b = vm_add(&x->p, "b", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, b, "3", RT_POLICY_RR, 50);
 	check(x);
 	f = only(x, "fifo-shared-core");
 	assert_int_equal(f->level, FINDING_ERROR);
@@ -333,8 +334,8 @@ static void test_check_fifo_vcpu_on_dataplane_core(void **state)
 
 	housekeeping(&x->p, "0,8,16,24");
 	dataplane(&x->p, "5-6", 0);
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "6", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "6", RT_POLICY_FIFO, 80);
 	check(x);
 	f = only(x, "fifo-shared-core");
 	assert_string_equal(f->value, "6");
@@ -348,9 +349,9 @@ static void test_check_best_effort_vcpu_on_rt_cpu_warns(void **state)
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "3", PLAN_POLICY_FIFO, 80);
-	vcpu_add(&x->p, a, "3-4", PLAN_POLICY_OTHER, 0);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "3", RT_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "3-4", RT_POLICY_OTHER, 0);
 	check(x);
 	f = only(x, "rt-cpu-shared");
 	assert_int_equal(f->level, FINDING_WARNING);
@@ -365,9 +366,9 @@ static void test_check_strict_memory_on_other_node_is_error(void **state)
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, true);
-	vcpu_add(&x->p, a, "2", PLAN_POLICY_FIFO, 80);
-	vcpu_add(&x->p, a, "9", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, true);
+	vcpu_add(&x->p, a, "2", RT_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "9", RT_POLICY_FIFO, 80);
 	check(x);
 	f = only(x, "vcpu-memory-node");
 	assert_int_equal(f->level, FINDING_ERROR);
@@ -390,8 +391,8 @@ static void test_check_unpinned_vcpus(void **state)
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 1, true);
-	vcpu_add(&x->p, a, NULL, PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 1, true);
+	vcpu_add(&x->p, a, NULL, RT_POLICY_FIFO, 80);
 	check(x);
 	assert_int_equal(only(x, "vcpu-unpinned")->level, FINDING_WARNING);
 	assert_int_equal(only(x, "vcpu-memory-node")->level, FINDING_ERROR);
@@ -403,7 +404,7 @@ static void test_check_memory_node_missing(void **state)
 	struct fx *x = *state;
 	const struct finding *f;
 
-	vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 2, true);
+	vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 2, true);
 	check(x);
 	f = only(x, "node-missing");
 	assert_int_equal(f->level, FINDING_ERROR);
@@ -418,9 +419,9 @@ static void test_check_hugepages_short_names_node_needed_free(void **state)
 	const struct finding *f;
 
 	/* node 1 has 1024 free 2M pages: 768 + 768 do not fit */
-	vm_add(&x->p, "a", 1536ull << 20, PLAN_PAGE_2M, 1, false);
-	vm_add(&x->p, "b", 1536ull << 20, PLAN_PAGE_2M, 1, false);
-	vm_add(&x->p, "c", 1536ull << 20, PLAN_PAGE_2M, 0, false);   /* node 0: fine */
+	vm_add(&x->p, "a", 1536ull << 20, PAGE_2M, 1, false);
+	vm_add(&x->p, "b", 1536ull << 20, PAGE_2M, 1, false);
+	vm_add(&x->p, "c", 1536ull << 20, PAGE_2M, 0, false);   /* node 0: fine */
 	check(x);
 	f = only(x, "hugepages-short");
 	assert_int_equal(f->level, FINDING_ERROR);
@@ -446,7 +447,7 @@ static void test_check_1g_pages_over_the_node(void **state)
 {
 	struct fx *x = *state;
 
-	vm_add(&x->p, "a", 5ull << 30, PLAN_PAGE_1G, 1, false);   /* node 1 has 4 */
+	vm_add(&x->p, "a", 5ull << 30, PAGE_1G, 1, false);   /* node 1 has 4 */
 	check(x);
 	assert_contains(only(x, "hugepages-short")->message, "needs 5 1G pages, 4 free");
 }
@@ -458,8 +459,8 @@ static void test_check_sibling_of_rt_vcpu_used_by_housekeeping_warns(void **stat
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0,8,16,17,24");   /* 17 is cpu 1's sibling */
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 80);
 	emulator(a, "0,16");
 	check(x);
 	f = only(x, "smt-sibling-shared");
@@ -477,12 +478,12 @@ static void test_check_sibling_of_rt_vcpu_used_by_another_vm_warns(void **state)
 	struct plan_vm *a, *b;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "2", PLAN_POLICY_FIFO, 80);
-	vcpu_add(&x->p, a, "18", PLAN_POLICY_FIFO, 80);   /* its own sibling: the VM's choice */
-	vcpu_add(&x->p, a, "4", PLAN_POLICY_FIFO, 80);
-	b = vm_add(&x->p, "b", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, b, "20", PLAN_POLICY_OTHER, 0);   /* cpu 4's sibling */
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "2", RT_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "18", RT_POLICY_FIFO, 80);   /* its own sibling: the VM's choice */
+	vcpu_add(&x->p, a, "4", RT_POLICY_FIFO, 80);
+	b = vm_add(&x->p, "b", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, b, "20", RT_POLICY_OTHER, 0);   /* cpu 4's sibling */
 	check(x);
 	f = only(x, "smt-sibling-shared");
 	assert_int_equal(f->level, FINDING_WARNING);
@@ -501,8 +502,8 @@ static void test_check_dataplane_on_other_node_warns(void **state)
 
 	housekeeping(&x->p, "0,8,16,24");
 	dataplane(&x->p, "9-10", -1);
-	a = vm_add(&x->p, "a", 1ull << 30, PLAN_PAGE_1G, 0, true);
-	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 1ull << 30, PAGE_1G, 0, true);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 80);
 	nic_add(a, "net0");
 	check(x);
 	f = only(x, "dataplane-remote-node");
@@ -521,8 +522,8 @@ static void test_check_rt_vcpu_on_housekeeping_is_error(void **state)
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "0", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "0", RT_POLICY_FIFO, 80);
 	emulator(a, "16");
 	check(x);
 	f = only(x, "rt-on-housekeeping");
@@ -539,8 +540,8 @@ static void test_check_emulator_on_rt_cpu_warns(void **state)
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 80);
 	emulator(a, "0-1");
 	check(x);
 	f = only(x, "emulator-on-rt-cpu");
@@ -555,11 +556,11 @@ static void test_check_priorities_out_of_range(void **state)
 	unsigned i, n = 0;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 100);
-	vcpu_add(&x->p, a, "2", PLAN_POLICY_RR, 0);
-	vcpu_add(&x->p, a, "3", PLAN_POLICY_OTHER, 5);
-	vcpu_add(&x->p, a, "4", PLAN_POLICY_FIFO, 99);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 100);
+	vcpu_add(&x->p, a, "2", RT_POLICY_RR, 0);
+	vcpu_add(&x->p, a, "3", RT_POLICY_OTHER, 5);
+	vcpu_add(&x->p, a, "4", RT_POLICY_FIFO, 99);
 	check(x);
 	assert_int_equal(count(&x->f, "priority-range"), 3);
 	for (i = 0; i < x->f.nr; i++)
@@ -579,9 +580,9 @@ static void test_check_not_isolated_warns(void **state)
 	struct plan_vm *a;
 
 	/* no housekeeping given: cpu 8 is simply not isolated */
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 1, false);
-	vcpu_add(&x->p, a, "8", PLAN_POLICY_FIFO, 80);
-	vcpu_add(&x->p, a, "9", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 1, false);
+	vcpu_add(&x->p, a, "8", RT_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "9", RT_POLICY_FIFO, 80);
 	check(x);
 	f = only(x, "cpu-not-isolated");
 	assert_int_equal(f->level, FINDING_WARNING);
@@ -620,7 +621,7 @@ static void test_check_1g_pages_unsupported(void **state)
 	struct fx *x = *state;
 	const struct finding *f;
 
-	vm_add(&x->p, "a", 1ull << 30, PLAN_PAGE_1G, 0, false);
+	vm_add(&x->p, "a", 1ull << 30, PAGE_1G, 0, false);
 	check(x);
 	f = only(x, "page-size-unsupported");
 	assert_int_equal(f->level, FINDING_ERROR);
@@ -636,7 +637,7 @@ static void test_check_small_machine_has_no_second_node(void **state)
 	struct fx *x = *state;
 	const struct finding *f;
 
-	vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 1, true);
+	vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 1, true);
 	check(x);
 	f = only(x, "node-missing");
 	assert_contains(f->message, "1 NUMA node (0)");
@@ -646,7 +647,7 @@ static void test_check_small_machine_2m_pages_none_reserved(void **state)
 {
 	struct fx *x = *state;
 
-	vm_add(&x->p, "a", 64ull << 20, PLAN_PAGE_2M, 0, false);
+	vm_add(&x->p, "a", 64ull << 20, PAGE_2M, 0, false);
 	check(x);
 	assert_contains(only(x, "hugepages-short")->message, "needs 32 2M pages, 0 free of 0");
 }
@@ -658,8 +659,8 @@ static void test_check_rt_throttling_warns(void **state)
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0");
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 80);
 	emulator(a, "0");
 	check(x);
 	f = only(x, "rt-throttling");
@@ -673,7 +674,7 @@ static void test_check_rt_throttling_warns(void **state)
 
 	/* no RT policy, no throttling finding */
 	findings__free(&x->f);
-	a->vcpus[0].policy = PLAN_POLICY_OTHER;
+	a->vcpus[0].policy = RT_POLICY_OTHER;
 	a->vcpus[0].priority = 0;
 	check(x);
 	assert_int_equal(x->f.nr, 0);
@@ -687,8 +688,8 @@ static void test_check_unknown_host_state_is_said_not_passed(void **state)
 	struct plan_vm *a;
 
 	housekeeping(&x->p, "0,8,16,24");
-	a = vm_add(&x->p, "a", 1ull << 30, PLAN_PAGE_1G, 0, true);
-	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a", 1ull << 30, PAGE_1G, 0, true);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 80);
 	check(x);
 	assert_int_equal(findings__count(&x->f, FINDING_ERROR), 0);
 	assert_contains(only(x, "hugepages-unknown")->message, "no hugepage information");
@@ -707,8 +708,8 @@ static void test_check_print_names_file_line_key_value(void **state)
 	size_t len = 0;
 	FILE *out;
 
-	a = vm_add(&x->p, "a", 256ull << 20, PLAN_PAGE_4K, 0, false);
-	vcpu_add(&x->p, a, "12", PLAN_POLICY_OTHER, 0);
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "12", RT_POLICY_OTHER, 0);
 	check(x);
 	out = open_memstream(&buf, &len);
 	assert_non_null(out);
@@ -730,9 +731,9 @@ static void test_check_json_is_valid(void **state)
 	FILE *out;
 
 	housekeeping(&x->p, "0");
-	a = vm_add(&x->p, "a \"quoted\"", 1ull << 30, PLAN_PAGE_1G, 0, false);
-	vcpu_add(&x->p, a, "1", PLAN_POLICY_FIFO, 80);
-	vcpu_add(&x->p, a, "7", PLAN_POLICY_FIFO, 80);
+	a = vm_add(&x->p, "a \"quoted\"", 1ull << 30, PAGE_1G, 0, false);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "7", RT_POLICY_FIFO, 80);
 	check(x);
 	assert_true(x->f.nr >= 4);
 

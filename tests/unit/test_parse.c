@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "base/cpus.h"
 #include "config/parse.h"
 #include "config/plan.h"
 
@@ -94,7 +95,7 @@ static unsigned cpus_of(const cpu_set_t *set, const char *want)
 {
 	cpu_set_t w;
 
-	assert_int_equal(plan__parse_cpus(want, &w), 0);
+	assert_int_equal(cpus__parse(want, &w), 0);
 	return CPU_EQUAL(&w, set);
 }
 
@@ -147,11 +148,11 @@ static void test_parse_example_small_vm(void **state)
 	assert_string_equal(vm->name, "small");
 	assert_non_null(strstr(vm->kernel, "examples/../build/bench/guest/rtvmm-guest.elf"));
 	assert_int_equal(vm->memory.size, 64ULL << 20);
-	assert_int_equal(vm->memory.page_size, PLAN_PAGE_2M);
+	assert_int_equal(vm->memory.page_size, PAGE_2M);
 	assert_int_equal(vm->memory.node, 0);
 	assert_true(vm->memory.prefault && vm->memory.mlock && vm->memory.allow_fallback);
 	assert_int_equal(vm->nr_vcpus, 1);
-	assert_int_equal(vm->vcpus[0].policy, PLAN_POLICY_FIFO);
+	assert_int_equal(vm->vcpus[0].policy, RT_POLICY_FIFO);
 	assert_int_equal(vm->vcpus[0].priority, 50);
 	assert_true(cpus_of(&vm->vcpus[0].cpus, "1"));
 	assert_true(cpus_of(&vm->emulator.cpus, "0"));
@@ -184,7 +185,7 @@ static void test_parse_example_telco_host(void **state)
 	vm = plan__find_vm(&p, "vnf1");
 	assert_non_null(vm);
 	assert_int_equal(vm->memory.size, 4ULL << 30);
-	assert_int_equal(vm->memory.page_size, PLAN_PAGE_1G);
+	assert_int_equal(vm->memory.page_size, PAGE_1G);
 	assert_int_equal(vm->memory.node, 0);
 	assert_true(vm->memory.strict);
 	assert_int_equal(vm->nr_vcpus, 4);
@@ -193,7 +194,7 @@ static void test_parse_example_telco_host(void **state)
 
 		snprintf(cpu, sizeof(cpu), "%u", 3 + i);
 		assert_true(cpus_of(&vm->vcpus[i].cpus, cpu));
-		assert_int_equal(vm->vcpus[i].policy, PLAN_POLICY_FIFO);
+		assert_int_equal(vm->vcpus[i].policy, RT_POLICY_FIFO);
 		assert_int_equal(vm->vcpus[i].priority, 50);
 	}
 	assert_int_equal(vm->nr_nics, 2);
@@ -201,12 +202,12 @@ static void test_parse_example_telco_host(void **state)
 
 	vm = plan__find_vm(&p, "vnf2");
 	assert_non_null(vm);
-	assert_int_equal(vm->memory.page_size, PLAN_PAGE_2M);
+	assert_int_equal(vm->memory.page_size, PAGE_2M);
 	assert_int_equal(vm->memory.node, 1);
 	assert_int_equal(vm->nr_vcpus, 3);
-	assert_int_equal(vm->vcpus[0].policy, PLAN_POLICY_OTHER);
+	assert_int_equal(vm->vcpus[0].policy, RT_POLICY_OTHER);
 	assert_true(cpus_of(&vm->vcpus[0].cpus, "9,25"));
-	assert_int_equal(vm->vcpus[2].policy, PLAN_POLICY_FIFO);
+	assert_int_equal(vm->vcpus[2].policy, RT_POLICY_FIFO);
 	assert_int_equal(vm->vcpus[2].priority, 40);
 	assert_int_equal(vm->nr_nics, 2);
 	assert_int_equal(vm->nics[1].queues, 1);
@@ -279,7 +280,7 @@ static void test_parse_full_vm_fills_every_field(void **state)
 	assert_string_equal(vm->initrd, "/abs/initrd");
 	assert_string_equal(vm->cmdline, "console=ttyS0 quiet");
 	assert_int_equal(vm->memory.size, 1ULL << 30);
-	assert_int_equal(vm->memory.page_size, PLAN_PAGE_2M);
+	assert_int_equal(vm->memory.page_size, PAGE_2M);
 	assert_int_equal(vm->memory.node, 0);
 	assert_true(vm->memory.strict);
 	assert_false(vm->memory.prefault);
@@ -289,14 +290,14 @@ static void test_parse_full_vm_fills_every_field(void **state)
 	assert_string_equal(vm->memory.loc.key, "vms[0].memory");
 
 	assert_int_equal(vm->nr_vcpus, 2);
-	assert_int_equal(vm->vcpus[1].policy, PLAN_POLICY_RR);
+	assert_int_equal(vm->vcpus[1].policy, RT_POLICY_RR);
 	assert_int_equal(vm->vcpus[1].priority, 10);
 	assert_true(cpus_of(&vm->vcpus[0].cpus, "2"));
 	assert_true(cpus_of(&vm->vcpus[1].cpus, "3,5"));
 	assert_int_equal(vm->vcpus[1].loc.line, 25);
 	assert_string_equal(vm->vcpus[1].loc.key, "vms[0].vcpus.pin[1]");
 	assert_true(cpus_of(&vm->emulator.cpus, "0"));
-	assert_int_equal(vm->emulator.policy, PLAN_POLICY_OTHER);
+	assert_int_equal(vm->emulator.policy, RT_POLICY_OTHER);
 	assert_int_equal(vm->emulator.loc.line, 26);
 
 	assert_int_equal(vm->nr_nics, 2);
@@ -328,7 +329,7 @@ static void test_parse_defaults_for_a_minimal_vm(void **state)
 	assert_false(p.host.housekeeping_set);
 	assert_false(p.host.dataplane.present);
 	assert_int_equal(p.vms[0].memory.size, 64ULL << 20);
-	assert_int_equal(p.vms[0].memory.page_size, PLAN_PAGE_4K);
+	assert_int_equal(p.vms[0].memory.page_size, PAGE_4K);
 	assert_int_equal(p.vms[0].memory.node, -1);
 	assert_false(p.vms[0].memory.prefault);
 	assert_false(p.vms[0].memory.mlock);
@@ -336,7 +337,7 @@ static void test_parse_defaults_for_a_minimal_vm(void **state)
 	assert_false(p.vms[0].memory.allow_fallback);
 	assert_int_equal(p.vms[0].nr_vcpus, 2);
 	assert_int_equal(CPU_COUNT(&p.vms[0].vcpus[1].cpus), 0);
-	assert_int_equal(p.vms[0].vcpus[1].policy, PLAN_POLICY_OTHER);
+	assert_int_equal(p.vms[0].vcpus[1].policy, RT_POLICY_OTHER);
 	assert_int_equal(p.vms[0].vcpus[1].loc.line, 5);
 	assert_string_equal(p.vms[0].vcpus[1].loc.key, "vms[0].vcpus");
 	assert_int_equal(CPU_COUNT(&p.vms[0].emulator.cpus), 0);
@@ -355,11 +356,11 @@ static void test_parse_hugepages_prefault_by_default(void **state)
 
 	(void)state;
 	load_ok(VM_HEAD "    memory: {size: 2G, page_size: 1G}\n    vcpus: 1\n", &p);
-	assert_int_equal(p.vms[0].memory.page_size, PLAN_PAGE_1G);
+	assert_int_equal(p.vms[0].memory.page_size, PAGE_1G);
 	assert_true(p.vms[0].memory.prefault);
 	plan__free(&p);
 	load_ok(VM_HEAD "    memory: {size: 64M, page_size: 2MiB, prefault: off}\n    vcpus: 1\n", &p);
-	assert_int_equal(p.vms[0].memory.page_size, PLAN_PAGE_2M);
+	assert_int_equal(p.vms[0].memory.page_size, PAGE_2M);
 	assert_false(p.vms[0].memory.prefault);
 	plan__free(&p);
 }
@@ -424,12 +425,12 @@ static void test_parse_vcpu_list_form(void **state)
 	load_ok(yaml, &p);
 	assert_int_equal(p.vms[0].nr_vcpus, 3);
 	assert_true(cpus_of(&p.vms[0].vcpus[0].cpus, "0-1"));
-	assert_int_equal(p.vms[0].vcpus[0].policy, PLAN_POLICY_OTHER);
-	assert_int_equal(p.vms[0].vcpus[1].policy, PLAN_POLICY_FIFO);
+	assert_int_equal(p.vms[0].vcpus[0].policy, RT_POLICY_OTHER);
+	assert_int_equal(p.vms[0].vcpus[1].policy, RT_POLICY_FIFO);
 	assert_int_equal(p.vms[0].vcpus[1].priority, 99);
 	assert_int_equal(p.vms[0].vcpus[1].loc.line, 7);
 	assert_string_equal(p.vms[0].vcpus[1].loc.key, "vms[0].vcpus[1].cpus");
-	assert_int_equal(p.vms[0].vcpus[2].policy, PLAN_POLICY_RR);
+	assert_int_equal(p.vms[0].vcpus[2].policy, RT_POLICY_RR);
 	assert_int_equal(CPU_COUNT(&p.vms[0].vcpus[2].cpus), 0);
 	assert_string_equal(p.vms[0].vcpus[2].loc.key, "vms[0].vcpus[2]");
 	plan__free(&p);
@@ -698,32 +699,32 @@ static void test_plan_cpu_lists_round_trip(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_equal(plan__parse_cpus(cases[i].in, &set), 0);
-		assert_string_equal(plan__format_cpus(&set, buf, sizeof(buf)), cases[i].out);
+		assert_int_equal(cpus__parse(cases[i].in, &set), 0);
+		assert_string_equal(cpus__format(&set, buf, sizeof(buf)), cases[i].out);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(plan__parse_cpus(bad[i], &set), -EINVAL);
-	assert_int_equal(plan__parse_cpus("1024", &set), -ERANGE);
-	assert_int_equal(plan__parse_cpus("1-99999999999999999999", &set), -ERANGE);
-	assert_int_equal(plan__parse_cpus(NULL, &set), -EINVAL);
+		assert_int_equal(cpus__parse(bad[i], &set), -EINVAL);
+	assert_int_equal(cpus__parse("1024", &set), -ERANGE);
+	assert_int_equal(cpus__parse("1-99999999999999999999", &set), -ERANGE);
+	assert_int_equal(cpus__parse(NULL, &set), -EINVAL);
 
 	/* A short buffer holds whole items only. */
-	assert_int_equal(plan__parse_cpus("0-3,8,10-11", &set), 0);
-	assert_string_equal(plan__format_cpus(&set, buf, 8), "0-3,8");
+	assert_int_equal(cpus__parse("0-3,8,10-11", &set), 0);
+	assert_string_equal(cpus__format(&set, buf, 8), "0-3,8");
 }
 
 static void test_plan_names_and_sizes(void **state)
 {
 	(void)state;
-	assert_string_equal(plan__policy_name(PLAN_POLICY_FIFO), "fifo");
-	assert_string_equal(plan__policy_name(PLAN_POLICY_RR), "rr");
-	assert_string_equal(plan__policy_name(PLAN_POLICY_OTHER), "other");
-	assert_string_equal(plan__page_size_name(PLAN_PAGE_4K), "4K");
-	assert_string_equal(plan__page_size_name(PLAN_PAGE_2M), "2M");
-	assert_string_equal(plan__page_size_name(PLAN_PAGE_1G), "1G");
-	assert_int_equal(plan__page_size_bytes(PLAN_PAGE_4K), 4096);
-	assert_int_equal(plan__page_size_bytes(PLAN_PAGE_2M), 2ULL << 20);
-	assert_int_equal(plan__page_size_bytes(PLAN_PAGE_1G), 1ULL << 30);
+	assert_string_equal(rt__policy_name(RT_POLICY_FIFO), "fifo");
+	assert_string_equal(rt__policy_name(RT_POLICY_RR), "rr");
+	assert_string_equal(rt__policy_name(RT_POLICY_OTHER), "other");
+	assert_string_equal(page_size__name(PAGE_4K), "4K");
+	assert_string_equal(page_size__name(PAGE_2M), "2M");
+	assert_string_equal(page_size__name(PAGE_1G), "1G");
+	assert_int_equal(page_size__bytes(PAGE_4K), 4096);
+	assert_int_equal(page_size__bytes(PAGE_2M), 2ULL << 20);
+	assert_int_equal(page_size__bytes(PAGE_1G), 1ULL << 30);
 	assert_null(plan__find_vm(NULL, "x"));
 	plan__free(NULL);
 }

@@ -103,9 +103,9 @@ static int last_usable_cpu(void)
 	return last;
 }
 
-static struct plan_sched sched_plan(int cpu, enum plan_policy policy, int prio)
+static struct rt_sched sched_plan(int cpu, enum rt_policy policy, int prio)
 {
-	struct plan_sched s;
+	struct rt_sched s;
 
 	memset(&s, 0, sizeof(s));
 	CPU_ZERO(&s.cpus);
@@ -122,7 +122,7 @@ static void test_rt_fifo_pinned_thread_reads_back_as_planned_and_stays(void **st
 	struct rt_thread t;
 	struct err e = { 0 };
 	int cpu = last_usable_cpu(), i, r;
-	struct plan_sched s = sched_plan(cpu, PLAN_POLICY_FIFO, 10);
+	struct rt_sched s = sched_plan(cpu, RT_POLICY_FIFO, 10);
 
 	(void)state;
 	worker_start(&w, "vcpu0");
@@ -159,8 +159,8 @@ static void test_rt_other_unpinned_resets_policy_and_keeps_affinity(void **state
 	struct worker w;
 	struct rt_thread before, after;
 	struct err e = { 0 };
-	struct plan_sched fifo = sched_plan(last_usable_cpu(), PLAN_POLICY_RR, 5);
-	struct plan_sched other = sched_plan(-1, PLAN_POLICY_OTHER, 0);
+	struct rt_sched fifo = sched_plan(last_usable_cpu(), RT_POLICY_RR, 5);
+	struct rt_sched other = sched_plan(-1, RT_POLICY_OTHER, 0);
 
 	(void)state;
 	worker_start(&w, "emu-io");
@@ -189,7 +189,7 @@ static void test_rt_cpu_not_online_is_rejected_naming_it(void **state)
 	struct worker w;
 	struct rt_thread before, after;
 	struct err e = { 0 };
-	struct plan_sched s = sched_plan(1000, PLAN_POLICY_FIFO, 10);
+	struct rt_sched s = sched_plan(1000, RT_POLICY_FIFO, 10);
 	char tid[32];
 
 	(void)state;
@@ -212,9 +212,9 @@ static void test_rt_priority_out_of_range_is_rejected(void **state)
 {
 	struct worker w;
 	struct err e = { 0 };
-	struct plan_sched fifo0 = sched_plan(0, PLAN_POLICY_FIFO, 0);
-	struct plan_sched rr100 = sched_plan(0, PLAN_POLICY_RR, 100);
-	struct plan_sched other5 = sched_plan(0, PLAN_POLICY_OTHER, 5);
+	struct rt_sched fifo0 = sched_plan(0, RT_POLICY_FIFO, 0);
+	struct rt_sched rr100 = sched_plan(0, RT_POLICY_RR, 100);
+	struct rt_sched other5 = sched_plan(0, RT_POLICY_OTHER, 5);
 
 	(void)state;
 	worker_start(&w, "vcpu1");
@@ -232,7 +232,7 @@ static void test_rt_dead_thread_is_an_error(void **state)
 {
 	struct rt_thread t;
 	struct err e = { 0 };
-	struct plan_sched s = sched_plan(0, PLAN_POLICY_OTHER, 0);
+	struct rt_sched s = sched_plan(0, RT_POLICY_OTHER, 0);
 	struct worker w;
 	pid_t gone;
 

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "base/cpus.h"
 #include "config/parse.h"
 #include "config/plan.h"
 #include "numa/topology.h"
@@ -38,7 +39,7 @@ static cpu_set_t cpus(const char *list)
 {
 	cpu_set_t s;
 
-	assert_int_equal(plan__parse_cpus(list, &s), 0);
+	assert_int_equal(cpus__parse(list, &s), 0);
 	return s;
 }
 
@@ -113,7 +114,7 @@ static void test_topology_synthetic_without_overrides_knows_no_host_state(void *
 	assert_false(t.hugepages_known);
 	assert_false(t.page_sizes_known);
 	assert_false(t.rt_known);
-	assert_true(t.page_size_supported[PLAN_PAGE_4K]);
+	assert_true(t.page_size_supported[PAGE_4K]);
 	topology__free(&t);
 }
 
@@ -133,15 +134,15 @@ static void test_topology_overrides_set_isolation_hugepages_and_rt(void **state)
 	want = cpus("2-7");
 	assert_true(CPU_EQUAL(&t.nohz_full, &want));
 	assert_true(t.hugepages_known);
-	assert_int_equal(topology__node(&t, 0)->free_pages[PLAN_PAGE_2M], 1024);
-	assert_int_equal(topology__node(&t, 0)->total_pages[PLAN_PAGE_2M], 2048);
-	assert_int_equal(topology__node(&t, 0)->free_pages[PLAN_PAGE_1G], 0);
-	assert_int_equal(topology__node(&t, 1)->free_pages[PLAN_PAGE_1G], 8);
-	assert_int_equal(topology__node(&t, 1)->total_pages[PLAN_PAGE_1G], 8);
+	assert_int_equal(topology__node(&t, 0)->free_pages[PAGE_2M], 1024);
+	assert_int_equal(topology__node(&t, 0)->total_pages[PAGE_2M], 2048);
+	assert_int_equal(topology__node(&t, 0)->free_pages[PAGE_1G], 0);
+	assert_int_equal(topology__node(&t, 1)->free_pages[PAGE_1G], 8);
+	assert_int_equal(topology__node(&t, 1)->total_pages[PAGE_1G], 8);
 	/* the sizes hugepages= names are the supported ones */
 	assert_true(t.page_sizes_known);
-	assert_true(t.page_size_supported[PLAN_PAGE_2M]);
-	assert_true(t.page_size_supported[PLAN_PAGE_1G]);
+	assert_true(t.page_size_supported[PAGE_2M]);
+	assert_true(t.page_size_supported[PAGE_1G]);
 	assert_true(t.rt_known);
 	assert_int_equal(t.rt_runtime_us, -1);
 	topology__free(&t);
@@ -150,8 +151,8 @@ static void test_topology_overrides_set_isolation_hugepages_and_rt(void **state)
 		"isolated=none pagesizes=2M hugepages=node0:2M:0 rt_runtime=950000", &e), 0);
 	assert_true(t.isolated_known);
 	assert_int_equal(CPU_COUNT(&t.isolated), 0);
-	assert_true(t.page_size_supported[PLAN_PAGE_2M]);
-	assert_false(t.page_size_supported[PLAN_PAGE_1G]);
+	assert_true(t.page_size_supported[PAGE_2M]);
+	assert_false(t.page_size_supported[PAGE_1G]);
 	assert_int_equal(t.rt_runtime_us, 950000);
 	assert_int_equal(t.rt_period_us, 1000000);
 	topology__free(&t);
@@ -211,12 +212,12 @@ static void test_topology_xml_example_loads_with_its_info_attributes(void **stat
 	assert_true(t.nohz_full_known);
 	assert_true(CPU_EQUAL(&t.nohz_full, &want));
 	assert_true(t.hugepages_known);
-	assert_int_equal(t.nodes[0].free_pages[PLAN_PAGE_2M], 2048);
-	assert_int_equal(t.nodes[0].free_pages[PLAN_PAGE_1G], 8);
-	assert_int_equal(t.nodes[1].free_pages[PLAN_PAGE_2M], 1024);
-	assert_int_equal(t.nodes[1].free_pages[PLAN_PAGE_1G], 4);
+	assert_int_equal(t.nodes[0].free_pages[PAGE_2M], 2048);
+	assert_int_equal(t.nodes[0].free_pages[PAGE_1G], 8);
+	assert_int_equal(t.nodes[1].free_pages[PAGE_2M], 1024);
+	assert_int_equal(t.nodes[1].free_pages[PAGE_1G], 4);
 	assert_true(t.page_sizes_known);
-	assert_true(t.page_size_supported[PLAN_PAGE_1G]);
+	assert_true(t.page_size_supported[PAGE_1G]);
 	assert_true(t.rt_known);
 	assert_int_equal(t.rt_runtime_us, -1);
 	topology__free(&t);
@@ -227,7 +228,7 @@ static void test_topology_xml_example_loads_with_its_info_attributes(void **stat
 	assert_int_equal(t.rt_runtime_us, 950000);
 	want = cpus("4");
 	assert_true(CPU_EQUAL(&t.isolated, &want));
-	assert_int_equal(t.nodes[1].free_pages[PLAN_PAGE_1G], 4);
+	assert_int_equal(t.nodes[1].free_pages[PAGE_1G], 4);
 	topology__free(&t);
 }
 
@@ -311,10 +312,10 @@ static void test_topology_this_host_loads(void **state)
 	assert_true(t.nohz_full_known);
 	assert_true(t.hugepages_known);
 	assert_true(t.page_sizes_known);
-	assert_true(t.page_size_supported[PLAN_PAGE_4K]);
-	assert_int_equal(t.page_size_supported[PLAN_PAGE_2M],
+	assert_true(t.page_size_supported[PAGE_4K]);
+	assert_int_equal(t.page_size_supported[PAGE_2M],
 			 access("/sys/kernel/mm/hugepages/hugepages-2048kB", F_OK) == 0);
-	assert_int_equal(t.page_size_supported[PLAN_PAGE_1G],
+	assert_int_equal(t.page_size_supported[PAGE_1G],
 			 access("/sys/kernel/mm/hugepages/hugepages-1048576kB", F_OK) == 0);
 	f = fopen("/proc/sys/kernel/sched_rt_runtime_us", "r");
 	if (f) {

@@ -1,0 +1,31 @@
+/* The composition root: builds one rtvmm PC from a validated VM configuration. */
+#ifndef RTVMM_APP_BUILDER_H
+#define RTVMM_APP_BUILDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app/placement.h"
+#include "base/err.h"
+#include "config/plan.h"
+#include "vmm/vm.h"
+#include "vmm/x86/boot.h"
+
+/* Everything needed to build and run one VM. */
+struct vm_config {
+	const char *kvm_path;      /* default /dev/kvm */
+	struct boot_config boot;
+	unsigned nr_vcpus;
+	uint64_t mem_size;
+	int console_in;            /* guest COM1 input (stdin), -1 for none */
+	int console_out;           /* guest COM1 output (stdout) */
+	bool verbose;
+	struct placement *placement;/* host-plan placement (memory, threads), NULL for none */
+	const struct plan_nic *nics;/* virtio-net NICs over vhost-user (from the plan or --net) */
+	unsigned nr_nics;
+};
+
+/* Builds the whole VM from `cfg`, in the order app/builder.c spells out. */
+int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * A plan VM's placement applied to one machine: guest RAM from numa/, each
+ * vCPU thread placed by rt/ before it enters the guest, then every thread
+ * read back from the kernel and proved against the plan. The machine sees
+ * only the vm_hooks this installs.
+ */
+#ifndef RTVMM_APP_PLACEMENT_H
+#define RTVMM_APP_PLACEMENT_H
+
+#include <pthread.h>
+
+#include "base/err.h"
+#include "config/plan.h"
+#include "vmm/vm.h"
+
+struct placement {
+	const struct plan_vm *plan;
+	pthread_mutex_t lock;
+	pthread_cond_t placed_cond;
+	unsigned nr_placed;        /* vCPU threads that applied their placement (or failed to) */
+	int dma_fd;                /* /dev/cpu_dma_latency held at 0 while the VM runs, or -1 */
+};
+
+/* Prepares placement for `plan` (not copied: it must outlive the VM). */
+void placement__init(struct placement *p, const struct plan_vm *plan);
+
+/* The hooks that make a VM use this placement. */
+struct vm_hooks placement__hooks(struct placement *p);
+
+/* Moves the calling thread (and what it creates later) to the plan's emulator cpus. */
+int placement__pin_emulator(const struct placement *p, struct err *e);
+
+/*
+ * Just before the vCPUs start: mlockall when the plan locks memory, and
+ * /dev/cpu_dma_latency held at 0 when any vCPU is real-time (a warning if not).
+ */
+int placement__before_run(struct placement *p, struct err *e);
+
+/* Releases what placement__before_run holds. */
+void placement__fini(struct placement *p);
+
+#endif
