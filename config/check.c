@@ -4,7 +4,6 @@
  * what a check needs (no hugepage or isolation info, a machine without a
  * second node or 1G pages) the finding says so instead of passing silently.
  */
-#include "base/cpus.h"
 #include "config/check.h"
 
 #include <errno.h>
@@ -15,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "base/cpus.h"
 #include "config/parse.h"
 
 /* ---- findings ---- */

@@ -5,7 +5,6 @@
  * it and every message can say "FILE:LINE: KEY: problem (value 'V')".
  * The vocabulary is documented in the annotated examples/ plans.
  */
-#include "base/cpus.h"
 #include "config/parse.h"
 
 #include <errno.h>
@@ -18,6 +17,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "base/cpus.h"
 #include "base/size.h"
 
 #define MAX_VCPUS    254           /* xAPIC ids, as `rtvmm run --vcpus` */

@@ -1,4 +1,3 @@
-#include "base/cpus.h"
 #include "dataplane/config.h"
 
 #include <errno.h>
@@ -6,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpus.h"
 #include "config/parse.h"
 #include "config/plan.h"
 

@@ -4,7 +4,6 @@
  * per node, RT throttling. The hwloc topology is copied into plain arrays and
  * destroyed before returning, so a struct topology owns no hwloc state.
  */
-#include "base/cpus.h"
 #include "numa/topology.h"
 
 #include <ctype.h>
@@ -19,6 +18,8 @@
 #include <unistd.h>
 
 #include <hwloc.h>
+
+#include "base/cpus.h"
 
 #define SYS_NODE "/sys/devices/system/node"
 #define SYS_HUGEPAGES "/sys/kernel/mm/hugepages"
