@@ -497,11 +497,6 @@ int pci_bus__add(struct pci_bus *bus, struct pci_dev *dev)
 	return 0;
 }
 
-struct pci_dev *pci_bus__dev(struct pci_bus *bus, unsigned slot)
-{
-	return slot < PCI_MAX_SLOTS ? bus->slots[slot] : NULL;
-}
-
 void pci_bus__get_stats(struct pci_bus *bus, struct pci_bus_stats *st)
 {
 	st->cfg_unclaimed = __atomic_load_n(&bus->cfg_unclaimed, __ATOMIC_RELAXED);

@@ -131,9 +131,6 @@ void pci_bus__destroy(struct pci_bus *bus);
 __attribute__((warn_unused_result))
 int pci_bus__add(struct pci_bus *bus, struct pci_dev *dev);
 
-/* The device in `slot`, or NULL. */
-struct pci_dev *pci_bus__dev(struct pci_bus *bus, unsigned slot);
-
 void pci_bus__get_stats(struct pci_bus *bus, struct pci_bus_stats *st);
 
 /*
