@@ -17,6 +17,8 @@
 #include "vmm/vcpu.h"
 #include "vmm/x86/boot.h"
 
+struct virtio_net_spec;
+
 /* Everything needed to build and run one VM. */
 struct vm_config {
 	const char *kvm_path;      /* default /dev/kvm */
@@ -27,7 +29,7 @@ struct vm_config {
 	int console_out;           /* guest COM1 output (stdout) */
 	bool verbose;
 	const struct plan_vm *plan; /* host-plan placement (memory, threads), NULL for none */
-	const struct plan_nic *nics;/* virtio-net NICs over vhost-user (from the plan or --net) */
+	const struct virtio_net_spec *nics; /* virtio-net NICs over vhost-user (from the plan or --net) */
 	unsigned nr_nics;
 };
 

@@ -41,7 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config/plan.h"
 #include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/net.h"
@@ -546,10 +545,10 @@ static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *b
 }
 
 static int guest_init(struct guest *g, const char *name, const char *sock, unsigned pairs,
-		      enum plan_nic_mode mode)
+		      bool server)
 {
-	struct plan_nic nic = { .queues = pairs, .mode = mode, .mac_set = true,
-				.mac = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 } };
+	struct virtio_net_spec nic = { .queues = pairs, .server = server, .mac_set = true,
+				       .mac = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 } };
 	struct err e = { 0 };
 	unsigned i;
 	int err;
@@ -649,7 +648,7 @@ static int scenario_client(const char *sock)
 		failures++;
 		goto out;
 	}
-	if (guest_init(g, "net0", sock, 1, PLAN_NIC_CLIENT))
+	if (guest_init(g, "net0", sock, 1, false))
 		goto out;
 	c.mac = g->mac;
 	if (virtio_net__wait_backend(g->dev, 10000)) {
@@ -755,7 +754,7 @@ static int scenario_server(const char *sock)
 	int rc = -1;
 
 	printf("B. server mode, 2 queue pairs, testpmd connects to %s\n", sock);
-	if (guest_init(g, "net1", sock, 2, PLAN_NIC_SERVER))
+	if (guest_init(g, "net1", sock, 2, true))
 		goto out;
 	c0.mac = c1.mac = g->mac;
 	/* The guest starts before any backend: the link is down, the rings wait. */

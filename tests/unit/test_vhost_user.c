@@ -787,13 +787,15 @@ static void test_listen_replaces_stale_socket_but_not_other_files(void **state)
 /* ---------------------------------------------------------------- virtio-net device tests */
 
 #define RAM_SIZE (16u << 20)
+#define CLIENT   false          /* the device connects to the fake */
+#define SERVER   true           /* the device listens, the fake connects */
 #define QSIZE    256
 
 struct env {
 	struct guest_mem mem;
 	struct fake *f;
 	struct virtio_dev *dev;
-	struct plan_nic nic;
+	struct virtio_net_spec nic;
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 	unsigned nr_queues;
 	pthread_mutex_t lock;
@@ -844,7 +846,7 @@ static uint64_t q_desc(unsigned i)  { return 0x100000 + i * 0x10000ull; }
 static uint64_t q_avail(unsigned i) { return q_desc(i) + 0x1000; }
 static uint64_t q_used(unsigned i)  { return q_desc(i) + 0x2000; }
 
-static struct env *env_new(unsigned pairs, enum plan_nic_mode mode)
+static struct env *env_new(unsigned pairs, bool server)
 {
 	struct env *env = calloc(1, sizeof(*env));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -862,9 +864,9 @@ static struct env *env_new(unsigned pairs, enum plan_nic_mode mode)
 	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
 	env->nic.mac_set = true;
 	env->nic.queues = pairs;
-	env->nic.mode = mode;
+	env->nic.server = server;
 	unlink(env->nic.socket);
-	if (mode == PLAN_NIC_CLIENT) {
+	if (!server) {
 		env->f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		memcpy(sa.sun_path, env->nic.socket, strlen(env->nic.socket) + 1);
 		assert_int_equal(bind(env->f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -872,12 +874,12 @@ static struct env *env_new(unsigned pairs, enum plan_nic_mode mode)
 	} else {
 		snprintf(env->f->path, sizeof(env->f->path), "%s", env->nic.socket);
 	}
-	if (mode == PLAN_NIC_CLIENT)
+	if (!server)
 		fake_start(env->f);
 	assert_int_equal(virtio_net__create(&env->nic, &env->mem, &env->dev, &e), 0);
 	env->dev->transport = env;
 	env->dev->config_changed = on_config_changed;
-	if (mode == PLAN_NIC_SERVER)
+	if (server)
 		fake_start(env->f);
 	env->nr_queues = env->dev->max_queues;
 	for (i = 0; i < env->nr_queues; i++) {
@@ -923,7 +925,7 @@ static uint32_t state_num(const struct msg *m)
 
 static void test_net_offers_backend_data_features_never_protocol_bit(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	struct virtio_net_stats st;
 	uint64_t f;
 
@@ -951,7 +953,7 @@ static void test_net_offers_backend_data_features_never_protocol_bit(void **stat
 
 static void test_net_mq_config_and_queue_layout(void **state)
 {
-	struct env *env = env_new(4, PLAN_NIC_CLIENT);
+	struct env *env = env_new(4, CLIENT);
 	struct virtio_net_config cfg;
 	uint8_t b[4];
 	uint64_t f;
@@ -979,7 +981,7 @@ static void test_net_mq_config_and_queue_layout(void **state)
 
 static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	uint64_t feat, u[4], v;
 	const struct msg *m;
 	unsigned r;
@@ -1033,7 +1035,7 @@ static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void 
 
 static void test_net_reset_stops_rings_with_get_vring_base(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	int i, j;
 
 	(void)state;
@@ -1056,7 +1058,7 @@ static void test_net_reset_stops_rings_with_get_vring_base(void **state)
 
 static void test_net_ring_outside_guest_ram_never_reaches_backend(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 
 	(void)state;
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
@@ -1075,7 +1077,7 @@ static void test_net_ring_outside_guest_ram_never_reaches_backend(void **state)
 
 static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	struct virtio_net_stats st;
 	uint16_t used_idx = 7;
 	int i;
@@ -1111,7 +1113,7 @@ static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void
 
 static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	struct virtio_net_stats st;
 	int i;
 
@@ -1135,7 +1137,7 @@ static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
 
 static void test_net_backend_without_enough_queues_keeps_link_down(void **state)
 {
-	struct env *env = env_new(4, PLAN_NIC_CLIENT);
+	struct env *env = env_new(4, CLIENT);
 	struct virtio_net_stats st;
 	int k;
 
@@ -1161,7 +1163,7 @@ static void test_net_backend_without_enough_queues_keeps_link_down(void **state)
 
 static void test_net_without_reply_ack_syncs_with_get_features(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	int i, last;
 
 	(void)state;
@@ -1184,7 +1186,7 @@ static void test_net_without_reply_ack_syncs_with_get_features(void **state)
 
 static void test_net_server_mode_accepts_backend_and_its_return(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_SERVER);
+	struct env *env = env_new(1, SERVER);
 	struct virtio_net_stats st;
 	struct stat sb;
 
@@ -1279,7 +1281,7 @@ static int ctrl_command(struct env *env, uint16_t n, uint8_t cls, uint8_t cmd, c
 
 static void test_net_ctrl_mq_vq_pairs_set_enables_backend_rings(void **state)
 {
-	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	struct env *env = env_new(2, CLIENT);
 	struct virtio_net_stats st;
 	uint16_t pairs = 2, avail_event;
 	uint8_t junk[2] = { 0 };
@@ -1355,7 +1357,7 @@ static const char *const bad_names[NR_BAD] = {
 
 static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
 {
-	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	struct env *env = env_new(2, CLIENT);
 	const unsigned cq = 4;
 	uint64_t feat;
 	struct virtio_net_stats st;
@@ -1446,7 +1448,7 @@ static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
 
 static void test_net_ctrl_indirect_command_is_served(void **state)
 {
-	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	struct env *env = env_new(2, CLIENT);
 	const unsigned cq = 4;
 	uint64_t tbl = CTRL_BUF + 0x1000;
 	uint8_t hdr[4] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 }, ack = 0xee;

@@ -927,7 +927,7 @@ static void net_free(struct net *n)
 	free(n);
 }
 
-int virtio_net__create(const struct plan_nic *nic, const struct guest_mem *mem,
+int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem *mem,
 		       struct virtio_dev **out, struct err *e)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_TAG(EV_WAKE, 0) };
@@ -950,7 +950,7 @@ int virtio_net__create(const struct plan_nic *nic, const struct guest_mem *mem,
 		return err__set(e, -ENOMEM, "nic '%s': out of memory", nic->name);
 	snprintf(n->name, sizeof(n->name), "%s", nic->name[0] ? nic->name : "net");
 	snprintf(n->path, sizeof(n->path), "%s", nic->socket);
-	n->server = nic->mode == PLAN_NIC_SERVER;
+	n->server = nic->server;
 	n->max_pairs = nic->queues;
 	n->mem = mem;
 	n->listen_fd = n->epfd = n->wake_fd = -1;

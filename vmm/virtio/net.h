@@ -24,7 +24,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/plan.h"
 #include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
@@ -73,6 +72,16 @@ struct virtio_net_config {
 	uint16_t mtu;
 } __attribute__((packed));
 
+/* What the machine needs to build one NIC; the application fills it (from a plan or --net). */
+struct virtio_net_spec {
+	char name[32];               /* "net0", for messages and the thread name */
+	char socket[108];            /* vhost-user unix socket path */
+	uint8_t mac[6];
+	bool mac_set;                /* else a stable address derived from the socket path */
+	unsigned queues;             /* queue pairs, 1..VIRTIO_NET_MAX_PAIRS */
+	bool server;                 /* listen for the backend instead of connecting to it */
+};
+
 /* Counters and state; the device logs only connection events and errors. */
 struct virtio_net_stats {
 	bool link_up;
@@ -97,7 +106,7 @@ struct virtio_net_stats {
  * before returning; the thread keeps trying. Server mode listens at once.
  */
 __attribute__((warn_unused_result))
-int virtio_net__create(const struct plan_nic *nic, const struct guest_mem *mem,
+int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem *mem,
 		       struct virtio_dev **out, struct err *e);
 
 /* Stops the thread, stops the rings if active, closes the connection (and the listening socket). */
