@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vmm/virtio/vhost_user.h"
+#include "vmm/virtio/virtqueue.h"
 
 #define BIT(n) (1ull << (n))
 
@@ -38,18 +39,6 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-
-/* Split virtqueue layout (virtio 1.x 2.7). */
-#define VRING_DESC_F_NEXT     1
-#define VRING_DESC_F_WRITE    2
-#define VRING_DESC_F_INDIRECT 4
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
 
 /* epoll tags: kind in the top byte, a generation below so stale events are recognised. */
 enum { EV_WAKE = 1, EV_SOCK, EV_LISTEN, EV_CTRL };
@@ -106,7 +95,7 @@ struct net {
 	int ctrl_idx;                   /* control queue index, -1 when none */
 	uint64_t ctrl_gen;
 	bool ctrl_broken;
-	uint16_t ctrl_last_avail, ctrl_used;
+	struct virtqueue ctrl;
 
 	struct virtio_net_stats stats;
 };
@@ -220,22 +209,12 @@ static unsigned net_data_queues(const struct net *n)
 static int net_check_ring(const struct net *n, unsigned idx, const struct net_queue *q,
 			  bool event_idx, struct err *e)
 {
-	uint64_t extra = event_idx ? 2 : 0;
+	struct virtio_queue vq = { .size = q->size, .desc = q->desc, .driver = q->avail,
+				   .device = q->used };
+	struct err why;
+	int err = virtqueue__check(n->mem, &vq, VIRTIO_NET_QUEUE_SIZE, event_idx, &why);
 
-	if (!q->size || q->size > VIRTIO_NET_QUEUE_SIZE || (q->size & (q->size - 1)))
-		return err__set(e, -EINVAL, "%s: queue %u: size %u is not a power of two <= %u",
-				n->name, idx, q->size, VIRTIO_NET_QUEUE_SIZE);
-	if ((q->desc & 15) || (q->avail & 1) || (q->used & 3))
-		return err__set(e, -EINVAL, "%s: queue %u: misaligned ring (desc %#llx, driver %#llx, device %#llx)",
-				n->name, idx, (unsigned long long)q->desc,
-				(unsigned long long)q->avail, (unsigned long long)q->used);
-	if (!guest_mem__ptr(n->mem, q->desc, 16ull * q->size) ||
-	    !guest_mem__ptr(n->mem, q->avail, 4 + 2ull * q->size + extra) ||
-	    !guest_mem__ptr(n->mem, q->used, 4 + 8ull * q->size + extra))
-		return err__set(e, -EFAULT, "%s: queue %u: ring outside guest RAM (desc %#llx, driver %#llx, device %#llx, %u entries)",
-				n->name, idx, (unsigned long long)q->desc,
-				(unsigned long long)q->avail, (unsigned long long)q->used, q->size);
-	return 0;
+	return err ? err__set(e, err, "%s: queue %u: %s", n->name, idx, why.msg) : 0;
 }
 
 static int net_set_enables(struct net *n, struct err *e)
@@ -485,15 +464,6 @@ static void net_accept(struct net *n)
 
 /* ---- control queue: served by the monitor, never by the backend ---- */
 
-/* Reads descriptor `i` of a table already checked to lie in guest RAM. */
-static struct vring_desc read_desc(const struct vring_desc *table, unsigned i)
-{
-	struct vring_desc d;
-
-	memcpy(&d, (const void *)&table[i], sizeof(d));
-	return d;
-}
-
 struct ctrl_cmd {
 	uint8_t in[64];          /* device-readable bytes (class, command, data) */
 	uint32_t in_len;         /* bytes in `in` */
@@ -502,81 +472,24 @@ struct ctrl_cmd {
 	bool has_ack;
 };
 
-/*
- * Walks the chain at `head`, checking every descriptor against guest RAM, the
- * table bounds and a length limit (no loops), with at most one level of
- * indirection. Returns 0 or -EINVAL with the reason in `why`.
- */
-static int ctrl_parse(struct net *n, const struct net_queue *q, uint16_t head,
-		      struct ctrl_cmd *c, const char **why)
+/* virtqueue_buf_fn: gathers the command bytes and finds the ack byte. */
+static int ctrl_gather(void *arg, const struct virtqueue_buf *b)
 {
-	const struct vring_desc *table = guest_mem__ptr(n->mem, q->desc, 16ull * q->size);
-	unsigned limit = q->size, count = 0, i = head;
-	bool indirect = false, writing = false;
+	struct ctrl_cmd *c = arg;
+	uint32_t take;
 
-	memset(c, 0, sizeof(*c));
-	for (;;) {
-		struct vring_desc d;
-
-		if (i >= limit) {
-			*why = "descriptor index out of range";
-			return -EINVAL;
+	if (b->write) {
+		if (!c->has_ack && b->len) {
+			c->ack_gpa = b->gpa;
+			c->has_ack = true;
 		}
-		if (++count > limit) {
-			*why = "descriptor chain longer than its table (a loop)";
-			return -EINVAL;
-		}
-		d = read_desc(table, i);
-		if (d.flags & VRING_DESC_F_INDIRECT) {
-			if (!(n->features & BIT(VIRTIO_RING_F_INDIRECT_DESC)) || indirect ||
-			    (d.flags & VRING_DESC_F_NEXT) || count != 1) {
-				*why = "indirect descriptor where none is allowed";
-				return -EINVAL;
-			}
-			if (!d.len || d.len % sizeof(struct vring_desc) ||
-			    d.len / sizeof(struct vring_desc) > VIRTIO_NET_QUEUE_SIZE ||
-			    (d.addr & 15) || !(table = guest_mem__ptr(n->mem, d.addr, d.len))) {
-				*why = "indirect table outside guest RAM or of a bad size";
-				return -EINVAL;
-			}
-			indirect = true;
-			limit = d.len / sizeof(struct vring_desc);
-			count = 0;
-			i = 0;
-			continue;
-		}
-		if (d.len && !guest_mem__ptr(n->mem, d.addr, d.len)) {
-			*why = "buffer outside guest RAM";
-			return -EINVAL;
-		}
-		if (d.flags & VRING_DESC_F_WRITE) {
-			if (!c->has_ack && d.len) {
-				c->ack_gpa = d.addr;
-				c->has_ack = true;
-			}
-			writing = true;
-		} else {
-			uint32_t take;
-
-			if (writing) {
-				*why = "device-readable buffer after a writable one";
-				return -EINVAL;
-			}
-			take = d.len < sizeof(c->in) - c->in_len ? d.len
-								 : (uint32_t)(sizeof(c->in) - c->in_len);
-			if (take)
-				memcpy(c->in + c->in_len, guest_mem__ptr(n->mem, d.addr, d.len), take);
-			c->in_len += take;
-			c->in_total += d.len;
-		}
-		if (!(d.flags & VRING_DESC_F_NEXT))
-			break;
-		i = d.next;
+		return 0;
 	}
-	if (!c->has_ack) {
-		*why = "no writable byte for the ack";
-		return -EINVAL;
-	}
+	take = b->len < sizeof(c->in) - c->in_len ? b->len : (uint32_t)(sizeof(c->in) - c->in_len);
+	if (take)
+		memcpy(c->in + c->in_len, b->hva, take);
+	c->in_len += take;
+	c->in_total += b->len;
 	return 0;
 }
 
@@ -605,64 +518,44 @@ static uint8_t ctrl_execute(struct net *n, const struct ctrl_cmd *c)
 /* Serves the control queue: every command the guest queued. Lock held. */
 static void ctrl_process(struct net *n)
 {
-	struct net_queue *q;
-	bool event_idx = n->features & BIT(VIRTIO_RING_F_EVENT_IDX);
-	uint16_t *avail_idx, *avail_ring, *used_idx, *avail_event;
-	uint8_t *used_ring;
 	bool used_any = false;
 
 	if (!n->active || n->ctrl_idx < 0 || n->ctrl_broken)
 		return;
-	q = &n->q[n->ctrl_idx];
-	avail_idx = guest_mem__ptr(n->mem, q->avail + 2, 2);
-	avail_ring = guest_mem__ptr(n->mem, q->avail + 4, 2ull * q->size);
-	used_idx = guest_mem__ptr(n->mem, q->used + 2, 2);
-	used_ring = guest_mem__ptr(n->mem, q->used + 4, 8ull * q->size);
-	avail_event = guest_mem__ptr(n->mem, q->used + 4 + 8ull * q->size, 2);
 	for (;;) {
-		uint16_t avail = __atomic_load_n(avail_idx, __ATOMIC_ACQUIRE);
-		const char *why = NULL;
-		struct ctrl_cmd c;
-		uint32_t elem[2];
-		uint16_t head;
+		uint16_t at = n->ctrl.last_avail, head;
+		struct ctrl_cmd c = { 0 };
+		struct err e = { 0 };
 		uint8_t ack;
+		int got;
 
-		if (avail == n->ctrl_last_avail)
+		got = virtqueue__pop(&n->ctrl, &head, &e);
+		if (!got)
 			break;
-		if ((uint16_t)(avail - n->ctrl_last_avail) > q->size) {
-			why = "available index ran ahead of the ring";
-			goto bad;
+		if (got > 0 && !virtqueue__walk(&n->ctrl, head, ctrl_gather, &c, &e) && !c.has_ack)
+			err__set(&e, -EINVAL, "no writable byte for the ack");
+		if (e.code) {
+			/* Like a device that needs a reset: stop serving the queue, keep the VM running. */
+			n->ctrl_broken = true;
+			n->stats.ctrl_bad_chains++;
+			snprintf(n->stats.last_error, sizeof(n->stats.last_error),
+				 "control queue: %.400s (head at avail %u)", e.msg, at);
+			net_log(n, "control queue: %s; the queue stops until the driver resets the device",
+				e.msg);
+			break;
 		}
-		head = __atomic_load_n(&avail_ring[n->ctrl_last_avail % q->size], __ATOMIC_RELAXED);
-		if (ctrl_parse(n, q, head, &c, &why))
-			goto bad;
 		ack = ctrl_execute(n, &c);
 		if (ack == VIRTIO_NET_OK)
 			n->stats.ctrl_commands++;
 		else
 			n->stats.ctrl_errors++;
 		guest_mem__write(n->mem, c.ack_gpa, &ack, 1);
-		elem[0] = head;
-		elem[1] = 1;
-		memcpy(used_ring + 8u * (n->ctrl_used % q->size), elem, sizeof(elem));
-		n->ctrl_used++;
-		__atomic_store_n(used_idx, n->ctrl_used, __ATOMIC_RELEASE);
-		n->ctrl_last_avail++;
+		virtqueue__push(&n->ctrl, head, 1);
 		used_any = true;
-		continue;
-bad:
-		/* Like a device that needs a reset: stop serving the queue, keep the VM running. */
-		n->ctrl_broken = true;
-		n->stats.ctrl_bad_chains++;
-		snprintf(n->stats.last_error, sizeof(n->stats.last_error),
-			 "control queue: %s (head at avail %u)", why, n->ctrl_last_avail);
-		net_log(n, "control queue: %s; the queue stops until the driver resets the device", why);
-		break;
 	}
-	if (event_idx)
-		__atomic_store_n(avail_event, n->ctrl_last_avail, __ATOMIC_RELEASE);
+	virtqueue__update_avail_event(&n->ctrl);
 	if (used_any)
-		eventfd_nudge(q->call_fd);
+		eventfd_nudge(n->q[n->ctrl_idx].call_fd);
 }
 
 static void ctrl_kicked(struct net *n, uint64_t gen)
@@ -793,8 +686,6 @@ static void net_drop_queues(struct net *n)
 	n->nr_queues = 0;
 	n->ctrl_idx = -1;
 	n->ctrl_broken = false;
-	n->ctrl_last_avail = 0;
-	n->ctrl_used = 0;
 }
 
 static int dup_fd(int fd)
@@ -876,6 +767,7 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 		if (fl < 0 || fcntl(cq->kick_fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
 		    epoll_ctl(n->epfd, EPOLL_CTL_ADD, cq->kick_fd, &ev) < 0)
 			err = err__set(&e, -errno, "%s: control queue: %s", n->name, strerror(errno));
+		virtqueue__init(&n->ctrl, n->mem, &a->queues[n->ctrl_idx], a->features);
 	}
 	if (err) {
 		fprintf(stderr, "rtvmm: %s; the device needs a reset\n", e.msg);

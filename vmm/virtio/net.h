@@ -30,7 +30,7 @@
 
 #define VIRTIO_ID_NET 1
 
-/* Feature bits (virtio 1.x, 5.1.3). */
+/* Feature bits (virtio 1.x, 5.1.3; the transport-wide ones are in virtio.h). */
 #define VIRTIO_NET_F_CSUM            0
 #define VIRTIO_NET_F_GUEST_CSUM      1
 #define VIRTIO_NET_F_MTU             3
@@ -48,10 +48,6 @@
 #define VIRTIO_NET_F_CTRL_VQ         17
 #define VIRTIO_NET_F_CTRL_RX         18
 #define VIRTIO_NET_F_MQ              22
-#define VIRTIO_RING_F_INDIRECT_DESC  28
-#define VIRTIO_RING_F_EVENT_IDX      29
-#define VIRTIO_F_VERSION_1           32
-#define VIRTIO_F_RING_PACKED         34
 
 #define VIRTIO_NET_S_LINK_UP 1
 
