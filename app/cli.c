@@ -160,11 +160,11 @@ static void report_stop(const struct vm *vm, double run_s)
 		virtio_net__stats(vm->nics[i].dev, &ns);
 		fprintf(stderr, "rtvmm:   %s: link %s, backend connects %llu, disconnects %llu, failures %llu; "
 			"driver activations %llu, needs-reset %llu, kicks through the monitor %llu%s%s\n",
-			vm->nics[i].dev->name, ns.link_up ? "up" : "down",
-			(unsigned long long)ns.connects, (unsigned long long)ns.disconnects,
-			(unsigned long long)ns.failures, (unsigned long long)ps.activations,
+			vm->nics[i].dev->name, ns.session.link_up ? "up" : "down",
+			(unsigned long long)ns.session.connects, (unsigned long long)ns.session.disconnects,
+			(unsigned long long)ns.session.failures, (unsigned long long)ps.activations,
 			(unsigned long long)ps.needs_reset, (unsigned long long)ps.exit_kicks,
-			ns.last_error[0] ? "; last error: " : "", ns.last_error);
+			ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
 	}
 	for (i = 0; i < vm->nr_vcpus && vm->verbose; i++) {
 		const uint64_t *c = vm->vcpus[i].exits.count;

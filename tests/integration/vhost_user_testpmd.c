@@ -658,7 +658,8 @@ static int scenario_client(const char *sock)
 	}
 	virtio_net__stats(g->dev, &st);
 	printf("  testpmd's vhost features %#llx, protocol features %#llx; offered to the guest %#llx\n",
-	       (unsigned long long)st.backend_features, (unsigned long long)st.backend_protocol,
+	       (unsigned long long)st.session.backend_features,
+	       (unsigned long long)st.session.backend_protocol,
 	       (unsigned long long)g->dev->ops->features(g->dev));
 	if (activate(g, want, &features))
 		goto out;
@@ -712,9 +713,9 @@ static int scenario_client(const char *sock)
 		goto out;
 	virtio_net__stats(g->dev, &st);
 	printf("  device: connects %llu, disconnects %llu, failures %llu, link changes %llu\n",
-	       (unsigned long long)st.connects, (unsigned long long)st.disconnects,
-	       (unsigned long long)st.failures, (unsigned long long)st.link_changes);
-	if (st.connects != 2 || st.disconnects != 1 || st.failures != 0) {
+	       (unsigned long long)st.session.connects, (unsigned long long)st.session.disconnects,
+	       (unsigned long long)st.session.failures, (unsigned long long)st.session.link_changes);
+	if (st.session.connects != 2 || st.session.disconnects != 1 || st.session.failures != 0) {
 		fprintf(stderr, "FAIL: unexpected session counters\n");
 		failures++;
 		goto out;
@@ -804,7 +805,8 @@ static int scenario_server(const char *sock)
 		goto out;
 	virtio_net__stats(g->dev, &st);
 	printf("  device: connects %llu, disconnects %llu, queue pairs %u\n",
-	       (unsigned long long)st.connects, (unsigned long long)st.disconnects, st.queue_pairs);
+	       (unsigned long long)st.session.connects, (unsigned long long)st.session.disconnects,
+	       st.queue_pairs);
 	rc = 0;
 out:
 	if (t.pid > 0)

@@ -940,8 +940,8 @@ static void test_net_offers_backend_data_features_never_protocol_bit(void **stat
 	assert_int_equal(env->dev->config_size, 12);
 	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
 	virtio_net__stats(env->dev, &st);
-	assert_true(st.link_up && st.backend_known && st.connects == 1);
-	assert_true(st.backend_protocol == (BIT(0) | BIT(3)));
+	assert_true(st.session.link_up && st.session.backend_known && st.session.connects == 1);
+	assert_true(st.session.backend_protocol == (BIT(0) | BIT(3)));
 	/* The handshake in order, and no multiqueue query for one pair. */
 	assert_int_equal(env->f->log[0].req, VHOST_USER_GET_FEATURES);
 	assert_int_equal(env->f->log[1].req, VHOST_USER_GET_PROTOCOL_FEATURES);
@@ -1096,9 +1096,9 @@ static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void
 	assert_true(wait_config_changes(env, 2, 10000));
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.disconnects, 1);
-	assert_int_equal(st.connects, 2);
-	assert_int_equal(st.link_changes, 3);
+	assert_int_equal(st.session.disconnects, 1);
+	assert_int_equal(st.session.connects, 2);
+	assert_int_equal(st.session.link_changes, 3);
 	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
 	/* The new backend got everything again, the tx ring from the guest's used index. */
 	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000);
@@ -1123,15 +1123,15 @@ static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
 	fake_misbehave(env->f, VHOST_USER_SET_MEM_TABLE, MB_WRONG_CODE);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0); /* not the guest's fault */
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.failures, 1);
-	assert_non_null(strstr(st.last_error, "reply to SET_MEM_TABLE carries request 6"));
+	assert_int_equal(st.session.failures, 1);
+	assert_non_null(strstr(st.session.last_error, "reply to SET_MEM_TABLE carries request 6"));
 	/* The link went down; the thread reconnects and sets the rings up. */
 	assert_true(wait_config_changes(env, 2, 10000));
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000);
 	assert_true(i >= 0);
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.connects, 2);
+	assert_int_equal(st.session.connects, 2);
 	env_free(env);
 }
 
@@ -1150,14 +1150,14 @@ static void test_net_backend_without_enough_queues_keeps_link_down(void **state)
 	fake_drop(env->f);
 	for (k = 0; k < 150; k++) {
 		virtio_net__stats(env->dev, &st);
-		if (st.failures)
+		if (st.session.failures)
 			break;
 		usleep(20000);
 	}
-	assert_true(st.failures >= 1);
-	assert_non_null(strstr(st.last_error, "supports 2 queue pairs, 4 configured"));
+	assert_true(st.session.failures >= 1);
+	assert_non_null(strstr(st.session.last_error, "supports 2 queue pairs, 4 configured"));
 	assert_int_equal(link_status(env), 0);
-	assert_false(st.link_up);
+	assert_false(st.session.link_up);
 	env_free(env);
 }
 
@@ -1203,9 +1203,9 @@ static void test_net_server_mode_accepts_backend_and_its_return(void **state)
 	/* Up, down, up; the thread may fold a quick down-up into one interrupt. */
 	assert_true(wait_config_changes(env, 2, 10000));
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.link_changes, 3);
-	assert_int_equal(st.connects, 2);
-	assert_int_equal(st.disconnects, 1);
+	assert_int_equal(st.session.link_changes, 3);
+	assert_int_equal(st.session.connects, 2);
+	assert_int_equal(st.session.disconnects, 1);
 	{
 		char path[108];
 

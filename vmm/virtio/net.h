@@ -1,22 +1,16 @@
 /*
  * virtio-net (device type 1) whose data path is a vhost-user backend.
  *
- * The monitor only sets the rings up: the guest's notify writes reach the
- * backend through the queue's kick eventfd (a KVM ioeventfd), the backend's
- * completions reach the guest through the call eventfd (a KVM irqfd on the
- * queue's MSI route). No monitor thread touches a packet.
- *
- * One thread per NIC ("vu-<name>") watches the backend connection: it
- * reconnects (client mode, backoff 100 ms doubling to 5 s) or accepts the next
- * backend (server mode), re-sends the memory table and the rings with the used
- * index read from guest RAM as the base, and turns the link up and down with a
- * configuration-change interrupt. The same thread serves the control queue
- * (VIRTIO_NET_F_CTRL_VQ, offered with multiqueue): MQ_VQ_PAIRS_SET enables the
- * backend's rings with SET_VRING_ENABLE.
+ * The device is small: its config space (MAC, link status, queue pairs), its
+ * feature policy (only data-path features the backend implements reach the
+ * guest) and the control queue (VIRTIO_NET_F_CTRL_VQ, offered with multiqueue:
+ * MQ_VQ_PAIRS_SET enables the backend's rings), served by the monitor through
+ * virtqueue.h. The backend connection, with its thread ("vu-<name>"), its
+ * reconnection and the rings it runs, is a vu_session (vu_session.h).
  *
  * Locking: the transport may call the ops from vCPU threads; activate and
  * reset talk to the backend (bounded by the reply timeout). config_changed is
- * only ever called from the "vu-" thread with no device lock held.
+ * only ever called from the session's thread with no device lock held.
  */
 #ifndef RTVMM_VIRTIO_NET_H
 #define RTVMM_VIRTIO_NET_H
@@ -27,6 +21,7 @@
 #include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
+#include "vmm/virtio/vu_session.h"
 
 #define VIRTIO_ID_NET 1
 
@@ -80,19 +75,11 @@ struct virtio_net_spec {
 
 /* Counters and state; the device logs only connection events and errors. */
 struct virtio_net_stats {
-	bool link_up;
-	bool backend_known;          /* features below came from a backend */
-	uint64_t backend_features;   /* the backend's GET_FEATURES */
-	uint64_t backend_protocol;   /* negotiated protocol features */
-	uint64_t connects;           /* sessions set up (handshake, and rings when active) */
-	uint64_t disconnects;        /* the backend went away */
-	uint64_t failures;           /* sessions ended by a malformed/unexpected reply, refusal, timeout */
-	uint64_t link_changes;       /* configuration-change interrupts requested */
+	struct vu_session_stats session; /* the backend connection; last_error also the device's */
 	uint64_t ctrl_commands;      /* control-queue commands answered OK */
 	uint64_t ctrl_errors;        /* answered VIRTIO_NET_ERR */
 	uint64_t ctrl_bad_chains;    /* malformed descriptor chains (the control queue stops) */
 	unsigned queue_pairs;        /* pairs the guest enabled (MQ_VQ_PAIRS_SET) */
-	char last_error[512];
 };
 
 /*
