@@ -271,8 +271,7 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 	n->curr_pairs = 1;
 	n->queue_pairs = 1;
 	/* The backend gets the data queues, the first pair enabled; the control queue is ours. */
-	err = vu_session__activate(n->session, a, ctrl_configured(a, ctrl_idx) ? BIT(ctrl_idx) : 0,
-				   2, &e);
+	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, 2, &e);
 	if (err) {
 		fprintf(stderr, "rtvmm: %s; the device needs a reset\n", e.msg);
 		pthread_mutex_unlock(&n->lock);

@@ -594,9 +594,11 @@ int vu_session__activate(struct vu_session *s, const struct virtio_activation *a
 	unsigned i;
 	int err = 0;
 
-	if (a->nr_queues > VIRTIO_MAX_QUEUES || a->mem != s->mem)
-		return err__set(e, -EINVAL, "%s: %u queues, or another guest's memory", s->name,
-				a->nr_queues);
+	if (a->nr_queues > VIRTIO_MAX_QUEUES)
+		return err__set(e, -EINVAL, "%s: %u queues (at most %u)", s->name, a->nr_queues,
+				VIRTIO_MAX_QUEUES);
+	if (a->mem != s->mem)
+		return err__set(e, -EINVAL, "%s: activated over another guest's memory", s->name);
 	pthread_mutex_lock(&s->lock);
 	session_reset_locked(s);
 	s->features = a->features;
