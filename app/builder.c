@@ -77,7 +77,7 @@ static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct er
 		return err__set(e, -ENOMEM, "out of memory for %u NICs", cfg->nr_nics);
 	vm->nr_nics = cfg->nr_nics;
 	for (i = 0; i < cfg->nr_nics; i++) {
-		const struct plan_nic *nic = &cfg->nics[i];
+		const struct virtio_net_spec *nic = &cfg->nics[i];
 
 		err = virtio_net__create(nic, &vm->mem, &vm->nics[i].dev, e);
 		if (err)

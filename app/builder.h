@@ -7,7 +7,7 @@
 
 #include "app/placement.h"
 #include "base/err.h"
-#include "config/plan.h"
+#include "vmm/virtio/net.h"
 #include "vmm/vm.h"
 #include "vmm/x86/boot.h"
 
@@ -21,7 +21,7 @@ struct vm_config {
 	int console_out;           /* guest COM1 output (stdout) */
 	bool verbose;
 	struct placement *placement;/* host-plan placement (memory, threads), NULL for none */
-	const struct plan_nic *nics;/* virtio-net NICs over vhost-user (from the plan or --net) */
+	const struct virtio_net_spec *nics; /* virtio-net NICs over vhost-user (from the plan or --net) */
 	unsigned nr_nics;
 };
 

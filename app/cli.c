@@ -163,11 +163,11 @@ static void report_stop(const struct vm *vm, double run_s)
 		virtio_net__stats(vm->nics[i].dev, &ns);
 		fprintf(stderr, "rtvmm:   %s: link %s, backend connects %llu, disconnects %llu, failures %llu; "
 			"driver activations %llu, needs-reset %llu, kicks through the monitor %llu%s%s\n",
-			vm->nics[i].dev->name, ns.link_up ? "up" : "down",
-			(unsigned long long)ns.connects, (unsigned long long)ns.disconnects,
-			(unsigned long long)ns.failures, (unsigned long long)ps.activations,
+			vm->nics[i].dev->name, ns.session.link_up ? "up" : "down",
+			(unsigned long long)ns.session.connects, (unsigned long long)ns.session.disconnects,
+			(unsigned long long)ns.session.failures, (unsigned long long)ps.activations,
 			(unsigned long long)ps.needs_reset, (unsigned long long)ps.exit_kicks,
-			ns.last_error[0] ? "; last error: " : "", ns.last_error);
+			ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
 	}
 	for (i = 0; i < vm->nr_vcpus && vm->verbose; i++) {
 		const uint64_t *c = vm->vcpus[i].exits.count;
@@ -179,7 +179,7 @@ static void report_stop(const struct vm *vm, double run_s)
 }
 
 /* Parses --net socket=PATH[,mac=M][,queues=N][,mode=client|server] into `nic`. */
-static int parse_net(const char *spec, struct plan_nic *nic, unsigned index)
+static int parse_net(const char *spec, struct virtio_net_spec *nic, unsigned index)
 {
 	char buf[512], *save = NULL, *item;
 	unsigned long n;
@@ -187,7 +187,6 @@ static int parse_net(const char *spec, struct plan_nic *nic, unsigned index)
 
 	memset(nic, 0, sizeof(*nic));
 	nic->queues = 1;
-	nic->mode = PLAN_NIC_CLIENT;
 	snprintf(nic->name, sizeof(nic->name), "net%u", index);
 	if (strlen(spec) >= sizeof(buf))
 		return usage_error("--net '%s': too long", spec);
@@ -209,9 +208,8 @@ static int parse_net(const char *spec, struct plan_nic *nic, unsigned index)
 				return usage_error("--net: queues '%s' must be 1..16", item + 7);
 			nic->queues = (unsigned)n;
 		} else if (!strcmp(item, "mode=client")) {
-			nic->mode = PLAN_NIC_CLIENT;
-		} else if (!strcmp(item, "mode=server")) {
-			nic->mode = PLAN_NIC_SERVER;
+				} else if (!strcmp(item, "mode=server")) {
+			nic->server = true;
 		} else {
 			return usage_error("--net: unknown or bad item '%s' (socket=, mac=, queues=, mode=)",
 					   item);
@@ -227,7 +225,7 @@ static int parse_net(const char *spec, struct plan_nic *nic, unsigned index)
 #define CLI_MAX_NICS 8
 
 struct run_args {
-	struct plan_nic nics[CLI_MAX_NICS];
+	struct virtio_net_spec nics[CLI_MAX_NICS];
 	unsigned nr_nics;
 	const char *plan_file;
 	const char *vm_name;
@@ -385,17 +383,36 @@ static bool plan_fits_host(const struct plan *plan)
 	return ok;
 }
 
-/* Fills the machine part of `cfg` from a plan VM. */
-static void config_from_plan(struct vm_config *cfg, const struct plan_vm *vm)
+/* The machine's NIC from a plan NIC. */
+static void nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_nic *nic)
 {
+	*spec = (struct virtio_net_spec){ .mac_set = nic->mac_set, .queues = nic->queues,
+					  .server = nic->mode == PLAN_NIC_SERVER };
+	memcpy(spec->name, nic->name, sizeof(spec->name));
+	memcpy(spec->socket, nic->socket, sizeof(spec->socket));
+	memcpy(spec->mac, nic->mac, sizeof(spec->mac));
+}
+
+/* Fills the machine part of `cfg` from a plan VM; `nics` (freed by the caller) holds its NICs. */
+static int config_from_plan(struct vm_config *cfg, const struct plan_vm *vm,
+			    struct virtio_net_spec **nics)
+{
+	unsigned i;
+
 	cfg->boot.kernel_path = vm->kernel;
 	cfg->boot.initrd_path = vm->initrd[0] ? vm->initrd : NULL;
 	if (vm->cmdline[0])
 		cfg->boot.cmdline = vm->cmdline;
 	cfg->nr_vcpus = vm->nr_vcpus;
 	cfg->mem_size = vm->memory.size;
-	cfg->nics = vm->nics;
+	*nics = calloc(vm->nr_nics ? vm->nr_nics : 1, sizeof(**nics));
+	if (!*nics)
+		return -ENOMEM;
+	for (i = 0; i < vm->nr_nics; i++)
+		nic_spec_from_plan(&(*nics)[i], &vm->nics[i]);
+	cfg->nics = *nics;
 	cfg->nr_nics = vm->nr_nics;
+	return 0;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -409,6 +426,7 @@ static int cmd_run(int argc, char **argv)
 		.console_out = STDOUT_FILENO,
 	};
 	static struct run_args ra;
+	struct virtio_net_spec *plan_nics = NULL;
 	struct placement placement;
 	struct plan plan = { 0 };
 	struct timespec t0;
@@ -433,7 +451,11 @@ static int cmd_run(int argc, char **argv)
 			plan__free(&plan);
 			return 1;
 		}
-		config_from_plan(&cfg, pvm);
+		if (config_from_plan(&cfg, pvm, &plan_nics)) {
+			fprintf(stderr, "rtvmm: out of memory for the plan's NICs\n");
+			plan__free(&plan);
+			return 1;
+		}
 		placement__init(&placement, pvm);
 		cfg.placement = &placement;
 	}
@@ -462,6 +484,7 @@ out_destroy:
 	vm__destroy(&vm);
 	if (cfg.placement)
 		placement__fini(cfg.placement);
+	free(plan_nics);
 	plan__free(&plan);
 	return status;
 }

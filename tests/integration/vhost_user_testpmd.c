@@ -41,7 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config/plan.h"
 #include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/net.h"
@@ -546,10 +545,10 @@ static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *b
 }
 
 static int guest_init(struct guest *g, const char *name, const char *sock, unsigned pairs,
-		      enum plan_nic_mode mode)
+		      bool server)
 {
-	struct plan_nic nic = { .queues = pairs, .mode = mode, .mac_set = true,
-				.mac = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 } };
+	struct virtio_net_spec nic = { .queues = pairs, .server = server, .mac_set = true,
+				       .mac = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 } };
 	struct err e = { 0 };
 	unsigned i;
 	int err;
@@ -649,7 +648,7 @@ static int scenario_client(const char *sock)
 		failures++;
 		goto out;
 	}
-	if (guest_init(g, "net0", sock, 1, PLAN_NIC_CLIENT))
+	if (guest_init(g, "net0", sock, 1, false))
 		goto out;
 	c.mac = g->mac;
 	if (virtio_net__wait_backend(g->dev, 10000)) {
@@ -659,7 +658,8 @@ static int scenario_client(const char *sock)
 	}
 	virtio_net__stats(g->dev, &st);
 	printf("  testpmd's vhost features %#llx, protocol features %#llx; offered to the guest %#llx\n",
-	       (unsigned long long)st.backend_features, (unsigned long long)st.backend_protocol,
+	       (unsigned long long)st.session.backend_features,
+	       (unsigned long long)st.session.backend_protocol,
 	       (unsigned long long)g->dev->ops->features(g->dev));
 	if (activate(g, want, &features))
 		goto out;
@@ -713,9 +713,9 @@ static int scenario_client(const char *sock)
 		goto out;
 	virtio_net__stats(g->dev, &st);
 	printf("  device: connects %llu, disconnects %llu, failures %llu, link changes %llu\n",
-	       (unsigned long long)st.connects, (unsigned long long)st.disconnects,
-	       (unsigned long long)st.failures, (unsigned long long)st.link_changes);
-	if (st.connects != 2 || st.disconnects != 1 || st.failures != 0) {
+	       (unsigned long long)st.session.connects, (unsigned long long)st.session.disconnects,
+	       (unsigned long long)st.session.failures, (unsigned long long)st.session.link_changes);
+	if (st.session.connects != 2 || st.session.disconnects != 1 || st.session.failures != 0) {
 		fprintf(stderr, "FAIL: unexpected session counters\n");
 		failures++;
 		goto out;
@@ -755,7 +755,7 @@ static int scenario_server(const char *sock)
 	int rc = -1;
 
 	printf("B. server mode, 2 queue pairs, testpmd connects to %s\n", sock);
-	if (guest_init(g, "net1", sock, 2, PLAN_NIC_SERVER))
+	if (guest_init(g, "net1", sock, 2, true))
 		goto out;
 	c0.mac = c1.mac = g->mac;
 	/* The guest starts before any backend: the link is down, the rings wait. */
@@ -805,7 +805,8 @@ static int scenario_server(const char *sock)
 		goto out;
 	virtio_net__stats(g->dev, &st);
 	printf("  device: connects %llu, disconnects %llu, queue pairs %u\n",
-	       (unsigned long long)st.connects, (unsigned long long)st.disconnects, st.queue_pairs);
+	       (unsigned long long)st.session.connects, (unsigned long long)st.session.disconnects,
+	       st.queue_pairs);
 	rc = 0;
 out:
 	if (t.pid > 0)

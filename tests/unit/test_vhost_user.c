@@ -1,5 +1,5 @@
 /*
- * vhost-user frontend and virtio-net device against a fake backend.
+ * vhost-user frontend, the device session and virtio-net against a fake backend.
  *
  * The fake is a test double of the peer written from the protocol text
  * (docs/interop/vhost-user.rst): it records every message (and keeps the fds
@@ -32,6 +32,7 @@
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/vhost_user.h"
+#include "vmm/virtio/vu_session.h"
 
 #define BIT(n) (1ull << (n))
 #define MAXLOG 512
@@ -346,6 +347,17 @@ static struct fake *fake_new(void)
 		      BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(1) /* LOG_SHMFD */;
 	f->queue_num = 8;
 	return f;
+}
+
+/* The fake listens at `path` (the device is a client). */
+static void fake_listen(struct fake *f, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->listen_fd, 4), 0);
 }
 
 static void fake_start(struct fake *f)
@@ -787,13 +799,15 @@ static void test_listen_replaces_stale_socket_but_not_other_files(void **state)
 /* ---------------------------------------------------------------- virtio-net device tests */
 
 #define RAM_SIZE (16u << 20)
+#define CLIENT   false          /* the device connects to the fake */
+#define SERVER   true           /* the device listens, the fake connects */
 #define QSIZE    256
 
 struct env {
 	struct guest_mem mem;
 	struct fake *f;
 	struct virtio_dev *dev;
-	struct plan_nic nic;
+	struct virtio_net_spec nic;
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 	unsigned nr_queues;
 	pthread_mutex_t lock;
@@ -844,10 +858,9 @@ static uint64_t q_desc(unsigned i)  { return 0x100000 + i * 0x10000ull; }
 static uint64_t q_avail(unsigned i) { return q_desc(i) + 0x1000; }
 static uint64_t q_used(unsigned i)  { return q_desc(i) + 0x2000; }
 
-static struct env *env_new(unsigned pairs, enum plan_nic_mode mode)
+static struct env *env_new(unsigned pairs, bool server)
 {
 	struct env *env = calloc(1, sizeof(*env));
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	static unsigned seq;
 	struct err e = { 0 };
 	unsigned i;
@@ -862,22 +875,18 @@ static struct env *env_new(unsigned pairs, enum plan_nic_mode mode)
 	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
 	env->nic.mac_set = true;
 	env->nic.queues = pairs;
-	env->nic.mode = mode;
+	env->nic.server = server;
 	unlink(env->nic.socket);
-	if (mode == PLAN_NIC_CLIENT) {
-		env->f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		memcpy(sa.sun_path, env->nic.socket, strlen(env->nic.socket) + 1);
-		assert_int_equal(bind(env->f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-		assert_int_equal(listen(env->f->listen_fd, 4), 0);
-	} else {
+	if (!server)
+		fake_listen(env->f, env->nic.socket);
+	else
 		snprintf(env->f->path, sizeof(env->f->path), "%s", env->nic.socket);
-	}
-	if (mode == PLAN_NIC_CLIENT)
+	if (!server)
 		fake_start(env->f);
 	assert_int_equal(virtio_net__create(&env->nic, &env->mem, &env->dev, &e), 0);
 	env->dev->transport = env;
 	env->dev->config_changed = on_config_changed;
-	if (mode == PLAN_NIC_SERVER)
+	if (server)
 		fake_start(env->f);
 	env->nr_queues = env->dev->max_queues;
 	for (i = 0; i < env->nr_queues; i++) {
@@ -923,7 +932,7 @@ static uint32_t state_num(const struct msg *m)
 
 static void test_net_offers_backend_data_features_never_protocol_bit(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	struct virtio_net_stats st;
 	uint64_t f;
 
@@ -938,8 +947,8 @@ static void test_net_offers_backend_data_features_never_protocol_bit(void **stat
 	assert_int_equal(env->dev->config_size, 12);
 	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
 	virtio_net__stats(env->dev, &st);
-	assert_true(st.link_up && st.backend_known && st.connects == 1);
-	assert_true(st.backend_protocol == (BIT(0) | BIT(3)));
+	assert_true(st.session.link_up && st.session.backend_known && st.session.connects == 1);
+	assert_true(st.session.backend_protocol == (BIT(0) | BIT(3)));
 	/* The handshake in order, and no multiqueue query for one pair. */
 	assert_int_equal(env->f->log[0].req, VHOST_USER_GET_FEATURES);
 	assert_int_equal(env->f->log[1].req, VHOST_USER_GET_PROTOCOL_FEATURES);
@@ -951,7 +960,7 @@ static void test_net_offers_backend_data_features_never_protocol_bit(void **stat
 
 static void test_net_mq_config_and_queue_layout(void **state)
 {
-	struct env *env = env_new(4, PLAN_NIC_CLIENT);
+	struct env *env = env_new(4, CLIENT);
 	struct virtio_net_config cfg;
 	uint8_t b[4];
 	uint64_t f;
@@ -979,7 +988,7 @@ static void test_net_mq_config_and_queue_layout(void **state)
 
 static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	uint64_t feat, u[4], v;
 	const struct msg *m;
 	unsigned r;
@@ -1033,7 +1042,7 @@ static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void 
 
 static void test_net_reset_stops_rings_with_get_vring_base(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	int i, j;
 
 	(void)state;
@@ -1056,7 +1065,7 @@ static void test_net_reset_stops_rings_with_get_vring_base(void **state)
 
 static void test_net_ring_outside_guest_ram_never_reaches_backend(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 
 	(void)state;
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
@@ -1075,7 +1084,7 @@ static void test_net_ring_outside_guest_ram_never_reaches_backend(void **state)
 
 static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	struct virtio_net_stats st;
 	uint16_t used_idx = 7;
 	int i;
@@ -1094,9 +1103,9 @@ static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void
 	assert_true(wait_config_changes(env, 2, 10000));
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.disconnects, 1);
-	assert_int_equal(st.connects, 2);
-	assert_int_equal(st.link_changes, 3);
+	assert_int_equal(st.session.disconnects, 1);
+	assert_int_equal(st.session.connects, 2);
+	assert_int_equal(st.session.link_changes, 3);
 	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
 	/* The new backend got everything again, the tx ring from the guest's used index. */
 	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000);
@@ -1111,7 +1120,7 @@ static void test_net_backend_gone_link_down_then_rings_resume_from_used_idx(void
 
 static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	struct virtio_net_stats st;
 	int i;
 
@@ -1121,21 +1130,21 @@ static void test_net_malformed_reply_takes_link_down_and_retries(void **state)
 	fake_misbehave(env->f, VHOST_USER_SET_MEM_TABLE, MB_WRONG_CODE);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0); /* not the guest's fault */
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.failures, 1);
-	assert_non_null(strstr(st.last_error, "reply to SET_MEM_TABLE carries request 6"));
+	assert_int_equal(st.session.failures, 1);
+	assert_non_null(strstr(st.session.last_error, "reply to SET_MEM_TABLE carries request 6"));
 	/* The link went down; the thread reconnects and sets the rings up. */
 	assert_true(wait_config_changes(env, 2, 10000));
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000);
 	assert_true(i >= 0);
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.connects, 2);
+	assert_int_equal(st.session.connects, 2);
 	env_free(env);
 }
 
 static void test_net_backend_without_enough_queues_keeps_link_down(void **state)
 {
-	struct env *env = env_new(4, PLAN_NIC_CLIENT);
+	struct env *env = env_new(4, CLIENT);
 	struct virtio_net_stats st;
 	int k;
 
@@ -1148,20 +1157,20 @@ static void test_net_backend_without_enough_queues_keeps_link_down(void **state)
 	fake_drop(env->f);
 	for (k = 0; k < 150; k++) {
 		virtio_net__stats(env->dev, &st);
-		if (st.failures)
+		if (st.session.failures)
 			break;
 		usleep(20000);
 	}
-	assert_true(st.failures >= 1);
-	assert_non_null(strstr(st.last_error, "supports 2 queue pairs, 4 configured"));
+	assert_true(st.session.failures >= 1);
+	assert_non_null(strstr(st.session.last_error, "supports 2 queue pairs, 4 configured"));
 	assert_int_equal(link_status(env), 0);
-	assert_false(st.link_up);
+	assert_false(st.session.link_up);
 	env_free(env);
 }
 
 static void test_net_without_reply_ack_syncs_with_get_features(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_CLIENT);
+	struct env *env = env_new(1, CLIENT);
 	int i, last;
 
 	(void)state;
@@ -1184,7 +1193,7 @@ static void test_net_without_reply_ack_syncs_with_get_features(void **state)
 
 static void test_net_server_mode_accepts_backend_and_its_return(void **state)
 {
-	struct env *env = env_new(1, PLAN_NIC_SERVER);
+	struct env *env = env_new(1, SERVER);
 	struct virtio_net_stats st;
 	struct stat sb;
 
@@ -1201,9 +1210,9 @@ static void test_net_server_mode_accepts_backend_and_its_return(void **state)
 	/* Up, down, up; the thread may fold a quick down-up into one interrupt. */
 	assert_true(wait_config_changes(env, 2, 10000));
 	virtio_net__stats(env->dev, &st);
-	assert_int_equal(st.link_changes, 3);
-	assert_int_equal(st.connects, 2);
-	assert_int_equal(st.disconnects, 1);
+	assert_int_equal(st.session.link_changes, 3);
+	assert_int_equal(st.session.connects, 2);
+	assert_int_equal(st.session.disconnects, 1);
 	{
 		char path[108];
 
@@ -1279,7 +1288,7 @@ static int ctrl_command(struct env *env, uint16_t n, uint8_t cls, uint8_t cmd, c
 
 static void test_net_ctrl_mq_vq_pairs_set_enables_backend_rings(void **state)
 {
-	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	struct env *env = env_new(2, CLIENT);
 	struct virtio_net_stats st;
 	uint16_t pairs = 2, avail_event;
 	uint8_t junk[2] = { 0 };
@@ -1355,7 +1364,7 @@ static const char *const bad_names[NR_BAD] = {
 
 static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
 {
-	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	struct env *env = env_new(2, CLIENT);
 	const unsigned cq = 4;
 	uint64_t feat;
 	struct virtio_net_stats st;
@@ -1446,7 +1455,7 @@ static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
 
 static void test_net_ctrl_indirect_command_is_served(void **state)
 {
-	struct env *env = env_new(2, PLAN_NIC_CLIENT);
+	struct env *env = env_new(2, CLIENT);
 	const unsigned cq = 4;
 	uint64_t tbl = CTRL_BUF + 0x1000;
 	uint8_t hdr[4] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 }, ack = 0xee;
@@ -1464,6 +1473,265 @@ static void test_net_ctrl_indirect_command_is_served(void **state)
 	assert_true(wait_call(env, cq, 2000));
 	assert_int_equal(env->mem.base[CTRL_BUF + 0x200], VIRTIO_NET_OK);
 	env_free(env);
+}
+
+/* ---------------------------------------------------------------- the session alone */
+
+/*
+ * A device that is not net: one backend queue (like virtio-blk), queue 1 served
+ * locally, REPLY_ACK only; its callbacks record what the session did.
+ */
+struct sdev {
+	struct guest_mem mem;
+	struct fake *f;
+	struct vu_session *s;
+	char path[108];
+	struct virtio_queue q[2];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned ups, downs, config_changes, kicks;
+	int last_kicked;
+};
+
+static void sdev_link_set(void *opaque, bool up)
+{
+	struct sdev *d = opaque;
+
+	/* The session's lock is held: record only (our own lock is a leaf). */
+	pthread_mutex_lock(&d->lock);
+	if (up)
+		d->ups++;
+	else
+		d->downs++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void sdev_config_changed(void *opaque)
+{
+	struct sdev *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->config_changes++;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void sdev_kicked(void *opaque, unsigned queue)
+{
+	struct sdev *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->kicks++;
+	d->last_kicked = (int)queue;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static const struct vu_session_ops sdev_ops = {
+	.link_set = sdev_link_set,
+	.config_changed = sdev_config_changed,
+	.kicked = sdev_kicked,
+};
+
+#define SDEV_FEATURES (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_RING_F_EVENT_IDX))
+
+/* A started fake listening for the session (client mode), with `misbehave` armed for GET_FEATURES. */
+static struct sdev *sdev_new(unsigned queue_num, enum misbehave misbehave)
+{
+	struct sdev *d = calloc(1, sizeof(*d));
+	struct vu_session_config cfg;
+	struct err e = { 0 };
+	unsigned i;
+
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	d->last_kicked = -1;
+	assert_int_equal(guest_mem__create(&d->mem, RAM_SIZE), 0);
+	memcpy(d->mem.regions[0].hva + 4096, "guest RAM", 9);
+	snprintf(d->path, sizeof(d->path), "/tmp/rtvmm-vu-session-%d.sock", getpid());
+	unlink(d->path);
+	d->f = fake_new();
+	fake_listen(d->f, d->path);
+	if (misbehave != MB_NONE)
+		fake_misbehave(d->f, VHOST_USER_GET_FEATURES, misbehave);
+	fake_start(d->f);
+	cfg = (struct vu_session_config){
+		.kind = "disk", .name = "blk0", .socket = d->path, .mem = &d->mem,
+		.data_features = SDEV_FEATURES, .backend_features = SDEV_FEATURES,
+		.protocol = BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | BIT(VHOST_USER_PROTOCOL_F_MQ),
+		.backend_queues = 1, .queue_num = queue_num, .queue_max_size = QSIZE,
+		.ops = &sdev_ops, .opaque = d,
+	};
+	assert_int_equal(vu_session__create(&cfg, &d->s, &e), 0);
+	for (i = 0; i < 2; i++)
+		d->q[i] = (struct virtio_queue){ .size = QSIZE, .enabled = true, .desc = q_desc(i),
+						 .driver = q_avail(i), .device = q_used(i),
+						 .kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+						 .call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	return d;
+}
+
+static void sdev_free(struct sdev *d)
+{
+	vu_session__destroy(d->s);
+	fake_free(d->f);
+	close(d->q[0].kick_fd);
+	close(d->q[0].call_fd);
+	close(d->q[1].kick_fd);
+	close(d->q[1].call_fd);
+	unlink(d->path);
+	guest_mem__destroy(&d->mem);
+	free(d);
+}
+
+static int sdev_activate(struct sdev *d)
+{
+	struct virtio_activation a = { .features = SDEV_FEATURES, .nr_queues = 2, .queues = d->q,
+				       .mem = &d->mem };
+	struct err e = { 0 };
+
+	return vu_session__activate(d->s, &a, BIT(1), 1, &e);
+}
+
+static void test_session_handshake_then_mem_table_with_the_ram_fd(void **state)
+{
+	struct sdev *d = sdev_new(0, MB_NONE);
+	struct vu_session_stats st;
+	uint64_t features;
+	int i;
+
+	(void)state;
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	assert_true(vu_session__backend_features(d->s, &features));
+	assert_true(features == fake_features);
+	assert_int_equal(d->f->log[0].req, VHOST_USER_GET_FEATURES);
+	assert_int_equal(d->f->log[1].req, VHOST_USER_GET_PROTOCOL_FEATURES);
+	assert_int_equal(d->f->log[2].req, VHOST_USER_SET_PROTOCOL_FEATURES);
+	assert_true(payload_u64(&d->f->log[2]) ==
+		    (BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | BIT(VHOST_USER_PROTOCOL_F_MQ)));
+	assert_int_equal(d->f->log[3].req, VHOST_USER_SET_OWNER);
+	assert_int_equal(fake_find(d->f, 0, 0, VHOST_USER_GET_QUEUE_NUM, -1), -1);
+	assert_int_equal(fake_find(d->f, 0, 0, VHOST_USER_SET_MEM_TABLE, -1), -1); /* not before DRIVER_OK */
+	pthread_mutex_lock(&d->lock);
+	assert_int_equal(d->ups, 1);
+	pthread_mutex_unlock(&d->lock);
+
+	assert_int_equal(sdev_activate(d), 0);
+	/* The device's data features plus bit 30; the memory table carries the RAM memfd. */
+	i = fake_find(d->f, 0, 1, VHOST_USER_SET_FEATURES, -1);
+	assert_true(payload_u64(&d->f->log[i]) == (SDEV_FEATURES | BIT(VHOST_USER_F_PROTOCOL_FEATURES)));
+	i = fake_find(d->f, 0, 1, VHOST_USER_SET_MEM_TABLE, -1);
+	assert_true(i >= 0);
+	assert_int_equal(d->f->log[i].nfds, 1);
+	check_region_maps_guest_ram(&d->f->log[i], 0, &d->mem);
+	/* Only the backend's queue goes out, enabled. */
+	i = fake_find(d->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, 0);
+	assert_int_equal(state_num(&d->f->log[i]), 1);
+	assert_int_equal(fake_find(d->f, 0, 0, VHOST_USER_SET_VRING_ADDR, 1), -1);
+	vu_session__stats(d->s, &st);
+	assert_true(st.link_up && st.backend_known && st.connects == 1 && st.failures == 0);
+	sdev_free(d);
+}
+
+static void test_session_reconnect_resumes_rings_from_used_idx(void **state)
+{
+	struct sdev *d = sdev_new(0, MB_NONE);
+	struct vu_session_stats st;
+	uint16_t used_idx = 11;
+	int i;
+
+	(void)state;
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	assert_int_equal(sdev_activate(d), 0);
+	i = fake_find(d->f, 0, 1, VHOST_USER_SET_VRING_BASE, 0);
+	assert_int_equal(state_num(&d->f->log[i]), 0);
+	/* The backend completed 11 requests, then crashes. */
+	assert_int_equal(guest_mem__write(&d->mem, q_used(0) + 2, &used_idx, 2), 0);
+	fake_drop(d->f);
+	i = fake_wait(d->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 0, 10000);
+	assert_true(i >= 0);
+	assert_true(fake_find(d->f, 0, 2, VHOST_USER_SET_MEM_TABLE, -1) >= 0);
+	i = fake_find(d->f, 0, 2, VHOST_USER_SET_VRING_BASE, 0);
+	assert_int_equal(state_num(&d->f->log[i]), 11);
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	vu_session__stats(d->s, &st);
+	assert_int_equal(st.disconnects, 1);
+	assert_int_equal(st.connects, 2);
+	assert_non_null(strstr(st.last_error, "blk0: vhost-user: the backend closed the connection"));
+	pthread_mutex_lock(&d->lock);
+	assert_int_equal(d->downs, 1);
+	assert_int_equal(d->ups, 2);
+	pthread_mutex_unlock(&d->lock);
+	sdev_free(d);
+}
+
+static void test_session_refuses_a_malformed_reply_and_retries(void **state)
+{
+	struct sdev *d = sdev_new(0, MB_BAD_VERSION);
+	struct vu_session_stats st;
+
+	(void)state;
+	/* The first connection's GET_FEATURES reply is refused; the retry (100 ms later) succeeds. */
+	vu_session__stats(d->s, &st);
+	assert_int_equal(st.failures, 1);
+	assert_false(st.link_up);
+	assert_false(st.backend_known);
+	assert_non_null(strstr(st.last_error, "protocol version 2"));
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	vu_session__stats(d->s, &st);
+	assert_int_equal(st.connects, 1);
+	assert_int_equal(d->f->conns, 2);
+	/* Nothing but GET_FEATURES went to the backend that misbehaved. */
+	assert_int_equal(fake_find(d->f, 0, 1, VHOST_USER_SET_OWNER, -1), -1);
+	assert_true(fake_find(d->f, 0, 2, VHOST_USER_SET_OWNER, -1) >= 0);
+	sdev_free(d);
+}
+
+static void test_session_requires_the_backends_queue_num(void **state)
+{
+	struct sdev *d = sdev_new(16, MB_NONE);
+	struct vu_session_stats st;
+
+	(void)state;
+	vu_session__stats(d->s, &st);
+	assert_int_equal(st.failures, 1);
+	assert_non_null(strstr(st.last_error, "blk0: vhost-user: the backend supports 8 queues, 16 configured"));
+	assert_int_equal(vu_session__wait_link(d->s, 150), -ETIMEDOUT);
+	sdev_free(d);
+}
+
+static void test_session_hands_local_queue_kicks_to_the_device(void **state)
+{
+	struct sdev *d = sdev_new(0, MB_NONE);
+	struct pollfd p = { .fd = -1, .events = POLLIN };
+	uint64_t one = 1;
+	int k;
+
+	(void)state;
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	assert_int_equal(sdev_activate(d), 0);
+	assert_int_equal(write(d->q[1].kick_fd, &one, 8), 8);
+	pthread_mutex_lock(&d->lock);
+	for (k = 0; k < 100 && !d->kicks; k++) {
+		pthread_mutex_unlock(&d->lock);
+		usleep(10000);
+		pthread_mutex_lock(&d->lock);
+	}
+	assert_int_equal(d->kicks, 1);
+	assert_int_equal(d->last_kicked, 1);
+	pthread_mutex_unlock(&d->lock);
+	/* The device's completion interrupts the guest on the queue's call eventfd. */
+	vu_session__signal(d->s, 1);
+	p.fd = d->q[1].call_fd;
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	/* After a reset the kicks are no longer the device's business. */
+	vu_session__reset(d->s);
+	assert_int_equal(write(d->q[1].kick_fd, &one, 8), 8);
+	usleep(100000);
+	pthread_mutex_lock(&d->lock);
+	assert_int_equal(d->kicks, 1);
+	pthread_mutex_unlock(&d->lock);
+	sdev_free(d);
 }
 
 int main(void)
@@ -1499,6 +1767,11 @@ int main(void)
 		cmocka_unit_test(test_net_ctrl_mq_vq_pairs_set_enables_backend_rings),
 		cmocka_unit_test(test_net_ctrl_bad_descriptors_stop_queue_without_crash),
 		cmocka_unit_test(test_net_ctrl_indirect_command_is_served),
+		cmocka_unit_test(test_session_handshake_then_mem_table_with_the_ram_fd),
+		cmocka_unit_test(test_session_reconnect_resumes_rings_from_used_idx),
+		cmocka_unit_test(test_session_refuses_a_malformed_reply_and_retries),
+		cmocka_unit_test(test_session_requires_the_backends_queue_num),
+		cmocka_unit_test(test_session_hands_local_queue_kicks_to_the_device),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

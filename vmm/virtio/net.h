@@ -1,22 +1,16 @@
 /*
  * virtio-net (device type 1) whose data path is a vhost-user backend.
  *
- * The monitor only sets the rings up: the guest's notify writes reach the
- * backend through the queue's kick eventfd (a KVM ioeventfd), the backend's
- * completions reach the guest through the call eventfd (a KVM irqfd on the
- * queue's MSI route). No monitor thread touches a packet.
- *
- * One thread per NIC ("vu-<name>") watches the backend connection: it
- * reconnects (client mode, backoff 100 ms doubling to 5 s) or accepts the next
- * backend (server mode), re-sends the memory table and the rings with the used
- * index read from guest RAM as the base, and turns the link up and down with a
- * configuration-change interrupt. The same thread serves the control queue
- * (VIRTIO_NET_F_CTRL_VQ, offered with multiqueue): MQ_VQ_PAIRS_SET enables the
- * backend's rings with SET_VRING_ENABLE.
+ * The device is small: its config space (MAC, link status, queue pairs), its
+ * feature policy (only data-path features the backend implements reach the
+ * guest) and the control queue (VIRTIO_NET_F_CTRL_VQ, offered with multiqueue:
+ * MQ_VQ_PAIRS_SET enables the backend's rings), served by the monitor through
+ * virtqueue.h. The backend connection, with its thread ("vu-<name>"), its
+ * reconnection and the rings it runs, is a vu_session (vu_session.h).
  *
  * Locking: the transport may call the ops from vCPU threads; activate and
  * reset talk to the backend (bounded by the reply timeout). config_changed is
- * only ever called from the "vu-" thread with no device lock held.
+ * only ever called from the session's thread with no device lock held.
  */
 #ifndef RTVMM_VIRTIO_NET_H
 #define RTVMM_VIRTIO_NET_H
@@ -24,14 +18,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/plan.h"
 #include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
+#include "vmm/virtio/vu_session.h"
 
 #define VIRTIO_ID_NET 1
 
-/* Feature bits (virtio 1.x, 5.1.3). */
+/* Feature bits (virtio 1.x, 5.1.3; the transport-wide ones are in virtio.h). */
 #define VIRTIO_NET_F_CSUM            0
 #define VIRTIO_NET_F_GUEST_CSUM      1
 #define VIRTIO_NET_F_MTU             3
@@ -49,10 +43,6 @@
 #define VIRTIO_NET_F_CTRL_VQ         17
 #define VIRTIO_NET_F_CTRL_RX         18
 #define VIRTIO_NET_F_MQ              22
-#define VIRTIO_RING_F_INDIRECT_DESC  28
-#define VIRTIO_RING_F_EVENT_IDX      29
-#define VIRTIO_F_VERSION_1           32
-#define VIRTIO_F_RING_PACKED         34
 
 #define VIRTIO_NET_S_LINK_UP 1
 
@@ -73,21 +63,23 @@ struct virtio_net_config {
 	uint16_t mtu;
 } __attribute__((packed));
 
+/* What the machine needs to build one NIC; the application fills it (from a plan or --net). */
+struct virtio_net_spec {
+	char name[32];               /* "net0", for messages and the thread name */
+	char socket[108];            /* vhost-user unix socket path */
+	uint8_t mac[6];
+	bool mac_set;                /* else a stable address derived from the socket path */
+	unsigned queues;             /* queue pairs, 1..VIRTIO_NET_MAX_PAIRS */
+	bool server;                 /* listen for the backend instead of connecting to it */
+};
+
 /* Counters and state; the device logs only connection events and errors. */
 struct virtio_net_stats {
-	bool link_up;
-	bool backend_known;          /* features below came from a backend */
-	uint64_t backend_features;   /* the backend's GET_FEATURES */
-	uint64_t backend_protocol;   /* negotiated protocol features */
-	uint64_t connects;           /* sessions set up (handshake, and rings when active) */
-	uint64_t disconnects;        /* the backend went away */
-	uint64_t failures;           /* sessions ended by a malformed/unexpected reply, refusal, timeout */
-	uint64_t link_changes;       /* configuration-change interrupts requested */
+	struct vu_session_stats session; /* the backend connection; last_error also the device's */
 	uint64_t ctrl_commands;      /* control-queue commands answered OK */
 	uint64_t ctrl_errors;        /* answered VIRTIO_NET_ERR */
 	uint64_t ctrl_bad_chains;    /* malformed descriptor chains (the control queue stops) */
 	unsigned queue_pairs;        /* pairs the guest enabled (MQ_VQ_PAIRS_SET) */
-	char last_error[512];
 };
 
 /*
@@ -97,7 +89,7 @@ struct virtio_net_stats {
  * before returning; the thread keeps trying. Server mode listens at once.
  */
 __attribute__((warn_unused_result))
-int virtio_net__create(const struct plan_nic *nic, const struct guest_mem *mem,
+int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem *mem,
 		       struct virtio_dev **out, struct err *e);
 
 /* Stops the thread, stops the rings if active, closes the connection (and the listening socket). */

@@ -13,6 +13,12 @@
 
 #include "vmm/guest_mem.h"
 
+/* Feature bits of every device type (virtio 1.x, 6). */
+#define VIRTIO_RING_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1          32
+#define VIRTIO_F_RING_PACKED        34
+
 #define VIRTIO_MAX_QUEUES 34          /* 16 queue pairs + control + spare */
 #define VIRTIO_NO_VECTOR  0xffff
 

@@ -1,0 +1,844 @@
+/* vhost-user device session: connection, negotiation, rings, reconnection, link state. */
+#include "vmm/virtio/vu_session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/virtio/vhost_user.h"
+#include "vmm/virtio/virtqueue.h"
+
+#define BIT(n) (1ull << (n))
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+/* epoll tags: kind in the top byte, a queue in the next, a generation below so stale events are recognised. */
+enum { EV_WAKE = 1, EV_SOCK, EV_LISTEN, EV_KICK };
+#define EV_GEN_MASK             ((1ull << 48) - 1)
+#define EV_TAG(kind, queue, gen) \
+	(((uint64_t)(kind) << 56) | ((uint64_t)(queue) << 48) | ((gen) & EV_GEN_MASK))
+#define EV_KIND(tag)            ((unsigned)((tag) >> 56))
+#define EV_QUEUE(tag)           ((unsigned)((tag) >> 48) & 0xffu)
+#define EV_GEN(tag)             ((tag) & EV_GEN_MASK)
+
+struct vu_queue {
+	struct virtio_queue vq;    /* as activated; kick/call are our duplicates, -1 if none */
+	bool started;              /* handed to the current backend */
+};
+
+struct vu_session {
+	char name[32];
+	char path[108];
+	bool server;
+	const struct guest_mem *mem;
+	uint64_t data_features, backend_mask, protocol_wanted;
+	unsigned backend_queues, queue_num;
+	char unit[24];
+	uint16_t queue_max_size;
+	const struct vu_session_ops *ops;
+	void *opaque;
+
+	/* The backend's features for vCPU threads: a short critical section, never held across I/O. */
+	pthread_mutex_t info_lock;
+	bool backend_known;
+	uint64_t backend_features;
+
+	/* Everything below: under `lock`. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;            /* link changes, for vu_session__wait_link */
+	struct vhost_user vu;
+	bool connected;                 /* connected and negotiated */
+	uint64_t sock_gen;              /* bumps with each connection */
+	int listen_fd;
+	int epfd, wake_fd;
+	pthread_t thread;
+	bool stopping;
+	int backoff_ms;
+	int64_t next_attempt_ms;
+	bool waiting_logged;
+	bool link_up;
+	bool config_pending;            /* the thread owes the device a config_changed */
+
+	bool active;                    /* DRIVER_OK seen, not reset */
+	bool rings_up;                  /* the backend's rings are set up in the current connection */
+	bool rings_ever;                /* set up at least once since activation (base from used->idx) */
+	uint64_t features;              /* negotiated with the guest */
+	unsigned nr_queues, enabled;
+	uint64_t local;                 /* queues the device serves itself */
+	uint64_t queue_gen;             /* bumps with each reset: stale kick events are dropped */
+	struct vu_queue q[VIRTIO_MAX_QUEUES];
+
+	struct vu_session_stats stats;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void session_log(struct vu_session *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "rtvmm: %s: %s\n", s->name, msg);
+}
+
+static void eventfd_nudge(int fd)
+{
+	uint64_t one = 1;
+
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is saturated, the peer will see it. */
+	}
+}
+
+/* Link state: the device's record, an interrupt owed by the thread, waiters. Lock held. */
+static void session_set_link(struct vu_session *s, bool up)
+{
+	if (s->link_up == up)
+		return;
+	s->link_up = up;
+	s->stats.link_up = up;
+	s->stats.link_changes++;
+	s->ops->link_set(s->opaque, up);
+	s->config_pending = true;
+	pthread_cond_broadcast(&s->cond);
+	eventfd_nudge(s->wake_fd);
+}
+
+/* Ends the connection (the backend is gone or misbehaved). Lock held. */
+static void session_close(struct vu_session *s)
+{
+	unsigned i;
+
+	if (s->vu.fd >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->vu.fd, NULL);
+	vhost_user__close(&s->vu);
+	s->connected = false;
+	s->rings_up = false;
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		s->q[i].started = false;
+	session_set_link(s, false);
+}
+
+/* Client mode: the next attempt after the current backoff, which then doubles (to 5 s). */
+static void session_schedule_retry(struct vu_session *s)
+{
+	s->next_attempt_ms = now_ms() + s->backoff_ms;
+	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+	eventfd_nudge(s->wake_fd);
+}
+
+/* A request failed: log it once, end the connection, let the thread reconnect. Lock held. */
+static void session_fail(struct vu_session *s, const struct err *e)
+{
+	bool gone = e->code == -ECONNRESET || e->code == -EPIPE;
+
+	/* e->msg names the device already. */
+	fprintf(stderr, "rtvmm: %s; link down, %s\n", e->msg,
+		s->server ? "waiting for the backend to connect again" : "reconnecting");
+	snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", e->msg);
+	if (gone)
+		s->stats.disconnects++;
+	else
+		s->stats.failures++;
+	session_close(s);
+	session_schedule_retry(s);
+}
+
+/* The backend's queues the guest configured (the rest of nr_queues may be local). */
+static unsigned backend_queues(const struct vu_session *s)
+{
+	return s->backend_queues < s->nr_queues ? s->backend_queues : s->nr_queues;
+}
+
+/* Re-checks a ring the guest wrote before anything trusts it. */
+static int session_check_ring(const struct vu_session *s, unsigned idx, bool event_idx,
+			      struct err *e)
+{
+	struct err why;
+	int err = virtqueue__check(s->mem, &s->q[idx].vq, s->queue_max_size, event_idx, &why);
+
+	return err ? err__set(e, err, "%s: queue %u: %s", s->name, idx, why.msg) : 0;
+}
+
+static int session_set_enables(struct vu_session *s, struct err *e)
+{
+	unsigned i;
+	int err;
+
+	if (!(s->backend_features & BIT(VHOST_USER_F_PROTOCOL_FEATURES)))
+		return 0; /* rings start enabled */
+	for (i = 0; i < backend_queues(s); i++) {
+		if (!s->q[i].started)
+			continue;
+		err = vhost_user__set_vring_enable(&s->vu, i, i < s->enabled, e);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Hands one ring to the backend, from `base`. Lock held. */
+static int session_setup_ring(struct vu_session *s, unsigned i, unsigned base, struct err *e)
+{
+	const struct virtio_queue *q = &s->q[i].vq;
+	struct vhost_user_vring_addr a = { .index = i, .log = q->device };
+	int err;
+
+	a.desc = (uint64_t)(uintptr_t)guest_mem__ptr(s->mem, q->desc, virtqueue__desc_bytes(q->size));
+	a.avail = (uint64_t)(uintptr_t)guest_mem__ptr(s->mem, q->driver,
+						      virtqueue__avail_bytes(q->size, false));
+	a.used = (uint64_t)(uintptr_t)guest_mem__ptr(s->mem, q->device,
+						     virtqueue__used_bytes(q->size, false));
+	err = vhost_user__set_vring_num(&s->vu, i, q->size, e);
+	if (!err)
+		err = vhost_user__set_vring_base(&s->vu, i, base, e);
+	if (!err)
+		err = vhost_user__set_vring_addr(&s->vu, &a, e);
+	if (!err)
+		err = vhost_user__set_vring_kick(&s->vu, i, q->kick_fd, e);
+	if (!err)
+		err = vhost_user__set_vring_call(&s->vu, i, q->call_fd, e);
+	if (!err)
+		s->q[i].started = true;
+	return err;
+}
+
+/* Hands the active rings to the backend. Lock held, connected. */
+static int session_setup_rings(struct vu_session *s, struct err *e)
+{
+	uint64_t lacking = s->features & s->data_features & ~s->backend_features;
+	bool event_idx = s->features & BIT(VIRTIO_RING_F_EVENT_IDX);
+	bool resume = s->rings_ever;
+	uint64_t f;
+	unsigned i;
+	int err;
+
+	if (lacking)
+		return err__set(e, -EPROTO, "%s: vhost-user: the backend lacks features %#llx the guest negotiated",
+				s->name, (unsigned long long)lacking);
+	f = (s->features & s->backend_features & s->backend_mask) |
+	    (s->backend_features & BIT(VHOST_USER_F_PROTOCOL_FEATURES));
+	err = vhost_user__set_features(&s->vu, f, e);
+	if (!err)
+		err = vhost_user__set_mem_table_guest(&s->vu, s->mem, e);
+	for (i = 0; !err && i < backend_queues(s); i++) {
+		if (!s->q[i].vq.enabled)
+			continue;
+		/* Checked at activation; the check is cheap, and this is what the backend will trust. */
+		err = session_check_ring(s, i, event_idx, e);
+		if (err)
+			return err;
+		/* The old backend cannot be asked: resume from what it completed, as QEMU does. */
+		err = session_setup_ring(s, i, resume ? virtqueue__used_idx(s->mem, &s->q[i].vq) : 0, e);
+	}
+	if (!err)
+		err = session_set_enables(s, e);
+	/* Without REPLY_ACK, a request with a reply shows the backend took everything before it. */
+	if (!err && !(s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)))
+		err = vhost_user__get_features(&s->vu, &f, e);
+	if (err)
+		return err;
+	s->rings_up = true;
+	s->rings_ever = true;
+	if (resume) {
+		/* Work queued while the backend was away, and completions it may not have signalled. */
+		for (i = 0; i < backend_queues(s); i++) {
+			if (s->q[i].started) {
+				eventfd_nudge(s->q[i].vq.kick_fd);
+				eventfd_nudge(s->q[i].vq.call_fd);
+			}
+		}
+	}
+	return 0;
+}
+
+/* Stops the rings in the backend (disable, then GET_VRING_BASE). Lock held, connected. */
+static int session_stop_rings(struct vu_session *s, struct err *e)
+{
+	unsigned i, base;
+	int err;
+
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (!s->q[i].started)
+			continue;
+		if (s->backend_features & BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
+			err = vhost_user__set_vring_enable(&s->vu, i, false, e);
+			if (err)
+				return err;
+		}
+	}
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (!s->q[i].started)
+			continue;
+		err = vhost_user__get_vring_base(&s->vu, i, &base, e);
+		if (err)
+			return err;
+		s->q[i].started = false;
+	}
+	s->rings_up = false;
+	return 0;
+}
+
+/* A new connection: negotiate, and set the rings up when the guest is running. Lock held. */
+static int session_handshake(struct vu_session *s, struct err *e)
+{
+	uint64_t features, protocol = 0, queues;
+	int err;
+
+	err = vhost_user__get_features(&s->vu, &features, e);
+	if (err)
+		return err;
+	if (features & BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
+		err = vhost_user__get_protocol_features(&s->vu, &protocol, e);
+		if (!err)
+			err = vhost_user__set_protocol_features(&s->vu, protocol & s->protocol_wanted, e);
+		if (err)
+			return err;
+	}
+	if (s->queue_num > 1) {
+		if (!(s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_MQ)))
+			return err__set(e, -EPROTO, "%s: vhost-user: the backend has no multiqueue (protocol feature MQ); %u %s configured",
+					s->name, s->queue_num, s->unit);
+		err = vhost_user__get_queue_num(&s->vu, &queues, e);
+		if (err)
+			return err;
+		if (queues < s->queue_num)
+			return err__set(e, -EPROTO, "%s: vhost-user: the backend supports %llu %s, %u configured",
+					s->name, (unsigned long long)queues, s->unit, s->queue_num);
+	}
+	err = vhost_user__set_owner(&s->vu, e);
+	if (err)
+		return err;
+	s->stats.backend_known = true;
+	s->stats.backend_features = features;
+	s->stats.backend_protocol = s->vu.protocol;
+	pthread_mutex_lock(&s->info_lock);
+	s->backend_known = true;
+	s->backend_features = features;
+	pthread_mutex_unlock(&s->info_lock);
+	return 0;
+}
+
+/* Takes a connected socket and brings the session up, or ends it with a logged error. Lock held. */
+static void session_start(struct vu_session *s, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLRDHUP };
+	struct err e = { 0 };
+	int err;
+
+	err = vhost_user__attach(&s->vu, fd);
+	if (err) {
+		close(fd);
+		err__set(&e, err, "%s: vhost-user: cannot use the backend's socket: %s", s->name,
+			 strerror(-err));
+		session_fail(s, &e);
+		return;
+	}
+	err = session_handshake(s, &e);
+	if (!err && s->active)
+		err = session_setup_rings(s, &e);
+	if (!err) {
+		s->sock_gen++;
+		ev.data.u64 = EV_TAG(EV_SOCK, 0, s->sock_gen);
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->vu.fd, &ev) < 0)
+			err = err__set(&e, -errno, "%s: vhost-user: epoll: %s", s->name, strerror(errno));
+	}
+	if (err) {
+		session_fail(s, &e);
+		return;
+	}
+	s->connected = true;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	s->waiting_logged = false;
+	s->stats.connects++;
+	session_log(s, "vhost-user backend %s %s: features %#llx, protocol features %#llx%s; link up",
+		    s->server ? "connected to" : "at", s->path,
+		    (unsigned long long)s->backend_features, (unsigned long long)s->vu.protocol,
+		    s->rings_up ? ", rings set up" : "");
+	session_set_link(s, true);
+}
+
+static void session_try_connect(struct vu_session *s)
+{
+	int fd = vhost_user__connect(s->path);
+
+	if (fd < 0) {
+		if (!s->waiting_logged)
+			session_log(s, "waiting for the vhost-user backend at %s (%s); retrying up to every %d ms",
+				    s->path, strerror(-fd), BACKOFF_MAX_MS);
+		s->waiting_logged = true;
+		session_schedule_retry(s);
+		return;
+	}
+	session_start(s, fd);
+}
+
+/* The backend hung up: end its connection so that a new one can start. Lock held. */
+static void session_backend_gone(struct vu_session *s)
+{
+	struct err e;
+
+	err__set(&e, -ECONNRESET, "%s: vhost-user: the backend closed the connection", s->name);
+	s->backoff_ms = BACKOFF_MIN_MS;
+	session_fail(s, &e);
+}
+
+/* Whether the peer of a connected socket has hung up (checked without blocking). */
+static bool sock_hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static void session_accept(struct vu_session *s)
+{
+	int fd;
+
+	while ((fd = vhost_user__accept(s->listen_fd)) >= 0) {
+		/* A restarted backend's new connection can be seen before its old one's hangup
+		 * (both in one epoll batch, the listener first): end the dead connection first. */
+		if (s->connected && sock_hung_up(s->vu.fd))
+			session_backend_gone(s);
+		if (s->connected) {
+			session_log(s, "refusing a second vhost-user backend on %s (one is connected)",
+				    s->path);
+			close(fd);
+			continue;
+		}
+		session_start(s, fd);
+	}
+}
+
+/* A kick on a local queue of the current activation: drained; true if the device should look. */
+static bool session_local_kick(struct vu_session *s, unsigned queue, uint64_t gen)
+{
+	uint64_t v;
+
+	if (!s->active || gen != EV_GEN(s->queue_gen) || queue >= VIRTIO_MAX_QUEUES ||
+	    !(s->local & BIT(queue)))
+		return false;
+	if (read(s->q[queue].vq.kick_fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: the kick was consumed already; the ring is read anyway. */
+	}
+	return true;
+}
+
+/* ---- the session thread ---- */
+
+static void *session_thread(void *arg)
+{
+	struct vu_session *s = arg;
+
+	for (;;) {
+		struct epoll_event ev[8];
+		bool notify;
+		int timeout = -1, nr, i;
+
+		pthread_mutex_lock(&s->lock);
+		if (s->stopping) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		if (!s->connected && !s->server) {
+			int64_t left = s->next_attempt_ms - now_ms();
+
+			if (left <= 0) {
+				session_try_connect(s);
+				left = s->connected ? -1 : s->next_attempt_ms - now_ms();
+			}
+			timeout = s->connected ? -1 : (int)(left < 0 ? 0 : left);
+		}
+		notify = s->config_pending;
+		s->config_pending = false;
+		pthread_mutex_unlock(&s->lock);
+
+		/* The device's callbacks may take their own locks: never under ours. */
+		if (notify)
+			s->ops->config_changed(s->opaque);
+
+		nr = epoll_wait(s->epfd, ev, 8, notify ? 0 : timeout);
+		for (i = 0; i < nr; i++) {
+			uint64_t tag = ev[i].data.u64, v;
+			bool kicked = false;
+
+			pthread_mutex_lock(&s->lock);
+			switch (EV_KIND(tag)) {
+			case EV_WAKE:
+				if (read(s->wake_fd, &v, sizeof(v)) < 0) {
+					/* nothing pending */
+				}
+				break;
+			case EV_SOCK:
+				if (s->connected && EV_GEN(tag) == EV_GEN(s->sock_gen))
+					session_backend_gone(s);
+				break;
+			case EV_LISTEN:
+				session_accept(s);
+				break;
+			case EV_KICK:
+				kicked = session_local_kick(s, EV_QUEUE(tag), EV_GEN(tag));
+				break;
+			}
+			pthread_mutex_unlock(&s->lock);
+			if (kicked)
+				s->ops->kicked(s->opaque, EV_QUEUE(tag));
+		}
+	}
+	return NULL;
+}
+
+/* ---- the device's calls ---- */
+
+static void session_drop_queues(struct vu_session *s)
+{
+	unsigned i;
+
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		struct virtio_queue *q = &s->q[i].vq;
+
+		if ((s->local & BIT(i)) && q->kick_fd >= 0)
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
+		if (q->kick_fd >= 0)
+			close(q->kick_fd);
+		if (q->call_fd >= 0)
+			close(q->call_fd);
+		s->q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
+	}
+	s->nr_queues = 0;
+	s->local = 0;
+}
+
+static void session_reset_locked(struct vu_session *s)
+{
+	struct err e = { 0 };
+
+	if (!s->active)
+		return;
+	if (s->connected && session_stop_rings(s, &e))
+		session_fail(s, &e);
+	session_drop_queues(s);
+	s->active = false;
+	s->rings_up = false;
+	s->rings_ever = false;
+	s->features = 0;
+	s->queue_gen++;
+}
+
+static int dup_fd(int fd)
+{
+	return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+/* Keeps queue `i` of the activation: its ring checked, its eventfds duplicated. Lock held. */
+static int session_keep_queue(struct vu_session *s, const struct virtio_queue *vq, unsigned i,
+			      bool event_idx, struct err *e)
+{
+	struct virtio_queue *q = &s->q[i].vq;
+	int err;
+
+	*q = *vq;
+	q->kick_fd = q->call_fd = -1;
+	err = session_check_ring(s, i, event_idx, e);
+	if (err)
+		return err;
+	q->kick_fd = dup_fd(vq->kick_fd);
+	q->call_fd = dup_fd(vq->call_fd);
+	if ((vq->kick_fd >= 0 && q->kick_fd < 0) || (vq->call_fd >= 0 && q->call_fd < 0))
+		return err__set(e, -errno, "%s: queue %u: cannot keep its eventfds: %s", s->name, i,
+				strerror(errno));
+	return 0;
+}
+
+/* Watches a local queue's kicks; the thread drains them without blocking. Lock held. */
+static int session_watch_kicks(struct vu_session *s, unsigned i, struct err *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_TAG(EV_KICK, i, s->queue_gen) };
+	int fd = s->q[i].vq.kick_fd, fl = fcntl(fd, F_GETFL);
+
+	/* The KVM ioeventfd's file: O_NONBLOCK is shared with the transport, which never reads it. */
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return err__set(e, -errno, "%s: queue %u: cannot watch its kicks: %s", s->name, i,
+				strerror(errno));
+	s->local |= BIT(i);
+	return 0;
+}
+
+int vu_session__activate(struct vu_session *s, const struct virtio_activation *a,
+			 uint64_t local_queues, unsigned enabled, struct err *e)
+{
+	bool event_idx = a->features & BIT(VIRTIO_RING_F_EVENT_IDX);
+	struct err why = { 0 };
+	unsigned i;
+	int err = 0;
+
+	if (a->nr_queues > VIRTIO_MAX_QUEUES)
+		return err__set(e, -EINVAL, "%s: %u queues (at most %u)", s->name, a->nr_queues,
+				VIRTIO_MAX_QUEUES);
+	if (a->mem != s->mem)
+		return err__set(e, -EINVAL, "%s: activated over another guest's memory", s->name);
+	pthread_mutex_lock(&s->lock);
+	session_reset_locked(s);
+	s->features = a->features;
+	s->nr_queues = a->nr_queues;
+	s->enabled = enabled;
+	for (i = 0; !err && i < a->nr_queues; i++) {
+		const struct virtio_queue *vq = &a->queues[i];
+		bool local = local_queues & BIT(i);
+
+		if (!vq->enabled || (i >= s->backend_queues && !local))
+			continue;
+		err = session_keep_queue(s, vq, i, event_idx, e);
+		if (!err && local && s->q[i].vq.kick_fd >= 0)
+			err = session_watch_kicks(s, i, e);
+	}
+	if (err) {
+		session_drop_queues(s);
+		s->features = 0;
+		pthread_mutex_unlock(&s->lock);
+		return err;
+	}
+	s->active = true;
+	/* A backend problem is not the guest's: the link stays down and the thread reconnects. */
+	if (s->connected && session_setup_rings(s, &why))
+		session_fail(s, &why);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void vu_session__reset(struct vu_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	session_reset_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void vu_session__enable_queues(struct vu_session *s, unsigned enabled)
+{
+	struct err e = { 0 };
+
+	pthread_mutex_lock(&s->lock);
+	s->enabled = enabled;
+	/* Without a connection it applies at the next setup. */
+	if (s->connected && s->rings_up && session_set_enables(s, &e))
+		session_fail(s, &e);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void vu_session__signal(struct vu_session *s, unsigned queue)
+{
+	pthread_mutex_lock(&s->lock);
+	if (queue < VIRTIO_MAX_QUEUES)
+		eventfd_nudge(s->q[queue].vq.call_fd);
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool vu_session__backend_features(struct vu_session *s, uint64_t *features)
+{
+	bool known;
+
+	pthread_mutex_lock(&s->info_lock);
+	known = s->backend_known;
+	*features = s->backend_features;
+	pthread_mutex_unlock(&s->info_lock);
+	return known;
+}
+
+int vu_session__wait_link(struct vu_session *s, int timeout_ms)
+{
+	struct timespec ts;
+	int err = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->link_up && !err)
+		err = -pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	if (s->link_up)
+		err = 0;
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+void vu_session__record_error(struct vu_session *s, const char *msg)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", msg);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void vu_session__stats(struct vu_session *s, struct vu_session_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- lifecycle ---- */
+
+static void session_free(struct vu_session *s)
+{
+	if (s->listen_fd >= 0) {
+		close(s->listen_fd);
+		unlink(s->path);
+	}
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->info_lock);
+	free(s);
+}
+
+static struct vu_session *session_alloc(const struct vu_session_config *cfg)
+{
+	struct vu_session *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
+	unsigned i;
+
+	if (!s)
+		return NULL;
+	snprintf(s->name, sizeof(s->name), "%s", cfg->name);
+	snprintf(s->path, sizeof(s->path), "%s", cfg->socket);
+	snprintf(s->unit, sizeof(s->unit), "%s", cfg->queue_num_unit ? cfg->queue_num_unit : "queues");
+	s->server = cfg->server;
+	s->mem = cfg->mem;
+	s->data_features = cfg->data_features;
+	s->backend_mask = cfg->backend_features;
+	s->protocol_wanted = cfg->protocol;
+	s->backend_queues = cfg->backend_queues;
+	s->queue_num = cfg->queue_num;
+	s->queue_max_size = cfg->queue_max_size;
+	s->ops = cfg->ops;
+	s->opaque = cfg->opaque;
+	s->listen_fd = s->epfd = s->wake_fd = -1;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		s->q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
+	pthread_mutex_init(&s->info_lock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	vhost_user__init(&s->vu, s->name);
+	return s;
+}
+
+int vu_session__create(const struct vu_session_config *cfg, struct vu_session **out,
+		       struct err *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_TAG(EV_WAKE, 0, 0) };
+	sigset_t all, old;
+	char tname[16];
+	struct vu_session *s;
+	int err;
+
+	if (!cfg->socket[0])
+		return err__set(e, -EINVAL, "%s '%s': no vhost-user socket path", cfg->kind, cfg->name);
+	if (cfg->mem->fd < 0)
+		return err__set(e, -EINVAL, "%s '%s': guest RAM is not a shareable fd (vhost-user needs a memfd or hugetlbfs)",
+				cfg->kind, cfg->name);
+	if (cfg->backend_queues > VIRTIO_MAX_QUEUES)
+		return err__set(e, -EINVAL, "%s '%s': %u backend queues (at most %u)", cfg->kind,
+				cfg->name, cfg->backend_queues, VIRTIO_MAX_QUEUES);
+	s = session_alloc(cfg);
+	if (!s)
+		return err__set(e, -ENOMEM, "%s '%s': out of memory", cfg->kind, cfg->name);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->epfd < 0 || s->wake_fd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
+		err = err__set(e, -errno, "%s '%s': epoll/eventfd: %s", cfg->kind, s->name,
+			       strerror(errno));
+		goto err_free;
+	}
+	if (s->server) {
+		s->listen_fd = vhost_user__listen(s->path, e);
+		if (s->listen_fd < 0) {
+			err = s->listen_fd;
+			s->listen_fd = -1;
+			goto err_free;
+		}
+		ev = (struct epoll_event){ .events = EPOLLIN, .data.u64 = EV_TAG(EV_LISTEN, 0, 0) };
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
+			err = err__set(e, -errno, "%s '%s': epoll: %s", cfg->kind, s->name,
+				       strerror(errno));
+			goto err_free;
+		}
+		session_log(s, "listening for a vhost-user backend on %s", s->path);
+	} else {
+		/* The usual case: the backend is up first; the guest then sees its features at once. */
+		pthread_mutex_lock(&s->lock);
+		session_try_connect(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+
+	/* The thread takes no signals: they belong to the main thread's signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(&s->thread, NULL, session_thread, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		err__set(e, err, "%s '%s': cannot start its thread: %s", cfg->kind, s->name,
+			 strerror(-err));
+		goto err_close_connection;
+	}
+	snprintf(tname, sizeof(tname), "vu-%.12s", s->name);
+	pthread_setname_np(s->thread, tname);
+	*out = s;
+	return 0;
+
+err_close_connection:
+	vhost_user__close(&s->vu);
+err_free:
+	session_free(s);
+	return err;
+}
+
+void vu_session__destroy(struct vu_session *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	eventfd_nudge(s->wake_fd);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+
+	pthread_mutex_lock(&s->lock);
+	session_reset_locked(s);
+	if (s->vu.fd >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->vu.fd, NULL);
+	vhost_user__close(&s->vu);
+	pthread_mutex_unlock(&s->lock);
+	session_free(s);
+}

@@ -1,0 +1,116 @@
+/*
+ * A vhost-user device session: everything about one backend connection for a
+ * virtio device whose data path runs in the backend (net today, blk next).
+ * The device gives its feature policy, its queues and a few callbacks; the
+ * session does the rest over vhost_user.h's messages.
+ *
+ * The monitor only sets the rings up: the guest's notify writes reach the
+ * backend through the queue's kick eventfd (a KVM ioeventfd), the backend's
+ * completions reach the guest through the call eventfd (a KVM irqfd on the
+ * queue's MSI route). No monitor thread touches the backend's rings.
+ *
+ * One thread per session ("vu-<name>") watches the connection: it reconnects
+ * (client mode, backoff 100 ms doubling to 5 s) or accepts the next backend
+ * (server mode), negotiates, re-sends the memory table and the rings with the
+ * used index read from guest RAM as the base, and turns the link up and down.
+ * The same thread watches the kicks of the queues the device serves itself
+ * (net's control queue) and hands them to the device.
+ *
+ * Locking: the calls below may come from vCPU threads and from the device's
+ * callbacks (not from link_set); activate, reset and enable_queues talk to the
+ * backend (bounded by the reply timeout). A device lock taken around these
+ * calls must never be taken inside link_set.
+ */
+#ifndef RTVMM_VIRTIO_VU_SESSION_H
+#define RTVMM_VIRTIO_VU_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "vmm/guest_mem.h"
+#include "vmm/virtio/virtio.h"
+
+struct vu_session;
+
+struct vu_session_ops {
+	/* The link went up or down: record it (config space). The session's lock is held. */
+	void (*link_set)(void *opaque, bool up);
+	/* Raise the configuration-change interrupt. The session's thread, no lock held. */
+	void (*config_changed)(void *opaque);
+	/* The driver kicked `queue`, one the device serves itself. The session's thread, no lock held. */
+	void (*kicked)(void *opaque, unsigned queue);
+};
+
+struct vu_session_config {
+	const char *kind;              /* what create's errors call the device: "nic" */
+	const char *name;              /* "net0": messages and the thread's name */
+	const char *socket;            /* the backend's unix socket path */
+	bool server;                   /* listen for the backend instead of connecting */
+	const struct guest_mem *mem;   /* its memfd is what the backend maps; outlives the session */
+	uint64_t data_features;        /* negotiated with the guest, the backend must implement them */
+	uint64_t backend_features;     /* what SET_FEATURES may carry (data_features and more) */
+	uint64_t protocol;             /* protocol features the session may use */
+	unsigned backend_queues;       /* queues 0..n-1 are the backend's */
+	unsigned queue_num;            /* > 1: the backend's GET_QUEUE_NUM must reach it */
+	const char *queue_num_unit;    /* what GET_QUEUE_NUM counts, for messages: "queue pairs" */
+	uint16_t queue_max_size;       /* largest ring accepted */
+	const struct vu_session_ops *ops;
+	void *opaque;                  /* passed to the ops */
+};
+
+/* Counters and state; the session logs only connection events and errors. */
+struct vu_session_stats {
+	bool link_up;
+	bool backend_known;            /* features below came from a backend */
+	uint64_t backend_features;     /* the backend's GET_FEATURES */
+	uint64_t backend_protocol;     /* negotiated protocol features */
+	uint64_t connects;             /* sessions set up (handshake, and rings when active) */
+	uint64_t disconnects;          /* the backend went away */
+	uint64_t failures;             /* ended by a malformed/unexpected reply, refusal, timeout */
+	uint64_t link_changes;         /* link_set calls */
+	char last_error[512];
+};
+
+/*
+ * Starts the session: server mode listens at once; client mode makes one
+ * connection attempt before returning and the thread keeps trying.
+ */
+__attribute__((warn_unused_result))
+int vu_session__create(const struct vu_session_config *cfg, struct vu_session **out,
+		       struct err *e);
+
+/* Stops the thread, stops the rings if active, closes the connection (and the listening socket). */
+void vu_session__destroy(struct vu_session *s);
+
+/*
+ * DRIVER_OK: keeps the enabled queues among the backend's and those in
+ * `local_queues` (a bit per queue the device serves itself), checks their
+ * rings, watches the local ones' kicks, and hands the backend's rings over when
+ * connected with the first `enabled` of them enabled. A ring fault is an error
+ * (the device needs a reset); a backend problem only takes the link down.
+ */
+int vu_session__activate(struct vu_session *s, const struct virtio_activation *a,
+			 uint64_t local_queues, unsigned enabled, struct err *e);
+
+/* The driver reset the device: stop the backend's rings and forget the queues. */
+void vu_session__reset(struct vu_session *s);
+
+/* Enables the backend's first `enabled` queues and disables the rest, now or at the next setup. */
+void vu_session__enable_queues(struct vu_session *s, unsigned enabled);
+
+/* Interrupts the guest for a local queue (its call eventfd). */
+void vu_session__signal(struct vu_session *s, unsigned queue);
+
+/* The last backend's GET_FEATURES: false before any backend was seen. Never waits on the backend. */
+bool vu_session__backend_features(struct vu_session *s, uint64_t *features);
+
+/* Waits up to `timeout_ms` for the link to be up: 0 or -ETIMEDOUT. */
+int vu_session__wait_link(struct vu_session *s, int timeout_ms);
+
+/* Records an error of the device itself as the last error (for the stop report). */
+void vu_session__record_error(struct vu_session *s, const char *msg);
+
+void vu_session__stats(struct vu_session *s, struct vu_session_stats *st);
+
+#endif
