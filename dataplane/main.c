@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <glob.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +27,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "base/hugepages.h"
 #include "config/plan.h"
 #include "config/parse.h"
 #include "dataplane/config.h"
@@ -130,39 +130,6 @@ static void usage(FILE *f)
 
 /* ---- hugepages ---- */
 
-/* Free hugepage bytes (on `node`, or all nodes when node < 0). */
-static unsigned long long free_huge_bytes(int node)
-{
-	char pattern[256];
-	unsigned long long total = 0;
-	glob_t g;
-	size_t i;
-
-	if (node >= 0)
-		snprintf(pattern, sizeof(pattern),
-			 "/sys/devices/system/node/node%d/hugepages/hugepages-*kB/free_hugepages", node);
-	else
-		snprintf(pattern, sizeof(pattern), "/sys/kernel/mm/hugepages/hugepages-*kB/free_hugepages");
-	if (glob(pattern, 0, NULL, &g))
-		return 0;
-	for (i = 0; i < g.gl_pathc; i++) {
-		unsigned long long kb = 0, n = 0;
-		const char *h = strstr(g.gl_pathv[i], "hugepages-");
-		FILE *f;
-
-		if (!h || sscanf(h, "hugepages-%llukB", &kb) != 1)
-			continue;
-		f = fopen(g.gl_pathv[i], "r");
-		if (!f)
-			continue;
-		if (fscanf(f, "%llu", &n) == 1)
-			total += n * kb * 1024;
-		fclose(f);
-	}
-	globfree(&g);
-	return total;
-}
-
 static bool hugetlbfs_mounted(void)
 {
 	char line[512];
@@ -194,7 +161,7 @@ static int check_memory(const struct dp_config *c, struct err *e)
 		return err__set(e, -ENOMEM, "no hugetlbfs is mounted: mount one (mount -t hugetlbfs "
 				"nodev /dev/hugepages) or run with --no-huge (plan: host.dataplane.no_huge: "
 				"true)");
-	free_b = free_huge_bytes(c->node);
+	free_b = hugepages__free_bytes(HUGEPAGES_SYSFS, c->node);
 	if (free_b < (unsigned long long)mb << 20)
 		return err__set(e, -ENOMEM, "%llu MB of free hugepages%s, the dataplane needs %u MB: "
 				"reserve them (echo %u > /sys/kernel/mm/hugepages/hugepages-2048kB/"
