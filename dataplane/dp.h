@@ -120,10 +120,6 @@ struct dp {
 	uint64_t tsc_hz;
 };
 
-/* An event line on stdout ("rtvmm-dataplane: port 0 (vm.net0): link up"); never per packet. */
-__attribute__((format(printf, 1, 2)))
-void dp_log(const char *fmt, ...);
-
 /*
  * Makes `path` usable for a listening unix socket: creates its directory, removes a stale
  * socket nobody listens on; -EADDRINUSE when a process serves it, -EEXIST for another file.

@@ -41,6 +41,7 @@
 
 #include "dataplane/config.h"
 #include "dataplane/dp.h"
+#include "dataplane/log.h"
 
 #define GEN_MAGIC      0x4e454752u    /* "RGEN" in memory */
 #define ETH_HLEN       14
@@ -545,7 +546,7 @@ static int write_doc(const struct gen_config *g, json_t *doc)
 	if (g->json[0] && strcmp(g->json, "-")) {
 		f = fopen(g->json, "w");
 		if (!f) {
-			fprintf(stderr, "rtvmm-dataplane: gen: %s: %s\n", g->json, strerror(errno));
+			fprintf(stderr, DP_PROG ": gen: %s: %s\n", g->json, strerror(errno));
 			return -errno;
 		}
 	}
@@ -605,13 +606,13 @@ int dp_gen__run(const struct dp_config *c, const struct gen_config *g)
 	json_t *doc = NULL;
 
 	if (dp_config__eal_argv(c, &eal_argc, &eal_argv, &e)) {
-		fprintf(stderr, "rtvmm-dataplane: %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		return 1;
 	}
 	dp = calloc(1, sizeof(*dp));
 	eal_copy = calloc((size_t)eal_argc + 1, sizeof(char *));
 	if (!dp || !eal_copy) {
-		fprintf(stderr, "rtvmm-dataplane: out of memory\n");
+		fprintf(stderr, DP_PROG ": out of memory\n");
 		goto out_dp;
 	}
 	dp->cfg = c;
@@ -628,7 +629,7 @@ int dp_gen__run(const struct dp_config *c, const struct gen_config *g)
 	/* 1. The EAL: the generator's lcore is the main lcore (this thread), pinned by the EAL. */
 	memcpy(eal_copy, eal_argv, sizeof(char *) * (size_t)eal_argc);
 	if (rte_eal_init(eal_argc, eal_copy) < 0) {
-		fprintf(stderr, "rtvmm-dataplane: gen: EAL initialisation failed: %s (every DPDK "
+		fprintf(stderr, DP_PROG ": gen: EAL initialisation failed: %s (every DPDK "
 			"process on a host needs its own --file-prefix, this one is '%s')\n",
 			rte_strerror(rte_errno), c->file_prefix);
 		goto out_dp;
@@ -642,18 +643,18 @@ int dp_gen__run(const struct dp_config *c, const struct gen_config *g)
 	dp->pool = rte_pktmbuf_pool_create("gen_mbufs", dp_config__nr_mbufs(c), DP_MBUF_CACHE, 0,
 					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (!dp->pool) {
-		fprintf(stderr, "rtvmm-dataplane: gen: cannot create %u mbufs: %s (raise --mem)\n",
+		fprintf(stderr, DP_PROG ": gen: cannot create %u mbufs: %s (raise --mem)\n",
 			dp_config__nr_mbufs(c), rte_strerror(rte_errno));
 		goto out_eal;
 	}
 	if (gen_hist__init(&G.hist, g->hist_max_us, G.hz)) {
-		fprintf(stderr, "rtvmm-dataplane: gen: out of memory for the histogram\n");
+		fprintf(stderr, DP_PROG ": gen: out of memory for the histogram\n");
 		goto out_pool;
 	}
 
 	/* 3. RCU state for this thread (a vhost port's link-down handler waits for it), the port. */
 	if (dp_workers__create(dp, &e) || dp_ports__create(dp, &e) || dp_ports__start(dp, &e)) {
-		fprintf(stderr, "rtvmm-dataplane: gen: %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": gen: %s\n", e.msg);
 		goto out_ports;
 	}
 	G.eth = dp->port[0].eth;

@@ -12,7 +12,6 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,23 +32,10 @@
 #include "dataplane/config.h"
 #include "dataplane/dp.h"
 #include "dataplane/gen.h"
+#include "dataplane/log.h"
 #include "dataplane/stats.h"
 
-#define PROG "rtvmm-dataplane"
-
 static struct dp *g_dp;
-
-void dp_log(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	printf(PROG ": %s\n", line);
-	fflush(stdout);
-}
 
 static void on_signal(int sig)
 {
@@ -61,9 +47,9 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: " PROG " run [PLAN.yaml] [options]     the DPDK vhost-user backend and switch\n"
-"       " PROG " stats [--socket PATH] [--json]  counters of a running dataplane\n"
-"       " PROG " gen --port SPEC --lcore N [options] traffic generator: RFC 2544 trials\n"
+"usage: " DP_PROG " run [PLAN.yaml] [options]     the DPDK vhost-user backend and switch\n"
+"       " DP_PROG " stats [--socket PATH] [--json]  counters of a running dataplane\n"
+"       " DP_PROG " gen --port SPEC --lcore N [options] traffic generator: RFC 2544 trials\n"
 "\n"
 "run: ports come from the plan's VM NICs (one vhost-user port per NIC: the dataplane\n"
 "listens for NICs in mode client and connects to NICs in mode server) and from --port;\n"
@@ -214,7 +200,7 @@ static int dp_run(const struct dp_config *c)
 	json_t *doc;
 
 	if (dp_config__eal_argv(c, &eal_argc, &eal_argv, &e)) {
-		fprintf(stderr, PROG ": %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		return 1;
 	}
 	if (c->dry_run) {
@@ -223,12 +209,12 @@ static int dp_run(const struct dp_config *c)
 		goto out_argv;
 	}
 	if (check_memory(c, &e)) {
-		fprintf(stderr, PROG ": %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		goto out_argv;
 	}
 	dp = calloc(1, sizeof(*dp));
 	if (!dp) {
-		fprintf(stderr, PROG ": out of memory\n");
+		fprintf(stderr, DP_PROG ": out of memory\n");
 		goto out_argv;
 	}
 	dp->cfg = c;
@@ -249,7 +235,7 @@ static int dp_run(const struct dp_config *c)
 	memcpy(eal_copy, eal_argv, sizeof(char *) * (size_t)eal_argc);
 	rc = rte_eal_init(eal_argc, eal_copy);
 	if (rc < 0) {
-		fprintf(stderr, PROG ": EAL initialisation failed%s%s (see the EAL lines above; every "
+		fprintf(stderr, DP_PROG ": EAL initialisation failed%s%s (see the EAL lines above; every "
 			"DPDK process on a host needs its own --file-prefix, this one is '%s')\n",
 			rte_errno ? ": " : "", rte_errno ? rte_strerror(rte_errno) : "", c->file_prefix);
 		goto out_dp;
@@ -261,14 +247,14 @@ static int dp_run(const struct dp_config *c)
 					   RTE_MBUF_DEFAULT_BUF_SIZE,
 					   c->node >= 0 ? c->node : (int)rte_lcore_to_socket_id(main_lcore));
 	if (!dp->pool) {
-		fprintf(stderr, PROG ": cannot create %u mbufs: %s (raise --mem)\n",
+		fprintf(stderr, DP_PROG ": cannot create %u mbufs: %s (raise --mem)\n",
 			dp_config__nr_mbufs(c), rte_strerror(rte_errno));
 		goto out_eal;
 	}
 
 	/* 3. The MAC table (l2switch). */
 	if (dp->fwd == DP_FWD_L2SWITCH && l2_table__init(&dp->l2, c->mac_entries, c->mac_aging_s)) {
-		fprintf(stderr, PROG ": cannot allocate the MAC table (%u entries)\n", c->mac_entries);
+		fprintf(stderr, DP_PROG ": cannot allocate the MAC table (%u entries)\n", c->mac_entries);
 		goto out_pool;
 	}
 
@@ -321,7 +307,7 @@ static int dp_run(const struct dp_config *c)
 	goto out_ports;
 
 out_err_ports:
-	fprintf(stderr, PROG ": %s\n", e.msg);
+	fprintf(stderr, DP_PROG ": %s\n", e.msg);
 	__atomic_store_n(&dp->stop, 1, __ATOMIC_RELAXED);
 	rte_eal_mp_wait_lcore();
 out_ports:
@@ -329,7 +315,7 @@ out_ports:
 	dp_workers__free(dp);
 	goto out_l2;
 out_err_workers:
-	fprintf(stderr, PROG ": %s\n", e.msg);
+	fprintf(stderr, DP_PROG ": %s\n", e.msg);
 	dp_workers__free(dp);
 out_l2:
 	if (dp->fwd == DP_FWD_L2SWITCH)
@@ -361,7 +347,7 @@ static int parse_num(const char *opt, const char *s, unsigned long lo, unsigned 
 	errno = 0;
 	*out = strtoul(s, &end, 10);
 	if (errno || end == s || *end || *out < lo || *out > hi || *s == '-') {
-		fprintf(stderr, PROG ": %s %s: expected a number %lu..%lu\n", opt, s, lo, hi);
+		fprintf(stderr, DP_PROG ": %s %s: expected a number %lu..%lu\n", opt, s, lo, hi);
 		return -EINVAL;
 	}
 	return 0;
@@ -399,7 +385,7 @@ static int cmd_run(int argc, char **argv)
 		switch (o) {
 		case 'l':
 			if (plan__parse_cpus(optarg, &c.lcores) || !CPU_COUNT(&c.lcores)) {
-				fprintf(stderr, PROG ": --lcores %s: expected a cpu list (\"1\", \"1-3,6\")\n",
+				fprintf(stderr, DP_PROG ": --lcores %s: expected a cpu list (\"1\", \"1-3,6\")\n",
 					optarg);
 				return 2;
 			}
@@ -433,26 +419,26 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'p':
 			if (dp_config__add_port(&c, optarg, &e)) {
-				fprintf(stderr, PROG ": %s\n", e.msg);
+				fprintf(stderr, DP_PROG ": %s\n", e.msg);
 				return 2;
 			}
 			break;
 		case 'f':
 			if (dp_fwd_parse(optarg, &c.fwd)) {
-				fprintf(stderr, PROG ": --fwd %s: expected xconnect or l2switch\n", optarg);
+				fprintf(stderr, DP_PROG ": --fwd %s: expected xconnect or l2switch\n", optarg);
 				return 2;
 			}
 			c.set |= DP_SET_FWD;
 			break;
 		case OPT_PAIR:
 			if (dp_config__add_pair(&c, optarg, &e)) {
-				fprintf(stderr, PROG ": %s\n", e.msg);
+				fprintf(stderr, DP_PROG ": %s\n", e.msg);
 				return 2;
 			}
 			break;
 		case 's':
 			if (strlen(optarg) >= sizeof(c.stats_socket)) {
-				fprintf(stderr, PROG ": --stats-socket %s: longer than %zu bytes\n", optarg,
+				fprintf(stderr, DP_PROG ": --stats-socket %s: longer than %zu bytes\n", optarg,
 					sizeof(c.stats_socket) - 1);
 				return 2;
 			}
@@ -485,16 +471,16 @@ static int cmd_run(int argc, char **argv)
 		}
 	}
 	if (optind < argc - 1) {
-		fprintf(stderr, PROG ": run: one plan file at most (got '%s' and '%s')\n", argv[optind],
+		fprintf(stderr, DP_PROG ": run: one plan file at most (got '%s' and '%s')\n", argv[optind],
 			argv[optind + 1]);
 		return 2;
 	}
 	if (optind == argc - 1 && dp_config__load_plan(&c, argv[optind], &e)) {
-		fprintf(stderr, PROG ": %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		return 1;
 	}
 	if (dp_config__finish(&c, &e)) {
-		fprintf(stderr, PROG ": %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		return 2;
 	}
 	return dp_run(&c);
@@ -532,11 +518,11 @@ static int cmd_stats(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, PROG ": stats: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, DP_PROG ": stats: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
 	if (dp_stats__query(path, &doc, &e)) {
-		fprintf(stderr, PROG ": %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		return 1;
 	}
 	if (as_json) {
@@ -583,7 +569,7 @@ static int parse_list(const char *opt, const char *arg, double *out, unsigned ma
 	*n = 0;
 	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		if (*n >= max || parse_scaled(t, &out[*n]) || (positive && out[*n] <= 0)) {
-			fprintf(stderr, PROG ": %s %s: expected at most %u positive numbers, comma-"
+			fprintf(stderr, DP_PROG ": %s %s: expected at most %u positive numbers, comma-"
 				"separated (suffixes k, M)\n", opt, arg, max);
 			return -EINVAL;
 		}
@@ -606,14 +592,14 @@ static int parse_mac(const char *opt, const char *s, uint8_t mac[6])
 	}
 	return 0;
 bad:
-	fprintf(stderr, PROG ": %s %s: expected a MAC address (52:54:00:00:00:01)\n", opt, s);
+	fprintf(stderr, DP_PROG ": %s %s: expected a MAC address (52:54:00:00:00:01)\n", opt, s);
 	return -EINVAL;
 }
 
 static int parse_real(const char *opt, const char *s, double lo, double hi, double *out)
 {
 	if (parse_scaled(s, out) || *out < lo || *out > hi) {
-		fprintf(stderr, PROG ": %s %s: expected a number %g..%g\n", opt, s, lo, hi);
+		fprintf(stderr, DP_PROG ": %s %s: expected a number %g..%g\n", opt, s, lo, hi);
 		return -EINVAL;
 	}
 	return 0;
@@ -675,11 +661,11 @@ static int cmd_gen(int argc, char **argv)
 		switch (o) {
 		case 'p':
 			if (c.nr_ports) {
-				fprintf(stderr, PROG ": gen: one --port only\n");
+				fprintf(stderr, DP_PROG ": gen: one --port only\n");
 				return 2;
 			}
 			if (dp_config__add_port(&c, optarg, &e)) {
-				fprintf(stderr, PROG ": %s\n", e.msg);
+				fprintf(stderr, DP_PROG ": %s\n", e.msg);
 				return 2;
 			}
 			break;
@@ -718,7 +704,7 @@ static int cmd_gen(int argc, char **argv)
 
 			v = strtoul(optarg, &end, 0);
 			if (*end || end == optarg || v < 0x600 || v > 0xffff) {
-				fprintf(stderr, PROG ": --ethertype %s: expected 0x0600..0xffff\n", optarg);
+				fprintf(stderr, DP_PROG ": --ethertype %s: expected 0x0600..0xffff\n", optarg);
 				return 2;
 			}
 			g.ethertype = (uint16_t)v;
@@ -731,17 +717,17 @@ static int cmd_gen(int argc, char **argv)
 			g.nr_sizes = 0;
 			for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 				if (g.nr_sizes >= GEN_MAX_SIZES) {
-					fprintf(stderr, PROG ": --sizes %s: at most %u sizes\n", optarg,
+					fprintf(stderr, DP_PROG ": --sizes %s: at most %u sizes\n", optarg,
 						GEN_MAX_SIZES);
 					return 2;
 				}
 				if (gen_size__parse(t, &g.sizes[g.nr_sizes++], &e)) {
-					fprintf(stderr, PROG ": %s\n", e.msg);
+					fprintf(stderr, DP_PROG ": %s\n", e.msg);
 					return 2;
 				}
 			}
 			if (!g.nr_sizes) {
-				fprintf(stderr, PROG ": --sizes: empty\n");
+				fprintf(stderr, DP_PROG ": --sizes: empty\n");
 				return 2;
 			}
 			break;
@@ -774,7 +760,7 @@ static int cmd_gen(int argc, char **argv)
 			g.pdr = strstr(optarg, "pdr") != NULL;
 			if (strcmp(optarg, "none") && strcmp(optarg, "ndr") && strcmp(optarg, "pdr") &&
 			    strcmp(optarg, "ndr,pdr") && strcmp(optarg, "pdr,ndr")) {
-				fprintf(stderr, PROG ": --search %s: ndr,pdr, ndr, pdr or none\n", optarg);
+				fprintf(stderr, DP_PROG ": --search %s: ndr,pdr, ndr, pdr or none\n", optarg);
 				return 2;
 			}
 			break;
@@ -828,15 +814,15 @@ static int cmd_gen(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, PROG ": gen: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, DP_PROG ": gen: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
 	if (!c.nr_ports || !CPU_COUNT(&c.lcores)) {
-		fprintf(stderr, PROG ": gen: needs --port SPEC and --lcore N\n");
+		fprintf(stderr, DP_PROG ": gen: needs --port SPEC and --lcore N\n");
 		return 2;
 	}
 	if (!g.max_trial && g.rate_cap_pps <= 0 && (g.ndr || g.pdr)) {
-		fprintf(stderr, PROG ": gen: --no-max with a search needs --rate-cap PPS (the top of "
+		fprintf(stderr, DP_PROG ": gen: --no-max with a search needs --rate-cap PPS (the top of "
 			"the search range)\n");
 		return 2;
 	}
@@ -846,16 +832,16 @@ static int cmd_gen(int argc, char **argv)
 			if (!strcmp(g.sizes[i].label, latency_size))
 				g.latency_size = (int)i;
 		if (g.latency_size < 0) {
-			fprintf(stderr, PROG ": --latency-size %s: not one of --sizes\n", latency_size);
+			fprintf(stderr, DP_PROG ": --latency-size %s: not one of --sizes\n", latency_size);
 			return 2;
 		}
 	}
 	if (g.nr_latency && !g.ndr) {
-		fprintf(stderr, PROG ": gen: --latency needs the NDR search (--search ndr or ndr,pdr)\n");
+		fprintf(stderr, DP_PROG ": gen: --latency needs the NDR search (--search ndr or ndr,pdr)\n");
 		return 2;
 	}
 	if (dp_config__finish(&c, &e)) {
-		fprintf(stderr, PROG ": %s\n", e.msg);
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		return 2;
 	}
 	return dp_gen__run(&c, &g);
@@ -879,10 +865,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf(PROG " " RTVMM_VERSION "\n");
+		printf(DP_PROG " " RTVMM_VERSION "\n");
 		return 0;
 	}
-	fprintf(stderr, PROG ": unknown command '%s' (run, stats, gen, help)\n", argv[1]);
+	fprintf(stderr, DP_PROG ": unknown command '%s' (run, stats, gen, help)\n", argv[1]);
 	usage(stderr);
 	return 2;
 }
