@@ -1,7 +1,7 @@
 /*
  * The running dataplane: ports (ethdevs), poll workers (one per lcore), the L2 table and the
- * counters the stats thread reads. One struct dp per process, built by main.c's dp_run in
- * a fixed order (see there).
+ * counters the stats thread reads. One struct dp per process, built in a fixed order by
+ * dp_runtime__open (runtime.c) for switch.c's dp_switch__run and generator.c's dp_gen__run.
  *
  * Threads (named so `top -H` shows the plan):
  *   dp-pollN   one per poll lcore N: rx burst 32 -> forward -> tx burst, nothing else

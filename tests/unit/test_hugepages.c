@@ -40,25 +40,35 @@ static void put(const char *root, const char *rel, const char *text)
 	fclose(f);
 }
 
+/* Two sizes system-wide; node0 has both, node1 only 2 MiB, node2 a count that is no number. */
+static const struct {
+	const char *path;
+	const char *text;
+} tree[] = {
+	{ "kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "512\n" },
+	{ "kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "300\n" },
+	{ "kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", "4\n" },
+	{ "kernel/mm/hugepages/hugepages-1048576kB/free_hugepages", "1\n" },
+	{ "kernel/mm/hugepages/README", "not a pool\n" },
+	{ "devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", "256\n" },
+	{ "devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages", "100\n" },
+	{ "devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages", "4\n" },
+	{ "devices/system/node/node0/hugepages/hugepages-1048576kB/free_hugepages", "1\n" },
+	{ "devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages", "256\n" },
+	{ "devices/system/node/node1/hugepages/hugepages-2048kB/free_hugepages", "200\n" },
+	{ "devices/system/node/node2/hugepages/hugepages-2048kB/nr_hugepages", "many\n" },
+	{ "devices/system/node/node2/hugepages/hugepages-2048kB/free_hugepages", "0\n" },
+};
+
 static int setup(void **state)
 {
 	char *root = strdup("/tmp/test_hugepages.XXXXXX");
+	size_t i;
 
 	if (!root || !mkdtemp(root))
 		return -1;
-	put(root, "kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "512\n");
-	put(root, "kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "300\n");
-	put(root, "kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", "4\n");
-	put(root, "kernel/mm/hugepages/hugepages-1048576kB/free_hugepages", "1\n");
-	put(root, "kernel/mm/hugepages/README", "not a pool\n");
-	put(root, "devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", "256\n");
-	put(root, "devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages", "100\n");
-	put(root, "devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages", "4\n");
-	put(root, "devices/system/node/node0/hugepages/hugepages-1048576kB/free_hugepages", "1\n");
-	put(root, "devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages", "256\n");
-	put(root, "devices/system/node/node1/hugepages/hugepages-2048kB/free_hugepages", "200\n");
-	put(root, "devices/system/node/node2/hugepages/hugepages-2048kB/nr_hugepages", "many\n");
-	put(root, "devices/system/node/node2/hugepages/hugepages-2048kB/free_hugepages", "0\n");
+	for (i = 0; i < sizeof(tree) / sizeof(tree[0]); i++)
+		put(root, tree[i].path, tree[i].text);
 	*state = root;
 	return 0;
 }
