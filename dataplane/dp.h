@@ -1,7 +1,7 @@
 /*
  * The running dataplane: ports (ethdevs), poll workers (one per lcore), the L2 table and the
- * counters the stats thread reads. One struct dp per process, built by main.c's dp_run in
- * a fixed order (see there).
+ * counters the stats thread reads. One struct dp per process, built in a fixed order by
+ * dp_runtime__open (runtime.c) for switch.c's dp_switch__run and generator.c's dp_gen__run.
  *
  * Threads (named so `top -H` shows the plan):
  *   dp-pollN   one per poll lcore N: rx burst 32 -> forward -> tx burst, nothing else
@@ -119,10 +119,6 @@ struct dp {
 	struct dp_worker *by_lcore[RTE_MAX_LCORE];
 	uint64_t tsc_hz;
 };
-
-/* An event line on stdout ("rtvmm-dataplane: port 0 (vm.net0): link up"); never per packet. */
-__attribute__((format(printf, 1, 2)))
-void dp_log(const char *fmt, ...);
 
 /*
  * Makes `path` usable for a listening unix socket: creates its directory, removes a stale

@@ -21,26 +21,22 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <rte_cycles.h>
-#include <rte_eal.h>
-#include <rte_errno.h>
 #include <rte_ethdev.h>
-#include <rte_lcore.h>
 #include <rte_mbuf.h>
-#include <rte_mempool.h>
 #include <rte_rcu_qsbr.h>
 
 #include "dataplane/config.h"
 #include "dataplane/dp.h"
+#include "dataplane/log.h"
+#include "dataplane/runtime.h"
 
 #define GEN_MAGIC      0x4e454752u    /* "RGEN" in memory */
 #define ETH_HLEN       14
@@ -90,15 +86,6 @@ struct gen {
 	json_t *trials;
 	unsigned nr_trials;
 };
-
-static struct dp *g_gen_dp;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (g_gen_dp)
-		__atomic_store_n(&g_gen_dp->stop, 1, __ATOMIC_RELAXED);
-}
 
 static bool stopping(const struct gen *G)
 {
@@ -545,7 +532,7 @@ static int write_doc(const struct gen_config *g, json_t *doc)
 	if (g->json[0] && strcmp(g->json, "-")) {
 		f = fopen(g->json, "w");
 		if (!f) {
-			fprintf(stderr, "rtvmm-dataplane: gen: %s: %s\n", g->json, strerror(errno));
+			fprintf(stderr, DP_PROG ": gen: %s: %s\n", g->json, strerror(errno));
 			return -errno;
 		}
 	}
@@ -597,76 +584,46 @@ static int run_trials(struct gen *G, const struct dp_config *c, json_t *doc)
 int dp_gen__run(const struct dp_config *c, const struct gen_config *g)
 {
 	struct gen G = { .g = g };
-	struct dp *dp;
+	struct dp_runtime rt;
 	struct err e = { 0 };
-	struct sigaction sa;
-	char **eal_argv = NULL, **eal_copy = NULL;
-	int eal_argc = 0, status = 1, rc;
-	json_t *doc = NULL;
+	int status = 1, rc;
+	json_t *doc;
 
-	if (dp_config__eal_argv(c, &eal_argc, &eal_argv, &e)) {
-		fprintf(stderr, "rtvmm-dataplane: %s\n", e.msg);
+	if (dp_runtime__init(&rt, c, &e)) {
+		fprintf(stderr, DP_PROG ": %s\n", e.msg);
 		return 1;
 	}
-	dp = calloc(1, sizeof(*dp));
-	eal_copy = calloc((size_t)eal_argc + 1, sizeof(char *));
-	if (!dp || !eal_copy) {
-		fprintf(stderr, "rtvmm-dataplane: out of memory\n");
-		goto out_dp;
-	}
-	dp->cfg = c;
-	dp->fwd = DP_FWD_XCONNECT;
-	G.dp = dp;
-	g_gen_dp = dp;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
-	/* 1. The EAL: the generator's lcore is the main lcore (this thread), pinned by the EAL. */
-	memcpy(eal_copy, eal_argv, sizeof(char *) * (size_t)eal_argc);
-	if (rte_eal_init(eal_argc, eal_copy) < 0) {
-		fprintf(stderr, "rtvmm-dataplane: gen: EAL initialisation failed: %s (every DPDK "
-			"process on a host needs its own --file-prefix, this one is '%s')\n",
-			rte_strerror(rte_errno), c->file_prefix);
-		goto out_dp;
+	/*
+	 * 1. The runtime: the generator's lcore is the EAL's main lcore (this thread, pinned by
+	 * the EAL); it polls the port itself, as worker 0 of the RCU state a vhost port's
+	 * link-down handler waits for.
+	 */
+	if (dp_runtime__open(&rt, false, &e)) {
+		fprintf(stderr, DP_PROG ": gen: %s\n", e.msg);
+		goto out;
 	}
+	G.dp = rt.dp;
 	pthread_setname_np(pthread_self(), "dp-gen");
-	G.hz = rte_get_tsc_hz();
-	dp->tsc_hz = G.hz;
+	G.hz = G.dp->tsc_hz;
 	G.run_id = (uint32_t)(rte_rdtsc() ^ ((uint64_t)getpid() << 16));
 
-	/* 2. Packet buffers; the histogram. */
-	dp->pool = rte_pktmbuf_pool_create("gen_mbufs", dp_config__nr_mbufs(c), DP_MBUF_CACHE, 0,
-					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
-	if (!dp->pool) {
-		fprintf(stderr, "rtvmm-dataplane: gen: cannot create %u mbufs: %s (raise --mem)\n",
-			dp_config__nr_mbufs(c), rte_strerror(rte_errno));
-		goto out_eal;
-	}
+	/* 2. The histogram, the document. */
 	if (gen_hist__init(&G.hist, g->hist_max_us, G.hz)) {
-		fprintf(stderr, "rtvmm-dataplane: gen: out of memory for the histogram\n");
-		goto out_pool;
+		fprintf(stderr, DP_PROG ": gen: out of memory for the histogram\n");
+		goto out;
 	}
-
-	/* 3. RCU state for this thread (a vhost port's link-down handler waits for it), the port. */
-	if (dp_workers__create(dp, &e) || dp_ports__create(dp, &e) || dp_ports__start(dp, &e)) {
-		fprintf(stderr, "rtvmm-dataplane: gen: %s\n", e.msg);
-		goto out_ports;
-	}
-	G.eth = dp->port[0].eth;
-	memcpy(G.src, g->src_set ? g->src : dp->port[0].mac, 6);
+	G.eth = G.dp->port[0].eth;
+	memcpy(G.src, g->src_set ? g->src : G.dp->port[0].mac, 6);
 	G.trials = json_array();
 	doc = json_object();
 	json_object_set_new(doc, "generator", json_string("rtvmm-dataplane gen " RTVMM_VERSION));
 	json_object_set_new(doc, "config", config_json(&G, c));
 	json_object_set_new(doc, "trials", G.trials);
-	dp_log("gen: ready: port %s (%s), lcore %u, run id %08x", c->ports[0].target, dp->port[0].driver,
-	       dp_config__main_lcore(c), G.run_id);
+	dp_log("gen: ready: port %s (%s), lcore %u, run id %08x", c->ports[0].target,
+	       G.dp->port[0].driver, dp_config__main_lcore(c), G.run_id);
 
-	/* 4. The trials. */
+	/* 3. The trials. */
 	rc = run_trials(&G, c, doc);
 	json_object_set_new(doc, "interrupted", json_boolean(stopping(&G)));
 	if (!json_object_get(doc, "error"))
@@ -676,19 +633,8 @@ int dp_gen__run(const struct dp_config *c, const struct gen_config *g)
 		status = 1;
 	json_decref(doc);
 
-out_ports:
-	dp_ports__close(dp);
-	dp_workers__free(dp);
+out:
 	gen_hist__free(&G.hist);
-out_pool:
-	rte_mempool_free(dp->pool);
-out_eal:
-	rte_eal_cleanup();
-out_dp:
-	g_gen_dp = NULL;
-	free(eal_copy);
-	free(dp);
-	dp_config__free_argv(eal_argc, eal_argv);
-	free(eal_argv);
+	dp_runtime__close(&rt);
 	return status;
 }

@@ -8,6 +8,7 @@
  * lets the vhost library unmap the guest's memory.
  */
 #include "dataplane/dp.h"
+#include "dataplane/log.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -11,6 +11,7 @@
  * "shared" and the fix is more queue pairs.
  */
 #include "dataplane/dp.h"
+#include "dataplane/log.h"
 
 #include <errno.h>
 #include <pthread.h>

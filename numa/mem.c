@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hugepages.h"
+
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -39,30 +41,6 @@
 
 #define MIB ((uint64_t)1024 * 1024)
 
-/* The sysfs directory name for a hugepage size. */
-static const char *hp_dir(enum page_size s)
-{
-	return s == PAGE_1G ? "hugepages-1048576kB" : "hugepages-2048kB";
-}
-
-/* Reads one unsigned number from a sysfs file; -errno if absent or unreadable. */
-static int read_u64(const char *path, uint64_t *v)
-{
-	char buf[64];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return n < 0 ? -errno : -EIO;
-	buf[n] = '\0';
-	*v = strtoull(buf, NULL, 10);
-	return 0;
-}
-
 /*
  * Hugepages available for a new mapping bound to `node` (-1 = any): the
  * node's free pages, capped by the host's free pages not already reserved by
@@ -72,32 +50,28 @@ static int read_u64(const char *path, uint64_t *v)
 static int hugepages_available(int node, enum page_size s, uint64_t *avail, uint64_t *nr,
 			       char *nr_path, size_t nr_path_len)
 {
-	char path[160];
-	uint64_t gfree, gresv, nfree;
+	uint64_t page = page_size__bytes(s);
+	struct hugepages_count sys, on_node;
 	int r;
 
-	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/%s/free_hugepages", hp_dir(s));
-	r = read_u64(path, &gfree);
-	if (r < 0)
+	r = hugepages__count(HUGEPAGES_SYSFS, page, -1, &sys);
+	if (r < 0) {
+		hugepages__nr_path(HUGEPAGES_SYSFS, page, -1, nr_path, nr_path_len);
 		return r;
-	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/%s/resv_hugepages", hp_dir(s));
-	if (read_u64(path, &gresv) < 0)
-		gresv = 0;
-	*avail = gfree > gresv ? gfree - gresv : 0;
-	if (node < 0) {
-		snprintf(nr_path, nr_path_len, "/sys/kernel/mm/hugepages/%s/nr_hugepages", hp_dir(s));
-		return read_u64(nr_path, nr);
 	}
-	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/hugepages/%s/free_hugepages",
-		 node, hp_dir(s));
-	r = read_u64(path, &nfree);
+	*avail = sys.free > sys.reserved ? sys.free - sys.reserved : 0;
+	hugepages__nr_path(HUGEPAGES_SYSFS, page, node, nr_path, nr_path_len);
+	if (node < 0) {
+		*nr = sys.total;
+		return 0;
+	}
+	r = hugepages__count(HUGEPAGES_SYSFS, page, node, &on_node);
 	if (r < 0)
 		return r;
-	if (nfree < *avail)
-		*avail = nfree;
-	snprintf(nr_path, nr_path_len, "/sys/devices/system/node/node%d/hugepages/%s/nr_hugepages",
-		 node, hp_dir(s));
-	return read_u64(nr_path, nr);
+	if (on_node.free < *avail)
+		*avail = on_node.free;
+	*nr = on_node.total;
+	return 0;
 }
 
 /* A libnuma node mask with only `node` set; NULL on allocation failure. */
@@ -294,7 +268,7 @@ int numa_mem__create(struct numa_mem *mem, const struct numa_mem_spec *m, struct
 		r = hugepages_available(m->node, ps, &avail, &nr, nr_path, sizeof(nr_path));
 		if (r == -ENOENT)
 			snprintf(why, sizeof(why), "memory: this host has no %s hugepages (no %s), VM needs %" PRIu64,
-				 page_size__name(ps), nr_path[0] ? nr_path : hp_dir(ps), need);
+				 page_size__name(ps), nr_path, need);
 		else if (r < 0)
 			snprintf(why, sizeof(why), "memory: reading free %s hugepages: %s", page_size__name(ps), strerror(-r));
 		else if (avail < need && m->node >= 0)

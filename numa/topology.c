@@ -20,17 +20,10 @@
 #include <hwloc.h>
 
 #include "base/cpus.h"
+#include "base/hugepages.h"
 
-#define SYS_NODE "/sys/devices/system/node"
-#define SYS_HUGEPAGES "/sys/kernel/mm/hugepages"
 #define SYS_CPU "/sys/devices/system/cpu"
 #define PROC_RT "/proc/sys/kernel"
-
-/* Directory names of the hugepage sizes, by enum page_size. */
-static const char *const hugepage_dir[PAGE_SIZES] = {
-	[PAGE_2M] = "hugepages-2048kB",
-	[PAGE_1G] = "hugepages-1048576kB",
-};
 
 static void bitmap_to_cpuset(hwloc_const_bitmap_t b, cpu_set_t *set)
 {
@@ -239,44 +232,42 @@ static int read_cpu_list(const char *path, cpu_set_t *set, struct err *e)
 	return 0;
 }
 
-/* nr_hugepages or free_hugepages of a size on a node; the global count on a 1-node kernel
- * without per-node files. */
-static uint64_t read_hugepage_count(const struct topology *t, unsigned node, unsigned size,
-				    const char *file)
+/* A node's pool of a size; the system's on a 1-node kernel without per-node files. */
+static struct hugepages_count read_hugepage_count(const struct topology *t, unsigned node,
+						 enum page_size size)
 {
-	char path[256];
-	long v;
+	struct hugepages_count c = { 0 };
+	uint64_t page = page_size__bytes(size);
 
-	snprintf(path, sizeof(path), SYS_NODE "/node%u/hugepages/%s/%s", node, hugepage_dir[size],
-		 file);
-	if (read_long(path, &v) && t->nr_nodes == 1) {
-		snprintf(path, sizeof(path), SYS_HUGEPAGES "/%s/%s", hugepage_dir[size], file);
-		if (read_long(path, &v))
-			v = 0;
-	}
-	return v > 0 ? (uint64_t)v : 0;
+	if (hugepages__count(HUGEPAGES_SYSFS, page, (int)node, &c) && t->nr_nodes == 1 &&
+	    hugepages__count(HUGEPAGES_SYSFS, page, -1, &c))
+		memset(&c, 0, sizeof(c));
+	return c;
 }
 
 static void read_host_hugepages(struct topology *t)
 {
-	char path[256];
-	struct stat st;
-	unsigned s, i;
+	uint64_t sizes[HUGEPAGES_MAX_SIZES];
+	int n = hugepages__sizes(HUGEPAGES_SYSFS, -1, sizes, HUGEPAGES_MAX_SIZES), i;
+	unsigned s, k;
 
-	for (s = PAGE_2M; s < PAGE_SIZES; s++) {
-		snprintf(path, sizeof(path), SYS_HUGEPAGES "/%s", hugepage_dir[s]);
-		t->page_size_supported[s] = stat(path, &st) == 0;
-	}
+	for (i = 0; i < n; i++)
+		for (s = PAGE_2M; s < PAGE_SIZES; s++)
+			if (sizes[i] == page_size__bytes(s))
+				t->page_size_supported[s] = true;
 	t->page_sizes_known = true;
 
-	for (i = 0; i < t->nr_nodes; i++) {
-		struct topo_node *n = &t->nodes[i];
+	for (k = 0; k < t->nr_nodes; k++) {
+		struct topo_node *nd = &t->nodes[k];
 
 		for (s = PAGE_2M; s < PAGE_SIZES; s++) {
+			struct hugepages_count c;
+
 			if (!t->page_size_supported[s])
 				continue;
-			n->total_pages[s] = read_hugepage_count(t, n->os_index, s, "nr_hugepages");
-			n->free_pages[s] = read_hugepage_count(t, n->os_index, s, "free_hugepages");
+			c = read_hugepage_count(t, nd->os_index, s);
+			nd->total_pages[s] = c.total;
+			nd->free_pages[s] = c.free;
 		}
 	}
 	t->hugepages_known = true;

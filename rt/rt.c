@@ -34,19 +34,6 @@ static const char *policy_name(int policy)
 	}
 }
 
-const char *rt__policy_name(enum rt_policy p)
-{
-	switch (p) {
-	case RT_POLICY_OTHER:
-		return "other";
-	case RT_POLICY_FIFO:
-		return "fifo";
-	case RT_POLICY_RR:
-		return "rr";
-	}
-	return "?";
-}
-
 static int sched_policy_of(enum rt_policy p)
 {
 	switch (p) {

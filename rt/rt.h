@@ -22,8 +22,19 @@ struct rt_sched {
 	int priority;
 };
 
-/* "other", "fifo", "rr": the names plans use. */
-const char *rt__policy_name(enum rt_policy p);
+/* "other", "fifo", "rr": the names plans use (inline: the plan's parser names them too). */
+static inline const char *rt__policy_name(enum rt_policy p)
+{
+	switch (p) {
+	case RT_POLICY_OTHER:
+		return "other";
+	case RT_POLICY_FIFO:
+		return "fifo";
+	case RT_POLICY_RR:
+		return "rr";
+	}
+	return "?";
+}
 
 /* Pins thread `tid` to s->cpus (if non-empty) and sets its policy/priority. */
 int rt__apply(pid_t tid, const struct rt_sched *s, struct err *e);

@@ -30,7 +30,7 @@ MAY_INCLUDE = {
     "placement": {"base"},
     "plan": {"base", "placement"},
     "app": {"base", "machine", "placement", "plan"},
-    "dataplane": {"base", "placement", "plan"},
+    "dataplane": {"base", "plan"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

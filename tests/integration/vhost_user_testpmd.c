@@ -196,6 +196,13 @@ static long testpmd_stop(struct testpmd *t)
 	return rx;
 }
 
+/*
+ * How long testpmd may take to create its vhost-user socket: 1-2 s on an idle host, tens of
+ * seconds in the KVM box (QEMU TCG) when the machine is loaded. Waiting longer costs nothing
+ * when it starts sooner.
+ */
+#define TESTPMD_START_S 90
+
 static int wait_socket(const char *path, double timeout)
 {
 	double end = now_s() + timeout;
@@ -643,7 +650,7 @@ static int scenario_client(const char *sock)
 
 	printf("A. client mode, 1 queue pair, testpmd serves %s\n", sock);
 	unlink(sock);
-	if (testpmd_start(&t, sock, 1, false, 1) || wait_socket(sock, 15)) {
+	if (testpmd_start(&t, sock, 1, false, 1) || wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not create %s\n", sock);
 		failures++;
 		goto out;
@@ -695,7 +702,7 @@ static int scenario_client(const char *sock)
 	unlink(sock); /* DPDK does not replace a stale socket file */
 	t0 = now_s();
 	cc = config_changes(g);
-	if (testpmd_start(&t, sock, 1, false, 2) || wait_socket(sock, 15)) {
+	if (testpmd_start(&t, sock, 1, false, 2) || wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not come back\n");
 		failures++;
 		goto out;
