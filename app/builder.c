@@ -27,31 +27,65 @@
 /* Smallest guest rtvmm builds: boot structures below 1 MiB plus room for a kernel. */
 #define VM_MIN_MEMORY (4ULL << 20)
 
+/* Legacy (ISA) devices the DSDT can list. */
+#define BUILDER_MAX_ISA 8
+
+/* Hands `dev` to the VM's registry; on failure destroys it with its own ops. */
+static int hold(struct vm *vm, const char *name, const struct device_ops *ops, void *dev,
+		struct err *e)
+{
+	int err = device_list__add(&vm->devices, name, ops, dev);
+
+	if (err) {
+		ops->destroy(dev);
+		return err__set(e, err, "%s: out of memory for the device list", name);
+	}
+	return 0;
+}
+
 static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	struct irq_sink com1_irq = vm__irq_sink(vm, PORT_COM1_IRQ);
-	struct irq_sink kbd_irq = vm__irq_sink(vm, 1), aux_irq = vm__irq_sink(vm, 12);
+	struct irq_sink kbd_irq = vm__irq_sink(vm, I8042_KBD_IRQ), aux_irq = vm__irq_sink(vm, 12);
+	struct acpi_pm *pm;
+	struct testdev *td;
+	struct console *con;
+	struct serial *com1;
+	struct i8042 *kbc;
 	int err;
 
-	err = serial__add(&vm->pio, PORT_COM1, &com1_irq, cfg->console_out, &vm->serial);
+	err = serial__add(&vm->pio, PORT_COM1, &com1_irq, cfg->console_out, &com1);
 	if (err)
 		return err__set(e, err, "COM1 (8250 UART at %#x): %s", PORT_COM1, strerror(-err));
-	err = i8042__add(&vm->pio, &vm->ctl, &vm->i8042);
+	err = hold(vm, "COM1", &serial__device_ops, com1, e);
+	if (err)
+		return err;
+	err = i8042__add(&vm->pio, &vm->ctl, &kbc);
 	if (err)
 		return err__set(e, err, "i8042: %s", strerror(-err));
-	i8042__set_irqs(vm->i8042, &kbd_irq, &aux_irq);
-	err = acpi_pm__add(&vm->pio, &vm->ctl, &vm->acpi_pm);
+	i8042__set_irqs(kbc, &kbd_irq, &aux_irq);
+	err = hold(vm, "i8042", &i8042__device_ops, kbc, e);
+	if (err)
+		return err;
+	err = acpi_pm__add(&vm->pio, &vm->ctl, &pm);
 	if (err)
 		return err__set(e, err, "ACPI PM1 registers: %s", strerror(-err));
-	err = testdev__add(&vm->pio, &vm->mmio, &vm->ctl, stdout, &vm->testdev);
+	err = hold(vm, "acpi-pm", &acpi_pm__device_ops, pm, e);
+	if (err)
+		return err;
+	err = testdev__add(&vm->pio, &vm->mmio, &vm->ctl, stdout, &td);
 	if (err)
 		return err__set(e, err, "test device: %s", strerror(-err));
+	err = hold(vm, "testdev", &testdev__device_ops, td, e);
+	if (err)
+		return err;
 	if (cfg->console_in >= 0) {
-		err = console__start(&vm->console, cfg->console_in, vm->serial, &vm->ctl);
+		err = console__start(&con, cfg->console_in, com1, &vm->ctl);
 		if (err)
 			return err__set(e, err, "console input: %s", strerror(-err));
+		err = hold(vm, "console", &console__device_ops, con, e);
 	}
-	return 0;
+	return err;
 }
 
 /*
@@ -61,34 +95,38 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	struct virtio_pci_env env;
+	struct virtio_pci *fn;
+	struct virtio_dev *net;
+	struct pci_bus *bus;
 	unsigned i;
 	int err;
 
-	err = pci_bus__create(&vm->pio, &vm->mmio, LAYOUT_PCI_MMIO_BASE, LAYOUT_PCI_MMIO_SIZE,
-			      &vm->pci);
+	err = pci_bus__create(&vm->pio, &vm->mmio, LAYOUT_PCI_MMIO_BASE, LAYOUT_PCI_MMIO_SIZE, &bus);
 	if (err)
 		return err__set(e, err, "PCI bus: %s", strerror(-err));
-	env = (struct virtio_pci_env){ .pci = vm->pci, .vm_fd = vm->fd, .irqs = &vm->irqs,
-				       .mem = &vm->mem };
-	if (!cfg->nr_nics)
-		return 0;
-	vm->nics = calloc(cfg->nr_nics, sizeof(*vm->nics));
-	if (!vm->nics)
-		return err__set(e, -ENOMEM, "out of memory for %u NICs", cfg->nr_nics);
-	vm->nr_nics = cfg->nr_nics;
+	err = hold(vm, "pci", &pci_bus__device_ops, bus, e);
+	if (err)
+		return err;
+	env = (struct virtio_pci_env){ .pci = bus, .vm_fd = vm->fd, .irqs = &vm->irqs, .mem = &vm->mem };
 	for (i = 0; i < cfg->nr_nics; i++) {
 		const struct virtio_net_spec *nic = &cfg->nics[i];
 
-		err = virtio_net__create(nic, &vm->mem, &vm->nics[i].dev, e);
+		err = virtio_net__create(nic, &vm->mem, &net, e);
+		if (err)
+			return err;
+		err = hold(vm, net->name, &virtio_net__device_ops, net, e);
 		if (err)
 			return err;
 		/* Learn the backend's features before the guest negotiates; it may also come later. */
-		if (virtio_net__wait_backend(vm->nics[i].dev, NIC_BACKEND_WAIT_MS) < 0)
+		if (virtio_net__wait_backend(net, NIC_BACKEND_WAIT_MS) < 0)
 			fprintf(stderr, "rtvmm: %s: no vhost-user backend on %s yet; the link stays down "
 				"until one connects\n", nic->name, nic->socket);
-		err = virtio_pci__add(&env, vm->nics[i].dev, &vm->nics[i].pci);
+		err = virtio_pci__add(&env, net, &fn);
 		if (err)
 			return err__set(e, err, "%s: virtio-pci function: %s", nic->name, strerror(-err));
+		err = hold(vm, net->name, &virtio_pci__device_ops, fn, e);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -96,7 +134,9 @@ static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct er
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	struct vm_hooks hooks = cfg->placement ? placement__hooks(cfg->placement) : (struct vm_hooks){ 0 };
+	struct device_acpi isa[BUILDER_MAX_ISA];
 	struct boot_config boot = cfg->boot;
+	unsigned nr_isa;
 	int64_t rsdp;
 	int err;
 
@@ -156,11 +196,15 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 
-	/* 8. Firmware tables: MP table and ACPI (RSDP/XSDT/FADT/DSDT/MADT). */
+	/* 8. Firmware tables: MP table and ACPI (RSDP/XSDT/FADT/DSDT with the devices' entries/MADT). */
 	err = mptable__write(&vm->mem, vm->nr_vcpus);
 	if (err)
 		return err__set(e, err, "MP table for %u vCPUs: %s", vm->nr_vcpus, strerror(-err));
-	rsdp = acpi__write(&vm->mem, vm->nr_vcpus);
+	nr_isa = device_list__acpi(&vm->devices, isa, BUILDER_MAX_ISA);
+	if (nr_isa > BUILDER_MAX_ISA)
+		return err__set(e, -E2BIG, "ACPI: %u legacy devices, the DSDT takes %u", nr_isa,
+				BUILDER_MAX_ISA);
+	rsdp = acpi__write(&vm->mem, vm->nr_vcpus, isa, nr_isa);
 	if (rsdp < 0)
 		return err__set(e, (int)rsdp, "ACPI tables for %u vCPUs: %s", vm->nr_vcpus,
 				strerror((int)-rsdp));

@@ -155,26 +155,20 @@ static void report_stop(const struct vm *vm, double run_s)
 
 	fprintf(stderr, "rtvmm: stopped after %.3f s: %s, exit status %d\n", run_s,
 		stop_name(vm->stop_reason), vm->stop_status);
-	for (i = 0; i < vm->nr_nics; i++) {
-		struct virtio_pci_stats ps;
-		struct virtio_net_stats ns;
+	device_list__report(&vm->devices, "rtvmm:   ", stderr);
+	fprintf(stderr, "rtvmm:   buses: port accesses no device claimed %llu, MMIO accesses %llu\n",
+		(unsigned long long)vm->pio.unclaimed, (unsigned long long)vm->mmio.unclaimed);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		const struct exit_ctx *x = &vm->vcpus[i].exits;
 
-		virtio_pci__get_stats(vm->nics[i].pci, &ps);
-		virtio_net__stats(vm->nics[i].dev, &ns);
-		fprintf(stderr, "rtvmm:   %s: link %s, backend connects %llu, disconnects %llu, failures %llu; "
-			"driver activations %llu, needs-reset %llu, kicks through the monitor %llu%s%s\n",
-			vm->nics[i].dev->name, ns.session.link_up ? "up" : "down",
-			(unsigned long long)ns.session.connects, (unsigned long long)ns.session.disconnects,
-			(unsigned long long)ns.session.failures, (unsigned long long)ps.activations,
-			(unsigned long long)ps.needs_reset, (unsigned long long)ps.exit_kicks,
-			ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
-	}
-	for (i = 0; i < vm->nr_vcpus && vm->verbose; i++) {
-		const uint64_t *c = vm->vcpus[i].exits.count;
-
-		fprintf(stderr, "rtvmm:   vcpu%u exits: io %llu, mmio %llu, intr %llu\n", i,
-			(unsigned long long)c[KVM_EXIT_IO], (unsigned long long)c[KVM_EXIT_MMIO],
-			(unsigned long long)c[KVM_EXIT_INTR]);
+		if (vm->verbose)
+			fprintf(stderr, "rtvmm:   vcpu%u exits: io %llu, mmio %llu, intr %llu\n", i,
+				(unsigned long long)x->count[KVM_EXIT_IO],
+				(unsigned long long)x->count[KVM_EXIT_MMIO],
+				(unsigned long long)x->count[KVM_EXIT_INTR]);
+		if (x->emulated)
+			fprintf(stderr, "rtvmm:   vcpu%u: %llu instructions emulated by the monitor\n", i,
+				(unsigned long long)x->emulated);
 	}
 }
 

@@ -1,6 +1,15 @@
-/* What a device gets from the VM it plugs into: an interrupt line and a way to stop the VM. */
+/*
+ * What a device gets from the VM it plugs into (an interrupt line, a way to
+ * stop the VM), and the registry through which the VM holds its devices: in
+ * the order they were added, torn down in reverse, each reporting its
+ * counters at stop and describing itself to the guest's ACPI tables.
+ */
 #ifndef RTVMM_DEVICE_H
 #define RTVMM_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /* Why a VM stopped; the monitor's exit status follows from it. */
 enum vm_stop_reason {
@@ -34,5 +43,50 @@ static inline void vm_ctl__stop(const struct vm_ctl *ctl, enum vm_stop_reason re
 {
 	ctl->request_stop(ctl->opaque, reason, status);
 }
+
+/* A legacy ISA device as the DSDT describes it: fixed I/O ranges and one edge-triggered IRQ. */
+struct device_acpi {
+	char name[5];              /* ACPI name segment, e.g. "COM1" */
+	char hid[8];               /* EISA id, e.g. "PNP0501" */
+	unsigned nr_io;
+	struct { uint16_t port; uint8_t len; } io[2];
+	uint8_t irq;
+};
+
+/* What the VM asks of a device it holds; every entry may be NULL. */
+struct device_ops {
+	/* Frees the device (the vCPUs have stopped). */
+	void (*destroy)(void *dev);
+	/* Writes the device's counters for the stop report: one line after "NAME: ", no newline. */
+	void (*report)(void *dev, FILE *out);
+	/* Describes the device for the DSDT; false when the guest finds it otherwise. */
+	bool (*acpi)(void *dev, struct device_acpi *out);
+};
+
+struct device {
+	char name[32];
+	const struct device_ops *ops;
+	void *dev;
+};
+
+/* The devices of one VM, in the order they were added. */
+struct device_list {
+	struct device *v;
+	unsigned nr;
+	unsigned cap;
+};
+
+/* Adds `dev`: from now on the list destroys it. On error (-ENOMEM) the caller still owns it. */
+__attribute__((warn_unused_result))
+int device_list__add(struct device_list *l, const char *name, const struct device_ops *ops, void *dev);
+
+/* Destroys every device, the last added first, and empties the list. */
+void device_list__destroy(struct device_list *l);
+
+/* One "PREFIXNAME: counters" line per device that reports. */
+void device_list__report(const struct device_list *l, const char *prefix, FILE *out);
+
+/* Fills up to `max` DSDT descriptions, in order; returns how many devices have one. */
+unsigned device_list__acpi(const struct device_list *l, struct device_acpi *out, unsigned max);
 
 #endif

@@ -11,14 +11,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "vmm/hw/acpi_pm.h"
-#include "vmm/hw/console.h"
-#include "vmm/hw/i8042.h"
-#include "vmm/hw/serial.h"
-#include "vmm/hw/testdev.h"
-#include "vmm/pci/pci.h"
-#include "vmm/virtio/net.h"
-#include "vmm/virtio/pci.h"
 #include "vmm/x86/tables.h"
 
 /* KVM needs three pages below 4 GiB for the TSS and one for the EPT identity map (VMX). */
@@ -279,29 +271,8 @@ void vm__destroy(struct vm *vm)
 {
 	unsigned i;
 
-	if (vm->console)
-		console__stop(vm->console);
-	if (vm->serial)
-		serial__destroy(vm->serial);
-	if (vm->i8042)
-		i8042__destroy(vm->i8042);
-	if (vm->acpi_pm)
-		acpi_pm__destroy(vm->acpi_pm);
-	if (vm->testdev)
-		testdev__destroy(vm->testdev);
-	/* vCPUs are stopped: the NICs' rings can be stopped and their backends told. */
-	for (i = 0; i < vm->nr_nics; i++) {
-		if (vm->nics[i].pci)
-			virtio_pci__destroy(vm->nics[i].pci);
-		if (vm->nics[i].dev)
-			virtio_net__destroy(vm->nics[i].dev);
-	}
-	free(vm->nics);
-	vm->nics = NULL;
-	vm->nr_nics = 0;
-	if (vm->pci)
-		pci_bus__destroy(vm->pci);
-	vm->pci = NULL;
+	/* vCPUs are stopped: devices go in reverse order (NICs' rings stopped, backends told). */
+	device_list__destroy(&vm->devices);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu__destroy(&vm->vcpus[i]);
 	free(vm->vcpus);

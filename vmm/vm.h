@@ -33,21 +33,6 @@ struct vm_hooks {
 	int (*vcpus_started)(void *opaque, const struct vm *vm);
 };
 
-struct serial;
-struct console;
-struct i8042;
-struct acpi_pm;
-struct testdev;
-struct pci_bus;
-struct virtio_dev;
-struct virtio_pci;
-
-/* A guest NIC: the virtio-net device and its virtio-pci function. */
-struct vm_nic {
-	struct virtio_dev *dev;
-	struct virtio_pci *pci;
-};
-
 struct vm {
 	struct kvm kvm;
 	int fd;
@@ -62,14 +47,7 @@ struct vm {
 	int64_t rsdp;
 
 	struct vm_ctl ctl;
-	struct serial *serial;
-	struct console *console;
-	struct i8042 *i8042;
-	struct acpi_pm *acpi_pm;
-	struct testdev *testdev;
-	struct pci_bus *pci;
-	unsigned nr_nics;
-	struct vm_nic *nics;
+	struct device_list devices; /* every device, in the order the builder added them */
 
 	struct vm_hooks hooks;
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */

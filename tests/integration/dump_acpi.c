@@ -9,11 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/device.h"
 #include "vmm/guest_mem.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/tables.h"
 
 static struct guest_mem mem;
+
+/* The legacy devices rtvmm's PC describes in its DSDT (vmm/hw: serial and i8042's device_ops). */
+static const struct device_acpi pc_isa[] = {
+	{ .name = "COM1", .hid = "PNP0501", .nr_io = 1, .io = { { PORT_COM1, 8 } }, .irq = PORT_COM1_IRQ },
+	{ .name = "PS2K", .hid = "PNP0303", .nr_io = 2,
+	  .io = { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } }, .irq = 1 },
+};
 static const char *outdir;
 
 static uint32_t rd32(const uint8_t *p)
@@ -90,7 +98,7 @@ int main(int argc, char **argv)
 		perror("dump_acpi: guest_mem__create");
 		return 1;
 	}
-	rsdp_gpa = acpi__write(&mem, nr_vcpus);
+	rsdp_gpa = acpi__write(&mem, nr_vcpus, pc_isa, sizeof(pc_isa) / sizeof(pc_isa[0]));
 	if (rsdp_gpa < 0) {
 		fprintf(stderr, "dump_acpi: acpi__write(%u vCPUs): %s\n", nr_vcpus,
 			strerror((int)-rsdp_gpa));

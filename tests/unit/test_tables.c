@@ -13,8 +13,12 @@
 
 #include <errno.h>
 
+#include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/guest_mem.h"
 #include "vmm/hw/acpi_pm.h"
+#include "vmm/hw/i8042.h"
+#include "vmm/hw/serial.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/tables.h"
 
@@ -53,11 +57,48 @@ static uint8_t sum8(const uint8_t *p, uint64_t len)
 	return s;
 }
 
+/* The DSDT's legacy devices as the real UART and i8042 describe themselves (COM1 at IRQ 4, keyboard at 1). */
+static struct device_acpi isa[4];
+static unsigned nr_isa;
+
+static void irq_none(void *opaque, unsigned gsi, int level)
+{
+	(void)opaque, (void)gsi, (void)level;
+}
+
+static int describe_pc_devices(void)
+{
+	struct irq_sink com1 = { .set = irq_none, .gsi = PORT_COM1_IRQ }, kbd = { .set = irq_none, .gsi = 1 };
+	struct vm_ctl ctl = { 0 };
+	struct device_list devs = { 0 };
+	struct serial *s;
+	struct i8042 *k;
+	struct bus pio;
+	int err;
+
+	bus__init(&pio, "pio");
+	err = serial__add(&pio, PORT_COM1, &com1, -1, &s);
+	if (!err && device_list__add(&devs, "COM1", &serial__device_ops, s))
+		serial__destroy(s), err = -ENOMEM;
+	if (!err)
+		err = i8042__add(&pio, &ctl, &k);
+	if (!err) {
+		i8042__set_irqs(k, &kbd, NULL);
+		if (device_list__add(&devs, "i8042", &i8042__device_ops, k))
+			i8042__destroy(k), err = -ENOMEM;
+	}
+	if (!err)
+		nr_isa = device_list__acpi(&devs, isa, 4);
+	device_list__destroy(&devs);
+	bus__exit(&pio);
+	return err || nr_isa != 2 ? -1 : 0;
+}
+
 static int setup_mem(void **state)
 {
 	static struct guest_mem mem;
 
-	if (guest_mem__create(&mem, RAM_SIZE))
+	if (describe_pc_devices() || guest_mem__create(&mem, RAM_SIZE))
 		return -1;
 	*state = &mem;
 	return 0;
@@ -137,7 +178,7 @@ static const uint8_t *find_table(const struct guest_mem *mem, const char sig[4])
 static void test_rsdp_found_by_linux_scan_with_valid_checksums(void **state)
 {
 	struct guest_mem *mem = *state;
-	int64_t rsdp = acpi__write(mem, 2);
+	int64_t rsdp = acpi__write(mem, 2, isa, nr_isa);
 	const uint8_t *p;
 
 	assert_int_equal(rsdp, LAYOUT_ACPI_START);
@@ -157,7 +198,7 @@ static void test_xsdt_lists_fadt_and_madt_inside_acpi_area(void **state)
 	const uint8_t *xsdt;
 	uint32_t i;
 
-	assert_true(acpi__write(mem, 2) > 0);
+	assert_true(acpi__write(mem, 2, isa, nr_isa) > 0);
 	xsdt = sdt(mem, rd64(gpa(mem, scan_rsdp(mem), 36) + 24), "XSDT");
 	assert_int_equal(rd32(xsdt + 4), 36 + 2 * 8);
 	for (i = 0; i < 2; i++) {
@@ -184,7 +225,7 @@ static void test_fadt_describes_pm1_ports_sci_and_reset(void **state)
 	const uint8_t *f;
 	uint32_t flags;
 
-	assert_true(acpi__write(mem, 1) > 0);
+	assert_true(acpi__write(mem, 1, isa, nr_isa) > 0);
 	f = find_table(mem, "FACP");
 	assert_int_equal(rd32(f + 4), 276);
 	assert_int_equal(f[8], 6);                          /* revision */
@@ -212,7 +253,7 @@ static void test_fadt_points_to_facs_and_dsdt_in_both_widths(void **state)
 	struct guest_mem *mem = *state;
 	const uint8_t *f, *facs;
 
-	assert_true(acpi__write(mem, 1) > 0);
+	assert_true(acpi__write(mem, 1, isa, nr_isa) > 0);
 	f = find_table(mem, "FACP");
 	assert_int_equal(rd32(f + 36), rd64(f + 132));     /* FIRMWARE_CTRL == X_FIRMWARE_CTRL */
 	assert_int_equal(rd32(f + 40), rd64(f + 140));     /* DSDT == X_DSDT */
@@ -261,7 +302,7 @@ static void test_dsdt_s5_package_gives_poweroff_slp_typ(void **state)
 	struct guest_mem *mem = *state;
 	unsigned v[4];
 
-	assert_true(acpi__write(mem, 1) > 0);
+	assert_true(acpi__write(mem, 1, isa, nr_isa) > 0);
 	dsdt_sleep_package(mem, "_S5_", v);
 	assert_int_equal(v[0], ACPI_PM_S5_SLP_TYP);        /* SLP_TYPa */
 	assert_int_equal(v[1], ACPI_PM_S5_SLP_TYP);        /* SLP_TYPb */
@@ -285,7 +326,7 @@ static void test_dsdt_describes_com1_and_i8042_keyboard_only(void **state)
 				   0x22, 0x02, 0x00 };   /* IRQ 1 */
 	uint32_t len;
 
-	assert_true(acpi__write(mem, 1) > 0);
+	assert_true(acpi__write(mem, 1, isa, nr_isa) > 0);
 	f = find_table(mem, "FACP");
 	d = sdt(mem, rd64(f + 140), "DSDT");
 	len = rd32(d + 4);
@@ -321,7 +362,7 @@ static void test_dsdt_describes_pci_host_bridge_with_bus0_ports_and_window(void 
 	put32(window + 10, (uint32_t)LAYOUT_PCI_MMIO_BASE);
 	put32(window + 14, (uint32_t)(LAYOUT_PCI_MMIO_BASE + LAYOUT_PCI_MMIO_SIZE - 1));
 	put32(window + 22, (uint32_t)LAYOUT_PCI_MMIO_SIZE);
-	assert_true(acpi__write(mem, 1) > 0);
+	assert_true(acpi__write(mem, 1, isa, nr_isa) > 0);
 	f = find_table(mem, "FACP");
 	d = sdt(mem, rd64(f + 140), "DSDT");
 	len = rd32(d + 4);
@@ -413,7 +454,7 @@ static void test_madt_lists_one_lapic_per_vcpu(void **state)
 	for (c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
 		const uint8_t *m;
 
-		assert_true(acpi__write(mem, counts[c]) > 0);
+		assert_true(acpi__write(mem, counts[c], isa, nr_isa) > 0);
 		m = find_table(mem, "APIC");
 		assert_int_equal(rd32(m + 36), LAYOUT_LAPIC);
 		assert_int_equal(rd32(m + 40) & 1, 1);     /* PCAT_COMPAT */
@@ -429,7 +470,7 @@ static void test_madt_ioapic_overrides_and_nmi(void **state)
 	struct guest_mem *mem = *state;
 	struct madt_view v;
 
-	assert_true(acpi__write(mem, 4) > 0);
+	assert_true(acpi__write(mem, 4, isa, nr_isa) > 0);
 	madt_walk(find_table(mem, "APIC"), &v);
 	assert_int_equal(v.ioapics, 1);
 	assert_int_equal(v.ioapic_id, 4);                   /* after the LAPIC ids */
@@ -448,9 +489,9 @@ static void test_acpi_rejects_zero_and_too_many_vcpus(void **state)
 {
 	struct guest_mem *mem = *state;
 
-	assert_int_equal(acpi__write(mem, 0), -EINVAL);
-	assert_int_equal(acpi__write(mem, TABLES_MAX_VCPUS + 1), -E2BIG);
-	assert_int_equal(acpi__write(mem, 1000), -E2BIG);
+	assert_int_equal(acpi__write(mem, 0, isa, nr_isa), -EINVAL);
+	assert_int_equal(acpi__write(mem, TABLES_MAX_VCPUS + 1, isa, nr_isa), -E2BIG);
+	assert_int_equal(acpi__write(mem, 1000, isa, nr_isa), -E2BIG);
 }
 
 static void test_tables_need_ram_under_1m(void **state)
@@ -459,7 +500,7 @@ static void test_tables_need_ram_under_1m(void **state)
 
 	(void)state;
 	assert_int_equal(guest_mem__create(&small, 512 << 10), 0);
-	assert_int_equal(acpi__write(&small, 1), -EFAULT);
+	assert_int_equal(acpi__write(&small, 1, isa, nr_isa), -EFAULT);
 	assert_int_equal(mptable__write(&small, 1), -EFAULT);
 	guest_mem__destroy(&small);
 }
@@ -633,7 +674,7 @@ static void test_mptable_and_acpi_coexist(void **state)
 	struct madt_view mv;
 	struct mp_view pv;
 
-	assert_true(acpi__write(mem, 6) > 0);
+	assert_true(acpi__write(mem, 6, isa, nr_isa) > 0);
 	assert_int_equal(mptable__write(mem, 6), 0);
 	madt_walk(find_table(mem, "APIC"), &mv);
 	mp_walk(mp_config(mem), &pv);

@@ -193,3 +193,12 @@ void acpi_pm__destroy(struct acpi_pm *pm)
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
+
+static void acpi_pm_device_destroy(void *dev)
+{
+	acpi_pm__destroy(dev);
+}
+
+const struct device_ops acpi_pm__device_ops = {
+	.destroy = acpi_pm_device_destroy,
+};

@@ -37,4 +37,8 @@ __attribute__((warn_unused_result))
 int acpi_pm__add(struct bus *pio, const struct vm_ctl *ctl, struct acpi_pm **out);
 void acpi_pm__destroy(struct acpi_pm *pm);
 
+
+/* How a VM holds the PM1 block (vmm/device.h; the FADT, not the DSDT, describes it). */
+extern const struct device_ops acpi_pm__device_ops;
+
 #endif

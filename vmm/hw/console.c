@@ -275,3 +275,12 @@ void console__stop(struct console *c)
 	close(c->stop_fd);
 	free(c);
 }
+
+static void console_device_destroy(void *dev)
+{
+	console__stop(dev);
+}
+
+const struct device_ops console__device_ops = {
+	.destroy = console_device_destroy,
+};

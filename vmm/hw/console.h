@@ -31,4 +31,8 @@ int console__start(struct console **out, int in_fd, struct serial *s, const stru
 /* Stops the input thread promptly (even if blocked), joins it, restores the terminal. NULL is a no-op. */
 void console__stop(struct console *c);
 
+
+/* How a VM holds the console reader (vmm/device.h): added after its UART, so stopped first. */
+extern const struct device_ops console__device_ops;
+
 #endif

@@ -322,3 +322,30 @@ void i8042__destroy(struct i8042 *k)
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
+
+static void i8042_device_destroy(void *dev)
+{
+	i8042__destroy(dev);
+}
+
+/*
+ * A keyboard controller only (PNP0303, no PNP0F13 mouse): Linux's i8042
+ * driver then finds it through PNP instead of probing the ports blind, and
+ * skips the aux port and its IRQ test, which times out without an aux line.
+ */
+static bool i8042_device_acpi(void *dev, struct device_acpi *out)
+{
+	const struct i8042 *k = dev;
+
+	if (!k->has_kbd_irq)
+		return false;
+	*out = (struct device_acpi){ .name = "PS2K", .hid = "PNP0303", .nr_io = 2,
+				     .io = { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } },
+				     .irq = (uint8_t)k->kbd_irq.gsi };
+	return true;
+}
+
+const struct device_ops i8042__device_ops = {
+	.destroy = i8042_device_destroy,
+	.acpi = i8042_device_acpi,
+};

@@ -20,6 +20,7 @@ struct serial {
 	struct irq_sink irq;
 	bool has_irq;
 	int irq_level;       /* level last driven on the line */
+	uint16_t base;       /* first port */
 	int out_fd;
 	int room_fd;         /* eventfd: receive room after a short serial__receive */
 	bool want_room;
@@ -350,6 +351,7 @@ int serial__add(struct bus *pio, uint16_t base, const struct irq_sink *irq, int 
 		s->irq = *irq;
 		s->has_irq = true;
 	}
+	s->base = base;
 	s->out_fd = out_fd;
 	serial_reset(s);
 
@@ -416,3 +418,41 @@ void serial__get_stats(struct serial *s, struct serial_stats *st)
 	*st = s->stats;
 	pthread_mutex_unlock(&s->lock);
 }
+
+static void serial_device_destroy(void *dev)
+{
+	serial__destroy(dev);
+}
+
+static void serial_device_report(void *dev, FILE *out)
+{
+	struct serial_stats st;
+
+	serial__get_stats(dev, &st);
+	fprintf(out, "tx %llu bytes (dropped %llu), rx %llu bytes (overruns %llu)",
+		(unsigned long long)st.tx_bytes, (unsigned long long)st.tx_dropped,
+		(unsigned long long)st.rx_bytes, (unsigned long long)st.rx_overruns);
+}
+
+/* A PC serial port (PNP0501) at its ports and ISA IRQ, named COMn after its base as on PCs. */
+static bool serial_device_acpi(void *dev, struct device_acpi *out)
+{
+	static const uint16_t pc_bases[] = { 0x3f8, 0x2f8, 0x3e8, 0x2e8 };
+	const struct serial *s = dev;
+	unsigned i;
+
+	for (i = 0; i < sizeof(pc_bases) / sizeof(pc_bases[0]) && pc_bases[i] != s->base; i++)
+		;
+	if (!s->has_irq || i == sizeof(pc_bases) / sizeof(pc_bases[0]))
+		return false;
+	*out = (struct device_acpi){ .hid = "PNP0501", .nr_io = 1,
+				     .io = { { s->base, SERIAL_NR_PORTS } }, .irq = (uint8_t)s->irq.gsi };
+	snprintf(out->name, sizeof(out->name), "COM%u", i + 1);
+	return true;
+}
+
+const struct device_ops serial__device_ops = {
+	.destroy = serial_device_destroy,
+	.report = serial_device_report,
+	.acpi = serial_device_acpi,
+};

@@ -69,4 +69,8 @@ int serial__rx_room_fd(const struct serial *s);
 
 void serial__get_stats(struct serial *s, struct serial_stats *st);
 
+
+/* How a VM holds a UART (vmm/device.h): destroy, tx/rx counters, its DSDT entry. */
+extern const struct device_ops serial__device_ops;
+
 #endif

@@ -211,3 +211,12 @@ void testdev__destroy(struct testdev *t)
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
+
+static void testdev_device_destroy(void *dev)
+{
+	testdev__destroy(dev);
+}
+
+const struct device_ops testdev__device_ops = {
+	.destroy = testdev_device_destroy,
+};

@@ -48,4 +48,8 @@ int testdev__add(struct bus *pio, struct bus *mmio, const struct vm_ctl *ctl, FI
 		 struct testdev **out_dev);
 void testdev__destroy(struct testdev *t);
 
+
+/* How a VM holds the test device (vmm/device.h). */
+extern const struct device_ops testdev__device_ops;
+
 #endif

@@ -502,3 +502,22 @@ void pci_bus__get_stats(struct pci_bus *bus, struct pci_bus_stats *st)
 	st->cfg_unclaimed = __atomic_load_n(&bus->cfg_unclaimed, __ATOMIC_RELAXED);
 	st->mmio_unclaimed = __atomic_load_n(&bus->mmio_unclaimed, __ATOMIC_RELAXED);
 }
+
+static void pci_bus_device_destroy(void *dev)
+{
+	pci_bus__destroy(dev);
+}
+
+static void pci_bus_device_report(void *dev, FILE *out)
+{
+	struct pci_bus_stats st;
+
+	pci_bus__get_stats(dev, &st);
+	fprintf(out, "unclaimed config accesses %llu, unclaimed window accesses %llu",
+		(unsigned long long)st.cfg_unclaimed, (unsigned long long)st.mmio_unclaimed);
+}
+
+const struct device_ops pci_bus__device_ops = {
+	.destroy = pci_bus_device_destroy,
+	.report = pci_bus_device_report,
+};

@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 
 #define PCI_MAX_SLOTS       32
 #define PCI_CFG_SIZE        256
@@ -168,5 +169,9 @@ void pci_dev__set_wmask(struct pci_dev *dev, uint32_t off, uint32_t len, uint32_
 /* Config space accessors for device code (no locking, no hooks; little endian). */
 uint32_t pci_dev__cfg_get(const struct pci_dev *dev, uint32_t off, uint32_t len);
 void pci_dev__cfg_set(struct pci_dev *dev, uint32_t off, uint32_t len, uint32_t val);
+
+
+/* How a VM holds its PCI bus (vmm/device.h): added before its functions, so destroyed after. */
+extern const struct device_ops pci_bus__device_ops;
 
 #endif

@@ -295,12 +295,25 @@ static void net_reset(struct virtio_dev *vdev)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* "link up, backend connects 1, disconnects 0, failures 0; TRANSPORT[; last error: ...]" */
+static void net_report(struct virtio_dev *vdev, FILE *out, const char *transport)
+{
+	struct virtio_net_stats ns;
+
+	virtio_net__stats(vdev, &ns);
+	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu; %s%s%s",
+		ns.session.link_up ? "up" : "down", (unsigned long long)ns.session.connects,
+		(unsigned long long)ns.session.disconnects, (unsigned long long)ns.session.failures,
+		transport, ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.features = net_features,
 	.config_read = net_config_read,
 	.config_write = net_config_write,
 	.activate = net_activate,
 	.reset = net_reset,
+	.report = net_report,
 };
 
 /* ---- lifecycle ---- */
@@ -417,3 +430,12 @@ void virtio_net__stats(struct virtio_dev *vdev, struct virtio_net_stats *st)
 	st->queue_pairs = n->queue_pairs;
 	pthread_mutex_unlock(&n->lock);
 }
+
+static void net_device_destroy(void *dev)
+{
+	virtio_net__destroy(dev);
+}
+
+const struct device_ops virtio_net__device_ops = {
+	.destroy = net_device_destroy,
+};

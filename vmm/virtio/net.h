@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "vmm/device.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/virtio/vu_session.h"
@@ -103,5 +104,9 @@ void virtio_net__destroy(struct virtio_dev *vdev);
 int virtio_net__wait_backend(struct virtio_dev *vdev, int timeout_ms);
 
 void virtio_net__stats(struct virtio_dev *vdev, struct virtio_net_stats *st);
+
+
+/* How a VM holds a virtio-net device (vmm/device.h): added before its transport, freed after. */
+extern const struct device_ops virtio_net__device_ops;
 
 #endif

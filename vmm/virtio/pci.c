@@ -859,11 +859,6 @@ void virtio_pci__destroy(struct virtio_pci *vp)
 	free(vp);
 }
 
-struct pci_dev *virtio_pci__pci_dev(struct virtio_pci *vp)
-{
-	return &vp->pci;
-}
-
 void virtio_pci__get_stats(struct virtio_pci *vp, struct virtio_pci_stats *st)
 {
 	pthread_mutex_lock(&vp->pci.lock);
@@ -872,3 +867,31 @@ void virtio_pci__get_stats(struct virtio_pci *vp, struct virtio_pci_stats *st)
 	st->route_errors = vp->msix.stats.route_errors;
 	pthread_mutex_unlock(&vp->pci.lock);
 }
+
+static void virtio_pci_device_destroy(void *dev)
+{
+	virtio_pci__destroy(dev);
+}
+
+/* The device's line, with the transport's counters in it. */
+static void virtio_pci_device_report(void *dev, FILE *out)
+{
+	struct virtio_pci *vp = dev;
+	struct virtio_pci_stats st;
+	char transport[160];
+
+	virtio_pci__get_stats(vp, &st);
+	snprintf(transport, sizeof(transport),
+		 "driver activations %llu, needs-reset %llu, kicks through the monitor %llu",
+		 (unsigned long long)st.activations, (unsigned long long)st.needs_reset,
+		 (unsigned long long)st.exit_kicks);
+	if (vp->vdev->ops->report)
+		vp->vdev->ops->report(vp->vdev, out, transport);
+	else
+		fputs(transport, out);
+}
+
+const struct device_ops virtio_pci__device_ops = {
+	.destroy = virtio_pci_device_destroy,
+	.report = virtio_pci_device_report,
+};

@@ -109,8 +109,9 @@ int virtio_pci__add(const struct virtio_pci_env *env, struct virtio_dev *vdev,
  */
 void virtio_pci__destroy(struct virtio_pci *vp);
 
-struct pci_dev *virtio_pci__pci_dev(struct virtio_pci *vp);
-
 void virtio_pci__get_stats(struct virtio_pci *vp, struct virtio_pci_stats *st);
+
+/* How a VM holds a virtio-pci function (vmm/device.h): its report is its device's line. */
+extern const struct device_ops virtio_pci__device_ops;
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vmm/guest_mem.h"
 
@@ -52,6 +53,8 @@ struct virtio_dev_ops {
 	int (*activate)(struct virtio_dev *vdev, const struct virtio_activation *a);
 	/* The driver reset the device (status 0) or the VM stops: stop the data path. */
 	void (*reset)(struct virtio_dev *vdev);
+	/* Stop report: the device's counters, with the transport's (`transport`) after its own state. */
+	void (*report)(struct virtio_dev *vdev, FILE *out, const char *transport);
 };
 
 struct virtio_dev {

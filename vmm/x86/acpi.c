@@ -377,21 +377,12 @@ static uint32_t eisa_id(const char id[7])
 	       (uint32_t)(product >> 8) << 16 | (uint32_t)(product & 0xff) << 24;
 }
 
-/* A legacy ISA device: fixed I/O ranges and one edge-triggered ISA IRQ. */
-struct isa_dev {
-	char name[5];
-	char hid[8];              /* EISA id, e.g. "PNP0501" */
-	unsigned nr_io;
-	struct { uint16_t port; uint8_t len; } io[2];
-	uint8_t irq;
-};
-
 #define RES_IO_LEN  8   /* small I/O port descriptor */
 #define RES_IRQ_LEN 3   /* small IRQ descriptor without the flags byte */
 #define RES_END_LEN 2
 
 /* Name(_CRS, ResourceTemplate(){ IO(Decode16, p, p, 1, len)... IRQNoFlags(){irq} }) */
-static void aml_crs(struct aml *a, const struct isa_dev *d)
+static void aml_crs(struct aml *a, const struct device_acpi *d)
 {
 	uint8_t res[2 * RES_IO_LEN + RES_IRQ_LEN + RES_END_LEN];
 	size_t n = 0, buf;
@@ -425,7 +416,7 @@ static void aml_crs(struct aml *a, const struct isa_dev *d)
 }
 
 /* Device(name){ _HID, _UID 1, _CRS } */
-static void aml_isa_dev(struct aml *a, const struct isa_dev *d)
+static void aml_isa_dev(struct aml *a, const struct device_acpi *d)
 {
 	size_t dev;
 
@@ -438,19 +429,6 @@ static void aml_isa_dev(struct aml *a, const struct isa_dev *d)
 	aml_crs(a, d);
 	aml_pkg_end(a, dev);
 }
-
-/*
- * The legacy devices under \_SB. The i8042 is described as a keyboard
- * controller only (PNP0303, no PNP0F13 mouse): Linux's i8042 driver then
- * finds it through PNP instead of probing the ports blind, and skips the
- * aux port and its IRQ test, which times out without an aux IRQ line.
- */
-static const struct isa_dev isa_devs[] = {
-	{ .name = "COM1", .hid = "PNP0501", .nr_io = 1,
-	  .io = { { PORT_COM1, 8 } }, .irq = PORT_COM1_IRQ },
-	{ .name = "PS2K", .hid = "PNP0303", .nr_io = 2,
-	  .io = { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } }, .irq = I8042_KBD_IRQ },
-};
 
 #define RES_WORD_BUS_LEN  16  /* large descriptor 0x88 (word address space), bus numbers */
 #define RES_DWORD_MEM_LEN 26  /* large descriptor 0x87 (dword address space), memory */
@@ -536,8 +514,8 @@ static void aml_pci_host(struct aml *a)
 	aml_pkg_end(a, dev);
 }
 
-/* Scope(\_SB){ Device(COM1){...} Device(PS2K){...} Device(PCI0){...} } */
-static void aml_sb(struct aml *a)
+/* Scope(\_SB){ Device(COM1){...} Device(PS2K){...} Device(PCI0){...} }: the ISA devices, then PCI. */
+static void aml_sb(struct aml *a, const struct device_acpi *isa, unsigned nr_isa)
 {
 	size_t scope;
 	unsigned i;
@@ -546,14 +524,14 @@ static void aml_sb(struct aml *a)
 	scope = aml_pkg_begin(a);
 	aml_byte(a, AML_ROOT_CHAR);
 	aml_nameseg(a, "_SB_");
-	for (i = 0; i < sizeof(isa_devs) / sizeof(isa_devs[0]); i++)
-		aml_isa_dev(a, &isa_devs[i]);
+	for (i = 0; i < nr_isa; i++)
+		aml_isa_dev(a, &isa[i]);
 	aml_pci_host(a);
 	aml_pkg_end(a, scope);
 }
 
 /* DSDT body (everything after the header). With a->buf NULL it only measures. */
-static void dsdt_body(struct aml *a)
+static void dsdt_body(struct aml *a, const struct device_acpi *isa, unsigned nr_isa)
 {
 	/* SLP_TYPa, SLP_TYPb, reserved, reserved */
 	static const uint32_t s0[4] = { 0, 0, 0, 0 };
@@ -561,14 +539,14 @@ static void dsdt_body(struct aml *a)
 
 	aml_name_package(a, "_S0_", s0, 4);
 	aml_name_package(a, "_S5_", s5, 4);
-	aml_sb(a);
+	aml_sb(a, isa, nr_isa);
 }
 
-static size_t dsdt_body_size(void)
+static size_t dsdt_body_size(const struct device_acpi *isa, unsigned nr_isa)
 {
 	struct aml a = { .buf = NULL, .cap = ACPI_AREA_SIZE };
 
-	dsdt_body(&a);
+	dsdt_body(&a, isa, nr_isa);
 	return a.len;
 }
 
@@ -592,10 +570,11 @@ static uint32_t madt_size(unsigned nr_vcpus)
 			  sizeof(struct madt_lapic_nmi));
 }
 
-static void acpi_plan(struct acpi_plan *p, unsigned nr_vcpus)
+static void acpi_plan(struct acpi_plan *p, unsigned nr_vcpus, const struct device_acpi *isa,
+		      unsigned nr_isa)
 {
 	p->xsdt_len = (uint32_t)(sizeof(struct acpi_header) + XSDT_NR_ENTRIES * sizeof(uint64_t));
-	p->dsdt_len = (uint32_t)(sizeof(struct acpi_header) + dsdt_body_size());
+	p->dsdt_len = (uint32_t)(sizeof(struct acpi_header) + dsdt_body_size(isa, nr_isa));
 	p->madt_len = madt_size(nr_vcpus);
 
 	p->rsdp = 0;   /* 16-byte aligned, where the guest's scan starts */
@@ -678,7 +657,8 @@ static void write_facs(uint8_t *area, const struct acpi_plan *p)
 	facs->version = 2;
 }
 
-static int write_dsdt(uint8_t *area, const struct acpi_plan *p)
+static int write_dsdt(uint8_t *area, const struct acpi_plan *p, const struct device_acpi *isa,
+		      unsigned nr_isa)
 {
 	struct acpi_header *h = (struct acpi_header *)(area + p->dsdt);
 	struct aml a = {
@@ -686,7 +666,7 @@ static int write_dsdt(uint8_t *area, const struct acpi_plan *p)
 		.cap = p->dsdt_len - sizeof(*h),
 	};
 
-	dsdt_body(&a);
+	dsdt_body(&a, isa, nr_isa);
 	if (a.overflow || a.len != a.cap)
 		return -E2BIG;
 	/* Revision 2: integers in the definition block are 64-bit. */
@@ -772,7 +752,8 @@ static void write_rsdp(uint8_t *area, const struct acpi_plan *p)
 	r->ext_checksum = tables__checksum(r, sizeof(*r));
 }
 
-int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus)
+int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus, const struct device_acpi *isa,
+		    unsigned nr_isa)
 {
 	struct acpi_plan plan;
 	uint8_t *area;
@@ -782,7 +763,7 @@ int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus)
 		return -EINVAL;
 	if (nr_vcpus > TABLES_MAX_VCPUS)
 		return -E2BIG;
-	acpi_plan(&plan, nr_vcpus);
+	acpi_plan(&plan, nr_vcpus, isa, nr_isa);
 	if (plan.end > ACPI_AREA_SIZE)
 		return -E2BIG;
 	area = guest_mem__ptr(mem, LAYOUT_ACPI_START, ACPI_AREA_SIZE);
@@ -790,7 +771,7 @@ int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus)
 		return -EFAULT;
 	memset(area, 0, ACPI_AREA_SIZE);
 
-	err = write_dsdt(area, &plan);
+	err = write_dsdt(area, &plan, isa, nr_isa);
 	if (err)
 		return err;
 	write_facs(area, &plan);

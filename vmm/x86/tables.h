@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "vmm/device.h"
 #include "vmm/guest_mem.h"
 
 /*
@@ -31,11 +32,13 @@ int mptable__write(struct guest_mem *mem, unsigned nr_vcpus);
 
 /*
  * Writes RSDP, XSDT, FADT (PM1a event/control ports, SCI, reset register),
- * FACS, DSDT (with \_S5 so poweroff works) and MADT (LAPICs, IOAPIC,
- * ISA overrides) in LAYOUT_ACPI_START..END. Returns the RSDP's gpa, or
- * -EINVAL / -E2BIG / -EFAULT as mptable__write.
+ * FACS, DSDT (with \_S5 so poweroff works, the `nr_isa` legacy devices in
+ * `isa` and the PCI host bridge) and MADT (LAPICs, IOAPIC, ISA overrides) in
+ * LAYOUT_ACPI_START..END. Returns the RSDP's gpa, or -EINVAL / -E2BIG /
+ * -EFAULT as mptable__write.
  */
-int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus);
+int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus, const struct device_acpi *isa,
+		    unsigned nr_isa);
 
 /* 8-bit checksum byte that makes `len` bytes sum to zero (computed with the byte itself zeroed). */
 uint8_t tables__checksum(const void *buf, uint64_t len);
