@@ -11,8 +11,6 @@ static int commit(struct irq_routing *r)
 	struct kvm_irq_routing *table;
 	int err = 0;
 
-	if (r->vm_fd < 0)
-		return 0;
 	table = malloc(sizeof(*table) + r->nr * sizeof(table->entries[0]));
 	if (!table)
 		return -ENOMEM;

@@ -17,7 +17,7 @@
  * replaces it as a whole, so every change goes through here.
  */
 struct irq_routing {
-	int vm_fd;                 /* -1: build the table only (unit tests) */
+	int vm_fd;                 /* where KVM_SET_GSI_ROUTING goes */
 	pthread_mutex_t lock;
 	struct kvm_irq_routing_entry entries[IRQ_MAX_ROUTES];
 	unsigned nr;

@@ -4,10 +4,28 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fake_kvm.h"
 #include "vmm/irq.h"
+
+static int vm_fd;   /* a fake KVM VM */
+
+static int create_vm(void **state)
+{
+	(void)state;
+	fake_kvm__reset();
+	vm_fd = fake_kvm__create_vm(true);
+	return vm_fd < 0;
+}
+
+static int close_vm(void **state)
+{
+	(void)state;
+	return close(vm_fd);
+}
 
 static unsigned count_routes(const struct irq_routing *r, uint32_t gsi)
 {
@@ -24,7 +42,7 @@ static void test_irq_pc_routes_irq0_to_ioapic_pin2(void **state)
 	unsigned i;
 
 	(void)state;
-	assert_int_equal(irq_routing__init_pc(r, -1, 2), 0);
+	assert_int_equal(irq_routing__init_pc(r, vm_fd, 2), 0);
 	/* GSI 0: PIC master pin 0 and IOAPIC pin 2 (the MADT's interrupt source override). */
 	assert_int_equal(count_routes(r, 0), 2);
 	for (i = 0; i < r->nr; i++) {
@@ -39,6 +57,9 @@ static void test_irq_pc_routes_irq0_to_ioapic_pin2(void **state)
 	assert_int_equal(count_routes(r, 4), 2);
 	assert_int_equal(count_routes(r, 23), 1);
 	assert_int_equal(r->nr, 15 + 23);
+	/* and KVM got the table */
+	assert_int_equal(fake_kvm.nr_routes, r->nr);
+	assert_int_equal(fake_kvm.violations, 0);
 	irq_routing__exit(r);
 	free(r);
 }
@@ -50,7 +71,7 @@ static void test_irq_msi_routes_get_fresh_gsis_and_can_be_repointed(void **state
 	uint32_t a, b;
 
 	(void)state;
-	assert_int_equal(irq_routing__init_pc(r, -1, 2), 0);
+	assert_int_equal(irq_routing__init_pc(r, vm_fd, 2), 0);
 	assert_int_equal(irq_routing__add_msi(r, 0xfee00000, 0x4021, &a), 0);
 	assert_int_equal(irq_routing__add_msi(r, 0xfee01000, 0x4022, &b), 0);
 	assert_int_equal(a, IRQ_FIRST_MSI_GSI);
@@ -72,7 +93,7 @@ static void test_irq_routing_table_full_is_enospc(void **state)
 	uint32_t gsi;
 
 	(void)state;
-	assert_int_equal(irq_routing__init_pc(r, -1, 2), 0);
+	assert_int_equal(irq_routing__init_pc(r, vm_fd, 2), 0);
 	while (r->nr < IRQ_MAX_ROUTES)
 		assert_int_equal(irq_routing__add_msi(r, 0xfee00000, 0, &gsi), 0);
 	assert_int_equal(irq_routing__add_msi(r, 0xfee00000, 0, &gsi), -ENOSPC);
@@ -88,5 +109,5 @@ int main(void)
 		cmocka_unit_test(test_irq_routing_table_full_is_enospc),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, create_vm, close_vm);
 }

@@ -1,7 +1,7 @@
 /*
  * The PCI bus as a guest sees it: configuration mechanism #1 through the port
  * bus, BAR sizing and moves through the MMIO bus, the capability list, and
- * MSI-X tables/PBA (routes only: vm_fd -1, no /dev/kvm).
+ * MSI-X tables/PBA against the fake KVM (tests/unit/fake_kvm.h).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "fake_kvm.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
 #include "vmm/pci/msix.h"
@@ -525,6 +526,7 @@ struct msix_rig {
 	struct fake_pci f;
 	struct msix msix;
 	struct irq_routing *irqs;
+	int vm_fd;                 /* a fake KVM VM */
 	uint32_t table;            /* BAR 0 address (decoding) */
 };
 
@@ -533,9 +535,12 @@ static void msix_rig_init(struct msix_rig *m, struct rig *r)
 	memset(m, 0, sizeof(*m));
 	m->r = r;
 	m->irqs = calloc(1, sizeof(*m->irqs));
-	assert_int_equal(irq_routing__init_pc(m->irqs, -1, 2), 0);
+	fake_kvm__reset();
+	m->vm_fd = fake_kvm__create_vm(true);
+	assert_true(m->vm_fd >= 0);
+	assert_int_equal(irq_routing__init_pc(m->irqs, m->vm_fd, 2), 0);
 	fake_init(r, &m->f);
-	assert_int_equal(msix__init(&m->msix, &m->f.pci, 4, 0, 0, 0x800, 2, -1, m->irqs), 0);
+	assert_int_equal(msix__init(&m->msix, &m->f.pci, 4, 0, 0, 0x800, 2, m->vm_fd, m->irqs), 0);
 	m->f.msix = &m->msix;
 	assert_int_equal(pci_bus__add(r->pci, &m->f.pci), 0);
 	m->table = cfg_read(r, (unsigned)m->f.pci.slot, PCI_BASE_ADDRESS_0, 4);
@@ -548,6 +553,8 @@ static void msix_rig_exit(struct msix_rig *m)
 	pci_dev__exit(&m->f.pci);
 	irq_routing__exit(m->irqs);
 	free(m->irqs);
+	close(m->vm_fd);
+	assert_int_equal(fake_kvm.violations, 0);
 }
 
 static void program(struct msix_rig *m, unsigned v, uint64_t addr, uint32_t data)

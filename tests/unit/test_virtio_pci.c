@@ -3,13 +3,13 @@
  * it (config mechanism #1, capability walk, MSI-X table, common config), with
  * a recording fake device and a model of the KVM ioctls the transport uses.
  *
- * The model is a link seam: this file defines ioctl(), so every ioctl the
- * library makes on the fake VM fd lands here, is checked against what KVM
- * accepts (one MSI route per GSI, no double irqfd/ioeventfd, deassign only
- * what was assigned) and is simulated: an irqfd delivers its route's message
- * when its eventfd is signalled, an ioeventfd signals its eventfd when the
- * "guest" writes its address. Other fds go to the kernel. One test hands the
- * same calls to a real /dev/kvm VM as well (skipped without /dev/kvm).
+ * The model is tests/unit/fake_kvm.h, behind the link seam -Wl,--wrap=ioctl:
+ * every KVM ioctl the library makes on the fake VM fd is checked against what
+ * KVM accepts (one MSI route per GSI, no double irqfd/ioeventfd, deassign only
+ * what was assigned) and simulated: an irqfd delivers its route's message when
+ * its eventfd is signalled, an ioeventfd signals its eventfd when the "guest"
+ * writes its address. One test hands the same calls to a real /dev/kvm VM as
+ * well (skipped without /dev/kvm).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +29,8 @@
 
 #include <cmocka.h>
 
+#include "fake_kvm.h"
+
 #define VIRTIO_PCI_NO_LEGACY
 #include <linux/virtio_config.h>
 #include <linux/virtio_pci.h>
@@ -43,222 +45,14 @@
 
 #define BIT(n) (1ULL << (n))
 
-/* ---- a model of KVM's ioctls ------------------------------------------------------ */
-
-#define FAKE_MAX 256
-
-struct fake_kvm {
-	int vm_fd;                     /* the fd this model answers for */
-	bool passthrough;              /* also hand every call to the kernel (real VM fd) */
-	struct kvm_irq_routing_entry routes[IRQ_MAX_ROUTES];
-	unsigned nr_routes, commits;
-	struct { int fd; uint32_t gsi; } irqfd[FAKE_MAX];
-	unsigned nr_irqfd;
-	struct { uint64_t addr; uint32_t len; int fd; } ioev[FAKE_MAX];
-	unsigned nr_ioev;
-	struct { uint64_t addr; uint32_t data; bool by_signal; } msi[4096];
-	unsigned nr_msi;
-	unsigned violations;
-	char why[256];
-	unsigned kernel_errors;        /* passthrough: calls the kernel refused */
-};
-
-static struct fake_kvm kvm = { .vm_fd = -1 };
-static pthread_mutex_t kvm_lock = PTHREAD_MUTEX_INITIALIZER;   /* vCPU threads call in at once */
-
-__attribute__((format(printf, 1, 2)))
-static void violation(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(kvm.why, sizeof(kvm.why), fmt, ap);
-	va_end(ap);
-	kvm.violations++;
-}
-
-static const struct kvm_irq_routing_entry *route_of(uint32_t gsi)
-{
-	unsigned i;
-
-	for (i = 0; i < kvm.nr_routes; i++)
-		if (kvm.routes[i].gsi == gsi && kvm.routes[i].type == KVM_IRQ_ROUTING_MSI)
-			return &kvm.routes[i];
-	return NULL;
-}
-
-static void deliver(uint32_t gsi)
-{
-	const struct kvm_irq_routing_entry *r = route_of(gsi);
-
-	if (!r) {
-		violation("irqfd fired on GSI %u without an MSI route", gsi);
-		return;
-	}
-	if (kvm.nr_msi < sizeof(kvm.msi) / sizeof(kvm.msi[0]))
-		kvm.msi[kvm.nr_msi] = (typeof(kvm.msi[0])){
-			(uint64_t)r->u.msi.address_hi << 32 | r->u.msi.address_lo, r->u.msi.data, false };
-	kvm.nr_msi++;
-}
-
-static bool drain_fd(int fd)
-{
-	uint64_t cnt;
-
-	return read(fd, &cnt, sizeof(cnt)) == 8 && cnt;
-}
-
-static int model_routing(const struct kvm_irq_routing *t)
-{
-	unsigned i, j;
-
-	if (t->flags || t->nr > IRQ_MAX_ROUTES) {
-		violation("KVM_SET_GSI_ROUTING: flags %u nr %u", t->flags, t->nr);
-		return -EINVAL;
-	}
-	for (i = 0; i < t->nr; i++)
-		for (j = 0; j < i; j++)
-			if (t->entries[i].gsi == t->entries[j].gsi &&
-			    (t->entries[i].type == KVM_IRQ_ROUTING_MSI ||
-			     t->entries[j].type == KVM_IRQ_ROUTING_MSI))
-				violation("GSI %u has an MSI route and another route", t->entries[i].gsi);
-	memcpy(kvm.routes, t->entries, t->nr * sizeof(t->entries[0]));
-	kvm.nr_routes = t->nr;
-	kvm.commits++;
-	return 0;
-}
-
-static int model_irqfd(const struct kvm_irqfd *a)
-{
-	unsigned i;
-
-	if (a->flags & ~KVM_IRQFD_FLAG_DEASSIGN) {
-		violation("KVM_IRQFD flags %#x", a->flags);
-		return -EINVAL;
-	}
-	for (i = 0; i < kvm.nr_irqfd; i++)
-		if (kvm.irqfd[i].fd == (int)a->fd)
-			break;
-	if (a->flags & KVM_IRQFD_FLAG_DEASSIGN) {
-		if (i == kvm.nr_irqfd || kvm.irqfd[i].gsi != a->gsi) {
-			violation("deassign of irqfd %d gsi %u that is not assigned", a->fd, a->gsi);
-			return 0;   /* KVM says nothing either */
-		}
-		kvm.irqfd[i] = kvm.irqfd[--kvm.nr_irqfd];
-		return 0;
-	}
-	if (i < kvm.nr_irqfd) {
-		violation("irqfd %d assigned twice", a->fd);
-		return -EBUSY;
-	}
-	if (!route_of(a->gsi))
-		violation("irqfd on GSI %u that has no MSI route", a->gsi);
-	if (kvm.nr_irqfd == FAKE_MAX)
-		return -ENOSPC;
-	kvm.irqfd[kvm.nr_irqfd++] = (typeof(kvm.irqfd[0])){ (int)a->fd, a->gsi };
-	/* KVM injects at once if the eventfd is already signalled. */
-	if (drain_fd((int)a->fd))
-		deliver(a->gsi);
-	return 0;
-}
-
-static int model_ioeventfd(const struct kvm_ioeventfd *a)
-{
-	unsigned i;
-
-	if (a->flags & ~(uint32_t)KVM_IOEVENTFD_FLAG_DEASSIGN) {
-		violation("KVM_IOEVENTFD flags %#x (PIO or datamatch not expected)", a->flags);
-		return -EINVAL;
-	}
-	if (a->len != 0 && a->len != 1 && a->len != 2 && a->len != 4 && a->len != 8)
-		return -EINVAL;
-	for (i = 0; i < kvm.nr_ioev; i++)
-		if (kvm.ioev[i].addr == a->addr)
-			break;
-	if (a->flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
-		if (i == kvm.nr_ioev || kvm.ioev[i].len != a->len || kvm.ioev[i].fd != a->fd) {
-			violation("deassign of ioeventfd %#llx that is not assigned",
-				  (unsigned long long)a->addr);
-			return -ENOENT;
-		}
-		kvm.ioev[i] = kvm.ioev[--kvm.nr_ioev];
-		return 0;
-	}
-	if (i < kvm.nr_ioev)
-		return -EEXIST;
-	if (kvm.nr_ioev == FAKE_MAX)
-		return -ENOSPC;
-	kvm.ioev[kvm.nr_ioev++] = (typeof(kvm.ioev[0])){ a->addr, a->len, a->fd };
-	return 0;
-}
-
-static int model_signal_msi(const struct kvm_msi *m)
-{
-	if (m->flags) {
-		violation("KVM_SIGNAL_MSI flags %#x", m->flags);
-		return -EINVAL;
-	}
-	if (kvm.nr_msi < sizeof(kvm.msi) / sizeof(kvm.msi[0]))
-		kvm.msi[kvm.nr_msi] = (typeof(kvm.msi[0])){
-			(uint64_t)m->address_hi << 32 | m->address_lo, m->data, true };
-	kvm.nr_msi++;
-	return 1;
-}
-
-int ioctl(int fd, unsigned long req, ...)
-{
-	va_list ap;
-	void *arg;
-	long kret;
-	int ret;
-
-	va_start(ap, req);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (fd != kvm.vm_fd || fd < 0)
-		return (int)syscall(SYS_ioctl, fd, req, arg);
-	pthread_mutex_lock(&kvm_lock);
-	switch (req) {
-	case KVM_SET_GSI_ROUTING: ret = model_routing(arg); break;
-	case KVM_IRQFD:           ret = model_irqfd(arg); break;
-	case KVM_IOEVENTFD:       ret = model_ioeventfd(arg); break;
-	case KVM_SIGNAL_MSI:      ret = model_signal_msi(arg); break;
-	default:
-		if (!kvm.passthrough)
-			violation("unexpected ioctl %#lx on the VM fd", req);
-		ret = -ENOTTY;
-	}
-	if (kvm.passthrough) {
-		kret = syscall(SYS_ioctl, fd, req, arg);
-		if (kret < 0)
-			kvm.kernel_errors++;
-		pthread_mutex_unlock(&kvm_lock);
-		return (int)kret;
-	}
-	pthread_mutex_unlock(&kvm_lock);
-	if (ret < 0) {
-		errno = -ret;
-		return -1;
-	}
-	return ret;
-}
-
-/* What KVM does when the backend signals call fds: deliver each irqfd's message. */
-static void kvm_poll(void)
-{
-	unsigned i;
-
-	for (i = 0; i < kvm.nr_irqfd; i++)
-		if (drain_fd(kvm.irqfd[i].fd))
-			deliver(kvm.irqfd[i].gsi);
-}
+/* ---- what the fake KVM holds ---------------------------------------------------- */
 
 static bool has_ioeventfd(uint64_t addr)
 {
 	unsigned i;
 
-	for (i = 0; i < kvm.nr_ioev; i++)
-		if (kvm.ioev[i].addr == addr)
+	for (i = 0; i < fake_kvm.nr_ioev; i++)
+		if (fake_kvm.ioev[i].addr == addr)
 			return true;
 	return false;
 }
@@ -267,8 +61,8 @@ static bool has_irqfd(int fd)
 {
 	unsigned i;
 
-	for (i = 0; i < kvm.nr_irqfd; i++)
-		if (kvm.irqfd[i].fd == fd)
+	for (i = 0; i < fake_kvm.nr_irqfd; i++)
+		if (fake_kvm.irqfd[i].fd == fd)
 			return true;
 	return false;
 }
@@ -387,7 +181,7 @@ struct vrig {
 	struct irq_routing *irqs;
 	struct fake_dev dev;
 	struct virtio_pci *vp;
-	int null_fd;
+	int vm_fd;                    /* the fake VM this rig made, or -1 */
 	/* What the driver found. */
 	unsigned slot;
 	uint64_t bar;
@@ -431,9 +225,9 @@ static void mwr(struct vrig *v, uint64_t off, uint32_t len, uint64_t x)
 	uint64_t addr = v->bar + off, one = 1;
 	unsigned i;
 
-	for (i = 0; i < kvm.nr_ioev; i++)
-		if (kvm.ioev[i].addr == addr && (kvm.ioev[i].len == 0 || kvm.ioev[i].len == len)) {
-			assert_int_equal(write(kvm.ioev[i].fd, &one, 8), 8);
+	for (i = 0; i < fake_kvm.nr_ioev; i++)
+		if (fake_kvm.ioev[i].addr == addr && (fake_kvm.ioev[i].len == 0 || fake_kvm.ioev[i].len == len)) {
+			assert_int_equal(write(fake_kvm.ioev[i].fd, &one, 8), 8);
 			return;
 		}
 	bus__access(&v->mmio, addr, &x, len, true);
@@ -615,10 +409,11 @@ static int setup_with_fd(void **state, int vm_fd, bool passthrough)
 	struct vrig *v = calloc(1, sizeof(*v));
 	struct virtio_pci_env env;
 
-	memset(&kvm, 0, sizeof(kvm));
-	kvm.vm_fd = vm_fd;
-	kvm.passthrough = passthrough;
-	v->null_fd = -1;
+	if (passthrough) {
+		fake_kvm__reset();
+		fake_kvm__watch(vm_fd);
+	}
+	v->vm_fd = -1;
 	bus__init(&v->pio, "pio");
 	bus__init(&v->mmio, "mmio");
 	if (guest_mem__create(&v->mem, RAM_SIZE))
@@ -646,11 +441,13 @@ static int setup_with_fd(void **state, int vm_fd, bool passthrough)
 
 static int setup(void **state)
 {
-	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* a real fd number standing for the VM */
+	int fd;
 
-	if (setup_with_fd(state, fd, false))
+	fake_kvm__reset();
+	fd = fake_kvm__create_vm(true);
+	if (fd < 0 || setup_with_fd(state, fd, false))
 		return -1;
-	((struct vrig *)*state)->null_fd = fd;
+	((struct vrig *)*state)->vm_fd = fd;
 	return 0;
 }
 
@@ -665,16 +462,16 @@ static int teardown(void **state)
 	guest_mem__destroy(&v->mem);
 	bus__exit(&v->pio);
 	bus__exit(&v->mmio);
-	if (v->null_fd >= 0)
-		close(v->null_fd);
+	if (v->vm_fd >= 0)
+		close(v->vm_fd);
 	free(v);
 	/* Whatever ran, the library never asked KVM for something it would refuse. */
-	if (kvm.violations)
-		fprintf(stderr, "KVM model violation: %s\n", kvm.why);
-	assert_int_equal(kvm.violations, 0);
-	assert_int_equal(kvm.nr_irqfd, 0);
-	assert_int_equal(kvm.nr_ioev, 0);
-	kvm.vm_fd = -1;
+	if (fake_kvm.violations)
+		fprintf(stderr, "KVM model violation: %s\n", fake_kvm.why);
+	assert_int_equal(fake_kvm.violations, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	fake_kvm__reset();
 	return 0;
 }
 
@@ -807,10 +604,10 @@ static void test_virtio_pci_driver_ok_activates_with_checked_queues_and_wired_fd
 		/* Call: a KVM irqfd on the GSI whose MSI route is the queue's MSI-X entry. */
 		assert_true(has_irqfd(vq->call_fd));
 	}
-	assert_int_equal(kvm.nr_ioev, 3);
-	assert_int_equal(kvm.nr_irqfd, 3);
-	for (q = 0; q < kvm.nr_irqfd; q++) {
-		r = route_of(kvm.irqfd[q].gsi);
+	assert_int_equal(fake_kvm.nr_ioev, 3);
+	assert_int_equal(fake_kvm.nr_irqfd, 3);
+	for (q = 0; q < fake_kvm.nr_irqfd; q++) {
+		r = fake_kvm__route(fake_kvm.irqfd[q].gsi);
 		assert_non_null(r);
 		assert_true(r->u.msi.data > MSI_DATA && r->u.msi.data <= MSI_DATA + 3);
 		assert_int_equal(r->u.msi.address_lo, MSI_ADDR + 0x1000 * (r->u.msi.data - MSI_DATA));
@@ -841,13 +638,13 @@ static void test_virtio_pci_kicks_and_interrupts_bypass_the_monitor(void **state
 	virtio_pci__get_stats(v->vp, &st);
 	assert_int_equal(st.exit_kicks, 0);
 	/* The backend completes on queue 0: KVM sends vector 1's message. */
-	before = kvm.nr_msi;
+	before = fake_kvm.nr_msi;
 	assert_int_equal(write(v->dev.q[0].call_fd, &one, 8), 8);
-	kvm_poll();
-	assert_int_equal(kvm.nr_msi, before + 1);
-	assert_int_equal(kvm.msi[before].addr, MSI_ADDR + 0x1000);
-	assert_int_equal(kvm.msi[before].data, MSI_DATA + 1);
-	assert_false(kvm.msi[before].by_signal);
+	fake_kvm__poll_irqfds();
+	assert_int_equal(fake_kvm.nr_msi, before + 1);
+	assert_int_equal(fake_kvm.msi[before].addr, MSI_ADDR + 0x1000);
+	assert_int_equal(fake_kvm.msi[before].data, MSI_DATA + 1);
+	assert_false(fake_kvm.msi[before].by_signal);
 	/* A kick that does reach the monitor (e.g. the ioeventfd was refused) still works. */
 	bus__access(&v->mmio, v->bar + notify_off(v, 0), &one, 2, true);
 	assert_int_equal(read(v->dev.q[0].kick_fd, &cnt, 8), 8);
@@ -877,7 +674,7 @@ static void test_virtio_pci_early_kick_is_delivered_at_activation(void **state)
 static void expect_refused(struct vrig *v, uint16_t size, uint64_t desc, uint64_t drv, uint64_t dev)
 {
 	struct virtio_pci_stats st;
-	uint64_t msis = kvm.nr_msi;
+	uint64_t msis = fake_kvm.nr_msi;
 
 	assert_true(drv_features(v, BIT(VIRTIO_F_VERSION_1)) & VIRTIO_CONFIG_S_FEATURES_OK);
 	drv_msix(v, NQ + 1);
@@ -888,11 +685,11 @@ static void expect_refused(struct vrig *v, uint16_t size, uint64_t desc, uint64_
 	drv_enable(v, 1);
 	assert_true(drv_ok(v) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(v->dev.activations, 0);
-	assert_int_equal(kvm.nr_ioev, 0);
-	assert_int_equal(kvm.nr_irqfd, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
 	/* The running driver is told: config-change message on vector 0, ISR bit 1. */
-	assert_int_equal(kvm.nr_msi, msis + 1);
-	assert_int_equal(kvm.msi[msis].data, MSI_DATA);
+	assert_int_equal(fake_kvm.nr_msi, msis + 1);
+	assert_int_equal(fake_kvm.msi[msis].data, MSI_DATA);
 	assert_int_equal(mrd(v, v->isr, 1), VIRTIO_PCI_ISR_CONFIG);
 	assert_int_equal(mrd(v, v->isr, 1), 0);   /* read clears */
 	virtio_pci__get_stats(v->vp, &st);
@@ -927,13 +724,13 @@ static void test_virtio_pci_reset_stops_device_and_releases_everything(void **st
 	unsigned resets;
 
 	assert_true(drv_init(v, NQ) & VIRTIO_CONFIG_S_DRIVER_OK);
-	assert_int_equal(kvm.nr_ioev, NQ);
+	assert_int_equal(fake_kvm.nr_ioev, NQ);
 	resets = v->dev.resets;
 	cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	assert_int_equal(v->dev.resets, resets + 1);
 	assert_int_equal(status(v), 0);
-	assert_int_equal(kvm.nr_ioev, 0);
-	assert_int_equal(kvm.nr_irqfd, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
 	assert_int_equal(fcntl(v->dev.q[0].kick_fd, F_GETFD), -1);   /* closed */
 	assert_int_equal(crd(v, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	cwr(v, VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
@@ -954,11 +751,11 @@ static void test_virtio_pci_activate_failure_needs_reset_and_leaves_nothing_wire
 	v->dev.activate_ret = -EIO;
 	assert_true(drv_init(v, 2) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(v->dev.activations, 1);
-	assert_int_equal(kvm.nr_ioev, 0);
-	assert_int_equal(kvm.nr_irqfd, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
 	v->dev.activate_ret = 0;
 	assert_true(drv_init(v, 2) & VIRTIO_CONFIG_S_DRIVER_OK);
-	assert_int_equal(kvm.nr_ioev, 2);
+	assert_int_equal(fake_kvm.nr_ioev, 2);
 }
 
 static void test_virtio_pci_masked_vector_holds_interrupt_until_unmask(void **state)
@@ -972,24 +769,24 @@ static void test_virtio_pci_masked_vector_holds_interrupt_until_unmask(void **st
 	call = v->dev.q[0].call_fd;
 	mwr(v, entry + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 1);         /* mask vector 1 */
 	assert_false(has_irqfd(call));
-	before = kvm.nr_msi;
+	before = fake_kvm.nr_msi;
 	assert_int_equal(write(call, &one, 8), 8);
-	kvm_poll();
-	assert_int_equal(kvm.nr_msi, before);                     /* nothing while masked */
+	fake_kvm__poll_irqfds();
+	assert_int_equal(fake_kvm.nr_msi, before);                     /* nothing while masked */
 	assert_int_equal(mrd(v, VIRTIO_PCI_MSIX_PBA_OFF, 8), 1u << 1);
 	/* The driver moves the vector meanwhile (another CPU). */
 	mwr(v, entry + PCI_MSIX_ENTRY_LOWER_ADDR, 4, MSI_ADDR + 0x3000);
 	mwr(v, entry + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 0);         /* unmask */
 	assert_true(has_irqfd(call));
-	assert_int_equal(kvm.nr_msi, before + 1);                 /* the held one, once */
-	assert_true(kvm.msi[before].by_signal);
-	assert_int_equal(kvm.msi[before].addr, MSI_ADDR + 0x3000);
+	assert_int_equal(fake_kvm.nr_msi, before + 1);                 /* the held one, once */
+	assert_true(fake_kvm.msi[before].by_signal);
+	assert_int_equal(fake_kvm.msi[before].addr, MSI_ADDR + 0x3000);
 	assert_int_equal(mrd(v, VIRTIO_PCI_MSIX_PBA_OFF, 8), 0);
 	/* The irqfd's route followed the move too. */
 	assert_int_equal(write(call, &one, 8), 8);
-	kvm_poll();
-	assert_int_equal(kvm.nr_msi, before + 2);
-	assert_int_equal(kvm.msi[before + 1].addr, MSI_ADDR + 0x3000);
+	fake_kvm__poll_irqfds();
+	assert_int_equal(fake_kvm.nr_msi, before + 2);
+	assert_int_equal(fake_kvm.msi[before + 1].addr, MSI_ADDR + 0x3000);
 	/* MSI-X disabled: masked as a whole. */
 	cfg_wr(v, v->msix_cap + PCI_MSIX_FLAGS, 2, 0);
 	assert_false(has_irqfd(call));
@@ -1006,11 +803,11 @@ static void test_virtio_pci_bar_move_moves_ioeventfds(void **state)
 	assert_true(has_ioeventfd(old + VIRTIO_PCI_NOTIFY_OFF));
 	/* Linux-style: memory decode off, move, on. */
 	cfg_wr(v, PCI_COMMAND, 2, PCI_COMMAND_MASTER);
-	assert_int_equal(kvm.nr_ioev, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
 	cfg_wr(v, PCI_BASE_ADDRESS_0, 4, (uint32_t)moved | PCI_BASE_ADDRESS_MEM_TYPE_64);
 	cfg_wr(v, PCI_BASE_ADDRESS_1, 4, 0);
 	cfg_wr(v, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-	assert_int_equal(kvm.nr_ioev, 2);
+	assert_int_equal(fake_kvm.nr_ioev, 2);
 	assert_true(has_ioeventfd(moved + VIRTIO_PCI_NOTIFY_OFF));
 	assert_true(has_ioeventfd(moved + VIRTIO_PCI_NOTIFY_OFF + 4));
 	v->bar = moved;
@@ -1039,19 +836,19 @@ static void test_virtio_pci_config_change_bumps_generation_and_interrupts(void *
 	assert_int_equal(crd(v, VIRTIO_PCI_COMMON_CFGGENERATION, 1), (uint8_t)(gen + 1));
 	assert_int_equal(mrd(v, v->isr, 1), 0);
 	assert_true(drv_init(v, 1) & VIRTIO_CONFIG_S_DRIVER_OK);
-	before = kvm.nr_msi;
+	before = fake_kvm.nr_msi;
 	v->dev.vdev.config_changed(&v->dev.vdev);
 	assert_int_equal(crd(v, VIRTIO_PCI_COMMON_CFGGENERATION, 1), (uint8_t)(gen + 2));
-	assert_int_equal(kvm.nr_msi, before + 1);
-	assert_int_equal(kvm.msi[before].data, MSI_DATA);   /* msix_config = vector 0 */
+	assert_int_equal(fake_kvm.nr_msi, before + 1);
+	assert_int_equal(fake_kvm.msi[before].data, MSI_DATA);   /* msix_config = vector 0 */
 	assert_int_equal(mrd(v, v->isr, 1), VIRTIO_PCI_ISR_CONFIG);
 	/* Vector 0 masked: the message waits in the PBA and goes on unmask. */
 	mwr(v, VIRTIO_PCI_MSIX_TABLE_OFF + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 1);
 	v->dev.vdev.config_changed(&v->dev.vdev);
-	assert_int_equal(kvm.nr_msi, before + 1);
+	assert_int_equal(fake_kvm.nr_msi, before + 1);
 	assert_int_equal(mrd(v, VIRTIO_PCI_MSIX_PBA_OFF, 1), 1);
 	mwr(v, VIRTIO_PCI_MSIX_TABLE_OFF + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 0);
-	assert_int_equal(kvm.nr_msi, before + 2);
+	assert_int_equal(fake_kvm.nr_msi, before + 2);
 }
 
 static void test_virtio_pci_bounds_vectors_selectors_and_odd_widths(void **state)
@@ -1142,7 +939,7 @@ static void test_virtio_pci_pci_cfg_window_reaches_bar(void **state)
 static void test_virtio_pci_add_rejects_impossible_devices(void **state)
 {
 	struct vrig *v = *state;
-	struct virtio_pci_env env = { .pci = v->pci, .vm_fd = -1, .irqs = v->irqs, .mem = &v->mem };
+	struct virtio_pci_env env = { .pci = v->pci, .vm_fd = v->vm_fd, .irqs = v->irqs, .mem = &v->mem };
 	const struct virtio_dev good = v->dev.vdev;
 	struct virtio_dev bad[7];
 	struct virtio_dev_ops no_reset = fake_dev_ops;
@@ -1270,7 +1067,7 @@ static void test_virtio_pci_random_guest_accesses_never_break_the_host(void **st
 				if (v->dev.activations && v->dev.q[0].call_fd >= 0 &&
 				    fcntl(v->dev.q[0].call_fd, F_GETFD) >= 0)
 					assert_int_equal(write(v->dev.q[0].call_fd, &one, 8), 8);
-				kvm_poll();
+				fake_kvm__poll_irqfds();
 				if (rnd() % 4 == 0)
 					v->dev.vdev.config_changed(&v->dev.vdev);
 				break;
@@ -1286,8 +1083,8 @@ static void test_virtio_pci_random_guest_accesses_never_break_the_host(void **st
 					cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, x);
 				break;
 			}
-			if (v->dev.bad_activations || kvm.violations)
-				fail_msg("seed %u iteration %u: %s%s", seed, i, v->dev.bad, kvm.why);
+			if (v->dev.bad_activations || fake_kvm.violations)
+				fail_msg("seed %u iteration %u: %s%s", seed, i, v->dev.bad, fake_kvm.why);
 		}
 	}
 	/* Back to a clean state: reset releases every fd and KVM registration. */
@@ -1295,8 +1092,8 @@ static void test_virtio_pci_random_guest_accesses_never_break_the_host(void **st
 	cfg_wr(v, PCI_BASE_ADDRESS_1, 4, bar_hi);
 	cfg_wr(v, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 	cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
-	assert_int_equal(kvm.nr_ioev, 0);
-	assert_int_equal(kvm.nr_irqfd, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
 	assert_int_equal(open_fds(), fds);
 	assert_true(v->dev.activations > 0);   /* the fuzz did reach the device */
 }
@@ -1420,8 +1217,8 @@ static void test_virtio_pci_concurrent_vcpus_while_the_bar_moves(void **state)
 	cfg_wr(v, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 	v->bar = base;
 	cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
-	assert_int_equal(kvm.nr_ioev, 0);
-	assert_int_equal(kvm.nr_irqfd, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
 }
 
 /* ---- the same calls against a real KVM VM ----------------------------------------- */
@@ -1457,10 +1254,10 @@ static void test_virtio_pci_real_kvm_accepts_routes_irqfds_and_ioeventfds(void *
 	assert_int_equal(st.ioeventfd_errors, 0);
 	assert_int_equal(st.irqfd_errors, 0);
 	assert_int_equal(st.route_errors, 0);
-	assert_int_equal(kvm.kernel_errors, 0);
-	assert_int_equal(kvm.nr_ioev, NQ);
+	assert_int_equal(fake_kvm.kernel_errors, 0);
+	assert_int_equal(fake_kvm.nr_ioev, NQ);
 	cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
-	assert_int_equal(kvm.kernel_errors, 0);
+	assert_int_equal(fake_kvm.kernel_errors, 0);
 	teardown((void **)&v);
 	close(vcpu);
 	close(vm);

@@ -38,7 +38,7 @@ static void signal_msi(struct msix *m, const struct msix_vector *v)
 	};
 
 	m->stats.notified++;
-	if (m->vm_fd >= 0 && ioctl(m->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+	if (ioctl(m->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
 		m->stats.signal_errors++;
 }
 
@@ -84,7 +84,7 @@ static void wire(struct msix *m, struct msix_source *s, const struct msix_vector
 {
 	if (s->wired || !v->has_gsi)
 		return;
-	if (m->vm_fd >= 0 && irq__irqfd(m->vm_fd, s->efd, v->gsi, true)) {
+	if (irq__irqfd(m->vm_fd, s->efd, v->gsi, true)) {
 		m->stats.irqfd_errors++;
 		return;
 	}
@@ -95,7 +95,7 @@ static void unwire(struct msix *m, struct msix_source *s, const struct msix_vect
 {
 	if (!s->wired)
 		return;
-	if (m->vm_fd >= 0 && irq__irqfd(m->vm_fd, s->efd, v->gsi, false))
+	if (irq__irqfd(m->vm_fd, s->efd, v->gsi, false))
 		m->stats.irqfd_errors++;
 	s->wired = false;
 }

@@ -22,7 +22,6 @@
  *   lost, nothing is injected while masked.
  * - msix__notify raises a vector from user space (the virtio config-change
  *   interrupt): KVM_SIGNAL_MSI now, or a pending bit delivered on unmask.
- * - vm_fd -1: tables, routes and state only, no ioctl (unit tests).
  *
  * All functions run with the function's pci_dev lock held.
  */

@@ -154,8 +154,7 @@ static void sync_ioeventfds(struct virtio_pci *vp)
 	for (i = 0; i < vp->vdev->max_queues; i++) {
 		struct vpci_queue *q = &vp->q[i];
 		uint64_t addr = bar->addr + VIRTIO_PCI_NOTIFY_OFF + i * VIRTIO_PCI_NOTIFY_MULT;
-		bool want = vp->active && q->enabled && q->kick_fd >= 0 && bar->decoding &&
-			    vp->vm_fd >= 0;
+		bool want = vp->active && q->enabled && q->kick_fd >= 0 && bar->decoding;
 		int err;
 
 		if (q->ioeventfd && (!want || q->ioev_addr != addr)) {

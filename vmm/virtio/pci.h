@@ -71,7 +71,7 @@
 /* What the transport needs from the VM. */
 struct virtio_pci_env {
 	struct pci_bus *pci;
-	int vm_fd;                  /* ioeventfd, irqfd, KVM_SIGNAL_MSI; -1: none (tests) */
+	int vm_fd;                  /* ioeventfd, irqfd, KVM_SIGNAL_MSI */
 	struct irq_routing *irqs;   /* MSI routes for the MSI-X vectors */
 	const struct guest_mem *mem;/* ring addresses must lie inside it */
 };

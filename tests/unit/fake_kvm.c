@@ -1,0 +1,599 @@
+#include "fake_kvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RUN_SIZE 4096
+
+int __real_ioctl(int fd, unsigned long req, ...);
+int __wrap_ioctl(int fd, unsigned long req, ...);
+
+enum kind { OBJ_SYSTEM, OBJ_VM, OBJ_VCPU };
+
+/* A descriptor the model made, known by its memfd's inode (fd numbers get reused). */
+struct obj {
+	enum kind kind;
+	dev_t dev;
+	ino_t ino;
+	unsigned index;                /* vCPU */
+};
+
+struct step {
+	int err;
+	struct kvm_run exit;
+};
+
+struct vcpu_model {
+	struct kvm_run *run;           /* the model's own view of the vCPU's kvm_run page */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	bool cpuid_set;
+	struct step steps[16];
+	unsigned head, tail;
+	unsigned runs;
+};
+
+struct fake_kvm fake_kvm;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int dev_fd = -1;
+static char dev_path[64];
+static struct obj objs[64];
+static unsigned nr_objs;
+static struct vcpu_model vcpus[FAKE_KVM_MAX_VCPUS];
+static int watched_fd = -1;
+static unsigned fail_at, fail_err;
+
+static const struct { unsigned long req; const char *name; } names[] = {
+#define N(r) { r, #r }
+	N(KVM_GET_API_VERSION), N(KVM_CHECK_EXTENSION), N(KVM_GET_VCPU_MMAP_SIZE),
+	N(KVM_CREATE_VM), N(KVM_SET_TSS_ADDR), N(KVM_SET_IDENTITY_MAP_ADDR),
+	N(KVM_SET_USER_MEMORY_REGION), N(KVM_CREATE_IRQCHIP), N(KVM_SET_GSI_ROUTING),
+	N(KVM_CREATE_PIT2), N(KVM_GET_SUPPORTED_CPUID), N(KVM_CREATE_VCPU), N(KVM_SET_CPUID2),
+	N(KVM_GET_REGS), N(KVM_SET_REGS), N(KVM_GET_SREGS), N(KVM_SET_SREGS), N(KVM_RUN),
+	N(KVM_IRQFD), N(KVM_IOEVENTFD), N(KVM_SIGNAL_MSI), N(KVM_IRQ_LINE), N(KVM_TRANSLATE),
+#undef N
+};
+
+const char *fake_kvm__name(unsigned long req)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].req == req)
+			return names[i].name;
+	return "?";
+}
+
+int fake_kvm__first(unsigned long req)
+{
+	unsigned i;
+
+	for (i = 0; i < fake_kvm.nr_calls; i++)
+		if (fake_kvm.calls[i] == req)
+			return (int)i;
+	return -1;
+}
+
+__attribute__((format(printf, 1, 2)))
+static void violation(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(fake_kvm.why, sizeof(fake_kvm.why), fmt, ap);
+	va_end(ap);
+	fake_kvm.violations++;
+}
+
+/* A new descriptor of `kind`: a memfd of `size` bytes, registered by inode. */
+static int obj_new(enum kind kind, unsigned index, off_t size)
+{
+	struct stat st;
+	int fd;
+
+	if (nr_objs == sizeof(objs) / sizeof(objs[0]))
+		return -ENFILE;
+	fd = memfd_create("fake-kvm", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if ((size && ftruncate(fd, size) < 0) || fstat(fd, &st) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	objs[nr_objs++] = (struct obj){ kind, st.st_dev, st.st_ino, index };
+	return fd;
+}
+
+static struct obj *obj_of(int fd)
+{
+	struct stat st;
+	unsigned i;
+
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	for (i = 0; i < nr_objs; i++)
+		if (objs[i].dev == st.st_dev && objs[i].ino == st.st_ino)
+			return &objs[i];
+	return NULL;
+}
+
+void fake_kvm__reset(void)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&lock);
+	if (dev_fd < 0) {
+		dev_fd = obj_new(OBJ_SYSTEM, 0, 0);
+		snprintf(dev_path, sizeof(dev_path), "/proc/self/fd/%d", dev_fd);
+	}
+	nr_objs = 1;
+	for (i = 0; i < FAKE_KVM_MAX_VCPUS; i++)
+		if (vcpus[i].run)
+			munmap(vcpus[i].run, RUN_SIZE);
+	memset(vcpus, 0, sizeof(vcpus));
+	memset(&fake_kvm, 0, sizeof(fake_kvm));
+	watched_fd = -1;
+	fail_at = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+const char *fake_kvm__path(void)
+{
+	if (dev_fd < 0)
+		fake_kvm__reset();
+	return dev_path;
+}
+
+int fake_kvm__create_vm(bool irqchip)
+{
+	int sys, vm;
+
+	sys = open(fake_kvm__path(), O_RDWR | O_CLOEXEC);
+	if (sys < 0)
+		return -errno;
+	vm = ioctl(sys, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		vm = -errno;
+	close(sys);
+	if (vm >= 0 && irqchip && ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) {
+		close(vm);
+		return -errno;
+	}
+	return vm;
+}
+
+void fake_kvm__fail(unsigned nth, int err)
+{
+	pthread_mutex_lock(&lock);
+	fail_at = nth ? fake_kvm.nr_calls + nth : 0;
+	fail_err = (unsigned)err;
+	pthread_mutex_unlock(&lock);
+}
+
+void fake_kvm__watch(int fd)
+{
+	watched_fd = fd;
+}
+
+static void queue(unsigned index, const struct step *s)
+{
+	struct vcpu_model *v = &vcpus[index];
+
+	pthread_mutex_lock(&lock);
+	if (v->tail - v->head < sizeof(v->steps) / sizeof(v->steps[0]))
+		v->steps[v->tail++ % (sizeof(v->steps) / sizeof(v->steps[0]))] = *s;
+	else
+		violation("vcpu%u: more than 16 KVM_RUN steps queued", index);
+	pthread_mutex_unlock(&lock);
+}
+
+void fake_kvm__queue_exit(unsigned index, const struct kvm_run *exit)
+{
+	struct step s = { .exit = *exit };
+
+	queue(index, &s);
+}
+
+void fake_kvm__queue_errno(unsigned index, int err)
+{
+	struct step s = { .err = err };
+
+	queue(index, &s);
+}
+
+unsigned fake_kvm__runs(unsigned index)
+{
+	return __atomic_load_n(&vcpus[index].runs, __ATOMIC_ACQUIRE);
+}
+
+const struct kvm_irq_routing_entry *fake_kvm__route(uint32_t gsi)
+{
+	unsigned i;
+
+	for (i = 0; i < fake_kvm.nr_routes; i++)
+		if (fake_kvm.routes[i].gsi == gsi && fake_kvm.routes[i].type == KVM_IRQ_ROUTING_MSI)
+			return &fake_kvm.routes[i];
+	return NULL;
+}
+
+static void record_msi(uint64_t addr, uint32_t data, bool by_signal)
+{
+	if (fake_kvm.nr_msi < sizeof(fake_kvm.msi) / sizeof(fake_kvm.msi[0]))
+		fake_kvm.msi[fake_kvm.nr_msi] = (typeof(fake_kvm.msi[0])){ addr, data, by_signal };
+	fake_kvm.nr_msi++;
+}
+
+static void deliver(uint32_t gsi)
+{
+	const struct kvm_irq_routing_entry *r = fake_kvm__route(gsi);
+
+	if (!r) {
+		violation("irqfd fired on GSI %u without an MSI route", gsi);
+		return;
+	}
+	record_msi((uint64_t)r->u.msi.address_hi << 32 | r->u.msi.address_lo, r->u.msi.data, false);
+}
+
+static bool drain_fd(int fd)
+{
+	uint64_t cnt;
+
+	return read(fd, &cnt, sizeof(cnt)) == 8 && cnt;
+}
+
+void fake_kvm__poll_irqfds(void)
+{
+	unsigned i;
+
+	for (i = 0; i < fake_kvm.nr_irqfd; i++)
+		if (drain_fd(fake_kvm.irqfd[i].fd))
+			deliver(fake_kvm.irqfd[i].gsi);
+}
+
+/* ---- the system fd ---------------------------------------------------------------- */
+
+static int system_ioctl(unsigned long req, unsigned long arg)
+{
+	struct kvm_cpuid2 *c = (struct kvm_cpuid2 *)arg;
+
+	switch (req) {
+	case KVM_GET_API_VERSION:
+		return KVM_API_VERSION;
+	case KVM_CHECK_EXTENSION:
+		return arg == KVM_CAP_MAX_VCPUS || arg == KVM_CAP_NR_VCPUS ? FAKE_KVM_MAX_VCPUS : 1;
+	case KVM_GET_VCPU_MMAP_SIZE:
+		return RUN_SIZE;
+	case KVM_CREATE_VM:
+		if (arg)
+			violation("KVM_CREATE_VM type %lu", arg);
+		return obj_new(OBJ_VM, 0, 0);
+	case KVM_GET_SUPPORTED_CPUID:
+		if (c->nent < 2)
+			return -E2BIG;
+		c->nent = 2;
+		memset(c->entries, 0, 2 * sizeof(c->entries[0]));
+		c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd };
+		c->entries[1] = (struct kvm_cpuid_entry2){ .function = 1, .eax = 0x806c1 };
+		return 0;
+	}
+	violation("%s (%#lx) on the system fd", fake_kvm__name(req), req);
+	return -ENOTTY;
+}
+
+/* ---- the VM fd -------------------------------------------------------------------- */
+
+static int model_memory(const struct kvm_userspace_memory_region *m)
+{
+	unsigned i;
+
+	if ((m->guest_phys_addr | m->memory_size | m->userspace_addr) & 0xfff || m->flags) {
+		violation("KVM_SET_USER_MEMORY_REGION slot %u unaligned or flags %#x", m->slot, m->flags);
+		return -EINVAL;
+	}
+	for (i = 0; i < fake_kvm.nr_slots; i++) {
+		const struct kvm_userspace_memory_region *o = &fake_kvm.slots[i];
+
+		if (o->slot == m->slot ||
+		    (m->guest_phys_addr < o->guest_phys_addr + o->memory_size &&
+		     o->guest_phys_addr < m->guest_phys_addr + m->memory_size)) {
+			violation("KVM_SET_USER_MEMORY_REGION slot %u overlaps slot %u", m->slot, o->slot);
+			return -EEXIST;
+		}
+	}
+	if (fake_kvm.nr_slots == sizeof(fake_kvm.slots) / sizeof(fake_kvm.slots[0]))
+		return -ENOSPC;
+	fake_kvm.slots[fake_kvm.nr_slots++] = *m;
+	return 0;
+}
+
+static int model_routing(const struct kvm_irq_routing *t)
+{
+	unsigned i, j;
+
+	if (t->flags || t->nr > IRQ_MAX_ROUTES) {
+		violation("KVM_SET_GSI_ROUTING: flags %u nr %u", t->flags, t->nr);
+		return -EINVAL;
+	}
+	for (i = 0; i < t->nr; i++)
+		for (j = 0; j < i; j++)
+			if (t->entries[i].gsi == t->entries[j].gsi &&
+			    (t->entries[i].type == KVM_IRQ_ROUTING_MSI ||
+			     t->entries[j].type == KVM_IRQ_ROUTING_MSI))
+				violation("GSI %u has an MSI route and another route", t->entries[i].gsi);
+	memcpy(fake_kvm.routes, t->entries, t->nr * sizeof(t->entries[0]));
+	fake_kvm.nr_routes = t->nr;
+	fake_kvm.commits++;
+	return 0;
+}
+
+static int model_irqfd(const struct kvm_irqfd *a)
+{
+	unsigned i;
+
+	if (a->flags & ~KVM_IRQFD_FLAG_DEASSIGN) {
+		violation("KVM_IRQFD flags %#x", a->flags);
+		return -EINVAL;
+	}
+	for (i = 0; i < fake_kvm.nr_irqfd; i++)
+		if (fake_kvm.irqfd[i].fd == (int)a->fd)
+			break;
+	if (a->flags & KVM_IRQFD_FLAG_DEASSIGN) {
+		if (i == fake_kvm.nr_irqfd || fake_kvm.irqfd[i].gsi != a->gsi) {
+			violation("deassign of irqfd %d gsi %u that is not assigned", a->fd, a->gsi);
+			return 0;   /* KVM says nothing either */
+		}
+		fake_kvm.irqfd[i] = fake_kvm.irqfd[--fake_kvm.nr_irqfd];
+		return 0;
+	}
+	if (i < fake_kvm.nr_irqfd) {
+		violation("irqfd %d assigned twice", a->fd);
+		return -EBUSY;
+	}
+	if (!fake_kvm__route(a->gsi))
+		violation("irqfd on GSI %u that has no MSI route", a->gsi);
+	if (fake_kvm.nr_irqfd == FAKE_KVM_MAX)
+		return -ENOSPC;
+	fake_kvm.irqfd[fake_kvm.nr_irqfd++] = (typeof(fake_kvm.irqfd[0])){ (int)a->fd, a->gsi };
+	/* KVM injects at once if the eventfd is already signalled. */
+	if (drain_fd((int)a->fd))
+		deliver(a->gsi);
+	return 0;
+}
+
+static int model_ioeventfd(const struct kvm_ioeventfd *a)
+{
+	unsigned i;
+
+	if (a->flags & ~(uint32_t)KVM_IOEVENTFD_FLAG_DEASSIGN) {
+		violation("KVM_IOEVENTFD flags %#x (PIO or datamatch not expected)", a->flags);
+		return -EINVAL;
+	}
+	if (a->len != 0 && a->len != 1 && a->len != 2 && a->len != 4 && a->len != 8)
+		return -EINVAL;
+	for (i = 0; i < fake_kvm.nr_ioev; i++)
+		if (fake_kvm.ioev[i].addr == a->addr)
+			break;
+	if (a->flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
+		if (i == fake_kvm.nr_ioev || fake_kvm.ioev[i].len != a->len ||
+		    fake_kvm.ioev[i].fd != a->fd) {
+			violation("deassign of ioeventfd %#llx that is not assigned",
+				  (unsigned long long)a->addr);
+			return -ENOENT;
+		}
+		fake_kvm.ioev[i] = fake_kvm.ioev[--fake_kvm.nr_ioev];
+		return 0;
+	}
+	if (i < fake_kvm.nr_ioev)
+		return -EEXIST;
+	if (fake_kvm.nr_ioev == FAKE_KVM_MAX)
+		return -ENOSPC;
+	fake_kvm.ioev[fake_kvm.nr_ioev++] = (typeof(fake_kvm.ioev[0])){ a->addr, a->len, a->fd };
+	return 0;
+}
+
+static int model_signal_msi(const struct kvm_msi *m)
+{
+	if (m->flags) {
+		violation("KVM_SIGNAL_MSI flags %#x", m->flags);
+		return -EINVAL;
+	}
+	record_msi((uint64_t)m->address_hi << 32 | m->address_lo, m->data, true);
+	return 1;
+}
+
+static int create_vcpu(unsigned long index)
+{
+	struct vcpu_model *v;
+	int fd;
+
+	if (!fake_kvm.irqchip)
+		violation("KVM_CREATE_VCPU before KVM_CREATE_IRQCHIP: the LAPIC would be userspace's");
+	if (index >= FAKE_KVM_MAX_VCPUS || vcpus[index].run)
+		return -EINVAL;
+	fd = obj_new(OBJ_VCPU, (unsigned)index, RUN_SIZE);
+	if (fd < 0)
+		return fd;
+	v = &vcpus[index];
+	v->run = mmap(NULL, RUN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		close(fd);
+		return -ENOMEM;
+	}
+	fake_kvm.nr_vcpus++;
+	return fd;
+}
+
+static int vm_ioctl(unsigned long req, unsigned long arg)
+{
+	void *p = (void *)arg;
+
+	switch (req) {
+	case KVM_SET_TSS_ADDR:
+	case KVM_SET_IDENTITY_MAP_ADDR:
+		if (fake_kvm.nr_vcpus)
+			return -EBUSY;
+		return 0;
+	case KVM_SET_USER_MEMORY_REGION:
+		return model_memory(p);
+	case KVM_CREATE_IRQCHIP:
+		if (fake_kvm.irqchip || fake_kvm.nr_vcpus)
+			return fake_kvm.irqchip ? -EEXIST : -EINVAL;
+		fake_kvm.irqchip = true;
+		return 0;
+	case KVM_CREATE_PIT2:
+		if (!fake_kvm.irqchip) {
+			violation("KVM_CREATE_PIT2 without an in-kernel irqchip");
+			return -ENOENT;
+		}
+		fake_kvm.pit = true;
+		return 0;
+	case KVM_SET_GSI_ROUTING:
+		return model_routing(p);
+	case KVM_IRQ_LINE:
+		if (!fake_kvm.irqchip)
+			return -ENXIO;
+		fake_kvm.irq_lines++;
+		return 0;
+	case KVM_IRQFD:
+		return model_irqfd(p);
+	case KVM_IOEVENTFD:
+		return model_ioeventfd(p);
+	case KVM_SIGNAL_MSI:
+		return model_signal_msi(p);
+	case KVM_CREATE_VCPU:
+		return create_vcpu(arg);
+	}
+	violation("%s (%#lx) on the VM fd", fake_kvm__name(req), req);
+	return -ENOTTY;
+}
+
+/* ---- the vCPU fd ------------------------------------------------------------------ */
+
+/* KVM_RUN, without the model's lock: the next queued step, or a wait for a kick. */
+static int vcpu_run(struct vcpu_model *v)
+{
+	const size_t from = offsetof(struct kvm_run, exit_reason);
+	const size_t to = offsetof(struct kvm_run, kvm_valid_regs);
+	const struct timespec ms = { 0, 1000000 };
+	struct step s;
+	bool have;
+
+	__atomic_add_fetch(&v->runs, 1, __ATOMIC_ACQ_REL);
+	if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_ACQUIRE))
+		return -EINTR;
+	pthread_mutex_lock(&lock);
+	have = v->head != v->tail;
+	if (have)
+		s = v->steps[v->head++ % (sizeof(v->steps) / sizeof(v->steps[0]))];
+	pthread_mutex_unlock(&lock);
+	if (!have) {
+		while (!__atomic_load_n(&v->run->immediate_exit, __ATOMIC_ACQUIRE))
+			nanosleep(&ms, NULL);
+		return -EINTR;
+	}
+	if (s.err)
+		return -s.err;
+	memcpy((char *)v->run + from, (const char *)&s.exit + from, to - from);
+	return 0;
+}
+
+static int vcpu_ioctl(struct vcpu_model *v, unsigned long req, unsigned long arg)
+{
+	const struct kvm_cpuid2 *c = (const void *)arg;
+
+	switch (req) {
+	case KVM_SET_CPUID2:
+		if (c->nent == 0 || c->nent > 256) {
+			violation("KVM_SET_CPUID2 with %u entries", c->nent);
+			return -E2BIG;
+		}
+		v->cpuid_set = true;
+		return 0;
+	case KVM_GET_REGS:
+		memcpy((void *)arg, &v->regs, sizeof(v->regs));
+		return 0;
+	case KVM_SET_REGS:
+		memcpy(&v->regs, (void *)arg, sizeof(v->regs));
+		return 0;
+	case KVM_GET_SREGS:
+		memcpy((void *)arg, &v->sregs, sizeof(v->sregs));
+		return 0;
+	case KVM_SET_SREGS:
+		memcpy(&v->sregs, (void *)arg, sizeof(v->sregs));
+		return 0;
+	case KVM_TRANSLATE:
+		((struct kvm_translation *)arg)->valid = 0;
+		return 0;
+	}
+	violation("%s (%#lx) on a vCPU fd", fake_kvm__name(req), req);
+	return -ENOTTY;
+}
+
+int __wrap_ioctl(int fd, unsigned long req, ...)
+{
+	unsigned long arg;
+	struct obj *o = NULL;
+	bool watched, inject;
+	va_list ap;
+	int ret;
+
+	va_start(ap, req);
+	arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (_IOC_TYPE(req) != KVMIO)
+		return __real_ioctl(fd, req, arg);
+	pthread_mutex_lock(&lock);
+	watched = fd >= 0 && fd == watched_fd;
+	if (!watched)
+		o = obj_of(fd);
+	if (!watched && !o) {
+		pthread_mutex_unlock(&lock);
+		return __real_ioctl(fd, req, arg);
+	}
+	if (fake_kvm.nr_calls < FAKE_KVM_MAX_CALLS)
+		fake_kvm.calls[fake_kvm.nr_calls] = req;
+	inject = ++fake_kvm.nr_calls == fail_at;
+	if (inject) {
+		pthread_mutex_unlock(&lock);
+		errno = (int)fail_err;
+		return -1;
+	}
+	if (o && o->kind == OBJ_VCPU && req == KVM_RUN) {
+		struct vcpu_model *v = &vcpus[o->index];
+
+		pthread_mutex_unlock(&lock);
+		ret = vcpu_run(v);
+	} else {
+		if (o && o->kind == OBJ_SYSTEM)
+			ret = system_ioctl(req, arg);
+		else if (o && o->kind == OBJ_VCPU)
+			ret = vcpu_ioctl(&vcpus[o->index], req, arg);
+		else
+			ret = vm_ioctl(req, arg);
+		if (watched) {
+			ret = __real_ioctl(fd, req, arg);
+			if (ret < 0)
+				fake_kvm.kernel_errors++;
+			pthread_mutex_unlock(&lock);
+			return ret;
+		}
+		pthread_mutex_unlock(&lock);
+	}
+	if (ret < 0) {
+		errno = -ret;
+		return -1;
+	}
+	return ret;
+}

@@ -1,0 +1,233 @@
+/*
+ * The composition root (app/builder.c) against the fake KVM: the KVM calls
+ * come in the documented order, and a failure of any one of them ends the
+ * build with an error naming the step, after which vm__destroy leaves no fd
+ * (and, under ASan, no memory) behind.
+ */
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "app/builder.h"
+#include "fake_kvm.h"
+
+#define KERNEL_AT 0x100000
+
+struct rig {
+	char kernel[64];
+	int null_fd;
+	struct vm_config cfg;
+};
+
+/* A 64-bit ELF kernel: one segment at 1 MiB holding `hlt`. */
+static int make_kernel(const char *path)
+{
+	static const uint8_t code[16] = { 0xf4 };
+	struct {
+		Elf64_Ehdr eh;
+		Elf64_Phdr ph;
+		uint8_t pad[0x1000 - sizeof(Elf64_Ehdr) - sizeof(Elf64_Phdr)];
+		uint8_t code[16];
+	} img = { 0 };
+	int fd;
+
+	memcpy(img.eh.e_ident, ELFMAG, SELFMAG);
+	img.eh.e_ident[EI_CLASS] = ELFCLASS64;
+	img.eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	img.eh.e_ident[EI_VERSION] = EV_CURRENT;
+	img.eh.e_type = ET_EXEC;
+	img.eh.e_machine = EM_X86_64;
+	img.eh.e_version = EV_CURRENT;
+	img.eh.e_entry = KERNEL_AT;
+	img.eh.e_phoff = sizeof(img.eh);
+	img.eh.e_ehsize = sizeof(img.eh);
+	img.eh.e_phentsize = sizeof(img.ph);
+	img.eh.e_phnum = 1;
+	img.ph = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = 0x1000,
+			       .p_vaddr = KERNEL_AT, .p_paddr = KERNEL_AT, .p_filesz = sizeof(code),
+			       .p_memsz = sizeof(code), .p_align = 0x1000 };
+	memcpy(img.code, code, sizeof(code));
+	fd = mkstemp((char *)path);
+	if (fd < 0)
+		return -1;
+	if (write(fd, &img, sizeof(img)) != (ssize_t)sizeof(img)) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static int setup(void **state)
+{
+	struct rig *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -1;
+	strcpy(r->kernel, "/tmp/rtvmm-test-kernel-XXXXXX");
+	if (make_kernel(r->kernel))
+		return -1;
+	r->null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	r->cfg = (struct vm_config){
+		.kvm_path = fake_kvm__path(),
+		.boot = { .kernel_path = r->kernel, .cmdline = "console=ttyS0" },
+		.nr_vcpus = 2,
+		.mem_size = 16ULL << 20,
+		.console_in = -1,
+		.console_out = r->null_fd,
+	};
+	*state = r;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct rig *r = *state;
+
+	unlink(r->kernel);
+	close(r->null_fd);
+	free(r);
+	return 0;
+}
+
+static unsigned open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void assert_before(unsigned long a, unsigned long b)
+{
+	int ia = fake_kvm__first(a), ib = fake_kvm__first(b);
+
+	if (ia < 0 || ib < 0 || ia >= ib)
+		fail_msg("%s (call %d) must come before %s (call %d)", fake_kvm__name(a), ia,
+			 fake_kvm__name(b), ib);
+}
+
+static void test_builder_calls_kvm_in_the_documented_order(void **state)
+{
+	struct rig *r = *state;
+	unsigned fds = open_fds();
+	struct err e = { 0 };
+	struct vm vm;
+	uint64_t ram = 0;
+	unsigned i;
+
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	/* The system handle checked, then the VM; memory before the irqchip before the vCPUs;
+	 * CPUID on each vCPU; the BSP's boot registers last. */
+	assert_before(KVM_GET_API_VERSION, KVM_CREATE_VM);
+	assert_before(KVM_CREATE_VM, KVM_SET_TSS_ADDR);
+	assert_before(KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION);
+	assert_before(KVM_SET_USER_MEMORY_REGION, KVM_CREATE_IRQCHIP);
+	assert_before(KVM_CREATE_IRQCHIP, KVM_SET_GSI_ROUTING);
+	assert_before(KVM_SET_GSI_ROUTING, KVM_CREATE_PIT2);
+	assert_before(KVM_CREATE_PIT2, KVM_GET_SUPPORTED_CPUID);
+	assert_before(KVM_GET_SUPPORTED_CPUID, KVM_CREATE_VCPU);
+	assert_before(KVM_CREATE_VCPU, KVM_SET_CPUID2);
+	assert_before(KVM_SET_CPUID2, KVM_SET_SREGS);
+	assert_before(KVM_SET_SREGS, KVM_SET_REGS);
+	assert_int_equal(fake_kvm.nr_vcpus, 2);
+	assert_true(fake_kvm.irqchip && fake_kvm.pit);
+	for (i = 0; i < fake_kvm.nr_slots; i++)
+		ram += fake_kvm.slots[i].memory_size;
+	assert_int_equal(ram, r->cfg.mem_size);
+	if (fake_kvm.violations)
+		fail_msg("fake KVM: %s", fake_kvm.why);
+	vm__destroy(&vm);
+	assert_int_equal(open_fds(), fds);
+}
+
+/* What the error must name when `req` fails; NULL: the build may go on without it. */
+static const char *step_of(unsigned long req)
+{
+	switch (req) {
+	case KVM_GET_API_VERSION:    return "KVM API version";
+	case KVM_CHECK_EXTENSION:    return NULL;   /* optional caps; required ones: "KVM lacks" */
+	case KVM_IRQ_LINE:           return NULL;   /* a device lowering its line */
+	case KVM_CREATE_VCPU:
+	case KVM_SET_CPUID2:         return "vcpu";
+	case KVM_GET_SREGS:
+	case KVM_SET_SREGS:
+	case KVM_SET_REGS:           return "vcpu0 boot registers";
+	default:                     return fake_kvm__name(req);
+	}
+}
+
+static void test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing(void **state)
+{
+	struct rig *r = *state;
+	unsigned long calls[FAKE_KVM_MAX_CALLS];
+	unsigned n, total, failed = 0, fds = open_fds();
+	struct vm vm;
+
+	fake_kvm__reset();
+	{
+		struct err e = { 0 };
+
+		assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	}
+	total = fake_kvm.nr_calls;
+	assert_true(total > 10 && total <= FAKE_KVM_MAX_CALLS);
+	memcpy(calls, fake_kvm.calls, total * sizeof(calls[0]));
+	vm__destroy(&vm);
+
+	for (n = 1; n <= total; n++) {
+		const char *step = step_of(calls[n - 1]);
+		struct err e = { 0 };
+		int err;
+
+		fake_kvm__reset();
+		fake_kvm__fail(n, EIO);
+		err = vm__build(&vm, &r->cfg, &e);
+		if (err) {
+			failed++;
+			assert_true(err < 0);
+			assert_int_equal(e.code, err);
+			if (calls[n - 1] == KVM_CHECK_EXTENSION)
+				step = "KVM lacks";
+			if (!step || !strstr(e.msg, step))
+				fail_msg("call %u (%s) failed: \"%s\" does not name \"%s\"", n,
+					 fake_kvm__name(calls[n - 1]), e.msg, step ? step : "(nothing)");
+		} else if (step) {
+			fail_msg("call %u (%s) failed and the build went on", n, fake_kvm__name(calls[n - 1]));
+		}
+		if (fake_kvm.violations)
+			fail_msg("call %u failed: fake KVM: %s", n, fake_kvm.why);
+		vm__destroy(&vm);
+		if (open_fds() != fds)
+			fail_msg("call %u (%s) failed: %u fds open after vm__destroy, %u before", n,
+				 fake_kvm__name(calls[n - 1]), open_fds(), fds);
+	}
+	/* Most calls matter: only optional capabilities and interrupt lines may fail quietly. */
+	assert_true(failed > total / 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_builder_calls_kvm_in_the_documented_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
