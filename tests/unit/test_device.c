@@ -10,7 +10,7 @@
 
 #include "vmm/device.h"
 
-static char order[16];
+static char order[32];
 static unsigned nr_destroyed;
 
 /* A device is a letter; destroying it appends the letter to `order`. */
