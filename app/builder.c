@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app/builder.h"
+#include "base/vm_limits.h"
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/hw/console.h"
 #include "vmm/hw/i8042.h"
@@ -23,9 +24,6 @@
 
 /* How long the builder waits for a NIC's vhost-user backend before booting without it. */
 #define NIC_BACKEND_WAIT_MS 2000
-
-/* Smallest guest rtvmm builds: boot structures below 1 MiB plus room for a kernel. */
-#define VM_MIN_MEMORY (4ULL << 20)
 
 /* Legacy (ISA) devices the DSDT can list. */
 #define BUILDER_MAX_ISA 8
@@ -151,11 +149,11 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 				(unsigned long long)(cfg->mem_size >> 10),
 				(unsigned long long)(VM_MIN_MEMORY >> 20));
 	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > vm->kvm.max_vcpus ||
-	    cfg->nr_vcpus > TABLES_MAX_VCPUS)
+	    cfg->nr_vcpus > VM_MAX_VCPUS)
 		return err__set(e, -EINVAL, "--vcpus %u: must be between 1 and %u (KVM's limit here is %u, "
 				"xAPIC ids in the MP/ACPI tables allow %u)", cfg->nr_vcpus,
-				vm->kvm.max_vcpus < TABLES_MAX_VCPUS ? vm->kvm.max_vcpus : TABLES_MAX_VCPUS,
-				vm->kvm.max_vcpus, TABLES_MAX_VCPUS);
+				vm->kvm.max_vcpus < VM_MAX_VCPUS ? vm->kvm.max_vcpus : VM_MAX_VCPUS,
+				vm->kvm.max_vcpus, VM_MAX_VCPUS);
 
 	/*
 	 * 2. The monitor's own threads go to the emulator cpus first: every thread

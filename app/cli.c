@@ -22,6 +22,8 @@
 #include "vmm/vm.h"
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+#define CLI_DEFAULT_VCPUS "1"
+#define CLI_DEFAULT_MEMORY "256M"
 
 static const char usage_text[] =
 	"usage: rtvmm run --kernel FILE [options]\n"
@@ -34,14 +36,15 @@ static const char usage_text[] =
 	"  -k, --kernel FILE     Linux bzImage, or an ELF64 (vmlinux, rtvmm bare-metal guest)\n"
 	"  -i, --initrd FILE     initial ramdisk\n"
 	"  -c, --cmdline TEXT    kernel command line (default: \"" DEFAULT_CMDLINE "\")\n"
-	"  -n, --vcpus N         number of vCPUs (default 1)\n"
-	"  -m, --memory SIZE     guest RAM, e.g. 256M, 2G (default 256M)\n"
+	"  -n, --vcpus N         number of vCPUs (default " CLI_DEFAULT_VCPUS ")\n"
+	"  -m, --memory SIZE     guest RAM, e.g. 256M, 2G (default " CLI_DEFAULT_MEMORY ")\n"
 	"      --boot MODE       auto (default): the monitor decompresses the bzImage payload;\n"
 	"                        direct: enter the bzImage's own decompressor;\n"
 	"                        decompress: like auto, but fail if the payload cannot be decompressed\n"
 	"      --kvm PATH        KVM device (default /dev/kvm)\n"
 	"      --net SPEC        a virtio-net NIC over vhost-user (repeatable):\n"
-	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server]\n"
+	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server][,name=NAME]\n"
+	"                        (a plan NIC's keys; name defaults to net0, net1, ...)\n"
 	"  -v, --verbose         report every stop and more detail\n"
 	"      --vm NAME         the VM of PLAN.yaml to run (needed when it has several)\n"
 	"\n"
@@ -172,59 +175,31 @@ static void report_stop(const struct vm *vm, double run_s)
 	}
 }
 
-/* Parses --net socket=PATH[,mac=M][,queues=N][,mode=client|server] into `nic`. */
-static int parse_net(const char *spec, struct virtio_net_spec *nic, unsigned index)
-{
-	char buf[512], *save = NULL, *item;
-	unsigned long n;
-	char *end;
-
-	memset(nic, 0, sizeof(*nic));
-	nic->queues = 1;
-	snprintf(nic->name, sizeof(nic->name), "net%u", index);
-	if (strlen(spec) >= sizeof(buf))
-		return usage_error("--net '%s': too long", spec);
-	strcpy(buf, spec);
-	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-		if (!strncmp(item, "socket=", 7) && strlen(item + 7) > 0 &&
-		    strlen(item + 7) < sizeof(nic->socket)) {
-			strcpy(nic->socket, item + 7);
-		} else if (!strncmp(item, "mac=", 4)) {
-			if (sscanf(item + 4, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &nic->mac[0], &nic->mac[1],
-				   &nic->mac[2], &nic->mac[3], &nic->mac[4], &nic->mac[5]) != 6 ||
-			    (nic->mac[0] & 1))
-				return usage_error("--net: '%s' is not a unicast MAC address", item + 4);
-			nic->mac_set = true;
-		} else if (!strncmp(item, "queues=", 7)) {
-			errno = 0;
-			n = strtoul(item + 7, &end, 10);
-			if (errno || *end || n < 1 || n > 16)
-				return usage_error("--net: queues '%s' must be 1..16", item + 7);
-			nic->queues = (unsigned)n;
-		} else if (!strcmp(item, "mode=client")) {
-				} else if (!strcmp(item, "mode=server")) {
-			nic->server = true;
-		} else {
-			return usage_error("--net: unknown or bad item '%s' (socket=, mac=, queues=, mode=)",
-					   item);
-		}
-	}
-	if (!nic->socket[0])
-		return usage_error("--net '%s': socket=PATH is required (a path shorter than 108 bytes)",
-				   spec);
-	return 0;
-}
-
-/* Command-line form of a run: the flags, or a plan file and the VM chosen from it. */
+/* Command-line form of a run: the flags (which become a one-VM plan), or a plan file. */
 #define CLI_MAX_NICS 8
+#define CLI_MAX_ARGS (6 + CLI_MAX_NICS)
 
 struct run_args {
-	struct virtio_net_spec nics[CLI_MAX_NICS];
+	struct plan_arg args[CLI_MAX_ARGS];  /* --kernel, --memory, --net ...: keys of the VM */
+	unsigned nr_args;
 	unsigned nr_nics;
+	bool vcpus_set, memory_set;
 	const char *plan_file;
 	const char *vm_name;
-	bool machine_flags;        /* any of --kernel/--initrd/--cmdline/--vcpus/--memory */
 };
+
+/* Records `--flag value` as the plan key `key`; a flag given again replaces its value. */
+static void add_arg(struct run_args *ra, const char *flag, const char *key, const char *value)
+{
+	unsigned i;
+
+	for (i = 0; i < ra->nr_args; i++)
+		if (!strcmp(ra->args[i].key, key) && strcmp(key, "nics")) {
+			ra->args[i].value = value;
+			return;
+		}
+	ra->args[ra->nr_args++] = (struct plan_arg){ .flag = flag, .key = key, .value = value };
+}
 
 static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_args *ra)
 {
@@ -242,8 +217,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned long n;
-	char *end;
+	bool kernel_set = false;
 	int c;
 
 	optind = 1;
@@ -251,36 +225,19 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 	while ((c = getopt_long(argc, argv, "k:i:c:n:m:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			ra->machine_flags = true;
-			cfg->boot.kernel_path = optarg;
-			break;
 		case 'i':
-			ra->machine_flags = true;
-			cfg->boot.initrd_path = optarg;
-			break;
 		case 'c':
-			ra->machine_flags = true;
-			cfg->boot.cmdline = optarg;
-			break;
 		case 'n':
-			ra->machine_flags = true;
-			errno = 0;
-			n = strtoul(optarg, &end, 10);
-			if (errno || *end || !*optarg || optarg[0] == '-' || n > 1000000)
-				return usage_error("--vcpus '%s': not a number of vCPUs", optarg);
-			cfg->nr_vcpus = (unsigned)n;
-			break;
 		case 'm':
-			ra->machine_flags = true;
-			switch (size__parse(optarg, &cfg->mem_size)) {
-			case 0:
-				break;
-			case -ERANGE:
-				return usage_error("--memory '%s': too large", optarg);
-			default:
-				return usage_error("--memory '%s': not a size (examples: 256M, 2G, 1GiB)",
-						   optarg);
-			}
+			if (ra->nr_args == CLI_MAX_ARGS - 2)
+				return usage_error("%s: too many flags", optarg);
+			add_arg(ra, c == 'k' ? "--kernel" : c == 'i' ? "--initrd" : c == 'c' ? "--cmdline" :
+				c == 'n' ? "--vcpus" : "--memory",
+				c == 'k' ? "kernel" : c == 'i' ? "initrd" : c == 'c' ? "cmdline" :
+				c == 'n' ? "vcpus" : "memory", optarg);
+			kernel_set |= c == 'k';
+			ra->vcpus_set |= c == 'n';
+			ra->memory_set |= c == 'm';
 			break;
 		case 'b':
 			if (!strcmp(optarg, "auto"))
@@ -302,12 +259,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 			ra->vm_name = optarg;
 			break;
 		case 'N':
-			ra->machine_flags = true;
-			if (ra->nr_nics == CLI_MAX_NICS)
+			if (ra->nr_nics++ == CLI_MAX_NICS)
 				return usage_error("--net %s: at most 8 NICs", optarg);
-			if (parse_net(optarg, &ra->nics[ra->nr_nics], ra->nr_nics))
-				return 1;
-			ra->nr_nics++;
+			add_arg(ra, "--net", "nics", optarg);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -321,13 +275,18 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		ra->plan_file = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (ra->plan_file && ra->machine_flags)
-		return usage_error("%s: the kernel, initrd, cmdline, vCPUs and memory come from the plan "
-				   "file; drop those flags or the file", ra->plan_file);
+	if (ra->plan_file && ra->nr_args)
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory and NICs come from the "
+				   "plan file; drop those flags or the file", ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
-	if (!ra->plan_file && !cfg->boot.kernel_path)
+	if (!ra->plan_file && !kernel_set)
 		return usage_error("%s", "run: --kernel FILE (or a plan file) is required");
+	/* The command line's defaults: what a plan file must spell out. */
+	if (!ra->vcpus_set)
+		add_arg(ra, "--vcpus", "vcpus", CLI_DEFAULT_VCPUS);
+	if (!ra->memory_set)
+		add_arg(ra, "--memory", "memory", CLI_DEFAULT_MEMORY);
 	return 0;
 }
 
@@ -414,13 +373,12 @@ static int cmd_run(int argc, char **argv)
 	struct vm_config cfg = {
 		.kvm_path = "/dev/kvm",
 		.boot = { .cmdline = DEFAULT_CMDLINE, .mode = BOOT_MODE_AUTO },
-		.nr_vcpus = 1,
-		.mem_size = 256ULL << 20,
 		.console_in = STDIN_FILENO,
 		.console_out = STDOUT_FILENO,
 	};
 	static struct run_args ra;
 	struct virtio_net_spec *plan_nics = NULL;
+	const struct plan_vm *pvm;
 	struct placement placement;
 	struct plan plan = { 0 };
 	struct timespec t0;
@@ -431,25 +389,23 @@ static int cmd_run(int argc, char **argv)
 	status = parse_run(argc, argv, &cfg, &ra);
 	if (status)
 		return status;
-	cfg.nics = ra.nics;
-	cfg.nr_nics = ra.nr_nics;
+	/* Flags or a file, one validated VM: the same schema, limits and defaults. */
+	if (ra.plan_file ? plan__load(&plan, ra.plan_file, &e) : plan__from_args(&plan, ra.args, ra.nr_args, &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		return 1;
+	}
+	pvm = choose_vm(&plan, ra.vm_name);
+	if (!pvm || (ra.plan_file && !plan_fits_host(&plan))) {
+		plan__free(&plan);
+		return 1;
+	}
+	if (config_from_plan(&cfg, pvm, &plan_nics)) {
+		fprintf(stderr, "rtvmm: out of memory for the plan's NICs\n");
+		plan__free(&plan);
+		return 1;
+	}
+	/* A plan file places the VM (hugepages, nodes, pinning) and proves it; flags do not. */
 	if (ra.plan_file) {
-		const struct plan_vm *pvm;
-
-		if (plan__load(&plan, ra.plan_file, &e)) {
-			fprintf(stderr, "rtvmm: %s\n", e.msg);
-			return 1;
-		}
-		pvm = choose_vm(&plan, ra.vm_name);
-		if (!pvm || !plan_fits_host(&plan)) {
-			plan__free(&plan);
-			return 1;
-		}
-		if (config_from_plan(&cfg, pvm, &plan_nics)) {
-			fprintf(stderr, "rtvmm: out of memory for the plan's NICs\n");
-			plan__free(&plan);
-			return 1;
-		}
 		placement__init(&placement, pvm);
 		cfg.placement = &placement;
 	}

@@ -19,16 +19,16 @@
 
 #include "base/cpus.h"
 #include "base/size.h"
+#include "base/vm_limits.h"
 
-#define MAX_VCPUS    254           /* xAPIC ids, as `rtvmm run --vcpus` */
-#define MAX_QUEUES   16            /* queue pairs per vhost-user NIC */
 #define MAX_NODE     1023          /* highest NUMA node number we accept */
-#define MIN_MEMORY   (4ULL << 20)  /* as the builder: boot structures plus a kernel */
 #define MAX_FIELDS   16            /* keys in the largest mapping */
 #define KEY_LEN      sizeof(((struct plan_loc *)0)->key)
 
 struct ctx {
 	const char *file;          /* as the user named it, for messages */
+	const struct plan_arg *args; /* a plan from flags: a node's line is its flag's index + 1 */
+	unsigned nr_args;
 	char dir[4096];            /* its directory with a trailing '/', "" for the cwd */
 	yaml_document_t *doc;
 	struct plan *p;
@@ -174,7 +174,7 @@ struct vcpus_spec {
 
 enum { VCPUS_COUNT, VCPUS_POLICY, VCPUS_PRIORITY, VCPUS_CPUS, VCPUS_PIN, NR_VCPUS };
 static const struct field vcpus_fields[] = {
-	[VCPUS_COUNT] = F_UINT("count", struct vcpus_spec, count, true, 1, MAX_VCPUS),
+	[VCPUS_COUNT] = F_UINT("count", struct vcpus_spec, count, true, 1, VM_MAX_VCPUS),
 	[VCPUS_POLICY] = F_ENUM("policy", struct vcpus_spec, policy, policy_names),
 	[VCPUS_PRIORITY] = F_INT("priority", struct vcpus_spec, priority, INT_MIN, INT_MAX),
 	[VCPUS_CPUS] = F_CPUS("cpus", struct vcpus_spec, cpus, false),
@@ -191,7 +191,7 @@ static const struct field vcpu_fields[] = {
 
 /* Shorthands: `vcpus: 2`, `memory: 1G`, and the entries of `pin:`. */
 static const struct field vcpus_count_field =
-	F_UINT("vcpus", struct vcpus_spec, count, true, 1, MAX_VCPUS);
+	F_UINT("vcpus", struct vcpus_spec, count, true, 1, VM_MAX_VCPUS);
 static const struct field memory_size_field = F_SIZE("memory", struct plan_memory, size, true);
 static const struct field pin_field = F_CPUS("pin", struct plan_sched, cpus, true);
 
@@ -200,7 +200,7 @@ static const struct field nic_fields[] = {
 	[NIC_NAME] = F_STR("name", struct plan_nic, name, true),
 	[NIC_SOCKET] = F_PATH("socket", struct plan_nic, socket, true),
 	[NIC_MAC] = F_MAC("mac", struct plan_nic, mac),
-	[NIC_QUEUES] = F_UINT("queues", struct plan_nic, queues, false, 1, MAX_QUEUES),
+	[NIC_QUEUES] = F_UINT("queues", struct plan_nic, queues, false, 1, VM_MAX_NIC_QUEUE_PAIRS),
 	[NIC_MODE] = F_ENUM("mode", struct plan_nic, mode, nic_mode_names),
 };
 
@@ -277,8 +277,21 @@ static int fail(struct ctx *c, unsigned line, const char *key, const yaml_node_t
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	quote_value(val, value, sizeof(value));
+	if (c->args && line >= 1 && line <= c->nr_args)
+		return err__set(c->e, -EINVAL, "%s '%s': %s%s%s", c->args[line - 1].flag,
+				c->args[line - 1].value, key, *key ? ": " : "", what);
 	return err__set(c->e, -EINVAL, "%s:%u: %s%s%s%s", c->file, line, key, *key ? ": " : "",
 			what, value);
+}
+
+/* Where an earlier value was given: "line 12" in a file, "--net 'socket=/x'" on the command line. */
+static const char *given_at(const struct ctx *c, unsigned line, char *buf, size_t len)
+{
+	if (c->args && line >= 1 && line <= c->nr_args)
+		snprintf(buf, len, "%s '%s'", c->args[line - 1].flag, c->args[line - 1].value);
+	else
+		snprintf(buf, len, "line %u", line);
+	return buf;
 }
 
 static int wrong_type(struct ctx *c, unsigned line, const char *key, const yaml_node_t *val,
@@ -722,9 +735,9 @@ static int parse_vcpus(struct ctx *c, struct plan_vm *vm, const yaml_node_t *key
 
 	if (val->type == YAML_SEQUENCE_NODE) {
 		n = (unsigned)(val->data.sequence.items.top - val->data.sequence.items.start);
-		if (n < 1 || n > MAX_VCPUS)
+		if (n < 1 || n > VM_MAX_VCPUS)
 			return fail(c, line_of(key), path, NULL,
-				    "%u entries: a VM has 1..%d vCPUs", n, MAX_VCPUS);
+				    "%u entries: a VM has 1..%d vCPUs", n, VM_MAX_VCPUS);
 		vm->vcpus = calloc(n, sizeof(*vm->vcpus));
 		if (!vm->vcpus)
 			return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
@@ -831,9 +844,9 @@ static int parse_memory(struct ctx *c, struct plan_memory *m, const yaml_node_t 
 		return rc;
 
 	page = page_size__bytes(m->page_size);
-	if (m->size < MIN_MEMORY)
+	if (m->size < VM_MIN_MEMORY)
 		return fail(c, line_of(size_key), kpath, size_val, "too small: at least %lluM",
-			    (unsigned long long)(MIN_MEMORY >> 20));
+			    (unsigned long long)(VM_MIN_MEMORY >> 20));
 	if (m->size % page)
 		return fail(c, line_of(size_key), kpath, size_val,
 			    "not a multiple of the %s page size", page_size__name(m->page_size));
@@ -878,7 +891,7 @@ static const struct plan_nic *nic_clash(const struct plan *p, const struct plan_
 /* `nics: [{name, socket, mac, queues, mode}]`: vhost-user ports. */
 static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const char *vm_path)
 {
-	char path[KEY_LEN], kpath[KEY_LEN], fpath[KEY_LEN];
+	char path[KEY_LEN], kpath[KEY_LEN], fpath[KEY_LEN], at[700];
 	const struct plan_nic *other;
 	yaml_node_item_t *item;
 	struct plan_nic *nic;
@@ -914,21 +927,22 @@ static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const
 		for (j = 0; j < i; j++)
 			if (!strcmp(vm->nics[j].name, nic->name))
 				return fail(c, line_of(s.key[NIC_NAME]), fpath, s.val[NIC_NAME],
-					    "duplicate NIC name in this VM (first at line %u, %s)",
-					    vm->nics[j].loc.line, vm->nics[j].loc.key);
+					    "duplicate NIC name in this VM (first at %s, %s)",
+					    given_at(c, vm->nics[j].loc.line, at, sizeof(at)),
+					    vm->nics[j].loc.key);
 		other = nic_clash(c->p, vm, nic, false);
 		if (other) {
 			key_join(fpath, kpath, "socket");
 			return fail(c, line_of(s.key[NIC_SOCKET]), fpath, s.val[NIC_SOCKET],
-				    "socket already used by %s (line %u)", other->loc.key,
-				    other->loc.line);
+				    "socket already used by %s (%s)", other->loc.key,
+				    given_at(c, other->loc.line, at, sizeof(at)));
 		}
 		other = nic_clash(c->p, vm, nic, true);
 		if (other) {
 			key_join(fpath, kpath, "mac");
 			return fail(c, line_of(s.key[NIC_MAC]), fpath, s.val[NIC_MAC],
-				    "MAC address already used by %s (line %u)", other->loc.key,
-				    other->loc.line);
+				    "MAC address already used by %s (%s)", other->loc.key,
+				    given_at(c, other->loc.line, at, sizeof(at)));
 		}
 	}
 	return 0;
@@ -1185,5 +1199,114 @@ err_delete_doc:
 err_delete_parser:
 	yaml_parser_delete(&parser);
 	fclose(f);
+	return rc;
+}
+
+/* ---- the command line ---------------------------------------------------------------------- */
+
+/* A scalar node of the flags' document, marked with its flag (line = index + 1, 0: none). */
+static int args_scalar(yaml_document_t *doc, const char *text, size_t len, unsigned line)
+{
+	int id = yaml_document_add_scalar(doc, NULL, (yaml_char_t *)text, (int)len,
+					  YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+
+	if (id)
+		doc->nodes.start[id - 1].start_mark.line = line ? line - 1 : (size_t)-1;
+	return id;
+}
+
+/* One `nics:` entry from "KEY=VALUE,KEY=VALUE" (flag `line`), named netINDEX unless it says. */
+static int args_nic(struct ctx *c, yaml_document_t *doc, int nics, unsigned index, unsigned line)
+{
+	const char *spec = c->args[line - 1].value, *item = spec, *eq, *end;
+	int map = yaml_document_add_mapping(doc, NULL, YAML_FLOW_MAPPING_STYLE), k, v;
+	char name[16];
+
+	if (!map || !yaml_document_append_sequence_item(doc, nics, map))
+		return -ENOMEM;
+	doc->nodes.start[map - 1].start_mark.line = line - 1;
+	if (strncmp(spec, "name=", 5) && !strstr(spec, ",name=")) {
+		snprintf(name, sizeof(name), "net%u", index);
+		k = args_scalar(doc, "name", 4, line);
+		v = args_scalar(doc, name, strlen(name), line);
+		if (!k || !v || !yaml_document_append_mapping_pair(doc, map, k, v))
+			return -ENOMEM;
+	}
+	for (;;) {
+		end = strchr(item, ',');
+		if (!end)
+			end = item + strlen(item);
+		eq = memchr(item, '=', (size_t)(end - item));
+		if (!eq || eq == item)
+			return err__set(c->e, -EINVAL, "%s '%s': '%.*s': expected KEY=VALUE (keys: name, "
+					"socket, mac, queues, mode)", c->args[line - 1].flag, spec,
+					(int)(end - item), item);
+		k = args_scalar(doc, item, (size_t)(eq - item), line);
+		v = args_scalar(doc, eq + 1, (size_t)(end - eq - 1), line);
+		if (!k || !v || !yaml_document_append_mapping_pair(doc, map, k, v))
+			return -ENOMEM;
+		if (!*end)
+			return 0;
+		item = end + 1;
+	}
+}
+
+/* The document the flags stand for: {vm: {name: vm, KEY: VALUE..., nics: [{...}...]}}. */
+static int args_document(struct ctx *c, yaml_document_t *doc)
+{
+	int root, vm, nics = 0, k, v, rc;
+	unsigned i, nr_nics = 0;
+
+	root = yaml_document_add_mapping(doc, NULL, YAML_BLOCK_MAPPING_STYLE);
+	vm = yaml_document_add_mapping(doc, NULL, YAML_BLOCK_MAPPING_STYLE);
+	k = args_scalar(doc, "vm", 2, 0);
+	if (!root || !vm || !k || !yaml_document_append_mapping_pair(doc, root, k, vm))
+		return -ENOMEM;
+	k = args_scalar(doc, "name", 4, 0);
+	v = args_scalar(doc, "vm", 2, 0);
+	if (!k || !v || !yaml_document_append_mapping_pair(doc, vm, k, v))
+		return -ENOMEM;
+	for (i = 0; i < c->nr_args; i++) {
+		const struct plan_arg *a = &c->args[i];
+
+		if (!strcmp(a->key, "nics")) {
+			if (!nics) {
+				nics = yaml_document_add_sequence(doc, NULL, YAML_BLOCK_SEQUENCE_STYLE);
+				k = args_scalar(doc, "nics", 4, i + 1);
+				if (!nics || !k || !yaml_document_append_mapping_pair(doc, vm, k, nics))
+					return -ENOMEM;
+			}
+			rc = args_nic(c, doc, nics, nr_nics++, i + 1);
+			if (rc)
+				return rc;
+			continue;
+		}
+		k = args_scalar(doc, a->key, strlen(a->key), i + 1);
+		v = args_scalar(doc, a->value, strlen(a->value), i + 1);
+		if (!k || !v || !yaml_document_append_mapping_pair(doc, vm, k, v))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int plan__from_args(struct plan *p, const struct plan_arg *args, unsigned nr, struct err *e)
+{
+	struct ctx c = { .file = "command line", .args = args, .nr_args = nr, .p = p, .e = e };
+	yaml_document_t doc;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->file, sizeof(p->file), "%s", c.file);
+	if (!yaml_document_initialize(&doc, NULL, NULL, NULL, 1, 1))
+		return err__set(e, -ENOMEM, "command line: out of memory");
+	c.doc = &doc;
+	rc = args_document(&c, &doc);
+	if (rc == -ENOMEM)
+		rc = err__set(e, rc, "command line: out of memory");
+	if (!rc)
+		rc = parse_plan(&c, yaml_document_get_root_node(&doc));
+	if (rc)
+		plan__free(p);
+	yaml_document_delete(&doc);
 	return rc;
 }

@@ -51,12 +51,14 @@ kvm_cases=(
 	"not 64-bit bzImage%no64.bzImage.*64%run --kernel $tmp/no64.bzImage"
 	"missing initrd%$tmp/nope.img.*(No such file|not found|missing)%run --kernel $guest --initrd $tmp/nope.img"
 	"initrd does not fit%huge.initrd.*(does not fit|too large)%run --kernel $guest --initrd $tmp/huge.initrd --memory 64M"
-	"memory too small%--memory.*too small%run --kernel $guest --memory 1M"
-	"vcpus zero%--vcpus 0%run --kernel $guest --vcpus 0"
-	"vcpus above KVM limit%--vcpus 100000.*KVM%run --kernel $guest --vcpus 100000"
 )
 cli_cases=(
-	"memory unparsable%--memory 'lots'.*not a size%run --kernel $guest --memory lots"
+	"memory too small%--memory '1M'.*too small%run --kernel $guest --memory 1M"
+	"vcpus zero%--vcpus '0'.*1\\.\\.254%run --kernel $guest --vcpus 0"
+	"vcpus above rtvmm's limit%--vcpus '100000'.*1\\.\\.254%run --kernel $guest --vcpus 100000"
+	"NIC queues out of range%--net 'socket=/x,queues=99'.*vm\\.nics\\[0\\]\\.queues.*1\\.\\.16%run --kernel $guest --net socket=/x,queues=99"
+	"NIC item without a value%--net 'socket=/x,fast'.*'fast'.*KEY=VALUE%run --kernel $guest --net socket=/x,fast"
+	"memory unparsable%--memory 'lots'.*expected a size%run --kernel $guest --memory lots"
 	"memory overflow%--memory.*too large%run --kernel $guest --memory 99999999999T"
 	"vcpus not a number%--vcpus 'two'%run --kernel $guest --vcpus two"
 	"no /dev/kvm%$tmp/no-kvm.*no such device%run --kernel $guest --kvm $tmp/no-kvm"

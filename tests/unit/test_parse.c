@@ -350,6 +350,86 @@ static void test_parse_defaults_for_a_minimal_vm(void **state)
 	plan__free(&p);
 }
 
+/* The command line's flags go through the same schema: the same VM as the file would give. */
+static void test_flags_make_the_plan_a_file_would(void **state)
+{
+	const struct plan_arg args[] = {
+		{ "--kernel", "kernel", "/boot/vmlinuz" },
+		{ "--memory", "memory", "64M" },
+		{ "--vcpus", "vcpus", "2" },
+		{ "--net", "nics", "socket=/run/a.sock,queues=2,mode=server" },
+		{ "--net", "nics", "name=up,socket=/run/b.sock,mac=52:54:00:00:00:02" },
+	};
+	struct err e = { 0 };
+	struct plan p;
+
+	(void)state;
+	assert_int_equal(plan__from_args(&p, args, 5, &e), 0);
+	assert_int_equal(p.nr_vms, 1);
+	assert_string_equal(p.vms[0].name, "vm");
+	assert_string_equal(p.vms[0].kernel, "/boot/vmlinuz");
+	assert_int_equal(p.vms[0].memory.size, 64ULL << 20);
+	assert_int_equal(p.vms[0].memory.page_size, PAGE_4K);
+	assert_int_equal(p.vms[0].memory.node, -1);
+	assert_int_equal(p.vms[0].nr_vcpus, 2);
+	assert_int_equal(p.vms[0].vcpus[1].policy, RT_POLICY_OTHER);
+	assert_int_equal(p.vms[0].nr_nics, 2);
+	assert_string_equal(p.vms[0].nics[0].name, "net0");
+	assert_string_equal(p.vms[0].nics[0].socket, "/run/a.sock");
+	assert_int_equal(p.vms[0].nics[0].queues, 2);
+	assert_int_equal(p.vms[0].nics[0].mode, PLAN_NIC_SERVER);
+	assert_false(p.vms[0].nics[0].mac_set);
+	assert_string_equal(p.vms[0].nics[1].name, "up");
+	assert_int_equal(p.vms[0].nics[1].queues, 1);
+	assert_int_equal(p.vms[0].nics[1].mode, PLAN_NIC_CLIENT);
+	assert_true(p.vms[0].nics[1].mac_set);
+	assert_int_equal(p.vms[0].nics[1].mac[5], 2);
+	plan__free(&p);
+}
+
+/* A flag's bad value is refused by the schema's own rule, naming the flag, its value and the key. */
+static void test_flags_errors_name_the_flag(void **state)
+{
+	static const struct {
+		struct plan_arg bad;
+		const char *message;
+	} cases[] = {
+		{ { "--vcpus", "vcpus", "0" }, "--vcpus '0': vm.vcpus: out of range 1..254" },
+		{ { "--memory", "memory", "1M" }, "--memory '1M': vm.memory: too small: at least 4M" },
+		{ { "--net", "nics", "socket=/x,queues=17" },
+		  "--net 'socket=/x,queues=17': vm.nics[0].queues: out of range 1..16" },
+		{ { "--net", "nics", "socket=/x,mode=both" },
+		  "--net 'socket=/x,mode=both': vm.nics[0].mode: expected one of: client, server" },
+		{ { "--net", "nics", "socket=/x,colour=red" },
+		  "--net 'socket=/x,colour=red': vm.nics[0].colour: unknown key in NIC" },
+		{ { "--net", "nics", "socket=/x,,mac=52:54:00:00:00:01" },
+		  "--net 'socket=/x,,mac=52:54:00:00:00:01': '': expected KEY=VALUE" },
+	};
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct plan_arg args[4] = {
+			{ "--kernel", "kernel", "/boot/vmlinuz" },
+			{ "--memory", "memory", "64M" },
+			{ "--vcpus", "vcpus", "1" },
+		};
+		struct err e = { 0 };
+		struct plan p;
+		unsigned j;
+
+		/* The bad flag replaces the good one with its key, or comes last (a NIC). */
+		for (j = 0; j < 3 && strcmp(args[j].key, cases[i].bad.key); j++)
+			;
+		args[j] = cases[i].bad;
+		assert_int_equal(plan__from_args(&p, args, j == 3 ? 4 : 3, &e), -EINVAL);
+		if (!strstr(e.msg, cases[i].message))
+			print_error("case %u: '%s' lacks '%s'\n", i, e.msg, cases[i].message);
+		assert_non_null(strstr(e.msg, cases[i].message));
+		assert_int_equal(p.nr_vms, 0);
+	}
+}
+
 static void test_parse_hugepages_prefault_by_default(void **state)
 {
 	struct plan p;
@@ -736,6 +816,8 @@ int main(void)
 		cmocka_unit_test(test_parse_example_telco_host),
 		cmocka_unit_test(test_parse_full_vm_fills_every_field),
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
+		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
+		cmocka_unit_test(test_flags_errors_name_the_flag),
 		cmocka_unit_test(test_parse_hugepages_prefault_by_default),
 		cmocka_unit_test(test_parse_emulator_cpus_default_to_housekeeping),
 		cmocka_unit_test(test_parse_single_vm_document),

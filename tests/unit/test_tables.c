@@ -446,7 +446,7 @@ static void madt_walk(const uint8_t *m, struct madt_view *v)
 
 static void test_madt_lists_one_lapic_per_vcpu(void **state)
 {
-	static const unsigned counts[] = { 1, 2, 3, 8, TABLES_MAX_VCPUS };
+	static const unsigned counts[] = { 1, 2, 3, 8, VM_MAX_VCPUS };
 	struct guest_mem *mem = *state;
 	struct madt_view v;
 	unsigned c, i;
@@ -490,7 +490,7 @@ static void test_acpi_rejects_zero_and_too_many_vcpus(void **state)
 	struct guest_mem *mem = *state;
 
 	assert_int_equal(acpi__write(mem, 0, isa, nr_isa), -EINVAL);
-	assert_int_equal(acpi__write(mem, TABLES_MAX_VCPUS + 1, isa, nr_isa), -E2BIG);
+	assert_int_equal(acpi__write(mem, VM_MAX_VCPUS + 1, isa, nr_isa), -E2BIG);
 	assert_int_equal(acpi__write(mem, 1000, isa, nr_isa), -E2BIG);
 }
 
@@ -620,7 +620,7 @@ static void mp_walk(const uint8_t *c, struct mp_view *v)
 
 static void test_mptable_lists_one_cpu_per_vcpu_with_bsp_first(void **state)
 {
-	static const unsigned counts[] = { 1, 2, 5, TABLES_MAX_VCPUS };
+	static const unsigned counts[] = { 1, 2, 5, VM_MAX_VCPUS };
 	struct guest_mem *mem = *state;
 	struct mp_view v;
 	unsigned c, i;
@@ -665,7 +665,7 @@ static void test_mptable_rejects_zero_and_too_many_vcpus(void **state)
 	struct guest_mem *mem = *state;
 
 	assert_int_equal(mptable__write(mem, 0), -EINVAL);
-	assert_int_equal(mptable__write(mem, TABLES_MAX_VCPUS + 1), -E2BIG);
+	assert_int_equal(mptable__write(mem, VM_MAX_VCPUS + 1), -E2BIG);
 }
 
 static void test_mptable_and_acpi_coexist(void **state)

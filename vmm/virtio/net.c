@@ -10,6 +10,9 @@
 #include "vmm/virtio/vhost_user.h"
 #include "vmm/virtio/virtqueue.h"
 
+_Static_assert(2 * VM_MAX_NIC_QUEUE_PAIRS + 1 <= VIRTIO_MAX_QUEUES,
+	       "a NIC's data queues and control queue must fit the transport's queues");
+
 #define BIT(n) (1ull << (n))
 
 /* Data-path features: only what the backend implements reaches the guest. */
@@ -348,9 +351,9 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 	struct net *n;
 	int err;
 
-	if (nic->queues < 1 || nic->queues > VIRTIO_NET_MAX_PAIRS)
+	if (nic->queues < 1 || nic->queues > VM_MAX_NIC_QUEUE_PAIRS)
 		return err__set(e, -EINVAL, "nic '%s': %u queue pairs (1..%u)", nic->name, nic->queues,
-				VIRTIO_NET_MAX_PAIRS);
+				VM_MAX_NIC_QUEUE_PAIRS);
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return err__set(e, -ENOMEM, "nic '%s': out of memory", nic->name);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/vm_limits.h"
 #include "vmm/device.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
@@ -54,7 +55,6 @@
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 
 #define VIRTIO_NET_QUEUE_SIZE 1024   /* largest ring the device accepts */
-#define VIRTIO_NET_MAX_PAIRS  16     /* 2N data queues + control fit VIRTIO_MAX_QUEUES */
 
 /* Device configuration space as the guest reads it (little-endian on x86). */
 struct virtio_net_config {
@@ -70,7 +70,7 @@ struct virtio_net_spec {
 	char socket[108];            /* vhost-user unix socket path */
 	uint8_t mac[6];
 	bool mac_set;                /* else a stable address derived from the socket path */
-	unsigned queues;             /* queue pairs, 1..VIRTIO_NET_MAX_PAIRS */
+	unsigned queues;             /* queue pairs, 1..VM_MAX_NIC_QUEUE_PAIRS */
 	bool server;                 /* listen for the backend instead of connecting to it */
 };
 

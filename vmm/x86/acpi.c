@@ -761,7 +761,7 @@ int64_t acpi__write(struct guest_mem *mem, unsigned nr_vcpus, const struct devic
 
 	if (nr_vcpus == 0)
 		return -EINVAL;
-	if (nr_vcpus > TABLES_MAX_VCPUS)
+	if (nr_vcpus > VM_MAX_VCPUS)
 		return -E2BIG;
 	acpi_plan(&plan, nr_vcpus, isa, nr_isa);
 	if (plan.end > ACPI_AREA_SIZE)

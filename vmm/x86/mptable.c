@@ -202,7 +202,7 @@ int mptable__write(struct guest_mem *mem, unsigned nr_vcpus)
 
 	if (nr_vcpus == 0)
 		return -EINVAL;
-	if (nr_vcpus > TABLES_MAX_VCPUS)
+	if (nr_vcpus > VM_MAX_VCPUS)
 		return -E2BIG;
 	size = mptable_size(nr_vcpus);
 	if (size > MP_AREA_SIZE)

@@ -4,14 +4,9 @@
 
 #include <stdint.h>
 
+#include "base/vm_limits.h"
 #include "vmm/device.h"
 #include "vmm/guest_mem.h"
-
-/*
- * vCPU i has APIC id i and the IOAPIC has id nr_vcpus; all of them must stay
- * below 0xFF (the xAPIC broadcast id), so both tables take at most 254 vCPUs.
- */
-#define TABLES_MAX_VCPUS 254
 
 /*
  * Interrupt wiring both tables describe (and the VM's GSI routing must match):
@@ -25,7 +20,7 @@
 /*
  * Writes the Intel MP 1.4 floating pointer and config table (CPUs, buses,
  * IOAPIC, ISA IRQ routes, LINT0 ExtINT / LINT1 NMI) at LAYOUT_MPTABLE.
- * Returns 0, -EINVAL for 0 vCPUs, -E2BIG for more than TABLES_MAX_VCPUS or
+ * Returns 0, -EINVAL for 0 vCPUs, -E2BIG for more than VM_MAX_VCPUS or
  * if the table would pass LAYOUT_BIOS_END, -EFAULT if that area is not RAM.
  */
 int mptable__write(struct guest_mem *mem, unsigned nr_vcpus);
