@@ -21,7 +21,8 @@ same memory and vCPUs, runs interleaved in one session.
    the host). QEMU boots the same build's vmlinux through PVH when the kernel has one (rtvmm's
    own build) and otherwise the same bzImage with its own Linux loader; config.linux.qemu_boot
    says which. A monitor that reports a KVM internal error is stopped 2 s later; the stages it
-   did not reach are recorded as such, with its last console lines.
+   did not reach are recorded as such, with its last console lines (the whole console of
+   each boot is in --outdir, linux-MONITOR-N.log, each line with its time since launch).
 3. Monitor memory: Rss of every mapping in /proc/PID/smaps except guest RAM, while the
    bare-metal guest idles (test=boot fault=hang: halted with interrupts off). Guest RAM is
    the memfd both monitors map it from (QEMU: -object memory-backend-memfd).
@@ -91,10 +92,10 @@ def qemu_argv(args, machine, mem_mib, vcpus, kernel, append, initrd=None):
     return argv + (["-initrd", initrd] if initrd else [])
 
 
-def timed_run(argv, markers, timeout):
+def timed_run(argv, markers, timeout, logfile=None):
     """Runs a monitor until it exits (or TIMEOUT, or 2 s after a fatal error); returns the
     seconds from launch to the first line matching each of MARKERS {name: regex} and to
-    the exit, the exit status and the last console lines."""
+    the exit, the exit status and the last console lines. The whole console goes to LOGFILE."""
     rx = {k: re.compile(v) for k, v in markers.items()}
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -102,6 +103,7 @@ def timed_run(argv, markers, timeout):
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     times, buf, tail, fatal, killed = {}, b"", [], None, False
+    log = open(logfile, "w") if logfile else None
     deadline = t0 + timeout
     while True:
         left = deadline - time.monotonic()
@@ -121,6 +123,8 @@ def timed_run(argv, markers, timeout):
         *lines, buf = buf.split(b"\n")
         for raw in lines:
             line = raw.decode(errors="replace").rstrip("\r")
+            if log:
+                log.write(f"[{now:9.3f}] {line}\n")
             tail = (tail + [line])[-15:]
             for name, r in rx.items():
                 if name not in times and r.search(line):
@@ -136,6 +140,8 @@ def timed_run(argv, markers, timeout):
         status = proc.wait()
     sel.close()
     proc.stdout.close()
+    if log:
+        log.close()
     end = time.monotonic() - t0
     if not killed:
         times["exit"] = end
@@ -266,7 +272,8 @@ def linux(args, res, rtvmm, kernel, initrd, runs):
     all_runs = {m: [] for m in MONITORS}
     for i in range(runs):
         for m in MONITORS:
-            r = timed_run(cmd[m], LINUX_STAGES, args.linux_timeout or (150 if args.quick else 300))
+            r = timed_run(cmd[m], LINUX_STAGES, args.linux_timeout or (150 if args.quick else 300),
+                          os.path.join(args.outdir, f"linux-{m}-{i + 1}.log"))
             all_runs[m].append(r)
             benchlib.log(NAME, f"linux {i + 1}/{runs} {m}: {r['times']} status {r['status']}")
             if r["fatal_error_s"] is not None or "init_marker" not in r["times"]:

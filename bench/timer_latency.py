@@ -15,12 +15,13 @@ Host: cyclictest -m -p PRIO -a MEASURE_CPU -t1 -i PERIOD -l SAMPLES -h 10000 -q 
 Each idle and under stress: stress-ng CPU hogs (SCHED_OTHER), one pinned to each of the
 housekeeping and measure cpus, so the measured cpu is contended and the other one loaded too.
 
-A guest run that stalls (no result within 30 s + 10x its nominal length: a timer interrupt
-that never came, so the halted vCPU sleeps for good) is killed and run again, up to
---attempts times; every stall is recorded (figure field stalled_runs, and a note). A host that
-loses wake-ups so is broken, and the record says so; scripts/kvmbox is such a host (nested
-KVM in QEMU TCG: about one TSC-deadline wake-up in 1000-2000 from hlt never arrives there,
-with QEMU as the monitor as with rtvmm), which is why --quick takes 500 samples, not more.
+A guest run that stalls (its vCPU thread has not run for 10 s, or no result within 30 s +
+10x its nominal length: a timer interrupt that never came, so the halted vCPU sleeps for good)
+is killed and run again, up to --attempts times; every stall is recorded (figure field
+stalled_runs, and a note). A host that loses wake-ups so is broken, and the record says so;
+scripts/kvmbox is such a host (nested KVM in QEMU TCG: one TSC-deadline wake-up from hlt in
+500-2000 never arrives there, with QEMU as the monitor as with rtvmm, more often under load),
+which is why --quick takes 500 samples, not more.
 
 What the guest figure includes beyond the host's wake-up of the vCPU thread: KVM's injection of
 the interrupt and the stub's first instruction (rdtsc), both emulated at CPL0 on this nested
@@ -50,8 +51,8 @@ def add_arguments(ap):
     ap.add_argument("--period-us", type=int, default=200, help="timer period in us (default 200)")
     ap.add_argument("--samples", type=int, default=None,
                     help="wake-ups per scenario (default 100000; --quick 500)")
-    ap.add_argument("--attempts", type=int, default=6,
-                    help="guest runs per scenario before a stalled one fails it (default 6)")
+    ap.add_argument("--attempts", type=int, default=10,
+                    help="guest runs per scenario before a stalled one fails it (default 10)")
     ap.add_argument("--priority", type=int, default=90,
                     help="SCHED_FIFO priority of the rt vCPU and of cyclictest (default 90)")
 
@@ -106,6 +107,20 @@ class Stalled(RuntimeError):
     """A guest run started but gave no result in time: a wake-up that never came."""
 
 
+# A guest that waits for a wake-up every --period-us runs its vCPU thread many times a second;
+# one whose thread has not run at all for this long waits for an interrupt that will not come.
+STALL_S = 10
+
+
+def cpu_ns(pid, tid):
+    """Nanoseconds thread TID of PID has run (/proc schedstat), or None when unknown."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
 def run_guest_once(args, rtvmm, guest, placement, cmdline, tmp, scenario):
     """One guest run; returns (summary, buckets, {thread: placement}, page size or None)."""
     if placement == "rt":
@@ -122,12 +137,25 @@ def run_guest_once(args, rtvmm, guest, placement, cmdline, tmp, scenario):
             con.stop()
             raise RuntimeError(f"{scenario}: the guest did not start: " + " | ".join(con.tail(8)))
         where = {"vcpu0": read_placement(con.pid, r"^vcpu0$"), "rtvmm": read_placement(con.pid, r"^rtvmm$")}
+        vcpu = next(iter(benchlib.find_threads(con.pid, r"^vcpu0$", timeout=5)), None)
         limit = 30 + 10 * args.samples * args.period_us / 1e6
         t0 = time.monotonic()
-        status = con.wait(timeout=limit)
-        if time.monotonic() - t0 >= limit and not any(SUMMARY.search(l) for l in con.lines):
-            raise Stalled(f"{scenario}: no result {limit:.0f} s after the guest started "
-                          f"(last line: {con.tail(1)[0] if con.lines else 'none'})")
+        ran, ran_at = cpu_ns(con.pid, vcpu), t0
+        while not con.expect(HIST_END.pattern, 1.0):
+            now = time.monotonic()
+            if con.proc.poll() is not None:
+                break
+            ran_now = cpu_ns(con.pid, vcpu)
+            if ran_now != ran:
+                ran, ran_at = ran_now, now
+            elif ran is not None and now - ran_at >= STALL_S:
+                con.kill()
+                raise Stalled(f"{scenario}: the vCPU thread has not run for {STALL_S} s, "
+                              f"{now - t0:.0f} s after the guest started")
+            if now - t0 >= limit:
+                con.kill()
+                raise Stalled(f"{scenario}: no result {limit:.0f} s after the guest started")
+        status = con.wait(timeout=30)
     finally:
         con.close()
     if status != 0:
