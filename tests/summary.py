@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """One summary of meson test runs (scripts/test.sh): counts per run, every test that did not pass.
 
-Usage: summary.py LOG.json=LABEL ...   (meson test --logbase NAME writes meson-logs/NAME.json)
+Usage: summary.py LOG.json=LABEL ...   (meson test --logbase NAME writes meson-logs/NAME.json;
+logs with the same LABEL are one run)
 
 Exit 1 when a test failed or timed out, a run left no log, or, under CI=true, a test skipped:
 CI installs every peer and has a KVM host (native or scripts/kvmbox), so a skip there means a
@@ -17,16 +18,17 @@ def main(argv):
     ci = os.environ.get("CI") == "true"
     bad = False
     rows, notes = [], []
+    runs = {}   # label -> results of every log with that label, in order (one box per test)
     for arg in argv:
         path, _, label = arg.partition("=")
+        runs.setdefault(label, [])
         try:
             with open(path) as f:
-                results = [json.loads(line) for line in f if line.strip()]
+                runs[label] += [json.loads(line) for line in f if line.strip()]
         except OSError as e:
-            rows.append((label, "-", "-", "-", "-", "-"))
             notes.append(f"{label}: no test log ({e.strerror}: {path}): the run did not finish")
             bad = True
-            continue
+    for label, results in runs.items():
         if not results:
             notes.append(f"{label}: no test finished")
             bad = True
