@@ -177,7 +177,7 @@ static void report_stop(const struct vm *vm, double run_s)
 
 /* Command-line form of a run: the flags (which become a one-VM plan), or a plan file. */
 #define CLI_MAX_NICS 8
-#define CLI_MAX_ARGS (6 + CLI_MAX_NICS)
+#define CLI_MAX_ARGS (5 + CLI_MAX_NICS)   /* a repeated flag replaces its value: never more */
 
 struct run_args {
 	struct plan_arg args[CLI_MAX_ARGS];  /* --kernel, --memory, --net ...: keys of the VM */
@@ -225,19 +225,22 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 	while ((c = getopt_long(argc, argv, "k:i:c:n:m:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
+			kernel_set = true;
+			add_arg(ra, "--kernel", "kernel", optarg);
+			break;
 		case 'i':
+			add_arg(ra, "--initrd", "initrd", optarg);
+			break;
 		case 'c':
+			add_arg(ra, "--cmdline", "cmdline", optarg);
+			break;
 		case 'n':
+			ra->vcpus_set = true;
+			add_arg(ra, "--vcpus", "vcpus", optarg);
+			break;
 		case 'm':
-			if (ra->nr_args == CLI_MAX_ARGS - 2)
-				return usage_error("%s: too many flags", optarg);
-			add_arg(ra, c == 'k' ? "--kernel" : c == 'i' ? "--initrd" : c == 'c' ? "--cmdline" :
-				c == 'n' ? "--vcpus" : "--memory",
-				c == 'k' ? "kernel" : c == 'i' ? "initrd" : c == 'c' ? "cmdline" :
-				c == 'n' ? "vcpus" : "memory", optarg);
-			kernel_set |= c == 'k';
-			ra->vcpus_set |= c == 'n';
-			ra->memory_set |= c == 'm';
+			ra->memory_set = true;
+			add_arg(ra, "--memory", "memory", optarg);
 			break;
 		case 'b':
 			if (!strcmp(optarg, "auto"))

@@ -11,7 +11,10 @@
 #include "rt/rt.h"
 
 /* A plan's thread placement as rt/ takes it. */
-#define SCHED_OF(s) { .cpus = (s)->cpus, .policy = (s)->policy, .priority = (s)->priority }
+static struct rt_sched sched_of(const struct plan_sched *s)
+{
+	return (struct rt_sched){ .cpus = s->cpus, .policy = s->policy, .priority = s->priority };
+}
 
 /* vm_hooks.provide_memory: guest RAM placed per the plan (page size, node, prefault, mlock). */
 static int provide_memory(void *opaque, struct guest_mem *mem, uint64_t size, struct err *e)
@@ -39,7 +42,7 @@ static int provide_memory(void *opaque, struct guest_mem *mem, uint64_t size, st
 static int place_vcpu(void *opaque, unsigned index, pid_t tid)
 {
 	struct placement *p = opaque;
-	struct rt_sched s = SCHED_OF(&p->plan->vcpus[index]);
+	struct rt_sched s = sched_of(&p->plan->vcpus[index]);
 	struct err e = { 0 };
 	int err;
 
@@ -98,9 +101,10 @@ static int prove_placement(void *opaque, const struct vm *vm)
 	fprintf(stderr, "rtvmm: thread placement read back from the kernel:\n");
 	rt__print_table(stderr, rows, n);
 	for (i = 0; i < nr; i++) {
+		struct rt_sched want = sched_of(&p->plan->vcpus[i]);
 		struct rt_thread t;
 
-		if (rt__read(vm->vcpus[i].tid, &t) == 0 && rt__matches(&t, &(struct rt_sched)SCHED_OF(&p->plan->vcpus[i])))
+		if (rt__read(vm->vcpus[i].tid, &t) == 0 && rt__matches(&t, &want))
 			continue;
 		fprintf(stderr, "rtvmm: vcpu%u: the kernel's placement differs from the plan (%s:%u: %s)\n",
 			i, p->plan->name, p->plan->vcpus[i].loc.line, p->plan->vcpus[i].loc.key);
@@ -127,7 +131,7 @@ struct vm_hooks placement__hooks(struct placement *p)
 
 int placement__pin_emulator(const struct placement *p, struct err *e)
 {
-	struct rt_sched s = SCHED_OF(&p->plan->emulator);
+	struct rt_sched s = sched_of(&p->plan->emulator);
 
 	return CPU_COUNT(&s.cpus) > 0 ? rt__apply(0, &s, e) : 0;
 }
