@@ -42,6 +42,7 @@ import benchlib  # noqa: E402
 
 NAME = "linux_cyclictest"
 PRIORITY = 90
+KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")  # a printk line on the serial console
 
 
 def add_arguments(ap):
@@ -115,7 +116,8 @@ def guest_run(con, tag, ctargs, timeout):
     m = con.expect(rf"RTVMM-CT-END {tag} status=(\d+)", timeout)
     if not m:
         raise RuntimeError(f"guest run {tag} did not finish in {timeout:.0f} s: {con.tail(5)}")
-    lines = con.lines[start:-1]
+    # A kernel message printed before the guest quietened its console is not cyclictest's.
+    lines = [l for l in con.lines[start:-1] if not KERNEL_LINE.match(l)]
     if not con.expect(r"RTVMM-CT-READY", 30):
         raise RuntimeError(f"no prompt after {tag}: {con.tail(5)}")
     return int(m.group(1)), lines
