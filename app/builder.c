@@ -3,6 +3,7 @@
  * Read this function to learn the machine.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 
 /* How long the builder waits for a NIC's vhost-user backend before booting without it. */
 #define NIC_BACKEND_WAIT_MS 2000
+/* How often a wait during the build looks for a stop signal. */
+#define BUILD_SIGNAL_POLL_MS 50
 
 /* Legacy (ISA) devices the DSDT can list. */
 #define BUILDER_MAX_ISA 8
@@ -39,6 +42,54 @@ static int hold(struct vm *vm, const char *name, const struct device_ops *ops, v
 		return err__set(e, err, "%s: out of memory for the device list", name);
 	}
 	return 0;
+}
+
+/*
+ * A stop signal that arrived during the build (the caller blocked them, see
+ * builder.h): taken, recorded as the VM's stop (status 128+N) and returned as
+ * -EINTR with its message. 0 when none is pending.
+ */
+static int build_interrupted(struct vm *vm, struct err *e)
+{
+	static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
+	struct timespec now = { 0 };
+	sigset_t pending, one;
+	unsigned i;
+
+	if (sigpending(&pending) < 0)
+		return 0;
+	for (i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) {
+		int sig = stop_signals[i];
+
+		if (!sigismember(&pending, sig))
+			continue;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigtimedwait(&one, NULL, &now);
+		vm__request_stop(vm, VM_STOP_SIGNAL, 128 + sig);
+		return err__set(e, -EINTR, "%s while building the VM: stopped before the guest ran",
+				strsignal(sig));
+	}
+	return 0;
+}
+
+/* Waits up to `timeout_ms` for the NIC's backend, looking for stop signals meanwhile. */
+static int wait_backend(struct vm *vm, struct virtio_dev *net, int timeout_ms, struct err *e)
+{
+	int err;
+
+	for (;;) {
+		int slice = timeout_ms < BUILD_SIGNAL_POLL_MS ? timeout_ms : BUILD_SIGNAL_POLL_MS;
+
+		err = build_interrupted(vm, e);
+		if (err)
+			return err;
+		if (virtio_net__wait_backend(net, slice) == 0)
+			return 0;
+		timeout_ms -= slice;
+		if (timeout_ms <= 0)
+			return -ETIMEDOUT;
+	}
 }
 
 static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
@@ -71,16 +122,18 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 	err = hold(vm, "acpi-pm", &acpi_pm__device_ops, pm, e);
 	if (err)
 		return err;
-	err = testdev__add(&vm->pio, &vm->mmio, &vm->ctl, stdout, &td);
-	if (err)
-		return err__set(e, err, "test device: %s", strerror(-err));
-	err = hold(vm, "testdev", &testdev__device_ops, td, e);
-	if (err)
-		return err;
-	if (cfg->console_in >= 0) {
+	if (cfg->test_device) {
+		err = testdev__add(&vm->pio, &vm->mmio, &vm->ctl, com1, &td);
+		if (err)
+			return err__set(e, err, "test device: %s", strerror(-err));
+		err = hold(vm, "testdev", &testdev__device_ops, td, e);
+		if (err)
+			return err;
+	}
+	if (cfg->console_in >= 0 || cfg->console_out >= 0) {
 		err = console__start(&con, cfg->console_in, com1, &vm->ctl);
 		if (err)
-			return err__set(e, err, "console input: %s", strerror(-err));
+			return err__set(e, err, "console: %s", strerror(-err));
 		err = hold(vm, "console", &console__device_ops, con, e);
 	}
 	return err;
@@ -116,7 +169,10 @@ static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct er
 		if (err)
 			return err;
 		/* Learn the backend's features before the guest negotiates; it may also come later. */
-		if (virtio_net__wait_backend(net, NIC_BACKEND_WAIT_MS) < 0)
+		err = wait_backend(vm, net, NIC_BACKEND_WAIT_MS, e);
+		if (err == -EINTR)
+			return err;
+		if (err)
 			fprintf(stderr, "rtvmm: %s: no vhost-user backend on %s yet; the link stays down "
 				"until one connects\n", nic->name, nic->socket);
 		err = virtio_pci__add(&env, net, &fn);
@@ -138,7 +194,10 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	int64_t rsdp;
 	int err;
 
-	/* 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86; placement's hooks. */
+	/*
+	 * 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86; placement's hooks.
+	 * A stop signal is looked for after every step that can take long (and during NIC waits).
+	 */
 	err = vm__create(vm, cfg->kvm_path, &hooks, e);
 	if (err)
 		return err;
@@ -171,6 +230,8 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	 * when the plan says so), split around the PCI hole, registered as memslots.
 	 */
 	err = vm__setup_memory(vm, cfg->mem_size, e);
+	if (!err)
+		err = build_interrupted(vm, e);
 	if (err)
 		return err;
 
@@ -184,13 +245,15 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 
-	/* 6. Legacy devices on the port bus: COM1, i8042, ACPI PM1, the test device; console input. */
+	/* 6. Legacy devices on the port bus: COM1, i8042, ACPI PM1, the test device if asked; the console. */
 	err = add_legacy_devices(vm, cfg, e);
 	if (err)
 		return err;
 
 	/* 7. PCI bus and virtio devices: virtio-net NICs over vhost-user. */
 	err = add_pci_devices(vm, cfg, e);
+	if (!err)
+		err = build_interrupted(vm, e);
 	if (err)
 		return err;
 
@@ -219,5 +282,5 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	err = vcpu__set_boot_state(&vm->vcpus[0], vm->boot.entry, vm->boot.zero_page);
 	if (err)
 		return err__set(e, err, "vcpu0 boot registers: %s", strerror(-err));
-	return 0;
+	return build_interrupted(vm, e);
 }

@@ -18,14 +18,20 @@ struct vm_config {
 	unsigned nr_vcpus;
 	uint64_t mem_size;
 	int console_in;            /* guest COM1 input (stdin), -1 for none */
-	int console_out;           /* guest COM1 output (stdout) */
+	int console_out;           /* guest COM1 output (stdout), -1 for none */
+	bool test_device;          /* the test device (exit status, putc): test and bench guests only */
 	bool verbose;
 	struct placement *placement;/* host-plan placement (memory, threads), NULL for none */
 	const struct virtio_net_spec *nics; /* virtio-net NICs over vhost-user (from the plan or --net) */
 	unsigned nr_nics;
 };
 
-/* Builds the whole VM from `cfg`, in the order app/builder.c spells out. */
+/*
+ * Builds the whole VM from `cfg`, in the order app/builder.c spells out. The
+ * caller blocks SIGINT, SIGTERM and SIGHUP first: one arriving during the
+ * build stops it with -EINTR after the step under way (NIC backend waits look
+ * every 50 ms) and records VM_STOP_SIGNAL with status 128+N in `vm`.
+ */
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e);
 
 #endif

@@ -27,7 +27,7 @@
 
 static const char usage_text[] =
 	"usage: rtvmm run --kernel FILE [options]\n"
-	"       rtvmm run PLAN.yaml [--vm NAME] [--kvm PATH] [-v]\n"
+	"       rtvmm run PLAN.yaml [--vm NAME] [--kvm PATH] [--test-device] [-v]\n"
 	"       rtvmm check PLAN.yaml [--topology FILE.xml | --synthetic DESC] [--overrides S] [--json]\n"
 	"       rtvmm kvm-host [--kvm PATH]\n"
 	"       rtvmm --help | --version\n"
@@ -45,6 +45,8 @@ static const char usage_text[] =
 	"      --net SPEC        a virtio-net NIC over vhost-user (repeatable):\n"
 	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server][,name=NAME]\n"
 	"                        (a plan NIC's keys; name defaults to net0, net1, ...)\n"
+	"      --test-device     add rtvmm's test device (exit status and putc ports, for the\n"
+	"                        bare-metal test guest and benchmarks; a production VM has none)\n"
 	"  -v, --verbose         report every stop and more detail\n"
 	"      --vm NAME         the VM of PLAN.yaml to run (needed when it has several)\n"
 	"\n"
@@ -67,7 +69,9 @@ static const char usage_text[] =
 	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
 	"Ctrl-A x quits). Exit status: 0 after guest poweroff or reboot, the guest's\n"
 	"status from the test device, 1 when the VM cannot be built, 2 when the guest\n"
-	"fails (triple fault, KVM internal error), 128+N on signal N.\n"
+	"fails (triple fault, KVM internal error), 128+N on signal N (also while the\n"
+	"VM is being built). Guest output a stalled reader does not take is dropped\n"
+	"beyond 64 KiB and counted in the stop report; the guest never waits for it.\n"
 	"SIGUSR2 makes rtvmm print every vCPU's registers and go on.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -214,6 +218,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "vm", required_argument, NULL, 'V' },
 		{ "net", required_argument, NULL, 'N' },
+		{ "test-device", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -257,6 +262,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 			break;
 		case 'v':
 			cfg->verbose = true;
+			break;
+		case 'T':
+			cfg->test_device = true;
 			break;
 		case 'V':
 			ra->vm_name = optarg;
@@ -386,6 +394,7 @@ static int cmd_run(int argc, char **argv)
 	struct plan plan = { 0 };
 	struct timespec t0;
 	struct err e = { 0 };
+	sigset_t stop_signals;
 	struct vm vm;
 	int status;
 
@@ -419,9 +428,19 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "rtvmm: cannot install the vCPU kick signal handler\n");
 		return 1;
 	}
+	/*
+	 * Stop signals wait in a queue from here on, in every thread: the build
+	 * takes them between steps (builder.h), vm__run from its signalfd.
+	 */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGHUP);
+	sigaddset(&stop_signals, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	if (vm__build(&vm, &cfg, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg[0] ? e.msg : strerror(-e.code));
-		status = 1;
+		status = vm.stop_reason == VM_STOP_SIGNAL ? vm.stop_status : 1;
 		goto out_destroy;
 	}
 	report_build(&vm, &cfg, seconds_since(&t0));

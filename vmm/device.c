@@ -20,6 +20,15 @@ int device_list__add(struct device_list *l, const char *name, const struct devic
 	return 0;
 }
 
+void device_list__stop(const struct device_list *l)
+{
+	unsigned i;
+
+	for (i = l->nr; i--;)
+		if (l->v[i].ops->stop)
+			l->v[i].ops->stop(l->v[i].dev);
+}
+
 void device_list__destroy(struct device_list *l)
 {
 	while (l->nr) {

@@ -55,6 +55,8 @@ struct device_acpi {
 
 /* What the VM asks of a device it holds; every entry may be NULL. */
 struct device_ops {
+	/* Finishes the device's own work once the vCPUs have stopped, before the stop report. */
+	void (*stop)(void *dev);
 	/* Frees the device (the vCPUs have stopped). */
 	void (*destroy)(void *dev);
 	/* Writes the device's counters for the stop report: one line after "NAME: ", no newline. */
@@ -79,6 +81,9 @@ struct device_list {
 /* Adds `dev`: from now on the list destroys it. On error (-ENOMEM) the caller still owns it. */
 __attribute__((warn_unused_result))
 int device_list__add(struct device_list *l, const char *name, const struct device_ops *ops, void *dev);
+
+/* Calls every device's stop, the last added first. */
+void device_list__stop(const struct device_list *l);
 
 /* Destroys every device, the last added first, and empties the list. */
 void device_list__destroy(struct device_list *l);

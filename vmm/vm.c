@@ -261,6 +261,8 @@ int vm__run(struct vm *vm)
 			vm->vcpus[i].started = false;
 		}
 	}
+	/* Devices finish what the guest left them (console output) before the stop report. */
+	device_list__stop(&vm->devices);
 	if (sfd >= 0)
 		close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

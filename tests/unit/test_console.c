@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/serial_reg.h>
 #include <pty.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -131,7 +132,7 @@ static void test_console_forwards_pipe_bytes_to_uart(void **state)
 	assert_int_equal(guest_read(r, buf, 5, 5.0), 5);
 	assert_memory_equal(buf, "ab\x01x\n", 5);
 	assert_int_equal(fake_ctl_calls(&r->ctl_rec), 0);
-	console__stop(c);
+	console__destroy(c);
 	assert_false(console_thread_alive());
 	close(p[0]);
 	close(p[1]);
@@ -153,7 +154,7 @@ static void feed_and_check(struct rig *r, const uint8_t *in, uint8_t *out, size_
 	assert_memory_equal(in, out, len);
 	/* EOF ended the thread quietly once everything was delivered. */
 	assert_true(wait_thread_gone(5.0));
-	console__stop(c);
+	console__destroy(c);
 	close(p[0]);
 }
 
@@ -185,7 +186,7 @@ static void test_console_eof_ends_thread_and_stop_still_joins(void **state)
 	assert_true(null >= 0);
 	assert_int_equal(console__start(&c, null, r->s, &r->ctl), 0);
 	assert_true(wait_thread_gone(5.0));
-	console__stop(c);
+	console__destroy(c);
 	assert_int_equal(fake_ctl_calls(&r->ctl_rec), 0);
 	close(null);
 }
@@ -203,7 +204,7 @@ static void test_console_stop_is_prompt_while_blocked(void **state)
 	assert_int_equal(console__start(&c, p[0], r->s, NULL), 0);
 	usleep(20000);
 	t = now_s();
-	console__stop(c);
+	console__destroy(c);
 	assert_true(now_s() - t < 1.0);
 	assert_false(console_thread_alive());
 
@@ -213,7 +214,7 @@ static void test_console_stop_is_prompt_while_blocked(void **state)
 	usleep(20000);
 	assert_int_equal(serial__rx_room(r->s), 0);
 	t = now_s();
-	console__stop(c);
+	console__destroy(c);
 	assert_true(now_s() - t < 1.0);
 	assert_false(console_thread_alive());
 	close(p[0]);
@@ -244,7 +245,7 @@ static void test_console_pty_raw_mode_set_and_restored(void **state)
 	close(m2);
 	close(s2);
 
-	console__stop(c);
+	console__destroy(c);
 	assert_int_equal(tcgetattr(slave, &after), 0);
 	assert_int_equal(after.c_lflag, before.c_lflag);
 	assert_int_equal(after.c_iflag, before.c_iflag);
@@ -284,9 +285,132 @@ static void test_console_tty_ctrl_c_reaches_guest_and_ctrl_a_x_stops_vm(void **s
 	assert_true(wait_thread_gone(5.0));
 	assert_false(io_inb(&r->bus, BASE + UART_LSR) & UART_LSR_DR);
 
-	console__stop(c);
+	console__destroy(c);
 	close(master);
 	close(slave);
+}
+
+/* A UART whose output goes to `out_fd`, with its console (no input). */
+static void out_rig(struct bus *bus, struct serial **s, struct console **c, int out_fd)
+{
+	bus__init(bus, "pio");
+	assert_int_equal(serial__add(bus, BASE, NULL, out_fd, s), 0);
+	assert_int_equal(console__start(c, -1, *s, NULL), 0);
+	assert_true(console_thread_alive());
+}
+
+#define OUT_BYTES 60000
+
+/* Guest output reaches the reader complete and in order, written by the console thread. */
+static void test_console_drains_uart_output_in_order(void **state)
+{
+	static uint8_t got[OUT_BYTES];
+	struct serial_stats st;
+	struct console *c;
+	struct serial *s;
+	struct bus bus;
+	size_t have = 0;
+	double end;
+	unsigned i;
+	int p[2];
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	out_rig(&bus, &s, &c, p[1]);
+	for (i = 0; i < OUT_BYTES; i++)
+		io_outb(&bus, BASE + UART_TX, (uint8_t)(i % 253));
+	end = now_s() + 10.0;
+	while (have < OUT_BYTES && now_s() < end) {
+		ssize_t n = read(p[0], got + have, OUT_BYTES - have);
+
+		assert_true(n > 0);
+		have += (size_t)n;
+	}
+	assert_int_equal(have, OUT_BYTES);
+	for (i = 0; i < OUT_BYTES; i++)
+		if (got[i] != (uint8_t)(i % 253))
+			fail_msg("output byte %u is %u, expected %u", i, got[i], i % 253);
+	console__destroy(c);
+	serial__get_stats(s, &st);
+	assert_int_equal(st.tx_bytes, OUT_BYTES);
+	assert_int_equal(st.tx_overflow, 0);
+	assert_int_equal(st.tx_dropped, 0);
+	serial__destroy(s);
+	bus__exit(&bus);
+	close(p[0]);
+	close(p[1]);
+}
+
+#define STALL_BYTES (3 * SERIAL_TX_BUF)
+
+/*
+ * A blocking pipe nobody reads: the guest's writes return at once, the pipe
+ * fills, the rest overflows, and stop gives up within its bound, counting
+ * every byte either as written or as lost to the stalled reader.
+ */
+static void test_console_stop_is_bounded_when_the_reader_never_reads(void **state)
+{
+	struct serial_stats st;
+	struct console *c;
+	struct serial *s;
+	struct bus bus;
+	double t;
+	unsigned i;
+	int p[2];
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	out_rig(&bus, &s, &c, p[1]);
+	alarm(20);
+	t = now_s();
+	for (i = 0; i < STALL_BYTES; i++)
+		io_outb(&bus, BASE + UART_TX, 'x');
+	assert_true(now_s() - t < 2.0);
+	usleep(100000);
+	t = now_s();
+	console__destroy(c);
+	assert_true(now_s() - t < 2.5);
+	alarm(0);
+	assert_false(console_thread_alive());
+	serial__get_stats(s, &st);
+	assert_true(st.tx_bytes > 0 && st.tx_bytes <= (uint64_t)fcntl(p[1], F_GETPIPE_SZ));
+	assert_true(st.tx_overflow >= STALL_BYTES - SERIAL_TX_BUF - st.tx_bytes);
+	assert_int_equal(st.tx_bytes + st.tx_overflow, STALL_BYTES);
+	serial__destroy(s);
+	bus__exit(&bus);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* A reader that went away (EPIPE): output is counted as dropped, the console goes on. */
+static void test_console_counts_output_to_a_closed_reader_as_dropped(void **state)
+{
+	struct serial_stats st;
+	struct console *c;
+	struct serial *s;
+	struct bus bus;
+	double end;
+	int p[2];
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	close(p[0]);
+	out_rig(&bus, &s, &c, p[1]);
+	io_outb(&bus, BASE + UART_TX, 'a');
+	io_outb(&bus, BASE + UART_TX, 'b');
+	end = now_s() + 5.0;
+	do {
+		usleep(1000);
+		serial__get_stats(s, &st);
+	} while (st.tx_dropped < 2 && now_s() < end);
+	assert_int_equal(st.tx_dropped, 2);
+	assert_int_equal(st.tx_bytes, 0);
+	assert_true(console_thread_alive());
+	console__destroy(c);
+	serial__destroy(s);
+	bus__exit(&bus);
+	close(p[1]);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, rig_setup, rig_teardown)
@@ -300,6 +424,9 @@ int main(void)
 		T(test_console_stop_is_prompt_while_blocked),
 		T(test_console_pty_raw_mode_set_and_restored),
 		T(test_console_tty_ctrl_c_reaches_guest_and_ctrl_a_x_stops_vm),
+		cmocka_unit_test(test_console_drains_uart_output_in_order),
+		cmocka_unit_test(test_console_stop_is_bounded_when_the_reader_never_reads),
+		cmocka_unit_test(test_console_counts_output_to_a_closed_reader_as_dropped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

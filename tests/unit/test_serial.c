@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -64,9 +65,25 @@ static void wr(struct uart *u, unsigned reg, uint8_t v)
 	io_outb(&u->bus, BASE + reg, v);
 }
 
+/* What the console thread does: the UART's buffered output to `fd`. */
+static void flush_out(struct serial *s, int fd)
+{
+	const uint8_t *data;
+	size_t n;
+
+	while ((n = serial__tx_peek(s, &data))) {
+		ssize_t w = write(fd, data, n);
+
+		serial__tx_consume(s, w > 0 ? (size_t)w : n, w > 0 ? SERIAL_TX_WRITTEN : SERIAL_TX_FAILED);
+	}
+}
+
 static ssize_t drain_out(struct uart *u, char *buf, size_t len)
 {
-	ssize_t n = read(u->out[0], buf, len);
+	ssize_t n;
+
+	flush_out(u->s, u->out[1]);
+	n = read(u->out[0], buf, len);
 
 	return n < 0 ? 0 : n;
 }
@@ -362,6 +379,7 @@ static void test_serial_tx_failure_is_counted_not_fatal(void **state)
 	assert_int_equal(serial__add(&bus, BASE, NULL, full, &s), 0);
 	io_outb(&bus, BASE + UART_TX, 'q');
 	io_outb(&bus, BASE + UART_TX, 'r');
+	flush_out(s, full);
 	serial__get_stats(s, &st);
 	assert_int_equal(st.tx_dropped, 2);
 	assert_int_equal(st.tx_bytes, 0);
@@ -369,6 +387,88 @@ static void test_serial_tx_failure_is_counted_not_fatal(void **state)
 	serial__destroy(s);
 	bus__exit(&bus);
 	close(full);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * A blocking pipe nobody reads, no drainer: every THR write returns at once
+ * (before the buffer, the 65537th byte blocked the vCPU for good: SIGALRM
+ * then fails the test), the buffer keeps the oldest SERIAL_TX_BUF bytes in
+ * order and the rest is counted as overflow.
+ */
+static void test_serial_tx_never_blocks_on_a_stalled_reader_and_counts_overflow(void **state)
+{
+	struct serial_stats st;
+	const uint8_t *data;
+	struct serial *s;
+	struct bus bus;
+	int p[2];
+	double t0;
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	bus__init(&bus, "pio");
+	assert_int_equal(serial__add(&bus, BASE, NULL, p[1], &s), 0);
+	alarm(10);
+	t0 = now_s();
+	for (i = 0; i < SERIAL_TX_BUF + 100; i++)
+		io_outb(&bus, BASE + UART_TX, (uint8_t)(i % 251));
+	assert_true(now_s() - t0 < 2.0);
+	alarm(0);
+	assert_true(io_inb(&bus, BASE + UART_LSR) & UART_LSR_THRE);
+	serial__get_stats(s, &st);
+	assert_int_equal(st.tx_overflow, 100);
+	assert_int_equal(st.tx_bytes, 0);
+	assert_int_equal(serial__tx_peek(s, &data), SERIAL_TX_BUF);
+	for (i = 0; i < SERIAL_TX_BUF; i++)
+		if (data[i] != (uint8_t)(i % 251))
+			fail_msg("buffered byte %u is %u, expected %u", i, data[i], i % 251);
+	serial__tx_abandon(s);
+	serial__get_stats(s, &st);
+	assert_int_equal(st.tx_overflow, 100 + SERIAL_TX_BUF);
+	assert_int_equal(serial__tx_peek(s, &data), 0);
+	serial__destroy(s);
+	bus__exit(&bus);
+	close(p[0]);
+	close(p[1]);
+}
+
+static uint64_t eventfd_value(int fd)
+{
+	uint64_t v = 0;
+
+	return read(fd, &v, sizeof(v)) == sizeof(v) ? v : 0;
+}
+
+/* The vCPU writes the eventfd once per busy period of the drainer, not once per byte. */
+static void test_serial_tx_event_fires_once_per_busy_period(void **state)
+{
+	struct uart *u = *state;
+	int efd = serial__tx_fd(u->s);
+	const uint8_t *data;
+	unsigned i;
+	char buf[64];
+
+	assert_false(fd_readable(efd));
+	for (i = 0; i < 10; i++)
+		wr(u, UART_TX, 'a' + i);
+	assert_int_equal(eventfd_value(efd), 1);
+	assert_int_equal(serial__tx_peek(u->s, &data), 10);
+	serial__tx_consume(u->s, 4, SERIAL_TX_WRITTEN);
+	wr(u, UART_TX, 'k'); /* the drainer is busy: no new wake-up */
+	assert_false(fd_readable(efd));
+	assert_int_equal(drain_out(u, buf, sizeof(buf)), 7);
+	assert_memory_equal(buf, "efghijk", 7);
+	wr(u, UART_TX, 'l'); /* the drainer found the buffer empty: wake it */
+	assert_int_equal(eventfd_value(efd), 1);
 }
 
 #define STRESS_BYTES 20000
@@ -436,6 +536,8 @@ int main(void)
 		T(test_serial_passes_linux_8250_autoconfig),
 		T(test_serial_wide_access_acts_on_first_register),
 		cmocka_unit_test(test_serial_tx_failure_is_counted_not_fatal),
+		cmocka_unit_test(test_serial_tx_never_blocks_on_a_stalled_reader_and_counts_overflow),
+		T(test_serial_tx_event_fires_once_per_busy_period),
 		T(test_serial_concurrent_receive_and_guest_reads_keep_order),
 	};
 

@@ -10,7 +10,10 @@
 
 #include <cmocka.h>
 
+#include <linux/serial_reg.h>
+
 #include "hw_fakes.h"
+#include "vmm/hw/serial.h"
 #include "vmm/hw/testdev.h"
 #include "vmm/x86/layout.h"
 
@@ -21,8 +24,7 @@ struct td {
 	struct bus pio, mmio;
 	struct fake_ctl ctl_rec;
 	int out[2];
-	FILE *out_file;
-	char out_buf[256];
+	struct serial *com1; /* PUTC's console */
 	struct testdev *t;
 };
 
@@ -33,14 +35,12 @@ static int td_setup(void **state)
 
 	if (!t || pipe2(t->out, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
-	t->out_file = fdopen(t->out[1], "w");
-	if (!t->out_file)
-		return -1;
-	setvbuf(t->out_file, t->out_buf, _IOFBF, sizeof(t->out_buf));
 	bus__init(&t->pio, "pio");
 	bus__init(&t->mmio, "mmio");
+	if (serial__add(&t->pio, PORT_COM1, NULL, t->out[1], &t->com1))
+		return -1;
 	ctl = fake_vm_ctl(&t->ctl_rec);
-	if (testdev__add(&t->pio, &t->mmio, &ctl, t->out_file, &t->t))
+	if (testdev__add(&t->pio, &t->mmio, &ctl, t->com1, &t->t))
 		return -1;
 	*state = t;
 	return 0;
@@ -51,9 +51,10 @@ static int td_teardown(void **state)
 	struct td *t = *state;
 
 	testdev__destroy(t->t);
+	serial__destroy(t->com1);
 	bus__exit(&t->pio);
 	bus__exit(&t->mmio);
-	fclose(t->out_file);
+	close(t->out[1]);
 	close(t->out[0]);
 	free(t);
 	return 0;
@@ -98,18 +99,24 @@ static void test_testdev_echo_returns_inverted_value(void **state)
 	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_ECHO)), ~0x0fu);
 }
 
-static void test_testdev_putc_writes_to_out_and_flushes_on_newline(void **state)
+static void test_testdev_putc_joins_com1_output_in_order_without_writing(void **state)
 {
 	struct td *t = *state;
+	struct serial_stats st;
+	const uint8_t *data;
 	char buf[16];
 
 	io_outb(&t->pio, PIO(TESTDEV_PIO_PUTC), 'h');
-	io_outl(&t->pio, PIO(TESTDEV_PIO_PUTC), 'i');
-	assert_int_equal(read(t->out[0], buf, sizeof(buf)), -1); /* still buffered */
+	io_outb(&t->pio, PORT_COM1 + UART_TX, 'i');
+	io_outl(&t->pio, PIO(TESTDEV_PIO_PUTC), '\n');
+	/* The vCPU never wrote: the bytes wait in the UART's buffer for the console thread. */
+	assert_int_equal(read(t->out[0], buf, sizeof(buf)), -1);
 	assert_int_equal(errno, EAGAIN);
-	io_outb(&t->pio, PIO(TESTDEV_PIO_PUTC), '\n');
-	assert_int_equal(read(t->out[0], buf, sizeof(buf)), 3);
-	assert_memory_equal(buf, "hi\n", 3);
+	assert_int_equal(serial__tx_peek(t->com1, &data), 3);
+	assert_memory_equal(data, "hi\n", 3);
+	serial__tx_consume(t->com1, 3, SERIAL_TX_WRITTEN);
+	serial__get_stats(t->com1, &st);
+	assert_int_equal(st.tx_bytes, 3);
 	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
 }
 
@@ -173,7 +180,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_testdev_exit_port_stops_with_status),
 		T(test_testdev_echo_returns_inverted_value),
-		T(test_testdev_putc_writes_to_out_and_flushes_on_newline),
+		T(test_testdev_putc_joins_com1_output_in_order_without_writing),
 		T(test_testdev_pio_magic_and_unknown_reads),
 		T(test_testdev_mmio_magic_scratch_and_write_count),
 		cmocka_unit_test(test_testdev_add_refuses_taken_mmio_claiming_nothing),

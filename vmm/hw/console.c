@@ -1,7 +1,8 @@
-/* Console input thread: host fd -> UART receive FIFO, raw terminal mode, Ctrl-A escape. */
+/* Console thread: host fd -> UART receive FIFO (raw terminal mode, Ctrl-A escape), UART output -> host fd. */
 #include "vmm/hw/console.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,15 +13,21 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
 #define CONSOLE_BUF    4096
+/* At stop: how long buffered output may take to reach a slow reader, then how long a write may hang. */
+#define CONSOLE_FLUSH_MS  1000
+#define CONSOLE_CANCEL_MS 500
 
 struct console {
 	pthread_t thread;
-	int in_fd;
+	int in_fd;          /* -1: output only */
+	int out_fd;         /* the UART's out_fd, -1: input only */
 	int stop_fd;        /* eventfd: console__stop wakes the thread */
+	bool stopped;       /* console__stop ran */
 	struct serial *s;
 	struct vm_ctl ctl;
 	bool has_ctl;
@@ -178,15 +185,56 @@ static void console_drain(int fd)
 	}
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Writes buffered UART output while out_fd takes it, waiting for room until
+ * `deadline` (CLOCK_MONOTONIC ms; in the past: no waiting). Chunks of at most
+ * PIPE_BUF after POLLOUT do not block on a pipe; should a write block anyway
+ * (a stopped terminal), console__stop cancels the thread there, the only
+ * point where cancellation is enabled. Returns true once the buffer is empty.
+ */
+static bool console_flush(struct console *c, int64_t deadline)
+{
+	const uint8_t *data;
+	size_t n;
+
+	while ((n = serial__tx_peek(c->s, &data))) {
+		struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
+		int64_t left = deadline - now_ms();
+		ssize_t w;
+
+		if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
+			return false;
+		if (n > PIPE_BUF)
+			n = PIPE_BUF;
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		w = write(c->out_fd, data, n);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (w > 0)
+			serial__tx_consume(c->s, (size_t)w, SERIAL_TX_WRITTEN);
+		else if (w < 0 && errno != EINTR && errno != EAGAIN)
+			serial__tx_consume(c->s, n, SERIAL_TX_FAILED); /* EPIPE, EIO: the reader is gone */
+	}
+	return true;
+}
+
 static void *console_thread(void *arg)
 {
 	struct console *c = arg;
-	int room_fd = serial__rx_room_fd(c->s);
-	bool reading = true;
+	int room_fd = serial__rx_room_fd(c->s), tx_fd = serial__tx_fd(c->s);
+	bool reading = c->in_fd >= 0, out_blocked = false;
 
-	while (reading || c->len) {
-		struct pollfd pfd[3] = { { .fd = c->stop_fd, .events = POLLIN } };
-		nfds_t n = 1, in = 0, room = 0;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	while (reading || c->len || c->out_fd >= 0) {
+		struct pollfd pfd[4] = { { .fd = c->stop_fd, .events = POLLIN } };
+		nfds_t n = 1, in = 0, room = 0, out = 0;
 
 		if (reading && c->len < sizeof(c->buf)) {
 			in = n;
@@ -195,6 +243,12 @@ static void *console_thread(void *arg)
 		if (c->len) {
 			room = n;
 			pfd[n++] = (struct pollfd){ .fd = room_fd, .events = POLLIN };
+		}
+		if (c->out_fd >= 0) {
+			/* New output, or room for output that waits. */
+			out = n;
+			pfd[n++] = out_blocked ? (struct pollfd){ .fd = c->out_fd, .events = POLLOUT } :
+						 (struct pollfd){ .fd = tx_fd, .events = POLLIN };
 		}
 		if (poll(pfd, n, -1) < 0) {
 			if (errno == EINTR)
@@ -208,7 +262,16 @@ static void *console_thread(void *arg)
 		if (in && pfd[in].revents)
 			reading = console_read(c);
 		console_deliver(c);
+		if (out && pfd[out].revents) {
+			if (!out_blocked)
+				console_drain(tx_fd);
+			out_blocked = !console_flush(c, 0);
+		}
 	}
+	/* Stopping: what the guest wrote goes out if the reader takes it in time, else it is counted. */
+	if (c->out_fd >= 0)
+		console_flush(c, now_ms() + CONSOLE_FLUSH_MS);
+	serial__tx_abandon(c->s);
 	return NULL;
 }
 
@@ -222,6 +285,7 @@ int console__start(struct console **out, int in_fd, struct serial *s, const stru
 	if (!c)
 		return -ENOMEM;
 	c->in_fd = in_fd;
+	c->out_fd = serial__out_fd(s);
 	c->s = s;
 	if (ctl) {
 		c->ctl = *ctl;
@@ -232,7 +296,7 @@ int console__start(struct console **out, int in_fd, struct serial *s, const stru
 		err = -errno;
 		goto err_free;
 	}
-	if (isatty(in_fd)) {
+	if (in_fd >= 0 && isatty(in_fd)) {
 		err = console_tty_raw(in_fd);
 		if (err)
 			goto err_close_stop;
@@ -263,24 +327,51 @@ err_free:
 void console__stop(struct console *c)
 {
 	uint64_t one = 1;
+	struct timespec until;
 
-	if (!c)
+	if (!c || c->stopped)
 		return;
+	c->stopped = true;
 	if (write(c->stop_fd, &one, sizeof(one)) < 0) {
 		/* cannot fail on a fresh eventfd */
 	}
-	pthread_join(c->thread, NULL);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (CONSOLE_FLUSH_MS + CONSOLE_CANCEL_MS) / 1000;
+	until.tv_nsec += (long)((CONSOLE_FLUSH_MS + CONSOLE_CANCEL_MS) % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	if (pthread_timedjoin_np(c->thread, NULL, &until)) {
+		/* Stuck in a write the reader never takes: cancel it there; the bytes stay counted. */
+		pthread_cancel(c->thread);
+		pthread_join(c->thread, NULL);
+		serial__tx_abandon(c->s);
+	}
 	if (c->tty)
 		console_tty_restore();
 	close(c->stop_fd);
+}
+
+void console__destroy(struct console *c)
+{
+	if (!c)
+		return;
+	console__stop(c);
 	free(c);
 }
 
-static void console_device_destroy(void *dev)
+static void console_device_stop(void *dev)
 {
 	console__stop(dev);
 }
 
+static void console_device_destroy(void *dev)
+{
+	console__destroy(dev);
+}
+
 const struct device_ops console__device_ops = {
+	.stop = console_device_stop,
 	.destroy = console_device_destroy,
 };

@@ -1,7 +1,11 @@
 /*
- * Host terminal -> guest UART: a thread named "console" reads `in_fd` and
- * feeds the UART, never dropping input (it waits on the UART's room event
- * when the receive FIFO is full and stops reading meanwhile).
+ * The guest UART's host side, a thread named "console". Input: it reads
+ * `in_fd` and feeds the UART, never dropping input (it waits on the UART's
+ * room event when the receive FIFO is full and stops reading meanwhile).
+ * Output: it drains the UART's output buffer to the UART's out_fd, waiting for
+ * POLLOUT when the reader is slow (the vCPU never waits: a full buffer drops,
+ * see serial.h). At stop, buffered output gets CONSOLE_FLUSH_MS (1 s) to
+ * reach the reader; what is left is counted as tx_overflow.
  *
  * When `in_fd` is a terminal it is put in raw mode (no echo, no line editing,
  * no signals: Ctrl-C goes to the guest; output post-processing kept, as QEMU's
@@ -10,7 +14,7 @@
  * help on stderr; other Ctrl-A sequences are swallowed. The terminal mode is
  * restored by console__stop and, should the process exit without it, by an
  * atexit handler. Otherwise (pipe, file, /dev/null) bytes are forwarded as is.
- * EOF or a hangup on `in_fd` ends the thread quietly; the guest keeps running.
+ * EOF or a hangup on `in_fd` ends input quietly; the guest keeps running.
  */
 #ifndef RTVMM_HW_CONSOLE_H
 #define RTVMM_HW_CONSOLE_H
@@ -21,18 +25,25 @@
 struct console;
 
 /*
- * Starts the input thread reading `in_fd` into `s`. `ctl` (copied; may be
- * NULL) receives Ctrl-A x. Returns 0 or -errno (-EBUSY if another console
- * already holds a terminal in raw mode).
+ * Starts the thread reading `in_fd` (-1: none) into `s` and draining `s`'s
+ * output. `ctl` (copied; may be NULL) receives Ctrl-A x. Returns 0 or -errno
+ * (-EBUSY if another console already holds a terminal in raw mode).
  */
 __attribute__((warn_unused_result))
 int console__start(struct console **out, int in_fd, struct serial *s, const struct vm_ctl *ctl);
 
-/* Stops the input thread promptly (even if blocked), joins it, restores the terminal. NULL is a no-op. */
+/*
+ * Stops the thread: input at once, output after the bounded flush (a write
+ * that still hangs is cancelled), joins it, restores the terminal. At most
+ * about 1.5 s. Idempotent; NULL is a no-op.
+ */
 void console__stop(struct console *c);
 
+/* Stops the console if needed and frees it. */
+void console__destroy(struct console *c);
 
-/* How a VM holds the console reader (vmm/device.h): added after its UART, so stopped first. */
+
+/* How a VM holds the console (vmm/device.h): added after its UART; stopped (flushed) before the stop report. */
 extern const struct device_ops console__device_ops;
 
 #endif

@@ -24,6 +24,10 @@ struct serial {
 	int out_fd;
 	int room_fd;         /* eventfd: receive room after a short serial__receive */
 	bool want_room;
+	int tx_fd;           /* eventfd: output waits in tx[] for the drainer */
+	bool tx_kicked;      /* tx_fd written since the drainer last found tx[] empty */
+	unsigned tx_head;
+	unsigned tx_count;
 
 	uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm;
 	bool thr_ipending;   /* THRE interrupt pending (cleared by IIR read or THR write) */
@@ -33,6 +37,7 @@ struct serial {
 	unsigned rx_count;
 
 	struct serial_stats stats;
+	uint8_t tx[SERIAL_TX_BUF];
 };
 
 static bool serial_fifo_on(const struct serial *s)
@@ -136,21 +141,30 @@ static uint8_t serial_rx_pop(struct serial *s)
 	return s->rbr_last;
 }
 
+/*
+ * Queues a transmitted byte for the drainer; never blocks. The drainer is woken
+ * once per busy period: the first byte after it found the buffer empty.
+ */
 static void serial_tx(struct serial *s, uint8_t c)
 {
-	ssize_t n;
+	uint64_t one = 1;
 
 	if (s->out_fd < 0) {
 		s->stats.tx_dropped++;
 		return;
 	}
-	do
-		n = write(s->out_fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	if (n == 1)
-		s->stats.tx_bytes++;
-	else
-		s->stats.tx_dropped++;
+	if (s->tx_count == SERIAL_TX_BUF) {
+		s->stats.tx_overflow++;
+		return;
+	}
+	s->tx[(s->tx_head + s->tx_count) % SERIAL_TX_BUF] = c;
+	s->tx_count++;
+	if (s->tx_kicked)
+		return;
+	s->tx_kicked = true;
+	if (write(s->tx_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: counter saturated, the drainer wakes anyway */
+	}
 }
 
 /* MSR[7:4] as the modem lines (or, in loopback, MCR's outputs) present them. */
@@ -342,10 +356,15 @@ int serial__add(struct bus *pio, uint16_t base, const struct irq_sink *irq, int 
 		err = -errno;
 		goto err_free;
 	}
+	s->tx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->tx_fd < 0) {
+		err = -errno;
+		goto err_close_room;
+	}
 	err = pthread_mutex_init(&s->lock, NULL);
 	if (err) {
 		err = -err;
-		goto err_close_room;
+		goto err_close_tx;
 	}
 	if (irq) {
 		s->irq = *irq;
@@ -363,6 +382,8 @@ int serial__add(struct bus *pio, uint16_t base, const struct irq_sink *irq, int 
 
 err_destroy_lock:
 	pthread_mutex_destroy(&s->lock);
+err_close_tx:
+	close(s->tx_fd);
 err_close_room:
 	close(s->room_fd);
 err_free:
@@ -375,6 +396,7 @@ void serial__destroy(struct serial *s)
 	if (!s)
 		return;
 	pthread_mutex_destroy(&s->lock);
+	close(s->tx_fd);
 	close(s->room_fd);
 	free(s);
 }
@@ -412,6 +434,59 @@ int serial__rx_room_fd(const struct serial *s)
 	return s->room_fd;
 }
 
+void serial__put(struct serial *s, uint8_t c)
+{
+	pthread_mutex_lock(&s->lock);
+	serial_tx(s, c);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial__out_fd(const struct serial *s)
+{
+	return s->out_fd;
+}
+
+int serial__tx_fd(const struct serial *s)
+{
+	return s->tx_fd;
+}
+
+size_t serial__tx_peek(struct serial *s, const uint8_t **data)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->tx_count;
+	if (n > SERIAL_TX_BUF - s->tx_head)
+		n = SERIAL_TX_BUF - s->tx_head;
+	if (!n)
+		s->tx_kicked = false; /* the next byte wakes the drainer */
+	*data = s->tx + s->tx_head;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate)
+{
+	pthread_mutex_lock(&s->lock);
+	if (n > s->tx_count)
+		n = s->tx_count;
+	s->tx_head = (s->tx_head + n) % SERIAL_TX_BUF;
+	s->tx_count -= n;
+	if (fate == SERIAL_TX_WRITTEN)
+		s->stats.tx_bytes += n;
+	else if (fate == SERIAL_TX_FAILED)
+		s->stats.tx_dropped += n;
+	else
+		s->stats.tx_overflow += n;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial__tx_abandon(struct serial *s)
+{
+	serial__tx_consume(s, SERIAL_TX_BUF, SERIAL_TX_ABANDONED);
+}
+
 void serial__get_stats(struct serial *s, struct serial_stats *st)
 {
 	pthread_mutex_lock(&s->lock);
@@ -429,8 +504,9 @@ static void serial_device_report(void *dev, FILE *out)
 	struct serial_stats st;
 
 	serial__get_stats(dev, &st);
-	fprintf(out, "tx %llu bytes (dropped %llu), rx %llu bytes (overruns %llu)",
+	fprintf(out, "tx %llu bytes (dropped %llu, reader too slow %llu), rx %llu bytes (overruns %llu)",
 		(unsigned long long)st.tx_bytes, (unsigned long long)st.tx_dropped,
+		(unsigned long long)st.tx_overflow,
 		(unsigned long long)st.rx_bytes, (unsigned long long)st.rx_overruns);
 }
 

@@ -2,8 +2,11 @@
  * 16550A-compatible UART (8250 family) with FIFOs and interrupts.
  *
  * Register layout and bit names are Linux's <linux/serial_reg.h>. Model:
- * - The transmitter is instantaneous: a THR write goes straight to out_fd,
- *   so LSR.THRE|TEMT always read 1 and the THRE interrupt re-arms right away.
+ * - The transmitter is instantaneous: a THR write lands in an output buffer
+ *   (SERIAL_TX_BUF bytes) that one drainer thread (the console) writes to
+ *   out_fd, so LSR.THRE|TEMT always read 1, the THRE interrupt re-arms right
+ *   away and the vCPU never waits for the host's reader. A full buffer drops
+ *   the byte and counts it (tx_overflow).
  * - The receive FIFO holds SERIAL_RX_FIFO bytes when FCR.FIFO is enabled (the
  *   guest still sees a 16550A) and 1 byte (the 16450 holding register) when it
  *   is not. Data in the FIFO below the trigger level reports the character
@@ -26,6 +29,13 @@
 
 #define SERIAL_NR_PORTS 8
 #define SERIAL_RX_FIFO  256
+/*
+ * Output buffer: 64 KiB holds a whole Linux boot log burst (typically 30-60 KiB
+ * at console=ttyS0) and matches a pipe's default capacity, so a reader that
+ * pauses briefly (terminal scrolling, a busy log collector) loses nothing,
+ * while one that stops for good costs 64 KiB, not a frozen vCPU.
+ */
+#define SERIAL_TX_BUF   (64 * 1024)
 
 struct serial;
 
@@ -33,6 +43,7 @@ struct serial;
 struct serial_stats {
 	uint64_t tx_bytes;    /* bytes written to out_fd */
 	uint64_t tx_dropped;  /* bytes lost because out_fd failed or is -1 */
+	uint64_t tx_overflow; /* bytes lost to a reader too slow: buffer full, or abandoned at stop */
 	uint64_t rx_bytes;    /* bytes taken by serial__receive */
 	uint64_t rx_overruns; /* characters lost to a full receiver (LSR.OE) */
 };
@@ -68,6 +79,28 @@ size_t serial__rx_room(struct serial *s);
 int serial__rx_room_fd(const struct serial *s);
 
 void serial__get_stats(struct serial *s, struct serial_stats *st);
+
+/* Queues `c` for out_fd as if the guest had transmitted it (another device sharing the console). */
+void serial__put(struct serial *s, uint8_t c);
+
+/* The fd transmitted bytes go to (-1: none, nothing to drain). */
+int serial__out_fd(const struct serial *s);
+
+/*
+ * The output buffer's drainer side, for ONE thread. serial__tx_fd is a
+ * non-blocking eventfd that becomes readable when output arrives after
+ * serial__tx_peek found the buffer empty (once per busy period, not per byte).
+ * serial__tx_peek points `data` at the oldest buffered bytes and returns how
+ * many are contiguous (0: empty); they stay put until serial__tx_consume
+ * removes `n` of them, counted by `fate`, so the drainer writes them without
+ * holding the UART's lock. serial__tx_abandon counts all that is left as
+ * tx_overflow and empties the buffer (a reader that never read at stop).
+ */
+enum serial_tx_fate { SERIAL_TX_WRITTEN, SERIAL_TX_FAILED, SERIAL_TX_ABANDONED };
+int serial__tx_fd(const struct serial *s);
+size_t serial__tx_peek(struct serial *s, const uint8_t **data);
+void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate);
+void serial__tx_abandon(struct serial *s);
 
 
 /* How a VM holds a UART (vmm/device.h): destroy, tx/rx counters, its DSDT entry. */

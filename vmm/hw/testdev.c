@@ -15,7 +15,7 @@
 struct testdev {
 	pthread_mutex_t lock;
 	struct vm_ctl ctl;
-	FILE *out;
+	struct serial *out;
 	uint32_t echo;      /* last value written to ECHO */
 	uint64_t scratch;
 	uint64_t mmio_writes;
@@ -87,13 +87,8 @@ static void testdev_pio_write(void *dev, uint64_t off, const void *data, uint32_
 		pthread_mutex_unlock(&t->lock);
 		return;
 	case TESTDEV_PIO_PUTC:
-		if (!t->out)
-			return;
-		pthread_mutex_lock(&t->lock);
-		fputc((uint8_t)v, t->out);
-		if ((uint8_t)v == '\n')
-			fflush(t->out);
-		pthread_mutex_unlock(&t->lock);
+		if (t->out)
+			serial__put(t->out, (uint8_t)v);
 		return;
 	}
 }
@@ -163,7 +158,7 @@ static bool testdev_overlaps(const struct bus *bus, uint64_t base, uint64_t len)
 	return false;
 }
 
-int testdev__add(struct bus *pio, struct bus *mmio, const struct vm_ctl *ctl, FILE *out,
+int testdev__add(struct bus *pio, struct bus *mmio, const struct vm_ctl *ctl, struct serial *out,
 		 struct testdev **out_dev)
 {
 	struct testdev *t;

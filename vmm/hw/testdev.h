@@ -6,10 +6,10 @@
 #define RTVMM_HW_TESTDEV_H
 
 #include <stdint.h>
-#include <stdio.h>
 
 #include "vmm/bus.h"
 #include "vmm/device.h"
+#include "vmm/hw/serial.h"
 
 /*
  * Register map, shared with the guest (bench/guest). Offsets from PORT_TESTDEV.
@@ -20,7 +20,7 @@
  */
 #define TESTDEV_PIO_EXIT    0x0  /* write32: stop the VM, monitor exits with this status */
 #define TESTDEV_PIO_ECHO    0x4  /* write32 then read32: returns the value written, bit-inverted */
-#define TESTDEV_PIO_PUTC    0x8  /* write8: character to the monitor's stdout */
+#define TESTDEV_PIO_PUTC    0x8  /* write8: character to the console's output (COM1's, never blocks) */
 #define TESTDEV_PIO_MAGIC   0xC  /* read32: TESTDEV_MAGIC */
 #define TESTDEV_PIO_SIZE    0x10
 #define TESTDEV_MAGIC       0x52545654u /* "RTVT" */
@@ -39,12 +39,13 @@ struct testdev;
 
 /*
  * Claims PORT_TESTDEV on `pio` and LAYOUT_TESTDEV_MMIO on `mmio`. `ctl` is
- * copied; PUTC characters go to `out` (NULL: dropped), flushed at each '\n'.
+ * copied; PUTC characters go to the output of UART `out` (NULL: dropped), in
+ * order with what the guest writes to that UART, through its bounded buffer.
  * An EXIT write requests VM_STOP_GUEST_EXIT with the value as status.
  * Returns 0 or -errno.
  */
 __attribute__((warn_unused_result))
-int testdev__add(struct bus *pio, struct bus *mmio, const struct vm_ctl *ctl, FILE *out,
+int testdev__add(struct bus *pio, struct bus *mmio, const struct vm_ctl *ctl, struct serial *out,
 		 struct testdev **out_dev);
 void testdev__destroy(struct testdev *t);
 
