@@ -211,7 +211,7 @@ def measure_rss(argv, ram_path, ram_mib, logfile):
 def bare_metal(args, res, rtvmm, elf, runs):
     """Part 1 and 3: the bare-metal guest's boot to its first line and exit, and memory."""
     mem = args.guest_memory_mib
-    cmd = {"rtvmm": [rtvmm, "run", "--kernel", elf, "--vcpus", "1", "--memory", f"{mem}M",
+    cmd = {"rtvmm": [rtvmm, "run", "--kernel", elf, "--test-device", "--vcpus", "1", "--memory", f"{mem}M",
                      "--cmdline", "test=boot"]}
     for m in MONITORS[1:]:
         cmd[m] = qemu_argv(args, m, mem, 1, elf, "test=boot")

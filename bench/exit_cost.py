@@ -4,7 +4,7 @@ and in a minimal raw-KVM program (the floor on this host), at CPL0 and at CPL3.
 
 Both run the same instruction bytes (bench/guest/exitcost_loop.S: rdtsc, a read of a test-device
 register that only answers, rdtsc) and reduce the samples with the same code (exitcost.h):
-  rtvmm     build/rtvmm run --kernel build/bench/guest/rtvmm-guest.elf --cmdline "test=exitcost ..."
+  rtvmm     build/rtvmm run --kernel build/bench/guest/rtvmm-guest.elf --test-device --cmdline "test=exitcost ..."
             (the bare-metal guest; the register is rtvmm's test device, dispatched through its
             exit table and bus like every device access)
   raw-kvm   build/bench/rtvmm-kvm-floor: /dev/kvm, one vCPU, no irqchip, each exit answered
@@ -109,7 +109,7 @@ def run(args, new_result):
 
     khz = int(subprocess.check_output([floor, "--tsc-khz"], text=True).strip())
     floor_argv = [floor, "--iters", str(args.iters)] + (["--irqchip"] if args.floor_irqchip else [])
-    guest_argv = [rtvmm, "run", "--kernel", guest, "--memory", "64M", "--cmdline",
+    guest_argv = [rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--cmdline",
                   f"test=exitcost exitcost_iters={args.iters} tsc_khz={khz}"]
     runs = {"raw-kvm": [], "rtvmm": []}
     codes, pinned = set(), []

@@ -7,7 +7,7 @@ through a guest, with rtvmm and with QEMU as the monitor, in the same run.
   guest   the bare-metal bench guest (bench/guest, `test=net net=echo`): virtio-net driver,
           poll loop at CPL3, reflects every frame addressed to it with the MACs swapped; its
           vCPU thread pinned to --measure-cpu
-  rtvmm   build/rtvmm run --kernel rtvmm-guest.elf --net socket=SOCK,mac=MAC (vhost-user client)
+  rtvmm   build/rtvmm run --kernel rtvmm-guest.elf --test-device --net socket=SOCK,mac=MAC (vhost-user client)
   qemu    qemu-system-x86_64, the same ELF through its PVH entry, guest RAM a shared memfd,
           -chardev socket (client) + -netdev vhost-user + virtio-net-pci (modern only)
 
@@ -72,7 +72,7 @@ def guest_cmdline():
 def monitor_argv(args, mon, guest, sock):
     hk = ["taskset", "-c", str(args.housekeeping_cpu)]
     if mon == "rtvmm":
-        return hk + [benchlib.tool(args, "rtvmm"), "run", "--kernel", guest, "--memory", args.memory,
+        return hk + [benchlib.tool(args, "rtvmm"), "run", "--kernel", guest, "--test-device", "--memory", args.memory,
                      "--vcpus", "1", "--net", f"socket={sock},mac={GUEST_MAC}", "--cmdline", guest_cmdline()]
     return hk + [args.qemu, "-name", "pvp,debug-threads=on", "-enable-kvm", "-cpu", "host,-arch-capabilities",
                  "-M", "pc", "-m", args.memory,

@@ -127,9 +127,9 @@ def run_guest_once(args, rtvmm, guest, placement, cmdline, tmp, scenario):
         plan = os.path.join(tmp, "plan.yaml")
         with open(plan, "w") as f:
             f.write(benchlib.rt_plan_yaml("timerlat", args, guest, cmdline, "64M", args.priority))
-        argv = [rtvmm, "run", plan]
+        argv = [rtvmm, "run", plan, "--test-device"]
     else:
-        argv = [rtvmm, "run", "--kernel", guest, "--memory", "64M", "--cmdline", cmdline]
+        argv = [rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--cmdline", cmdline]
     logfile = os.path.join(args.outdir, f"guest-{scenario}.log") if args.outdir else None
     con = benchlib.Console(argv, name=scenario, logfile=logfile)
     try:

@@ -22,7 +22,7 @@ say() { printf '\n== %s\n' "$*"; }
 
 guests() {
 	say "bare-metal guest, 2 vCPUs: PIO/MMIO exits, LAPIC timer, SMP bring-up"
-	build/rtvmm run --kernel build/bench/guest/rtvmm-guest.elf --vcpus 2 --memory 64M \
+	build/rtvmm run --kernel build/bench/guest/rtvmm-guest.elf --test-device --vcpus 2 --memory 64M \
 		--cmdline "demo" < /dev/null
 
 	local mode=poweroff cmdline start status

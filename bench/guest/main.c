@@ -19,6 +19,7 @@
  *   firmware=acpi|mptable  where smp finds the APs (default ACPI, else MP table)
  *   pio_iters=N mmio_iters=N ticks=N timer_us=N tsc_khz=N
  *   fault=triple|gp|ud|badmmio|badpio|hang  misbehave on purpose (monitor tests)
+ *   chatter=N         print N numbered lines (70 bytes each) after the boot check (console back-pressure tests)
  *   exit=N            exit with status N right after boot
  */
 #include "rt.h"
@@ -365,6 +366,8 @@ int guest_main(void)
 	boot_info__cmdline_get("test", opt_tests, sizeof(opt_tests));
 	if (want("boot"))
 		check_boot();
+	for (uint64_t i = 0, n = opt_u64("chatter", 0); i < n; i++)
+		console__log("chatter %08lu of %08lu: the quick brown fox jumps", i, n);
 	if (boot_info__cmdline_get("exit", buf, sizeof(buf))) {
 		uint32_t st = (uint32_t)opt_u64("exit", 0);
 		console__log("exit %u requested", st);

@@ -73,14 +73,14 @@ def main():
         khz = run([floor, "--tsc-khz"])[0]
         if not khz.isdigit() or int(khz) <= 0:
             raise Failed(f"rtvmm-kvm-floor --tsc-khz printed {khz!r}")
-        out = run([rtvmm, "run", "--kernel", guest, "--memory", "64M", "--cmdline",
+        out = run([rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--cmdline",
                    f"test=exitcost exitcost_iters={ITERS} tsc_khz={khz}"])
         code = check_exitcost("guest", out)
         out = run([floor, "--iters", str(ITERS)])
         floor_code = check_exitcost("rtvmm-kvm-floor", out)
         if floor_code != code:
             raise Failed(f"the floor ran loop code {floor_code}, the guest {code}")
-        out = run([rtvmm, "run", "--kernel", guest, "--memory", "64M", "--cmdline",
+        out = run([rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--cmdline",
                    f"test=timerlat period_us=500 samples={SAMPLES} tsc_khz={khz}"])
         try:
             s, buckets = timer_latency.parse_guest(out)
@@ -91,7 +91,7 @@ def main():
             raise Failed(f"timerlat: summary not sane: {s}")
         if not any(line.endswith("timerlat ok") for line in out):
             raise Failed("timerlat: no 'timerlat ok'")
-        out = run([rtvmm, "run", "--kernel", guest, "--memory", "64M", "--cmdline",
+        out = run([rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--cmdline",
                    "test=exitcost exitcost_iters=0"], status=109)
     except (Failed, subprocess.TimeoutExpired) as e:
         print(f"FAIL: {e}")

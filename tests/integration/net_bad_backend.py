@@ -194,7 +194,7 @@ def run_case(rtvmm, guest, mode, extra, expect, tmp):
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
-    cmd = [rtvmm, "run", "--kernel", guest, "--memory", "64M", "--net", "socket=%s,mac=%s" % (path, MAC_GUEST),
+    cmd = [rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--net", "socket=%s,mac=%s" % (path, MAC_GUEST),
            "--cmdline", "test=net net=ping peer=%s count=5 wait_ms=5000 timeout_ms=1000%s" % (PEER, extra)]
     out = open(os.path.join(tmp, mode + ".log"), "w+")
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

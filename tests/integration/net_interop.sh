@@ -121,7 +121,7 @@ print(*(m.groups() if m else ("?", "?")))' "$tmp/$1.log")
 # rtvmm_guest NAME SOCKET MAC CMDLINE: boots the guest in the background, log $tmp/NAME.log;
 # it gets $guest_timeout seconds (default 60).
 rtvmm_guest() {
-	"${reaper[@]}" timeout --kill-after=5 "${guest_timeout:-60}" "$rtvmm" run --kernel "$guest" --memory 64M \
+	"${reaper[@]}" timeout --kill-after=5 "${guest_timeout:-60}" "$rtvmm" run --kernel "$guest" --test-device --memory 64M \
 		--net "socket=$2,mac=$3" --cmdline "$4" > "$tmp/$1.log" 2>&1 < /dev/null &
 	guest_pid=$!
 	pids+=("$guest_pid")

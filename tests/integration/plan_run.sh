@@ -47,7 +47,7 @@ vm:
   emulator_cpus: "0"
 YAML
 
-timeout 60 "$rtvmm" run "$tmp/vm.yaml" > "$tmp/out" 2> "$tmp/err" < /dev/null
+timeout 60 "$rtvmm" run "$tmp/vm.yaml" --test-device > "$tmp/out" 2> "$tmp/err" < /dev/null
 status=$?
 if [[ $status -eq 0 ]] && grep -q "rtvmm-guest: all tests passed" "$tmp/out"; then
 	ok "guest boots from the plan and passes its checks"
@@ -67,7 +67,7 @@ fi
 
 # Not enough hugepages: refused before anything starts, naming node, size, needed and free.
 sed -e 's/size: 64M/size: 4G/' -e 's/numa_node: 0/numa_node: 0\n    fallback_4k: false/' "$tmp/vm.yaml" > "$tmp/big.yaml"
-timeout 60 "$rtvmm" run "$tmp/big.yaml" > "$tmp/out" 2> "$tmp/err" < /dev/null
+timeout 60 "$rtvmm" run "$tmp/big.yaml" --test-device > "$tmp/out" 2> "$tmp/err" < /dev/null
 status=$?
 if [[ $status -eq 1 ]] && grep -Eq "node 0.*needs 2048 2M pages, [0-9]+ free" "$tmp/err" &&
 	! grep -q "rtvmm-guest" "$tmp/out" && ! grep -q "VM built" "$tmp/err"; then
@@ -78,7 +78,7 @@ fi
 
 # A broken plan file: file, line and key named; nothing started.
 printf 'vm:\n  name: x\n  kernel: %s\n  memory: 64M\n  vcpus: 1\n  colour: blue\n' "$guest" > "$tmp/bad.yaml"
-timeout 60 "$rtvmm" run "$tmp/bad.yaml" > "$tmp/out" 2> "$tmp/err" < /dev/null
+timeout 60 "$rtvmm" run "$tmp/bad.yaml" --test-device > "$tmp/out" 2> "$tmp/err" < /dev/null
 status=$?
 if [[ $status -eq 1 ]] && grep -Eq "bad.yaml:6: .*colour" "$tmp/err" && [[ ! -s $tmp/out ]]; then
 	ok "unknown key: $(head -1 "$tmp/err")"

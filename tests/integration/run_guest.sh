@@ -3,6 +3,7 @@
 #
 #   run_guest.sh RTVMM KERNEL [options] [-- more rtvmm run arguments]
 #     --vcpus N --memory SIZE --cmdline STR   passed to `rtvmm run`
+#     --test-device       passed to `rtvmm run`: the bare-metal guest's exit status and putc
 #     --status N          expected exit status of rtvmm (default 0)
 #     --nonzero           expect any non-zero exit status instead
 #     --stdout TEXT       TEXT (fixed string) must appear in rtvmm's stdout
@@ -14,18 +15,19 @@
 # when /dev/kvm does not exist.
 set -u
 
-usage() { echo "usage: $0 RTVMM KERNEL [--vcpus N] [--memory SIZE] [--cmdline STR] [--status N|--nonzero] [--stdout TEXT]... [--output-re RE]... [--absent TEXT]... [--timeout S] [-- ARGS]" >&2; exit 1; }
+usage() { echo "usage: $0 RTVMM KERNEL [--vcpus N] [--memory SIZE] [--cmdline STR] [--test-device] [--status N|--nonzero] [--stdout TEXT]... [--output-re RE]... [--absent TEXT]... [--timeout S] [-- ARGS]" >&2; exit 1; }
 
 [ $# -ge 2 ] || usage
 rtvmm=$1 kernel=$2
 shift 2
-vcpus= memory= cmdline= have_cmdline=0 status=0 nonzero=0 timeout=120
+vcpus= memory= cmdline= have_cmdline=0 status=0 nonzero=0 timeout=120 test_device=0
 stdout_markers=() output_res=() absent=() extra=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--vcpus) vcpus=$2; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
 	--cmdline) cmdline=$2; have_cmdline=1; shift 2 ;;
+	--test-device) test_device=1; shift ;;
 	--status) status=$2; shift 2 ;;
 	--nonzero) nonzero=1; shift ;;
 	--stdout) stdout_markers+=("$2"); shift 2 ;;
@@ -46,6 +48,7 @@ args=(run --kernel "$kernel")
 [ -n "$vcpus" ] && args+=(--vcpus "$vcpus")
 [ -n "$memory" ] && args+=(--memory "$memory")
 [ "$have_cmdline" = 1 ] && args+=(--cmdline "$cmdline")
+[ "$test_device" = 1 ] && args+=(--test-device)
 args+=("${extra[@]}")
 
 tmp=$(mktemp -d)

@@ -8,19 +8,25 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "app/builder.h"
 #include "fake_kvm.h"
+#include "hw_fakes.h"
+#include "vmm/hw/testdev.h"
+#include "vmm/x86/layout.h"
 
 #define KERNEL_AT 0x100000
 
@@ -222,11 +228,125 @@ static void test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing(
 	assert_true(failed > total / 2);
 }
 
+/* A production VM has nothing at the test device's ports; --test-device puts it there. */
+static void test_builder_adds_the_test_device_only_when_asked(void **state)
+{
+	struct rig *r = *state;
+	struct err e = { 0 };
+	uint64_t unclaimed;
+	struct vm vm;
+
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	unclaimed = vm.pio.unclaimed;
+	assert_int_equal(io_inl(&vm.pio, PORT_TESTDEV + TESTDEV_PIO_MAGIC), 0xffffffff);
+	io_outl(&vm.pio, PORT_TESTDEV + TESTDEV_PIO_EXIT, 7);
+	assert_int_equal(vm.pio.unclaimed, unclaimed + 2);
+	assert_false(vm.stopping);
+	vm__destroy(&vm);
+
+	r->cfg.test_device = true;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	unclaimed = vm.pio.unclaimed;
+	assert_int_equal(io_inl(&vm.pio, PORT_TESTDEV + TESTDEV_PIO_MAGIC), TESTDEV_MAGIC);
+	io_outl(&vm.pio, PORT_TESTDEV + TESTDEV_PIO_EXIT, 7);
+	assert_int_equal(vm.pio.unclaimed, unclaimed);
+	assert_true(vm.stopping);
+	assert_int_equal(vm.stop_status, 7);
+	vm__destroy(&vm);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool sigterm_pending(void)
+{
+	sigset_t p;
+
+	sigpending(&p);
+	return sigismember(&p, SIGTERM);
+}
+
+/* A stop signal that was waiting when the build began: taken, the build stops, nothing leaks. */
+static void test_builder_stops_on_a_pending_stop_signal_with_its_status(void **state)
+{
+	struct rig *r = *state;
+	unsigned fds = open_fds();
+	struct err e = { 0 };
+	sigset_t term, old;
+	struct vm vm;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, &old);
+	pthread_kill(pthread_self(), SIGTERM);
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), -EINTR);
+	assert_non_null(strstr(e.msg, "Terminated while building the VM"));
+	assert_int_equal(vm.stop_reason, VM_STOP_SIGNAL);
+	assert_int_equal(vm.stop_status, 128 + SIGTERM);
+	assert_false(sigterm_pending());
+	vm__destroy(&vm);
+	assert_int_equal(open_fds(), fds);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void *send_sigterm_later(void *arg)
+{
+	usleep(300000);
+	pthread_kill(*(pthread_t *)arg, SIGTERM);
+	return NULL;
+}
+
+/*
+ * SIGTERM while the builder waits (2 s) for a NIC's backend that never comes:
+ * the wait ends within its 50 ms slice, the session is torn down.
+ */
+static void test_builder_stop_signal_ends_a_backend_wait_promptly(void **state)
+{
+	struct rig *r = *state;
+	struct virtio_net_spec nic = { .name = "net0", .queues = 1 };
+	pthread_t self = pthread_self(), killer;
+	unsigned fds = open_fds();
+	struct err e = { 0 };
+	sigset_t term, old;
+	struct vm vm;
+	double t0;
+
+	snprintf(nic.socket, sizeof(nic.socket), "/tmp/rtvmm-test-no-backend-%d.sock", (int)getpid());
+	r->cfg.nics = &nic;
+	r->cfg.nr_nics = 1;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, &old);
+	fake_kvm__reset();
+	t0 = now_s();
+	assert_int_equal(pthread_create(&killer, NULL, send_sigterm_later, &self), 0);
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), -EINTR);
+	assert_true(now_s() - t0 < 1.0);
+	pthread_join(killer, NULL);
+	assert_non_null(strstr(e.msg, "Terminated while building the VM"));
+	assert_int_equal(vm.stop_status, 128 + SIGTERM);
+	vm__destroy(&vm);
+	assert_int_equal(open_fds(), fds);
+	assert_false(sigterm_pending());
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_builder_calls_kvm_in_the_documented_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_adds_the_test_device_only_when_asked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_stops_on_a_pending_stop_signal_with_its_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_stop_signal_ends_a_backend_wait_promptly, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
