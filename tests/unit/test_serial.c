@@ -465,9 +465,14 @@ static void test_serial_tx_event_fires_once_per_busy_period(void **state)
 	serial__tx_consume(u->s, 4, SERIAL_TX_WRITTEN);
 	wr(u, UART_TX, 'k'); /* the drainer is busy: no new wake-up */
 	assert_false(fd_readable(efd));
+	assert_false(serial__tx_rearm(u->s)); /* output waits: the drainer may not sleep */
 	assert_int_equal(drain_out(u, buf, sizeof(buf)), 7);
 	assert_memory_equal(buf, "efghijk", 7);
-	wr(u, UART_TX, 'l'); /* the drainer found the buffer empty: wake it */
+	wr(u, UART_TX, 'l'); /* the drainer has not gone idle yet: no wake-up */
+	assert_false(fd_readable(efd));
+	assert_int_equal(drain_out(u, buf, sizeof(buf)), 1);
+	assert_true(serial__tx_rearm(u->s)); /* it goes idle: the next byte wakes it */
+	wr(u, UART_TX, 'm');
 	assert_int_equal(eventfd_value(efd), 1);
 }
 

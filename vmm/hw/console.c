@@ -21,6 +21,8 @@
 /* At stop: how long buffered output may take to reach a slow reader, then how long a write may hang. */
 #define CONSOLE_FLUSH_MS  1000
 #define CONSOLE_CANCEL_MS 500
+/* During a burst of output, how long the thread collects before writing (instead of a wake-up per byte). */
+#define CONSOLE_LINGER_MS 1
 
 struct console {
 	pthread_t thread;
@@ -198,11 +200,13 @@ static int64_t now_ms(void)
  * `deadline` (CLOCK_MONOTONIC ms; in the past: no waiting). Chunks of at most
  * PIPE_BUF after POLLOUT do not block on a pipe; should a write block anyway
  * (a stopped terminal), console__stop cancels the thread there, the only
- * point where cancellation is enabled. Returns true once the buffer is empty.
+ * point where cancellation is enabled. Returns the bytes written once the
+ * buffer is empty, -1 while output still waits for room.
  */
-static bool console_flush(struct console *c, int64_t deadline)
+static ssize_t console_flush(struct console *c, int64_t deadline)
 {
 	const uint8_t *data;
+	ssize_t done = 0;
 	size_t n;
 
 	while ((n = serial__tx_peek(c->s, &data))) {
@@ -211,30 +215,53 @@ static bool console_flush(struct console *c, int64_t deadline)
 		ssize_t w;
 
 		if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
-			return false;
+			return -1;
 		if (n > PIPE_BUF)
 			n = PIPE_BUF;
 		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		w = write(c->out_fd, data, n);
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-		if (w > 0)
+		if (w > 0) {
 			serial__tx_consume(c->s, (size_t)w, SERIAL_TX_WRITTEN);
-		else if (w < 0 && errno != EINTR && errno != EAGAIN)
+			done += w;
+		} else if (w < 0 && errno != EINTR && errno != EAGAIN) {
 			serial__tx_consume(c->s, n, SERIAL_TX_FAILED); /* EPIPE, EIO: the reader is gone */
+		}
 	}
-	return true;
+	return done;
+}
+
+/*
+ * The output side's state: asleep until the UART's event, lingering (the
+ * guest is mid-burst: collect for CONSOLE_LINGER_MS instead of being woken
+ * per byte), or waiting for the reader to make room.
+ */
+enum console_out { OUT_IDLE, OUT_LINGER, OUT_BLOCKED };
+
+/* After a flush: blocked, or linger; a linger that found nothing goes idle. */
+static enum console_out console_out_next(struct console *c, ssize_t flushed, bool lingering)
+{
+	if (flushed < 0)
+		return OUT_BLOCKED;
+	if (flushed > 0 || !lingering)
+		return OUT_LINGER;
+	return serial__tx_rearm(c->s) ? OUT_IDLE : OUT_LINGER;
 }
 
 static void *console_thread(void *arg)
 {
 	struct console *c = arg;
 	int room_fd = serial__rx_room_fd(c->s), tx_fd = serial__tx_fd(c->s);
-	bool reading = c->in_fd >= 0, out_blocked = false;
+	enum console_out out_state = OUT_IDLE;
+	bool reading = c->in_fd >= 0;
+	int64_t linger_end = 0;
 
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	while (reading || c->len || c->out_fd >= 0) {
 		struct pollfd pfd[4] = { { .fd = c->stop_fd, .events = POLLIN } };
 		nfds_t n = 1, in = 0, room = 0, out = 0;
+		enum console_out was = out_state;
+		int timeout = -1;
 
 		if (reading && c->len < sizeof(c->buf)) {
 			in = n;
@@ -244,13 +271,18 @@ static void *console_thread(void *arg)
 			room = n;
 			pfd[n++] = (struct pollfd){ .fd = room_fd, .events = POLLIN };
 		}
-		if (c->out_fd >= 0) {
-			/* New output, or room for output that waits. */
+		if (out_state == OUT_IDLE && c->out_fd >= 0) {
 			out = n;
-			pfd[n++] = out_blocked ? (struct pollfd){ .fd = c->out_fd, .events = POLLOUT } :
-						 (struct pollfd){ .fd = tx_fd, .events = POLLIN };
+			pfd[n++] = (struct pollfd){ .fd = tx_fd, .events = POLLIN };
+		} else if (out_state == OUT_BLOCKED) {
+			out = n;
+			pfd[n++] = (struct pollfd){ .fd = c->out_fd, .events = POLLOUT };
+		} else if (out_state == OUT_LINGER) {
+			int64_t left = linger_end - now_ms();
+
+			timeout = left > 0 ? (int)left : 0;
 		}
-		if (poll(pfd, n, -1) < 0) {
+		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -263,10 +295,14 @@ static void *console_thread(void *arg)
 			reading = console_read(c);
 		console_deliver(c);
 		if (out && pfd[out].revents) {
-			if (!out_blocked)
+			if (out_state == OUT_IDLE)
 				console_drain(tx_fd);
-			out_blocked = !console_flush(c, 0);
+			out_state = console_out_next(c, console_flush(c, 0), false);
+		} else if (out_state == OUT_LINGER && now_ms() >= linger_end) {
+			out_state = console_out_next(c, console_flush(c, 0), true);
 		}
+		if (out_state == OUT_LINGER && (was != OUT_LINGER || now_ms() >= linger_end))
+			linger_end = now_ms() + CONSOLE_LINGER_MS;
 	}
 	/* Stopping: what the guest wrote goes out if the reader takes it in time, else it is counted. */
 	if (c->out_fd >= 0)

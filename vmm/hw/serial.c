@@ -143,7 +143,7 @@ static uint8_t serial_rx_pop(struct serial *s)
 
 /*
  * Queues a transmitted byte for the drainer; never blocks. The drainer is woken
- * once per busy period: the first byte after it found the buffer empty.
+ * once per busy period: the first byte after it went idle (serial__tx_rearm).
  */
 static void serial_tx(struct serial *s, uint8_t c)
 {
@@ -459,11 +459,21 @@ size_t serial__tx_peek(struct serial *s, const uint8_t **data)
 	n = s->tx_count;
 	if (n > SERIAL_TX_BUF - s->tx_head)
 		n = SERIAL_TX_BUF - s->tx_head;
-	if (!n)
-		s->tx_kicked = false; /* the next byte wakes the drainer */
 	*data = s->tx + s->tx_head;
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+bool serial__tx_rearm(struct serial *s)
+{
+	bool idle;
+
+	pthread_mutex_lock(&s->lock);
+	idle = s->tx_count == 0;
+	if (idle)
+		s->tx_kicked = false;
+	pthread_mutex_unlock(&s->lock);
+	return idle;
 }
 
 void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate)

@@ -21,6 +21,7 @@
 #ifndef RTVMM_HW_SERIAL_H
 #define RTVMM_HW_SERIAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,8 +89,9 @@ int serial__out_fd(const struct serial *s);
 
 /*
  * The output buffer's drainer side, for ONE thread. serial__tx_fd is a
- * non-blocking eventfd that becomes readable when output arrives after
- * serial__tx_peek found the buffer empty (once per busy period, not per byte).
+ * non-blocking eventfd that becomes readable when output arrives after the
+ * drainer went idle (serial__tx_rearm: true when the buffer was empty, and
+ * then the next byte writes the eventfd; once per busy period, not per byte).
  * serial__tx_peek points `data` at the oldest buffered bytes and returns how
  * many are contiguous (0: empty); they stay put until serial__tx_consume
  * removes `n` of them, counted by `fate`, so the drainer writes them without
@@ -99,6 +101,7 @@ int serial__out_fd(const struct serial *s);
 enum serial_tx_fate { SERIAL_TX_WRITTEN, SERIAL_TX_FAILED, SERIAL_TX_ABANDONED };
 int serial__tx_fd(const struct serial *s);
 size_t serial__tx_peek(struct serial *s, const uint8_t **data);
+bool serial__tx_rearm(struct serial *s);
 void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate);
 void serial__tx_abandon(struct serial *s);
 
