@@ -3,7 +3,8 @@
  * reset register, the test device) on the port and MMIO buses, as a hostile guest drives them:
  * accesses of any width at and around their ports, interleaved with host input to the UART.
  *
- * Input: a list of operations, one byte each, then its arguments (see run_op).
+ * Input: a list of operations, one byte each (bits 0-2: which, bit 7: write), then its
+ * arguments (see run_op).
  * Beyond the sanitizers: the UART never takes more input than it says it has room for, and
  * interrupt lines are only ever driven to 0 or 1.
  */
@@ -70,7 +71,7 @@ static void run_op(struct rig *r, struct fuzz_in *in)
 	uint8_t op = fuzz_in__u8(in);
 	uint64_t v;
 
-	switch (op % 5) {
+	switch (op & 7) {
 	case 0:   /* port access near a device: any width, read or write */
 	case 1: {
 		uint8_t base = fuzz_in__u8(in), off = fuzz_in__u8(in), w = fuzz_in__u8(in);

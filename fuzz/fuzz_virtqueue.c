@@ -3,8 +3,8 @@
  * chain walks over descriptor tables (direct and indirect) and used-ring publishing, on guest
  * RAM the fuzzer fills, with ring addresses and indices it chooses.
  *
- * Input: 16 bytes of queue setup (size, the three ring addresses, features, the largest size
- * the device allows), then the guest's RAM (64 KiB; the rest is zero). The device pops every
+ * Input: 13 bytes of queue setup (size 2, descriptor table 4, available and used rings 2 each,
+ * features 1 (bit 0: indirect, bit 1: event index), the largest size the device allows 2), then the guest's RAM (64 KiB; the rest is zero). The device pops every
  * chain the driver made available, walks it and fills its writable buffers (which may overlap
  * the rings and the descriptor table: the walk must not care), then publishes it as used.
  * Beyond the sanitizers: every buffer a walk hands out lies inside guest RAM at its gpa, a chain
@@ -84,7 +84,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	q.device = fuzz_in__u16(&in);
 	flags = fuzz_in__u8(&in);
 	max_size = fuzz_in__u16(&in);
-	fuzz_in__u8(&in); /* reserved: keeps the header 16 bytes */
 	if (flags & 1)
 		features |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
 	if (flags & 2)
