@@ -8,5 +8,7 @@ target=$1 seeds=$2 seconds=$3 artifacts=$4
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$(dirname "$artifacts")"
-"$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+# libFuzzer's own exit code for a finding is 77, which meson reads as "skipped": make it 1.
+"$target" -max_total_time="$seconds" -timeout=10 -error_exitcode=1 -timeout_exitcode=1 \
+	-print_final_stats=1 \
 	-artifact_prefix="$artifacts" "$scratch" "$seeds"
