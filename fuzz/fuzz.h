@@ -7,6 +7,7 @@
 #ifndef RTVMM_FUZZ_FUZZ_H
 #define RTVMM_FUZZ_FUZZ_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* libFuzzer's entry points, which each target defines. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fuzz_in {
 	const uint8_t *p;
@@ -72,6 +77,19 @@ static inline const uint8_t *fuzz_in__bytes(struct fuzz_in *in, size_t max, size
 			abort();                                                       \
 		}                                                                      \
 	} while (0)
+
+/* Open file descriptors of the process: a target compares them before and after an input. */
+static inline unsigned fuzz_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	FUZZ_CHECK(d, "cannot list /proc/self/fd");
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
 
 /*
  * A memfd holding `data`, reachable by path for loaders that open files: fills `path` with

@@ -12,7 +12,6 @@
  * RAM, live fds) and only reads its config inside config_size, and after teardown no irqfd,
  * ioeventfd or file descriptor is left.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -58,9 +57,6 @@ struct rig {
 };
 
 static struct guest_mem mem;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint64_t fdev_features(struct virtio_dev *vdev)
 {
@@ -135,18 +131,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FUZZ_CHECK(!guest_mem__create(&mem, RAM_SIZE), "cannot create guest RAM");
 	fake_kvm__path(); /* the fake /dev/kvm stays open from now on */
 	return 0;
-}
-
-static unsigned count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	FUZZ_CHECK(d, "cannot list /proc/self/fd");
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 static void rig_create(struct rig *r)
@@ -359,7 +343,7 @@ static void run_op(struct rig *r, struct fuzz_in *in)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { data, size };
-	unsigned fds_before = count_fds();
+	unsigned fds_before = fuzz_open_fds();
 	struct rig r;
 
 	memset(&r, 0, sizeof(r));
@@ -367,7 +351,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (in.n)
 		run_op(&r, &in);
 	rig_destroy(&r);
-	FUZZ_CHECK(count_fds() == fds_before, "%u fds open after teardown, %u before", count_fds(),
+	FUZZ_CHECK(fuzz_open_fds() == fds_before, "%u fds open after teardown, %u before", fuzz_open_fds(),
 		   fds_before);
 	return 0;
 }

@@ -42,9 +42,6 @@ static const struct {
 static struct topology topo[NR_TOPOLOGIES];
 static FILE *sink;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct err e = { 0 };

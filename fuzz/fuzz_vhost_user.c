@@ -11,7 +11,6 @@
  * before anything was sent), every later request fails, a reply to GET_VRING_BASE names a 16-bit
  * index, and no file descriptor outlives the connection.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -27,27 +26,12 @@
 
 static struct guest_mem mem;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	FUZZ_CHECK(!guest_mem__create(&mem, 1 << 20), "cannot create guest RAM");
 	return 0;
-}
-
-static unsigned count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	FUZZ_CHECK(d, "cannot list /proc/self/fd");
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 /* Writes the backend's stream into `fd` (as much as the socket takes), then ends it. */
@@ -114,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vhost_user vu;
 	struct err e = { 0 };
 	uint64_t features = 0, proto = 0, want, num = 0;
-	unsigned fds_before = count_fds(), ring, base;
+	unsigned fds_before = fuzz_open_fds(), ring, base;
 	bool broken = false;
 	uint8_t opts;
 	int sv[2], kick, err;
@@ -177,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vhost_user__close(&vu);
 	close(sv[1]);
 	close(kick);
-	FUZZ_CHECK(count_fds() == fds_before, "%u fds open after the connection closed, %u before",
-		   count_fds(), fds_before);
+	FUZZ_CHECK(fuzz_open_fds() == fds_before, "%u fds open after the connection closed, %u before",
+		   fuzz_open_fds(), fds_before);
 	return 0;
 }
