@@ -5,8 +5,9 @@
  *
  * Input: 13 bytes of queue setup (size 2, descriptor table 4, available and used rings 2 each,
  * features 1 (bit 0: indirect, bit 1: event index), the largest size the device allows 2), then the guest's RAM (64 KiB; the rest is zero). The device pops every
- * chain the driver made available, walks it and fills its writable buffers (which may overlap
- * the rings and the descriptor table: the walk must not care), then publishes it as used.
+ * chain the driver made available (two rounds), walks it and writes to its writable buffers
+ * (which may overlap the rings and the descriptor table: the walk must not care), then
+ * publishes it as used.
  * Beyond the sanitizers: every buffer a walk hands out lies inside guest RAM at its gpa, a chain
  * has no more buffers than its tables hold, a failure says why, and the used index the guest
  * sees is the device's.
@@ -37,12 +38,16 @@ struct walk {
 	uint8_t sum;                  /* of what the device read: the reads are real */
 };
 
-/* What a device does with a buffer: read what it may read, fill what it may write. */
+/*
+ * What a device does with a buffer: read from it, write to it (the device's writes may land on
+ * the rings and descriptor tables). Its first and last bytes only: a buffer can be 64 KiB and
+ * a chain a thousand of them, so touching every byte would make the target, not the
+ * virtqueue, slow; the bounds are what matters, and they are checked in full.
+ */
 static int on_buf(void *arg, const struct virtqueue_buf *b)
 {
 	struct walk *w = arg;
-	const uint8_t *p = b->hva;
-	uint32_t i;
+	uint8_t *p = b->hva;
 
 	w->bufs++;
 	w->bytes += b->len;
@@ -53,11 +58,12 @@ static int on_buf(void *arg, const struct virtqueue_buf *b)
 	FUZZ_CHECK(b->gpa < RAM_SIZE && b->len <= RAM_SIZE - b->gpa && p == mem.base + b->gpa,
 		   "buffer gpa %#llx len %u hva %p outside guest RAM", (unsigned long long)b->gpa,
 		   b->len, b->hva);
-	if (b->write)
-		memset(b->hva, 0x5a, b->len);
-	else
-		for (i = 0; i < b->len; i++)
-			w->sum += p[i];
+	if (b->write) {
+		p[0] = 0x5a;
+		p[b->len - 1] = 0x5a;
+	} else {
+		w->sum += p[0] + p[b->len - 1];
+	}
 	return 0;
 }
 
@@ -95,10 +101,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	virtqueue__init(&vq, &mem, &q, features);
 	/*
-	 * A few rounds of at most a ring's worth of chains each (a writable buffer may lie over
+	 * Two rounds of at most a ring's worth of chains each (a writable buffer may lie over
 	 * the available index, so the driver's side moves while the device works).
 	 */
-	for (rounds = 0; rounds < 4 && r >= 0; rounds++) {
+	for (rounds = 0; rounds < 2 && r >= 0; rounds++) {
 		for (popped = 0; popped < q.size && (r = virtqueue__pop(&vq, &head, &e)) == 1;
 		     popped++) {
 			struct walk w = { 0 };

@@ -9,6 +9,7 @@ bzImage with raw, gzip, xz and zstd payloads) made from scratch.
 Usage: make-corpus.py [--out DIR]   (default: fuzz/corpus next to this script)
 """
 import argparse
+import base64
 import gzip
 import lzma
 import os
@@ -205,6 +206,10 @@ def virtqueue_seeds():
         "indirect-chain": vq_seed(1, 2, [0, 2]),
         "event-idx-three-chains": vq_seed(3, 3, [0, 2, 3]),
         "loop": vq_seed(0, 1, [0], table=LOOP),
+        # Found by fuzzing (a timeout of the target itself, which read every byte of every
+        # buffer): 2048 entries, chains of 64 KiB buffers. Must run in well under a second.
+        "regression-slow-large-buffers": base64.b64decode(
+            "AAgQAAAAAAC0fvdkcoH/AQMAoQAAAAgAAAAAAAYAIAAAAAAAAAAEAABBAAAAAAAAAAAAAAkAAAAAIAAAAAD+AAAABAAA/v//6gAApQAAAPwwAAAAAAAAAAAAAAABAAACAA=="),
     }
 
 
