@@ -875,20 +875,6 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-/*
- * The first character of a path that may not reach another program's argument string, or
- * NULL. A NIC socket path ends up inside DPDK's --vdev "name,iface=PATH,..." list, where a
- * ',' or '=' would add device arguments of the plan author's choosing.
- */
-static const char *unsafe_path_char(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '/' || *s == '.' || *s == '_' || *s == '-' || *s == '+'))
-			return s;
-	return NULL;
-}
-
 /* A user or group: a name (letters, digits, '_', '-', '.') or a decimal id. */
 static bool valid_account(const char *s)
 {
@@ -899,11 +885,11 @@ static bool valid_account(const char *s)
 	return true;
 }
 
-/* Fails on a path that unsafe_path_char refuses. */
+/* Fails on a path that plan__unsafe_char refuses. */
 static int check_safe_path(struct ctx *c, const yaml_node_t *key, const yaml_node_t *val,
 			   const char *kpath, const char *path)
 {
-	const char *bad = unsafe_path_char(path);
+	const char *bad = plan__unsafe_char(path);
 	char what[24];
 
 	if (!bad)

@@ -48,6 +48,8 @@ struct dp_rxq {
 	uint16_t eth;              /* ethdev port id */
 	int16_t peer;              /* xconnect destination, -1 = none */
 	struct dp_qcnt c;
+	uint64_t spoofed;          /* l2switch: dropped, not the port's MAC as source */
+	uint64_t unlearned;        /* l2switch: new source MAC over the port's cap (forwarded) */
 };
 
 /* How a worker transmits to one port. */

@@ -30,6 +30,8 @@ struct reading {
 	uint64_t busy_loops[DP_MAX_WORKERS];
 	uint64_t busy_cycles[DP_MAX_WORKERS];
 	uint64_t wpkts[DP_MAX_WORKERS];      /* packets received by the worker */
+	uint64_t spoofed[DP_MAX_PORTS];
+	uint64_t unlearned[DP_MAX_PORTS];
 	uint64_t learned, moved, flooded;
 };
 
@@ -83,6 +85,8 @@ static void take_reading(struct dp *dp, struct reading *r)
 
 			add(&r->rxq[q->port][q->queue], &q->c);
 			add(&r->rx[q->port], &q->c);
+			r->spoofed[q->port] += DP_READ(q->spoofed);
+			r->unlearned[q->port] += DP_READ(q->unlearned);
 			r->wpkts[i] += DP_READ(q->c.pkts);
 		}
 		for (p = 0; p < dp->nr_ports; p++) {
@@ -301,6 +305,11 @@ static json_t *port_json(struct dp *dp, const struct reading *r, unsigned p)
 	set_int(o, "TX-bytes", r->tx[p].bytes);
 	set_int(o, "TX-dropped", r->tx[p].dropped);
 	set_int(o, "TX-errors", es->oerrors);
+	if (dp->fwd == DP_FWD_L2SWITCH) {
+		set_int(o, "spoofed", r->spoofed[p]);
+		set_int(o, "unlearned", r->unlearned[p]);
+		set_int(o, "macs", __atomic_load_n(&dp->l2.count[p], __ATOMIC_RELAXED));
+	}
 	set_rate(o, "Rx-pps", S.port[p].rx_pps);
 	set_rate(o, "Rx-bps", S.port[p].rx_bps);
 	set_rate(o, "Tx-pps", S.port[p].tx_pps);
@@ -393,6 +402,7 @@ json_t *dp_stats__json(struct dp *dp)
 		set_int(l2, "entries", n);
 		set_int(l2, "capacity", (uint64_t)(dp->l2.mask + 1) * L2_WAYS);
 		set_int(l2, "aging_s", dp->l2.aging_s);
+		set_int(l2, "per_port", dp->l2.port_cap);
 		set_int(l2, "learned", r->learned);
 		set_int(l2, "moved", r->moved);
 		set_int(l2, "flooded", r->flooded);
@@ -467,6 +477,9 @@ void dp_stats__print(FILE *f, const json_t *doc, const char *title)
 		fprintf(f, "  TX-packets: %-10lld TX-errors: %-10lld TX-bytes:  %lld\n",
 			gi(p, "TX-packets"), gi(p, "TX-errors"), gi(p, "TX-bytes"));
 		fprintf(f, "  TX-dropped: %lld\n", gi(p, "TX-dropped"));
+		if (json_object_get(p, "spoofed"))
+			fprintf(f, "  Spoofed: %-13lld Unlearned: %-10lld MACs: %lld\n", gi(p, "spoofed"),
+				gi(p, "unlearned"), gi(p, "macs"));
 		fprintf(f, "\n  Throughput (last %.2f s)\n", interval);
 		fprintf(f, "  Rx-pps: %12lld          Rx-bps: %12lld\n", gi(p, "Rx-pps"), gi(p, "Rx-bps"));
 		fprintf(f, "  Tx-pps: %12lld          Tx-bps: %12lld\n", gi(p, "Tx-pps"), gi(p, "Tx-bps"));
