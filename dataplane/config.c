@@ -573,6 +573,9 @@ int dp_config__eal_argv(const struct dp_config *c, int *argc, char ***argv, stru
 		rc |= push(&a, "-m");
 		rc |= push(&a, num);
 	}
+	/* Hugepage files unlinked once mapped: nothing the unprivileged process must remove later. */
+	if (!c->no_huge && c->user[0])
+		rc |= push(&a, "--huge-unlink");
 	if (!pci && !extra_selects_pci(c->extra_eal))
 		rc |= push(&a, "--no-pci");
 	snprintf(buf, sizeof(buf), "%s", c->extra_eal);

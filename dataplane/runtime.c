@@ -19,6 +19,7 @@
 #include "dataplane/config.h"
 #include "dataplane/dp.h"
 #include "dataplane/log.h"
+#include "dataplane/privs.h"
 
 /* The dataplane SIGINT and SIGTERM stop (one per process). */
 static struct dp *g_dp;
@@ -103,7 +104,15 @@ int dp_runtime__open(struct dp_runtime *rt, bool workers_poll, struct err *e)
 		return err__set(e, -ENOMEM, "out of memory");
 	dp->cfg = c;
 	dp->fwd = c->fwd;
+	ret = dp_privs__resolve(c->user, c->group, &dp->service_uid, &dp->service_gid, e);
+	if (ret)
+		return ret;
 	stop_on_signals(dp);
+
+	/* 0. no_new_privs before the EAL starts threads: every thread inherits it. */
+	ret = dp_privs__no_new_privs(e);
+	if (ret)
+		return ret;
 
 	/* 1. The EAL: lcores, memory, drivers. It may permute argv: give it a copy. */
 	memcpy(rt->eal_copy, rt->eal_argv, sizeof(char *) * (size_t)rt->eal_argc);

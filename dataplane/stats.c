@@ -14,9 +14,14 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 
+#include "base/trust.h"
 #include "dataplane/dp.h"
+#include "dataplane/log.h"
+#include "dataplane/outbox.h"
 
 #define L2_DUMP_MAX 256
+#define CLIENT_MAX_BYTES (4u << 20)     /* a document larger than this is refused */
+#define CLIENT_TIMEOUT_S 2.0            /* a client has this long to read its document */
 
 /* Every counter at one instant. */
 struct reading {
@@ -54,6 +59,8 @@ static struct {
 	double busy_pct[DP_MAX_WORKERS];
 	double interval;
 	struct l2_entry l2[L2_DUMP_MAX];
+	struct outbox out;
+	uint64_t peers_refused;
 } S = { .fd = -1 };
 
 static double now_s(void)
@@ -150,28 +157,43 @@ static void tick(struct dp *dp)
 	dp_ports__poll_links(dp);
 }
 
+/*
+ * A new client: root, our own uid or the service user only (SO_PEERCRED); it gets the
+ * document now, or as its socket takes it (outbox), never at the cost of a blocked write.
+ */
 static void serve(struct dp *dp, int fd)
 {
-	struct timeval tv = { .tv_sec = 1 };
-	json_t *doc = dp_stats__json(dp);
-	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	size_t len, off = 0;
+	const struct trust_uids who = { .service = dp->service_uid, .only = TRUST_NO_UID };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	json_t *doc;
+	char *text;
+	size_t len;
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (text) {
-		len = strlen(text);
-		text[len] = '\n';    /* replaces the NUL: one line per document */
-		while (off <= len) {
-			ssize_t n = send(fd, text + off, len + 1 - off, MSG_NOSIGNAL);
-
-			if (n <= 0)
-				break;
-			off += (size_t)n;
-		}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) || !trust__uid_ok(&who, cred.uid)) {
+		if (!S.peers_refused++)
+			dp_log("stats socket: refused a client running as uid %d (pid %d): only root, "
+			       "uid %u and the service user may read the counters (said once)",
+			       clen == sizeof(cred) ? (int)cred.uid : -1,
+			       clen == sizeof(cred) ? (int)cred.pid : -1, (unsigned)geteuid());
+		close(fd);
+		return;
 	}
-	free(text);
+	if (!outbox__has_room(&S.out)) {
+		outbox__refuse(&S.out, fd);     /* before building a document nobody can take */
+		return;
+	}
+	doc = dp_stats__json(dp);
+	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
-	close(fd);
+	if (!text) {
+		close(fd);
+		return;
+	}
+	len = strlen(text);
+	text[len] = '\n';    /* replaces the NUL: one line per document */
+	if (outbox__add(&S.out, fd, text, len + 1, now_s()) == -EMSGSIZE)
+		dp_log("stats socket: the document exceeds %u bytes: client refused", CLIENT_MAX_BYTES);
 }
 
 static void *stats_main(void *arg)
@@ -180,16 +202,18 @@ static void *stats_main(void *arg)
 	double interval = dp->cfg->stats_interval_ms / 1000.0, next = now_s() + interval;
 
 	while (!DP_READ(dp->stop) && __atomic_load_n(&S.running, __ATOMIC_RELAXED)) {
-		struct pollfd pfd = { .fd = S.fd, .events = POLLIN };
+		struct pollfd pfd[1 + OUTBOX_CLIENTS] = { { .fd = S.fd, .events = POLLIN } };
+		unsigned n = 1 + outbox__pollfds(&S.out, pfd + 1);
 		double left = next - now_s();
 		int timeout = left <= 0 ? 0 : left > 0.1 ? 100 : (int)(left * 1000) + 1;
 
-		if (poll(&pfd, 1, timeout) > 0 && (pfd.revents & POLLIN)) {
-			int c = accept4(S.fd, NULL, NULL, SOCK_CLOEXEC);
+		if (poll(pfd, n, timeout) > 0 && (pfd[0].revents & POLLIN)) {
+			int c = accept4(S.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 			if (c >= 0)
 				serve(dp, c);
 		}
+		outbox__flush(&S.out, now_s());
 		if (now_s() >= next) {
 			tick(dp);
 			next += interval;
@@ -197,6 +221,7 @@ static void *stats_main(void *arg)
 				next = now_s() + interval;
 		}
 	}
+	outbox__close_all(&S.out);
 	return NULL;
 }
 
@@ -212,7 +237,7 @@ int dp_stats__start(struct dp *dp, struct err *e)
 	S.prev = S.cur;
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return err__set(e, -ENAMETOOLONG, "--stats-socket %s: too long for a unix socket", path);
-	rc = dp_claim_socket_path(path, "stats socket", e);
+	rc = dp_claim_socket_path(dp, path, true, "stats socket", e);
 	if (rc)
 		return rc;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -225,6 +250,7 @@ int dp_stats__start(struct dp *dp, struct err *e)
 		S.fd = -1;
 		return err__set(e, rc, "stats socket %s: %s", path, strerror(-rc));
 	}
+	outbox__init(&S.out, CLIENT_MAX_BYTES, CLIENT_TIMEOUT_S);
 	S.running = true;
 	rc = rte_ctrl_thread_create(&S.thread, "dp-stats", NULL, stats_main, dp);
 	if (rc) {
@@ -428,6 +454,11 @@ json_t *dp_stats__json(struct dp *dp)
 	set_rate(tot, "Rx-pps", rxr);
 	set_rate(tot, "Tx-pps", txr);
 	json_object_set_new(doc, "totals", tot);
+	tot = json_object();
+	set_int(tot, "refused", S.out.refused);
+	set_int(tot, "expired", S.out.expired);
+	set_int(tot, "peers_refused", S.peers_refused);
+	json_object_set_new(doc, "stats_clients", tot);
 	return doc;
 }
 
