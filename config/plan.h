@@ -77,6 +77,7 @@ struct plan_dataplane {
 	int node;                  /* -1 = unspecified */
 	bool no_huge;              /* run without hugepages (--no-huge) */
 	char extra_eal[512];       /* extra EAL arguments */
+	unsigned mac_per_port;     /* l2switch: MACs one port may hold; 0 = not given */
 	struct plan_loc loc;
 };
 

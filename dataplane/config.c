@@ -247,6 +247,8 @@ int dp_config__load_plan(struct dp_config *c, const char *path, struct err *e)
 		}
 		if (!(c->set & DP_SET_NO_HUGE))
 			c->no_huge = dp->no_huge;
+		if (!(c->set & DP_SET_PER_PORT) && dp->mac_per_port)
+			c->mac_per_port = dp->mac_per_port;
 		if (c->node < 0)
 			c->node = dp->node;
 		if (dp->extra_eal[0]) {  /* the plan's first, then the command line's --eal */

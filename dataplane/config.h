@@ -57,6 +57,7 @@ enum {
 	DP_SET_FWD = 1 << 3,
 	DP_SET_STATS = 1 << 4,
 	DP_SET_USER = 1 << 5,
+	DP_SET_PER_PORT = 1 << 6,
 };
 
 struct dp_config {

@@ -59,7 +59,8 @@ static void usage(FILE *f)
 "      --stats-interval MS  rate interval (default 1000)\n"
 "      --mac-aging S        l2switch MAC aging (default 300, 0 = never)\n"
 "      --mac-entries N      l2switch table size (default 8192)\n"
-"      --mac-per-port N     MACs one port may hold (default 1024, 0 = no limit)\n"
+"      --mac-per-port N     MACs one port may hold (default 1024, 0 = no limit;\n"
+"                           plan: host.dataplane.mac_per_port)\n"
 "      --user USER[:GROUP]  drop to this user after setup (plan: host.user, host.group)\n"
 "  -n, --dry-run            print the EAL arguments and ports, start nothing\n"
 "SIGINT/SIGTERM stop it gracefully and print a summary.\n"
@@ -233,6 +234,7 @@ static int cmd_run(int argc, char **argv)
 			if (parse_num("--mac-per-port", optarg, 0, 1 << 24, &v))
 				return 2;
 			c.mac_per_port = (unsigned)v;
+			c.set |= DP_SET_PER_PORT;
 			break;
 		case OPT_USER:
 			if (dp_config__set_user(&c, optarg, &e)) {

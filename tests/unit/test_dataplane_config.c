@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -279,6 +280,38 @@ static void test_vhost_mac_option_and_user_option(void **state)
 	assert_int_equal(dp_config__set_user(&c, "x:", &e), -EINVAL);
 }
 
+static void test_plan_gives_user_run_dir_and_mac_cap_unless_the_command_line_does(void **state)
+{
+	char path[] = "/tmp/rtvmm-dp-plan-XXXXXX";
+	struct dp_config c;
+	struct err e = { 0 };
+	int fd;
+	FILE *f;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("host:\n  user: nobody\n  run_dir: /run/x\n  dataplane:\n    cores: \"1\"\n"
+	      "    mac_per_port: 64\nvms:\n  - name: a\n    kernel: /dev/null\n    memory: 64M\n"
+	      "    vcpus: 1\n    nics:\n      - name: n0\n        socket: /run/x/a.sock\n", f);
+	fclose(f);
+	dp_config__init(&c);
+	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
+	assert_int_equal(c.mac_per_port, 64);
+	assert_string_equal(c.user, "nobody");
+	assert_string_equal(c.stats_socket, "/run/x/dataplane.sock");
+	dp_config__init(&c);
+	c.mac_per_port = 0;
+	c.set |= DP_SET_PER_PORT;
+	assert_int_equal(dp_config__set_user(&c, "daemon", &e), 0);
+	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
+	assert_int_equal(c.mac_per_port, 0);
+	assert_string_equal(c.user, "daemon");
+	unlink(path);
+}
+
 static void test_port_specs_parse_with_options(void **state)
 {
 	struct dp_config c;
@@ -476,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_l2_a_port_holds_at_most_its_cap),
 		cmocka_unit_test(test_strings_for_the_eal_are_limited_to_the_safe_set),
 		cmocka_unit_test(test_vhost_mac_option_and_user_option),
+		cmocka_unit_test(test_plan_gives_user_run_dir_and_mac_cap_unless_the_command_line_does),
 		cmocka_unit_test(test_port_specs_parse_with_options),
 		cmocka_unit_test(test_bad_port_specs_are_refused_with_the_reason),
 		cmocka_unit_test(test_pairs_are_checked),
