@@ -16,7 +16,8 @@
 #   plan       a host plan drives it: EAL lcores and --no-huge from host.dataplane, one port per
 #              NIC named VM.NIC, the dataplane listening for a mode-client NIC and connecting
 #              to a mode-server NIC
-#   privdrop   a plan with host.user nobody: every thread of the dataplane runs as nobody with no
+#   privdrop   socket directories that are world-writable or that the service user cannot reach
+#              are refused; a plan with host.user nobody: every thread runs as nobody with no
 #              capabilities and no_new_privs; guests crash and come back (the dataplane, as
 #              nobody, reconnects to a mode-server NIC); a guest with a foreign MAC is dropped
 #              and counted (spoofed); a stats client of another uid is refused
@@ -419,6 +420,18 @@ privdrop)
 	[[ $(id -u) == 0 ]] || { echo "SKIP: dropping privileges needs root"; exit 77; }
 	nobody_uid=$(id -u nobody 2> /dev/null) || { echo "SKIP: no user 'nobody'"; exit 77; }
 	nobody_gid=$(id -g nobody)
+	# Socket directories: a world-writable one is refused, and so is one the service user
+	# cannot reach (it could not reconnect or remove its sockets after the drop).
+	mkdir -m 0777 "$tmp/open" && chmod 0777 "$tmp/open"
+	"$dp" run --lcores "$dp_cpu" --no-huge --file-prefix "$pfx-dir" --stats-socket "$tmp/s1.sock" \
+		--port "vhost:$tmp/open/a.sock" > "$tmp/open.log" 2>&1 && fail "a world-writable socket directory was accepted"
+	grep -q "port0, vhost $tmp/open/a.sock.*directory $tmp/open is world-writable" "$tmp/open.log" ||
+		fail "no clear refusal of $tmp/open: $(grep rtvmm-dataplane: "$tmp/open.log")"
+	"$dp" run --lcores "$dp_cpu" --no-huge --file-prefix "$pfx-dir" --stats-socket "$tmp/s2.sock" \
+		--user nobody --port "vhost:$tmp/closed/a.sock" > "$tmp/closed.log" 2>&1 &&
+		fail "a socket directory nobody cannot reach was accepted"
+	grep -q "the service user (uid $nobody_uid, gid $nobody_gid) cannot reach $tmp/closed: $tmp is mode 0700" \
+		"$tmp/closed.log" || fail "no clear refusal of $tmp/closed: $(grep rtvmm-dataplane: "$tmp/closed.log")"
 	chmod 711 "$tmp"          # the service user must reach its run directory below
 	run=$tmp/run
 	stats_sock=$run/dataplane.sock
