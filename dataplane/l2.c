@@ -29,6 +29,7 @@ int l2_table__init(struct l2_table *t, unsigned entries, uint32_t aging_s, uint3
 void l2_table__lock_port(struct l2_table *t, uint16_t port, uint64_t mac)
 {
 	t->lock[port] = L2_LOCKED | mac;
+	t->lock_bucket[port] = (uint32_t)(l2_bucket_of(t, mac) - t->buckets);
 }
 
 void l2_table__free(struct l2_table *t)

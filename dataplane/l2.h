@@ -40,6 +40,7 @@ struct l2_table {
 	uint32_t port_cap;         /* MACs one port may hold; 0 = no limit */
 	uint64_t key[2];           /* the bucket hash's key */
 	uint64_t lock[L2_MAX_PORTS];   /* L2_LOCKED | the only source MAC, or 0 = any */
+	uint32_t lock_bucket[L2_MAX_PORTS]; /* that MAC's bucket: learning it costs no hash */
 	uint32_t count[L2_MAX_PORTS];  /* MACs each port holds now */
 };
 
@@ -166,7 +167,7 @@ static inline enum l2_learn l2_table__learn(struct l2_table *t, uint64_t mac, ui
 		return L2_SPOOFED;
 	if (mac & (1ull << 40))
 		return L2_IGNORED;
-	b = l2_bucket_of(t, mac);
+	b = lock ? &t->buckets[t->lock_bucket[port]] : l2_bucket_of(t, mac);
 	for (i = 0; i < L2_WAYS; i++) {
 		uint64_t k = __atomic_load_n(&b->key[i], __ATOMIC_RELAXED);
 
