@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Plan loading and checking stay linear in the plan and bounded in its size.
+
+The plans are generated here: N VMs, each with a NIC (its own socket and MAC),
+the host's housekeeping cpus as every VM's emulator cpus, the first 28 VMs with
+a fifo vCPU on a cpu of its own. On the 2-socket, 32-cpu topology of
+examples/topologies/2s8c2t.xml such a plan is clean.
+
+  large        20000 VMs load and check clean within LARGE_SECONDS (the quadratic
+               duplicate and overlap checks took 19.7 s for it, release build)
+  late-dup     the same plan with the last VM's MAC the first VM's: refused naming both
+  too-big      a file of PLAN_MAX_BYTES + 1 bytes: refused by its size, at once
+  too-deep     100000 nested brackets: refused at depth 33, at once (49 s+ before)
+
+Usage: plan_scale.py RTVMM TOPOLOGY.xml [--measure N...]  (--measure prints the check's
+time for plans of N VMs and tests nothing: the figures in the issue's notes)
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+PLAN_MAX_BYTES = 16 << 20      # config/parse.h
+PLAN_MAX_DEPTH = 32
+VMS = 20000
+LARGE_SECONDS = 8.0            # ASan build, 2 busy cores: about 3 s; quadratic: minutes
+AT_ONCE_SECONDS = 2.0
+
+
+def mac(i):
+    return "52:54:00:%02x:%02x:%02x" % (i >> 16 & 255, i >> 8 & 255, i & 255)
+
+
+def write_plan(path, n, last_mac=None):
+    with open(path, "w") as f:
+        f.write('host:\n  housekeeping_cpus: "0-1"\nvms:\n')
+        for i in range(n):
+            f.write("  - name: vm%d\n    kernel: guest.elf\n    memory: 64M\n" % i)
+            if i < 28:
+                f.write('    vcpus: {count: 1, policy: fifo, priority: 50, cpus: "%d"}\n' % (i + 4))
+            else:
+                f.write("    vcpus: 1\n")
+            m = last_mac if last_mac and i == n - 1 else mac(i)
+            f.write('    nics:\n      - {name: net0, socket: run/vm%d.sock, mac: "%s"}\n' % (i, m))
+
+
+def check(rtvmm, plan, topology=None):
+    argv = [rtvmm, "check", plan] + (["--topology", topology] if topology else [])
+    t0 = time.monotonic()
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=600)
+    return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
+
+
+failures = 0
+
+
+def expect(what, ok, detail):
+    global failures
+    print("%s: %s (%s)" % ("ok" if ok else "FAIL", what, detail))
+    failures += not ok
+
+
+def main():
+    rtvmm, topology = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory(prefix="rtvmm-plan-scale-") as tmp:
+        plan = os.path.join(tmp, "plan.yaml")
+        if sys.argv[3:4] == ["--measure"]:
+            for n in map(int, sys.argv[4:]):
+                write_plan(plan, n)
+                rc, out, err, secs = check(rtvmm, plan, topology)
+                print("%6d VMs  %8d bytes  %.2f s  exit %d  %s" % (
+                    n, os.path.getsize(plan), secs, rc, (out.strip().splitlines() or [err])[-1]))
+            return 0
+
+        write_plan(plan, VMS)
+        rc, out, err, secs = check(rtvmm, plan, topology)
+        expect("%d VMs load and check clean in %.1f s (limit %.1f s)" % (VMS, secs, LARGE_SECONDS),
+               rc == 0 and "0 errors" in out and secs < LARGE_SECONDS,
+               "exit %d, %s" % (rc, (out.strip().splitlines() or [err.strip()])[-1]))
+
+        write_plan(plan, VMS, last_mac=mac(0))
+        rc, out, err, secs = check(rtvmm, plan, topology)
+        want = "vms[%d].nics[0].mac: MAC address already used by vms[0].nics[0]" % (VMS - 1)
+        expect("a duplicate MAC in the last of %d VMs is named in %.1f s" % (VMS, secs),
+               rc == 1 and want in err and secs < LARGE_SECONDS, err.strip())
+
+        with open(plan, "w") as f:
+            f.write("# " + "x" * (PLAN_MAX_BYTES - 2) + "\n")
+        rc, out, err, secs = check(rtvmm, plan)
+        want = "%s: too large (%d bytes): a plan file is at most 16 MiB" % (plan, PLAN_MAX_BYTES + 1)
+        expect("a file of %d bytes is refused in %.2f s" % (PLAN_MAX_BYTES + 1, secs),
+               rc == 1 and want in err and secs < AT_ONCE_SECONDS, err.strip())
+
+        with open(plan, "w") as f:
+            f.write("vm: " + "[" * 100000 + "]" * 100000 + "\n")
+        rc, out, err, secs = check(rtvmm, plan)
+        want = "%s:1: nested deeper than %d levels" % (plan, PLAN_MAX_DEPTH)
+        expect("100000 nested lists are refused in %.2f s" % secs,
+               rc == 1 and want in err and secs < AT_ONCE_SECONDS, err.strip())
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
