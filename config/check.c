@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "base/cpus.h"
+#include "base/trust.h"
 #include "config/parse.h"
 
 /* ---- findings ---- */
@@ -897,6 +898,56 @@ static void check_rt_throttling(struct ctx *c)
 	    t->rt_runtime_us, t->rt_period_us, t->source, t->rt_period_us - t->rt_runtime_us);
 }
 
+/*
+ * Who the tools run as, and where the sockets that hand out guest RAM live. Users,
+ * groups and directories are this host's facts: checked only against this host.
+ */
+static void check_security(struct ctx *c)
+{
+	const struct plan_host *h = &c->p->host;
+	struct trust_uids tu = { .service = TRUST_NO_UID, .only = TRUST_NO_UID };
+	bool here = !strcmp(c->t->source, "this host");
+	struct err e = { 0 };
+	unsigned i, j;
+	gid_t gid;
+
+	if (!h->user[0] && (c->p->nr_vms || h->dataplane.present))
+		add(c, FINDING_WARNING, "no-service-user", h->loc.line, "host", "",
+		    "no host.user: rtvmm and rtvmm-dataplane keep the privileges they start with for "
+		    "the VMs' whole life; name an unprivileged user to drop to after set-up");
+	if (here && h->user[0] && trust__user(h->user, &tu.service, &gid))
+		add(c, FINDING_ERROR, "user-missing", h->user_loc.line, "host.user", h->user,
+		    "no such user on this host");
+	if (here && h->group[0] && trust__group(h->group, &gid))
+		add(c, FINDING_ERROR, "group-missing", h->user_loc.line, "host.group", h->group,
+		    "no such group on this host");
+	if (!here)
+		return;
+	for (i = 0; i < c->p->nr_vms; i++) {
+		const struct plan_vm *vm = &c->p->vms[i];
+
+		for (j = 0; j < vm->nr_nics; j++) {
+			const struct plan_nic *nic = &vm->nics[j];
+			char key[128];
+			uid_t uid;
+
+			snprintf(key, sizeof(key), "%s.socket", nic->loc.key);
+			if (nic->backend_user[0] && trust__user(nic->backend_user, &uid, NULL))
+				add(c, FINDING_ERROR, "user-missing", nic->loc.line, key, nic->backend_user,
+				    "backend_user: no such user on this host");
+			if (trust__socket_dir(nic->socket, &tu, "NIC socket", &e) == 0)
+				continue;
+			/* A missing run directory is created 0700 by whichever tool starts first. */
+			if (e.code == -ENOENT && !strncmp(nic->socket, h->run_dir, strlen(h->run_dir)) &&
+			    nic->socket[strlen(h->run_dir)] == '/')
+				continue;
+			add(c, e.code == -ENOENT ? FINDING_WARNING : FINDING_ERROR,
+			    e.code == -ENOENT ? "socket-dir-missing" : "socket-dir-untrusted",
+			    nic->loc.line, key, nic->socket, "%s", e.msg);
+		}
+	}
+}
+
 /* Report order: by line in the file (stable), findings about the host (line 0) last. */
 struct order {
 	unsigned line;             /* 0 -> UINT_MAX: last */
@@ -989,6 +1040,7 @@ int plan__check(const struct plan *p, const struct topology *t, struct findings 
 	check_shared_cpus(&c, &ts, all);
 	check_siblings(&c, &ts, all);
 	check_rt_throttling(&c);
+	check_security(&c);
 	if (!c.ret)
 		c.ret = sort_by_line(out);
 

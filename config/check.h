@@ -34,10 +34,12 @@ struct findings {
  *   errors:   cpu-missing, node-missing, page-size-unsupported, hugepages-short (warning with
  *             fallback_4k), priority-range, fifo-shared-core (two fifo/rr vCPUs or poll cores
  *             confined to one cpu), vcpu-memory-node (warning when not strict),
- *             rt-on-housekeeping, dataplane-no-cores
+ *             rt-on-housekeeping, dataplane-no-cores, and on this host only: user-missing,
+ *             group-missing, socket-dir-untrusted (group/world-writable or foreign-owned)
  *   warnings: cpu-not-isolated, cpu-not-nohz-full, smt-sibling-shared, rt-cpu-shared,
  *             emulator-on-rt-cpu, vcpu-unpinned, dataplane-remote-node,
- *             dataplane-node-mismatch, dataplane-on-housekeeping, rt-throttling
+ *             dataplane-node-mismatch, dataplane-on-housekeeping, rt-throttling,
+ *             no-service-user, socket-dir-missing (outside host.run_dir, this host only)
  *   cannot verify (warnings): hugepages-unknown, isolation-unknown, rt-throttling-unknown
  */
 int plan__check(const struct plan *p, const struct topology *t, struct findings *out);

@@ -21,6 +21,7 @@
 
 #include "base/cpus.h"
 #include "base/size.h"
+#include "base/trust.h"
 #include "base/vm_limits.h"
 
 #define MAX_NODE     1023          /* highest NUMA node number we accept */
@@ -125,14 +126,17 @@ static const char *const nic_mode_names[] = {
 
 enum { TOP_HOST, TOP_VMS, TOP_VM, NR_TOP };
 static const struct field top_fields[] = {
-	[TOP_HOST] = F_NODE("host", false, YAML_MAPPING_NODE, "a mapping (housekeeping_cpus, dataplane)"),
+	[TOP_HOST] = F_NODE("host", false, YAML_MAPPING_NODE, "a mapping (housekeeping_cpus, dataplane, user, group, run_dir)"),
 	[TOP_VMS] = F_NODE("vms", false, YAML_SEQUENCE_NODE, "a list of VMs"),
 	[TOP_VM] = F_NODE("vm", false, YAML_MAPPING_NODE, "a mapping (one VM)"),
 };
 
-enum { HOST_HOUSEKEEPING, HOST_DATAPLANE, NR_HOST };
+enum { HOST_HOUSEKEEPING, HOST_DATAPLANE, HOST_USER, HOST_GROUP, HOST_RUN_DIR, NR_HOST };
 static const struct field host_fields[] = {
 	[HOST_HOUSEKEEPING] = F_CPUS("housekeeping_cpus", struct plan_host, housekeeping, false),
+	[HOST_USER] = F_STR("user", struct plan_host, user, false),
+	[HOST_GROUP] = F_STR("group", struct plan_host, group, false),
+	[HOST_RUN_DIR] = F_PATH("run_dir", struct plan_host, run_dir, false),
 	[HOST_DATAPLANE] = F_NODE("dataplane", false, YAML_MAPPING_NODE,
 				  "a mapping (cores, main_core, numa_node, no_huge, eal_args)"),
 };
@@ -200,13 +204,14 @@ static const struct field vcpus_count_field =
 static const struct field memory_size_field = F_SIZE("memory", struct plan_memory, size, true);
 static const struct field pin_field = F_CPUS("pin", struct plan_sched, cpus, true);
 
-enum { NIC_NAME, NIC_SOCKET, NIC_MAC, NIC_QUEUES, NIC_MODE, NR_NIC };
+enum { NIC_NAME, NIC_SOCKET, NIC_MAC, NIC_QUEUES, NIC_MODE, NIC_BACKEND_USER, NR_NIC };
 static const struct field nic_fields[] = {
 	[NIC_NAME] = F_STR("name", struct plan_nic, name, true),
 	[NIC_SOCKET] = F_PATH("socket", struct plan_nic, socket, true),
 	[NIC_MAC] = F_MAC("mac", struct plan_nic, mac),
 	[NIC_QUEUES] = F_UINT("queues", struct plan_nic, queues, false, 1, VM_MAX_NIC_QUEUE_PAIRS),
 	[NIC_MODE] = F_ENUM("mode", struct plan_nic, mode, nic_mode_names),
+	[NIC_BACKEND_USER] = F_STR("backend_user", struct plan_nic, backend_user, false),
 };
 
 static const struct schema top_schema = SCHEMA("plan", top_fields);
@@ -877,6 +882,59 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/*
+ * The first character of a path that may not reach another program's argument string, or
+ * NULL. A NIC socket path ends up inside DPDK's --vdev "name,iface=PATH,..." list, where a
+ * ',' or '=' would add device arguments of the plan author's choosing.
+ */
+static const char *unsafe_path_char(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '/' || *s == '.' || *s == '_' || *s == '-' || *s == '+'))
+			return s;
+	return NULL;
+}
+
+/* A user or group: a name (letters, digits, '_', '-', '.') or a decimal id. */
+static bool valid_account(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* Fails on a path that unsafe_path_char refuses. */
+static int check_safe_path(struct ctx *c, const yaml_node_t *key, const yaml_node_t *val,
+			   const char *kpath, const char *path)
+{
+	const char *bad = unsafe_path_char(path);
+	char what[24];
+
+	if (!bad)
+		return 0;
+	if ((unsigned char)*bad < 0x20 || (unsigned char)*bad >= 0x7f)
+		snprintf(what, sizeof(what), "byte 0x%02x", (unsigned char)*bad);
+	else
+		snprintf(what, sizeof(what), "character '%c'", *bad);
+	return fail(c, line_of(key), kpath, val,
+		    "%s at offset %zu is not allowed in a socket path (letters, digits, '/', '.', "
+		    "'_', '-', '+'): the path reaches DPDK's device arguments, where ',' or '=' "
+		    "would add arguments", what, (size_t)(bad - path));
+}
+
+/* Fails on a user or group that valid_account refuses. */
+static int check_account(struct ctx *c, const yaml_node_t *key, const yaml_node_t *val,
+			 const char *kpath, const char *name)
+{
+	if (!*name || valid_account(name))
+		return 0;
+	return fail(c, line_of(key), kpath, val,
+		    "not a user or group: a name (letters, digits, '_', '-', '.') or a decimal id");
+}
+
 static int vm_name_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct plan_vm *)a)->name, ((const struct plan_vm *)b)->name);
@@ -992,6 +1050,15 @@ static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const
 		set_loc(&nic->loc, line_of(entry), kpath);
 		nic->mac_set = s.val[NIC_MAC] != NULL;
 
+		key_join(fpath, kpath, "socket");
+		rc = check_safe_path(c, s.key[NIC_SOCKET], s.val[NIC_SOCKET], fpath, nic->socket);
+		if (rc)
+			break;
+		key_join(fpath, kpath, "backend_user");
+		rc = check_account(c, s.key[NIC_BACKEND_USER], s.val[NIC_BACKEND_USER], fpath,
+				   nic->backend_user);
+		if (rc)
+			break;
 		key_join(fpath, kpath, "name");
 		if (!valid_name(nic->name)) {
 			rc = fail(c, line_of(s.key[NIC_NAME]), fpath, s.val[NIC_NAME],
@@ -1064,6 +1131,22 @@ static int parse_host(struct ctx *c, struct plan_host *h, const yaml_node_t *key
 	else
 		set_loc(&h->loc, line_of(key), "host");
 
+	rc = check_account(c, s.key[HOST_USER], s.val[HOST_USER], "host.user", h->user);
+	if (!rc)
+		rc = check_account(c, s.key[HOST_GROUP], s.val[HOST_GROUP], "host.group", h->group);
+	if (!rc && s.val[HOST_RUN_DIR])
+		rc = check_safe_path(c, s.key[HOST_RUN_DIR], s.val[HOST_RUN_DIR], "host.run_dir",
+				     h->run_dir);
+	if (rc)
+		return rc;
+	if (s.val[HOST_GROUP] && !s.val[HOST_USER])
+		return fail(c, line_of(s.key[HOST_GROUP]), "host.group", s.val[HOST_GROUP],
+			    "a group without host.user: the tools drop to a user and its group");
+	if (s.val[HOST_USER])
+		set_loc(&h->user_loc, line_of(s.key[HOST_USER]), "host.user");
+	if (!s.val[HOST_RUN_DIR])
+		snprintf(h->run_dir, sizeof(h->run_dir), "%s", TRUST_DEFAULT_RUN_DIR);
+
 	dp->main_core = -1;
 	dp->node = -1;
 	if (!s.val[HOST_DATAPLANE])
@@ -1092,6 +1175,7 @@ static int parse_plan(struct ctx *c, yaml_node_t *root)
 		return rc;
 	p->host.dataplane.main_core = -1;
 	p->host.dataplane.node = -1;
+	snprintf(p->host.run_dir, sizeof(p->host.run_dir), "%s", TRUST_DEFAULT_RUN_DIR);
 	if (s.key[TOP_VMS] && s.key[TOP_VM])
 		return fail(c, line_of(s.key[TOP_VM]), "vm", NULL,
 			    "use either 'vm' (one VM) or 'vms' (a list, line %u), not both",

@@ -40,6 +40,7 @@ struct plan_nic {
 	bool mac_set;
 	unsigned queues;           /* queue pairs, >= 1 */
 	enum plan_nic_mode mode;
+	char backend_user[64];     /* the only uid the backend may run as; "" = root, ours or host.user */
 	struct plan_loc loc;
 };
 
@@ -82,6 +83,10 @@ struct plan_dataplane {
 struct plan_host {
 	cpu_set_t housekeeping;    /* cpus for the OS, emulator threads, everything non-RT */
 	bool housekeeping_set;
+	char user[64];             /* unprivileged user rtvmm and the dataplane drop to; "" = stay */
+	char group[64];            /* its group; "" = the user's primary group */
+	char run_dir[108];         /* 0700 directory for sockets, created by the tools */
+	struct plan_loc user_loc;
 	struct plan_dataplane dataplane;
 	struct plan_loc loc;
 };

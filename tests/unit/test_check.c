@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -52,6 +54,9 @@ static int setup_topo(struct fx **out, const char *desc, const char *ov)
 		return -1;
 	}
 	snprintf(x->p.file, sizeof(x->p.file), "host.yaml");
+	/* A service user (nobody's uid): only test_check_without_user_warns goes without. */
+	snprintf(x->p.host.user, sizeof(x->p.host.user), "65534");
+	snprintf(x->p.host.run_dir, sizeof(x->p.host.run_dir), "/run/rtvmm");
 	*out = x;
 	return 0;
 }
@@ -770,12 +775,56 @@ static void test_check_json_is_valid(void **state)
 	free(buf);
 }
 
+static void test_check_without_user_warns(void **state)
+{
+	struct fx *x = *state;
+
+	telco_plan(&x->p);
+	x->p.host.user[0] = '\0';
+	check(x);
+	assert_int_equal(x->f.nr, 1);
+	assert_non_null(only(x, "no-service-user"));
+}
+
+/* On this host: a NIC socket in a world-writable directory is an error, in a 0700 one nothing. */
+static void test_check_socket_directory_on_this_host(void **state)
+{
+	char open_dir[] = "/tmp/rtvmm-check-XXXXXX", tight[] = "/tmp/rtvmm-check-XXXXXX";
+	struct fx *x = *state;
+	struct err e = { 0 };
+	struct plan_vm *v;
+
+	topology__free(&x->t);
+	assert_int_equal(topology__load_host(&x->t, &e), 0);
+	assert_non_null(mkdtemp(open_dir));
+	assert_non_null(mkdtemp(tight));
+	assert_int_equal(chmod(open_dir, 0777), 0);
+	v = vm_add(&x->p, "a", 64ull << 20, PAGE_4K, -1, false);
+	vcpu_add(&x->p, v, "0", RT_POLICY_OTHER, 0);
+	nic_add(v, "net0");
+	nic_add(v, "net1");
+	snprintf(v->nics[0].socket, sizeof(v->nics[0].socket), "%s/a.sock", open_dir);
+	snprintf(v->nics[1].socket, sizeof(v->nics[1].socket), "%s/b.sock", tight);
+	loc(&v->nics[0].loc, 20, "vms[0].nics[0]");
+	loc(&v->nics[1].loc, 24, "vms[0].nics[1]");
+	snprintf(x->p.host.user, sizeof(x->p.host.user), "no-such-user-here");
+	check(x);
+	assert_int_equal(count(&x->f, "socket-dir-untrusted"), 1);
+	assert_string_equal(only(x, "socket-dir-untrusted")->key, "vms[0].nics[0].socket");
+	assert_non_null(strstr(only(x, "socket-dir-untrusted")->message, "world-writable"));
+	assert_int_equal(count(&x->f, "user-missing"), 1);
+	rmdir(open_dir);
+	rmdir(tight);
+}
+
 #define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_check_clean_plan_has_no_findings, setup_telco),
+		T(test_check_without_user_warns, setup_telco),
+		T(test_check_socket_directory_on_this_host, setup_small),
 		T(test_check_cpu_missing_is_error_naming_key, setup_small),
 		T(test_check_housekeeping_and_dataplane_cpus_missing, setup_telco),
 		T(test_check_two_fifo_vcpus_on_one_core, setup_telco),

@@ -733,6 +733,17 @@ static void test_parse_nic_errors(void **state)
 		     "      - {name: net0, socket: /s0}\n", 13,      /* 13 */
 		     "vms[1].nics[0].socket", "socket already used by vms[0].nics[0] (line 7)");
 
+	/* A path reaches DPDK's --vdev argument list: ',' or '=' would add device arguments. */
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: \"/run/x.sock,queues=8\"}\n", 7,
+		     "vms[0].nics[0].socket", "character ',' at offset 11 is not allowed");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: \"/run/a=b\"}\n", 7,
+		     "vms[0].nics[0].socket", "character '=' at offset 6");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, backend_user: \"a b\"}\n", 7,
+		     "vms[0].nics[0].backend_user", "not a user or group");
+
 	memset(sock, 'a', 108);
 	sock[0] = '/';
 	sock[108] = '\0';
@@ -855,6 +866,35 @@ static void test_parse_more_than_64_anchors_are_refused(void **state)
 	assert_string_equal(e.msg, want);
 }
 
+static void test_parse_host_user_group_and_run_dir(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_ok("host:\n  user: rtvmm\n  group: \"65534\"\n  run_dir: /run/vnf\n"
+		VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		"      - {name: net0, socket: /run/vnf/n0.sock, backend_user: dpdk}\n", &p);
+	assert_string_equal(p.host.user, "rtvmm");
+	assert_string_equal(p.host.group, "65534");
+	assert_string_equal(p.host.run_dir, "/run/vnf");
+	assert_int_equal(p.host.user_loc.line, 2);
+	assert_string_equal(p.vms[0].nics[0].backend_user, "dpdk");
+	plan__free(&p);
+
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_string_equal(p.host.user, "");
+	assert_string_equal(p.host.run_dir, "/run/rtvmm");
+	assert_null(p.vms[0].nics);
+	plan__free(&p);
+
+	expect_error("host:\n  group: rtvmm\n" VM_HEAD "    memory: 64M\n    vcpus: 1\n", 2,
+		     "host.group", "a group without host.user");
+	expect_error("host:\n  user: \"r;m\"\n" VM_HEAD "    memory: 64M\n    vcpus: 1\n", 2,
+		     "host.user", "not a user or group");
+	expect_error("host:\n  run_dir: \"/run/a,b\"\n" VM_HEAD "    memory: 64M\n    vcpus: 1\n", 2,
+		     "host.run_dir", "character ','");
+}
+
 static void test_parse_missing_file_is_enoent(void **state)
 {
 	struct err e = { 0 };
@@ -942,6 +982,7 @@ int main(void)
 		cmocka_unit_test(test_parse_nesting_over_32_levels_is_refused),
 		cmocka_unit_test(test_parse_more_than_64_anchors_are_refused),
 		cmocka_unit_test(test_parse_nic_errors),
+		cmocka_unit_test(test_parse_host_user_group_and_run_dir),
 		cmocka_unit_test(test_parse_missing_file_is_enoent),
 		cmocka_unit_test(test_plan_cpu_lists_round_trip),
 		cmocka_unit_test(test_plan_names_and_sizes),
