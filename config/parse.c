@@ -9,12 +9,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <search.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <yaml.h>
