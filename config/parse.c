@@ -39,6 +39,7 @@ struct ctx {
 	void *vm_names;            /* what must be unique in the plan, as tsearch(3) trees: */
 	void *nic_sockets;         /* VMs by name, NICs by socket and by MAC, so a check is */
 	void *nic_macs;            /* O(log n), not a scan of everything before */
+	unsigned nr_vcpus;         /* in the VMs so far, at most PLAN_MAX_VCPUS */
 };
 
 enum field_type {
@@ -1105,6 +1106,13 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 	rc = parse_vcpus(c, vm, s.key[VM_VCPUS], s.val[VM_VCPUS], path);
 	if (rc)
 		return rc;
+	c->nr_vcpus += vm->nr_vcpus;
+	if (c->nr_vcpus > PLAN_MAX_VCPUS) {
+		key_join(kpath, path, "vcpus");
+		return fail(c, line_of(s.key[VM_VCPUS]), kpath, NULL,
+			    "%u vCPUs in the plan's VMs up to this one: a plan has at most %d in all",
+			    c->nr_vcpus, PLAN_MAX_VCPUS);
+	}
 
 	/* Emulator threads (main loop, console, I/O) stay SCHED_OTHER, pinned if asked. */
 	key_join(kpath, path, "emulator_cpus");

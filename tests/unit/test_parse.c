@@ -866,6 +866,40 @@ static void test_parse_more_than_64_anchors_are_refused(void **state)
 	assert_string_equal(e.msg, want);
 }
 
+/* `nr` one-line VMs of 254 vCPUs after "vms:" (VM i on line i + 2). */
+static void write_vcpu_heavy(unsigned nr)
+{
+	FILE *f = fopen(plan_path, "w");
+	unsigned i;
+
+	assert_non_null(f);
+	assert_true(fputs("vms:\n", f) >= 0);
+	for (i = 0; i < nr; i++)
+		assert_true(fprintf(f, "  - {name: v%u, kernel: k, memory: 4M, vcpus: 254}\n", i) > 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_parse_more_than_65536_vcpus_in_all_are_refused(void **state)
+{
+	unsigned fit = PLAN_MAX_VCPUS / 254;
+	struct err e = { 0 };
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	write_vcpu_heavy(fit);
+	assert_int_equal(plan__load(&p, plan_path, &e), 0);
+	assert_int_equal(p.nr_vms, fit);
+	plan__free(&p);
+
+	write_vcpu_heavy(fit + 1);
+	assert_int_equal(plan__load(&p, plan_path, &e), -EINVAL);
+	snprintf(want, sizeof(want), "%s:%u: vms[%u].vcpus: %u vCPUs in the plan's VMs up to this "
+		 "one: a plan has at most 65536 in all", plan_path, fit + 2, fit, (fit + 1) * 254);
+	assert_string_equal(e.msg, want);
+	assert_null(p.vms);
+}
+
 static void test_parse_host_user_group_and_run_dir(void **state)
 {
 	struct plan p;
@@ -981,6 +1015,7 @@ int main(void)
 		cmocka_unit_test(test_parse_file_over_16m_is_refused_by_its_size),
 		cmocka_unit_test(test_parse_nesting_over_32_levels_is_refused),
 		cmocka_unit_test(test_parse_more_than_64_anchors_are_refused),
+		cmocka_unit_test(test_parse_more_than_65536_vcpus_in_all_are_refused),
 		cmocka_unit_test(test_parse_nic_errors),
 		cmocka_unit_test(test_parse_host_user_group_and_run_dir),
 		cmocka_unit_test(test_parse_missing_file_is_enoent),
