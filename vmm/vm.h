@@ -83,8 +83,8 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 
 /*
  * Runs the vCPUs until a stop request (guest poweroff/reset/exit, guest
- * error, or SIGINT/SIGTERM), joins every thread and returns the process
- * exit status.
+ * error, or SIGINT/SIGTERM), joins every thread, stops the devices (the
+ * console's bounded output flush) and returns the process exit status.
  */
 int vm__run(struct vm *vm);
 
