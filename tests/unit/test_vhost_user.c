@@ -37,6 +37,9 @@
 #define BIT(n) (1ull << (n))
 #define MAXLOG 512
 
+/* A 0700 directory of this run's sockets (mkdtemp): /tmp itself is world-writable, never trusted. */
+static char sock_dir[64];
+
 /* ---------------------------------------------------------------- fake backend */
 
 struct msg {
@@ -772,7 +775,7 @@ static void test_listen_replaces_stale_socket_but_not_other_files(void **state)
 	int fd, c, s;
 
 	(void)state;
-	snprintf(path, sizeof(path), "/tmp/rtvmm-vu-unit-%d.sock", getpid());
+	snprintf(path, sizeof(path), "%s/listen.sock", sock_dir);
 	unlink(path);
 	fd = vhost_user__listen(path, &e);
 	assert_true(fd >= 0);
@@ -870,8 +873,7 @@ static struct env *env_new(unsigned pairs, bool server)
 	assert_int_equal(guest_mem__create(&env->mem, RAM_SIZE), 0);
 	env->f = fake_new();
 	snprintf(env->nic.name, sizeof(env->nic.name), "net%u", seq);
-	snprintf(env->nic.socket, sizeof(env->nic.socket), "/tmp/rtvmm-vu-unit-%d-%u.sock", getpid(),
-		 seq++);
+	snprintf(env->nic.socket, sizeof(env->nic.socket), "%s/net-%u.sock", sock_dir, seq++);
 	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
 	env->nic.mac_set = true;
 	env->nic.queues = pairs;
@@ -914,12 +916,31 @@ static void env_free(struct env *env)
 	free(env);
 }
 
+/* Waits until the session's thread has done what the driver asked (activation, reset, enables). */
+static void env_settle(struct env *env)
+{
+	int k;
+
+	for (k = 0; k < 1000 && env->dev->ops->resetting(env->dev); k++)
+		usleep(10000);
+	assert_false(env->dev->ops->resetting(env->dev));
+}
+
 static int env_activate(struct env *env, uint64_t features)
 {
 	struct virtio_activation a = { .features = features, .nr_queues = env->nr_queues,
 				       .queues = env->q, .mem = &env->mem };
+	int err = env->dev->ops->activate(env->dev, &a);
 
-	return env->dev->ops->activate(env->dev, &a);
+	if (!err)
+		env_settle(env);
+	return err;
+}
+
+static void env_reset(struct env *env)
+{
+	env->dev->ops->reset(env->dev);
+	env_settle(env);
 }
 
 static uint32_t state_num(const struct msg *m)
@@ -1048,7 +1069,7 @@ static void test_net_reset_stops_rings_with_get_vring_base(void **state)
 	(void)state;
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
-	env->dev->ops->reset(env->dev);
+	env_reset(env);
 	for (unsigned r = 0; r < 2; r++) {
 		i = fake_find(env->f, 0, 1, VHOST_USER_GET_VRING_BASE, (int)r);
 		assert_true(i >= 0);
@@ -1277,6 +1298,7 @@ static int ctrl_command(struct env *env, uint16_t n, uint8_t cls, uint8_t cmd, c
 	ctrl_publish(env, cq, n, 10, (uint16_t)(n + 1));
 	if (!wait_call(env, cq, 2000))
 		return -1;
+	env_settle(env);
 	memcpy(&used_idx, env->mem.base + q_used(cq) + 2, 2);
 	assert_int_equal(used_idx, n + 1);
 	memcpy(elem, env->mem.base + q_used(cq) + 4 + 8 * (n % QSIZE), 8);
@@ -1439,7 +1461,7 @@ static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
 		/* Nothing was completed; the queue waits for a reset; the link is untouched. */
 		assert_int_equal(*(uint16_t *)(env->mem.base + q_used(cq) + 2), 0);
 		assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
-		env->dev->ops->reset(env->dev);
+		env_reset(env);
 	}
 	/* After a reset the queue serves again. */
 	memset(env->mem.base + q_desc(cq), 0, 0x3000);
@@ -1548,7 +1570,7 @@ static struct sdev *sdev_new(unsigned queue_num, enum misbehave misbehave)
 	d->last_kicked = -1;
 	assert_int_equal(guest_mem__create(&d->mem, RAM_SIZE), 0);
 	memcpy(d->mem.regions[0].hva + 4096, "guest RAM", 9);
-	snprintf(d->path, sizeof(d->path), "/tmp/rtvmm-vu-session-%d.sock", getpid());
+	snprintf(d->path, sizeof(d->path), "%s/session.sock", sock_dir);
 	unlink(d->path);
 	d->f = fake_new();
 	fake_listen(d->f, d->path);
@@ -1590,7 +1612,11 @@ static int sdev_activate(struct sdev *d)
 				       .mem = &d->mem };
 	struct err e = { 0 };
 
-	return vu_session__activate(d->s, &a, BIT(1), 1, &e);
+	int err = vu_session__activate(d->s, &a, BIT(1), 1, 1, &e);
+
+	if (!err)
+		assert_int_equal(vu_session__wait_settled(d->s, 10000), 0);
+	return err;
 }
 
 static void test_session_handshake_then_mem_table_with_the_ram_fd(void **state)
@@ -1726,6 +1752,7 @@ static void test_session_hands_local_queue_kicks_to_the_device(void **state)
 	assert_int_equal(poll(&p, 1, 1000), 1);
 	/* After a reset the kicks are no longer the device's business. */
 	vu_session__reset(d->s);
+	assert_int_equal(vu_session__wait_settled(d->s, 10000), 0);
 	assert_int_equal(write(d->q[1].kick_fd, &one, 8), 8);
 	usleep(100000);
 	pthread_mutex_lock(&d->lock);
@@ -1773,6 +1800,14 @@ int main(void)
 		cmocka_unit_test(test_session_requires_the_backends_queue_num),
 		cmocka_unit_test(test_session_hands_local_queue_kicks_to_the_device),
 	};
+	int rc;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	snprintf(sock_dir, sizeof(sock_dir), "/tmp/rtvmm-vu-unit.XXXXXX");
+	if (!mkdtemp(sock_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(sock_dir);
+	return rc;
 }

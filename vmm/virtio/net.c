@@ -259,6 +259,7 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 	struct net *n = to_net(vdev);
 	struct err e = { 0 };
 	int ctrl_idx = -1, err;
+	unsigned data_queues;
 
 	if (a->nr_queues > VIRTIO_MAX_QUEUES || a->mem != n->mem)
 		return -EINVAL;
@@ -267,14 +268,17 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 			n->name);
 		return -EINVAL;
 	}
+	/* Without MQ the driver uses one pair, and the control queue follows it (5.1.2). */
+	data_queues = (a->features & BIT(VIRTIO_NET_F_MQ)) ? 2 * n->max_pairs : 2;
 	if (a->features & BIT(VIRTIO_NET_F_CTRL_VQ))
-		ctrl_idx = (int)((a->features & BIT(VIRTIO_NET_F_MQ)) ? 2 * n->max_pairs : 2);
+		ctrl_idx = (int)data_queues;
 	pthread_mutex_lock(&n->lock);
 	net_reset_locked(n);
 	n->curr_pairs = 1;
 	n->queue_pairs = 1;
-	/* The backend gets the data queues, the first pair enabled; the control queue is ours. */
-	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, 2, &e);
+	/* The backend gets the data queues in use, the first pair enabled; the control queue is ours. */
+	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, data_queues, 2,
+				   &e);
 	if (err) {
 		fprintf(stderr, "rtvmm: %s; the device needs a reset\n", e.msg);
 		pthread_mutex_unlock(&n->lock);
@@ -298,6 +302,11 @@ static void net_reset(struct virtio_dev *vdev)
 	pthread_mutex_unlock(&n->lock);
 }
 
+static bool net_resetting(struct virtio_dev *vdev)
+{
+	return vu_session__settling(to_net(vdev)->session);
+}
+
 /* "link up, backend connects 1, disconnects 0, failures 0; TRANSPORT[; last error: ...]" */
 static void net_report(struct virtio_dev *vdev, FILE *out, const char *transport)
 {
@@ -316,6 +325,7 @@ static const struct virtio_dev_ops net_ops = {
 	.config_write = net_config_write,
 	.activate = net_activate,
 	.reset = net_reset,
+	.resetting = net_resetting,
 	.report = net_report,
 };
 
@@ -394,6 +404,10 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 		.queue_max_size = VIRTIO_NET_QUEUE_SIZE,
 		.ops = &net_session_ops,
 		.opaque = n,
+		.peers = nic->peers_set ? &nic->peers : NULL,
+		.run_dir = nic->run_dir[0] ? nic->run_dir : NULL,
+		.run_dir_uid = nic->run_dir_uid,
+		.run_dir_gid = nic->run_dir_gid,
 	};
 	err = vu_session__create(&sc, &n->session, e);
 	if (err) {
