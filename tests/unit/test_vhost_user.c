@@ -816,6 +816,7 @@ struct env {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned config_changes;
+	int ctrl_q;                 /* the control queue's index, -1: after all pairs (MQ) */
 };
 
 static void on_config_changed(struct virtio_dev *vdev)
@@ -861,7 +862,8 @@ static uint64_t q_desc(unsigned i)  { return 0x100000 + i * 0x10000ull; }
 static uint64_t q_avail(unsigned i) { return q_desc(i) + 0x1000; }
 static uint64_t q_used(unsigned i)  { return q_desc(i) + 0x2000; }
 
-static struct env *env_new(unsigned pairs, bool server)
+/* A device whose backend must run as `only` (TRUST_NO_UID: root or our uid, the default). */
+static struct env *env_new_peers(unsigned pairs, bool server, uid_t only)
 {
 	struct env *env = calloc(1, sizeof(*env));
 	static unsigned seq;
@@ -878,6 +880,11 @@ static struct env *env_new(unsigned pairs, bool server)
 	env->nic.mac_set = true;
 	env->nic.queues = pairs;
 	env->nic.server = server;
+	env->ctrl_q = -1;
+	if (only != TRUST_NO_UID) {
+		env->nic.peers_set = true;
+		env->nic.peers = (struct trust_uids){ .service = TRUST_NO_UID, .only = only };
+	}
 	unlink(env->nic.socket);
 	if (!server)
 		fake_listen(env->f, env->nic.socket);
@@ -899,6 +906,11 @@ static struct env *env_new(unsigned pairs, bool server)
 						   .call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
 	}
 	return env;
+}
+
+static struct env *env_new(unsigned pairs, bool server)
+{
+	return env_new_peers(pairs, server, TRUST_NO_UID);
 }
 
 static void env_free(struct env *env)
@@ -1284,7 +1296,7 @@ static bool wait_call(struct env *env, unsigned q, int timeout_ms)
 static int ctrl_command(struct env *env, uint16_t n, uint8_t cls, uint8_t cmd, const void *data,
 			uint32_t len)
 {
-	const unsigned cq = 2 * env->nic.queues;
+	const unsigned cq = env->ctrl_q >= 0 ? (unsigned)env->ctrl_q : 2 * env->nic.queues;
 	uint8_t hdr[2] = { cls, cmd }, ack = 0xee;
 	uint16_t used_idx;
 	uint32_t elem[2];
@@ -1359,6 +1371,213 @@ static void test_net_ctrl_mq_vq_pairs_set_enables_backend_rings(void **state)
 	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1);
 	assert_int_equal(state_num(&env->f->log[i]), 1);
 	env_free(env);
+}
+
+static void test_net_ctrl_vq_without_mq_is_never_handed_to_the_backend(void **state)
+{
+	struct env *env = env_new(2, CLIENT);
+	uint64_t feat;
+	unsigned r;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	/* CTRL_VQ without MQ: one pair, the control queue follows it at 2 (even with 2 pairs). */
+	feat = env->dev->ops->features(env->dev) & ~BIT(VIRTIO_NET_F_MQ);
+	assert_true(feat & BIT(VIRTIO_NET_F_CTRL_VQ));
+	assert_int_equal(env_activate(env, feat), 0);
+	for (r = 0; r < 2; r++) {
+		assert_true(fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_ADDR, (int)r) >= 0);
+		assert_true(fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_KICK, (int)r) >= 0);
+	}
+	/* Vring 2 is the monitor's control queue, 3 and 4 are not in use without MQ. */
+	for (r = 2; r < env->nr_queues; r++) {
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_NUM, (int)r), -1);
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_ADDR, (int)r), -1);
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_KICK, (int)r), -1);
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_ENABLE, (int)r), -1);
+	}
+	/* The monitor serves it: a multiqueue command without MQ is answered ERR. */
+	env->ctrl_q = 2;
+	{
+		uint16_t pairs = 2;
+
+		assert_int_equal(ctrl_command(env, 0, VIRTIO_NET_CTRL_MQ,
+					      VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs, 2),
+				 VIRTIO_NET_ERR);
+	}
+	env_free(env);
+}
+
+static void test_net_activation_never_waits_for_a_silent_backend(void **state)
+{
+	struct env *env = env_new(1, CLIENT);
+	struct virtio_activation a;
+	struct timespec t0, t1;
+	uint64_t feat;
+	long ms;
+	int i;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	feat = env->dev->ops->features(env->dev);
+	/* The backend takes the memory table and never answers (REPLY_ACK): a 3 s reply timeout. */
+	fake_misbehave(env->f, VHOST_USER_SET_MEM_TABLE, MB_SILENT);
+	a = (struct virtio_activation){ .features = feat, .nr_queues = env->nr_queues,
+					.queues = env->q, .mem = &env->mem };
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(env->dev->ops->activate(env->dev, &a), 0);
+	assert_true(fake_wait(env->f, 0, 1, VHOST_USER_SET_MEM_TABLE, -1, 10000) >= 0);
+	/* While the thread waits for the reply: a reset and a new activation return at once. */
+	env->dev->ops->reset(env->dev);
+	assert_true(env->dev->ops->resetting(env->dev));
+	env->q[0].desc = q_desc(3);   /* the driver moved a ring: the new one must be what counts */
+	assert_int_equal(env->dev->ops->activate(env->dev, &a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms < 500);
+	/* The thread times out, reconnects and sets up the latest activation only. */
+	env_settle(env);
+	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ADDR, 0, 10000);
+	assert_true(i >= 0);
+	{
+		uint64_t u[4];
+
+		memcpy(u, env->f->log[i].payload + 8, sizeof(u));
+		assert_true(u[0] == (uint64_t)(uintptr_t)(env->mem.base + q_desc(3)));
+	}
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	env_free(env);
+}
+
+static void test_net_backend_of_another_uid_is_refused_before_anything_is_sent(void **state)
+{
+	struct virtio_net_stats st;
+	struct env *env;
+	int k;
+
+	(void)state;
+	/* Client mode: the fake runs as us, the plan says the backend runs as uid 65534 (or 65533). */
+	env = env_new_peers(1, CLIENT, getuid() == 65534 ? 65533 : 65534);
+	for (k = 0; k < 200; k++) {
+		virtio_net__stats(env->dev, &st);
+		if (st.session.refused >= 2)
+			break;
+		usleep(10000);
+	}
+	/* Refused on each retry, and nothing reached the peer: no GET_FEATURES, no memory table. */
+	assert_true(st.session.refused >= 2);
+	assert_int_equal(env->f->nlog, 0);
+	assert_int_equal(st.session.connects, 0);
+	assert_false(st.session.link_up);
+	assert_int_equal(link_status(env), 0);
+	assert_non_null(strstr(st.session.last_error, "runs as uid"));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 100), -ETIMEDOUT);
+	env_free(env);
+
+	/* Server mode: the connecting backend is refused the same way; the listener stays. */
+	env = env_new_peers(1, SERVER, getuid() == 65534 ? 65533 : 65534);
+	for (k = 0; k < 200; k++) {
+		virtio_net__stats(env->dev, &st);
+		if (st.session.refused >= 2)
+			break;
+		usleep(10000);
+	}
+	assert_true(st.session.refused >= 2);
+	assert_int_equal(env->f->nlog, 0);
+	assert_false(st.session.link_up);
+	env_free(env);
+
+	/* The same backend with its uid named is served. */
+	env = env_new_peers(1, CLIENT, getuid());
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	env_free(env);
+}
+
+/* A NIC at `socket`, from a spec; returns create's result, `e` the error. */
+static int nic_try(const char *socket, bool server, const char *run_dir, struct err *e)
+{
+	struct virtio_net_spec nic = { .name = "net7", .queues = 1, .server = server,
+				       .run_dir_uid = TRUST_NO_UID, .run_dir_gid = (gid_t)-1 };
+	struct guest_mem mem;
+	struct virtio_dev *dev;
+	int err;
+
+	snprintf(nic.socket, sizeof(nic.socket), "%s", socket);
+	if (run_dir)
+		snprintf(nic.run_dir, sizeof(nic.run_dir), "%s", run_dir);
+	assert_int_equal(guest_mem__create(&mem, RAM_SIZE), 0);
+	err = virtio_net__create(&nic, &mem, &dev, e);
+	if (!err)
+		virtio_net__destroy(dev);
+	guest_mem__destroy(&mem);
+	return err;
+}
+
+static void test_net_socket_in_a_writable_directory_is_refused(void **state)
+{
+	char dir[96], sock[128];
+	struct err e = { 0 };
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/open", sock_dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	snprintf(sock, sizeof(sock), "%s/n.sock", dir);
+	assert_int_equal(nic_try(sock, CLIENT, NULL, &e), -EPERM);
+	assert_non_null(strstr(e.msg, "nic 'net7'"));
+	assert_non_null(strstr(e.msg, sock));
+	assert_non_null(strstr(e.msg, "world-writable"));
+	assert_int_equal(chmod(dir, 0720), 0);
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), -EPERM);
+	assert_non_null(strstr(e.msg, "group-writable"));
+	assert_int_equal(access(sock, F_OK), -1); /* nothing bound there */
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), 0);
+	rmdir(dir);
+}
+
+static void test_net_creates_the_run_dir_0700_for_its_socket(void **state)
+{
+	char run[96], sock[128];
+	struct err e = { 0 };
+	struct stat st;
+
+	(void)state;
+	snprintf(run, sizeof(run), "%s/run", sock_dir);
+	snprintf(sock, sizeof(sock), "%s/n.sock", run);
+	/* Without the run dir named, a missing directory is an error... */
+	assert_true(nic_try(sock, SERVER, NULL, &e) < 0);
+	assert_non_null(strstr(e.msg, "nic 'net7'"));
+	/* ...with it, it is created 0700 and the server listens there. */
+	assert_int_equal(nic_try(sock, SERVER, run, &e), 0);
+	assert_int_equal(stat(run, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	rmdir(run);
+}
+
+static void test_net_server_never_unlinks_a_live_socket(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct err e = { 0 };
+	char sock[128];
+	int l, c;
+
+	(void)state;
+	snprintf(sock, sizeof(sock), "%s/live.sock", sock_dir);
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), -EADDRINUSE);
+	assert_non_null(strstr(e.msg, "another process listens on"));
+	/* The other listener still has its socket. */
+	c = vhost_user__connect(sock);
+	assert_true(c >= 0);
+	close(c);
+	close(l);
+	/* Once nobody listens, the stale file is replaced. */
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), 0);
+	unlink(sock);
 }
 
 enum bad_chain {
@@ -1792,6 +2011,12 @@ int main(void)
 		cmocka_unit_test(test_net_without_reply_ack_syncs_with_get_features),
 		cmocka_unit_test(test_net_server_mode_accepts_backend_and_its_return),
 		cmocka_unit_test(test_net_ctrl_mq_vq_pairs_set_enables_backend_rings),
+		cmocka_unit_test(test_net_ctrl_vq_without_mq_is_never_handed_to_the_backend),
+		cmocka_unit_test(test_net_activation_never_waits_for_a_silent_backend),
+		cmocka_unit_test(test_net_backend_of_another_uid_is_refused_before_anything_is_sent),
+		cmocka_unit_test(test_net_socket_in_a_writable_directory_is_refused),
+		cmocka_unit_test(test_net_creates_the_run_dir_0700_for_its_socket),
+		cmocka_unit_test(test_net_server_never_unlinks_a_live_socket),
 		cmocka_unit_test(test_net_ctrl_bad_descriptors_stop_queue_without_crash),
 		cmocka_unit_test(test_net_ctrl_indirect_command_is_served),
 		cmocka_unit_test(test_session_handshake_then_mem_table_with_the_ram_fd),
