@@ -18,10 +18,12 @@
  *
  * Activation, reset and queue enables are the thread's work: a call from a
  * vCPU only checks the rings, posts what the driver asked (the latest state
- * wins) and wakes the thread, which talks to the backend. No call below waits
- * for the backend except wait_link and wait_settled, so a silent backend never
- * stalls a vCPU. A device lock taken around these calls must never be taken
- * inside link_set.
+ * wins) and wakes the thread, which talks to the backend: activate, reset,
+ * settling, enable_queues and backend_features never wait for the backend, so
+ * a silent backend never stalls a vCPU. signal, record_error and stats take
+ * the lock the thread holds across a request (up to the reply timeout): they
+ * are for the device's callbacks and the main thread, never a vCPU. A device
+ * lock taken around these calls must never be taken inside link_set.
  *
  * Trust: the socket's directory is checked at create (owned by root, us or the
  * service user, writable by nobody else; the run directory is created 0700
