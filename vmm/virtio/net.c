@@ -307,16 +307,16 @@ static bool net_resetting(struct virtio_dev *vdev)
 	return vu_session__settling(to_net(vdev)->session);
 }
 
-/* "link up, backend connects 1, disconnects 0, failures 0; TRANSPORT[; last error: ...]" */
+/* "link up, backend connects 1, disconnects 0, failures 0, refused 0; TRANSPORT[; last error: ...]" */
 static void net_report(struct virtio_dev *vdev, FILE *out, const char *transport)
 {
 	struct virtio_net_stats ns;
 
 	virtio_net__stats(vdev, &ns);
-	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu; %s%s%s",
+	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu, refused %llu; %s%s%s",
 		ns.session.link_up ? "up" : "down", (unsigned long long)ns.session.connects,
 		(unsigned long long)ns.session.disconnects, (unsigned long long)ns.session.failures,
-		transport, ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
+		(unsigned long long)ns.session.refused, transport, ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
 }
 
 static const struct virtio_dev_ops net_ops = {

@@ -523,6 +523,9 @@ static void session_reset_locked(struct vu_session *s)
 
 	if (!s->active)
 		return;
+	/* A backend that hung up cannot be asked for its rings: end its connection first. */
+	if (s->connected && sock_hung_up(s->vu.fd))
+		session_backend_gone(s);
 	if (s->connected && session_stop_rings(s, &e))
 		session_fail(s, &e);
 	session_drop_queues(s);
