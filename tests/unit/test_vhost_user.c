@@ -1452,20 +1452,37 @@ static void test_net_activation_never_waits_for_a_silent_backend(void **state)
 static void test_net_backend_of_another_uid_is_refused_before_anything_is_sent(void **state)
 {
 	struct virtio_net_stats st;
+	char log[4096], *p;
 	struct env *env;
-	int k;
+	int k, saved, logfd, said;
+	ssize_t n;
 
 	(void)state;
+	/* What the session says goes to a file: each cause once, however often it retries. */
+	snprintf(log, sizeof(log), "%s/stderr.log", sock_dir);
+	logfd = open(log, O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(logfd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(logfd, STDERR_FILENO), STDERR_FILENO);
 	/* Client mode: the fake runs as us, the plan says the backend runs as uid 65534 (or 65533). */
 	env = env_new_peers(1, CLIENT, getuid() == 65534 ? 65533 : 65534);
 	for (k = 0; k < 200; k++) {
 		virtio_net__stats(env->dev, &st);
-		if (st.session.refused >= 2)
+		if (st.session.refused >= 3)
 			break;
 		usleep(10000);
 	}
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(logfd, log, sizeof(log) - 1, 0);
+	close(logfd);
+	log[n > 0 ? n : 0] = '\0';
+	for (said = 0, p = log; (p = strstr(p, "runs as uid")); p++)
+		said++;
+	assert_int_equal(said, 1);
+	assert_non_null(strstr(log, "further refusals only counted"));
 	/* Refused on each retry, and nothing reached the peer: no GET_FEATURES, no memory table. */
-	assert_true(st.session.refused >= 2);
+	assert_true(st.session.refused >= 3);
 	assert_int_equal(env->f->nlog, 0);
 	assert_int_equal(st.session.connects, 0);
 	assert_false(st.session.link_up);
