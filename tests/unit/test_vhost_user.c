@@ -1597,6 +1597,32 @@ static void test_net_server_never_unlinks_a_live_socket(void **state)
 	unlink(sock);
 }
 
+static void test_net_detached_transport_hears_no_more_changes(void **state)
+{
+	struct env *env = env_new(1, CLIENT);
+	struct virtio_net_stats st;
+	int k;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	env->dev->ops->detach(env->dev);
+	assert_null(env->dev->config_changed);
+	pthread_mutex_lock(&env->lock);
+	env->config_changes = 0;
+	pthread_mutex_unlock(&env->lock);
+	/* The backend goes: the link goes down, and the transport that left is not told. */
+	fake_drop(env->f);
+	for (k = 0; k < 500; k++) {
+		virtio_net__stats(env->dev, &st);
+		if (!st.session.link_up)
+			break;
+		usleep(10000);
+	}
+	assert_false(st.session.link_up);
+	assert_false(wait_config_changes(env, 1, 300));
+	env_free(env);
+}
+
 enum bad_chain {
 	BAD_HEAD_INDEX,
 	BAD_ADDR_OUTSIDE_RAM,
@@ -2034,6 +2060,7 @@ int main(void)
 		cmocka_unit_test(test_net_socket_in_a_writable_directory_is_refused),
 		cmocka_unit_test(test_net_creates_the_run_dir_0700_for_its_socket),
 		cmocka_unit_test(test_net_server_never_unlinks_a_live_socket),
+		cmocka_unit_test(test_net_detached_transport_hears_no_more_changes),
 		cmocka_unit_test(test_net_ctrl_bad_descriptors_stop_queue_without_crash),
 		cmocka_unit_test(test_net_ctrl_indirect_command_is_served),
 		cmocka_unit_test(test_session_handshake_then_mem_table_with_the_ram_fd),

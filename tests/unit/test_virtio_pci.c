@@ -81,6 +81,7 @@ struct fake_dev {
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 	unsigned bad_activations;     /* activations with something the transport should have refused */
 	bool resetting;               /* the last reset is still finishing */
+	unsigned detaches;
 	char bad[160];
 };
 
@@ -160,6 +161,12 @@ static bool fd_resetting(struct virtio_dev *vdev)
 	return ((struct fake_dev *)vdev->priv)->resetting;
 }
 
+static void fd_detach(struct virtio_dev *vdev)
+{
+	((struct fake_dev *)vdev->priv)->detaches++;
+	vdev->config_changed = NULL;
+}
+
 static const struct virtio_dev_ops fake_dev_ops = {
 	.features = fd_features,
 	.config_read = fd_config_read,
@@ -167,6 +174,7 @@ static const struct virtio_dev_ops fake_dev_ops = {
 	.activate = fd_activate,
 	.reset = fd_reset,
 	.resetting = fd_resetting,
+	.detach = fd_detach,
 };
 
 /* ---- the rig: a PCI bus with one virtio device, and a Linux-like driver ------------- */
@@ -463,6 +471,9 @@ static int teardown(void **state)
 	struct vrig *v = *state;
 
 	virtio_pci__destroy(v->vp);
+	/* The device's threads can no longer reach the transport. */
+	assert_int_equal(v->dev.detaches, 1);
+	assert_null(v->dev.vdev.config_changed);
 	pci_bus__destroy(v->pci);
 	irq_routing__exit(v->irqs);
 	free(v->irqs);

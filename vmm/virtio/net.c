@@ -39,6 +39,9 @@ struct net {
 	const struct guest_mem *mem;
 	struct vu_session *session;
 
+	/* Held around the transport's config_changed, so that the transport can detach. */
+	pthread_mutex_t notify_lock;
+
 	/* Config space: vCPU reads and the session's link changes; a short critical section. */
 	pthread_mutex_t cfg_lock;
 	struct virtio_net_config cfg;
@@ -176,8 +179,10 @@ static void net_config_changed(void *opaque)
 {
 	struct net *n = opaque;
 
+	pthread_mutex_lock(&n->notify_lock);
 	if (n->vdev.config_changed)
 		n->vdev.config_changed(&n->vdev);
+	pthread_mutex_unlock(&n->notify_lock);
 }
 
 static void net_kicked(void *opaque, unsigned queue)
@@ -302,6 +307,15 @@ static void net_reset(struct virtio_dev *vdev)
 	pthread_mutex_unlock(&n->lock);
 }
 
+static void net_detach(struct virtio_dev *vdev)
+{
+	struct net *n = to_net(vdev);
+
+	pthread_mutex_lock(&n->notify_lock);
+	vdev->config_changed = NULL;
+	pthread_mutex_unlock(&n->notify_lock);
+}
+
 static bool net_resetting(struct virtio_dev *vdev)
 {
 	return vu_session__settling(to_net(vdev)->session);
@@ -326,6 +340,7 @@ static const struct virtio_dev_ops net_ops = {
 	.activate = net_activate,
 	.reset = net_reset,
 	.resetting = net_resetting,
+	.detach = net_detach,
 	.report = net_report,
 };
 
@@ -335,6 +350,7 @@ static void net_free(struct net *n)
 {
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->cfg_lock);
+	pthread_mutex_destroy(&n->notify_lock);
 	free(n);
 }
 
@@ -373,6 +389,7 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 	n->curr_pairs = 1;
 	n->ctrl_idx = -1;
 	pthread_mutex_init(&n->cfg_lock, NULL);
+	pthread_mutex_init(&n->notify_lock, NULL);
 	pthread_mutex_init(&n->lock, NULL);
 	memcpy(n->cfg.mac, nic->mac, sizeof(n->cfg.mac));
 	if (!nic->mac_set)

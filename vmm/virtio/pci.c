@@ -850,6 +850,8 @@ int virtio_pci__add(const struct virtio_pci_env *env, struct virtio_dev *vdev,
 	return 0;
 
 err_msix:
+	if (vdev->ops->detach)
+		vdev->ops->detach(vdev);
 	vdev->transport = NULL;
 	vdev->config_changed = NULL;
 	msix__exit(&vp->msix);
@@ -863,6 +865,9 @@ void virtio_pci__destroy(struct virtio_pci *vp)
 {
 	if (!vp)
 		return;
+	/* A device thread may still report changes: not into a transport that is gone. */
+	if (vp->vdev->ops->detach)
+		vp->vdev->ops->detach(vp->vdev);
 	pthread_mutex_lock(&vp->pci.lock);
 	if (vp->active) {
 		vp->vdev->ops->reset(vp->vdev);

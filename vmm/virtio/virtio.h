@@ -55,6 +55,8 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vdev);
 	/* Optional: the last reset is still finishing; status does not read 0 until it is done. */
 	bool (*resetting)(struct virtio_dev *vdev);
+	/* Optional: the transport goes away; config_changed is never called once this returns. */
+	void (*detach)(struct virtio_dev *vdev);
 	/* Stop report: the device's counters, with the transport's (`transport`) after its own state. */
 	void (*report)(struct virtio_dev *vdev, FILE *out, const char *transport);
 };
