@@ -340,22 +340,21 @@ static bool plan_fits_host(const struct plan *plan)
 	return ok;
 }
 
-/* The machine's NIC from a plan NIC. */
 /*
- * One NIC of the plan as the machine takes it: who may be its backend (the
+ * The machine's NIC from a plan NIC: who may be its backend (the
  * NIC's backend_user, else root, us or host.user) and the run directory to
  * create (owned by host.user) when its socket lives there.
  */
 static int nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_host *host,
 			      const struct plan_nic *nic, struct err *e)
 {
-	*spec = (struct virtio_net_spec){ .mac_set = nic->mac_set, .queues = nic->queues,
+	*spec = (struct virtio_net_spec){ .queues = nic->queues,
 					  .server = nic->mode == PLAN_NIC_SERVER, .peers_set = true,
 					  .peers = { .service = TRUST_NO_UID, .only = TRUST_NO_UID },
 					  .run_dir_uid = TRUST_NO_UID, .run_dir_gid = (gid_t)-1 };
 	memcpy(spec->name, nic->name, sizeof(spec->name));
 	memcpy(spec->socket, nic->socket, sizeof(spec->socket));
-	memcpy(spec->mac, nic->mac, sizeof(spec->mac));
+	plan_nic__guest_mac(nic, spec->mac);
 	memcpy(spec->run_dir, host->run_dir, sizeof(spec->run_dir));
 	if (host->user[0] && trust__user(host->user, &spec->peers.service, &spec->run_dir_gid))
 		return err__set(e, -ENOENT, "host.user '%s': no such user on this host", host->user);

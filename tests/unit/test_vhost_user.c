@@ -877,7 +877,6 @@ static struct env *env_new_peers(unsigned pairs, bool server, uid_t only)
 	snprintf(env->nic.name, sizeof(env->nic.name), "net%u", seq);
 	snprintf(env->nic.socket, sizeof(env->nic.socket), "%s/net-%u.sock", sock_dir, seq++);
 	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
-	env->nic.mac_set = true;
 	env->nic.queues = pairs;
 	env->nic.server = server;
 	env->ctrl_q = -1;
