@@ -12,6 +12,7 @@
 
 #include "app/builder.h"
 #include "base/size.h"
+#include "base/trust.h"
 #include "config/check.h"
 #include "config/parse.h"
 #include "numa/mem.h"
@@ -347,21 +348,39 @@ static bool plan_fits_host(const struct plan *plan)
 	return ok;
 }
 
-/* The machine's NIC from a plan NIC. */
-static void nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_nic *nic)
+/*
+ * The machine's NIC from a plan NIC: who may be its backend (the
+ * NIC's backend_user, else root, us or host.user) and the run directory to
+ * create (owned by host.user) when its socket lives there.
+ */
+static int nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_host *host,
+			      const struct plan_nic *nic, struct err *e)
 {
 	*spec = (struct virtio_net_spec){ .queues = nic->queues,
-					  .server = nic->mode == PLAN_NIC_SERVER };
+					  .server = nic->mode == PLAN_NIC_SERVER, .peers_set = true,
+					  .peers = { .service = TRUST_NO_UID, .only = TRUST_NO_UID },
+					  .run_dir_uid = TRUST_NO_UID, .run_dir_gid = (gid_t)-1 };
 	memcpy(spec->name, nic->name, sizeof(spec->name));
 	memcpy(spec->socket, nic->socket, sizeof(spec->socket));
 	plan_nic__guest_mac(nic, spec->mac);
+	memcpy(spec->run_dir, host->run_dir, sizeof(spec->run_dir));
+	if (host->user[0] && trust__user(host->user, &spec->peers.service, &spec->run_dir_gid))
+		return err__set(e, -ENOENT, "host.user '%s': no such user on this host", host->user);
+	spec->run_dir_uid = spec->peers.service;
+	if (host->group[0] && trust__group(host->group, &spec->run_dir_gid))
+		return err__set(e, -ENOENT, "host.group '%s': no such group on this host", host->group);
+	if (nic->backend_user[0] && trust__user(nic->backend_user, &spec->peers.only, NULL))
+		return err__set(e, -ENOENT, "%s.backend_user '%s': no such user on this host",
+				nic->loc.key, nic->backend_user);
+	return 0;
 }
 
 /* Fills the machine part of `cfg` from a plan VM; `nics` (freed by the caller) holds its NICs. */
-static int config_from_plan(struct vm_config *cfg, const struct plan_vm *vm,
-			    struct virtio_net_spec **nics)
+static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
+			    const struct plan_vm *vm, struct virtio_net_spec **nics, struct err *e)
 {
 	unsigned i;
+	int err;
 
 	cfg->boot.kernel_path = vm->kernel;
 	cfg->boot.initrd_path = vm->initrd[0] ? vm->initrd : NULL;
@@ -371,9 +390,12 @@ static int config_from_plan(struct vm_config *cfg, const struct plan_vm *vm,
 	cfg->mem_size = vm->memory.size;
 	*nics = calloc(vm->nr_nics ? vm->nr_nics : 1, sizeof(**nics));
 	if (!*nics)
-		return -ENOMEM;
-	for (i = 0; i < vm->nr_nics; i++)
-		nic_spec_from_plan(&(*nics)[i], &vm->nics[i]);
+		return err__set(e, -ENOMEM, "out of memory for the plan's NICs");
+	for (i = 0; i < vm->nr_nics; i++) {
+		err = nic_spec_from_plan(&(*nics)[i], &plan->host, &vm->nics[i], e);
+		if (err)
+			return err;
+	}
 	cfg->nics = *nics;
 	cfg->nr_nics = vm->nr_nics;
 	return 0;
@@ -411,8 +433,9 @@ static int cmd_run(int argc, char **argv)
 		plan__free(&plan);
 		return 1;
 	}
-	if (config_from_plan(&cfg, pvm, &plan_nics)) {
-		fprintf(stderr, "rtvmm: out of memory for the plan's NICs\n");
+	if (config_from_plan(&cfg, &plan, pvm, &plan_nics, &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		free(plan_nics);
 		plan__free(&plan);
 		return 1;
 	}

@@ -39,6 +39,14 @@ cp "$guest" "$tmp/unreadable.elf"
 chmod 000 "$tmp/unreadable.elf"
 truncate -s 80M "$tmp/huge.initrd"
 chmod 755 "$tmp"
+# NIC sockets: a directory anyone may write, and a socket another process listens on.
+mkdir -m 0777 "$tmp/open" && chmod 0777 "$tmp/open"
+mkdir -m 0700 "$tmp/sock"
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); time.sleep(600)' "$tmp/sock/live.sock" &
+listener=$!
+trap 'kill $listener 2> /dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do [[ -S $tmp/sock/live.sock ]] && break; sleep 0.1; done
 
 # name % regex the one stderr line must match % rtvmm arguments
 kvm_cases=(
@@ -51,6 +59,8 @@ kvm_cases=(
 	"not 64-bit bzImage%no64.bzImage.*64%run --kernel $tmp/no64.bzImage"
 	"missing initrd%$tmp/nope.img.*(No such file|not found|missing)%run --kernel $guest --initrd $tmp/nope.img"
 	"initrd does not fit%huge.initrd.*(does not fit|too large)%run --kernel $guest --initrd $tmp/huge.initrd --memory 64M"
+	"NIC socket in a world-writable directory%nic 'net0'.*open/n.sock.*world-writable%run --kernel $guest --net socket=$tmp/open/n.sock"
+	"NIC socket another process listens on%another process listens on $tmp/sock/live.sock%run --kernel $guest --net socket=$tmp/sock/live.sock,mode=server"
 )
 cli_cases=(
 	"memory too small%--memory '1M'.*too small%run --kernel $guest --memory 1M"

@@ -827,7 +827,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	char sock_a[108], sock_b[108], cmd[256];
+	char sock_dir[80], sock_a[108], sock_b[108], cmd[256];
 	cpu_set_t cpus;
 	int rc;
 
@@ -840,8 +840,14 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(run_dir_prefix, sizeof(run_dir_prefix), "rtvmm-vu-it-%d", getpid());
-	snprintf(sock_a, sizeof(sock_a), "/tmp/%s-a.sock", run_dir_prefix);
-	snprintf(sock_b, sizeof(sock_b), "/tmp/%s-b.sock", run_dir_prefix);
+	/* Sockets live in a 0700 directory: rtvmm refuses a world-writable one such as /tmp. */
+	snprintf(sock_dir, sizeof(sock_dir), "/tmp/%s.XXXXXX", run_dir_prefix);
+	if (!mkdtemp(sock_dir)) {
+		printf("FAIL: mkdtemp %s: %s\n", sock_dir, strerror(errno));
+		return 1;
+	}
+	snprintf(sock_a, sizeof(sock_a), "%s/a.sock", sock_dir);
+	snprintf(sock_b, sizeof(sock_b), "%s/b.sock", sock_dir);
 	/* testpmd polls on lcore 1 (cpu 1); the "guest" and the monitor stay off it. */
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
@@ -858,6 +864,9 @@ int main(int argc, char **argv)
 	if (system(cmd) != 0) {
 		/* leftovers only */
 	}
+	unlink(sock_a);
+	unlink(sock_b);
+	rmdir(sock_dir);
 	printf("%s\n", rc || failures ? "FAIL" : "PASS: rtvmm <-> DPDK testpmd net_vhost interop");
 	return rc || failures ? 1 : 0;
 }

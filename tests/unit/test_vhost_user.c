@@ -37,6 +37,9 @@
 #define BIT(n) (1ull << (n))
 #define MAXLOG 512
 
+/* A 0700 directory of this run's sockets (mkdtemp): /tmp itself is world-writable, never trusted. */
+static char sock_dir[64];
+
 /* ---------------------------------------------------------------- fake backend */
 
 struct msg {
@@ -772,7 +775,7 @@ static void test_listen_replaces_stale_socket_but_not_other_files(void **state)
 	int fd, c, s;
 
 	(void)state;
-	snprintf(path, sizeof(path), "/tmp/rtvmm-vu-unit-%d.sock", getpid());
+	snprintf(path, sizeof(path), "%s/listen.sock", sock_dir);
 	unlink(path);
 	fd = vhost_user__listen(path, &e);
 	assert_true(fd >= 0);
@@ -813,6 +816,7 @@ struct env {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned config_changes;
+	int ctrl_q;                 /* the control queue's index, -1: after all pairs (MQ) */
 };
 
 static void on_config_changed(struct virtio_dev *vdev)
@@ -858,7 +862,8 @@ static uint64_t q_desc(unsigned i)  { return 0x100000 + i * 0x10000ull; }
 static uint64_t q_avail(unsigned i) { return q_desc(i) + 0x1000; }
 static uint64_t q_used(unsigned i)  { return q_desc(i) + 0x2000; }
 
-static struct env *env_new(unsigned pairs, bool server)
+/* A device whose backend must run as `only` (TRUST_NO_UID: root or our uid, the default). */
+static struct env *env_new_peers(unsigned pairs, bool server, uid_t only)
 {
 	struct env *env = calloc(1, sizeof(*env));
 	static unsigned seq;
@@ -870,11 +875,15 @@ static struct env *env_new(unsigned pairs, bool server)
 	assert_int_equal(guest_mem__create(&env->mem, RAM_SIZE), 0);
 	env->f = fake_new();
 	snprintf(env->nic.name, sizeof(env->nic.name), "net%u", seq);
-	snprintf(env->nic.socket, sizeof(env->nic.socket), "/tmp/rtvmm-vu-unit-%d-%u.sock", getpid(),
-		 seq++);
+	snprintf(env->nic.socket, sizeof(env->nic.socket), "%s/net-%u.sock", sock_dir, seq++);
 	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
 	env->nic.queues = pairs;
 	env->nic.server = server;
+	env->ctrl_q = -1;
+	if (only != TRUST_NO_UID) {
+		env->nic.peers_set = true;
+		env->nic.peers = (struct trust_uids){ .service = TRUST_NO_UID, .only = only };
+	}
 	unlink(env->nic.socket);
 	if (!server)
 		fake_listen(env->f, env->nic.socket);
@@ -898,6 +907,11 @@ static struct env *env_new(unsigned pairs, bool server)
 	return env;
 }
 
+static struct env *env_new(unsigned pairs, bool server)
+{
+	return env_new_peers(pairs, server, TRUST_NO_UID);
+}
+
 static void env_free(struct env *env)
 {
 	unsigned i;
@@ -913,12 +927,31 @@ static void env_free(struct env *env)
 	free(env);
 }
 
+/* Waits until the session's thread has done what the driver asked (activation, reset, enables). */
+static void env_settle(struct env *env)
+{
+	int k;
+
+	for (k = 0; k < 1000 && env->dev->ops->resetting(env->dev); k++)
+		usleep(10000);
+	assert_false(env->dev->ops->resetting(env->dev));
+}
+
 static int env_activate(struct env *env, uint64_t features)
 {
 	struct virtio_activation a = { .features = features, .nr_queues = env->nr_queues,
 				       .queues = env->q, .mem = &env->mem };
+	int err = env->dev->ops->activate(env->dev, &a);
 
-	return env->dev->ops->activate(env->dev, &a);
+	if (!err)
+		env_settle(env);
+	return err;
+}
+
+static void env_reset(struct env *env)
+{
+	env->dev->ops->reset(env->dev);
+	env_settle(env);
 }
 
 static uint32_t state_num(const struct msg *m)
@@ -1047,7 +1080,7 @@ static void test_net_reset_stops_rings_with_get_vring_base(void **state)
 	(void)state;
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
 	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
-	env->dev->ops->reset(env->dev);
+	env_reset(env);
 	for (unsigned r = 0; r < 2; r++) {
 		i = fake_find(env->f, 0, 1, VHOST_USER_GET_VRING_BASE, (int)r);
 		assert_true(i >= 0);
@@ -1262,7 +1295,7 @@ static bool wait_call(struct env *env, unsigned q, int timeout_ms)
 static int ctrl_command(struct env *env, uint16_t n, uint8_t cls, uint8_t cmd, const void *data,
 			uint32_t len)
 {
-	const unsigned cq = 2 * env->nic.queues;
+	const unsigned cq = env->ctrl_q >= 0 ? (unsigned)env->ctrl_q : 2 * env->nic.queues;
 	uint8_t hdr[2] = { cls, cmd }, ack = 0xee;
 	uint16_t used_idx;
 	uint32_t elem[2];
@@ -1276,6 +1309,7 @@ static int ctrl_command(struct env *env, uint16_t n, uint8_t cls, uint8_t cmd, c
 	ctrl_publish(env, cq, n, 10, (uint16_t)(n + 1));
 	if (!wait_call(env, cq, 2000))
 		return -1;
+	env_settle(env);
 	memcpy(&used_idx, env->mem.base + q_used(cq) + 2, 2);
 	assert_int_equal(used_idx, n + 1);
 	memcpy(elem, env->mem.base + q_used(cq) + 4 + 8 * (n % QSIZE), 8);
@@ -1335,6 +1369,256 @@ static void test_net_ctrl_mq_vq_pairs_set_enables_backend_rings(void **state)
 	assert_int_equal(state_num(&env->f->log[i]), 0);
 	i = fake_find(env->f, 0, 2, VHOST_USER_SET_VRING_ENABLE, 1);
 	assert_int_equal(state_num(&env->f->log[i]), 1);
+	env_free(env);
+}
+
+static void test_net_ctrl_vq_without_mq_is_never_handed_to_the_backend(void **state)
+{
+	struct env *env = env_new(2, CLIENT);
+	uint64_t feat;
+	unsigned r;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	/* CTRL_VQ without MQ: one pair, the control queue follows it at 2 (even with 2 pairs). */
+	feat = env->dev->ops->features(env->dev) & ~BIT(VIRTIO_NET_F_MQ);
+	assert_true(feat & BIT(VIRTIO_NET_F_CTRL_VQ));
+	assert_int_equal(env_activate(env, feat), 0);
+	for (r = 0; r < 2; r++) {
+		assert_true(fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_ADDR, (int)r) >= 0);
+		assert_true(fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_KICK, (int)r) >= 0);
+	}
+	/* Vring 2 is the monitor's control queue, 3 and 4 are not in use without MQ. */
+	for (r = 2; r < env->nr_queues; r++) {
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_NUM, (int)r), -1);
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_ADDR, (int)r), -1);
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_KICK, (int)r), -1);
+		assert_int_equal(fake_find(env->f, 0, 0, VHOST_USER_SET_VRING_ENABLE, (int)r), -1);
+	}
+	/* The monitor serves it: a multiqueue command without MQ is answered ERR. */
+	env->ctrl_q = 2;
+	{
+		uint16_t pairs = 2;
+
+		assert_int_equal(ctrl_command(env, 0, VIRTIO_NET_CTRL_MQ,
+					      VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs, 2),
+				 VIRTIO_NET_ERR);
+	}
+	env_free(env);
+}
+
+static void test_net_activation_never_waits_for_a_silent_backend(void **state)
+{
+	struct env *env = env_new(1, CLIENT);
+	struct virtio_activation a;
+	struct timespec t0, t1;
+	uint64_t feat;
+	long ms;
+	int i;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	feat = env->dev->ops->features(env->dev);
+	/* The backend takes the memory table and never answers (REPLY_ACK): a 3 s reply timeout. */
+	fake_misbehave(env->f, VHOST_USER_SET_MEM_TABLE, MB_SILENT);
+	a = (struct virtio_activation){ .features = feat, .nr_queues = env->nr_queues,
+					.queues = env->q, .mem = &env->mem };
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(env->dev->ops->activate(env->dev, &a), 0);
+	assert_true(fake_wait(env->f, 0, 1, VHOST_USER_SET_MEM_TABLE, -1, 10000) >= 0);
+	/* While the thread waits for the reply: a reset and a new activation return at once. */
+	env->dev->ops->reset(env->dev);
+	assert_true(env->dev->ops->resetting(env->dev));
+	env->q[0].desc = q_desc(3);   /* the driver moved a ring: the new one must be what counts */
+	assert_int_equal(env->dev->ops->activate(env->dev, &a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms < 500);
+	/* The thread times out, reconnects and sets up the latest activation only. */
+	env_settle(env);
+	i = fake_wait(env->f, 0, 2, VHOST_USER_SET_VRING_ADDR, 0, 10000);
+	assert_true(i >= 0);
+	{
+		uint64_t u[4];
+
+		memcpy(u, env->f->log[i].payload + 8, sizeof(u));
+		assert_true(u[0] == (uint64_t)(uintptr_t)(env->mem.base + q_desc(3)));
+	}
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	env_free(env);
+}
+
+static void test_net_backend_of_another_uid_is_refused_before_anything_is_sent(void **state)
+{
+	struct virtio_net_stats st;
+	char log[4096], *p;
+	struct env *env;
+	int k, saved, logfd, said;
+	ssize_t n;
+
+	(void)state;
+	/* What the session says goes to a file: each cause once, however often it retries. */
+	snprintf(log, sizeof(log), "%s/stderr.log", sock_dir);
+	logfd = open(log, O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(logfd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(logfd, STDERR_FILENO), STDERR_FILENO);
+	/* Client mode: the fake runs as us, the plan says the backend runs as uid 65534 (or 65533). */
+	env = env_new_peers(1, CLIENT, getuid() == 65534 ? 65533 : 65534);
+	for (k = 0; k < 200; k++) {
+		virtio_net__stats(env->dev, &st);
+		if (st.session.refused >= 3)
+			break;
+		usleep(10000);
+	}
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(logfd, log, sizeof(log) - 1, 0);
+	close(logfd);
+	log[n > 0 ? n : 0] = '\0';
+	for (said = 0, p = log; (p = strstr(p, "runs as uid")); p++)
+		said++;
+	assert_int_equal(said, 1);
+	assert_non_null(strstr(log, "further refusals only counted"));
+	/* Refused on each retry, and nothing reached the peer: no GET_FEATURES, no memory table. */
+	assert_true(st.session.refused >= 3);
+	assert_int_equal(env->f->nlog, 0);
+	assert_int_equal(st.session.connects, 0);
+	assert_false(st.session.link_up);
+	assert_int_equal(link_status(env), 0);
+	assert_non_null(strstr(st.session.last_error, "runs as uid"));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 100), -ETIMEDOUT);
+	env_free(env);
+
+	/* Server mode: the connecting backend is refused the same way; the listener stays. */
+	env = env_new_peers(1, SERVER, getuid() == 65534 ? 65533 : 65534);
+	for (k = 0; k < 200; k++) {
+		virtio_net__stats(env->dev, &st);
+		if (st.session.refused >= 2)
+			break;
+		usleep(10000);
+	}
+	assert_true(st.session.refused >= 2);
+	assert_int_equal(env->f->nlog, 0);
+	assert_false(st.session.link_up);
+	env_free(env);
+
+	/* The same backend with its uid named is served. */
+	env = env_new_peers(1, CLIENT, getuid());
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	env_free(env);
+}
+
+/* A NIC at `socket`, from a spec; returns create's result, `e` the error. */
+static int nic_try(const char *socket, bool server, const char *run_dir, struct err *e)
+{
+	struct virtio_net_spec nic = { .name = "net7", .queues = 1, .server = server,
+				       .run_dir_uid = TRUST_NO_UID, .run_dir_gid = (gid_t)-1 };
+	struct guest_mem mem;
+	struct virtio_dev *dev;
+	int err;
+
+	snprintf(nic.socket, sizeof(nic.socket), "%s", socket);
+	if (run_dir)
+		snprintf(nic.run_dir, sizeof(nic.run_dir), "%s", run_dir);
+	assert_int_equal(guest_mem__create(&mem, RAM_SIZE), 0);
+	err = virtio_net__create(&nic, &mem, &dev, e);
+	if (!err)
+		virtio_net__destroy(dev);
+	guest_mem__destroy(&mem);
+	return err;
+}
+
+static void test_net_socket_in_a_writable_directory_is_refused(void **state)
+{
+	char dir[96], sock[128];
+	struct err e = { 0 };
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/open", sock_dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	snprintf(sock, sizeof(sock), "%s/n.sock", dir);
+	assert_int_equal(nic_try(sock, CLIENT, NULL, &e), -EPERM);
+	assert_non_null(strstr(e.msg, "nic 'net7'"));
+	assert_non_null(strstr(e.msg, sock));
+	assert_non_null(strstr(e.msg, "world-writable"));
+	assert_int_equal(chmod(dir, 0720), 0);
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), -EPERM);
+	assert_non_null(strstr(e.msg, "group-writable"));
+	assert_int_equal(access(sock, F_OK), -1); /* nothing bound there */
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), 0);
+	rmdir(dir);
+}
+
+static void test_net_creates_the_run_dir_0700_for_its_socket(void **state)
+{
+	char run[96], sock[128];
+	struct err e = { 0 };
+	struct stat st;
+
+	(void)state;
+	snprintf(run, sizeof(run), "%s/run", sock_dir);
+	snprintf(sock, sizeof(sock), "%s/n.sock", run);
+	/* Without the run dir named, a missing directory is an error... */
+	assert_true(nic_try(sock, SERVER, NULL, &e) < 0);
+	assert_non_null(strstr(e.msg, "nic 'net7'"));
+	/* ...with it, it is created 0700 and the server listens there. */
+	assert_int_equal(nic_try(sock, SERVER, run, &e), 0);
+	assert_int_equal(stat(run, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	rmdir(run);
+}
+
+static void test_net_server_never_unlinks_a_live_socket(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct err e = { 0 };
+	char sock[128];
+	int l, c;
+
+	(void)state;
+	snprintf(sock, sizeof(sock), "%s/live.sock", sock_dir);
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), -EADDRINUSE);
+	assert_non_null(strstr(e.msg, "another process listens on"));
+	/* The other listener still has its socket. */
+	c = vhost_user__connect(sock);
+	assert_true(c >= 0);
+	close(c);
+	close(l);
+	/* Once nobody listens, the stale file is replaced. */
+	assert_int_equal(nic_try(sock, SERVER, NULL, &e), 0);
+	unlink(sock);
+}
+
+static void test_net_detached_transport_hears_no_more_changes(void **state)
+{
+	struct env *env = env_new(1, CLIENT);
+	struct virtio_net_stats st;
+	int k;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	env->dev->ops->detach(env->dev);
+	assert_null(env->dev->config_changed);
+	pthread_mutex_lock(&env->lock);
+	env->config_changes = 0;
+	pthread_mutex_unlock(&env->lock);
+	/* The backend goes: the link goes down, and the transport that left is not told. */
+	fake_drop(env->f);
+	for (k = 0; k < 500; k++) {
+		virtio_net__stats(env->dev, &st);
+		if (!st.session.link_up)
+			break;
+		usleep(10000);
+	}
+	assert_false(st.session.link_up);
+	assert_false(wait_config_changes(env, 1, 300));
 	env_free(env);
 }
 
@@ -1438,7 +1722,7 @@ static void test_net_ctrl_bad_descriptors_stop_queue_without_crash(void **state)
 		/* Nothing was completed; the queue waits for a reset; the link is untouched. */
 		assert_int_equal(*(uint16_t *)(env->mem.base + q_used(cq) + 2), 0);
 		assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
-		env->dev->ops->reset(env->dev);
+		env_reset(env);
 	}
 	/* After a reset the queue serves again. */
 	memset(env->mem.base + q_desc(cq), 0, 0x3000);
@@ -1547,7 +1831,7 @@ static struct sdev *sdev_new(unsigned queue_num, enum misbehave misbehave)
 	d->last_kicked = -1;
 	assert_int_equal(guest_mem__create(&d->mem, RAM_SIZE), 0);
 	memcpy(d->mem.regions[0].hva + 4096, "guest RAM", 9);
-	snprintf(d->path, sizeof(d->path), "/tmp/rtvmm-vu-session-%d.sock", getpid());
+	snprintf(d->path, sizeof(d->path), "%s/session.sock", sock_dir);
 	unlink(d->path);
 	d->f = fake_new();
 	fake_listen(d->f, d->path);
@@ -1589,7 +1873,11 @@ static int sdev_activate(struct sdev *d)
 				       .mem = &d->mem };
 	struct err e = { 0 };
 
-	return vu_session__activate(d->s, &a, BIT(1), 1, &e);
+	int err = vu_session__activate(d->s, &a, BIT(1), 1, 1, &e);
+
+	if (!err)
+		assert_int_equal(vu_session__wait_settled(d->s, 10000), 0);
+	return err;
 }
 
 static void test_session_handshake_then_mem_table_with_the_ram_fd(void **state)
@@ -1725,6 +2013,7 @@ static void test_session_hands_local_queue_kicks_to_the_device(void **state)
 	assert_int_equal(poll(&p, 1, 1000), 1);
 	/* After a reset the kicks are no longer the device's business. */
 	vu_session__reset(d->s);
+	assert_int_equal(vu_session__wait_settled(d->s, 10000), 0);
 	assert_int_equal(write(d->q[1].kick_fd, &one, 8), 8);
 	usleep(100000);
 	pthread_mutex_lock(&d->lock);
@@ -1764,6 +2053,13 @@ int main(void)
 		cmocka_unit_test(test_net_without_reply_ack_syncs_with_get_features),
 		cmocka_unit_test(test_net_server_mode_accepts_backend_and_its_return),
 		cmocka_unit_test(test_net_ctrl_mq_vq_pairs_set_enables_backend_rings),
+		cmocka_unit_test(test_net_ctrl_vq_without_mq_is_never_handed_to_the_backend),
+		cmocka_unit_test(test_net_activation_never_waits_for_a_silent_backend),
+		cmocka_unit_test(test_net_backend_of_another_uid_is_refused_before_anything_is_sent),
+		cmocka_unit_test(test_net_socket_in_a_writable_directory_is_refused),
+		cmocka_unit_test(test_net_creates_the_run_dir_0700_for_its_socket),
+		cmocka_unit_test(test_net_server_never_unlinks_a_live_socket),
+		cmocka_unit_test(test_net_detached_transport_hears_no_more_changes),
 		cmocka_unit_test(test_net_ctrl_bad_descriptors_stop_queue_without_crash),
 		cmocka_unit_test(test_net_ctrl_indirect_command_is_served),
 		cmocka_unit_test(test_session_handshake_then_mem_table_with_the_ram_fd),
@@ -1772,6 +2068,14 @@ int main(void)
 		cmocka_unit_test(test_session_requires_the_backends_queue_num),
 		cmocka_unit_test(test_session_hands_local_queue_kicks_to_the_device),
 	};
+	int rc;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	snprintf(sock_dir, sizeof(sock_dir), "/tmp/rtvmm-vu-unit.XXXXXX");
+	if (!mkdtemp(sock_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(sock_dir);
+	return rc;
 }

@@ -80,6 +80,8 @@ struct fake_dev {
 	unsigned nr_queues;
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 	unsigned bad_activations;     /* activations with something the transport should have refused */
+	bool resetting;               /* the last reset is still finishing */
+	unsigned detaches;
 	char bad[160];
 };
 
@@ -154,12 +156,25 @@ static void fd_reset(struct virtio_dev *vdev)
 	((struct fake_dev *)vdev->priv)->resets++;
 }
 
+static bool fd_resetting(struct virtio_dev *vdev)
+{
+	return ((struct fake_dev *)vdev->priv)->resetting;
+}
+
+static void fd_detach(struct virtio_dev *vdev)
+{
+	((struct fake_dev *)vdev->priv)->detaches++;
+	vdev->config_changed = NULL;
+}
+
 static const struct virtio_dev_ops fake_dev_ops = {
 	.features = fd_features,
 	.config_read = fd_config_read,
 	.config_write = fd_config_write,
 	.activate = fd_activate,
 	.reset = fd_reset,
+	.resetting = fd_resetting,
+	.detach = fd_detach,
 };
 
 /* ---- the rig: a PCI bus with one virtio device, and a Linux-like driver ------------- */
@@ -456,6 +471,9 @@ static int teardown(void **state)
 	struct vrig *v = *state;
 
 	virtio_pci__destroy(v->vp);
+	/* The device's threads can no longer reach the transport. */
+	assert_int_equal(v->dev.detaches, 1);
+	assert_null(v->dev.vdev.config_changed);
 	pci_bus__destroy(v->pci);
 	irq_routing__exit(v->irqs);
 	free(v->irqs);
@@ -742,6 +760,27 @@ static void test_virtio_pci_reset_stops_device_and_releases_everything(void **st
 	/* And it comes back up. */
 	assert_true(drv_init(v, NQ) & VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_int_equal(v->dev.activations, 2);
+}
+
+static void test_virtio_pci_status_reads_0_only_once_the_device_finished_its_reset(void **state)
+{
+	struct vrig *v = *state;
+	uint8_t st;
+
+	st = drv_init(v, NQ);
+	assert_true(st & VIRTIO_CONFIG_S_DRIVER_OK);
+	/* The device stops its data path on its own thread: the driver keeps polling the status. */
+	v->dev.resetting = true;
+	cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	assert_int_equal(status(v), st);
+	assert_int_equal(status(v), st);
+	v->dev.resetting = false;
+	assert_int_equal(status(v), 0);
+	/* Done is done: a later busy spell of the device does not bring the old status back. */
+	v->dev.resetting = true;
+	assert_int_equal(status(v), 0);
+	v->dev.resetting = false;
+	assert_true(drv_init(v, NQ) & VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 static void test_virtio_pci_activate_failure_needs_reset_and_leaves_nothing_wired(void **state)
@@ -1276,6 +1315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_virtio_pci_early_kick_is_delivered_at_activation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_rings_outside_ram_or_bad_sizes_need_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_reset_stops_device_and_releases_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_status_reads_0_only_once_the_device_finished_its_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_activate_failure_needs_reset_and_leaves_nothing_wired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_masked_vector_holds_interrupt_until_unmask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_bar_move_moves_ioeventfds, setup, teardown),

@@ -39,6 +39,9 @@ struct net {
 	const struct guest_mem *mem;
 	struct vu_session *session;
 
+	/* Held around the transport's config_changed, so that the transport can detach. */
+	pthread_mutex_t notify_lock;
+
 	/* Config space: vCPU reads and the session's link changes; a short critical section. */
 	pthread_mutex_t cfg_lock;
 	struct virtio_net_config cfg;
@@ -176,8 +179,10 @@ static void net_config_changed(void *opaque)
 {
 	struct net *n = opaque;
 
+	pthread_mutex_lock(&n->notify_lock);
 	if (n->vdev.config_changed)
 		n->vdev.config_changed(&n->vdev);
+	pthread_mutex_unlock(&n->notify_lock);
 }
 
 static void net_kicked(void *opaque, unsigned queue)
@@ -259,6 +264,7 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 	struct net *n = to_net(vdev);
 	struct err e = { 0 };
 	int ctrl_idx = -1, err;
+	unsigned data_queues;
 
 	if (a->nr_queues > VIRTIO_MAX_QUEUES || a->mem != n->mem)
 		return -EINVAL;
@@ -267,14 +273,17 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 			n->name);
 		return -EINVAL;
 	}
+	/* Without MQ the driver uses one pair, and the control queue follows it (5.1.2). */
+	data_queues = (a->features & BIT(VIRTIO_NET_F_MQ)) ? 2 * n->max_pairs : 2;
 	if (a->features & BIT(VIRTIO_NET_F_CTRL_VQ))
-		ctrl_idx = (int)((a->features & BIT(VIRTIO_NET_F_MQ)) ? 2 * n->max_pairs : 2);
+		ctrl_idx = (int)data_queues;
 	pthread_mutex_lock(&n->lock);
 	net_reset_locked(n);
 	n->curr_pairs = 1;
 	n->queue_pairs = 1;
-	/* The backend gets the data queues, the first pair enabled; the control queue is ours. */
-	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, 2, &e);
+	/* The backend gets the data queues in use, the first pair enabled; the control queue is ours. */
+	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, data_queues, 2,
+				   &e);
 	if (err) {
 		fprintf(stderr, "rtvmm: %s; the device needs a reset\n", e.msg);
 		pthread_mutex_unlock(&n->lock);
@@ -298,16 +307,30 @@ static void net_reset(struct virtio_dev *vdev)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* "link up, backend connects 1, disconnects 0, failures 0; TRANSPORT[; last error: ...]" */
+static void net_detach(struct virtio_dev *vdev)
+{
+	struct net *n = to_net(vdev);
+
+	pthread_mutex_lock(&n->notify_lock);
+	vdev->config_changed = NULL;
+	pthread_mutex_unlock(&n->notify_lock);
+}
+
+static bool net_resetting(struct virtio_dev *vdev)
+{
+	return vu_session__settling(to_net(vdev)->session);
+}
+
+/* "link up, backend connects 1, disconnects 0, failures 0, refused 0; TRANSPORT[; last error: ...]" */
 static void net_report(struct virtio_dev *vdev, FILE *out, const char *transport)
 {
 	struct virtio_net_stats ns;
 
 	virtio_net__stats(vdev, &ns);
-	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu; %s%s%s",
+	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu, refused %llu; %s%s%s",
 		ns.session.link_up ? "up" : "down", (unsigned long long)ns.session.connects,
 		(unsigned long long)ns.session.disconnects, (unsigned long long)ns.session.failures,
-		transport, ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
+		(unsigned long long)ns.session.refused, transport, ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
 }
 
 static const struct virtio_dev_ops net_ops = {
@@ -316,6 +339,8 @@ static const struct virtio_dev_ops net_ops = {
 	.config_write = net_config_write,
 	.activate = net_activate,
 	.reset = net_reset,
+	.resetting = net_resetting,
+	.detach = net_detach,
 	.report = net_report,
 };
 
@@ -325,6 +350,7 @@ static void net_free(struct net *n)
 {
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->cfg_lock);
+	pthread_mutex_destroy(&n->notify_lock);
 	free(n);
 }
 
@@ -347,6 +373,7 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 	n->curr_pairs = 1;
 	n->ctrl_idx = -1;
 	pthread_mutex_init(&n->cfg_lock, NULL);
+	pthread_mutex_init(&n->notify_lock, NULL);
 	pthread_mutex_init(&n->lock, NULL);
 	memcpy(n->cfg.mac, nic->mac, sizeof(n->cfg.mac));
 	n->cfg.max_virtqueue_pairs = (uint16_t)nic->queues;
@@ -376,6 +403,10 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 		.queue_max_size = VIRTIO_NET_QUEUE_SIZE,
 		.ops = &net_session_ops,
 		.opaque = n,
+		.peers = nic->peers_set ? &nic->peers : NULL,
+		.run_dir = nic->run_dir[0] ? nic->run_dir : NULL,
+		.run_dir_uid = nic->run_dir_uid,
+		.run_dir_gid = nic->run_dir_gid,
 	};
 	err = vu_session__create(&sc, &n->session, e);
 	if (err) {

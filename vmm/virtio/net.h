@@ -8,8 +8,8 @@
  * virtqueue.h. The backend connection, with its thread ("vu-<name>"), its
  * reconnection and the rings it runs, is a vu_session (vu_session.h).
  *
- * Locking: the transport may call the ops from vCPU threads; activate and
- * reset talk to the backend (bounded by the reply timeout). config_changed is
+ * Locking: the transport may call the ops from vCPU threads; none of them
+ * waits for the backend (the session's thread does that). config_changed is
  * only ever called from the session's thread with no device lock held.
  */
 #ifndef RTVMM_VIRTIO_NET_H
@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/trust.h"
 #include "base/vm_limits.h"
 #include "vmm/device.h"
 #include "vmm/guest_mem.h"
@@ -71,6 +72,11 @@ struct virtio_net_spec {
 	uint8_t mac[6];              /* the guest's (the plan's or plan_nic__guest_mac's) */
 	unsigned queues;             /* queue pairs, 1..VM_MAX_NIC_QUEUE_PAIRS */
 	bool server;                 /* listen for the backend instead of connecting to it */
+	bool peers_set;              /* else the backend may be root or our own uid */
+	struct trust_uids peers;     /* the uids the backend may run as (SO_PEERCRED) */
+	char run_dir[108];           /* created 0700 when the socket lives below it; "" none */
+	uid_t run_dir_uid;           /* its owner when created (TRUST_NO_UID: ours) */
+	gid_t run_dir_gid;           /* its group when created ((gid_t)-1: ours) */
 };
 
 /* Counters and state; the device logs only connection events and errors. */

@@ -64,6 +64,7 @@ struct virtio_pci {
 	uint16_t msix_config;
 	uint16_t queue_select;
 	uint8_t status;
+	uint8_t reset_from;        /* status before a reset the device is still finishing, else 0 */
 	uint8_t config_generation;
 	uint8_t isr;
 	bool active;               /* the device was activated and not reset since */
@@ -259,10 +260,25 @@ static void reset_state(struct virtio_pci *vp)
 
 static void reset(struct virtio_pci *vp)
 {
+	uint8_t from = vp->status;
+
 	vp->vdev->ops->reset(vp->vdev);   /* stop the data path before its fds go */
 	if (vp->active)
 		deactivate(vp);
 	reset_state(vp);
+	/* The driver waits for status 0 before reusing the rings (virtio 1.x 4.1.4.3.2). */
+	vp->reset_from = from;
+}
+
+/* The status the driver reads: the old one while the device is still finishing a reset. */
+static uint8_t status_read(struct virtio_pci *vp)
+{
+	if (vp->status || !vp->reset_from)
+		return vp->status;
+	if (vp->vdev->ops->resetting && vp->vdev->ops->resetting(vp->vdev))
+		return vp->reset_from;
+	vp->reset_from = 0;
+	return 0;
 }
 
 /* One guest-physical area a queue uses: it must be aligned and lie inside guest RAM. */
@@ -415,7 +431,7 @@ static void common_image(struct virtio_pci *vp, uint8_t img[VIRTIO_PCI_COMMON_SI
 	       vp->gfselect < 2 ? vp->guest_features >> (32 * vp->gfselect) : 0);
 	put_le(img + VIRTIO_PCI_COMMON_MSIX, 2, vp->msix_config);
 	put_le(img + VIRTIO_PCI_COMMON_NUMQ, 2, vp->vdev->max_queues);
-	img[VIRTIO_PCI_COMMON_STATUS] = vp->status;
+	img[VIRTIO_PCI_COMMON_STATUS] = status_read(vp);
 	img[VIRTIO_PCI_COMMON_CFGGENERATION] = vp->config_generation;
 	put_le(img + VIRTIO_PCI_COMMON_Q_SELECT, 2, vp->queue_select);
 	if (!q) {   /* no such queue: size 0 tells the driver so */
@@ -834,6 +850,8 @@ int virtio_pci__add(const struct virtio_pci_env *env, struct virtio_dev *vdev,
 	return 0;
 
 err_msix:
+	if (vdev->ops->detach)
+		vdev->ops->detach(vdev);
 	vdev->transport = NULL;
 	vdev->config_changed = NULL;
 	msix__exit(&vp->msix);
@@ -847,6 +865,9 @@ void virtio_pci__destroy(struct virtio_pci *vp)
 {
 	if (!vp)
 		return;
+	/* A device thread may still report changes: not into a transport that is gone. */
+	if (vp->vdev->ops->detach)
+		vp->vdev->ops->detach(vp->vdev);
 	pthread_mutex_lock(&vp->pci.lock);
 	if (vp->active) {
 		vp->vdev->ops->reset(vp->vdev);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/trust.h"
+
 /* Wire layouts (native byte order, naturally aligned: no packing needed). */
 struct vu_hdr {
 	uint32_t request;
@@ -180,6 +182,9 @@ int vhost_user__listen(const char *path, struct err *e)
 		if (!S_ISSOCK(st.st_mode))
 			return err__set(e, -EEXIST, "vhost-user socket path '%s' exists and is not a socket",
 					path);
+		if (trust__socket_in_use(path))
+			return err__set(e, -EADDRINUSE, "vhost-user socket '%s': another process listens on %s",
+					path, path);
 		unlink(path); /* a stale socket from an earlier run */
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

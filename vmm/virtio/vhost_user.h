@@ -117,7 +117,8 @@ int vhost_user__connect(const char *path);
 
 /*
  * Server mode: a listening, non-blocking socket at `path`. A stale socket file
- * left by an earlier run is replaced; any other file there is an error.
+ * left by an earlier run is replaced, never one a process still listens on
+ * (-EADDRINUSE); any other file there is an error.
  */
 int vhost_user__listen(const char *path, struct err *e);
 

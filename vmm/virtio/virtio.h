@@ -51,8 +51,12 @@ struct virtio_dev_ops {
 	void (*config_write)(struct virtio_dev *vdev, uint32_t off, const void *data, uint32_t len);
 	/* DRIVER_OK: start the data path. A negative return sets DEVICE_NEEDS_RESET. */
 	int (*activate)(struct virtio_dev *vdev, const struct virtio_activation *a);
-	/* The driver reset the device (status 0) or the VM stops: stop the data path. */
+	/* The driver reset the device (status 0) or the VM stops: stop the data path (may finish later). */
 	void (*reset)(struct virtio_dev *vdev);
+	/* Optional: the last reset is still finishing; status does not read 0 until it is done. */
+	bool (*resetting)(struct virtio_dev *vdev);
+	/* Optional: the transport goes away; config_changed is never called once this returns. */
+	void (*detach)(struct virtio_dev *vdev);
 	/* Stop report: the device's counters, with the transport's (`transport`) after its own state. */
 	void (*report)(struct virtio_dev *vdev, FILE *out, const char *transport);
 };

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/trust.h"
 #include "vmm/virtio/vhost_user.h"
 #include "vmm/virtio/virtqueue.h"
 
@@ -48,6 +49,27 @@ struct vu_session {
 	uint16_t queue_max_size;
 	const struct vu_session_ops *ops;
 	void *opaque;
+	struct trust_uids peers;        /* who may be the backend */
+	char run_dir[108];              /* created 0700 when the socket lives in it; "" none */
+	uid_t run_dir_uid;
+	gid_t run_dir_gid;
+
+	/*
+	 * What the driver asked last, for the thread: vCPU threads only post here
+	 * (a short critical section, never held across I/O) and wake the thread.
+	 */
+	pthread_mutex_t req_lock;
+	pthread_cond_t req_cond;        /* the thread applied a request, for wait_settled */
+	struct {
+		uint64_t seq;           /* bumps with each post */
+		uint64_t done;          /* the last seq the thread applied */
+		bool queues_pending;    /* an activation or reset since the last apply */
+		bool active;            /* the last one was an activation (else a reset) */
+		uint64_t features, local;
+		unsigned nr_queues, data_queues, enabled;
+		bool enable_pending;    /* enable_queues since the last apply */
+		struct vu_queue q[VIRTIO_MAX_QUEUES]; /* owned here until the thread takes them */
+	} req;
 
 	/* The backend's features for vCPU threads: a short critical section, never held across I/O. */
 	pthread_mutex_t info_lock;
@@ -67,6 +89,7 @@ struct vu_session {
 	int backoff_ms;
 	int64_t next_attempt_ms;
 	bool waiting_logged;
+	char refused_msg[512];          /* the last refusal logged: each cause once */
 	bool link_up;
 	bool config_pending;            /* the thread owes the device a config_changed */
 
@@ -74,7 +97,7 @@ struct vu_session {
 	bool rings_up;                  /* the backend's rings are set up in the current connection */
 	bool rings_ever;                /* set up at least once since activation (base from used->idx) */
 	uint64_t features;              /* negotiated with the guest */
-	unsigned nr_queues, enabled;
+	unsigned nr_queues, data_queues, enabled;
 	uint64_t local;                 /* queues the device serves itself */
 	uint64_t queue_gen;             /* bumps with each reset: stale kick events are dropped */
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
@@ -165,10 +188,10 @@ static void session_fail(struct vu_session *s, const struct err *e)
 	session_schedule_retry(s);
 }
 
-/* The backend's queues the guest configured (the rest of nr_queues may be local). */
+/* The backend's queues in this activation: 0..n-1 (the device's own among them are skipped). */
 static unsigned backend_queues(const struct vu_session *s)
 {
-	return s->backend_queues < s->nr_queues ? s->backend_queues : s->nr_queues;
+	return s->data_queues < s->nr_queues ? s->data_queues : s->nr_queues;
 }
 
 /* Re-checks a ring the guest wrote before anything trusts it. */
@@ -243,7 +266,7 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 	if (!err)
 		err = vhost_user__set_mem_table_guest(&s->vu, s->mem, e);
 	for (i = 0; !err && i < backend_queues(s); i++) {
-		if (!s->q[i].vq.enabled)
+		if (!s->q[i].vq.enabled || (s->local & BIT(i)))
 			continue;
 		/* Checked at activation; the check is cheap, and this is what the backend will trust. */
 		err = session_check_ring(s, i, event_idx, e);
@@ -340,6 +363,20 @@ static int session_handshake(struct vu_session *s, struct err *e)
 	return 0;
 }
 
+/* A peer we must not trust: counted, logged once per cause, the link stays down. Lock held. */
+static void session_refuse(struct vu_session *s, const struct err *e)
+{
+	s->stats.refused++;
+	snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s: %.400s", s->name, e->msg);
+	if (strncmp(s->refused_msg, e->msg, sizeof(s->refused_msg) - 1)) {
+		fprintf(stderr, "rtvmm: %s: vhost-user: %s; link down, %s (further refusals only counted)\n",
+			s->name, e->msg, s->server ? "waiting for another backend" : "retrying");
+		snprintf(s->refused_msg, sizeof(s->refused_msg), "%s", e->msg);
+	}
+	if (!s->server)
+		session_schedule_retry(s);
+}
+
 /* Takes a connected socket and brings the session up, or ends it with a logged error. Lock held. */
 static void session_start(struct vu_session *s, int fd)
 {
@@ -347,6 +384,13 @@ static void session_start(struct vu_session *s, int fd)
 	struct err e = { 0 };
 	int err;
 
+	/* SET_MEM_TABLE hands this peer all of guest RAM: nothing is sent before it is known. */
+	err = trust__peer(fd, &s->peers, s->path, &e);
+	if (err) {
+		close(fd);
+		session_refuse(s, &e);
+		return;
+	}
 	err = vhost_user__attach(&s->vu, fd);
 	if (err) {
 		close(fd);
@@ -371,6 +415,7 @@ static void session_start(struct vu_session *s, int fd)
 	s->connected = true;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	s->waiting_logged = false;
+	s->refused_msg[0] = '\0';
 	s->stats.connects++;
 	session_log(s, "vhost-user backend %s %s: features %#llx, protocol features %#llx%s; link up",
 		    s->server ? "connected to" : "at", s->path,
@@ -445,6 +490,129 @@ static bool session_local_kick(struct vu_session *s, unsigned queue, uint64_t ge
 	return true;
 }
 
+static void queues_close(struct vu_queue *q)
+{
+	unsigned i;
+
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (q[i].vq.kick_fd >= 0)
+			close(q[i].vq.kick_fd);
+		if (q[i].vq.call_fd >= 0)
+			close(q[i].vq.call_fd);
+		q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
+	}
+}
+
+static void session_drop_queues(struct vu_session *s)
+{
+	unsigned i;
+
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		if ((s->local & BIT(i)) && s->q[i].vq.kick_fd >= 0)
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->q[i].vq.kick_fd, NULL);
+	queues_close(s->q);
+	s->nr_queues = 0;
+	s->data_queues = 0;
+	s->local = 0;
+}
+
+/* Stops the backend's rings and forgets the activation. Lock held. */
+static void session_reset_locked(struct vu_session *s)
+{
+	struct err e = { 0 };
+
+	if (!s->active)
+		return;
+	/* A backend that hung up cannot be asked for its rings: end its connection first. */
+	if (s->connected && sock_hung_up(s->vu.fd))
+		session_backend_gone(s);
+	if (s->connected && session_stop_rings(s, &e))
+		session_fail(s, &e);
+	session_drop_queues(s);
+	s->active = false;
+	s->rings_up = false;
+	s->rings_ever = false;
+	s->features = 0;
+	s->queue_gen++;
+}
+
+/* Watches a local queue's kicks; the thread drains them without blocking. Lock held. */
+static int session_watch_kicks(struct vu_session *s, unsigned i, struct err *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_TAG(EV_KICK, i, s->queue_gen) };
+	int fd = s->q[i].vq.kick_fd, fl = fcntl(fd, F_GETFL);
+
+	/* The KVM ioeventfd's file: O_NONBLOCK is shared with the transport, which never reads it. */
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return err__set(e, -errno, "%s: queue %u: cannot watch its kicks: %s", s->name, i,
+				strerror(errno));
+	s->local |= BIT(i);
+	return 0;
+}
+
+/*
+ * Applies what the driver asked last (the thread, lock held): the latest
+ * activation or reset wins, the one before is stopped first. A backend problem
+ * only takes the link down; the queues themselves were checked when posted.
+ */
+static void session_apply_request(struct vu_session *s)
+{
+	struct vu_queue q[VIRTIO_MAX_QUEUES];
+	uint64_t seq, features, local;
+	unsigned nr_queues, data_queues, enabled, i;
+	bool changed, active, enable_pending;
+	struct err e = { 0 };
+
+	pthread_mutex_lock(&s->req_lock);
+	seq = s->req.seq;
+	changed = s->req.queues_pending;
+	s->req.queues_pending = false;
+	active = s->req.active;
+	features = s->req.features;
+	local = s->req.local;
+	nr_queues = s->req.nr_queues;
+	data_queues = s->req.data_queues;
+	enabled = s->req.enabled;
+	enable_pending = s->req.enable_pending;
+	s->req.enable_pending = false;
+	memcpy(q, s->req.q, sizeof(q));
+	for (i = 0; changed && i < VIRTIO_MAX_QUEUES; i++)
+		s->req.q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
+	pthread_mutex_unlock(&s->req_lock);
+
+	if (changed) {
+		session_reset_locked(s);
+		if (active) {
+			memcpy(s->q, q, sizeof(q));
+			s->features = features;
+			s->nr_queues = nr_queues;
+			s->data_queues = data_queues;
+			s->enabled = enabled;
+			for (i = 0; !e.code && i < VIRTIO_MAX_QUEUES; i++)
+				if ((local & BIT(i)) && s->q[i].vq.kick_fd >= 0)
+					session_watch_kicks(s, i, &e);
+			if (e.code) {
+				/* Nothing the guest did: the device's kicks go unheard; say so. */
+				snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", e.msg);
+				session_log(s, "%s", e.msg);
+			}
+			s->active = true;
+			if (s->connected && session_setup_rings(s, &e))
+				session_fail(s, &e);
+		}
+	} else if (enable_pending && s->active) {
+		s->enabled = enabled;
+		/* Without a connection it applies at the next setup. */
+		if (s->connected && s->rings_up && session_set_enables(s, &e))
+			session_fail(s, &e);
+	}
+	pthread_mutex_lock(&s->req_lock);
+	s->req.done = seq;
+	pthread_cond_broadcast(&s->req_cond);
+	pthread_mutex_unlock(&s->req_lock);
+}
+
 /* ---- the session thread ---- */
 
 static void *session_thread(void *arg)
@@ -461,6 +629,7 @@ static void *session_thread(void *arg)
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
+		session_apply_request(s);
 		if (!s->connected && !s->server) {
 			int64_t left = s->next_attempt_ms - now_ms();
 
@@ -484,6 +653,8 @@ static void *session_thread(void *arg)
 			bool kicked = false;
 
 			pthread_mutex_lock(&s->lock);
+			/* A kick or a backend event belongs to the driver's latest state. */
+			session_apply_request(s);
 			switch (EV_KIND(tag)) {
 			case EV_WAKE:
 				if (read(s->wake_fd, &v, sizeof(v)) < 0) {
@@ -509,88 +680,64 @@ static void *session_thread(void *arg)
 	return NULL;
 }
 
-/* ---- the device's calls ---- */
-
-static void session_drop_queues(struct vu_session *s)
-{
-	unsigned i;
-
-	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
-		struct virtio_queue *q = &s->q[i].vq;
-
-		if ((s->local & BIT(i)) && q->kick_fd >= 0)
-			epoll_ctl(s->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
-		if (q->kick_fd >= 0)
-			close(q->kick_fd);
-		if (q->call_fd >= 0)
-			close(q->call_fd);
-		s->q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
-	}
-	s->nr_queues = 0;
-	s->local = 0;
-}
-
-static void session_reset_locked(struct vu_session *s)
-{
-	struct err e = { 0 };
-
-	if (!s->active)
-		return;
-	if (s->connected && session_stop_rings(s, &e))
-		session_fail(s, &e);
-	session_drop_queues(s);
-	s->active = false;
-	s->rings_up = false;
-	s->rings_ever = false;
-	s->features = 0;
-	s->queue_gen++;
-}
+/* ---- the device's calls: they post to the thread and never wait for the backend ---- */
 
 static int dup_fd(int fd)
 {
 	return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
-/* Keeps queue `i` of the activation: its ring checked, its eventfds duplicated. Lock held. */
-static int session_keep_queue(struct vu_session *s, const struct virtio_queue *vq, unsigned i,
-			      bool event_idx, struct err *e)
+/* Keeps queue `vq` as `q`: its ring checked, its eventfds duplicated. */
+static int session_keep_queue(const struct vu_session *s, const struct virtio_queue *vq,
+			      unsigned i, bool event_idx, struct vu_queue *q, struct err *e)
 {
-	struct virtio_queue *q = &s->q[i].vq;
+	struct err why;
 	int err;
 
-	*q = *vq;
-	q->kick_fd = q->call_fd = -1;
-	err = session_check_ring(s, i, event_idx, e);
+	err = virtqueue__check(s->mem, vq, s->queue_max_size, event_idx, &why);
 	if (err)
-		return err;
-	q->kick_fd = dup_fd(vq->kick_fd);
-	q->call_fd = dup_fd(vq->call_fd);
-	if ((vq->kick_fd >= 0 && q->kick_fd < 0) || (vq->call_fd >= 0 && q->call_fd < 0))
+		return err__set(e, err, "%s: queue %u: %s", s->name, i, why.msg);
+	q->vq = *vq;
+	q->vq.kick_fd = dup_fd(vq->kick_fd);
+	q->vq.call_fd = dup_fd(vq->call_fd);
+	if ((vq->kick_fd >= 0 && q->vq.kick_fd < 0) || (vq->call_fd >= 0 && q->vq.call_fd < 0))
 		return err__set(e, -errno, "%s: queue %u: cannot keep its eventfds: %s", s->name, i,
 				strerror(errno));
 	return 0;
 }
 
-/* Watches a local queue's kicks; the thread drains them without blocking. Lock held. */
-static int session_watch_kicks(struct vu_session *s, unsigned i, struct err *e)
+/* Replaces the posted request with `active` (its queues `q`, moved in) and wakes the thread. */
+static void session_post(struct vu_session *s, bool active, const struct virtio_activation *a,
+			 uint64_t local, unsigned data_queues, unsigned enabled, struct vu_queue *q)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_TAG(EV_KICK, i, s->queue_gen) };
-	int fd = s->q[i].vq.kick_fd, fl = fcntl(fd, F_GETFL);
+	struct vu_queue old[VIRTIO_MAX_QUEUES];
+	unsigned i;
 
-	/* The KVM ioeventfd's file: O_NONBLOCK is shared with the transport, which never reads it. */
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return err__set(e, -errno, "%s: queue %u: cannot watch its kicks: %s", s->name, i,
-				strerror(errno));
-	s->local |= BIT(i);
-	return 0;
+	pthread_mutex_lock(&s->req_lock);
+	memcpy(old, s->req.q, sizeof(old));
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		s->req.q[i] = q ? q[i] : (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
+	s->req.seq++;
+	s->req.queues_pending = true;
+	s->req.active = active;
+	s->req.features = a ? a->features : 0;
+	s->req.nr_queues = a ? a->nr_queues : 0;
+	s->req.local = local;
+	s->req.data_queues = data_queues;
+	s->req.enabled = enabled;
+	s->req.enable_pending = false;
+	eventfd_nudge(s->wake_fd);
+	pthread_mutex_unlock(&s->req_lock);
+	/* An activation the thread never took: its duplicates are ours to close. */
+	queues_close(old);
 }
 
 int vu_session__activate(struct vu_session *s, const struct virtio_activation *a,
-			 uint64_t local_queues, unsigned enabled, struct err *e)
+			 uint64_t local_queues, unsigned data_queues, unsigned enabled,
+			 struct err *e)
 {
 	bool event_idx = a->features & BIT(VIRTIO_RING_F_EVENT_IDX);
-	struct err why = { 0 };
+	struct vu_queue q[VIRTIO_MAX_QUEUES];
 	unsigned i;
 	int err = 0;
 
@@ -599,52 +746,50 @@ int vu_session__activate(struct vu_session *s, const struct virtio_activation *a
 				VIRTIO_MAX_QUEUES);
 	if (a->mem != s->mem)
 		return err__set(e, -EINVAL, "%s: activated over another guest's memory", s->name);
-	pthread_mutex_lock(&s->lock);
-	session_reset_locked(s);
-	s->features = a->features;
-	s->nr_queues = a->nr_queues;
-	s->enabled = enabled;
+	if (data_queues > s->backend_queues)
+		return err__set(e, -EINVAL, "%s: %u data queues (the backend has %u)", s->name,
+				data_queues, s->backend_queues);
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
 	for (i = 0; !err && i < a->nr_queues; i++) {
-		const struct virtio_queue *vq = &a->queues[i];
 		bool local = local_queues & BIT(i);
 
-		if (!vq->enabled || (i >= s->backend_queues && !local))
+		/* Only the data queues this activation uses reach the backend. */
+		if (!a->queues[i].enabled || (i >= data_queues && !local))
 			continue;
-		err = session_keep_queue(s, vq, i, event_idx, e);
-		if (!err && local && s->q[i].vq.kick_fd >= 0)
-			err = session_watch_kicks(s, i, e);
+		err = session_keep_queue(s, &a->queues[i], i, event_idx, &q[i], e);
 	}
 	if (err) {
-		session_drop_queues(s);
-		s->features = 0;
-		pthread_mutex_unlock(&s->lock);
+		queues_close(q);
 		return err;
 	}
-	s->active = true;
-	/* A backend problem is not the guest's: the link stays down and the thread reconnects. */
-	if (s->connected && session_setup_rings(s, &why))
-		session_fail(s, &why);
-	pthread_mutex_unlock(&s->lock);
+	session_post(s, true, a, local_queues, data_queues, enabled, q);
 	return 0;
 }
 
 void vu_session__reset(struct vu_session *s)
 {
-	pthread_mutex_lock(&s->lock);
-	session_reset_locked(s);
-	pthread_mutex_unlock(&s->lock);
+	session_post(s, false, NULL, 0, 0, 0, NULL);
+}
+
+bool vu_session__settling(struct vu_session *s)
+{
+	bool settling;
+
+	pthread_mutex_lock(&s->req_lock);
+	settling = s->req.seq != s->req.done;
+	pthread_mutex_unlock(&s->req_lock);
+	return settling;
 }
 
 void vu_session__enable_queues(struct vu_session *s, unsigned enabled)
 {
-	struct err e = { 0 };
-
-	pthread_mutex_lock(&s->lock);
-	s->enabled = enabled;
-	/* Without a connection it applies at the next setup. */
-	if (s->connected && s->rings_up && session_set_enables(s, &e))
-		session_fail(s, &e);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->req_lock);
+	s->req.seq++;
+	s->req.enabled = enabled;
+	s->req.enable_pending = true;
+	eventfd_nudge(s->wake_fd);
+	pthread_mutex_unlock(&s->req_lock);
 }
 
 void vu_session__signal(struct vu_session *s, unsigned queue)
@@ -666,10 +811,9 @@ bool vu_session__backend_features(struct vu_session *s, uint64_t *features)
 	return known;
 }
 
-int vu_session__wait_link(struct vu_session *s, int timeout_ms)
+static struct timespec deadline(int timeout_ms)
 {
 	struct timespec ts;
-	int err = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -678,12 +822,34 @@ int vu_session__wait_link(struct vu_session *s, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
+	return ts;
+}
+
+int vu_session__wait_link(struct vu_session *s, int timeout_ms)
+{
+	struct timespec ts = deadline(timeout_ms);
+	int err = 0;
+
 	pthread_mutex_lock(&s->lock);
 	while (!s->link_up && !err)
 		err = -pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	if (s->link_up)
 		err = 0;
 	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+int vu_session__wait_settled(struct vu_session *s, int timeout_ms)
+{
+	struct timespec ts = deadline(timeout_ms);
+	int err = 0;
+
+	pthread_mutex_lock(&s->req_lock);
+	while (s->req.seq != s->req.done && !err)
+		err = -pthread_cond_timedwait(&s->req_cond, &s->req_lock, &ts);
+	if (s->req.seq == s->req.done)
+		err = 0;
+	pthread_mutex_unlock(&s->req_lock);
 	return err;
 }
 
@@ -713,7 +879,10 @@ static void session_free(struct vu_session *s)
 		close(s->epfd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	queues_close(s->req.q);
+	pthread_cond_destroy(&s->req_cond);
 	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->req_lock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->info_lock);
 	free(s);
@@ -740,18 +909,56 @@ static struct vu_session *session_alloc(const struct vu_session_config *cfg)
 	s->queue_max_size = cfg->queue_max_size;
 	s->ops = cfg->ops;
 	s->opaque = cfg->opaque;
+	s->peers = cfg->peers ? *cfg->peers :
+		(struct trust_uids){ .service = TRUST_NO_UID, .only = TRUST_NO_UID };
+	snprintf(s->run_dir, sizeof(s->run_dir), "%s", cfg->run_dir ? cfg->run_dir : "");
+	s->run_dir_uid = cfg->run_dir_uid;
+	s->run_dir_gid = cfg->run_dir_gid;
 	s->listen_fd = s->epfd = s->wake_fd = -1;
 	s->backoff_ms = BACKOFF_MIN_MS;
-	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		s->q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
+		s->req.q[i] = s->q[i];
+	}
 	pthread_mutex_init(&s->info_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->req_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cond, &ca);
+	pthread_cond_init(&s->req_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	vhost_user__init(&s->vu, s->name);
 	return s;
+}
+
+/* Whether `path` lies below directory `dir`. */
+static bool path_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return n && !strncmp(path, dir, n) && path[n] == '/';
+}
+
+/*
+ * Whoever can write the socket's directory can swap the socket: it must be
+ * ours (or root's) and nobody else's to write. The run directory is created
+ * 0700 when the socket lives in it.
+ */
+static int session_check_dir(struct vu_session *s, const char *kind, struct err *e)
+{
+	char what[192];
+	int err;
+
+	snprintf(what, sizeof(what), "%s '%s': socket %s", kind, s->name, s->path);
+	if (s->run_dir[0] && path_below(s->path, s->run_dir)) {
+		err = trust__make_run_dir(s->run_dir, s->run_dir_uid, s->run_dir_gid, &s->peers, e);
+		if (err)
+			return err__set(e, err, "%s: %s", what, e->msg);
+	}
+	return trust__socket_dir(s->path, &s->peers, what, e);
 }
 
 int vu_session__create(const struct vu_session_config *cfg, struct vu_session **out,
@@ -774,6 +981,9 @@ int vu_session__create(const struct vu_session_config *cfg, struct vu_session **
 	s = session_alloc(cfg);
 	if (!s)
 		return err__set(e, -ENOMEM, "%s '%s': out of memory", cfg->kind, cfg->name);
+	err = session_check_dir(s, cfg->kind, e);
+	if (err)
+		goto err_free;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->epfd < 0 || s->wake_fd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {

@@ -16,10 +16,19 @@
  * The same thread watches the kicks of the queues the device serves itself
  * (net's control queue) and hands them to the device.
  *
- * Locking: the calls below may come from vCPU threads and from the device's
- * callbacks (not from link_set); activate, reset and enable_queues talk to the
- * backend (bounded by the reply timeout). A device lock taken around these
- * calls must never be taken inside link_set.
+ * Activation, reset and queue enables are the thread's work: a call from a
+ * vCPU only checks the rings, posts what the driver asked (the latest state
+ * wins) and wakes the thread, which talks to the backend: activate, reset,
+ * settling, enable_queues and backend_features never wait for the backend, so
+ * a silent backend never stalls a vCPU. signal, record_error and stats take
+ * the lock the thread holds across a request (up to the reply timeout): they
+ * are for the device's callbacks and the main thread, never a vCPU. A device
+ * lock taken around these calls must never be taken inside link_set.
+ *
+ * Trust: the socket's directory is checked at create (owned by root, us or the
+ * service user, writable by nobody else; the run directory is created 0700
+ * when the socket lives in it) and every backend's uid (SO_PEERCRED) before
+ * anything is sent to it: SET_MEM_TABLE hands out all of guest RAM.
  */
 #ifndef RTVMM_VIRTIO_VU_SESSION_H
 #define RTVMM_VIRTIO_VU_SESSION_H
@@ -28,6 +37,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/trust.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
 
@@ -57,6 +67,10 @@ struct vu_session_config {
 	uint16_t queue_max_size;       /* largest ring accepted */
 	const struct vu_session_ops *ops;
 	void *opaque;                  /* passed to the ops */
+	const struct trust_uids *peers;/* who may be the backend; NULL: root or our own uid */
+	const char *run_dir;           /* created 0700 when the socket is below it; NULL: none */
+	uid_t run_dir_uid;             /* its owner when created (TRUST_NO_UID: ours) */
+	gid_t run_dir_gid;             /* its group when created ((gid_t)-1: ours) */
 };
 
 /* Counters and state; the session logs only connection events and errors. */
@@ -68,6 +82,7 @@ struct vu_session_stats {
 	uint64_t connects;             /* sessions set up (handshake, and rings when active) */
 	uint64_t disconnects;          /* the backend went away */
 	uint64_t failures;             /* ended by a malformed/unexpected reply, refusal, timeout */
+	uint64_t refused;              /* peers refused before anything was sent (SO_PEERCRED) */
 	uint64_t link_changes;         /* link_set calls */
 	char last_error[512];
 };
@@ -84,17 +99,26 @@ int vu_session__create(const struct vu_session_config *cfg, struct vu_session **
 void vu_session__destroy(struct vu_session *s);
 
 /*
- * DRIVER_OK: keeps the enabled queues among the backend's and those in
- * `local_queues` (a bit per queue the device serves itself), checks their
- * rings, watches the local ones' kicks, and hands the backend's rings over when
- * connected with the first `enabled` of them enabled. A ring fault is an error
- * (the device needs a reset); a backend problem only takes the link down.
+ * DRIVER_OK: checks the enabled rings among the backend's first `data_queues`
+ * (the data queues the driver uses) and those in `local_queues` (a bit per
+ * queue the device serves itself; never the backend's), keeps them, and
+ * returns; the thread then watches the local ones' kicks and hands the
+ * backend's rings over when connected, the first `enabled` of them enabled. A
+ * ring fault is an error (the device needs a reset); a backend problem only
+ * takes the link down.
  */
 int vu_session__activate(struct vu_session *s, const struct virtio_activation *a,
-			 uint64_t local_queues, unsigned enabled, struct err *e);
+			 uint64_t local_queues, unsigned data_queues, unsigned enabled,
+			 struct err *e);
 
-/* The driver reset the device: stop the backend's rings and forget the queues. */
+/* The driver reset the device: the thread stops the backend's rings and forgets the queues. */
 void vu_session__reset(struct vu_session *s);
+
+/* Whether the thread has yet to finish the last activation, reset or enable_queues. */
+bool vu_session__settling(struct vu_session *s);
+
+/* Waits up to `timeout_ms` until the thread finished what was posted: 0 or -ETIMEDOUT. */
+int vu_session__wait_settled(struct vu_session *s, int timeout_ms);
 
 /* Enables the backend's first `enabled` queues and disables the rest, now or at the next setup. */
 void vu_session__enable_queues(struct vu_session *s, unsigned enabled);
