@@ -21,6 +21,7 @@ struct vm_config {
 	int console_out;           /* guest COM1 output (stdout) */
 	bool verbose;
 	struct placement *placement;/* host-plan placement (memory, threads), NULL for none */
+	bool sandbox;              /* drop privileges and confine main/vCPUs once they started */
 	const struct virtio_net_spec *nics; /* virtio-net NICs over vhost-user (from the plan or --net) */
 	unsigned nr_nics;
 };

@@ -14,6 +14,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/thread_class.h"
+
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
 #define CONSOLE_BUF    4096
 
@@ -184,6 +186,7 @@ static void *console_thread(void *arg)
 	int room_fd = serial__rx_room_fd(c->s);
 	bool reading = true;
 
+	thread_class__enter(THREAD_CLASS_CONSOLE, "console");
 	while (reading || c->len) {
 		struct pollfd pfd[3] = { { .fd = c->stop_fd, .events = POLLIN } };
 		nfds_t n = 1, in = 0, room = 0;

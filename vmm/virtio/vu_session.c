@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/thread_class.h"
 #include "vmm/virtio/vhost_user.h"
 #include "vmm/virtio/virtqueue.h"
 
@@ -451,6 +452,7 @@ static void *session_thread(void *arg)
 {
 	struct vu_session *s = arg;
 
+	thread_class__enter(THREAD_CLASS_SESSION, s->name);
 	for (;;) {
 		struct epoll_event ev[8];
 		bool notify;
