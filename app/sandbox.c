@@ -133,7 +133,7 @@ static const struct sb_rule sanitizer_rules[] = {
 	ALLOW(prctl), ALLOW(openat), ALLOW(open), ALLOW(getdents64), ALLOW(lseek), ALLOW(readlink),
 	ALLOW(getppid), ALLOW(kill), ALLOW(tgkill), ALLOW(arch_prctl), ALLOW(sched_getaffinity),
 	ALLOW(getrlimit), ALLOW(prlimit64), ALLOW(setrlimit), ALLOW(uname), ALLOW(dup2), ALLOW(pipe2),
-	ALLOW(process_vm_readv),
+	ALLOW(process_vm_readv), ALLOW(getdents),
 	END,
 };
 #endif
