@@ -468,6 +468,8 @@ static int drop_and_confine(void *opaque, const struct vm *vm)
 		}
 		fprintf(stderr, "rtvmm: sandbox: running as %s (uid %u, gid %u), no capabilities; "
 			"seccomp filters on every thread\n", sb.user, (unsigned)sb.uid, (unsigned)sb.gid);
+	} else if (geteuid() == 0) {
+		fprintf(stderr, "rtvmm: keeping root for the VM's life: set host.user or --user\n");
 	}
 	confine(THREAD_CLASS_MAIN, "main");
 	return 0;
@@ -492,11 +494,8 @@ static int resolve_target(const struct sandbox_config *cfg, struct err *e)
 {
 	gid_t primary;
 
-	if (!cfg->user || !cfg->user[0]) {
-		if (geteuid() == 0)
-			fprintf(stderr, "rtvmm: keeping root for the VM's life: set host.user or --user\n");
-		return 0;
-	}
+	if (!cfg->user || !cfg->user[0])
+		return 0; /* said when the guest is about to run (a refused input stays one line) */
 	snprintf(sb.user, sizeof(sb.user), "%s", cfg->user);
 	if (trust__user(cfg->user, &sb.uid, &primary))
 		return err__set(e, -ENOENT, "user '%s' (host.user or --user): no such user on this host",

@@ -27,7 +27,8 @@ struct sandbox_config {
 /*
  * Before any machine thread starts: resolves the user, compiles every class's
  * filter, installs the SIGSYS reporter and the thread-class hook, and prints
- * the warning when rtvmm keeps root (no user) or runs unconfined (--no-sandbox).
+ * the warning when rtvmm runs unconfined (--no-sandbox). Keeping root (no
+ * user) is said once the vCPUs started.
  */
 int sandbox__init(const struct sandbox_config *cfg, struct err *e);
 
