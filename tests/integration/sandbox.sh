@@ -10,6 +10,10 @@
 #     no-sandbox  --no-sandbox: the loud warning, Seccomp 0 on every thread, still root
 #     refuse      --user nobody with a NIC socket in a root-only directory: refused at start,
 #                 naming the NIC and the directory
+#     plan        a plan with host.user nobody, a SCHED_FIFO vCPU, mlock and a server-mode NIC
+#                 under host.run_dir: the placement is proved as root, the guest passes all its
+#                 checks as nobody, the run dir is made 0700 for nobody, and nobody unlinks the
+#                 socket at teardown
 # Exit 77 only when /dev/kvm is absent.
 set -u
 . "$(dirname "$0")/harness.sh"
@@ -130,6 +134,45 @@ refuse)
 		"$tmp/refuse.log" || fail "no clear refusal naming the NIC and the directory: $(cat "$tmp/refuse.log")"
 	! grep -q "VM built" "$tmp/refuse.log" || fail "the VM was built before the refusal"
 	log "ok: $(grep -m1 'service user nobody' "$tmp/refuse.log")"
+	;;
+plan)
+	chmod 0711 "$tmp"
+	cat > "$tmp/vm.yaml" << YAML
+host:
+  user: nobody
+  group: nogroup
+  run_dir: $tmp/run
+vm:
+  name: sb
+  kernel: $guest
+  cmdline: "cpus=2"
+  memory:
+    size: 64M
+    mlock: true
+  vcpus:
+    - cpus: "1"
+      policy: fifo
+      priority: 10
+    - cpus: "0"
+      policy: other
+  nics:
+    - name: net0
+      socket: $tmp/run/net0.sock
+      mode: server
+YAML
+	rc=0
+	timeout 120 "$rtvmm" run "$tmp/vm.yaml" > "$tmp/plan.log" 2>&1 < /dev/null || rc=$?
+	[[ $rc == 0 ]] || fail "plan: rtvmm exited with status $rc"
+	for want in "rtvmm: thread placement read back from the kernel" \
+		    "rtvmm: sandbox: running as nobody (uid $nobody_uid, gid $nogroup_gid)" \
+		    "rtvmm-guest: all tests passed"; do
+		grep -qF -- "$want" "$tmp/plan.log" || fail "plan: no '$want'"
+	done
+	! grep -q "forbidden system call" "$tmp/plan.log" || fail "plan: $(grep forbidden "$tmp/plan.log")"
+	[[ $(stat -c '%U:%G %a' "$tmp/run") == "nobody:nogroup 700" ]] ||
+		fail "plan: run dir is $(stat -c '%U:%G %a' "$tmp/run"), expected nobody:nogroup 700"
+	[[ ! -e $tmp/run/net0.sock ]] || fail "plan: the server socket was not unlinked at teardown"
+	log "ok: placement proved as root, guest passed as nobody, run dir nobody:nogroup 0700, socket unlinked"
 	;;
 *)
 	fail "unknown mode $mode"
