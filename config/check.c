@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,83 @@ static int build_threads(const struct plan *p, struct thrs *ts)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Threads by cpu, for the checks across threads: the threads allowed on cpu
+ * `c` are idx[first[c]] .. idx[first[c + 1] - 1], in plan order. A check then
+ * visits only the threads that share a cpu with the one it looks at, not all
+ * of them: linear in the plan plus what it reports, not quadratic.
+ */
+struct by_cpu {
+	unsigned first[CPU_SETSIZE + 1];
+	unsigned *idx;
+	unsigned *stamp;           /* per thread: the last query that saw it */
+	unsigned query;
+	unsigned *hits;            /* one query's threads, sorted */
+};
+
+static int by_cpu__build(struct by_cpu *b, const struct thrs *ts, bool rt_only)
+{
+	unsigned i, n = 0, fill[CPU_SETSIZE];
+	int cpu;
+
+	memset(b, 0, sizeof(*b));
+	for (i = 0; i < ts->n; i++)
+		if (!rt_only || ts->v[i].rt)
+			for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+				b->first[cpu + 1] += CPU_ISSET(cpu, &ts->v[i].cpus) ? 1 : 0;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		b->first[cpu + 1] += b->first[cpu];
+		fill[cpu] = b->first[cpu];
+	}
+	n = b->first[CPU_SETSIZE];
+	b->idx = calloc(n + 1, sizeof(*b->idx));
+	b->stamp = calloc(ts->n + 1, sizeof(*b->stamp));
+	b->hits = calloc(ts->n + 1, sizeof(*b->hits));
+	if (!b->idx || !b->stamp || !b->hits)
+		return -ENOMEM;
+	for (i = 0; i < ts->n; i++)
+		if (!rt_only || ts->v[i].rt)
+			for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+				if (CPU_ISSET(cpu, &ts->v[i].cpus))
+					b->idx[fill[cpu]++] = i;
+	return 0;
+}
+
+static void by_cpu__free(struct by_cpu *b)
+{
+	free(b->idx);
+	free(b->stamp);
+	free(b->hits);
+}
+
+static int cmp_unsigned(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The threads of `b` allowed on any cpu of `set`, each once, in plan order, in b->hits. */
+static unsigned by_cpu__overlapping(struct by_cpu *b, const cpu_set_t *set)
+{
+	unsigned n = 0, k;
+	int cpu;
+
+	b->query++;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, set))
+			continue;
+		for (k = b->first[cpu]; k < b->first[cpu + 1]; k++) {
+			if (b->stamp[b->idx[k]] == b->query)
+				continue;
+			b->stamp[b->idx[k]] = b->query;
+			b->hits[n++] = b->idx[k];
+		}
+	}
+	qsort(b->hits, n, sizeof(*b->hits), cmp_unsigned);
+	return n;
 }
 
 /* ---- checks ---- */
@@ -671,12 +749,12 @@ static void check_dataplane(struct ctx *c)
 }
 
 /* Emulator threads on RT vCPU cpus; emulator cpus exist; its priority. */
-static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts)
+static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts, struct by_cpu *rt)
 {
 	const struct plan_vm *vm = &c->p->vms[i];
 	const struct plan_sched *s = &vm->emulator;
 	char fb[96], key[96], what[96], cl[256], bad[256];
-	unsigned line = line_of(&s->loc, &vm->loc), k;
+	unsigned line = line_of(&s->loc, &vm->loc), k, n;
 	cpu_set_t x;
 
 	snprintf(fb, sizeof(fb), "vms[%u].emulator_cpus", i);
@@ -687,11 +765,10 @@ static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts)
 	if (!CPU_COUNT(&s->cpus))
 		return;
 	cpus_str(&s->cpus, cl, sizeof(cl));
-	for (k = 0; k < ts->n; k++) {
-		const struct thr *o = &ts->v[k];
+	n = by_cpu__overlapping(rt, &s->cpus);
+	for (k = 0; k < n; k++) {
+		const struct thr *o = &ts->v[rt->hits[k]];
 
-		if (!o->rt || !CPU_COUNT(&o->cpus))
-			continue;
 		CPU_AND(&x, &s->cpus, &o->cpus);
 		if (CPU_COUNT(&x))
 			add(c, FINDING_WARNING, "emulator-on-rt-cpu", line, key, cl,
@@ -701,9 +778,9 @@ static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts)
 }
 
 /* Two RT threads confined to one cpu; other threads on an RT thread's only cpu. */
-static void check_shared_cpus(struct ctx *c, const struct thrs *ts)
+static void check_shared_cpus(struct ctx *c, const struct thrs *ts, const struct by_cpu *all)
 {
-	unsigned a, b;
+	unsigned a, b, k;
 	char v[16];
 
 	for (a = 0; a < ts->n; a++) {
@@ -712,11 +789,11 @@ static void check_shared_cpus(struct ctx *c, const struct thrs *ts)
 
 		if (!x->rt || cpu < 0)
 			continue;
-		for (b = 0; b < ts->n; b++) {
-			const struct thr *y = &ts->v[b];
+		for (k = all->first[cpu]; k < all->first[cpu + 1]; k++) {
+			const struct thr *y = &ts->v[all->idx[k]];
 
-			if (b == a || (y->kind != THR_VCPU && y->kind != THR_DATAPLANE) ||
-			    !CPU_ISSET(cpu, &y->cpus))
+			b = all->idx[k];
+			if (b == a || (y->kind != THR_VCPU && y->kind != THR_DATAPLANE))
 				continue;
 			snprintf(v, sizeof(v), "%d", cpu);
 			if (y->rt && single_cpu(&y->cpus) == cpu) {
@@ -735,10 +812,10 @@ static void check_shared_cpus(struct ctx *c, const struct thrs *ts)
 }
 
 /* Who else uses the SMT siblings of an RT thread's cpus. */
-static void check_siblings(struct ctx *c, const struct thrs *ts)
+static void check_siblings(struct ctx *c, const struct thrs *ts, struct by_cpu *all)
 {
 	const struct topology *t = c->t;
-	unsigned a, b;
+	unsigned a, b, k, n;
 
 	for (a = 0; a < ts->n; a++) {
 		const struct thr *x = &ts->v[a];
@@ -758,12 +835,14 @@ static void check_siblings(struct ctx *c, const struct thrs *ts)
 		if (!CPU_COUNT(&sib))
 			continue;
 
-		for (b = 0; b < ts->n; b++) {
-			const struct thr *y = &ts->v[b];
+		n = by_cpu__overlapping(all, &sib);
+		for (k = 0; k < n; k++) {
+			const struct thr *y = &ts->v[all->hits[k]];
 			char cl[256], bad[256];
 			cpu_set_t both;
 
-			if (b == a || !CPU_COUNT(&y->cpus))
+			b = all->hits[k];
+			if (b == a)
 				continue;
 			/* the same VM's own threads, or dataplane with dataplane: one owner */
 			if (x->vm >= 0 && y->vm == x->vm)
@@ -819,7 +898,6 @@ static void check_rt_throttling(struct ctx *c)
 	    t->rt_runtime_us, t->rt_period_us, t->source, t->rt_period_us - t->rt_runtime_us);
 }
 
-/* Report order: by line in the file (stable), findings about the host (line 0) last. */
 /*
  * Who the tools run as, and where the sockets that hand out guest RAM live. Users,
  * groups and directories are this host's facts: checked only against this host.
@@ -870,42 +948,73 @@ static void check_security(struct ctx *c)
 	}
 }
 
-static void sort_by_line(struct findings *f)
+/* Report order: by line in the file (stable), findings about the host (line 0) last. */
+struct order {
+	unsigned line;             /* 0 -> UINT_MAX: last */
+	unsigned index;            /* where it was added: ties keep that order */
+};
+
+static int cmp_order(const void *a, const void *b)
 {
-	unsigned i, j;
+	const struct order *x = a, *y = b;
 
-	for (i = 1; i < f->nr; i++) {
-		struct finding x = f->items[i];
-		unsigned lx = x.line ? x.line : ~0u;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
 
-		for (j = i; j > 0; j--) {
-			unsigned lj = f->items[j - 1].line ? f->items[j - 1].line : ~0u;
+static int sort_by_line(struct findings *f)
+{
+	struct finding *sorted;
+	struct order *o;
+	unsigned i;
 
-			if (lj <= lx)
-				break;
-			f->items[j] = f->items[j - 1];
-		}
-		f->items[j] = x;
+	if (f->nr < 2)
+		return 0;
+	o = calloc(f->nr, sizeof(*o));
+	sorted = calloc(f->nr, sizeof(*sorted));
+	if (!o || !sorted) {
+		free(o);
+		free(sorted);
+		return -ENOMEM;
 	}
+	for (i = 0; i < f->nr; i++) {
+		o[i].line = f->items[i].line ? f->items[i].line : UINT_MAX;
+		o[i].index = i;
+	}
+	qsort(o, f->nr, sizeof(*o), cmp_order);
+	for (i = 0; i < f->nr; i++)
+		sorted[i] = f->items[o[i].index];
+	free(f->items);
+	free(o);
+	f->items = sorted;
+	f->cap = f->nr;
+	return 0;
 }
 
 int plan__check(const struct plan *p, const struct topology *t, struct findings *out)
 {
 	struct ctx c = { .p = p, .t = t, .out = out };
 	bool isolation_unknown = false;
+	struct by_cpu *rt, *all;
 	struct thrs ts = { 0 };
 	unsigned i, j;
 
 	if (!p || !t || !out)
 		return -EINVAL;
-	if (build_threads(p, &ts))
-		return -ENOMEM;
+	rt = calloc(1, sizeof(*rt));
+	all = calloc(1, sizeof(*all));
+	if (!rt || !all || build_threads(p, &ts) || by_cpu__build(rt, &ts, true) ||
+	    by_cpu__build(all, &ts, false)) {
+		c.ret = -ENOMEM;
+		goto out_free;
+	}
 
 	for (i = 0; i < p->nr_vms; i++) {
 		check_vm_memory(&c, i);
 		for (j = 0; j < p->vms[i].nr_vcpus; j++)
 			check_vcpu(&c, i, j, &isolation_unknown);
-		check_emulator(&c, i, &ts);
+		check_emulator(&c, i, &ts, rt);
 	}
 	check_hugepages(&c);
 
@@ -928,14 +1037,21 @@ int plan__check(const struct plan *p, const struct topology *t, struct findings 
 		    !t->isolated_known && !t->nohz_full_known ? "isolcpus or nohz_full" :
 		    !t->isolated_known ? "isolcpus" : "nohz_full");
 
-	check_shared_cpus(&c, &ts);
-	check_siblings(&c, &ts);
+	check_shared_cpus(&c, &ts, all);
+	check_siblings(&c, &ts, all);
 	check_rt_throttling(&c);
 	check_security(&c);
-
-	free(ts.v);
 	if (!c.ret)
-		sort_by_line(out);
+		c.ret = sort_by_line(out);
+
+out_free:
+	if (rt)
+		by_cpu__free(rt);
+	if (all)
+		by_cpu__free(all);
+	free(rt);
+	free(all);
+	free(ts.v);
 	return c.ret;
 }
 

@@ -9,12 +9,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "base/cpus.h"
@@ -34,6 +36,10 @@ struct ctx {
 	yaml_document_t *doc;
 	struct plan *p;
 	struct err *e;
+	void *vm_names;            /* what must be unique in the plan, as tsearch(3) trees: */
+	void *nic_sockets;         /* VMs by name, NICs by socket and by MAC, so a check is */
+	void *nic_macs;            /* O(log n), not a scan of everything before */
+	unsigned nr_vcpus;         /* in the VMs so far, at most PLAN_MAX_VCPUS */
 };
 
 enum field_type {
@@ -502,7 +508,7 @@ static int set_path(struct ctx *c, unsigned line, const char *kpath, const yaml_
 static int convert(struct ctx *c, const struct field *f, unsigned line, const char *kpath,
 		   const yaml_node_t *val, void *obj)
 {
-	char *dst = (char *)obj + f->offset;
+	char *dst;
 	const char *s;
 	uint64_t bytes;
 	cpu_set_t set;
@@ -512,11 +518,13 @@ static int convert(struct ctx *c, const struct field *f, unsigned line, const ch
 	long v;
 	int rc;
 
+	/* A node is the caller's to walk: it stores nothing, and the top mapping has no `obj`. */
 	if (f->type == FT_NODE) {
 		if (f->node && val->type != f->node)
 			return wrong_type(c, line, kpath, val, f->expect);
 		return 0;
 	}
+	dst = (char *)obj + f->offset;
 	if (val->type != YAML_SCALAR_NODE)
 		return wrong_type(c, line, kpath, val, "a single value");
 	s = scalar(val);
@@ -928,35 +936,101 @@ static int check_account(struct ctx *c, const yaml_node_t *key, const yaml_node_
 		    "not a user or group: a name (letters, digits, '_', '-', '.') or a decimal id");
 }
 
-/* A socket or MAC already used by an earlier NIC in the plan (this VM's included). */
-static const struct plan_nic *nic_clash(const struct plan *p, const struct plan_vm *vm,
-					const struct plan_nic *nic, bool by_mac)
+static int vm_name_cmp(const void *a, const void *b)
 {
-	const struct plan_vm *v;
-	unsigned i;
+	return strcmp(((const struct plan_vm *)a)->name, ((const struct plan_vm *)b)->name);
+}
 
-	for (v = p->vms; v <= vm; v++)
-		for (i = 0; i < v->nr_nics && &v->nics[i] != nic; i++) {
-			if (by_mac && nic->mac_set && v->nics[i].mac_set &&
-			    !memcmp(v->nics[i].mac, nic->mac, sizeof(nic->mac)))
-				return &v->nics[i];
-			if (!by_mac && !strcmp(v->nics[i].socket, nic->socket))
-				return &v->nics[i];
-		}
-	return NULL;
+static int nic_name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct plan_nic *)a)->name, ((const struct plan_nic *)b)->name);
+}
+
+static int nic_socket_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct plan_nic *)a)->socket, ((const struct plan_nic *)b)->socket);
+}
+
+static int nic_mac_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct plan_nic *)a)->mac, ((const struct plan_nic *)b)->mac,
+		      sizeof(((const struct plan_nic *)a)->mac));
+}
+
+/*
+ * Adds `obj` to the tree at `root` ordered by `cmp`. Returns the object
+ * already there that compares equal (an earlier duplicate), `obj` itself if it
+ * is new, NULL when out of memory.
+ */
+static const void *add_unique(void **root, const void *obj, __compar_fn_t cmp)
+{
+	void **node = tsearch(obj, root, cmp);
+
+	return node ? *node : NULL;
+}
+
+static void keep_object(void *obj)
+{
+	(void)obj;
+}
+
+/* Drops the uniqueness trees (the objects stay: they belong to the plan). */
+static void release_trees(struct ctx *c)
+{
+	tdestroy(c->vm_names, keep_object);
+	tdestroy(c->nic_sockets, keep_object);
+	tdestroy(c->nic_macs, keep_object);
+}
+
+/*
+ * NIC `nic` (at `kpath`, its keys in `s`) against those before it: its name
+ * in this VM (tree `names`), its socket and MAC in the whole plan.
+ */
+static int nic_unique(struct ctx *c, void **names, const struct plan_nic *nic,
+		      const struct seen *s, const char *kpath)
+{
+	const struct plan_nic *other;
+	char fpath[KEY_LEN], at[700];
+
+	other = add_unique(names, nic, nic_name_cmp);
+	if (other && other != nic) {
+		key_join(fpath, kpath, "name");
+		return fail(c, line_of(s->key[NIC_NAME]), fpath, s->val[NIC_NAME],
+			    "duplicate NIC name in this VM (first at %s, %s)",
+			    given_at(c, other->loc.line, at, sizeof(at)), other->loc.key);
+	}
+	if (other)
+		other = add_unique(&c->nic_sockets, nic, nic_socket_cmp);
+	if (other && other != nic) {
+		key_join(fpath, kpath, "socket");
+		return fail(c, line_of(s->key[NIC_SOCKET]), fpath, s->val[NIC_SOCKET],
+			    "socket already used by %s (%s)", other->loc.key,
+			    given_at(c, other->loc.line, at, sizeof(at)));
+	}
+	if (other && nic->mac_set)
+		other = add_unique(&c->nic_macs, nic, nic_mac_cmp);
+	if (other && other != nic) {
+		key_join(fpath, kpath, "mac");
+		return fail(c, line_of(s->key[NIC_MAC]), fpath, s->val[NIC_MAC],
+			    "MAC address already used by %s (%s)", other->loc.key,
+			    given_at(c, other->loc.line, at, sizeof(at)));
+	}
+	if (!other)
+		return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+	return 0;
 }
 
 /* `nics: [{name, socket, mac, queues, mode}]`: vhost-user ports. */
 static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const char *vm_path)
 {
-	char path[KEY_LEN], kpath[KEY_LEN], fpath[KEY_LEN], at[700];
-	const struct plan_nic *other;
+	char path[KEY_LEN], kpath[KEY_LEN], fpath[KEY_LEN];
 	yaml_node_item_t *item;
+	void *names = NULL;        /* this VM's NICs by name */
 	struct plan_nic *nic;
 	yaml_node_t *entry;
 	struct seen s;
-	unsigned i, j, n;
-	int rc;
+	unsigned i, n;
+	int rc = 0;
 
 	key_join(path, vm_path, "nics");
 	n = (unsigned)(val->data.sequence.items.top - val->data.sequence.items.start);
@@ -965,7 +1039,7 @@ static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const
 	vm->nics = calloc(n, sizeof(*vm->nics));
 	if (!vm->nics)
 		return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
-	for (i = 0, item = val->data.sequence.items.start; i < n; i++, item++) {
+	for (i = 0, item = val->data.sequence.items.start; i < n && !rc; i++, item++) {
 		entry = node_at(c, *item);
 		key_index(kpath, path, i);
 		nic = &vm->nics[i];
@@ -973,46 +1047,30 @@ static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const
 		vm->nr_nics = i + 1;
 		rc = walk(c, entry, line_of(entry), kpath, &nic_schema, nic, &s);
 		if (rc)
-			return rc;
+			break;
 		set_loc(&nic->loc, line_of(entry), kpath);
 		nic->mac_set = s.val[NIC_MAC] != NULL;
 
 		key_join(fpath, kpath, "socket");
 		rc = check_safe_path(c, s.key[NIC_SOCKET], s.val[NIC_SOCKET], fpath, nic->socket);
 		if (rc)
-			return rc;
+			break;
 		key_join(fpath, kpath, "backend_user");
 		rc = check_account(c, s.key[NIC_BACKEND_USER], s.val[NIC_BACKEND_USER], fpath,
 				   nic->backend_user);
 		if (rc)
-			return rc;
+			break;
 		key_join(fpath, kpath, "name");
-		if (!valid_name(nic->name))
-			return fail(c, line_of(s.key[NIC_NAME]), fpath, s.val[NIC_NAME],
-				    "invalid name: letters, digits, '-', '_', '.', starting with a "
-				    "letter or digit");
-		for (j = 0; j < i; j++)
-			if (!strcmp(vm->nics[j].name, nic->name))
-				return fail(c, line_of(s.key[NIC_NAME]), fpath, s.val[NIC_NAME],
-					    "duplicate NIC name in this VM (first at %s, %s)",
-					    given_at(c, vm->nics[j].loc.line, at, sizeof(at)),
-					    vm->nics[j].loc.key);
-		other = nic_clash(c->p, vm, nic, false);
-		if (other) {
-			key_join(fpath, kpath, "socket");
-			return fail(c, line_of(s.key[NIC_SOCKET]), fpath, s.val[NIC_SOCKET],
-				    "socket already used by %s (%s)", other->loc.key,
-				    given_at(c, other->loc.line, at, sizeof(at)));
+		if (!valid_name(nic->name)) {
+			rc = fail(c, line_of(s.key[NIC_NAME]), fpath, s.val[NIC_NAME],
+				  "invalid name: letters, digits, '-', '_', '.', starting with a "
+				  "letter or digit");
+			break;
 		}
-		other = nic_clash(c->p, vm, nic, true);
-		if (other) {
-			key_join(fpath, kpath, "mac");
-			return fail(c, line_of(s.key[NIC_MAC]), fpath, s.val[NIC_MAC],
-				    "MAC address already used by %s (%s)", other->loc.key,
-				    given_at(c, other->loc.line, at, sizeof(at)));
-		}
+		rc = nic_unique(c, &names, nic, &s, kpath);
 	}
-	return 0;
+	tdestroy(names, keep_object);
+	return rc;
 }
 
 /* One VM: a `vms:` entry (path "vms[i]") or the `vm:` mapping (path "vm"). */
@@ -1034,11 +1092,13 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 		return fail(c, line_of(s.key[VM_NAME]), kpath, s.val[VM_NAME],
 			    "invalid name: letters, digits, '-', '_', '.', starting with a letter "
 			    "or digit");
-	for (v = c->p->vms; v < vm; v++)
-		if (!strcmp(v->name, vm->name))
-			return fail(c, line_of(s.key[VM_NAME]), kpath, s.val[VM_NAME],
-				    "duplicate VM name (first defined at line %u, %s)",
-				    v->loc.line, v->loc.key);
+	v = add_unique(&c->vm_names, vm, vm_name_cmp);
+	if (!v)
+		return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+	if (v != vm)
+		return fail(c, line_of(s.key[VM_NAME]), kpath, s.val[VM_NAME],
+			    "duplicate VM name (first defined at line %u, %s)",
+			    v->loc.line, v->loc.key);
 
 	rc = parse_memory(c, &vm->memory, s.key[VM_MEMORY], s.val[VM_MEMORY], path);
 	if (rc)
@@ -1046,6 +1106,13 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 	rc = parse_vcpus(c, vm, s.key[VM_VCPUS], s.val[VM_VCPUS], path);
 	if (rc)
 		return rc;
+	c->nr_vcpus += vm->nr_vcpus;
+	if (c->nr_vcpus > PLAN_MAX_VCPUS) {
+		key_join(kpath, path, "vcpus");
+		return fail(c, line_of(s.key[VM_VCPUS]), kpath, NULL,
+			    "%u vCPUs in the plan's VMs up to this one: a plan has at most %d in all",
+			    c->nr_vcpus, PLAN_MAX_VCPUS);
+	}
 
 	/* Emulator threads (main loop, console, I/O) stay SCHED_OTHER, pinned if asked. */
 	key_join(kpath, path, "emulator_cpus");
@@ -1160,26 +1227,24 @@ static int parse_plan(struct ctx *c, yaml_node_t *root)
 /* ---- the file ------------------------------------------------------------------------------ */
 
 /* libyaml's reader gives a byte offset, not a line: count the newlines before it. */
-static unsigned line_at_offset(FILE *f, size_t offset)
+static unsigned line_at_offset(const unsigned char *buf, size_t len, size_t offset)
 {
 	unsigned line = 1;
 	size_t i;
-	int ch;
 
-	rewind(f);
-	for (i = 0; i < offset && (ch = getc(f)) != EOF; i++)
-		line += ch == '\n';
+	for (i = 0; i < offset && i < len; i++)
+		line += buf[i] == '\n';
 	return line;
 }
 
-static int syntax_error(struct ctx *c, yaml_parser_t *ps, FILE *f)
+static int syntax_error(struct ctx *c, yaml_parser_t *ps, const unsigned char *buf, size_t len)
 {
 	switch (ps->error) {
 	case YAML_MEMORY_ERROR:
 		return err__set(c->e, -ENOMEM, "%s: out of memory reading YAML", c->file);
 	case YAML_READER_ERROR:
 		return err__set(c->e, -EINVAL, "%s:%u: not valid YAML text: %s (byte %zu, value %#x)",
-				c->file, line_at_offset(f, ps->problem_offset), ps->problem,
+				c->file, line_at_offset(buf, len, ps->problem_offset), ps->problem,
 				ps->problem_offset, (unsigned)ps->problem_value);
 	default:
 		if (ps->context)
@@ -1193,6 +1258,133 @@ static int syntax_error(struct ctx *c, yaml_parser_t *ps, FILE *f)
 				(unsigned)ps->problem_mark.line + 1, ps->problem ? ps->problem : "?",
 				(unsigned)ps->problem_mark.column + 1);
 	}
+}
+
+static int too_large(struct ctx *c, const char *size)
+{
+	return err__set(c->e, -EFBIG, "%s: too large (%s): a plan file is at most %u MiB",
+			c->file, size, PLAN_MAX_BYTES >> 20);
+}
+
+/*
+ * The whole file in *buf (*len bytes), refused above PLAN_MAX_BYTES: a regular
+ * file by its size before reading, anything else (a pipe) once it gets there.
+ */
+static int read_plan(struct ctx *c, unsigned char **buf, size_t *len)
+{
+	size_t n = 0, cap = 64 << 10, got;
+	unsigned char *b = NULL, *bigger;
+	char size[32];
+	struct stat st;
+	FILE *f;
+	int rc;
+
+	f = fopen(c->file, "rb");
+	if (!f) {
+		rc = -errno;
+		return err__set(c->e, rc, "%s: cannot open: %s", c->file, strerror(-rc));
+	}
+	if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode)) {
+		if (st.st_size > PLAN_MAX_BYTES) {
+			snprintf(size, sizeof(size), "%lld bytes", (long long)st.st_size);
+			rc = too_large(c, size);
+			goto err_close;
+		}
+		cap = (size_t)st.st_size + 1;
+	}
+	for (;;) {
+		if (!b || n == cap) {
+			if (b && cap > PLAN_MAX_BYTES) {
+				snprintf(size, sizeof(size), "more than %u bytes", PLAN_MAX_BYTES);
+				rc = too_large(c, size);
+				goto err_free;
+			}
+			if (b)
+				cap = cap * 2 > PLAN_MAX_BYTES + 1 ? PLAN_MAX_BYTES + 1 : cap * 2;
+			bigger = realloc(b, cap);
+			if (!bigger) {
+				rc = err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+				goto err_free;
+			}
+			b = bigger;
+		}
+		got = fread(b + n, 1, cap - n, f);
+		n += got;
+		if (!got)
+			break;
+	}
+	if (ferror(f)) {
+		rc = err__set(c->e, -EIO, "%s: cannot read", c->file);
+		goto err_free;
+	}
+	fclose(f);
+	*buf = b;
+	*len = n;
+	return 0;
+
+err_free:
+	free(b);
+err_close:
+	fclose(f);
+	return rc;
+}
+/* The anchor a node event defines, or NULL. */
+static const yaml_char_t *event_anchor(const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		return ev->data.scalar.anchor;
+	case YAML_SEQUENCE_START_EVENT:
+		return ev->data.sequence_start.anchor;
+	case YAML_MAPPING_START_EVENT:
+		return ev->data.mapping_start.anchor;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * A first pass over libyaml's events, before it builds a tree: refuses
+ * nesting deeper than PLAN_MAX_DEPTH (the scanner's work per token grows with
+ * the open flow collections, so a deep file costs its depth squared) and more
+ * than PLAN_MAX_ANCHORS anchors (the loader finds each alias's anchor by a
+ * linear search). Syntax errors are reported here too.
+ */
+static int check_shape(struct ctx *c, const unsigned char *buf, size_t len)
+{
+	unsigned depth = 0, anchors = 0;
+	yaml_event_type_t type;
+	yaml_parser_t ps;
+	yaml_event_t ev;
+	int rc = 0;
+
+	if (!yaml_parser_initialize(&ps))
+		return err__set(c->e, -ENOMEM, "%s: cannot initialise the YAML parser", c->file);
+	yaml_parser_set_input_string(&ps, buf, len);
+	do {
+		if (!yaml_parser_parse(&ps, &ev)) {
+			rc = syntax_error(c, &ps, buf, len);
+			break;
+		}
+		type = ev.type;
+		if (event_anchor(&ev) && ++anchors > PLAN_MAX_ANCHORS)
+			rc = err__set(c->e, -EINVAL, "%s:%u: more than %d YAML anchors (&NAME): a "
+				      "plan has at most %d", c->file,
+				      (unsigned)ev.start_mark.line + 1, PLAN_MAX_ANCHORS,
+				      PLAN_MAX_ANCHORS);
+		if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+			if (++depth > PLAN_MAX_DEPTH)
+				rc = err__set(c->e, -EINVAL, "%s:%u: nested deeper than %d levels of "
+					      "lists and mappings: a plan needs at most 5",
+					      c->file, (unsigned)ev.start_mark.line + 1,
+					      PLAN_MAX_DEPTH);
+		} else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+			depth--;
+		}
+		yaml_event_delete(&ev);
+	} while (!rc && type != YAML_STREAM_END_EVENT);
+	yaml_parser_delete(&ps);
+	return rc;
 }
 
 /* A VM without emulator_cpus runs its non-vCPU threads on the host's housekeeping cpus. */
@@ -1217,9 +1409,10 @@ int plan__load(struct plan *p, const char *path, struct err *e)
 	struct ctx c = { .file = path, .p = p, .e = e };
 	yaml_document_t doc, next;
 	yaml_parser_t parser;
+	unsigned char *buf = NULL;
 	yaml_node_t *root;
 	const char *slash;
-	FILE *f;
+	size_t len = 0;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -1232,18 +1425,19 @@ int plan__load(struct plan *p, const char *path, struct err *e)
 	if (slash)
 		snprintf(c.dir, sizeof(c.dir), "%.*s", (int)(slash - path + 1), path);
 
-	f = fopen(path, "rb");
-	if (!f) {
-		rc = -errno;
-		return err__set(e, rc, "%s: cannot open: %s", path, strerror(-rc));
-	}
+	rc = read_plan(&c, &buf, &len);
+	if (rc)
+		return rc;
+	rc = check_shape(&c, buf, len);
+	if (rc)
+		goto err_free_buf;
 	if (!yaml_parser_initialize(&parser)) {
-		fclose(f);
-		return err__set(e, -ENOMEM, "%s: cannot initialise the YAML parser", path);
+		rc = err__set(e, -ENOMEM, "%s: cannot initialise the YAML parser", path);
+		goto err_free_buf;
 	}
-	yaml_parser_set_input_file(&parser, f);
+	yaml_parser_set_input_string(&parser, buf, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		rc = syntax_error(&c, &parser, f);
+		rc = syntax_error(&c, &parser, buf, len);
 		goto err_delete_parser;
 	}
 	c.doc = &doc;
@@ -1256,7 +1450,7 @@ int plan__load(struct plan *p, const char *path, struct err *e)
 	}
 	/* One plan per file: a second document ("---") is a mistake, not something to ignore. */
 	if (!yaml_parser_load(&parser, &next)) {
-		rc = syntax_error(&c, &parser, f);
+		rc = syntax_error(&c, &parser, buf, len);
 		goto err_delete_doc;
 	}
 	if (yaml_document_get_root_node(&next)) {
@@ -1268,12 +1462,13 @@ int plan__load(struct plan *p, const char *path, struct err *e)
 	yaml_document_delete(&next);
 
 	rc = parse_plan(&c, root);
+	release_trees(&c);
 	if (rc)
 		goto err_free_plan;
 	default_emulator_cpus(p);
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
-	fclose(f);
+	free(buf);
 	return 0;
 
 err_free_plan:
@@ -1282,7 +1477,8 @@ err_delete_doc:
 	yaml_document_delete(&doc);
 err_delete_parser:
 	yaml_parser_delete(&parser);
-	fclose(f);
+err_free_buf:
+	free(buf);
 	return rc;
 }
 
@@ -1389,6 +1585,7 @@ int plan__from_args(struct plan *p, const struct plan_arg *args, unsigned nr, st
 		rc = err__set(e, rc, "command line: out of memory");
 	if (!rc)
 		rc = parse_plan(&c, yaml_document_get_root_node(&doc));
+	release_trees(&c);
 	if (rc)
 		plan__free(p);
 	yaml_document_delete(&doc);

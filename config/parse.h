@@ -6,11 +6,30 @@
 #include "config/plan.h"
 
 /*
+ * Limits on a plan file, checked before libyaml builds its tree. 16 MiB holds
+ * tens of thousands of VMs written out in full (about 150 bytes each in the
+ * short form, a few KiB with per-vCPU pins and paths), far beyond one host,
+ * while libyaml's tree of it (roughly 20 times the text) stays in the
+ * hundreds of MiB. The schema nests 5 levels (vms, a VM, vcpus, pin, a list);
+ * 32 leaves room for YAML written oddly and stops a file of brackets, which
+ * costs libyaml its depth squared. Anchors: libyaml looks each alias up
+ * linearly among them. vCPUs, all VMs together: `vcpus: 254` is a few bytes
+ * that become 254 threads to check, so the file size alone does not bound the
+ * plan (50000 such VMs, 2.6 MB, took 190 s and 7.9 GB); 65536 is 64 per cpu of
+ * the largest host a plan can pin to (CPU_SETSIZE, 1024 cpus).
+ */
+#define PLAN_MAX_BYTES   (16u << 20)
+#define PLAN_MAX_DEPTH   32
+#define PLAN_MAX_ANCHORS 64
+#define PLAN_MAX_VCPUS   65536
+
+/*
  * Parses and type-checks `path` into `p`. On error returns -errno (-EINVAL
  * for content errors) with `e` as "FILE:LINE: KEY: what is wrong (value
  * 'V')"; nothing in `p` needs freeing then. Range checks that need no
  * topology (priority 1..99 for fifo/rr, sizes, duplicate VM names, unknown
- * keys, wrong types) are done here.
+ * keys, wrong types) are done here. A file over the limits above is refused
+ * (-EFBIG for its size, -EINVAL for its shape) before it is parsed.
  */
 int plan__load(struct plan *p, const char *path, struct err *e);
 

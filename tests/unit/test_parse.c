@@ -762,6 +762,144 @@ static void test_parse_nic_errors(void **state)
 	}
 }
 
+static void test_parse_duplicate_mac_across_vms_points_to_first(void **state)
+{
+	(void)state;
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, mac: \"52:54:00:00:00:01\"}\n"  /* 7 */
+		     "      - {name: net1, socket: /s1}\n"                             /* 8 */
+		     "  - name: vnf2\n    kernel: k\n    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s2, mac: \"52:54:00:00:00:01\"}\n", 14,
+		     "vms[1].nics[0].mac", "MAC address already used by vms[0].nics[0] (line 7)");
+}
+
+/* Writes `head`, then `fill` up to `len` bytes in all, the last one a newline. */
+static void write_big(size_t len, char fill, const char *head)
+{
+	FILE *f = fopen(plan_path, "w");
+	size_t i;
+
+	assert_non_null(f);
+	assert_true(fputs(head, f) >= 0);
+	for (i = strlen(head); i + 1 < len; i++)
+		assert_int_equal(fputc(fill, f), fill);
+	assert_int_equal(fputc('\n', f), '\n');
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_parse_file_over_16m_is_refused_by_its_size(void **state)
+{
+	struct err e = { 0 };
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	/* At the limit: a valid plan padded with a comment loads. */
+	write_big(PLAN_MAX_BYTES, 'x', "vm: {name: a, kernel: k, memory: 64M, vcpus: 1}\n# ");
+	assert_int_equal(plan__load(&p, plan_path, &e), 0);
+	plan__free(&p);
+
+	write_big(PLAN_MAX_BYTES + 1, 'x', "vm: {name: a, kernel: k, memory: 64M, vcpus: 1}\n# ");
+	assert_int_equal(plan__load(&p, plan_path, &e), -EFBIG);
+	snprintf(want, sizeof(want), "%s: too large (%u bytes): a plan file is at most 16 MiB",
+		 plan_path, PLAN_MAX_BYTES + 1);
+	assert_string_equal(e.msg, want);
+	assert_null(p.vms);
+}
+
+/* "x:\n" then `depth - 1` nested flow lists on line 2: `depth` levels with the top mapping. */
+static void write_nested(unsigned depth)
+{
+	char yaml[256] = "x:\n  ";
+	size_t n = strlen(yaml);
+	unsigned i;
+
+	for (i = 0; i + 1 < depth; i++)
+		yaml[n++] = '[';
+	for (i = 0; i + 1 < depth; i++)
+		yaml[n++] = ']';
+	yaml[n++] = '\n';
+	yaml[n] = '\0';
+	write_plan(yaml);
+}
+
+static void test_parse_nesting_over_32_levels_is_refused(void **state)
+{
+	struct err e = { 0 };
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	/* 32 levels get past the limit to the schema, which knows no 'x'. */
+	write_nested(PLAN_MAX_DEPTH);
+	assert_int_equal(plan__load(&p, plan_path, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, ":1: x: unknown key in plan"));
+
+	write_nested(PLAN_MAX_DEPTH + 1);
+	assert_int_equal(plan__load(&p, plan_path, &e), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: nested deeper than 32 levels of lists and mappings: "
+		 "a plan needs at most 5", plan_path);
+	assert_string_equal(e.msg, want);
+	assert_null(p.vms);
+}
+
+static void test_parse_more_than_64_anchors_are_refused(void **state)
+{
+	char yaml[2048] = "x:\n", want[256];
+	struct err e = { 0 };
+	struct plan p;
+	size_t n = strlen(yaml);
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < PLAN_MAX_ANCHORS; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "  - &a%u %u\n", i, i);
+	write_plan(yaml);
+	assert_int_equal(plan__load(&p, plan_path, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, ":1: x: unknown key in plan"));
+
+	snprintf(yaml + n, sizeof(yaml) - n, "  - &last 1\n");
+	write_plan(yaml);
+	assert_int_equal(plan__load(&p, plan_path, &e), -EINVAL);
+	snprintf(want, sizeof(want), "%s:%u: more than 64 YAML anchors (&NAME): a plan has at "
+		 "most 64", plan_path, PLAN_MAX_ANCHORS + 2);
+	assert_string_equal(e.msg, want);
+}
+
+/* `nr` one-line VMs of 254 vCPUs after "vms:" (VM i on line i + 2). */
+static void write_vcpu_heavy(unsigned nr)
+{
+	FILE *f = fopen(plan_path, "w");
+	unsigned i;
+
+	assert_non_null(f);
+	assert_true(fputs("vms:\n", f) >= 0);
+	for (i = 0; i < nr; i++)
+		assert_true(fprintf(f, "  - {name: v%u, kernel: k, memory: 4M, vcpus: 254}\n", i) > 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_parse_more_than_65536_vcpus_in_all_are_refused(void **state)
+{
+	unsigned fit = PLAN_MAX_VCPUS / 254;
+	struct err e = { 0 };
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	write_vcpu_heavy(fit);
+	assert_int_equal(plan__load(&p, plan_path, &e), 0);
+	assert_int_equal(p.nr_vms, fit);
+	plan__free(&p);
+
+	write_vcpu_heavy(fit + 1);
+	assert_int_equal(plan__load(&p, plan_path, &e), -EINVAL);
+	snprintf(want, sizeof(want), "%s:%u: vms[%u].vcpus: %u vCPUs in the plan's VMs up to this "
+		 "one: a plan has at most 65536 in all", plan_path, fit + 2, fit, (fit + 1) * 254);
+	assert_string_equal(e.msg, want);
+	assert_null(p.vms);
+}
+
 static void test_parse_host_user_group_and_run_dir(void **state)
 {
 	struct plan p;
@@ -873,6 +1011,11 @@ int main(void)
 		cmocka_unit_test(test_parse_vcpu_pin_list_length_must_match_count),
 		cmocka_unit_test(test_parse_memory_values_out_of_range),
 		cmocka_unit_test(test_parse_cpu_list_syntax_errors),
+		cmocka_unit_test(test_parse_duplicate_mac_across_vms_points_to_first),
+		cmocka_unit_test(test_parse_file_over_16m_is_refused_by_its_size),
+		cmocka_unit_test(test_parse_nesting_over_32_levels_is_refused),
+		cmocka_unit_test(test_parse_more_than_64_anchors_are_refused),
+		cmocka_unit_test(test_parse_more_than_65536_vcpus_in_all_are_refused),
 		cmocka_unit_test(test_parse_nic_errors),
 		cmocka_unit_test(test_parse_host_user_group_and_run_dir),
 		cmocka_unit_test(test_parse_missing_file_is_enoent),
