@@ -18,7 +18,7 @@
 set -u
 . "$(dirname "$0")/harness.sh"
 
-rtvmm=${1:?rtvmm} guest=${2:?guest ELF} mode=${3:?mode}
+rtvmm=${1:?rtvmm} guest=$(realpath "${2:?guest ELF}") mode=${3:?mode}   # a plan resolves paths from its own directory
 [[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm does not exist: no KVM here"; exit 77; }
 id nobody > /dev/null 2>&1 && getent group nogroup > /dev/null || fail "no user nobody / group nogroup"
 harness_init sandbox
