@@ -368,11 +368,11 @@ static bool plan_fits_host(const struct plan *plan)
 /* The machine's NIC from a plan NIC. */
 static void nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_nic *nic)
 {
-	*spec = (struct virtio_net_spec){ .mac_set = nic->mac_set, .queues = nic->queues,
+	*spec = (struct virtio_net_spec){ .queues = nic->queues,
 					  .server = nic->mode == PLAN_NIC_SERVER };
 	memcpy(spec->name, nic->name, sizeof(spec->name));
 	memcpy(spec->socket, nic->socket, sizeof(spec->socket));
-	memcpy(spec->mac, nic->mac, sizeof(spec->mac));
+	plan_nic__guest_mac(nic, spec->mac);
 }
 
 /* Fills the machine part of `cfg` from a plan VM; `nics` (freed by the caller) holds its NICs. */

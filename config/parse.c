@@ -139,16 +139,18 @@ static const struct field host_fields[] = {
 	[HOST_GROUP] = F_STR("group", struct plan_host, group, false),
 	[HOST_RUN_DIR] = F_PATH("run_dir", struct plan_host, run_dir, false),
 	[HOST_DATAPLANE] = F_NODE("dataplane", false, YAML_MAPPING_NODE,
-				  "a mapping (cores, main_core, numa_node, no_huge, eal_args)"),
+				  "a mapping (cores, main_core, numa_node, no_huge, eal_args, mac_per_port)"),
 };
 
-enum { DP_CORES, DP_MAIN_CORE, DP_NODE, DP_NO_HUGE, DP_EAL_ARGS, NR_DP };
+enum { DP_CORES, DP_MAIN_CORE, DP_NODE, DP_NO_HUGE, DP_EAL_ARGS, DP_MAC_PER_PORT, NR_DP };
 static const struct field dataplane_fields[] = {
 	[DP_CORES] = F_CPUS("cores", struct plan_dataplane, cores, true),
 	[DP_MAIN_CORE] = F_INT("main_core", struct plan_dataplane, main_core, 0, CPU_SETSIZE - 1),
 	[DP_NODE] = F_INT("numa_node", struct plan_dataplane, node, 0, MAX_NODE),
 	[DP_NO_HUGE] = F_BOOL("no_huge", struct plan_dataplane, no_huge),
 	[DP_EAL_ARGS] = F_STR("eal_args", struct plan_dataplane, extra_eal, false),
+	[DP_MAC_PER_PORT] = F_UINT("mac_per_port", struct plan_dataplane, mac_per_port, false, 1,
+				   1 << 24),
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS, NR_VM };
@@ -883,20 +885,6 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-/*
- * The first character of a path that may not reach another program's argument string, or
- * NULL. A NIC socket path ends up inside DPDK's --vdev "name,iface=PATH,..." list, where a
- * ',' or '=' would add device arguments of the plan author's choosing.
- */
-static const char *unsafe_path_char(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '/' || *s == '.' || *s == '_' || *s == '-' || *s == '+'))
-			return s;
-	return NULL;
-}
-
 /* A user or group: a name (letters, digits, '_', '-', '.') or a decimal id. */
 static bool valid_account(const char *s)
 {
@@ -907,11 +895,11 @@ static bool valid_account(const char *s)
 	return true;
 }
 
-/* Fails on a path that unsafe_path_char refuses. */
+/* Fails on a path that plan__unsafe_char refuses. */
 static int check_safe_path(struct ctx *c, const yaml_node_t *key, const yaml_node_t *val,
 			   const char *kpath, const char *path)
 {
-	const char *bad = unsafe_path_char(path);
+	const char *bad = plan__unsafe_char(path);
 	char what[24];
 
 	if (!bad)

@@ -30,3 +30,33 @@ const struct plan_vm *plan__find_vm(const struct plan *p, const char *name)
 			return &p->vms[i];
 	return NULL;
 }
+
+void plan_nic__guest_mac(const struct plan_nic *nic, uint8_t mac[6])
+{
+	uint32_t h = 2166136261u;      /* FNV-1a */
+	const char *p;
+
+	if (nic->mac_set) {
+		memcpy(mac, nic->mac, 6);
+		return;
+	}
+	for (p = nic->socket; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	mac[0] = 0x52;
+	mac[1] = 0x54;
+	mac[2] = (uint8_t)(h >> 24);
+	mac[3] = (uint8_t)(h >> 16);
+	mac[4] = (uint8_t)(h >> 8);
+	mac[5] = (uint8_t)h;
+}
+
+/* A NIC socket path ends up inside DPDK's --vdev "name,iface=PATH,..." list, where a ',' or
+ * '=' would add device arguments of the plan author's choosing. */
+const char *plan__unsafe_char(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '/' || *s == '.' || *s == '_' || *s == '-' || *s == '+'))
+			return s;
+	return NULL;
+}

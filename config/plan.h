@@ -77,6 +77,7 @@ struct plan_dataplane {
 	int node;                  /* -1 = unspecified */
 	bool no_huge;              /* run without hugepages (--no-huge) */
 	char extra_eal[512];       /* extra EAL arguments */
+	unsigned mac_per_port;     /* l2switch: MACs one port may hold; 0 = not given */
 	struct plan_loc loc;
 };
 
@@ -104,5 +105,18 @@ void plan__free(struct plan *p);
 /* Finds a VM by name, or NULL. */
 const struct plan_vm *plan__find_vm(const struct plan *p, const char *name);
 
+/*
+ * The guest's MAC of `nic`: nic->mac when given, else a stable locally administered unicast
+ * address 52:54:xx:xx:xx:xx hashed from the socket path. The monitor gives it to the guest,
+ * the dataplane accepts no other source MAC on that NIC's port.
+ */
+void plan_nic__guest_mac(const struct plan_nic *nic, uint8_t mac[6]);
+
+/*
+ * The first character of `s` outside the set that may reach another program's argument
+ * syntax (DPDK device strings, EAL arguments): letters, digits, '/', '.', '_', '-', '+';
+ * NULL when there is none.
+ */
+const char *plan__unsafe_char(const char *s);
 
 #endif

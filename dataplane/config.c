@@ -42,6 +42,7 @@ void dp_config__init(struct dp_config *c)
 	c->stats_interval_ms = 1000;
 	c->mac_aging_s = 300;
 	c->mac_entries = 8192;
+	c->mac_per_port = DP_DEFAULT_MAC_PER_PORT;
 	c->fwd = DP_FWD_XCONNECT;
 }
 
@@ -78,6 +79,29 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	if (errno || *end || v < lo || v > hi)
 		return -EINVAL;
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* "52:54:00:00:00:01" -> mac; -EINVAL unless six hex bytes of a unicast, non-zero address. */
+static int parse_mac(const char *s, size_t len, uint8_t mac[6])
+{
+	unsigned i, v;
+
+	if (len != 17)
+		return -EINVAL;
+	for (i = 0; i < 6; i++) {
+		char hex[3] = { s[3 * i], s[3 * i + 1], 0 };
+		char *end;
+
+		if ((i < 5 && s[3 * i + 2] != ':') || !hex[0] || hex[0] == ':' || hex[1] == ':')
+			return -EINVAL;
+		v = (unsigned)strtoul(hex, &end, 16);
+		if (*end)
+			return -EINVAL;
+		mac[i] = (uint8_t)v;
+	}
+	if ((mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return -EINVAL;
 	return 0;
 }
 
@@ -142,12 +166,17 @@ int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e)
 			s.client = true;
 		} else if (len == 6 && !strncmp(opt, "server", 6) && s.kind == DP_PORT_VIRTIO_USER) {
 			s.client = false;
+		} else if (len > 4 && !strncmp(opt, "mac=", 4) && s.kind == DP_PORT_VHOST) {
+			if (parse_mac(opt + 4, len - 4, s.mac))
+				return err__set(e, -EINVAL, "--port %s: mac '%.*s': expected a unicast MAC "
+						"such as 52:54:00:00:00:01", arg, (int)(len - 4), opt + 4);
+			s.mac_set = true;
 		} else if (len > 5 && !strncmp(opt, "name=", 5)) {
 			if (copy_n(s.name, sizeof(s.name), opt + 5, len - 5))
 				return err__set(e, -ENAMETOOLONG, "--port %s: name too long", arg);
 		} else {
 			return err__set(e, -EINVAL, "--port %s: unknown option '%.*s' (queues=N, name=L%s)",
-					arg, (int)len, opt, s.kind == DP_PORT_VHOST ? ", client" :
+					arg, (int)len, opt, s.kind == DP_PORT_VHOST ? ", client, mac=MAC" :
 					s.kind == DP_PORT_VIRTIO_USER ? ", server" : "");
 		}
 	}
@@ -183,6 +212,18 @@ int dp_config__load_plan(struct dp_config *c, const char *path, struct err *e)
 	if (rc)
 		return rc;
 	snprintf(c->plan_file, sizeof(c->plan_file), "%s", path);
+	snprintf(c->run_dir, sizeof(c->run_dir), "%s", plan.host.run_dir);
+	if (!(c->set & DP_SET_USER)) {
+		snprintf(c->user, sizeof(c->user), "%s", plan.host.user);
+		snprintf(c->group, sizeof(c->group), "%s", plan.host.group);
+	}
+	if (!(c->set & DP_SET_STATS) &&
+	    snprintf(c->stats_socket, sizeof(c->stats_socket), "%s/dataplane.sock",
+		     plan.host.run_dir) >= (int)sizeof(c->stats_socket)) {
+		rc = err__set(e, -ENAMETOOLONG, "%s: host.run_dir %s: too long for the stats socket "
+			      "(give --stats-socket)", path, plan.host.run_dir);
+		goto out;
+	}
 	dp = &plan.host.dataplane;
 	if (!dp->present && !(c->set & DP_SET_LCORES)) {
 		rc = err__set(e, -EINVAL, "%s: no host.dataplane section: the dataplane's cores come "
@@ -206,6 +247,8 @@ int dp_config__load_plan(struct dp_config *c, const char *path, struct err *e)
 		}
 		if (!(c->set & DP_SET_NO_HUGE))
 			c->no_huge = dp->no_huge;
+		if (!(c->set & DP_SET_PER_PORT) && dp->mac_per_port)
+			c->mac_per_port = dp->mac_per_port;
 		if (c->node < 0)
 			c->node = dp->node;
 		if (dp->extra_eal[0]) {  /* the plan's first, then the command line's --eal */
@@ -254,8 +297,9 @@ int dp_config__load_plan(struct dp_config *c, const char *path, struct err *e)
 			}
 			/* rtvmm connects (client) -> the dataplane listens, and the other way round. */
 			s->client = nic->mode == PLAN_NIC_SERVER;
-			memcpy(s->mac, nic->mac, sizeof(s->mac));
-			s->mac_set = nic->mac_set;
+			plan_nic__guest_mac(nic, s->mac);
+			s->mac_set = true;
+			s->from_plan = true;
 		}
 	}
 	for (i = 0; i < nr_extra; i++)
@@ -301,11 +345,89 @@ int dp_config__peer(const struct dp_config *c, unsigned i)
 	return -1;
 }
 
+int dp_config__set_user(struct dp_config *c, const char *arg, struct err *e)
+{
+	const char *colon = strchr(arg, ':');
+	size_t ulen = colon ? (size_t)(colon - arg) : strlen(arg);
+
+	if (!ulen || copy_n(c->user, sizeof(c->user), arg, ulen) ||
+	    snprintf(c->group, sizeof(c->group), "%s", colon ? colon + 1 : "") >= (int)sizeof(c->group) ||
+	    (colon && !colon[1]))
+		return err__set(e, -EINVAL, "--user %s: expected USER or USER:GROUP (names or ids, at "
+				"most %zu characters each)", arg, sizeof(c->user) - 1);
+	c->set |= DP_SET_USER;
+	return 0;
+}
+
+/* Names the byte at `bad` in a message: "character ','" or "byte 0x0a". */
+static const char *describe_char(const char *bad, char *buf, size_t len)
+{
+	if ((unsigned char)*bad < 0x20 || (unsigned char)*bad >= 0x7f)
+		snprintf(buf, len, "byte 0x%02x", (unsigned char)*bad);
+	else
+		snprintf(buf, len, "character '%c'", *bad);
+	return buf;
+}
+
+/* A PCI address: hex digits, ':' and '.' only (DDDD:BB:DD.F). */
+static bool pci_address_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F') ||
+		      *s == ':' || *s == '.'))
+			return false;
+	return true;
+}
+
+/*
+ * Strings that reach the EAL's argv or a --vdev device string ("net_vhost0,iface=PATH,...")
+ * may hold no ',' or '=' (they would add device arguments) nor anything else outside the safe
+ * set; the message names the option or plan NIC and the character.
+ */
+static int check_eal_strings(const struct dp_config *c, struct err *e)
+{
+	const char *bad;
+	char what[24];
+	unsigned i;
+
+	bad = plan__unsafe_char(c->file_prefix);
+	if (bad || !c->file_prefix[0])
+		return err__set(e, -EINVAL, "--file-prefix '%s': %s at offset %zu is not allowed "
+				"(letters, digits, '/', '.', '_', '-', '+'): it becomes an EAL argument",
+				c->file_prefix, bad ? describe_char(bad, what, sizeof(what)) : "empty",
+				bad ? (size_t)(bad - c->file_prefix) : 0);
+	for (i = 0; i < c->nr_ports; i++) {
+		const struct dp_port_spec *s = &c->ports[i];
+
+		if (s->kind == DP_PORT_PCI) {
+			if (!pci_address_ok(s->target))
+				return err__set(e, -EINVAL, "--port pci:%s: not a PCI address (hex digits, "
+						"':' and '.': 0000:01:00.0)", s->target);
+			continue;
+		}
+		bad = plan__unsafe_char(s->target);
+		if (!bad)
+			continue;
+		describe_char(bad, what, sizeof(what));
+		if (s->from_plan)
+			return err__set(e, -EINVAL, "%s: NIC %s: socket %s: %s at offset %zu is not "
+					"allowed (letters, digits, '/', '.', '_', '-', '+'): it would add "
+					"DPDK device arguments", c->plan_file, s->name, s->target, what,
+					(size_t)(bad - s->target));
+		return err__set(e, -EINVAL, "--port %s:%s: %s at offset %zu is not allowed (letters, "
+				"digits, '/', '.', '_', '-', '+'): it goes into the DPDK device string, "
+				"where ',' or '=' would add device arguments",
+				dp_port_kind_name(s->kind), s->target, what, (size_t)(bad - s->target));
+	}
+	return 0;
+}
+
 int dp_config__finish(struct dp_config *c, struct err *e)
 {
 	const char *where = c->plan_file[0] ? c->plan_file : "command line";
 	bool used[DP_MAX_PORTS] = { false };
 	unsigned n = dp_config__nr_lcores(c), i, j;
+	int rc;
 
 	if (!n)
 		return err__set(e, -EINVAL, "%s: no poll-mode lcores: give --lcores LIST (or "
@@ -330,6 +452,9 @@ int dp_config__finish(struct dp_config *c, struct err *e)
 						c->ports[i].name);
 		}
 	}
+	rc = check_eal_strings(c, e);
+	if (rc)
+		return rc;
 	if (c->nr_pairs && c->fwd != DP_FWD_XCONNECT)
 		return err__set(e, -EINVAL, "--pair applies to --fwd xconnect only (forwarding is %s)",
 				dp_fwd_name(c->fwd));
@@ -450,19 +575,19 @@ int dp_config__eal_argv(const struct dp_config *c, int *argc, char ***argv, stru
 		rc |= push(&a, "-m");
 		rc |= push(&a, num);
 	}
+	/* Hugepage files unlinked once mapped: nothing the unprivileged process must remove later. */
+	if (!c->no_huge && c->user[0])
+		rc |= push(&a, "--huge-unlink");
 	if (!pci && !extra_selects_pci(c->extra_eal))
 		rc |= push(&a, "--no-pci");
 	snprintf(buf, sizeof(buf), "%s", c->extra_eal);
 	for (t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
 		rc |= push(&a, t);
-	if (rc) {
-		dp_config__free_argv(a.argc, a.argv);
-		return err__set(e, -E2BIG, "EAL arguments: too many or out of memory");
-	}
-	*argv = calloc((size_t)a.argc + 1, sizeof(char *));
+	*argv = rc ? NULL : calloc((size_t)a.argc + 1, sizeof(char *));
 	if (!*argv) {
-		dp_config__free_argv(a.argc, a.argv);
-		return err__set(e, -ENOMEM, "EAL arguments: out of memory");
+		while (a.argc)
+			free(a.argv[--a.argc]);
+		return err__set(e, rc ? -E2BIG : -ENOMEM, "EAL arguments: too many or out of memory");
 	}
 	memcpy(*argv, a.argv, sizeof(char *) * (size_t)a.argc);
 	*argc = a.argc;
@@ -475,6 +600,7 @@ void dp_config__free_argv(int argc, char **argv)
 
 	for (i = 0; i < argc; i++)
 		free(argv[i]);
+	free(argv);
 }
 
 void dp_config__dev_name(const struct dp_config *c, unsigned i, char *buf, unsigned len)

@@ -40,8 +40,9 @@ struct dp_port_spec {
 	unsigned queues;           /* queue pairs */
 	bool client;               /* vhost, virtio_user: the dataplane connects to target (vhost:
 				    * and reconnects; virtio_user: the default, `server` listens) */
-	uint8_t mac[6];            /* the guest's MAC from the plan, for information */
-	bool mac_set;
+	uint8_t mac[6];            /* vhost: the guest's MAC (plan_nic__guest_mac, or mac=) */
+	bool mac_set;              /* l2switch accepts no other source MAC from this port */
+	bool from_plan;            /* a plan NIC (messages name it, not a --port) */
 };
 
 struct dp_pair {
@@ -54,6 +55,9 @@ enum {
 	DP_SET_MAIN = 1 << 1,
 	DP_SET_NO_HUGE = 1 << 2,
 	DP_SET_FWD = 1 << 3,
+	DP_SET_STATS = 1 << 4,
+	DP_SET_USER = 1 << 5,
+	DP_SET_PER_PORT = 1 << 6,
 };
 
 struct dp_config {
@@ -70,6 +74,10 @@ struct dp_config {
 	unsigned stats_interval_ms;
 	unsigned mac_aging_s;
 	unsigned mac_entries;      /* L2 table capacity */
+	unsigned mac_per_port;     /* MACs one port may hold (0 = no limit) */
+	char user[64];             /* drop to this user after setup ("" = stay) */
+	char group[64];            /* and group ("" = the user's primary group) */
+	char run_dir[108];         /* the plan's host.run_dir ("" in manual mode) */
 	enum dp_fwd fwd;
 	unsigned nr_pairs;         /* xconnect: explicit pairs; 0 = 0<->1, 2<->3, ... */
 	struct dp_pair pairs[DP_MAX_PORTS];
@@ -80,13 +88,14 @@ struct dp_config {
 
 #define DP_DEFAULT_STATS_SOCKET "/run/rtvmm/dataplane.sock"
 #define DP_DEFAULT_FILE_PREFIX  "rtvmm-dp"
+#define DP_DEFAULT_MAC_PER_PORT 1024
 
 /* Defaults: no lcores, no ports, xconnect, stats at DP_DEFAULT_STATS_SOCKET every second. */
 void dp_config__init(struct dp_config *c);
 
 /*
  * Parses one --port value into c->ports (appends):
- *   vhost:PATH[,queues=N][,client][,name=LABEL]
+ *   vhost:PATH[,queues=N][,client][,name=LABEL][,mac=MAC]
  *   af_packet:IFNAME[,queues=N][,name=LABEL]
  *   tap:IFNAME[,queues=N][,name=LABEL]
  *   pci:DOMAIN:BUS:DEV.FN[,queues=N][,name=LABEL]
@@ -106,11 +115,17 @@ const char *dp_port_kind_name(enum dp_port_kind k);
  * no_huge and extra EAL arguments unless the command line set them (c->set); every NIC of
  * every VM becomes a vhost port named VM.NIC, before any --port given on the command line.
  * The dataplane is the vhost-user server for NICs in mode client and the client for NICs in
- * mode server. The forwarding default for a plan is l2switch.
+ * mode server, and its MAC (plan_nic__guest_mac) the only source MAC the port accepts.
+ * host.user/group and host.run_dir apply unless given here. The forwarding default for a plan
+ * is l2switch.
  */
 int dp_config__load_plan(struct dp_config *c, const char *path, struct err *e);
 
-/* Checks and completes: lcores, ports, pairs (every index valid, no port twice), memory. */
+/*
+ * Checks and completes: lcores, ports, pairs (every index valid, no port twice), memory; every
+ * string that reaches EAL arguments or device strings (socket paths, interface names, the file
+ * prefix) holds only plan__unsafe_char's safe set, and a PCI address only its own syntax.
+ */
 int dp_config__finish(struct dp_config *c, struct err *e);
 
 /* Number of poll lcores. */
@@ -132,6 +147,9 @@ unsigned dp_config__mem_mb(const struct dp_config *c);
  */
 int dp_config__eal_argv(const struct dp_config *c, int *argc, char ***argv, struct err *e);
 void dp_config__free_argv(int argc, char **argv);
+
+/* Parses "USER[:GROUP]" (--user) into c->user and c->group. */
+int dp_config__set_user(struct dp_config *c, const char *arg, struct err *e);
 
 /* The ethdev device string for port i: "net_vhost0,iface=/run/x.sock,queues=2,client=1". */
 int dp_config__devargs(const struct dp_config *c, unsigned i, char *buf, unsigned len);

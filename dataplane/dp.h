@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <rte_config.h>
 #include <rte_common.h>
@@ -48,6 +49,8 @@ struct dp_rxq {
 	uint16_t eth;              /* ethdev port id */
 	int16_t peer;              /* xconnect destination, -1 = none */
 	struct dp_qcnt c;
+	uint64_t spoofed;          /* l2switch: dropped, not the port's MAC as source */
+	uint64_t unlearned;        /* l2switch: new source MAC over the port's cap (forwarded) */
 };
 
 /* How a worker transmits to one port. */
@@ -118,13 +121,17 @@ struct dp {
 	struct dp_worker *workers[DP_MAX_WORKERS];
 	struct dp_worker *by_lcore[RTE_MAX_LCORE];
 	uint64_t tsc_hz;
+	uid_t service_uid;         /* the user it drops to (TRUST_NO_UID: none); may read stats */
+	gid_t service_gid;         /* its group ((gid_t)-1: none) */
 };
 
 /*
- * Makes `path` usable for a listening unix socket: creates its directory, removes a stale
- * socket nobody listens on; -EADDRINUSE when a process serves it, -EEXIST for another file.
+ * Makes the directory of socket `path` (created 0700 for the service user, or checked: owner,
+ * modes, ancestors); for a `server` socket also the path: removes a stale socket nobody
+ * listens on; -EADDRINUSE when a process serves it, -EEXIST for another file.
  */
-int dp_claim_socket_path(const char *path, const char *what, struct err *e);
+int dp_claim_socket_path(const struct dp *dp, const char *path, bool server, const char *what,
+			 struct err *e);
 
 /* ---- ports (port.c) ---- */
 

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int l2_table__init(struct l2_table *t, unsigned entries, uint32_t aging_s)
+int l2_table__init(struct l2_table *t, unsigned entries, uint32_t aging_s, uint32_t port_cap,
+		   const uint64_t key[2])
 {
 	unsigned nb = 1, bits = 0;
 
@@ -18,13 +19,17 @@ int l2_table__init(struct l2_table *t, unsigned entries, uint32_t aging_s)
 		return -ENOMEM;
 	memset(t->buckets, 0, sizeof(struct l2_bucket) * nb);
 	t->mask = nb - 1;
-	t->shift = 64 - bits;
-	if (bits == 0) {             /* one bucket: the shift must stay below 64 */
-		t->shift = 63;
-		t->mask = 0;
-	}
 	t->aging_s = aging_s;
+	t->port_cap = port_cap;
+	t->key[0] = key[0];
+	t->key[1] = key[1];
 	return 0;
+}
+
+void l2_table__lock_port(struct l2_table *t, uint16_t port, uint64_t mac)
+{
+	t->lock[port] = L2_LOCKED | mac;
+	t->lock_bucket[port] = (uint32_t)(l2_bucket_of(t, mac) - t->buckets);
 }
 
 void l2_table__free(struct l2_table *t)
@@ -34,10 +39,13 @@ void l2_table__free(struct l2_table *t)
 }
 
 /* Empties way i of b if it still holds `k` (a worker may have moved it meanwhile). */
-static bool drop_way(struct l2_bucket *b, unsigned i, uint64_t k)
+static bool drop_way(struct l2_table *t, struct l2_bucket *b, unsigned i, uint64_t k)
 {
-	return __atomic_compare_exchange_n(&b->key[i], &k, 0, false, __ATOMIC_RELAXED,
-					   __ATOMIC_RELAXED);
+	if (!__atomic_compare_exchange_n(&b->key[i], &k, 0, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return false;
+	l2_release(t, k);
+	return true;
 }
 
 unsigned l2_table__tick(struct l2_table *t, uint32_t now)
@@ -55,7 +63,7 @@ unsigned l2_table__tick(struct l2_table *t, uint32_t now)
 			uint32_t seen = __atomic_load_n(&b->seen[i], __ATOMIC_RELAXED);
 
 			if (k && now - seen >= t->aging_s && (int32_t)(now - seen) > 0 &&
-			    drop_way(b, i, k))
+			    drop_way(t, b, i, k))
 				n++;
 		}
 	}
@@ -72,7 +80,7 @@ unsigned l2_table__flush_port(struct l2_table *t, uint16_t port)
 		for (i = 0; i < L2_WAYS; i++) {
 			uint64_t k = __atomic_load_n(&b->key[i], __ATOMIC_RELAXED);
 
-			if (k && (k >> 48) == port + 1u && drop_way(b, i, k))
+			if (k && (k >> 48) == port + 1u && drop_way(t, b, i, k))
 				n++;
 		}
 	}

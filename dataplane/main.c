@@ -45,7 +45,7 @@ static void usage(FILE *f)
 "      --file-prefix NAME   EAL runtime files prefix (default " DP_DEFAULT_FILE_PREFIX ")\n"
 "      --eal 'ARGS'         extra EAL arguments\n"
 "  -p, --port SPEC          add a port (repeatable; index = order, after the plan's NICs):\n"
-"                             vhost:SOCKET[,queues=N][,client][,name=LABEL]\n"
+"                             vhost:SOCKET[,queues=N][,client][,name=LABEL][,mac=MAC]\n"
 "                             af_packet:IFNAME[,queues=N][,name=LABEL]\n"
 "                             tap:IFNAME[,queues=N][,name=LABEL]\n"
 "                             pci:DDDD:BB:DD.F[,queues=N][,name=LABEL]\n"
@@ -54,10 +54,14 @@ static void usage(FILE *f)
 "                           l2switch (MAC learning, flooding; default with a plan)\n"
 "      --pair A:B           xconnect pair (repeatable; replaces the default pairs);\n"
 "                           A:A loops port A back to itself (frames unchanged)\n"
-"  -s, --stats-socket PATH  stats socket (default " DP_DEFAULT_STATS_SOCKET ")\n"
+"  -s, --stats-socket PATH  stats socket (default " DP_DEFAULT_STATS_SOCKET ",\n"
+"                           with a plan: host.run_dir/dataplane.sock)\n"
 "      --stats-interval MS  rate interval (default 1000)\n"
 "      --mac-aging S        l2switch MAC aging (default 300, 0 = never)\n"
 "      --mac-entries N      l2switch table size (default 8192)\n"
+"      --mac-per-port N     MACs one port may hold (default 1024, 0 = no limit;\n"
+"                           plan: host.dataplane.mac_per_port)\n"
+"      --user USER[:GROUP]  drop to this user after setup (plan: host.user, host.group)\n"
 "  -n, --dry-run            print the EAL arguments and ports, start nothing\n"
 "SIGINT/SIGTERM stop it gracefully and print a summary.\n"
 "\n"
@@ -100,7 +104,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_MAIN = 256, OPT_NO_HUGE, OPT_NODE, OPT_PREFIX, OPT_EAL, OPT_PAIR, OPT_INTERVAL,
-	OPT_AGING, OPT_ENTRIES,
+	OPT_AGING, OPT_ENTRIES, OPT_PER_PORT, OPT_USER,
 };
 
 static int parse_num(const char *opt, const char *s, unsigned long lo, unsigned long hi,
@@ -134,6 +138,8 @@ static int cmd_run(int argc, char **argv)
 		{ "stats-interval", required_argument, NULL, OPT_INTERVAL },
 		{ "mac-aging", required_argument, NULL, OPT_AGING },
 		{ "mac-entries", required_argument, NULL, OPT_ENTRIES },
+		{ "mac-per-port", required_argument, NULL, OPT_PER_PORT },
+		{ "user", required_argument, NULL, OPT_USER },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -207,6 +213,7 @@ static int cmd_run(int argc, char **argv)
 				return 2;
 			}
 			snprintf(c.stats_socket, sizeof(c.stats_socket), "%s", optarg);
+			c.set |= DP_SET_STATS;
 			break;
 		case OPT_INTERVAL:
 			if (parse_num("--stats-interval", optarg, 10, 3600 * 1000, &v))
@@ -222,6 +229,18 @@ static int cmd_run(int argc, char **argv)
 			if (parse_num("--mac-entries", optarg, 8, 1 << 24, &v))
 				return 2;
 			c.mac_entries = (unsigned)v;
+			break;
+		case OPT_PER_PORT:
+			if (parse_num("--mac-per-port", optarg, 0, 1 << 24, &v))
+				return 2;
+			c.mac_per_port = (unsigned)v;
+			c.set |= DP_SET_PER_PORT;
+			break;
+		case OPT_USER:
+			if (dp_config__set_user(&c, optarg, &e)) {
+				fprintf(stderr, DP_PROG ": %s\n", e.msg);
+				return 2;
+			}
 			break;
 		case 'n':
 			c.dry_run = true;

@@ -7,6 +7,7 @@
  * every worker has acknowledged (dp_workers__quiesce) before returning to the PMD, which then
  * lets the vhost library unmap the guest's memory.
  */
+#include "base/trust.h"
 #include "dataplane/dp.h"
 #include "dataplane/log.h"
 
@@ -14,9 +15,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <rte_dev.h>
@@ -106,44 +105,75 @@ void dp_ports__poll_links(struct dp *dp)
 	}
 }
 
-/* mkdir -p for the directory of `path` (a vhost-user server socket). */
-static int make_parent_dirs(const char *path)
+/* Whether uid:gid (supplementary groups: gid alone, after the drop) may search `st`. */
+static bool searchable(const struct stat *st, uid_t uid, gid_t gid)
 {
-	char dir[PATH_MAX], *slash;
+	if (st->st_uid == uid)
+		return st->st_mode & S_IXUSR;
+	if (st->st_gid == gid)
+		return st->st_mode & S_IXGRP;
+	return st->st_mode & S_IXOTH;
+}
+
+/*
+ * The service user must reach `dir` after the drop (vhost-user reconnects, removing sockets at
+ * exit): every directory from / down to it must let it search.
+ */
+static int check_reachable(const struct dp *dp, const char *dir, const char *what, struct err *e)
+{
+	char real[PATH_MAX], part[PATH_MAX];
+	struct stat st;
 	size_t k;
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (k = 1; dir[k]; k++) {
-		if (dir[k] != '/')
+	if (!realpath(dir, real))
+		return err__set(e, -errno, "%s: %s: %s", what, dir, strerror(errno));
+	for (k = 0; real[k]; k++) {
+		if (real[k + 1] && real[k + 1] != '/')
 			continue;
-		dir[k] = '\0';
-		if (mkdir(dir, 0755) && errno != EEXIST)
-			return -errno;
-		dir[k] = '/';
+		snprintf(part, sizeof(part), "%.*s", (int)k + 1, real);
+		if (stat(part, &st))
+			return err__set(e, -errno, "%s: %s: %s", what, part, strerror(errno));
+		if (!searchable(&st, dp->service_uid, dp->service_gid))
+			return err__set(e, -EACCES, "%s: the service user (uid %u, gid %u) cannot reach "
+					"%s: %s is mode %04o, owned by %u:%u; put the sockets in a directory "
+					"it can reach, such as %s", what, (unsigned)dp->service_uid,
+					(unsigned)dp->service_gid, real, part,
+					(unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+					(unsigned)st.st_gid, TRUST_DEFAULT_RUN_DIR);
 	}
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		return -errno;
 	return 0;
 }
 
 /*
- * A server socket path must be free: a leftover socket nobody listens on (a dataplane that
- * was killed) is removed; a live one or another kind of file is an error.
+ * The socket's directory is created 0700 for the service user when missing, else it must be
+ * trusted (base/trust.h: owned by root, us or the service user, no group/world write, no open
+ * ancestors). A server socket's path must then be free: a leftover socket nobody listens on
+ * (a dataplane that was killed) is removed; a live one or another kind of file is an error.
  */
-int dp_claim_socket_path(const char *path, const char *what, struct err *e)
+int dp_claim_socket_path(const struct dp *dp, const char *path, bool server, const char *what,
+			 struct err *e)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const struct trust_uids t = { .service = dp->service_uid, .only = TRUST_NO_UID };
+	char dir[PATH_MAX], msg[sizeof(e->msg)];
+	const char *slash = strrchr(path, '/');
 	struct stat st;
-	int fd, rc;
+	int rc;
 
-	rc = make_parent_dirs(path);
-	if (rc)
-		return err__set(e, rc, "%s: cannot create the socket's directory: %s", what,
-				strerror(-rc));
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if (!dir[0])
+		snprintf(dir, sizeof(dir), "/");
+	rc = trust__make_run_dir(dir, dp->service_uid, dp->service_gid, &t, e);
+	if (rc) {
+		snprintf(msg, sizeof(msg), "%s", e->msg);
+		return err__set(e, rc, "%s: %s", what, msg);
+	}
+	if (dp->service_uid != TRUST_NO_UID) {
+		rc = check_reachable(dp, dir, what, e);
+		if (rc)
+			return rc;
+	}
+	if (!server)
+		return 0;
 	if (lstat(path, &st)) {
 		if (errno == ENOENT)
 			return 0;
@@ -151,13 +181,7 @@ int dp_claim_socket_path(const char *path, const char *what, struct err *e)
 	}
 	if (!S_ISSOCK(st.st_mode))
 		return err__set(e, -EEXIST, "%s: %s exists and is not a socket", what, path);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err__set(e, -errno, "%s: socket: %s", what, strerror(errno));
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	if (rc == 0)
+	if (trust__socket_in_use(path))
 		return err__set(e, -EADDRINUSE, "%s: another process serves %s (a running "
 				"rtvmm-dataplane?)", what, path);
 	if (unlink(path) && errno != ENOENT)
@@ -178,8 +202,8 @@ static int create_port(struct dp *dp, unsigned i, struct err *e)
 	int rc, socket;
 
 	port_what(dp, i, what, sizeof(what));
-	if ((s->kind == DP_PORT_VHOST || s->kind == DP_PORT_VIRTIO_USER) && !s->client) {
-		rc = dp_claim_socket_path(s->target, what, e);
+	if (s->kind == DP_PORT_VHOST || s->kind == DP_PORT_VIRTIO_USER) {
+		rc = dp_claim_socket_path(dp, s->target, !s->client, what, e);
 		if (rc)
 			return rc;
 	}

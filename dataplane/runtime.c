@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -18,6 +19,7 @@
 #include "dataplane/config.h"
 #include "dataplane/dp.h"
 #include "dataplane/log.h"
+#include "dataplane/privs.h"
 
 /* The dataplane SIGINT and SIGTERM stop (one per process). */
 static struct dp *g_dp;
@@ -102,7 +104,15 @@ int dp_runtime__open(struct dp_runtime *rt, bool workers_poll, struct err *e)
 		return err__set(e, -ENOMEM, "out of memory");
 	dp->cfg = c;
 	dp->fwd = c->fwd;
+	ret = dp_privs__resolve(c->user, c->group, &dp->service_uid, &dp->service_gid, e);
+	if (ret)
+		return ret;
 	stop_on_signals(dp);
+
+	/* 0. no_new_privs before the EAL starts threads: every thread inherits it. */
+	ret = dp_privs__no_new_privs(e);
+	if (ret)
+		return ret;
 
 	/* 1. The EAL: lcores, memory, drivers. It may permute argv: give it a copy. */
 	memcpy(rt->eal_copy, rt->eal_argv, sizeof(char *) * (size_t)rt->eal_argc);
@@ -122,10 +132,21 @@ int dp_runtime__open(struct dp_runtime *rt, bool workers_poll, struct err *e)
 		return err__set(e, -ENOMEM, "cannot create %u mbufs: %s (raise --mem)",
 				dp_config__nr_mbufs(c), rte_strerror(rte_errno));
 
-	/* 3. The MAC table (l2switch). */
-	if (dp->fwd == DP_FWD_L2SWITCH && l2_table__init(&dp->l2, c->mac_entries, c->mac_aging_s))
-		return err__set(e, -ENOMEM, "cannot allocate the MAC table (%u entries)",
-				c->mac_entries);
+	/* 3. The MAC table (l2switch): a random hash key, guest ports locked to their MAC. */
+	if (dp->fwd == DP_FWD_L2SWITCH) {
+		uint64_t key[2];
+		unsigned i;
+
+		if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
+			return err__set(e, -errno, "getrandom (the MAC table's hash key): %s",
+					strerror(errno));
+		if (l2_table__init(&dp->l2, c->mac_entries, c->mac_aging_s, c->mac_per_port, key))
+			return err__set(e, -ENOMEM, "cannot allocate the MAC table (%u entries)",
+					c->mac_entries);
+		for (i = 0; i < c->nr_ports; i++)
+			if (c->ports[i].mac_set)
+				l2_table__lock_port(&dp->l2, (uint16_t)i, l2_mac(c->ports[i].mac));
+	}
 
 	/* 4. Workers and their RCU state: link events (step 5 on) wait for workers through it. */
 	ret = dp_workers__create(dp, e);
@@ -165,6 +186,5 @@ void dp_runtime__close(struct dp_runtime *rt)
 	free(dp);
 	free(rt->eal_copy);
 	dp_config__free_argv(rt->eal_argc, rt->eal_argv);
-	free(rt->eal_argv);
 	memset(rt, 0, sizeof(*rt));
 }

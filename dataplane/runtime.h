@@ -1,8 +1,11 @@
 /*
  * The DPDK runtime that `run` (the switch) and `gen` (the generator) share: a dp_config's EAL
- * arguments, then, opened in this order, SIGINT/SIGTERM handling (they set dp->stop), the EAL,
- * the mbuf pool on the dataplane's node, the MAC table (l2switch), the workers and their RCU
- * state, the ports, and the ports started. Closing undoes all of it in reverse.
+ * arguments, then, opened in this order, the service user resolved (c->user, c->group),
+ * SIGINT/SIGTERM handling (they set dp->stop), no_new_privs (inherited by every thread the EAL
+ * starts), the EAL, the mbuf pool on the dataplane's node, the MAC table (l2switch: a random
+ * hash key, guest ports locked to their MACs), the workers and their RCU state, the ports, and
+ * the ports started. Closing undoes all of it in reverse. Dropping to the service user is the
+ * caller's, once its own sockets are bound (switch.c).
  */
 #ifndef RTVMM_DATAPLANE_RUNTIME_H
 #define RTVMM_DATAPLANE_RUNTIME_H

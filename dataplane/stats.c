@@ -14,9 +14,14 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 
+#include "base/trust.h"
 #include "dataplane/dp.h"
+#include "dataplane/log.h"
+#include "dataplane/outbox.h"
 
 #define L2_DUMP_MAX 256
+#define CLIENT_MAX_BYTES (4u << 20)     /* a document larger than this is refused */
+#define CLIENT_TIMEOUT_S 2.0            /* a client has this long to read its document */
 
 /* Every counter at one instant. */
 struct reading {
@@ -30,6 +35,8 @@ struct reading {
 	uint64_t busy_loops[DP_MAX_WORKERS];
 	uint64_t busy_cycles[DP_MAX_WORKERS];
 	uint64_t wpkts[DP_MAX_WORKERS];      /* packets received by the worker */
+	uint64_t spoofed[DP_MAX_PORTS];
+	uint64_t unlearned[DP_MAX_PORTS];
 	uint64_t learned, moved, flooded;
 };
 
@@ -52,6 +59,8 @@ static struct {
 	double busy_pct[DP_MAX_WORKERS];
 	double interval;
 	struct l2_entry l2[L2_DUMP_MAX];
+	struct outbox out;
+	uint64_t peers_refused;
 } S = { .fd = -1 };
 
 static double now_s(void)
@@ -83,6 +92,8 @@ static void take_reading(struct dp *dp, struct reading *r)
 
 			add(&r->rxq[q->port][q->queue], &q->c);
 			add(&r->rx[q->port], &q->c);
+			r->spoofed[q->port] += DP_READ(q->spoofed);
+			r->unlearned[q->port] += DP_READ(q->unlearned);
 			r->wpkts[i] += DP_READ(q->c.pkts);
 		}
 		for (p = 0; p < dp->nr_ports; p++) {
@@ -146,28 +157,43 @@ static void tick(struct dp *dp)
 	dp_ports__poll_links(dp);
 }
 
+/*
+ * A new client: root, our own uid or the service user only (SO_PEERCRED); it gets the
+ * document now, or as its socket takes it (outbox), never at the cost of a blocked write.
+ */
 static void serve(struct dp *dp, int fd)
 {
-	struct timeval tv = { .tv_sec = 1 };
-	json_t *doc = dp_stats__json(dp);
-	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	size_t len, off = 0;
+	const struct trust_uids who = { .service = dp->service_uid, .only = TRUST_NO_UID };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	json_t *doc;
+	char *text;
+	size_t len;
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (text) {
-		len = strlen(text);
-		text[len] = '\n';    /* replaces the NUL: one line per document */
-		while (off <= len) {
-			ssize_t n = send(fd, text + off, len + 1 - off, MSG_NOSIGNAL);
-
-			if (n <= 0)
-				break;
-			off += (size_t)n;
-		}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) || !trust__uid_ok(&who, cred.uid)) {
+		if (!S.peers_refused++)
+			dp_log("stats socket: refused a client running as uid %d (pid %d): only root, "
+			       "uid %u and the service user may read the counters (said once)",
+			       clen == sizeof(cred) ? (int)cred.uid : -1,
+			       clen == sizeof(cred) ? (int)cred.pid : -1, (unsigned)geteuid());
+		close(fd);
+		return;
 	}
-	free(text);
+	if (!outbox__has_room(&S.out)) {
+		outbox__refuse(&S.out, fd);     /* before building a document nobody can take */
+		return;
+	}
+	doc = dp_stats__json(dp);
+	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
-	close(fd);
+	if (!text) {
+		close(fd);
+		return;
+	}
+	len = strlen(text);
+	text[len] = '\n';    /* replaces the NUL: one line per document */
+	if (outbox__add(&S.out, fd, text, len + 1, now_s()) == -EMSGSIZE)
+		dp_log("stats socket: the document exceeds %u bytes: client refused", CLIENT_MAX_BYTES);
 }
 
 static void *stats_main(void *arg)
@@ -176,16 +202,18 @@ static void *stats_main(void *arg)
 	double interval = dp->cfg->stats_interval_ms / 1000.0, next = now_s() + interval;
 
 	while (!DP_READ(dp->stop) && __atomic_load_n(&S.running, __ATOMIC_RELAXED)) {
-		struct pollfd pfd = { .fd = S.fd, .events = POLLIN };
+		struct pollfd pfd[1 + OUTBOX_CLIENTS] = { { .fd = S.fd, .events = POLLIN } };
+		unsigned n = 1 + outbox__pollfds(&S.out, pfd + 1);
 		double left = next - now_s();
 		int timeout = left <= 0 ? 0 : left > 0.1 ? 100 : (int)(left * 1000) + 1;
 
-		if (poll(&pfd, 1, timeout) > 0 && (pfd.revents & POLLIN)) {
-			int c = accept4(S.fd, NULL, NULL, SOCK_CLOEXEC);
+		if (poll(pfd, n, timeout) > 0 && (pfd[0].revents & POLLIN)) {
+			int c = accept4(S.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 			if (c >= 0)
 				serve(dp, c);
 		}
+		outbox__flush(&S.out, now_s());
 		if (now_s() >= next) {
 			tick(dp);
 			next += interval;
@@ -193,6 +221,7 @@ static void *stats_main(void *arg)
 				next = now_s() + interval;
 		}
 	}
+	outbox__close_all(&S.out);
 	return NULL;
 }
 
@@ -208,7 +237,7 @@ int dp_stats__start(struct dp *dp, struct err *e)
 	S.prev = S.cur;
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return err__set(e, -ENAMETOOLONG, "--stats-socket %s: too long for a unix socket", path);
-	rc = dp_claim_socket_path(path, "stats socket", e);
+	rc = dp_claim_socket_path(dp, path, true, "stats socket", e);
 	if (rc)
 		return rc;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -221,6 +250,7 @@ int dp_stats__start(struct dp *dp, struct err *e)
 		S.fd = -1;
 		return err__set(e, rc, "stats socket %s: %s", path, strerror(-rc));
 	}
+	outbox__init(&S.out, CLIENT_MAX_BYTES, CLIENT_TIMEOUT_S);
 	S.running = true;
 	rc = rte_ctrl_thread_create(&S.thread, "dp-stats", NULL, stats_main, dp);
 	if (rc) {
@@ -301,6 +331,11 @@ static json_t *port_json(struct dp *dp, const struct reading *r, unsigned p)
 	set_int(o, "TX-bytes", r->tx[p].bytes);
 	set_int(o, "TX-dropped", r->tx[p].dropped);
 	set_int(o, "TX-errors", es->oerrors);
+	if (dp->fwd == DP_FWD_L2SWITCH) {
+		set_int(o, "spoofed", r->spoofed[p]);
+		set_int(o, "unlearned", r->unlearned[p]);
+		set_int(o, "macs", __atomic_load_n(&dp->l2.count[p], __ATOMIC_RELAXED));
+	}
 	set_rate(o, "Rx-pps", S.port[p].rx_pps);
 	set_rate(o, "Rx-bps", S.port[p].rx_bps);
 	set_rate(o, "Tx-pps", S.port[p].tx_pps);
@@ -393,6 +428,7 @@ json_t *dp_stats__json(struct dp *dp)
 		set_int(l2, "entries", n);
 		set_int(l2, "capacity", (uint64_t)(dp->l2.mask + 1) * L2_WAYS);
 		set_int(l2, "aging_s", dp->l2.aging_s);
+		set_int(l2, "per_port", dp->l2.port_cap);
 		set_int(l2, "learned", r->learned);
 		set_int(l2, "moved", r->moved);
 		set_int(l2, "flooded", r->flooded);
@@ -418,6 +454,11 @@ json_t *dp_stats__json(struct dp *dp)
 	set_rate(tot, "Rx-pps", rxr);
 	set_rate(tot, "Tx-pps", txr);
 	json_object_set_new(doc, "totals", tot);
+	tot = json_object();
+	set_int(tot, "refused", S.out.refused);
+	set_int(tot, "expired", S.out.expired);
+	set_int(tot, "peers_refused", S.peers_refused);
+	json_object_set_new(doc, "stats_clients", tot);
 	return doc;
 }
 
@@ -467,6 +508,9 @@ void dp_stats__print(FILE *f, const json_t *doc, const char *title)
 		fprintf(f, "  TX-packets: %-10lld TX-errors: %-10lld TX-bytes:  %lld\n",
 			gi(p, "TX-packets"), gi(p, "TX-errors"), gi(p, "TX-bytes"));
 		fprintf(f, "  TX-dropped: %lld\n", gi(p, "TX-dropped"));
+		if (json_object_get(p, "spoofed"))
+			fprintf(f, "  Spoofed: %-13lld Unlearned: %-10lld MACs: %lld\n", gi(p, "spoofed"),
+				gi(p, "unlearned"), gi(p, "macs"));
 		fprintf(f, "\n  Throughput (last %.2f s)\n", interval);
 		fprintf(f, "  Rx-pps: %12lld          Rx-bps: %12lld\n", gi(p, "Rx-pps"), gi(p, "Rx-bps"));
 		fprintf(f, "  Tx-pps: %12lld          Tx-bps: %12lld\n", gi(p, "Tx-pps"), gi(p, "Tx-bps"));

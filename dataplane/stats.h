@@ -1,7 +1,8 @@
 /*
  * Counters out: the housekeeping thread (dp-stats) samples every counter each interval for
  * rates, ages the MAC table, polls links that raise no events, and serves a unix socket that
- * answers every connection with one JSON document and closes it. `rtvmm-dataplane stats`
+ * answers every connection with one JSON document and closes it. Clients are written without
+ * blocking (outbox.h): one that never reads cannot hold up aging. `rtvmm-dataplane stats`
  * reads that socket and prints the document as testpmd prints its port statistics.
  *
  * JSON (version 1), names in testpmd's vocabulary:
@@ -11,6 +12,7 @@
  *                  "RX-packets", "RX-bytes", "RX-dropped", "RX-missed", "RX-errors",
  *                  "RX-nombuf", "TX-packets", "TX-bytes", "TX-dropped", "TX-errors",
  *                  "Rx-pps", "Rx-bps", "Tx-pps", "Tx-bps",
+ *                  "spoofed", "unlearned", "macs",                          (l2switch only)
  *                  "rx_queues": [ { "queue", "lcore", "RX-packets", "RX-bytes", "RX-dropped",
  *                                   "Rx-pps" } ],
  *                  "tx_queues": [ { "queue", "lcores": [..], "shared", "TX-packets",
@@ -19,12 +21,19 @@
  *                   "busy_loops", "busy_pct", "cycles_per_packet" } ],
  *     (busy_pct: share of the last interval's time spent in loop iterations that moved packets;
  *      cycles_per_packet: TSC cycles of those iterations per packet received, since start)
- *     "l2": { "entries", "capacity", "aging_s", "learned", "moved", "flooded", "aged",
+ *     "l2": { "entries", "capacity", "aging_s", "per_port", "learned", "moved", "flooded", "aged",
  *             "flushed", "table": [ { "mac", "port", "age_s" } ] },        (l2switch only)
  *     "totals": { "RX-packets", "RX-dropped", "TX-packets", "TX-dropped", "Rx-pps",
- *                 "Tx-pps" } }
+ *                 "Tx-pps" },
+ *     "stats_clients": { "refused", "expired", "peers_refused" } }
+ * stats_clients: connections turned away (16 waiting already, or a document over 4 MiB),
+ * dropped for not reading their document within 2 s, refused for their uid (SO_PEERCRED: only
+ * root, the dataplane's uid and the service user may read).
  * RX-dropped: received but not forwarded (no destination: an unpaired xconnect port, an
- * l2switch frame for the ingress port or with no port up to flood to, a runt).
+ * l2switch frame for the ingress port or with no port up to flood to, a runt, a spoofed one).
+ * spoofed: l2switch frames from a guest port with another source MAC than the NIC's (dropped);
+ * unlearned: new source MACs a port could not add, holding --mac-per-port MACs already
+ * (forwarded, not learned); macs: MACs the port holds.
  * TX-dropped: offered to the port's tx burst and not taken (ring full, guest absent).
  * RX-missed/RX-errors/RX-nombuf/TX-errors: the device's own counters (rte_eth_stats).
  */

@@ -4,18 +4,23 @@
  */
 #include "dataplane/switch.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <rte_launch.h>
 
 #include "base/cpus.h"
+#include "base/trust.h"
 #include "config/parse.h"
 #include "dataplane/config.h"
 #include "dataplane/dp.h"
 #include "dataplane/log.h"
+#include "dataplane/privs.h"
 #include "dataplane/runtime.h"
 #include "dataplane/stats.h"
 
@@ -46,6 +51,43 @@ static void print_plan(const struct dp_config *c, int argc, char **argv, FILE *f
 		fprintf(f, "\n");
 	}
 	fprintf(f, "stats socket: %s\n", c->stats_socket);
+}
+
+/*
+ * Setup is over: the sockets the dataplane listens on go to the service user (who may then
+ * connect to them, and whose directory lets it remove them at exit), then every thread
+ * becomes that user, checked thread by thread. Without a service user, as root: one warning.
+ */
+static int drop_privileges(struct dp *dp, struct err *e)
+{
+	const struct dp_config *c = dp->cfg;
+	unsigned i;
+	int rc;
+
+	if (dp->service_uid == TRUST_NO_UID) {
+		if (geteuid() == 0)
+			dp_log("WARNING: no service user (plan host.user or --user USER[:GROUP]): the "
+			       "dataplane and every guest-facing parser in it keep running as root");
+		return 0;
+	}
+	for (i = 0; i < c->nr_ports; i++) {
+		const struct dp_port_spec *s = &c->ports[i];
+
+		if ((s->kind == DP_PORT_VHOST || s->kind == DP_PORT_VIRTIO_USER) && !s->client &&
+		    chown(s->target, dp->service_uid, dp->service_gid))
+			return err__set(e, -errno, "port %u (%s): chown %s to %u:%u: %s", i, s->name,
+					s->target, (unsigned)dp->service_uid,
+					(unsigned)dp->service_gid, strerror(errno));
+	}
+	if (chown(c->stats_socket, dp->service_uid, dp->service_gid))
+		return err__set(e, -errno, "stats socket: chown %s to %u:%u: %s", c->stats_socket,
+				(unsigned)dp->service_uid, (unsigned)dp->service_gid, strerror(errno));
+	rc = dp_privs__drop(dp->service_uid, dp->service_gid, e);
+	if (rc)
+		return rc;
+	dp_log("running as %s (uid %u, gid %u): every thread checked: no capabilities, "
+	       "no_new_privs", c->user, (unsigned)dp->service_uid, (unsigned)dp->service_gid);
+	return 0;
 }
 
 int dp_switch__run(const struct dp_config *c)
@@ -81,7 +123,11 @@ int dp_switch__run(const struct dp_config *c)
 	if (dp_stats__start(dp, &e))
 		goto out_err;
 
-	/* 4. Poll: every poll lcore but the main one now; the main one too when it polls. */
+	/* 4. Privileges: from here on the service user's, in every thread. */
+	if (drop_privileges(dp, &e))
+		goto out_err;
+
+	/* 5. Poll: every poll lcore but the main one now; the main one too when it polls. */
 	for (i = 0; i < dp->nr_workers; i++)
 		if (dp->workers[i]->lcore != main_lcore)
 			rte_eal_remote_launch(dp_worker__main, dp, dp->workers[i]->lcore);

@@ -218,7 +218,7 @@ static inline void fwd_l2(struct dp *dp, struct dp_worker *w, struct dp_rxq *r,
 	uint16_t touched[DP_MAX_PORTS];
 	uint32_t now = DP_READ(dp->l2.now), up = 0;
 	unsigned nt = 0, i, p, nup;
-	uint64_t dropped = 0, learned = 0, moved = 0, flooded = 0;
+	uint64_t dropped = 0, learned = 0, moved = 0, flooded = 0, spoofed = 0, unlearned = 0;
 
 	for (p = 0; p < dp->nr_ports; p++)
 		if (p != r->port && DP_READ(dp->link_up[p]))
@@ -238,17 +238,25 @@ static inline void fwd_l2(struct dp *dp, struct dp_worker *w, struct dp_rxq *r,
 			continue;
 		}
 		eth = rte_pktmbuf_mtod(m, const uint8_t *);
-		if (likely(!(eth[6] & 1))) {
-			switch (l2_table__learn(&dp->l2, l2_mac(eth + 6), r->port, now)) {
-			case L2_KNOWN:
-				break;
-			case L2_MOVED:
-				moved++;
-				break;
-			default:
-				learned++;
-				break;
-			}
+		switch (l2_table__learn(&dp->l2, l2_mac(eth + 6), r->port, now)) {
+		case L2_KNOWN:
+		case L2_IGNORED:
+			break;
+		case L2_SPOOFED:
+			rte_pktmbuf_free(m);
+			dropped++;
+			spoofed++;
+			continue;
+		case L2_CAPPED:
+			unlearned++;
+			break;
+		case L2_MOVED:
+			moved++;
+			break;
+		case L2_NEW:
+		case L2_REPLACED:
+			learned++;
+			break;
 		}
 		dst = (eth[0] & 1) ? -1 : l2_table__lookup(&dp->l2, l2_mac(eth));
 		if (dst >= 0 && (unsigned)dst < dp->nr_ports) {
@@ -279,6 +287,10 @@ static inline void fwd_l2(struct dp *dp, struct dp_worker *w, struct dp_rxq *r,
 	}
 	if (dropped)
 		DP_COUNT(r->c.dropped, dropped);
+	if (unlikely(spoofed | unlearned)) {
+		DP_COUNT(r->spoofed, spoofed);
+		DP_COUNT(r->unlearned, unlearned);
+	}
 	if (unlikely(learned | moved)) {
 		DP_COUNT(w->learned, learned);
 		DP_COUNT(w->moved, moved);

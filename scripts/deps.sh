@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages rtvmm needs to build, test and demo, if any are missing.
-# Usage: scripts/deps.sh [group...]   groups: build (default), test, kernel, dataplane, bench, box
+# Usage: scripts/deps.sh [group...]   groups: build (default), test, kernel, dataplane, bench, box,
+# fuzz (clang with libFuzzer's runtime, llvm-symbolizer for the reports)
 set -euo pipefail
 
 declare -A groups=(
@@ -10,6 +11,7 @@ declare -A groups=(
 	[dataplane]="libdpdk-dev dpdk-dev"
 	[bench]="qemu-system-x86 rt-tests stress-ng gnuplot-nox python3-jsonschema"
 	[box]="qemu-system-x86 kmod busybox-static cpio"
+	[fuzz]="clang libclang-rt-dev llvm"
 )
 
 want=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole rtvmm test suite (what .ci/run calls). Installs what is missing, builds a normal and
-# an ASan/UBSan build, picks the KVM host, prepares the Linux guest (cached), runs every test and
-# ends with one summary of both builds.
+# an ASan/UBSan build, picks the KVM host, prepares the Linux guest (cached), runs every test,
+# runs each fuzz target briefly (a clang build of its own) and ends with one summary.
 #
 # The KVM host: native /dev/kvm when `rtvmm kvm-host` can make a VM there; otherwise the tests
 # of suite "kvm" run inside scripts/kvmbox (a standard KVM host in QEMU TCG) and the rest
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-scripts/deps.sh build test dataplane bench box
+scripts/deps.sh build test dataplane bench box fuzz
 export RTVMM_CACHE=${RTVMM_CACHE:-$root/.cache}
 builds=(build build-asan)
 
@@ -112,6 +112,21 @@ for b in "${builds[@]}"; do
 		logs+=("$b/meson-logs/native.json=$b natively ($kind)")
 	fi
 done
+
+# --- fuzzing ------------------------------------------------------------------------------------
+# The libFuzzer targets (fuzz/) in a clang build of their own (-Dfuzz=true: the libraries with
+# coverage, ASan and UBSan, and the targets only): each runs a few seconds from its seed corpus
+# as a test of suite "fuzz", two at a time; a crash, leak, UB report or failed check fails it
+# and leaves the input in build-fuzz/fuzz/findings/. scripts/fuzz.sh runs them long.
+echo "== build-fuzz: each fuzz target for a few seconds"
+if CC=clang scripts/build.sh build-fuzz -Dfuzz=true; then
+	meson test -C build-fuzz --print-errorlogs --num-processes 2 --suite fuzz --logbase native ||
+		status=1
+	logs+=("build-fuzz/meson-logs/native.json=build-fuzz (libFuzzer)")
+else
+	echo "== build-fuzz: the fuzz build failed"
+	status=1
+fi
 
 python3 tests/summary.py "${logs[@]}" || status=1
 exit $status

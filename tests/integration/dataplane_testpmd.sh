@@ -16,11 +16,16 @@
 #   plan       a host plan drives it: EAL lcores and --no-huge from host.dataplane, one port per
 #              NIC named VM.NIC, the dataplane listening for a mode-client NIC and connecting
 #              to a mode-server NIC
+#   privdrop   socket directories that are world-writable or that the service user cannot reach
+#              are refused; a plan with host.user nobody: every thread runs as nobody with no
+#              capabilities and no_new_privs; guests crash and come back (the dataplane, as
+#              nobody, reconnects to a mode-server NIC); a guest with a foreign MAC is dropped
+#              and counted (spoofed); a stats client of another uid is refused
 # Exit 77 (skip) only when libdpdk was absent at build time or dpdk-testpmd is not installed.
 set -uo pipefail
 
 dp=${1:?usage: dataplane_testpmd.sh RTVMM_DATAPLANE|none MODE}
-mode=${2:?mode: xconnect, reconnect, l2switch, multiqueue or plan}
+mode=${2:?mode: xconnect, reconnect, l2switch, multiqueue, plan or privdrop}
 
 if [[ $dp == none ]]; then
 	echo "SKIP: rtvmm-dataplane was not built: libdpdk (Debian libdpdk-dev) was not found at" \
@@ -37,6 +42,7 @@ source "$(dirname "$0")/harness.sh"
 harness_init dp
 dp_pid= tp_pid=
 mac_a=02:00:00:00:00:0a mac_b=02:00:00:00:00:0b
+stats_sock=$tmp/stats.sock
 
 # Two cpus if we have them: the dataplane polls on the second, testpmd forwards on the first
 # (its main lcore, which only reads commands, shares the dataplane's cpu).
@@ -73,7 +79,7 @@ jv() {
 # stats NAME: the dataplane's JSON document into $tmp/NAME.json.
 stats() {
 	dp_alive
-	"$dp" stats --socket "$tmp/stats.sock" --json > "$tmp/$1.json" || fail "rtvmm-dataplane stats failed"
+	"$dp" stats --socket "$stats_sock" --json > "$tmp/$1.json" || fail "rtvmm-dataplane stats failed"
 }
 
 # wait_for WHAT EXPR: polls the stats until EXPR (python over d) holds, for 10 s at most.
@@ -90,7 +96,7 @@ while time.time() < end:
             sys.exit(0)
     time.sleep(0.05)
 sys.exit(1)
-' "$dp" "$tmp/stats.sock" "$2" || fail "$1: not within 10 s"
+' "$dp" "$stats_sock" "$2" || fail "$1: not within 10 s"
 }
 
 links() {   # links up|down PORT...
@@ -102,7 +108,7 @@ links() {   # links up|down PORT...
 
 # dp_start ARGS...: starts the dataplane and waits until it is ready.
 dp_start() {
-	"${reaper[@]}" "$dp" run --file-prefix "$pfx-dp" --stats-socket "$tmp/stats.sock" "$@" > "$tmp/dp.log" 2>&1 &
+	"${reaper[@]}" "$dp" run --file-prefix "$pfx-dp" --stats-socket "$stats_sock" "$@" > "$tmp/dp.log" 2>&1 &
 	dp_pid=$!
 	for _ in $(seq 300); do
 		grep -q "rtvmm-dataplane: ready" "$tmp/dp.log" && return 0
@@ -404,6 +410,138 @@ testpmd receives on both ports | $rx0 > 10000 and $rx1 > 10000
 the guests' MACs are learned | {(e['mac'], e['port']) for e in d['l2']['table']} == {('$mac_a', 0), ('$mac_b', 1)}
 EOF
 	dp_stop
+	;;
+
+privdrop)
+	# The dataplane drops to host.user (nobody) once set up, and keeps working: every thread
+	# changed, a guest it serves comes back, the guest it connects to (mode server) is
+	# reconnected to by the unprivileged process; a guest with another MAC than its NIC's is
+	# dropped and counted; the stats socket answers only root, itself and the service user.
+	[[ $(id -u) == 0 ]] || { echo "SKIP: dropping privileges needs root"; exit 77; }
+	nobody_uid=$(id -u nobody 2> /dev/null) || { echo "SKIP: no user 'nobody'"; exit 77; }
+	nobody_gid=$(id -g nobody)
+	# Socket directories: a world-writable one is refused, and so is one the service user
+	# cannot reach (it could not reconnect or remove its sockets after the drop).
+	mkdir -m 0777 "$tmp/open" && chmod 0777 "$tmp/open"
+	"$dp" run --lcores "$dp_cpu" --no-huge --file-prefix "$pfx-dir" --stats-socket "$tmp/s1.sock" \
+		--port "vhost:$tmp/open/a.sock" > "$tmp/open.log" 2>&1 && fail "a world-writable socket directory was accepted"
+	grep -q "port0, vhost $tmp/open/a.sock.*directory $tmp/open is world-writable" "$tmp/open.log" ||
+		fail "no clear refusal of $tmp/open: $(grep rtvmm-dataplane: "$tmp/open.log")"
+	"$dp" run --lcores "$dp_cpu" --no-huge --file-prefix "$pfx-dir" --stats-socket "$tmp/s2.sock" \
+		--user nobody --port "vhost:$tmp/closed/a.sock" > "$tmp/closed.log" 2>&1 &&
+		fail "a socket directory nobody cannot reach was accepted"
+	grep -q "the service user (uid $nobody_uid, gid $nobody_gid) cannot reach $tmp/closed: $tmp is mode 0700" \
+		"$tmp/closed.log" || fail "no clear refusal of $tmp/closed: $(grep rtvmm-dataplane: "$tmp/closed.log")"
+	chmod 711 "$tmp"          # the service user must reach its run directory below
+	run=$tmp/run
+	stats_sock=$run/dataplane.sock
+	mac_spoof=02:00:00:00:00:0c
+	cat > "$tmp/host.yaml" << EOF
+host:
+  housekeeping_cpus: "$c0"
+  user: nobody
+  run_dir: $run
+  dataplane:
+    cores: "$dp_cpu"
+    no_huge: true
+vms:
+  - name: a
+    kernel: /dev/null
+    memory: 64M
+    vcpus: 1
+    nics:
+      - name: net0
+        socket: $run/a.sock
+        mac: "$mac_a"
+  - name: b
+    kernel: /dev/null
+    memory: 64M
+    vcpus: 1
+    nics:
+      - name: net0
+        socket: $run/server.sock
+        mac: "$mac_b"
+        mode: server
+EOF
+	dp_start "$tmp/host.yaml"
+	grep -q "running as nobody (uid $nobody_uid, gid $nobody_gid): every thread checked" \
+		"$tmp/dp.log" || fail "no line saying it dropped to nobody"
+	python3 - "$dp_pid" "$nobody_uid" "$nobody_gid" << 'EOF' || fail "a thread kept privileges"
+import glob, sys
+pid, uid, gid = sys.argv[1:4]
+names, bad = [], []
+for path in glob.glob("/proc/%s/task/*/status" % pid):
+    f = dict(line.split(":", 1) for line in open(path) if ":" in line)
+    name = f["Name"].strip()
+    names.append(name)
+    if (f["Uid"].split() != [uid] * 4 or f["Gid"].split() != [gid] * 4 or int(f["CapEff"], 16)
+            or int(f["CapPrm"], 16) or f["NoNewPrivs"].strip() != "1"):
+        bad.append("%s: Uid %s Gid %s CapEff %s CapPrm %s NoNewPrivs %s" % (name, f["Uid"].split(),
+                   f["Gid"].split(), f["CapEff"].strip(), f["CapPrm"].strip(), f["NoNewPrivs"].strip()))
+print("threads checked:", " ".join(sorted(names)))
+sys.exit(1 if bad or not {"vhost-events", "eal-intr-thread", "dp-stats"} <= set(names) else 0)
+EOF
+	# A socket the dataplane connects to must be the service user's (connect() needs write
+	# permission on it): what rtvmm does for its mode-server NICs, done here for testpmd's.
+	serve_as_nobody() {
+		local i
+		for i in $(seq 100); do [[ -S $1 ]] && break; sleep 0.1; done
+		chown nobody: "$1" || fail "chown $1"
+	}
+	[[ $(stat -c '%U %a' "$run") == "nobody 700" ]] ||
+		fail "run directory $run is $(stat -c '%U %a' "$run"), not nobody 700"
+	# round 1: both guests with their NICs' MACs
+	tp_start tp1 "net_virtio_user0,path=$run/a.sock,queues=1,mac=$mac_a" \
+		"net_virtio_user1,path=$run/server.sock,queues=1,mac=$mac_b,server=1" -- \
+		--forward-mode=mac --eth-peer=0,$mac_b --eth-peer=1,$mac_a
+	serve_as_nobody "$run/server.sock"
+	links up 0 1
+	tp_cmd start tx_first 4
+	sleep 3
+	stats r1
+	tp_crash
+	links down 0 1
+	stats down
+	rm -f "$run/server.sock"     # the crashed guest's listening socket
+	# round 2: the unprivileged dataplane reconnects to b's new server socket; a's guest comes
+	# back with another MAC than its NIC's
+	tp_start tp2 "net_virtio_user0,path=$run/a.sock,queues=1,mac=$mac_spoof" \
+		"net_virtio_user1,path=$run/server.sock,queues=1,mac=$mac_b,server=1" -- \
+		--forward-mode=mac --eth-peer=0,$mac_b --eth-peer=1,$mac_a
+	serve_as_nobody "$run/server.sock"
+	links up 0 1
+	tp_cmd start tx_first 4
+	sleep 3
+	stats r2
+	tp_quit
+	checks "$tmp/r1.json" << EOF
+port 0 switches both ways as nobody | d['ports'][0]['RX-packets'] > 1000 and d['ports'][0]['TX-packets'] > 1000
+port 1 switches both ways as nobody | d['ports'][1]['RX-packets'] > 1000 and d['ports'][1]['TX-packets'] > 1000
+nothing spoofed yet | d['ports'][0]['spoofed'] == 0 and d['ports'][1]['spoofed'] == 0
+EOF
+	checks "$tmp/r2.json" "$tmp/down.json" << EOF
+the client-mode port reconnected after the drop | d['ports'][1]['link_ups'] == 2 and d['ports'][1]['link'] == 'up'
+b's frames reach a again | d['ports'][1]['RX-packets'] - p['ports'][1]['RX-packets'] > 1000 and d['ports'][0]['TX-packets'] - p['ports'][0]['TX-packets'] > 1000
+a's frames with a foreign source MAC (its 4 bursts; testpmd sends b's frames out of b) are dropped and counted | d['ports'][0]['spoofed'] >= 4 * 32 and d['ports'][0]['spoofed'] == d['ports'][0]['RX-packets'] - p['ports'][0]['RX-packets']
+none of them reaches b | d['ports'][1]['TX-packets'] == p['ports'][1]['TX-packets']
+the foreign MAC is never learned | '$mac_spoof' not in [e['mac'] for e in d['l2']['table']]
+EOF
+	"$dp" stats --socket "$stats_sock" > "$tmp/text.txt" || fail "stats (text) failed"
+	grep -q "Spoofed: [1-9]" "$tmp/text.txt" || fail "the text stats lack the spoofed count"
+	# another uid that can reach and open the socket gets nothing (SO_PEERCRED)
+	chmod 711 "$run"
+	chmod 777 "$stats_sock"
+	setpriv --reuid daemon --regid daemon --clear-groups "$dp" stats --socket "$stats_sock" \
+		> "$tmp/daemon.txt" 2>&1 && fail "uid daemon read the stats: $(cat "$tmp/daemon.txt")"
+	chmod 700 "$run"
+	stats peer
+	checks "$tmp/peer.json" << EOF
+the daemon client was refused for its uid | d['stats_clients']['peers_refused'] == 1
+EOF
+	dp_stop
+	for s in a.sock dataplane.sock; do
+		[[ -e $run/$s ]] && fail "$run/$s still exists after exit (the service user could not remove it)"
+	done
 	;;
 
 *)

@@ -554,7 +554,7 @@ static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *b
 static int guest_init(struct guest *g, const char *name, const char *sock, unsigned pairs,
 		      bool server)
 {
-	struct virtio_net_spec nic = { .queues = pairs, .server = server, .mac_set = true,
+	struct virtio_net_spec nic = { .queues = pairs, .server = server,
 				       .mac = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 } };
 	struct err e = { 0 };
 	unsigned i;

@@ -1,6 +1,7 @@
 /*
  * The dataplane's pure parts, without DPDK: the L2 MAC table (learning, moves, aging, flush,
- * a full bucket) and the configuration (port specs, pairs, a host plan -> EAL arguments).
+ * a full bucket, locked guest MACs, the keyed hash, the per-port cap) and the configuration
+ * (port specs, pairs, a host plan -> EAL arguments, strings that may reach the EAL).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -18,13 +20,15 @@
 
 static const uint8_t mac_a[6] = { 0x52, 0x54, 0, 0, 0, 0xa };
 static const uint8_t mac_b[6] = { 0x52, 0x54, 0, 0, 0, 0xb };
+static const uint64_t key_a[2] = { 0x0123456789abcdefull, 0xfedcba9876543210ull };
+static const uint64_t key_b[2] = { 0x1111111111111111ull, 0x2222222222222222ull };
 
 static void test_l2_learns_a_mac_on_its_port(void **state)
 {
 	struct l2_table t;
 
 	(void)state;
-	assert_int_equal(l2_table__init(&t, 1024, 300), 0);
+	assert_int_equal(l2_table__init(&t, 1024, 300, 0, key_a), 0);
 	assert_int_equal(l2_table__lookup(&t, l2_mac(mac_a)), -1);
 	assert_int_equal(l2_table__learn(&t, l2_mac(mac_a), 3, 1), L2_NEW);
 	assert_int_equal(l2_table__learn(&t, l2_mac(mac_a), 3, 1), L2_KNOWN);
@@ -39,7 +43,7 @@ static void test_l2_mac_seen_on_another_port_moves(void **state)
 	struct l2_table t;
 
 	(void)state;
-	assert_int_equal(l2_table__init(&t, 64, 300), 0);
+	assert_int_equal(l2_table__init(&t, 64, 300, 0, key_a), 0);
 	l2_table__learn(&t, l2_mac(mac_a), 1, 1);
 	assert_int_equal(l2_table__learn(&t, l2_mac(mac_a), 2, 2), L2_MOVED);
 	assert_int_equal(l2_table__lookup(&t, l2_mac(mac_a)), 2);
@@ -52,7 +56,7 @@ static void test_l2_ages_out_macs_not_seen_for_the_aging_time(void **state)
 	struct l2_entry e[4];
 
 	(void)state;
-	assert_int_equal(l2_table__init(&t, 64, 10), 0);
+	assert_int_equal(l2_table__init(&t, 64, 10, 0, key_a), 0);
 	assert_int_equal(l2_table__tick(&t, 1), 0);
 	l2_table__learn(&t, l2_mac(mac_a), 0, 1);
 	l2_table__learn(&t, l2_mac(mac_b), 1, 1);
@@ -76,7 +80,7 @@ static void test_l2_flushing_a_port_forgets_only_its_macs(void **state)
 	unsigned i;
 
 	(void)state;
-	assert_int_equal(l2_table__init(&t, 1024, 0), 0);
+	assert_int_equal(l2_table__init(&t, 1024, 0, 0, key_a), 0);
 	for (i = 0; i < 100; i++) {
 		m[5] = (uint8_t)i;
 		l2_table__learn(&t, l2_mac(m), (uint16_t)(i % 2), 1);
@@ -97,7 +101,7 @@ static void test_l2_full_bucket_replaces_its_oldest_entry(void **state)
 	unsigned i;
 
 	(void)state;
-	assert_int_equal(l2_table__init(&t, 8, 300), 0);     /* one bucket of 8 */
+	assert_int_equal(l2_table__init(&t, 8, 300, 0, key_a), 0);     /* one bucket of 8 */
 	for (i = 0; i < 8; i++) {
 		m[5] = (uint8_t)i;
 		assert_int_equal(l2_table__learn(&t, l2_mac(m), 0, 10 + i), L2_NEW);
@@ -110,6 +114,206 @@ static void test_l2_full_bucket_replaces_its_oldest_entry(void **state)
 	m[5] = 1;
 	assert_int_equal(l2_table__lookup(&t, l2_mac(m)), 0);
 	l2_table__free(&t);
+}
+
+static void test_l2_a_locked_port_accepts_only_its_guest_mac(void **state)
+{
+	static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0, 0, 1 };
+	struct l2_table t;
+
+	(void)state;
+	assert_int_equal(l2_table__init(&t, 64, 300, 0, key_a), 0);
+	l2_table__lock_port(&t, 0, l2_mac(mac_a));
+	assert_int_equal(l2_table__learn(&t, l2_mac(mac_b), 0, 1), L2_SPOOFED);
+	assert_int_equal(l2_table__learn(&t, l2_mac(mcast), 0, 1), L2_SPOOFED);
+	assert_int_equal(l2_table__lookup(&t, l2_mac(mac_b)), -1);
+	assert_int_equal(l2_table__learn(&t, l2_mac(mac_a), 0, 1), L2_NEW);
+	/* another port cannot take the guest's MAC over either: it is not that port's MAC... */
+	assert_int_equal(l2_table__learn(&t, l2_mac(mac_b), 1, 2), L2_NEW);
+	/* ...but an unlocked port may claim it, so lock every guest port (the dataplane does) */
+	l2_table__lock_port(&t, 1, l2_mac(mac_b));
+	assert_int_equal(l2_table__learn(&t, l2_mac(mac_a), 1, 3), L2_SPOOFED);
+	assert_int_equal(l2_table__lookup(&t, l2_mac(mac_a)), 0);
+	assert_int_equal(t.count[0], 1);
+	assert_int_equal(t.count[1], 1);
+	l2_table__free(&t);
+}
+
+/* Fills `out` with `n` MACs that share victim's bucket in t. */
+static void colliding_macs(const struct l2_table *t, uint64_t victim, uint64_t *out, unsigned n)
+{
+	uint64_t m;
+	unsigned k = 0;
+
+	for (m = 0x020000000000ull; k < n; m++)
+		if (m != victim && l2_bucket_of(t, m) == l2_bucket_of(t, victim))
+			out[k++] = m;
+}
+
+static void test_l2_collisions_aimed_under_one_key_miss_under_another(void **state)
+{
+	struct l2_table a, b;
+	uint64_t victim = l2_mac(mac_a), attack[L2_WAYS];
+	unsigned i, same = 0;
+
+	(void)state;
+	assert_int_equal(l2_table__init(&a, 1024, 300, 0, key_a), 0);
+	assert_int_equal(l2_table__init(&b, 1024, 300, 0, key_b), 0);
+	colliding_macs(&a, victim, attack, L2_WAYS);
+	/* under key A, 8 chosen MACs on port 1 push the victim out of its bucket... */
+	assert_int_equal(l2_table__learn(&a, victim, 0, 1), L2_NEW);
+	for (i = 0; i < L2_WAYS; i++)
+		l2_table__learn(&a, attack[i], 1, 2);
+	assert_int_equal(l2_table__lookup(&a, victim), -1);
+	/* ...the same MACs under another key land elsewhere and the victim stays */
+	assert_int_equal(l2_table__learn(&b, victim, 0, 1), L2_NEW);
+	for (i = 0; i < L2_WAYS; i++) {
+		same += l2_bucket_of(&b, attack[i]) == l2_bucket_of(&b, victim);
+		l2_table__learn(&b, attack[i], 1, 2);
+	}
+	assert_true(same < L2_WAYS);
+	assert_int_equal(l2_table__lookup(&b, victim), 0);
+	l2_table__free(&a);
+	l2_table__free(&b);
+}
+
+static void test_l2_a_port_holds_at_most_its_cap(void **state)
+{
+	struct l2_table t;
+	uint8_t m[6] = { 2, 0, 0, 0, 1, 0 };
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(l2_table__init(&t, 1024, 10, 4, key_a), 0);
+	for (i = 0; i < 4; i++) {
+		m[5] = (uint8_t)i;
+		assert_int_equal(l2_table__learn(&t, l2_mac(m), 1, 1 + i), L2_NEW);
+	}
+	m[5] = 4;                          /* the fifth: not learned, the four stay */
+	assert_int_equal(l2_table__learn(&t, l2_mac(m), 1, 5), L2_CAPPED);
+	assert_int_equal(l2_table__lookup(&t, l2_mac(m)), -1);
+	m[5] = 0;
+	assert_int_equal(l2_table__lookup(&t, l2_mac(m)), 1);
+	assert_int_equal(t.count[1], 4);
+	/* a MAC of another port cannot move in either; that port still learns */
+	assert_int_equal(l2_table__learn(&t, l2_mac(mac_a), 0, 5), L2_NEW);
+	assert_int_equal(l2_table__learn(&t, l2_mac(mac_a), 1, 6), L2_CAPPED);
+	assert_int_equal(l2_table__lookup(&t, l2_mac(mac_a)), 0);
+	/* the oldest entry ages out (seen at 1, aging 10): room for one again */
+	assert_int_equal(l2_table__tick(&t, 11), 1);
+	assert_int_equal(t.count[1], 3);
+	m[5] = 4;
+	assert_int_equal(l2_table__learn(&t, l2_mac(m), 1, 11), L2_NEW);
+	assert_int_equal(l2_table__flush_port(&t, 1), 4);
+	assert_int_equal(t.count[1], 0);
+	assert_int_equal(t.count[0], 1);
+	l2_table__free(&t);
+}
+
+static void test_strings_for_the_eal_are_limited_to_the_safe_set(void **state)
+{
+	struct dp_config c;
+	struct err e = { 0 };
+
+	(void)state;
+	dp_config__init(&c);
+	CPU_SET(1, &c.lcores);
+	assert_int_equal(dp_config__add_port(&c, "vhost:/run/a.sock", &e), 0);
+	snprintf(c.file_prefix, sizeof(c.file_prefix), "dp,vdev=net_tap9");
+	assert_int_equal(dp_config__finish(&c, &e), -EINVAL);
+	if (!strstr(e.msg, "--file-prefix 'dp,vdev=net_tap9': character ',' at offset 2"))
+		fail_msg("message: %s", e.msg);
+
+	dp_config__init(&c);
+	CPU_SET(1, &c.lcores);
+	assert_int_equal(dp_config__add_port(&c, "vhost:/run/a=b.sock", &e), 0);
+	assert_int_equal(dp_config__finish(&c, &e), -EINVAL);
+	if (!strstr(e.msg, "--port vhost:/run/a=b.sock: character '=' at offset 6"))
+		fail_msg("message: %s", e.msg);
+
+	dp_config__init(&c);
+	CPU_SET(1, &c.lcores);
+	assert_int_equal(dp_config__add_port(&c, "tap:dp0", &e), 0);
+	snprintf(c.ports[0].target, sizeof(c.ports[0].target), "x,iface=eth0");
+	assert_int_equal(dp_config__finish(&c, &e), -EINVAL);
+	if (!strstr(e.msg, "--port tap:x,iface=eth0: character ',' at offset 1"))
+		fail_msg("message: %s", e.msg);
+
+	dp_config__init(&c);
+	CPU_SET(1, &c.lcores);
+	assert_int_equal(dp_config__add_port(&c, "pci:0000:01:00.0", &e), 0);
+	assert_int_equal(dp_config__finish(&c, &e), 0);
+	assert_int_equal(dp_config__add_port(&c, "pci:0000:01:00.0=x", &e), 0);
+	assert_int_equal(dp_config__finish(&c, &e), -EINVAL);
+	if (!strstr(e.msg, "not a PCI address"))
+		fail_msg("message: %s", e.msg);
+}
+
+static void test_vhost_mac_option_and_user_option(void **state)
+{
+	static const char *const bad_mac[] = { "vhost:/a,mac=01:00:00:00:00:01",
+					       "vhost:/a,mac=00:00:00:00:00:00",
+					       "vhost:/a,mac=52:54:00:00:00", "vhost:/a,mac=52-54-00-00-00-01",
+					       "tap:x,mac=52:54:00:00:00:01" };
+	struct dp_config c;
+	struct err e = { 0 };
+	unsigned i;
+
+	(void)state;
+	dp_config__init(&c);
+	assert_int_equal(dp_config__add_port(&c, "vhost:/a,mac=52:54:00:AB:cd:01", &e), 0);
+	assert_true(c.ports[0].mac_set);
+	assert_int_equal(l2_mac(c.ports[0].mac), 0x525400abcd01ull);
+	for (i = 0; i < sizeof(bad_mac) / sizeof(bad_mac[0]); i++) {
+		dp_config__init(&c);
+		if (!dp_config__add_port(&c, bad_mac[i], &e))
+			fail_msg("%s accepted", bad_mac[i]);
+	}
+	dp_config__init(&c);
+	assert_int_equal(dp_config__set_user(&c, "nobody", &e), 0);
+	assert_string_equal(c.user, "nobody");
+	assert_string_equal(c.group, "");
+	assert_int_equal(dp_config__set_user(&c, "daemon:nogroup", &e), 0);
+	assert_string_equal(c.user, "daemon");
+	assert_string_equal(c.group, "nogroup");
+	assert_int_equal(dp_config__set_user(&c, ":x", &e), -EINVAL);
+	assert_int_equal(dp_config__set_user(&c, "x:", &e), -EINVAL);
+}
+
+static void test_plan_gives_user_run_dir_and_mac_cap_unless_the_command_line_does(void **state)
+{
+	char path[] = "/tmp/rtvmm-dp-plan-XXXXXX";
+	struct dp_config c;
+	struct err e = { 0 };
+	int fd;
+	FILE *f;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("host:\n  user: nobody\n  run_dir: /run/x\n  dataplane:\n    cores: \"1\"\n"
+	      "    mac_per_port: 64\nvms:\n  - name: a\n    kernel: /dev/null\n    memory: 64M\n"
+	      "    vcpus: 1\n    nics:\n      - name: n0\n        socket: /run/x/a.sock\n", f);
+	fclose(f);
+	dp_config__init(&c);
+	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
+	assert_int_equal(c.mac_per_port, 64);
+	assert_string_equal(c.user, "nobody");
+	assert_string_equal(c.stats_socket, "/run/x/dataplane.sock");
+	/* no mac in the plan: the port is locked to the one rtvmm gives the guest (52:54, then
+	 * FNV-1a of the socket path) */
+	assert_true(c.ports[0].mac_set);
+	assert_int_equal(l2_mac(c.ports[0].mac), 0x52544430a56eull);
+	dp_config__init(&c);
+	c.mac_per_port = 0;
+	c.set |= DP_SET_PER_PORT;
+	assert_int_equal(dp_config__set_user(&c, "daemon", &e), 0);
+	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
+	assert_int_equal(c.mac_per_port, 0);
+	assert_string_equal(c.user, "daemon");
+	unlink(path);
 }
 
 static void test_port_specs_parse_with_options(void **state)
@@ -235,7 +439,6 @@ static void test_manual_no_huge_eal_arguments(void **state)
 	assert_null(argv[argc]);
 	assert_true(dp_config__mem_mb(&c) >= 128 && dp_config__mem_mb(&c) % 2 == 0);
 	dp_config__free_argv(argc, argv);
-	free(argv);
 }
 
 static void test_telco_plan_gives_ports_per_nic_and_eal_from_the_dataplane_section(void **state)
@@ -259,6 +462,8 @@ static void test_telco_plan_gives_ports_per_nic_and_eal_from_the_dataplane_secti
 	assert_int_equal(c.ports[0].queues, 2);
 	assert_false(c.ports[0].client);          /* NIC mode client: the dataplane listens */
 	assert_true(c.ports[0].mac_set);
+	assert_true(c.ports[3].mac_set);
+	assert_string_equal(c.stats_socket, "/run/rtvmm/dataplane.sock");
 	assert_string_equal(c.ports[3].name, "vnf2.net1");
 	assert_int_equal(c.ports[3].queues, 1);
 	assert_string_equal(c.ports[4].name, "uplink"); /* --port after the plan's NICs */
@@ -270,7 +475,6 @@ static void test_telco_plan_gives_ports_per_nic_and_eal_from_the_dataplane_secti
 	assert_false(argv_has(argc, argv, "--no-pci", NULL));   /* a pci port */
 	assert_true(argv_has(argc, argv, "--log-level=5", NULL));
 	dp_config__free_argv(argc, argv);
-	free(argv);
 }
 
 static void test_command_line_wins_over_the_plan(void **state)
@@ -303,6 +507,12 @@ int main(void)
 		cmocka_unit_test(test_l2_ages_out_macs_not_seen_for_the_aging_time),
 		cmocka_unit_test(test_l2_flushing_a_port_forgets_only_its_macs),
 		cmocka_unit_test(test_l2_full_bucket_replaces_its_oldest_entry),
+		cmocka_unit_test(test_l2_a_locked_port_accepts_only_its_guest_mac),
+		cmocka_unit_test(test_l2_collisions_aimed_under_one_key_miss_under_another),
+		cmocka_unit_test(test_l2_a_port_holds_at_most_its_cap),
+		cmocka_unit_test(test_strings_for_the_eal_are_limited_to_the_safe_set),
+		cmocka_unit_test(test_vhost_mac_option_and_user_option),
+		cmocka_unit_test(test_plan_gives_user_run_dir_and_mac_cap_unless_the_command_line_does),
 		cmocka_unit_test(test_port_specs_parse_with_options),
 		cmocka_unit_test(test_bad_port_specs_are_refused_with_the_reason),
 		cmocka_unit_test(test_pairs_are_checked),

@@ -536,7 +536,7 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
-		     "allowed: cores, main_core, numa_node, no_huge, eal_args");
+		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
 }
 
 static void test_parse_wrong_type_names_expected_and_got(void **state)

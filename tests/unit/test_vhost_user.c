@@ -873,7 +873,6 @@ static struct env *env_new(unsigned pairs, bool server)
 	snprintf(env->nic.socket, sizeof(env->nic.socket), "/tmp/rtvmm-vu-unit-%d-%u.sock", getpid(),
 		 seq++);
 	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
-	env->nic.mac_set = true;
 	env->nic.queues = pairs;
 	env->nic.server = server;
 	unlink(env->nic.socket);

@@ -328,22 +328,6 @@ static void net_free(struct net *n)
 	free(n);
 }
 
-/* A stable locally administered unicast address from the socket path. */
-static void mac_from_path(uint8_t mac[6], const char *path)
-{
-	uint32_t h = 2166136261u;
-	const char *p;
-
-	for (p = path; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	mac[0] = 0x52;
-	mac[1] = 0x54;
-	mac[2] = (uint8_t)(h >> 24);
-	mac[3] = (uint8_t)(h >> 16);
-	mac[4] = (uint8_t)(h >> 8);
-	mac[5] = (uint8_t)h;
-}
-
 int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem *mem,
 		       struct virtio_dev **out, struct err *e)
 {
@@ -365,8 +349,6 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 	pthread_mutex_init(&n->cfg_lock, NULL);
 	pthread_mutex_init(&n->lock, NULL);
 	memcpy(n->cfg.mac, nic->mac, sizeof(n->cfg.mac));
-	if (!nic->mac_set)
-		mac_from_path(n->cfg.mac, nic->socket);
 	n->cfg.max_virtqueue_pairs = (uint16_t)nic->queues;
 	n->cfg.mtu = 1500;
 	n->vdev = (struct virtio_dev){

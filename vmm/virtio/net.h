@@ -68,8 +68,7 @@ struct virtio_net_config {
 struct virtio_net_spec {
 	char name[32];               /* "net0", for messages and the thread name */
 	char socket[108];            /* vhost-user unix socket path */
-	uint8_t mac[6];
-	bool mac_set;                /* else a stable address derived from the socket path */
+	uint8_t mac[6];              /* the guest's (the plan's or plan_nic__guest_mac's) */
 	unsigned queues;             /* queue pairs, 1..VM_MAX_NIC_QUEUE_PAIRS */
 	bool server;                 /* listen for the backend instead of connecting to it */
 };
