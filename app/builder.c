@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app/builder.h"
+#include "app/sandbox.h"
 #include "base/vm_limits.h"
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/hw/console.h"
@@ -193,6 +194,9 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	unsigned nr_isa;
 	int64_t rsdp;
 	int err;
+
+	if (cfg->sandbox)
+		sandbox__hook(&hooks);
 
 	/*
 	 * 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86; placement's hooks.

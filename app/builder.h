@@ -22,6 +22,7 @@ struct vm_config {
 	bool test_device;          /* the test device (exit status, putc): test and bench guests only */
 	bool verbose;
 	struct placement *placement;/* host-plan placement (memory, threads), NULL for none */
+	bool sandbox;              /* drop privileges and confine main/vCPUs once they started */
 	const struct virtio_net_spec *nics; /* virtio-net NICs over vhost-user (from the plan or --net) */
 	unsigned nr_nics;
 };

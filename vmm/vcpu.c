@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/thread_class.h"
 #include "vmm/x86/cpuid.h"
 #include "vmm/x86/emulate.h"
 #include "vmm/x86/regs.h"
@@ -139,11 +140,23 @@ static void report_stop(struct vcpu *vcpu, const struct exit_stop *stop)
 		vcpu__dump(vcpu, stderr);
 }
 
+/* Waits until the VM lets its vCPUs enter the guest (vcpus_started returned, or a stop). */
+static void vcpu_wait_go(const struct vcpu_env *env)
+{
+	if (!env->go)
+		return;
+	pthread_mutex_lock(env->go_lock);
+	while (!*env->go)
+		pthread_cond_wait(env->go_cond, env->go_lock);
+	pthread_mutex_unlock(env->go_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	const struct vcpu_env *env = vcpu->env;
 	struct exit_stop stop;
+	char name[16];
 	sigset_t set;
 
 	vcpu->tid = (pid_t)syscall(SYS_gettid);
@@ -152,6 +165,9 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	if (env->thread_start && env->thread_start(env->opaque, vcpu->index, vcpu->tid))
 		vm_ctl__stop(&env->ctl, VM_STOP_ERROR, 1);
+	vcpu_wait_go(env);
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	thread_class__enter(THREAD_CLASS_VCPU, name);
 
 	while (!__atomic_load_n(env->stopping, __ATOMIC_ACQUIRE)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {

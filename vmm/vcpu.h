@@ -28,6 +28,10 @@ struct vcpu_env {
 	/* On the vCPU thread before it first enters the guest (placement); nonzero stops the VM. */
 	int (*thread_start)(void *opaque, unsigned index, pid_t tid);
 	void *opaque;
+	/* When set: after thread_start, wait under go_lock until *go (the VM says so, or stops). */
+	pthread_mutex_t *go_lock;
+	pthread_cond_t *go_cond;
+	const bool *go;
 };
 
 struct vcpu {

@@ -35,6 +35,7 @@ int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks
 	if (hooks)
 		vm->hooks = *hooks;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->go_cond, NULL);
 	bus__init(&vm->pio, "pio");
 	bus__init(&vm->mmio, "mmio");
 	vm->ctl = (struct vm_ctl){ .request_stop = ctl_request_stop, .opaque = vm };
@@ -155,6 +156,11 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 		.nr_vcpus = nr, .ctl = vm->ctl, .stopping = &vm->stopping, .verbose = vm->verbose,
 		.thread_start = vm->hooks.vcpu_thread_start, .opaque = vm->hooks.opaque,
 	};
+	if (vm->hooks.vcpus_started) {
+		vm->vcpu_env.go_lock = &vm->lock;
+		vm->vcpu_env.go_cond = &vm->go_cond;
+		vm->vcpu_env.go = &vm->go;
+	}
 	for (i = 0; i < nr; i++)
 		vm->vcpus[i].fd = -1;
 	for (i = 0; i < nr; i++) {
@@ -182,12 +188,24 @@ struct irq_sink vm__irq_sink(struct vm *vm, unsigned gsi)
 	return (struct irq_sink){ .set = irq_set, .opaque = vm, .gsi = gsi };
 }
 
+/* Lets the vCPU threads enter the guest (or see the stop and end). */
+static void open_gate(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->go = true;
+	pthread_cond_broadcast(&vm->go_cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 {
 	uint64_t one = 1;
 	unsigned i;
 
 	pthread_mutex_lock(&vm->lock);
+	/* A vCPU still waiting to enter the guest must see the stop. */
+	vm->go = true;
+	pthread_cond_broadcast(&vm->go_cond);
 	if (vm->stopping) {
 		pthread_mutex_unlock(&vm->lock);
 		return;
@@ -252,6 +270,7 @@ int vm__run(struct vm *vm)
 	}
 	if (!err && vm->hooks.vcpus_started && vm->hooks.vcpus_started(vm->hooks.opaque, vm))
 		vm__request_stop(vm, VM_STOP_ERROR, 1);
+	open_gate(vm);
 	if (!err)
 		wait_for_stop(vm, sfd);
 	vm__request_stop(vm, VM_STOP_ERROR, 1);
@@ -292,5 +311,6 @@ void vm__destroy(struct vm *vm)
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	vm->stop_efd = -1;
+	pthread_cond_destroy(&vm->go_cond);
 	pthread_mutex_destroy(&vm->lock);
 }

@@ -29,7 +29,11 @@ struct vm_hooks {
 	int (*provide_memory)(void *opaque, struct guest_mem *mem, uint64_t size, struct err *e);
 	/* On each vCPU thread before it first enters the guest; nonzero stops the VM. */
 	int (*vcpu_thread_start)(void *opaque, unsigned index, pid_t tid);
-	/* On the main thread once every vCPU thread started; nonzero stops the VM. */
+	/*
+	 * On the main thread once every vCPU thread started; nonzero stops the VM.
+	 * When set, vCPU threads enter the guest only after it returned (the
+	 * application proves placement and drops privileges here).
+	 */
 	int (*vcpus_started)(void *opaque, const struct vm *vm);
 };
 
@@ -53,6 +57,8 @@ struct vm {
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */
 
 	pthread_mutex_t lock;
+	pthread_cond_t go_cond;    /* `go` set: vCPU threads may enter the guest (under lock) */
+	bool go;
 	int stop_efd;              /* becomes readable once a stop is requested */
 	bool stopping;
 	enum vm_stop_reason stop_reason;

@@ -312,6 +312,7 @@ static void test_builder_stop_signal_ends_a_backend_wait_promptly(void **state)
 {
 	struct rig *r = *state;
 	struct virtio_net_spec nic = { .name = "net0", .queues = 1 };
+	char dir[] = "/tmp/rtvmm-test-XXXXXX";
 	pthread_t self = pthread_self(), killer;
 	unsigned fds = open_fds();
 	struct err e = { 0 };
@@ -319,7 +320,9 @@ static void test_builder_stop_signal_ends_a_backend_wait_promptly(void **state)
 	struct vm vm;
 	double t0;
 
-	snprintf(nic.socket, sizeof(nic.socket), "/tmp/rtvmm-test-no-backend-%d.sock", (int)getpid());
+	/* A 0700 directory: a socket in /tmp itself is refused (anyone could swap it). */
+	assert_non_null(mkdtemp(dir));
+	snprintf(nic.socket, sizeof(nic.socket), "%s/no-backend.sock", dir);
 	r->cfg.nics = &nic;
 	r->cfg.nr_nics = 1;
 	sigemptyset(&term);
@@ -337,6 +340,7 @@ static void test_builder_stop_signal_ends_a_backend_wait_promptly(void **state)
 	assert_int_equal(open_fds(), fds);
 	assert_false(sigterm_pending());
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	rmdir(dir);
 }
 
 int main(void)

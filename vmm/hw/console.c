@@ -16,11 +16,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/thread_class.h"
+
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
 #define CONSOLE_BUF    4096
 /* At stop: how long buffered output may take to reach a slow reader, then how long a write may hang. */
 #define CONSOLE_FLUSH_MS  1000
 #define CONSOLE_CANCEL_MS 500
+/* Interrupts a write that hangs (a stopped terminal) once console__stop gives up on it. */
+#define CONSOLE_WAKE_SIGNAL (SIGRTMIN + 1)
 /* During a burst of output, how long the thread collects before writing (instead of a wake-up per byte). */
 #define CONSOLE_LINGER_MS 1
 
@@ -30,6 +34,7 @@ struct console {
 	int out_fd;         /* the UART's out_fd, -1: input only */
 	int stop_fd;        /* eventfd: console__stop wakes the thread */
 	bool stopped;       /* console__stop ran */
+	bool abandon;       /* console__stop gave up on the reader: write no more */
 	struct serial *s;
 	struct vm_ctl ctl;
 	bool has_ctl;
@@ -199,9 +204,10 @@ static int64_t now_ms(void)
  * Writes buffered UART output while out_fd takes it, waiting for room until
  * `deadline` (CLOCK_MONOTONIC ms; in the past: no waiting). Chunks of at most
  * PIPE_BUF after POLLOUT do not block on a pipe; should a write block anyway
- * (a stopped terminal), console__stop cancels the thread there, the only
- * point where cancellation is enabled. Returns the bytes written once the
- * buffer is empty, -1 while output still waits for room.
+ * (a stopped terminal), console__stop sets `abandon` and interrupts it with
+ * CONSOLE_WAKE_SIGNAL (no thread cancellation: that needs calls no sandboxed
+ * thread may make). Returns the bytes written once the buffer is empty, -1
+ * while output still waits for room or was abandoned.
  */
 static ssize_t console_flush(struct console *c, int64_t deadline)
 {
@@ -218,9 +224,9 @@ static ssize_t console_flush(struct console *c, int64_t deadline)
 			return -1;
 		if (n > PIPE_BUF)
 			n = PIPE_BUF;
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		if (__atomic_load_n(&c->abandon, __ATOMIC_ACQUIRE))
+			return -1;
 		w = write(c->out_fd, data, n);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 		if (w > 0) {
 			serial__tx_consume(c->s, (size_t)w, SERIAL_TX_WRITTEN);
 			done += w;
@@ -256,7 +262,7 @@ static void *console_thread(void *arg)
 	bool reading = c->in_fd >= 0;
 	int64_t linger_end = 0;
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	thread_class__enter(THREAD_CLASS_CONSOLE, "console");
 	while (reading || c->len || c->out_fd >= 0) {
 		struct pollfd pfd[4] = { { .fd = c->stop_fd, .events = POLLIN } };
 		nfds_t n = 1, in = 0, room = 0, out = 0;
@@ -311,8 +317,15 @@ static void *console_thread(void *arg)
 	return NULL;
 }
 
+/* CONSOLE_WAKE_SIGNAL only makes a blocking call return EINTR. */
+static void console_wake_handler(int sig)
+{
+	(void)sig;
+}
+
 int console__start(struct console **out, int in_fd, struct serial *s, const struct vm_ctl *ctl)
 {
+	struct sigaction wake = { .sa_handler = console_wake_handler };
 	sigset_t all, old;
 	struct console *c;
 	int err;
@@ -339,8 +352,15 @@ int console__start(struct console **out, int in_fd, struct serial *s, const stru
 		c->tty = true;
 	}
 
-	/* The thread blocks every signal: SIGINT/SIGTERM stay with the monitor's threads. */
+	/* No SA_RESTART: the signal must end a write that hangs. */
+	sigemptyset(&wake.sa_mask);
+	if (sigaction(CONSOLE_WAKE_SIGNAL, &wake, NULL)) {
+		err = -errno;
+		goto err_restore_tty;
+	}
+	/* The thread blocks every signal but its wake-up: SIGINT/SIGTERM stay with the monitor's threads. */
 	sigfillset(&all);
+	sigdelset(&all, CONSOLE_WAKE_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = -pthread_create(&c->thread, NULL, console_thread, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -379,9 +399,20 @@ void console__stop(struct console *c)
 		until.tv_nsec -= 1000000000;
 	}
 	if (pthread_timedjoin_np(c->thread, NULL, &until)) {
-		/* Stuck in a write the reader never takes: cancel it there; the bytes stay counted. */
-		pthread_cancel(c->thread);
-		pthread_join(c->thread, NULL);
+		/*
+		 * Stuck in a write the reader never takes: no more writes, and the signal
+		 * ends the one under way (again, should it land just before the write).
+		 */
+		__atomic_store_n(&c->abandon, true, __ATOMIC_RELEASE);
+		do {
+			pthread_kill(c->thread, CONSOLE_WAKE_SIGNAL);
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 20 * 1000000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+		} while (pthread_timedjoin_np(c->thread, NULL, &until));
 		serial__tx_abandon(c->s);
 	}
 	if (c->tty)

@@ -34,8 +34,8 @@ int console__start(struct console **out, int in_fd, struct serial *s, const stru
 
 /*
  * Stops the thread: input at once, output after the bounded flush (a write
- * that still hangs is cancelled), joins it, restores the terminal. At most
- * about 1.5 s. Idempotent; NULL is a no-op.
+ * that still hangs is interrupted by a signal and abandoned), joins it,
+ * restores the terminal. At most about 1.5 s. Idempotent; NULL is a no-op.
  */
 void console__stop(struct console *c);
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/trust.h"
+#include "base/thread_class.h"
 #include "vmm/virtio/vhost_user.h"
 #include "vmm/virtio/virtqueue.h"
 
@@ -619,6 +620,7 @@ static void *session_thread(void *arg)
 {
 	struct vu_session *s = arg;
 
+	thread_class__enter(THREAD_CLASS_SESSION, s->name);
 	for (;;) {
 		struct epoll_event ev[8];
 		bool notify;
