@@ -427,14 +427,14 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	return 0;
 }
 
-/* The sandbox for this run: --user overrides the plan's host.user/group; --no-sandbox turns it off. */
+/* The sandbox for this run: the plan's host.user/group (--user already in them); --no-sandbox turns it off. */
 static int start_sandbox(const struct run_args *ra, const struct plan *plan, const struct plan_vm *pvm,
 			 struct err *e)
 {
 	struct sandbox_config sc = {
 		.off = ra->no_sandbox,
-		.user = ra->user[0] ? ra->user : plan->host.user,
-		.group = ra->user[0] ? ra->group : plan->host.group,
+		.user = plan->host.user,
+		.group = plan->host.group,
 		.memory_locked = ra->plan_file && pvm->memory.mlock,
 	};
 	int err = sandbox__init(&sc, e);
@@ -468,6 +468,11 @@ static int cmd_run(int argc, char **argv)
 	if (ra.plan_file ? plan__load(&plan, ra.plan_file, &e) : plan__from_args(&plan, ra.args, ra.nr_args, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		return 1;
+	}
+	/* --user replaces host.user/group everywhere: the drop, the run dir's owner, the trusted uids. */
+	if (ra.user[0]) {
+		memcpy(plan.host.user, ra.user, sizeof(plan.host.user));
+		memcpy(plan.host.group, ra.group, sizeof(plan.host.group));
 	}
 	pvm = choose_vm(&plan, ra.vm_name);
 	if (!pvm || (ra.plan_file && !plan_fits_host(&plan))) {

@@ -63,7 +63,7 @@ def main():
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         srv.bind(path)
         srv.listen(4)
-        cmd = [rtvmm, "run", "--kernel", guest, "--memory", "64M",
+        cmd = [rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M",
                "--net", "socket=%s,mac=%s" % (path, nbb.MAC_GUEST),
                "--cmdline", "test=net net=ping peer=%s count=1 wait_ms=2000 timeout_ms=100" % nbb.PEER]
         out = open(os.path.join(tmp, "rtvmm.log"), "w+")

@@ -34,7 +34,7 @@ start() {
 	local name=$1
 	shift
 	# setpriv execs rtvmm: $pid is rtvmm's own (meson's timeout bounds the run, cleanup kills it).
-	"${reaper[@]}" "$rtvmm" run --kernel "$guest" --memory 64M \
+	"${reaper[@]}" "$rtvmm" run --kernel "$guest" --test-device --memory 64M \
 		--cmdline "test=none fault=hang" "$@" > "$tmp/$name.log" 2>&1 < "$tmp/console" &
 	pid=$!
 	pids+=("$pid")
@@ -161,7 +161,7 @@ vm:
       mode: server
 YAML
 	rc=0
-	timeout 120 "$rtvmm" run "$tmp/vm.yaml" > "$tmp/plan.log" 2>&1 < /dev/null || rc=$?
+	timeout 120 "$rtvmm" run "$tmp/vm.yaml" --test-device > "$tmp/plan.log" 2>&1 < /dev/null || rc=$?
 	[[ $rc == 0 ]] || fail "plan: rtvmm exited with status $rc"
 	for want in "rtvmm: thread placement read back from the kernel" \
 		    "rtvmm: sandbox: running as nobody (uid $nobody_uid, gid $nogroup_gid)" \
