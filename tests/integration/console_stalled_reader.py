@@ -4,8 +4,10 @@
 The bare-metal guest prints CHATTER numbered lines (about 84 KB: more than the
 stalled run's pipe (shrunk to 4 KiB) and rtvmm's output buffer (64 KiB)
 together hold) through the test device's putc port, then exits with status 7.
-(Short on purpose: in the KVM box a long guest run now and then stalls for
-reasons of the box's own, see the README's Tests section.)
+(Short on purpose: in the KVM box a long run of guest port output now and
+then stalls or triple-faults, a fault of the box's nested SVM under TCG seen
+with and without this buffer; there, and only there, a run whose guest
+failed (status 2) or a control run that stalled is tried again, and said so.)
 
   control   rtvmm's stdout is a pipe read to the end: status 7, every line
             there, complete and in order, nothing counted as lost.
@@ -29,6 +31,8 @@ import time
 CHATTER = 1200
 F_SETPIPE_SZ = 1031  # fcntl.h
 STATUS = 7
+IN_BOX = os.environ.get("RTVMM_KVMBOX") == "1"
+BOX_TRIES = 3
 REPORT = re.compile(r"COM1: tx (\d+) bytes \(dropped (\d+), reader too slow (\d+)\)")
 
 
@@ -42,6 +46,62 @@ def com1_counters(err):
     return tuple(int(x) for x in m.groups()) if m else None
 
 
+def box_retry(what, why):
+    """Whether the KVM box gets another try at a run that failed for a reason of its own."""
+    if not IN_BOX:
+        return False
+    print("box: %s: %s: a known instability of the box (nested SVM under TCG), not the "
+          "console's; trying again" % (what, why))
+    return True
+
+
+def guest_failure(err):
+    lines = [l for l in err.splitlines() if "guest" in l and ("error" in l or "shutdown" in l)]
+    return lines[0] if lines else "exit status 2"
+
+
+def control_run(rtvmm, guest):
+    """The control run: (result, seconds)."""
+    for attempt in range(1, BOX_TRIES + 1):
+        t0 = time.monotonic()
+        try:
+            ctl = subprocess.run(command(rtvmm, guest), stdin=subprocess.DEVNULL,
+                                 capture_output=True, timeout=90 if IN_BOX else 240)
+        except subprocess.TimeoutExpired:
+            if attempt < BOX_TRIES and box_retry("control", "the guest stopped making progress"):
+                continue
+            raise
+        if ctl.returncode == 2 and attempt < BOX_TRIES and \
+                box_retry("control", guest_failure(ctl.stderr.decode(errors="replace"))):
+            continue
+        return ctl, time.monotonic() - t0
+    raise AssertionError("unreachable")
+
+
+def stalled_run(rtvmm, guest, limit):
+    """The stalled run: (status or None when it froze, seconds, stderr)."""
+    for attempt in range(1, BOX_TRIES + 1):
+        with tempfile.TemporaryFile() as errf:
+            t0 = time.monotonic()
+            proc = subprocess.Popen(command(rtvmm, guest), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errf)
+            fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, 4096)
+            try:
+                rc = proc.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                rc = None
+            seconds = time.monotonic() - t0
+            proc.stdout.close()
+            errf.seek(0)
+            err = errf.read().decode(errors="replace")
+        if rc == 2 and attempt < BOX_TRIES and box_retry("stalled", guest_failure(err)):
+            continue
+        return rc, seconds, err
+    raise AssertionError("unreachable")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: console_stalled_reader.py RTVMM GUEST.elf")
@@ -52,10 +112,7 @@ def main():
     problems = []
 
     # control: a reader that keeps up
-    t0 = time.monotonic()
-    ctl = subprocess.run(command(rtvmm, guest), stdin=subprocess.DEVNULL, capture_output=True,
-                         timeout=240)
-    control_s = time.monotonic() - t0
+    ctl, control_s = control_run(rtvmm, guest)
     out, err = ctl.stdout.decode(errors="replace"), ctl.stderr.decode(errors="replace")
     print("control: exit status %d after %.1f s, %d bytes on stdout" % (ctl.returncode, control_s,
                                                                        len(ctl.stdout)))
@@ -76,21 +133,7 @@ def main():
                             "everything written" % (tx, len(ctl.stdout), dropped, slow))
 
     # stalled: a pipe whose reader never reads
-    with tempfile.TemporaryFile() as errf:
-        t0 = time.monotonic()
-        proc = subprocess.Popen(command(rtvmm, guest), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=errf)
-        fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, 4096)
-        try:
-            rc = proc.wait(timeout=control_s + 60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            rc = None
-        stalled_s = time.monotonic() - t0
-        proc.stdout.close()
-        errf.seek(0)
-        err = errf.read().decode(errors="replace")
+    rc, stalled_s, err = stalled_run(rtvmm, guest, control_s + 60)
     print("stalled: exit status %s after %.1f s" % (rc, stalled_s))
     if rc is None:
         problems.append("stalled: rtvmm still running after %.0f s (the guest froze on its console)"
