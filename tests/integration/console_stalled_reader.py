@@ -5,8 +5,8 @@ The bare-metal guest prints CHATTER numbered lines (about 84 KB: more than the
 stalled run's pipe (shrunk to 4 KiB) and rtvmm's output buffer (64 KiB)
 together hold) through the test device's putc port, then exits with status 7.
 (Short on purpose: in the KVM box a long run of guest port output now and
-then stalls or triple-faults, a fault of the box's nested SVM under TCG seen
-with and without this buffer; there, and only there, a run whose guest
+then stalls or triple-faults (seen only in the box, cause not pinned down);
+there, and only there, a run whose guest
 failed (status 2) or a control run that stalled is tried again, and said so.)
 
   control   rtvmm's stdout is a pipe read to the end: status 7, every line
@@ -50,8 +50,8 @@ def box_retry(what, why):
     """Whether the KVM box gets another try at a run that failed for a reason of its own."""
     if not IN_BOX:
         return False
-    print("box: %s: %s: a known instability of the box (nested SVM under TCG), not the "
-          "console's; trying again" % (what, why))
+    print("box: %s: %s: a known instability of the box (seen only there, "
+          "README: Tests), not what this test checks; trying again" % (what, why))
     return True
 
 
