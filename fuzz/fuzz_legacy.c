@@ -24,15 +24,13 @@
 #include "fuzz.h"
 
 static int null_fd = -1;
-static FILE *null_file;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	null_file = fopen("/dev/null", "w");
-	FUZZ_CHECK(null_fd >= 0 && null_file, "cannot open /dev/null");
+	FUZZ_CHECK(null_fd >= 0, "cannot open /dev/null");
 	return 0;
 }
 
@@ -126,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(!i8042__add(&r.pio, &ctl, &r.kbd), "i8042__add");
 	i8042__set_irqs(r.kbd, &kbd, &aux);
 	FUZZ_CHECK(!acpi_pm__add(&r.pio, &ctl, &r.pm), "acpi_pm__add");
-	FUZZ_CHECK(!testdev__add(&r.pio, &r.mmio, &ctl, null_file, &r.test), "testdev__add");
+	FUZZ_CHECK(!testdev__add(&r.pio, &r.mmio, &ctl, r.uart, &r.test), "testdev__add");
 
 	while (in.n)
 		run_op(&r, &in);
