@@ -18,4 +18,8 @@
 /* Queue pairs of one virtio-net NIC (2N data queues and the control queue). */
 #define VM_MAX_NIC_QUEUE_PAIRS 16
 
+/* Disks of one VM, and request queues of one disk. */
+#define VM_MAX_DISKS 16
+#define VM_MAX_DISK_QUEUES 16
+
 #endif
