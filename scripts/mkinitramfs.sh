@@ -39,6 +39,7 @@ die() { echo "mkinitramfs: $*" >&2; exit 1; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${RTVMM_CACHE:-$repo/.cache}
 init=$repo/guest/linux/init
+. "$repo/scripts/guest-files.sh"
 
 cyclictest=0
 extra= modtree= modnames=
@@ -71,43 +72,9 @@ case $out in
 *) compress=cat ;;
 esac
 
-# --- find a static busybox -----------------------------------------------------------
-find_busybox() {
-	if [ -n "${RTVMM_BUSYBOX:-}" ]; then
-		[ -x "$RTVMM_BUSYBOX" ] || die "RTVMM_BUSYBOX=$RTVMM_BUSYBOX is not executable"
-		echo "$RTVMM_BUSYBOX"; return
-	fi
-	# Debian's "busybox" package also ships /bin/busybox, but dynamically linked: only
-	# trust it when the static package owns it.
-	if dpkg-query -S /bin/busybox 2>/dev/null | grep -q '^busybox-static:'; then
-		echo /bin/busybox; return
-	fi
-	bdir=$cache/busybox-static
-	if [ ! -x "$bdir/bin/busybox" ]; then
-		command -v apt-get >/dev/null || die "no busybox-static and no apt-get; set RTVMM_BUSYBOX"
-		mkdir -p "$cache"
-		tmp=$(mktemp -d "$cache/.busybox.XXXXXX")
-		chmod 755 "$tmp"
-		echo "mkinitramfs: downloading busybox-static" >&2
-		(cd "$tmp" && apt-get download -q busybox-static >&2) ||
-			{ rm -rf "$tmp"; die "apt-get download busybox-static failed"; }
-		mkdir "$tmp/root"
-		dpkg -x "$tmp"/busybox-static_*.deb "$tmp/root" || { rm -rf "$tmp"; die "dpkg -x failed"; }
-		rm -rf "$bdir"
-		mv "$tmp/root" "$bdir"
-		rm -rf "$tmp"
-	fi
-	echo "$bdir/bin/busybox"
-}
-busybox=$(find_busybox)
-# A dynamically linked busybox would die in the guest with a confusing "not found".
-if head -c 4096 "$busybox" | grep -q 'ld-linux'; then
-	die "$busybox is dynamically linked; need busybox-static"
-fi
+busybox=$(guest_busybox)
 
 # --- cyclictest and its shared libraries (--cyclictest) ---------------------------------
-# ldd names each library by the path the loader will open (e.g. /lib/x86_64-linux-gnu/
-# libc.so.6, /lib64/ld-linux-x86-64.so.2); the archive holds the resolved file there.
 ctfiles= adddirs=
 # parents FILE: adds every folder above FILE to adddirs.
 parents() {
@@ -117,27 +84,14 @@ parents() {
 if [ $cyclictest = 1 ]; then
 	ct=/usr/bin/cyclictest
 	[ -x $ct ] || die "$ct not found (apt-get install rt-tests)"
-	libs=$(ldd $ct | sed -n 's|.*[ \t]\(/[^ ]*\) (0x.*|\1|p') || die "ldd $ct failed"
-	[ -n "$libs" ] || die "ldd lists no libraries for $ct"
-	ctfiles=$(printf '%s\n' $ct $libs | LC_ALL=C sort -u)
-	for f in $ctfiles; do
-		[ -e "$f" ] || die "$f (needed by $ct) not found"
-		parents "$f"
-	done
+	ctfiles=$(guest_ldd_files $ct)
+	for f in $ctfiles; do parents "$f"; done
 fi
 
 # --- kernel modules (--modules) ---------------------------------------------------------
-# modprobe --show-depends prints "insmod PATH" lines in load order, dependencies first.
 if [ -n "$modtree" ]; then
-	PATH=$PATH:/sbin:/usr/sbin
-	command -v modprobe > /dev/null || die "modprobe not found (apt-get install kmod)"
-	kver=$(ls "$modtree/lib/modules" | head -n1)
-	[ -f "$modtree/lib/modules/$kver/modules.dep" ] || depmod -b "$modtree" "$kver" ||
-		die "depmod -b $modtree $kver failed"
-	modfiles=$(for m in $modnames; do
-		modprobe -d "$modtree" -S "$kver" --show-depends "$m" || exit 1
-	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }') ||
-		die "modprobe cannot resolve '$modnames' in $modtree"
+	# shellcheck disable=SC2086 # the module names are words
+	modfiles=$(guest_modules "$modtree" $modnames)
 	modlist=$out.modules.$$
 	for m in $modfiles; do
 		extra="$extra
