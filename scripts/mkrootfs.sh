@@ -11,7 +11,8 @@
 #                       needs to drive a virtio-net PCI function (librte_net_virtio,
 #                       librte_mempool_ring, librte_bus_pci, and what they link), and the
 #                       guest kernel's uio and uio_pci_generic modules (loaded at boot by
-#                       /sbin/init); guest/linux/init's rtvmm.test=vnf runs it
+#                       /sbin/init), coreutils' stdbuf and libgcc_s; guest/linux/init's rtvmm.test=vnf
+#                       runs it
 #   --kernel-tree TREE  the unpacked kernel package whose modules the guest runs (default:
 #                       scripts/fetch-kernel.sh --print-dir, Debian's stock kernel)
 #   --cached            build into $RTVMM_CACHE/rootfs[-vnf]-<key>.img unless it exists (the key
@@ -40,12 +41,12 @@ while [ $# -gt 0 ]; do
 	--vnf) vnf=1; shift ;;
 	--kernel-tree) [ $# -ge 2 ] || die "--kernel-tree needs a TREE"; tree=$2; shift 2 ;;
 	--cached) cached=1; shift ;;
-	-h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option '$1' (try --help)" ;;
 	*) [ -z "$out" ] || die "more than one OUTPUT ('$out', '$1')"; out=$1; shift ;;
 	esac
 done
-[ $cached = 1 ] || [ -n "$out" ] || { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $cached = 1 ] || [ -n "$out" ] || { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $cached = 0 ] || [ -z "$out" ] || die "--cached and OUTPUT '$out' exclude each other"
 PATH=$PATH:/sbin:/usr/sbin
 command -v mke2fs > /dev/null || die "mke2fs not found (apt-get install e2fsprogs)"
@@ -70,8 +71,15 @@ if [ $vnf = 1 ]; then
 		[ -n "$f" ] || die "no $p in $pmddir (apt-get install dpdk)"
 		plugins="$plugins $f"
 	done
+	# testpmd's output goes to a file the init reads while it runs: line-buffered by coreutils'
+	# stdbuf (an LD_PRELOAD of its libstdbuf.so, at the path stdbuf was built with).
+	stdbuf=$(command -v stdbuf) || die "stdbuf not found (coreutils)"
+	libstdbuf=$(dpkg -L coreutils 2> /dev/null | grep -m1 '/libstdbuf\.so$') || die "coreutils' libstdbuf.so not found"
+	# glibc opens libgcc_s for pthread_cancel (the EAL cancels its threads at exit); ldd
+	# does not list it.
+	libgcc=$(dpkg -L libgcc-s1 2> /dev/null | grep -m1 '/libgcc_s\.so\.1$') || die "libgcc_s.so.1 not found (libgcc-s1)"
 	# shellcheck disable=SC2086 # paths without blanks
-	files=$(guest_ldd_files $testpmd $plugins)
+	files=$(guest_ldd_files $testpmd $plugins "$stdbuf" "$libstdbuf" "$libgcc")
 	[ -n "$tree" ] || tree=$("$repo/scripts/fetch-kernel.sh" --print-dir) ||
 		die "no guest kernel tree (scripts/fetch-kernel.sh --print-dir failed); give --kernel-tree"
 	modfiles=$(guest_modules "$tree" uio uio_pci_generic)

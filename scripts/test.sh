@@ -51,12 +51,19 @@ esac
 
 # --- the Linux guest ----------------------------------------------------------------------------
 # A failure here is not fatal to the script: the Linux tests then fail and say why. Debian's
-# kernel has virtio-pci and virtio-net as modules: its initramfs carries them.
+# kernel has virtio-pci, virtio-net, virtio-blk and ext4 as modules: its initramfs carries them.
 initrd_opts=()
 if stock_dir=$(scripts/fetch-kernel.sh --print-dir); then
 	stock=$(scripts/fetch-kernel.sh)
 	export RTVMM_TEST_STOCK_KERNEL=$stock RTVMM_TEST_KERNEL=$stock
-	initrd_opts=(--modules "$stock_dir:virtio_pci,virtio_net")
+	initrd_opts=(--modules "$stock_dir:virtio_pci,virtio_net,virtio_blk,ext4")
+	# The root disks (tests/integration/linux_rootfs.sh), built here: in the box it would take minutes.
+	if rootfs=$(scripts/mkrootfs.sh --kernel-tree "$stock_dir" --cached); then
+		export RTVMM_TEST_ROOTFS=$rootfs
+	fi
+	if command -v dpdk-testpmd > /dev/null && rootfs=$(scripts/mkrootfs.sh --vnf --kernel-tree "$stock_dir" --cached); then
+		export RTVMM_TEST_ROOTFS_VNF=$rootfs
+	fi
 fi
 if [[ $kind == kvm_pvm ]] && scripts/deps.sh kernel && dir=$(scripts/build-kernel.sh --print-dir); then
 	export RTVMM_TEST_KERNEL=$dir/bzImage

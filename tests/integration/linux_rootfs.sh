@@ -166,7 +166,7 @@ vnf)
 	"$dp" stats --socket "$tmp/stats.sock" --json > "$tmp/dp.json" || fail "rtvmm-dataplane stats failed"
 	kill -INT "$dp_pid"
 	wait "$dp_pid" || fail "rtvmm-dataplane exited with status $? after SIGINT"
-	python3 - "$tmp/gen.json" "$tmp/dp.json" "$tp_rx" "$tp_tx" "$tp_rx_dropped" "$tp_tx_dropped" "$tp_status" << 'EOF' || fail "the counts do not match"
+	python3 - "$tmp/gen.json" "$tmp/dp.json" "$tp_rx" "$tp_tx" "$tp_rx_dropped" "$tp_tx_dropped" "$tp_status" << 'EOF' || fail "the VNF's counts or exit status (above)"
 import json, sys
 g, d = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 tp_rx, tp_tx, tp_rxd, tp_txd, tp_status = (int(x) for x in sys.argv[3:8])
