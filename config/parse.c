@@ -1134,8 +1134,8 @@ static int check_disk(struct ctx *c, struct plan_disk *d, unsigned index, const 
 	if (s->val[DISK_PATH] && s->val[DISK_SOCKET]) {
 		key_join(fpath, kpath, "socket");
 		return fail(c, line_of(s->key[DISK_SOCKET]), fpath, s->val[DISK_SOCKET],
-			    "use either 'path' (an image rtvmm serves, line %u) or 'socket' (a "
-			    "vhost-user-blk backend), not both", line_of(s->key[DISK_PATH]));
+			    "use either 'path' (an image rtvmm serves) or 'socket' (a vhost-user-blk "
+			    "backend), not both");
 	}
 	if (!s->val[DISK_PATH] && !s->val[DISK_SOCKET]) {
 		key_join(fpath, kpath, "path");

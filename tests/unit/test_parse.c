@@ -1078,7 +1078,7 @@ static void test_parse_disk_errors(void **state)
 	expect_error(DISKS_HEAD "      - {readonly: on}\n", 7, "vms[0].disks[0].path",
 		     "every disk needs 'path' (a raw image file or block device) or 'socket'");
 	expect_error(DISKS_HEAD "      - {path: /a.img, socket: /s}\n", 7, "vms[0].disks[0].socket",
-		     "use either 'path' (an image rtvmm serves, line 7) or 'socket'");
+		     "use either 'path' (an image rtvmm serves) or 'socket'");
 	expect_error(DISKS_HEAD "      - {path: /a.img}\n      - {path: /b.img, name: disk0}\n", 8,
 		     "vms[0].disks[1].name",
 		     "duplicate disk name in this VM (first at line 7, vms[0].disks[0])");
