@@ -51,12 +51,12 @@ esac
 
 # --- the Linux guest ----------------------------------------------------------------------------
 # A failure here is not fatal to the script: the Linux tests then fail and say why. Debian's
-# kernel has virtio-pci and virtio-net as modules: its initramfs carries them.
+# kernel has virtio-pci, virtio-net and virtio-blk as modules: its initramfs carries them.
 initrd_opts=()
 if stock_dir=$(scripts/fetch-kernel.sh --print-dir); then
 	stock=$(scripts/fetch-kernel.sh)
 	export RTVMM_TEST_STOCK_KERNEL=$stock RTVMM_TEST_KERNEL=$stock
-	initrd_opts=(--modules "$stock_dir:virtio_pci,virtio_net")
+	initrd_opts=(--modules "$stock_dir:virtio_pci,virtio_net,virtio_blk")
 fi
 if [[ $kind == kvm_pvm ]] && scripts/deps.sh kernel && dir=$(scripts/build-kernel.sh --print-dir); then
 	export RTVMM_TEST_KERNEL=$dir/bzImage
