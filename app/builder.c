@@ -17,15 +17,18 @@
 #include "vmm/hw/serial.h"
 #include "vmm/hw/testdev.h"
 #include "vmm/pci/pci.h"
+#include "vmm/virtio/blk.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/pci.h"
+#include "vmm/virtio/vhost_blk.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/regs.h"
 #include "vmm/x86/tables.h"
 
-/* How long the builder waits for a NIC's vhost-user backend before booting without it. */
+/* How long the builder waits for a NIC's or disk's vhost-user backend before booting without it. */
 #define NIC_BACKEND_WAIT_MS 2000
+#define DISK_BACKEND_WAIT_MS 2000
 /* How often a wait during the build looks for a stop signal. */
 #define BUILD_SIGNAL_POLL_MS 50
 
@@ -74,8 +77,12 @@ static int build_interrupted(struct vm *vm, struct err *e)
 	return 0;
 }
 
-/* Waits up to `timeout_ms` for the NIC's backend, looking for stop signals meanwhile. */
-static int wait_backend(struct vm *vm, struct virtio_dev *net, int timeout_ms, struct err *e)
+/* A vhost-user device's wait for its backend (virtio_net__wait_backend, vhost_blk__wait_backend). */
+typedef int (*backend_wait_fn)(struct virtio_dev *vdev, int timeout_ms);
+
+/* Waits up to `timeout_ms` for `dev`'s backend, looking for stop signals meanwhile. */
+static int wait_backend(struct vm *vm, struct virtio_dev *dev, backend_wait_fn wait, int timeout_ms,
+			struct err *e)
 {
 	int err;
 
@@ -85,7 +92,7 @@ static int wait_backend(struct vm *vm, struct virtio_dev *net, int timeout_ms, s
 		err = build_interrupted(vm, e);
 		if (err)
 			return err;
-		if (virtio_net__wait_backend(net, slice) == 0)
+		if (wait(dev, slice) == 0)
 			return 0;
 		timeout_ms -= slice;
 		if (timeout_ms <= 0)
@@ -141,8 +148,53 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 }
 
 /*
- * The PCI bus (always: the DSDT describes it) and one virtio-net function per
- * NIC, its data path a vhost-user backend.
+ * Disk `i` of `cfg` and its virtio-pci function. An image the monitor serves
+ * gets an I/O thread, placed per the plan before any vCPU runs (libvirt's
+ * iothreadpin); a vhost-user disk waits for its backend like a NIC, and one
+ * that is not there yet appears to the guest when it connects.
+ */
+static int add_disk(struct vm *vm, const struct vm_config *cfg, const struct virtio_pci_env *env,
+		    unsigned i, struct err *e)
+{
+	const struct vm_disk *d = &cfg->disks[i];
+	struct virtio_pci *fn;
+	struct virtio_dev *blk;
+	int err;
+
+	if (d->kind == VM_DISK_LOCAL) {
+		err = virtio_blk__create(&d->local, &vm->mem, &blk, e);
+		if (err)
+			return err;
+		err = hold(vm, blk->name, &virtio_blk__device_ops, blk, e);
+		if (!err && cfg->placement)
+			err = placement__place_io(cfg->placement, i, d->local.name,
+						  virtio_blk__io_tid(blk), e);
+		if (err)
+			return err;
+	} else {
+		err = vhost_blk__create(&d->vhost, &vm->mem, &blk, e);
+		if (err)
+			return err;
+		err = hold(vm, blk->name, &vhost_blk__device_ops, blk, e);
+		if (err)
+			return err;
+		err = wait_backend(vm, blk, vhost_blk__wait_backend, DISK_BACKEND_WAIT_MS, e);
+		if (err == -EINTR)
+			return err;
+		if (err)
+			fprintf(stderr, "rtvmm: %s: no vhost-user-blk backend on %s yet; the disk "
+				"appears when one connects\n", d->vhost.name, d->vhost.socket);
+	}
+	err = virtio_pci__add(env, blk, &fn);
+	if (err)
+		return err__set(e, err, "%s: virtio-pci function: %s", blk->name, strerror(-err));
+	return hold(vm, blk->name, &virtio_pci__device_ops, fn, e);
+}
+
+/*
+ * The PCI bus (always: the DSDT describes it), one virtio-net function per
+ * NIC, its data path a vhost-user backend, then one virtio-blk function per
+ * disk, in the plan's order (the guest's vda, vdb, ...).
  */
 static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
@@ -170,7 +222,7 @@ static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct er
 		if (err)
 			return err;
 		/* Learn the backend's features before the guest negotiates; it may also come later. */
-		err = wait_backend(vm, net, NIC_BACKEND_WAIT_MS, e);
+		err = wait_backend(vm, net, virtio_net__wait_backend, NIC_BACKEND_WAIT_MS, e);
 		if (err == -EINTR)
 			return err;
 		if (err)
@@ -180,6 +232,11 @@ static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct er
 		if (err)
 			return err__set(e, err, "%s: virtio-pci function: %s", nic->name, strerror(-err));
 		err = hold(vm, net->name, &virtio_pci__device_ops, fn, e);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < cfg->nr_disks; i++) {
+		err = add_disk(vm, cfg, &env, i, e);
 		if (err)
 			return err;
 	}
@@ -254,7 +311,10 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 
-	/* 7. PCI bus and virtio devices: virtio-net NICs over vhost-user. */
+	/*
+	 * 7. PCI bus and virtio devices: virtio-net NICs over vhost-user, then virtio-blk disks
+	 * (served here by a placed I/O thread, or by a vhost-user-blk backend).
+	 */
 	err = add_pci_devices(vm, cfg, e);
 	if (!err)
 		err = build_interrupted(vm, e);

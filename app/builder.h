@@ -7,9 +7,20 @@
 
 #include "app/placement.h"
 #include "base/err.h"
+#include "vmm/virtio/blk.h"
 #include "vmm/virtio/net.h"
+#include "vmm/virtio/vhost_blk.h"
 #include "vmm/vm.h"
 #include "vmm/x86/boot.h"
+
+/* One disk, in the order the guest finds them (vda, vdb, ...). */
+struct vm_disk {
+	enum { VM_DISK_LOCAL, VM_DISK_VHOST_USER } kind;
+	union {
+		struct virtio_blk_spec local;  /* an image the monitor serves (its I/O thread) */
+		struct vhost_blk_spec vhost;   /* served by a vhost-user-blk backend */
+	};
+};
 
 /* Everything needed to build and run one VM. */
 struct vm_config {
@@ -25,13 +36,15 @@ struct vm_config {
 	bool sandbox;              /* drop privileges and confine main/vCPUs once they started */
 	const struct virtio_net_spec *nics; /* virtio-net NICs over vhost-user (from the plan or --net) */
 	unsigned nr_nics;
+	const struct vm_disk *disks;        /* virtio-blk disks (from the plan or --disk) */
+	unsigned nr_disks;
 };
 
 /*
  * Builds the whole VM from `cfg`, in the order app/builder.c spells out. The
  * caller blocks SIGINT, SIGTERM and SIGHUP first: one arriving during the
- * build stops it with -EINTR after the step under way (NIC backend waits look
- * every 50 ms) and records VM_STOP_SIGNAL with status 128+N in `vm`.
+ * build stops it with -EINTR after the step under way (NIC and disk backend
+ * waits look every 50 ms) and records VM_STOP_SIGNAL with status 128+N in `vm`.
  */
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e);
 

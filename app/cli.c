@@ -14,6 +14,7 @@
 #include "app/sandbox.h"
 #include "base/size.h"
 #include "base/trust.h"
+#include "base/vm_limits.h"
 #include "config/check.h"
 #include "config/parse.h"
 #include "numa/mem.h"
@@ -47,6 +48,14 @@ static const char usage_text[] =
 	"      --net SPEC        a virtio-net NIC over vhost-user (repeatable):\n"
 	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server][,name=NAME]\n"
 	"                        (a plan NIC's keys; name defaults to net0, net1, ...)\n"
+	"      --disk SPEC       a virtio-blk disk (repeatable; the guest sees vda, vdb, ... in order):\n"
+	"                        path=IMAGE[,readonly=on][,serial=S][,queues=N][,name=NAME]\n"
+	"                          a raw image file or block device served by rtvmm (a qcow2 is\n"
+	"                          refused: export it with qemu-storage-daemon, below)\n"
+	"                        socket=PATH[,readonly=on][,queues=N][,mode=client|server][,name=NAME]\n"
+	"                          a vhost-user-blk backend (qemu-storage-daemon --export\n"
+	"                          type=vhost-user-blk, SPDK); a plan disk's keys; name defaults to\n"
+	"                          disk0, disk1, ...\n"
 	"      --test-device     add rtvmm's test device (exit status and putc ports, for the\n"
 	"                        bare-metal test guest and benchmarks; a production VM has none)\n"
 	"  -v, --verbose         report every stop and more detail\n"
@@ -190,12 +199,13 @@ static void report_stop(const struct vm *vm, double run_s)
 
 /* Command-line form of a run: the flags (which become a one-VM plan), or a plan file. */
 #define CLI_MAX_NICS 8
-#define CLI_MAX_ARGS (5 + CLI_MAX_NICS)   /* a repeated flag replaces its value: never more */
+#define CLI_MAX_DISKS VM_MAX_DISKS
+#define CLI_MAX_ARGS (5 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
 
 struct run_args {
 	struct plan_arg args[CLI_MAX_ARGS];  /* --kernel, --memory, --net ...: keys of the VM */
 	unsigned nr_args;
-	unsigned nr_nics;
+	unsigned nr_nics, nr_disks;
 	bool vcpus_set, memory_set;
 	const char *plan_file;
 	const char *vm_name;
@@ -209,7 +219,7 @@ static void add_arg(struct run_args *ra, const char *flag, const char *key, cons
 	unsigned i;
 
 	for (i = 0; i < ra->nr_args; i++)
-		if (!strcmp(ra->args[i].key, key) && strcmp(key, "nics")) {
+		if (!strcmp(ra->args[i].key, key) && strcmp(key, "nics") && strcmp(key, "disks")) {
 			ra->args[i].value = value;
 			return;
 		}
@@ -229,6 +239,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "vm", required_argument, NULL, 'V' },
 		{ "net", required_argument, NULL, 'N' },
+		{ "disk", required_argument, NULL, 'D' },
 		{ "test-device", no_argument, NULL, 'T' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
@@ -287,6 +298,11 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 				return usage_error("--net %s: at most 8 NICs", optarg);
 			add_arg(ra, "--net", "nics", optarg);
 			break;
+		case 'D':
+			if (ra->nr_disks++ == CLI_MAX_DISKS)
+				return usage_error("--disk %s: at most 16 disks", optarg);
+			add_arg(ra, "--disk", "disks", optarg);
+			break;
 		case 'U': {
 			const char *colon = strchr(optarg, ':');
 			size_t ul = colon ? (size_t)(colon - optarg) : strlen(optarg);
@@ -314,8 +330,8 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (ra->plan_file && ra->nr_args)
-		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory and NICs come from the "
-				   "plan file; drop those flags or the file", ra->plan_file);
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs and disks come "
+				   "from the plan file; drop those flags or the file", ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
 	if (!ra->plan_file && !kernel_set)
@@ -374,36 +390,111 @@ static bool plan_fits_host(const struct plan *plan)
 	return ok;
 }
 
-/*
- * The machine's NIC from a plan NIC: who may be its backend (the
- * NIC's backend_user, else root, us or host.user) and the run directory to
- * create (owned by host.user) when its socket lives there.
- */
+/* Who may serve a vhost-user socket, and who owns the run directory when rtvmm creates it. */
+struct backend_trust {
+	struct trust_uids peers;   /* backend_user, else root, us or host.user */
+	uid_t run_dir_uid;         /* host.user, else ours */
+	gid_t run_dir_gid;         /* host.group, host.user's, else ours */
+};
+
+/* The trust of the backend of the socket planned at `key` (a NIC, a vhost-user disk). */
+static int backend_trust(struct backend_trust *t, const struct plan_host *host,
+			 const char *backend_user, const char *key, struct err *e)
+{
+	*t = (struct backend_trust){ .peers = { .service = TRUST_NO_UID, .only = TRUST_NO_UID },
+				     .run_dir_uid = TRUST_NO_UID, .run_dir_gid = (gid_t)-1 };
+	if (host->user[0] && trust__user(host->user, &t->peers.service, &t->run_dir_gid))
+		return err__set(e, -ENOENT, "host.user '%s': no such user on this host", host->user);
+	t->run_dir_uid = t->peers.service;
+	if (host->group[0] && trust__group(host->group, &t->run_dir_gid))
+		return err__set(e, -ENOENT, "host.group '%s': no such group on this host", host->group);
+	if (backend_user[0] && trust__user(backend_user, &t->peers.only, NULL))
+		return err__set(e, -ENOENT, "%s.backend_user '%s': no such user on this host", key,
+				backend_user);
+	return 0;
+}
+
+/* The machine's NIC from a plan NIC, its backend trusted as backend_trust says. */
 static int nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_host *host,
 			      const struct plan_nic *nic, struct err *e)
 {
+	struct backend_trust t;
+	int err = backend_trust(&t, host, nic->backend_user, nic->loc.key, e);
+
+	if (err)
+		return err;
 	*spec = (struct virtio_net_spec){ .queues = nic->queues,
 					  .server = nic->mode == PLAN_NIC_SERVER, .peers_set = true,
-					  .peers = { .service = TRUST_NO_UID, .only = TRUST_NO_UID },
-					  .run_dir_uid = TRUST_NO_UID, .run_dir_gid = (gid_t)-1 };
+					  .peers = t.peers, .run_dir_uid = t.run_dir_uid,
+					  .run_dir_gid = t.run_dir_gid };
 	memcpy(spec->name, nic->name, sizeof(spec->name));
 	memcpy(spec->socket, nic->socket, sizeof(spec->socket));
 	plan_nic__guest_mac(nic, spec->mac);
 	memcpy(spec->run_dir, host->run_dir, sizeof(spec->run_dir));
-	if (host->user[0] && trust__user(host->user, &spec->peers.service, &spec->run_dir_gid))
-		return err__set(e, -ENOENT, "host.user '%s': no such user on this host", host->user);
-	spec->run_dir_uid = spec->peers.service;
-	if (host->group[0] && trust__group(host->group, &spec->run_dir_gid))
-		return err__set(e, -ENOENT, "host.group '%s': no such group on this host", host->group);
-	if (nic->backend_user[0] && trust__user(nic->backend_user, &spec->peers.only, NULL))
-		return err__set(e, -ENOENT, "%s.backend_user '%s': no such user on this host",
-				nic->loc.key, nic->backend_user);
 	return 0;
 }
 
-/* Fills the machine part of `cfg` from a plan VM; `nics` (freed by the caller) holds its NICs. */
+/* The machine's disk from a plan disk: an image rtvmm serves, or a vhost-user-blk backend. */
+static int disk_spec_from_plan(struct vm_disk *spec, const struct plan_host *host,
+			       const struct plan_disk *d, struct err *e)
+{
+	struct backend_trust t;
+	int err;
+
+	memset(spec, 0, sizeof(*spec));
+	if (d->kind == PLAN_DISK_LOCAL) {
+		spec->kind = VM_DISK_LOCAL;
+		memcpy(spec->local.name, d->name, sizeof(spec->local.name));
+		memcpy(spec->local.path, d->path, sizeof(spec->local.path));
+		memcpy(spec->local.serial, d->serial, sizeof(spec->local.serial));
+		spec->local.readonly = d->readonly;
+		spec->local.queues = d->queues;
+		return 0;
+	}
+	err = backend_trust(&t, host, d->backend_user, d->loc.key, e);
+	if (err)
+		return err;
+	spec->kind = VM_DISK_VHOST_USER;
+	spec->vhost = (struct vhost_blk_spec){ .server = d->mode == PLAN_NIC_SERVER,
+					       .readonly = d->readonly, .queues = d->queues,
+					       .peers_set = true, .peers = t.peers,
+					       .run_dir_uid = t.run_dir_uid,
+					       .run_dir_gid = t.run_dir_gid };
+	memcpy(spec->vhost.name, d->name, sizeof(spec->vhost.name));
+	memcpy(spec->vhost.socket, d->socket, sizeof(spec->vhost.socket));
+	memcpy(spec->vhost.run_dir, host->run_dir, sizeof(spec->vhost.run_dir));
+	return 0;
+}
+
+/*
+ * A plan from flags is not checked against the host (no placement): its disks' images are,
+ * before anything starts, each error naming the flag: "--disk 'path=x': vm.disks[0].path: ...".
+ */
+static bool flag_disks_usable(const struct run_args *ra, const struct plan_vm *vm)
+{
+	struct err e = { 0 };
+	const char *code;
+	unsigned i;
+
+	for (i = 0; i < vm->nr_disks; i++) {
+		const struct plan_disk *d = &vm->disks[i];
+		const struct plan_arg *a = &ra->args[d->image_loc.line - 1];
+
+		if (d->kind != PLAN_DISK_LOCAL || !plan_disk__check_image(d, &code, &e))
+			continue;
+		fprintf(stderr, "rtvmm: %s '%s': %s: %s\n", a->flag, a->value, d->image_loc.key, e.msg);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Fills the machine part of `cfg` from a plan VM; `nics` and `disks` (freed by the caller)
+ * hold its NICs and disks.
+ */
 static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
-			    const struct plan_vm *vm, struct virtio_net_spec **nics, struct err *e)
+			    const struct plan_vm *vm, struct virtio_net_spec **nics,
+			    struct vm_disk **disks, struct err *e)
 {
 	unsigned i;
 	int err;
@@ -424,6 +515,16 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	}
 	cfg->nics = *nics;
 	cfg->nr_nics = vm->nr_nics;
+	*disks = calloc(vm->nr_disks ? vm->nr_disks : 1, sizeof(**disks));
+	if (!*disks)
+		return err__set(e, -ENOMEM, "out of memory for the plan's disks");
+	for (i = 0; i < vm->nr_disks; i++) {
+		err = disk_spec_from_plan(&(*disks)[i], &plan->host, &vm->disks[i], e);
+		if (err)
+			return err;
+	}
+	cfg->disks = *disks;
+	cfg->nr_disks = vm->nr_disks;
 	return 0;
 }
 
@@ -452,6 +553,7 @@ static int cmd_run(int argc, char **argv)
 	};
 	static struct run_args ra;
 	struct virtio_net_spec *plan_nics = NULL;
+	struct vm_disk *plan_disks = NULL;
 	const struct plan_vm *pvm;
 	struct placement placement;
 	struct plan plan = { 0 };
@@ -475,13 +577,14 @@ static int cmd_run(int argc, char **argv)
 		memcpy(plan.host.group, ra.group, sizeof(plan.host.group));
 	}
 	pvm = choose_vm(&plan, ra.vm_name);
-	if (!pvm || (ra.plan_file && !plan_fits_host(&plan))) {
+	if (!pvm || (ra.plan_file ? !plan_fits_host(&plan) : !flag_disks_usable(&ra, pvm))) {
 		plan__free(&plan);
 		return 1;
 	}
-	if (config_from_plan(&cfg, &plan, pvm, &plan_nics, &e)) {
+	if (config_from_plan(&cfg, &plan, pvm, &plan_nics, &plan_disks, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		free(plan_nics);
+		free(plan_disks);
 		plan__free(&plan);
 		return 1;
 	}
@@ -489,6 +592,7 @@ static int cmd_run(int argc, char **argv)
 	if (start_sandbox(&ra, &plan, pvm, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		free(plan_nics);
+		free(plan_disks);
 		plan__free(&plan);
 		return 1;
 	}
@@ -534,6 +638,7 @@ out_destroy:
 	if (cfg.placement)
 		placement__fini(cfg.placement);
 	free(plan_nics);
+	free(plan_disks);
 	plan__free(&plan);
 	return status;
 }

@@ -70,12 +70,14 @@ static bool plan_is_rt(const struct plan_vm *p)
 /*
  * vm_hooks.vcpus_started: waits until every vCPU thread placed itself, then reads every
  * thread of the monitor back from the kernel, prints the table and checks
- * the vCPUs against the plan. Returns 0, or -EPERM-like when they differ.
+ * the vCPUs and the disks' I/O threads against the plan. Returns 0, or -EINVAL when they
+ * differ.
  */
 static int prove_placement(void *opaque, const struct vm *vm)
 {
 	struct placement *p = opaque;
-	unsigned i, n = 0, nr = vm->nr_vcpus, cap = nr + 8;
+	unsigned i, n = 0, nr = vm->nr_vcpus;
+	unsigned cap = nr + 8 + p->plan->nr_nics + p->plan->nr_disks;
 	struct rt_thread *rows;
 	struct dirent *d;
 	DIR *dir;
@@ -110,6 +112,17 @@ static int prove_placement(void *opaque, const struct vm *vm)
 			i, p->plan->name, p->plan->vcpus[i].loc.line, p->plan->vcpus[i].loc.key);
 		err = -EINVAL;
 	}
+	for (i = 0; i < p->plan->nr_disks && i < VM_MAX_DISKS; i++) {
+		const struct plan_disk *disk = &p->plan->disks[i];
+		struct rt_sched want = sched_of(&disk->io);
+		struct rt_thread t;
+
+		if (!p->io_tids[i] || (rt__read(p->io_tids[i], &t) == 0 && rt__matches(&t, &want)))
+			continue;
+		fprintf(stderr, "rtvmm: %s I/O thread: the kernel's placement differs from the plan "
+			"(%s:%u: %s)\n", disk->name, p->plan->name, disk->io.loc.line, disk->io.loc.key);
+		err = -EINVAL;
+	}
 	free(rows);
 	return err;
 }
@@ -121,6 +134,7 @@ void placement__init(struct placement *p, const struct plan_vm *plan)
 	pthread_cond_init(&p->placed_cond, NULL);
 	p->nr_placed = 0;
 	p->dma_fd = -1;
+	memset(p->io_tids, 0, sizeof(p->io_tids));
 }
 
 struct vm_hooks placement__hooks(struct placement *p)
@@ -134,6 +148,25 @@ int placement__pin_emulator(const struct placement *p, struct err *e)
 	struct rt_sched s = sched_of(&p->plan->emulator);
 
 	return CPU_COUNT(&s.cpus) > 0 ? rt__apply(0, &s, e) : 0;
+}
+
+int placement__place_io(struct placement *p, unsigned index, const char *name, pid_t tid,
+			struct err *e)
+{
+	struct err why = { 0 };
+	struct rt_sched s;
+	int err;
+
+	if (index >= p->plan->nr_disks || index >= VM_MAX_DISKS)
+		return err__set(e, -EINVAL, "%s: no disk %u in the plan of vm '%s'", name, index,
+				p->plan->name);
+	s = sched_of(&p->plan->disks[index].io);
+	err = rt__apply(tid, &s, &why);
+	if (err)
+		return err__set(e, err, "%s I/O thread (%s): %s", name,
+				p->plan->disks[index].io.loc.key, why.msg);
+	p->io_tids[index] = tid;
+	return 0;
 }
 
 int placement__before_run(struct placement *p, struct err *e)

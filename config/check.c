@@ -7,11 +7,14 @@
 #include "config/check.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -407,6 +410,9 @@ static bool any_rt_policy(const struct plan *p)
 		for (j = 0; j < p->vms[i].nr_vcpus; j++)
 			if (is_rt(p->vms[i].vcpus[j].policy))
 				return true;
+		for (j = 0; j < p->vms[i].nr_disks; j++)
+			if (is_rt(p->vms[i].disks[j].io.policy))
+				return true;
 	}
 	return false;
 }
@@ -777,6 +783,42 @@ static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts, str
 	}
 }
 
+/* A local disk's I/O thread: its cpus exist, its priority, no RT thread's cpu. */
+static void check_disk_io(struct ctx *c, unsigned i, unsigned j, const struct thrs *ts,
+			  struct by_cpu *rt)
+{
+	const struct plan_vm *vm = &c->p->vms[i];
+	const struct plan_disk *d = &vm->disks[j];
+	const struct plan_sched *s = &d->io;
+	char fb[104], key[128], what[136], cl[256], bad[256];
+	unsigned line = line_of(&s->loc, &d->loc), k, n;
+	cpu_set_t x;
+
+	if (d->kind != PLAN_DISK_LOCAL)
+		return;
+	snprintf(fb, sizeof(fb), "%s.io", d->loc.key);
+	key_of(&s->loc, fb, NULL, key, sizeof(key));
+	snprintf(what, sizeof(what), "vm '%s' disk '%s' I/O thread", vm->name, d->name);
+	check_priority(c, s, &d->loc, fb, what);
+	if (d->io_cpus_set)
+		check_cpus_exist(c, &s->cpus, line, key, what);
+	if (!CPU_COUNT(&s->cpus))
+		return;
+	cpus_str(&s->cpus, cl, sizeof(cl));
+	n = by_cpu__overlapping(rt, &s->cpus);
+	for (k = 0; k < n; k++) {
+		const struct thr *o = &ts->v[rt->hits[k]];
+
+		CPU_AND(&x, &s->cpus, &o->cpus);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_ERROR, "io-on-rt-cpu", line, key, cl,
+			    "%s%s may run on cpu%s %s of %s: the one starves the other; give it "
+			    "housekeeping or emulator cpus", what,
+			    d->io_cpus_set ? "" : " (on the emulator cpus: no io.cpus)",
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), o->label);
+	}
+}
+
 /* Two RT threads confined to one cpu; other threads on an RT thread's only cpu. */
 static void check_shared_cpus(struct ctx *c, const struct thrs *ts, const struct by_cpu *all)
 {
@@ -899,15 +941,183 @@ static void check_rt_throttling(struct ctx *c)
 }
 
 /*
- * Who the tools run as, and where the sockets that hand out guest RAM live. Users,
- * groups and directories are this host's facts: checked only against this host.
+ * A vhost-user socket (a NIC's, a disk's) at `loc`: its backend_user exists, its directory
+ * can be trusted (a missing host.run_dir is created 0700 by whichever tool starts first).
+ */
+static void check_socket(struct ctx *c, const struct trust_uids *tu, const char *socket,
+			 const char *backend_user, const struct plan_loc *loc, const char *what)
+{
+	const struct plan_host *h = &c->p->host;
+	size_t rl = strlen(h->run_dir);
+	struct err e = { 0 };
+	char key[128];
+	uid_t uid;
+
+	snprintf(key, sizeof(key), "%s.socket", loc->key);
+	if (backend_user[0] && trust__user(backend_user, &uid, NULL))
+		add(c, FINDING_ERROR, "user-missing", loc->line, key, backend_user,
+		    "backend_user: no such user on this host");
+	if (trust__socket_dir(socket, tu, what, &e) == 0)
+		return;
+	if (e.code == -ENOENT && !strncmp(socket, h->run_dir, rl) && socket[rl] == '/')
+		return;
+	add(c, e.code == -ENOENT ? FINDING_WARNING : FINDING_ERROR,
+	    e.code == -ENOENT ? "socket-dir-missing" : "socket-dir-untrusted", loc->line, key,
+	    socket, "%s", e.msg);
+}
+
+int plan_disk__check_image(const struct plan_disk *d, const char **code, struct err *e)
+{
+	static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
+	unsigned char head[4];
+	struct stat st;
+	ssize_t got;
+	int fd, rc;
+
+	*code = "disk-image-missing";
+	if (stat(d->path, &st) < 0) {
+		rc = -errno;
+		if (rc != -ENOENT && rc != -ENOTDIR)
+			*code = "disk-image-unreadable";
+		return err__set(e, rc, "image: %s", strerror(-rc));
+	}
+	*code = "disk-image-not-a-disk";
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return err__set(e, -EINVAL, "image: %s, not a raw image file or a block device",
+				S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+	*code = "disk-image-unreadable";
+	if (access(d->path, R_OK) < 0) {
+		rc = -errno;
+		return err__set(e, rc, "image: cannot read it: %s", strerror(-rc));
+	}
+	*code = "disk-image-readonly";
+	if (!d->readonly && access(d->path, W_OK) < 0) {
+		rc = -errno;
+		return err__set(e, rc, "image: not writable here (%s): set readonly (readonly: true, "
+				"--disk ...,readonly=on) or make it writable", strerror(-rc));
+	}
+	/* A block device is left alone: opening one can have effects (a tape, a CD tray). */
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	*code = "disk-image-too-small";
+	if (st.st_size < 512)
+		return err__set(e, -EINVAL, "image: %lld bytes: a disk holds at least one 512-byte "
+				"sector", (long long)st.st_size);
+	*code = "disk-image-unreadable";
+	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		rc = -errno;
+		return err__set(e, rc, "image: cannot open it: %s", strerror(-rc));
+	}
+	got = pread(fd, head, sizeof(head), 0);
+	rc = got < 0 ? -errno : 0;
+	close(fd);
+	if (rc)
+		return err__set(e, rc, "image: cannot read it: %s", strerror(-rc));
+	*code = "disk-image-qcow2";
+	if (got == (ssize_t)sizeof(head) && !memcmp(head, qcow2_magic, sizeof(head)))
+		return err__set(e, -EINVAL, "image: a qcow2 image (magic QFI\\xfb), not raw: serve it "
+				"with qemu-storage-daemon (--export type=vhost-user-blk) as a disk with "
+				"'socket', or convert it (qemu-img convert -O raw)");
+	*code = "";
+	return 0;
+}
+
+/* One local disk's image, for the check across images: which file, which disk. */
+struct image_use {
+	dev_t dev;
+	ino_t ino;
+	unsigned vm, disk;
+};
+
+static int cmp_image_use(const void *a, const void *b)
+{
+	const struct image_use *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (x->vm != y->vm)
+		return x->vm < y->vm ? -1 : 1;
+	return x->disk < y->disk ? -1 : x->disk > y->disk;
+}
+
+/*
+ * Local disks' images on this host: each one usable as its disk says; one image (the
+ * same file or device under any name) given to two disks, one of them writable, is an error:
+ * the writer corrupts what the other has cached.
+ */
+static void check_disk_images(struct ctx *c)
+{
+	const struct plan *p = c->p;
+	struct image_use *u;
+	unsigned i, j, n = 0, cap = 0, first;
+	struct stat st;
+
+	for (i = 0; i < p->nr_vms; i++)
+		cap += p->vms[i].nr_disks;
+	if (!cap)
+		return;
+	u = calloc(cap, sizeof(*u));
+	if (!u) {
+		c->ret = -ENOMEM;
+		return;
+	}
+	for (i = 0; i < p->nr_vms; i++)
+		for (j = 0; j < p->vms[i].nr_disks; j++) {
+			const struct plan_disk *d = &p->vms[i].disks[j];
+			struct err e = { 0 };
+			const char *code;
+
+			if (d->kind != PLAN_DISK_LOCAL)
+				continue;
+			if (plan_disk__check_image(d, &code, &e)) {
+				add(c, FINDING_ERROR, code, line_of(&d->image_loc, &d->loc),
+				    d->image_loc.key, d->path, "vm '%s' disk '%s': %s", p->vms[i].name,
+				    d->name, e.msg);
+				continue;
+			}
+			if (stat(d->path, &st) < 0)
+				continue;
+			u[n++] = (struct image_use){ .dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev,
+						     .ino = S_ISBLK(st.st_mode) ? 0 : st.st_ino,
+						     .vm = i, .disk = j };
+		}
+	qsort(u, n, sizeof(*u), cmp_image_use);
+	for (first = 0, i = 1; i <= n; i++) {
+		const struct plan_disk *a, *b;
+		bool writer = false;
+
+		if (i < n && u[i].dev == u[first].dev && u[i].ino == u[first].ino)
+			continue;
+		for (j = first; j < i; j++)
+			writer |= !p->vms[u[j].vm].disks[u[j].disk].readonly;
+		a = &p->vms[u[first].vm].disks[u[first].disk];
+		for (j = first + 1; writer && j < i; j++) {
+			b = &p->vms[u[j].vm].disks[u[j].disk];
+			add(c, FINDING_ERROR, "disk-image-shared", line_of(&b->image_loc, &b->loc),
+			    b->image_loc.key, b->path, "vm '%s' disk '%s' and vm '%s' disk '%s' (%s, "
+			    "line %u) use the same image and %s writable: the writer corrupts what "
+			    "the other reads; give each its own image, or make both readonly",
+			    p->vms[u[j].vm].name, b->name, p->vms[u[first].vm].name, a->name,
+			    a->image_loc.key, line_of(&a->image_loc, &a->loc),
+			    a->readonly || b->readonly ? "one of them is" : "both are");
+		}
+		first = i;
+	}
+	free(u);
+}
+
+/*
+ * Who the tools run as, where the sockets that hand out guest RAM live, the disks' images.
+ * Users, groups, directories and files are this host's facts: checked only against this host.
  */
 static void check_security(struct ctx *c)
 {
 	const struct plan_host *h = &c->p->host;
 	struct trust_uids tu = { .service = TRUST_NO_UID, .only = TRUST_NO_UID };
 	bool here = !strcmp(c->t->source, "this host");
-	struct err e = { 0 };
 	unsigned i, j;
 	gid_t gid;
 
@@ -926,26 +1136,15 @@ static void check_security(struct ctx *c)
 	for (i = 0; i < c->p->nr_vms; i++) {
 		const struct plan_vm *vm = &c->p->vms[i];
 
-		for (j = 0; j < vm->nr_nics; j++) {
-			const struct plan_nic *nic = &vm->nics[j];
-			char key[128];
-			uid_t uid;
-
-			snprintf(key, sizeof(key), "%s.socket", nic->loc.key);
-			if (nic->backend_user[0] && trust__user(nic->backend_user, &uid, NULL))
-				add(c, FINDING_ERROR, "user-missing", nic->loc.line, key, nic->backend_user,
-				    "backend_user: no such user on this host");
-			if (trust__socket_dir(nic->socket, &tu, "NIC socket", &e) == 0)
-				continue;
-			/* A missing run directory is created 0700 by whichever tool starts first. */
-			if (e.code == -ENOENT && !strncmp(nic->socket, h->run_dir, strlen(h->run_dir)) &&
-			    nic->socket[strlen(h->run_dir)] == '/')
-				continue;
-			add(c, e.code == -ENOENT ? FINDING_WARNING : FINDING_ERROR,
-			    e.code == -ENOENT ? "socket-dir-missing" : "socket-dir-untrusted",
-			    nic->loc.line, key, nic->socket, "%s", e.msg);
-		}
+		for (j = 0; j < vm->nr_nics; j++)
+			check_socket(c, &tu, vm->nics[j].socket, vm->nics[j].backend_user,
+				     &vm->nics[j].loc, "NIC socket");
+		for (j = 0; j < vm->nr_disks; j++)
+			if (vm->disks[j].kind == PLAN_DISK_VHOST_USER)
+				check_socket(c, &tu, vm->disks[j].socket, vm->disks[j].backend_user,
+					     &vm->disks[j].loc, "disk socket");
 	}
+	check_disk_images(c);
 }
 
 /* Report order: by line in the file (stable), findings about the host (line 0) last. */
@@ -1015,6 +1214,8 @@ int plan__check(const struct plan *p, const struct topology *t, struct findings 
 		for (j = 0; j < p->vms[i].nr_vcpus; j++)
 			check_vcpu(&c, i, j, &isolation_unknown);
 		check_emulator(&c, i, &ts, rt);
+		for (j = 0; j < p->vms[i].nr_disks; j++)
+			check_disk_io(&c, i, j, &ts, rt);
 	}
 	check_hugepages(&c);
 

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "base/err.h"
 #include "config/plan.h"
 #include "numa/topology.h"
 
@@ -34,8 +35,11 @@ struct findings {
  *   errors:   cpu-missing, node-missing, page-size-unsupported, hugepages-short (warning with
  *             fallback_4k), priority-range, fifo-shared-core (two fifo/rr vCPUs or poll cores
  *             confined to one cpu), vcpu-memory-node (warning when not strict),
- *             rt-on-housekeeping, dataplane-no-cores, and on this host only: user-missing,
- *             group-missing, socket-dir-untrusted (group/world-writable or foreign-owned)
+ *             rt-on-housekeeping, dataplane-no-cores, io-on-rt-cpu (a disk's I/O thread
+ *             may run on an RT vCPU's or poll core's cpu), and on this host only:
+ *             user-missing, group-missing, socket-dir-untrusted (group/world-writable or
+ *             foreign-owned), the codes of plan_disk__check_image, disk-image-shared (one
+ *             image, two disks, one of them writable)
  *   warnings: cpu-not-isolated, cpu-not-nohz-full, smt-sibling-shared, rt-cpu-shared,
  *             emulator-on-rt-cpu, vcpu-unpinned, dataplane-remote-node,
  *             dataplane-node-mismatch, dataplane-on-housekeeping, rt-throttling,
@@ -43,6 +47,16 @@ struct findings {
  *   cannot verify (warnings): hugepages-unknown, isolation-unknown, rt-throttling-unknown
  */
 int plan__check(const struct plan *p, const struct topology *t, struct findings *out);
+
+/*
+ * A local disk's image on this host, opening nothing but a regular file (for its first
+ * bytes): it exists, is a regular file or block device, readable, writable unless
+ * `readonly`, a file of at least 512 bytes that is not a qcow2. Returns 0, or -errno with
+ * `e` saying why (without the key) and *code the finding's code: disk-image-missing,
+ * disk-image-not-a-disk, disk-image-unreadable, disk-image-readonly, disk-image-too-small,
+ * disk-image-qcow2.
+ */
+int plan_disk__check_image(const struct plan_disk *d, const char **code, struct err *e);
 
 unsigned findings__count(const struct findings *f, enum finding_level level);
 void findings__free(struct findings *f);

@@ -153,7 +153,8 @@ static const struct field dataplane_fields[] = {
 				   1 << 24),
 };
 
-enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS, NR_VM };
+enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
+       VM_DISKS, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -163,6 +164,7 @@ static const struct field vm_fields[] = {
 	[VM_VCPUS] = F_NODE("vcpus", true, 0, NULL),
 	[VM_EMULATOR] = F_CPUS("emulator_cpus", struct plan_vm, emulator.cpus, false),
 	[VM_NICS] = F_NODE("nics", false, YAML_SEQUENCE_NODE, "a list of NICs"),
+	[VM_DISKS] = F_NODE("disks", false, YAML_SEQUENCE_NODE, "a list of disks"),
 };
 
 enum { MEM_SIZE, MEM_PAGE_SIZE, MEM_NODE, MEM_STRICT, MEM_PREFAULT, MEM_MLOCK, MEM_FALLBACK, NR_MEM };
@@ -217,6 +219,20 @@ static const struct field nic_fields[] = {
 	[NIC_BACKEND_USER] = F_STR("backend_user", struct plan_nic, backend_user, false),
 };
 
+enum { DISK_NAME, DISK_PATH, DISK_SOCKET, DISK_MODE, DISK_BACKEND_USER, DISK_READONLY,
+       DISK_SERIAL, DISK_QUEUES, DISK_IO, NR_DISK };
+static const struct field disk_fields[] = {
+	[DISK_NAME] = F_STR("name", struct plan_disk, name, false),
+	[DISK_PATH] = F_PATH("path", struct plan_disk, path, false),
+	[DISK_SOCKET] = F_PATH("socket", struct plan_disk, socket, false),
+	[DISK_MODE] = F_ENUM("mode", struct plan_disk, mode, nic_mode_names),
+	[DISK_BACKEND_USER] = F_STR("backend_user", struct plan_disk, backend_user, false),
+	[DISK_READONLY] = F_BOOL("readonly", struct plan_disk, readonly),
+	[DISK_SERIAL] = F_STR("serial", struct plan_disk, serial, false),
+	[DISK_QUEUES] = F_UINT("queues", struct plan_disk, queues, false, 1, VM_MAX_DISK_QUEUES),
+	[DISK_IO] = F_NODE("io", false, YAML_MAPPING_NODE, "a mapping (cpus, policy, priority)"),
+};
+
 static const struct schema top_schema = SCHEMA("plan", top_fields);
 static const struct schema host_schema = SCHEMA("host section", host_fields);
 static const struct schema dataplane_schema = SCHEMA("dataplane", dataplane_fields);
@@ -225,9 +241,12 @@ static const struct schema memory_schema = SCHEMA("memory section", memory_field
 static const struct schema vcpus_schema = SCHEMA("vcpus mapping", vcpus_fields);
 static const struct schema vcpu_schema = SCHEMA("vCPU entry", vcpu_fields);
 static const struct schema nic_schema = SCHEMA("NIC", nic_fields);
+static const struct schema disk_schema = SCHEMA("disk", disk_fields);
+static const struct schema io_schema = SCHEMA("disk I/O thread", vcpu_fields);
 
 _Static_assert(NR_VM <= MAX_FIELDS && NR_MEM <= MAX_FIELDS && NR_NIC <= MAX_FIELDS &&
-	       NR_DP <= MAX_FIELDS && NR_VCPUS <= MAX_FIELDS, "raise MAX_FIELDS");
+	       NR_DP <= MAX_FIELDS && NR_VCPUS <= MAX_FIELDS && NR_DISK <= MAX_FIELDS,
+	       "raise MAX_FIELDS");
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
@@ -1061,6 +1080,168 @@ static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const
 	return rc;
 }
 
+static int disk_name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct plan_disk *)a)->name, ((const struct plan_disk *)b)->name);
+}
+
+/* `io: {cpus, policy, priority}`: where a local disk's I/O thread runs. */
+static int parse_disk_io(struct ctx *c, struct plan_disk *d, const struct seen *s, const char *kpath)
+{
+	char path[KEY_LEN], cpath[KEY_LEN];
+	struct vcpus_spec spec = { 0 };
+	struct seen io;
+	int rc;
+
+	key_join(path, kpath, "io");
+	rc = walk(c, s->val[DISK_IO], line_of(s->key[DISK_IO]), path, &io_schema, &spec, &io);
+	if (!rc)
+		rc = check_sched(c, path, line_of(s->key[DISK_IO]), &spec, io.key[VCPU_POLICY],
+				 io.key[VCPU_PRIORITY], io.val[VCPU_PRIORITY]);
+	if (rc)
+		return rc;
+	set_sched(&d->io, &spec);
+	d->io_cpus_set = io.val[VCPU_CPUS] != NULL;
+	if (d->io_cpus_set) {
+		key_join(cpath, path, "cpus");
+		set_loc(&d->io.loc, line_of(io.key[VCPU_CPUS]), cpath);
+	} else {
+		set_loc(&d->io.loc, line_of(s->key[DISK_IO]), path);
+	}
+	return 0;
+}
+
+/* Fails when key `k` of a disk was given but belongs to the other kind of disk. */
+static int disk_key_of_other_kind(struct ctx *c, const struct seen *s, unsigned k,
+				  const char *kpath, const char *why)
+{
+	char fpath[KEY_LEN];
+
+	if (!s->key[k])
+		return 0;
+	key_join(fpath, kpath, disk_fields[k].name);
+	return fail(c, line_of(s->key[k]), fpath, s->val[k], "%s", why);
+}
+
+/* One disk's keys together: path or socket, what only one kind takes, name, serial, io. */
+static int check_disk(struct ctx *c, struct plan_disk *d, unsigned index, const struct seen *s,
+		      const char *kpath)
+{
+	char fpath[KEY_LEN], what[24];
+	const char *bad;
+	int rc;
+
+	if (s->val[DISK_PATH] && s->val[DISK_SOCKET]) {
+		key_join(fpath, kpath, "socket");
+		return fail(c, line_of(s->key[DISK_SOCKET]), fpath, s->val[DISK_SOCKET],
+			    "use either 'path' (an image rtvmm serves) or 'socket' (a vhost-user-blk "
+			    "backend), not both");
+	}
+	if (!s->val[DISK_PATH] && !s->val[DISK_SOCKET]) {
+		key_join(fpath, kpath, "path");
+		return fail(c, d->loc.line, fpath, NULL, "missing: every disk needs 'path' (a raw "
+			    "image file or block device) or 'socket' (a vhost-user-blk backend)");
+	}
+	d->kind = s->val[DISK_SOCKET] ? PLAN_DISK_VHOST_USER : PLAN_DISK_LOCAL;
+	key_join(fpath, kpath, d->kind == PLAN_DISK_LOCAL ? "path" : "socket");
+	set_loc(&d->image_loc, line_of(s->key[d->kind == PLAN_DISK_LOCAL ? DISK_PATH : DISK_SOCKET]),
+		fpath);
+	if (d->kind == PLAN_DISK_LOCAL) {
+		rc = disk_key_of_other_kind(c, s, DISK_MODE, kpath, "only a vhost-user disk "
+					    "('socket') connects or listens; this one has 'path'");
+		if (!rc)
+			rc = disk_key_of_other_kind(c, s, DISK_BACKEND_USER, kpath, "only a vhost-user "
+						    "disk ('socket') has a backend; this one has 'path'");
+	} else {
+		rc = disk_key_of_other_kind(c, s, DISK_SERIAL, kpath, "a vhost-user disk's serial "
+					    "comes from its backend; 'serial' is for a disk with 'path'");
+		if (!rc)
+			rc = disk_key_of_other_kind(c, s, DISK_IO, kpath, "a vhost-user disk's I/O runs "
+						    "in its backend; 'io' places the I/O thread of a disk "
+						    "with 'path'");
+	}
+	if (rc)
+		return rc;
+
+	key_join(fpath, kpath, "name");
+	if (!s->val[DISK_NAME])
+		snprintf(d->name, sizeof(d->name), "disk%u", index);
+	else if (!valid_name(d->name))
+		return fail(c, line_of(s->key[DISK_NAME]), fpath, s->val[DISK_NAME],
+			    "invalid name: letters, digits, '-', '_', '.', starting with a letter or "
+			    "digit");
+	key_join(fpath, kpath, "backend_user");
+	rc = check_account(c, s->key[DISK_BACKEND_USER], s->val[DISK_BACKEND_USER], fpath,
+			   d->backend_user);
+	if (rc)
+		return rc;
+	bad = plan__unsafe_char(d->serial);
+	if (bad) {
+		key_join(fpath, kpath, "serial");
+		if ((unsigned char)*bad < 0x20 || (unsigned char)*bad >= 0x7f)
+			snprintf(what, sizeof(what), "byte 0x%02x", (unsigned char)*bad);
+		else
+			snprintf(what, sizeof(what), "character '%c'", *bad);
+		return fail(c, line_of(s->key[DISK_SERIAL]), fpath, s->val[DISK_SERIAL],
+			    "%s at offset %zu is not allowed in a serial (letters, digits, '/', '.', "
+			    "'_', '-', '+')", what, (size_t)(bad - d->serial));
+	}
+	if (s->val[DISK_IO])
+		return parse_disk_io(c, d, s, kpath);
+	return 0;
+}
+
+/* `disks: [{name, path | socket, readonly, serial, queues, mode, backend_user, io}]`. */
+static int parse_disks(struct ctx *c, struct plan_vm *vm, const yaml_node_t *key, yaml_node_t *val,
+		       const char *vm_path)
+{
+	char path[KEY_LEN], kpath[KEY_LEN], fpath[KEY_LEN], at[700];
+	const struct plan_disk *other;
+	yaml_node_item_t *item;
+	void *names = NULL;        /* this VM's disks by name */
+	struct plan_disk *d;
+	yaml_node_t *entry;
+	struct seen s;
+	unsigned i, n;
+	int rc = 0;
+
+	key_join(path, vm_path, "disks");
+	n = (unsigned)(val->data.sequence.items.top - val->data.sequence.items.start);
+	if (!n)
+		return 0;
+	if (n > VM_MAX_DISKS)
+		return fail(c, line_of(key), path, NULL, "%u disks: a VM has at most %d", n,
+			    VM_MAX_DISKS);
+	vm->disks = calloc(n, sizeof(*vm->disks));
+	if (!vm->disks)
+		return err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+	for (i = 0, item = val->data.sequence.items.start; i < n && !rc; i++, item++) {
+		entry = node_at(c, *item);
+		key_index(kpath, path, i);
+		d = &vm->disks[i];
+		d->queues = 1;
+		vm->nr_disks = i + 1;
+		rc = walk(c, entry, line_of(entry), kpath, &disk_schema, d, &s);
+		if (rc)
+			break;
+		set_loc(&d->loc, line_of(entry), kpath);
+		rc = check_disk(c, d, i, &s, kpath);
+		if (rc)
+			break;
+		other = add_unique(&names, d, disk_name_cmp);
+		if (!other) {
+			rc = err__set(c->e, -ENOMEM, "%s: out of memory", c->file);
+		} else if (other != d) {
+			key_join(fpath, kpath, "name");
+			rc = fail(c, s.key[DISK_NAME] ? line_of(s.key[DISK_NAME]) : d->loc.line, fpath,
+				  s.val[DISK_NAME], "duplicate disk name in this VM (first at %s, %s)",
+				  given_at(c, other->loc.line, at, sizeof(at)), other->loc.key);
+		}
+	}
+	tdestroy(names, keep_object);
+	return rc;
+}
+
 /* One VM: a `vms:` entry (path "vms[i]") or the `vm:` mapping (path "vm"). */
 static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsigned line,
 		    const char *path)
@@ -1107,8 +1288,13 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 	set_loc(&vm->emulator.loc, s.val[VM_EMULATOR] ? line_of(s.key[VM_EMULATOR]) : 0, kpath);
 	vm->emulator.policy = RT_POLICY_OTHER;
 
-	if (s.val[VM_NICS])
-		return parse_nics(c, vm, s.val[VM_NICS], path);
+	if (s.val[VM_NICS]) {
+		rc = parse_nics(c, vm, s.val[VM_NICS], path);
+		if (rc)
+			return rc;
+	}
+	if (s.val[VM_DISKS])
+		return parse_disks(c, vm, s.key[VM_DISKS], s.val[VM_DISKS], path);
 	return 0;
 }
 
@@ -1392,6 +1578,23 @@ static void default_emulator_cpus(struct plan *p)
 	}
 }
 
+/* A local disk without io.cpus runs its I/O thread on its VM's emulator cpus. */
+static void default_io_cpus(struct plan *p)
+{
+	unsigned i, j;
+
+	for (i = 0; i < p->nr_vms; i++)
+		for (j = 0; j < p->vms[i].nr_disks; j++) {
+			struct plan_disk *d = &p->vms[i].disks[j];
+
+			if (d->kind != PLAN_DISK_LOCAL || d->io_cpus_set)
+				continue;
+			d->io.cpus = p->vms[i].emulator.cpus;
+			if (!d->io.loc.line)
+				d->io.loc = p->vms[i].emulator.loc;
+		}
+}
+
 int plan__load(struct plan *p, const char *path, struct err *e)
 {
 	struct ctx c = { .file = path, .p = p, .e = e };
@@ -1454,6 +1657,7 @@ int plan__load(struct plan *p, const char *path, struct err *e)
 	if (rc)
 		goto err_free_plan;
 	default_emulator_cpus(p);
+	default_io_cpus(p);
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
 	free(buf);
@@ -1483,18 +1687,20 @@ static int args_scalar(yaml_document_t *doc, const char *text, size_t len, unsig
 	return id;
 }
 
-/* One `nics:` entry from "KEY=VALUE,KEY=VALUE" (flag `line`), named netINDEX unless it says. */
-static int args_nic(struct ctx *c, yaml_document_t *doc, int nics, unsigned index, unsigned line)
+/*
+ * One entry of a list (`nics:`, `disks:`) from flag `line`'s "KEY=VALUE,KEY=VALUE", named
+ * `name` unless it names itself (NULL: the schema's default). `keys` lists them for messages.
+ */
+static int args_entry(struct ctx *c, yaml_document_t *doc, int list, unsigned line,
+		      const char *name, const char *keys)
 {
 	const char *spec = c->args[line - 1].value, *item = spec, *eq, *end;
 	int map = yaml_document_add_mapping(doc, NULL, YAML_FLOW_MAPPING_STYLE), k, v;
-	char name[16];
 
-	if (!map || !yaml_document_append_sequence_item(doc, nics, map))
+	if (!map || !yaml_document_append_sequence_item(doc, list, map))
 		return -ENOMEM;
 	doc->nodes.start[map - 1].start_mark.line = line - 1;
-	if (strncmp(spec, "name=", 5) && !strstr(spec, ",name=")) {
-		snprintf(name, sizeof(name), "net%u", index);
+	if (name && strncmp(spec, "name=", 5) && !strstr(spec, ",name=")) {
 		k = args_scalar(doc, "name", 4, line);
 		v = args_scalar(doc, name, strlen(name), line);
 		if (!k || !v || !yaml_document_append_mapping_pair(doc, map, k, v))
@@ -1506,9 +1712,8 @@ static int args_nic(struct ctx *c, yaml_document_t *doc, int nics, unsigned inde
 			end = item + strlen(item);
 		eq = memchr(item, '=', (size_t)(end - item));
 		if (!eq || eq == item)
-			return err__set(c->e, -EINVAL, "%s '%s': '%.*s': expected KEY=VALUE (keys: name, "
-					"socket, mac, queues, mode)", c->args[line - 1].flag, spec,
-					(int)(end - item), item);
+			return err__set(c->e, -EINVAL, "%s '%s': '%.*s': expected KEY=VALUE (keys: %s)",
+					c->args[line - 1].flag, spec, (int)(end - item), item, keys);
 		k = args_scalar(doc, item, (size_t)(eq - item), line);
 		v = args_scalar(doc, eq + 1, (size_t)(end - eq - 1), line);
 		if (!k || !v || !yaml_document_append_mapping_pair(doc, map, k, v))
@@ -1519,11 +1724,26 @@ static int args_nic(struct ctx *c, yaml_document_t *doc, int nics, unsigned inde
 	}
 }
 
-/* The document the flags stand for: {vm: {name: vm, KEY: VALUE..., nics: [{...}...]}}. */
+/* The VM's list `key` ("nics", "disks") in the flags' document, added at its first flag. */
+static int args_list(yaml_document_t *doc, int vm, int *list, const char *key, unsigned line)
+{
+	int k;
+
+	if (*list)
+		return 0;
+	*list = yaml_document_add_sequence(doc, NULL, YAML_BLOCK_SEQUENCE_STYLE);
+	k = args_scalar(doc, key, strlen(key), line);
+	if (!*list || !k || !yaml_document_append_mapping_pair(doc, vm, k, *list))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The document the flags stand for: {vm: {name: vm, KEY: VALUE..., nics: [...], disks: [...]}}. */
 static int args_document(struct ctx *c, yaml_document_t *doc)
 {
-	int root, vm, nics = 0, k, v, rc;
+	int root, vm, nics = 0, disks = 0, k, v, rc;
 	unsigned i, nr_nics = 0;
+	char name[16];
 
 	root = yaml_document_add_mapping(doc, NULL, YAML_BLOCK_MAPPING_STYLE);
 	vm = yaml_document_add_mapping(doc, NULL, YAML_BLOCK_MAPPING_STYLE);
@@ -1538,13 +1758,20 @@ static int args_document(struct ctx *c, yaml_document_t *doc)
 		const struct plan_arg *a = &c->args[i];
 
 		if (!strcmp(a->key, "nics")) {
-			if (!nics) {
-				nics = yaml_document_add_sequence(doc, NULL, YAML_BLOCK_SEQUENCE_STYLE);
-				k = args_scalar(doc, "nics", 4, i + 1);
-				if (!nics || !k || !yaml_document_append_mapping_pair(doc, vm, k, nics))
-					return -ENOMEM;
-			}
-			rc = args_nic(c, doc, nics, nr_nics++, i + 1);
+			snprintf(name, sizeof(name), "net%u", nr_nics++);
+			rc = args_list(doc, vm, &nics, "nics", i + 1);
+			if (!rc)
+				rc = args_entry(c, doc, nics, i + 1, name,
+						"name, socket, mac, queues, mode");
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (!strcmp(a->key, "disks")) {
+			rc = args_list(doc, vm, &disks, "disks", i + 1);
+			if (!rc)
+				rc = args_entry(c, doc, disks, i + 1, NULL, "path or socket, readonly, "
+						"serial, queues, name, mode, backend_user");
 			if (rc)
 				return rc;
 			continue;
@@ -1574,6 +1801,8 @@ int plan__from_args(struct plan *p, const struct plan_arg *args, unsigned nr, st
 	if (!rc)
 		rc = parse_plan(&c, yaml_document_get_root_node(&doc));
 	release_trees(&c);
+	if (!rc)
+		default_io_cpus(p);
 	if (rc)
 		plan__free(p);
 	yaml_document_delete(&doc);

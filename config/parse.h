@@ -36,15 +36,16 @@ int plan__load(struct plan *p, const char *path, struct err *e);
 /* One command-line flag that sets a key of the plan's VM: `--vcpus 2` is `vm: {vcpus: 2}`. */
 struct plan_arg {
 	const char *flag;          /* "--vcpus", for messages */
-	const char *key;           /* the key under `vm:` ("vcpus"); "nics" adds one NIC */
-	const char *value;         /* the flag's argument; for "nics": KEY=VALUE[,KEY=VALUE...] */
+	const char *key;           /* the key under `vm:` ("vcpus"); "nics", "disks" add one entry */
+	const char *value;         /* the flag's argument; for a list: KEY=VALUE[,KEY=VALUE...] */
 };
 
 /*
  * Builds a one-VM plan (VM "vm") from command-line flags through the same
  * schema, limits and defaults as a plan file: each flag is the key it names,
  * a NIC's KEY=VALUE list is one entry of `nics:` (name, socket, mac, queues,
- * mode). Errors name the flag and its value, then the plan key:
+ * mode), a disk's one entry of `disks:` (path or socket, readonly, serial,
+ * queues, name, mode, backend_user). Errors name the flag and its value, then the plan key:
  * "--vcpus '0': vm.vcpus: out of range 1..254".
  */
 int plan__from_args(struct plan *p, const struct plan_arg *args, unsigned nr, struct err *e);

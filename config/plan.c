@@ -14,6 +14,7 @@ void plan__free(struct plan *p)
 	for (i = 0; i < p->nr_vms; i++) {
 		free(p->vms[i].vcpus);
 		free(p->vms[i].nics);
+		free(p->vms[i].disks);
 	}
 	free(p->vms);
 	memset(p, 0, sizeof(*p));

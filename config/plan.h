@@ -1,6 +1,6 @@
 /*
  * The host plan: what a declarative config file says about a host and its
- * VMs (cores, scheduling, memory placement, NICs, dataplane). Produced by
+ * VMs (cores, scheduling, memory placement, NICs, disks, dataplane). Produced by
  * config/ (parser), checked by config/check.c against a topology, applied by
  * rt/ (threads) and numa/ (memory).
  */
@@ -44,6 +44,28 @@ struct plan_nic {
 	struct plan_loc loc;
 };
 
+enum plan_disk_kind {
+	PLAN_DISK_LOCAL = 0,       /* `path`: an image file or block device the monitor serves */
+	PLAN_DISK_VHOST_USER,      /* `socket`: served by a vhost-user-blk backend */
+};
+
+/* A virtio-blk disk (libvirt's <disk>, cloud-hypervisor's --disk). */
+struct plan_disk {
+	char name[32];             /* "disk0" unless given */
+	enum plan_disk_kind kind;
+	char path[4096];           /* local: raw image file or block device */
+	char socket[108];          /* vhost-user: the backend's unix socket */
+	enum plan_nic_mode mode;   /* vhost-user: connect to the backend or listen for it */
+	char backend_user[64];     /* vhost-user: the only uid the backend may run as; "" as NICs */
+	bool readonly;
+	char serial[21];           /* VIRTIO_BLK_T_GET_ID's answer (local); "" = the name */
+	unsigned queues;           /* request queues, >= 1 */
+	struct plan_sched io;      /* local: its I/O thread (libvirt's iothreadpin); default emulator */
+	bool io_cpus_set;          /* io.cpus given (else the emulator's cpus) */
+	struct plan_loc image_loc; /* where `path` or `socket` was given */
+	struct plan_loc loc;
+};
+
 struct plan_memory {
 	uint64_t size;             /* bytes */
 	enum page_size page_size;
@@ -66,6 +88,8 @@ struct plan_vm {
 	struct plan_sched emulator;/* monitor's other threads (main, console, I/O) */
 	unsigned nr_nics;
 	struct plan_nic *nics;
+	unsigned nr_disks;
+	struct plan_disk *disks;
 	struct plan_loc loc;
 };
 
@@ -99,7 +123,7 @@ struct plan {
 	struct plan_vm *vms;
 };
 
-/* Frees what plan__load allocated (vms, vcpus, nics); the plan can be reused. */
+/* Frees what plan__load allocated (vms, vcpus, nics, disks); the plan can be reused. */
 void plan__free(struct plan *p);
 
 /* Finds a VM by name, or NULL. */

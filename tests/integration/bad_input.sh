@@ -47,6 +47,11 @@ s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); time.sleep(
 listener=$!
 trap 'kill $listener 2> /dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do [[ -S $tmp/sock/live.sock ]] && break; sleep 0.1; done
+# Disk images: one sector, less than that, a qcow2 (its magic), one nobody may write.
+truncate -s 1M "$tmp/disk.img"
+head -c 511 /dev/zero > "$tmp/short.img"
+printf 'QFI\xfb\0\0\0\3' > "$tmp/vnf.qcow2" && truncate -s 1M "$tmp/vnf.qcow2"
+truncate -s 1M "$tmp/ro.img" && chmod 444 "$tmp/ro.img"
 
 # name % regex the one stderr line must match % rtvmm arguments
 kvm_cases=(
@@ -75,6 +80,11 @@ cli_cases=(
 	"no /dev/kvm, kvm-host%$tmp/no-kvm.*no such device%kvm-host --kvm $tmp/no-kvm"
 	"not a KVM device%/dev/null.*(KVM|ioctl)%run --kernel $guest --kvm /dev/null"
 	"unknown option%rtvmm run: unrecognized option .--bogus.%run --kernel $guest --bogus"
+	"missing disk image%--disk 'path=$tmp/nope.img'.*vm\\.disks\\[0\\]\\.path.*No such file%run --kernel $guest --disk path=$tmp/nope.img"
+	"qcow2 given as raw%--disk 'path=$tmp/vnf.qcow2'.*qcow2.*qemu-storage-daemon%run --kernel $guest --disk path=$tmp/vnf.qcow2"
+	"disk image under 512 bytes%--disk 'path=$tmp/short.img'.*511 bytes.*512-byte sector%run --kernel $guest --disk path=$tmp/short.img"
+	"unknown disk key%--disk 'path=$tmp/disk.img,cache=none'.*vm\\.disks\\[0\\]\\.cache: unknown key in disk%run --kernel $guest --disk path=$tmp/disk.img,cache=none"
+	"disk with both path and socket%--disk.*vm\\.disks\\[0\\]\\.socket: use either 'path'.*or 'socket'%run --kernel $guest --disk path=$tmp/disk.img,socket=$tmp/sock/d.sock"
 	"unknown command%unknown command 'fly'%fly"
 )
 
@@ -102,6 +112,17 @@ for c in "${cases[@]}"; do
 	IFS='%' read -r name regex args <<< "$c"
 	check "$name" "$regex" "$args"
 done
+
+# A read-only image without readonly: as nobody when root (root writes anything).
+if [[ $part == cli ]]; then
+	runas=
+	[[ $(id -u) -eq 0 ]] && runas="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	if [[ -z $runas ]] || command -v setpriv > /dev/null; then
+		check "read-only image without readonly" \
+			"--disk 'path=$tmp/ro.img'.*not writable here.*set readonly" \
+			"run --kernel $guest --disk path=$tmp/ro.img" "$runas"
+	fi
+fi
 
 # Permission errors need an unprivileged user (root bypasses mode bits): nobody.
 if [[ $part == kvm && $(id -u) -eq 0 ]] && command -v setpriv > /dev/null; then

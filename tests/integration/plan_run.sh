@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boots the bare-metal guest from a host-plan file and proves the plan was applied: thread
-# placement and policy read back from the kernel, guest RAM on 2M hugepages on node 0; then
+# placement and policy read back from the kernel (the vCPUs, the monitor, a disk's I/O thread),
+# guest RAM on 2M hugepages on node 0; then
 # the refusals: hugepages short, a broken plan file. Reserves hugepages and restores them.
 # Usage: plan_run.sh RTVMM GUEST_ELF
 set -uo pipefail
@@ -24,6 +25,7 @@ pass=0 fail=0
 ok() { echo "ok - $1"; pass=$((pass + 1)); }
 bad() { echo "not ok - $1"; fail=$((fail + 1)); sed 's/^/    /' "$tmp/err" | tail -30; }
 
+truncate -s 1M "$tmp/disk.img"
 cat > "$tmp/vm.yaml" <<YAML
 host:
   housekeeping_cpus: "0"
@@ -45,6 +47,12 @@ vm:
     - cpus: "0"
       policy: other
   emulator_cpus: "0"
+  disks:
+    - path: $tmp/disk.img
+      io:
+        cpus: "0"
+        policy: rr
+        priority: 5
 YAML
 
 timeout 60 "$rtvmm" run "$tmp/vm.yaml" --test-device > "$tmp/out" 2> "$tmp/err" < /dev/null
@@ -59,6 +67,7 @@ row() { awk -v t="$1" '$1 == t { print $3, $4, $5; exit }' "$tmp/err"; }
 [[ $(row vcpu0) == "1 fifo 10" ]] && ok "vcpu0 read back: cpu 1, fifo 10" || bad "vcpu0 read back '$(row vcpu0)', want '1 fifo 10'"
 [[ $(row vcpu1) == "0 other 0" ]] && ok "vcpu1 read back: cpu 0, other" || bad "vcpu1 read back '$(row vcpu1)', want '0 other 0'"
 [[ $(row rtvmm) == "0 other 0" ]] && ok "main (emulator) thread read back: cpu 0" || bad "main thread read back '$(row rtvmm)', want '0 other 0'"
+[[ $(row io-disk0) == "0 rr 5" ]] && ok "disk0's I/O thread read back: cpu 0, rr 5" || bad "io-disk0 read back '$(row io-disk0)', want '0 rr 5'"
 if grep -Eq "rtvmm: memory 64 MiB: .*2 MiB pages, node 0: 32 pages$" "$tmp/err"; then
 	ok "guest RAM: 32 x 2 MiB pages, all on node 0 (move_pages)"
 else

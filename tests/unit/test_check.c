@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -170,6 +172,39 @@ static void nic_add(struct plan_vm *v, const char *name)
 	snprintf(v->nics[v->nr_nics].name, sizeof(v->nics[0].name), "%s", name);
 	v->nics[v->nr_nics].queues = 1;
 	v->nr_nics++;
+}
+
+/* A local disk (path) or, with `socket`, a vhost-user one; its lines start at 40 + 2 * index. */
+static struct plan_disk *disk_add(struct plan_vm *v, const char *path, const char *socket,
+				  bool readonly)
+{
+	unsigned i = v->nr_disks, vm = v->loc.line / 10 - 1;
+	struct plan_disk *d;
+
+	v->disks = realloc(v->disks, (v->nr_disks + 1) * sizeof(*v->disks));
+	assert_non_null(v->disks);
+	d = &v->disks[v->nr_disks++];
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "disk%u", i);
+	d->kind = socket ? PLAN_DISK_VHOST_USER : PLAN_DISK_LOCAL;
+	snprintf(d->path, sizeof(d->path), "%s", path ? path : "");
+	snprintf(d->socket, sizeof(d->socket), "%s", socket ? socket : "");
+	d->readonly = readonly;
+	d->queues = 1;
+	d->io = v->emulator;
+	loc(&d->loc, 40 + 2 * i, "vms[%u].disks[%u]", vm, i);
+	loc(&d->image_loc, 41 + 2 * i, "vms[%u].disks[%u].%s", vm, i, socket ? "socket" : "path");
+	return d;
+}
+
+/* io: {cpus: LIST, policy, priority} of a local disk, given on line 60. */
+static void disk_io(struct plan_disk *d, const char *list, enum rt_policy pol, int prio)
+{
+	d->io.cpus = cpus(list);
+	d->io.policy = pol;
+	d->io.priority = prio;
+	d->io_cpus_set = true;
+	loc(&d->io.loc, 60, "%s.io.cpus", d->loc.key);
 }
 
 static void dataplane(struct plan *p, const char *cores, int node)
@@ -817,6 +852,234 @@ static void test_check_socket_directory_on_this_host(void **state)
 	rmdir(tight);
 }
 
+/* ---- disks ---- */
+
+/*
+ * A disk's I/O thread on an RT vCPU's cpu is an error (explicit io.cpus or the emulator's by
+ * default); on the emulator's cpus next to the monitor's other threads it is fine. Against a
+ * topology that is not this host the images are not looked at.
+ */
+static void test_check_disk_io_thread_on_rt_cpu_is_error(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *a, *b;
+	struct plan_disk *d;
+	unsigned i;
+
+	housekeeping(&x->p, "0,8,16,24");
+	a = vm_add(&x->p, "a", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, a, "1", RT_POLICY_FIFO, 80);
+	vcpu_add(&x->p, a, "2", RT_POLICY_FIFO, 80);
+	emulator(a, "0,16");
+	disk_io(disk_add(a, "/no/such/root.img", NULL, false), "0,16", RT_POLICY_FIFO, 10);
+	disk_io(disk_add(a, "/no/such/data.img", NULL, false), "2-3", RT_POLICY_OTHER, 0);
+	disk_add(a, "/no/such/log.img", NULL, false);          /* the emulator's cpus */
+	disk_add(a, NULL, "/no/such/qsd.sock", false);        /* vhost-user: no I/O thread here */
+	check(x);
+	f = only(x, "io-on-rt-cpu");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_int_equal(f->line, 60);
+	assert_string_equal(f->key, "vms[0].disks[1].io.cpus");
+	assert_string_equal(f->value, "2-3");
+	assert_contains(f->message, "vm 'a' disk 'disk1' I/O thread may run on cpu 2 of vm 'a' vcpu 1 (fifo 80)");
+	assert_int_equal(count(&x->f, "disk-image-missing"), 0);
+	assert_int_equal(count(&x->f, "emulator-on-rt-cpu"), 0);
+	findings__free(&x->f);
+
+	/* By default on the emulator cpus: an emulator on an RT cpu takes its disks' I/O there. */
+	b = vm_add(&x->p, "b", 256ull << 20, PAGE_4K, 0, false);
+	vcpu_add(&x->p, b, "3", RT_POLICY_FIFO, 80);
+	emulator(b, "3,8");
+	d = disk_add(b, "/no/such/b.img", NULL, false);
+	d->io.loc = b->emulator.loc;
+	check(x);
+	assert_int_equal(count(&x->f, "io-on-rt-cpu"), 3);
+	assert_int_equal(count(&x->f, "emulator-on-rt-cpu"), 1);
+	for (i = 0; i < x->f.nr; i++)
+		if (!strcmp(x->f.items[i].code, "io-on-rt-cpu") && x->f.items[i].line == 23) {
+			assert_string_equal(x->f.items[i].key, "vms[1].emulator_cpus");
+			assert_contains(x->f.items[i].message, "disk 'disk0' I/O thread (on the "
+					"emulator cpus: no io.cpus) may run on cpu 3 of vm 'b' vcpu 0");
+		}
+
+	/* An RT I/O thread's priority is checked like any other. */
+	findings__free(&x->f);
+	x->p.vms[1].disks[0].io.policy = RT_POLICY_RR;
+	x->p.vms[1].disks[0].io.priority = 120;
+	check(x);
+	assert_int_equal(count(&x->f, "priority-range"), 1);
+}
+
+static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* The finding with `code` on line `line`, failing the test if there is none. */
+static const struct finding *at_line(const struct fx *x, const char *code, unsigned line)
+{
+	unsigned i;
+
+	for (i = 0; i < x->f.nr; i++)
+		if (!strcmp(x->f.items[i].code, code) && x->f.items[i].line == line)
+			return &x->f.items[i];
+	dump(x);
+	fail_msg("no '%s' finding on line %u", code, line);
+	return NULL;
+}
+
+/* On this host: each image as its disk uses it, one image shared with a writer. */
+static void test_check_disk_images_on_this_host(void **state)
+{
+	char dir[] = "/tmp/rtvmm-check-XXXXXX", path[8][128];
+	static const unsigned char qcow2[1024] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 };
+	static const unsigned char raw[1024] = { 0xeb, 0x63 };
+	struct fx *x = *state;
+	struct err e = { 0 };
+	const struct finding *f;
+	struct plan_vm *v, *w;
+
+	topology__free(&x->t);
+	assert_int_equal(topology__load_host(&x->t, &e), 0);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path[0], sizeof(path[0]), "%s/root.img", dir);
+	snprintf(path[1], sizeof(path[1]), "%s/small.img", dir);
+	snprintf(path[2], sizeof(path[2]), "%s/vnf.qcow2", dir);
+	snprintf(path[3], sizeof(path[3]), "%s/missing.img", dir);
+	snprintf(path[4], sizeof(path[4]), "%s/link.img", dir);
+	snprintf(path[5], sizeof(path[5]), "%s/shared.img", dir);
+	write_file(path[0], raw, sizeof(raw), 0644);
+	write_file(path[1], raw, 511, 0644);
+	write_file(path[2], qcow2, sizeof(qcow2), 0644);
+	assert_int_equal(symlink(path[0], path[4]), 0);
+	write_file(path[5], raw, sizeof(raw), 0644);
+
+	v = vm_add(&x->p, "a", 64ull << 20, PAGE_4K, -1, false);
+	vcpu_add(&x->p, v, "0", RT_POLICY_OTHER, 0);
+	disk_add(v, path[0], NULL, false);   /* 41: fine alone ...                          */
+	disk_add(v, path[1], NULL, false);   /* 43: 511 bytes                               */
+	disk_add(v, path[2], NULL, false);   /* 45: qcow2                                   */
+	disk_add(v, path[3], NULL, false);   /* 47: missing                                 */
+	disk_add(v, dir, NULL, true);        /* 49: a directory                             */
+	disk_add(v, "/dev/null", NULL, true);/* 51: a character device                      */
+	disk_add(v, path[5], NULL, true);    /* 53: shared readonly, fine                   */
+	w = vm_add(&x->p, "b", 64ull << 20, PAGE_4K, -1, false);
+	vcpu_add(&x->p, w, "0", RT_POLICY_OTHER, 0);
+	disk_add(w, path[4], NULL, true);    /* 41 (vm b): ... but vm b reads it via a link */
+	disk_add(w, path[5], NULL, true);    /* 43 (vm b): shared readonly, fine            */
+	check(x);
+
+	f = at_line(x, "disk-image-too-small", 43);
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[0].disks[1].path");
+	assert_string_equal(f->value, path[1]);
+	assert_contains(f->message, "vm 'a' disk 'disk1': image: 511 bytes: a disk holds at least one 512-byte sector");
+	assert_contains(at_line(x, "disk-image-qcow2", 45)->message, "a qcow2 image");
+	assert_contains(at_line(x, "disk-image-qcow2", 45)->message, "qemu-storage-daemon");
+	assert_contains(at_line(x, "disk-image-missing", 47)->message, "No such file or directory");
+	assert_contains(at_line(x, "disk-image-not-a-disk", 49)->message, "a directory");
+	assert_contains(at_line(x, "disk-image-not-a-disk", 51)->message, "a special file");
+	f = only(x, "disk-image-shared");
+	assert_string_equal(f->key, "vms[1].disks[0].path");
+	assert_contains(f->message, "vm 'b' disk 'disk0' and vm 'a' disk 'disk0' (vms[0].disks[0].path, "
+			"line 41) use the same image and one of them is writable");
+	assert_int_equal(count(&x->f, "disk-image-unreadable") + count(&x->f, "disk-image-readonly"), 0);
+
+	/* Both readers: nothing to say. */
+	findings__free(&x->f);
+	x->p.vms[0].disks[0].readonly = true;
+	check(x);
+	assert_int_equal(count(&x->f, "disk-image-shared"), 0);
+
+	unlink(path[0]);
+	unlink(path[1]);
+	unlink(path[2]);
+	unlink(path[4]);
+	unlink(path[5]);
+	rmdir(dir);
+}
+
+/*
+ * A read-only image without `readonly`, and an unreadable one, as an unprivileged user would
+ * see them (root reads and writes anything: a child drops to nobody first).
+ */
+static void test_check_disk_image_readonly_and_unreadable(void **state)
+{
+	char dir[] = "/tmp/rtvmm-check-XXXXXX", ro[128], secret[128];
+	static const unsigned char raw[4096];
+	struct plan_disk d = { .kind = PLAN_DISK_LOCAL };
+	struct err e = { 0 };
+	const char *code;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(ro, sizeof(ro), "%s/ro.img", dir);
+	snprintf(secret, sizeof(secret), "%s/secret.img", dir);
+	write_file(ro, raw, sizeof(raw), 0444);
+	write_file(secret, raw, sizeof(raw), 0200);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (geteuid() == 0 && (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+				       setresuid(65534, 65534, 65534)))
+			_exit(10);
+		snprintf(d.path, sizeof(d.path), "%s", ro);
+		if (plan_disk__check_image(&d, &code, &e) != -EACCES ||
+		    strcmp(code, "disk-image-readonly") || !strstr(e.msg, "set readonly"))
+			_exit(11);
+		d.readonly = true;
+		if (plan_disk__check_image(&d, &code, &e) != 0)
+			_exit(12);
+		snprintf(d.path, sizeof(d.path), "%s", secret);
+		if (plan_disk__check_image(&d, &code, &e) != -EACCES ||
+		    strcmp(code, "disk-image-unreadable") || !strstr(e.msg, "cannot read it"))
+			_exit(13);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(ro);
+	unlink(secret);
+	rmdir(dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* On this host: a vhost-user disk's socket in a world-writable directory, like a NIC's. */
+static void test_check_disk_socket_directory_on_this_host(void **state)
+{
+	char open_dir[] = "/tmp/rtvmm-check-XXXXXX", sock[128];
+	struct fx *x = *state;
+	struct err e = { 0 };
+	const struct finding *f;
+	struct plan_vm *v;
+
+	topology__free(&x->t);
+	assert_int_equal(topology__load_host(&x->t, &e), 0);
+	assert_non_null(mkdtemp(open_dir));
+	assert_int_equal(chmod(open_dir, 0777), 0);
+	snprintf(sock, sizeof(sock), "%s/qsd.sock", open_dir);
+	v = vm_add(&x->p, "a", 64ull << 20, PAGE_4K, -1, false);
+	vcpu_add(&x->p, v, "0", RT_POLICY_OTHER, 0);
+	disk_add(v, NULL, sock, false);
+	snprintf(v->disks[0].backend_user, sizeof(v->disks[0].backend_user), "no-such-user-here");
+	check(x);
+	f = only(x, "socket-dir-untrusted");
+	assert_string_equal(f->key, "vms[0].disks[0].socket");
+	assert_int_equal(f->line, 40);
+	assert_contains(f->message, "world-writable");
+	assert_string_equal(only(x, "user-missing")->value, "no-such-user-here");
+	rmdir(open_dir);
+}
+
 #define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -851,6 +1114,10 @@ int main(void)
 		T(test_check_unknown_host_state_is_said_not_passed, setup_bare),
 		T(test_check_print_names_file_line_key_value, setup_small),
 		T(test_check_json_is_valid, setup_small),
+		T(test_check_disk_io_thread_on_rt_cpu_is_error, setup_telco),
+		T(test_check_disk_images_on_this_host, setup_small),
+		cmocka_unit_test(test_check_disk_image_readonly_and_unreadable),
+		T(test_check_disk_socket_directory_on_this_host, setup_small),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -532,8 +532,8 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 		     "    vcpus: 1\n",
 		     6, "vms[0].memory.pagesize", "did you mean 'page_size'?");
 	/* Nothing close: the allowed keys are listed instead. */
-	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disks: []\n", 6, "vms[0].disks",
-		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics)");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    storage: []\n", 6, "vms[0].storage",
+		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
 		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
@@ -987,6 +987,203 @@ static void test_plan_names_and_sizes(void **state)
 	plan__free(NULL);
 }
 
+
+/* ---- disks ---------------------------------------------------------------------------------- */
+
+static void test_parse_disks_fill_every_field_and_default(void **state)
+{
+	static const char yaml[] =
+		"host:\n"                                          /* 1 */
+		"  housekeeping_cpus: \"0-1\"\n"                   /* 2 */
+		"vm:\n"                                            /* 3 */
+		"  name: vnf\n"                                    /* 4 */
+		"  kernel: /k\n"                                   /* 5 */
+		"  memory: 64M\n"                                  /* 6 */
+		"  vcpus: 1\n"                                     /* 7 */
+		"  disks:\n"                                       /* 8 */
+		"    - path: root.img\n"                           /* 9 */
+		"      serial: ROOT-0001\n"                        /* 10 */
+		"      queues: 4\n"                                /* 11 */
+		"      io:\n"                                      /* 12 */
+		"        cpus: \"3\"\n"                            /* 13 */
+		"        policy: fifo\n"                           /* 14 */
+		"        priority: 5\n"                            /* 15 */
+		"    - name: data\n"                               /* 16 */
+		"      path: /dev/sdb\n"                           /* 17 */
+		"      readonly: on\n"                             /* 18 */
+		"    - socket: /run/rtvmm/qsd.sock\n"              /* 19 */
+		"      mode: server\n"                             /* 20 */
+		"      backend_user: \"0\"\n"                      /* 21 */
+		"      queues: 2\n";                               /* 22 */
+	const struct plan_disk *d;
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	load_ok(yaml, &p);
+	assert_int_equal(p.vms[0].nr_disks, 3);
+	d = &p.vms[0].disks[0];
+	assert_string_equal(d->name, "disk0");
+	assert_int_equal(d->kind, PLAN_DISK_LOCAL);
+	snprintf(want, sizeof(want), "%s/root.img", tmpdir);
+	assert_string_equal(d->path, want);
+	assert_false(d->readonly);
+	assert_string_equal(d->serial, "ROOT-0001");
+	assert_int_equal(d->queues, 4);
+	assert_true(d->io_cpus_set);
+	assert_true(cpus_of(&d->io.cpus, "3"));
+	assert_int_equal(d->io.policy, RT_POLICY_FIFO);
+	assert_int_equal(d->io.priority, 5);
+	assert_int_equal(d->io.loc.line, 13);
+	assert_string_equal(d->io.loc.key, "vm.disks[0].io.cpus");
+	assert_int_equal(d->image_loc.line, 9);
+	assert_string_equal(d->image_loc.key, "vm.disks[0].path");
+	assert_int_equal(d->loc.line, 9);
+	assert_string_equal(d->loc.key, "vm.disks[0]");
+
+	/* No io: the emulator's cpus (here housekeeping's) and policy. */
+	d = &p.vms[0].disks[1];
+	assert_string_equal(d->name, "data");
+	assert_int_equal(d->kind, PLAN_DISK_LOCAL);
+	assert_string_equal(d->path, "/dev/sdb");
+	assert_true(d->readonly);
+	assert_string_equal(d->serial, "");
+	assert_int_equal(d->queues, 1);
+	assert_false(d->io_cpus_set);
+	assert_true(cpus_of(&d->io.cpus, "0-1"));
+	assert_int_equal(d->io.policy, RT_POLICY_OTHER);
+	assert_int_equal(d->io.loc.line, 2);
+
+	d = &p.vms[0].disks[2];
+	assert_string_equal(d->name, "disk2");
+	assert_int_equal(d->kind, PLAN_DISK_VHOST_USER);
+	assert_string_equal(d->socket, "/run/rtvmm/qsd.sock");
+	assert_int_equal(d->mode, PLAN_NIC_SERVER);
+	assert_string_equal(d->backend_user, "0");
+	assert_int_equal(d->queues, 2);
+	assert_int_equal(d->image_loc.line, 19);
+	assert_string_equal(d->image_loc.key, "vm.disks[2].socket");
+	plan__free(&p);
+	assert_null(p.vms);
+}
+
+#define DISKS_HEAD VM_HEAD "    memory: 64M\n    vcpus: 1\n    disks:\n"   /* disks on line 7 */
+
+static void test_parse_disk_errors(void **state)
+{
+	char yaml[1024];
+	unsigned i;
+
+	(void)state;
+	expect_error(DISKS_HEAD "      - {readonly: on}\n", 7, "vms[0].disks[0].path",
+		     "every disk needs 'path' (a raw image file or block device) or 'socket'");
+	expect_error(DISKS_HEAD "      - {path: /a.img, socket: /s}\n", 7, "vms[0].disks[0].socket",
+		     "use either 'path' (an image rtvmm serves) or 'socket'");
+	expect_error(DISKS_HEAD "      - {path: /a.img}\n      - {path: /b.img, name: disk0}\n", 8,
+		     "vms[0].disks[1].name",
+		     "duplicate disk name in this VM (first at line 7, vms[0].disks[0])");
+	expect_error(DISKS_HEAD "      - {path: /a.img, queues: 0}\n", 7, "vms[0].disks[0].queues",
+		     "out of range 1..16");
+	expect_error(DISKS_HEAD "      - {path: /a.img, queues: 17}\n", 7, "vms[0].disks[0].queues",
+		     "out of range 1..16");
+	expect_error(DISKS_HEAD "      - {path: /a.img, serial: ABCDEFGHIJKLMNOPQRSTU}\n", 7,
+		     "vms[0].disks[0].serial", "too long: 21 bytes, at most 20");
+	expect_error(DISKS_HEAD "      - {path: /a.img, serial: \"a b\"}\n", 7,
+		     "vms[0].disks[0].serial", "character ' ' at offset 1 is not allowed in a serial");
+	expect_error(DISKS_HEAD "      - {path: /a.img, readonly: maybe}\n", 7,
+		     "vms[0].disks[0].readonly", "expected true or false");
+	expect_error(DISKS_HEAD "      - {path: /a.img, mode: server}\n", 7, "vms[0].disks[0].mode",
+		     "only a vhost-user disk ('socket') connects or listens");
+	expect_error(DISKS_HEAD "      - {path: /a.img, backend_user: root}\n", 7,
+		     "vms[0].disks[0].backend_user", "only a vhost-user disk ('socket') has a backend");
+	expect_error(DISKS_HEAD "      - {socket: /s, serial: X}\n", 7, "vms[0].disks[0].serial",
+		     "a vhost-user disk's serial comes from its backend");
+	expect_error(DISKS_HEAD "      - {socket: /s, io: {cpus: 1}}\n", 7, "vms[0].disks[0].io",
+		     "a vhost-user disk's I/O runs in its backend");
+	expect_error(DISKS_HEAD "      - {socket: /s, mode: both}\n", 7, "vms[0].disks[0].mode",
+		     "expected one of: client, server");
+	expect_error(DISKS_HEAD "      - {path: /a.img, name: \"-x\"}\n", 7, "vms[0].disks[0].name",
+		     "invalid name");
+	expect_error(DISKS_HEAD "      - {path: /a.img, size: 1G}\n", 7, "vms[0].disks[0].size",
+		     "unknown key in disk");
+	expect_error(DISKS_HEAD "      - {path: /a.img, io: {cpus: 1, policy: fifo}}\n", 7,
+		     "vms[0].disks[0].io.priority", "policy 'fifo' needs a priority 1..99");
+	expect_error(DISKS_HEAD "      - {path: /a.img, io: {cpus: 1, colour: red}}\n", 7,
+		     "vms[0].disks[0].io.colour", "unknown key in disk I/O thread");
+	expect_error(DISKS_HEAD "      - {path: /a.img, io: 3}\n", 7, "vms[0].disks[0].io",
+		     "expected a mapping (cpus, policy, priority)");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disks: /a.img\n", 6, "vms[0].disks",
+		     "expected a list of disks");
+
+	/* At most VM_MAX_DISKS (16) per VM. */
+	snprintf(yaml, sizeof(yaml), "%s", DISKS_HEAD);
+	for (i = 0; i < 17; i++)
+		snprintf(yaml + strlen(yaml), sizeof(yaml) - strlen(yaml), "      - {path: /d%u}\n", i);
+	expect_error(yaml, 6, "vms[0].disks", "17 disks: a VM has at most 16");
+	yaml[strlen(yaml) - strlen("      - {path: /d16}\n")] = '\0';
+	{
+		struct plan p;
+
+		load_ok(yaml, &p);
+		assert_int_equal(p.vms[0].nr_disks, 16);
+		assert_string_equal(p.vms[0].disks[15].name, "disk15");
+		plan__free(&p);
+	}
+}
+
+/* --disk is an entry of `disks:`, like --net one of `nics:`; its errors name the flag. */
+static void test_flags_make_disks(void **state)
+{
+	const struct plan_arg args[] = {
+		{ "--kernel", "kernel", "/boot/vmlinuz" },
+		{ "--disk", "disks", "path=/img/root.raw,readonly=on,serial=S1,queues=2" },
+		{ "--memory", "memory", "64M" },
+		{ "--disk", "disks", "socket=/run/q.sock,name=qcow" },
+		{ "--vcpus", "vcpus", "1" },
+	};
+	static const struct {
+		const char *spec, *message;
+	} bad[] = {
+		{ "path=/a,colour=red", "--disk 'path=/a,colour=red': vm.disks[0].colour: unknown key in disk" },
+		{ "path=/a,readonly", "--disk 'path=/a,readonly': 'readonly': expected KEY=VALUE (keys: path or socket" },
+		{ "readonly=on", "--disk 'readonly=on': vm.disks[0].path: missing: every disk needs 'path'" },
+		{ "path=/a,queues=99", "--disk 'path=/a,queues=99': vm.disks[0].queues: out of range 1..16" },
+	};
+	struct err e = { 0 };
+	struct plan p;
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(plan__from_args(&p, args, 5, &e), 0);
+	assert_int_equal(p.vms[0].nr_disks, 2);
+	assert_string_equal(p.vms[0].disks[0].name, "disk0");
+	assert_string_equal(p.vms[0].disks[0].path, "/img/root.raw");
+	assert_true(p.vms[0].disks[0].readonly);
+	assert_string_equal(p.vms[0].disks[0].serial, "S1");
+	assert_int_equal(p.vms[0].disks[0].queues, 2);
+	assert_int_equal(p.vms[0].disks[0].image_loc.line, 2);   /* the flag's index + 1 */
+	assert_int_equal(p.vms[0].disks[1].kind, PLAN_DISK_VHOST_USER);
+	assert_string_equal(p.vms[0].disks[1].name, "qcow");
+	assert_string_equal(p.vms[0].disks[1].socket, "/run/q.sock");
+	assert_int_equal(p.vms[0].disks[1].mode, PLAN_NIC_CLIENT);
+	plan__free(&p);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct plan_arg a[4] = {
+			{ "--kernel", "kernel", "/boot/vmlinuz" },
+			{ "--memory", "memory", "64M" },
+			{ "--vcpus", "vcpus", "1" },
+			{ "--disk", "disks", bad[i].spec },
+		};
+
+		assert_int_equal(plan__from_args(&p, a, 4, &e), -EINVAL);
+		if (!strstr(e.msg, bad[i].message))
+			print_error("case %u: '%s' lacks '%s'\n", i, e.msg, bad[i].message);
+		assert_non_null(strstr(e.msg, bad[i].message));
+		assert_int_equal(p.nr_vms, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -996,6 +1193,9 @@ int main(void)
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
 		cmocka_unit_test(test_flags_errors_name_the_flag),
+		cmocka_unit_test(test_parse_disks_fill_every_field_and_default),
+		cmocka_unit_test(test_parse_disk_errors),
+		cmocka_unit_test(test_flags_make_disks),
 		cmocka_unit_test(test_parse_hugepages_prefault_by_default),
 		cmocka_unit_test(test_parse_emulator_cpus_default_to_housekeeping),
 		cmocka_unit_test(test_parse_single_vm_document),

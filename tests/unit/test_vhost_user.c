@@ -1776,7 +1776,7 @@ struct sdev {
 	int last_kicked;
 };
 
-static void sdev_link_set(void *opaque, bool up)
+static bool sdev_link_set(void *opaque, bool up)
 {
 	struct sdev *d = opaque;
 
@@ -1787,6 +1787,7 @@ static void sdev_link_set(void *opaque, bool up)
 	else
 		d->downs++;
 	pthread_mutex_unlock(&d->lock);
+	return true;
 }
 
 static void sdev_config_changed(void *opaque)

@@ -54,7 +54,19 @@ _Static_assert(sizeof(struct vu_hdr) == VHOST_USER_HDR_SIZE, "vhost-user header 
 _Static_assert(sizeof(struct vu_state) == 8, "vring state is 8 bytes");
 _Static_assert(sizeof(struct vu_addr) == 40, "vring address is 40 bytes");
 _Static_assert(sizeof(struct vu_region) == 32, "memory region is 32 bytes");
-_Static_assert(sizeof(struct vu_mem) == VHOST_USER_MAX_PAYLOAD, "memory table is 264 bytes");
+_Static_assert(sizeof(struct vu_mem) == 8 + VHOST_USER_MAX_REGIONS * 32, "memory table is 264 bytes");
+_Static_assert(sizeof(struct vu_mem) <= VHOST_USER_MAX_PAYLOAD, "the memory table fits a payload");
+
+/* GET_CONFIG's payload both ways: the window, then its bytes. */
+struct vu_config {
+	uint32_t offset;
+	uint32_t size;
+	uint32_t flags;
+	uint8_t data[VHOST_USER_MAX_CONFIG];
+};
+
+_Static_assert(offsetof(struct vu_config, data) == VHOST_USER_CONFIG_HDR_SIZE,
+	       "config header is 12 bytes");
 
 static const char *const request_names[] = {
 	[VHOST_USER_GET_FEATURES] = "GET_FEATURES",
@@ -75,6 +87,7 @@ static const char *const request_names[] = {
 	[VHOST_USER_SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES",
 	[VHOST_USER_GET_QUEUE_NUM] = "GET_QUEUE_NUM",
 	[VHOST_USER_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
+	[VHOST_USER_GET_CONFIG] = "GET_CONFIG",
 };
 
 const char *vhost_user__request_name(uint32_t request)
@@ -369,6 +382,9 @@ static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uin
 	if (hdr.flags != (VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY))
 		return vu_fail(vu, e, -EPROTO, "reply to %s: flags %#x (expected %#x: version 1, reply)",
 			       name, hdr.flags, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY);
+	/* The spec's way for GET_CONFIG to say no: a reply without payload. */
+	if (req == VHOST_USER_GET_CONFIG && hdr.size == 0 && size)
+		return vu_fail(vu, e, -EREMOTEIO, "the backend refused GET_CONFIG (an empty reply)");
 	if (hdr.size != size)
 		return vu_fail(vu, e, -EPROTO, "reply to %s: payload of %u bytes (expected %u)", name,
 			       hdr.size, size);
@@ -580,5 +596,29 @@ int vhost_user__get_vring_base(struct vhost_user *vu, unsigned index, unsigned *
 		return vu_fail(vu, e, -EPROTO, "reply to GET_VRING_BASE for vring %u: base %u is not a 16-bit ring index",
 			       index, r.num);
 	*base = r.num;
+	return 0;
+}
+
+int vhost_user__get_config(struct vhost_user *vu, uint32_t offset, void *buf, uint32_t size,
+			   struct err *e)
+{
+	struct vu_config req = { .offset = offset, .size = size }, r;
+	uint32_t len = VHOST_USER_CONFIG_HDR_SIZE + size;
+	int err;
+
+	if (!(vu->protocol & (1ull << VHOST_USER_PROTOCOL_F_CONFIG)))
+		return err__set(e, -EOPNOTSUPP, "%s: vhost-user: GET_CONFIG needs protocol feature CONFIG",
+				vu->name);
+	if (!size || size > VHOST_USER_MAX_CONFIG)
+		return err__set(e, -EINVAL, "%s: vhost-user: GET_CONFIG of %u bytes (1..%u)", vu->name,
+				size, VHOST_USER_MAX_CONFIG);
+	/* The request carries the window and room for its bytes, as the reply does. */
+	err = vu_query(vu, VHOST_USER_GET_CONFIG, &req, len, &r, len, e);
+	if (err)
+		return err;
+	if (r.offset != offset || r.size != size)
+		return vu_fail(vu, e, -EPROTO, "reply to GET_CONFIG describes %u bytes at offset %u (asked %u at %u)",
+			       r.size, r.offset, size, offset);
+	memcpy(buf, r.data, size);
 	return 0;
 }

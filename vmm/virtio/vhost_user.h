@@ -41,6 +41,7 @@ enum vhost_user_request {
 	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
 	VHOST_USER_GET_QUEUE_NUM = 17,
 	VHOST_USER_SET_VRING_ENABLE = 18,
+	VHOST_USER_GET_CONFIG = 24,
 };
 
 /* Header flags. */
@@ -51,8 +52,11 @@ enum vhost_user_request {
 
 #define VHOST_USER_HDR_SIZE       12u
 #define VHOST_USER_MAX_REGIONS    8u
-/* The largest payload we ever send or accept: the memory table. */
-#define VHOST_USER_MAX_PAYLOAD    (8u + VHOST_USER_MAX_REGIONS * 32u)
+/* The largest device configuration space GET_CONFIG carries (after its 12-byte header). */
+#define VHOST_USER_MAX_CONFIG     256u
+#define VHOST_USER_CONFIG_HDR_SIZE 12u
+/* The largest payload we ever send or accept: a full GET_CONFIG (the memory table is 264). */
+#define VHOST_USER_MAX_PAYLOAD    (VHOST_USER_CONFIG_HDR_SIZE + VHOST_USER_MAX_CONFIG)
 
 /* Feature bit 30 of GET/SET_FEATURES: the backend speaks protocol features. Never for the guest. */
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
@@ -148,6 +152,13 @@ int vhost_user__set_vring_kick(struct vhost_user *vu, unsigned index, int fd, st
 int vhost_user__set_vring_call(struct vhost_user *vu, unsigned index, int fd, struct err *e);
 int vhost_user__set_vring_enable(struct vhost_user *vu, unsigned index, bool enable,
 				 struct err *e);
+/*
+ * Reads `size` bytes (1..VHOST_USER_MAX_CONFIG) of the device's configuration
+ * space from `offset` (protocol feature CONFIG). The reply must carry exactly
+ * that window; an empty reply is the backend's refusal (-EREMOTEIO).
+ */
+int vhost_user__get_config(struct vhost_user *vu, uint32_t offset, void *buf, uint32_t size,
+			   struct err *e);
 /* Stops the ring; *base receives the backend's next available index. */
 int vhost_user__get_vring_base(struct vhost_user *vu, unsigned index, unsigned *base,
 			       struct err *e);

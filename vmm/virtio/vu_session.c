@@ -48,6 +48,9 @@ struct vu_session {
 	unsigned backend_queues, queue_num;
 	char unit[24];
 	uint16_t queue_max_size;
+	uint64_t required;
+	char required_why[128];
+	uint32_t config_size;
 	const struct vu_session_ops *ops;
 	void *opaque;
 	struct trust_uids peers;        /* who may be the backend */
@@ -72,10 +75,12 @@ struct vu_session {
 		struct vu_queue q[VIRTIO_MAX_QUEUES]; /* owned here until the thread takes them */
 	} req;
 
-	/* The backend's features for vCPU threads: a short critical section, never held across I/O. */
+	/* The backend's features and config for vCPU threads: a short critical section, never held across I/O. */
 	pthread_mutex_t info_lock;
 	bool backend_known;
 	uint64_t backend_features;
+	bool config_known;
+	uint8_t config[VHOST_USER_MAX_CONFIG];
 
 	/* Everything below: under `lock`. */
 	pthread_mutex_t lock;
@@ -143,10 +148,11 @@ static void session_set_link(struct vu_session *s, bool up)
 	s->link_up = up;
 	s->stats.link_up = up;
 	s->stats.link_changes++;
-	s->ops->link_set(s->opaque, up);
-	s->config_pending = true;
+	if (s->ops->link_set && s->ops->link_set(s->opaque, up)) {
+		s->config_pending = true;
+		eventfd_nudge(s->wake_fd);
+	}
 	pthread_cond_broadcast(&s->cond);
-	eventfd_nudge(s->wake_fd);
 }
 
 /* Ends the connection (the backend is gone or misbehaved). Lock held. */
@@ -324,6 +330,37 @@ static int session_stop_rings(struct vu_session *s, struct err *e)
 	return 0;
 }
 
+/*
+ * The device's config space from this backend, kept for config_read; a
+ * change from the last backend's owes the device a config_changed. Lock held.
+ */
+static int session_fetch_config(struct vu_session *s, struct err *e)
+{
+	uint8_t cfg[VHOST_USER_MAX_CONFIG] = { 0 };
+	bool changed;
+	int err;
+
+	if (!s->config_size)
+		return 0;
+	if (!(s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_CONFIG)))
+		return err__set(e, -EPROTO, "%s: vhost-user: the backend does not give its configuration space (protocol feature CONFIG)",
+				s->name);
+	err = vhost_user__get_config(&s->vu, 0, cfg, s->config_size, e);
+	if (err)
+		return err;
+	pthread_mutex_lock(&s->info_lock);
+	changed = s->config_known && memcmp(s->config, cfg, s->config_size);
+	memcpy(s->config, cfg, s->config_size);
+	s->config_known = true;
+	pthread_mutex_unlock(&s->info_lock);
+	if (changed) {
+		session_log(s, "the backend's configuration space changed");
+		s->config_pending = true;
+		eventfd_nudge(s->wake_fd);
+	}
+	return 0;
+}
+
 /* A new connection: negotiate, and set the rings up when the guest is running. Lock held. */
 static int session_handshake(struct vu_session *s, struct err *e)
 {
@@ -333,6 +370,9 @@ static int session_handshake(struct vu_session *s, struct err *e)
 	err = vhost_user__get_features(&s->vu, &features, e);
 	if (err)
 		return err;
+	if ((features & s->required) != s->required)
+		return err__set(e, -EPROTO, "%s: vhost-user: the backend lacks features %#llx (%s)",
+				s->name, (unsigned long long)(s->required & ~features), s->required_why);
 	if (features & BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
 		err = vhost_user__get_protocol_features(&s->vu, &protocol, e);
 		if (!err)
@@ -352,6 +392,8 @@ static int session_handshake(struct vu_session *s, struct err *e)
 					s->name, (unsigned long long)queues, s->unit, s->queue_num);
 	}
 	err = vhost_user__set_owner(&s->vu, e);
+	if (!err)
+		err = session_fetch_config(s, e);
 	if (err)
 		return err;
 	s->stats.backend_known = true;
@@ -802,6 +844,22 @@ void vu_session__signal(struct vu_session *s, unsigned queue)
 	pthread_mutex_unlock(&s->lock);
 }
 
+bool vu_session__config(struct vu_session *s, uint32_t off, void *buf, uint32_t len)
+{
+	uint32_t n = 0;
+	bool known;
+
+	memset(buf, 0, len);
+	pthread_mutex_lock(&s->info_lock);
+	known = s->config_known;
+	if (off < s->config_size)
+		n = len < s->config_size - off ? len : s->config_size - off;
+	if (known && n)
+		memcpy(buf, s->config + off, n);
+	pthread_mutex_unlock(&s->info_lock);
+	return known;
+}
+
 bool vu_session__backend_features(struct vu_session *s, uint64_t *features)
 {
 	bool known;
@@ -909,6 +967,12 @@ static struct vu_session *session_alloc(const struct vu_session_config *cfg)
 	s->backend_queues = cfg->backend_queues;
 	s->queue_num = cfg->queue_num;
 	s->queue_max_size = cfg->queue_max_size;
+	s->required = cfg->required_features;
+	snprintf(s->required_why, sizeof(s->required_why), "%s",
+		 cfg->required_why ? cfg->required_why : "the device needs them");
+	s->config_size = cfg->config_size;
+	if (s->config_size)
+		s->protocol_wanted |= BIT(VHOST_USER_PROTOCOL_F_CONFIG);
 	s->ops = cfg->ops;
 	s->opaque = cfg->opaque;
 	s->peers = cfg->peers ? *cfg->peers :
@@ -977,6 +1041,9 @@ int vu_session__create(const struct vu_session_config *cfg, struct vu_session **
 	if (cfg->mem->fd < 0)
 		return err__set(e, -EINVAL, "%s '%s': guest RAM is not a shareable fd (vhost-user needs a memfd or hugetlbfs)",
 				cfg->kind, cfg->name);
+	if (cfg->config_size > VHOST_USER_MAX_CONFIG)
+		return err__set(e, -EINVAL, "%s '%s': a config space of %u bytes (at most %u)", cfg->kind,
+				cfg->name, cfg->config_size, VHOST_USER_MAX_CONFIG);
 	if (cfg->backend_queues > VIRTIO_MAX_QUEUES)
 		return err__set(e, -EINVAL, "%s '%s': %u backend queues (at most %u)", cfg->kind,
 				cfg->name, cfg->backend_queues, VIRTIO_MAX_QUEUES);
