@@ -628,6 +628,29 @@ class Console:
             self.log.close()
 
 
+KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")  # a printk line on the serial console
+
+
+def guest_command(con, prefix, tag, argv, timeout):
+    """Runs one program in a Linux guest that serves PREFIX on its console (guest/linux/init's
+    serve: rtvmm.test=cyclictest serves RTVMM-CT, rtvmm.test=fio RTVMM-FIO) and has printed
+    PREFIX-READY: types "go TAG ARGV..."; returns (exit status, the lines between PREFIX-BEGIN
+    TAG and PREFIX-END TAG, printk lines left out). Waits for the next prompt before returning."""
+    con.proc.stdin.write(f"go {tag} {' '.join(argv)}\n".encode())
+    con.proc.stdin.flush()
+    if not con.expect(rf"{prefix}-BEGIN {re.escape(tag)}$", 30):
+        raise RuntimeError(f"{con.name}: the guest did not start {tag}: {con.tail(5)}")
+    start = len(con.lines)
+    m = con.expect(rf"{prefix}-END {re.escape(tag)} status=(\d+)", timeout)
+    if not m:
+        raise RuntimeError(f"{con.name}: guest run {tag} did not finish in {timeout:.0f} s: {con.tail(5)}")
+    # A kernel message printed before the guest quietened its console is not the program's.
+    lines = [l for l in con.lines[start:-1] if not KERNEL_LINE.match(l)]
+    if not con.expect(rf"{prefix}-READY", 30):
+        raise RuntimeError(f"{con.name}: no prompt after {tag}: {con.tail(5)}")
+    return int(m.group(1)), lines
+
+
 # ---------------------------------------------------------------- rtvmm
 
 def rt_plan_yaml(name, args, kernel, cmdline, memory, priority, initrd=None):

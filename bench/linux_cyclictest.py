@@ -42,7 +42,6 @@ import benchlib  # noqa: E402
 
 NAME = "linux_cyclictest"
 PRIORITY = 90
-KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")  # a printk line on the serial console
 
 
 def add_arguments(ap):
@@ -102,25 +101,6 @@ def record_placement(res, pid, subject):
     for tid, comm in sorted(benchlib.threads(pid).items()):
         cpus, pol, prio = benchlib.thread_placement(tid)
         benchlib.add_pinning(res, subject, comm, cpus, pol, prio)
-
-
-def guest_run(con, tag, ctargs, timeout):
-    """Types one "go" line at the guest's prompt; returns (status, lines between the markers).
-
-    The guest has printed RTVMM-CT-READY before; the next prompt is awaited before returning."""
-    con.proc.stdin.write(f"go {tag} {' '.join(ctargs)}\n".encode())
-    con.proc.stdin.flush()
-    if not con.expect(rf"RTVMM-CT-BEGIN {tag}$", 30):
-        raise RuntimeError(f"guest did not start {tag}: {con.tail(5)}")
-    start = len(con.lines)
-    m = con.expect(rf"RTVMM-CT-END {tag} status=(\d+)", timeout)
-    if not m:
-        raise RuntimeError(f"guest run {tag} did not finish in {timeout:.0f} s: {con.tail(5)}")
-    # A kernel message printed before the guest quietened its console is not cyclictest's.
-    lines = [l for l in con.lines[start:-1] if not KERNEL_LINE.match(l)]
-    if not con.expect(r"RTVMM-CT-READY", 30):
-        raise RuntimeError(f"no prompt after {tag}: {con.tail(5)}")
-    return int(m.group(1)), lines
 
 
 def host_run(args, res, scenario, ctargs, cap, outdir):
@@ -196,7 +176,7 @@ def run(args, new_result):
             record_placement(res, con.pid, f"linux-guest {name}")
             benchlib.log(NAME, f"guest {name}: cyclictest {' '.join(ctargs)}")
             t = time.monotonic()
-            status, lines = guest_run(con, name, ctargs, cap + 120)
+            status, lines = benchlib.guest_command(con, "RTVMM-CT", name, ctargs, cap + 120)
             ct = benchlib.parse_cyclictest("\n".join(lines))
             if status != 0 or ct is None:
                 raise RuntimeError(f"cyclictest in the guest ({name}) exited {status}: "

@@ -212,11 +212,18 @@ def _figures_table(figs):
 
 
 def _ratio_rows(ratios):
+    """A row per ratio: its value (with the rounds' spread when measured), goal and whether it
+    was met, or, for a ratio without a goal, the verdict of its rounds when it has one."""
     rows = []
     for r in ratios:
         goal = "-" if r["goal"] is None else ("<= " if r["better"] == "lower" else ">= ") + fmt(r["goal"])
         met = {True: "met", False: "**missed**", None: "-"}[r["met"]]
-        rows.append([r["name"], fmt(r["value"]), goal, met])
+        if r["goal"] is None and r.get("verdict"):
+            met = r["verdict"]
+        value = fmt(r["value"])
+        if r.get("spread"):
+            value += f" ({fmt(r['spread'][0])}-{fmt(r['spread'][1])})"
+        rows.append([r["name"], value, goal, met])
     return rows
 
 
@@ -239,11 +246,14 @@ def summary_md(outdir, results, plots_by_bench):
     L += _table(["benchmark", "ratio", "value", "goal", "met"], goal_rows) if goal_rows else ["(no goals measured)"]
     L += ["", "| benchmark | status | took (s) | reason |", "|---|---|---|---|"]
     for d in results["benchmarks"]:
-        L.append(f"| {d['benchmark']} | {d['status']} | {fmt(d['duration_s'])} | {d.get('reason') or ''} |")
+        why = d.get("reason") or ("function only, not timing" if d.get("function_only") else "")
+        L.append(f"| {d['benchmark']} | {d['status']} | {fmt(d['duration_s'])} | {why} |")
     for d in results["benchmarks"]:
         L += ["", f"## {d['benchmark']} ({d['status']})", ""]
         if d.get("reason"):
             L += [f"Reason: {d['reason']}", ""]
+        if d.get("function_only"):
+            L += [f"**Function only, not timing**: {d['function_only']}", ""]
         if d["config"]:
             L += ["Configuration: " + ", ".join(f"{k}={fmt(v)}" for k, v in d["config"].items()), ""]
         if d["pinning"]:

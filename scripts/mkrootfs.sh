@@ -3,8 +3,8 @@
 # tree (no root, no loop mount), booted with root=/dev/vda by the initramfs of
 # scripts/mkinitramfs.sh (guest/linux/init).
 #
-# Usage: scripts/mkrootfs.sh [--vnf] [--kernel-tree TREE] OUTPUT.img
-#        scripts/mkrootfs.sh [--vnf] [--kernel-tree TREE] --cached
+# Usage: scripts/mkrootfs.sh [--vnf] [--fio] [--kernel-tree TREE] OUTPUT.img
+#        scripts/mkrootfs.sh [--vnf] [--fio] [--kernel-tree TREE] --cached
 #
 #   --vnf               add the reference VNF: Debian's dpdk-testpmd (the installed dpdk
 #                       package), the shared libraries ldd lists for it, the DPDK plugins it
@@ -13,9 +13,12 @@
 #                       guest kernel's uio and uio_pci_generic modules (loaded at boot by
 #                       /sbin/init), coreutils' stdbuf and libgcc_s; guest/linux/init's rtvmm.test=vnf
 #                       runs it
+#   --fio               add Debian's fio (the installed fio package) and the shared libraries
+#                       ldd lists for it; guest/linux/init's rtvmm.test=fio runs it
+#                       (bench/disk.py)
 #   --kernel-tree TREE  the unpacked kernel package whose modules the guest runs (default:
 #                       scripts/fetch-kernel.sh --print-dir, Debian's stock kernel)
-#   --cached            build into $RTVMM_CACHE/rootfs[-vnf]-<key>.img unless it exists (the key
+#   --cached            build into $RTVMM_CACHE/rootfs[-vnf][-fio]-<key>.img unless it exists (the key
 #                       hashes the options and every input file); prints the path and removes
 #                       the images of earlier keys
 #
@@ -35,18 +38,19 @@ cache=${RTVMM_CACHE:-$repo/.cache}
 init=$repo/guest/linux/init
 . "$repo/scripts/guest-files.sh"
 
-vnf=0 tree= out= cached=0
+vnf=0 fio=0 tree= out= cached=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--vnf) vnf=1; shift ;;
+	--fio) fio=1; shift ;;
 	--kernel-tree) [ $# -ge 2 ] || die "--kernel-tree needs a TREE"; tree=$2; shift 2 ;;
 	--cached) cached=1; shift ;;
-	-h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option '$1' (try --help)" ;;
 	*) [ -z "$out" ] || die "more than one OUTPUT ('$out', '$1')"; out=$1; shift ;;
 	esac
 done
-[ $cached = 1 ] || [ -n "$out" ] || { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $cached = 1 ] || [ -n "$out" ] || { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $cached = 0 ] || [ -z "$out" ] || die "--cached and OUTPUT '$out' exclude each other"
 PATH=$PATH:/sbin:/usr/sbin
 command -v mke2fs > /dev/null || die "mke2fs not found (apt-get install e2fsprogs)"
@@ -84,10 +88,17 @@ if [ $vnf = 1 ]; then
 		die "no guest kernel tree (scripts/fetch-kernel.sh --print-dir failed); give --kernel-tree"
 	modfiles=$(guest_modules "$tree" uio uio_pci_generic)
 fi
+if [ $fio = 1 ]; then
+	[ -x /usr/bin/fio ] || die "/usr/bin/fio not found (apt-get install fio)"
+	fiofiles=$(guest_ldd_files /usr/bin/fio)
+	# shellcheck disable=SC2086 # paths without blanks
+	files=$(printf '%s\n' $files $fiofiles | LC_ALL=C sort -u)
+fi
 
 # --- the key: the options and the content of every input ----------------------------------
 key=$(
 	echo "vnf=$vnf"
+	[ $fio = 0 ] || echo "fio=1"
 	# shellcheck disable=SC2086 # paths without blanks
 	sha256sum "$0" "$repo/scripts/guest-files.sh" "$init" "$busybox" $files $modfiles |
 		sed 's/ .*//'
@@ -95,7 +106,8 @@ key=$(
 ) || die "cannot hash the inputs"
 key=$(printf '%s\n' "$key" | sha256sum | cut -c1-16)
 stem=rootfs
-[ $vnf = 0 ] || stem=rootfs-vnf
+[ $vnf = 0 ] || stem=$stem-vnf
+[ $fio = 0 ] || stem=$stem-fio
 if [ $cached = 1 ]; then
 	mkdir -p "$cache"
 	out=$cache/$stem-$key.img

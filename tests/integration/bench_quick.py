@@ -70,12 +70,20 @@ EXPECT = {
                     ("linux_init_marker", "rtvmm")],
         "peer_figures": ["boot_first_output", "rss_overhead_mib"],
     },
+    "disk": {
+        "figures": [(f, m) for f in ("randread_iops", "randwrite_iops", "seqread_mbs", "seqwrite_mbs")
+                    for m in ("rtvmm", "qemu")],
+        "peer_figures": ["randread_iops", "randwrite_iops", "seqread_mbs", "seqwrite_mbs"],
+        "spread_ratios": 4,
+        "function_only_in_box": True,
+    },
 }
 # Plots the report must draw, and the benchmark that provides each.
 PLOTS = {"timer_latency-hist": "timer_latency", "timer_latency-cdf": "timer_latency",
          "cyclictest-hist": "linux_cyclictest", "cyclictest-cdf": "linux_cyclictest",
          "pvp_rtt-hist": "pvp", "pvp_ndr": "pvp", "loopback_mpps-compare": "loopback",
-         "pio_round_trip-compare": "exit_cost"}
+         "pio_round_trip-compare": "exit_cost", "randread_iops-compare": "disk",
+         "seqwrite_mbs-compare": "disk"}
 CI = os.environ.get("CI") == "true"
 
 
@@ -168,6 +176,18 @@ def check_benchmark(d, left_out=()):
               f"{name}: an empty {h} histogram")
     for s in exp.get("series", []):
         check([x for x in d["series"] if x["name"] == s and x["points"]], f"{name}: no series {s}")
+    if "qemu" not in left_out:
+        spread = [r for r in d["ratios"] if r.get("spread")]
+        check(len(spread) >= exp.get("spread_ratios", 0),
+              f"{name}: {len(spread)} ratios with the rounds' spread, want >= {exp.get('spread_ratios', 0)}")
+        for r in spread:
+            lo, hi = r["spread"]
+            check(0 < lo <= hi and r.get("verdict") and r["value"] is not None
+                  and abs(r["value"] - r["numerator"] / r["denominator"]) < 1e-9 * max(1, r["value"]),
+                  f"{name}: ratio {r['name']}: value {r['value']} from {r['numerator']}/{r['denominator']}, "
+                  f"spread {r['spread']}, verdict {r.get('verdict')!r}")
+    if exp.get("function_only_in_box") and os.environ.get("RTVMM_KVMBOX") == "1":
+        check(d.get("function_only"), f"{name}: ran in the KVM box without saying its figures are function only")
     goals = [r for r in d["ratios"] if r["goal"] is not None]
     check(len(goals) >= exp.get("goal_ratios", 0),
           f"{name}: {len(goals)} ratios with a goal, want >= {exp.get('goal_ratios', 0)}")
@@ -235,6 +255,9 @@ def main():
         check(f"## {n} ({st})" in summary, f"summary.md: no section for {n} ({st})")
         if st == "skipped":
             check(f"Reason: {d['reason']}" in summary, f"summary.md: {n} skipped without its reason")
+        if d.get("function_only"):
+            check(f"**Function only, not timing**: {d['function_only']}" in summary,
+                  f"summary.md: {n} does not say its figures are function only")
     check("## Goals" in summary, "summary.md: no goals section")
     for p in plots:
         check(f"]({p})" in summary, f"summary.md does not show {p}")
