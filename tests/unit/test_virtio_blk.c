@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <seccomp.h>
 
 #include "app/sandbox.h"
 #include "base/vm_limits.h"
@@ -974,6 +975,56 @@ static void test_blk_bad_spec_is_refused(void **state)
 	assert_string_equal(e.msg, "disk 'disk3': no image path");
 }
 
+/* Without io_uring (refused by a seccomp policy, or absent), create fails and says why. */
+static void test_blk_without_io_uring_create_fails_and_says_why(void **state)
+{
+	static const struct { int err; const char *words; } cases[] = {
+		{ EPERM, "io_uring_setup was refused (Operation not permitted): a seccomp policy of "
+			 "the container or service forbids io_uring, which rtvmm's disks need" },
+		{ ENOSYS, "this kernel has no io_uring (io_uring_setup: Function not implemented): "
+			  "rtvmm's disks need it" },
+	};
+	char dir[64] = "/tmp/rtvmm-blk-XXXXXX", p[128];
+	unsigned i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/disk.img", dir);
+	make_image(p, 4096);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int pipefd[2], status;
+		char msg[512] = "";
+		pid_t pid;
+
+		assert_int_equal(pipe(pipefd), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+			int err;
+
+			if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(cases[i].err),
+						     SCMP_SYS(io_uring_setup), 0) ||
+			    seccomp_load(ctx))
+				_exit(90);
+			err = try_create(p, false, msg, sizeof(msg));
+			if (write(pipefd[1], msg, strlen(msg)) < 0)
+				_exit(91);
+			_exit(err == -cases[i].err ? 0 : 92);
+		}
+		close(pipefd[1]);
+		assert_true(read(pipefd[0], msg, sizeof(msg) - 1) > 0);
+		close(pipefd[0]);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) || !strstr(msg, cases[i].words) ||
+		    !strstr(msg, "disk 'disk1'"))
+			fail_msg("io_uring_setup failing with %d: status %#x, message '%s'", cases[i].err,
+				 status, msg);
+	}
+	unlink(p);
+	rmdir(dir);
+}
+
 /* ---- the I/O thread under its seccomp filter ---- */
 
 /* Child: the sandbox on, a disk whose thread confines itself, every request kind served. */
@@ -1017,6 +1068,13 @@ static int confined_child(void)
 	env_activate(env, base_features);
 	if (request(env, 0, VIRTIO_BLK_T_IN, 1, seg, 1, NULL) != VIRTIO_BLK_S_OK)
 		return 94;
+	/* A bad chain: the thread says so on stderr and stops the queue. */
+	post(env, 0, VIRTIO_BLK_T_IN, 0, RAM_SIZE, seg, 1, true);
+	driver_ring__kick(&env->r[0]);
+	for (int k = 0; k < 2000 && !stats(env).bad_chains; k++)
+		usleep(1000);
+	if (stats(env).bad_chains != 1)
+		return 95;
 	env_free(env);
 	return 0;
 }
@@ -1070,6 +1128,7 @@ int main(void)
 		cmocka_unit_test(test_blk_image_in_use_by_a_writer_is_refused),
 		cmocka_unit_test(test_blk_size_not_a_multiple_of_512_is_rounded_down_and_said),
 		cmocka_unit_test(test_blk_bad_spec_is_refused),
+		cmocka_unit_test(test_blk_without_io_uring_create_fails_and_says_why),
 		cmocka_unit_test(test_blk_io_thread_works_under_its_seccomp_filter),
 	};
 
