@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/userfaultfd.h>
@@ -715,6 +716,93 @@ static void test_blk_reset_finishes_only_when_requests_in_flight_are_done(void *
 	assert_true(reset_with_request_in_flight(VIRTIO_BLK_T_OUT, UFFD_GPA + 0x10000));
 }
 
+/*
+ * The ring's workers run on the CPUs the I/O thread was placed on (Linux 6.1
+ * would give them every CPU of the node): a write held in flight by
+ * userfaultfd keeps its worker alive while the test reads its CPU list.
+ */
+static void test_blk_io_workers_run_where_the_io_thread_runs(void **state)
+{
+	const uint32_t seg[] = { 4096 };
+	struct env *env;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy;
+	struct pollfd p = { .events = POLLIN };
+	static uint8_t zero[4096] __attribute__((aligned(4096)));
+	char path[300], line[128], want[32], got[4][128], prefix[32];
+	unsigned workers = 0, i;
+	cpu_set_t one;
+	struct dirent *d;
+	uint8_t *page;
+	bool faulted;
+	pid_t tid;
+	long cpu;
+	DIR *dir;
+	int uffd;
+
+	(void)state;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		skip();
+	env = env_new(1, false);
+	page = at(env, UFFD_GPA + 0x20000);
+	tid = virtio_blk__io_tid(env->dev);
+	cpu = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(tid, sizeof(one), &one), 0);
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		env_free(env);
+		skip();
+	}
+	reg.range = (struct uffdio_range){ (uintptr_t)page, sizeof(zero) };
+	assert_int_equal(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+	env_activate(env, base_features);
+	post(env, 0, VIRTIO_BLK_T_OUT, 8, UFFD_GPA + 0x20000, seg, 1, false);
+	driver_ring__kick(&env->r[0]);
+	p.fd = uffd;
+	faulted = poll(&p, 1, 5000) == 1;
+	snprintf(prefix, sizeof(prefix), "iou-wrk-%d\n", (int)tid);
+	dir = opendir("/proc/self/task");
+	while (dir && (d = readdir(dir)) && workers < 4) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f) && !strcmp(line, prefix)) {
+			fclose(f);
+			snprintf(path, sizeof(path), "/proc/self/task/%s/status", d->d_name);
+			f = fopen(path, "r");
+			while (f && fgets(line, sizeof(line), f))
+				if (!strncmp(line, "Cpus_allowed_list:", 18)) {
+					line[strcspn(line, "\n")] = '\0';
+					snprintf(got[workers++], sizeof(got[0]), "%s",
+						 line + 18 + strspn(line + 18, " \t"));
+				}
+		}
+		if (f)
+			fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)page, .src = (uintptr_t)zero,
+				     .len = sizeof(zero) };
+	assert_int_equal(ioctl(uffd, UFFDIO_COPY, &copy), 0);
+	assert_true(driver_ring__wait_used(&env->r[0], 1, 5000));
+	close(uffd);
+	assert_true(faulted);
+	if (!workers)
+		fail_msg("no io_uring worker of the I/O thread held the write");
+	snprintf(want, sizeof(want), "%ld", cpu);
+	for (i = 0; i < workers; i++)
+		if (strcmp(got[i], want))
+			fail_msg("a worker may run on CPUs %s, the I/O thread on %ld only", got[i], cpu);
+	env_free(env);
+}
+
 /* ---- the device's face ---- */
 
 static void test_blk_features_and_config_space(void **state)
@@ -1120,6 +1208,7 @@ int main(void)
 		cmocka_unit_test(test_blk_serves_two_queues),
 		cmocka_unit_test(test_blk_interrupts_follow_event_idx_and_no_interrupt),
 		cmocka_unit_test(test_blk_reset_finishes_only_when_requests_in_flight_are_done),
+		cmocka_unit_test(test_blk_io_workers_run_where_the_io_thread_runs),
 		cmocka_unit_test(test_blk_features_and_config_space),
 		cmocka_unit_test(test_blk_io_thread_is_named_after_the_disk),
 		cmocka_unit_test(test_blk_report_line_names_the_counters),
