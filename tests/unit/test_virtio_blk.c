@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/loop.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pwd.h>
@@ -1063,6 +1064,60 @@ static void test_blk_bad_spec_is_refused(void **state)
 	assert_string_equal(e.msg, "disk 'disk3': no image path");
 }
 
+/*
+ * A block device (a loop device over an image, 4 KiB logical blocks): its size
+ * from BLKGETSIZE64, BLK_SIZE from its logical block size, the same bytes.
+ * Skipped where loop devices cannot be made (not root, a container).
+ */
+static void test_blk_block_device_reports_its_size_and_block_size(void **state)
+{
+	struct env *env = env_new(1, false);
+	struct virtio_blk_spec spec = { .name = "disk4", .queues = 1 };
+	const uint32_t seg[] = { 4096 };
+	struct loop_config lc = { .block_size = 4096,
+				  .info = { .lo_flags = LO_FLAGS_AUTOCLEAR } };
+	struct virtio_blk_config cfg;
+	struct virtio_dev *dev = NULL;
+	struct err e = { 0 };
+	int ctl, nr, loop, img, err;
+	unsigned i;
+
+	(void)state;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	nr = ctl < 0 ? -1 : ioctl(ctl, LOOP_CTL_GET_FREE);
+	if (ctl >= 0)
+		close(ctl);
+	snprintf(spec.path, sizeof(spec.path), "/dev/loop%d", nr);
+	img = open(env->path, O_RDWR | O_CLOEXEC);
+	loop = nr < 0 ? -1 : open(spec.path, O_RDWR | O_CLOEXEC);
+	lc.fd = (uint32_t)img;
+	if (loop < 0 || ioctl(loop, LOOP_CONFIGURE, &lc)) {
+		fprintf(stderr, "no loop device here (%s): the block device path is not tested\n",
+			strerror(errno));
+		if (loop >= 0)
+			close(loop);
+		close(img);
+		env_free(env);
+		skip();
+	}
+	close(img);
+	/* The image's own disk lets go of it first: the loop device is another open of it. */
+	virtio_blk__destroy(env->dev);
+	err = virtio_blk__create(&spec, &env->mem, &dev, &e);
+	close(loop);                   /* autoclear: the device goes once the disk closes it */
+	if (err)
+		fail_msg("%s: %s", spec.path, e.msg);
+	env->dev = dev;
+	dev->ops->config_read(dev, 0, &cfg, sizeof(cfg));
+	assert_int_equal(cfg.capacity, IMG_SECTORS);
+	assert_int_equal(cfg.blk_size, 4096);
+	env_activate(env, base_features);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 16, seg, 1, NULL), VIRTIO_BLK_S_OK);
+	for (i = 0; i < 4096; i++)
+		assert_int_equal(at(env, data_gpa(0))[i], img_byte(16 * 512 + i));
+	env_free(env);
+}
+
 /* Without io_uring (refused by a seccomp policy, or absent), create fails and says why. */
 static void test_blk_without_io_uring_create_fails_and_says_why(void **state)
 {
@@ -1217,6 +1272,7 @@ int main(void)
 		cmocka_unit_test(test_blk_image_in_use_by_a_writer_is_refused),
 		cmocka_unit_test(test_blk_size_not_a_multiple_of_512_is_rounded_down_and_said),
 		cmocka_unit_test(test_blk_bad_spec_is_refused),
+		cmocka_unit_test(test_blk_block_device_reports_its_size_and_block_size),
 		cmocka_unit_test(test_blk_without_io_uring_create_fails_and_says_why),
 		cmocka_unit_test(test_blk_io_thread_works_under_its_seccomp_filter),
 	};
