@@ -3,9 +3,9 @@
  * before the first machine thread starts; each thread loads its class's
  * program itself (seccomp is per thread) as it starts its work.
  *
- * Order. The console and vhost-user session threads start during vm__build,
- * while rtvmm is still root, and are confined at once: their filters allow the
- * drop's own calls (setgroups(0), setresgid and setresuid with exactly the
+ * Order. The console, vhost-user session and disk I/O threads start during
+ * vm__build, while rtvmm is still root, and are confined at once: their filters
+ * allow the drop's own calls (setgroups(0), setresgid and setresuid with exactly the
  * target ids, and rt_sigreturn), which glibc makes on every thread through its
  * SIGSETXID broadcast when the main thread drops. vCPU threads place
  * themselves as root (SCHED_FIFO), then wait at the VM's gate until the main
@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
+#include <linux/io_uring.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <pwd.h>
@@ -116,6 +117,21 @@ static const struct sb_rule console_rules[] = {
 	END,
 };
 
+/*
+ * A disk's I/O thread: it sleeps and submits in io_uring_enter only (the ring is set up by
+ * the disk's creator and restricted to the opcodes the disk uses, IORING_REGISTER_RESTRICTIONS:
+ * ring work bypasses seccomp); it reads its kick and control eventfds, writes its call eventfds
+ * and closes a reset queue's fds with the common calls. At each activation it gives the ring's
+ * workers its own CPUs (its affinity, then IORING_REGISTER_IOWQ_AFF, the one register op).
+ */
+static const struct sb_rule io_rules[] = {
+	ALLOW(io_uring_enter),
+	ALLOW(sched_getaffinity),
+	ALLOW_IF(io_uring_register, 1, IORING_REGISTER_IOWQ_AFF),
+	END,
+};
+static const unsigned long io_ioctls[] = { 0 };
+
 /* The main thread after the drop: signals, the stop, joins and teardown. */
 static const struct sb_rule main_rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_ctl), ALLOW(sendmsg), ALLOW(recvmsg),
@@ -179,6 +195,7 @@ static const struct sb_class classes[THREAD_CLASS_COUNT] = {
 	[THREAD_CLASS_VCPU] = { vcpu_rules, vcpu_ioctls, false, true },
 	[THREAD_CLASS_SESSION] = { session_rules, session_ioctls, true, true },
 	[THREAD_CLASS_CONSOLE] = { console_rules, console_ioctls, true, true },
+	[THREAD_CLASS_IO] = { io_rules, io_ioctls, true, false },
 };
 
 static struct {
@@ -388,8 +405,8 @@ static void confine(enum thread_class cls, const char *name)
 {
 	int err;
 
-	snprintf(tls_thread, sizeof(tls_thread), "%s%s", cls == THREAD_CLASS_SESSION ? "vu-" : "",
-		 name);
+	snprintf(tls_thread, sizeof(tls_thread), "%s%s",
+		 cls == THREAD_CLASS_SESSION ? "vu-" : cls == THREAD_CLASS_IO ? "io-" : "", name);
 	tls_class = (int)cls;
 	err = load_class(cls);
 	if (err) {

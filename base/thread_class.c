@@ -25,6 +25,7 @@ const char *thread_class__name(enum thread_class cls)
 		[THREAD_CLASS_VCPU] = "vcpu",
 		[THREAD_CLASS_SESSION] = "session",
 		[THREAD_CLASS_CONSOLE] = "console",
+		[THREAD_CLASS_IO] = "io",
 	};
 
 	return (unsigned)cls < THREAD_CLASS_COUNT ? names[cls] : "unknown";

@@ -12,6 +12,7 @@ enum thread_class {
 	THREAD_CLASS_VCPU,         /* a vCPU thread: KVM_RUN and the exits it handles */
 	THREAD_CLASS_SESSION,      /* a vhost-user session thread ("vu-*") */
 	THREAD_CLASS_CONSOLE,      /* the console input thread */
+	THREAD_CLASS_IO,           /* a disk's I/O thread ("io-*"): io_uring and eventfds */
 	THREAD_CLASS_COUNT,
 };
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 declare -A groups=(
-	[build]="gcc meson ninja-build pkg-config liblzma-dev libzstd-dev zlib1g-dev libyaml-dev libhwloc-dev libnuma-dev libjansson-dev libseccomp-dev libcap-ng-dev"
+	[build]="gcc meson ninja-build pkg-config liblzma-dev libzstd-dev zlib1g-dev libyaml-dev libhwloc-dev libnuma-dev libjansson-dev libseccomp-dev libcap-ng-dev liburing-dev"
 	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools python3 util-linux"
 	[kernel]="bc bison flex libelf-dev libssl-dev cpio xz-utils patch make linux-source-6.1"
 	[dataplane]="libdpdk-dev dpdk-dev"

@@ -184,7 +184,7 @@ static void test_sandbox_confines_a_thread_of_its_class(void **state)
 static void test_sandbox_forbidden_call_reports_the_thread_and_ends_with_159(void **state)
 {
 	const enum thread_class classes[] = { THREAD_CLASS_VCPU, THREAD_CLASS_SESSION,
-					      THREAD_CLASS_CONSOLE };
+					      THREAD_CLASS_CONSOLE, THREAD_CLASS_IO };
 	char out[1024], want[160];
 	unsigned i;
 
@@ -197,7 +197,8 @@ static void test_sandbox_forbidden_call_reports_the_thread_and_ends_with_159(voi
 		assert_int_equal(child_finish(&ch, out, sizeof(out)), SANDBOX_VIOLATION_STATUS);
 		snprintf(want, sizeof(want), "rtvmm: sandbox: thread %sworker (%s filter) made a forbidden "
 			 "system call %d (socket); stopping\n",
-			 classes[i] == THREAD_CLASS_SESSION ? "vu-" : "", thread_class__name(classes[i]),
+			 classes[i] == THREAD_CLASS_SESSION ? "vu-" : classes[i] == THREAD_CLASS_IO ? "io-" : "",
+			 thread_class__name(classes[i]),
 			 SYS_socket);
 		if (!strstr(out, want))
 			fail_msg("no '%s' in the child's stderr: %s", want, out);
@@ -206,7 +207,8 @@ static void test_sandbox_forbidden_call_reports_the_thread_and_ends_with_159(voi
 
 static void test_sandbox_confined_threads_survive_the_drop_which_leaves_no_privilege(void **state)
 {
-	const enum thread_class classes[] = { THREAD_CLASS_SESSION, THREAD_CLASS_CONSOLE };
+	const enum thread_class classes[] = { THREAD_CLASS_SESSION, THREAD_CLASS_CONSOLE,
+					      THREAD_CLASS_IO };
 	struct passwd *pw = getpwnam("nobody");
 	char v[128], want[64], out[1024];
 	unsigned i;

@@ -150,3 +150,22 @@ void virtqueue__update_avail_event(struct virtqueue *vq)
 	if (avail_event)
 		__atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELEASE);
 }
+
+bool virtqueue__need_signal(const struct virtqueue *vq, uint16_t old_used)
+{
+	uint16_t *flags = guest_mem__ptr(vq->mem, vq->avail, 2);
+	uint16_t *used_event = guest_mem__ptr(vq->mem, vq->avail + 4 + 2ull * vq->size, 2);
+	uint16_t event;
+
+	if (vq->next_used == old_used)
+		return false;
+	/* The used index is published before the driver's wish is read (virtio 1.x 2.7.7.2). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!vq->event_idx)
+		return !flags || !(__atomic_load_n(flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT);
+	if (!used_event)
+		return true;
+	event = __atomic_load_n(used_event, __ATOMIC_RELAXED);
+	/* Entries old_used .. next_used-1 were pushed: did one of them reach used_event? */
+	return (uint16_t)(vq->next_used - event - 1) < (uint16_t)(vq->next_used - old_used);
+}

@@ -24,6 +24,8 @@
 #define VRING_DESC_F_WRITE    2
 #define VRING_DESC_F_INDIRECT 4
 
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+
 #define VIRTQUEUE_MAX_INDIRECT 1024   /* descriptors in one indirect table */
 
 /* Bytes of each ring part for `size` entries; event_idx adds the trailing event field. */
@@ -93,5 +95,12 @@ void virtqueue__push(struct virtqueue *vq, uint16_t head, uint32_t written);
 
 /* With EVENT_IDX: asks the driver to kick at the next entry it makes available. */
 void virtqueue__update_avail_event(struct virtqueue *vq);
+
+/*
+ * Whether the driver wants an interrupt for the entries pushed since the used
+ * index was `old_used`: with EVENT_IDX when its used_event lies among them,
+ * else unless it set VRING_AVAIL_F_NO_INTERRUPT. Call after the pushes.
+ */
+bool virtqueue__need_signal(const struct virtqueue *vq, uint16_t old_used);
 
 #endif
