@@ -18,8 +18,10 @@
  *      vCPU-side calls return at once, a request queued meanwhile waits; the
  *      image is grown and the daemon restarted on the same socket: the session
  *      reconnects, the config interrupt announces the new capacity, the queued
- *      request completes and new ones do. After the daemon exits, qemu-io
- *      reads every pattern back from the qcow2.
+ *      request completes and new ones do.
+ *   D. A readonly disk against a read-only export (writable=off): RO offered,
+ *      a write the guest sends anyway is IOERR, the data stays.
+ *   E. With the daemon gone, qemu-io reads every pattern back from the qcow2.
  *
  * Usage: vhost_blk_qsd [PATH-TO-qemu-storage-daemon]. Exits 77 (skip) only
  * when qemu-storage-daemon is not installed.
@@ -708,6 +710,75 @@ out:
 	return rc;
 }
 
+static int scenario_readonly(const char *sock, struct qsd *q)
+{
+	struct vhost_blk_spec spec = { .name = "disk7", .queues = 1, .readonly = true };
+	struct guest *g = calloc(1, sizeof(*g));
+	struct virtio_activation a;
+	struct err e = { 0 };
+	uint64_t offered;
+	int rc = -1;
+
+	printf("D. a readonly disk against a read-only export (writable=off)\n");
+	snprintf(spec.socket, sizeof(spec.socket), "%s", sock);
+	if (qsd_start(q, sock, false, 3) || wait_socket(sock, 30)) {
+		fprintf(stderr, "FAIL: qemu-storage-daemon did not create %s\n", sock);
+		failures++;
+		goto out;
+	}
+	if (guest_init(g, &spec, &e) || vhost_blk__wait_backend(g->dev, 15000)) {
+		fprintf(stderr, "FAIL: no session with the read-only export%s%s\n", e.msg[0] ? ": " : "",
+			e.msg);
+		failures++;
+		goto out;
+	}
+	offered = g->dev->ops->features(g->dev);
+	if (!(offered & BIT(VIRTIO_BLK_F_RO)) ||
+	    (offered & (BIT(VIRTIO_BLK_F_DISCARD) | BIT(VIRTIO_BLK_F_WRITE_ZEROES)))) {
+		fprintf(stderr, "FAIL: offered %#llx to a readonly disk\n", (unsigned long long)offered);
+		failures++;
+		goto out;
+	}
+	a = (struct virtio_activation){ .features = offered & (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_RO)),
+					.nr_queues = g->nr_queues, .queues = g->vq, .mem = &g->mem };
+	if (g->dev->ops->activate(g->dev, &a)) {
+		fprintf(stderr, "FAIL: activate\n");
+		failures++;
+		goto out;
+	}
+	settle(g);
+	/* A guest that writes all the same: the backend refuses, the data stays. */
+	{
+		static uint8_t junk[4096];
+		uint16_t h;
+		int st;
+
+		memset(junk, 0x11, sizeof(junk));
+		h = blk_post(g, 0, VIRTIO_BLK_T_OUT, 0, junk, sizeof(junk));
+		st = blk_complete(g, 0, h, 10);
+		if (st != VIRTIO_BLK_S_IOERR) {
+			fprintf(stderr, "FAIL: a write to the read-only export: status %d\n", st);
+			failures++;
+			goto out;
+		}
+	}
+	if (expect_read(g, 0, 0, BUF_SIZE, 0xab))
+		goto out;
+	printf("  RO offered (no DISCARD/WRITE_ZEROES), a write is IOERR, the data reads unchanged\n");
+	g->dev->ops->reset(g->dev);
+	settle(g);
+	rc = 0;
+out:
+	guest_fini(g);
+	free(g);
+	if (qsd_stop(q) != 0 && !rc) {
+		fprintf(stderr, "FAIL: qemu-storage-daemon did not exit cleanly on SIGTERM\n");
+		failures++;
+		rc = -1;
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	char sock[108], out[160], cmd[600];
@@ -751,6 +822,8 @@ int main(int argc, char **argv)
 		printf("FAIL: qemu-storage-daemon did not exit cleanly on SIGTERM\n");
 		goto out;
 	}
+	if (scenario_readonly(sock, &q))
+		goto out;
 	/* What the guest wrote is in the qcow2, read by QEMU's own tool. */
 	snprintf(cmd, sizeof(cmd),
 		 "qemu-io -r -f qcow2 -c 'read -P 0xab 0 1M' -c 'read -P 0x5c 2M 64k' -c 'read -P 0x77 4M 4k' -c 'read -P 0x3d 6M 4k' %s",
@@ -760,7 +833,7 @@ int main(int argc, char **argv)
 		print_file(out, "  ");
 		goto out;
 	}
-	printf("D. qemu-io -r on the qcow2 after the daemon exited: 0xab, 0x5c, 0x77, 0x3d all there\n");
+	printf("E. qemu-io -r on the qcow2 after the daemon exited: 0xab, 0x5c, 0x77, 0x3d all there\n");
 	rc = 0;
 out:
 	if (rc || failures) {
