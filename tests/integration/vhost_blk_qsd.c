@@ -36,9 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -71,14 +69,6 @@ static int failures;
 			return -1;                                                    \
 		}                                                                     \
 	} while (0)
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ------------------------------------------------------------------ the daemon */
 
@@ -142,14 +132,14 @@ static void qsd_kill(struct qsd *q)
 /* SIGTERM: the daemon closes the export and the image; returns its exit status or -1. */
 static int qsd_stop(struct qsd *q)
 {
-	double end = now_s() + 10;
+	double end = rig_now_s() + 10;
 	int status = -1;
 
 	if (q->pid <= 0)
 		return -1;
 	kill(q->pid, SIGTERM);
 	while (waitpid(q->pid, &status, WNOHANG) == 0) {
-		if (now_s() > end) {
+		if (rig_now_s() > end) {
 			kill(q->pid, SIGKILL);
 			waitpid(q->pid, &status, 0);
 			break;
@@ -158,19 +148,6 @@ static int qsd_stop(struct qsd *q)
 	}
 	q->pid = 0;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int wait_socket(const char *path, double timeout)
-{
-	double end = now_s() + timeout;
-	struct stat st;
-
-	while (now_s() < end) {
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-			return 0;
-		usleep(20000);
-	}
-	return -ETIMEDOUT;
 }
 
 /* Runs a shell command; its output goes to `out` (a file) when given. Returns its exit status. */
@@ -331,12 +308,12 @@ static uint16_t blk_post(struct guest *g, unsigned qi, uint32_t type, uint64_t s
 static int blk_complete(struct guest *g, unsigned qi, uint16_t head, double timeout)
 {
 	struct rig_queue *q = &g->q[qi];
-	double end = now_s() + timeout;
+	double end = rig_now_s() + timeout;
 	bool called = false;
 	uint32_t id, len;
 
 	while (rig_queue__used_idx(q) == q->last_used || !called) {
-		int left = (int)((end - now_s()) * 1000);
+		int left = (int)((end - rig_now_s()) * 1000);
 
 		CHECK(left > 0, "queue %u: request %u not completed%s within %.0f s (used %u)", qi, head,
 		      called ? "" : " or not signalled", timeout, rig_queue__used_idx(q));
@@ -438,9 +415,9 @@ static int no_backend_run(void *arg)
 		fprintf(stderr, "%s\n", e.msg);
 		return 0;
 	}
-	t0 = now_s();
+	t0 = rig_now_s();
 	nb->wait_err = vhost_blk__wait_backend(nb->g->dev, 500);
-	nb->waited = now_s() - t0;
+	nb->waited = rig_now_s() - t0;
 	return 0;
 }
 
@@ -539,20 +516,20 @@ static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 	int k;
 
 	qsd_kill(q);
-	t0 = now_s();
+	t0 = rig_now_s();
 	do {
 		vhost_blk__stats(g->dev, &st);
-		CHECK(now_s() - t0 < 5, "the link did not go down after the daemon was killed");
+		CHECK(rig_now_s() - t0 < 5, "the link did not go down after the daemon was killed");
 		usleep(5000);
 	} while (st.session.link_up);
-	printf("  daemon killed (SIGKILL): link down after %.3f s\n", now_s() - t0);
+	printf("  daemon killed (SIGKILL): link down after %.3f s\n", rig_now_s() - t0);
 	/* What a vCPU does meanwhile returns at once. */
 	for (k = 0; k < 100; k++) {
-		t = now_s();
+		t = rig_now_s();
 		cfg = read_config(g);
 		(void)g->dev->ops->features(g->dev);
 		(void)g->dev->ops->resetting(g->dev);
-		t = now_s() - t;
+		t = rig_now_s() - t;
 		worst = t > worst ? t : worst;
 	}
 	CHECK(worst < 0.05, "a config read took %.3f s with the backend gone", worst);
@@ -570,11 +547,11 @@ static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 	snprintf(cmd, sizeof(cmd), "qemu-img resize -f qcow2 %s %llu", img,
 		 (unsigned long long)IMG_GROWN);
 	CHECK(run(cmd, NULL) == 0, "%s failed", cmd);
-	t0 = now_s();
-	CHECK(!qsd_start(q, sock, true, 2) && !wait_socket(sock, 30), "the daemon did not come back");
+	t0 = rig_now_s();
+	CHECK(!qsd_start(q, sock, true, 2) && !rig_wait_socket(sock, 30), "the daemon did not come back");
 	CHECK(!vhost_blk__wait_backend(g->dev, 15000), "no reconnection to the restarted daemon");
 	printf("  image grown to %llu MiB, daemon restarted: reconnected after %.3f s\n",
-	       (unsigned long long)(IMG_GROWN >> 20), now_s() - t0);
+	       (unsigned long long)(IMG_GROWN >> 20), rig_now_s() - t0);
 	for (k = 0; k < 500 && config_changes(g) == cc; k++)
 		usleep(10000);
 	cfg = read_config(g);
@@ -693,9 +670,9 @@ static int scenario_qsd(const char *sock, struct qsd *q)
 	    expect_read(g, 0, IMG_GROWN / 512 - 8, 4096, 0))
 		goto out;
 	printf("  after the restart: wrote 0x3d at 6 MiB on queue 1, read it on queue 0; the grown end reads\n");
-	t = now_s();
+	t = rig_now_s();
 	g->dev->ops->reset(g->dev);
-	t = now_s() - t;
+	t = rig_now_s() - t;
 	if (t > 0.05) {
 		fprintf(stderr, "FAIL: reset took %.3f s\n", t);
 		failures++;
@@ -721,7 +698,7 @@ static int scenario_readonly(const char *sock, struct qsd *q)
 
 	printf("D. a readonly disk against a read-only export (writable=off)\n");
 	snprintf(spec.socket, sizeof(spec.socket), "%s", sock);
-	if (qsd_start(q, sock, false, 3) || wait_socket(sock, 30)) {
+	if (qsd_start(q, sock, false, 3) || rig_wait_socket(sock, 30)) {
 		fprintf(stderr, "FAIL: qemu-storage-daemon did not create %s\n", sock);
 		failures++;
 		goto out;
@@ -812,7 +789,7 @@ int main(int argc, char **argv)
 	}
 	if (scenario_no_backend())
 		goto out;
-	if (qsd_start(&q, sock, true, 1) || wait_socket(sock, 30)) {
+	if (qsd_start(&q, sock, true, 1) || rig_wait_socket(sock, 30)) {
 		printf("FAIL: qemu-storage-daemon did not create %s\n", sock);
 		goto out;
 	}
