@@ -14,11 +14,12 @@
  *   C. Two queues against the export: capacity = the qcow2's virtual size;
  *      a read returns qemu-io's pattern, writes read back, GET_ID, FLUSH, an
  *      unknown request type is UNSUPP, queue 1 is served too. Then the daemon
- *      is killed (SIGKILL): the link goes down without a config interrupt,
- *      vCPU-side calls return at once, a request queued meanwhile waits; the
- *      image is grown and the daemon restarted on the same socket: the session
- *      reconnects, the config interrupt announces the new capacity, the queued
- *      request completes and new ones do.
+ *      is killed (SIGKILL) with a read in flight: the link goes down without
+ *      a config interrupt, vCPU-side calls return at once, a request queued
+ *      meanwhile waits; the image is grown and the daemon restarted on the same
+ *      socket: the session reconnects, the config interrupt announces the new
+ *      capacity, both reads complete exactly once with the right data, new
+ *      requests complete.
  *   D. A readonly disk against a read-only export (writable=off): RO offered,
  *      a write the guest sends anyway is IOERR, the data stays.
  *   E. With the daemon gone, qemu-io reads every pattern back from the qcow2.
@@ -504,17 +505,79 @@ out:
 	return rc;
 }
 
-/* Kills the daemon, checks the VM side, grows the image, restarts it; the queued read completes. */
+/*
+ * Reads in flight when the daemon is killed. One: the daemon completes
+ * concurrent requests out of order, and without an inflight region (protocol
+ * feature INFLIGHT_SHMFD, which qemu-storage-daemon 7.2 does not offer) the
+ * next one resumes from the used index: with more in flight a request may be
+ * completed twice or never. The session does use such a region when offered.
+ */
+#define MID_IO 1
+
+/*
+ * Takes completions on queue `qi` until each of the `n` chains in `heads`
+ * completed exactly once (none twice, no other), signalled, with status OK
+ * and every data byte `pattern[k]`.
+ */
+static int collect(struct guest *g, unsigned qi, const uint16_t *heads, const uint8_t *pattern,
+		   unsigned n, double timeout)
+{
+	struct rig_queue *q = &g->q[qi];
+	double end = rig_now_s() + timeout;
+	unsigned got = 0, k;
+	bool seen[MID_IO + 1] = { false }, called = false;
+
+	while (got < n) {
+		uint32_t id, len;
+
+		if (rig_wait_eventfd(g->vq[qi].call_fd, 0))
+			called = true;
+		if (rig_queue__used_idx(q) == q->last_used) {
+			CHECK(rig_now_s() < end, "queue %u: %u of %u requests completed", qi, got, n);
+			if (rig_wait_eventfd(g->vq[qi].call_fd, 100))
+				called = true;
+			continue;
+		}
+		rig_queue__used_elem(q, q->last_used, &id, &len);
+		q->last_used++;
+		for (k = 0; k < n && heads[k] != id; k++)
+			;
+		CHECK(k < n, "queue %u: completion of chain %u, which was not in flight", qi, id);
+		CHECK(!seen[k], "queue %u: chain %u completed twice", qi, id);
+		seen[k] = true;
+		got++;
+		CHECK(q->buf[(id + 2) * (uint64_t)q->buf_size] == VIRTIO_BLK_S_OK,
+		      "queue %u: chain %u: status %u", qi, id, q->buf[(id + 2) * (uint64_t)q->buf_size]);
+		CHECK(all_bytes(blk_data(g, qi, (uint16_t)id), pattern[k], BUF_SIZE),
+		      "queue %u: chain %u: data not all %#x", qi, id, pattern[k]);
+	}
+	CHECK(called, "queue %u: completions without an interrupt", qi);
+	usleep(200000);
+	CHECK(rig_queue__used_idx(q) == q->last_used, "queue %u: %u completions more than requests",
+	      qi, (unsigned)(uint16_t)(rig_queue__used_idx(q) - q->last_used));
+	return 0;
+}
+
+/*
+ * Kills the daemon with reads in flight, checks the VM side, queues one more
+ * read, grows the image, restarts the daemon: every read completes once.
+ */
 static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 {
 	struct vhost_blk_stats st;
 	struct virtio_blk_config cfg;
 	double t0, worst = 0, t;
 	char cmd[300];
-	uint16_t h;
+	uint16_t heads[MID_IO + 1], at_kill;
+	uint8_t pattern[MID_IO + 1];
 	unsigned cc = config_changes(g);
 	int k;
 
+	/* Mid-I/O: the daemon dies with a read posted, taken or not, done or not. */
+	for (k = 0; k < MID_IO; k++) {
+		heads[k] = blk_post(g, 0, VIRTIO_BLK_T_IN, (uint64_t)(k % 16) * 128, NULL, BUF_SIZE);
+		pattern[k] = 0xab;
+	}
 	qsd_kill(q);
 	t0 = rig_now_s();
 	do {
@@ -522,7 +585,9 @@ static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 		CHECK(rig_now_s() - t0 < 5, "the link did not go down after the daemon was killed");
 		usleep(5000);
 	} while (st.session.link_up);
-	printf("  daemon killed (SIGKILL): link down after %.3f s\n", rig_now_s() - t0);
+	at_kill = (uint16_t)(rig_queue__used_idx(&g->q[0]) - g->q[0].last_used);
+	printf("  daemon killed (SIGKILL) with %d read(s) in flight (%u completed): link down after %.3f s\n",
+	       MID_IO, at_kill, rig_now_s() - t0);
 	/* What a vCPU does meanwhile returns at once. */
 	for (k = 0; k < 100; k++) {
 		t = rig_now_s();
@@ -536,9 +601,10 @@ static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 	CHECK(cfg.capacity == IMG_SIZE / 512, "capacity %llu with the backend gone",
 	      (unsigned long long)cfg.capacity);
 	/* A request the guest queues while the backend is gone waits in the ring. */
-	h = blk_post(g, 0, VIRTIO_BLK_T_IN, 4096, NULL, BUF_SIZE);
+	heads[MID_IO] = blk_post(g, 0, VIRTIO_BLK_T_IN, 4096, NULL, BUF_SIZE);
+	pattern[MID_IO] = 0x5c;
 	usleep(300000);
-	CHECK(rig_queue__used_idx(&g->q[0]) == g->q[0].last_used,
+	CHECK((uint16_t)(rig_queue__used_idx(&g->q[0]) - g->q[0].last_used) == at_kill,
 	      "a request completed with no backend");
 	CHECK(config_changes(g) == cc, "a config interrupt for a link change (the disk's config did not change)");
 	printf("  meanwhile: config reads return in %.1f us at worst, a queued read waits\n",
@@ -560,9 +626,10 @@ static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 	CHECK(cfg.capacity == IMG_GROWN / 512, "capacity %llu after the resize, %llu expected",
 	      (unsigned long long)cfg.capacity, (unsigned long long)(IMG_GROWN / 512));
 	printf("  config interrupt: capacity now %llu sectors\n", (unsigned long long)cfg.capacity);
-	CHECK(blk_complete(g, 0, h, 10) == VIRTIO_BLK_S_OK, "the read queued while down failed");
-	CHECK(all_bytes(blk_data(g, 0, h), 0x5c, BUF_SIZE), "the read queued while down: wrong data");
-	printf("  the read queued while the backend was gone completed with the right data\n");
+	if (collect(g, 0, heads, pattern, MID_IO + 1, 10))
+		return -1;
+	printf("  the %d read(s) in flight at the kill and the one queued meanwhile completed once each, right data\n",
+	       MID_IO);
 	vhost_blk__stats(g->dev, &st);
 	CHECK(st.session.connects == 2 && st.session.disconnects == 1,
 	      "connects %llu, disconnects %llu", (unsigned long long)st.session.connects,

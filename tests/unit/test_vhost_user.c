@@ -67,6 +67,7 @@ enum misbehave {
 	MB_WRONG_INDEX,   /* GET_VRING_BASE reply for another vring */
 	MB_EMPTY,         /* a reply without payload (GET_CONFIG's refusal) */
 	MB_WRONG_WINDOW,  /* GET_CONFIG reply for another offset */
+	MB_NO_FD,         /* GET_INFLIGHT_FD reply without its fd */
 };
 
 struct fake {
@@ -166,6 +167,7 @@ static bool fake_reply(struct fake *f, int fd, const struct msg *m, const void *
 	pthread_mutex_unlock(&f->lock);
 	switch (how) {
 	case MB_NONE:
+	case MB_NO_FD:
 		send_raw(fd, m->req, ok, size, body, size, -1);
 		return true;
 	case MB_WRONG_CODE:
@@ -299,6 +301,33 @@ static void fake_serve(struct fake *f, int fd, unsigned conn)
 			need = !fake_reply(f, fd, &m, r, 12 + win[1]);
 			break;
 		}
+		case VHOST_USER_GET_INFLIGHT_FD: {
+			uint64_t in[3] = { 0 };
+			bool armed;
+			int mfd;
+
+			/* mmap_size, mmap_offset, then num_queues and queue_size echoed; a new memfd. */
+			memcpy(in, m.payload, m.size < sizeof(in) ? m.size : sizeof(in));
+			in[0] = 4096;
+			in[1] = 0;
+			pthread_mutex_lock(&f->lock);
+			armed = f->bad_count > 0 && f->bad_req == m.req;
+			pthread_mutex_unlock(&f->lock);
+			if (armed) {
+				need = !fake_reply(f, fd, &m, in, sizeof(in));
+				break;
+			}
+			mfd = memfd_create("fake-inflight", MFD_CLOEXEC);
+			if (mfd < 0 || ftruncate(mfd, 4096) < 0) {
+				need = true;
+			} else {
+				send_raw(fd, m.req, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY,
+					 sizeof(in), in, sizeof(in), mfd);
+			}
+			if (mfd >= 0)
+				close(mfd);
+			break;
+		}
 		case VHOST_USER_GET_VRING_BASE:
 			memcpy(st, m.payload, sizeof(st));
 			st[1] = st[0] < 64 ? f->bases[st[0]] : 0;
@@ -382,7 +411,8 @@ static struct fake *fake_new(void)
 	f->pair_fd = f->listen_fd = f->conn_fd = -1;
 	f->features = fake_features;
 	f->protocol = BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-		      BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(1) /* LOG_SHMFD */;
+		      BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+		      BIT(1) /* LOG_SHMFD */;
 	f->queue_num = 8;
 	return f;
 }
@@ -1169,6 +1199,9 @@ static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void 
 		assert_int_equal(state_num(&env->f->log[i]), 1);
 		/* Enable comes last for the ring. */
 		assert_true(i > fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_CALL, (int)r));
+		/* The call fd before the kick: a backend may complete queued work as soon as it is kicked. */
+		assert_true(fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_CALL, (int)r) <
+			    fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_KICK, (int)r));
 	}
 	env_free(env);
 }
@@ -2459,6 +2492,88 @@ static void test_vhost_blk_activation_hands_the_queues_in_use_to_the_backend(voi
 	bdev_free(b);
 }
 
+static ino_t msg_fd_ino(const struct msg *m)
+{
+	struct stat st;
+
+	assert_int_equal(m->nfds, 1);
+	assert_int_equal(fstat(m->fds[0], &st), 0);
+	return st.st_ino;
+}
+
+static void bdev_activate(struct bdev *b, uint64_t features)
+{
+	struct virtio_activation a = { .features = features, .nr_queues = 2, .queues = b->q,
+				       .mem = &b->mem };
+	int k;
+
+	assert_int_equal(b->dev->ops->activate(b->dev, &a), 0);
+	for (k = 0; k < 1000 && b->dev->ops->resetting(b->dev); k++)
+		usleep(10000);
+	assert_false(b->dev->ops->resetting(b->dev));
+}
+
+static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 2, false);
+	int get, set, kick, n;
+	uint16_t in[2];
+	ino_t first;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_MQ));
+	/* A region for the 2 queues of 256, handed back before any ring is kicked. */
+	get = fake_find(b->f, 0, 1, VHOST_USER_GET_INFLIGHT_FD, -1);
+	set = fake_find(b->f, 0, 1, VHOST_USER_SET_INFLIGHT_FD, -1);
+	kick = fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0);
+	assert_true(get >= 0 && set > get && kick > set);
+	assert_int_equal(b->f->log[get].size, 24);
+	memcpy(in, b->f->log[get].payload + 16, sizeof(in));
+	assert_int_equal(in[0], 2);
+	assert_int_equal(in[1], QSIZE);
+	assert_int_equal(payload_u64(&b->f->log[set]), 4096);   /* the size the backend gave */
+	first = msg_fd_ino(&b->f->log[set]);
+	/* The backend crashes: the next one gets the same region, no new one. */
+	fake_drop(b->f);
+	kick = fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 1, 10000);
+	assert_true(kick >= 0);
+	assert_int_equal(fake_find(b->f, 0, 2, VHOST_USER_GET_INFLIGHT_FD, -1), -1);
+	set = fake_find(b->f, 0, 2, VHOST_USER_SET_INFLIGHT_FD, -1);
+	assert_true(set >= 0 && set < fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0));
+	assert_true(msg_fd_ino(&b->f->log[set]) == first);
+	/* A reset voids what it tracked: the next activation asks for a new region. */
+	b->dev->ops->reset(b->dev);
+	n = (int)b->f->nlog;
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	assert_true(fake_find(b->f, (unsigned)n, 2, VHOST_USER_GET_INFLIGHT_FD, -1) >= 0);
+	set = fake_find(b->f, (unsigned)n, 2, VHOST_USER_SET_INFLIGHT_FD, -1);
+	assert_true(set >= 0);
+	assert_true(msg_fd_ino(&b->f->log[set]) != first);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
+static void test_vhost_blk_inflight_reply_without_fd_takes_link_down(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 1, false);
+	struct vhost_blk_stats st;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	fake_misbehave(b->f, VHOST_USER_GET_INFLIGHT_FD, MB_NO_FD);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	vhost_blk__stats(b->dev, &st);
+	print_message("    %s\n", st.session.last_error);
+	assert_non_null(strstr(st.session.last_error, "disk1: vhost-user: reply to GET_INFLIGHT_FD carried no file descriptor"));
+	assert_int_equal(st.session.failures, 1);
+	/* The next connection (the fake misbehaves once) sets the rings up with a region. */
+	assert_true(fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	assert_true(fake_find(b->f, 0, 2, VHOST_USER_SET_INFLIGHT_FD, -1) >= 0);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
 static void test_vhost_blk_without_backend_reads_zeros_and_times_out(void **state)
 {
 	struct vhost_blk_spec spec = { .name = "disk2", .queues = 1, .readonly = true };
@@ -2565,6 +2680,8 @@ int main(void)
 		cmocka_unit_test(test_vhost_blk_one_queue_and_readonly_narrow_the_features),
 		cmocka_unit_test(test_vhost_blk_readonly_refuses_a_backend_without_ro),
 		cmocka_unit_test(test_vhost_blk_activation_hands_the_queues_in_use_to_the_backend),
+		cmocka_unit_test(test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset),
+		cmocka_unit_test(test_vhost_blk_inflight_reply_without_fd_takes_link_down),
 		cmocka_unit_test(test_vhost_blk_without_backend_reads_zeros_and_times_out),
 		cmocka_unit_test(test_vhost_blk_refuses_queue_counts_out_of_range),
 	};
