@@ -34,17 +34,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
+#include "vring_rig.h"
 
 #define BIT(n) (1ull << (n))
 #define RAM_SIZE (64ull << 20)
@@ -52,10 +50,6 @@
 #define BUF_SIZE 2048
 #define HDR_LEN  12       /* virtio_net_hdr_mrg_rxbuf (VERSION_1) */
 #define FRAME_LEN 60      /* 64 B on the wire with the FCS */
-#define VRING_DESC_F_NEXT  1
-#define VRING_DESC_F_WRITE 2
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY     1
 
 static const char *testpmd_bin;
 static char run_dir_prefix[64];
@@ -71,14 +65,6 @@ static int failures;
 			return -1;                                            \
 		}                                                             \
 	} while (0)
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ------------------------------------------------------------------ testpmd */
 
@@ -166,7 +152,7 @@ static long testpmd_stop(struct testpmd *t)
 	long rx = -1, v;
 	int status;
 	FILE *f;
-	double end = now_s() + 10;
+	double end = rig_now_s() + 10;
 
 	if (t->pid <= 0)
 		return -1;
@@ -174,7 +160,7 @@ static long testpmd_stop(struct testpmd *t)
 		/* already gone */
 	}
 	while (waitpid(t->pid, &status, WNOHANG) == 0) {
-		if (now_s() > end) {
+		if (rig_now_s() > end) {
 			kill(t->pid, SIGKILL);
 			waitpid(t->pid, &status, 0);
 			break;
@@ -203,45 +189,13 @@ static long testpmd_stop(struct testpmd *t)
  */
 #define TESTPMD_START_S 90
 
-static int wait_socket(const char *path, double timeout)
-{
-	double end = now_s() + timeout;
-	struct stat st;
-
-	while (now_s() < end) {
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-			return 0;
-		usleep(20000);
-	}
-	return -ETIMEDOUT;
-}
-
 /* ------------------------------------------------------------------ the "guest" */
-
-struct vdesc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-};
-
-struct drv_q {
-	unsigned index;
-	uint64_t desc_gpa, avail_gpa, used_gpa, buf_gpa;
-	struct vdesc *desc;
-	uint16_t *avail;            /* flags, idx, ring[] */
-	uint8_t *used;              /* flags, idx, {id, len}[] */
-	uint8_t *buf;
-	uint16_t avail_idx, last_used;
-	uint16_t free_ids[QSIZE];
-	unsigned nr_free;
-	uint64_t kicks;
-};
 
 struct guest {
 	struct guest_mem mem;
 	struct virtio_dev *dev;
 	struct virtio_queue vq[VIRTIO_MAX_QUEUES];
-	struct drv_q q[VIRTIO_MAX_QUEUES];
+	struct rig_queue q[VIRTIO_MAX_QUEUES];
 	unsigned nr_queues;
 	uint8_t mac[6];
 	pthread_mutex_t lock;
@@ -270,9 +224,9 @@ static uint16_t link_status(struct guest *g)
 /* Waits for a config-change notification (after `since` of them) after which the link reads `up`. */
 static int wait_link(struct guest *g, unsigned since, bool up, double timeout)
 {
-	double end = now_s() + timeout;
+	double end = rig_now_s() + timeout;
 
-	while (now_s() < end) {
+	while (rig_now_s() < end) {
 		unsigned seen;
 
 		pthread_mutex_lock(&g->lock);
@@ -295,65 +249,31 @@ static unsigned config_changes(struct guest *g)
 	return n;
 }
 
-static void drv_init(struct guest *g, unsigned i)
+/* Queue i: rings at 1 MiB + i * 64 KiB, QSIZE buffers of BUF_SIZE at 16 MiB + i MiB. */
+static int drv_init(struct guest *g, unsigned i)
 {
-	struct drv_q *q = &g->q[i];
-	unsigned k;
-
-	memset(q, 0, sizeof(*q));
-	q->index = i;
-	q->desc_gpa = 0x100000 + i * 0x10000ull;
-	q->avail_gpa = q->desc_gpa + 0x1000;
-	q->used_gpa = q->desc_gpa + 0x2000;
-	q->buf_gpa = 0x1000000 + i * 0x100000ull;
-	q->desc = guest_mem__ptr(&g->mem, q->desc_gpa, 16 * QSIZE);
-	q->avail = guest_mem__ptr(&g->mem, q->avail_gpa, 6 + 2 * QSIZE);
-	q->used = guest_mem__ptr(&g->mem, q->used_gpa, 6 + 8 * QSIZE);
-	q->buf = guest_mem__ptr(&g->mem, q->buf_gpa, (uint64_t)QSIZE * BUF_SIZE);
-	memset(q->desc, 0, 0x3000);
-	for (k = 0; k < QSIZE; k++)
-		q->free_ids[q->nr_free++] = (uint16_t)(QSIZE - 1 - k);
-	g->vq[i] = (struct virtio_queue){
-		.size = QSIZE, .enabled = true, .desc = q->desc_gpa, .driver = q->avail_gpa,
-		.device = q->used_gpa, .msix_vector = (uint16_t)i,
-		.kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
-		.call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
-	};
+	return rig_queue__init(&g->q[i], &g->mem, i, QSIZE, 0x100000 + i * 0x10000ull,
+			       0x1000000 + i * 0x100000ull, BUF_SIZE, &g->vq[i]);
 }
 
-static uint16_t used_idx(const struct drv_q *q)
+static uint16_t used_idx(const struct rig_queue *q)
 {
-	return __atomic_load_n((const uint16_t *)(q->used + 2), __ATOMIC_ACQUIRE);
+	return rig_queue__used_idx(q);
 }
 
-static void drv_publish(struct drv_q *q, uint16_t id)
+static void drv_kick(struct guest *g, struct rig_queue *q)
 {
-	q->avail[2 + q->avail_idx % QSIZE] = id;
-	q->avail_idx++;
-	__atomic_store_n(&q->avail[1], q->avail_idx, __ATOMIC_RELEASE);
+	rig_queue__kick(q, g->vq[q->index].kick_fd);
 }
 
-static void drv_kick(struct guest *g, struct drv_q *q)
+static void drv_post_rx(struct rig_queue *q, uint16_t id)
 {
-	uint64_t one = 1;
-
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n((const uint16_t *)q->used, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY)
-		return;
-	q->kicks++;
-	if (write(g->vq[q->index].kick_fd, &one, 8) < 0) {
-		/* saturated */
-	}
+	q->desc[id] = (struct rig_desc){ q->buf_gpa + (uint64_t)id * BUF_SIZE, BUF_SIZE,
+				      RIG_DESC_F_WRITE, 0 };
+	rig_queue__publish(q, id);
 }
 
-static void drv_post_rx(struct drv_q *q, uint16_t id)
-{
-	q->desc[id] = (struct vdesc){ q->buf_gpa + (uint64_t)id * BUF_SIZE, BUF_SIZE,
-				      VRING_DESC_F_WRITE, 0 };
-	drv_publish(q, id);
-}
-
-static void drv_fill_rx(struct drv_q *q)
+static void drv_fill_rx(struct rig_queue *q)
 {
 	while (q->nr_free)
 		drv_post_rx(q, q->free_ids[--q->nr_free]);
@@ -388,7 +308,7 @@ static void make_frame(uint8_t *f, const uint8_t *src, unsigned queue, uint32_t 
 }
 
 /* Returns reclaimed count. */
-static unsigned drv_reclaim_tx(struct drv_q *q)
+static unsigned drv_reclaim_tx(struct rig_queue *q)
 {
 	uint16_t end = used_idx(q);
 	unsigned n = 0;
@@ -405,7 +325,7 @@ static unsigned drv_reclaim_tx(struct drv_q *q)
 	return n;
 }
 
-static bool drv_send(struct drv_q *q, const uint8_t *src, uint32_t seq, unsigned queue)
+static bool drv_send(struct rig_queue *q, const uint8_t *src, uint32_t seq, unsigned queue)
 {
 	uint16_t id;
 	uint8_t *b;
@@ -416,8 +336,8 @@ static bool drv_send(struct drv_q *q, const uint8_t *src, uint32_t seq, unsigned
 	b = q->buf + (size_t)id * BUF_SIZE;
 	memset(b, 0, HDR_LEN);
 	make_frame(b + HDR_LEN, src, queue, seq);
-	q->desc[id] = (struct vdesc){ q->buf_gpa + (uint64_t)id * BUF_SIZE, HDR_LEN + FRAME_LEN, 0, 0 };
-	drv_publish(q, id);
+	q->desc[id] = (struct rig_desc){ q->buf_gpa + (uint64_t)id * BUF_SIZE, HDR_LEN + FRAME_LEN, 0, 0 };
+	rig_queue__publish(q, id);
 	return true;
 }
 
@@ -429,7 +349,7 @@ struct rx_check {
 };
 
 /* Takes what the backend delivered, checks it, gives the buffers back. */
-static unsigned drv_poll_rx(struct drv_q *q, struct rx_check *c)
+static unsigned drv_poll_rx(struct rig_queue *q, struct rx_check *c)
 {
 	static const uint8_t peer[6] = { 0x02, 0, 0, 0, 0, 0x02 };
 	uint16_t end = used_idx(q);
@@ -480,15 +400,15 @@ static bool seen_all(const struct rx_check *c, uint32_t from, uint32_t n)
 static int round_trip(struct guest *g, unsigned pair, uint32_t seq0, unsigned n, struct rx_check *c,
 		      double timeout)
 {
-	struct drv_q *tx = &g->q[2 * pair + 1], *rx = &g->q[2 * pair];
-	double end = now_s() + timeout;
+	struct rig_queue *tx = &g->q[2 * pair + 1], *rx = &g->q[2 * pair];
+	double end = rig_now_s() + timeout;
 	uint64_t calls = 0, v;
 	unsigned sent = 0;
 
 	while (sent < n) {
 		drv_reclaim_tx(tx);
 		if (!drv_send(tx, g->mac, seq0 + sent, pair)) {
-			CHECK(now_s() < end, "TX ring of pair %u stays full", pair);
+			CHECK(rig_now_s() < end, "TX ring of pair %u stays full", pair);
 			continue;
 		}
 		sent++;
@@ -497,7 +417,7 @@ static int round_trip(struct guest *g, unsigned pair, uint32_t seq0, unsigned n,
 	while (!seen_all(c, seq0, n)) {
 		struct pollfd p = { .fd = g->vq[rx->index].call_fd, .events = POLLIN };
 
-		CHECK(now_s() < end, "pair %u: frames %u..%u did not all come back (%llu malformed); "
+		CHECK(rig_now_s() < end, "pair %u: frames %u..%u did not all come back (%llu malformed); "
 		      "tx avail %u used %u (flags %#x), rx avail %u used %u (flags %#x)", pair, seq0,
 		      seq0 + n - 1, (unsigned long long)c->bad, tx->avail_idx, used_idx(tx),
 		      *(uint16_t *)tx->used, rx->avail_idx, used_idx(rx), *(uint16_t *)rx->used);
@@ -517,14 +437,14 @@ static int round_trip(struct guest *g, unsigned pair, uint32_t seq0, unsigned n,
 /* Sends frames as fast as the rings allow for `secs`; returns frames back per second. */
 static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *back_out)
 {
-	struct drv_q *tx = &g->q[1], *rx = &g->q[0];
+	struct rig_queue *tx = &g->q[1], *rx = &g->q[0];
 	struct rx_check c = { .mac = g->mac, .queue = 0 };
 	uint64_t sent = 0;
-	double t0 = now_s(), t;
+	double t0 = rig_now_s(), t;
 
 	/* Polling: no interrupts wanted. */
-	__atomic_store_n(&tx->avail[0], VRING_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
-	__atomic_store_n(&rx->avail[0], VRING_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+	__atomic_store_n(&tx->avail[0], RIG_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+	__atomic_store_n(&rx->avail[0], RIG_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
 	do {
 		unsigned burst = 0;
 
@@ -537,10 +457,10 @@ static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *b
 			drv_kick(g, tx);
 		if (drv_poll_rx(rx, &c))
 			drv_kick(g, rx);
-		t = now_s();
+		t = rig_now_s();
 	} while (t - t0 < secs);
 	/* Let the last ones come home. */
-	while (now_s() - t < 0.2) {
+	while (rig_now_s() - t < 0.2) {
 		drv_reclaim_tx(tx);
 		drv_poll_rx(rx, &c);
 	}
@@ -574,7 +494,7 @@ static int guest_init(struct guest *g, const char *name, const char *sock, unsig
 	g->dev->config_changed = on_config_changed;
 	g->nr_queues = g->dev->max_queues;
 	for (i = 0; i < g->nr_queues; i++)
-		drv_init(g, i);
+		CHECK(!drv_init(g, i), "queue %u: no room or no eventfds", i);
 	return 0;
 }
 
@@ -586,10 +506,8 @@ static void guest_fini(struct guest *g)
 		g->dev->ops->reset(g->dev);
 		virtio_net__destroy(g->dev);
 	}
-	for (i = 0; i < g->nr_queues; i++) {
-		close(g->vq[i].kick_fd);
-		close(g->vq[i].call_fd);
-	}
+	for (i = 0; i < g->nr_queues; i++)
+		rig_queue__close(&g->vq[i]);
 	guest_mem__destroy(&g->mem);
 }
 
@@ -611,7 +529,7 @@ static int activate(struct guest *g, uint64_t want, uint64_t *negotiated)
 static int ctrl_vq_pairs_set(struct guest *g, unsigned cq, uint16_t n, uint16_t pairs)
 {
 	const uint64_t buf = 0x3000000;
-	struct drv_q *q = &g->q[cq];
+	struct rig_queue *q = &g->q[cq];
 	uint8_t cmd[4] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, (uint8_t)pairs,
 			   (uint8_t)(pairs >> 8) }, ack = 0xee;
 	struct pollfd p = { .fd = g->vq[cq].call_fd, .events = POLLIN };
@@ -619,10 +537,10 @@ static int ctrl_vq_pairs_set(struct guest *g, unsigned cq, uint16_t n, uint16_t 
 
 	guest_mem__write(&g->mem, buf, cmd, 4);
 	guest_mem__write(&g->mem, buf + 64, &ack, 1);
-	q->desc[0] = (struct vdesc){ buf, 2, VRING_DESC_F_NEXT, 1 };
-	q->desc[1] = (struct vdesc){ buf + 2, 2, VRING_DESC_F_NEXT, 2 };
-	q->desc[2] = (struct vdesc){ buf + 64, 1, VRING_DESC_F_WRITE, 0 };
-	drv_publish(q, 0);
+	q->desc[0] = (struct rig_desc){ buf, 2, RIG_DESC_F_NEXT, 1 };
+	q->desc[1] = (struct rig_desc){ buf + 2, 2, RIG_DESC_F_NEXT, 2 };
+	q->desc[2] = (struct rig_desc){ buf + 64, 1, RIG_DESC_F_WRITE, 0 };
+	rig_queue__publish(q, 0);
 	v = 1;
 	CHECK(write(g->vq[cq].kick_fd, &v, 8) == 8, "kick");
 	CHECK(poll(&p, 1, 3000) == 1 && read(p.fd, &v, 8) == 8, "no interrupt from the control queue");
@@ -650,7 +568,7 @@ static int scenario_client(const char *sock)
 
 	printf("A. client mode, 1 queue pair, testpmd serves %s\n", sock);
 	unlink(sock);
-	if (testpmd_start(&t, sock, 1, false, 1) || wait_socket(sock, TESTPMD_START_S)) {
+	if (testpmd_start(&t, sock, 1, false, 1) || rig_wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not create %s\n", sock);
 		failures++;
 		goto out;
@@ -686,7 +604,7 @@ static int scenario_client(const char *sock)
 	       sent ? 100.0 * (double)back / (double)sent : 0.0);
 
 	/* The backend crashes. */
-	t0 = now_s();
+	t0 = rig_now_s();
 	cc = config_changes(g);
 	testpmd_kill(&t);
 	if (wait_link(g, cc, false, 5)) {
@@ -694,15 +612,15 @@ static int scenario_client(const char *sock)
 		failures++;
 		goto out;
 	}
-	down_s = now_s() - t0;
+	down_s = rig_now_s() - t0;
 	printf("  testpmd killed: link down after %.3f s (configuration-change notification seen)\n",
 	       down_s);
 	/* Traffic queued while the backend is away waits in the rings. */
 	drv_reclaim_tx(&g->q[1]);
 	unlink(sock); /* DPDK does not replace a stale socket file */
-	t0 = now_s();
+	t0 = rig_now_s();
 	cc = config_changes(g);
-	if (testpmd_start(&t, sock, 1, false, 2) || wait_socket(sock, TESTPMD_START_S)) {
+	if (testpmd_start(&t, sock, 1, false, 2) || rig_wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not come back\n");
 		failures++;
 		goto out;
@@ -712,7 +630,7 @@ static int scenario_client(const char *sock)
 		failures++;
 		goto out;
 	}
-	up_s = now_s() - t0;
+	up_s = rig_now_s() - t0;
 	printf("  testpmd restarted: reconnected, rings re-established, link up after %.3f s\n", up_s);
 	memset(c.seen, 0, sizeof(c.seen));
 	c.got = 0;

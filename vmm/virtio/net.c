@@ -166,13 +166,15 @@ static void ctrl_process(struct net *n)
 
 /* ---- the session's callbacks ---- */
 
-static void net_link_set(void *opaque, bool up)
+/* The link is the config space's status field: every change is a config change. */
+static bool net_link_set(void *opaque, bool up)
 {
 	struct net *n = opaque;
 
 	pthread_mutex_lock(&n->cfg_lock);
 	n->cfg.status = up ? VIRTIO_NET_S_LINK_UP : 0;
 	pthread_mutex_unlock(&n->cfg_lock);
+	return true;
 }
 
 static void net_config_changed(void *opaque)

@@ -54,7 +54,29 @@ _Static_assert(sizeof(struct vu_hdr) == VHOST_USER_HDR_SIZE, "vhost-user header 
 _Static_assert(sizeof(struct vu_state) == 8, "vring state is 8 bytes");
 _Static_assert(sizeof(struct vu_addr) == 40, "vring address is 40 bytes");
 _Static_assert(sizeof(struct vu_region) == 32, "memory region is 32 bytes");
-_Static_assert(sizeof(struct vu_mem) == VHOST_USER_MAX_PAYLOAD, "memory table is 264 bytes");
+_Static_assert(sizeof(struct vu_mem) == 8 + VHOST_USER_MAX_REGIONS * 32, "memory table is 264 bytes");
+_Static_assert(sizeof(struct vu_mem) <= VHOST_USER_MAX_PAYLOAD, "the memory table fits a payload");
+
+/* GET_CONFIG's payload both ways: the window, then its bytes. */
+struct vu_config {
+	uint32_t offset;
+	uint32_t size;
+	uint32_t flags;
+	uint8_t data[VHOST_USER_MAX_CONFIG];
+};
+
+_Static_assert(offsetof(struct vu_config, data) == VHOST_USER_CONFIG_HDR_SIZE,
+	       "config header is 12 bytes");
+
+/* GET/SET_INFLIGHT_FD's payload (naturally aligned: 24 bytes with its tail padding). */
+struct vu_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
+_Static_assert(sizeof(struct vu_inflight) == 24, "inflight description is 24 bytes");
 
 static const char *const request_names[] = {
 	[VHOST_USER_GET_FEATURES] = "GET_FEATURES",
@@ -75,6 +97,9 @@ static const char *const request_names[] = {
 	[VHOST_USER_SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES",
 	[VHOST_USER_GET_QUEUE_NUM] = "GET_QUEUE_NUM",
 	[VHOST_USER_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
+	[VHOST_USER_GET_CONFIG] = "GET_CONFIG",
+	[VHOST_USER_GET_INFLIGHT_FD] = "GET_INFLIGHT_FD",
+	[VHOST_USER_SET_INFLIGHT_FD] = "SET_INFLIGHT_FD",
 };
 
 const char *vhost_user__request_name(uint32_t request)
@@ -282,10 +307,11 @@ static int vu_send(struct vhost_user *vu, uint32_t req, uint32_t flags, const vo
 
 /*
  * Reads exactly `len` bytes of the reply to `req` by `deadline`. File
- * descriptors in the ancillary data are closed at once and counted in *nfds.
+ * descriptors in the ancillary data are closed at once and counted in *nfds,
+ * but for the first one when `keep` is given (and still -1): it lands there.
  */
 static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t len,
-			 int64_t deadline, unsigned *nfds, struct err *e)
+			 int64_t deadline, unsigned *nfds, int *keep, struct err *e)
 {
 	size_t got = 0;
 
@@ -327,9 +353,13 @@ static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t 
 
 				for (k = 0; k < nr; k++) {
 					memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(fd));
+					if (keep && *keep < 0) {
+						*keep = fd;
+						continue;
+					}
 					close(fd);
+					*nfds += 1;
 				}
-				*nfds += (unsigned)nr;
 			}
 		}
 		if (msg.msg_flags & MSG_CTRUNC)
@@ -346,10 +376,11 @@ static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t 
 
 /*
  * Receives the reply to `req`: a header with exactly version 1 | REPLY, the
- * same request code and a payload of exactly `size` bytes, then the payload.
+ * same request code and a payload of exactly `size` bytes, then the payload;
+ * no file descriptor but the one `keep` takes when given.
  */
-static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uint32_t size,
-			 struct err *e)
+static int vu_recv_checked(struct vhost_user *vu, uint32_t req, void *payload, uint32_t size,
+			   int *keep, struct err *e)
 {
 	int64_t deadline = now_ms() + vu->timeout_ms;
 	const char *name = vhost_user__request_name(req);
@@ -357,7 +388,7 @@ static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uin
 	struct vu_hdr hdr;
 	int err;
 
-	err = vu_read_exact(vu, req, &hdr, sizeof(hdr), deadline, &nfds, e);
+	err = vu_read_exact(vu, req, &hdr, sizeof(hdr), deadline, &nfds, keep, e);
 	if (err)
 		return err;
 	if ((hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION)
@@ -369,17 +400,40 @@ static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uin
 	if (hdr.flags != (VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY))
 		return vu_fail(vu, e, -EPROTO, "reply to %s: flags %#x (expected %#x: version 1, reply)",
 			       name, hdr.flags, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY);
+	/* The spec's way for GET_CONFIG to say no: a reply without payload. */
+	if (req == VHOST_USER_GET_CONFIG && hdr.size == 0 && size)
+		return vu_fail(vu, e, -EREMOTEIO, "the backend refused GET_CONFIG (an empty reply)");
 	if (hdr.size != size)
 		return vu_fail(vu, e, -EPROTO, "reply to %s: payload of %u bytes (expected %u)", name,
 			       hdr.size, size);
 	if (size) {
-		err = vu_read_exact(vu, req, payload, size, deadline, &nfds, e);
+		err = vu_read_exact(vu, req, payload, size, deadline, &nfds, keep, e);
 		if (err)
 			return err;
 	}
 	if (nfds)
-		return vu_fail(vu, e, -EPROTO, "reply to %s carried %u file descriptor%s (none expected; closed)",
-			       name, nfds, nfds == 1 ? "" : "s");
+		return vu_fail(vu, e, -EPROTO, "reply to %s carried %u file descriptor%s (%s expected; closed)",
+			       name, nfds + (keep && *keep >= 0), nfds + (keep && *keep >= 0) == 1 ? "" : "s",
+			       keep ? "one" : "none");
+	if (keep && *keep < 0)
+		return vu_fail(vu, e, -EPROTO, "reply to %s carried no file descriptor", name);
+	return 0;
+}
+
+/* Receives the reply to `req` (vu_recv_checked); with `fd_out`, it must carry one fd, kept there. */
+static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uint32_t size,
+			 int *fd_out, struct err *e)
+{
+	int keep = -1, err;
+
+	err = vu_recv_checked(vu, req, payload, size, fd_out ? &keep : NULL, e);
+	if (err) {
+		if (keep >= 0)
+			close(keep);
+		return err;
+	}
+	if (fd_out)
+		*fd_out = keep;
 	vu->nr_replies++;
 	return 0;
 }
@@ -395,7 +449,7 @@ static int vu_request(struct vhost_user *vu, uint32_t req, const void *payload, 
 	err = vu_send(vu, req, ack ? VHOST_USER_FLAG_NEED_REPLY : 0, payload, size, fds, nfds, e);
 	if (err || !ack)
 		return err;
-	err = vu_recv_reply(vu, req, &status, sizeof(status), e);
+	err = vu_recv_reply(vu, req, &status, sizeof(status), NULL, e);
 	if (err)
 		return err;
 	if (status)
@@ -410,7 +464,7 @@ static int vu_query(struct vhost_user *vu, uint32_t req, const void *payload, ui
 {
 	int err = vu_send(vu, req, 0, payload, psize, NULL, 0, e);
 
-	return err ? err : vu_recv_reply(vu, req, reply, size, e);
+	return err ? err : vu_recv_reply(vu, req, reply, size, NULL, e);
 }
 
 int vhost_user__get_features(struct vhost_user *vu, uint64_t *features, struct err *e)
@@ -581,4 +635,65 @@ int vhost_user__get_vring_base(struct vhost_user *vu, unsigned index, unsigned *
 			       index, r.num);
 	*base = r.num;
 	return 0;
+}
+
+int vhost_user__get_config(struct vhost_user *vu, uint32_t offset, void *buf, uint32_t size,
+			   struct err *e)
+{
+	struct vu_config req = { .offset = offset, .size = size }, r;
+	uint32_t len = VHOST_USER_CONFIG_HDR_SIZE + size;
+	int err;
+
+	if (!(vu->protocol & (1ull << VHOST_USER_PROTOCOL_F_CONFIG)))
+		return err__set(e, -EOPNOTSUPP, "%s: vhost-user: GET_CONFIG needs protocol feature CONFIG",
+				vu->name);
+	if (!size || size > VHOST_USER_MAX_CONFIG)
+		return err__set(e, -EINVAL, "%s: vhost-user: GET_CONFIG of %u bytes (1..%u)", vu->name,
+				size, VHOST_USER_MAX_CONFIG);
+	/* The request carries the window and room for its bytes, as the reply does. */
+	err = vu_query(vu, VHOST_USER_GET_CONFIG, &req, len, &r, len, e);
+	if (err)
+		return err;
+	if (r.offset != offset || r.size != size)
+		return vu_fail(vu, e, -EPROTO, "reply to GET_CONFIG describes %u bytes at offset %u (asked %u at %u)",
+			       r.size, r.offset, size, offset);
+	memcpy(buf, r.data, size);
+	return 0;
+}
+
+int vhost_user__get_inflight_fd(struct vhost_user *vu, struct vhost_user_inflight *in,
+				struct err *e)
+{
+	struct vu_inflight req = { .num_queues = in->num_queues, .queue_size = in->queue_size }, r;
+	int err, fd = -1;
+
+	if (!(vu->protocol & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return err__set(e, -EOPNOTSUPP, "%s: vhost-user: GET_INFLIGHT_FD needs protocol feature INFLIGHT_SHMFD",
+				vu->name);
+	err = vu_send(vu, VHOST_USER_GET_INFLIGHT_FD, 0, &req, sizeof(req), NULL, 0, e);
+	if (!err)
+		err = vu_recv_reply(vu, VHOST_USER_GET_INFLIGHT_FD, &r, sizeof(r), &fd, e);
+	if (err)
+		return err;
+	if (!r.mmap_size || r.num_queues != req.num_queues || r.queue_size != req.queue_size) {
+		close(fd);
+		return vu_fail(vu, e, -EPROTO, "reply to GET_INFLIGHT_FD: %llu bytes for %u queues of %u (asked %u of %u)",
+			       (unsigned long long)r.mmap_size, r.num_queues, r.queue_size,
+			       req.num_queues, req.queue_size);
+	}
+	in->mmap_size = r.mmap_size;
+	in->mmap_offset = r.mmap_offset;
+	in->fd = fd;
+	return 0;
+}
+
+int vhost_user__set_inflight_fd(struct vhost_user *vu, const struct vhost_user_inflight *in,
+				struct err *e)
+{
+	struct vu_inflight req = { .mmap_size = in->mmap_size, .mmap_offset = in->mmap_offset,
+				   .num_queues = in->num_queues, .queue_size = in->queue_size };
+
+	if (in->fd < 0)
+		return err__set(e, -EBADF, "%s: vhost-user: SET_INFLIGHT_FD without a region", vu->name);
+	return vu_request(vu, VHOST_USER_SET_INFLIGHT_FD, &req, sizeof(req), &in->fd, 1, e);
 }

@@ -48,6 +48,9 @@ struct vu_session {
 	unsigned backend_queues, queue_num;
 	char unit[24];
 	uint16_t queue_max_size;
+	uint64_t required;
+	char required_why[128];
+	uint32_t config_size;
 	const struct vu_session_ops *ops;
 	void *opaque;
 	struct trust_uids peers;        /* who may be the backend */
@@ -72,10 +75,12 @@ struct vu_session {
 		struct vu_queue q[VIRTIO_MAX_QUEUES]; /* owned here until the thread takes them */
 	} req;
 
-	/* The backend's features for vCPU threads: a short critical section, never held across I/O. */
+	/* The backend's features and config for vCPU threads: a short critical section, never held across I/O. */
 	pthread_mutex_t info_lock;
 	bool backend_known;
 	uint64_t backend_features;
+	bool config_known;
+	uint8_t config[VHOST_USER_MAX_CONFIG];
 
 	/* Everything below: under `lock`. */
 	pthread_mutex_t lock;
@@ -102,6 +107,7 @@ struct vu_session {
 	uint64_t local;                 /* queues the device serves itself */
 	uint64_t queue_gen;             /* bumps with each reset: stale kick events are dropped */
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
+	struct vhost_user_inflight inflight; /* this activation's (INFLIGHT_SHMFD), fd -1 before */
 
 	struct vu_session_stats stats;
 };
@@ -143,10 +149,11 @@ static void session_set_link(struct vu_session *s, bool up)
 	s->link_up = up;
 	s->stats.link_up = up;
 	s->stats.link_changes++;
-	s->ops->link_set(s->opaque, up);
-	s->config_pending = true;
+	if (s->ops->link_set && s->ops->link_set(s->opaque, up)) {
+		s->config_pending = true;
+		eventfd_nudge(s->wake_fd);
+	}
 	pthread_cond_broadcast(&s->cond);
-	eventfd_nudge(s->wake_fd);
 }
 
 /* Ends the connection (the backend is gone or misbehaved). Lock held. */
@@ -239,13 +246,42 @@ static int session_setup_ring(struct vu_session *s, unsigned i, unsigned base, s
 		err = vhost_user__set_vring_base(&s->vu, i, base, e);
 	if (!err)
 		err = vhost_user__set_vring_addr(&s->vu, &a, e);
-	if (!err)
-		err = vhost_user__set_vring_kick(&s->vu, i, q->kick_fd, e);
+	/* The call fd first: a backend may start on the ring (work queued meanwhile) at the kick. */
 	if (!err)
 		err = vhost_user__set_vring_call(&s->vu, i, q->call_fd, e);
 	if (!err)
+		err = vhost_user__set_vring_kick(&s->vu, i, q->kick_fd, e);
+	if (!err)
 		s->q[i].started = true;
 	return err;
+}
+
+/*
+ * The region where backends track the requests they took (INFLIGHT_SHMFD):
+ * the first backend of an activation makes it, every backend after a crash
+ * gets the same one and resubmits what the dead one had not completed. Lock
+ * held, connected.
+ */
+static int session_inflight(struct vu_session *s, struct err *e)
+{
+	unsigned i, size = 0;
+	int err;
+
+	if (!(s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return 0;
+	if (s->inflight.fd < 0) {
+		for (i = 0; i < backend_queues(s); i++)
+			if (s->q[i].vq.enabled && !(s->local & BIT(i)) && s->q[i].vq.size > size)
+				size = s->q[i].vq.size;
+		if (!size)
+			return 0;
+		s->inflight.num_queues = (uint16_t)backend_queues(s);
+		s->inflight.queue_size = (uint16_t)size;
+		err = vhost_user__get_inflight_fd(&s->vu, &s->inflight, e);
+		if (err)
+			return err;
+	}
+	return vhost_user__set_inflight_fd(&s->vu, &s->inflight, e);
 }
 
 /* Hands the active rings to the backend. Lock held, connected. */
@@ -266,6 +302,8 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 	err = vhost_user__set_features(&s->vu, f, e);
 	if (!err)
 		err = vhost_user__set_mem_table_guest(&s->vu, s->mem, e);
+	if (!err)
+		err = session_inflight(s, e);
 	for (i = 0; !err && i < backend_queues(s); i++) {
 		if (!s->q[i].vq.enabled || (s->local & BIT(i)))
 			continue;
@@ -324,6 +362,37 @@ static int session_stop_rings(struct vu_session *s, struct err *e)
 	return 0;
 }
 
+/*
+ * The device's config space from this backend, kept for config_read; a
+ * change from the last backend's owes the device a config_changed. Lock held.
+ */
+static int session_fetch_config(struct vu_session *s, struct err *e)
+{
+	uint8_t cfg[VHOST_USER_MAX_CONFIG] = { 0 };
+	bool changed;
+	int err;
+
+	if (!s->config_size)
+		return 0;
+	if (!(s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_CONFIG)))
+		return err__set(e, -EPROTO, "%s: vhost-user: the backend does not give its configuration space (protocol feature CONFIG)",
+				s->name);
+	err = vhost_user__get_config(&s->vu, 0, cfg, s->config_size, e);
+	if (err)
+		return err;
+	pthread_mutex_lock(&s->info_lock);
+	changed = s->config_known && memcmp(s->config, cfg, s->config_size);
+	memcpy(s->config, cfg, s->config_size);
+	s->config_known = true;
+	pthread_mutex_unlock(&s->info_lock);
+	if (changed) {
+		session_log(s, "the backend's configuration space changed");
+		s->config_pending = true;
+		eventfd_nudge(s->wake_fd);
+	}
+	return 0;
+}
+
 /* A new connection: negotiate, and set the rings up when the guest is running. Lock held. */
 static int session_handshake(struct vu_session *s, struct err *e)
 {
@@ -333,6 +402,9 @@ static int session_handshake(struct vu_session *s, struct err *e)
 	err = vhost_user__get_features(&s->vu, &features, e);
 	if (err)
 		return err;
+	if ((features & s->required) != s->required)
+		return err__set(e, -EPROTO, "%s: vhost-user: the backend lacks features %#llx (%s)",
+				s->name, (unsigned long long)(s->required & ~features), s->required_why);
 	if (features & BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
 		err = vhost_user__get_protocol_features(&s->vu, &protocol, e);
 		if (!err)
@@ -352,6 +424,8 @@ static int session_handshake(struct vu_session *s, struct err *e)
 					s->name, (unsigned long long)queues, s->unit, s->queue_num);
 	}
 	err = vhost_user__set_owner(&s->vu, e);
+	if (!err)
+		err = session_fetch_config(s, e);
 	if (err)
 		return err;
 	s->stats.backend_known = true;
@@ -530,6 +604,10 @@ static void session_reset_locked(struct vu_session *s)
 	if (s->connected && session_stop_rings(s, &e))
 		session_fail(s, &e);
 	session_drop_queues(s);
+	/* The next activation's rings are new: what this region tracked is void. */
+	if (s->inflight.fd >= 0)
+		close(s->inflight.fd);
+	s->inflight.fd = -1;
 	s->active = false;
 	s->rings_up = false;
 	s->rings_ever = false;
@@ -802,6 +880,22 @@ void vu_session__signal(struct vu_session *s, unsigned queue)
 	pthread_mutex_unlock(&s->lock);
 }
 
+bool vu_session__config(struct vu_session *s, uint32_t off, void *buf, uint32_t len)
+{
+	uint32_t n = 0;
+	bool known;
+
+	memset(buf, 0, len);
+	pthread_mutex_lock(&s->info_lock);
+	known = s->config_known;
+	if (off < s->config_size)
+		n = len < s->config_size - off ? len : s->config_size - off;
+	if (known && n)
+		memcpy(buf, s->config + off, n);
+	pthread_mutex_unlock(&s->info_lock);
+	return known;
+}
+
 bool vu_session__backend_features(struct vu_session *s, uint64_t *features)
 {
 	bool known;
@@ -882,6 +976,8 @@ static void session_free(struct vu_session *s)
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	queues_close(s->req.q);
+	if (s->inflight.fd >= 0)
+		close(s->inflight.fd);
 	pthread_cond_destroy(&s->req_cond);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->req_lock);
@@ -909,6 +1005,12 @@ static struct vu_session *session_alloc(const struct vu_session_config *cfg)
 	s->backend_queues = cfg->backend_queues;
 	s->queue_num = cfg->queue_num;
 	s->queue_max_size = cfg->queue_max_size;
+	s->required = cfg->required_features;
+	snprintf(s->required_why, sizeof(s->required_why), "%s",
+		 cfg->required_why ? cfg->required_why : "the device needs them");
+	s->config_size = cfg->config_size;
+	if (s->config_size)
+		s->protocol_wanted |= BIT(VHOST_USER_PROTOCOL_F_CONFIG);
 	s->ops = cfg->ops;
 	s->opaque = cfg->opaque;
 	s->peers = cfg->peers ? *cfg->peers :
@@ -916,7 +1018,7 @@ static struct vu_session *session_alloc(const struct vu_session_config *cfg)
 	snprintf(s->run_dir, sizeof(s->run_dir), "%s", cfg->run_dir ? cfg->run_dir : "");
 	s->run_dir_uid = cfg->run_dir_uid;
 	s->run_dir_gid = cfg->run_dir_gid;
-	s->listen_fd = s->epfd = s->wake_fd = -1;
+	s->listen_fd = s->epfd = s->wake_fd = s->inflight.fd = -1;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		s->q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
@@ -977,6 +1079,9 @@ int vu_session__create(const struct vu_session_config *cfg, struct vu_session **
 	if (cfg->mem->fd < 0)
 		return err__set(e, -EINVAL, "%s '%s': guest RAM is not a shareable fd (vhost-user needs a memfd or hugetlbfs)",
 				cfg->kind, cfg->name);
+	if (cfg->config_size > VHOST_USER_MAX_CONFIG)
+		return err__set(e, -EINVAL, "%s '%s': a config space of %u bytes (at most %u)", cfg->kind,
+				cfg->name, cfg->config_size, VHOST_USER_MAX_CONFIG);
 	if (cfg->backend_queues > VIRTIO_MAX_QUEUES)
 		return err__set(e, -EINVAL, "%s '%s': %u backend queues (at most %u)", cfg->kind,
 				cfg->name, cfg->backend_queues, VIRTIO_MAX_QUEUES);

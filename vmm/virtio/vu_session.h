@@ -1,6 +1,6 @@
 /*
  * A vhost-user device session: everything about one backend connection for a
- * virtio device whose data path runs in the backend (net today, blk next).
+ * virtio device whose data path runs in the backend (net, blk).
  * The device gives its feature policy, its queues and a few callbacks; the
  * session does the rest over vhost_user.h's messages.
  *
@@ -11,8 +11,13 @@
  *
  * One thread per session ("vu-<name>") watches the connection: it reconnects
  * (client mode, backoff 100 ms doubling to 5 s) or accepts the next backend
- * (server mode), negotiates, re-sends the memory table and the rings with the
- * used index read from guest RAM as the base, and turns the link up and down.
+ * (server mode), negotiates, fetches the device's config space when the device
+ * has one in the backend (GET_CONFIG: a copy the device serves, a change
+ * between connections raises config_changed), re-sends the memory table and the
+ * rings with the used index read from guest RAM as the base, and turns the
+ * link up and down. With protocol feature INFLIGHT_SHMFD (when the device asks
+ * for it) the backends of one activation share an inflight region, so that
+ * the next one resubmits what a crashed one had taken and not completed.
  * The same thread watches the kicks of the queues the device serves itself
  * (net's control queue) and hands them to the device.
  *
@@ -44,11 +49,15 @@
 struct vu_session;
 
 struct vu_session_ops {
-	/* The link went up or down: record it (config space). The session's lock is held. */
-	void (*link_set)(void *opaque, bool up);
+	/*
+	 * Optional: the link went up or down; the device records it and returns
+	 * whether its config space changed (the interrupt is then raised). The
+	 * session's lock is held. NULL: the link is not in the config space.
+	 */
+	bool (*link_set)(void *opaque, bool up);
 	/* Raise the configuration-change interrupt. The session's thread, no lock held. */
 	void (*config_changed)(void *opaque);
-	/* The driver kicked `queue`, one the device serves itself. The session's thread, no lock held. */
+	/* The driver kicked `queue`, one the device serves itself (none: NULL). The session's thread, no lock held. */
 	void (*kicked)(void *opaque, unsigned queue);
 };
 
@@ -65,6 +74,9 @@ struct vu_session_config {
 	unsigned queue_num;            /* > 1: the backend's GET_QUEUE_NUM must reach it */
 	const char *queue_num_unit;    /* what GET_QUEUE_NUM counts, for messages: "queue pairs" */
 	uint16_t queue_max_size;       /* largest ring accepted */
+	uint64_t required_features;    /* a backend without all of these is refused (link down) */
+	const char *required_why;      /* what they mean, for that message: "the disk is readonly" */
+	uint32_t config_size;          /* config space bytes fetched (GET_CONFIG) at each connect; 0: none */
 	const struct vu_session_ops *ops;
 	void *opaque;                  /* passed to the ops */
 	const struct trust_uids *peers;/* who may be the backend; NULL: root or our own uid */
@@ -83,7 +95,7 @@ struct vu_session_stats {
 	uint64_t disconnects;          /* the backend went away */
 	uint64_t failures;             /* ended by a malformed/unexpected reply, refusal, timeout */
 	uint64_t refused;              /* peers refused before anything was sent (SO_PEERCRED) */
-	uint64_t link_changes;         /* link_set calls */
+	uint64_t link_changes;         /* the link went up or down */
 	char last_error[512];
 };
 
@@ -125,6 +137,13 @@ void vu_session__enable_queues(struct vu_session *s, unsigned enabled);
 
 /* Interrupts the guest for a local queue (its call eventfd). */
 void vu_session__signal(struct vu_session *s, unsigned queue);
+
+/*
+ * Copies `len` bytes at `off` of the config space the last backend gave
+ * (GET_CONFIG, config_size bytes): zeros before any backend and past the end.
+ * Returns whether a backend's config was seen. Never waits on the backend.
+ */
+bool vu_session__config(struct vu_session *s, uint32_t off, void *buf, uint32_t len);
 
 /* The last backend's GET_FEATURES: false before any backend was seen. Never waits on the backend. */
 bool vu_session__backend_features(struct vu_session *s, uint64_t *features);

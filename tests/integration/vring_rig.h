@@ -1,0 +1,73 @@
+/*
+ * The guest's side of split virtqueues for tests that play the guest without
+ * KVM: rings and buffers laid out in guest RAM (a memfd guest_mem), the
+ * struct virtio_queue a transport would hand the device (fresh kick and call
+ * eventfds), publishing chains and reading the used ring; and the waits
+ * such a test needs around the backend process it runs.
+ */
+#ifndef RTVMM_TESTS_VRING_RIG_H
+#define RTVMM_TESTS_VRING_RIG_H
+
+#include <stdint.h>
+
+#include "vmm/guest_mem.h"
+#include "vmm/virtio/virtio.h"
+
+#define RIG_QSIZE_MAX 256
+#define RIG_DESC_F_NEXT  1
+#define RIG_DESC_F_WRITE 2
+#define RIG_AVAIL_F_NO_INTERRUPT 1
+#define RIG_USED_F_NO_NOTIFY     1
+
+struct rig_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+struct rig_queue {
+	unsigned index, size;
+	uint64_t desc_gpa, avail_gpa, used_gpa, buf_gpa;
+	uint32_t buf_size;          /* bytes of buffer per descriptor id */
+	struct rig_desc *desc;
+	uint16_t *avail;            /* flags, idx, ring[] */
+	uint8_t *used;              /* flags, idx, {id, len}[] */
+	uint8_t *buf;               /* id i's buffer at buf + i * buf_size */
+	uint16_t avail_idx, last_used;
+	uint16_t free_ids[RIG_QSIZE_MAX];
+	unsigned nr_free;
+	uint64_t kicks;
+};
+
+/*
+ * Lays queue `index` out: its rings in the 12 KiB at `ring_gpa`, `size`
+ * buffers of `buf_size` bytes at `buf_gpa`; every id free. Fills `vq` as a
+ * transport would (enabled, MSI-X vector = index, new eventfds). 0 or -errno.
+ */
+int rig_queue__init(struct rig_queue *q, struct guest_mem *mem, unsigned index, unsigned size,
+		    uint64_t ring_gpa, uint64_t buf_gpa, uint32_t buf_size, struct virtio_queue *vq);
+
+/* Closes the eventfds rig_queue__init made. */
+void rig_queue__close(struct virtio_queue *vq);
+
+uint16_t rig_queue__used_idx(const struct rig_queue *q);
+
+/* The used ring's entry `at` (mod size): the chain's head id and the bytes written. */
+void rig_queue__used_elem(const struct rig_queue *q, uint16_t at, uint32_t *id, uint32_t *len);
+
+/* Makes chain `head` available to the device. */
+void rig_queue__publish(struct rig_queue *q, uint16_t head);
+
+/* Notifies the device on `kick_fd` unless its used ring says it does not want it. */
+void rig_queue__kick(struct rig_queue *q, int kick_fd);
+
+/* Waits up to `timeout_ms` for an eventfd (a call) and drains it: 1, or 0 on timeout. */
+int rig_wait_eventfd(int fd, int timeout_ms);
+
+/* CLOCK_MONOTONIC in seconds. */
+double rig_now_s(void);
+
+/* Waits up to `timeout` seconds for a backend to create its unix socket at `path`: 0 or -ETIMEDOUT. */
+int rig_wait_socket(const char *path, double timeout);
+
+#endif

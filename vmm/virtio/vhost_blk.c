@@ -1,0 +1,320 @@
+/* vhost-user-blk: a virtio-blk device whose data path and config space are a backend's. */
+#include "vmm/virtio/vhost_blk.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/vm_limits.h"
+#include "vmm/virtio/vhost_user.h"
+
+_Static_assert(VM_MAX_DISK_QUEUES <= VIRTIO_MAX_QUEUES,
+	       "a disk's request queues must fit the transport's queues");
+
+#define BIT(n) (1ull << (n))
+
+/*
+ * The config space the guest reads: blk.h's fields, then the discard and
+ * write-zeroes limits (virtio 1.1, 5.2.4), read when DISCARD or WRITE_ZEROES
+ * is negotiated. All of it is the backend's (GET_CONFIG) but num_queues.
+ */
+struct vhost_blk_config {
+	struct virtio_blk_config base;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct vhost_blk_config) == 60, "virtio-blk config up to write_zeroes_may_unmap");
+_Static_assert(sizeof(struct vhost_blk_config) <= VHOST_USER_MAX_CONFIG, "GET_CONFIG carries it");
+
+/*
+ * Data-path features the guest gets when the backend offers them: the
+ * backend serves every request, so what it offers it implements, and the
+ * limits they announce are in its config space. Not CONFIG_WCE: the guest's
+ * write to `writeback` would have to reach the backend (SET_CONFIG) from a
+ * vCPU, which never waits for the backend; the cache mode stays the
+ * backend's (FLUSH tells the guest to flush).
+ */
+#define BLK_DATA_FEATURES                                                                    \
+	(BIT(VIRTIO_BLK_F_SIZE_MAX) | BIT(VIRTIO_BLK_F_SEG_MAX) | BIT(VIRTIO_BLK_F_GEOMETRY) |    \
+	 BIT(VIRTIO_BLK_F_RO) | BIT(VIRTIO_BLK_F_BLK_SIZE) | BIT(VIRTIO_BLK_F_FLUSH) |            \
+	 BIT(VIRTIO_BLK_F_TOPOLOGY) | BIT(VIRTIO_BLK_F_MQ) | BIT(VIRTIO_BLK_F_DISCARD) |          \
+	 BIT(VIRTIO_BLK_F_WRITE_ZEROES) | BIT(VIRTIO_RING_F_INDIRECT_DESC) |                      \
+	 BIT(VIRTIO_RING_F_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1))
+/* Requests that change the disk: never offered on a readonly disk. */
+#define BLK_WRITING_FEATURES (BIT(VIRTIO_BLK_F_DISCARD) | BIT(VIRTIO_BLK_F_WRITE_ZEROES))
+/*
+ * INFLIGHT_SHMFD: a backend completes requests out of order, so after a crash
+ * the used index alone cannot say which ones the next backend must redo.
+ */
+#define BLK_PROTOCOL_WANTED                                                 \
+	(BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+	 BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+
+#define VHOST_BLK_QUEUE_SIZE 1024   /* largest ring accepted (libvhost-user's and SPDK's limit) */
+
+struct vblk {
+	struct virtio_dev vdev;
+	char name[32];
+	char socket[108];
+	bool readonly;
+	unsigned queues;
+	uint64_t data_features;         /* BLK_DATA_FEATURES for this disk's queues and mode */
+	const struct guest_mem *mem;
+	struct vu_session *session;
+
+	/* Held around the transport's config_changed, so that the transport can detach. */
+	pthread_mutex_t notify_lock;
+};
+
+static struct vblk *to_vblk(struct virtio_dev *vdev)
+{
+	return vdev->priv;
+}
+
+/* ---- the session's callbacks ---- */
+
+static void vblk_config_changed(void *opaque)
+{
+	struct vblk *b = opaque;
+
+	pthread_mutex_lock(&b->notify_lock);
+	if (b->vdev.config_changed)
+		b->vdev.config_changed(&b->vdev);
+	pthread_mutex_unlock(&b->notify_lock);
+}
+
+/* The link is not in a disk's config space: only a changed config reaches the guest. */
+static const struct vu_session_ops vblk_session_ops = {
+	.config_changed = vblk_config_changed,
+};
+
+/* ---- virtio_dev_ops ---- */
+
+static uint64_t vblk_features(struct virtio_dev *vdev)
+{
+	struct vblk *b = to_vblk(vdev);
+	uint64_t backend;
+
+	if (vu_session__backend_features(b->session, &backend))
+		return backend & b->data_features;
+	/* No backend seen yet: nothing it might lack (the builder waits for one). */
+	return BIT(VIRTIO_F_VERSION_1) | (b->readonly ? BIT(VIRTIO_BLK_F_RO) : 0);
+}
+
+/* The backend's config, num_queues being this disk's; zeros before any backend. */
+static void vblk_config(struct vblk *b, struct vhost_blk_config *cfg)
+{
+	if (vu_session__config(b->session, 0, cfg, sizeof(*cfg)))
+		cfg->base.num_queues = (uint16_t)b->queues;
+}
+
+static void vblk_config_read(struct virtio_dev *vdev, uint32_t off, void *data, uint32_t len)
+{
+	struct vhost_blk_config cfg;
+
+	memset(data, 0, len);
+	if (off >= sizeof(cfg))
+		return;
+	if (len > sizeof(cfg) - off)
+		len = (uint32_t)(sizeof(cfg) - off);
+	vblk_config(to_vblk(vdev), &cfg);
+	memcpy(data, (const uint8_t *)&cfg + off, len);
+}
+
+static void vblk_config_write(struct virtio_dev *vdev, uint32_t off, const void *data,
+			      uint32_t len)
+{
+	/* Only `writeback` is writable, with CONFIG_WCE, which is not offered. */
+	(void)vdev;
+	(void)off;
+	(void)data;
+	(void)len;
+}
+
+static int vblk_activate(struct virtio_dev *vdev, const struct virtio_activation *a)
+{
+	struct vblk *b = to_vblk(vdev);
+	unsigned queues = (a->features & BIT(VIRTIO_BLK_F_MQ)) ? b->queues : 1;
+	struct err e = { 0 };
+	int err;
+
+	if (a->mem != b->mem)
+		return -EINVAL;
+	/* Every request queue is the backend's, all enabled; the device serves none itself. */
+	err = vu_session__activate(b->session, a, 0, queues, queues, &e);
+	if (err)
+		fprintf(stderr, "rtvmm: %s; the device needs a reset\n", e.msg);
+	return err;
+}
+
+static void vblk_reset(struct virtio_dev *vdev)
+{
+	vu_session__reset(to_vblk(vdev)->session);
+}
+
+static bool vblk_resetting(struct virtio_dev *vdev)
+{
+	return vu_session__settling(to_vblk(vdev)->session);
+}
+
+static void vblk_detach(struct virtio_dev *vdev)
+{
+	struct vblk *b = to_vblk(vdev);
+
+	pthread_mutex_lock(&b->notify_lock);
+	vdev->config_changed = NULL;
+	pthread_mutex_unlock(&b->notify_lock);
+}
+
+/* "link up, backend connects 1, disconnects 0, failures 0, refused 0, 2048 sectors; TRANSPORT[; last error: ...]" */
+static void vblk_report(struct virtio_dev *vdev, FILE *out, const char *transport)
+{
+	struct vhost_blk_stats st;
+
+	vhost_blk__stats(vdev, &st);
+	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu, refused %llu, %llu sectors; %s%s%s",
+		st.session.link_up ? "up" : "down", (unsigned long long)st.session.connects,
+		(unsigned long long)st.session.disconnects, (unsigned long long)st.session.failures,
+		(unsigned long long)st.session.refused, (unsigned long long)st.capacity, transport,
+		st.session.last_error[0] ? "; last error: " : "", st.session.last_error);
+}
+
+static const struct virtio_dev_ops vblk_ops = {
+	.features = vblk_features,
+	.config_read = vblk_config_read,
+	.config_write = vblk_config_write,
+	.activate = vblk_activate,
+	.reset = vblk_reset,
+	.resetting = vblk_resetting,
+	.detach = vblk_detach,
+	.report = vblk_report,
+};
+
+/* ---- lifecycle ---- */
+
+static void vblk_free(struct vblk *b)
+{
+	pthread_mutex_destroy(&b->notify_lock);
+	free(b);
+}
+
+int vhost_blk__create(const struct vhost_blk_spec *spec, const struct guest_mem *mem,
+		      struct virtio_dev **out, struct err *e)
+{
+	struct vu_session_config sc;
+	struct vblk *b;
+	int err;
+
+	if (spec->queues < 1 || spec->queues > VM_MAX_DISK_QUEUES)
+		return err__set(e, -EINVAL, "disk '%s': %u queues (1..%u)", spec->name, spec->queues,
+				VM_MAX_DISK_QUEUES);
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return err__set(e, -ENOMEM, "disk '%s': out of memory", spec->name);
+	snprintf(b->name, sizeof(b->name), "%s", spec->name[0] ? spec->name : "disk");
+	snprintf(b->socket, sizeof(b->socket), "%s", spec->socket);
+	b->readonly = spec->readonly;
+	b->queues = spec->queues;
+	b->mem = mem;
+	b->data_features = BLK_DATA_FEATURES;
+	if (spec->queues == 1)
+		b->data_features &= ~BIT(VIRTIO_BLK_F_MQ);
+	if (spec->readonly)
+		b->data_features &= ~BLK_WRITING_FEATURES;
+	pthread_mutex_init(&b->notify_lock, NULL);
+	b->vdev = (struct virtio_dev){
+		.name = b->name,
+		.device_id = VIRTIO_ID_BLOCK,
+		.max_queues = spec->queues,
+		.queue_max_size = VHOST_BLK_QUEUE_SIZE,
+		.config_size = sizeof(struct vhost_blk_config),
+		.ops = &vblk_ops,
+		.priv = b,
+	};
+
+	sc = (struct vu_session_config){
+		.kind = "disk",
+		.name = b->name,
+		.socket = spec->socket,
+		.server = spec->server,
+		.mem = mem,
+		.data_features = b->data_features,
+		.backend_features = b->data_features,
+		.protocol = BLK_PROTOCOL_WANTED,
+		.backend_queues = spec->queues,
+		.queue_num = spec->queues,
+		.queue_num_unit = "queues",
+		.queue_max_size = VHOST_BLK_QUEUE_SIZE,
+		.required_features = spec->readonly ? BIT(VIRTIO_BLK_F_RO) : 0,
+		.required_why = "VIRTIO_BLK_F_RO: the disk is readonly and the backend would take writes",
+		.config_size = sizeof(struct vhost_blk_config),
+		.ops = &vblk_session_ops,
+		.opaque = b,
+		.peers = spec->peers_set ? &spec->peers : NULL,
+		.run_dir = spec->run_dir[0] ? spec->run_dir : NULL,
+		.run_dir_uid = spec->run_dir_uid,
+		.run_dir_gid = spec->run_dir_gid,
+	};
+	err = vu_session__create(&sc, &b->session, e);
+	if (err) {
+		vblk_free(b);
+		return err;
+	}
+	*out = &b->vdev;
+	return 0;
+}
+
+void vhost_blk__destroy(struct virtio_dev *vdev)
+{
+	struct vblk *b;
+
+	if (!vdev)
+		return;
+	b = to_vblk(vdev);
+	/* The session's thread stops first: no callback runs after this. */
+	vu_session__destroy(b->session);
+	vblk_free(b);
+}
+
+int vhost_blk__wait_backend(struct virtio_dev *vdev, int timeout_ms)
+{
+	struct vblk *b = to_vblk(vdev);
+	struct vu_session_stats st;
+
+	if (!vu_session__wait_link(b->session, timeout_ms))
+		return 0;
+	vu_session__stats(b->session, &st);
+	fprintf(stderr, "rtvmm: %s: no vhost-user-blk backend ready on %s within %d ms%s%s%s\n",
+		b->name, b->socket, timeout_ms,
+		st.last_error[0] ? " (last error: " : " (none answered there)",
+		st.last_error, st.last_error[0] ? ")" : "");
+	return -ETIMEDOUT;
+}
+
+void vhost_blk__stats(struct virtio_dev *vdev, struct vhost_blk_stats *st)
+{
+	struct vblk *b = to_vblk(vdev);
+	struct vhost_blk_config cfg;
+
+	vu_session__stats(b->session, &st->session);
+	vblk_config(b, &cfg);
+	st->capacity = cfg.base.capacity;
+}
+
+static void vblk_device_destroy(void *dev)
+{
+	vhost_blk__destroy(dev);
+}
+
+const struct device_ops vhost_blk__device_ops = {
+	.destroy = vblk_device_destroy,
+};
