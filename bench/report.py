@@ -265,7 +265,7 @@ def summary_md(outdir, results, plots_by_bench):
         if d["results"]:
             L += _figures_table(d["results"]) + [""]
         if d["ratios"]:
-            L += _table(["ratio", "value", "goal", "met"], _ratio_rows(d["ratios"])) + [""]
+            L += _table(["ratio", "value (rounds)", "goal", "met / verdict"], _ratio_rows(d["ratios"])) + [""]
         for n in d.get("notes") or []:
             L.append(f"- {n}")
         for p in plots_by_bench.get(d["benchmark"], []):
