@@ -16,7 +16,8 @@ mode: "go TAG ARGS", fio's JSON between RTVMM-FIO-BEGIN and RTVMM-FIO-END).
          fdatasync
   qemu   qemu-system-x86_64 -enable-kvm -M pc, virtio-blk-pci (modern only, 1 queue of 256)
          per disk, -drive format=raw,cache=writeback,aio=io_uring: the same semantics (host
-         page cache, guest-visible write cache, flush as fdatasync) and the same engine
+         page cache, guest-visible write cache, flush as fdatasync) and the same engine; the
+         root image (read-only, open in both monitors) with file.locking=off
 
 Both monitors boot at once, launched on --housekeeping-cpu; once their vCPU threads exist, the
 vCPU (rtvmm vcpu0, QEMU "CPU 0/KVM") is pinned to --measure-cpu and every other thread
@@ -106,7 +107,9 @@ def monitor_argv(args, mon, kernel, initrd, cmdline, root, data):
     return hk + [args.qemu, "-name", "disk,debug-threads=on", "-enable-kvm", "-cpu", "host,-arch-capabilities",
                  "-M", "pc", "-m", args.memory, "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
                  "-serial", "stdio", "-kernel", kernel.bzimage, "-initrd", initrd, "-append", cmdline,
-                 "-drive", f"file={root},if=none,id=root,readonly=on,{drive}",
+                 # Both monitors read the root image at once: rtvmm holds its flock, which on
+                 # some file systems (9p, NFS) is a POSIX lock that QEMU's image locking sees.
+                 "-drive", f"file={root},if=none,id=root,readonly=on,file.locking=off,{drive}",
                  "-device", f"virtio-blk-pci,drive=root,{dev}",
                  "-drive", f"file={data},if=none,id=data,{drive}",
                  "-device", f"virtio-blk-pci,drive=data,{dev}"]
