@@ -19,10 +19,9 @@ mode: "go TAG ARGS", fio's JSON between RTVMM-FIO-BEGIN and RTVMM-FIO-END).
          page cache, guest-visible write cache, flush as fdatasync) and the same engine; the
          root image (read-only, open in both monitors) with file.locking=off
 
-Both monitors boot at once, launched on --housekeeping-cpu; once their vCPU threads exist, the
-vCPU (rtvmm vcpu0, QEMU "CPU 0/KVM") is pinned to --measure-cpu and every other thread
-(emulator, I/O thread, io_uring workers, QEMU's main loop) stays on --housekeeping-cpu, for
-both. Each round runs one fio command in rtvmm's guest, then the same in QEMU's (the other guest
+Both monitors boot at once, launched on --measure-cpu, so that the vCPU thread (rtvmm vcpu0,
+QEMU "CPU 0/KVM") starts there and never moves; once it exists every other thread (emulator,
+I/O thread, io_uring workers, QEMU's main loop) is moved to --housekeeping-cpu, for both. Each round runs one fio command in rtvmm's guest, then the same in QEMU's (the other guest
 idles at its prompt): four jobs one after the other (stonewall) on /dev/vdb, direct=1,
 ioengine=libaio, time_based --runtime seconds each:
   randread   4 KiB random reads,  iodepth --iodepth     -> randread_iops
@@ -95,16 +94,18 @@ def make_data_image(path, mib):
 
 
 def monitor_argv(args, mon, kernel, initrd, cmdline, root, data):
-    """The monitor's command line, launched on the housekeeping cpu."""
-    hk = ["taskset", "-c", str(args.housekeeping_cpu)]
+    """The monitor's command line, launched on the measure cpu: its vCPU thread starts where it
+    stays (a vCPU thread that moves between cpus now and then faults its guest inside
+    scripts/kvmbox, README "KVM host"); place() moves every other thread away."""
+    on = ["taskset", "-c", str(args.measure_cpu)]
     if mon == "rtvmm":
         rtvmm = benchlib.tool(args, "rtvmm")
-        return hk + [rtvmm, "run", "--kernel", kernel.bzimage, "--initrd", initrd, "--vcpus", "1",
+        return on + [rtvmm, "run", "--kernel", kernel.bzimage, "--initrd", initrd, "--vcpus", "1",
                      "--memory", args.memory, "--cmdline", cmdline,
                      "--disk", f"path={root},readonly=on", "--disk", f"path={data}"]
     drive = "format=raw,cache=writeback,aio=io_uring"
     dev = "disable-legacy=on,num-queues=1,queue-size=256"
-    return hk + [args.qemu, "-name", "disk,debug-threads=on", "-enable-kvm", "-cpu", "host,-arch-capabilities",
+    return on + [args.qemu, "-name", "disk,debug-threads=on", "-enable-kvm", "-cpu", "host,-arch-capabilities",
                  "-M", "pc", "-m", args.memory, "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
                  "-serial", "stdio", "-kernel", kernel.bzimage, "-initrd", initrd, "-append", cmdline,
                  # Both monitors read the root image at once: rtvmm holds its flock, which on
@@ -128,7 +129,7 @@ def place(args, pid, mon):
 def fio_args(args, runtime):
     """fio's words for one round: global options, then the four jobs."""
     out = ["--filename=/dev/vdb", "--direct=1", "--ioengine=libaio", f"--iodepth={args.iodepth}",
-           "--time_based", f"--runtime={runtime}", "--randrepeat=0", "--norandommap"]
+           "--time_based", f"--runtime={runtime}", "--randrepeat=0", "--norandommap", "--eta=never"]
     for i, (job, opts, _fig, _unit, _dir) in enumerate(JOBS):
         out += [f"--name={job}"] + opts + (["--stonewall"] if i else [])
     return out
@@ -320,8 +321,9 @@ def run(args, new_result):
         "data images: one per monitor, made alike, on a "
         f"{fs} file system in {ddir} (removed after the run); the host page cache holds them "
         "(both monitors buffered: rtvmm io_uring, QEMU cache=writeback,aio=io_uring)",
-        "placement: each monitor launched with taskset on the housekeeping cpu; its vCPU thread "
-        "pinned to the measure cpu before every round, every other thread to the housekeeping cpu; "
+        "placement: each monitor launched with taskset on the measure cpu, where its vCPU thread "
+        "stays; every other thread moved to the housekeeping cpu once the vCPU exists and again "
+        "before every round; "
         "the placement table is read back after the last round",
         "figures: median of the rounds (runs, min, max: every round); clat: fio's completion latency "
         "of the round nearest the median; ratios: median/median, spread: the rounds' paired ratios",
