@@ -215,15 +215,17 @@ static void slot_put(struct blk *b, int i)
 }
 
 /*
- * Completes a request on its queue, unless a reset came since: then nothing
- * reaches the guest (false).
+ * Completes a request on its queue, unless the transport asked for a reset
+ * since the request was taken (even one the thread has not applied yet): then
+ * nothing reaches the guest's rings (false).
  */
 static bool finish(struct blk *b, unsigned qi, uint64_t gen, uint16_t head, uint8_t *status,
 		   uint8_t st, uint32_t written)
 {
 	struct blk_queue *q = &b->q[qi];
 
-	if (gen != b->gen || !b->serving || !q->on)
+	if (gen != b->gen || !b->serving || !q->on ||
+	    __atomic_load_n(&b->want.seq, __ATOMIC_ACQUIRE) != b->applied_seq)
 		return false;
 	__atomic_store_n(status, st, __ATOMIC_RELAXED);
 	virtqueue__push(&q->vq, head, written);
@@ -617,6 +619,8 @@ static void apply_wish(struct blk *b)
 	for (i = 0; i < w.nr; i++)
 		b->want.q[i].kick_fd = b->want.q[i].call_fd = -1;   /* the thread owns them now */
 	pthread_mutex_unlock(&b->lock);
+	/* Applied from here: the old rings are let go, completions reach only the new ones. */
+	__atomic_store_n(&b->applied_seq, w.seq, __ATOMIC_RELEASE);
 	if (w.stop)
 		b->stopping = true;
 	if (w.active && !w.stop) {
@@ -651,7 +655,6 @@ static void apply_wish(struct blk *b)
 			close_fd(&w.q[i].call_fd);
 		}
 	}
-	__atomic_store_n(&b->applied_seq, w.seq, __ATOMIC_RELEASE);
 }
 
 static void kick_completed(struct blk *b, unsigned qi, int res)
@@ -796,7 +799,7 @@ static void wish_drop_fds(struct blk_wish *w)
 /* Posts a wish to the I/O thread. Lock held. */
 static void wish_post(struct blk *b)
 {
-	b->want.seq++;
+	__atomic_store_n(&b->want.seq, b->want.seq + 1, __ATOMIC_RELEASE);
 	nudge(b->ctl_fd);
 }
 
@@ -931,10 +934,6 @@ static int open_image(struct blk *b, const struct virtio_blk_spec *spec, struct 
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return err__set(e, -EINVAL, "disk '%s': image %s is neither a regular file nor a "
 				"block device", b->name, p);
-	if (!spec->readonly && S_ISREG(st.st_mode) && !(st.st_mode & 0222))
-		return err__set(e, -EROFS, "disk '%s': image %s is a read-only file (mode %04o, no "
-				"write permission): open it with readonly=on", b->name, p,
-				(unsigned)(st.st_mode & 07777));
 	fd = open(p, flags);
 	if (fd < 0) {
 		err = -errno;
@@ -955,6 +954,13 @@ static int open_image(struct blk *b, const struct virtio_blk_spec *spec, struct 
 	}
 	if (fstat(fd, &st)) {
 		err = err__set(e, -errno, "disk '%s': image %s: fstat: %s", b->name, p, strerror(errno));
+		goto err_close;
+	}
+	/* Root may write any file: a file nobody may write is meant read-only all the same. */
+	if (!spec->readonly && S_ISREG(st.st_mode) && !(st.st_mode & 0222)) {
+		err = err__set(e, -EROFS, "disk '%s': image %s is a read-only file (mode %04o, no "
+			       "write permission): open it with readonly=on", b->name, p,
+			       (unsigned)(st.st_mode & 07777));
 		goto err_close;
 	}
 	size = (uint64_t)st.st_size;
@@ -988,8 +994,9 @@ static int open_image(struct blk *b, const struct virtio_blk_spec *spec, struct 
 	}
 	/* Two monitors writing one image corrupt it: a writer excludes everyone, readers share. */
 	if (flock(fd, (spec->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
-		err = err__set(e, -errno, "disk '%s': image %s is in use by another process (%s): %s",
-			       b->name, p, spec->readonly ? "open for writing" : "open",
+		err = err__set(e, -errno, "disk '%s': image %s is in use: another disk or process "
+			       "holds its lock (%s): %s", b->name, p,
+			       spec->readonly ? "it is open for writing" : "it is open",
 			       strerror(errno));
 		goto err_close;
 	}
