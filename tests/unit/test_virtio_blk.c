@@ -6,8 +6,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/loop.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pwd.h>
@@ -715,6 +717,93 @@ static void test_blk_reset_finishes_only_when_requests_in_flight_are_done(void *
 	assert_true(reset_with_request_in_flight(VIRTIO_BLK_T_OUT, UFFD_GPA + 0x10000));
 }
 
+/*
+ * The ring's workers run on the CPUs the I/O thread was placed on (Linux 6.1
+ * would give them every CPU of the node): a write held in flight by
+ * userfaultfd keeps its worker alive while the test reads its CPU list.
+ */
+static void test_blk_io_workers_run_where_the_io_thread_runs(void **state)
+{
+	const uint32_t seg[] = { 4096 };
+	struct env *env;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy;
+	struct pollfd p = { .events = POLLIN };
+	static uint8_t zero[4096] __attribute__((aligned(4096)));
+	char path[300], line[128], want[32], got[4][128], prefix[32];
+	unsigned workers = 0, i;
+	cpu_set_t one;
+	struct dirent *d;
+	uint8_t *page;
+	bool faulted;
+	pid_t tid;
+	long cpu;
+	DIR *dir;
+	int uffd;
+
+	(void)state;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		skip();
+	env = env_new(1, false);
+	page = at(env, UFFD_GPA + 0x20000);
+	tid = virtio_blk__io_tid(env->dev);
+	cpu = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(tid, sizeof(one), &one), 0);
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		env_free(env);
+		skip();
+	}
+	reg.range = (struct uffdio_range){ (uintptr_t)page, sizeof(zero) };
+	assert_int_equal(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+	env_activate(env, base_features);
+	post(env, 0, VIRTIO_BLK_T_OUT, 8, UFFD_GPA + 0x20000, seg, 1, false);
+	driver_ring__kick(&env->r[0]);
+	p.fd = uffd;
+	faulted = poll(&p, 1, 5000) == 1;
+	snprintf(prefix, sizeof(prefix), "iou-wrk-%d\n", (int)tid);
+	dir = opendir("/proc/self/task");
+	while (dir && (d = readdir(dir)) && workers < 4) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f) && !strcmp(line, prefix)) {
+			fclose(f);
+			snprintf(path, sizeof(path), "/proc/self/task/%s/status", d->d_name);
+			f = fopen(path, "r");
+			while (f && fgets(line, sizeof(line), f))
+				if (!strncmp(line, "Cpus_allowed_list:", 18)) {
+					line[strcspn(line, "\n")] = '\0';
+					snprintf(got[workers++], sizeof(got[0]), "%s",
+						 line + 18 + strspn(line + 18, " \t"));
+				}
+		}
+		if (f)
+			fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)page, .src = (uintptr_t)zero,
+				     .len = sizeof(zero) };
+	assert_int_equal(ioctl(uffd, UFFDIO_COPY, &copy), 0);
+	assert_true(driver_ring__wait_used(&env->r[0], 1, 5000));
+	close(uffd);
+	assert_true(faulted);
+	if (!workers)
+		fail_msg("no io_uring worker of the I/O thread held the write");
+	snprintf(want, sizeof(want), "%ld", cpu);
+	for (i = 0; i < workers; i++)
+		if (strcmp(got[i], want))
+			fail_msg("a worker may run on CPUs %s, the I/O thread on %ld only", got[i], cpu);
+	env_free(env);
+}
+
 /* ---- the device's face ---- */
 
 static void test_blk_features_and_config_space(void **state)
@@ -975,6 +1064,60 @@ static void test_blk_bad_spec_is_refused(void **state)
 	assert_string_equal(e.msg, "disk 'disk3': no image path");
 }
 
+/*
+ * A block device (a loop device over an image, 4 KiB logical blocks): its size
+ * from BLKGETSIZE64, BLK_SIZE from its logical block size, the same bytes.
+ * Skipped where loop devices cannot be made (not root, a container).
+ */
+static void test_blk_block_device_reports_its_size_and_block_size(void **state)
+{
+	struct env *env = env_new(1, false);
+	struct virtio_blk_spec spec = { .name = "disk4", .queues = 1 };
+	const uint32_t seg[] = { 4096 };
+	struct loop_config lc = { .block_size = 4096,
+				  .info = { .lo_flags = LO_FLAGS_AUTOCLEAR } };
+	struct virtio_blk_config cfg;
+	struct virtio_dev *dev = NULL;
+	struct err e = { 0 };
+	int ctl, nr, loop, img, err;
+	unsigned i;
+
+	(void)state;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	nr = ctl < 0 ? -1 : ioctl(ctl, LOOP_CTL_GET_FREE);
+	if (ctl >= 0)
+		close(ctl);
+	snprintf(spec.path, sizeof(spec.path), "/dev/loop%d", nr);
+	img = open(env->path, O_RDWR | O_CLOEXEC);
+	loop = nr < 0 ? -1 : open(spec.path, O_RDWR | O_CLOEXEC);
+	lc.fd = (uint32_t)img;
+	if (loop < 0 || ioctl(loop, LOOP_CONFIGURE, &lc)) {
+		fprintf(stderr, "no loop device here (%s): the block device path is not tested\n",
+			strerror(errno));
+		if (loop >= 0)
+			close(loop);
+		close(img);
+		env_free(env);
+		skip();
+	}
+	close(img);
+	/* The image's own disk lets go of it first: the loop device is another open of it. */
+	virtio_blk__destroy(env->dev);
+	err = virtio_blk__create(&spec, &env->mem, &dev, &e);
+	close(loop);                   /* autoclear: the device goes once the disk closes it */
+	if (err)
+		fail_msg("%s: %s", spec.path, e.msg);
+	env->dev = dev;
+	dev->ops->config_read(dev, 0, &cfg, sizeof(cfg));
+	assert_int_equal(cfg.capacity, IMG_SECTORS);
+	assert_int_equal(cfg.blk_size, 4096);
+	env_activate(env, base_features);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 16, seg, 1, NULL), VIRTIO_BLK_S_OK);
+	for (i = 0; i < 4096; i++)
+		assert_int_equal(at(env, data_gpa(0))[i], img_byte(16 * 512 + i));
+	env_free(env);
+}
+
 /* Without io_uring (refused by a seccomp policy, or absent), create fails and says why. */
 static void test_blk_without_io_uring_create_fails_and_says_why(void **state)
 {
@@ -1120,6 +1263,7 @@ int main(void)
 		cmocka_unit_test(test_blk_serves_two_queues),
 		cmocka_unit_test(test_blk_interrupts_follow_event_idx_and_no_interrupt),
 		cmocka_unit_test(test_blk_reset_finishes_only_when_requests_in_flight_are_done),
+		cmocka_unit_test(test_blk_io_workers_run_where_the_io_thread_runs),
 		cmocka_unit_test(test_blk_features_and_config_space),
 		cmocka_unit_test(test_blk_io_thread_is_named_after_the_disk),
 		cmocka_unit_test(test_blk_report_line_names_the_counters),
@@ -1128,6 +1272,7 @@ int main(void)
 		cmocka_unit_test(test_blk_image_in_use_by_a_writer_is_refused),
 		cmocka_unit_test(test_blk_size_not_a_multiple_of_512_is_rounded_down_and_said),
 		cmocka_unit_test(test_blk_bad_spec_is_refused),
+		cmocka_unit_test(test_blk_block_device_reports_its_size_and_block_size),
 		cmocka_unit_test(test_blk_without_io_uring_create_fails_and_says_why),
 		cmocka_unit_test(test_blk_io_thread_works_under_its_seccomp_filter),
 	};

@@ -7,6 +7,7 @@
 #include <linux/fs.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,6 +118,7 @@ struct blk {
 	bool serving;
 	bool stopping;
 	bool ctl_polling;
+	bool logged_placement;
 	unsigned polls;                /* kick polls outstanding */
 	struct blk_queue q[VM_MAX_DISK_QUEUES];
 	struct blk_req *slots;
@@ -567,6 +569,28 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/*
+ * The ring's workers (kernel threads "iou-wrk-<tid>" that run what cannot
+ * complete at once, buffered writes and flushes) run where the I/O thread was
+ * placed: Linux 6.1 gives them every CPU of the node otherwise, isolated vCPU
+ * cores included, and refuses sched_setaffinity on them. Done at each
+ * activation (the thread is placed before the guest runs), by the thread
+ * itself: a ring's workers belong to the thread that submits.
+ */
+static void follow_placement(struct blk *b)
+{
+	cpu_set_t cpus;
+	int err;
+
+	err = sched_getaffinity(0, sizeof(cpus), &cpus) ? -errno :
+	      io_uring_register_iowq_aff(&b->ring, sizeof(cpus), &cpus);
+	if (err && !b->logged_placement) {
+		b->logged_placement = true;
+		record_error(b, true, "io_uring workers cannot follow the I/O thread's CPUs (%s): "
+			     "they may run on any CPU of its node", strerror(-err));
+	}
+}
+
 /* Stops serving the current rings: no completion reaches them from now on. */
 static void teardown(struct blk *b)
 {
@@ -624,6 +648,7 @@ static void apply_wish(struct blk *b)
 	if (w.stop)
 		b->stopping = true;
 	if (w.active && !w.stop) {
+		follow_placement(b);
 		b->gen++;
 		for (i = 0; i < w.nr; i++) {
 			struct blk_queue *q = &b->q[i];
@@ -1060,13 +1085,14 @@ static int uring_refused(struct blk *b, int err, struct err *e)
 /*
  * The disk's ring, restricted to the opcodes it uses (IORING_REGISTER_RESTRICTIONS):
  * work done by the ring bypasses the I/O thread's seccomp filter, so the ring itself
- * can do nothing else, and no register operation is left once it is enabled.
+ * can do nothing else, and the only register operation left once it is enabled is the
+ * workers' CPU set (follow_placement).
  */
 static int setup_ring(struct blk *b, struct err *e)
 {
 	static const uint8_t ops[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC,
 				       IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE };
-	struct io_uring_restriction res[sizeof(ops) + 1];
+	struct io_uring_restriction res[sizeof(ops) + 2];
 	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE };
 	uint32_t sq = pow2_at_least(b->nr_slots + 2 * b->queues + 2);
 	unsigned i;
@@ -1082,9 +1108,10 @@ static int setup_ring(struct blk *b, struct err *e)
 		res[i].sqe_op = ops[i];
 	}
 	res[i].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
-	res[i].sqe_flags = 0;
-	if (syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res,
-		    sizeof(ops) + 1) ||
+	res[i++].sqe_flags = 0;
+	res[i].opcode = IORING_RESTRICTION_REGISTER_OP;
+	res[i++].register_op = IORING_REGISTER_IOWQ_AFF;
+	if (syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res, i) ||
 	    syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) {
 		err = err__set(e, -errno, "disk '%s': io_uring: cannot restrict the ring to its "
 			       "opcodes: %s (Linux 5.10 or later is needed)", b->name, strerror(errno));
