@@ -324,7 +324,8 @@ def run(args, new_result):
         "placement: each monitor launched with taskset on the measure cpu, where its vCPU thread "
         "stays; every other thread moved to the housekeeping cpu once the vCPU exists and again "
         "before every round; "
-        "the placement table is read back after the last round",
+        "the placement table is read back after the last round (an io_uring worker that io-wq "
+        "started during a round runs on the cpus io-wq gave it: QEMU sets no worker affinity)",
         "figures: median of the rounds (runs, min, max: every round); clat: fio's completion latency "
         "of the round nearest the median; ratios: median/median, spread: the rounds' paired ratios",
     ]
