@@ -71,7 +71,8 @@ def add_arguments(ap):
                     help="Linux kernel (default: $RTVMM_TEST_KERNEL, else Debian's stock kernel)")
     ap.add_argument("--initrd", help="initramfs that mounts root=/dev/vda (default: scripts/mkinitramfs.sh "
                     "with the kernel's virtio_pci, virtio_blk and ext4, cached as .cache/initramfs-disk-KEY.cpio)")
-    ap.add_argument("--rootfs", help="root disk with fio (default: scripts/mkrootfs.sh --fio --cached)")
+    ap.add_argument("--rootfs", help="root disk with fio (default: $RTVMM_TEST_ROOTFS_FIO, which "
+                    "scripts/test.sh builds natively, else scripts/mkrootfs.sh --fio --cached)")
     ap.add_argument("--memory", default="512M", help="guest RAM (default 512M)")
     ap.add_argument("--data-mib", type=int, default=None, help="data image size (default 256, --quick 64)")
     ap.add_argument("--data-dir", default=None,
@@ -202,7 +203,7 @@ def run(args, new_result):
     initrd = args.initrd or (benchlib.mkinitramfs("initramfs-disk", "--modules",
                                                   f"{lk.modules}:virtio_pci,virtio_blk,ext4")
                              if lk.modules else benchlib.mkinitramfs("initramfs-disk"))
-    root = args.rootfs
+    root = args.rootfs or os.environ.get("RTVMM_TEST_ROOTFS_FIO")
     if not root:
         root, why = benchlib._script("mkrootfs.sh", "--fio", "--cached")
         if not root:

@@ -64,6 +64,10 @@ if stock_dir=$(scripts/fetch-kernel.sh --print-dir); then
 	if command -v dpdk-testpmd > /dev/null && rootfs=$(scripts/mkrootfs.sh --vnf --kernel-tree "$stock_dir" --cached); then
 		export RTVMM_TEST_ROOTFS_VNF=$rootfs
 	fi
+	# bench/disk.py's (fio inside): hashing its 83 MB of inputs takes the box most of a minute.
+	if command -v fio > /dev/null && rootfs=$(scripts/mkrootfs.sh --fio --kernel-tree "$stock_dir" --cached); then
+		export RTVMM_TEST_ROOTFS_FIO=$rootfs
+	fi
 fi
 if [[ $kind == kvm_pvm ]] && scripts/deps.sh kernel && dir=$(scripts/build-kernel.sh --print-dir); then
 	export RTVMM_TEST_KERNEL=$dir/bzImage
