@@ -350,8 +350,8 @@ def merged_latency(ts):
 def figures(res, mon, docs, sizes, fwd):
     """Adds NDR/PDR/max figures, series and latency of one monitor and forwarder FWD from its
     generator documents DOCS (one per round: the figure is the median, "rounds" every round's
-    value); returns ({size: ndr_mpps}, {size: pdr_mpps}, {size: [ndr_mpps per round]})."""
-    ndr, pdr, base, per_round = {}, {}, {}, {}
+    value); returns ({size: ndr_mpps}, {size: pdr_mpps}, {"ndr"|"max": {size: [Mpps per round]}})."""
+    ndr, pdr, base, per_round = {}, {}, {}, {"ndr": {}, "max": {}}
     tag = {"forwarder": fwd}
     many = len(docs) > 1
     for s in sizes:
@@ -367,13 +367,14 @@ def figures(res, mon, docs, sizes, fwd):
             return {"rounds": [f(r) for r in rs]} if many else {}
 
         ms = [r.get("max", {}) for r in rs]
-        mx = median([m.get("rx_pps", 0) / 1e6 for m in ms])
+        per_round["max"][s] = [m.get("rx_pps", 0) / 1e6 for m in ms]
+        mx = median(per_round["max"][s])
         m0 = ms[0]
         benchlib.add_figure(res, "max_mpps", mon, mx, "Mpps", scenario=s, gbps=gbps(mx),
                             offered_mpps=m0.get("offered_pps", 0) / 1e6, loss_pct=m0.get("loss_pct"),
                             avg_frame=avg, trials=len(rs), **tag, **each(lambda r: r.get("max", {}).get("rx_pps", 0) / 1e6))
-        per_round[s] = [r.get("ndr_pps", 0) / 1e6 for r in rs]
-        ndr[s] = median(per_round[s])
+        per_round["ndr"][s] = [r.get("ndr_pps", 0) / 1e6 for r in rs]
+        ndr[s] = median(per_round["ndr"][s])
         r0, d0 = rs[0], docs[0]
         trials = d0["trials"]
         n = sum(1 for t in trials if t["size"] == s and t["kind"] in ("max", "search"))
@@ -538,13 +539,15 @@ def vnf_figures(res, v, monitors, docs, skipped):
                          f"(median of {len(ds)}), testpmd forwarding after {median(ready):.1f} s")
     if "rtvmm" in per_round and "qemu" in per_round:
         for s in v["sizes"]:
-            a, b = per_round["rtvmm"].get(s), per_round["qemu"].get(s)
-            if a is None or b is None:
-                continue
-            pairs = [x / y for x, y in zip(a, b) if y]
-            r = benchlib.add_ratio(res, f"pvp {VNF} NDR {s} rtvmm/qemu", median(a), median(b))
-            r.update(forwarder=VNF, rounds=len(pairs), per_round=pairs,
-                     spread=[min(pairs), max(pairs)] if pairs else None)
+            for what, fig in (("NDR", "ndr"), ("max", "max")):
+                a, b = per_round["rtvmm"][fig].get(s), per_round["qemu"][fig].get(s)
+                if a is None or b is None:
+                    continue
+                pairs = [x / y for x, y in zip(a, b) if y]   # round i of rtvmm with round i of qemu
+                r = benchlib.add_ratio(res, f"pvp {VNF} {what} {s} rtvmm/qemu", median(a), median(b),
+                                       better="higher")
+                r.update(forwarder=VNF, rounds=len(pairs), per_round=pairs,
+                         spread=[min(pairs), max(pairs)] if pairs else None)
     if not v:
         return
     res["notes"].append(f"{VNF}: figures are the median over {v['rounds']} round(s) per monitor, the rounds "
