@@ -136,7 +136,7 @@ boot)
 noroot)
 	vm_start "console=ttyS0 panic=-1 root=/dev/vdb rtvmm.test=poweroff"
 	vm_wait "RTVMM-ROOT-FAIL root=/dev/vdb: no such block device" 900
-	vm_wait "Kernel panic" 60
+	vm_wait "Attempted to kill init" 60
 	grep -q "RTVMM-INIT-OK" "$tmp/vm.log" && fail "an init ran its mode although the root device is missing"
 	grep -m1 "RTVMM-ROOT-FAIL" "$tmp/vm.log"
 	;;
