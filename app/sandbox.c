@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
+#include <linux/io_uring.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <pwd.h>
@@ -120,10 +121,13 @@ static const struct sb_rule console_rules[] = {
  * A disk's I/O thread: it sleeps and submits in io_uring_enter only (the ring is set up by
  * the disk's creator and restricted to the opcodes the disk uses, IORING_REGISTER_RESTRICTIONS:
  * ring work bypasses seccomp); it reads its kick and control eventfds, writes its call eventfds
- * and closes a reset queue's fds with the common calls.
+ * and closes a reset queue's fds with the common calls. At each activation it gives the ring's
+ * workers its own CPUs (its affinity, then IORING_REGISTER_IOWQ_AFF, the one register op).
  */
 static const struct sb_rule io_rules[] = {
 	ALLOW(io_uring_enter),
+	ALLOW(sched_getaffinity),
+	ALLOW_IF(io_uring_register, 1, IORING_REGISTER_IOWQ_AFF),
 	END,
 };
 static const unsigned long io_ioctls[] = { 0 };

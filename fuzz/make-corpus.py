@@ -3,8 +3,8 @@
 
 Every seed is a valid input built here from the formats the targets document (fuzz/fuzz_*.c):
 the example plans, a vhost-user backend's correct replies, a Linux-like virtio-pci bring-up,
-the legacy devices as a guest drives them, a small split ring, and tiny kernels (ELF64,
-bzImage with raw, gzip, xz and zstd payloads) made from scratch.
+the legacy devices as a guest drives them, a small split ring, disk requests, and tiny kernels
+(ELF64, bzImage with raw, gzip, xz and zstd payloads) made from scratch.
 
 Usage: make-corpus.py [--out DIR]   (default: fuzz/corpus next to this script)
 """
@@ -213,6 +213,46 @@ def virtqueue_seeds():
     }
 
 
+# ---- blk: flags, then 64 KiB of guest RAM with a 64-entry ring at 0 / 0x1000 / 0x2000 -------
+def blk_seed(flags, requests, indirect=False):
+    """Each request (type, sector, data length, data writable) as Linux lays it out."""
+    ram = bytearray(0x10000)
+    d = 0
+    heads = []
+    for n, (rtype, sector, dlen, writable) in enumerate(requests):
+        hdr, data = 0x3000 + 0x40 * n, 0x8000 + 0x1000 * n
+        ram[hdr:hdr + 16] = u32(rtype) + u32(0) + u64(sector)
+        descs = [(hdr, 16, 1)]
+        if dlen:
+            descs.append((data, dlen, 1 | (2 if writable else 0)))
+        descs.append((hdr + 0x20, 1, 2))
+        if indirect:
+            table = 0x6000 + 0x100 * n
+            for i, (a, ln, fl) in enumerate(descs):
+                nxt = i + 1 if fl & 1 else 0
+                ram[table + 16 * i:table + 16 * i + 16] = u64(a) + u32(ln) + u16(fl) + u16(nxt)
+            descs = [(table, 16 * len(descs), 4)]
+        heads.append(d)
+        for i, (a, ln, fl) in enumerate(descs):
+            nxt = d + i + 1 if fl & 1 else 0
+            ram[16 * (d + i):16 * (d + i) + 16] = u64(a) + u32(ln) + u16(fl) + u16(nxt)
+        d += len(descs)
+    ram[0x1002:0x1004] = u16(len(heads))
+    for i, h in enumerate(heads):
+        ram[0x1004 + 2 * i:0x1006 + 2 * i] = u16(h)
+    return (u8(flags) + bytes(ram)).rstrip(b"\0")      # the target zero-fills the rest
+
+
+def blk_seeds():
+    mixed = [(0, 1, 512, True), (1, 2, 1024, False), (4, 0, 0, False), (8, 0, 20, True),
+             (11, 0, 512, True), (0, 127, 1024, True)]
+    return {
+        "read-write-flush-id-unsupported-outside": blk_seed(0, mixed),
+        "indirect-event-idx": blk_seed(3, mixed, indirect=True),
+        "read-only": blk_seed(4, mixed),
+    }
+
+
 # ---- boot: options, command line and initrd lengths, command line, initrd, kernel ----------
 def elf64(entry=0x200000, paddr=0x200000, code=b"\xf4" * 16, memsz=0x1000):
     ehdr = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + u16(2) + u16(62) + u32(1) + \
@@ -286,6 +326,7 @@ TARGETS = {
     "legacy": legacy_seeds,
     "virtqueue": virtqueue_seeds,
     "boot": boot_seeds,
+    "blk": blk_seeds,
 }
 
 

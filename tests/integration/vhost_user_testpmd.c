@@ -35,9 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -67,14 +65,6 @@ static int failures;
 			return -1;                                            \
 		}                                                             \
 	} while (0)
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ------------------------------------------------------------------ testpmd */
 
@@ -162,7 +152,7 @@ static long testpmd_stop(struct testpmd *t)
 	long rx = -1, v;
 	int status;
 	FILE *f;
-	double end = now_s() + 10;
+	double end = rig_now_s() + 10;
 
 	if (t->pid <= 0)
 		return -1;
@@ -170,7 +160,7 @@ static long testpmd_stop(struct testpmd *t)
 		/* already gone */
 	}
 	while (waitpid(t->pid, &status, WNOHANG) == 0) {
-		if (now_s() > end) {
+		if (rig_now_s() > end) {
 			kill(t->pid, SIGKILL);
 			waitpid(t->pid, &status, 0);
 			break;
@@ -198,19 +188,6 @@ static long testpmd_stop(struct testpmd *t)
  * when it starts sooner.
  */
 #define TESTPMD_START_S 90
-
-static int wait_socket(const char *path, double timeout)
-{
-	double end = now_s() + timeout;
-	struct stat st;
-
-	while (now_s() < end) {
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-			return 0;
-		usleep(20000);
-	}
-	return -ETIMEDOUT;
-}
 
 /* ------------------------------------------------------------------ the "guest" */
 
@@ -247,9 +224,9 @@ static uint16_t link_status(struct guest *g)
 /* Waits for a config-change notification (after `since` of them) after which the link reads `up`. */
 static int wait_link(struct guest *g, unsigned since, bool up, double timeout)
 {
-	double end = now_s() + timeout;
+	double end = rig_now_s() + timeout;
 
-	while (now_s() < end) {
+	while (rig_now_s() < end) {
 		unsigned seen;
 
 		pthread_mutex_lock(&g->lock);
@@ -424,14 +401,14 @@ static int round_trip(struct guest *g, unsigned pair, uint32_t seq0, unsigned n,
 		      double timeout)
 {
 	struct rig_queue *tx = &g->q[2 * pair + 1], *rx = &g->q[2 * pair];
-	double end = now_s() + timeout;
+	double end = rig_now_s() + timeout;
 	uint64_t calls = 0, v;
 	unsigned sent = 0;
 
 	while (sent < n) {
 		drv_reclaim_tx(tx);
 		if (!drv_send(tx, g->mac, seq0 + sent, pair)) {
-			CHECK(now_s() < end, "TX ring of pair %u stays full", pair);
+			CHECK(rig_now_s() < end, "TX ring of pair %u stays full", pair);
 			continue;
 		}
 		sent++;
@@ -440,7 +417,7 @@ static int round_trip(struct guest *g, unsigned pair, uint32_t seq0, unsigned n,
 	while (!seen_all(c, seq0, n)) {
 		struct pollfd p = { .fd = g->vq[rx->index].call_fd, .events = POLLIN };
 
-		CHECK(now_s() < end, "pair %u: frames %u..%u did not all come back (%llu malformed); "
+		CHECK(rig_now_s() < end, "pair %u: frames %u..%u did not all come back (%llu malformed); "
 		      "tx avail %u used %u (flags %#x), rx avail %u used %u (flags %#x)", pair, seq0,
 		      seq0 + n - 1, (unsigned long long)c->bad, tx->avail_idx, used_idx(tx),
 		      *(uint16_t *)tx->used, rx->avail_idx, used_idx(rx), *(uint16_t *)rx->used);
@@ -463,7 +440,7 @@ static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *b
 	struct rig_queue *tx = &g->q[1], *rx = &g->q[0];
 	struct rx_check c = { .mac = g->mac, .queue = 0 };
 	uint64_t sent = 0;
-	double t0 = now_s(), t;
+	double t0 = rig_now_s(), t;
 
 	/* Polling: no interrupts wanted. */
 	__atomic_store_n(&tx->avail[0], RIG_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
@@ -480,10 +457,10 @@ static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *b
 			drv_kick(g, tx);
 		if (drv_poll_rx(rx, &c))
 			drv_kick(g, rx);
-		t = now_s();
+		t = rig_now_s();
 	} while (t - t0 < secs);
 	/* Let the last ones come home. */
-	while (now_s() - t < 0.2) {
+	while (rig_now_s() - t < 0.2) {
 		drv_reclaim_tx(tx);
 		drv_poll_rx(rx, &c);
 	}
@@ -591,7 +568,7 @@ static int scenario_client(const char *sock)
 
 	printf("A. client mode, 1 queue pair, testpmd serves %s\n", sock);
 	unlink(sock);
-	if (testpmd_start(&t, sock, 1, false, 1) || wait_socket(sock, TESTPMD_START_S)) {
+	if (testpmd_start(&t, sock, 1, false, 1) || rig_wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not create %s\n", sock);
 		failures++;
 		goto out;
@@ -627,7 +604,7 @@ static int scenario_client(const char *sock)
 	       sent ? 100.0 * (double)back / (double)sent : 0.0);
 
 	/* The backend crashes. */
-	t0 = now_s();
+	t0 = rig_now_s();
 	cc = config_changes(g);
 	testpmd_kill(&t);
 	if (wait_link(g, cc, false, 5)) {
@@ -635,15 +612,15 @@ static int scenario_client(const char *sock)
 		failures++;
 		goto out;
 	}
-	down_s = now_s() - t0;
+	down_s = rig_now_s() - t0;
 	printf("  testpmd killed: link down after %.3f s (configuration-change notification seen)\n",
 	       down_s);
 	/* Traffic queued while the backend is away waits in the rings. */
 	drv_reclaim_tx(&g->q[1]);
 	unlink(sock); /* DPDK does not replace a stale socket file */
-	t0 = now_s();
+	t0 = rig_now_s();
 	cc = config_changes(g);
-	if (testpmd_start(&t, sock, 1, false, 2) || wait_socket(sock, TESTPMD_START_S)) {
+	if (testpmd_start(&t, sock, 1, false, 2) || rig_wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not come back\n");
 		failures++;
 		goto out;
@@ -653,7 +630,7 @@ static int scenario_client(const char *sock)
 		failures++;
 		goto out;
 	}
-	up_s = now_s() - t0;
+	up_s = rig_now_s() - t0;
 	printf("  testpmd restarted: reconnected, rings re-established, link up after %.3f s\n", up_s);
 	memset(c.seen, 0, sizeof(c.seen));
 	c.got = 0;

@@ -5,6 +5,8 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int rig_queue__init(struct rig_queue *q, struct guest_mem *mem, unsigned index, unsigned size,
@@ -94,4 +96,25 @@ int rig_wait_eventfd(int fd, int timeout_ms)
 		/* drained by someone else: it fired all the same */
 	}
 	return 1;
+}
+
+double rig_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int rig_wait_socket(const char *path, double timeout)
+{
+	double end = rig_now_s() + timeout;
+	struct stat st;
+
+	while (rig_now_s() < end) {
+		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			return 0;
+		usleep(20000);
+	}
+	return -ETIMEDOUT;
 }

@@ -2,7 +2,8 @@
  * The guest's side of split virtqueues for tests that play the guest without
  * KVM: rings and buffers laid out in guest RAM (a memfd guest_mem), the
  * struct virtio_queue a transport would hand the device (fresh kick and call
- * eventfds), publishing chains and reading the used ring.
+ * eventfds), publishing chains and reading the used ring; and the waits
+ * such a test needs around the backend process it runs.
  */
 #ifndef RTVMM_TESTS_VRING_RIG_H
 #define RTVMM_TESTS_VRING_RIG_H
@@ -62,5 +63,11 @@ void rig_queue__kick(struct rig_queue *q, int kick_fd);
 
 /* Waits up to `timeout_ms` for an eventfd (a call) and drains it: 1, or 0 on timeout. */
 int rig_wait_eventfd(int fd, int timeout_ms);
+
+/* CLOCK_MONOTONIC in seconds. */
+double rig_now_s(void);
+
+/* Waits up to `timeout` seconds for a backend to create its unix socket at `path`: 0 or -ETIMEDOUT. */
+int rig_wait_socket(const char *path, double timeout);
 
 #endif

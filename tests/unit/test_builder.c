@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "app/builder.h"
+#include "app/placement.h"
 #include "fake_kvm.h"
 #include "hw_fakes.h"
 #include "vmm/hw/testdev.h"
@@ -343,6 +344,106 @@ static void test_builder_stop_signal_ends_a_backend_wait_promptly(void **state)
 	rmdir(dir);
 }
 
+/* The PCI device ids of bus 0's functions, by slot (0: none), through CONFIG_ADDRESS/DATA. */
+static void pci_ids(struct vm *vm, uint32_t ids[32])
+{
+	unsigned slot;
+
+	for (slot = 0; slot < 32; slot++) {
+		io_outl(&vm->pio, 0xcf8, 0x80000000u | slot << 11);
+		ids[slot] = io_inl(&vm->pio, 0xcfc);
+		if (ids[slot] == 0xffffffff)
+			ids[slot] = 0;
+	}
+}
+
+/* The thread of ours named `name`, or 0. */
+static pid_t thread_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	char path[300], comm[32];
+	pid_t tid = 0;
+	FILE *f;
+
+	assert_non_null(d);
+	while (!tid && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f) && !strncmp(comm, name, strlen(name)) &&
+		    comm[strlen(name)] == '\n')
+			tid = atoi(de->d_name);
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return tid;
+}
+
+/*
+ * Disks come after the NICs as virtio-blk functions (1af4:1042), in the plan's order; a disk
+ * the monitor serves has its I/O thread on the plan's io cpus before any vCPU has run.
+ */
+static void test_builder_adds_disks_and_places_their_io_threads(void **state)
+{
+	struct rig *r = *state;
+	char img[2][64] = { "/tmp/rtvmm-test-disk-XXXXXX", "/tmp/rtvmm-test-disk-XXXXXX" };
+	struct plan_disk pdisk[2] = { { .name = "disk0" }, { .name = "data" } };
+	struct vm_disk disks[2] = { { .kind = VM_DISK_LOCAL }, { .kind = VM_DISK_LOCAL } };
+	struct plan_sched vcpus[2] = { 0 };
+	struct plan_vm plan = { .name = "vm", .nr_vcpus = 2, .vcpus = vcpus, .nr_disks = 2,
+				.disks = pdisk, .memory = { .size = 16ULL << 20, .node = -1 } };
+	unsigned i, fds = open_fds(), blks = 0;
+	struct placement p;
+	struct err e = { 0 };
+	cpu_set_t one, got;
+	uint32_t ids[32];
+	struct vm vm;
+	pid_t tid;
+
+	for (i = 0; i < 2; i++) {
+		int fd = mkstemp(img[i]);
+
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, 1 << 20), 0);
+		close(fd);
+		memcpy(disks[i].local.name, pdisk[i].name, sizeof(disks[i].local.name));
+		snprintf(disks[i].local.path, sizeof(disks[i].local.path), "%s", img[i]);
+		disks[i].local.queues = 1;
+	}
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	pdisk[1].io = (struct plan_sched){ .cpus = one, .policy = RT_POLICY_OTHER };
+	placement__init(&p, &plan);
+	r->cfg.placement = &p;
+	r->cfg.disks = disks;
+	r->cfg.nr_disks = 2;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+
+	pci_ids(&vm, ids);
+	for (i = 0; i < 32; i++)
+		blks += ids[i] == 0x10421af4;
+	assert_int_equal(blks, 2);
+	tid = thread_named("io-data");
+	assert_true(tid > 0);
+	assert_int_equal(p.io_tids[1], tid);
+	assert_int_equal(sched_getaffinity(tid, sizeof(got), &got), 0);
+	assert_true(CPU_EQUAL(&got, &one));
+	assert_int_equal(p.io_tids[0], thread_named("io-disk0"));
+	for (i = 0; i < vm.nr_vcpus; i++)
+		assert_false(vm.vcpus[i].started);
+
+	vm__destroy(&vm);
+	placement__fini(&p);
+	assert_int_equal(thread_named("io-data"), 0);
+	assert_int_equal(open_fds(), fds);
+	unlink(img[0]);
+	unlink(img[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +452,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_builder_adds_the_test_device_only_when_asked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_stops_on_a_pending_stop_signal_with_its_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_stop_signal_ends_a_backend_wait_promptly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_adds_disks_and_places_their_io_threads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

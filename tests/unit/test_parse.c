@@ -199,6 +199,12 @@ static void test_parse_example_telco_host(void **state)
 	}
 	assert_int_equal(vm->nr_nics, 2);
 	assert_int_equal(vm->nics[0].queues, 2);
+	assert_int_equal(vm->nr_disks, 2);
+	assert_int_equal(vm->disks[0].kind, PLAN_DISK_LOCAL);
+	assert_string_equal(vm->disks[0].serial, "VNF1-ROOT");
+	assert_true(cpus_of(&vm->disks[0].io.cpus, "0,16"));
+	assert_int_equal(vm->disks[1].kind, PLAN_DISK_VHOST_USER);
+	assert_true(vm->disks[1].readonly);
 
 	vm = plan__find_vm(&p, "vnf2");
 	assert_non_null(vm);

@@ -30,7 +30,9 @@
 #include <cmocka.h>
 
 #include "vmm/guest_mem.h"
+#include "vmm/virtio/blk.h"
 #include "vmm/virtio/net.h"
+#include "vmm/virtio/vhost_blk.h"
 #include "vmm/virtio/vhost_user.h"
 #include "vmm/virtio/vu_session.h"
 
@@ -63,6 +65,9 @@ enum misbehave {
 	MB_NACK,          /* REPLY_ACK status 1 */
 	MB_CLOSE,         /* the backend dies instead of answering */
 	MB_WRONG_INDEX,   /* GET_VRING_BASE reply for another vring */
+	MB_EMPTY,         /* a reply without payload (GET_CONFIG's refusal) */
+	MB_WRONG_WINDOW,  /* GET_CONFIG reply for another offset */
+	MB_NO_FD,         /* GET_INFLIGHT_FD reply without its fd */
 };
 
 struct fake {
@@ -79,6 +84,7 @@ struct fake {
 	enum misbehave how;
 	int bad_count;
 	uint32_t bases[64];
+	uint8_t config[VHOST_USER_MAX_CONFIG]; /* the device config space GET_CONFIG reads */
 	struct msg log[MAXLOG];
 	unsigned nlog, conns;
 };
@@ -161,6 +167,7 @@ static bool fake_reply(struct fake *f, int fd, const struct msg *m, const void *
 	pthread_mutex_unlock(&f->lock);
 	switch (how) {
 	case MB_NONE:
+	case MB_NO_FD:
 		send_raw(fd, m->req, ok, size, body, size, -1);
 		return true;
 	case MB_WRONG_CODE:
@@ -195,6 +202,20 @@ static bool fake_reply(struct fake *f, int fd, const struct msg *m, const void *
 	}
 	case MB_CLOSE:
 		return false;
+	case MB_EMPTY:
+		send_raw(fd, m->req, ok, 0, NULL, 0, -1);
+		return true;
+	case MB_WRONG_WINDOW: {
+		uint8_t r[VHOST_USER_MAX_PAYLOAD];
+		uint32_t off;
+
+		memcpy(r, body, size);
+		memcpy(&off, r, 4);
+		off++;
+		memcpy(r, &off, 4);
+		send_raw(fd, m->req, ok, size, r, size, -1);
+		return true;
+	}
 	case MB_WRONG_INDEX: {
 		uint32_t st[2];
 
@@ -264,6 +285,49 @@ static void fake_serve(struct fake *f, int fd, unsigned conn)
 			u = f->queue_num;
 			need = !fake_reply(f, fd, &m, &u, 8);
 			break;
+		case VHOST_USER_GET_CONFIG: {
+			uint8_t r[VHOST_USER_MAX_PAYLOAD] = { 0 };
+			uint32_t win[2] = { 0, 0 };
+
+			/* offset, size, flags, then the window's bytes */
+			if (m.size >= 12)
+				memcpy(win, m.payload, sizeof(win));
+			if (win[0] > VHOST_USER_MAX_CONFIG || win[1] > VHOST_USER_MAX_CONFIG - win[0])
+				win[1] = 0;
+			memcpy(r, win, sizeof(win));
+			pthread_mutex_lock(&f->lock);
+			memcpy(r + 12, f->config + win[0], win[1]);
+			pthread_mutex_unlock(&f->lock);
+			need = !fake_reply(f, fd, &m, r, 12 + win[1]);
+			break;
+		}
+		case VHOST_USER_GET_INFLIGHT_FD: {
+			uint64_t in[3] = { 0 };
+			bool armed;
+			int mfd;
+
+			/* mmap_size, mmap_offset, then num_queues and queue_size echoed; a new memfd. */
+			memcpy(in, m.payload, m.size < sizeof(in) ? m.size : sizeof(in));
+			in[0] = 4096;
+			in[1] = 0;
+			pthread_mutex_lock(&f->lock);
+			armed = f->bad_count > 0 && f->bad_req == m.req;
+			pthread_mutex_unlock(&f->lock);
+			if (armed) {
+				need = !fake_reply(f, fd, &m, in, sizeof(in));
+				break;
+			}
+			mfd = memfd_create("fake-inflight", MFD_CLOEXEC);
+			if (mfd < 0 || ftruncate(mfd, 4096) < 0) {
+				need = true;
+			} else {
+				send_raw(fd, m.req, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY,
+					 sizeof(in), in, sizeof(in), mfd);
+			}
+			if (mfd >= 0)
+				close(mfd);
+			break;
+		}
 		case VHOST_USER_GET_VRING_BASE:
 			memcpy(st, m.payload, sizeof(st));
 			st[1] = st[0] < 64 ? f->bases[st[0]] : 0;
@@ -347,7 +411,8 @@ static struct fake *fake_new(void)
 	f->pair_fd = f->listen_fd = f->conn_fd = -1;
 	f->features = fake_features;
 	f->protocol = BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-		      BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(1) /* LOG_SHMFD */;
+		      BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+		      BIT(1) /* LOG_SHMFD */;
 	f->queue_num = 8;
 	return f;
 }
@@ -650,6 +715,7 @@ static void test_vring_messages_carry_index_values_and_fds(void **state)
 /* One malformed reply: an error that says why, the connection broken, no crash, no fd leak. */
 static void expect_broken(enum misbehave how, uint32_t req, int code, const char *words)
 {
+	uint8_t cfg[60];
 	struct pair *p = pair_new();
 	struct err e = { 0 };
 	unsigned fds_before;
@@ -657,12 +723,13 @@ static void expect_broken(enum misbehave how, uint32_t req, int code, const char
 	unsigned base;
 	int err;
 
-	if (req == VHOST_USER_SET_OWNER) {
+	if (req == VHOST_USER_SET_OWNER || req == VHOST_USER_GET_CONFIG) {
 		uint64_t proto;
 
 		assert_int_equal(vhost_user__get_features(&p->vu, &f, &e), 0);
 		assert_int_equal(vhost_user__get_protocol_features(&p->vu, &proto, &e), 0);
-		assert_int_equal(vhost_user__set_protocol_features(&p->vu, BIT(3), &e), 0);
+		assert_int_equal(vhost_user__set_protocol_features(&p->vu,
+								   BIT(3) | BIT(VHOST_USER_PROTOCOL_F_CONFIG), &e), 0);
 	}
 	fake_misbehave(p->f, req, how);
 	fds_before = count_fds();
@@ -670,6 +737,8 @@ static void expect_broken(enum misbehave how, uint32_t req, int code, const char
 		err = vhost_user__get_features(&p->vu, &f, &e);
 	else if (req == VHOST_USER_GET_VRING_BASE)
 		err = vhost_user__get_vring_base(&p->vu, 2, &base, &e);
+	else if (req == VHOST_USER_GET_CONFIG)
+		err = vhost_user__get_config(&p->vu, 0, cfg, sizeof(cfg), &e);
 	else
 		err = vhost_user__set_owner(&p->vu, &e);
 	print_message("    %s\n", e.msg);
@@ -749,6 +818,68 @@ static void test_reply_ack_failure_is_reported(void **state)
 {
 	(void)state;
 	expect_broken(MB_NACK, VHOST_USER_SET_OWNER, -EREMOTEIO, "refused SET_OWNER (status 1)");
+}
+
+static void test_get_config_reads_the_window_it_asked_for(void **state)
+{
+	struct pair *p = pair_new();
+	struct err e = { 0 };
+	uint8_t cfg[60];
+	uint32_t win[3];
+	uint64_t f, proto;
+	unsigned k;
+	int i;
+
+	(void)state;
+	for (k = 0; k < sizeof(p->f->config); k++)
+		p->f->config[k] = (uint8_t)(k * 7 + 1);
+	/* Not before protocol feature CONFIG is negotiated (and nothing is sent). */
+	assert_int_equal(vhost_user__get_config(&p->vu, 0, cfg, sizeof(cfg), &e), -EOPNOTSUPP);
+	assert_false(p->vu.broken);
+	assert_int_equal(vhost_user__get_features(&p->vu, &f, &e), 0);
+	assert_int_equal(vhost_user__get_protocol_features(&p->vu, &proto, &e), 0);
+	assert_int_equal(vhost_user__set_protocol_features(&p->vu, BIT(VHOST_USER_PROTOCOL_F_CONFIG), &e), 0);
+	assert_int_equal(vhost_user__get_config(&p->vu, 4, cfg, sizeof(cfg), &e), 0);
+	assert_memory_equal(cfg, p->f->config + 4, sizeof(cfg));
+	/* The request: offset, size, flags 0 and room for the bytes; no NEED_REPLY. */
+	i = fake_find(p->f, 0, 0, VHOST_USER_GET_CONFIG, -1);
+	assert_true(i >= 0);
+	assert_int_equal(p->f->log[i].flags, VHOST_USER_VERSION);
+	assert_int_equal(p->f->log[i].size, 12 + sizeof(cfg));
+	memcpy(win, p->f->log[i].payload, sizeof(win));
+	assert_int_equal(win[0], 4);
+	assert_int_equal(win[1], sizeof(cfg));
+	assert_int_equal(win[2], 0);
+	/* A window the protocol cannot carry is refused before anything is sent. */
+	assert_int_equal(vhost_user__get_config(&p->vu, 0, cfg, 0, &e), -EINVAL);
+	assert_int_equal(vhost_user__get_config(&p->vu, 0, cfg, VHOST_USER_MAX_CONFIG + 1, &e), -EINVAL);
+	assert_false(p->vu.broken);
+	pair_free(p);
+}
+
+static void test_get_config_short_reply_is_refused(void **state)
+{
+	(void)state;
+	expect_broken(MB_SHORT, VHOST_USER_GET_CONFIG, -EPROTO, "reply to GET_CONFIG: payload of 4 bytes (expected 72)");
+}
+
+static void test_get_config_empty_reply_is_the_backends_refusal(void **state)
+{
+	(void)state;
+	expect_broken(MB_EMPTY, VHOST_USER_GET_CONFIG, -EREMOTEIO, "the backend refused GET_CONFIG (an empty reply)");
+}
+
+static void test_get_config_reply_for_another_window_is_refused(void **state)
+{
+	(void)state;
+	expect_broken(MB_WRONG_WINDOW, VHOST_USER_GET_CONFIG, -EPROTO,
+		      "reply to GET_CONFIG describes 60 bytes at offset 1 (asked 60 at 0)");
+}
+
+static void test_get_config_oversized_reply_is_refused_before_reading_it(void **state)
+{
+	(void)state;
+	expect_broken(MB_TOO_BIG, VHOST_USER_GET_CONFIG, -EPROTO, "payload of 1000 bytes (expected 72)");
 }
 
 static void test_unconnected_and_peer_closed_sends_fail_cleanly(void **state)
@@ -1068,6 +1199,9 @@ static void test_net_activate_hands_rings_to_backend_as_frontend_addresses(void 
 		assert_int_equal(state_num(&env->f->log[i]), 1);
 		/* Enable comes last for the ring. */
 		assert_true(i > fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_CALL, (int)r));
+		/* The call fd before the kick: a backend may complete queued work as soon as it is kicked. */
+		assert_true(fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_CALL, (int)r) <
+			    fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_KICK, (int)r));
 	}
 	env_free(env);
 }
@@ -1819,8 +1953,22 @@ static const struct vu_session_ops sdev_ops = {
 
 #define SDEV_FEATURES (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_RING_F_EVENT_IDX))
 
-/* A started fake listening for the session (client mode), with `misbehave` armed for GET_FEATURES. */
-static struct sdev *sdev_new(unsigned queue_num, enum misbehave misbehave)
+/* A device with a config space in the backend: the link is not part of it (no link_set). */
+static const struct vu_session_ops sdev_config_ops = {
+	.config_changed = sdev_config_changed,
+	.kicked = sdev_kicked,
+};
+
+#define SDEV_CONFIG_SIZE 60
+
+/*
+ * A started fake listening for the session (client mode), with `how` armed
+ * once for request `bad_req`, speaking protocol features `protocol` (0: the
+ * fake's). With `config_size`, the session fetches that much config space
+ * (the fake's bytes are k * 3 + 1) and has no link_set.
+ */
+static struct sdev *sdev_create(unsigned queue_num, uint32_t bad_req, enum misbehave how,
+				uint32_t config_size, uint64_t protocol)
 {
 	struct sdev *d = calloc(1, sizeof(*d));
 	struct vu_session_config cfg;
@@ -1835,16 +1983,21 @@ static struct sdev *sdev_new(unsigned queue_num, enum misbehave misbehave)
 	snprintf(d->path, sizeof(d->path), "%s/session.sock", sock_dir);
 	unlink(d->path);
 	d->f = fake_new();
+	for (i = 0; i < sizeof(d->f->config); i++)
+		d->f->config[i] = (uint8_t)(i * 3 + 1);
+	if (protocol)
+		d->f->protocol = protocol;
 	fake_listen(d->f, d->path);
-	if (misbehave != MB_NONE)
-		fake_misbehave(d->f, VHOST_USER_GET_FEATURES, misbehave);
+	if (how != MB_NONE)
+		fake_misbehave(d->f, bad_req, how);
 	fake_start(d->f);
 	cfg = (struct vu_session_config){
 		.kind = "disk", .name = "blk0", .socket = d->path, .mem = &d->mem,
 		.data_features = SDEV_FEATURES, .backend_features = SDEV_FEATURES,
 		.protocol = BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | BIT(VHOST_USER_PROTOCOL_F_MQ),
 		.backend_queues = 1, .queue_num = queue_num, .queue_max_size = QSIZE,
-		.ops = &sdev_ops, .opaque = d,
+		.config_size = config_size,
+		.ops = config_size ? &sdev_config_ops : &sdev_ops, .opaque = d,
 	};
 	assert_int_equal(vu_session__create(&cfg, &d->s, &e), 0);
 	for (i = 0; i < 2; i++)
@@ -1853,6 +2006,12 @@ static struct sdev *sdev_new(unsigned queue_num, enum misbehave misbehave)
 						 .kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
 						 .call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
 	return d;
+}
+
+/* A started fake listening for the session (client mode), with `misbehave` armed for GET_FEATURES. */
+static struct sdev *sdev_new(unsigned queue_num, enum misbehave misbehave)
+{
+	return sdev_create(queue_num, VHOST_USER_GET_FEATURES, misbehave, 0, 0);
 }
 
 static void sdev_free(struct sdev *d)
@@ -2023,6 +2182,442 @@ static void test_session_hands_local_queue_kicks_to_the_device(void **state)
 	sdev_free(d);
 }
 
+/* ---------------------------------------------------------------- the config space (GET_CONFIG) */
+
+static unsigned sdev_config_changes(struct sdev *d)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->config_changes;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+static void test_session_fetches_config_after_set_owner_and_serves_the_copy(void **state)
+{
+	struct sdev *d = sdev_create(0, 0, MB_NONE, SDEV_CONFIG_SIZE, 0);
+	uint8_t cfg[SDEV_CONFIG_SIZE], tail[8];
+	int owner, get;
+
+	(void)state;
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	/* The device asked for protocol feature CONFIG without naming it; GET_CONFIG follows SET_OWNER. */
+	assert_true(payload_u64(&d->f->log[2]) == (BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+						   BIT(VHOST_USER_PROTOCOL_F_MQ) |
+						   BIT(VHOST_USER_PROTOCOL_F_CONFIG)));
+	owner = fake_find(d->f, 0, 1, VHOST_USER_SET_OWNER, -1);
+	get = fake_find(d->f, 0, 1, VHOST_USER_GET_CONFIG, -1);
+	assert_true(owner >= 0 && get > owner);
+	assert_int_equal(d->f->log[get].size, 12 + SDEV_CONFIG_SIZE);
+	assert_true(vu_session__config(d->s, 0, cfg, sizeof(cfg)));
+	assert_memory_equal(cfg, d->f->config, sizeof(cfg));
+	/* Past the end: zeros, never the fake's bytes beyond what was asked. */
+	assert_true(vu_session__config(d->s, SDEV_CONFIG_SIZE - 4, tail, sizeof(tail)));
+	assert_memory_equal(tail, d->f->config + SDEV_CONFIG_SIZE - 4, 4);
+	assert_memory_equal(tail + 4, "\0\0\0\0", 4);
+	/* Served from the copy: the backend is not asked again. */
+	assert_int_equal(fake_find(d->f, (unsigned)get + 1, 0, VHOST_USER_GET_CONFIG, -1), -1);
+	/* The first config and the link coming up are no config change for this device. */
+	assert_int_equal(sdev_config_changes(d), 0);
+	sdev_free(d);
+}
+
+static void test_session_config_reads_zeros_before_any_backend(void **state)
+{
+	struct vu_session_config cfg;
+	struct vu_session *s;
+	struct guest_mem mem;
+	struct err e = { 0 };
+	uint8_t buf[SDEV_CONFIG_SIZE], zero[SDEV_CONFIG_SIZE] = { 0 };
+	char path[108];
+
+	(void)state;
+	assert_int_equal(guest_mem__create(&mem, RAM_SIZE), 0);
+	snprintf(path, sizeof(path), "%s/nobody.sock", sock_dir);
+	unlink(path);
+	cfg = (struct vu_session_config){
+		.kind = "disk", .name = "blk0", .socket = path, .mem = &mem,
+		.data_features = SDEV_FEATURES, .backend_features = SDEV_FEATURES,
+		.backend_queues = 1, .queue_max_size = QSIZE, .config_size = SDEV_CONFIG_SIZE,
+		.ops = &sdev_config_ops,
+	};
+	assert_int_equal(vu_session__create(&cfg, &s, &e), 0);
+	memset(buf, 0xee, sizeof(buf));
+	assert_false(vu_session__config(s, 0, buf, sizeof(buf)));
+	assert_memory_equal(buf, zero, sizeof(buf));
+	vu_session__destroy(s);
+	guest_mem__destroy(&mem);
+}
+
+/* A bad GET_CONFIG reply on the first connection: an error, the link down, no config; the retry works. */
+static void expect_config_failure(enum misbehave how, const char *words)
+{
+	struct sdev *d = sdev_create(0, VHOST_USER_GET_CONFIG, how, SDEV_CONFIG_SIZE, 0);
+	uint8_t cfg[SDEV_CONFIG_SIZE], zero[SDEV_CONFIG_SIZE] = { 0 };
+	struct vu_session_stats st;
+
+	vu_session__stats(d->s, &st);
+	print_message("    %s\n", st.last_error);
+	assert_int_equal(st.failures + st.disconnects, 1);
+	assert_false(st.link_up);
+	assert_false(st.backend_known);
+	assert_non_null(strstr(st.last_error, words));
+	assert_false(vu_session__config(d->s, 0, cfg, sizeof(cfg)));
+	assert_memory_equal(cfg, zero, sizeof(cfg));
+	/* The next backend (the fake misbehaves once) is taken, its config with it. */
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	assert_true(vu_session__config(d->s, 0, cfg, sizeof(cfg)));
+	assert_memory_equal(cfg, d->f->config, sizeof(cfg));
+	assert_int_equal(d->f->conns, 2);
+	sdev_free(d);
+}
+
+static void test_session_short_get_config_reply_takes_link_down(void **state)
+{
+	(void)state;
+	expect_config_failure(MB_SHORT, "blk0: vhost-user: reply to GET_CONFIG: payload of 4 bytes (expected 72)");
+}
+
+static void test_session_refused_get_config_takes_link_down(void **state)
+{
+	(void)state;
+	expect_config_failure(MB_EMPTY, "blk0: vhost-user: the backend refused GET_CONFIG");
+}
+
+static void test_session_get_config_for_another_window_takes_link_down(void **state)
+{
+	(void)state;
+	expect_config_failure(MB_WRONG_WINDOW, "describes 60 bytes at offset 1");
+}
+
+static void test_session_backend_gone_during_get_config_takes_link_down(void **state)
+{
+	(void)state;
+	expect_config_failure(MB_CLOSE, "blk0: vhost-user: the backend closed the connection");
+}
+
+static void test_session_backend_without_protocol_config_is_refused(void **state)
+{
+	struct sdev *d = sdev_create(0, 0, MB_NONE, SDEV_CONFIG_SIZE,
+				     BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	struct vu_session_stats st;
+
+	(void)state;
+	assert_int_equal(vu_session__wait_link(d->s, 200), -ETIMEDOUT);
+	vu_session__stats(d->s, &st);
+	assert_true(st.failures >= 1);
+	assert_non_null(strstr(st.last_error, "does not give its configuration space (protocol feature CONFIG)"));
+	assert_int_equal(fake_find(d->f, 0, 0, VHOST_USER_GET_CONFIG, -1), -1);
+	sdev_free(d);
+}
+
+static void test_session_reconnect_with_changed_config_raises_config_changed(void **state)
+{
+	struct sdev *d = sdev_create(0, 0, MB_NONE, SDEV_CONFIG_SIZE, 0);
+	uint8_t cfg[SDEV_CONFIG_SIZE];
+	int k;
+
+	(void)state;
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	/* The same config from the next backend: nothing for the guest. */
+	fake_drop(d->f);
+	assert_true(fake_wait(d->f, 0, 2, VHOST_USER_GET_CONFIG, -1, 10000) >= 0);
+	assert_int_equal(vu_session__wait_link(d->s, 10000), 0);
+	usleep(100000);
+	assert_int_equal(sdev_config_changes(d), 0);
+	/* The backend comes back with another capacity: one config interrupt, the new bytes served. */
+	pthread_mutex_lock(&d->f->lock);
+	d->f->config[0] ^= 0xff;
+	pthread_mutex_unlock(&d->f->lock);
+	fake_drop(d->f);
+	assert_true(fake_wait(d->f, 0, 3, VHOST_USER_GET_CONFIG, -1, 10000) >= 0);
+	for (k = 0; k < 500 && !sdev_config_changes(d); k++)
+		usleep(10000);
+	assert_int_equal(sdev_config_changes(d), 1);
+	assert_true(vu_session__config(d->s, 0, cfg, sizeof(cfg)));
+	assert_memory_equal(cfg, d->f->config, sizeof(cfg));
+	sdev_free(d);
+}
+
+/* ---------------------------------------------------------------- vhost-user-blk */
+
+struct bdev {
+	struct guest_mem mem;
+	struct fake *f;
+	struct virtio_dev *dev;
+	struct vhost_blk_spec spec;
+	struct virtio_queue q[2];
+};
+
+/* A vhost-user-blk disk against the fake offering `features` with a 12345-sector config. */
+static struct bdev *bdev_new(uint64_t features, unsigned queues, bool readonly)
+{
+	struct bdev *b = calloc(1, sizeof(*b));
+	struct virtio_blk_config cfg = { .capacity = 12345, .blk_size = 4096, .seg_max = 126,
+					 .num_queues = 8 };
+	struct err e = { 0 };
+	unsigned i;
+
+	assert_int_equal(guest_mem__create(&b->mem, RAM_SIZE), 0);
+	b->f = fake_new();
+	b->f->features = features | BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	memcpy(b->f->config, &cfg, sizeof(cfg));
+	snprintf(b->spec.name, sizeof(b->spec.name), "disk1");
+	snprintf(b->spec.socket, sizeof(b->spec.socket), "%s/blk.sock", sock_dir);
+	b->spec.queues = queues;
+	b->spec.readonly = readonly;
+	unlink(b->spec.socket);
+	fake_listen(b->f, b->spec.socket);
+	fake_start(b->f);
+	assert_int_equal(vhost_blk__create(&b->spec, &b->mem, &b->dev, &e), 0);
+	for (i = 0; i < 2; i++)
+		b->q[i] = (struct virtio_queue){ .size = QSIZE, .enabled = true, .desc = q_desc(i),
+						 .driver = q_avail(i), .device = q_used(i),
+						 .kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+						 .call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	return b;
+}
+
+static void bdev_free(struct bdev *b)
+{
+	unsigned i;
+
+	vhost_blk__destroy(b->dev);
+	fake_free(b->f);
+	for (i = 0; i < 2; i++) {
+		close(b->q[i].kick_fd);
+		close(b->q[i].call_fd);
+	}
+	unlink(b->spec.socket);
+	guest_mem__destroy(&b->mem);
+	free(b);
+}
+
+#define BLK_ALL_FEATURES                                                                      \
+	(BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_SIZE_MAX) | BIT(VIRTIO_BLK_F_SEG_MAX) |       \
+	 BIT(VIRTIO_BLK_F_GEOMETRY) | BIT(VIRTIO_BLK_F_BLK_SIZE) | BIT(VIRTIO_BLK_F_FLUSH) |       \
+	 BIT(VIRTIO_BLK_F_TOPOLOGY) | BIT(VIRTIO_BLK_F_CONFIG_WCE) | BIT(VIRTIO_BLK_F_MQ) |        \
+	 BIT(VIRTIO_BLK_F_DISCARD) | BIT(VIRTIO_BLK_F_WRITE_ZEROES) | BIT(VIRTIO_RING_F_EVENT_IDX) | \
+	 BIT(VIRTIO_RING_F_INDIRECT_DESC) | BIT(VIRTIO_F_RING_PACKED))
+
+static void test_vhost_blk_config_and_features_come_from_the_backend(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 2, false);
+	struct virtio_blk_config cfg;
+	struct vhost_blk_stats st;
+	uint64_t f;
+
+	(void)state;
+	assert_int_equal(b->dev->device_id, VIRTIO_ID_BLOCK);
+	assert_int_equal(b->dev->max_queues, 2);
+	assert_int_equal(b->dev->config_size, 60);
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	b->dev->ops->config_read(b->dev, 0, &cfg, sizeof(cfg));
+	assert_int_equal(cfg.capacity, 12345);
+	assert_int_equal(cfg.blk_size, 4096);
+	assert_int_equal(cfg.seg_max, 126);
+	assert_int_equal(cfg.num_queues, 2);           /* this disk's queues, not the backend's 8 */
+	vhost_blk__stats(b->dev, &st);
+	assert_int_equal(st.capacity, 12345);
+	/* The backend's data path, never CONFIG_WCE (a config write would wait), PACKED or bit 30. */
+	f = b->dev->ops->features(b->dev);
+	assert_true(f == (BLK_ALL_FEATURES & ~(BIT(VIRTIO_BLK_F_CONFIG_WCE) | BIT(VIRTIO_F_RING_PACKED))));
+	/* GET_QUEUE_NUM reached the backend for two queues. */
+	assert_true(fake_find(b->f, 0, 1, VHOST_USER_GET_QUEUE_NUM, -1) >= 0);
+	bdev_free(b);
+}
+
+static void test_vhost_blk_one_queue_and_readonly_narrow_the_features(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES | BIT(VIRTIO_BLK_F_RO), 1, true);
+	uint64_t f;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	f = b->dev->ops->features(b->dev);
+	assert_true(f & BIT(VIRTIO_BLK_F_RO));
+	assert_false(f & (BIT(VIRTIO_BLK_F_MQ) | BIT(VIRTIO_BLK_F_DISCARD) |
+			  BIT(VIRTIO_BLK_F_WRITE_ZEROES)));
+	assert_int_equal(fake_find(b->f, 0, 0, VHOST_USER_GET_QUEUE_NUM, -1), -1);
+	bdev_free(b);
+}
+
+static void test_vhost_blk_readonly_refuses_a_backend_without_ro(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 1, true);
+	struct vhost_blk_stats st;
+	uint8_t cfg[60], zero[60] = { 0 };
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 300), -ETIMEDOUT);
+	vhost_blk__stats(b->dev, &st);
+	assert_false(st.session.link_up);
+	assert_non_null(strstr(st.session.last_error, "disk1: vhost-user: the backend lacks features 0x20 (VIRTIO_BLK_F_RO"));
+	/* Refused right after GET_FEATURES: no memory table, no config. */
+	assert_int_equal(fake_find(b->f, 0, 0, VHOST_USER_SET_OWNER, -1), -1);
+	b->dev->ops->config_read(b->dev, 0, cfg, sizeof(cfg));
+	assert_memory_equal(cfg, zero, sizeof(cfg));
+	bdev_free(b);
+}
+
+static void test_vhost_blk_activation_hands_the_queues_in_use_to_the_backend(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 2, false);
+	struct virtio_activation a = { .nr_queues = 2, .queues = b->q, .mem = &b->mem };
+	unsigned n;
+	int k;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	/* Without MQ the driver uses queue 0 only. */
+	a.features = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_FLUSH);
+	assert_int_equal(b->dev->ops->activate(b->dev, &a), 0);
+	for (k = 0; k < 1000 && b->dev->ops->resetting(b->dev); k++)
+		usleep(10000);
+	assert_true(fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0) >= 0);
+	assert_int_equal(fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_ADDR, 1), -1);
+	b->dev->ops->reset(b->dev);
+	/* With MQ both, each enabled. */
+	n = b->f->nlog;
+	a.features |= BIT(VIRTIO_BLK_F_MQ);
+	assert_int_equal(b->dev->ops->activate(b->dev, &a), 0);
+	for (k = 0; k < 1000 && b->dev->ops->resetting(b->dev); k++)
+		usleep(10000);
+	assert_true(fake_find(b->f, n, 1, VHOST_USER_SET_VRING_ADDR, 1) >= 0);
+	k = fake_find(b->f, n, 1, VHOST_USER_SET_VRING_ENABLE, 1);
+	assert_true(k >= 0);
+	assert_int_equal(state_num(&b->f->log[k]), 1);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
+static ino_t msg_fd_ino(const struct msg *m)
+{
+	struct stat st;
+
+	assert_int_equal(m->nfds, 1);
+	assert_int_equal(fstat(m->fds[0], &st), 0);
+	return st.st_ino;
+}
+
+static void bdev_activate(struct bdev *b, uint64_t features)
+{
+	struct virtio_activation a = { .features = features, .nr_queues = 2, .queues = b->q,
+				       .mem = &b->mem };
+	int k;
+
+	assert_int_equal(b->dev->ops->activate(b->dev, &a), 0);
+	for (k = 0; k < 1000 && b->dev->ops->resetting(b->dev); k++)
+		usleep(10000);
+	assert_false(b->dev->ops->resetting(b->dev));
+}
+
+static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 2, false);
+	int get, set, kick, n;
+	uint16_t in[2];
+	ino_t first;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_MQ));
+	/* A region for the 2 queues of 256, handed back before any ring is kicked. */
+	get = fake_find(b->f, 0, 1, VHOST_USER_GET_INFLIGHT_FD, -1);
+	set = fake_find(b->f, 0, 1, VHOST_USER_SET_INFLIGHT_FD, -1);
+	kick = fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0);
+	assert_true(get >= 0 && set > get && kick > set);
+	assert_int_equal(b->f->log[get].size, 24);
+	memcpy(in, b->f->log[get].payload + 16, sizeof(in));
+	assert_int_equal(in[0], 2);
+	assert_int_equal(in[1], QSIZE);
+	assert_int_equal(payload_u64(&b->f->log[set]), 4096);   /* the size the backend gave */
+	first = msg_fd_ino(&b->f->log[set]);
+	/* The backend crashes: the next one gets the same region, no new one. */
+	fake_drop(b->f);
+	kick = fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 1, 10000);
+	assert_true(kick >= 0);
+	assert_int_equal(fake_find(b->f, 0, 2, VHOST_USER_GET_INFLIGHT_FD, -1), -1);
+	set = fake_find(b->f, 0, 2, VHOST_USER_SET_INFLIGHT_FD, -1);
+	assert_true(set >= 0 && set < fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0));
+	assert_true(msg_fd_ino(&b->f->log[set]) == first);
+	/* A reset voids what it tracked: the next activation asks for a new region. */
+	b->dev->ops->reset(b->dev);
+	n = (int)b->f->nlog;
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	assert_true(fake_find(b->f, (unsigned)n, 2, VHOST_USER_GET_INFLIGHT_FD, -1) >= 0);
+	set = fake_find(b->f, (unsigned)n, 2, VHOST_USER_SET_INFLIGHT_FD, -1);
+	assert_true(set >= 0);
+	assert_true(msg_fd_ino(&b->f->log[set]) != first);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
+static void test_vhost_blk_inflight_reply_without_fd_takes_link_down(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 1, false);
+	struct vhost_blk_stats st;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	fake_misbehave(b->f, VHOST_USER_GET_INFLIGHT_FD, MB_NO_FD);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	vhost_blk__stats(b->dev, &st);
+	print_message("    %s\n", st.session.last_error);
+	assert_non_null(strstr(st.session.last_error, "disk1: vhost-user: reply to GET_INFLIGHT_FD carried no file descriptor"));
+	assert_int_equal(st.session.failures, 1);
+	/* The next connection (the fake misbehaves once) sets the rings up with a region. */
+	assert_true(fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	assert_true(fake_find(b->f, 0, 2, VHOST_USER_SET_INFLIGHT_FD, -1) >= 0);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
+static void test_vhost_blk_without_backend_reads_zeros_and_times_out(void **state)
+{
+	struct vhost_blk_spec spec = { .name = "disk2", .queues = 1, .readonly = true };
+	uint8_t cfg[60], zero[60] = { 0 };
+	struct virtio_dev *dev;
+	struct guest_mem mem;
+	struct err e = { 0 };
+	uint32_t off;
+
+	(void)state;
+	assert_int_equal(guest_mem__create(&mem, RAM_SIZE), 0);
+	snprintf(spec.socket, sizeof(spec.socket), "%s/nobody-blk.sock", sock_dir);
+	unlink(spec.socket);
+	assert_int_equal(vhost_blk__create(&spec, &mem, &dev, &e), 0);
+	for (off = 0; off < 60; off += 4) {
+		memset(cfg, 0xee, sizeof(cfg));
+		dev->ops->config_read(dev, off, cfg, 4);
+		assert_memory_equal(cfg, zero, 4);
+	}
+	/* Nothing the next backend might lack; readonly says so from the start. */
+	assert_true(dev->ops->features(dev) == (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_RO)));
+	assert_int_equal(vhost_blk__wait_backend(dev, 100), -ETIMEDOUT);
+	vhost_blk__destroy(dev);
+	guest_mem__destroy(&mem);
+}
+
+static void test_vhost_blk_refuses_queue_counts_out_of_range(void **state)
+{
+	struct vhost_blk_spec spec = { .name = "disk3", .queues = 0 };
+	struct virtio_dev *dev = NULL;
+	struct guest_mem mem;
+	struct err e = { 0 };
+
+	(void)state;
+	assert_int_equal(guest_mem__create(&mem, RAM_SIZE), 0);
+	snprintf(spec.socket, sizeof(spec.socket), "%s/x.sock", sock_dir);
+	assert_int_equal(vhost_blk__create(&spec, &mem, &dev, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "disk 'disk3': 0 queues (1..16)"));
+	spec.queues = 17;
+	assert_int_equal(vhost_blk__create(&spec, &mem, &dev, &e), -EINVAL);
+	assert_null(dev);
+	guest_mem__destroy(&mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2041,6 +2636,11 @@ int main(void)
 		cmocka_unit_test(test_backend_gone_instead_of_reply),
 		cmocka_unit_test(test_vring_base_for_another_vring_is_refused),
 		cmocka_unit_test(test_reply_ack_failure_is_reported),
+		cmocka_unit_test(test_get_config_reads_the_window_it_asked_for),
+		cmocka_unit_test(test_get_config_short_reply_is_refused),
+		cmocka_unit_test(test_get_config_empty_reply_is_the_backends_refusal),
+		cmocka_unit_test(test_get_config_reply_for_another_window_is_refused),
+		cmocka_unit_test(test_get_config_oversized_reply_is_refused_before_reading_it),
 		cmocka_unit_test(test_unconnected_and_peer_closed_sends_fail_cleanly),
 		cmocka_unit_test(test_listen_replaces_stale_socket_but_not_other_files),
 		cmocka_unit_test(test_net_offers_backend_data_features_never_protocol_bit),
@@ -2068,6 +2668,22 @@ int main(void)
 		cmocka_unit_test(test_session_refuses_a_malformed_reply_and_retries),
 		cmocka_unit_test(test_session_requires_the_backends_queue_num),
 		cmocka_unit_test(test_session_hands_local_queue_kicks_to_the_device),
+		cmocka_unit_test(test_session_fetches_config_after_set_owner_and_serves_the_copy),
+		cmocka_unit_test(test_session_config_reads_zeros_before_any_backend),
+		cmocka_unit_test(test_session_short_get_config_reply_takes_link_down),
+		cmocka_unit_test(test_session_refused_get_config_takes_link_down),
+		cmocka_unit_test(test_session_get_config_for_another_window_takes_link_down),
+		cmocka_unit_test(test_session_backend_gone_during_get_config_takes_link_down),
+		cmocka_unit_test(test_session_backend_without_protocol_config_is_refused),
+		cmocka_unit_test(test_session_reconnect_with_changed_config_raises_config_changed),
+		cmocka_unit_test(test_vhost_blk_config_and_features_come_from_the_backend),
+		cmocka_unit_test(test_vhost_blk_one_queue_and_readonly_narrow_the_features),
+		cmocka_unit_test(test_vhost_blk_readonly_refuses_a_backend_without_ro),
+		cmocka_unit_test(test_vhost_blk_activation_hands_the_queues_in_use_to_the_backend),
+		cmocka_unit_test(test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset),
+		cmocka_unit_test(test_vhost_blk_inflight_reply_without_fd_takes_link_down),
+		cmocka_unit_test(test_vhost_blk_without_backend_reads_zeros_and_times_out),
+		cmocka_unit_test(test_vhost_blk_refuses_queue_counts_out_of_range),
 	};
 	int rc;
 

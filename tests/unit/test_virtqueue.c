@@ -333,6 +333,40 @@ static void test_avail_event_is_written_only_with_event_idx(void **state)
 	assert_int_equal(get16(avail_event), 9);
 }
 
+static void set16(uint64_t gpa, uint16_t v)
+{
+	memcpy(at(gpa), &v, 2);
+}
+
+static void test_need_signal_follows_used_event_or_no_interrupt(void **state)
+{
+	struct virtqueue plain = vq_with(0);
+	struct virtqueue vq = vq_with(1ull << VIRTIO_RING_F_EVENT_IDX);
+	const uint64_t used_event = AVAIL + 4 + 2ull * QSIZE;
+
+	(void)state;
+	/* Nothing pushed: never. */
+	assert_false(virtqueue__need_signal(&plain, plain.next_used));
+	virtqueue__push(&plain, 0, 1);
+	assert_true(virtqueue__need_signal(&plain, 0));
+	set16(AVAIL, VRING_AVAIL_F_NO_INTERRUPT);
+	assert_false(virtqueue__need_signal(&plain, 0));
+	/* EVENT_IDX ignores the flag: entries old..new-1 must include used_event. */
+	vq.next_used = 10;
+	set16(used_event, 7);
+	assert_true(virtqueue__need_signal(&vq, 7));     /* 7..9 */
+	assert_true(virtqueue__need_signal(&vq, 5));     /* 5..9 */
+	assert_false(virtqueue__need_signal(&vq, 8));    /* 8..9 */
+	set16(used_event, 10);
+	assert_false(virtqueue__need_signal(&vq, 5));    /* the driver waits for entry 10 */
+	/* Across the 16-bit wrap: 65534..1 includes 65535 and 0. */
+	vq.next_used = 2;
+	set16(used_event, 0);
+	assert_true(virtqueue__need_signal(&vq, 65534));
+	set16(used_event, 2);
+	assert_false(virtqueue__need_signal(&vq, 65534));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +380,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pop_and_push_wrap_the_16_bit_indices, setup),
 		cmocka_unit_test_setup(test_pop_refuses_an_available_index_ahead_of_the_ring, setup),
 		cmocka_unit_test_setup(test_avail_event_is_written_only_with_event_idx, setup),
+		cmocka_unit_test_setup(test_need_signal_follows_used_event_or_no_interrupt, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

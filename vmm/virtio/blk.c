@@ -7,6 +7,7 @@
 #include <linux/fs.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,6 +118,7 @@ struct blk {
 	bool serving;
 	bool stopping;
 	bool ctl_polling;
+	bool logged_placement;
 	unsigned polls;                /* kick polls outstanding */
 	struct blk_queue q[VM_MAX_DISK_QUEUES];
 	struct blk_req *slots;
@@ -215,15 +217,17 @@ static void slot_put(struct blk *b, int i)
 }
 
 /*
- * Completes a request on its queue, unless a reset came since: then nothing
- * reaches the guest (false).
+ * Completes a request on its queue, unless the transport asked for a reset
+ * since the request was taken (even one the thread has not applied yet): then
+ * nothing reaches the guest's rings (false).
  */
 static bool finish(struct blk *b, unsigned qi, uint64_t gen, uint16_t head, uint8_t *status,
 		   uint8_t st, uint32_t written)
 {
 	struct blk_queue *q = &b->q[qi];
 
-	if (gen != b->gen || !b->serving || !q->on)
+	if (gen != b->gen || !b->serving || !q->on ||
+	    __atomic_load_n(&b->want.seq, __ATOMIC_ACQUIRE) != b->applied_seq)
 		return false;
 	__atomic_store_n(status, st, __ATOMIC_RELAXED);
 	virtqueue__push(&q->vq, head, written);
@@ -565,6 +569,28 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/*
+ * The ring's workers (kernel threads "iou-wrk-<tid>" that run what cannot
+ * complete at once, buffered writes and flushes) run where the I/O thread was
+ * placed: Linux 6.1 gives them every CPU of the node otherwise, isolated vCPU
+ * cores included, and refuses sched_setaffinity on them. Done at each
+ * activation (the thread is placed before the guest runs), by the thread
+ * itself: a ring's workers belong to the thread that submits.
+ */
+static void follow_placement(struct blk *b)
+{
+	cpu_set_t cpus;
+	int err;
+
+	err = sched_getaffinity(0, sizeof(cpus), &cpus) ? -errno :
+	      io_uring_register_iowq_aff(&b->ring, sizeof(cpus), &cpus);
+	if (err && !b->logged_placement) {
+		b->logged_placement = true;
+		record_error(b, true, "io_uring workers cannot follow the I/O thread's CPUs (%s): "
+			     "they may run on any CPU of its node", strerror(-err));
+	}
+}
+
 /* Stops serving the current rings: no completion reaches them from now on. */
 static void teardown(struct blk *b)
 {
@@ -617,9 +643,12 @@ static void apply_wish(struct blk *b)
 	for (i = 0; i < w.nr; i++)
 		b->want.q[i].kick_fd = b->want.q[i].call_fd = -1;   /* the thread owns them now */
 	pthread_mutex_unlock(&b->lock);
+	/* Applied from here: the old rings are let go, completions reach only the new ones. */
+	__atomic_store_n(&b->applied_seq, w.seq, __ATOMIC_RELEASE);
 	if (w.stop)
 		b->stopping = true;
 	if (w.active && !w.stop) {
+		follow_placement(b);
 		b->gen++;
 		for (i = 0; i < w.nr; i++) {
 			struct blk_queue *q = &b->q[i];
@@ -651,7 +680,6 @@ static void apply_wish(struct blk *b)
 			close_fd(&w.q[i].call_fd);
 		}
 	}
-	__atomic_store_n(&b->applied_seq, w.seq, __ATOMIC_RELEASE);
 }
 
 static void kick_completed(struct blk *b, unsigned qi, int res)
@@ -796,7 +824,7 @@ static void wish_drop_fds(struct blk_wish *w)
 /* Posts a wish to the I/O thread. Lock held. */
 static void wish_post(struct blk *b)
 {
-	b->want.seq++;
+	__atomic_store_n(&b->want.seq, b->want.seq + 1, __ATOMIC_RELEASE);
 	nudge(b->ctl_fd);
 }
 
@@ -931,10 +959,6 @@ static int open_image(struct blk *b, const struct virtio_blk_spec *spec, struct 
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return err__set(e, -EINVAL, "disk '%s': image %s is neither a regular file nor a "
 				"block device", b->name, p);
-	if (!spec->readonly && S_ISREG(st.st_mode) && !(st.st_mode & 0222))
-		return err__set(e, -EROFS, "disk '%s': image %s is a read-only file (mode %04o, no "
-				"write permission): open it with readonly=on", b->name, p,
-				(unsigned)(st.st_mode & 07777));
 	fd = open(p, flags);
 	if (fd < 0) {
 		err = -errno;
@@ -955,6 +979,13 @@ static int open_image(struct blk *b, const struct virtio_blk_spec *spec, struct 
 	}
 	if (fstat(fd, &st)) {
 		err = err__set(e, -errno, "disk '%s': image %s: fstat: %s", b->name, p, strerror(errno));
+		goto err_close;
+	}
+	/* Root may write any file: a file nobody may write is meant read-only all the same. */
+	if (!spec->readonly && S_ISREG(st.st_mode) && !(st.st_mode & 0222)) {
+		err = err__set(e, -EROFS, "disk '%s': image %s is a read-only file (mode %04o, no "
+			       "write permission): open it with readonly=on", b->name, p,
+			       (unsigned)(st.st_mode & 07777));
 		goto err_close;
 	}
 	size = (uint64_t)st.st_size;
@@ -988,8 +1019,9 @@ static int open_image(struct blk *b, const struct virtio_blk_spec *spec, struct 
 	}
 	/* Two monitors writing one image corrupt it: a writer excludes everyone, readers share. */
 	if (flock(fd, (spec->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
-		err = err__set(e, -errno, "disk '%s': image %s is in use by another process (%s): %s",
-			       b->name, p, spec->readonly ? "open for writing" : "open",
+		err = err__set(e, -errno, "disk '%s': image %s is in use: another disk or process "
+			       "holds its lock (%s): %s", b->name, p,
+			       spec->readonly ? "it is open for writing" : "it is open",
 			       strerror(errno));
 		goto err_close;
 	}
@@ -1053,13 +1085,14 @@ static int uring_refused(struct blk *b, int err, struct err *e)
 /*
  * The disk's ring, restricted to the opcodes it uses (IORING_REGISTER_RESTRICTIONS):
  * work done by the ring bypasses the I/O thread's seccomp filter, so the ring itself
- * can do nothing else, and no register operation is left once it is enabled.
+ * can do nothing else, and the only register operation left once it is enabled is the
+ * workers' CPU set (follow_placement).
  */
 static int setup_ring(struct blk *b, struct err *e)
 {
 	static const uint8_t ops[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC,
 				       IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE };
-	struct io_uring_restriction res[sizeof(ops) + 1];
+	struct io_uring_restriction res[sizeof(ops) + 2];
 	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE };
 	uint32_t sq = pow2_at_least(b->nr_slots + 2 * b->queues + 2);
 	unsigned i;
@@ -1075,9 +1108,10 @@ static int setup_ring(struct blk *b, struct err *e)
 		res[i].sqe_op = ops[i];
 	}
 	res[i].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
-	res[i].sqe_flags = 0;
-	if (syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res,
-		    sizeof(ops) + 1) ||
+	res[i++].sqe_flags = 0;
+	res[i].opcode = IORING_RESTRICTION_REGISTER_OP;
+	res[i++].register_op = IORING_REGISTER_IOWQ_AFF;
+	if (syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res, i) ||
 	    syscall(__NR_io_uring_register, b->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) {
 		err = err__set(e, -errno, "disk '%s': io_uring: cannot restrict the ring to its "
 			       "opcodes: %s (Linux 5.10 or later is needed)", b->name, strerror(errno));

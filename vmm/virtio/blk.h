@@ -116,7 +116,11 @@ int virtio_blk__create(const struct virtio_blk_spec *spec, const struct guest_me
 /* Stops the I/O thread (in-flight requests finish first) and closes the image. */
 void virtio_blk__destroy(struct virtio_dev *vdev);
 
-/* The I/O thread's kernel thread id, for the application to place it. */
+/*
+ * The I/O thread's kernel thread id, for the application to place it (before
+ * the guest runs: at each activation the thread gives its io_uring workers,
+ * "iou-wrk-<tid>", the CPUs it was placed on).
+ */
 pid_t virtio_blk__io_tid(struct virtio_dev *vdev);
 
 void virtio_blk__stats(struct virtio_dev *vdev, struct virtio_blk_stats *st);

@@ -51,9 +51,13 @@ _Static_assert(sizeof(struct vhost_blk_config) <= VHOST_USER_MAX_CONFIG, "GET_CO
 	 BIT(VIRTIO_RING_F_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1))
 /* Requests that change the disk: never offered on a readonly disk. */
 #define BLK_WRITING_FEATURES (BIT(VIRTIO_BLK_F_DISCARD) | BIT(VIRTIO_BLK_F_WRITE_ZEROES))
+/*
+ * INFLIGHT_SHMFD: a backend completes requests out of order, so after a crash
+ * the used index alone cannot say which ones the next backend must redo.
+ */
 #define BLK_PROTOCOL_WANTED                                                 \
 	(BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
-	 BIT(VHOST_USER_PROTOCOL_F_CONFIG))
+	 BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
 #define VHOST_BLK_QUEUE_SIZE 1024   /* largest ring accepted (libvhost-user's and SPDK's limit) */
 

@@ -68,6 +68,16 @@ struct vu_config {
 _Static_assert(offsetof(struct vu_config, data) == VHOST_USER_CONFIG_HDR_SIZE,
 	       "config header is 12 bytes");
 
+/* GET/SET_INFLIGHT_FD's payload (naturally aligned: 24 bytes with its tail padding). */
+struct vu_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
+_Static_assert(sizeof(struct vu_inflight) == 24, "inflight description is 24 bytes");
+
 static const char *const request_names[] = {
 	[VHOST_USER_GET_FEATURES] = "GET_FEATURES",
 	[VHOST_USER_SET_FEATURES] = "SET_FEATURES",
@@ -88,6 +98,8 @@ static const char *const request_names[] = {
 	[VHOST_USER_GET_QUEUE_NUM] = "GET_QUEUE_NUM",
 	[VHOST_USER_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
 	[VHOST_USER_GET_CONFIG] = "GET_CONFIG",
+	[VHOST_USER_GET_INFLIGHT_FD] = "GET_INFLIGHT_FD",
+	[VHOST_USER_SET_INFLIGHT_FD] = "SET_INFLIGHT_FD",
 };
 
 const char *vhost_user__request_name(uint32_t request)
@@ -295,10 +307,11 @@ static int vu_send(struct vhost_user *vu, uint32_t req, uint32_t flags, const vo
 
 /*
  * Reads exactly `len` bytes of the reply to `req` by `deadline`. File
- * descriptors in the ancillary data are closed at once and counted in *nfds.
+ * descriptors in the ancillary data are closed at once and counted in *nfds,
+ * but for the first one when `keep` is given (and still -1): it lands there.
  */
 static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t len,
-			 int64_t deadline, unsigned *nfds, struct err *e)
+			 int64_t deadline, unsigned *nfds, int *keep, struct err *e)
 {
 	size_t got = 0;
 
@@ -340,9 +353,13 @@ static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t 
 
 				for (k = 0; k < nr; k++) {
 					memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(fd));
+					if (keep && *keep < 0) {
+						*keep = fd;
+						continue;
+					}
 					close(fd);
+					*nfds += 1;
 				}
-				*nfds += (unsigned)nr;
 			}
 		}
 		if (msg.msg_flags & MSG_CTRUNC)
@@ -359,10 +376,11 @@ static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t 
 
 /*
  * Receives the reply to `req`: a header with exactly version 1 | REPLY, the
- * same request code and a payload of exactly `size` bytes, then the payload.
+ * same request code and a payload of exactly `size` bytes, then the payload;
+ * no file descriptor but the one `keep` takes when given.
  */
-static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uint32_t size,
-			 struct err *e)
+static int vu_recv_checked(struct vhost_user *vu, uint32_t req, void *payload, uint32_t size,
+			   int *keep, struct err *e)
 {
 	int64_t deadline = now_ms() + vu->timeout_ms;
 	const char *name = vhost_user__request_name(req);
@@ -370,7 +388,7 @@ static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uin
 	struct vu_hdr hdr;
 	int err;
 
-	err = vu_read_exact(vu, req, &hdr, sizeof(hdr), deadline, &nfds, e);
+	err = vu_read_exact(vu, req, &hdr, sizeof(hdr), deadline, &nfds, keep, e);
 	if (err)
 		return err;
 	if ((hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION)
@@ -389,13 +407,33 @@ static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uin
 		return vu_fail(vu, e, -EPROTO, "reply to %s: payload of %u bytes (expected %u)", name,
 			       hdr.size, size);
 	if (size) {
-		err = vu_read_exact(vu, req, payload, size, deadline, &nfds, e);
+		err = vu_read_exact(vu, req, payload, size, deadline, &nfds, keep, e);
 		if (err)
 			return err;
 	}
 	if (nfds)
-		return vu_fail(vu, e, -EPROTO, "reply to %s carried %u file descriptor%s (none expected; closed)",
-			       name, nfds, nfds == 1 ? "" : "s");
+		return vu_fail(vu, e, -EPROTO, "reply to %s carried %u file descriptor%s (%s expected; closed)",
+			       name, nfds + (keep && *keep >= 0), nfds + (keep && *keep >= 0) == 1 ? "" : "s",
+			       keep ? "one" : "none");
+	if (keep && *keep < 0)
+		return vu_fail(vu, e, -EPROTO, "reply to %s carried no file descriptor", name);
+	return 0;
+}
+
+/* Receives the reply to `req` (vu_recv_checked); with `fd_out`, it must carry one fd, kept there. */
+static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uint32_t size,
+			 int *fd_out, struct err *e)
+{
+	int keep = -1, err;
+
+	err = vu_recv_checked(vu, req, payload, size, fd_out ? &keep : NULL, e);
+	if (err) {
+		if (keep >= 0)
+			close(keep);
+		return err;
+	}
+	if (fd_out)
+		*fd_out = keep;
 	vu->nr_replies++;
 	return 0;
 }
@@ -411,7 +449,7 @@ static int vu_request(struct vhost_user *vu, uint32_t req, const void *payload, 
 	err = vu_send(vu, req, ack ? VHOST_USER_FLAG_NEED_REPLY : 0, payload, size, fds, nfds, e);
 	if (err || !ack)
 		return err;
-	err = vu_recv_reply(vu, req, &status, sizeof(status), e);
+	err = vu_recv_reply(vu, req, &status, sizeof(status), NULL, e);
 	if (err)
 		return err;
 	if (status)
@@ -426,7 +464,7 @@ static int vu_query(struct vhost_user *vu, uint32_t req, const void *payload, ui
 {
 	int err = vu_send(vu, req, 0, payload, psize, NULL, 0, e);
 
-	return err ? err : vu_recv_reply(vu, req, reply, size, e);
+	return err ? err : vu_recv_reply(vu, req, reply, size, NULL, e);
 }
 
 int vhost_user__get_features(struct vhost_user *vu, uint64_t *features, struct err *e)
@@ -621,4 +659,41 @@ int vhost_user__get_config(struct vhost_user *vu, uint32_t offset, void *buf, ui
 			       r.size, r.offset, size, offset);
 	memcpy(buf, r.data, size);
 	return 0;
+}
+
+int vhost_user__get_inflight_fd(struct vhost_user *vu, struct vhost_user_inflight *in,
+				struct err *e)
+{
+	struct vu_inflight req = { .num_queues = in->num_queues, .queue_size = in->queue_size }, r;
+	int err, fd = -1;
+
+	if (!(vu->protocol & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return err__set(e, -EOPNOTSUPP, "%s: vhost-user: GET_INFLIGHT_FD needs protocol feature INFLIGHT_SHMFD",
+				vu->name);
+	err = vu_send(vu, VHOST_USER_GET_INFLIGHT_FD, 0, &req, sizeof(req), NULL, 0, e);
+	if (!err)
+		err = vu_recv_reply(vu, VHOST_USER_GET_INFLIGHT_FD, &r, sizeof(r), &fd, e);
+	if (err)
+		return err;
+	if (!r.mmap_size || r.num_queues != req.num_queues || r.queue_size != req.queue_size) {
+		close(fd);
+		return vu_fail(vu, e, -EPROTO, "reply to GET_INFLIGHT_FD: %llu bytes for %u queues of %u (asked %u of %u)",
+			       (unsigned long long)r.mmap_size, r.num_queues, r.queue_size,
+			       req.num_queues, req.queue_size);
+	}
+	in->mmap_size = r.mmap_size;
+	in->mmap_offset = r.mmap_offset;
+	in->fd = fd;
+	return 0;
+}
+
+int vhost_user__set_inflight_fd(struct vhost_user *vu, const struct vhost_user_inflight *in,
+				struct err *e)
+{
+	struct vu_inflight req = { .mmap_size = in->mmap_size, .mmap_offset = in->mmap_offset,
+				   .num_queues = in->num_queues, .queue_size = in->queue_size };
+
+	if (in->fd < 0)
+		return err__set(e, -EBADF, "%s: vhost-user: SET_INFLIGHT_FD without a region", vu->name);
+	return vu_request(vu, VHOST_USER_SET_INFLIGHT_FD, &req, sizeof(req), &in->fd, 1, e);
 }

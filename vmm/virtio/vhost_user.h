@@ -42,6 +42,8 @@ enum vhost_user_request {
 	VHOST_USER_GET_QUEUE_NUM = 17,
 	VHOST_USER_SET_VRING_ENABLE = 18,
 	VHOST_USER_GET_CONFIG = 24,
+	VHOST_USER_GET_INFLIGHT_FD = 31,
+	VHOST_USER_SET_INFLIGHT_FD = 32,
 };
 
 /* Header flags. */
@@ -65,6 +67,7 @@ enum vhost_user_request {
 #define VHOST_USER_PROTOCOL_F_MQ        0
 #define VHOST_USER_PROTOCOL_F_REPLY_ACK 3
 #define VHOST_USER_PROTOCOL_F_CONFIG    9
+#define VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD 12
 
 /* SET_VRING_KICK/CALL payload: bits 0-7 vring index, bit 8 "no fd in the ancillary data". */
 #define VHOST_USER_VRING_IDX_MASK 0xffu
@@ -76,6 +79,19 @@ struct vhost_user_region {
 	uint64_t size;
 	uint64_t uaddr;         /* our (frontend) virtual address of the start */
 	uint64_t mmap_offset;   /* offset of the start in the fd */
+	int fd;
+};
+
+/*
+ * A region where the backend tracks the requests it took from the rings and
+ * has not completed (shared memory, the fd beside it): the next backend
+ * resubmits them after a crash instead of resuming from the used index.
+ */
+struct vhost_user_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;    /* descriptors per queue it tracks: at least every ring's size */
 	int fd;
 };
 
@@ -159,6 +175,16 @@ int vhost_user__set_vring_enable(struct vhost_user *vu, unsigned index, bool ena
  */
 int vhost_user__get_config(struct vhost_user *vu, uint32_t offset, void *buf, uint32_t size,
 			   struct err *e);
+/*
+ * Asks the backend for a new inflight region for `in->num_queues` queues of
+ * `in->queue_size` (protocol feature INFLIGHT_SHMFD): fills in its size,
+ * offset and fd (the caller's to close). The reply must carry exactly one fd.
+ */
+int vhost_user__get_inflight_fd(struct vhost_user *vu, struct vhost_user_inflight *in,
+				struct err *e);
+/* Hands a backend the inflight region (a new one: the region the last one filled). */
+int vhost_user__set_inflight_fd(struct vhost_user *vu, const struct vhost_user_inflight *in,
+				struct err *e);
 /* Stops the ring; *base receives the backend's next available index. */
 int vhost_user__get_vring_base(struct vhost_user *vu, unsigned index, unsigned *base,
 			       struct err *e);

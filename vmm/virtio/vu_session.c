@@ -107,6 +107,7 @@ struct vu_session {
 	uint64_t local;                 /* queues the device serves itself */
 	uint64_t queue_gen;             /* bumps with each reset: stale kick events are dropped */
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
+	struct vhost_user_inflight inflight; /* this activation's (INFLIGHT_SHMFD), fd -1 before */
 
 	struct vu_session_stats stats;
 };
@@ -245,13 +246,42 @@ static int session_setup_ring(struct vu_session *s, unsigned i, unsigned base, s
 		err = vhost_user__set_vring_base(&s->vu, i, base, e);
 	if (!err)
 		err = vhost_user__set_vring_addr(&s->vu, &a, e);
-	if (!err)
-		err = vhost_user__set_vring_kick(&s->vu, i, q->kick_fd, e);
+	/* The call fd first: a backend may start on the ring (work queued meanwhile) at the kick. */
 	if (!err)
 		err = vhost_user__set_vring_call(&s->vu, i, q->call_fd, e);
 	if (!err)
+		err = vhost_user__set_vring_kick(&s->vu, i, q->kick_fd, e);
+	if (!err)
 		s->q[i].started = true;
 	return err;
+}
+
+/*
+ * The region where backends track the requests they took (INFLIGHT_SHMFD):
+ * the first backend of an activation makes it, every backend after a crash
+ * gets the same one and resubmits what the dead one had not completed. Lock
+ * held, connected.
+ */
+static int session_inflight(struct vu_session *s, struct err *e)
+{
+	unsigned i, size = 0;
+	int err;
+
+	if (!(s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return 0;
+	if (s->inflight.fd < 0) {
+		for (i = 0; i < backend_queues(s); i++)
+			if (s->q[i].vq.enabled && !(s->local & BIT(i)) && s->q[i].vq.size > size)
+				size = s->q[i].vq.size;
+		if (!size)
+			return 0;
+		s->inflight.num_queues = (uint16_t)backend_queues(s);
+		s->inflight.queue_size = (uint16_t)size;
+		err = vhost_user__get_inflight_fd(&s->vu, &s->inflight, e);
+		if (err)
+			return err;
+	}
+	return vhost_user__set_inflight_fd(&s->vu, &s->inflight, e);
 }
 
 /* Hands the active rings to the backend. Lock held, connected. */
@@ -272,6 +302,8 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 	err = vhost_user__set_features(&s->vu, f, e);
 	if (!err)
 		err = vhost_user__set_mem_table_guest(&s->vu, s->mem, e);
+	if (!err)
+		err = session_inflight(s, e);
 	for (i = 0; !err && i < backend_queues(s); i++) {
 		if (!s->q[i].vq.enabled || (s->local & BIT(i)))
 			continue;
@@ -572,6 +604,10 @@ static void session_reset_locked(struct vu_session *s)
 	if (s->connected && session_stop_rings(s, &e))
 		session_fail(s, &e);
 	session_drop_queues(s);
+	/* The next activation's rings are new: what this region tracked is void. */
+	if (s->inflight.fd >= 0)
+		close(s->inflight.fd);
+	s->inflight.fd = -1;
 	s->active = false;
 	s->rings_up = false;
 	s->rings_ever = false;
@@ -940,6 +976,8 @@ static void session_free(struct vu_session *s)
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	queues_close(s->req.q);
+	if (s->inflight.fd >= 0)
+		close(s->inflight.fd);
 	pthread_cond_destroy(&s->req_cond);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->req_lock);
@@ -980,7 +1018,7 @@ static struct vu_session *session_alloc(const struct vu_session_config *cfg)
 	snprintf(s->run_dir, sizeof(s->run_dir), "%s", cfg->run_dir ? cfg->run_dir : "");
 	s->run_dir_uid = cfg->run_dir_uid;
 	s->run_dir_gid = cfg->run_dir_gid;
-	s->listen_fd = s->epfd = s->wake_fd = -1;
+	s->listen_fd = s->epfd = s->wake_fd = s->inflight.fd = -1;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		s->q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };

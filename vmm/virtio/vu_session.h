@@ -15,7 +15,9 @@
  * has one in the backend (GET_CONFIG: a copy the device serves, a change
  * between connections raises config_changed), re-sends the memory table and the
  * rings with the used index read from guest RAM as the base, and turns the
- * link up and down.
+ * link up and down. With protocol feature INFLIGHT_SHMFD (when the device asks
+ * for it) the backends of one activation share an inflight region, so that
+ * the next one resubmits what a crashed one had taken and not completed.
  * The same thread watches the kicks of the queues the device serves itself
  * (net's control queue) and hands them to the device.
  *
