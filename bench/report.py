@@ -222,8 +222,10 @@ def _ratio_rows(ratios):
         goal = "-" if r["goal"] is None else ("<= " if r["better"] == "lower" else ">= ") + fmt(r["goal"])
         met = {True: "met", False: "**missed**", None: "-"}[r["met"]]
         value = fmt(r["value"])
-        if r.get("spread"):
+        if r.get("spread") and r.get("rounds", 0) > 1:
             value += f" (rounds {fmt(r['spread'][0])}..{fmt(r['spread'][1])})"
+        elif r.get("spread"):
+            value += " (1 round: no spread)"
         rows.append([r["name"], value, goal, met])
     return rows
 
