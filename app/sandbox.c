@@ -609,11 +609,40 @@ static int check_reach(const char *path, unsigned want, const char *what, struct
 	}
 }
 
-int sandbox__prepare_sockets(const struct plan_host *host, const struct plan_vm *vm, struct err *e)
+/*
+ * One vhost-user socket (a NIC's or a disk's): the run directory made when it
+ * lives there, and, when rtvmm drops, its directory (and the socket itself in
+ * client mode) reachable by the dropped user.
+ */
+static int prepare_socket(const struct plan_host *host, const char *socket, bool server,
+			  const char *what, struct err *e)
 {
 	size_t rl = strlen(host->run_dir);
 	struct trust_uids tu = { .service = sb.drop ? sb.uid : TRUST_NO_UID, .only = TRUST_NO_UID };
-	char dir[PATH_MAX], what[320];
+	const char *slash = strrchr(socket, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+	int err;
+
+	if (rl && !strncmp(socket, host->run_dir, rl) && socket[rl] == '/') {
+		err = trust__make_run_dir(host->run_dir, sb.drop ? sb.uid : TRUST_NO_UID,
+					  sb.drop ? sb.gid : (gid_t)-1, &tu, e);
+		if (err)
+			return err;
+	}
+	if (!sb.drop || !slash)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - socket), socket);
+	/* Server mode unlinks its socket at teardown: the directory must be writable. */
+	err = check_reach(dir[0] ? dir : "/", server ? W_OK | X_OK : X_OK, what, e);
+	if (!err && !server && stat(socket, &st) == 0)
+		err = check_reach(socket, W_OK, what, e);
+	return err;
+}
+
+int sandbox__prepare_sockets(const struct plan_host *host, const struct plan_vm *vm, struct err *e)
+{
+	char what[320];
 	unsigned i;
 	int err;
 
@@ -621,24 +650,20 @@ int sandbox__prepare_sockets(const struct plan_host *host, const struct plan_vm 
 		return 0;
 	for (i = 0; i < vm->nr_nics; i++) {
 		const struct plan_nic *nic = &vm->nics[i];
-		const char *slash = strrchr(nic->socket, '/');
-		struct stat st;
 
 		snprintf(what, sizeof(what), "%s (%s) socket %s", nic->loc.key, nic->name, nic->socket);
-		if (rl && !strncmp(nic->socket, host->run_dir, rl) && nic->socket[rl] == '/') {
-			err = trust__make_run_dir(host->run_dir, sb.drop ? sb.uid : TRUST_NO_UID,
-						  sb.drop ? sb.gid : (gid_t)-1, &tu, e);
-			if (err)
-				return err;
-		}
-		if (!sb.drop || !slash)
+		err = prepare_socket(host, nic->socket, nic->mode == PLAN_NIC_SERVER, what, e);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < vm->nr_disks; i++) {
+		const struct plan_disk *disk = &vm->disks[i];
+
+		if (disk->kind != PLAN_DISK_VHOST_USER)
 			continue;
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - nic->socket), nic->socket);
-		/* Server mode unlinks its socket at teardown: the directory must be writable. */
-		err = check_reach(dir[0] ? dir : "/", nic->mode == PLAN_NIC_SERVER ? W_OK | X_OK : X_OK,
-				  what, e);
-		if (!err && nic->mode == PLAN_NIC_CLIENT && stat(nic->socket, &st) == 0)
-			err = check_reach(nic->socket, W_OK, what, e);
+		snprintf(what, sizeof(what), "%s (%s) socket %s", disk->loc.key, disk->name,
+			 disk->socket);
+		err = prepare_socket(host, disk->socket, disk->mode == PLAN_NIC_SERVER, what, e);
 		if (err)
 			return err;
 	}

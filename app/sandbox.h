@@ -33,9 +33,10 @@ struct sandbox_config {
 int sandbox__init(const struct sandbox_config *cfg, struct err *e);
 
 /*
- * Makes the VM's sockets usable after the drop: creates host.run_dir owned by
- * the service user when a NIC's socket lives under it, and refuses a NIC whose
- * socket directory (or socket) that user could not reach to reconnect or unlink.
+ * Makes the VM's vhost-user sockets (NICs' and disks') usable after the drop:
+ * creates host.run_dir owned by the service user when a socket lives under it,
+ * and refuses a device whose socket directory (or socket) that user could not
+ * reach to reconnect or unlink.
  */
 int sandbox__prepare_sockets(const struct plan_host *host, const struct plan_vm *vm, struct err *e);
 

@@ -134,6 +134,12 @@ refuse)
 		"$tmp/refuse.log" || fail "no clear refusal naming the NIC and the directory: $(cat "$tmp/refuse.log")"
 	! grep -q "VM built" "$tmp/refuse.log" || fail "the VM was built before the refusal"
 	log "ok: $(grep -m1 'service user nobody' "$tmp/refuse.log")"
+	start refuse-disk --user nobody --disk "socket=$tmp/rootonly/blk.sock,mode=server"
+	finish refuse-disk 1
+	grep -qE "vm\.disks\[0\] \(disk0\) socket .*: the service user nobody .* cannot (write to|reach through) $tmp/rootonly " \
+		"$tmp/refuse-disk.log" || fail "no clear refusal naming the disk and the directory: $(cat "$tmp/refuse-disk.log")"
+	! grep -q "VM built" "$tmp/refuse-disk.log" || fail "the VM was built before the disk's refusal"
+	log "ok: $(grep -m1 'service user nobody' "$tmp/refuse-disk.log")"
 	;;
 plan)
 	chmod 0711 "$tmp"
