@@ -245,7 +245,17 @@ def machine_info():
         "hugepages_2m": int(_read("/proc/sys/vm/nr_hugepages", "0") or 0),
         "rt_runtime_us": _read("/proc/sys/kernel/sched_rt_runtime_us"),
         "cmdline": _read("/proc/cmdline", ""),
+        "emulated": emulated_host(),
     }
+
+
+def emulated_host():
+    """The sentence a report shows when this KVM host runs in software emulation (scripts/kvmbox
+    sets RTVMM_KVMBOX=1), where figures prove function and are not timing; else None."""
+    if os.environ.get("RTVMM_KVMBOX") == "1":
+        return ("function only, not timing: this host is scripts/kvmbox (nested KVM in QEMU TCG, every "
+                "instruction emulated)")
+    return None
 
 
 def git_info():

@@ -51,6 +51,11 @@ def slug(s):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(s)).strip("_") or "x"
 
 
+def who(x):
+    """A record's subject, with its forwarder when it has one (pvp: bare-metal, linux-testpmd)."""
+    return f"{x['subject']} ({x['forwarder']})" if x.get("forwarder") else x["subject"]
+
+
 def label(subject, scenario):
     return f"{subject} {scenario}" if scenario else subject
 
@@ -94,16 +99,16 @@ def plot_histograms(hists, pdir, ddir):
             if not h["buckets"]:
                 continue
             w = h["bucket_width"]
-            dat = os.path.join(ddir, f"{slug(name)}-{i}-{slug(h['subject'])}-{slug(h['scenario'])}.dat")
+            dat = os.path.join(ddir, f"{slug(name)}-{i}-{slug(who(h))}-{slug(h['scenario'])}.dat")
             total = sum(n for _, n in h["buckets"]) + h["overflow"]
             acc = 0
             with open(dat, "w") as f:
-                f.write(f"# {label(h['subject'], h['scenario'])}: lower bound ({h['unit']}), count, "
+                f.write(f"# {label(who(h), h['scenario'])}: lower bound ({h['unit']}), count, "
                         f"cumulative fraction; width {w}, overflow {h['overflow']}\n")
                 for lo, n in h["buckets"]:
                     acc += n
                     f.write(f"{lo} {n} {acc / total:.6f}\n")
-            t = _q(label(h["subject"], h["scenario"]))
+            t = _q(label(who(h), h["scenario"]))
             lines_h.append(f"{_q(dat)} using ($1+{w}/2.0):2 with steps lw 1.5 title {t}")
             lines_c.append(f"{_q(dat)} using ($1+{w}):3 with lines lw 1.5 title {t}")
         if not lines_h:
@@ -137,14 +142,14 @@ def plot_series(series, pdir, ddir):
                     xs.append(x)
         lines = []
         for i, (bench, s) in enumerate(ss):
-            dat = os.path.join(ddir, f"{slug(name)}-{i}-{slug(s['subject'])}.dat")
+            dat = os.path.join(ddir, f"{slug(name)}-{i}-{slug(who(s))}.dat")
             with open(dat, "w") as f:
-                f.write(f"# {label(s['subject'], s.get('scenario'))}: index, x, {s['y']}\n")
+                f.write(f"# {label(who(s), s.get('scenario'))}: index, x, {s['y']}\n")
                 for x, y in s["points"]:
                     if y is not None:
                         f.write(f"{xs.index(x)} {_q(x)} {y}\n")
             lines.append(f"{_q(dat)} using 1:3:xtic(2) with linespoints lw 2 pt 7 "
-                         f"title {_q(label(s['subject'], s.get('scenario')))}")
+                         f"title {_q(label(who(s), s.get('scenario')))}")
         p = os.path.join(pdir, f"{slug(name)}." + FORMAT)
         s0 = ss[0][1]
         if _gnuplot(header() + f"set output {_q(p)}\nset title {_q(name)}\nset xlabel {_q(s0['x'])}\n"
@@ -164,14 +169,14 @@ def plot_comparisons(figs, pdir, ddir):
         subjects = []
         scenarios = []
         for _, fg in fs:
-            if fg["subject"] not in subjects:
-                subjects.append(fg["subject"])
+            if who(fg) not in subjects:
+                subjects.append(who(fg))
             sc = fg["scenario"] or "-"
             if sc not in scenarios:
                 scenarios.append(sc)
         if len(subjects) < 2 or not any(fg["value"] is not None for _, fg in fs):
             continue
-        table = {(fg["subject"], fg["scenario"] or "-"): fg["value"] for _, fg in fs}
+        table = {(who(fg), fg["scenario"] or "-"): fg["value"] for _, fg in fs}
         dat = os.path.join(ddir, f"{slug(name)}-compare.dat")
         with open(dat, "w") as f:
             f.write("scenario " + " ".join(_q(s) for s in subjects) + "\n")
@@ -221,8 +226,10 @@ def _ratio_rows(ratios):
         if r["goal"] is None and r.get("verdict"):
             met = r["verdict"]
         value = fmt(r["value"])
-        if r.get("spread"):
-            value += f" ({fmt(r['spread'][0])}-{fmt(r['spread'][1])})"
+        if r.get("spread") and r.get("rounds", 2) > 1:
+            value += f" (rounds {fmt(r['spread'][0])}..{fmt(r['spread'][1])})"
+        elif r.get("spread"):
+            value += " (1 round: no spread)"
         rows.append([r["name"], value, goal, met])
     return rows
 
@@ -238,6 +245,7 @@ def summary_md(outdir, results, plots_by_bench):
          f"{m.get('memory_mib')} MiB, host kernel {m.get('kernel')}, KVM modules "
          f"{', '.join(m.get('kvm_modules') or []) or '-'}, NUMA nodes {m.get('numa_nodes')}, "
          f"isolated cpus '{m.get('isolated_cpus') or ''}', 2M hugepages {m.get('hugepages_2m')}",
+         *([f"- **{m['emulated']}**"] if m.get("emulated") else []),
          f"- cpus: housekeeping (emulator threads, traffic sources, stress, DPDK main lcores) "
          f"{results['cpus']['housekeeping']}; under test (vCPUs, poll loops) {results['cpus']['measure']}",
          "", "## Goals (ratios from this run)", ""]

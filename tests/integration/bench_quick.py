@@ -32,7 +32,8 @@ from referencing import Registry, Resource
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "bench")
 
-# What each benchmark must measure: (figure name, subject) pairs with a numeric value,
+# What each benchmark must measure: (figure name, subject[, forwarder]) with a numeric value
+# (a forwarder: only the figures that carry it, pvp's "bare-metal" or "linux-testpmd"),
 # histogram names, series names, and ratios that carry a goal.
 EXPECT = {
     "exit_cost": {
@@ -59,11 +60,20 @@ EXPECT = {
         "goal_ratios": 1,
     },
     "pvp": {
-        "figures": [("ndr_mpps", "rtvmm"), ("pdr_mpps", "rtvmm"), ("max_mpps", "rtvmm"),
-                    ("ndr_mpps", "qemu"), ("pvp_rtt", "rtvmm")],
+        "figures": [("ndr_mpps", "rtvmm", "bare-metal"), ("pdr_mpps", "rtvmm", "bare-metal"),
+                    ("max_mpps", "rtvmm", "bare-metal"), ("ndr_mpps", "qemu", "bare-metal"),
+                    ("pvp_rtt", "rtvmm", "bare-metal"),
+                    ("ndr_mpps", "rtvmm", "linux-testpmd"), ("pdr_mpps", "rtvmm", "linux-testpmd"),
+                    ("max_mpps", "rtvmm", "linux-testpmd"), ("vnf_ready_s", "rtvmm", "linux-testpmd"),
+                    ("testpmd_rx_packets", "rtvmm", "linux-testpmd"),
+                    ("ndr_mpps", "qemu", "linux-testpmd"), ("max_mpps", "qemu", "linux-testpmd"),
+                    ("vnf_ready_s", "qemu", "linux-testpmd")],
         "histograms": ["pvp_rtt"],
         "series": ["pvp_ndr"],
         "goal_ratios": 1,
+        # the VNF's ratios rtvmm/qemu: every round's own ratio and their spread (the max rate's
+        # always; the NDR's where qemu had a loss-free rate)
+        "round_ratios": ["pvp linux-testpmd max 64 rtvmm/qemu", "pvp linux-testpmd NDR 64 rtvmm/qemu"],
     },
     "boot": {
         "figures": [("boot_first_output", "rtvmm"), ("rss_overhead_mib", "rtvmm"),
@@ -156,10 +166,14 @@ def check_benchmark(d, left_out=()):
     for p in d["pinning"]:
         check(p["cpus"], f"{name}: {p['subject']} {p['thread']}: no cpus")
     figs = d["results"]
-    for fname, subject in exp["figures"]:
-        if subject in left_out:
+    for fname, subject, *fwd in exp["figures"]:
+        fwd = fwd[0] if fwd else None
+        if subject in left_out or fwd in left_out or f"{subject} ({fwd})" in left_out:
             continue
-        hit = [f for f in figs if f["name"] == fname and f["subject"] == subject]
+        hit = [f for f in figs if f["name"] == fname and f["subject"] == subject
+               and (fwd is None or f.get("forwarder") == fwd)]
+        if fwd:
+            subject = f"{subject} ({fwd})"
         check(hit, f"{name}: no figure {fname} for {subject}")
         check(all(isinstance(f["value"], (int, float)) and f["value"] >= 0 for f in hit),
               f"{name}: {fname} for {subject} has no value: {hit}")
@@ -176,7 +190,7 @@ def check_benchmark(d, left_out=()):
               f"{name}: an empty {h} histogram")
     for s in exp.get("series", []):
         check([x for x in d["series"] if x["name"] == s and x["points"]], f"{name}: no series {s}")
-    if "qemu" not in left_out:
+    if "qemu" not in left_out and exp.get("spread_ratios"):
         spread = [r for r in d["ratios"] if r.get("spread")]
         check(len(spread) >= exp.get("spread_ratios", 0),
               f"{name}: {len(spread)} ratios with the rounds' spread, want >= {exp.get('spread_ratios', 0)}")
@@ -188,6 +202,17 @@ def check_benchmark(d, left_out=()):
                   f"spread {r['spread']}, verdict {r.get('verdict')!r}")
     if exp.get("function_only_in_box") and os.environ.get("RTVMM_KVMBOX") == "1":
         check(d.get("function_only"), f"{name}: ran in the KVM box without saying its figures are function only")
+    for rname in exp.get("round_ratios", []):
+        if {"rtvmm", "qemu", "linux-testpmd", "qemu (linux-testpmd)"} & set(left_out):
+            continue
+        hit = [r for r in d["ratios"] if r["name"] == rname]
+        check(hit, f"{name}: no ratio {rname}")
+        r = hit[0]
+        pairs = r.get("per_round") or []
+        need = 1 if " max " in rname or r["denominator"] else 0
+        check(r.get("rounds") == len(pairs) >= need
+              and r.get("spread") == ([min(pairs), max(pairs)] if pairs else None),
+              f"{name}: ratio {rname}: rounds {r.get('rounds')}, per_round {pairs}, spread {r.get('spread')}")
     goals = [r for r in d["ratios"] if r["goal"] is not None]
     check(len(goals) >= exp.get("goal_ratios", 0),
           f"{name}: {len(goals)} ratios with a goal, want >= {exp.get('goal_ratios', 0)}")
