@@ -66,16 +66,18 @@ all_confined() {
 
 case $mode in
 proc)
-	# A NIC whose backend never comes: its session thread exists and reconnects as nobody.
+	# A NIC whose backend never comes: its session thread exists and reconnects as nobody. A
+	# disk: its I/O thread (idle, the guest has no driver for it) is confined like the rest.
 	run=$tmp/run
 	chmod 0711 "$tmp"
 	mkdir -m 0700 "$run" && chown nobody:nogroup "$run"
-	start proc --vcpus 2 --user nobody:nogroup --net "socket=$run/none.sock"
+	truncate -s 1M "$tmp/disk.img"
+	start proc --vcpus 2 --user nobody:nogroup --net "socket=$run/none.sock" --disk "path=$tmp/disk.img"
 	wait_line "$tmp/proc.log" "rtvmm: sandbox: running as nobody" 60 "$pid"
 	for ((i = 0; i < 50; i++)); do all_confined && break; sleep 0.2; done
 	names=$(threads | cut -d: -f2 | sort | tr '\n' ' ')
 	log "threads: $names"
-	for want in vcpu0 vcpu1 console vu-net0; do
+	for want in vcpu0 vcpu1 console vu-net0 io-disk0; do
 		[[ " $names " == *" $want "* ]] || fail "no thread $want (threads: $names)"
 	done
 	for t in $(threads); do
