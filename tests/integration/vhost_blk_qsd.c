@@ -107,19 +107,6 @@ static int qsd_start(struct qsd *q, const char *sock, bool writable, unsigned ru
 	return q->pid < 0 ? -errno : 0;
 }
 
-static void qsd_dump_log(const struct qsd *q)
-{
-	char line[512];
-	FILE *f = fopen(q->log, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- %s ----\n", q->log);
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fclose(f);
-}
-
 /* The backend crashes. */
 static void qsd_kill(struct qsd *q)
 {
@@ -882,7 +869,7 @@ int main(int argc, char **argv)
 out:
 	if (rc || failures) {
 		qsd_stop(&q);
-		qsd_dump_log(&q);
+		rig_dump_file(q.log);
 	}
 	qsd_kill(&q);
 	if (!rc && !failures) {

@@ -121,19 +121,6 @@ static int testpmd_start(struct testpmd *t, const char *sock, unsigned queues, b
 	return 0;
 }
 
-static void testpmd_dump_log(const struct testpmd *t)
-{
-	char line[512];
-	FILE *f = fopen(t->log, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- %s ----\n", t->log);
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fclose(f);
-}
-
 /* Kill -9: the backend crashes. */
 static void testpmd_kill(struct testpmd *t)
 {
@@ -657,7 +644,7 @@ static int scenario_client(const char *sock)
 out:
 	if (rc && t.pid > 0) {
 		testpmd_stop(&t);
-		testpmd_dump_log(&t);
+		rig_dump_file(t.log);
 	}
 	testpmd_kill(&t);
 	guest_fini(g);
@@ -737,7 +724,7 @@ out:
 	if (t.pid > 0)
 		testpmd_stop(&t);
 	if (rc)
-		testpmd_dump_log(&t);
+		rig_dump_file(t.log);
 	guest_fini(g);
 	free(g);
 	return rc;

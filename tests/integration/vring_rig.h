@@ -70,4 +70,7 @@ double rig_now_s(void);
 /* Waits up to `timeout` seconds for a backend to create its unix socket at `path`: 0 or -ETIMEDOUT. */
 int rig_wait_socket(const char *path, double timeout);
 
+/* Copies a peer's log file to stderr under a "---- PATH ----" line (nothing if it cannot be read). */
+void rig_dump_file(const char *path);
+
 #endif
