@@ -83,6 +83,7 @@ fi
 # sanitizer build runs everything else (bare-metal guests included) but the box's own test.
 status=0
 logs=()
+notrun=()
 for b in "${builds[@]}"; do
 	skip=()
 	[[ $b == build-asan ]] && skip=(--no-suite linux --no-suite bench --no-suite kvmbox)
@@ -96,12 +97,12 @@ for b in "${builds[@]}"; do
 		echo "== $b: tests without KVM, natively"
 		"${mt[@]}" --no-suite kvm --logbase native || status=1
 		echo "== $b: kvm suite, in scripts/kvmbox, one test at a time"
-		# The box is a slow host (TCG): time limits, which guard against hangs, are tripled there.
 		# The box's own kernel sometimes wedges (a box CPU stops taking interrupts while it runs a
-		# nested guest: soft lockups, the RCU kthread starved; kvmbox exits 125 and prints it):
-		# the tests that box did not finish run again in a new box, at most twice more, and it
-		# says so. A test that fails is not rerun. One box for all the tests saves a box boot
-		# (about 20 s) per test; each test still runs alone in it (--num-processes 1).
+		# nested guest: soft lockups, the RCU kthread starved; kvmbox exits 125 and prints it).
+		# scripts/box-suite.sh gives each test its own log, so the tests that box finished keep
+		# their results; the others run again in a new box, at most twice more, the one it wedged
+		# in last, and it says so. A test that fails is not rerun. One box for all the tests saves
+		# a box boot (about 20 s) per test; each test still runs alone in it.
 		logs+=("$b/meson-logs/native.json=$b natively")
 		rm -f "$b"/meson-logs/kvmbox-*.json
 		mapfile -t left < <("${mt[@]}" "${boxskip[@]}" --suite kvm --list 2> /dev/null |
@@ -110,33 +111,33 @@ for b in "${builds[@]}"; do
 		for try in 1 2 3; do
 			[[ ${#left[@]} -gt 0 ]] || break
 			rc=0
-			scripts/kvmbox --timeout 7200 "${mt[@]}" "${boxskip[@]}" --num-processes 1 --suite kvm \
-				--timeout-multiplier 3 --logbase "kvmbox-$try" "${left[@]}" || rc=$?
-			log=$b/meson-logs/kvmbox-$try.json
-			[[ $rc != 125 || -s $log ]] && logs+=("$log=$b in kvmbox")
+			scripts/kvmbox --timeout 7200 scripts/box-suite.sh "$b" "kvmbox-$try" "${left[@]}" || rc=$?
+			for log in "$b"/meson-logs/kvmbox-"$try"-*.json; do
+				[[ -s $log ]] && logs+=("$log=$b in kvmbox")
+			done
 			if [[ $rc != 125 ]]; then
 				[[ $rc == 0 ]] || status=1
 				left=()
 				break
 			fi
-			mapfile -t left < <(python3 - "$log" "${left[@]}" << 'PY'
-import json, sys
+			mapfile -t left < <(python3 - "$b/meson-logs" "kvmbox-$try" "${left[@]}" << 'PY'
+import glob, json, os, sys
 done = set()
-try:
-    with open(sys.argv[1]) as f:
-        done = {json.loads(l)["name"].split(" / ", 1)[-1] for l in f if l.strip()}
-except OSError:
-    pass
-print("\n".join(t for t in sys.argv[2:] if t not in done))
+for path in glob.glob(os.path.join(sys.argv[1], sys.argv[2] + "-*.json")):
+    with open(path) as f:
+        done |= {json.loads(l)["name"].split(" / ", 1)[-1] for l in f if l.strip()}
+left = [t for t in sys.argv[3:] if t not in done]
+print("\n".join(left[1:] + left[:1]))
 PY
 )
 			if [[ $try -lt 3 && ${#left[@]} -gt 0 ]]; then
-				echo "== $b: the box wedged (not a test failure): the ${#left[@]} test(s) it" \
-					"did not finish run again in a new box"
+				echo "== $b: the box wedged in ${left[-1]} (not a test failure): the" \
+					"${#left[@]} test(s) it did not finish run again in a new box, that one last"
 			fi
 		done
 		if [[ ${#left[@]} -gt 0 ]]; then
 			echo "== $b: the box wedged three times; not run: ${left[*]}"
+			notrun+=("$b in kvmbox=${left[*]}")
 			status=1
 		fi
 	else
@@ -161,5 +162,5 @@ else
 	status=1
 fi
 
-python3 tests/summary.py "${logs[@]}" || status=1
+python3 tests/summary.py "${logs[@]}" "${notrun[@]/#/--not-run=}" || status=1
 exit $status

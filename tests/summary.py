@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """One summary of meson test runs (scripts/test.sh): counts per run, every test that did not pass.
 
-Usage: summary.py LOG.json=LABEL ...   (meson test --logbase NAME writes meson-logs/NAME.json;
-logs with the same LABEL are one run)
+Usage: summary.py LOG.json=LABEL ... [--not-run=LABEL=TEST TEST...]
+(meson test --logbase NAME writes meson-logs/NAME.json; logs with the same LABEL are one run;
+--not-run names the tests a run never finished: scripts/test.sh's box wedged three times)
 
-Exit 1 when a test failed or timed out, a run left no log, or, under CI=true, a test skipped:
+Exit 1 when a test failed, timed out or never ran, a run left no log, or, under CI=true, a test
+skipped:
 CI installs every peer and has a KVM host (native or scripts/kvmbox), so a skip there means a
 test proved nothing."""
 import json
@@ -18,8 +20,14 @@ def main(argv):
     ci = os.environ.get("CI") == "true"
     bad = False
     rows, notes = [], []
-    runs = {}   # label -> results of every log with that label, in order (one box per test)
+    runs = {}   # label -> results of every log with that label, in order (one log per test)
+    notrun = {}  # label -> tests that never finished
     for arg in argv:
+        if arg.startswith("--not-run="):
+            label, _, tests = arg[len("--not-run="):].partition("=")
+            notrun[label] = tests.split()
+            runs.setdefault(label, [])
+            continue
         path, _, label = arg.partition("=")
         runs.setdefault(label, [])
         try:
@@ -31,6 +39,9 @@ def main(argv):
     for label, results in runs.items():
         if not results:
             notes.append(f"{label}: no test finished")
+            bad = True
+        for t in notrun.get(label, []):
+            notes.append(f"{label}: NOT RUN {t}")
             bad = True
         count = {}
         for r in results:
@@ -48,9 +59,10 @@ def main(argv):
             notes.append(f"{label}: {r['result']} {r['name'].split(' / ')[-1]}{why}")
         failed = sum(v for k, v in count.items() if k not in PASSED and k != "SKIP")
         minutes = sum(r.get("duration", 0) for r in results) / 60
-        rows.append((label, str(len(results)), str(sum(count.get(k, 0) for k in PASSED)),
-                     str(failed), str(count.get("SKIP", 0)), f"{minutes:.1f}"))
-    head = ("run", "tests", "ok", "failed", "skipped", "test minutes")
+        rows.append((label, str(len(results) + len(notrun.get(label, []))),
+                     str(sum(count.get(k, 0) for k in PASSED)), str(failed),
+                     str(count.get("SKIP", 0)), str(len(notrun.get(label, []))), f"{minutes:.1f}"))
+    head = ("run", "tests", "ok", "failed", "skipped", "not run", "test minutes")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     print("\n== summary")
     for r in [head] + rows:
