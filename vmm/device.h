@@ -53,6 +53,16 @@ struct device_acpi {
 	uint8_t irq;
 };
 
+/*
+ * Where a device puts its counters and states (the API's vm.counters): named
+ * numbers ("rx_packets") and named words ("link": "up"). Called from any thread.
+ */
+struct counter_sink {
+	void (*num)(void *opaque, const char *name, uint64_t value);
+	void (*str)(void *opaque, const char *name, const char *value);
+	void *opaque;
+};
+
 /* What the VM asks of a device it holds; every entry may be NULL. */
 struct device_ops {
 	/* Finishes the device's own work once the vCPUs have stopped, before the stop report. */
@@ -61,6 +71,12 @@ struct device_ops {
 	void (*destroy)(void *dev);
 	/* Writes the device's counters for the stop report: one line after "NAME: ", no newline. */
 	void (*report)(void *dev, FILE *out);
+	/*
+	 * Puts the device's counters and backend state into `sink`, live, from any
+	 * thread (the API thread): reads only what is safe to read unlocked
+	 * (relaxed atomic loads) or under a lock no vCPU holds across KVM_RUN.
+	 */
+	void (*counters)(void *dev, const struct counter_sink *sink);
 	/* Describes the device for the DSDT; false when the guest finds it otherwise. */
 	bool (*acpi)(void *dev, struct device_acpi *out);
 };

@@ -19,6 +19,14 @@
 
 struct vm;
 
+/* Where a VM is in its life (the API's vm.info "state"). */
+enum vm_state {
+	VM_STATE_CREATED,    /* built, vCPUs not yet in the guest */
+	VM_STATE_RUNNING,
+	VM_STATE_PAUSED,     /* every vCPU parked out of KVM_RUN (vm__pause) */
+	VM_STATE_SHUTDOWN,   /* a stop was requested: the vCPUs are leaving or gone */
+};
+
 /*
  * What the application plugs into the machine, so that the machine knows
  * nothing of plans, NUMA or scheduling. Every hook may be NULL.
@@ -93,6 +101,31 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
  * console's bounded output flush) and returns the process exit status.
  */
 int vm__run(struct vm *vm);
+
+/* "Created", "Running", "Paused", "Shutdown" (cloud-hypervisor's words). */
+const char *vm_state__name(enum vm_state state);
+
+/* The VM's state now; safe from any thread. */
+enum vm_state vm__state(struct vm *vm);
+
+/*
+ * Parks every vCPU out of KVM_RUN and returns once all are parked: -EBUSY when
+ * the VM is not Running. From any thread but a vCPU's; it takes no lock a vCPU
+ * thread holds across KVM_RUN.
+ */
+int vm__pause(struct vm *vm);
+
+/* Lets every parked vCPU enter the guest again: -EBUSY when the VM is not Paused. */
+int vm__resume(struct vm *vm);
+
+/* Nanoseconds the VM spent paused in all, a pause in progress counted up to now. */
+uint64_t vm__paused_ns(struct vm *vm);
+
+/*
+ * Presses the ACPI power button (PM1 PWRBTN_STS, an SCI when enabled): the
+ * guest's OS shuts down in order. -ENODEV when the machine has no ACPI PM block.
+ */
+int vm__power_button(struct vm *vm);
 
 /* Tears down devices, vCPUs, memory and fds; safe on a partly built VM. */
 void vm__destroy(struct vm *vm);
