@@ -550,11 +550,15 @@ static int serial_setup(struct vm_config *cfg, const struct run_args *ra, const 
 	const char *run_dir = plan->host.run_dir, *code;
 	size_t rl = strlen(run_dir);
 	struct backend_trust t;
+	struct err why = { 0 };
 	char what[sizeof(ser->path) + 128];
 	int err;
 
-	snprintf(what, sizeof(what), "%s (%s)", ra->plan_file ? ser->loc.key : "--serial",
-		 ser->path);
+	if (ra->plan_file)
+		snprintf(what, sizeof(what), "%s (%s)", ser->loc.key, ser->path);
+	else
+		snprintf(what, sizeof(what), "--serial '%s=%s'",
+			 ser->mode == PLAN_SERIAL_FILE ? "file" : "socket", ser->path);
 	switch (ser->mode) {
 	case PLAN_SERIAL_TTY:
 		return 0;
@@ -568,8 +572,8 @@ static int serial_setup(struct vm_config *cfg, const struct run_args *ra, const 
 	err = backend_trust(&t, &plan->host, "", ser->loc.key, e);
 	if (err)
 		return err;
-	if (!ra->plan_file && plan_serial__check(ser, &t.peers, run_dir, &code, e))
-		return err__set(e, e->code, "%s: %s", what, e->msg);
+	if (!ra->plan_file && plan_serial__check(ser, &t.peers, run_dir, &code, &why))
+		return err__set(e, why.code, "%s: %s", what, why.msg);
 	cfg->console_in = cfg->console_out = -1;
 	if (ser->mode == PLAN_SERIAL_FILE) {
 		*file_fd = open(ser->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
@@ -580,9 +584,9 @@ static int serial_setup(struct vm_config *cfg, const struct run_args *ra, const 
 		return 0;
 	}
 	if (rl && !strncmp(ser->path, run_dir, rl) && ser->path[rl] == '/') {
-		err = trust__make_run_dir(run_dir, t.run_dir_uid, t.run_dir_gid, &t.peers, e);
+		err = trust__make_run_dir(run_dir, t.run_dir_uid, t.run_dir_gid, &t.peers, &why);
 		if (err)
-			return err__set(e, err, "%s: %s", what, e->msg);
+			return err__set(e, err, "%s: %s", what, why.msg);
 	}
 	err = trust__socket_dir(ser->path, &t.peers, what, e);
 	if (err)
