@@ -520,9 +520,45 @@ static void wait_taken(struct serial *s, uint64_t n)
 		 (unsigned long long)n);
 }
 
+/* What console__socket_device_ops.counters said last, by name. */
+struct seen_counters {
+	uint64_t clients, sent_bytes;
+	char client[16], socket[96];
+};
+
+static void seen_num(void *opaque, const char *name, uint64_t value)
+{
+	struct seen_counters *c = opaque;
+
+	if (!strcmp(name, "clients"))
+		c->clients = value;
+	else if (!strcmp(name, "sent_bytes"))
+		c->sent_bytes = value;
+}
+
+static void seen_str(void *opaque, const char *name, const char *value)
+{
+	struct seen_counters *c = opaque;
+
+	if (!strcmp(name, "client"))
+		snprintf(c->client, sizeof(c->client), "%s", value);
+	else if (!strcmp(name, "socket"))
+		snprintf(c->socket, sizeof(c->socket), "%s", value);
+}
+
+static struct seen_counters live_counters(struct console *c)
+{
+	struct seen_counters seen = { 0 };
+	const struct counter_sink sink = { .num = seen_num, .str = seen_str, .opaque = &seen };
+
+	console__socket_device_ops.counters(c, &sink);
+	return seen;
+}
+
 /* Output made before anyone attached reaches the client, then live output; its input reaches the guest. */
 static void test_console_socket_client_sees_earlier_output_and_types_to_guest(void **state)
 {
+	struct seen_counters seen;
 	struct console_stats cs;
 	struct serial_stats st;
 	struct sock_rig r;
@@ -543,6 +579,12 @@ static void test_console_socket_client_sees_earlier_output_and_types_to_guest(vo
 	guest_write(&r.bus, "live");
 	assert_int_equal(sock_read(fd, buf, 4, 5.0), 4);
 	assert_memory_equal(buf, "live", 4);
+	/* The live counters (the API's vm.counters) while a client is attached. */
+	seen = live_counters(r.c);
+	assert_string_equal(seen.client, "attached");
+	assert_string_equal(seen.socket, r.path);
+	assert_int_equal(seen.clients, 1);
+	assert_int_equal(seen.sent_bytes, 13);
 	/* Input as it is: no escape in socket mode. */
 	assert_int_equal(write(fd, "ls\x01x\r", 5), 5);
 	assert_int_equal(bus_read(&r.bus, buf, 5, 5.0), 5);
@@ -550,6 +592,7 @@ static void test_console_socket_client_sees_earlier_output_and_types_to_guest(vo
 	/* A client that leaves and one that comes back: it gets only what it has not seen. */
 	close(fd);
 	usleep(50000);
+	assert_string_equal(live_counters(r.c).client, "none");
 	guest_write(&r.bus, "meanwhile");
 	wait_taken(r.s, 22);
 	fd = sock_connect(r.path);

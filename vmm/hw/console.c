@@ -59,6 +59,7 @@ struct console {
 	int listen_fd;      /* -1: not socket mode */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int client_fd;      /* -1: nobody attached */
+	bool attached;      /* client_fd >= 0, for other threads (relaxed) */
 	uint64_t ring_total, client_pos, seen_pos;
 	struct console_stats stats; /* written by the console thread only; read relaxed */
 	uint8_t ring[CONSOLE_HISTORY];
@@ -330,6 +331,7 @@ static void console_detach(struct console *c)
 {
 	close(c->client_fd);
 	c->client_fd = -1;
+	__atomic_store_n(&c->attached, false, __ATOMIC_RELAXED);
 	c->seen_pos = c->client_pos;
 }
 
@@ -377,6 +379,7 @@ static void console_accept(struct console *c)
 		stat_add(&c->stats.replaced, 1);
 	}
 	c->client_fd = fd;
+	__atomic_store_n(&c->attached, true, __ATOMIC_RELAXED);
 	c->client_pos = c->seen_pos;
 	if (c->ring_total - c->client_pos > CONSOLE_HISTORY)
 		c->client_pos = c->ring_total - CONSOLE_HISTORY;
@@ -724,8 +727,26 @@ static void console_device_report(void *dev, FILE *out)
 		CONSOLE_HISTORY >> 10);
 }
 
+static void console_device_counters(void *dev, const struct counter_sink *sink)
+{
+	const struct console *c = dev;
+	struct console_stats st;
+
+	console__get_stats(c, &st);
+	sink->str(sink->opaque, "socket", c->path);
+	sink->str(sink->opaque, "client", __atomic_load_n(&c->attached, __ATOMIC_RELAXED) ?
+		  "attached" : "none");
+	sink->num(sink->opaque, "clients", st.clients);
+	sink->num(sink->opaque, "replaced", st.replaced);
+	sink->num(sink->opaque, "sent_bytes", st.sent_bytes);
+	sink->num(sink->opaque, "lost_slow_client", st.lost_slow_client);
+	sink->num(sink->opaque, "lost_unattached", st.lost_unattached);
+	sink->num(sink->opaque, "history_bytes", CONSOLE_HISTORY);
+}
+
 const struct device_ops console__socket_device_ops = {
 	.stop = console_device_stop,
 	.destroy = console_device_destroy,
 	.report = console_device_report,
+	.counters = console_device_counters,
 };

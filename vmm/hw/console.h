@@ -93,7 +93,7 @@ void console__destroy(struct console *c);
 
 /* How a VM holds the console (vmm/device.h): added after its UART; stopped (flushed) before the stop report. */
 extern const struct device_ops console__device_ops;
-/* The same for socket mode, with its counters in the stop report. */
+/* The same for socket mode, with its counters in the stop report and in vm.counters (live). */
 extern const struct device_ops console__socket_device_ops;
 
 #endif
