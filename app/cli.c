@@ -93,10 +93,10 @@ static const char usage_text[] =
 	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
 	"Ctrl-A x quits) unless --serial says otherwise. Exit status: 0 after guest\n"
 	"poweroff or reboot, the guest's status from the test device, 1 when the VM\n"
-	"cannot be built, 2 when the guest\n"
-	"fails (triple fault, KVM internal error), 128+N on signal N (also while the\n"
-	"VM is being built). Guest output a stalled reader does not take is dropped\n"
-	"beyond 64 KiB and counted in the stop report; the guest never waits for it.\n"
+	"cannot be built, 2 when the guest fails (triple fault, KVM internal error),\n"
+	"128+N on signal N (also while the VM is being built). Guest output a stalled\n"
+	"reader does not take is dropped beyond 64 KiB and counted in the stop report;\n"
+	"the guest never waits for it.\n"
 	"SIGUSR2 makes rtvmm print every vCPU's registers and go on.\n";
 
 static int usage_error(const char *fmt, const char *arg)
