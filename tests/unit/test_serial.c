@@ -409,6 +409,10 @@ static void test_serial_counters_follow_output_and_input(void **state)
 	assert_int_equal(serial__add(&bus, BASE, NULL, p[1], &s), 0);
 	for (i = 0; i < 5; i++)
 		io_outb(&bus, BASE + UART_TX, (uint8_t)('a' + i));
+	sink = counters_sink(&c);
+	serial__device_ops.counters(s, &sink);
+	assert_int_equal(counters_num(&c, "tx_buffered"), 5);
+	assert_int_equal(counters_num(&c, "tx_bytes"), 0);
 	flush_out(s, p[1]);
 	assert_int_equal(read(p[0], got, sizeof(got)), 5);
 	io_outb(&bus, BASE + UART_FCR, UART_FCR_ENABLE_FIFO);
@@ -418,6 +422,7 @@ static void test_serial_counters_follow_output_and_input(void **state)
 	sink = counters_sink(&c);
 	serial__device_ops.counters(s, &sink);
 	assert_int_equal(counters_num(&c, "tx_bytes"), 5);
+	assert_int_equal(counters_num(&c, "tx_buffered"), 0);
 	assert_int_equal(counters_num(&c, "tx_dropped"), 1);
 	assert_int_equal(counters_num(&c, "tx_overflow"), 0);
 	assert_int_equal(counters_num(&c, "rx_bytes"), 3);

@@ -29,7 +29,7 @@ struct serial {
 	int tx_fd;           /* eventfd: output waits in tx[] for the drainer */
 	bool tx_kicked;      /* tx_fd written since the drainer last found tx[] empty */
 	unsigned tx_head;
-	unsigned tx_count;
+	unsigned tx_count;   /* bytes waiting for the drainer; the counters read it unlocked */
 
 	uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm;
 	bool thr_ipending;   /* THRE interrupt pending (cleared by IIR read or THR write) */
@@ -160,7 +160,7 @@ static void serial_tx(struct serial *s, uint8_t c)
 		return;
 	}
 	s->tx[(s->tx_head + s->tx_count) % SERIAL_TX_BUF] = c;
-	s->tx_count++;
+	__atomic_store_n(&s->tx_count, s->tx_count + 1, __ATOMIC_RELAXED);
 	if (s->tx_kicked)
 		return;
 	s->tx_kicked = true;
@@ -484,7 +484,7 @@ void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate)
 	if (n > s->tx_count)
 		n = s->tx_count;
 	s->tx_head = (s->tx_head + n) % SERIAL_TX_BUF;
-	s->tx_count -= n;
+	__atomic_store_n(&s->tx_count, s->tx_count - (unsigned)n, __ATOMIC_RELAXED);
 	if (fate == SERIAL_TX_WRITTEN)
 		counter__add(&s->stats.tx_bytes, n);
 	else if (fate == SERIAL_TX_FAILED)
@@ -533,6 +533,7 @@ static void serial_device_counters(void *dev, const struct counter_sink *sink)
 
 	serial__get_stats(dev, &st);
 	sink->num(sink->opaque, "tx_bytes", st.tx_bytes);
+	sink->num(sink->opaque, "tx_buffered", __atomic_load_n(&((struct serial *)dev)->tx_count, __ATOMIC_RELAXED));
 	sink->num(sink->opaque, "tx_dropped", st.tx_dropped);
 	sink->num(sink->opaque, "tx_overflow", st.tx_overflow);
 	sink->num(sink->opaque, "rx_bytes", st.rx_bytes);
