@@ -366,8 +366,9 @@ static void case_chatter_freezes_while_paused(const char *guest)
 	paused_ns = vm__paused_ns(&r.vm);
 	if (paused_ns < (uint64_t)PAUSED_MS * 1000000)
 		fail("vm__paused_ns %" PRIu64 " after more than %d ms paused", paused_ns, PAUSED_MS);
-	printf("A. paused: line %" PRId64 " last, %" PRIu64 " bytes, no byte more in %d ms; "
-	       "COM1 tx_bytes %" PRIu64 "\n", at_pause, bytes, PAUSED_MS, tx1);
+	printf("A. paused: line %" PRId64 " and %" PRIu64 " bytes read once drained, %" PRIu64
+	       " bytes %d ms later; COM1 tx_bytes %" PRIu64 " then %" PRIu64 "\n", at_pause, bytes,
+	       read_bytes(&r.reader), PAUSED_MS, tx0, tx1);
 
 	if (vm__resume(&r.vm) != 0)
 		fail("vm__resume failed");
