@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/counter.h"
 #include "base/thread_class.h"
 #include "base/trust.h"
 
@@ -277,11 +278,6 @@ static enum console_out console_out_next(struct console *c, ssize_t flushed, boo
 
 /* ---- socket mode ---- */
 
-static void stat_add(uint64_t *counter, uint64_t n)
-{
-	__atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
-}
-
 /* Where the next client's output starts, or the attached client's next byte. */
 static uint64_t *console_reader_pos(struct console *c)
 {
@@ -306,7 +302,7 @@ static void console_ring_put(struct console *c, const uint8_t *data, size_t n)
 	if (c->ring_total - *pos > CONSOLE_HISTORY) {
 		uint64_t lost = c->ring_total - CONSOLE_HISTORY - *pos;
 
-		stat_add(c->client_fd >= 0 ? &c->stats.lost_slow_client : &c->stats.lost_unattached,
+		counter__add(c->client_fd >= 0 ? &c->stats.lost_slow_client : &c->stats.lost_unattached,
 			 lost);
 		*pos += lost;
 	}
@@ -347,7 +343,7 @@ static void console_send(struct console *c)
 		w = write(c->client_fd, c->ring + off, n);
 		if (w > 0) {
 			c->client_pos += (uint64_t)w;
-			stat_add(&c->stats.sent_bytes, (uint64_t)w);
+			counter__add(&c->stats.sent_bytes, (uint64_t)w);
 		} else if (w < 0 && errno == EINTR) {
 			continue;
 		} else {
@@ -376,14 +372,14 @@ static void console_accept(struct console *c)
 			/* its socket is full or gone: it learns from the hangup */
 		}
 		console_detach(c);
-		stat_add(&c->stats.replaced, 1);
+		counter__add(&c->stats.replaced, 1);
 	}
 	c->client_fd = fd;
 	__atomic_store_n(&c->attached, true, __ATOMIC_RELAXED);
 	c->client_pos = c->seen_pos;
 	if (c->ring_total - c->client_pos > CONSOLE_HISTORY)
 		c->client_pos = c->ring_total - CONSOLE_HISTORY;
-	stat_add(&c->stats.clients, 1);
+	counter__add(&c->stats.clients, 1);
 }
 
 /* Client input, as much as fits; false when the client left (EOF, reset). */
@@ -415,7 +411,7 @@ static void console_flush_client(struct console *c, int64_t deadline)
 		console_send(c);
 	}
 	if (c->client_fd >= 0) {
-		stat_add(&c->stats.lost_slow_client, c->ring_total - c->client_pos);
+		counter__add(&c->stats.lost_slow_client, c->ring_total - c->client_pos);
 		console_detach(c);
 	}
 }
@@ -639,11 +635,11 @@ int console__start_socket(struct console **out, int listen_fd, const char *path,
 
 void console__get_stats(const struct console *c, struct console_stats *st)
 {
-	st->clients = __atomic_load_n(&c->stats.clients, __ATOMIC_RELAXED);
-	st->replaced = __atomic_load_n(&c->stats.replaced, __ATOMIC_RELAXED);
-	st->sent_bytes = __atomic_load_n(&c->stats.sent_bytes, __ATOMIC_RELAXED);
-	st->lost_slow_client = __atomic_load_n(&c->stats.lost_slow_client, __ATOMIC_RELAXED);
-	st->lost_unattached = __atomic_load_n(&c->stats.lost_unattached, __ATOMIC_RELAXED);
+	st->clients = counter__get(&c->stats.clients);
+	st->replaced = counter__get(&c->stats.replaced);
+	st->sent_bytes = counter__get(&c->stats.sent_bytes);
+	st->lost_slow_client = counter__get(&c->stats.lost_slow_client);
+	st->lost_unattached = counter__get(&c->stats.lost_unattached);
 }
 
 void console__stop(struct console *c)
