@@ -559,6 +559,7 @@ static struct seen_counters live_counters(struct console *c)
 static void test_console_socket_client_sees_earlier_output_and_types_to_guest(void **state)
 {
 	struct seen_counters seen;
+	double end;
 	struct console_stats cs;
 	struct serial_stats st;
 	struct sock_rig r;
@@ -579,8 +580,12 @@ static void test_console_socket_client_sees_earlier_output_and_types_to_guest(vo
 	guest_write(&r.bus, "live");
 	assert_int_equal(sock_read(fd, buf, 4, 5.0), 4);
 	assert_memory_equal(buf, "live", 4);
-	/* The live counters (the API's vm.counters) while a client is attached. */
-	seen = live_counters(r.c);
+	/* The live counters (the API's vm.counters) while a client is attached (the count of
+	 * sent bytes follows the write the client may already have read). */
+	end = now_s() + 5.0;
+	do
+		seen = live_counters(r.c);
+	while (seen.sent_bytes < 13 && now_s() < end);
 	assert_string_equal(seen.client, "attached");
 	assert_string_equal(seen.socket, r.path);
 	assert_int_equal(seen.clients, 1);
@@ -591,8 +596,11 @@ static void test_console_socket_client_sees_earlier_output_and_types_to_guest(vo
 	assert_memory_equal(buf, "ls\x01x\r", 5);
 	/* A client that leaves and one that comes back: it gets only what it has not seen. */
 	close(fd);
-	usleep(50000);
-	assert_string_equal(live_counters(r.c).client, "none");
+	end = now_s() + 5.0;
+	do
+		seen = live_counters(r.c);
+	while (strcmp(seen.client, "none") && now_s() < end);
+	assert_string_equal(seen.client, "none");
 	guest_write(&r.bus, "meanwhile");
 	wait_taken(r.s, 22);
 	fd = sock_connect(r.path);
@@ -656,14 +664,16 @@ static void test_console_socket_client_that_never_reads_costs_output_not_time(vo
 	struct console_stats cs;
 	struct serial_stats st;
 	struct sock_rig r;
-	double t = 0, worst = 0;
+	double t = 0, worst = 0, end;
 	unsigned i;
 	int fd;
 
 	(void)state;
 	sock_rig_start(&r);
 	fd = sock_connect(r.path);
-	usleep(20000); /* accepted */
+	end = now_s() + 5.0;
+	while (strcmp(live_counters(r.c).client, "attached") && now_s() < end)
+		usleep(1000);
 	alarm(60);
 	for (i = 0; i < FLOOD; i++) {
 		if (!(i & 4095))
