@@ -402,6 +402,12 @@ int vm__pause(struct vm *vm)
 		err = -EBUSY;
 	} else {
 		vm->paused_since = now_ns();
+		/*
+		 * Guest time stands still while paused, as in QEMU and cloud-hypervisor:
+		 * kvmclock is read here and written back at resume (the TSC runs on).
+		 * Without it (KVM lacks the call) the guest finds its clock moved on.
+		 */
+		vm->clock_frozen = ioctl(vm->fd, KVM_GET_CLOCK, &vm->paused_clock) == 0;
 		__atomic_store_n(&vm->state, VM_STATE_PAUSED, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -416,6 +422,12 @@ int vm__resume(struct vm *vm)
 		return -EBUSY;
 	}
 	vm->paused_ns += now_ns() - vm->paused_since;
+	if (vm->clock_frozen) {
+		struct kvm_clock_data clock = { .clock = vm->paused_clock.clock };
+
+		ioctl(vm->fd, KVM_SET_CLOCK, &clock);
+		vm->clock_frozen = false;
+	}
 	__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&vm->state, VM_STATE_RUNNING, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&vm->resume_cond);
