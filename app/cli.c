@@ -64,6 +64,10 @@ static const char usage_text[] =
 	"                        socat), off (output dropped, counted)\n"
 	"      --test-device     add rtvmm's test device (exit status and putc ports, for the\n"
 	"                        bare-metal test guest and benchmarks; a production VM has none)\n"
+	"      --shutdown-grace SECONDS  how long SIGTERM waits for the guest to power off\n"
+	"                        after pressing its ACPI power button (default 30, at most\n"
+	"                        3600; 0: SIGTERM stops the VM at once; a plan's\n"
+	"                        shutdown_grace_s)\n"
 	"  -v, --verbose         report every stop and more detail\n"
 	"      --vm NAME         the VM of PLAN.yaml to run (needed when it has several)\n"
 	"      --user USER[:GROUP]  the unprivileged user (and group) to drop to once the\n"
@@ -92,12 +96,16 @@ static const char usage_text[] =
 	"\n"
 	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
 	"Ctrl-A x quits) unless --serial says otherwise. Exit status: 0 after guest\n"
-	"poweroff or reboot, the guest's status from the test device, 1 when the VM\n"
-	"cannot be built, 2 when the guest fails (triple fault, KVM internal error),\n"
-	"128+N on signal N (also while the VM is being built). Guest output a stalled\n"
-	"reader does not take is dropped beyond 64 KiB and counted in the stop report;\n"
-	"the guest never waits for it.\n"
-	"SIGUSR2 makes rtvmm print every vCPU's registers and go on.\n";
+	"poweroff or reboot (also when the guest powers off within the shutdown grace\n"
+	"after SIGTERM), the guest's status from the test device, 1 when the VM cannot\n"
+	"be built, 2 when the guest fails (triple fault, KVM internal error), 3 when the\n"
+	"guest kernel panicked (pvpanic: \"guest panicked\"), 128+N on signal N (also\n"
+	"while the VM is being built). SIGINT and SIGHUP stop the VM at once. SIGTERM\n"
+	"presses the guest's ACPI power button and stops the VM with status 143 only\n"
+	"when it has not powered off within the shutdown grace, or at a second SIGTERM.\n"
+	"Guest output a stalled reader does not take is dropped beyond 64 KiB and\n"
+	"counted in the stop report; the guest never waits for it. SIGUSR2 makes rtvmm\n"
+	"print every vCPU's registers and go on.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -124,6 +132,7 @@ static const char *stop_name(enum vm_stop_reason r)
 		[VM_STOP_GUEST_EXIT] = "guest exited through the test device",
 		[VM_STOP_ERROR] = "guest error",
 		[VM_STOP_SIGNAL] = "signal",
+		[VM_STOP_PANIC] = "guest panicked",
 	};
 
 	return names[r];
@@ -249,6 +258,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "disk", required_argument, NULL, 'D' },
 		{ "test-device", no_argument, NULL, 'T' },
 		{ "serial", required_argument, NULL, 'R' },
+		{ "shutdown-grace", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
@@ -301,6 +311,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		case 'R':
 			add_arg(ra, "--serial", "serial", optarg);
 			break;
+		case 'G':
+			add_arg(ra, "--shutdown-grace", "shutdown_grace_s", optarg);
+			break;
 		case 'V':
 			ra->vm_name = optarg;
 			break;
@@ -341,8 +354,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (ra->plan_file && ra->nr_args)
-		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks and serial "
-				   "come from the plan file; drop those flags or the file", ra->plan_file);
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks, serial "
+				   "and shutdown grace come from the plan file; drop those flags or the file",
+				   ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
 	if (!ra->plan_file && !kernel_set)
@@ -536,6 +550,7 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	}
 	cfg->disks = *disks;
 	cfg->nr_disks = vm->nr_disks;
+	cfg->shutdown_grace_s = vm->shutdown_grace_s;
 	return 0;
 }
 
