@@ -79,8 +79,8 @@ initrd_opts=()
 case $want in
 stock)
 	kernel=$(scripts/fetch-kernel.sh)
-	# Debian's kernel has virtio-pci and virtio-net as modules: the initramfs carries them.
-	initrd_opts=(--modules "$(scripts/fetch-kernel.sh --print-dir):virtio_pci,virtio_net")
+	# Debian's kernel has virtio-pci, virtio-net, the ACPI button and pvpanic as modules: the initramfs carries them.
+	initrd_opts=(--modules "$(scripts/fetch-kernel.sh --print-dir):virtio_pci,virtio_net,button,evdev,pvpanic_pci")
 	initrd=$RTVMM_CACHE/initramfs-test.cpio ;;
 built)
 	scripts/deps.sh kernel
