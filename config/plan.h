@@ -90,6 +90,7 @@ struct plan_vm {
 	struct plan_nic *nics;
 	unsigned nr_disks;
 	struct plan_disk *disks;
+	char api_socket[108];      /* the control API's unix socket; "" = none (--api-socket) */
 	struct plan_loc loc;
 };
 
