@@ -154,7 +154,7 @@ static const struct field dataplane_fields[] = {
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
-       VM_DISKS, VM_API_SOCKET, NR_VM };
+       VM_DISKS, VM_SHUTDOWN_GRACE, VM_API_SOCKET, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -165,6 +165,8 @@ static const struct field vm_fields[] = {
 	[VM_EMULATOR] = F_CPUS("emulator_cpus", struct plan_vm, emulator.cpus, false),
 	[VM_NICS] = F_NODE("nics", false, YAML_SEQUENCE_NODE, "a list of NICs"),
 	[VM_DISKS] = F_NODE("disks", false, YAML_SEQUENCE_NODE, "a list of disks"),
+	[VM_SHUTDOWN_GRACE] = F_UINT("shutdown_grace_s", struct plan_vm, shutdown_grace_s, false, 0,
+				     PLAN_MAX_SHUTDOWN_GRACE_S),
 	[VM_API_SOCKET] = F_PATH("api_socket", struct plan_vm, api_socket, false),
 };
 
@@ -1256,6 +1258,8 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 	if (rc)
 		return rc;
 	set_loc(&vm->loc, line, path);
+	if (!s.val[VM_SHUTDOWN_GRACE])
+		vm->shutdown_grace_s = PLAN_DEFAULT_SHUTDOWN_GRACE_S;
 
 	key_join(kpath, path, "name");
 	if (!valid_name(vm->name))
