@@ -179,6 +179,7 @@ static const struct sb_rule sanitizer_rules[] = {
 static const unsigned long common_ioctls[] = { TCGETS, 0 };
 static const unsigned long vcpu_ioctls[] = {
 	KVM_RUN,
+	KVM_KVMCLOCK_CTRL,         /* back from a pause (vm__pause) */
 	/* register dumps (SIGUSR2, a failing guest) and instruction emulation */
 	KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
 	KVM_TRANSLATE,
