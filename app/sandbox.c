@@ -136,8 +136,9 @@ static const unsigned long api_ioctls[] = { 0 };
 /*
  * The API thread: its listening socket and clients (libmicrohttpd over epoll), and the state
  * its answers read back live: /proc/self/task and sysfs read-only (thread names, last cpu,
- * nodes), each thread's affinity and policy, the pages' nodes (move_pages, nothing moved: no
- * node list). It stops the VM through the stop eventfd and kicks vCPUs for a pause (tgkill).
+ * nodes; libnuma asks get_mempolicy once), each thread's affinity and policy, the pages'
+ * nodes (move_pages, nothing moved: no node list). It stops the VM through the stop eventfd
+ * and kicks vCPUs for a pause (tgkill).
  */
 static const struct sb_rule api_rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(epoll_ctl),
@@ -146,7 +147,7 @@ static const struct sb_rule api_rules[] = {
 	  .args = { ARG(2, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) } },
 	ALLOW(getdents64), ALLOW(lseek),
 	ALLOW(sched_getaffinity), ALLOW(sched_getscheduler), ALLOW(sched_getparam),
-	ALLOW_IF(move_pages, 3, 0),
+	ALLOW_IF(move_pages, 3, 0), ALLOW(get_mempolicy),
 	END,
 };
 
