@@ -111,9 +111,14 @@ static const struct sb_rule session_rules[] = {
 	END,
 };
 
-/* The console thread: terminal input to the UART, Ctrl-A x stops the VM. */
+/*
+ * The console thread: terminal input to the UART, Ctrl-A x stops the VM; with --serial
+ * socket= it accepts its clients (non-blocking, close-on-exec) and talks to them with
+ * read/write; a file sink is written with write.
+ */
 static const struct sb_rule console_rules[] = {
 	ALLOW(poll), ALLOW(ppoll),
+	ALLOW_IF(accept4, 3, SOCK_NONBLOCK | SOCK_CLOEXEC),
 	END,
 };
 
@@ -687,6 +692,11 @@ int sandbox__prepare_sockets(const struct plan_host *host, const struct plan_vm 
 		err = prepare_socket(host, disk->socket, disk->mode == PLAN_NIC_SERVER, what, e);
 		if (err)
 			return err;
+	}
+	/* The console socket: rtvmm listens there and unlinks it at teardown, like a server. */
+	if (vm->serial.mode == PLAN_SERIAL_SOCKET) {
+		snprintf(what, sizeof(what), "%s socket %.108s", vm->serial.loc.key, vm->serial.path);
+		return prepare_socket(host, vm->serial.path, true, what, e);
 	}
 	return 0;
 }
