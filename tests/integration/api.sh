@@ -8,7 +8,8 @@
 #             pause grows), 409 on a second pause, resume (exits advance, time in pause kept),
 #             409 on resume; 404, 405, 400 (malformed, oversized) with JSON errors; rtvmm ctl
 #             text and --json, and its error for a missing socket; ctl shutdown: 204, rtvmm
-#             exits 0 and removes its socket
+#             exits 0 and removes its socket; a second VM with --serial socket=: vm.info names
+#             the serial socket and `rtvmm ctl SOCKET console` shows the guest's output
 #     abuse   clients that connect and never send and one that never reads, then 1,000
 #             requests in a loop: every one answered 200, and vcpu0's exit count keeps
 #             advancing through the flood (measured before, during and after)
@@ -167,6 +168,24 @@ calls)
 	((rc == 0)) || fail "rtvmm exited $rc after vm.shutdown, expected 0"
 	[[ ! -e $sock ]] || fail "$sock is left after rtvmm exited"
 	log "ok: vm.shutdown: 204, rtvmm exited 0 and removed $sock"
+
+	# The console verb: vm.info names the serial socket, ctl attaches to it; Ctrl-] detaches.
+	"${reaper[@]}" "${pin[@]}" "$rtvmm" run --kernel "$guest" --test-device --memory 64M \
+		--cmdline "test=none chatter=100000000 fault=hang" --api-socket "$sock" \
+		--serial "socket=$tmp/serial.sock" > /dev/null 2> "$tmp/rtvmm2.log" < /dev/null &
+	pid=$!
+	pids+=("$pid")
+	wait_line "$tmp/rtvmm2.log" "VM built in" 60 "$pid"
+	for ((i = 0; i < 100; i++)); do [[ -S $sock ]] && break; sleep 0.1; done
+	expect 200 GET /api/v1/vm.info
+	[[ $(j 'd["serial"]["socket"]') == "$tmp/serial.sock" ]] ||
+		fail "vm.info: serial $(j 'd["serial"]'), expected $tmp/serial.sock"
+	(sleep 3; printf '\035') | timeout 20 "$rtvmm" ctl "$sock" console > "$tmp/console.out" 2> "$tmp/console.err" ||
+		fail "ctl console failed: $(cat "$tmp/console.err")"
+	grep -q "chatter 000000" "$tmp/console.out" || fail "ctl console showed no guest output: $(head -c 300 "$tmp/console.out")"
+	log "ok: ctl console: $(grep -c chatter "$tmp/console.out") guest lines through $(j 'd["serial"]["socket"]'), detached by Ctrl-]"
+	expect 204 PUT /api/v1/vm.shutdown
+	wait "$pid" || fail "rtvmm exited $? after vm.shutdown (second VM)"
 	;;
 abuse)
 	# Clients that connect and never send (4), and one that sends a request and never reads.
