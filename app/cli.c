@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "app/builder.h"
+#include "app/control.h"
+#include "app/ctl.h"
 #include "app/sandbox.h"
 #include "base/size.h"
 #include "base/trust.h"
@@ -34,6 +36,7 @@ static const char usage_text[] =
 	"       rtvmm run PLAN.yaml [--vm NAME] [--kvm PATH] [--test-device] [-v]\n"
 	"       rtvmm check PLAN.yaml [--topology FILE.xml | --synthetic DESC] [--overrides S] [--json]\n"
 	"       rtvmm kvm-host [--kvm PATH]\n"
+	"       rtvmm ctl SOCKET VERB [--json]   (rtvmm ctl --help: the verbs)\n"
 	"       rtvmm --help | --version\n"
 	"\n"
 	"run options:\n"
@@ -62,6 +65,9 @@ static const char usage_text[] =
 	"                        socket=PATH (a unix socket, 0600, one client at a time,\n"
 	"                        a newcomer replaces it: rtvmm ctl API-SOCKET console,\n"
 	"                        socat), off (output dropped, counted)\n"
+	"      --api-socket PATH serve the control API (HTTP/JSON, cloud-hypervisor's /api/v1\n"
+	"                        calls; docs/api/openapi.yaml) on this unix socket, mode 0600\n"
+	"                        (a plan VM's api_socket: key; this flag overrides it)\n"
 	"      --test-device     add rtvmm's test device (exit status and putc ports, for the\n"
 	"                        bare-metal test guest and benchmarks; a production VM has none)\n"
 	"      --shutdown-grace SECONDS  how long SIGTERM waits for the guest to power off\n"
@@ -94,18 +100,18 @@ static const char usage_text[] =
 	"                        hugepages=, pagesizes=, rt_runtime= (see README.md)\n"
 	"      --json            print the findings as JSON\n"
 	"\n"
-	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
-	"Ctrl-A x quits) unless --serial says otherwise. Exit status: 0 after guest\n"
-	"poweroff or reboot (also when the guest powers off within the shutdown grace\n"
-	"after SIGTERM), the guest's status from the test device, 1 when the VM cannot\n"
-	"be built, 2 when the guest fails (triple fault, KVM internal error), 3 when the\n"
-	"guest kernel panicked (pvpanic: \"guest panicked\"), 128+N on signal N (also\n"
-	"while the VM is being built). SIGINT and SIGHUP stop the VM at once. SIGTERM\n"
-	"presses the guest's ACPI power button and stops the VM with status 143 only\n"
-	"when it has not powered off within the shutdown grace, or at a second SIGTERM.\n"
-	"Guest output a stalled reader does not take is dropped beyond 64 KiB and\n"
-	"counted in the stop report; the guest never waits for it. SIGUSR2 makes rtvmm\n"
-	"print every vCPU's registers and go on.\n";
+	"The guest's COM1 is this terminal unless --serial says otherwise (stdin/stdout;\n"
+	"raw mode when stdin is a TTY, Ctrl-A x quits). Exit status: 0 after guest poweroff\n"
+	"or reboot (also when the guest powers off within the shutdown grace after SIGTERM,\n"
+	"and after the API's vm.shutdown, vm.reboot or vmm.shutdown), the guest's status\n"
+	"from the test device, 1 when the VM cannot be built, 2 when the guest fails\n"
+	"(triple fault, KVM internal error), 3 when the guest kernel panicked (pvpanic:\n"
+	"\"guest panicked\"), 128+N on signal N (also while the VM is being built).\n"
+	"SIGINT and SIGHUP stop the VM at once. SIGTERM presses the guest's ACPI power\n"
+	"button and stops the VM with status 143 only when it has not powered off within\n"
+	"the shutdown grace, or at a second SIGTERM. Guest output a stalled reader does\n"
+	"not take is dropped beyond 64 KiB and counted in the stop report; the guest\n"
+	"never waits for it. SIGUSR2 makes rtvmm print every vCPU's registers and go on.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -216,7 +222,7 @@ static void report_stop(const struct vm *vm, double run_s)
 /* Command-line form of a run: the flags (which become a one-VM plan), or a plan file. */
 #define CLI_MAX_NICS 8
 #define CLI_MAX_DISKS VM_MAX_DISKS
-#define CLI_MAX_ARGS (6 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
+#define CLI_MAX_ARGS (7 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
 
 struct run_args {
 	struct plan_arg args[CLI_MAX_ARGS];  /* --kernel, --memory, --net ...: keys of the VM */
@@ -226,6 +232,7 @@ struct run_args {
 	const char *plan_file;
 	const char *vm_name;
 	char user[64], group[64];            /* --user USER[:GROUP], "" when not given */
+	const char *api_socket;              /* --api-socket PATH, NULL when not given */
 	bool no_sandbox;
 };
 
@@ -261,6 +268,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "shutdown-grace", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
+		{ "api-socket", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -340,6 +348,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		}
 		case 'S':
 			ra->no_sandbox = true;
+			break;
+		case 'A':
+			ra->api_socket = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -555,6 +566,34 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 }
 
 /*
+ * The control API for this run (--api-socket, else the plan VM's api_socket), served from
+ * the "api" thread: its socket is given to the user rtvmm drops to, who serves it after.
+ */
+static int start_control(struct control **out, struct vm *vm, const struct vm_config *cfg,
+			 const struct run_args *ra, const struct plan *plan, const struct plan_vm *pvm,
+			 struct err *e)
+{
+	struct control_config cc = { .vm = vm, .cfg = cfg, .plan = ra->plan_file ? pvm : NULL,
+				     .serial_socket = cfg->console_socket, .owner = TRUST_NO_UID,
+				     .group = (gid_t)-1 };
+	struct backend_trust t;
+	int err;
+
+	*out = NULL;
+	cc.socket_path = ra->api_socket ? ra->api_socket : pvm->api_socket[0] ? pvm->api_socket : NULL;
+	if (!cc.socket_path)
+		return 0;
+	if (sandbox__enabled() && plan->host.user[0]) {
+		err = backend_trust(&t, &plan->host, "", "api_socket", e);
+		if (err)
+			return err;
+		cc.owner = t.run_dir_uid;
+		cc.group = t.run_dir_gid;
+	}
+	return control__start(out, &cc, e);
+}
+
+/*
  * COM1 per the VM's `serial` (--serial): this terminal, a file opened for appending (its fd in
  * *file_fd, closed by the caller), a socket (its directory made if it is host.run_dir, and
  * checked like a vhost-user socket's), or nothing. A plan file was checked already; flags are
@@ -641,6 +680,7 @@ static int cmd_run(int argc, char **argv)
 	int serial_fd = -1;
 	const struct plan_vm *pvm;
 	struct placement placement;
+	struct control *control = NULL;
 	struct plan plan = { 0 };
 	struct timespec t0;
 	struct err e = { 0 };
@@ -720,8 +760,14 @@ static int cmd_run(int argc, char **argv)
 		status = 1;
 		goto out_destroy;
 	}
+	if (start_control(&control, &vm, &cfg, &ra, &plan, pvm, &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		status = 1;
+		goto out_destroy;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	status = vm__run(&vm);
+	control__stop(control);
 	report_stop(&vm, seconds_since(&t0));
 out_destroy:
 	vm__destroy(&vm);
@@ -852,5 +898,7 @@ int cli__main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "kvm-host"))
 		return cmd_kvm_host(argc - 1, argv + 1);
-	return usage_error("unknown command '%s' (expected: run, check or kvm-host)", argv[1]);
+	if (!strcmp(argv[1], "ctl"))
+		return ctl__main(argc - 1, argv + 1);
+	return usage_error("unknown command '%s' (expected: run, check, kvm-host or ctl)", argv[1]);
 }

@@ -378,6 +378,24 @@ static void test_parse_shutdown_grace(void **state)
 		     "vms[0].shutdown_grace_s", NULL);
 }
 
+/* api_socket: none unless given; a relative path resolves against the plan's directory. */
+static void test_parse_api_socket(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_string_equal(p.vms[0].api_socket, "");
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    api_socket: /run/rtvmm/vm0.sock\n", &p);
+	assert_string_equal(p.vms[0].api_socket, "/run/rtvmm/vm0.sock");
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    api_socket: api.sock\n", &p);
+	assert_true(p.vms[0].api_socket[0] == '/');
+	assert_non_null(strstr(p.vms[0].api_socket, "/api.sock"));
+	plan__free(&p);
+}
+
 /* The command line's flags go through the same schema: the same VM as the file would give. */
 static void test_flags_make_the_plan_a_file_would(void **state)
 {
@@ -566,7 +584,7 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 	/* Nothing close: the allowed keys are listed instead. */
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    storage: []\n", 6, "vms[0].storage",
 		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks, "
-		     "serial, shutdown_grace_s)");
+		     "serial, shutdown_grace_s, api_socket)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
 		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
@@ -1283,6 +1301,7 @@ int main(void)
 		cmocka_unit_test(test_parse_full_vm_fills_every_field),
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
 		cmocka_unit_test(test_parse_shutdown_grace),
+		cmocka_unit_test(test_parse_api_socket),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
 		cmocka_unit_test(test_flags_errors_name_the_flag),
 		cmocka_unit_test(test_parse_disks_fill_every_field_and_default),
