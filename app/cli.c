@@ -12,6 +12,7 @@
 
 #include "app/builder.h"
 #include "app/sandbox.h"
+#include "app/up.h"
 #include "base/size.h"
 #include "base/trust.h"
 #include "base/vm_limits.h"
@@ -33,6 +34,9 @@ static const char usage_text[] =
 	"       rtvmm run PLAN.yaml [--vm NAME] [--kvm PATH] [--test-device] [-v]\n"
 	"       rtvmm check PLAN.yaml [--topology FILE.xml | --synthetic DESC] [--overrides S] [--json]\n"
 	"       rtvmm kvm-host [--kvm PATH]\n"
+	"       rtvmm up HOSTPLAN.yaml [--run-dir DIR] [--timeout S]\n"
+	"       rtvmm ctl list [--run-dir DIR] [--json]\n"
+	"       rtvmm down [HOSTPLAN.yaml | --run-dir DIR] [--timeout S]\n"
 	"       rtvmm --help | --version\n"
 	"\n"
 	"run options:\n"
@@ -760,5 +764,11 @@ int cli__main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "kvm-host"))
 		return cmd_kvm_host(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "up"))
+		return up__cmd_up(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "down"))
+		return up__cmd_down(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl") && argc > 2 && !strcmp(argv[2], "list"))
+		return up__cmd_list(argc - 2, argv + 2);
 	return usage_error("unknown command '%s' (expected: run, check or kvm-host)", argv[1]);
 }
