@@ -21,6 +21,7 @@ LAYERS = {
     "rt": "placement",
     "numa": "placement",
     "config": "plan",
+    "api": "api",
     "app": "app",
     "dataplane": "dataplane",
 }
@@ -29,7 +30,8 @@ MAY_INCLUDE = {
     "machine": {"base"},
     "placement": {"base"},
     "plan": {"base", "placement"},
-    "app": {"base", "machine", "placement", "plan"},
+    "api": {"base"},
+    "app": {"base", "machine", "placement", "plan", "api"},
     "dataplane": {"base", "plan"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
