@@ -725,9 +725,9 @@ static bool wait_gone(struct up_proc *const *procs, unsigned n, double s)
 
 /*
  * Stops the VMs of `st`: the power button (when `button`), then after `grace_s` vm.shutdown,
- * then SIGKILL, each step said on stderr. An API that does not answer gets SIGTERM instead of
- * the power button (rtvmm presses it itself) and SIGKILL instead of vm.shutdown. Returns the
- * number of VMs that still run.
+ * then SIGKILL, each step said on stderr. An API that does not answer gets SIGTERM instead
+ * (rtvmm presses the power button on it, or stops at once while it is being built). Returns
+ * the number of VMs that still run.
  */
 static unsigned stop_vms(struct up_state *st, bool button, double grace_s)
 {
@@ -765,17 +765,19 @@ static unsigned stop_vms(struct up_state *st, bool button, double grace_s)
 		if (!proc_alive(live[i]))
 			continue;
 		e = (struct err){ 0 };
-		if (!api_json(live[i]->api, "PUT", API_VM_SHUTDOWN, NULL, &e))
+		if (!api_json(live[i]->api, "PUT", API_VM_SHUTDOWN, NULL, &e)) {
 			fprintf(stderr, "rtvmm: %s: %svm.shutdown\n", live[i]->name,
 				button ? "still running: " : "");
-		else
-			fprintf(stderr, "rtvmm: %s: vm.shutdown: %s\n", live[i]->name, e.msg);
+			continue;
+		}
+		fprintf(stderr, "rtvmm: %s: vm.shutdown: %s; SIGTERM instead\n", live[i]->name, e.msg);
+		kill(live[i]->pid, SIGTERM);
 	}
 	if (n && !wait_gone(live, n, UP_STEP_S)) {
 		for (i = 0; i < n; i++) {
 			if (!proc_alive(live[i]))
 				continue;
-			fprintf(stderr, "rtvmm: %s: still running %d s after vm.shutdown: SIGKILL (pid %d)\n",
+			fprintf(stderr, "rtvmm: %s: still running %d s later: SIGKILL (pid %d)\n",
 				live[i]->name, UP_STEP_S, (int)live[i]->pid);
 			kill(live[i]->pid, SIGKILL);
 		}
@@ -819,7 +821,8 @@ static void plan_name(const struct plan *plan, char *buf, size_t len)
 	const char *base = strrchr(plan->file, '/');
 	char *dot;
 
-	snprintf(buf, len, "%s", base ? base + 1 : plan->file);
+	if (snprintf(buf, len, "%s", base ? base + 1 : plan->file) >= (int)len)
+		buf[0] = '\0';
 	dot = strrchr(buf, '.');
 	if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml")))
 		*dot = '\0';
@@ -829,7 +832,7 @@ static void plan_name(const struct plan *plan, char *buf, size_t len)
 static int run_dir_of(const struct plan *plan, const char *given, char *buf, size_t len,
 		      struct err *e)
 {
-	char name[256];
+	char name[PATH_MAX];
 	int n;
 
 	if (given)
@@ -941,7 +944,7 @@ static bool fresh_socket(const char *path, time_t since)
 static int start_dataplane(struct up_state *st, const struct plan *plan, const char *self,
 			   double deadline, struct err *e)
 {
-	char exe[PATH_MAX], prefix[80], name[64];
+	char exe[PATH_MAX], prefix[64], name[PATH_MAX];
 	struct up_proc *dp = &st->dataplane;
 	time_t since = time(NULL);
 	unsigned v, i, k;
@@ -955,10 +958,14 @@ static int start_dataplane(struct up_state *st, const struct plan *plan, const c
 	for (k = 0; name[k]; k++)
 		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", name[k]))
 			name[k] = '_';
-	snprintf(prefix, sizeof(prefix), "rtvmm-%s", name);
+	snprintf(prefix, sizeof(prefix), "rtvmm-%.40s", name);
 	snprintf(dp->name, sizeof(dp->name), "dataplane");
-	snprintf(dp->log, sizeof(dp->log), "%s/dataplane.log", st->run_dir);
-	snprintf(dp->api, sizeof(dp->api), "%s/" UP_DATAPLANE_SOCKET, st->run_dir);
+	if (snprintf(dp->log, sizeof(dp->log), "%s/dataplane.log", st->run_dir) >= (int)sizeof(dp->log) ||
+	    snprintf(dp->api, sizeof(dp->api), "%s/" UP_DATAPLANE_SOCKET, st->run_dir) >=
+	    (int)sizeof(dp->api))
+		return err__set(e, -ENAMETOOLONG, "dataplane: its stats socket %s/" UP_DATAPLANE_SOCKET
+				" is longer than a unix socket path (%zu bytes): give a shorter --run-dir",
+				st->run_dir, sizeof(dp->api) - 1);
 	{
 		char *argv[] = { exe, "run", st->plan, "--stats-socket", dp->api, "--file-prefix",
 				 prefix, NULL };
@@ -994,12 +1001,9 @@ static int start_dataplane(struct up_state *st, const struct plan *plan, const c
 			break;
 		}
 		sig = nap(100);
-		if (sig) {
-			err = err__set(e, -EINTR, "interrupted by signal %d", sig);
-			return err;
-		}
+		if (sig)
+			return err__set(e, -EINTR, "interrupted by signal %d", sig);
 	}
-	log_tail(dp->log, UP_LOG_TAIL);
 	return err;
 }
 
@@ -1013,9 +1017,9 @@ static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm
 	snprintf(exe, sizeof(exe), "%s", self);
 	snprintf(name, sizeof(name), "%s", pvm->name);
 	snprintf(p->name, sizeof(p->name), "%s", pvm->name);
-	snprintf(p->log, sizeof(p->log), "%s/%s.log", st->run_dir, pvm->name);
 	n = snprintf(p->api, sizeof(p->api), "%s/%s.sock", st->run_dir, pvm->name);
-	if (n < 0 || (size_t)n >= sizeof(p->api))
+	if (n < 0 || (size_t)n >= sizeof(p->api) ||
+	    snprintf(p->log, sizeof(p->log), "%s/%s.log", st->run_dir, pvm->name) >= (int)sizeof(p->log))
 		return err__set(e, -ENAMETOOLONG, "%s: its API socket %s/%s.sock is longer than a "
 				"unix socket path (%zu bytes): give a shorter --run-dir", pvm->name,
 				st->run_dir, pvm->name, sizeof(p->api) - 1);
@@ -1066,7 +1070,7 @@ static bool wait_running(struct up_state *st, const struct plan *plan, struct vm
 	while (left && ok) {
 		for (i = 0; i < st->nr_vms && ok; i++) {
 			const struct plan_vm *pvm = plan__find_vm(plan, st->vms[i].name);
-			char why[400];
+			char why[1024];
 
 			if (done[i])
 				continue;
@@ -1224,6 +1228,8 @@ int up__cmd_up(int argc, char **argv)
 	deadline = now_s() + timeout_s;
 	if (plan.host.dataplane.present && start_dataplane(&st, &plan, self, deadline, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		if (st.dataplane.pid && e.code != -EINTR)
+			log_tail(st.dataplane.log, UP_LOG_TAIL);
 		goto err_stop;
 	}
 	for (i = 0; i < plan.nr_vms; i++) {
