@@ -14,6 +14,7 @@
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/hw/console.h"
 #include "vmm/hw/i8042.h"
+#include "vmm/hw/pvpanic.h"
 #include "vmm/hw/serial.h"
 #include "vmm/hw/testdev.h"
 #include "vmm/pci/pci.h"
@@ -104,6 +105,7 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 {
 	struct irq_sink com1_irq = vm__irq_sink(vm, PORT_COM1_IRQ);
 	struct irq_sink kbd_irq = vm__irq_sink(vm, I8042_KBD_IRQ), aux_irq = vm__irq_sink(vm, 12);
+	struct irq_sink sci = vm__irq_sink(vm, ACPI_SCI_IRQ);
 	struct acpi_pm *pm;
 	struct testdev *td;
 	struct console *con;
@@ -124,12 +126,14 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 	err = hold(vm, "i8042", &i8042__device_ops, kbc, e);
 	if (err)
 		return err;
-	err = acpi_pm__add(&vm->pio, &vm->ctl, &pm);
+	err = acpi_pm__add(&vm->pio, &vm->ctl, &sci, &pm);
 	if (err)
 		return err__set(e, err, "ACPI PM1 registers: %s", strerror(-err));
 	err = hold(vm, "acpi-pm", &acpi_pm__device_ops, pm, e);
 	if (err)
 		return err;
+	/* The power button (vm__power_button, SIGTERM) presses through it. */
+	vm->acpi_pm = pm;
 	if (cfg->test_device) {
 		err = testdev__add(&vm->pio, &vm->mmio, &vm->ctl, com1, &td);
 		if (err)
@@ -194,13 +198,15 @@ static int add_disk(struct vm *vm, const struct vm_config *cfg, const struct vir
 /*
  * The PCI bus (always: the DSDT describes it), one virtio-net function per
  * NIC, its data path a vhost-user backend, then one virtio-blk function per
- * disk, in the plan's order (the guest's vda, vdb, ...).
+ * disk, in the plan's order (the guest's vda, vdb, ...), then pvpanic (always:
+ * a guest kernel panic stops the VM with its own status).
  */
 static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	struct virtio_pci_env env;
 	struct virtio_pci *fn;
 	struct virtio_dev *net;
+	struct pvpanic *panic;
 	struct pci_bus *bus;
 	unsigned i;
 	int err;
@@ -240,7 +246,10 @@ static int add_pci_devices(struct vm *vm, const struct vm_config *cfg, struct er
 		if (err)
 			return err;
 	}
-	return 0;
+	err = pvpanic__add(bus, &vm->ctl, &panic);
+	if (err)
+		return err__set(e, err, "pvpanic PCI function: %s", strerror(-err));
+	return hold(vm, "pvpanic", &pvpanic__device_ops, panic, e);
 }
 
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
@@ -263,6 +272,7 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 	vm->verbose = cfg->verbose;
+	vm->shutdown_grace_s = cfg->shutdown_grace_s;
 
 	if (cfg->mem_size < VM_MIN_MEMORY)
 		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
@@ -306,14 +316,17 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (err)
 		return err;
 
-	/* 6. Legacy devices on the port bus: COM1, i8042, ACPI PM1, the test device if asked; the console. */
+	/*
+	 * 6. Legacy devices on the port bus: COM1, i8042, ACPI PM1 (the power button, its SCI),
+	 * the test device if asked; the console.
+	 */
 	err = add_legacy_devices(vm, cfg, e);
 	if (err)
 		return err;
 
 	/*
 	 * 7. PCI bus and virtio devices: virtio-net NICs over vhost-user, then virtio-blk disks
-	 * (served here by a placed I/O thread, or by a vhost-user-blk backend).
+	 * (served here by a placed I/O thread, or by a vhost-user-blk backend), then pvpanic.
 	 */
 	err = add_pci_devices(vm, cfg, e);
 	if (!err)

@@ -38,6 +38,7 @@ struct vm_config {
 	unsigned nr_nics;
 	const struct vm_disk *disks;        /* virtio-blk disks (from the plan or --disk) */
 	unsigned nr_disks;
+	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
 };
 
 /*

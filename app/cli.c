@@ -62,6 +62,10 @@ static const char usage_text[] =
 	"                          disk0, disk1, ...\n"
 	"      --test-device     add rtvmm's test device (exit status and putc ports, for the\n"
 	"                        bare-metal test guest and benchmarks; a production VM has none)\n"
+	"      --shutdown-grace SECONDS  how long SIGTERM waits for the guest to power off\n"
+	"                        after pressing its ACPI power button (default 30, at most\n"
+	"                        3600; 0: SIGTERM stops the VM at once; a plan's\n"
+	"                        shutdown_grace_s)\n"
 	"  -v, --verbose         report every stop and more detail\n"
 	"      --vm NAME         the VM of PLAN.yaml to run (needed when it has several)\n"
 	"      --user USER[:GROUP]  the unprivileged user (and group) to drop to once the\n"
@@ -97,12 +101,16 @@ static const char usage_text[] =
 	"      --json            print the findings as JSON\n"
 	"\n"
 	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
-	"Ctrl-A x quits). Exit status: 0 after guest poweroff or reboot, the guest's\n"
-	"status from the test device, 1 when the VM cannot be built, 2 when the guest\n"
-	"fails (triple fault, KVM internal error), 128+N on signal N (also while the\n"
-	"VM is being built). Guest output a stalled reader does not take is dropped\n"
-	"beyond 64 KiB and counted in the stop report; the guest never waits for it.\n"
-	"SIGUSR2 makes rtvmm print every vCPU's registers and go on.\n";
+	"Ctrl-A x quits). Exit status: 0 after guest poweroff or reboot (also when the\n"
+	"guest powers off within the shutdown grace after SIGTERM), the guest's status\n"
+	"from the test device, 1 when the VM cannot be built, 2 when the guest fails\n"
+	"(triple fault, KVM internal error), 3 when the guest kernel panicked (pvpanic:\n"
+	"\"guest panicked\"), 128+N on signal N (also while the VM is being built).\n"
+	"SIGINT and SIGHUP stop the VM at once. SIGTERM presses the guest's ACPI power\n"
+	"button and stops the VM with status 143 only when it has not powered off within\n"
+	"the shutdown grace, or at a second SIGTERM. Guest output a stalled reader does\n"
+	"not take is dropped beyond 64 KiB and counted in the stop report; the guest\n"
+	"never waits for it. SIGUSR2 makes rtvmm print every vCPU's registers and go on.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -129,6 +137,7 @@ static const char *stop_name(enum vm_stop_reason r)
 		[VM_STOP_GUEST_EXIT] = "guest exited through the test device",
 		[VM_STOP_ERROR] = "guest error",
 		[VM_STOP_SIGNAL] = "signal",
+		[VM_STOP_PANIC] = "guest panicked",
 	};
 
 	return names[r];
@@ -212,7 +221,7 @@ static void report_stop(const struct vm *vm, double run_s)
 /* Command-line form of a run: the flags (which become a one-VM plan), or a plan file. */
 #define CLI_MAX_NICS 8
 #define CLI_MAX_DISKS VM_MAX_DISKS
-#define CLI_MAX_ARGS (5 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
+#define CLI_MAX_ARGS (6 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
 
 struct run_args {
 	struct plan_arg args[CLI_MAX_ARGS];  /* --kernel, --memory, --net ...: keys of the VM */
@@ -253,6 +262,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "net", required_argument, NULL, 'N' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "test-device", no_argument, NULL, 'T' },
+		{ "shutdown-grace", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
@@ -302,6 +312,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		case 'T':
 			cfg->test_device = true;
 			break;
+		case 'G':
+			add_arg(ra, "--shutdown-grace", "shutdown_grace_s", optarg);
+			break;
 		case 'V':
 			ra->vm_name = optarg;
 			break;
@@ -342,8 +355,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (ra->plan_file && ra->nr_args)
-		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs and disks come "
-				   "from the plan file; drop those flags or the file", ra->plan_file);
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks and "
+				   "shutdown grace come from the plan file; drop those flags or the file",
+				   ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
 	if (!ra->plan_file && !kernel_set)
@@ -537,6 +551,7 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	}
 	cfg->disks = *disks;
 	cfg->nr_disks = vm->nr_disks;
+	cfg->shutdown_grace_s = vm->shutdown_grace_s;
 	return 0;
 }
 

@@ -154,7 +154,7 @@ static const struct field dataplane_fields[] = {
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
-       VM_DISKS, NR_VM };
+       VM_DISKS, VM_SHUTDOWN_GRACE, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -165,6 +165,8 @@ static const struct field vm_fields[] = {
 	[VM_EMULATOR] = F_CPUS("emulator_cpus", struct plan_vm, emulator.cpus, false),
 	[VM_NICS] = F_NODE("nics", false, YAML_SEQUENCE_NODE, "a list of NICs"),
 	[VM_DISKS] = F_NODE("disks", false, YAML_SEQUENCE_NODE, "a list of disks"),
+	[VM_SHUTDOWN_GRACE] = F_UINT("shutdown_grace_s", struct plan_vm, shutdown_grace_s, false, 0,
+				     PLAN_MAX_SHUTDOWN_GRACE_S),
 };
 
 enum { MEM_SIZE, MEM_PAGE_SIZE, MEM_NODE, MEM_STRICT, MEM_PREFAULT, MEM_MLOCK, MEM_FALLBACK, NR_MEM };
@@ -1255,6 +1257,8 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 	if (rc)
 		return rc;
 	set_loc(&vm->loc, line, path);
+	if (!s.val[VM_SHUTDOWN_GRACE])
+		vm->shutdown_grace_s = PLAN_DEFAULT_SHUTDOWN_GRACE_S;
 
 	key_join(kpath, path, "name");
 	if (!valid_name(vm->name))

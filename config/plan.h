@@ -77,6 +77,10 @@ struct plan_memory {
 	struct plan_loc loc;
 };
 
+/* A VM's shutdown_grace_s when the plan does not give one, and the most it may be. */
+#define PLAN_DEFAULT_SHUTDOWN_GRACE_S 30
+#define PLAN_MAX_SHUTDOWN_GRACE_S     3600
+
 struct plan_vm {
 	char name[64];
 	char kernel[4096];
@@ -90,6 +94,7 @@ struct plan_vm {
 	struct plan_nic *nics;
 	unsigned nr_disks;
 	struct plan_disk *disks;
+	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
 	struct plan_loc loc;
 };
 

@@ -19,6 +19,7 @@ enum vm_stop_reason {
 	VM_STOP_GUEST_EXIT,  /* test device exit port: exit with the guest's status */
 	VM_STOP_ERROR,       /* triple fault, internal error, unknown exit: exit 1 */
 	VM_STOP_SIGNAL,      /* SIGINT/SIGTERM to the monitor */
+	VM_STOP_PANIC,       /* the guest kernel panicked (pvpanic): exit 3 */
 };
 
 /* Drives one guest interrupt line (GSI) of the in-kernel irqchip. */

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "vmm/hw/acpi_pm.h"
 #include "vmm/x86/tables.h"
 
 /* KVM needs three pages below 4 GiB for the TSS and one for the EPT identity map (VMX). */
@@ -220,6 +222,22 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 		return;
 }
 
+int vm__power_button(struct vm *vm)
+{
+	if (!vm->acpi_pm)
+		return -ENODEV;
+	acpi_pm__press_power_button(vm->acpi_pm);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* Waits for a stop request or a terminating signal (blocked in every thread, read here). */
 static void wait_for_stop(struct vm *vm, int sfd)
 {
@@ -228,11 +246,22 @@ static void wait_for_stop(struct vm *vm, int sfd)
 		{ .fd = sfd, .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
+	int64_t deadline = -1;     /* the SIGTERM grace runs out then (ms); -1: none */
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
-		if (poll(fds, sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+		int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+		int n;
+
+		if (deadline >= 0 && left <= 0) {
+			fprintf(stderr, "rtvmm: the guest did not power off within %u s of the power "
+				"button: stopping the VM\n", vm->shutdown_grace_s);
+			vm__request_stop(vm, VM_STOP_SIGNAL, 128 + SIGTERM);
 			break;
-		if (sfd >= 0 && (fds[1].revents & POLLIN) &&
+		}
+		n = poll(fds, sfd >= 0 ? 2 : 1, left < 0 ? -1 : (int)(left < INT32_MAX ? left : INT32_MAX));
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0 && sfd >= 0 && (fds[1].revents & POLLIN) &&
 		    read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			unsigned i;
 
@@ -241,7 +270,21 @@ static void wait_for_stop(struct vm *vm, int sfd)
 					vcpu__request_dump(&vm->vcpus[i]);
 				continue;
 			}
-			fprintf(stderr, "rtvmm: %s: stopping the VM\n", strsignal((int)si.ssi_signo));
+			/* The first SIGTERM asks the guest to shut down in order, if it can be asked. */
+			if (si.ssi_signo == SIGTERM && deadline < 0 && vm->shutdown_grace_s &&
+			    !vm__power_button(vm)) {
+				fprintf(stderr, "rtvmm: %s: pressed the ACPI power button; the VM stops "
+					"in %u s unless the guest powers off first (SIGTERM again or "
+					"SIGINT: now)\n", strsignal(SIGTERM), vm->shutdown_grace_s);
+				deadline = now_ms() + (int64_t)vm->shutdown_grace_s * 1000;
+				continue;
+			}
+			if (si.ssi_signo == SIGTERM && deadline >= 0)
+				fprintf(stderr, "rtvmm: %s again during the shutdown grace: stopping the "
+					"VM now\n", strsignal(SIGTERM));
+			else
+				fprintf(stderr, "rtvmm: %s: stopping the VM\n",
+					strsignal((int)si.ssi_signo));
 			vm__request_stop(vm, VM_STOP_SIGNAL, 128 + (int)si.ssi_signo);
 		}
 	}
@@ -293,6 +336,7 @@ void vm__destroy(struct vm *vm)
 	unsigned i;
 
 	/* vCPUs are stopped: devices go in reverse order (NICs' rings stopped, backends told). */
+	vm->acpi_pm = NULL;
 	device_list__destroy(&vm->devices);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu__destroy(&vm->vcpus[i]);

@@ -18,6 +18,7 @@
 #include "vmm/x86/boot.h"
 
 struct vm;
+struct acpi_pm;
 
 /* Where a VM is in its life (the API's vm.info "state"). */
 enum vm_state {
@@ -60,6 +61,8 @@ struct vm {
 
 	struct vm_ctl ctl;
 	struct device_list devices; /* every device, in the order the builder added them */
+	struct acpi_pm *acpi_pm;    /* PM1 block with the power button (the builder adds it); NULL: none */
+	unsigned shutdown_grace_s;  /* SIGTERM presses the power button, stops after this; 0: at once */
 
 	struct vm_hooks hooks;
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */
@@ -96,9 +99,13 @@ struct irq_sink vm__irq_sink(struct vm *vm, unsigned gsi);
 void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 
 /*
- * Runs the vCPUs until a stop request (guest poweroff/reset/exit, guest
- * error, or SIGINT/SIGTERM), joins every thread, stops the devices (the
- * console's bounded output flush) and returns the process exit status.
+ * Runs the vCPUs until a stop request (guest poweroff/reset/exit/panic, guest
+ * error, or a signal), joins every thread, stops the devices (the console's
+ * bounded output flush) and returns the process exit status. SIGINT and
+ * SIGHUP stop at once (status 128+N). SIGTERM presses the power button and
+ * stops (status 143) only if the guest has not powered off within
+ * shutdown_grace_s, or at a second SIGTERM; at once when the grace is 0 or
+ * there is no power button. Each step is one line on stderr.
  */
 int vm__run(struct vm *vm);
 

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -17,19 +18,22 @@
 struct pm {
 	struct bus bus;
 	struct fake_ctl ctl_rec;
+	struct fake_irq sci;
 	struct acpi_pm *pm;
 };
 
 static int pm_setup(void **state)
 {
 	struct pm *t = calloc(1, sizeof(*t));
+	struct irq_sink sci;
 	struct vm_ctl ctl;
 
 	if (!t)
 		return -1;
 	bus__init(&t->bus, "pio");
 	ctl = fake_vm_ctl(&t->ctl_rec);
-	if (acpi_pm__add(&t->bus, &ctl, &t->pm))
+	sci = fake_irq_sink(&t->sci, ACPI_SCI_IRQ);
+	if (acpi_pm__add(&t->bus, &ctl, &sci, &t->pm))
 		return -1;
 	*state = t;
 	return 0;
@@ -114,6 +118,76 @@ static void test_acpi_pm_event_block_status_w1c_and_enable_rw(void **state)
 	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
 }
 
+/* A press before the guest enabled the button waits in PWRBTN_STS; enabling it raises the SCI. */
+static void test_acpi_pm_press_sets_status_and_sci_follows_enable(void **state)
+{
+	struct pm *t = *state;
+
+	acpi_pm__press_power_button(t->pm);
+	assert_int_equal(io_inw(&t->bus, EVT), ACPI_PM1_PWRBTN);
+	assert_int_equal(t->sci.calls, 0);              /* not enabled: no SCI */
+	io_outw(&t->bus, EVT + 2, ACPI_PM1_PWRBTN);
+	assert_int_equal(t->sci.calls, 1);
+	assert_int_equal(t->sci.gsi, ACPI_SCI_IRQ);
+	assert_int_equal(t->sci.level, 1);
+	/* Disabling the event drops the line, the status stays until cleared. */
+	io_outw(&t->bus, EVT + 2, 0);
+	assert_int_equal(t->sci.level, 0);
+	assert_int_equal(io_inw(&t->bus, EVT), ACPI_PM1_PWRBTN);
+	assert_int_equal(t->sci.calls, 2);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
+/* Linux's handler: the SCI stays up until the guest writes 1 to PWRBTN_STS, and only that clears it. */
+static void test_acpi_pm_sci_is_level_until_status_written_one(void **state)
+{
+	struct pm *t = *state;
+
+	io_outw(&t->bus, EVT + 2, ACPI_PM1_PWRBTN);
+	assert_int_equal(t->sci.calls, 0);              /* enabled, nothing pressed */
+	acpi_pm__press_power_button(t->pm);
+	assert_int_equal(t->sci.calls, 1);
+	assert_int_equal(t->sci.level, 1);
+	/* A second press while the first is pending: still one level, no new edge. */
+	acpi_pm__press_power_button(t->pm);
+	assert_int_equal(t->sci.calls, 1);
+	/* Writing 0s, or 1s to other status bits, leaves it asserted. */
+	io_outw(&t->bus, EVT, 0);
+	io_outw(&t->bus, EVT, (uint16_t)~ACPI_PM1_PWRBTN);
+	assert_int_equal(t->sci.calls, 1);
+	assert_int_equal(io_inw(&t->bus, EVT), ACPI_PM1_PWRBTN);
+	/* Write 1 to clear, as a 32-bit access that also rewrites the enable half unchanged. */
+	io_outl(&t->bus, EVT, (uint32_t)ACPI_PM1_PWRBTN << 16 | ACPI_PM1_PWRBTN);
+	assert_int_equal(t->sci.calls, 2);
+	assert_int_equal(t->sci.level, 0);
+	assert_int_equal(io_inl(&t->bus, EVT), (uint32_t)ACPI_PM1_PWRBTN << 16);
+	/* The next press raises it again. */
+	acpi_pm__press_power_button(t->pm);
+	assert_int_equal(t->sci.calls, 3);
+	assert_int_equal(t->sci.level, 1);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
+static void count_num(void *opaque, const char *name, uint64_t value)
+{
+	if (!strcmp(name, "power_button_presses"))
+		*(uint64_t *)opaque = value;
+}
+
+static void test_acpi_pm_counts_presses(void **state)
+{
+	struct pm *t = *state;
+	uint64_t presses = 99;
+	const struct counter_sink sink = { .num = count_num, .opaque = &presses };
+
+	acpi_pm__device_ops.counters(t->pm, &sink);
+	assert_int_equal(presses, 0);
+	acpi_pm__press_power_button(t->pm);
+	acpi_pm__press_power_button(t->pm);
+	acpi_pm__device_ops.counters(t->pm, &sink);
+	assert_int_equal(presses, 2);
+}
+
 static void test_acpi_pm_reset_register_requests_reboot(void **state)
 {
 	struct pm *t = *state;
@@ -131,13 +205,15 @@ static void test_acpi_pm_add_refuses_taken_ports_claiming_nothing(void **state)
 	static const struct io_ops none = { 0 };
 	struct fake_ctl rec;
 	struct vm_ctl ctl = fake_vm_ctl(&rec);
+	struct fake_irq irq;
+	struct irq_sink sci = fake_irq_sink(&irq, ACPI_SCI_IRQ);
 	struct acpi_pm *pm = NULL;
 	struct bus bus;
 
 	(void)state;
 	bus__init(&bus, "pio");
 	assert_int_equal(bus__register(&bus, PORT_ACPI_RESET, 1, &none, NULL, "other"), 0);
-	assert_int_equal(acpi_pm__add(&bus, &ctl, &pm), -EEXIST);
+	assert_int_equal(acpi_pm__add(&bus, &ctl, &sci, &pm), -EEXIST);
 	assert_null(pm);
 	assert_int_equal(bus.nr, 1);
 	bus__exit(&bus);
@@ -153,6 +229,9 @@ int main(void)
 		T(test_acpi_pm_other_sleep_state_ignored),
 		T(test_acpi_pm_control_reads_sci_en_and_no_slp_en),
 		T(test_acpi_pm_event_block_status_w1c_and_enable_rw),
+		T(test_acpi_pm_press_sets_status_and_sci_follows_enable),
+		T(test_acpi_pm_sci_is_level_until_status_written_one),
+		T(test_acpi_pm_counts_presses),
 		T(test_acpi_pm_reset_register_requests_reboot),
 		cmocka_unit_test(test_acpi_pm_add_refuses_taken_ports_claiming_nothing),
 	};

@@ -351,9 +351,31 @@ static void test_parse_defaults_for_a_minimal_vm(void **state)
 	assert_string_equal(p.vms[0].initrd, "");
 	assert_string_equal(p.vms[0].cmdline, "");
 	assert_int_equal(p.vms[0].nr_nics, 0);
+	assert_int_equal(p.vms[0].shutdown_grace_s, PLAN_DEFAULT_SHUTDOWN_GRACE_S);
 	snprintf(want, sizeof(want), "%s/bzImage", tmpdir);
 	assert_string_equal(p.vms[0].kernel, want);
 	plan__free(&p);
+}
+
+/* shutdown_grace_s: 30 s unless given; 0 (SIGTERM stops at once) up to an hour. */
+static void test_parse_shutdown_grace(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	assert_int_equal(PLAN_DEFAULT_SHUTDOWN_GRACE_S, 30);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    shutdown_grace_s: 0\n", &p);
+	assert_int_equal(p.vms[0].shutdown_grace_s, 0);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    shutdown_grace_s: 3600\n", &p);
+	assert_int_equal(p.vms[0].shutdown_grace_s, 3600);
+	plan__free(&p);
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    shutdown_grace_s: 3601\n", 6,
+		     "vms[0].shutdown_grace_s", "out of range 0..3600");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    shutdown_grace_s: -1\n", 6,
+		     "vms[0].shutdown_grace_s", NULL);
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    shutdown_grace_s: soon\n", 6,
+		     "vms[0].shutdown_grace_s", NULL);
 }
 
 /* The command line's flags go through the same schema: the same VM as the file would give. */
@@ -365,12 +387,14 @@ static void test_flags_make_the_plan_a_file_would(void **state)
 		{ "--vcpus", "vcpus", "2" },
 		{ "--net", "nics", "socket=/run/a.sock,queues=2,mode=server" },
 		{ "--net", "nics", "name=up,socket=/run/b.sock,mac=52:54:00:00:00:02" },
+		{ "--shutdown-grace", "shutdown_grace_s", "5" },
 	};
 	struct err e = { 0 };
 	struct plan p;
 
 	(void)state;
-	assert_int_equal(plan__from_args(&p, args, 5, &e), 0);
+	assert_int_equal(plan__from_args(&p, args, 6, &e), 0);
+	assert_int_equal(p.vms[0].shutdown_grace_s, 5);
 	assert_int_equal(p.nr_vms, 1);
 	assert_string_equal(p.vms[0].name, "vm");
 	assert_string_equal(p.vms[0].kernel, "/boot/vmlinuz");
@@ -408,6 +432,8 @@ static void test_flags_errors_name_the_flag(void **state)
 		  "--net 'socket=/x,mode=both': vm.nics[0].mode: expected one of: client, server" },
 		{ { "--net", "nics", "socket=/x,colour=red" },
 		  "--net 'socket=/x,colour=red': vm.nics[0].colour: unknown key in NIC" },
+		{ { "--shutdown-grace", "shutdown_grace_s", "3601" },
+		  "--shutdown-grace '3601': vm.shutdown_grace_s: out of range 0..3600" },
 		{ { "--net", "nics", "socket=/x,,mac=52:54:00:00:00:01" },
 		  "--net 'socket=/x,,mac=52:54:00:00:00:01': '': expected KEY=VALUE" },
 	};
@@ -539,7 +565,8 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 		     6, "vms[0].memory.pagesize", "did you mean 'page_size'?");
 	/* Nothing close: the allowed keys are listed instead. */
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    storage: []\n", 6, "vms[0].storage",
-		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks)");
+		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks, "
+		     "shutdown_grace_s)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
 		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
@@ -1197,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_parse_example_telco_host),
 		cmocka_unit_test(test_parse_full_vm_fills_every_field),
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
+		cmocka_unit_test(test_parse_shutdown_grace),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
 		cmocka_unit_test(test_flags_errors_name_the_flag),
 		cmocka_unit_test(test_parse_disks_fill_every_field_and_default),

@@ -219,7 +219,7 @@ static void assert_gas_io(const uint8_t *g, uint16_t port, uint8_t bits)
 	assert_int_equal(rd64(g + 4), port);
 }
 
-static void test_fadt_describes_pm1_ports_sci_and_reset(void **state)
+static void test_fadt_describes_pm1_ports_sci_power_button_and_reset(void **state)
 {
 	struct guest_mem *mem = *state;
 	const uint8_t *f;
@@ -241,6 +241,8 @@ static void test_fadt_describes_pm1_ports_sci_and_reset(void **state)
 	flags = rd32(f + 112);
 	assert_true(flags & (1u << 10));                    /* RESET_REG_SUP */
 	assert_false(flags & (1u << 20));                   /* not HW_REDUCED_ACPI */
+	assert_false(flags & (1u << 4));                    /* a fixed power button (PM1) */
+	assert_true(flags & (1u << 5));                     /* no fixed sleep button */
 	assert_gas_io(f + 116, PORT_ACPI_RESET, 8);
 	assert_int_equal(f[128], ACPI_RESET_VALUE);
 	assert_gas_io(f + 148, PORT_ACPI_PM1A_EVT, 32);    /* X_PM1a_EVT_BLK */
@@ -698,7 +700,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rsdp_found_by_linux_scan_with_valid_checksums),
 		cmocka_unit_test(test_xsdt_lists_fadt_and_madt_inside_acpi_area),
-		cmocka_unit_test(test_fadt_describes_pm1_ports_sci_and_reset),
+		cmocka_unit_test(test_fadt_describes_pm1_ports_sci_power_button_and_reset),
 		cmocka_unit_test(test_fadt_points_to_facs_and_dsdt_in_both_widths),
 		cmocka_unit_test(test_dsdt_s5_package_gives_poweroff_slp_typ),
 		cmocka_unit_test(test_dsdt_describes_com1_and_i8042_keyboard_only),

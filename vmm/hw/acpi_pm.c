@@ -1,4 +1,4 @@
-/* ACPI PM1a event/control blocks and reset register: poweroff and reboot requests. */
+/* ACPI PM1a event/control blocks and reset register: the power button, poweroff and reboot. */
 #include "vmm/hw/acpi_pm.h"
 
 #include <errno.h>
@@ -10,16 +10,32 @@
 #include "vmm/x86/layout.h"
 
 #define PM1_EN_MASK   0x4721 /* TMR, GBL, PWRBTN, SLPBTN, RTC, PCIEXP_WAKE_DIS */
+/* Status bits that raise the SCI when enabled: the only event this machine has. */
+#define PM1_SCI_EVENTS ACPI_PM1_PWRBTN
 #define PM1_CNT_BM_RLD 0x0002
 #define PM1_CNT_KEEP  (PM1_CNT_BM_RLD | ACPI_PM1_CNT_SLP_TYP) /* GBL_RLS, SLP_EN read 0 */
 
 struct acpi_pm {
 	pthread_mutex_t lock;
 	struct vm_ctl ctl;
+	struct irq_sink sci;
 	uint16_t sts;
 	uint16_t en;
 	uint16_t cnt;
+	bool sci_level;            /* what the SCI line was last driven to */
+	uint64_t presses;          /* power button presses (relaxed atomic: read by reporters) */
 };
+
+/* Drives the SCI to (status & enable) of an event; called with pm->lock held. */
+static void acpi_pm_update_sci(struct acpi_pm *pm)
+{
+	bool level = (pm->sts & pm->en & PM1_SCI_EVENTS) != 0;
+
+	if (level == pm->sci_level)
+		return;
+	pm->sci_level = level;
+	irq_sink__set(&pm->sci, level);
+}
 
 /* Bytes [off, off+len) of a little-endian register file `v`. */
 static void acpi_pm_get(uint32_t v, uint64_t off, void *data, uint32_t len)
@@ -67,6 +83,7 @@ static void acpi_pm_evt_write(void *dev, uint64_t off, const void *data, uint32_
 	pthread_mutex_lock(&pm->lock);
 	pm->sts &= ~(uint16_t)v; /* write 1 to clear */
 	pm->en = ((pm->en & ~(mask >> 16)) | (v >> 16)) & PM1_EN_MASK;
+	acpi_pm_update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);
 }
 
@@ -140,7 +157,8 @@ static bool acpi_pm_range_taken(const struct bus *pio, uint64_t base, uint64_t l
 	return false;
 }
 
-int acpi_pm__add(struct bus *pio, const struct vm_ctl *ctl, struct acpi_pm **out)
+int acpi_pm__add(struct bus *pio, const struct vm_ctl *ctl, const struct irq_sink *sci,
+		 struct acpi_pm **out)
 {
 	struct acpi_pm *pm;
 	int err;
@@ -152,6 +170,7 @@ int acpi_pm__add(struct bus *pio, const struct vm_ctl *ctl, struct acpi_pm **out
 	if (err)
 		goto err_free;
 	pm->ctl = *ctl;
+	pm->sci = *sci;
 
 	/*
 	 * The bus has no unregister: check every block before claiming any. Should
@@ -186,6 +205,15 @@ err_free:
 	return err;
 }
 
+void acpi_pm__press_power_button(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= ACPI_PM1_PWRBTN;
+	acpi_pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	__atomic_fetch_add(&pm->presses, 1, __ATOMIC_RELAXED);
+}
+
 void acpi_pm__destroy(struct acpi_pm *pm)
 {
 	if (!pm)
@@ -199,6 +227,14 @@ static void acpi_pm_device_destroy(void *dev)
 	acpi_pm__destroy(dev);
 }
 
+static void acpi_pm_counters(void *dev, const struct counter_sink *sink)
+{
+	struct acpi_pm *pm = dev;
+
+	sink->num(sink->opaque, "power_button_presses", __atomic_load_n(&pm->presses, __ATOMIC_RELAXED));
+}
+
 const struct device_ops acpi_pm__device_ops = {
 	.destroy = acpi_pm_device_destroy,
+	.counters = acpi_pm_counters,
 };

@@ -6,7 +6,8 @@
  *
  * The FADT describes full (not hardware-reduced) fixed hardware: a PM1a
  * event block (status/enable, 2+2 bytes), a PM1a control block and a reset
- * register, all in port I/O and served by the ACPI PM device. There is no
+ * register, all in port I/O and served by the ACPI PM device, whose one
+ * event is the fixed power button (SCI on IRQ 9, level, active high). There is no
  * PM timer, no GPE block and no SMI command port (the machine is always in
  * ACPI mode). The DSDT holds \_S0, \_S5, COM1, the i8042 and the PCI host
  * bridge (bus 0 through ports 0xCF8/0xCFC, BARs in LAYOUT_PCI_MMIO_*).
@@ -640,7 +641,8 @@ static void write_fadt(uint8_t *area, const struct acpi_plan *p)
 	f->p_lvl3_lat = FADT_NO_C3;
 	f->iapc_boot_arch = FADT_BOOT_LEGACY_DEVICES | FADT_BOOT_8042 | FADT_BOOT_NO_VGA |
 			    FADT_BOOT_NO_CMOS_RTC;
-	f->flags = FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON |
+	/* PWR_BUTTON clear: the power button is the fixed-feature one in PM1 (Linux's LNXPWRBN). */
+	f->flags = FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON |
 		   FADT_F_FIX_RTC | FADT_F_RESET_REG_SUP | FADT_F_HEADLESS;
 	f->reset_reg = gas_io(PORT_ACPI_RESET, ACPI_RESET_LEN, ACPI_GAS_ACCESS_BYTE);
 	f->reset_value = ACPI_RESET_VALUE;
