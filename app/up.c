@@ -52,6 +52,7 @@ struct up_proc {
 	char log[PATH_MAX];
 	char api[108];                 /* a VM's API socket; the dataplane's stats socket */
 	bool gone;                     /* seen ended */
+	double grace_s;                /* down: from the power button to vm.shutdown */
 	int status;                    /* wait status when it was our child and ended, else -1 */
 };
 
@@ -723,74 +724,92 @@ static bool wait_gone(struct up_proc *const *procs, unsigned n, double s)
 	}
 }
 
-/*
- * Stops the VMs of `st`: the power button (when `button`), then after `grace_s` vm.shutdown,
- * then SIGKILL, each step said on stderr. An API that does not answer gets SIGTERM instead
- * (rtvmm presses the power button on it, or stops at once while it is being built). Returns
- * the number of VMs that still run.
- */
-static unsigned stop_vms(struct up_state *st, bool button, double grace_s)
+/* Where a VM is on the way down. */
+enum stop_step { STOP_BUTTON, STOP_SHUTDOWN, STOP_KILL, STOP_GIVEN_UP };
+
+/* The API call `uri` to VM `p`, or SIGTERM when its API does not answer; said on stderr. */
+static void stop_call(struct up_proc *p, const char *uri, const char *said)
 {
-	struct up_proc **live = calloc(st->nr_vms + 1, sizeof(*live));
-	unsigned i, n = 0, left = 0;
-	struct err e;
+	struct err e = { 0 };
 
-	if (!live)
+	if (!api_json(p->api, "PUT", uri, NULL, &e)) {
+		fprintf(stderr, "rtvmm: %s: %s (pid %d)\n", p->name, said, (int)p->pid);
+		return;
+	}
+	fprintf(stderr, "rtvmm: %s: %s; SIGTERM instead (pid %d)\n", p->name, e.msg, (int)p->pid);
+	kill(p->pid, SIGTERM);
+}
+
+/*
+ * Stops the VMs of `st`, each on its own clock: the power button (when `button`), after its
+ * grace_s vm.shutdown, UP_STEP_S later SIGKILL, each step said on stderr. An API that does not
+ * answer gets SIGTERM instead (rtvmm presses the power button then, or stops at once while it
+ * is being built). Returns the number of VMs that still run.
+ */
+static unsigned stop_vms(struct up_state *st, bool button)
+{
+	enum stop_step *step = calloc(st->nr_vms + 1, sizeof(*step));
+	double *next = calloc(st->nr_vms + 1, sizeof(*next));
+	unsigned i, running, left = 0;
+	char dead[96];
+
+	if (!step || !next) {
+		free(step);
+		free(next);
 		return st->nr_vms;
+	}
 	for (i = 0; i < st->nr_vms; i++) {
-		char dead[96];
+		struct up_proc *p = &st->vms[i];
 
-		if (proc_alive(&st->vms[i]))
-			live[n++] = &st->vms[i];
-		else
-			fprintf(stderr, "rtvmm: %s: %s (pid %d)\n", st->vms[i].name,
-				dead_text(&st->vms[i], dead, sizeof(dead)), (int)st->vms[i].pid);
+		if (!proc_alive(p)) {
+			fprintf(stderr, "rtvmm: %s: %s (pid %d)\n", p->name,
+				dead_text(p, dead, sizeof(dead)), (int)p->pid);
+			step[i] = STOP_GIVEN_UP;
+			continue;
+		}
+		if (button) {
+			stop_call(p, API_VM_POWER_BUTTON, "power button pressed");
+			next[i] = now_s() + p->grace_s;
+		} else {
+			step[i] = STOP_SHUTDOWN;
+			stop_call(p, API_VM_SHUTDOWN, "vm.shutdown");
+			next[i] = now_s() + UP_STEP_S;
+		}
 	}
-	if (button) {
-		for (i = 0; i < n; i++) {
-			e = (struct err){ 0 };
-			if (!api_json(live[i]->api, "PUT", API_VM_POWER_BUTTON, NULL, &e)) {
-				fprintf(stderr, "rtvmm: %s: power button pressed (pid %d)\n", live[i]->name,
-					(int)live[i]->pid);
+	do {
+		running = 0;
+		for (i = 0; i < st->nr_vms; i++) {
+			struct up_proc *p = &st->vms[i];
+
+			if (step[i] == STOP_GIVEN_UP || !proc_alive(p))
 				continue;
+			running++;
+			if (now_s() < next[i])
+				continue;
+			next[i] = now_s() + UP_STEP_S;
+			switch (step[i]++) {
+			case STOP_BUTTON:
+				fprintf(stderr, "rtvmm: %s: still running %.0f s after the power button\n",
+					p->name, p->grace_s);
+				stop_call(p, API_VM_SHUTDOWN, "vm.shutdown");
+				break;
+			case STOP_SHUTDOWN:
+				fprintf(stderr, "rtvmm: %s: still running %d s later: SIGKILL (pid %d)\n",
+					p->name, UP_STEP_S, (int)p->pid);
+				kill(p->pid, SIGKILL);
+				break;
+			default:
+				fprintf(stderr, "rtvmm: %s: pid %d survives SIGKILL\n", p->name,
+					(int)p->pid);
+				running--;
+				break;
 			}
-			fprintf(stderr, "rtvmm: %s: %s; SIGTERM instead (rtvmm presses the power button)\n",
-				live[i]->name, e.msg);
-			kill(live[i]->pid, SIGTERM);
 		}
-		if (n && !wait_gone(live, n, grace_s))
-			fprintf(stderr, "rtvmm: %.0f s grace over\n", grace_s);
-	}
-	for (i = 0; i < n; i++) {
-		if (!proc_alive(live[i]))
-			continue;
-		e = (struct err){ 0 };
-		if (!api_json(live[i]->api, "PUT", API_VM_SHUTDOWN, NULL, &e)) {
-			fprintf(stderr, "rtvmm: %s: %svm.shutdown\n", live[i]->name,
-				button ? "still running: " : "");
-			continue;
-		}
-		fprintf(stderr, "rtvmm: %s: vm.shutdown: %s; SIGTERM instead\n", live[i]->name, e.msg);
-		kill(live[i]->pid, SIGTERM);
-	}
-	if (n && !wait_gone(live, n, UP_STEP_S)) {
-		for (i = 0; i < n; i++) {
-			if (!proc_alive(live[i]))
-				continue;
-			fprintf(stderr, "rtvmm: %s: still running %d s later: SIGKILL (pid %d)\n",
-				live[i]->name, UP_STEP_S, (int)live[i]->pid);
-			kill(live[i]->pid, SIGKILL);
-		}
-		wait_gone(live, n, UP_STEP_S);
-	}
-	for (i = 0; i < n; i++) {
-		if (proc_alive(live[i])) {
-			fprintf(stderr, "rtvmm: %s: pid %d survives SIGKILL\n", live[i]->name,
-				(int)live[i]->pid);
-			left++;
-		}
-	}
-	free(live);
+	} while (running && !nap(100));
+	for (i = 0; i < st->nr_vms; i++)
+		left += proc_alive(&st->vms[i]);
+	free(step);
+	free(next);
 	return left;
 }
 
@@ -1248,7 +1267,7 @@ int up__cmd_up(int argc, char **argv)
 
 err_stop:
 	fprintf(stderr, "rtvmm: %s: stopping what was started\n", plan.file);
-	stop_vms(&st, false, 0);
+	stop_vms(&st, false);
 	stop_dataplane(&st);
 	state_remove(&st);
 	fprintf(stderr, "rtvmm: %s: not up; the logs stay in %s\n", plan.file, st.run_dir);
@@ -1383,6 +1402,26 @@ int up__cmd_list(int argc, char **argv)
 
 /* ---- down ---- */
 
+/* Each VM's grace after the power button: `timeout_s` (>= 0), else its plan's shutdown_grace_s. */
+static void set_grace(struct up_state *st, int timeout_s)
+{
+	struct plan plan = { 0 };
+	struct err e = { 0 };
+	bool have_plan = timeout_s < 0 && plan__load(&plan, st->plan, &e) == 0;
+	unsigned i;
+
+	if (timeout_s < 0 && !have_plan)
+		fprintf(stderr, "rtvmm: %s; each VM gets %d s after the power button\n", e.msg,
+			UP_DEFAULT_GRACE_S);
+	for (i = 0; i < st->nr_vms; i++) {
+		const struct plan_vm *pvm = have_plan ? plan__find_vm(&plan, st->vms[i].name) : NULL;
+
+		st->vms[i].grace_s = timeout_s >= 0 ? (double)timeout_s :
+				     pvm ? (double)pvm->shutdown_grace_s : UP_DEFAULT_GRACE_S;
+	}
+	plan__free(&plan);
+}
+
 int up__cmd_down(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1392,7 +1431,8 @@ int up__cmd_down(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *given_run = NULL;
-	unsigned grace_s = UP_DEFAULT_GRACE_S, left;
+	unsigned grace_s = 0, left;
+	bool timeout_set = false;
 	char run_dir[PATH_MAX];
 	struct up_state st;
 	struct err e = { 0 };
@@ -1409,6 +1449,7 @@ int up__cmd_down(int argc, char **argv)
 		case 't':
 			if (parse_seconds("down", optarg, &grace_s))
 				return 1;
+			timeout_set = true;
 			break;
 		case 'h':
 			printf("usage: rtvmm down [HOSTPLAN.yaml | --run-dir DIR] [--timeout S]\n");
@@ -1438,7 +1479,8 @@ int up__cmd_down(int argc, char **argv)
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		return err == -ENOENT ? 0 : 1;
 	}
-	left = stop_vms(&st, true, grace_s);
+	set_grace(&st, timeout_set ? (int)grace_s : -1);
+	left = stop_vms(&st, true);
 	dp_ok = stop_dataplane(&st);
 	if (left || !dp_ok) {
 		fprintf(stderr, "rtvmm: %s: %u VM%s%s still running: the state file stays\n", run_dir,

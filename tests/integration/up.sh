@@ -197,7 +197,9 @@ PY
 	status=$?
 	cat "$tmp/down.out"
 	[[ $status == 0 ]] || fail "down exited $status"
-	grep -q "a: power button pressed" "$tmp/down.out" && grep -q "a: still running: vm.shutdown" "$tmp/down.out" ||
+	grep -q "a: power button pressed" "$tmp/down.out" &&
+		grep -q "a: still running 3 s after the power button" "$tmp/down.out" &&
+		grep -q "a: vm.shutdown (pid $a)" "$tmp/down.out" ||
 		fail "down: no power button then vm.shutdown for a"
 	grep -q "b: dead, exit status 130" "$tmp/down.out" || fail "down: b not reported dead"
 	if $has_dp; then
