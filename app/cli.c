@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "app/builder.h"
+#include "app/control.h"
+#include "app/ctl.h"
 #include "app/sandbox.h"
 #include "app/up.h"
 #include "base/size.h"
@@ -34,6 +36,7 @@ static const char usage_text[] =
 	"       rtvmm run PLAN.yaml [--vm NAME] [--kvm PATH] [--test-device] [-v]\n"
 	"       rtvmm check PLAN.yaml [--topology FILE.xml | --synthetic DESC] [--overrides S] [--json]\n"
 	"       rtvmm kvm-host [--kvm PATH]\n"
+	"       rtvmm ctl SOCKET VERB [--json]   (rtvmm ctl --help: the verbs)\n"
 	"       rtvmm up HOSTPLAN.yaml [--run-dir DIR] [--timeout S]\n"
 	"       rtvmm ctl list [--run-dir DIR] [--json]\n"
 	"       rtvmm down [HOSTPLAN.yaml | --run-dir DIR] [--timeout S]\n"
@@ -60,6 +63,9 @@ static const char usage_text[] =
 	"                          a vhost-user-blk backend (qemu-storage-daemon --export\n"
 	"                          type=vhost-user-blk, SPDK); a plan disk's keys; name defaults to\n"
 	"                          disk0, disk1, ...\n"
+	"      --api-socket PATH serve the control API (HTTP/JSON, cloud-hypervisor's /api/v1\n"
+	"                        calls; docs/api/openapi.yaml) on this unix socket, mode 0600\n"
+	"                        (a plan VM's api_socket: key; this flag overrides it)\n"
 	"      --test-device     add rtvmm's test device (exit status and putc ports, for the\n"
 	"                        bare-metal test guest and benchmarks; a production VM has none)\n"
 	"      --shutdown-grace SECONDS  how long SIGTERM waits for the guest to power off\n"
@@ -232,6 +238,7 @@ struct run_args {
 	const char *plan_file;
 	const char *vm_name;
 	char user[64], group[64];            /* --user USER[:GROUP], "" when not given */
+	const char *api_socket;              /* --api-socket PATH, NULL when not given */
 	bool no_sandbox;
 };
 
@@ -266,6 +273,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "shutdown-grace", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
+		{ "api-socket", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -342,6 +350,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		}
 		case 'S':
 			ra->no_sandbox = true;
+			break;
+		case 'A':
+			ra->api_socket = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -556,6 +567,33 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	return 0;
 }
 
+/*
+ * The control API for this run (--api-socket, else the plan VM's api_socket), served from
+ * the "api" thread: its socket is given to the user rtvmm drops to, who serves it after.
+ */
+static int start_control(struct control **out, struct vm *vm, const struct vm_config *cfg,
+			 const struct run_args *ra, const struct plan *plan, const struct plan_vm *pvm,
+			 struct err *e)
+{
+	struct control_config cc = { .vm = vm, .cfg = cfg, .plan = ra->plan_file ? pvm : NULL,
+				     .owner = TRUST_NO_UID, .group = (gid_t)-1 };
+	struct backend_trust t;
+	int err;
+
+	*out = NULL;
+	cc.socket_path = ra->api_socket ? ra->api_socket : pvm->api_socket[0] ? pvm->api_socket : NULL;
+	if (!cc.socket_path)
+		return 0;
+	if (sandbox__enabled() && plan->host.user[0]) {
+		err = backend_trust(&t, &plan->host, "", "api_socket", e);
+		if (err)
+			return err;
+		cc.owner = t.run_dir_uid;
+		cc.group = t.run_dir_gid;
+	}
+	return control__start(out, &cc, e);
+}
+
 /* The sandbox for this run: the plan's host.user/group (--user already in them); --no-sandbox turns it off. */
 static int start_sandbox(const struct run_args *ra, const struct plan *plan, const struct plan_vm *pvm,
 			 struct err *e)
@@ -584,6 +622,7 @@ static int cmd_run(int argc, char **argv)
 	struct vm_disk *plan_disks = NULL;
 	const struct plan_vm *pvm;
 	struct placement placement;
+	struct control *control = NULL;
 	struct plan plan = { 0 };
 	struct timespec t0;
 	struct err e = { 0 };
@@ -658,8 +697,14 @@ static int cmd_run(int argc, char **argv)
 		status = 1;
 		goto out_destroy;
 	}
+	if (start_control(&control, &vm, &cfg, &ra, &plan, pvm, &e)) {
+		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		status = 1;
+		goto out_destroy;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	status = vm__run(&vm);
+	control__stop(control);
 	report_stop(&vm, seconds_since(&t0));
 out_destroy:
 	vm__destroy(&vm);
@@ -794,5 +839,8 @@ int cli__main(int argc, char **argv)
 		return up__cmd_down(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ctl") && argc > 2 && !strcmp(argv[2], "list"))
 		return up__cmd_list(argc - 2, argv + 2);
-	return usage_error("unknown command '%s' (expected: run, check or kvm-host)", argv[1]);
+	if (!strcmp(argv[1], "ctl"))
+		return ctl__main(argc - 1, argv + 1);
+	return usage_error("unknown command '%s' (expected: run, check, kvm-host, ctl, up or down)",
+			   argv[1]);
 }

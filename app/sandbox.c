@@ -131,6 +131,24 @@ static const struct sb_rule io_rules[] = {
 	END,
 };
 static const unsigned long io_ioctls[] = { 0 };
+static const unsigned long api_ioctls[] = { 0 };
+
+/*
+ * The API thread: its listening socket and clients (libmicrohttpd over epoll), and the state
+ * its answers read back live: /proc/self/task and sysfs read-only (thread names, last cpu,
+ * nodes), each thread's affinity and policy, the pages' nodes (move_pages, nothing moved: no
+ * node list). It stops the VM through the stop eventfd and kicks vCPUs for a pause (tgkill).
+ */
+static const struct sb_rule api_rules[] = {
+	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(epoll_ctl),
+	ALLOW(accept4), ALLOW(recvfrom), ALLOW(sendto), ALLOW(sendmsg), ALLOW(shutdown),
+	{ .nr = SCMP_SYS(openat), .nr_args = 1,
+	  .args = { ARG(2, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) } },
+	ALLOW(getdents64), ALLOW(lseek),
+	ALLOW(sched_getaffinity), ALLOW(sched_getscheduler), ALLOW(sched_getparam),
+	ALLOW_IF(move_pages, 3, 0),
+	END,
+};
 
 /* The main thread after the drop: signals, the stop, joins and teardown. */
 static const struct sb_rule main_rules[] = {
@@ -161,6 +179,7 @@ static const struct sb_rule sanitizer_rules[] = {
 static const unsigned long common_ioctls[] = { TCGETS, 0 };
 static const unsigned long vcpu_ioctls[] = {
 	KVM_RUN,
+	KVM_KVMCLOCK_CTRL,         /* back from a pause (vm__pause) */
 	/* register dumps (SIGUSR2, a failing guest) and instruction emulation */
 	KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
 	KVM_TRANSLATE,
@@ -196,6 +215,7 @@ static const struct sb_class classes[THREAD_CLASS_COUNT] = {
 	[THREAD_CLASS_SESSION] = { session_rules, session_ioctls, true, true },
 	[THREAD_CLASS_CONSOLE] = { console_rules, console_ioctls, true, true },
 	[THREAD_CLASS_IO] = { io_rules, io_ioctls, true, false },
+	[THREAD_CLASS_API] = { api_rules, api_ioctls, true, true },
 };
 
 static struct {

@@ -154,7 +154,7 @@ static const struct field dataplane_fields[] = {
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
-       VM_DISKS, VM_SHUTDOWN_GRACE, NR_VM };
+       VM_DISKS, VM_SHUTDOWN_GRACE, VM_API_SOCKET, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -167,6 +167,7 @@ static const struct field vm_fields[] = {
 	[VM_DISKS] = F_NODE("disks", false, YAML_SEQUENCE_NODE, "a list of disks"),
 	[VM_SHUTDOWN_GRACE] = F_UINT("shutdown_grace_s", struct plan_vm, shutdown_grace_s, false, 0,
 				     PLAN_MAX_SHUTDOWN_GRACE_S),
+	[VM_API_SOCKET] = F_PATH("api_socket", struct plan_vm, api_socket, false),
 };
 
 enum { MEM_SIZE, MEM_PAGE_SIZE, MEM_NODE, MEM_STRICT, MEM_PREFAULT, MEM_MLOCK, MEM_FALLBACK, NR_MEM };

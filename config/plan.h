@@ -95,6 +95,7 @@ struct plan_vm {
 	unsigned nr_disks;
 	struct plan_disk *disks;
 	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
+	char api_socket[108];      /* the control API's unix socket; "" = none (--api-socket) */
 	struct plan_loc loc;
 };
 

@@ -151,6 +151,20 @@ static void vcpu_wait_go(const struct vcpu_env *env)
 	pthread_mutex_unlock(env->go_lock);
 }
 
+/*
+ * Parks the vCPU while its VM is paused. Back from a pause, it tells a guest
+ * that uses kvmclock that it was stopped (KVM_KVMCLOCK_CTRL: the guest's
+ * soft-lockup and RCU-stall watchdogs then ignore the gap); a guest without
+ * kvmclock gets EINVAL, which changes nothing.
+ */
+static void vcpu_park(struct vcpu *vcpu)
+{
+	const struct vcpu_env *env = vcpu->env;
+
+	if (env->park(env->park_opaque))
+		ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -170,11 +184,14 @@ static void *vcpu_thread(void *arg)
 	thread_class__enter(THREAD_CLASS_VCPU, name);
 
 	while (!__atomic_load_n(env->stopping, __ATOMIC_ACQUIRE)) {
+		if (env->pause && __atomic_load_n(env->pause, __ATOMIC_SEQ_CST))
+			vcpu_park(vcpu);
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			int err = errno;
 
 			if (err == EINTR || err == EAGAIN) {
-				vcpu->run->immediate_exit = 0;
+				/* An exchange: a kick that set it again is seen with its pause request. */
+				__atomic_exchange_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (__atomic_exchange_n(&vcpu->dump_pending, false, __ATOMIC_ACQ_REL))
 					vcpu__dump(vcpu, stderr);
 				continue;

@@ -32,6 +32,13 @@ struct vcpu_env {
 	pthread_mutex_t *go_lock;
 	pthread_cond_t *go_cond;
 	const bool *go;
+	/*
+	 * Pause: while *pause is set, the vCPU calls park() out of KVM_RUN; park
+	 * returns once the VM resumes or stops, true when the vCPU waited.
+	 */
+	const bool *pause;
+	bool (*park)(void *park_opaque);
+	void *park_opaque;
 };
 
 struct vcpu {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/hw/acpi_pm.h"
@@ -38,6 +39,9 @@ int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks
 		vm->hooks = *hooks;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->go_cond, NULL);
+	pthread_cond_init(&vm->parked_cond, NULL);
+	pthread_cond_init(&vm->resume_cond, NULL);
+	vm->state = VM_STATE_CREATED;
 	bus__init(&vm->pio, "pio");
 	bus__init(&vm->mmio, "mmio");
 	vm->ctl = (struct vm_ctl){ .request_stop = ctl_request_stop, .opaque = vm };
@@ -107,6 +111,33 @@ int vm__setup_irqchip(struct vm *vm, struct err *e)
 	return 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* vcpu_env.park: a vCPU thread waits here, out of KVM_RUN, while the VM is paused. */
+static bool vm_park(void *opaque)
+{
+	struct vm *vm = opaque;
+	bool waited = false;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause && !vm->stopping) {
+		vm->parked++;
+		pthread_cond_broadcast(&vm->parked_cond);
+		while (vm->pause && !vm->stopping)
+			pthread_cond_wait(&vm->resume_cond, &vm->lock);
+		vm->parked--;
+		waited = true;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return waited;
+}
+
 static struct kvm_cpuid2 *get_supported_cpuid(struct vm *vm)
 {
 	unsigned nent = 64;
@@ -157,6 +188,7 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 		.vm_fd = vm->fd, .kvm = &vm->kvm, .pio = &vm->pio, .mmio = &vm->mmio, .mem = &vm->mem,
 		.nr_vcpus = nr, .ctl = vm->ctl, .stopping = &vm->stopping, .verbose = vm->verbose,
 		.thread_start = vm->hooks.vcpu_thread_start, .opaque = vm->hooks.opaque,
+		.pause = &vm->pause, .park = vm_park, .park_opaque = vm,
 	};
 	if (vm->hooks.vcpus_started) {
 		vm->vcpu_env.go_lock = &vm->lock;
@@ -215,6 +247,12 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 	vm->stop_reason = reason;
 	vm->stop_status = status;
 	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	/* Parked vCPUs wake to stop, a pause under way gives up; a pause ends here. */
+	if (vm->state == VM_STATE_PAUSED)
+		vm->paused_ns += now_ns() - vm->paused_since;
+	__atomic_store_n(&vm->state, VM_STATE_SHUTDOWN, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&vm->resume_cond);
+	pthread_cond_broadcast(&vm->parked_cond);
 	pthread_mutex_unlock(&vm->lock);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu__kick(&vm->vcpus[i]);
@@ -314,6 +352,10 @@ int vm__run(struct vm *vm)
 	if (!err && vm->hooks.vcpus_started && vm->hooks.vcpus_started(vm->hooks.opaque, vm))
 		vm__request_stop(vm, VM_STOP_ERROR, 1);
 	open_gate(vm);
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_STATE_CREATED)
+		__atomic_store_n(&vm->state, VM_STATE_RUNNING, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&vm->lock);
 	if (!err)
 		wait_for_stop(vm, sfd);
 	vm__request_stop(vm, VM_STOP_ERROR, 1);
@@ -355,6 +397,84 @@ void vm__destroy(struct vm *vm)
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	vm->stop_efd = -1;
+	pthread_cond_destroy(&vm->resume_cond);
+	pthread_cond_destroy(&vm->parked_cond);
 	pthread_cond_destroy(&vm->go_cond);
 	pthread_mutex_destroy(&vm->lock);
+}
+
+const char *vm_state__name(enum vm_state state)
+{
+	switch (state) {
+	case VM_STATE_CREATED:
+		return "Created";
+	case VM_STATE_RUNNING:
+		return "Running";
+	case VM_STATE_PAUSED:
+		return "Paused";
+	case VM_STATE_SHUTDOWN:
+		return "Shutdown";
+	}
+	return "?";
+}
+
+enum vm_state vm__state(struct vm *vm)
+{
+	return __atomic_load_n(&vm->state, __ATOMIC_RELAXED);
+}
+
+int vm__pause(struct vm *vm)
+{
+	unsigned i;
+	int err = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state != VM_STATE_RUNNING || vm->pause) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EBUSY;
+	}
+	__atomic_store_n(&vm->pause, true, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&vm->lock);
+	/* Out of KVM_RUN, a halted vCPU too: the signal ends KVM's wait for an interrupt. */
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu__kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->parked < vm->nr_vcpus && !vm->stopping)
+		pthread_cond_wait(&vm->parked_cond, &vm->lock);
+	if (vm->stopping) {
+		__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
+		err = -EBUSY;
+	} else {
+		vm->paused_since = now_ns();
+		__atomic_store_n(&vm->state, VM_STATE_PAUSED, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return err;
+}
+
+int vm__resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state != VM_STATE_PAUSED) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EBUSY;
+	}
+	vm->paused_ns += now_ns() - vm->paused_since;
+	__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&vm->state, VM_STATE_RUNNING, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&vm->resume_cond);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+uint64_t vm__paused_ns(struct vm *vm)
+{
+	uint64_t ns;
+
+	pthread_mutex_lock(&vm->lock);
+	ns = vm->paused_ns;
+	if (vm->state == VM_STATE_PAUSED)
+		ns += now_ns() - vm->paused_since;
+	pthread_mutex_unlock(&vm->lock);
+	return ns;
 }

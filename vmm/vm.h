@@ -67,7 +67,7 @@ struct vm {
 	struct vm_hooks hooks;
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */
 
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;      /* never held across KVM_RUN */
 	pthread_cond_t go_cond;    /* `go` set: vCPU threads may enter the guest (under lock) */
 	bool go;
 	int stop_efd;              /* becomes readable once a stop is requested */
@@ -75,6 +75,15 @@ struct vm {
 	enum vm_stop_reason stop_reason;
 	int stop_status;
 	bool verbose;
+
+	/* State and pause (vm__pause), under lock; `state` and `pause` also read unlocked. */
+	enum vm_state state;
+	bool pause;                /* vCPUs must park before their next KVM_RUN */
+	unsigned parked;           /* vCPU threads parked */
+	pthread_cond_t parked_cond; /* `parked` grew, or a stop: the pauser waits on it */
+	pthread_cond_t resume_cond; /* `pause` cleared, or a stop: parked vCPUs wait on it */
+	uint64_t paused_ns;        /* pauses that ended */
+	uint64_t paused_since;     /* CLOCK_MONOTONIC ns the pause in progress began */
 };
 
 /* Creates the KVM VM object and empty buses; `hooks` (may be NULL) are kept for what follows. */
@@ -117,8 +126,11 @@ enum vm_state vm__state(struct vm *vm);
 
 /*
  * Parks every vCPU out of KVM_RUN and returns once all are parked: -EBUSY when
- * the VM is not Running. From any thread but a vCPU's; it takes no lock a vCPU
- * thread holds across KVM_RUN.
+ * the VM is not Running, another pause is under way, or a stop came first. From
+ * any thread but a vCPU's; it takes no lock a vCPU thread holds across KVM_RUN.
+ * Guest time keeps running while paused (kvmclock and TSC are left alone); each
+ * vCPU tells a kvmclock guest it was stopped (KVM_KVMCLOCK_CTRL) before it
+ * enters the guest again. A stop request wakes and ends parked vCPUs.
  */
 int vm__pause(struct vm *vm);
 

@@ -62,6 +62,7 @@ static const struct { unsigned long req; const char *name; } names[] = {
 	N(KVM_CREATE_PIT2), N(KVM_GET_SUPPORTED_CPUID), N(KVM_CREATE_VCPU), N(KVM_SET_CPUID2),
 	N(KVM_GET_REGS), N(KVM_SET_REGS), N(KVM_GET_SREGS), N(KVM_SET_SREGS), N(KVM_RUN),
 	N(KVM_IRQFD), N(KVM_IOEVENTFD), N(KVM_SIGNAL_MSI), N(KVM_IRQ_LINE), N(KVM_TRANSLATE),
+	N(KVM_KVMCLOCK_CTRL),
 #undef N
 };
 
@@ -536,6 +537,10 @@ static int vcpu_ioctl(struct vcpu_model *v, unsigned long req, unsigned long arg
 	case KVM_TRANSLATE:
 		((struct kvm_translation *)arg)->valid = 0;
 		return 0;
+	case KVM_KVMCLOCK_CTRL:
+		/* As KVM answers for a guest that never enabled kvmclock. */
+		fake_kvm.kvmclock_ctrl++;
+		return -EINVAL;
 	}
 	violation("%s (%#lx) on a vCPU fd", fake_kvm__name(req), req);
 	return -ENOTTY;

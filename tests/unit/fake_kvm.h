@@ -33,6 +33,7 @@ struct fake_kvm {
 	bool irqchip, pit;
 	unsigned nr_vcpus;
 	unsigned irq_lines;            /* KVM_IRQ_LINE calls */
+	unsigned kvmclock_ctrl;        /* KVM_KVMCLOCK_CTRL calls (a vCPU back from a pause) */
 	unsigned violations;           /* calls KVM would refuse or that break its rules */
 	char why[256];                 /* the last violation */
 	unsigned kernel_errors;        /* watched fd: calls the kernel refused */

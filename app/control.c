@@ -1,0 +1,421 @@
+/*
+ * The control API's routes. Every handler runs on the "api" thread and reads the VM live:
+ * the state and pause time from vm/, counters through each device's counters op (relaxed
+ * loads in the devices), exit counts with relaxed loads, the placement from the kernel now
+ * (rt__read per thread, move_pages for guest RAM). Nothing here takes a lock a vCPU holds
+ * across KVM_RUN. The stopping calls answer first (204) and stop the VM once the answer went
+ * out: the process then ends as it does for that stop reason.
+ */
+#include "app/control.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/cpus.h"
+#include "numa/mem.h"
+#include "rt/rt.h"
+#include "vmm/exit.h"
+
+struct control {
+	struct control_config cfg;
+	struct api_server *server;
+};
+
+/* The VM's NIC or disk called `name`: "nics", "disks", or NULL for the machine's own devices. */
+static const char *device_kind(const struct vm_config *cfg, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < cfg->nr_nics; i++)
+		if (!strcmp(cfg->nics[i].name, name))
+			return "nics";
+	for (i = 0; i < cfg->nr_disks; i++) {
+		const struct vm_disk *d = &cfg->disks[i];
+
+		if (!strcmp(d->kind == VM_DISK_LOCAL ? d->local.name : d->vhost.name, name))
+			return "disks";
+	}
+	return NULL;
+}
+
+/* ---- counters: a counter_sink that fills a JSON object ---- */
+
+static void sink_num(void *opaque, const char *name, uint64_t value)
+{
+	json_object_set_new(opaque, name, json_integer((json_int_t)value));
+}
+
+static void sink_str(void *opaque, const char *name, const char *value)
+{
+	json_object_set_new(opaque, name, json_string(value));
+}
+
+/* {"DEVICE": {"counter": n, "link": "up"}, ...}: a device's parts (PCI function, device) merged. */
+static json_t *counters_json(const struct vm *vm)
+{
+	json_t *all = json_object();
+	unsigned i;
+
+	for (i = 0; i < vm->devices.nr; i++) {
+		const struct device *d = &vm->devices.v[i];
+		struct counter_sink sink = { .num = sink_num, .str = sink_str };
+		json_t *one;
+
+		if (!d->ops->counters)
+			continue;
+		one = json_object_get(all, d->name);
+		if (!one) {
+			one = json_object();
+			json_object_set_new(all, d->name, one);
+		}
+		sink.opaque = one;
+		d->ops->counters(d->dev, &sink);
+	}
+	return all;
+}
+
+/* ---- cloud-hypervisor's calls ---- */
+
+static void h_ping(void *opaque, const json_t *body, struct api_answer *out)
+{
+	(void)opaque;
+	(void)body;
+	api_answer__json(out, 200, json_pack("{s:s, s:s, s:i, s:[]}", "build_version",
+					     "rtvmm " RTVMM_VERSION, "version", RTVMM_VERSION,
+					     "pid", (int)getpid(), "features"));
+}
+
+static json_t *info_json(struct control *c)
+{
+	const struct vm_config *cfg = c->cfg.cfg;
+	struct vm *vm = c->cfg.vm;
+	json_t *devices = json_pack("{s:[], s:[], s:[]}", "nics", "disks", "other");
+	json_t *counters = counters_json(vm), *config;
+	unsigned i;
+
+	for (i = 0; i < vm->devices.nr; i++) {
+		const char *name = vm->devices.v[i].name, *kind = device_kind(cfg, name);
+		json_t *list = json_object_get(devices, kind ? kind : "other"), *d, *link;
+		size_t k;
+		bool seen = false;
+
+		json_array_foreach(list, k, d)
+			seen |= !strcmp(json_string_value(json_object_get(d, "name")), name);
+		if (seen)
+			continue;
+		d = json_pack("{s:s}", "name", name);
+		link = json_object_get(json_object_get(counters, name), "link");
+		if (link)
+			json_object_set(d, "link", link);
+		json_array_append_new(list, d);
+	}
+	json_decref(counters);
+	config = json_pack("{s:{s:i, s:i}, s:{s:I}, s:{s:s, s:s?, s:s?}}",
+			   "cpus", "boot_vcpus", (int)vm->nr_vcpus, "max_vcpus", (int)vm->nr_vcpus,
+			   "memory", "size", (json_int_t)vm->mem.size,
+			   "payload", "kernel", cfg->boot.kernel_path, "initramfs",
+			   cfg->boot.initrd_path, "cmdline", cfg->boot.cmdline);
+	return json_pack("{s:o, s:s, s:I, s:i, s:I, s:o, s:o, s:s?}",
+			 "config", config,
+			 "state", vm_state__name(vm__state(vm)),
+			 "memory_actual_size", (json_int_t)vm->mem.size,
+			 "vcpus", (int)vm->nr_vcpus,
+			 "paused_ns", (json_int_t)vm__paused_ns(vm),
+			 "devices", devices,
+			 "serial", c->cfg.serial_socket ? json_pack("{s:s}", "socket",
+								    c->cfg.serial_socket)
+							: json_null(),
+			 "placed_by", c->cfg.plan ? c->cfg.plan->name : NULL);
+}
+
+static void h_info(void *opaque, const json_t *body, struct api_answer *out)
+{
+	(void)body;
+	api_answer__json(out, 200, info_json(opaque));
+}
+
+static void h_counters(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+
+	(void)body;
+	api_answer__json(out, 200, counters_json(c->cfg.vm));
+}
+
+/* 409 naming the state when `err` is -EBUSY, 500 otherwise; 204 when `err` is 0. */
+static void state_answer(struct control *c, int err, const char *what, const char *needs,
+			 struct api_answer *out)
+{
+	if (!err)
+		api_answer__json(out, 204, NULL);
+	else if (err == -EBUSY)
+		api_answer__error(out, 409, "%s: the VM is %s, not %s", what,
+				  vm_state__name(vm__state(c->cfg.vm)), needs);
+	else
+		api_answer__error(out, 500, "%s: %s", what, strerror(-err));
+}
+
+static void h_pause(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+
+	(void)body;
+	state_answer(c, vm__pause(c->cfg.vm), "vm.pause", "Running", out);
+}
+
+static void h_resume(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+
+	(void)body;
+	state_answer(c, vm__resume(c->cfg.vm), "vm.resume", "Paused", out);
+}
+
+static void h_power_button(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+	int err;
+
+	(void)body;
+	err = vm__state(c->cfg.vm) == VM_STATE_RUNNING ? vm__power_button(c->cfg.vm) : -EBUSY;
+	if (err == -ENODEV)
+		api_answer__error(out, 409, "vm.power-button: the machine has no ACPI PM block");
+	else
+		state_answer(c, err, "vm.power-button", "Running", out);
+}
+
+static void stop_poweroff(void *opaque)
+{
+	vm__request_stop(opaque, VM_STOP_POWEROFF, 0);
+}
+
+static void stop_reboot(void *opaque)
+{
+	vm__request_stop(opaque, VM_STOP_REBOOT, 0);
+}
+
+/* Answers 204 now and stops the VM with `stop` once the answer went out. */
+static void stop_after(struct control *c, const char *what, void (*stop)(void *),
+		       struct api_answer *out)
+{
+	if (vm__state(c->cfg.vm) == VM_STATE_SHUTDOWN) {
+		api_answer__error(out, 409, "%s: the VM is already shutting down", what);
+		return;
+	}
+	api_answer__json(out, 204, NULL);
+	out->after = stop;
+	out->after_opaque = c->cfg.vm;
+}
+
+static void h_shutdown(void *opaque, const json_t *body, struct api_answer *out)
+{
+	(void)body;
+	stop_after(opaque, "vm.shutdown", stop_poweroff, out);
+}
+
+static void h_reboot(void *opaque, const json_t *body, struct api_answer *out)
+{
+	(void)body;
+	stop_after(opaque, "vm.reboot", stop_reboot, out);
+}
+
+static void h_vmm_shutdown(void *opaque, const json_t *body, struct api_answer *out)
+{
+	(void)body;
+	stop_after(opaque, "vmm.shutdown", stop_poweroff, out);
+}
+
+/* ---- rtvmm's extensions ---- */
+
+static const char *policy_name(int policy)
+{
+	switch (policy) {
+	case SCHED_FIFO:
+		return "fifo";
+	case SCHED_RR:
+		return "rr";
+	case SCHED_OTHER:
+		return "other";
+	case SCHED_BATCH:
+		return "batch";
+	case SCHED_IDLE:
+		return "idle";
+	}
+	return "?";
+}
+
+/* A vCPU's planned placement matches what the kernel says (cpus when pinned, policy, priority). */
+static bool vcpu_as_planned(const struct plan_sched *s, const struct rt_thread *t)
+{
+	struct rt_sched want = { .cpus = s->cpus, .policy = s->policy, .priority = s->priority };
+
+	return rt__matches(t, &want);
+}
+
+/* One row of vm.placement: a thread as the kernel sees it now. */
+static json_t *thread_json(struct control *c, const struct rt_thread *t)
+{
+	struct vm *vm = c->cfg.vm;
+	char cpus[256];
+	json_t *row;
+	unsigned i;
+
+	row = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i}", "tid", (int)t->tid, "name", t->name,
+			"cpus", cpus__format(&t->cpus, cpus, sizeof(cpus)), "policy",
+			policy_name(t->policy), "priority", t->priority, "last_cpu", t->last_cpu,
+			"node", t->node);
+	if (!c->cfg.plan)
+		return row;
+	for (i = 0; i < vm->nr_vcpus && i < c->cfg.plan->nr_vcpus; i++)
+		if (__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_RELAXED) == t->tid)
+			json_object_set_new(row, "as_planned",
+					    json_boolean(vcpu_as_planned(&c->cfg.plan->vcpus[i], t)));
+	return row;
+}
+
+/* Guest RAM: its size, page size and the nodes its pages are on now (move_pages). */
+static json_t *memory_json(const struct vm *vm)
+{
+	struct numa_mem ram = { .fd = vm->mem.fd, .base = vm->mem.base, .size = vm->mem.size,
+				.page_size = vm->mem.page_size };
+	json_t *nodes = json_object(), *mem;
+	struct numa_placement p;
+	int node = -1, nr_nodes = 0;
+	unsigned n;
+
+	mem = json_pack("{s:I, s:I}", "size_mib", (json_int_t)(vm->mem.size >> 20), "page_size",
+			(json_int_t)vm->mem.page_size);
+	if (numa_mem__placement(&ram, &p) < 0) {
+		json_decref(nodes);
+		json_object_set_new(mem, "node", json_integer(-1));
+		return mem;
+	}
+	for (n = 0; n < p.nr_nodes && n < sizeof(p.pages_per_node) / sizeof(p.pages_per_node[0]); n++) {
+		char key[12];
+
+		if (!p.pages_per_node[n])
+			continue;
+		snprintf(key, sizeof(key), "%u", n);
+		json_object_set_new(nodes, key, json_integer((json_int_t)p.pages_per_node[n]));
+		node = (int)n;
+		nr_nodes++;
+	}
+	/* "node": the one node holding every touched page, -1 when they are spread or none is. */
+	json_object_set_new(mem, "node", json_integer(nr_nodes == 1 ? node : -1));
+	json_object_set_new(mem, "pages_per_node", nodes);
+	json_object_set_new(mem, "pages_not_touched", json_integer((json_int_t)p.pages_unknown));
+	return mem;
+}
+
+static void h_placement(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+	json_t *threads = json_array();
+	struct dirent *d;
+	DIR *dir;
+
+	(void)body;
+	dir = opendir("/proc/self/task");
+	if (!dir) {
+		json_decref(threads);
+		api_answer__error(out, 500, "vm.placement: /proc/self/task: %s", strerror(errno));
+		return;
+	}
+	while ((d = readdir(dir))) {
+		struct rt_thread t;
+
+		if (d->d_name[0] != '.' && rt__read((pid_t)atoi(d->d_name), &t) == 0)
+			json_array_append_new(threads, thread_json(c, &t));
+	}
+	closedir(dir);
+	api_answer__json(out, 200, json_pack("{s:b, s:o, s:o}", "planned", c->cfg.plan != NULL,
+					     "threads", threads, "memory", memory_json(c->cfg.vm)));
+}
+
+static void h_exits(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+	struct vm *vm = c->cfg.vm;
+	json_t *vcpus = json_array();
+	unsigned i, r;
+
+	(void)body;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		const struct exit_ctx *x = &vm->vcpus[i].exits;
+		json_t *by = json_object();
+		uint64_t total = 0;
+
+		for (r = 0; r < sizeof(x->count) / sizeof(x->count[0]); r++) {
+			uint64_t n = __atomic_load_n(&x->count[r], __ATOMIC_RELAXED);
+
+			if (!n)
+				continue;
+			total += n;
+			json_object_set_new(by, r == 63 ? "other" : exit__name(r), json_integer((json_int_t)n));
+		}
+		json_array_append_new(vcpus, json_pack("{s:i, s:i, s:I, s:I, s:o}", "index", (int)i,
+						       "tid", (int)__atomic_load_n(&vm->vcpus[i].tid,
+										   __ATOMIC_RELAXED),
+						       "total", (json_int_t)total, "emulated",
+						       (json_int_t)__atomic_load_n(&x->emulated,
+										   __ATOMIC_RELAXED),
+						       "by_reason", by));
+	}
+	api_answer__json(out, 200, json_pack("{s:o}", "vcpus", vcpus));
+}
+
+static const struct api_route routes[] = {
+	{ "GET", "/api/v1/vmm.ping", h_ping },
+	{ "GET", "/api/v1/vm.info", h_info },
+	{ "GET", "/api/v1/vm.counters", h_counters },
+	{ "PUT", "/api/v1/vm.pause", h_pause },
+	{ "PUT", "/api/v1/vm.resume", h_resume },
+	{ "PUT", "/api/v1/vm.power-button", h_power_button },
+	{ "PUT", "/api/v1/vm.shutdown", h_shutdown },
+	{ "PUT", "/api/v1/vm.reboot", h_reboot },
+	{ "PUT", "/api/v1/vmm.shutdown", h_vmm_shutdown },
+	{ "GET", "/api/v1/vm.placement", h_placement },
+	{ "GET", "/api/v1/vm.exits", h_exits },
+};
+
+const struct api_route *control__routes(unsigned *nr)
+{
+	*nr = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}
+
+int control__start(struct control **out, const struct control_config *cfg, struct err *e)
+{
+	struct control *c = calloc(1, sizeof(*c));
+	struct api_server_config sc = {
+		.socket_path = cfg->socket_path, .routes = routes,
+		.nr_routes = sizeof(routes) / sizeof(routes[0]), .owner = cfg->owner,
+		.group = cfg->group,
+	};
+	int err;
+
+	if (!c)
+		return err__set(e, -ENOMEM, "API socket %s: out of memory", cfg->socket_path);
+	c->cfg = *cfg;
+	sc.opaque = c;
+	err = api_server__start(&c->server, &sc, e);
+	if (err) {
+		free(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+void control__stop(struct control *c)
+{
+	if (!c)
+		return;
+	api_server__stop(c->server);
+	free(c);
+}

@@ -1,0 +1,283 @@
+/*
+ * `rtvmm ctl SOCKET VERB`: one call to a running rtvmm's control API (api/client.c), its
+ * answer printed as text for people or, with --json, as the server sent it.
+ */
+#include "app/ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api/client.h"
+
+#define CTL_DEFAULT_TIMEOUT_MS 5000
+
+struct verb {
+	const char *name;
+	const char *method;
+	const char *uri;
+	void (*print)(json_t *answer);  /* NULL: the call has no answer body (204) */
+	const char *help;
+};
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "-";
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void print_ping(json_t *a)
+{
+	printf("%s (pid %lld)\n", str(a, "build_version"), num(a, "pid"));
+}
+
+/* "net0 (link up), net1" from a list of {"name", "link"}. */
+static void print_devices(const char *label, json_t *list)
+{
+	json_t *d;
+	size_t i;
+
+	printf("%-16s", label);
+	if (!json_array_size(list))
+		printf("-");
+	json_array_foreach(list, i, d) {
+		json_t *link = json_object_get(d, "link");
+
+		printf("%s%s", i ? ", " : "", str(d, "name"));
+		if (link)
+			printf(" (link %s)", json_string_value(link));
+	}
+	printf("\n");
+}
+
+static void print_info(json_t *a)
+{
+	json_t *cfg = json_object_get(a, "config"), *devs = json_object_get(a, "devices");
+	json_t *payload = json_object_get(cfg, "payload");
+
+	printf("%-16s%s\n", "State:", str(a, "state"));
+	printf("%-16s%lld\n", "vCPUs:", num(a, "vcpus"));
+	printf("%-16s%lld MiB\n", "Memory:", num(a, "memory_actual_size") >> 20);
+	printf("%-16s%s\n", "Kernel:", str(payload, "kernel"));
+	if (json_is_string(json_object_get(payload, "initramfs")))
+		printf("%-16s%s\n", "Initramfs:", str(payload, "initramfs"));
+	printf("%-16s%s\n", "Cmdline:", str(payload, "cmdline"));
+	printf("%-16s%.3f s\n", "Time paused:", (double)num(a, "paused_ns") / 1e9);
+	printf("%-16s%s\n", "Serial socket:", str(json_object_get(a, "serial"), "socket"));
+	if (json_is_string(json_object_get(a, "placed_by")))
+		printf("%-16splan VM %s\n", "Placement:", str(a, "placed_by"));
+	print_devices("NICs:", json_object_get(devs, "nics"));
+	print_devices("Disks:", json_object_get(devs, "disks"));
+	print_devices("Other devices:", json_object_get(devs, "other"));
+}
+
+static void print_counters(json_t *a)
+{
+	const char *dev, *key;
+	json_t *one, *v;
+
+	json_object_foreach(a, dev, one) {
+		printf("%s:\n", dev);
+		json_object_foreach(one, key, v) {
+			if (json_is_integer(v))
+				printf("  %-24s %lld\n", key, (long long)json_integer_value(v));
+			else if (json_is_string(v))
+				printf("  %-24s %s\n", key, json_string_value(v));
+		}
+	}
+}
+
+static void print_placement(json_t *a)
+{
+	json_t *mem = json_object_get(a, "memory"), *t, *ok;
+	size_t i;
+
+	printf("%-12s %7s  %-12s %-6s %4s %8s %4s  %s\n", "THREAD", "TID", "CPUS", "POLICY", "PRIO",
+	       "LAST_CPU", "NODE", "AS_PLANNED");
+	json_array_foreach(json_object_get(a, "threads"), i, t) {
+		ok = json_object_get(t, "as_planned");
+		printf("%-12s %7lld  %-12s %-6s %4lld %8lld %4lld  %s\n", str(t, "name"), num(t, "tid"),
+		       str(t, "cpus"), str(t, "policy"), num(t, "priority"), num(t, "last_cpu"),
+		       num(t, "node"), ok ? (json_is_true(ok) ? "yes" : "NO") : "-");
+	}
+	printf("memory: %lld MiB, %lld KiB pages, ", num(mem, "size_mib"), num(mem, "page_size") >> 10);
+	if (num(mem, "node") >= 0)
+		printf("node %lld", num(mem, "node"));
+	else
+		printf("no single node");
+	printf(", %lld pages not touched yet\n", num(mem, "pages_not_touched"));
+}
+
+static void print_exits(json_t *a)
+{
+	const char *key;
+	json_t *v, *n;
+	size_t i;
+
+	json_array_foreach(json_object_get(a, "vcpus"), i, v) {
+		printf("vcpu%lld (tid %lld): %lld exits", num(v, "index"), num(v, "tid"), num(v, "total"));
+		json_object_foreach(json_object_get(v, "by_reason"), key, n)
+			printf(", %s %lld", key, (long long)json_integer_value(n));
+		printf("\n");
+	}
+}
+
+static const struct verb verbs[] = {
+	{ "ping", "GET", "/api/v1/vmm.ping", print_ping, "rtvmm's version and pid" },
+	{ "info", "GET", "/api/v1/vm.info", print_info,
+	  "state, vCPUs, memory, payload, devices, time paused, serial socket" },
+	{ "counters", "GET", "/api/v1/vm.counters", print_counters,
+	  "every device's counters and backend link state" },
+	{ "placement", "GET", "/api/v1/vm.placement", print_placement,
+	  "every thread's cpus, policy, priority and node, and guest RAM's nodes, read back now" },
+	{ "exits", "GET", "/api/v1/vm.exits", print_exits, "each vCPU's exits by reason" },
+	{ "pause", "PUT", "/api/v1/vm.pause", NULL, "park every vCPU out of the guest" },
+	{ "resume", "PUT", "/api/v1/vm.resume", NULL, "let the vCPUs run again" },
+	{ "power-button", "PUT", "/api/v1/vm.power-button", NULL,
+	  "press the ACPI power button (the guest shuts down in order)" },
+	{ "shutdown", "PUT", "/api/v1/vm.shutdown", NULL, "stop the VM now (rtvmm exits 0)" },
+	{ "reboot", "PUT", "/api/v1/vm.reboot", NULL,
+	  "stop the VM as a guest reset does (rtvmm exits 0)" },
+	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", NULL, "stop the VM and rtvmm" },
+};
+
+static void usage(FILE *out)
+{
+	unsigned i;
+
+	fprintf(out, "usage: rtvmm ctl SOCKET VERB [--json] [--timeout MS]\n"
+		"       rtvmm ctl list [--run-dir DIR] [--json]   (the VMs 'rtvmm up' started)\n\n"
+		"SOCKET is a running rtvmm's --api-socket. VERB is one of:\n");
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(out, "  %-14s %s %s: %s\n", verbs[i].name, verbs[i].method, verbs[i].uri,
+			verbs[i].help);
+	fprintf(out, "\n--json prints the server's JSON answer as it is (nothing for a 204).\n"
+		"Exit status: 0 when the call succeeded, 1 when the server refused it (its error\n"
+		"is printed) or could not be reached, 2 for a usage error.\n");
+}
+
+/* One call; 0 with `out` filled on a 2xx answer, else 1 after saying why on stderr. */
+static int call(const char *sock, const struct verb *v, int timeout_ms, struct api_reply *out)
+{
+	struct err e = { 0 };
+	json_t *j;
+
+	if (api_client__call(sock, v->method, v->uri, NULL, timeout_ms, out, &e)) {
+		fprintf(stderr, "rtvmm ctl: %s: %s\n", v->name, e.msg);
+		return 1;
+	}
+	if (out->status >= 200 && out->status < 300)
+		return 0;
+	j = json_loadb(out->body, out->len, 0, NULL);
+	fprintf(stderr, "rtvmm ctl: %s: HTTP %d: %s\n", v->name, out->status,
+		json_is_string(json_object_get(j, "error")) ? str(j, "error") : out->body);
+	json_decref(j);
+	api_reply__free(out);
+	return 1;
+}
+
+/* After pause or resume: the state and the time paused, from vm.info. */
+static void print_state_after(const char *sock, const char *verb, int timeout_ms)
+{
+	const struct verb *info = &verbs[1];
+	struct api_reply r;
+	json_t *j;
+
+	if (call(sock, info, timeout_ms, &r))
+		return;
+	j = json_loadb(r.body, r.len, 0, NULL);
+	printf("%s: the VM is %s; time paused in all %.3f s\n", verb, str(j, "state"),
+	       (double)num(j, "paused_ns") / 1e9);
+	json_decref(j);
+	api_reply__free(&r);
+}
+
+int ctl__main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct verb *v = NULL;
+	int c, timeout_ms = CTL_DEFAULT_TIMEOUT_MS, status;
+	bool json = false;
+	struct api_reply r;
+	const char *sock;
+	json_t *answer;
+	char *end;
+	unsigned i;
+
+	optind = 1;
+	argv[0] = "rtvmm ctl";
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 't':
+			errno = 0;
+			timeout_ms = (int)strtol(optarg, &end, 10);
+			if (errno || *end || timeout_ms <= 0) {
+				fprintf(stderr, "rtvmm ctl: --timeout '%s': expected milliseconds > 0\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "rtvmm ctl: expected SOCKET VERB\n");
+		usage(stderr);
+		return 2;
+	}
+	sock = argv[optind];
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(verbs[i].name, argv[optind + 1]))
+			v = &verbs[i];
+	if (!v) {
+		fprintf(stderr, "rtvmm ctl: unknown verb '%s' (rtvmm ctl --help lists them)\n",
+			argv[optind + 1]);
+		return 2;
+	}
+	status = call(sock, v, timeout_ms, &r);
+	if (status)
+		return status;
+	if (json) {
+		if (r.len)
+			printf("%s\n", r.body);
+	} else if (v->print) {
+		answer = json_loadb(r.body, r.len, 0, NULL);
+		if (!answer) {
+			fprintf(stderr, "rtvmm ctl: %s: the answer is not JSON: %s\n", v->name, r.body);
+			status = 1;
+		} else {
+			v->print(answer);
+		}
+		json_decref(answer);
+	} else if (!strcmp(v->name, "pause") || !strcmp(v->name, "resume")) {
+		print_state_after(sock, v->name, timeout_ms);
+	} else {
+		printf("%s: done\n", v->name);
+	}
+	api_reply__free(&r);
+	return status;
+}

@@ -1,0 +1,439 @@
+/*
+ * The VM's state and pause (vmm/vm.c) on real vCPU threads, KVM_RUN scripted
+ * by the fake KVM: Created until vm__run lets the vCPUs in, Running, Paused
+ * with every vCPU parked out of KVM_RUN, Shutdown once a stop is requested;
+ * the -EBUSY refusals, a pause that waits for a vCPU busy in an exit, a stop
+ * (request or SIGTERM) while paused, and the time spent paused.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fake_kvm.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define NR_VCPUS 2
+#define SLOW_PORT 0x80
+/* A vCPU must act within this long. */
+#define WAIT_MS 5000
+
+struct rig;
+
+/* A thread that calls vm__pause, so that a pause that never ends fails the test. */
+struct pauser {
+	struct rig *r;
+	pthread_t thread;
+	bool started;
+	int ret;
+	bool done;
+};
+
+struct rig {
+	struct vm vm;
+	struct pauser p;
+	pthread_t runner;          /* runs vm__run */
+	bool running;
+	int status;                /* what vm__run returned */
+	bool done;                 /* vm__run returned */
+	bool in_slow;              /* a vCPU is inside the slow port's handler */
+	bool release_slow;         /* the slow port's handler may return */
+};
+
+static void sleep_ms(unsigned ms)
+{
+	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A port whose write blocks its vCPU until the test releases it. */
+static void slow_write(void *dev, uint64_t off, const void *data, uint32_t len)
+{
+	struct rig *r = dev;
+
+	(void)off, (void)data, (void)len;
+	__atomic_store_n(&r->in_slow, true, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&r->release_slow, __ATOMIC_ACQUIRE))
+		sleep_ms(1);
+	__atomic_store_n(&r->in_slow, false, __ATOMIC_RELEASE);
+}
+
+static void slow_read(void *dev, uint64_t off, void *data, uint32_t len)
+{
+	(void)dev, (void)off;
+	memset(data, 0xff, len);
+}
+
+static const struct io_ops slow_ops = { .read = slow_read, .write = slow_write };
+
+static int setup(void **state)
+{
+	struct rig *r = calloc(1, sizeof(*r));
+	struct err e = { 0 };
+
+	if (!r)
+		return -1;
+	fake_kvm__reset();
+	if (vcpu__init_signals() || vm__create(&r->vm, fake_kvm__path(), NULL, &e) ||
+	    vm__setup_irqchip(&r->vm, &e) || vm__create_vcpus(&r->vm, NR_VCPUS, &e)) {
+		fprintf(stderr, "setup: %s\n", e.msg);
+		return -1;
+	}
+	if (bus__register(&r->vm.pio, SLOW_PORT, 1, &slow_ops, r, "slow"))
+		return -1;
+	*state = r;
+	return 0;
+}
+
+static void *pause_thread(void *arg)
+{
+	struct pauser *p = arg;
+
+	p->ret = vm__pause(&p->r->vm);
+	__atomic_store_n(&p->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Starts vm__pause on its own thread. */
+static void pause_start(struct rig *r)
+{
+	r->p = (struct pauser){ .r = r };
+	assert_int_equal(pthread_create(&r->p.thread, NULL, pause_thread, &r->p), 0);
+	r->p.started = true;
+}
+
+static bool pause_done(struct rig *r)
+{
+	return __atomic_load_n(&r->p.done, __ATOMIC_ACQUIRE);
+}
+
+/* Waits until vm__pause returned (a failure after WAIT_MS); returns what it returned. */
+static int pause_finish(struct rig *r)
+{
+	unsigned ms;
+
+	for (ms = 0; ms < WAIT_MS && !pause_done(r); ms++)
+		sleep_ms(1);
+	if (!pause_done(r))
+		fail_msg("vm__pause did not return: a vCPU did not park");
+	pthread_join(r->p.thread, NULL);
+	r->p.started = false;
+	return r->p.ret;
+}
+
+/* vm__pause, which must return within WAIT_MS. */
+static int pause_vm(struct rig *r)
+{
+	pause_start(r);
+	return pause_finish(r);
+}
+
+static void *runner(void *arg)
+{
+	struct rig *r = arg;
+
+	r->status = vm__run(&r->vm);
+	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void start(struct rig *r)
+{
+	assert_int_equal(pthread_create(&r->runner, NULL, runner, r), 0);
+	r->running = true;
+}
+
+/* Waits until `cond(r, arg)` holds, for at most WAIT_MS. */
+static bool wait_for(bool (*cond)(struct rig *r, unsigned arg), struct rig *r, unsigned arg)
+{
+	unsigned ms;
+
+	for (ms = 0; ms < WAIT_MS; ms++) {
+		if (cond(r, arg))
+			return true;
+		sleep_ms(1);
+	}
+	return cond(r, arg);
+}
+
+static bool is_state(struct rig *r, unsigned state)
+{
+	return vm__state(&r->vm) == (enum vm_state)state;
+}
+
+/* Every vCPU entered KVM_RUN at least `n` times. */
+static bool all_ran(struct rig *r, unsigned n)
+{
+	unsigned i;
+
+	(void)r;
+	for (i = 0; i < NR_VCPUS; i++)
+		if (fake_kvm__runs(i) < n)
+			return false;
+	return true;
+}
+
+static bool in_slow(struct rig *r, unsigned unused)
+{
+	(void)unused;
+	return __atomic_load_n(&r->in_slow, __ATOMIC_ACQUIRE);
+}
+
+static bool run_done(struct rig *r, unsigned unused)
+{
+	(void)unused;
+	return __atomic_load_n(&r->done, __ATOMIC_ACQUIRE);
+}
+
+/* Starts the VM and waits until both vCPUs are in KVM_RUN. */
+static void start_running(struct rig *r)
+{
+	start(r);
+	assert_true(wait_for(is_state, r, VM_STATE_RUNNING));
+	assert_true(wait_for(all_ran, r, 1));
+}
+
+/* Waits for vm__run to return (it joined every vCPU thread); returns its status. */
+static int finish(struct rig *r)
+{
+	if (!wait_for(run_done, r, 0))
+		fail_msg("vm__run did not return: a vCPU did not stop");
+	pthread_join(r->runner, NULL);
+	r->running = false;
+	return r->status;
+}
+
+static int teardown(void **state)
+{
+	struct rig *r = *state;
+
+	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
+	if (r->running || r->p.started)
+		vm__request_stop(&r->vm, VM_STOP_ERROR, 1);
+	if (r->p.started)
+		pthread_join(r->p.thread, NULL);
+	if (r->running)
+		pthread_join(r->runner, NULL);
+	vm__destroy(&r->vm);
+	if (fake_kvm.violations)
+		fprintf(stderr, "fake KVM: %s\n", fake_kvm.why);
+	assert_int_equal(fake_kvm.violations, 0);
+	free(r);
+	return 0;
+}
+
+static void test_vm_state_names_are_cloud_hypervisors(void **state)
+{
+	(void)state;
+	assert_string_equal(vm_state__name(VM_STATE_CREATED), "Created");
+	assert_string_equal(vm_state__name(VM_STATE_RUNNING), "Running");
+	assert_string_equal(vm_state__name(VM_STATE_PAUSED), "Paused");
+	assert_string_equal(vm_state__name(VM_STATE_SHUTDOWN), "Shutdown");
+}
+
+static void test_vm_is_created_until_run_and_refuses_pause_and_resume(void **state)
+{
+	struct rig *r = *state;
+
+	assert_int_equal(vm__state(&r->vm), VM_STATE_CREATED);
+	assert_int_equal(pause_vm(r), -EBUSY);
+	assert_int_equal(vm__resume(&r->vm), -EBUSY);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_CREATED);
+	assert_int_equal(vm__paused_ns(&r->vm), 0);
+	assert_int_equal(fake_kvm__runs(0), 0);
+}
+
+static void test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_them(void **state)
+{
+	struct rig *r = *state;
+	unsigned before[NR_VCPUS], i;
+
+	start_running(r);
+	assert_int_equal(pause_vm(r), 0);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_PAUSED);
+	assert_int_equal(r->vm.parked, NR_VCPUS);
+	for (i = 0; i < NR_VCPUS; i++)
+		before[i] = fake_kvm__runs(i);
+	sleep_ms(50);
+	/* Parked: no vCPU entered KVM_RUN again. */
+	for (i = 0; i < NR_VCPUS; i++)
+		assert_int_equal(fake_kvm__runs(i), before[i]);
+	assert_int_equal(fake_kvm.kvmclock_ctrl, 0);
+
+	assert_int_equal(vm__resume(&r->vm), 0);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	assert_true(wait_for(all_ran, r, before[0] > before[1] ? before[0] + 1 : before[1] + 1));
+	/* Each vCPU back from the pause told a kvmclock guest so (once). */
+	assert_int_equal(fake_kvm.kvmclock_ctrl, NR_VCPUS);
+	assert_int_equal(r->vm.parked, 0);
+
+	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
+	assert_int_equal(finish(r), 0);
+}
+
+static void test_vm_pause_when_paused_and_resume_when_running_are_busy(void **state)
+{
+	struct rig *r = *state;
+
+	start_running(r);
+	assert_int_equal(vm__resume(&r->vm), -EBUSY);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	assert_int_equal(pause_vm(r), 0);
+	assert_int_equal(pause_vm(r), -EBUSY);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_PAUSED);
+	assert_int_equal(vm__resume(&r->vm), 0);
+	assert_int_equal(vm__resume(&r->vm), -EBUSY);
+	/* Again: a second pause and resume work as the first. */
+	assert_int_equal(pause_vm(r), 0);
+	assert_int_equal(vm__resume(&r->vm), 0);
+	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);
+	assert_int_equal(pause_vm(r), -EBUSY);
+	assert_int_equal(vm__resume(&r->vm), -EBUSY);
+	assert_int_equal(finish(r), 0);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
+}
+
+/* vCPU 1 takes an OUT to the slow port and stays in its handler; vCPU 0 waits in KVM_RUN. */
+static void hold_vcpu1_in_an_exit(struct rig *r)
+{
+	struct kvm_run out = { .exit_reason = KVM_EXIT_IO };
+
+	out.io.direction = KVM_EXIT_IO_OUT;
+	out.io.size = 1;
+	out.io.port = SLOW_PORT;
+	out.io.count = 1;
+	out.io.data_offset = 2048;
+	fake_kvm__queue_exit(1, &out);
+	start_running(r);
+	assert_true(wait_for(in_slow, r, 0));
+}
+
+static void test_vm_pause_waits_for_every_vcpu_even_one_busy_in_an_exit(void **state)
+{
+	struct rig *r = *state;
+
+	hold_vcpu1_in_an_exit(r);
+	pause_start(r);
+	sleep_ms(100);
+	/* vCPU 0 parked, vCPU 1 is not: the pause is not over. */
+	assert_false(pause_done(r));
+	assert_int_equal(r->vm.parked, 1);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	assert_int_equal(vm__resume(&r->vm), -EBUSY);
+	assert_int_equal(vm__pause(&r->vm), -EBUSY);  /* one pause at a time */
+
+	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
+	assert_int_equal(pause_finish(r), 0);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_PAUSED);
+	assert_int_equal(r->vm.parked, NR_VCPUS);
+	assert_int_equal(vm__resume(&r->vm), 0);
+	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);
+	assert_int_equal(finish(r), 0);
+}
+
+static void test_vm_stop_during_a_pause_under_way_makes_it_busy(void **state)
+{
+	struct rig *r = *state;
+
+	hold_vcpu1_in_an_exit(r);
+	pause_start(r);
+	sleep_ms(50);
+	assert_false(pause_done(r));
+	vm__request_stop(&r->vm, VM_STOP_SIGNAL, 130);
+	/* The pauser gives up at once, while vCPU 1 is still in its exit. */
+	assert_int_equal(pause_finish(r), -EBUSY);
+	assert_true(in_slow(r, 0));
+	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
+	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
+	assert_int_equal(finish(r), 130);
+}
+
+static void test_vm_stop_request_while_paused_ends_the_parked_vcpus(void **state)
+{
+	struct rig *r = *state;
+
+	start_running(r);
+	assert_int_equal(pause_vm(r), 0);
+	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);   /* what vm.shutdown does */
+	assert_int_equal(finish(r), 0);
+	assert_int_equal(r->vm.stop_reason, VM_STOP_POWEROFF);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
+	assert_int_equal(r->vm.parked, 0);
+	assert_int_equal(vm__resume(&r->vm), -EBUSY);
+}
+
+static void test_vm_sigterm_while_paused_stops_the_vm(void **state)
+{
+	struct rig *r = *state;
+
+	start_running(r);
+	assert_int_equal(pause_vm(r), 0);
+	/* vm__run's thread reads SIGTERM from its signalfd, as the monitor's main thread does. */
+	assert_int_equal(pthread_kill(r->runner, SIGTERM), 0);
+	assert_int_equal(finish(r), 128 + SIGTERM);
+	assert_int_equal(r->vm.stop_reason, VM_STOP_SIGNAL);
+	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
+}
+
+static void test_vm_paused_ns_counts_pauses_and_the_one_in_progress(void **state)
+{
+	struct rig *r = *state;
+	uint64_t a, b, first;
+
+	start_running(r);
+	sleep_ms(20);
+	assert_int_equal(vm__paused_ns(&r->vm), 0);
+
+	assert_int_equal(pause_vm(r), 0);
+	sleep_ms(30);
+	a = vm__paused_ns(&r->vm);
+	assert_true(a >= 30000000u);
+	sleep_ms(10);
+	b = vm__paused_ns(&r->vm);
+	assert_true(b >= a + 10000000u);     /* in progress: counted up to now */
+	assert_int_equal(vm__resume(&r->vm), 0);
+
+	first = vm__paused_ns(&r->vm);
+	assert_true(first >= b);
+	sleep_ms(30);
+	assert_int_equal(vm__paused_ns(&r->vm), first);   /* running: not counted */
+
+	assert_int_equal(pause_vm(r), 0);
+	sleep_ms(20);
+	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);     /* a stop ends the pause */
+	a = vm__paused_ns(&r->vm);
+	assert_true(a >= first + 20000000u);
+	sleep_ms(20);
+	assert_int_equal(vm__paused_ns(&r->vm), a);
+	assert_int_equal(finish(r), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vm_state_names_are_cloud_hypervisors),
+		cmocka_unit_test_setup_teardown(test_vm_is_created_until_run_and_refuses_pause_and_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_them, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_pause_when_paused_and_resume_when_running_are_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_pause_waits_for_every_vcpu_even_one_busy_in_an_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_stop_during_a_pause_under_way_makes_it_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_stop_request_while_paused_ends_the_parked_vcpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_sigterm_while_paused_stops_the_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_paused_ns_counts_pauses_and_the_one_in_progress, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
