@@ -1165,7 +1165,7 @@ int up__cmd_up(int argc, char **argv)
 	struct vm_view *views = NULL;
 	struct plan plan = { 0 };
 	struct err e = { 0 };
-	char self[PATH_MAX];
+	char self[PATH_MAX], real_run[PATH_MAX];
 	sigset_t stop, old;
 	double deadline;
 	int c, status = 1;
@@ -1221,6 +1221,12 @@ int up__cmd_up(int argc, char **argv)
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		goto out_plan;
 	}
+	/* The state file names absolute paths: ctl list and down may run from anywhere. */
+	if (!realpath(st.run_dir, real_run)) {
+		fprintf(stderr, "rtvmm: %s: %s\n", st.run_dir, strerror(errno));
+		goto out_plan;
+	}
+	snprintf(st.run_dir, sizeof(st.run_dir), "%s", real_run);
 	clash = socket_clash(&plan, st.run_dir);
 	if (clash) {
 		fprintf(stderr, "rtvmm: %s: the API socket %s is also a NIC's or disk's socket in the "
