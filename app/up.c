@@ -1290,7 +1290,10 @@ out_plan:
 
 /* ---- ctl list ---- */
 
-/* Prints one run directory's table (or its JSON object into `all`); 0 when every VM is Running. */
+/*
+ * Prints one run directory's table (or its JSON object into `all`); 0 when every process runs
+ * and every VM answers, 1 when one is dead or does not answer, -errno when nothing is up there.
+ */
 static int list_one(const char *run_dir, json_t *all, struct err *e)
 {
 	struct vm_view *views;
@@ -1308,9 +1311,11 @@ static int list_one(const char *run_dir, json_t *all, struct err *e)
 	}
 	for (i = 0; i < st.nr_vms; i++) {
 		view_query(&views[i], &st.vms[i]);
-		if (strcmp(views[i].state, "Running"))
+		if (!views[i].info)
 			status = 1;
 	}
+	if (st.has_dataplane && !proc_alive(&st.dataplane))
+		status = 1;
 	if (all)
 		json_array_append_new(all, table_json(&st, views));
 	else {
