@@ -364,15 +364,29 @@ static int state_read(struct up_state *st, const char *run_dir, struct err *e)
 	json_error_t je;
 	json_t *root, *vms, *dp, *v;
 	const char *plan;
+	struct stat sb;
 	size_t i;
-	int err = 0;
+	int fd, err = 0;
 
 	memset(st, 0, sizeof(*st));
 	snprintf(st->run_dir, sizeof(st->run_dir), "%s", run_dir);
 	snprintf(path, sizeof(path), "%s/" UP_STATE_FILE, run_dir);
-	if (access(path, F_OK))
-		return err__set(e, -errno, "%s: nothing is up there (no state file %s)", run_dir, path);
-	root = json_load_file(path, 0, &je);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return err__set(e, -ENOENT, "%s: nothing is up there (no state file %s)", run_dir, path);
+	if (fd < 0)
+		return err__set(e, -errno, "%s: %s", path, strerror(errno));
+	/*
+	 * The run directory belongs to host.user, whom the processes drop to: only a file `up`
+	 * wrote as this user decides what `down` signals and removes.
+	 */
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() || sb.st_nlink != 1) {
+		close(fd);
+		return err__set(e, -EPERM, "%s: not a state file written by uid %u (a regular file, one "
+				"link): refusing to act on it", path, (unsigned)geteuid());
+	}
+	root = json_loadfd(fd, 0, &je);
+	close(fd);
 	if (!root)
 		return err__set(e, -EINVAL, "%s:%d: not a state file of rtvmm up: %s", path, je.line,
 				je.text);
@@ -406,6 +420,15 @@ out:
 	return err;
 }
 
+/* Removes `path` when it is a socket (a stale API or stats socket), nothing else. */
+static void unlink_socket(const char *path)
+{
+	struct stat sb;
+
+	if (path[0] && lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+		unlink(path);
+}
+
 /* Removes the state file and the sockets `up` named (API, dataplane stats) that are left. */
 static void state_remove(const struct up_state *st)
 {
@@ -413,10 +436,9 @@ static void state_remove(const struct up_state *st)
 	unsigned i;
 
 	for (i = 0; i < st->nr_vms; i++)
-		if (st->vms[i].api[0])
-			unlink(st->vms[i].api);
-	if (st->has_dataplane && st->dataplane.api[0])
-		unlink(st->dataplane.api);
+		unlink_socket(st->vms[i].api);
+	if (st->has_dataplane)
+		unlink_socket(st->dataplane.api);
 	snprintf(path, sizeof(path), "%s/" UP_STATE_FILE, st->run_dir);
 	unlink(path);
 }

@@ -116,6 +116,20 @@ bad() {
 	grep -q "started (pid" "$tmp/up-twice.log" && fail "a second up started something"
 	cmp -s "$run/state" "$tmp/state.before" || fail "a second up changed the state file"
 	ok "a run directory that holds a state file is refused: $(grep -m1 'already up' "$tmp/up-twice.log" | cut -c1-110)"
+	# The run directory is host.user's: a state file someone else wrote is not acted on.
+	if [[ $EUID == 0 ]]; then
+		sleep 1000 &
+		p=$!
+		echo "$p" >> "$tmp/pids"
+		printf '{"plan": "x", "run_dir": "%s", "dataplane": null, "vms": [{"name": "x", "pid": %d, "start": %s, "log": "/etc/passwd", "socket": "%s/x"}]}\n' \
+			"$run" "$p" "$(awk '{ sub(/.*\) /, ""); split($0, f, " "); print f[20] }' /proc/$p/stat)" "$run" > "$run/state"
+		chown nobody "$run/state"
+		"$rtvmm" down --run-dir "$run" --timeout 1 > "$tmp/out" 2>&1 && fail "down acted on nobody's state file"
+		grep -q "refusing to act on it" "$tmp/out" || fail "nobody's state file: $(cat "$tmp/out")"
+		alive "$p" || fail "down killed a process named in nobody's state file"
+		kill "$p"
+		ok "a state file host.user wrote is refused: $(cut -c1-100 "$tmp/out")"
+	fi
 	rm "$run/state"
 
 	# 4. Nothing up: down says so (exit 0), ctl list fails naming the directory.
