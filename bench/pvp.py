@@ -212,27 +212,13 @@ def run_monitor(args, res, mon, p, tmp):
         if not gen.expect(r"gen: the peer answered", 180):
             raise RuntimeError(f"the guest under {mon} never answered: generator: "
                                + " | ".join(gen.tail(3)) + f"; {mon}: " + " | ".join(vm.tail(6)))
-        for tid, comm in sorted(benchlib.threads(vm.pid).items()):
-            if tid not in vcpu:   # threads created after the move (KVM's nx-lpage worker) too
-                try:
-                    benchlib.pin(tid, args.housekeeping_cpu)
-                except OSError:
-                    pass
-            cpus, pol, prio = benchlib.thread_placement(tid)
-            what = "vCPU 0" if tid in vcpu else f"emulator thread {comm}"
-            benchlib.add_pinning(res, mon, what, cpus, pol, prio)
-        for tid in benchlib.find_threads(gen.pid, r"^dp-gen$", timeout=1):
-            cpus, pol, prio = benchlib.thread_placement(tid)
-            benchlib.add_pinning(res, f"source for {mon} (rtvmm-dataplane gen)", "generator poll lcore (dp-gen)",
-                                 cpus, pol, prio)
-        doc = gen_result(gen, out, trials_budget(args, p), mon, vm)
-        return doc
+        # threads created after the move (KVM's nx-lpage worker) too
+        pin_others(vm.pid, vcpu, args.housekeeping_cpu)
+        record_placement(res, mon, vm,
+                         lambda tid, comm: "vCPU 0" if tid in vcpu else f"emulator thread {comm}", gen)
+        return gen_result(gen, out, trials_budget(args, p), mon, vm)
     finally:
-        if vm:
-            vm.stop(timeout=5)
-            vm.close()
-        gen.stop(timeout=10)
-        gen.close()
+        stop_round(vm, gen)
 
 
 def set_nice(pid, nice):
@@ -242,6 +228,36 @@ def set_nice(pid, nice):
             os.setpriority(os.PRIO_PROCESS, tid, nice)
         except OSError:
             pass
+
+
+def pin_others(pid, keep, cpu):
+    """Pins every thread of process PID but those in KEEP to CPU (threads that went away: left)."""
+    for tid in benchlib.threads(pid):
+        if tid not in keep:
+            try:
+                benchlib.pin(tid, cpu)
+            except OSError:
+                pass
+
+
+def record_placement(res, who, vm, what, gen):
+    """Records where every thread of the monitor VM and the generator GEN's poll lcore run:
+    WHAT(tid, comm) names a monitor thread, WHO the monitor in the pinning table."""
+    for tid, comm in sorted(benchlib.threads(vm.pid).items()):
+        cpus, pol, prio = benchlib.thread_placement(tid)
+        benchlib.add_pinning(res, who, what(tid, comm), cpus, pol, prio)
+    for tid in benchlib.find_threads(gen.pid, r"^dp-gen$", timeout=1):
+        cpus, pol, prio = benchlib.thread_placement(tid)
+        benchlib.add_pinning(res, f"source for {who}", "generator poll lcore (dp-gen)", cpus, pol, prio)
+
+
+def stop_round(vm, gen):
+    """Stops a round's monitor (if it started) and generator."""
+    if vm:
+        vm.stop(timeout=5)
+        vm.close()
+    gen.stop(timeout=10)
+    gen.close()
 
 
 def run_vnf_round(args, res, mon, v, rnd, tmp):
@@ -282,28 +298,11 @@ def run_vnf_round(args, res, mon, v, rnd, tmp):
         if not gen.expect(r"gen: the peer answered", 120):
             raise RuntimeError(f"testpmd under {mon} never answered: generator: "
                                + " | ".join(gen.tail(3)) + f"; {mon}: " + " | ".join(vm.tail(6)))
+        pin_others(vm.pid, vcpu, args.housekeeping_cpu)
         if rnd == 0:
-            for tid, comm in sorted(benchlib.threads(vm.pid).items()):
-                if tid not in vcpu:
-                    try:
-                        benchlib.pin(tid, args.housekeeping_cpu)
-                    except OSError:
-                        pass
-                cpus, pol, prio = benchlib.thread_placement(tid)
-                what = (f"vCPU {vcpu[tid]} (testpmd's {'forwarding' if vcpu[tid] == 1 else 'main'} lcore)"
-                        if tid in vcpu else f"emulator thread {comm}")
-                benchlib.add_pinning(res, f"{mon} ({VNF})", what, cpus, pol, prio)
-            for tid in benchlib.find_threads(gen.pid, r"^dp-gen$", timeout=1):
-                cpus, pol, prio = benchlib.thread_placement(tid)
-                benchlib.add_pinning(res, f"source for {mon} ({VNF})", "generator poll lcore (dp-gen)",
-                                     cpus, pol, prio)
-        else:
-            for tid in benchlib.threads(vm.pid):
-                if tid not in vcpu:
-                    try:
-                        benchlib.pin(tid, args.housekeeping_cpu)
-                    except OSError:
-                        pass
+            record_placement(res, f"{mon} ({VNF})", vm, lambda tid, comm: (
+                f"vCPU {vcpu[tid]} (testpmd's {'forwarding' if vcpu[tid] == 1 else 'main'} lcore)"
+                if tid in vcpu else f"emulator thread {comm}"), gen)
         doc = gen_result(gen, out, trials_budget(args, v), mon, vm)
         doc["vnf_ready_s"] = ready_s
         # testpmd's own counts: "stop" on the console ends it, the init prints them.
@@ -316,11 +315,7 @@ def run_vnf_round(args, res, mon, v, rnd, tmp):
         doc["testpmd"] = ({k: int(x) for k, x in re.findall(r"(\w+)=(\d+)", st.group(0))} if st else None)
         return doc
     finally:
-        if vm:
-            vm.stop(timeout=5)
-            vm.close()
-        gen.stop(timeout=10)
-        gen.close()
+        stop_round(vm, gen)
 
 
 def median(xs):

@@ -754,14 +754,39 @@ static void check_dataplane(struct ctx *c)
 	}
 }
 
+/*
+ * One finding per RT thread of `rt` allowed on a cpu of `cpus` (the threads of `who`,
+ * `line`/`key` in the plan): "WHO VERB cpu(s) X LINK THREAD: ADVICE".
+ */
+static void check_off_rt_cpus(struct ctx *c, const struct thrs *ts, struct by_cpu *rt,
+			      const cpu_set_t *cpus, enum finding_level sev, const char *code,
+			      unsigned line, const char *key, const char *who, const char *verb,
+			      const char *link, const char *advice)
+{
+	char cl[256], bad[256];
+	unsigned k, n;
+	cpu_set_t x;
+
+	cpus_str(cpus, cl, sizeof(cl));
+	n = by_cpu__overlapping(rt, cpus);
+	for (k = 0; k < n; k++) {
+		const struct thr *o = &ts->v[rt->hits[k]];
+
+		CPU_AND(&x, cpus, &o->cpus);
+		if (CPU_COUNT(&x))
+			add(c, sev, code, line, key, cl, "%s %s cpu%s %s %s %s: %s", who, verb,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), link,
+			    o->label, advice);
+	}
+}
+
 /* Emulator threads on RT vCPU cpus; emulator cpus exist; its priority. */
 static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts, struct by_cpu *rt)
 {
 	const struct plan_vm *vm = &c->p->vms[i];
 	const struct plan_sched *s = &vm->emulator;
-	char fb[96], key[96], what[96], cl[256], bad[256];
-	unsigned line = line_of(&s->loc, &vm->loc), k, n;
-	cpu_set_t x;
+	char fb[96], key[96], what[96];
+	unsigned line = line_of(&s->loc, &vm->loc);
 
 	snprintf(fb, sizeof(fb), "vms[%u].emulator_cpus", i);
 	key_of(&s->loc, fb, NULL, key, sizeof(key));
@@ -770,17 +795,8 @@ static void check_emulator(struct ctx *c, unsigned i, const struct thrs *ts, str
 	check_cpus_exist(c, &s->cpus, line, key, what);
 	if (!CPU_COUNT(&s->cpus))
 		return;
-	cpus_str(&s->cpus, cl, sizeof(cl));
-	n = by_cpu__overlapping(rt, &s->cpus);
-	for (k = 0; k < n; k++) {
-		const struct thr *o = &ts->v[rt->hits[k]];
-
-		CPU_AND(&x, &s->cpus, &o->cpus);
-		if (CPU_COUNT(&x))
-			add(c, FINDING_WARNING, "emulator-on-rt-cpu", line, key, cl,
-			    "%s share cpu%s %s with %s: put them on housekeeping cpus", what,
-			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), o->label);
-	}
+	check_off_rt_cpus(c, ts, rt, &s->cpus, FINDING_WARNING, "emulator-on-rt-cpu", line, key,
+			  what, "share", "with", "put them on housekeeping cpus");
 }
 
 /* A local disk's I/O thread: its cpus exist, its priority, no RT thread's cpu. */
@@ -790,9 +806,8 @@ static void check_disk_io(struct ctx *c, unsigned i, unsigned j, const struct th
 	const struct plan_vm *vm = &c->p->vms[i];
 	const struct plan_disk *d = &vm->disks[j];
 	const struct plan_sched *s = &d->io;
-	char fb[104], key[128], what[136], cl[256], bad[256];
-	unsigned line = line_of(&s->loc, &d->loc), k, n;
-	cpu_set_t x;
+	char fb[104], key[128], what[136], who[180];
+	unsigned line = line_of(&s->loc, &d->loc);
 
 	if (d->kind != PLAN_DISK_LOCAL)
 		return;
@@ -804,19 +819,10 @@ static void check_disk_io(struct ctx *c, unsigned i, unsigned j, const struct th
 		check_cpus_exist(c, &s->cpus, line, key, what);
 	if (!CPU_COUNT(&s->cpus))
 		return;
-	cpus_str(&s->cpus, cl, sizeof(cl));
-	n = by_cpu__overlapping(rt, &s->cpus);
-	for (k = 0; k < n; k++) {
-		const struct thr *o = &ts->v[rt->hits[k]];
-
-		CPU_AND(&x, &s->cpus, &o->cpus);
-		if (CPU_COUNT(&x))
-			add(c, FINDING_ERROR, "io-on-rt-cpu", line, key, cl,
-			    "%s%s may run on cpu%s %s of %s: the one starves the other; give it "
-			    "housekeeping or emulator cpus", what,
-			    d->io_cpus_set ? "" : " (on the emulator cpus: no io.cpus)",
-			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), o->label);
-	}
+	snprintf(who, sizeof(who), "%s%s", what, d->io_cpus_set ? "" : " (on the emulator cpus: no io.cpus)");
+	check_off_rt_cpus(c, ts, rt, &s->cpus, FINDING_ERROR, "io-on-rt-cpu", line, key, who,
+			  "may run on", "of", "the one starves the other; give it housekeeping or "
+			  "emulator cpus");
 }
 
 /* Two RT threads confined to one cpu; other threads on an RT thread's only cpu. */
