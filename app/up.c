@@ -539,13 +539,25 @@ static const char *thread_text(json_t *t, char *buf, size_t len)
 }
 
 /*
- * Whether the placement the VM reads back from the kernel is the plan's for every vCPU
- * (cpus, policy, priority); `why` says which vCPU differs.
+ * Whether the placement the VM reads back from the kernel is the plan's: guest RAM on the
+ * plan's node, every vCPU's cpus, policy and priority; `why` says what differs.
  */
 static bool placement_proven(json_t *pl, const struct plan_vm *pvm, char *why, size_t len)
 {
 	unsigned i;
 
+	json_t *pages = json_object_get(json_object_get(pl, "memory"), "pages_per_node"), *n;
+	const char *node;
+
+	/* Guest RAM: every page touched so far on the plan's node, when it names one. */
+	json_object_foreach(pages, node, n) {
+		if (pvm->memory.node < 0 || atoi(node) == pvm->memory.node || !json_integer_value(n))
+			continue;
+		snprintf(why, len, "guest RAM: %lld pages on node %s, the plan says node %d (%s:%u)",
+			 (long long)json_integer_value(n), node, pvm->memory.node, pvm->memory.loc.key,
+			 pvm->memory.loc.line);
+		return false;
+	}
 	for (i = 0; i < pvm->nr_vcpus; i++) {
 		const struct plan_sched *s = &pvm->vcpus[i];
 		char name[16], want[256], got[256], cpus[200];
@@ -1145,6 +1157,16 @@ static bool wait_running(struct up_state *st, const struct plan *plan, struct vm
 				fprintf(stderr, "rtvmm: interrupted by signal %d\n", sig);
 				ok = false;
 			}
+		}
+	}
+	/* The table says how they are now: one that came up first may have died since. */
+	for (i = 0; i < st->nr_vms && ok; i++) {
+		view_free(&views[i]);
+		view_query(&views[i], &st->vms[i]);
+		if (!views[i].info) {
+			fprintf(stderr, "rtvmm: %s: came up, then %s\n", st->vms[i].name, views[i].state);
+			log_tail(st->vms[i].log, UP_LOG_TAIL);
+			ok = false;
 		}
 	}
 	free(done);
