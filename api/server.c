@@ -3,8 +3,9 @@
  * polling), run by our "api" thread, which polls MHD's epoll fd and a stop eventfd. A
  * request's body is gathered up to a bound, parsed with jansson, and given to the route's
  * handler; what the handler answers goes out as JSON. libmicrohttpd closes a connection
- * idle past the timeout and refuses connections beyond the limit, so a client that never
- * sends or never reads holds one slot for a few seconds, never the thread.
+ * idle past the timeout and leaves connections beyond the limit waiting in the listen
+ * backlog until a slot frees, so a client that never sends or never reads holds one slot
+ * for a few seconds, never the thread.
  */
 #include "api/server.h"
 
@@ -32,6 +33,7 @@
 #define API_DEFAULT_CONNECTIONS 16
 #define API_DEFAULT_TIMEOUT_S 5
 #define API_DEFAULT_MAX_BODY (64u << 10)
+#define API_POLL_MS 100
 
 struct api_server {
 	struct api_server_config cfg;
@@ -233,10 +235,17 @@ static void *serve(void *arg)
 	thread_class__enter(THREAD_CLASS_API, "api");
 	for (;;) {
 		MHD_UNSIGNED_LONG_LONG ms;
-		int timeout = -1;
+		int timeout;
 
-		if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
-			timeout = ms > 1000 ? 1000 : (int)ms;
+		/*
+		 * Never sleep long: at the connection limit libmicrohttpd takes the listening
+		 * socket out of its epoll set and puts it back only in a later MHD_run, once a
+		 * slot is free; a waiting client must not wait for an unrelated event.
+		 */
+		if (MHD_get_timeout(s->mhd, &ms) == MHD_YES && ms < API_POLL_MS)
+			timeout = (int)ms;
+		else
+			timeout = API_POLL_MS;
 		if (poll(fds, 2, timeout) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/builder.h"
 #include "app/sandbox.h"
@@ -111,14 +112,33 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 	struct console *con;
 	struct serial *com1;
 	struct i8042 *kbc;
-	int err;
+	int listen_fd = -1, err;
 
-	err = serial__add(&vm->pio, PORT_COM1, &com1_irq, cfg->console_out, &com1);
-	if (err)
-		return err__set(e, err, "COM1 (8250 UART at %#x): %s", PORT_COM1, strerror(-err));
+	/* COM1's output goes to the console's fd, or to the socket the console serves. */
+	if (cfg->console_socket) {
+		listen_fd = console__listen(cfg->console_socket, e);
+		if (listen_fd < 0)
+			return listen_fd;
+	}
+	err = serial__add(&vm->pio, PORT_COM1, &com1_irq,
+			  cfg->console_socket ? listen_fd : cfg->console_out, &com1);
+	if (err) {
+		err__set(e, err, "COM1 (8250 UART at %#x): %s", PORT_COM1, strerror(-err));
+		goto err_close_listen;
+	}
 	err = hold(vm, "COM1", &serial__device_ops, com1, e);
 	if (err)
-		return err;
+		goto err_close_listen;
+	if (cfg->console_socket) {
+		err = console__start_socket(&con, listen_fd, cfg->console_socket, com1);
+		if (err) {
+			err__set(e, err, "console socket %s: %s", cfg->console_socket, strerror(-err));
+			goto err_close_listen;
+		}
+		err = hold(vm, "console", &console__socket_device_ops, con, e);
+		if (err)
+			return err;
+	}
 	err = i8042__add(&vm->pio, &vm->ctl, &kbc);
 	if (err)
 		return err__set(e, err, "i8042: %s", strerror(-err));
@@ -142,11 +162,18 @@ static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct
 		if (err)
 			return err;
 	}
-	if (cfg->console_in >= 0 || cfg->console_out >= 0) {
+	if (!cfg->console_socket && (cfg->console_in >= 0 || cfg->console_out >= 0)) {
 		err = console__start(&con, cfg->console_in, com1, &vm->ctl);
 		if (err)
 			return err__set(e, err, "console: %s", strerror(-err));
 		err = hold(vm, "console", &console__device_ops, con, e);
+	}
+	return err;
+
+err_close_listen:
+	if (cfg->console_socket) {
+		close(listen_fd);
+		unlink(cfg->console_socket);
 	}
 	return err;
 }

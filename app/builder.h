@@ -29,7 +29,8 @@ struct vm_config {
 	unsigned nr_vcpus;
 	uint64_t mem_size;
 	int console_in;            /* guest COM1 input (stdin), -1 for none */
-	int console_out;           /* guest COM1 output (stdout), -1 for none */
+	int console_out;           /* guest COM1 output (stdout, a file), -1 for none */
+	const char *console_socket;/* instead: COM1 served on this unix socket (--serial socket=) */
 	bool test_device;          /* the test device (exit status, putc): test and bench guests only */
 	bool verbose;
 	struct placement *placement;/* host-plan placement (memory, threads), NULL for none */

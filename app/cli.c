@@ -1,6 +1,7 @@
 #include "app/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/kvm.h>
 #include <signal.h>
@@ -63,6 +64,10 @@ static const char usage_text[] =
 	"                          a vhost-user-blk backend (qemu-storage-daemon --export\n"
 	"                          type=vhost-user-blk, SPDK); a plan disk's keys; name defaults to\n"
 	"                          disk0, disk1, ...\n"
+	"      --serial MODE     where the guest's COM1 goes: tty (default: this terminal,\n"
+	"                        stdin/stdout), file=PATH (output appended, no input),\n"
+	"                        socket=PATH (a unix socket, 0600, one client at a time:\n"
+	"                        rtvmm ctl SOCKET console, socat), off\n"
 	"      --api-socket PATH serve the control API (HTTP/JSON, cloud-hypervisor's /api/v1\n"
 	"                        calls; docs/api/openapi.yaml) on this unix socket, mode 0600\n"
 	"                        (a plan VM's api_socket: key; this flag overrides it)\n"
@@ -107,9 +112,10 @@ static const char usage_text[] =
 	"                        hugepages=, pagesizes=, rt_runtime= (see README.md)\n"
 	"      --json            print the findings as JSON\n"
 	"\n"
-	"The guest's COM1 is this terminal (stdin/stdout; raw mode when stdin is a TTY,\n"
-	"Ctrl-A x quits). Exit status: 0 after guest poweroff or reboot (also when the\n"
-	"guest powers off within the shutdown grace after SIGTERM), the guest's status\n"
+	"The guest's COM1 is this terminal unless --serial says otherwise (stdin/stdout;\n"
+	"raw mode when stdin is a TTY, Ctrl-A x quits). Exit status: 0 after guest poweroff\n"
+	"or reboot (also when the guest powers off within the shutdown grace after SIGTERM,\n"
+	"and after the API's vm.shutdown, vm.reboot or vmm.shutdown), the guest's status\n"
 	"from the test device, 1 when the VM cannot be built, 2 when the guest fails\n"
 	"(triple fault, KVM internal error), 3 when the guest kernel panicked (pvpanic:\n"
 	"\"guest panicked\"), 128+N on signal N (also while the VM is being built).\n"
@@ -228,7 +234,7 @@ static void report_stop(const struct vm *vm, double run_s)
 /* Command-line form of a run: the flags (which become a one-VM plan), or a plan file. */
 #define CLI_MAX_NICS 8
 #define CLI_MAX_DISKS VM_MAX_DISKS
-#define CLI_MAX_ARGS (6 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
+#define CLI_MAX_ARGS (7 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
 
 struct run_args {
 	struct plan_arg args[CLI_MAX_ARGS];  /* --kernel, --memory, --net ...: keys of the VM */
@@ -271,6 +277,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "disk", required_argument, NULL, 'D' },
 		{ "test-device", no_argument, NULL, 'T' },
 		{ "shutdown-grace", required_argument, NULL, 'G' },
+		{ "serial", required_argument, NULL, 'R' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "api-socket", required_argument, NULL, 'A' },
@@ -324,6 +331,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		case 'G':
 			add_arg(ra, "--shutdown-grace", "shutdown_grace_s", optarg);
 			break;
+		case 'R':
+			add_arg(ra, "--serial", "serial", optarg);
+			break;
 		case 'V':
 			ra->vm_name = optarg;
 			break;
@@ -367,9 +377,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (ra->plan_file && ra->nr_args)
-		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks and "
-				   "shutdown grace come from the plan file; drop those flags or the file",
-				   ra->plan_file);
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks, serial "
+				   "and shutdown grace come from the plan file; drop those flags or the "
+				   "file", ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
 	if (!ra->plan_file && !kernel_set)
@@ -576,7 +586,8 @@ static int start_control(struct control **out, struct vm *vm, const struct vm_co
 			 struct err *e)
 {
 	struct control_config cc = { .vm = vm, .cfg = cfg, .plan = ra->plan_file ? pvm : NULL,
-				     .owner = TRUST_NO_UID, .group = (gid_t)-1 };
+				     .serial_socket = cfg->console_socket, .owner = TRUST_NO_UID,
+				     .group = (gid_t)-1 };
 	struct backend_trust t;
 	int err;
 
@@ -592,6 +603,64 @@ static int start_control(struct control **out, struct vm *vm, const struct vm_co
 		cc.group = t.run_dir_gid;
 	}
 	return control__start(out, &cc, e);
+}
+
+/*
+ * COM1 per the VM's `serial` (--serial): this terminal, a file opened for appending (its fd in
+ * *file_fd, closed by the caller), a socket (its directory made if it is host.run_dir, and
+ * checked like a vhost-user socket's), or nothing. A plan file was checked already; flags are
+ * checked here, each error naming the flag.
+ */
+static int serial_setup(struct vm_config *cfg, const struct run_args *ra, const struct plan *plan,
+			const struct plan_vm *vm, int *file_fd, struct err *e)
+{
+	const struct plan_serial *ser = &vm->serial;
+	const char *run_dir = plan->host.run_dir, *code;
+	size_t rl = strlen(run_dir);
+	struct backend_trust t;
+	struct err why = { 0 };
+	char what[sizeof(ser->path) + 128];
+	int err;
+
+	if (ra->plan_file)
+		snprintf(what, sizeof(what), "%s (%s)", ser->loc.key, ser->path);
+	else
+		snprintf(what, sizeof(what), "--serial '%s=%s'",
+			 ser->mode == PLAN_SERIAL_FILE ? "file" : "socket", ser->path);
+	switch (ser->mode) {
+	case PLAN_SERIAL_TTY:
+		return 0;
+	case PLAN_SERIAL_OFF:
+		cfg->console_in = cfg->console_out = -1;
+		return 0;
+	case PLAN_SERIAL_FILE:
+	case PLAN_SERIAL_SOCKET:
+		break;
+	}
+	err = backend_trust(&t, &plan->host, "", ser->loc.key, e);
+	if (err)
+		return err;
+	if (!ra->plan_file && plan_serial__check(ser, &t.peers, run_dir, &code, &why))
+		return err__set(e, why.code, "%s: %s", what, why.msg);
+	cfg->console_in = cfg->console_out = -1;
+	if (ser->mode == PLAN_SERIAL_FILE) {
+		*file_fd = open(ser->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+		if (*file_fd < 0)
+			return err__set(e, -errno, "%s: cannot open for appending: %s", what,
+					strerror(errno));
+		cfg->console_out = *file_fd;
+		return 0;
+	}
+	if (rl && !strncmp(ser->path, run_dir, rl) && ser->path[rl] == '/') {
+		err = trust__make_run_dir(run_dir, t.run_dir_uid, t.run_dir_gid, &t.peers, &why);
+		if (err)
+			return err__set(e, err, "%s: %s", what, why.msg);
+	}
+	err = trust__socket_dir(ser->path, &t.peers, what, e);
+	if (err)
+		return err;
+	cfg->console_socket = ser->path;
+	return 0;
 }
 
 /* The sandbox for this run: the plan's host.user/group (--user already in them); --no-sandbox turns it off. */
@@ -620,6 +689,7 @@ static int cmd_run(int argc, char **argv)
 	static struct run_args ra;
 	struct virtio_net_spec *plan_nics = NULL;
 	struct vm_disk *plan_disks = NULL;
+	int serial_fd = -1;
 	const struct plan_vm *pvm;
 	struct placement placement;
 	struct control *control = NULL;
@@ -648,8 +718,11 @@ static int cmd_run(int argc, char **argv)
 		plan__free(&plan);
 		return 1;
 	}
-	if (config_from_plan(&cfg, &plan, pvm, &plan_nics, &plan_disks, &e)) {
+	if (config_from_plan(&cfg, &plan, pvm, &plan_nics, &plan_disks, &e) ||
+	    serial_setup(&cfg, &ra, &plan, pvm, &serial_fd, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		if (serial_fd >= 0)
+			close(serial_fd);
 		free(plan_nics);
 		free(plan_disks);
 		plan__free(&plan);
@@ -658,6 +731,8 @@ static int cmd_run(int argc, char **argv)
 	/* Before the first thread starts: the filters, the SIGSYS report, the sockets' directories. */
 	if (start_sandbox(&ra, &plan, pvm, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
+		if (serial_fd >= 0)
+			close(serial_fd);
 		free(plan_nics);
 		free(plan_disks);
 		plan__free(&plan);
@@ -710,6 +785,8 @@ out_destroy:
 	vm__destroy(&vm);
 	if (cfg.placement)
 		placement__fini(cfg.placement);
+	if (serial_fd >= 0)
+		close(serial_fd);
 	free(plan_nics);
 	free(plan_disks);
 	plan__free(&plan);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "api/client.h"
+#include "app/console_attach.h"
 
 #define CTL_DEFAULT_TIMEOUT_MS 5000
 
@@ -150,6 +151,8 @@ static const struct verb verbs[] = {
 	{ "reboot", "PUT", "/api/v1/vm.reboot", NULL,
 	  "stop the VM as a guest reset does (rtvmm exits 0)" },
 	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", NULL, "stop the VM and rtvmm" },
+	{ "console", "GET", "/api/v1/vm.info", NULL,
+	  "attach this terminal to the VM's serial socket (Ctrl-] detaches)" },
 };
 
 static void usage(FILE *out)
@@ -185,6 +188,26 @@ static int call(const char *sock, const struct verb *v, int timeout_ms, struct a
 	json_decref(j);
 	api_reply__free(out);
 	return 1;
+}
+
+/* `console`: vm.info's serial socket, then this terminal relayed to it until detached. */
+static int attach_console(const char *verb, const struct api_reply *info)
+{
+	json_t *j = json_loadb(info->body, info->len, 0, NULL);
+	const char *path = json_string_value(json_object_get(json_object_get(j, "serial"), "socket"));
+	struct err e = { 0 };
+	int status = 0;
+
+	if (!path) {
+		fprintf(stderr, "rtvmm ctl: %s: the VM has no serial socket (rtvmm run --serial "
+			"socket=PATH, or a plan VM's serial: socket=PATH)\n", verb);
+		status = 1;
+	} else if (console_attach__run(path, &e)) {
+		fprintf(stderr, "rtvmm ctl: %s: %s\n", verb, e.msg);
+		status = 1;
+	}
+	json_decref(j);
+	return status;
 }
 
 /* After pause or resume: the state and the time paused, from vm.info. */
@@ -261,7 +284,9 @@ int ctl__main(int argc, char **argv)
 	status = call(sock, v, timeout_ms, &r);
 	if (status)
 		return status;
-	if (json) {
+	if (!strcmp(v->name, "console")) {
+		status = attach_console(v->name, &r);
+	} else if (json) {
 		if (r.len)
 			printf("%s\n", r.body);
 	} else if (v->print) {

@@ -111,9 +111,14 @@ static const struct sb_rule session_rules[] = {
 	END,
 };
 
-/* The console thread: terminal input to the UART, Ctrl-A x stops the VM. */
+/*
+ * The console thread: terminal input to the UART, Ctrl-A x stops the VM; with --serial
+ * socket= it accepts its clients (non-blocking, close-on-exec) and talks to them with
+ * read/write; a file sink is written with write.
+ */
 static const struct sb_rule console_rules[] = {
 	ALLOW(poll), ALLOW(ppoll),
+	ALLOW_IF(accept4, 3, SOCK_NONBLOCK | SOCK_CLOEXEC),
 	END,
 };
 
@@ -136,8 +141,9 @@ static const unsigned long api_ioctls[] = { 0 };
 /*
  * The API thread: its listening socket and clients (libmicrohttpd over epoll), and the state
  * its answers read back live: /proc/self/task and sysfs read-only (thread names, last cpu,
- * nodes), each thread's affinity and policy, the pages' nodes (move_pages, nothing moved: no
- * node list). It stops the VM through the stop eventfd and kicks vCPUs for a pause (tgkill).
+ * nodes; libnuma asks get_mempolicy once), each thread's affinity and policy, the pages'
+ * nodes (move_pages, nothing moved: no node list). It stops the VM through the stop eventfd
+ * and kicks vCPUs for a pause (tgkill).
  */
 static const struct sb_rule api_rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(epoll_ctl),
@@ -146,7 +152,7 @@ static const struct sb_rule api_rules[] = {
 	  .args = { ARG(2, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) } },
 	ALLOW(getdents64), ALLOW(lseek),
 	ALLOW(sched_getaffinity), ALLOW(sched_getscheduler), ALLOW(sched_getparam),
-	ALLOW_IF(move_pages, 3, 0),
+	ALLOW_IF(move_pages, 3, 0), ALLOW(get_mempolicy),
 	END,
 };
 
@@ -686,6 +692,11 @@ int sandbox__prepare_sockets(const struct plan_host *host, const struct plan_vm 
 		err = prepare_socket(host, disk->socket, disk->mode == PLAN_NIC_SERVER, what, e);
 		if (err)
 			return err;
+	}
+	/* The console socket: rtvmm listens there and unlinks it at teardown, like a server. */
+	if (vm->serial.mode == PLAN_SERIAL_SOCKET) {
+		snprintf(what, sizeof(what), "%s socket %.108s", vm->serial.loc.key, vm->serial.path);
+		return prepare_socket(host, vm->serial.path, true, what, e);
 	}
 	return 0;
 }

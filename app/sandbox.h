@@ -33,7 +33,7 @@ struct sandbox_config {
 int sandbox__init(const struct sandbox_config *cfg, struct err *e);
 
 /*
- * Makes the VM's vhost-user sockets (NICs' and disks') usable after the drop:
+ * Makes the VM's vhost-user sockets (NICs' and disks') and its console socket usable after the drop:
  * creates host.run_dir owned by the service user when a socket lives under it,
  * and refuses a device whose socket directory (or socket) that user could not
  * reach to reconnect or unlink.

@@ -972,6 +972,64 @@ static void check_socket(struct ctx *c, const struct trust_uids *tu, const char 
 	    socket, "%s", e.msg);
 }
 
+int plan_serial__check(const struct plan_serial *ser, const struct trust_uids *tu,
+		       const char *run_dir, const char **code, struct err *e)
+{
+	size_t rl = strlen(run_dir);
+	char dir[sizeof(ser->path)];
+	const char *slash;
+	struct stat st;
+	int rc;
+
+	if (ser->mode != PLAN_SERIAL_FILE && ser->mode != PLAN_SERIAL_SOCKET)
+		return 0;
+	slash = strrchr(ser->path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - ser->path) : 1,
+		 slash ? ser->path : ".");
+	if (!dir[0])
+		snprintf(dir, sizeof(dir), "/");
+	if (ser->mode == PLAN_SERIAL_FILE) {
+		*code = "serial-file-unusable";
+		if (stat(ser->path, &st) == 0) {
+			if (S_ISDIR(st.st_mode))
+				return err__set(e, -EISDIR, "file %s: a directory", ser->path);
+			if (access(ser->path, W_OK) < 0) {
+				rc = -errno;
+				return err__set(e, rc, "file %s: not writable here: %s", ser->path,
+						strerror(-rc));
+			}
+			return 0;
+		}
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+			return err__set(e, -ENOENT, "file %s: no directory %s to create it in",
+					ser->path, dir);
+		if (access(dir, W_OK | X_OK) < 0) {
+			rc = -errno;
+			return err__set(e, rc, "file %s: cannot be created in %s: %s", ser->path, dir,
+					strerror(-rc));
+		}
+		return 0;
+	}
+	/* A socket: its directory trusted as a vhost-user socket's (a missing run_dir is made). */
+	*code = "socket-dir-untrusted";
+	rc = trust__socket_dir(ser->path, tu, "socket", e);
+	if (rc == -ENOENT && rl && !strncmp(ser->path, run_dir, rl) && ser->path[rl] == '/')
+		return 0;
+	if (rc == -ENOENT)
+		*code = "serial-socket-unusable";
+	if (rc)
+		return rc;
+	*code = "serial-socket-unusable";
+	if (lstat(ser->path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return err__set(e, -EEXIST, "socket %s: the path exists and is not a socket",
+				ser->path);
+	*code = "serial-socket-in-use";
+	if (lstat(ser->path, &st) == 0 && trust__socket_in_use(ser->path))
+		return err__set(e, -EADDRINUSE, "socket %s: another process listens on it (a VM "
+				"running already?)", ser->path);
+	return 0;
+}
+
 int plan_disk__check_image(const struct plan_disk *d, const char **code, struct err *e)
 {
 	static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
@@ -1115,6 +1173,16 @@ static void check_disk_images(struct ctx *c)
 	free(u);
 }
 
+/* A VM's serial file or socket: usable here (plan_serial__check). */
+static void check_serial(struct ctx *c, const struct trust_uids *tu, const struct plan_serial *ser)
+{
+	struct err e = { 0 };
+	const char *code = "";
+
+	if (plan_serial__check(ser, tu, c->p->host.run_dir, &code, &e))
+		add(c, FINDING_ERROR, code, ser->loc.line, ser->loc.key, ser->path, "%s", e.msg);
+}
+
 /*
  * Who the tools run as, where the sockets that hand out guest RAM live, the disks' images.
  * Users, groups, directories and files are this host's facts: checked only against this host.
@@ -1149,6 +1217,7 @@ static void check_security(struct ctx *c)
 			if (vm->disks[j].kind == PLAN_DISK_VHOST_USER)
 				check_socket(c, &tu, vm->disks[j].socket, vm->disks[j].backend_user,
 					     &vm->disks[j].loc, "disk socket");
+		check_serial(c, &tu, &vm->serial);
 	}
 	check_disk_images(c);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "base/err.h"
+#include "base/trust.h"
 #include "config/plan.h"
 #include "numa/topology.h"
 
@@ -39,7 +40,7 @@ struct findings {
  *             may run on an RT vCPU's or poll core's cpu), and on this host only:
  *             user-missing, group-missing, socket-dir-untrusted (group/world-writable or
  *             foreign-owned), the codes of plan_disk__check_image, disk-image-shared (one
- *             image, two disks, one of them writable)
+ *             image, two disks, one of them writable), the codes of plan_serial__check
  *   warnings: cpu-not-isolated, cpu-not-nohz-full, smt-sibling-shared, rt-cpu-shared,
  *             emulator-on-rt-cpu, vcpu-unpinned, dataplane-remote-node,
  *             dataplane-node-mismatch, dataplane-on-housekeeping, rt-throttling,
@@ -57,6 +58,17 @@ int plan__check(const struct plan *p, const struct topology *t, struct findings 
  * disk-image-qcow2.
  */
 int plan_disk__check_image(const struct plan_disk *d, const char **code, struct err *e);
+
+/*
+ * A VM's serial file= or socket= on this host (tty and off: 0). A file: writable, or
+ * creatable in an existing directory (serial-file-unusable). A socket: its directory
+ * trusted as a vhost-user socket's, `tu` and `run_dir` as for those (socket-dir-untrusted;
+ * a missing run_dir is fine, rtvmm creates it), the path free or a stale socket
+ * (serial-socket-unusable, serial-socket-in-use). Returns 0, or -errno with `e` saying
+ * why and *code the finding's code.
+ */
+int plan_serial__check(const struct plan_serial *ser, const struct trust_uids *tu,
+		       const char *run_dir, const char **code, struct err *e);
 
 unsigned findings__count(const struct findings *f, enum finding_level level);
 void findings__free(struct findings *f);

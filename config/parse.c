@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <yaml.h>
 
 #include "base/cpus.h"
@@ -154,7 +155,7 @@ static const struct field dataplane_fields[] = {
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
-       VM_DISKS, VM_SHUTDOWN_GRACE, VM_API_SOCKET, NR_VM };
+       VM_DISKS, VM_SERIAL, VM_SHUTDOWN_GRACE, VM_API_SOCKET, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -165,6 +166,7 @@ static const struct field vm_fields[] = {
 	[VM_EMULATOR] = F_CPUS("emulator_cpus", struct plan_vm, emulator.cpus, false),
 	[VM_NICS] = F_NODE("nics", false, YAML_SEQUENCE_NODE, "a list of NICs"),
 	[VM_DISKS] = F_NODE("disks", false, YAML_SEQUENCE_NODE, "a list of disks"),
+	[VM_SERIAL] = F_NODE("serial", false, YAML_SCALAR_NODE, "tty, off, file=PATH or socket=PATH"),
 	[VM_SHUTDOWN_GRACE] = F_UINT("shutdown_grace_s", struct plan_vm, shutdown_grace_s, false, 0,
 				     PLAN_MAX_SHUTDOWN_GRACE_S),
 	[VM_API_SOCKET] = F_PATH("api_socket", struct plan_vm, api_socket, false),
@@ -1245,6 +1247,52 @@ static int parse_disks(struct ctx *c, struct plan_vm *vm, const yaml_node_t *key
 	return rc;
 }
 
+/* `serial: tty | off | file=PATH | socket=PATH`: where COM1 goes (cloud-hypervisor's words). */
+static int parse_serial(struct ctx *c, struct plan_serial *ser, const yaml_node_t *key,
+			const yaml_node_t *val, const char *vm_path)
+{
+	static const char expect[] = "expected tty, off, file=PATH or socket=PATH";
+	struct sockaddr_un sa;
+	char kpath[KEY_LEN];
+	const char *v = scalar(val), *p;
+	yaml_node_t arg = *val;
+	size_t dl;
+	int rc;
+
+	key_join(kpath, vm_path, "serial");
+	set_loc(&ser->loc, line_of(key), kpath);
+	if (strlen(v) != val->data.scalar.length)
+		return fail(c, line_of(key), kpath, NULL, "value contains a NUL character");
+	if (!strcmp(v, "tty") || !strcmp(v, "off")) {
+		ser->mode = v[0] == 't' ? PLAN_SERIAL_TTY : PLAN_SERIAL_OFF;
+		return 0;
+	}
+	if (!strncmp(v, "file=", 5))
+		ser->mode = PLAN_SERIAL_FILE;
+	else if (!strncmp(v, "socket=", 7))
+		ser->mode = PLAN_SERIAL_SOCKET;
+	else
+		return fail(c, line_of(key), kpath, val, "%s", expect);
+	p = strchr(v, '=') + 1;
+	if (!*p)
+		return fail(c, line_of(key), kpath, val, "%s: the path is empty", expect);
+	/* The path alone, resolved against the plan's directory like every other path. */
+	arg.data.scalar.value = (yaml_char_t *)p;
+	arg.data.scalar.length = strlen(p);
+	rc = set_path(c, line_of(key), kpath, &arg, ser->path, sizeof(ser->path));
+	if (rc)
+		return rc;
+	dl = strlen(ser->path);
+	if (ser->mode == PLAN_SERIAL_SOCKET && dl >= sizeof(sa.sun_path))
+		return fail(c, line_of(key), kpath, val, "socket path of %zu bytes%s: a unix socket's "
+			    "path has at most %zu", dl, p[0] == '/' ? "" : " after prefixing the plan's "
+			    "directory", sizeof(sa.sun_path) - 1);
+	if (ser->path[dl - 1] == '/')
+		return fail(c, line_of(key), kpath, val, "the path names a directory: give a %s name",
+			    ser->mode == PLAN_SERIAL_FILE ? "file" : "socket");
+	return 0;
+}
+
 /* One VM: a `vms:` entry (path "vms[i]") or the `vm:` mapping (path "vm"). */
 static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsigned line,
 		    const char *path)
@@ -1295,6 +1343,11 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 
 	if (s.val[VM_NICS]) {
 		rc = parse_nics(c, vm, s.val[VM_NICS], path);
+		if (rc)
+			return rc;
+	}
+	if (s.val[VM_SERIAL]) {
+		rc = parse_serial(c, &vm->serial, s.key[VM_SERIAL], s.val[VM_SERIAL], path);
 		if (rc)
 			return rc;
 	}

@@ -66,6 +66,20 @@ struct plan_disk {
 	struct plan_loc loc;
 };
 
+/* Where COM1 goes (cloud-hypervisor's --serial words). */
+enum plan_serial_mode {
+	PLAN_SERIAL_TTY = 0,       /* rtvmm's stdin and stdout (the default) */
+	PLAN_SERIAL_FILE,          /* output appended to `path`, no input */
+	PLAN_SERIAL_SOCKET,        /* a unix socket at `path` a client attaches to */
+	PLAN_SERIAL_OFF,           /* nowhere: output counted as dropped */
+};
+
+struct plan_serial {
+	enum plan_serial_mode mode;
+	char path[4096];           /* file= or socket= (a socket's at most 107 bytes) */
+	struct plan_loc loc;       /* where `serial` was given (line 0: the default) */
+};
+
 struct plan_memory {
 	uint64_t size;             /* bytes */
 	enum page_size page_size;
@@ -94,6 +108,7 @@ struct plan_vm {
 	struct plan_nic *nics;
 	unsigned nr_disks;
 	struct plan_disk *disks;
+	struct plan_serial serial;
 	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
 	char api_socket[108];      /* the control API's unix socket; "" = none (--api-socket) */
 	struct plan_loc loc;

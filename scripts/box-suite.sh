@@ -4,22 +4,15 @@
 # whose kernel dies mid-run keeps the result of every test that finished before (scripts/test.sh
 # reruns the rest in a new box). Time limits are tripled: the box is a slow host (TCG).
 #
-# Every test starts on box cpu 1 only (taskset): threads that nobody pins then never migrate
-# between the box's cpus, the box's own fault (README, Tests: a nested guest whose vCPU thread
-# moves between box cpus may fault or stall). Threads that rtvmm, the dataplane or a benchmark
-# pin on purpose still go where they are told.
-#
 # Usage: scripts/box-suite.sh BUILD LOGBASE TEST...   exit 0 when every test passed, else 1
 set -u
 [[ $# -ge 3 ]] || { echo "usage: $0 BUILD LOGBASE TEST..." >&2; exit 2; }
 build=$1 base=$2
 shift 2
-pin=()
-[[ $(nproc --all) -ge 2 ]] && pin=(taskset -c 1)
 status=0 n=0
 for t; do
 	n=$((n + 1))
-	"${pin[@]}" meson test -C "$build" --no-rebuild --print-errorlogs --num-processes 1 \
+	meson test -C "$build" --no-rebuild --print-errorlogs --num-processes 1 \
 		--timeout-multiplier 3 --logbase "$base-$n" "$t" || status=1
 	sync
 done

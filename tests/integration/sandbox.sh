@@ -2,10 +2,12 @@
 # rtvmm's confinement (app/sandbox.c, docs/sandbox.md) on a real guest, read back from /proc.
 #
 #   sandbox.sh RTVMM GUEST MODE
-#     proc        --user nobody:nogroup, 2 vCPUs and a NIC: every thread has Seccomp 2,
-#                 NoNewPrivs 1, the uid/gid of nobody:nogroup, no capabilities; SIGTERM then
+#     proc        --user nobody:nogroup, 2 vCPUs, a NIC and the API socket: every thread has
+#                 Seccomp 2, NoNewPrivs 1, the uid/gid of nobody:nogroup, no capabilities; the
+#                 API socket is nobody's, 0600, and the api thread answers vm.placement and
+#                 vm.counters under its filter; SIGTERM then
 #                 stops it cleanly (teardown under the main filter) with status 143
-#     violation   RTVMM_SANDBOX_SELFTEST=CLASS for vcpu, session, console and main: each run
+#     violation   RTVMM_SANDBOX_SELFTEST=CLASS for vcpu, session, console, api and main: each run
 #                 ends with status 159 and the report line naming the thread and socket(2)
 #     no-sandbox  --no-sandbox: the loud warning, Seccomp 0 on every thread, still root
 #     refuse      --user nobody with a NIC socket in a root-only directory: refused at start,
@@ -72,12 +74,13 @@ proc)
 	chmod 0711 "$tmp"
 	mkdir -m 0700 "$run" && chown nobody:nogroup "$run"
 	truncate -s 1M "$tmp/disk.img"
-	start proc --vcpus 2 --user nobody:nogroup --net "socket=$run/none.sock" --disk "path=$tmp/disk.img"
+	start proc --vcpus 2 --user nobody:nogroup --net "socket=$run/none.sock" --disk "path=$tmp/disk.img" \
+		--api-socket "$run/api.sock"
 	wait_line "$tmp/proc.log" "rtvmm: sandbox: running as nobody" 60 "$pid"
 	for ((i = 0; i < 50; i++)); do all_confined && break; sleep 0.2; done
 	names=$(threads | cut -d: -f2 | sort | tr '\n' ' ')
 	log "threads: $names"
-	for want in vcpu0 vcpu1 console vu-net0 io-disk0; do
+	for want in vcpu0 vcpu1 console vu-net0 io-disk0 api; do
 		[[ " $names " == *" $want "* ]] || fail "no thread $want (threads: $names)"
 	done
 	for t in $(threads); do
@@ -93,6 +96,14 @@ proc)
 		done
 		log "ok: $name: Seccomp 2, NoNewPrivs 1, uid $u, gid $g, no capabilities"
 	done
+	[[ $(stat -c '%U %a' "$run/api.sock") == "nobody 600" ]] ||
+		fail "API socket is $(stat -c '%U %a' "$run/api.sock"), expected nobody 600"
+	for call in vm.placement vm.counters vm.info; do
+		code=$(curl -s -m 20 --unix-socket "$run/api.sock" -o "$tmp/api.json" -w '%{http_code}' \
+			"http://localhost/api/v1/$call")
+		[[ $code == 200 ]] || fail "$call as nobody: HTTP $code: $(cat "$tmp/api.json")"
+	done
+	log "ok: api: socket nobody 0600, vm.placement, vm.counters and vm.info answered under the api filter"
 	kill -TERM "$pid"
 	finish proc 143
 	! grep -q "forbidden system call" "$tmp/proc.log" || fail "a filter stopped the teardown: $(grep forbidden "$tmp/proc.log")"
@@ -100,14 +111,16 @@ proc)
 	log "ok: SIGTERM stops it cleanly under the main filter (status 143, stop report)"
 	;;
 violation)
-	for class in vcpu session console main; do
+	for class in vcpu session console api main; do
 		case $class in
 		vcpu) thread=vcpu0 ;;
 		session) thread=vu-net0 ;;
 		console) thread=console ;;
+		api) thread=api ;;
 		main) thread=main ;;
 		esac
-		RTVMM_SANDBOX_SELFTEST=$class start "$class" --net "socket=$tmp/none-$class.sock"
+		RTVMM_SANDBOX_SELFTEST=$class start "$class" --net "socket=$tmp/none-$class.sock" \
+			--api-socket "$tmp/api-$class.sock"
 		finish "$class" 159
 		line="rtvmm: sandbox: thread $thread ($class filter) made a forbidden system call 41 (socket); stopping"
 		grep -qF -- "$line" "$tmp/$class.log" || fail "$class: no line '$line'"
@@ -167,6 +180,7 @@ vm:
     - name: net0
       socket: $tmp/run/net0.sock
       mode: server
+  api_socket: $tmp/run/api.sock
 YAML
 	rc=0
 	timeout 120 "$rtvmm" run "$tmp/vm.yaml" --test-device > "$tmp/plan.log" 2>&1 < /dev/null || rc=$?
@@ -180,6 +194,7 @@ YAML
 	[[ $(stat -c '%U:%G %a' "$tmp/run") == "nobody:nogroup 700" ]] ||
 		fail "plan: run dir is $(stat -c '%U:%G %a' "$tmp/run"), expected nobody:nogroup 700"
 	[[ ! -e $tmp/run/net0.sock ]] || fail "plan: the server socket was not unlinked at teardown"
+	[[ ! -e $tmp/run/api.sock ]] || fail "plan: the API socket was not unlinked at teardown"
 	log "ok: placement proved as root, guest passed as nobody, run dir nobody:nogroup 0700, socket unlinked"
 	;;
 *)

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -111,6 +112,14 @@ static int call(struct fixture *f, const char *method, const char *uri, const ch
 		*json = r.len ? json_loadb(r.body, r.len, 0, NULL) : NULL;
 	api_reply__free(&r);
 	return status;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static const char *error_of(const json_t *j)
@@ -233,6 +242,27 @@ static void test_server_serves_past_silent_and_deaf_clients(void **state)
 	close(deaf);
 }
 
+/*
+ * Past the connection limit (4 here) a client waits in the backlog and is answered once an
+ * idle one times out (1 s here).
+ */
+static void test_server_answers_past_the_limit_once_idle_ones_time_out(void **state)
+{
+	struct fixture *f = *state;
+	int fds[4], i;
+	double t0;
+
+	for (i = 0; i < 4; i++)
+		fds[i] = connect_raw(f->path);
+	usleep(200000);
+	t0 = now_s();
+	assert_int_equal(call(f, "GET", "/api/v1/vmm.ping", NULL, NULL), 200);
+	assert_true(now_s() - t0 > 0.5);
+	assert_true(now_s() - t0 < 2.5);
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
 static void test_server_refuses_a_live_socket_and_replaces_a_stale_one(void **state)
 {
 	struct fixture *f = *state;
@@ -274,6 +304,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_serves_past_silent_and_deaf_clients, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_server_answers_past_the_limit_once_idle_ones_time_out,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_refuses_a_live_socket_and_replaces_a_stale_one,
 						setup, teardown),
 	};

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1080,6 +1082,67 @@ static void test_check_disk_socket_directory_on_this_host(void **state)
 	rmdir(open_dir);
 }
 
+/*
+ * On this host: a serial socket in a world-writable directory, or where another process
+ * listens, is an error; a serial file in a missing directory too; usable ones pass.
+ */
+static void test_check_serial_file_and_socket_on_this_host(void **state)
+{
+	char open_dir[] = "/tmp/rtvmm-check-XXXXXX", tight[] = "/tmp/rtvmm-check-XXXXXX";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct fx *x = *state;
+	struct err e = { 0 };
+	const struct finding *f;
+	struct plan_vm *v[4];
+	unsigned i;
+	int fd;
+
+	topology__free(&x->t);
+	assert_int_equal(topology__load_host(&x->t, &e), 0);
+	assert_non_null(mkdtemp(open_dir));
+	assert_non_null(mkdtemp(tight));
+	assert_int_equal(chmod(open_dir, 0777), 0);
+	for (i = 0; i < 4; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "vm%u", i);
+		v[i] = vm_add(&x->p, name, 64ull << 20, PAGE_4K, -1, false);
+		vcpu_add(&x->p, v[i], "0", RT_POLICY_OTHER, 0);
+	}
+	for (i = 0; i < 4; i++) {
+		v[i] = &x->p.vms[i]; /* vm_add moved them */
+		loc(&v[i]->serial.loc, 50 + i, "vms[%u].serial", i);
+	}
+	v[0]->serial.mode = PLAN_SERIAL_SOCKET;
+	snprintf(v[0]->serial.path, sizeof(v[0]->serial.path), "%s/c.sock", open_dir);
+	/* A live listener at vm1's path. */
+	v[1]->serial.mode = PLAN_SERIAL_SOCKET;
+	snprintf(v[1]->serial.path, sizeof(v[1]->serial.path), "%s/busy.sock", tight);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s", v[1]->serial.path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	v[2]->serial.mode = PLAN_SERIAL_FILE;
+	snprintf(v[2]->serial.path, sizeof(v[2]->serial.path), "%s/no/such/dir/vm.log", tight);
+	/* Usable: a new log file in a directory that exists. */
+	v[3]->serial.mode = PLAN_SERIAL_FILE;
+	snprintf(v[3]->serial.path, sizeof(v[3]->serial.path), "%s/vm.log", tight);
+	check(x);
+	f = only(x, "socket-dir-untrusted");
+	assert_int_equal(f->line, 50);
+	assert_contains(f->message, "world-writable");
+	f = only(x, "serial-socket-in-use");
+	assert_int_equal(f->line, 51);
+	assert_contains(f->message, "another process listens on it");
+	f = only(x, "serial-file-unusable");
+	assert_int_equal(f->line, 52);
+	assert_contains(f->message, "no directory");
+	close(fd);
+	unlink(sa.sun_path);
+	rmdir(open_dir);
+	rmdir(tight);
+}
+
 #define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1088,6 +1151,7 @@ int main(void)
 		T(test_check_clean_plan_has_no_findings, setup_telco),
 		T(test_check_without_user_warns, setup_telco),
 		T(test_check_socket_directory_on_this_host, setup_small),
+		T(test_check_serial_file_and_socket_on_this_host, setup_small),
 		T(test_check_cpu_missing_is_error_naming_key, setup_small),
 		T(test_check_housekeeping_and_dataplane_cpus_missing, setup_telco),
 		T(test_check_two_fifo_vcpus_on_one_core, setup_telco),

@@ -11,7 +11,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,19 +68,24 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Reads `len` bytes from the UART as a polling guest would; returns how many arrived in time. */
-static size_t guest_read(struct rig *r, uint8_t *buf, size_t len, double timeout_s)
+/* Reads `len` bytes from the UART on `bus` as a polling guest would; returns how many arrived in time. */
+static size_t bus_read(struct bus *bus, uint8_t *buf, size_t len, double timeout_s)
 {
 	double end = now_s() + timeout_s;
 	size_t got = 0;
 
 	while (got < len && now_s() < end) {
-		if (io_inb(&r->bus, BASE + UART_LSR) & UART_LSR_DR)
-			buf[got++] = io_inb(&r->bus, BASE + UART_RX);
+		if (io_inb(bus, BASE + UART_LSR) & UART_LSR_DR)
+			buf[got++] = io_inb(bus, BASE + UART_RX);
 		else
 			usleep(100);
 	}
 	return got;
+}
+
+static size_t guest_read(struct rig *r, uint8_t *buf, size_t len, double timeout_s)
+{
+	return bus_read(&r->bus, buf, len, timeout_s);
 }
 
 /* Whether this process has a thread named "console". */
@@ -413,6 +422,292 @@ static void test_console_counts_output_to_a_closed_reader_as_dropped(void **stat
 	close(p[1]);
 }
 
+/* ---- socket mode ---- */
+
+/* A UART whose output goes to a socket console listening at a fresh path. */
+struct sock_rig {
+	struct bus bus;
+	struct serial *s;
+	struct console *c;
+	char dir[64];
+	char path[96];
+};
+
+static void sock_rig_start(struct sock_rig *r)
+{
+	struct err e = { 0 };
+	int fd;
+
+	snprintf(r->dir, sizeof(r->dir), "/tmp/rtvmm-console-XXXXXX");
+	assert_non_null(mkdtemp(r->dir));
+	snprintf(r->path, sizeof(r->path), "%s/console.sock", r->dir);
+	fd = console__listen(r->path, &e);
+	assert_true(fd >= 0);
+	bus__init(&r->bus, "pio");
+	assert_int_equal(serial__add(&r->bus, BASE, NULL, fd, &r->s), 0);
+	io_outb(&r->bus, BASE + UART_FCR, UART_FCR_ENABLE_FIFO);
+	assert_int_equal(console__start_socket(&r->c, fd, r->path, r->s), 0);
+	assert_true(console_thread_alive());
+}
+
+/* Stops the console (its counters in `cs`, the UART's in `st`) and checks it cleaned up. */
+static void sock_rig_stop(struct sock_rig *r, struct console_stats *cs, struct serial_stats *st)
+{
+	struct stat sb;
+
+	console__stop(r->c);
+	assert_false(console_thread_alive());
+	/* The console unlinked its socket at stop. */
+	assert_int_equal(lstat(r->path, &sb), -1);
+	console__get_stats(r->c, cs);
+	console__destroy(r->c);
+	serial__get_stats(r->s, st);
+	serial__destroy(r->s);
+	bus__exit(&r->bus);
+	assert_int_equal(rmdir(r->dir), 0);
+}
+
+static int sock_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Reads up to `len` bytes within `timeout_s` (stops early at EOF); returns how many came. */
+static size_t sock_read(int fd, uint8_t *buf, size_t len, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	size_t got = 0;
+
+	while (got < len && now_s() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		n = read(fd, buf + got, len - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+static void guest_write(struct bus *bus, const char *s)
+{
+	while (*s)
+		io_outb(bus, BASE + UART_TX, (uint8_t)*s++);
+}
+
+/* Waits until the console took (or the UART dropped) `n` bytes in all. */
+static void wait_taken(struct serial *s, uint64_t n)
+{
+	struct serial_stats st;
+	double end = now_s() + 10.0;
+
+	do {
+		serial__get_stats(s, &st);
+		if (st.tx_bytes + st.tx_overflow >= n)
+			return;
+		usleep(1000);
+	} while (now_s() < end);
+	fail_msg("the console took %llu of %llu bytes", (unsigned long long)st.tx_bytes,
+		 (unsigned long long)n);
+}
+
+/* Output made before anyone attached reaches the client, then live output; its input reaches the guest. */
+static void test_console_socket_client_sees_earlier_output_and_types_to_guest(void **state)
+{
+	struct console_stats cs;
+	struct serial_stats st;
+	struct sock_rig r;
+	uint8_t buf[32];
+	struct stat sb;
+	int fd;
+
+	(void)state;
+	sock_rig_start(&r);
+	assert_int_equal(lstat(r.path, &sb), 0);
+	assert_true(S_ISSOCK(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	guest_write(&r.bus, "boot log\n");
+	wait_taken(r.s, 9);
+	fd = sock_connect(r.path);
+	assert_int_equal(sock_read(fd, buf, 9, 5.0), 9);
+	assert_memory_equal(buf, "boot log\n", 9);
+	guest_write(&r.bus, "live");
+	assert_int_equal(sock_read(fd, buf, 4, 5.0), 4);
+	assert_memory_equal(buf, "live", 4);
+	/* Input as it is: no escape in socket mode. */
+	assert_int_equal(write(fd, "ls\x01x\r", 5), 5);
+	assert_int_equal(bus_read(&r.bus, buf, 5, 5.0), 5);
+	assert_memory_equal(buf, "ls\x01x\r", 5);
+	/* A client that leaves and one that comes back: it gets only what it has not seen. */
+	close(fd);
+	usleep(50000);
+	guest_write(&r.bus, "meanwhile");
+	wait_taken(r.s, 22);
+	fd = sock_connect(r.path);
+	assert_int_equal(sock_read(fd, buf, sizeof(buf), 1.0), 9);
+	assert_memory_equal(buf, "meanwhile", 9);
+	sock_rig_stop(&r, &cs, &st);
+	/* At stop the client is disconnected: EOF. */
+	assert_int_equal(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	assert_int_equal(cs.clients, 2);
+	assert_int_equal(cs.replaced, 0);
+	assert_int_equal(cs.sent_bytes, 22);
+	assert_int_equal(cs.lost_slow_client + cs.lost_unattached, 0);
+	assert_int_equal(st.tx_bytes, 22);
+	assert_int_equal(st.rx_bytes, 5);
+}
+
+/* A second client replaces the first, which is told in one line and disconnected. */
+static void test_console_socket_second_client_replaces_the_first(void **state)
+{
+	static const char notice[] = "\r\nrtvmm: another client attached to this console; "
+				     "detaching you\r\n";
+	struct console_stats cs;
+	struct serial_stats st;
+	struct sock_rig r;
+	uint8_t buf[128];
+	int a, b;
+
+	(void)state;
+	sock_rig_start(&r);
+	a = sock_connect(r.path);
+	guest_write(&r.bus, "one");
+	assert_int_equal(sock_read(a, buf, 3, 5.0), 3);
+	b = sock_connect(r.path);
+	assert_int_equal(sock_read(a, buf, sizeof(buf), 5.0), sizeof(notice) - 1);
+	assert_memory_equal(buf, notice, sizeof(notice) - 1);
+	guest_write(&r.bus, "two");
+	assert_int_equal(sock_read(b, buf, 3, 5.0), 3);
+	assert_memory_equal(buf, "two", 3);
+	/* b types, the guest reads it; a's line is closed. */
+	assert_int_equal(write(b, "b", 1), 1);
+	assert_int_equal(bus_read(&r.bus, buf, 1, 5.0), 1);
+	assert_int_equal(buf[0], 'b');
+	sock_rig_stop(&r, &cs, &st);
+	close(a);
+	close(b);
+	assert_int_equal(cs.clients, 2);
+	assert_int_equal(cs.replaced, 1);
+	assert_int_equal(cs.sent_bytes, 6);
+}
+
+#define FLOOD (4u << 20)
+
+/*
+ * A client that connects and never reads: the guest's writes never wait, the
+ * console keeps taking the UART's output, and what the client's socket does
+ * not take is counted as lost to it; every byte is accounted for at stop.
+ */
+static void test_console_socket_client_that_never_reads_costs_output_not_time(void **state)
+{
+	struct console_stats cs;
+	struct serial_stats st;
+	struct sock_rig r;
+	double t = 0, worst = 0;
+	unsigned i;
+	int fd;
+
+	(void)state;
+	sock_rig_start(&r);
+	fd = sock_connect(r.path);
+	usleep(20000); /* accepted */
+	alarm(60);
+	for (i = 0; i < FLOOD; i++) {
+		if (!(i & 4095))
+			t = now_s();
+		io_outb(&r.bus, BASE + UART_TX, (uint8_t)i);
+		if ((i & 4095) == 4095 && now_s() - t > worst)
+			worst = now_s() - t;
+	}
+	alarm(0);
+	/* 4096 port writes never waited for the reader (a blocked one would hang: alarm). */
+	assert_true(worst < 1.0);
+	wait_taken(r.s, FLOOD);
+	t = now_s();
+	sock_rig_stop(&r, &cs, &st);
+	assert_true(now_s() - t < 2.5);
+	close(fd);
+	assert_int_equal(st.tx_bytes + st.tx_overflow, FLOOD);
+	/* The client got what its socket holds, the rest is lost to it, counted. */
+	assert_true(cs.lost_slow_client > 0);
+	assert_int_equal(cs.sent_bytes + cs.lost_slow_client, st.tx_bytes);
+	assert_int_equal(cs.lost_unattached, 0);
+	assert_true(cs.sent_bytes < FLOOD / 2);
+}
+
+#define UNATTACHED (160u << 10)
+
+/* Output while nobody is attached: the next client gets the last CONSOLE_HISTORY bytes, in order. */
+static void test_console_socket_keeps_the_recent_history_for_a_late_client(void **state)
+{
+	static uint8_t got[CONSOLE_HISTORY + 16];
+	struct console_stats cs;
+	struct serial_stats st;
+	struct sock_rig r;
+	unsigned i, first = UNATTACHED - CONSOLE_HISTORY;
+	int fd;
+
+	(void)state;
+	sock_rig_start(&r);
+	/* In slices the console drains at once: nothing overflows the UART's own buffer. */
+	for (i = 0; i < UNATTACHED; i++) {
+		io_outb(&r.bus, BASE + UART_TX, (uint8_t)(i % 251));
+		if (i % 8192 == 8191)
+			wait_taken(r.s, i + 1);
+	}
+	wait_taken(r.s, UNATTACHED);
+	fd = sock_connect(r.path);
+	assert_int_equal(sock_read(fd, got, sizeof(got), 3.0), CONSOLE_HISTORY);
+	for (i = 0; i < CONSOLE_HISTORY; i++)
+		if (got[i] != (uint8_t)((first + i) % 251))
+			fail_msg("history byte %u is %u, expected %u", i, got[i], (first + i) % 251);
+	sock_rig_stop(&r, &cs, &st);
+	close(fd);
+	assert_int_equal(st.tx_overflow, 0);
+	assert_int_equal(cs.lost_unattached, UNATTACHED - CONSOLE_HISTORY);
+	assert_int_equal(cs.sent_bytes, CONSOLE_HISTORY);
+}
+
+/* console__listen: a stale socket is replaced; a live one or another file refused, naming it. */
+static void test_console_listen_refuses_a_busy_or_foreign_path(void **state)
+{
+	char dir[64] = "/tmp/rtvmm-console-XXXXXX", path[96];
+	struct err e = { 0 };
+	int fd, fd2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.sock", dir);
+	fd = console__listen(path, &e);
+	assert_true(fd >= 0);
+	assert_int_equal(console__listen(path, &e), -EADDRINUSE);
+	assert_non_null(strstr(e.msg, path));
+	close(fd);
+	/* Nobody listens any more: a stale socket, replaced. */
+	fd2 = console__listen(path, &e);
+	assert_true(fd2 >= 0);
+	close(fd2);
+	assert_int_equal(unlink(path), 0);
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(console__listen(path, &e), -EEXIST);
+	assert_non_null(strstr(e.msg, "not a socket"));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(console__listen("", &e), -ENAMETOOLONG);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, rig_setup, rig_teardown)
 
 int main(void)
@@ -427,6 +722,11 @@ int main(void)
 		cmocka_unit_test(test_console_drains_uart_output_in_order),
 		cmocka_unit_test(test_console_stop_is_bounded_when_the_reader_never_reads),
 		cmocka_unit_test(test_console_counts_output_to_a_closed_reader_as_dropped),
+		cmocka_unit_test(test_console_socket_client_sees_earlier_output_and_types_to_guest),
+		cmocka_unit_test(test_console_socket_second_client_replaces_the_first),
+		cmocka_unit_test(test_console_socket_client_that_never_reads_costs_output_not_time),
+		cmocka_unit_test(test_console_socket_keeps_the_recent_history_for_a_late_client),
+		cmocka_unit_test(test_console_listen_refuses_a_busy_or_foreign_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

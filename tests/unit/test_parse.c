@@ -378,6 +378,24 @@ static void test_parse_shutdown_grace(void **state)
 		     "vms[0].shutdown_grace_s", NULL);
 }
 
+/* api_socket: none unless given; a relative path resolves against the plan's directory. */
+static void test_parse_api_socket(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_string_equal(p.vms[0].api_socket, "");
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    api_socket: /run/rtvmm/vm0.sock\n", &p);
+	assert_string_equal(p.vms[0].api_socket, "/run/rtvmm/vm0.sock");
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    api_socket: api.sock\n", &p);
+	assert_true(p.vms[0].api_socket[0] == '/');
+	assert_non_null(strstr(p.vms[0].api_socket, "/api.sock"));
+	plan__free(&p);
+}
+
 /* The command line's flags go through the same schema: the same VM as the file would give. */
 static void test_flags_make_the_plan_a_file_would(void **state)
 {
@@ -566,7 +584,7 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 	/* Nothing close: the allowed keys are listed instead. */
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    storage: []\n", 6, "vms[0].storage",
 		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks, "
-		     "shutdown_grace_s)");
+		     "serial, shutdown_grace_s, api_socket)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
 		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
@@ -1217,6 +1235,64 @@ static void test_flags_make_disks(void **state)
 	}
 }
 
+/* `serial:` takes cloud-hypervisor's words; paths resolve against the plan's directory. */
+static void test_parse_serial_modes_and_errors(void **state)
+{
+	static const char long_sock[] = VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: socket=/"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n";
+	const struct plan_arg args[] = {
+		{ "--kernel", "kernel", "/boot/vmlinuz" },
+		{ "--serial", "serial", "file=/var/log/vm.log" },
+		{ "--memory", "memory", "64M" },
+		{ "--vcpus", "vcpus", "1" },
+	};
+	struct plan_arg bad[4];
+	struct err e = { 0 };
+	char want[256];
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_int_equal(p.vms[0].serial.mode, PLAN_SERIAL_TTY);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: off\n", &p);
+	assert_int_equal(p.vms[0].serial.mode, PLAN_SERIAL_OFF);
+	assert_int_equal(p.vms[0].serial.loc.line, 6);
+	assert_string_equal(p.vms[0].serial.loc.key, "vms[0].serial");
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: socket=/run/rtvmm/vnf1.console\n", &p);
+	assert_int_equal(p.vms[0].serial.mode, PLAN_SERIAL_SOCKET);
+	assert_string_equal(p.vms[0].serial.path, "/run/rtvmm/vnf1.console");
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: file=logs/vnf1.log\n", &p);
+	assert_int_equal(p.vms[0].serial.mode, PLAN_SERIAL_FILE);
+	snprintf(want, sizeof(want), "%s/logs/vnf1.log", tmpdir);
+	assert_string_equal(p.vms[0].serial.path, want);
+	plan__free(&p);
+
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: pty\n", 6, "vms[0].serial",
+		     "expected tty, off, file=PATH or socket=PATH (value 'pty')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: file=\n", 6, "vms[0].serial",
+		     "the path is empty");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: socket=/run/\n", 6,
+		     "vms[0].serial", "names a directory");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    serial: [tty]\n", 6, "vms[0].serial",
+		     "expected tty, off, file=PATH or socket=PATH, got a list");
+	expect_error(long_sock, 6, "vms[0].serial", "a unix socket's path has at most 107");
+
+	/* The flag is the same key. */
+	assert_int_equal(plan__from_args(&p, args, 4, &e), 0);
+	assert_int_equal(p.vms[0].serial.mode, PLAN_SERIAL_FILE);
+	assert_string_equal(p.vms[0].serial.path, "/var/log/vm.log");
+	plan__free(&p);
+	memcpy(bad, args, sizeof(bad));
+	bad[1].value = "socket";
+	assert_int_equal(plan__from_args(&p, bad, 4, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "--serial 'socket': vm.serial: expected tty, off, file=PATH or "
+			       "socket=PATH"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1225,11 +1301,13 @@ int main(void)
 		cmocka_unit_test(test_parse_full_vm_fills_every_field),
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
 		cmocka_unit_test(test_parse_shutdown_grace),
+		cmocka_unit_test(test_parse_api_socket),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
 		cmocka_unit_test(test_flags_errors_name_the_flag),
 		cmocka_unit_test(test_parse_disks_fill_every_field_and_default),
 		cmocka_unit_test(test_parse_disk_errors),
 		cmocka_unit_test(test_flags_make_disks),
+		cmocka_unit_test(test_parse_serial_modes_and_errors),
 		cmocka_unit_test(test_parse_hugepages_prefault_by_default),
 		cmocka_unit_test(test_parse_emulator_cpus_default_to_housekeeping),
 		cmocka_unit_test(test_parse_single_vm_document),

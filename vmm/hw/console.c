@@ -1,4 +1,7 @@
-/* Console thread: host fd -> UART receive FIFO (raw terminal mode, Ctrl-A escape), UART output -> host fd. */
+/*
+ * Console thread: host fd -> UART receive FIFO (raw terminal mode, Ctrl-A escape), UART output ->
+ * host fd; or, in socket mode, UART output -> a history ring -> the one client, client -> UART.
+ */
 #include "vmm/hw/console.h"
 
 #include <errno.h>
@@ -12,11 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/thread_class.h"
+#include "base/trust.h"
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
 #define CONSOLE_BUF    4096
@@ -30,8 +37,8 @@
 
 struct console {
 	pthread_t thread;
-	int in_fd;          /* -1: output only */
-	int out_fd;         /* the UART's out_fd, -1: input only */
+	int in_fd;          /* -1: output only (socket mode: the client is the input) */
+	int out_fd;         /* the UART's out_fd, -1: input only or socket mode */
 	int stop_fd;        /* eventfd: console__stop wakes the thread */
 	bool stopped;       /* console__stop ran */
 	bool abandon;       /* console__stop gave up on the reader: write no more */
@@ -42,6 +49,19 @@ struct console {
 	bool got_escape;    /* last byte was Ctrl-A */
 	size_t len;         /* bytes in buf not yet taken by the UART */
 	uint8_t buf[CONSOLE_BUF];
+
+	/*
+	 * Socket mode. Every byte the guest writes goes into `ring` at ring_total
+	 * (an absolute offset); the client is sent from client_pos on. seen_pos is
+	 * where the last client stopped: the next one starts there, or at the
+	 * oldest byte the ring still holds.
+	 */
+	int listen_fd;      /* -1: not socket mode */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int client_fd;      /* -1: nobody attached */
+	uint64_t ring_total, client_pos, seen_pos;
+	struct console_stats stats; /* written by the console thread only; read relaxed */
+	uint8_t ring[CONSOLE_HISTORY];
 };
 
 /* The terminal mode to restore; global so that an atexit handler can reach it. */
@@ -254,18 +274,163 @@ static enum console_out console_out_next(struct console *c, ssize_t flushed, boo
 	return serial__tx_rearm(c->s) ? OUT_IDLE : OUT_LINGER;
 }
 
+/* ---- socket mode ---- */
+
+static void stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* Where the next client's output starts, or the attached client's next byte. */
+static uint64_t *console_reader_pos(struct console *c)
+{
+	return c->client_fd >= 0 ? &c->client_pos : &c->seen_pos;
+}
+
+/* Appends to the history; what the reader had not got before it is overwritten is counted. */
+static void console_ring_put(struct console *c, const uint8_t *data, size_t n)
+{
+	uint64_t *pos = console_reader_pos(c);
+
+	while (n) {
+		size_t off = c->ring_total % CONSOLE_HISTORY, chunk = CONSOLE_HISTORY - off;
+
+		if (chunk > n)
+			chunk = n;
+		memcpy(c->ring + off, data, chunk);
+		c->ring_total += chunk;
+		data += chunk;
+		n -= chunk;
+	}
+	if (c->ring_total - *pos > CONSOLE_HISTORY) {
+		uint64_t lost = c->ring_total - CONSOLE_HISTORY - *pos;
+
+		stat_add(c->client_fd >= 0 ? &c->stats.lost_slow_client : &c->stats.lost_unattached,
+			 lost);
+		*pos += lost;
+	}
+}
+
+/* Moves all buffered UART output into the history; returns the bytes taken (never blocks). */
+static ssize_t console_take(struct console *c)
+{
+	const uint8_t *data;
+	ssize_t done = 0;
+	size_t n;
+
+	while ((n = serial__tx_peek(c->s, &data))) {
+		console_ring_put(c, data, n);
+		serial__tx_consume(c->s, n, SERIAL_TX_WRITTEN);
+		done += (ssize_t)n;
+	}
+	return done;
+}
+
+static void console_detach(struct console *c)
+{
+	close(c->client_fd);
+	c->client_fd = -1;
+	c->seen_pos = c->client_pos;
+}
+
+/* Sends the client what it has not got, as far as its socket takes it without waiting. */
+static void console_send(struct console *c)
+{
+	while (c->client_fd >= 0 && c->client_pos < c->ring_total) {
+		size_t off = c->client_pos % CONSOLE_HISTORY, n = CONSOLE_HISTORY - off;
+		ssize_t w;
+
+		if (n > c->ring_total - c->client_pos)
+			n = c->ring_total - c->client_pos;
+		w = write(c->client_fd, c->ring + off, n);
+		if (w > 0) {
+			c->client_pos += (uint64_t)w;
+			stat_add(&c->stats.sent_bytes, (uint64_t)w);
+		} else if (w < 0 && errno == EINTR) {
+			continue;
+		} else {
+			if (w < 0 && errno != EAGAIN)
+				console_detach(c); /* EPIPE, ECONNRESET: the client went away */
+			return;
+		}
+	}
+}
+
+/*
+ * A new client replaces the attached one (cloud-hypervisor's --serial socket=
+ * does the same), which is told so in one line; the newcomer gets the output
+ * nobody has seen yet, at most the history's last CONSOLE_HISTORY bytes.
+ */
+static void console_accept(struct console *c)
+{
+	static const char replaced[] = "\r\nrtvmm: another client attached to this console; "
+				       "detaching you\r\n";
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return; /* EAGAIN, ECONNABORTED: nobody after all */
+	if (c->client_fd >= 0) {
+		if (write(c->client_fd, replaced, sizeof(replaced) - 1) < 0) {
+			/* its socket is full or gone: it learns from the hangup */
+		}
+		console_detach(c);
+		stat_add(&c->stats.replaced, 1);
+	}
+	c->client_fd = fd;
+	c->client_pos = c->seen_pos;
+	if (c->ring_total - c->client_pos > CONSOLE_HISTORY)
+		c->client_pos = c->ring_total - CONSOLE_HISTORY;
+	stat_add(&c->stats.clients, 1);
+}
+
+/* Client input, as much as fits; false when the client left (EOF, reset). */
+static bool console_read_client(struct console *c)
+{
+	ssize_t n = read(c->client_fd, c->buf + c->len, sizeof(c->buf) - c->len);
+
+	if (n > 0) {
+		c->len += (size_t)n;
+		return true;
+	}
+	return n < 0 && (errno == EINTR || errno == EAGAIN);
+}
+
+/*
+ * At stop: the client gets what is left while it takes it, until `deadline`;
+ * what it does not take in time is counted as lost to it.
+ */
+static void console_flush_client(struct console *c, int64_t deadline)
+{
+	console_take(c);
+	while (c->client_fd >= 0 && c->client_pos < c->ring_total) {
+		struct pollfd p = { .fd = c->client_fd, .events = POLLOUT };
+		int64_t left = deadline - now_ms();
+
+		if (__atomic_load_n(&c->abandon, __ATOMIC_ACQUIRE) || left <= 0 ||
+		    poll(&p, 1, (int)left) <= 0)
+			break;
+		console_send(c);
+	}
+	if (c->client_fd >= 0) {
+		stat_add(&c->stats.lost_slow_client, c->ring_total - c->client_pos);
+		console_detach(c);
+	}
+}
+
+/* ---- the thread ---- */
+
 static void *console_thread(void *arg)
 {
 	struct console *c = arg;
 	int room_fd = serial__rx_room_fd(c->s), tx_fd = serial__tx_fd(c->s);
 	enum console_out out_state = OUT_IDLE;
-	bool reading = c->in_fd >= 0;
+	bool sock = c->listen_fd >= 0, reading = c->in_fd >= 0;
 	int64_t linger_end = 0;
 
 	thread_class__enter(THREAD_CLASS_CONSOLE, "console");
-	while (reading || c->len || c->out_fd >= 0) {
-		struct pollfd pfd[4] = { { .fd = c->stop_fd, .events = POLLIN } };
-		nfds_t n = 1, in = 0, room = 0, out = 0;
+	while (sock || reading || c->len || c->out_fd >= 0) {
+		struct pollfd pfd[6] = { { .fd = c->stop_fd, .events = POLLIN } };
+		nfds_t n = 1, in = 0, room = 0, out = 0, lis = 0, cli = 0;
 		enum console_out was = out_state;
 		int timeout = -1;
 
@@ -277,7 +442,18 @@ static void *console_thread(void *arg)
 			room = n;
 			pfd[n++] = (struct pollfd){ .fd = room_fd, .events = POLLIN };
 		}
-		if (out_state == OUT_IDLE && c->out_fd >= 0) {
+		if (sock) {
+			lis = n;
+			pfd[n++] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
+		}
+		if (c->client_fd >= 0) {
+			/* Hangups come without asking; input only while there is room for it. */
+			cli = n;
+			pfd[n++] = (struct pollfd){ .fd = c->client_fd,
+				.events = (short)((c->len < sizeof(c->buf) ? POLLIN : 0) |
+						  (c->client_pos < c->ring_total ? POLLOUT : 0)) };
+		}
+		if (out_state == OUT_IDLE && (sock || c->out_fd >= 0)) {
 			out = n;
 			pfd[n++] = (struct pollfd){ .fd = tx_fd, .events = POLLIN };
 		} else if (out_state == OUT_BLOCKED) {
@@ -299,19 +475,29 @@ static void *console_thread(void *arg)
 			console_drain(room_fd);
 		if (in && pfd[in].revents)
 			reading = console_read(c);
+		if (cli && (pfd[cli].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    !console_read_client(c))
+			console_detach(c);
+		if (lis && pfd[lis].revents)
+			console_accept(c);
 		console_deliver(c);
 		if (out && pfd[out].revents) {
 			if (out_state == OUT_IDLE)
 				console_drain(tx_fd);
-			out_state = console_out_next(c, console_flush(c, 0), false);
+			out_state = console_out_next(c, sock ? console_take(c) : console_flush(c, 0),
+						     false);
 		} else if (out_state == OUT_LINGER && now_ms() >= linger_end) {
-			out_state = console_out_next(c, console_flush(c, 0), true);
+			out_state = console_out_next(c, sock ? console_take(c) : console_flush(c, 0),
+						     true);
 		}
 		if (out_state == OUT_LINGER && (was != OUT_LINGER || now_ms() >= linger_end))
 			linger_end = now_ms() + CONSOLE_LINGER_MS;
+		console_send(c);
 	}
 	/* Stopping: what the guest wrote goes out if the reader takes it in time, else it is counted. */
-	if (c->out_fd >= 0)
+	if (sock)
+		console_flush_client(c, now_ms() + CONSOLE_FLUSH_MS);
+	else if (c->out_fd >= 0)
 		console_flush(c, now_ms() + CONSOLE_FLUSH_MS);
 	serial__tx_abandon(c->s);
 	return NULL;
@@ -323,30 +509,36 @@ static void console_wake_handler(int sig)
 	(void)sig;
 }
 
-int console__start(struct console **out, int in_fd, struct serial *s, const struct vm_ctl *ctl)
+/* Allocates a console for `s`, not started: no input, no output, no socket. */
+static struct console *console_alloc(struct serial *s, const struct vm_ctl *ctl)
 {
-	struct sigaction wake = { .sa_handler = console_wake_handler };
-	sigset_t all, old;
-	struct console *c;
-	int err;
+	struct console *c = calloc(1, sizeof(*c));
 
-	c = calloc(1, sizeof(*c));
 	if (!c)
-		return -ENOMEM;
-	c->in_fd = in_fd;
-	c->out_fd = serial__out_fd(s);
+		return NULL;
+	c->in_fd = c->out_fd = c->listen_fd = c->client_fd = -1;
 	c->s = s;
 	if (ctl) {
 		c->ctl = *ctl;
 		c->has_ctl = true;
 	}
+	return c;
+}
+
+/* Starts the thread of `c` (raw mode on a terminal input first); frees `c` on failure. */
+static int console_run(struct console **out, struct console *c)
+{
+	struct sigaction wake = { .sa_handler = console_wake_handler };
+	sigset_t all, old;
+	int err;
+
 	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->stop_fd < 0) {
 		err = -errno;
 		goto err_free;
 	}
-	if (in_fd >= 0 && isatty(in_fd)) {
-		err = console_tty_raw(in_fd);
+	if (c->in_fd >= 0 && isatty(c->in_fd)) {
+		err = console_tty_raw(c->in_fd);
 		if (err)
 			goto err_close_stop;
 		c->tty = true;
@@ -378,6 +570,77 @@ err_close_stop:
 err_free:
 	free(c);
 	return err;
+}
+
+int console__start(struct console **out, int in_fd, struct serial *s, const struct vm_ctl *ctl)
+{
+	struct console *c = console_alloc(s, ctl);
+
+	if (!c)
+		return -ENOMEM;
+	c->in_fd = in_fd;
+	c->out_fd = serial__out_fd(s);
+	return console_run(out, c);
+}
+
+int console__listen(const char *path, struct err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, err;
+
+	if (!path[0] || strlen(path) >= sizeof(sa.sun_path))
+		return err__set(e, -ENAMETOOLONG, "console socket '%s': empty or longer than %zu bytes",
+				path, sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err__set(e, -EEXIST, "console socket %s: the path exists and is not a "
+					"socket", path);
+		if (trust__socket_in_use(path))
+			return err__set(e, -EADDRINUSE, "console socket %s: another process listens on it",
+					path);
+		unlink(path); /* a stale socket from an earlier run */
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err__set(e, -errno, "console socket %s: %s", path, strerror(errno));
+	/* Nobody can connect before listen(2): the mode is 0600 by then. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		close(fd);
+		return err__set(e, err, "console socket %s: cannot bind: %s", path, strerror(-err));
+	}
+	if (chmod(path, 0600) < 0 || listen(fd, 1) < 0) {
+		err = -errno;
+		close(fd);
+		unlink(path);
+		return err__set(e, err, "console socket %s: cannot listen: %s", path, strerror(-err));
+	}
+	return fd;
+}
+
+int console__start_socket(struct console **out, int listen_fd, const char *path, struct serial *s)
+{
+	struct console *c;
+
+	if (strlen(path) >= sizeof(c->path))
+		return -ENAMETOOLONG;
+	c = console_alloc(s, NULL);
+	if (!c)
+		return -ENOMEM;
+	c->listen_fd = listen_fd;
+	memcpy(c->path, path, strlen(path) + 1);
+	return console_run(out, c);
+}
+
+void console__get_stats(const struct console *c, struct console_stats *st)
+{
+	st->clients = __atomic_load_n(&c->stats.clients, __ATOMIC_RELAXED);
+	st->replaced = __atomic_load_n(&c->stats.replaced, __ATOMIC_RELAXED);
+	st->sent_bytes = __atomic_load_n(&c->stats.sent_bytes, __ATOMIC_RELAXED);
+	st->lost_slow_client = __atomic_load_n(&c->stats.lost_slow_client, __ATOMIC_RELAXED);
+	st->lost_unattached = __atomic_load_n(&c->stats.lost_unattached, __ATOMIC_RELAXED);
 }
 
 void console__stop(struct console *c)
@@ -418,6 +681,10 @@ void console__stop(struct console *c)
 	if (c->tty)
 		console_tty_restore();
 	close(c->stop_fd);
+	if (c->listen_fd >= 0) {
+		close(c->listen_fd);
+		unlink(c->path);
+	}
 }
 
 void console__destroy(struct console *c)
@@ -441,4 +708,24 @@ static void console_device_destroy(void *dev)
 const struct device_ops console__device_ops = {
 	.stop = console_device_stop,
 	.destroy = console_device_destroy,
+};
+
+static void console_device_report(void *dev, FILE *out)
+{
+	const struct console *c = dev;
+	struct console_stats st;
+
+	console__get_stats(c, &st);
+	fprintf(out, "socket %s: %llu client%s (%llu replaced), sent %llu bytes, lost %llu to a slow "
+		"client, %llu beyond the %u KiB history while nobody was attached", c->path,
+		(unsigned long long)st.clients, st.clients == 1 ? "" : "s",
+		(unsigned long long)st.replaced, (unsigned long long)st.sent_bytes,
+		(unsigned long long)st.lost_slow_client, (unsigned long long)st.lost_unattached,
+		CONSOLE_HISTORY >> 10);
+}
+
+const struct device_ops console__socket_device_ops = {
+	.stop = console_device_stop,
+	.destroy = console_device_destroy,
+	.report = console_device_report,
 };

@@ -15,14 +15,42 @@
  * restored by console__stop and, should the process exit without it, by an
  * atexit handler. Otherwise (pipe, file, /dev/null) bytes are forwarded as is.
  * EOF or a hangup on `in_fd` ends input quietly; the guest keeps running.
+ *
+ * Socket mode (console__start_socket; cloud-hypervisor's --serial socket=):
+ * the thread serves a listening unix socket, one client at a time. Output
+ * goes first into a history ring of CONSOLE_HISTORY bytes (the UART's buffer
+ * is emptied at once, whoever reads), then to the client without waiting: a
+ * client that reads slower than the guest writes, or not at all, loses the
+ * oldest bytes it had not got (counted), never the guest's time. Output made
+ * while nobody is attached stays in the ring: a client that attaches gets
+ * what nobody has seen yet, at most the last CONSOLE_HISTORY bytes (the
+ * recent boot log). A second client replaces the first, which is told so in
+ * one line and disconnected (as cloud-hypervisor does). Client bytes go to
+ * the UART as they are (no escape: the client detaches itself). At stop the
+ * client gets CONSOLE_FLUSH_MS to take what is left; the socket is unlinked.
  */
 #ifndef RTVMM_HW_CONSOLE_H
 #define RTVMM_HW_CONSOLE_H
 
+#include <stdint.h>
+
+#include "base/err.h"
 #include "vmm/device.h"
 #include "vmm/hw/serial.h"
 
+/* Socket mode: the output kept for a client that attaches later (a Linux boot log fits). */
+#define CONSOLE_HISTORY (64 * 1024)
+
 struct console;
+
+/* Socket mode's counters: the console never logs. */
+struct console_stats {
+	uint64_t clients;          /* connections accepted */
+	uint64_t replaced;         /* clients disconnected by a newer one */
+	uint64_t sent_bytes;       /* output written to clients */
+	uint64_t lost_slow_client; /* output an attached client fell too far behind to get */
+	uint64_t lost_unattached;  /* output pushed out of the history while nobody was attached */
+};
 
 /*
  * Starts the thread reading `in_fd` (-1: none) into `s` and draining `s`'s
@@ -31,6 +59,26 @@ struct console;
  */
 __attribute__((warn_unused_result))
 int console__start(struct console **out, int in_fd, struct serial *s, const struct vm_ctl *ctl);
+
+/*
+ * A listening unix socket at `path` for console__start_socket: mode 0600 (the
+ * caller's uid), a stale socket nobody listens on replaced; -EADDRINUSE when a
+ * process listens there, -EEXIST when the path is something else. Returns the
+ * fd or -errno with `e` set.
+ */
+int console__listen(const char *path, struct err *e);
+
+/*
+ * Starts the thread serving `listen_fd` (from console__listen at `path`) for
+ * `s`, whose out_fd must not be -1 (else its output is dropped before the
+ * console sees it). The console then owns `listen_fd` and unlinks `path` at
+ * stop; on failure (-errno) the caller still owns both.
+ */
+__attribute__((warn_unused_result))
+int console__start_socket(struct console **out, int listen_fd, const char *path, struct serial *s);
+
+/* Socket mode's counters, from any thread (relaxed loads). */
+void console__get_stats(const struct console *c, struct console_stats *st);
 
 /*
  * Stops the thread: input at once, output after the bounded flush (a write
@@ -45,5 +93,7 @@ void console__destroy(struct console *c);
 
 /* How a VM holds the console (vmm/device.h): added after its UART; stopped (flushed) before the stop report. */
 extern const struct device_ops console__device_ops;
+/* The same for socket mode, with its counters in the stop report. */
+extern const struct device_ops console__socket_device_ops;
 
 #endif

@@ -42,7 +42,7 @@ struct serial;
 
 /* Counters: the device never logs. */
 struct serial_stats {
-	uint64_t tx_bytes;    /* bytes written to out_fd */
+	uint64_t tx_bytes;    /* bytes written to out_fd (socket console: taken into its history) */
 	uint64_t tx_dropped;  /* bytes lost because out_fd failed or is -1 */
 	uint64_t tx_overflow; /* bytes lost to a reader too slow: buffer full, or abandoned at stop */
 	uint64_t rx_bytes;    /* bytes taken by serial__receive */
@@ -51,7 +51,9 @@ struct serial_stats {
 
 /*
  * Creates a UART on `pio` at `base` (SERIAL_NR_PORTS ports) raising `irq`
- * (NULL: no line); transmitted bytes are written to `out_fd` (-1: dropped).
+ * (NULL: no line); transmitted bytes are written to `out_fd` (-1: dropped) by
+ * the console, or, when `out_fd` is a console socket's listening fd, handed to
+ * its client (vmm/hw/console.h).
  * Returns 0 or -errno (-EEXIST if the ports are taken).
  */
 __attribute__((warn_unused_result))
