@@ -1060,7 +1060,7 @@ static int start_dataplane(struct up_state *st, const struct plan *plan, const c
 	return err;
 }
 
-/* Starts VM `pvm` as `rtvmm run PLAN --vm NAME --api-socket RUN/NAME.sock`. */
+/* Starts VM `pvm` as `rtvmm run PLAN --vm NAME --api-socket RUN/NAME.sock` (or its api_socket). */
 static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm *pvm,
 		    const char *self, struct err *e)
 {
@@ -1070,7 +1070,11 @@ static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm
 	snprintf(exe, sizeof(exe), "%s", self);
 	snprintf(name, sizeof(name), "%s", pvm->name);
 	snprintf(p->name, sizeof(p->name), "%s", pvm->name);
-	n = snprintf(p->api, sizeof(p->api), "%s/%s.sock", st->run_dir, pvm->name);
+	/* The plan's api_socket when it names one, else RUN/NAME.sock. */
+	if (pvm->api_socket[0])
+		n = snprintf(p->api, sizeof(p->api), "%s", pvm->api_socket);
+	else
+		n = snprintf(p->api, sizeof(p->api), "%s/%s.sock", st->run_dir, pvm->name);
 	if (n < 0 || (size_t)n >= sizeof(p->api) ||
 	    snprintf(p->log, sizeof(p->log), "%s/%s.log", st->run_dir, pvm->name) >= (int)sizeof(p->log))
 		return err__set(e, -ENAMETOOLONG, "%s: its API socket %s/%s.sock is longer than a "
@@ -1094,6 +1098,8 @@ static const char *socket_clash(const struct plan *plan, const char *run_dir)
 	unsigned v, w, i;
 
 	for (v = 0; v < plan->nr_vms; v++) {
+		if (plan->vms[v].api_socket[0])
+			continue;
 		snprintf(path, sizeof(path), "%s/%s.sock", run_dir, plan->vms[v].name);
 		for (w = 0; w < plan->nr_vms; w++) {
 			for (i = 0; i < plan->vms[w].nr_nics; i++)
