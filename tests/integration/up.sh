@@ -5,8 +5,9 @@
 #     bad    no KVM needed: a plan with errors is refused before anything starts (no run
 #            directory, no process); a VM that fails to come up is reported with its log's
 #            tail and `up` exits 1 after stopping the dataplane it started, removing the state
-#            and the sockets; a run directory that holds a state file is refused; down and
-#            ctl list on a directory where nothing is up say so
+#            and the sockets; a run directory that holds a state file is refused, a state file
+#            host.user wrote is not acted on, an API socket on a NIC's socket path is refused;
+#            down and ctl list on a directory where nothing is up say so
 #     kvm    a plan with the dataplane and two bare-metal VMs (vCPUs on cpu 1, emulator on
 #            cpu 0, host.user nobody): the table shows both Running with their placement,
 #            ctl list (text and JSON) the same, a second up is refused, a VM stopped by SIGINT
@@ -132,7 +133,14 @@ bad() {
 	fi
 	rm "$run/state"
 
-	# 4. Nothing up: down says so (exit 0), ctl list fails naming the directory.
+	# 4. A run directory where a VM's API socket would be a NIC's socket: refused.
+	"$rtvmm" up "$tmp/$pfx-fail.yaml" --run-dir "$tmp/vhost" > "$tmp/out" 2>&1 && fail "an API socket on a NIC's socket accepted"
+	grep -q "the API socket $tmp/vhost/a.sock is also a NIC's or disk's socket" "$tmp/out" ||
+		fail "API socket clash: $(tail -3 "$tmp/out")"
+	grep -q "started (pid" "$tmp/out" && fail "API socket clash: something was started"
+	ok "an API socket that would take a NIC's socket path is refused"
+
+	# 5. Nothing up: down says so (exit 0), ctl list fails naming the directory.
 	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1 || fail "down with nothing up: exit $?"
 	grep -q "nothing is up there" "$tmp/out" || fail "down with nothing up: $(cat "$tmp/out")"
 	"$rtvmm" ctl list --run-dir "$run" > "$tmp/out" 2>&1 && fail "ctl list with nothing up: exit 0"
