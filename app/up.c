@@ -629,14 +629,16 @@ static void memory_text(json_t *pl, char *buf, size_t len)
 
 #define TABLE_COLS 7
 
-/* One row, each column padded to its width but the last. */
+/* One row, each column padded to its width but the last one with text. */
 static void row_print(FILE *out, const size_t *w, const char *const *cells)
 {
-	unsigned c;
+	unsigned c, last = TABLE_COLS - 1;
 
-	for (c = 0; c + 1 < TABLE_COLS; c++)
+	while (last && !cells[last][0])
+		last--;
+	for (c = 0; c < last; c++)
 		fprintf(out, "%-*s  ", (int)w[c], cells[c]);
-	fprintf(out, "%s\n", cells[c]);
+	fprintf(out, "%s\n", cells[last]);
 }
 
 static const char *const table_head[TABLE_COLS] = {
