@@ -249,6 +249,25 @@ def machine_info():
     }
 
 
+def anywhere_cpus(args):
+    """The cpus a "default" (unplaced) scenario's threads may use: every cpu this process may,
+    except in scripts/kvmbox, where it is the measure cpu alone: there a vCPU thread moving
+    between the box's cpus may fault or stall its guest or wedge the box (README, Tests), and
+    the box's figures are function only anyway."""
+    if os.environ.get("RTVMM_KVMBOX") == "1":
+        return [args.measure_cpu]
+    return sorted(os.sched_getaffinity(0))
+
+
+def anywhere_note(args):
+    """The notes line that says where the "default" scenarios' threads ran (anywhere_cpus)."""
+    cpus = anywhere_cpus(args)
+    if os.environ.get("RTVMM_KVMBOX") == "1":
+        return (f"default scenarios: every thread on cpu {cpus[0]} only, in scripts/kvmbox: a vCPU "
+                "thread moving between the box's cpus may fault its guest there (not timing)")
+    return f"default scenarios: threads free on cpus {','.join(map(str, cpus))}"
+
+
 def emulated_host():
     """The sentence a report shows when this KVM host runs in software emulation (scripts/kvmbox
     sets RTVMM_KVMBOX=1), where figures prove function and are not timing; else None."""

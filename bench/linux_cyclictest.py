@@ -81,8 +81,9 @@ def cyclictest_args(args, seconds):
 
 
 def place(args, pid, mode):
-    """Switches rtvmm's threads: "rt" as the plan placed them, "default" SCHED_OTHER on all cpus."""
-    every = sorted(os.sched_getaffinity(0))
+    """Switches rtvmm's threads: "rt" as the plan placed them, "default" SCHED_OTHER on all cpus
+    (benchlib.anywhere_cpus)."""
+    every = benchlib.anywhere_cpus(args)
     for tid, comm in benchlib.threads(pid).items():
         vcpu = re.fullmatch(r"vcpu\d+", comm) is not None
         if mode == "default":
@@ -213,6 +214,7 @@ def run(args, new_result):
         benchlib.add_ratio(res, f"cyclictest p99 rt-{load} guest/host", g["p99"], h["p99"])
     benchlib.add_ratio(res, "cyclictest max stress rt/default", figs[("linux-guest", "rt-stress")]["max"],
                        figs[("linux-guest", "default-stress")]["max"], goal=1.0)
+    res["notes"].append(benchlib.anywhere_note(args))
     res["notes"] += [
         "rt-* scenarios: the plan's placement (vCPU thread vcpu0 pinned to cpu "
         f"{args.measure_cpu}, SCHED_FIFO {PRIORITY}; emulator threads on cpu {args.housekeeping_cpu}, "

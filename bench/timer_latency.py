@@ -129,7 +129,8 @@ def run_guest_once(args, rtvmm, guest, placement, cmdline, tmp, scenario):
             f.write(benchlib.rt_plan_yaml("timerlat", args, guest, cmdline, "64M", args.priority))
         argv = [rtvmm, "run", plan, "--test-device"]
     else:
-        argv = [rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--cmdline", cmdline]
+        argv = ["taskset", "-c", ",".join(map(str, benchlib.anywhere_cpus(args))),
+                rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M", "--cmdline", cmdline]
     logfile = os.path.join(args.outdir, f"guest-{scenario}.log") if args.outdir else None
     con = benchlib.Console(argv, name=scenario, logfile=logfile)
     try:
@@ -263,7 +264,7 @@ def run(args, new_result):
                                                                  cmdline, tmp, scenario)
                     summ["stalled_runs"] = stalls
                     figs[("rtvmm-guest", scenario)] = record(res, "rtvmm-guest", scenario, summ, buckets)
-                    anywhere = sorted(os.sched_getaffinity(0))
+                    anywhere = benchlib.anywhere_cpus(args)
                     pin_record(res, f"rtvmm {scenario}", "vcpu0", where["vcpu0"],
                                args.measure_cpu if placement == "rt" else anywhere)
                     pin_record(res, f"rtvmm {scenario}", "rtvmm", where["rtvmm"],
@@ -283,6 +284,7 @@ def run(args, new_result):
     ratio("timer p99 stress rt/default", (g, "rt-stress"), (g, "default-stress"), key="p99", goal=1.0)
     ratio("timer max rt-idle guest/host", (g, "rt-idle"), (h, "rt-idle"))
     ratio("timer p99 rt-stress guest/host", (g, "rt-stress"), (h, "rt-stress"), key="p99")
+    res["notes"].append(benchlib.anywhere_note(args))
     res["notes"] += [
         f"stress: one stress-ng --cpu hog (SCHED_OTHER) pinned to each of cpus {stress_cpus}: the "
         f"measure cpu {args.measure_cpu} is contended and the housekeeping cpu loaded",

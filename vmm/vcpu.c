@@ -184,8 +184,10 @@ static void *vcpu_thread(void *arg)
 	thread_class__enter(THREAD_CLASS_VCPU, name);
 
 	while (!__atomic_load_n(env->stopping, __ATOMIC_ACQUIRE)) {
-		if (env->pause && __atomic_load_n(env->pause, __ATOMIC_SEQ_CST))
+		if (env->pause && __atomic_load_n(env->pause, __ATOMIC_SEQ_CST)) {
 			vcpu_park(vcpu);
+			continue;  /* a stop may have ended the pause: never back into the guest then */
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			int err = errno;
 

@@ -41,17 +41,27 @@ grep -qE "^kvm_amd /dev/kvm api 12 max_vcpus [0-9]+$" "$tmp/out" && ok "rtvmm kv
 	bad "rtvmm kvm-host inside did not name kvm_amd"
 grep -q "kvmbox: /dev/kvm ready (kvm_amd)" "$tmp/err" && ok "progress: /dev/kvm ready" || bad "no progress line"
 
-# ---- 2.
-boxes() { pgrep -f 'mount_tag=ctl' | sort; }
-before=$(boxes)
+# ---- 2. (this box's own QEMU, found as the script's child: another box may start meanwhile)
 start=$SECONDS
-"$root/scripts/kvmbox" --timeout 5 sleep 600 > "$tmp/out2" 2> "$tmp/err2"
+"$root/scripts/kvmbox" --timeout 5 sleep 600 > "$tmp/out2" 2> "$tmp/err2" &
+box=$!
+qemu=
+while kill -0 "$box" 2> /dev/null; do
+	[[ -z $qemu ]] && qemu=$(pgrep -P "$box" -f qemu-system)
+	sleep 0.2
+done
+wait "$box"
 rc=$?
 [[ $rc == 124 ]] && ok "--timeout 5: exit 124 after $((SECONDS - start)) s" || bad "--timeout 5: exit $rc, want 124"
 grep -q "timed out: the command did not finish within 5 s; QEMU stopped" "$tmp/err2" &&
 	ok "the reason is given" || bad "no timeout reason"
-left=$(comm -13 <(echo "$before") <(boxes))
-[[ -z $left ]] && ok "no QEMU left behind" || bad "QEMU still running: pid $left"
+if [[ -z $qemu ]]; then
+	bad "never saw the box's QEMU"
+elif kill -0 "$qemu" 2> /dev/null; then
+	bad "QEMU still running: pid $qemu"
+else
+	ok "no QEMU left behind (pid $qemu)"
+fi
 
 cat "$tmp/err" "$tmp/err2" | sed 's/^/    /'
 echo "$fails failed"

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "counters_sink.h"
 #include "hw_fakes.h"
 #include "vmm/hw/serial.h"
 #include "vmm/x86/layout.h"
@@ -389,6 +390,50 @@ static void test_serial_tx_failure_is_counted_not_fatal(void **state)
 	close(full);
 }
 
+/* vm.counters for COM1: bytes out (written, lost to a failing or slow reader) and bytes in. */
+static void test_serial_counters_follow_output_and_input(void **state)
+{
+	struct counters c;
+	struct counter_sink sink;
+	const uint8_t in[3] = { 'x', 'y', 'z' };
+	struct serial *s;
+	struct bus bus;
+	int p[2], full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	char got[8];
+	unsigned i;
+
+	(void)state;
+	assert_true(full >= 0);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	bus__init(&bus, "pio");
+	assert_int_equal(serial__add(&bus, BASE, NULL, p[1], &s), 0);
+	for (i = 0; i < 5; i++)
+		io_outb(&bus, BASE + UART_TX, (uint8_t)('a' + i));
+	sink = counters_sink(&c);
+	serial__device_ops.counters(s, &sink);
+	assert_int_equal(counters_num(&c, "tx_buffered"), 5);
+	assert_int_equal(counters_num(&c, "tx_bytes"), 0);
+	flush_out(s, p[1]);
+	assert_int_equal(read(p[0], got, sizeof(got)), 5);
+	io_outb(&bus, BASE + UART_FCR, UART_FCR_ENABLE_FIFO);
+	assert_int_equal(serial__receive(s, in, sizeof(in)), 3);
+	io_outb(&bus, BASE + UART_TX, '!');
+	flush_out(s, full);          /* the reader fails: the byte is dropped */
+	sink = counters_sink(&c);
+	serial__device_ops.counters(s, &sink);
+	assert_int_equal(counters_num(&c, "tx_bytes"), 5);
+	assert_int_equal(counters_num(&c, "tx_buffered"), 0);
+	assert_int_equal(counters_num(&c, "tx_dropped"), 1);
+	assert_int_equal(counters_num(&c, "tx_overflow"), 0);
+	assert_int_equal(counters_num(&c, "rx_bytes"), 3);
+	assert_int_equal(counters_num(&c, "rx_overruns"), 0);
+	serial__destroy(s);
+	bus__exit(&bus);
+	close(p[0]);
+	close(p[1]);
+	close(full);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -541,6 +586,7 @@ int main(void)
 		T(test_serial_passes_linux_8250_autoconfig),
 		T(test_serial_wide_access_acts_on_first_register),
 		cmocka_unit_test(test_serial_tx_failure_is_counted_not_fatal),
+		cmocka_unit_test(test_serial_counters_follow_output_and_input),
 		cmocka_unit_test(test_serial_tx_never_blocks_on_a_stalled_reader_and_counts_overflow),
 		T(test_serial_tx_event_fires_once_per_busy_period),
 		T(test_serial_concurrent_receive_and_guest_reads_keep_order),

@@ -28,6 +28,7 @@
 #include <dirent.h>
 
 #include <cmocka.h>
+#include "counters_sink.h"
 
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/blk.h"
@@ -1079,6 +1080,15 @@ static int env_activate(struct env *env, uint64_t features)
 	return err;
 }
 
+/* Activation as the transport does it, without waiting for the session's thread. */
+static int env_activate_nowait(struct env *env, uint64_t features)
+{
+	struct virtio_activation a = { .features = features, .nr_queues = env->nr_queues,
+				       .queues = env->q, .mem = &env->mem };
+
+	return env->dev->ops->activate(env->dev, &a);
+}
+
 static void env_reset(struct env *env)
 {
 	env->dev->ops->reset(env->dev);
@@ -1579,6 +1589,74 @@ static void test_net_activation_never_waits_for_a_silent_backend(void **state)
 		assert_true(u[0] == (uint64_t)(uintptr_t)(env->mem.base + q_desc(3)));
 	}
 	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	env_free(env);
+}
+
+/* vm.counters for a NIC: link, the backend's connections and features, what the driver negotiated. */
+static void test_net_counters_show_link_connects_features_and_queue_pairs(void **state)
+{
+	struct env *env = env_new(1, CLIENT);
+	struct counters c;
+	struct counter_sink sink;
+	uint64_t feat;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	sink = counters_sink(&c);
+	env->dev->ops->counters(env->dev, &sink);
+	assert_string_equal(counters_str(&c, "link"), "up");
+	assert_int_equal(counters_num(&c, "backend_connects"), 1);
+	assert_int_equal(counters_num(&c, "backend_disconnects"), 0);
+	assert_true(counters_num(&c, "backend_features") == fake_features);
+	assert_int_equal(counters_num(&c, "negotiated_features"), 0);
+	assert_int_equal(counters_num(&c, "queue_pairs"), 0);
+	assert_int_equal(counters_num(&c, "max_queue_pairs"), 1);
+
+	feat = env->dev->ops->features(env->dev);
+	assert_int_equal(env_activate(env, feat), 0);
+	sink = counters_sink(&c);
+	env->dev->ops->counters(env->dev, &sink);
+	assert_true(counters_num(&c, "negotiated_features") == feat);
+	assert_int_equal(counters_num(&c, "queue_pairs"), 1);
+
+	/* The backend goes away and comes back: both counted, the link up again. */
+	fake_drop(env->f);
+	assert_true(wait_config_changes(env, 2, 10000));
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	sink = counters_sink(&c);
+	env->dev->ops->counters(env->dev, &sink);
+	assert_string_equal(counters_str(&c, "link"), "up");
+	assert_int_equal(counters_num(&c, "backend_disconnects"), 1);
+	assert_int_equal(counters_num(&c, "backend_connects"), 2);
+	assert_int_equal(counters_num(&c, "link_changes"), 3);
+	assert_true(counters_has(&c, "last_error"));
+	env_free(env);
+}
+
+/* The session's thread holds its lock while a backend does not answer: counters never wait for it. */
+static void test_net_counters_answer_at_once_while_the_backend_is_silent(void **state)
+{
+	struct env *env = env_new(1, CLIENT);
+	struct counters c;
+	struct counter_sink sink;
+	struct timespec t0, t1;
+	long ms;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	fake_misbehave(env->f, VHOST_USER_SET_MEM_TABLE, MB_SILENT);   /* a 3 s reply timeout */
+	assert_int_equal(env_activate_nowait(env, env->dev->ops->features(env->dev)), 0);
+	assert_true(fake_wait(env->f, 0, 1, VHOST_USER_SET_MEM_TABLE, -1, 10000) >= 0);
+	usleep(100000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sink = counters_sink(&c);
+	env->dev->ops->counters(env->dev, &sink);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (ms >= 500)
+		fail_msg("the counters took %ld ms: they waited for the backend", ms);
+	assert_int_equal(counters_num(&c, "backend_connects"), 1);
+	env_settle(env);
 	env_free(env);
 }
 
@@ -2554,6 +2632,40 @@ static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(
 	bdev_free(b);
 }
 
+/* vm.counters for a vhost-user disk: link, the backend's connections, capacity and queues. */
+static void test_vhost_blk_counters_show_link_connects_and_capacity(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 2, false);
+	struct counters c;
+	struct counter_sink sink;
+	int k;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	sink = counters_sink(&c);
+	b->dev->ops->counters(b->dev, &sink);
+	assert_string_equal(counters_str(&c, "link"), "up");
+	assert_int_equal(counters_num(&c, "backend_connects"), 1);
+	assert_int_equal(counters_num(&c, "backend_disconnects"), 0);
+	assert_int_equal(counters_num(&c, "capacity_sectors"), 12345);
+	assert_int_equal(counters_num(&c, "queues"), 2);
+	assert_true(counters_num(&c, "backend_features") ==
+		    (BLK_ALL_FEATURES | BIT(VHOST_USER_F_PROTOCOL_FEATURES)));
+	/* The backend crashes, the session reconnects: both counted. */
+	fake_drop(b->f);
+	for (k = 0; k < 1000; k++) {
+		sink = counters_sink(&c);
+		b->dev->ops->counters(b->dev, &sink);
+		if (counters_num(&c, "backend_connects") == 2)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(counters_num(&c, "backend_connects"), 2);
+	assert_int_equal(counters_num(&c, "backend_disconnects"), 1);
+	assert_int_equal(counters_num(&c, "link_changes"), 3);
+	bdev_free(b);
+}
+
 static void test_vhost_blk_inflight_reply_without_fd_takes_link_down(void **state)
 {
 	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 1, false);
@@ -2656,6 +2768,8 @@ int main(void)
 		cmocka_unit_test(test_net_ctrl_mq_vq_pairs_set_enables_backend_rings),
 		cmocka_unit_test(test_net_ctrl_vq_without_mq_is_never_handed_to_the_backend),
 		cmocka_unit_test(test_net_activation_never_waits_for_a_silent_backend),
+		cmocka_unit_test(test_net_counters_show_link_connects_features_and_queue_pairs),
+		cmocka_unit_test(test_net_counters_answer_at_once_while_the_backend_is_silent),
 		cmocka_unit_test(test_net_backend_of_another_uid_is_refused_before_anything_is_sent),
 		cmocka_unit_test(test_net_socket_in_a_writable_directory_is_refused),
 		cmocka_unit_test(test_net_creates_the_run_dir_0700_for_its_socket),
@@ -2682,6 +2796,7 @@ int main(void)
 		cmocka_unit_test(test_vhost_blk_activation_hands_the_queues_in_use_to_the_backend),
 		cmocka_unit_test(test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset),
 		cmocka_unit_test(test_vhost_blk_inflight_reply_without_fd_takes_link_down),
+		cmocka_unit_test(test_vhost_blk_counters_show_link_connects_and_capacity),
 		cmocka_unit_test(test_vhost_blk_without_backend_reads_zeros_and_times_out),
 		cmocka_unit_test(test_vhost_blk_refuses_queue_counts_out_of_range),
 	};

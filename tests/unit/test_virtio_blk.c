@@ -34,6 +34,7 @@
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/virtqueue.h"
 
+#include "counters_sink.h"
 #include "driver_ring.h"
 
 #define BIT(n) (1ull << (n))
@@ -877,6 +878,46 @@ static void test_blk_report_line_names_the_counters(void **state)
 	env_free(env);
 }
 
+/* vm.counters: each request the I/O thread served moves its counter, read while the device runs. */
+static void test_blk_counters_move_with_each_request_served(void **state)
+{
+	const uint32_t one[] = { 512 }, two[] = { 512, 512 };
+	struct env *env = env_new(1, false);
+	struct counters c;
+	struct counter_sink sink = counters_sink(&c);
+
+	(void)state;
+	env->dev->ops->counters(env->dev, &sink);
+	assert_int_equal(counters_num(&c, "capacity_sectors"), IMG_SECTORS);
+	assert_string_equal(counters_str(&c, "mode"), "read-write");
+	assert_int_equal(counters_num(&c, "reads"), 0);
+	assert_false(counters_has(&c, "last_error"));
+	env_activate(env, base_features);
+
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 0, one, 1, NULL), VIRTIO_BLK_S_OK);
+	sink = counters_sink(&c);
+	env->dev->ops->counters(env->dev, &sink);
+	assert_int_equal(counters_num(&c, "reads"), 1);
+	assert_int_equal(counters_num(&c, "bytes_read"), 512);
+	assert_true(counters_num(&c, "kicks") >= 1);
+
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_OUT, 8, two, 2, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(env, 0, 42, 0, one, 1, NULL), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, IMG_SECTORS, one, 1, NULL), VIRTIO_BLK_S_IOERR);
+	sink = counters_sink(&c);
+	env->dev->ops->counters(env->dev, &sink);
+	assert_int_equal(counters_num(&c, "reads"), 1);
+	assert_int_equal(counters_num(&c, "writes"), 1);
+	assert_int_equal(counters_num(&c, "bytes_written"), 1024);
+	assert_int_equal(counters_num(&c, "flushes"), 1);
+	assert_int_equal(counters_num(&c, "unsupported"), 1);
+	assert_int_equal(counters_num(&c, "io_errors"), 1);
+	assert_int_equal(counters_num(&c, "bad_chains"), 0);
+	assert_true(counters_num(&c, "kicks") >= 5);
+	env_free(env);
+}
+
 /* ---- the image checks ---- */
 
 /* Tries to create a disk on `path`; returns the error code with its message in `msg`. */
@@ -1267,6 +1308,7 @@ int main(void)
 		cmocka_unit_test(test_blk_features_and_config_space),
 		cmocka_unit_test(test_blk_io_thread_is_named_after_the_disk),
 		cmocka_unit_test(test_blk_report_line_names_the_counters),
+		cmocka_unit_test(test_blk_counters_move_with_each_request_served),
 		cmocka_unit_test(test_blk_image_checks_name_the_path_and_the_reason),
 		cmocka_unit_test(test_blk_unreadable_image_is_refused),
 		cmocka_unit_test(test_blk_image_in_use_by_a_writer_is_refused),

@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "counters_sink.h"
 #include "fake_kvm.h"
 
 #define VIRTIO_PCI_NO_LEGACY
@@ -167,6 +168,11 @@ static void fd_detach(struct virtio_dev *vdev)
 	vdev->config_changed = NULL;
 }
 
+static void fd_counters(struct virtio_dev *vdev, const struct counter_sink *sink)
+{
+	sink->num(sink->opaque, "device_activations", ((struct fake_dev *)vdev->priv)->activations);
+}
+
 static const struct virtio_dev_ops fake_dev_ops = {
 	.features = fd_features,
 	.config_read = fd_config_read,
@@ -175,6 +181,7 @@ static const struct virtio_dev_ops fake_dev_ops = {
 	.reset = fd_reset,
 	.resetting = fd_resetting,
 	.detach = fd_detach,
+	.counters = fd_counters,
 };
 
 /* ---- the rig: a PCI bus with one virtio device, and a Linux-like driver ------------- */
@@ -890,6 +897,36 @@ static void test_virtio_pci_config_change_bumps_generation_and_interrupts(void *
 	assert_int_equal(fake_kvm.nr_msi, before + 2);
 }
 
+/* vm.counters for a virtio-pci function: its device's counters, then the transport's. */
+static void test_virtio_pci_counters_carry_the_device_and_the_transport(void **state)
+{
+	struct vrig *v = *state;
+	struct counters c;
+	struct counter_sink sink = counters_sink(&c);
+	uint64_t one = 1, cnt;
+
+	virtio_pci__device_ops.counters(v->vp, &sink);
+	assert_int_equal(counters_num(&c, "device_activations"), 0);
+	assert_string_equal(counters_str(&c, "driver"), "not ready");
+	assert_int_equal(counters_num(&c, "activations"), 0);
+	assert_int_equal(counters_num(&c, "exit_kicks"), 0);
+	assert_int_equal(counters_num(&c, "monitor_interrupts"), 0);
+	assert_false(counters_has(&c, "transport_error"));
+
+	assert_true(drv_init(v, 1) & VIRTIO_CONFIG_S_DRIVER_OK);
+	bus__access(&v->mmio, v->bar + notify_off(v, 0), &one, 2, true);   /* a kick that exits */
+	assert_int_equal(read(v->dev.q[0].kick_fd, &cnt, 8), 8);
+	v->dev.vdev.config_changed(&v->dev.vdev);                          /* the monitor's MSI */
+	sink = counters_sink(&c);
+	virtio_pci__device_ops.counters(v->vp, &sink);
+	assert_int_equal(counters_num(&c, "device_activations"), 1);
+	assert_string_equal(counters_str(&c, "driver"), "ok");
+	assert_int_equal(counters_num(&c, "activations"), 1);
+	assert_int_equal(counters_num(&c, "exit_kicks"), 1);
+	assert_int_equal(counters_num(&c, "monitor_interrupts"), 1);
+	assert_int_equal(counters_num(&c, "needs_reset"), 0);
+}
+
 static void test_virtio_pci_bounds_vectors_selectors_and_odd_widths(void **state)
 {
 	struct vrig *v = *state;
@@ -1320,6 +1357,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_virtio_pci_masked_vector_holds_interrupt_until_unmask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_bar_move_moves_ioeventfds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_config_change_bumps_generation_and_interrupts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_counters_carry_the_device_and_the_transport, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_bounds_vectors_selectors_and_odd_widths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_pci_cfg_window_reaches_bar, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_add_rejects_impossible_devices, setup, teardown),

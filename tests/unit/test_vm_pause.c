@@ -364,11 +364,17 @@ static void test_vm_stop_during_a_pause_under_way_makes_it_busy(void **state)
 static void test_vm_stop_request_while_paused_ends_the_parked_vcpus(void **state)
 {
 	struct rig *r = *state;
+	unsigned before[NR_VCPUS], i;
 
 	start_running(r);
 	assert_int_equal(pause_vm(r), 0);
+	for (i = 0; i < NR_VCPUS; i++)
+		before[i] = fake_kvm__runs(i);
 	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);   /* what vm.shutdown does */
 	assert_int_equal(finish(r), 0);
+	/* Woken by the stop, no vCPU went back into the guest. */
+	for (i = 0; i < NR_VCPUS; i++)
+		assert_int_equal(fake_kvm__runs(i), before[i]);
 	assert_int_equal(r->vm.stop_reason, VM_STOP_POWEROFF);
 	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
 	assert_int_equal(r->vm.parked, 0);

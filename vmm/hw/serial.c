@@ -10,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/counter.h"
+
 #define SERIAL_IER_MASK  (UART_IER_RDI | UART_IER_THRI | UART_IER_RLSI | UART_IER_MSI)
 #define SERIAL_MCR_MASK  (UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT1 | UART_MCR_OUT2 | UART_MCR_LOOP)
 #define SERIAL_IIR_FIFO  0xc0 /* IIR[7:6]: FIFOs enabled (16550A) */
@@ -27,7 +29,7 @@ struct serial {
 	int tx_fd;           /* eventfd: output waits in tx[] for the drainer */
 	bool tx_kicked;      /* tx_fd written since the drainer last found tx[] empty */
 	unsigned tx_head;
-	unsigned tx_count;
+	unsigned tx_count;   /* bytes waiting for the drainer; the counters read it unlocked */
 
 	uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm;
 	bool thr_ipending;   /* THRE interrupt pending (cleared by IIR read or THR write) */
@@ -119,7 +121,7 @@ static void serial_rx_push(struct serial *s, uint8_t c)
 
 	if (s->rx_count == cap) {
 		s->lsr |= UART_LSR_OE;
-		s->stats.rx_overruns++;
+		counter__add(&s->stats.rx_overruns, 1);
 		if (serial_fifo_on(s))
 			return; /* FIFO kept, new character lost */
 		s->rx[s->rx_head] = c; /* 16450: the holding register is overwritten */
@@ -150,15 +152,15 @@ static void serial_tx(struct serial *s, uint8_t c)
 	uint64_t one = 1;
 
 	if (s->out_fd < 0) {
-		s->stats.tx_dropped++;
+		counter__add(&s->stats.tx_dropped, 1);
 		return;
 	}
 	if (s->tx_count == SERIAL_TX_BUF) {
-		s->stats.tx_overflow++;
+		counter__add(&s->stats.tx_overflow, 1);
 		return;
 	}
 	s->tx[(s->tx_head + s->tx_count) % SERIAL_TX_BUF] = c;
-	s->tx_count++;
+	__atomic_store_n(&s->tx_count, s->tx_count + 1, __ATOMIC_RELAXED);
 	if (s->tx_kicked)
 		return;
 	s->tx_kicked = true;
@@ -411,7 +413,7 @@ size_t serial__receive(struct serial *s, const uint8_t *buf, size_t len)
 		n = len;
 	for (i = 0; i < n; i++)
 		serial_rx_push(s, buf[i]);
-	s->stats.rx_bytes += n;
+	counter__add(&s->stats.rx_bytes, n);
 	if (n < len)
 		s->want_room = true;
 	serial_update_irq(s);
@@ -482,13 +484,13 @@ void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate)
 	if (n > s->tx_count)
 		n = s->tx_count;
 	s->tx_head = (s->tx_head + n) % SERIAL_TX_BUF;
-	s->tx_count -= n;
+	__atomic_store_n(&s->tx_count, s->tx_count - (unsigned)n, __ATOMIC_RELAXED);
 	if (fate == SERIAL_TX_WRITTEN)
-		s->stats.tx_bytes += n;
+		counter__add(&s->stats.tx_bytes, n);
 	else if (fate == SERIAL_TX_FAILED)
-		s->stats.tx_dropped += n;
+		counter__add(&s->stats.tx_dropped, n);
 	else
-		s->stats.tx_overflow += n;
+		counter__add(&s->stats.tx_overflow, n);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -499,9 +501,14 @@ void serial__tx_abandon(struct serial *s)
 
 void serial__get_stats(struct serial *s, struct serial_stats *st)
 {
-	pthread_mutex_lock(&s->lock);
-	*st = s->stats;
-	pthread_mutex_unlock(&s->lock);
+	/* Lock-free: written under the lock, read with relaxed loads (base/counter.h). */
+	*st = (struct serial_stats){
+		.tx_bytes = counter__get(&s->stats.tx_bytes),
+		.tx_dropped = counter__get(&s->stats.tx_dropped),
+		.tx_overflow = counter__get(&s->stats.tx_overflow),
+		.rx_bytes = counter__get(&s->stats.rx_bytes),
+		.rx_overruns = counter__get(&s->stats.rx_overruns),
+	};
 }
 
 static void serial_device_destroy(void *dev)
@@ -518,6 +525,19 @@ static void serial_device_report(void *dev, FILE *out)
 		(unsigned long long)st.tx_bytes, (unsigned long long)st.tx_dropped,
 		(unsigned long long)st.tx_overflow,
 		(unsigned long long)st.rx_bytes, (unsigned long long)st.rx_overruns);
+}
+
+static void serial_device_counters(void *dev, const struct counter_sink *sink)
+{
+	struct serial_stats st;
+
+	serial__get_stats(dev, &st);
+	sink->num(sink->opaque, "tx_bytes", st.tx_bytes);
+	sink->num(sink->opaque, "tx_buffered", __atomic_load_n(&((struct serial *)dev)->tx_count, __ATOMIC_RELAXED));
+	sink->num(sink->opaque, "tx_dropped", st.tx_dropped);
+	sink->num(sink->opaque, "tx_overflow", st.tx_overflow);
+	sink->num(sink->opaque, "rx_bytes", st.rx_bytes);
+	sink->num(sink->opaque, "rx_overruns", st.rx_overruns);
 }
 
 /* A PC serial port (PNP0501) at its ports and ISA IRQ, named COMn after its base as on PCs. */
@@ -540,5 +560,6 @@ static bool serial_device_acpi(void *dev, struct device_acpi *out)
 const struct device_ops serial__device_ops = {
 	.destroy = serial_device_destroy,
 	.report = serial_device_report,
+	.counters = serial_device_counters,
 	.acpi = serial_device_acpi,
 };

@@ -81,6 +81,7 @@ size_t serial__rx_room(struct serial *s);
  */
 int serial__rx_room_fd(const struct serial *s);
 
+/* The counters; safe from any thread while the UART runs (no lock). */
 void serial__get_stats(struct serial *s, struct serial_stats *st);
 
 /* Queues `c` for out_fd as if the guest had transmitted it (another device sharing the console). */
@@ -108,7 +109,7 @@ void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate);
 void serial__tx_abandon(struct serial *s);
 
 
-/* How a VM holds a UART (vmm/device.h): destroy, tx/rx counters, its DSDT entry. */
+/* How a VM holds a UART (vmm/device.h): destroy, tx/rx counters (stop report and live), its DSDT entry. */
 extern const struct device_ops serial__device_ops;
 
 #endif

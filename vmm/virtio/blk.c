@@ -927,6 +927,28 @@ static void blk_report(struct virtio_dev *vdev, FILE *out, const char *transport
 		st.last_error[0] ? "; last error: " : "", st.last_error);
 }
 
+static void blk_counters(struct virtio_dev *vdev, const struct counter_sink *sink)
+{
+	struct blk *b = to_blk(vdev);
+	struct virtio_blk_stats st;
+
+	virtio_blk__stats(vdev, &st);
+	sink->num(sink->opaque, "capacity_sectors", st.capacity);
+	sink->str(sink->opaque, "mode", b->readonly ? "read-only" : "read-write");
+	sink->num(sink->opaque, "reads", st.reads);
+	sink->num(sink->opaque, "bytes_read", st.bytes_read);
+	sink->num(sink->opaque, "writes", st.writes);
+	sink->num(sink->opaque, "bytes_written", st.bytes_written);
+	sink->num(sink->opaque, "flushes", st.flushes);
+	sink->num(sink->opaque, "get_ids", st.get_ids);
+	sink->num(sink->opaque, "io_errors", st.io_errors);
+	sink->num(sink->opaque, "unsupported", st.unsupported);
+	sink->num(sink->opaque, "bad_chains", st.bad_chains);
+	sink->num(sink->opaque, "kicks", st.kicks);
+	if (st.last_error[0])
+		sink->str(sink->opaque, "last_error", st.last_error);
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.features = blk_features,
 	.config_read = blk_config_read,
@@ -935,6 +957,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.reset = blk_reset,
 	.resetting = blk_resetting,
 	.report = blk_report,
+	.counters = blk_counters,
 };
 
 /* ---- the image ---- */

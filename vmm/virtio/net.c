@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/counter.h"
 #include "vmm/virtio/vhost_user.h"
 #include "vmm/virtio/virtqueue.h"
 
@@ -46,7 +47,11 @@ struct net {
 	pthread_mutex_t cfg_lock;
 	struct virtio_net_config cfg;
 
-	/* Everything below: under `lock` (taken before the session's, never inside link_set). */
+	/*
+	 * Everything below: under `lock` (taken before the session's, never inside
+	 * link_set). The counters and `features`, `queue_pairs` are also read
+	 * without it (base/counter.h).
+	 */
 	pthread_mutex_t lock;
 	bool active;                    /* DRIVER_OK seen, not reset */
 	uint64_t features;              /* negotiated with the guest */
@@ -54,8 +59,8 @@ struct net {
 	int ctrl_idx;                   /* control queue index, -1 when none is served */
 	bool ctrl_broken;
 	struct virtqueue ctrl;
-	uint64_t ctrl_commands, ctrl_errors, ctrl_bad_chains;
-	unsigned queue_pairs;           /* for the stats: 0 when inactive */
+	uint64_t ctrl_commands, ctrl_errors, ctrl_bad_chains, ctrl_kicks;
+	uint64_t queue_pairs;           /* for the stats: 0 when inactive */
 };
 
 static struct net *to_net(struct virtio_dev *vdev)
@@ -108,7 +113,7 @@ static uint8_t ctrl_execute(struct net *n, const struct ctrl_cmd *c)
 	if (pairs < 1 || pairs > n->max_pairs)
 		return VIRTIO_NET_ERR;
 	n->curr_pairs = pairs;
-	n->queue_pairs = pairs;
+	counter__set(&n->queue_pairs, pairs);
 	/* Valid whatever the backend does: without one it applies at the next setup. */
 	vu_session__enable_queues(n->session, 2 * pairs);
 	return VIRTIO_NET_OK;
@@ -120,7 +125,7 @@ static void ctrl_stop(struct net *n, const struct err *e, uint16_t at)
 	char msg[512];
 
 	n->ctrl_broken = true;
-	n->ctrl_bad_chains++;
+	counter__add(&n->ctrl_bad_chains, 1);
 	snprintf(msg, sizeof(msg), "control queue: %.400s (head at avail %u)", e->msg, at);
 	vu_session__record_error(n->session, msg);
 	fprintf(stderr, "rtvmm: %s: control queue: %s; the queue stops until the driver resets the device\n",
@@ -151,10 +156,7 @@ static void ctrl_process(struct net *n)
 			break;
 		}
 		ack = ctrl_execute(n, &c);
-		if (ack == VIRTIO_NET_OK)
-			n->ctrl_commands++;
-		else
-			n->ctrl_errors++;
+		counter__add(ack == VIRTIO_NET_OK ? &n->ctrl_commands : &n->ctrl_errors, 1);
 		guest_mem__write(n->mem, c.ack_gpa, &ack, 1);
 		virtqueue__push(&n->ctrl, head, 1);
 		used_any = true;
@@ -192,8 +194,10 @@ static void net_kicked(void *opaque, unsigned queue)
 	struct net *n = opaque;
 
 	pthread_mutex_lock(&n->lock);
-	if ((int)queue == n->ctrl_idx)
+	if ((int)queue == n->ctrl_idx) {
+		counter__add(&n->ctrl_kicks, 1);
 		ctrl_process(n);
+	}
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -247,9 +251,9 @@ static void net_reset_locked(struct net *n)
 		return;
 	vu_session__reset(n->session);
 	n->active = false;
-	n->features = 0;
+	counter__set(&n->features, 0);
 	n->curr_pairs = 1;
-	n->queue_pairs = 0;
+	counter__set(&n->queue_pairs, 0);
 	n->ctrl_idx = -1;
 	n->ctrl_broken = false;
 }
@@ -282,7 +286,7 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 	pthread_mutex_lock(&n->lock);
 	net_reset_locked(n);
 	n->curr_pairs = 1;
-	n->queue_pairs = 1;
+	counter__set(&n->queue_pairs, 1);
 	/* The backend gets the data queues in use, the first pair enabled; the control queue is ours. */
 	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, data_queues, 2,
 				   &e);
@@ -291,7 +295,7 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 		pthread_mutex_unlock(&n->lock);
 		return err;
 	}
-	n->features = a->features;
+	counter__set(&n->features, a->features);
 	n->ctrl_idx = ctrl_configured(a, ctrl_idx) ? ctrl_idx : -1;
 	if (n->ctrl_idx >= 0)
 		virtqueue__init(&n->ctrl, n->mem, &a->queues[n->ctrl_idx], a->features);
@@ -335,6 +339,30 @@ static void net_report(struct virtio_dev *vdev, FILE *out, const char *transport
 		(unsigned long long)ns.session.refused, transport, ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
 }
 
+static void net_counters(struct virtio_dev *vdev, const struct counter_sink *sink)
+{
+	struct virtio_net_stats ns;
+
+	virtio_net__stats(vdev, &ns);
+	sink->str(sink->opaque, "link", ns.session.link_up ? "up" : "down");
+	sink->num(sink->opaque, "backend_connects", ns.session.connects);
+	sink->num(sink->opaque, "backend_disconnects", ns.session.disconnects);
+	sink->num(sink->opaque, "backend_failures", ns.session.failures);
+	sink->num(sink->opaque, "backend_refused", ns.session.refused);
+	sink->num(sink->opaque, "link_changes", ns.session.link_changes);
+	if (ns.session.backend_known)
+		sink->num(sink->opaque, "backend_features", ns.session.backend_features);
+	sink->num(sink->opaque, "negotiated_features", ns.features);
+	sink->num(sink->opaque, "queue_pairs", ns.queue_pairs);
+	sink->num(sink->opaque, "max_queue_pairs", to_net(vdev)->max_pairs);
+	sink->num(sink->opaque, "ctrl_kicks", ns.ctrl_kicks);
+	sink->num(sink->opaque, "ctrl_commands", ns.ctrl_commands);
+	sink->num(sink->opaque, "ctrl_errors", ns.ctrl_errors);
+	sink->num(sink->opaque, "ctrl_bad_chains", ns.ctrl_bad_chains);
+	if (ns.session.last_error[0])
+		sink->str(sink->opaque, "last_error", ns.session.last_error);
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.features = net_features,
 	.config_read = net_config_read,
@@ -344,6 +372,7 @@ static const struct virtio_dev_ops net_ops = {
 	.resetting = net_resetting,
 	.detach = net_detach,
 	.report = net_report,
+	.counters = net_counters,
 };
 
 /* ---- lifecycle ---- */
@@ -441,12 +470,12 @@ void virtio_net__stats(struct virtio_dev *vdev, struct virtio_net_stats *st)
 	struct net *n = to_net(vdev);
 
 	vu_session__stats(n->session, &st->session);
-	pthread_mutex_lock(&n->lock);
-	st->ctrl_commands = n->ctrl_commands;
-	st->ctrl_errors = n->ctrl_errors;
-	st->ctrl_bad_chains = n->ctrl_bad_chains;
-	st->queue_pairs = n->queue_pairs;
-	pthread_mutex_unlock(&n->lock);
+	st->ctrl_commands = counter__get(&n->ctrl_commands);
+	st->ctrl_errors = counter__get(&n->ctrl_errors);
+	st->ctrl_bad_chains = counter__get(&n->ctrl_bad_chains);
+	st->ctrl_kicks = counter__get(&n->ctrl_kicks);
+	st->queue_pairs = (unsigned)counter__get(&n->queue_pairs);
+	st->features = counter__get(&n->features);
 }
 
 static void net_device_destroy(void *dev)

@@ -85,6 +85,8 @@ struct virtio_net_stats {
 	uint64_t ctrl_commands;      /* control-queue commands answered OK */
 	uint64_t ctrl_errors;        /* answered VIRTIO_NET_ERR */
 	uint64_t ctrl_bad_chains;    /* malformed descriptor chains (the control queue stops) */
+	uint64_t ctrl_kicks;         /* control-queue notifications the monitor served */
+	uint64_t features;           /* negotiated with the driver (0 while not active) */
 	unsigned queue_pairs;        /* pairs the guest enabled (MQ_VQ_PAIRS_SET) */
 };
 
@@ -108,6 +110,7 @@ void virtio_net__destroy(struct virtio_dev *vdev);
  */
 int virtio_net__wait_backend(struct virtio_dev *vdev, int timeout_ms);
 
+/* The counters; from any thread, without waiting on the device's or the session's lock. */
 void virtio_net__stats(struct virtio_dev *vdev, struct virtio_net_stats *st);
 
 

@@ -885,6 +885,8 @@ void virtio_pci__get_stats(struct virtio_pci *vp, struct virtio_pci_stats *st)
 	*st = vp->stats;
 	st->irqfd_errors = vp->msix.stats.irqfd_errors;
 	st->route_errors = vp->msix.stats.route_errors;
+	st->interrupts = vp->msix.stats.notified;
+	st->driver_ok = vp->active;
 	pthread_mutex_unlock(&vp->pci.lock);
 }
 
@@ -911,7 +913,34 @@ static void virtio_pci_device_report(void *dev, FILE *out)
 		fputs(transport, out);
 }
 
+/*
+ * The device's counters, then the transport's. Under the function's lock,
+ * which vCPUs take for a register access and never hold across KVM_RUN.
+ */
+static void virtio_pci_device_counters(void *dev, const struct counter_sink *sink)
+{
+	struct virtio_pci *vp = dev;
+	struct virtio_pci_stats st;
+
+	if (vp->vdev->ops->counters)
+		vp->vdev->ops->counters(vp->vdev, sink);
+	virtio_pci__get_stats(vp, &st);
+	sink->str(sink->opaque, "driver", st.driver_ok ? "ok" : "not ready");
+	sink->num(sink->opaque, "activations", st.activations);
+	sink->num(sink->opaque, "needs_reset", st.needs_reset);
+	sink->num(sink->opaque, "features_rejected", st.features_rejected);
+	sink->num(sink->opaque, "ignored_writes", st.ignored_writes);
+	sink->num(sink->opaque, "exit_kicks", st.exit_kicks);
+	sink->num(sink->opaque, "monitor_interrupts", st.interrupts);
+	sink->num(sink->opaque, "ioeventfd_errors", st.ioeventfd_errors);
+	sink->num(sink->opaque, "irqfd_errors", st.irqfd_errors);
+	sink->num(sink->opaque, "route_errors", st.route_errors);
+	if (st.last_error[0])
+		sink->str(sink->opaque, "transport_error", st.last_error);
+}
+
 const struct device_ops virtio_pci__device_ops = {
 	.destroy = virtio_pci_device_destroy,
 	.report = virtio_pci_device_report,
+	.counters = virtio_pci_device_counters,
 };

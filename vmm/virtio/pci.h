@@ -87,6 +87,8 @@ struct virtio_pci_stats {
 	uint64_t ioeventfd_errors;  /* KVM_IOEVENTFD refused (those kicks then exit) */
 	uint64_t irqfd_errors;      /* from MSI-X: KVM_IRQFD refused */
 	uint64_t route_errors;      /* from MSI-X: no MSI route */
+	uint64_t interrupts;        /* from MSI-X: messages the monitor sent (config changes, its own queues) */
+	bool driver_ok;             /* activated and not reset since */
 	char last_error[160];       /* why NEEDS_RESET was last set ("" if never) */
 };
 
@@ -111,7 +113,7 @@ void virtio_pci__destroy(struct virtio_pci *vp);
 
 void virtio_pci__get_stats(struct virtio_pci *vp, struct virtio_pci_stats *st);
 
-/* How a VM holds a virtio-pci function (vmm/device.h): its report is its device's line. */
+/* How a VM holds a virtio-pci function (vmm/device.h): its report and counters are its device's, with the transport's. */
 extern const struct device_ops virtio_pci__device_ops;
 
 #endif

@@ -188,6 +188,25 @@ static void vblk_report(struct virtio_dev *vdev, FILE *out, const char *transpor
 		st.session.last_error[0] ? "; last error: " : "", st.session.last_error);
 }
 
+static void vblk_counters(struct virtio_dev *vdev, const struct counter_sink *sink)
+{
+	struct vhost_blk_stats st;
+
+	vhost_blk__stats(vdev, &st);
+	sink->str(sink->opaque, "link", st.session.link_up ? "up" : "down");
+	sink->num(sink->opaque, "backend_connects", st.session.connects);
+	sink->num(sink->opaque, "backend_disconnects", st.session.disconnects);
+	sink->num(sink->opaque, "backend_failures", st.session.failures);
+	sink->num(sink->opaque, "backend_refused", st.session.refused);
+	sink->num(sink->opaque, "link_changes", st.session.link_changes);
+	if (st.session.backend_known)
+		sink->num(sink->opaque, "backend_features", st.session.backend_features);
+	sink->num(sink->opaque, "capacity_sectors", st.capacity);
+	sink->num(sink->opaque, "queues", to_vblk(vdev)->queues);
+	if (st.session.last_error[0])
+		sink->str(sink->opaque, "last_error", st.session.last_error);
+}
+
 static const struct virtio_dev_ops vblk_ops = {
 	.features = vblk_features,
 	.config_read = vblk_config_read,
@@ -197,6 +216,7 @@ static const struct virtio_dev_ops vblk_ops = {
 	.resetting = vblk_resetting,
 	.detach = vblk_detach,
 	.report = vblk_report,
+	.counters = vblk_counters,
 };
 
 /* ---- lifecycle ---- */

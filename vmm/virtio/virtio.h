@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vmm/device.h"
 #include "vmm/guest_mem.h"
 
 /* Feature bits of every device type (virtio 1.x, 6). */
@@ -59,6 +60,8 @@ struct virtio_dev_ops {
 	void (*detach)(struct virtio_dev *vdev);
 	/* Stop report: the device's counters, with the transport's (`transport`) after its own state. */
 	void (*report)(struct virtio_dev *vdev, FILE *out, const char *transport);
+	/* Optional: live counters and backend state, from any thread (device_ops.counters' rules). */
+	void (*counters)(struct virtio_dev *vdev, const struct counter_sink *sink);
 };
 
 struct virtio_dev {

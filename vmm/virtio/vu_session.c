@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/counter.h"
 #include "base/trust.h"
 #include "base/thread_class.h"
 #include "vmm/virtio/vhost_user.h"
@@ -141,14 +142,27 @@ static void eventfd_nudge(int fd)
 	}
 }
 
+/* Records the last error for stats readers (under info_lock, whom `lock` never delays). Lock held. */
+__attribute__((format(printf, 2, 3)))
+static void set_last_error(struct vu_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&s->info_lock);
+	va_start(ap, fmt);
+	vsnprintf(s->stats.last_error, sizeof(s->stats.last_error), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&s->info_lock);
+}
+
 /* Link state: the device's record, an interrupt owed by the thread, waiters. Lock held. */
 static void session_set_link(struct vu_session *s, bool up)
 {
 	if (s->link_up == up)
 		return;
 	s->link_up = up;
-	s->stats.link_up = up;
-	s->stats.link_changes++;
+	__atomic_store_n(&s->stats.link_up, up, __ATOMIC_RELAXED);
+	counter__add(&s->stats.link_changes, 1);
 	if (s->ops->link_set && s->ops->link_set(s->opaque, up)) {
 		s->config_pending = true;
 		eventfd_nudge(s->wake_fd);
@@ -187,11 +201,8 @@ static void session_fail(struct vu_session *s, const struct err *e)
 	/* e->msg names the device already. */
 	fprintf(stderr, "rtvmm: %s; link down, %s\n", e->msg,
 		s->server ? "waiting for the backend to connect again" : "reconnecting");
-	snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", e->msg);
-	if (gone)
-		s->stats.disconnects++;
-	else
-		s->stats.failures++;
+	set_last_error(s, "%s", e->msg);
+	counter__add(gone ? &s->stats.disconnects : &s->stats.failures, 1);
 	session_close(s);
 	session_schedule_retry(s);
 }
@@ -428,9 +439,9 @@ static int session_handshake(struct vu_session *s, struct err *e)
 		err = session_fetch_config(s, e);
 	if (err)
 		return err;
-	s->stats.backend_known = true;
-	s->stats.backend_features = features;
-	s->stats.backend_protocol = s->vu.protocol;
+	__atomic_store_n(&s->stats.backend_known, true, __ATOMIC_RELAXED);
+	counter__set(&s->stats.backend_features, features);
+	counter__set(&s->stats.backend_protocol, s->vu.protocol);
 	pthread_mutex_lock(&s->info_lock);
 	s->backend_known = true;
 	s->backend_features = features;
@@ -441,8 +452,8 @@ static int session_handshake(struct vu_session *s, struct err *e)
 /* A peer we must not trust: counted, logged once per cause, the link stays down. Lock held. */
 static void session_refuse(struct vu_session *s, const struct err *e)
 {
-	s->stats.refused++;
-	snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s: %.400s", s->name, e->msg);
+	counter__add(&s->stats.refused, 1);
+	set_last_error(s, "%s: %.400s", s->name, e->msg);
 	if (strncmp(s->refused_msg, e->msg, sizeof(s->refused_msg) - 1)) {
 		fprintf(stderr, "rtvmm: %s: vhost-user: %s; link down, %s (further refusals only counted)\n",
 			s->name, e->msg, s->server ? "waiting for another backend" : "retrying");
@@ -491,7 +502,7 @@ static void session_start(struct vu_session *s, int fd)
 	s->backoff_ms = BACKOFF_MIN_MS;
 	s->waiting_logged = false;
 	s->refused_msg[0] = '\0';
-	s->stats.connects++;
+	counter__add(&s->stats.connects, 1);
 	session_log(s, "vhost-user backend %s %s: features %#llx, protocol features %#llx%s; link up",
 		    s->server ? "connected to" : "at", s->path,
 		    (unsigned long long)s->backend_features, (unsigned long long)s->vu.protocol,
@@ -673,7 +684,7 @@ static void session_apply_request(struct vu_session *s)
 					session_watch_kicks(s, i, &e);
 			if (e.code) {
 				/* Nothing the guest did: the device's kicks go unheard; say so. */
-				snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", e.msg);
+				set_last_error(s, "%s", e.msg);
 				session_log(s, "%s", e.msg);
 			}
 			s->active = true;
@@ -952,15 +963,25 @@ int vu_session__wait_settled(struct vu_session *s, int timeout_ms)
 void vu_session__record_error(struct vu_session *s, const char *msg)
 {
 	pthread_mutex_lock(&s->lock);
-	snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", msg);
+	set_last_error(s, "%s", msg);
 	pthread_mutex_unlock(&s->lock);
 }
 
 void vu_session__stats(struct vu_session *s, struct vu_session_stats *st)
 {
-	pthread_mutex_lock(&s->lock);
-	*st = s->stats;
-	pthread_mutex_unlock(&s->lock);
+	/* Never waits on `lock` (held across backend I/O): relaxed loads, the error under info_lock. */
+	st->link_up = __atomic_load_n(&s->stats.link_up, __ATOMIC_RELAXED);
+	st->backend_known = __atomic_load_n(&s->stats.backend_known, __ATOMIC_RELAXED);
+	st->backend_features = counter__get(&s->stats.backend_features);
+	st->backend_protocol = counter__get(&s->stats.backend_protocol);
+	st->connects = counter__get(&s->stats.connects);
+	st->disconnects = counter__get(&s->stats.disconnects);
+	st->failures = counter__get(&s->stats.failures);
+	st->refused = counter__get(&s->stats.refused);
+	st->link_changes = counter__get(&s->stats.link_changes);
+	pthread_mutex_lock(&s->info_lock);
+	snprintf(st->last_error, sizeof(st->last_error), "%s", s->stats.last_error);
+	pthread_mutex_unlock(&s->info_lock);
 }
 
 /* ---- lifecycle ---- */

@@ -154,6 +154,7 @@ int vu_session__wait_link(struct vu_session *s, int timeout_ms);
 /* Records an error of the device itself as the last error (for the stop report). */
 void vu_session__record_error(struct vu_session *s, const char *msg);
 
+/* The counters and link state; from any thread, never waiting for backend I/O. */
 void vu_session__stats(struct vu_session *s, struct vu_session_stats *st);
 
 #endif
