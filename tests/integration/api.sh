@@ -77,7 +77,7 @@ calls)
 	log "ok: vmm.ping: $(cat "$tmp/body")"
 	expect 200 GET /api/v1/vm.info
 	[[ $(j 'd["state"]') == Running ]] || fail "state $(j 'd["state"]'), expected Running"
-	[[ $(j 'd["vcpus"], d["config"]["memory"]["size"] >> 20') == "1, 64" ]] ||
+	[[ $(j '"%d %d" % (d["vcpus"], d["config"]["memory"]["size"] >> 20)') == "1 64" ]] ||
 		fail "vm.info: vcpus/memory wrong: $(cat "$tmp/body")"
 	[[ $(j 'd["config"]["payload"]["cmdline"]') == *chatter=* ]] || fail "vm.info: no cmdline"
 	[[ $(j '"COM1" in [x["name"] for x in d["devices"]["other"]]') == True ]] ||
