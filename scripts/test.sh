@@ -51,12 +51,13 @@ esac
 
 # --- the Linux guest ----------------------------------------------------------------------------
 # A failure here is not fatal to the script: the Linux tests then fail and say why. Debian's
-# kernel has virtio-pci, virtio-net, virtio-blk and ext4 as modules: its initramfs carries them.
+# kernel has virtio-pci, virtio-net, virtio-blk, ext4, the ACPI button and evdev (for acpid) and
+# pvpanic-pci as modules: its initramfs carries them.
 initrd_opts=()
 if stock_dir=$(scripts/fetch-kernel.sh --print-dir); then
 	stock=$(scripts/fetch-kernel.sh)
 	export RTVMM_TEST_STOCK_KERNEL=$stock RTVMM_TEST_KERNEL=$stock
-	initrd_opts=(--modules "$stock_dir:virtio_pci,virtio_net,virtio_blk,ext4")
+	initrd_opts=(--modules "$stock_dir:virtio_pci,virtio_net,virtio_blk,ext4,button,evdev,pvpanic_pci")
 	# The root disks (tests/integration/linux_rootfs.sh), built here: in the box it would take minutes.
 	if rootfs=$(scripts/mkrootfs.sh --kernel-tree "$stock_dir" --cached); then
 		export RTVMM_TEST_ROOTFS=$rootfs

@@ -76,6 +76,8 @@ cli_cases=(
 	"memory unparsable%--memory 'lots'.*expected a size%run --kernel $guest --memory lots"
 	"memory overflow%--memory.*too large%run --kernel $guest --memory 99999999999T"
 	"vcpus not a number%--vcpus 'two'%run --kernel $guest --vcpus two"
+	"shutdown grace above an hour%--shutdown-grace '3601'.*vm\\.shutdown_grace_s.*0\\.\\.3600%run --kernel $guest --shutdown-grace 3601"
+	"shutdown grace not a number%--shutdown-grace 'soon'.*vm\\.shutdown_grace_s%run --kernel $guest --shutdown-grace soon"
 	"no /dev/kvm%$tmp/no-kvm.*no such device%run --kernel $guest --kvm $tmp/no-kvm"
 	"no /dev/kvm, kvm-host%$tmp/no-kvm.*no such device%kvm-host --kvm $tmp/no-kvm"
 	"not a KVM device%/dev/null.*(KVM|ioctl)%run --kernel $guest --kvm /dev/null"

@@ -26,6 +26,8 @@
 #include "app/placement.h"
 #include "fake_kvm.h"
 #include "hw_fakes.h"
+#include "vmm/hw/acpi_pm.h"
+#include "vmm/hw/pvpanic.h"
 #include "vmm/hw/testdev.h"
 #include "vmm/x86/layout.h"
 
@@ -444,6 +446,35 @@ static void test_builder_adds_disks_and_places_their_io_threads(void **state)
 	unlink(img[1]);
 }
 
+/*
+ * Every VM has the power button (its PM1 block reachable through vm__power_button, the grace
+ * from the configuration) and pvpanic, after the NICs and disks so that their slots stay put.
+ */
+static void test_builder_wires_the_power_button_and_adds_pvpanic_last(void **state)
+{
+	struct rig *r = *state;
+	struct err e = { 0 };
+	unsigned i, last = 0;
+	uint32_t ids[32];
+	struct vm vm;
+
+	r->cfg.shutdown_grace_s = 7;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	assert_int_equal(vm.shutdown_grace_s, 7);
+	assert_int_equal(io_inw(&vm.pio, PORT_ACPI_PM1A_EVT), 0);
+	assert_int_equal(vm__power_button(&vm), 0);
+	assert_int_equal(io_inw(&vm.pio, PORT_ACPI_PM1A_EVT), ACPI_PM1_PWRBTN);
+	pci_ids(&vm, ids);
+	for (i = 0; i < 32; i++)
+		if (ids[i])
+			last = i;
+	assert_int_equal(ids[last], (uint32_t)PVPANIC_PCI_DEVICE_ID << 16 | PVPANIC_PCI_VENDOR_ID);
+	assert_false(vm.stopping);
+	vm__destroy(&vm);
+	assert_null(vm.acpi_pm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +484,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_builder_stops_on_a_pending_stop_signal_with_its_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_stop_signal_ends_a_backend_wait_promptly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_adds_disks_and_places_their_io_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_wires_the_power_button_and_adds_pvpanic_last, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
