@@ -9,7 +9,8 @@
 #            host.user wrote is not acted on, an API socket on a NIC's socket path is refused;
 #            down and ctl list on a directory where nothing is up say so
 #     kvm    a plan with the dataplane and two bare-metal VMs (vCPUs on cpu 1, emulator on
-#            cpu 0, host.user nobody): the table shows both Running with their placement,
+#            cpu 0, host.user nobody): the table shows both Running with their placement and
+#            their NIC's link to the dataplane up,
 #            ctl list (text and JSON) the same, a second up is refused, a VM stopped by SIGINT
 #            is listed dead with its exit status and not restarted, down stops the other
 #            (power button, then vm.shutdown: the bare-metal guest has no ACPI) and the
@@ -172,6 +173,8 @@ kvm() {
 	done
 	if $has_dp; then
 		grep -q "^dataplane: pid $dp, running" "$tmp/up.out" || fail "up's table: no running dataplane"
+		# Each NIC's vhost-user session with the dataplane (started first) is up.
+		[[ $(grep -Ec "^[ab] .* net0 up +-$" "$tmp/up.out") == 2 ]] || fail "up's table: a NIC link is not up"
 	fi
 	alive "$a" && alive "$b" || fail "a VM's process is gone after up"
 	[[ $(stat -c '%a %U' "$run") == "700 $owner" ]] || fail "run dir is $(stat -c '%a %U' "$run"), want 700 $owner"
