@@ -152,7 +152,9 @@ def main():
             print("ok: PUT %s -> %s; rtvmm exited 0 and removed its socket" % (path, result))
             checked += 1
         call(sock, "PUT", "/api/v1/vmm.shutdown")
-        p.wait(timeout=30)
+        rc = p.wait(timeout=30)
+        if rc != 0:
+            fail("the VM that took every call exited %d after vmm.shutdown" % rc, log)
         print("ok: %d documented calls checked against the server" % checked)
         return 0
     finally:
