@@ -101,7 +101,7 @@ for b in "${builds[@]}"; do
 		# The box's own kernel sometimes wedges (a box CPU stops taking interrupts while it runs a
 		# nested guest: soft lockups, the RCU kthread starved; kvmbox exits 125 and prints it).
 		# scripts/box-suite.sh gives each test its own log, so the tests that box finished keep
-		# their results; the others run again in a new box, at most twice more, the one it wedged
+		# their results; the others run again in a new box, at most four more times, the one it wedged
 		# in last, and it says so. A test that fails is not rerun. One box for all the tests saves
 		# a box boot (about 20 s) per test; each test still runs alone in it.
 		logs+=("$b/meson-logs/native.json=$b natively")
@@ -109,7 +109,7 @@ for b in "${builds[@]}"; do
 		mapfile -t left < <("${mt[@]}" "${boxskip[@]}" --suite kvm --list 2> /dev/null |
 			sed -n 's#^[^ ]* / ##p')
 		[[ ${#left[@]} -gt 0 ]] || { echo "== $b: no kvm tests listed"; status=1; }
-		for try in 1 2 3; do
+		for try in 1 2 3 4 5; do
 			[[ ${#left[@]} -gt 0 ]] || break
 			rc=0
 			scripts/kvmbox --timeout 7200 scripts/box-suite.sh "$b" "kvmbox-$try" "${left[@]}" || rc=$?
@@ -131,13 +131,13 @@ left = [t for t in sys.argv[3:] if t not in done]
 print("\n".join(left[1:] + left[:1]))
 PY
 )
-			if [[ $try -lt 3 && ${#left[@]} -gt 0 ]]; then
+			if [[ $try -lt 5 && ${#left[@]} -gt 0 ]]; then
 				echo "== $b: the box wedged in ${left[-1]} (not a test failure): the" \
 					"${#left[@]} test(s) it did not finish run again in a new box, that one last"
 			fi
 		done
 		if [[ ${#left[@]} -gt 0 ]]; then
-			echo "== $b: the box wedged three times; not run: ${left[*]}"
+			echo "== $b: the box wedged five times; not run: ${left[*]}"
 			notrun+=("$b in kvmbox=${left[*]}")
 			status=1
 		fi

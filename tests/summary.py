@@ -3,7 +3,7 @@
 
 Usage: summary.py LOG.json=LABEL ... [--not-run=LABEL=TEST TEST...]
 (meson test --logbase NAME writes meson-logs/NAME.json; logs with the same LABEL are one run;
---not-run names the tests a run never finished: scripts/test.sh's box wedged three times)
+--not-run names the tests a run never finished: scripts/test.sh's box wedged five times)
 
 Exit 1 when a test failed, timed out or never ran, a run left no log, or, under CI=true, a test
 skipped:

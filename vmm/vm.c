@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -268,14 +267,6 @@ int vm__power_button(struct vm *vm)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Waits for a stop request or a terminating signal (blocked in every thread, read here). */
 static void wait_for_stop(struct vm *vm, int sfd)
 {
@@ -284,19 +275,21 @@ static void wait_for_stop(struct vm *vm, int sfd)
 		{ .fd = sfd, .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
-	int64_t deadline = -1;     /* the SIGTERM grace runs out then (ms); -1: none */
+	uint64_t deadline = 0;     /* when the SIGTERM grace runs out (now_ns); 0: none */
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
-		int64_t left = deadline < 0 ? -1 : deadline - now_ms();
-		int n;
+		uint64_t now = now_ns();
+		int timeout_ms = -1, n;
 
-		if (deadline >= 0 && left <= 0) {
+		if (deadline && now >= deadline) {
 			fprintf(stderr, "rtvmm: the guest did not power off within %u s of the power "
 				"button: stopping the VM\n", vm->shutdown_grace_s);
 			vm__request_stop(vm, VM_STOP_SIGNAL, 128 + SIGTERM);
 			break;
 		}
-		n = poll(fds, sfd >= 0 ? 2 : 1, left < 0 ? -1 : (int)(left < INT32_MAX ? left : INT32_MAX));
+		if (deadline)
+			timeout_ms = (int)((deadline - now + 999999) / 1000000);
+		n = poll(fds, sfd >= 0 ? 2 : 1, timeout_ms);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n > 0 && sfd >= 0 && (fds[1].revents & POLLIN) &&
@@ -309,15 +302,15 @@ static void wait_for_stop(struct vm *vm, int sfd)
 				continue;
 			}
 			/* The first SIGTERM asks the guest to shut down in order, if it can be asked. */
-			if (si.ssi_signo == SIGTERM && deadline < 0 && vm->shutdown_grace_s &&
+			if (si.ssi_signo == SIGTERM && !deadline && vm->shutdown_grace_s &&
 			    !vm__power_button(vm)) {
 				fprintf(stderr, "rtvmm: %s: pressed the ACPI power button; the VM stops "
 					"in %u s unless the guest powers off first (SIGTERM again or "
 					"SIGINT: now)\n", strsignal(SIGTERM), vm->shutdown_grace_s);
-				deadline = now_ms() + (int64_t)vm->shutdown_grace_s * 1000;
+				deadline = now_ns() + vm->shutdown_grace_s * 1000000000ull;
 				continue;
 			}
-			if (si.ssi_signo == SIGTERM && deadline >= 0)
+			if (si.ssi_signo == SIGTERM && deadline)
 				fprintf(stderr, "rtvmm: %s again during the shutdown grace: stopping the "
 					"VM now\n", strsignal(SIGTERM));
 			else
@@ -446,6 +439,12 @@ int vm__pause(struct vm *vm)
 		err = -EBUSY;
 	} else {
 		vm->paused_since = now_ns();
+		/*
+		 * Guest time stands still while paused, as in QEMU and cloud-hypervisor:
+		 * kvmclock is read here and written back at resume (the TSC runs on).
+		 * Without it (KVM lacks the call) the guest finds its clock moved on.
+		 */
+		vm->clock_frozen = ioctl(vm->fd, KVM_GET_CLOCK, &vm->paused_clock) == 0;
 		__atomic_store_n(&vm->state, VM_STATE_PAUSED, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -460,6 +459,12 @@ int vm__resume(struct vm *vm)
 		return -EBUSY;
 	}
 	vm->paused_ns += now_ns() - vm->paused_since;
+	if (vm->clock_frozen) {
+		struct kvm_clock_data clock = { .clock = vm->paused_clock.clock };
+
+		ioctl(vm->fd, KVM_SET_CLOCK, &clock);
+		vm->clock_frozen = false;
+	}
 	__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&vm->state, VM_STATE_RUNNING, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&vm->resume_cond);

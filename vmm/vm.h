@@ -84,6 +84,8 @@ struct vm {
 	pthread_cond_t resume_cond; /* `pause` cleared, or a stop: parked vCPUs wait on it */
 	uint64_t paused_ns;        /* pauses that ended */
 	uint64_t paused_since;     /* CLOCK_MONOTONIC ns the pause in progress began */
+	struct kvm_clock_data paused_clock; /* kvmclock as the pause began (written back at resume) */
+	bool clock_frozen;         /* paused_clock holds it */
 };
 
 /* Creates the KVM VM object and empty buses; `hooks` (may be NULL) are kept for what follows. */

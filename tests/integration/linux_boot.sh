@@ -48,7 +48,7 @@ if [[ $kind == stock-direct && $host == kvm_pvm* ]]; then
 	tmp=$(mktemp -d)
 	trap 'kill $pid 2> /dev/null; rm -rf "$tmp"' EXIT
 	timeout 2000 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus "$vcpus" --memory 256M \
-		--cmdline "$cmdline" < /dev/null > "$tmp/out" 2> "$tmp/err" &
+		--shutdown-grace 0 --cmdline "$cmdline" < /dev/null > "$tmp/out" 2> "$tmp/err" &
 	pid=$!
 	until grep -q "smp: Brought up 1 node, $vcpus CPU" "$tmp/out"; do
 		kill -0 $pid 2> /dev/null || break

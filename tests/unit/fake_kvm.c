@@ -63,6 +63,8 @@ static const struct { unsigned long req; const char *name; } names[] = {
 	N(KVM_GET_REGS), N(KVM_SET_REGS), N(KVM_GET_SREGS), N(KVM_SET_SREGS), N(KVM_RUN),
 	N(KVM_IRQFD), N(KVM_IOEVENTFD), N(KVM_SIGNAL_MSI), N(KVM_IRQ_LINE), N(KVM_TRANSLATE),
 	N(KVM_KVMCLOCK_CTRL),
+	N(KVM_GET_CLOCK),
+	N(KVM_SET_CLOCK),
 #undef N
 };
 
@@ -475,6 +477,17 @@ static int vm_ioctl(unsigned long req, unsigned long arg)
 		return model_signal_msi(p);
 	case KVM_CREATE_VCPU:
 		return create_vcpu(arg);
+	case KVM_GET_CLOCK:
+		memset(p, 0, sizeof(struct kvm_clock_data));
+		((struct kvm_clock_data *)p)->clock = fake_kvm.kvmclock;
+		fake_kvm.kvmclock += 1000;   /* time goes on after the read */
+		return 0;
+	case KVM_SET_CLOCK:
+		if (((struct kvm_clock_data *)p)->flags & ~(uint32_t)KVM_CLOCK_REALTIME)
+			violation("KVM_SET_CLOCK with flags %#x", ((struct kvm_clock_data *)p)->flags);
+		fake_kvm.kvmclock = ((struct kvm_clock_data *)p)->clock;
+		fake_kvm.clock_sets++;
+		return 0;
 	}
 	violation("%s (%#lx) on the VM fd", fake_kvm__name(req), req);
 	return -ENOTTY;

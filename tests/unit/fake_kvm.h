@@ -34,6 +34,8 @@ struct fake_kvm {
 	unsigned nr_vcpus;
 	unsigned irq_lines;            /* KVM_IRQ_LINE calls */
 	unsigned kvmclock_ctrl;        /* KVM_KVMCLOCK_CTRL calls (a vCPU back from a pause) */
+	uint64_t kvmclock;             /* the VM's kvmclock: KVM_GET_CLOCK reads it, then it ticks 1000 */
+	unsigned clock_sets;           /* KVM_SET_CLOCK calls (the last value is in kvmclock) */
 	unsigned violations;           /* calls KVM would refuse or that break its rules */
 	char why[256];                 /* the last violation */
 	unsigned kernel_errors;        /* watched fd: calls the kernel refused */

@@ -259,7 +259,9 @@ static void test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_the
 {
 	struct rig *r = *state;
 	unsigned before[NR_VCPUS], i;
+	uint64_t clock;
 
+	fake_kvm.kvmclock = 123456789;
 	start_running(r);
 	assert_int_equal(pause_vm(r), 0);
 	assert_int_equal(vm__state(&r->vm), VM_STATE_PAUSED);
@@ -271,9 +273,14 @@ static void test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_the
 	for (i = 0; i < NR_VCPUS; i++)
 		assert_int_equal(fake_kvm__runs(i), before[i]);
 	assert_int_equal(fake_kvm.kvmclock_ctrl, 0);
+	assert_int_equal(fake_kvm.clock_sets, 0);
+	clock = r->vm.paused_clock.clock;
 
 	assert_int_equal(vm__resume(&r->vm), 0);
 	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	/* Guest time stood still: kvmclock is back at its value as the pause began. */
+	assert_int_equal(fake_kvm.clock_sets, 1);
+	assert_int_equal(fake_kvm.kvmclock, clock);
 	assert_true(wait_for(all_ran, r, before[0] > before[1] ? before[0] + 1 : before[1] + 1));
 	/* Each vCPU back from the pause told a kvmclock guest so (once). */
 	assert_int_equal(fake_kvm.kvmclock_ctrl, NR_VCPUS);
