@@ -15,6 +15,7 @@
 #include "app/control.h"
 #include "app/ctl.h"
 #include "app/sandbox.h"
+#include "app/up.h"
 #include "base/size.h"
 #include "base/trust.h"
 #include "base/vm_limits.h"
@@ -37,6 +38,9 @@ static const char usage_text[] =
 	"       rtvmm check PLAN.yaml [--topology FILE.xml | --synthetic DESC] [--overrides S] [--json]\n"
 	"       rtvmm kvm-host [--kvm PATH]\n"
 	"       rtvmm ctl SOCKET VERB [--json]   (rtvmm ctl --help: the verbs)\n"
+	"       rtvmm up HOSTPLAN.yaml [--run-dir DIR] [--timeout S]\n"
+	"       rtvmm ctl list [--run-dir DIR] [--json]\n"
+	"       rtvmm down [HOSTPLAN.yaml | --run-dir DIR] [--timeout S]\n"
 	"       rtvmm --help | --version\n"
 	"\n"
 	"run options:\n"
@@ -91,6 +95,15 @@ static const char usage_text[] =
 	"\n"
 	"kvm-host: opens the KVM device, creates a VM and a vCPU, and prints which KVM it is\n"
 	"(kvm_intel, kvm_amd, kvm_pvm); exit status 1 with the real cause when it cannot.\n"
+	"\n"
+	"up: checks HOSTPLAN.yaml like check (errors refuse), starts rtvmm-dataplane for its\n"
+	"host.dataplane section, then one detached `rtvmm run` per VM, each with its API socket\n"
+	"and log in the run directory (default host.run_dir/PLANNAME), waits (--timeout, default\n"
+	"60 s) until every VM is Running with its placement proven, and prints one table; a VM that\n"
+	"fails is reported and everything started is stopped. ctl list: the table again (a dead VM\n"
+	"is shown dead, never restarted). down: every VM's power button, vm.shutdown after\n"
+	"--timeout (default: the VM's shutdown_grace_s), SIGKILL last, then the dataplane; the\n"
+	"logs stay.\n"
 	"\n"
 	"check options:\n"
 	"      --topology FILE   check against an hwloc XML topology instead of this host\n"
@@ -898,7 +911,14 @@ int cli__main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "kvm-host"))
 		return cmd_kvm_host(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "up"))
+		return up__cmd_up(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "down"))
+		return up__cmd_down(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl") && argc > 2 && !strcmp(argv[2], "list"))
+		return up__cmd_list(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "ctl"))
 		return ctl__main(argc - 1, argv + 1);
-	return usage_error("unknown command '%s' (expected: run, check, kvm-host or ctl)", argv[1]);
+	return usage_error("unknown command '%s' (expected: run, check, kvm-host, ctl, up or down)",
+			   argv[1]);
 }
