@@ -136,7 +136,11 @@ static const struct sb_rule io_rules[] = {
 	END,
 };
 static const unsigned long io_ioctls[] = { 0 };
-static const unsigned long api_ioctls[] = { 0 };
+static const unsigned long api_ioctls[] = {
+	KVM_GET_CLOCK, KVM_SET_CLOCK, /* vm.pause / vm.resume: guest time stands still */
+	KVM_IRQ_LINE,                 /* vm.power-button: the SCI */
+	0,
+};
 
 /*
  * The API thread: its listening socket and clients (libmicrohttpd over epoll), and the state
