@@ -414,29 +414,15 @@ static const struct plan_vm *choose_vm(const struct plan *plan, const char *name
 /* Checks the whole plan against this host; prints findings; false when there are errors. */
 static bool plan_fits_host(const struct plan *plan)
 {
-	struct findings f = { 0 };
-	struct topology t;
 	struct err e = { 0 };
-	bool ok;
+	int n = plan__check_host(plan, stderr, &e);
 
-	if (topology__load_host(&t, &e)) {
+	if (n < 0)
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
-		return false;
-	}
-	if (plan__check(plan, &t, &f) < 0) {
-		fprintf(stderr, "rtvmm: %s: cannot check the plan\n", plan->file);
-		ok = false;
-	} else {
-		ok = findings__count(&f, FINDING_ERROR) == 0;
-		if (f.nr)
-			findings__print(&f, plan, &t, stderr);
-	}
-	findings__free(&f);
-	topology__free(&t);
-	if (!ok)
+	if (n)
 		fprintf(stderr, "rtvmm: %s: the plan does not fit this host; nothing was started\n",
 			plan->file);
-	return ok;
+	return n == 0;
 }
 
 /* Who may serve a vhost-user socket, and who owns the run directory when rtvmm creates it. */

@@ -939,26 +939,12 @@ static int run_dir_make(const struct plan *plan, const char *run_dir, struct err
 /* Checks the whole plan against this host, findings on stderr; false when there are errors. */
 static bool plan_checks(const struct plan *plan)
 {
-	struct findings f = { 0 };
-	struct topology t;
 	struct err e = { 0 };
-	bool ok;
+	int n = plan__check_host(plan, stderr, &e);
 
-	if (topology__load_host(&t, &e)) {
+	if (n < 0)
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
-		return false;
-	}
-	if (plan__check(plan, &t, &f) < 0) {
-		fprintf(stderr, "rtvmm: %s: cannot check the plan\n", plan->file);
-		ok = false;
-	} else {
-		ok = findings__count(&f, FINDING_ERROR) == 0;
-		if (f.nr)
-			findings__print(&f, plan, &t, stderr);
-	}
-	findings__free(&f);
-	topology__free(&t);
-	return ok;
+	return n == 0;
 }
 
 /* rtvmm-dataplane: $RTVMM_DATAPLANE, else beside rtvmm (installed) or in dataplane/ (build tree). */

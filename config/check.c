@@ -1394,3 +1394,25 @@ int findings__print_json(const struct findings *f, const struct plan *p, const s
 	json_decref(root);
 	return ret;
 }
+
+int plan__check_host(const struct plan *p, FILE *out, struct err *e)
+{
+	struct findings f = { 0 };
+	struct topology t;
+	int err;
+
+	err = topology__load_host(&t, e);
+	if (err)
+		return err;
+	err = plan__check(p, &t, &f);
+	if (err < 0) {
+		err__set(e, err, "%s: cannot check the plan", p->file);
+	} else {
+		err = (int)findings__count(&f, FINDING_ERROR);
+		if (f.nr)
+			findings__print(&f, p, &t, out);
+	}
+	findings__free(&f);
+	topology__free(&t);
+	return err;
+}

@@ -50,6 +50,13 @@ struct findings {
 int plan__check(const struct plan *p, const struct topology *t, struct findings *out);
 
 /*
+ * Checks `p` against this host's topology (topology__load_host) and prints its findings to
+ * `out`: returns the number of errors among them, or -errno with `e` when the host's topology
+ * cannot be read or the plan cannot be checked.
+ */
+int plan__check_host(const struct plan *p, FILE *out, struct err *e);
+
+/*
  * A local disk's image on this host, opening nothing but a regular file (for its first
  * bytes): it exists, is a regular file or block device, readable, writable unless
  * `readonly`, a file of at least 512 bytes that is not a qcow2. Returns 0, or -errno with
