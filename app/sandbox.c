@@ -27,6 +27,8 @@
 #include <cap-ng.h>
 #include <dirent.h>
 #include <errno.h>
+#include <execinfo.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
@@ -268,8 +270,11 @@ static size_t put_uint(char *buf, size_t off, size_t len, unsigned long v)
 	return off;
 }
 
+#define SANDBOX_FRAMES 24
+
 static void report_sigsys(int sig, siginfo_t *si, void *uc)
 {
+	void *frames[SANDBOX_FRAMES];
 	char line[256];
 	size_t n = 0;
 	int nr = si->si_syscall;
@@ -289,6 +294,10 @@ static void report_sigsys(int sig, siginfo_t *si, void *uc)
 	if (write(STDERR_FILENO, line, n) < 0) {
 		/* nowhere left to say it */
 	}
+	/* Where it came from: the call chain, objects and offsets (addr2line -e OBJECT +OFFSET). */
+	n = put_str(line, 0, sizeof(line), "rtvmm: sandbox: the call came from:\n");
+	if (write(STDERR_FILENO, line, n) == (ssize_t)n)
+		backtrace_symbols_fd(frames, backtrace(frames, SANDBOX_FRAMES), STDERR_FILENO);
 	syscall(SYS_exit_group, SANDBOX_VIOLATION_STATUS);
 }
 
@@ -571,6 +580,7 @@ int sandbox__init(const struct sandbox_config *cfg, struct err *e)
 {
 	struct sigaction sa = { .sa_sigaction = report_sigsys, .sa_flags = SA_SIGINFO };
 	const char *test = getenv("RTVMM_SANDBOX_SELFTEST");
+	void *frames[1];
 	unsigned i;
 	int err;
 
@@ -582,6 +592,14 @@ int sandbox__init(const struct sandbox_config *cfg, struct err *e)
 	err = resolve_target(cfg, e);
 	if (err)
 		return err;
+	/*
+	 * One malloc arena for every thread (before any starts). glibc gives a thread its own
+	 * heap otherwise, and shrinking such a heap after a free first reads
+	 * /proc/sys/vm/overcommit_memory: an openat the filters refuse. Seen at exit, where
+	 * libnuma's destructor freed on the main thread what it had allocated on the api
+	 * thread. rtvmm's threads do not allocate on their hot paths, so one arena costs nothing.
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	sb.memory_locked = cfg->memory_locked;
 	for (i = 0; test && i < THREAD_CLASS_COUNT; i++)
 		if (!strcmp(test, thread_class__name((enum thread_class)i)))
@@ -593,6 +611,8 @@ int sandbox__init(const struct sandbox_config *cfg, struct err *e)
 		if (err)
 			return err;
 	}
+	/* The report's backtrace loads the unwinder on first use: load it now, before any filter. */
+	backtrace(frames, 1);
 	sigfillset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL))
 		return err__set(e, -errno, "sandbox: SIGSYS handler: %s", strerror(errno));
