@@ -36,7 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 struct rig {
 	struct bus pio, mmio;
-	struct fake_irq com1_irq, kbd_irq, aux_irq;
+	struct fake_irq com1_irq, kbd_irq, aux_irq, sci_irq;
 	struct fake_ctl ctl;
 	struct serial *uart;
 	struct i8042 *kbd;
@@ -107,7 +107,7 @@ static void run_op(struct rig *r, struct fuzz_in *in)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { data, size };
-	struct irq_sink com1, kbd, aux;
+	struct irq_sink com1, kbd, aux, sci;
 	struct vm_ctl ctl;
 	struct rig r;
 	int out_fd;
@@ -119,11 +119,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	com1 = fake_irq_sink(&r.com1_irq, PORT_COM1_IRQ);
 	kbd = fake_irq_sink(&r.kbd_irq, I8042_KBD_IRQ);
 	aux = fake_irq_sink(&r.aux_irq, I8042_AUX_IRQ);
+	sci = fake_irq_sink(&r.sci_irq, ACPI_SCI_IRQ);
 	ctl = fake_vm_ctl(&r.ctl);
 	FUZZ_CHECK(!serial__add(&r.pio, PORT_COM1, &com1, out_fd, &r.uart), "serial__add");
 	FUZZ_CHECK(!i8042__add(&r.pio, &ctl, &r.kbd), "i8042__add");
 	i8042__set_irqs(r.kbd, &kbd, &aux);
-	FUZZ_CHECK(!acpi_pm__add(&r.pio, &ctl, &r.pm), "acpi_pm__add");
+	FUZZ_CHECK(!acpi_pm__add(&r.pio, &ctl, &sci, &r.pm), "acpi_pm__add");
 	FUZZ_CHECK(!testdev__add(&r.pio, &r.mmio, &ctl, r.uart, &r.test), "testdev__add");
 
 	while (in.n)
@@ -132,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_irq(&r.com1_irq, "IRQ4");
 	check_irq(&r.kbd_irq, "IRQ1");
 	check_irq(&r.aux_irq, "IRQ12");
+	check_irq(&r.sci_irq, "SCI");
 	testdev__destroy(r.test);
 	acpi_pm__destroy(r.pm);
 	i8042__destroy(r.kbd);
