@@ -333,10 +333,9 @@ static void net_report(struct virtio_dev *vdev, FILE *out, const char *transport
 	struct virtio_net_stats ns;
 
 	virtio_net__stats(vdev, &ns);
-	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu, refused %llu; %s%s%s",
-		ns.session.link_up ? "up" : "down", (unsigned long long)ns.session.connects,
-		(unsigned long long)ns.session.disconnects, (unsigned long long)ns.session.failures,
-		(unsigned long long)ns.session.refused, transport, ns.session.last_error[0] ? "; last error: " : "", ns.session.last_error);
+	vu_session_stats__report(&ns.session, out);
+	fprintf(out, "; %s%s%s", transport, ns.session.last_error[0] ? "; last error: " : "",
+		ns.session.last_error);
 }
 
 static void net_counters(struct virtio_dev *vdev, const struct counter_sink *sink)
@@ -344,14 +343,7 @@ static void net_counters(struct virtio_dev *vdev, const struct counter_sink *sin
 	struct virtio_net_stats ns;
 
 	virtio_net__stats(vdev, &ns);
-	sink->str(sink->opaque, "link", ns.session.link_up ? "up" : "down");
-	sink->num(sink->opaque, "backend_connects", ns.session.connects);
-	sink->num(sink->opaque, "backend_disconnects", ns.session.disconnects);
-	sink->num(sink->opaque, "backend_failures", ns.session.failures);
-	sink->num(sink->opaque, "backend_refused", ns.session.refused);
-	sink->num(sink->opaque, "link_changes", ns.session.link_changes);
-	if (ns.session.backend_known)
-		sink->num(sink->opaque, "backend_features", ns.session.backend_features);
+	vu_session_stats__counters(&ns.session, sink);
 	sink->num(sink->opaque, "negotiated_features", ns.features);
 	sink->num(sink->opaque, "queue_pairs", ns.queue_pairs);
 	sink->num(sink->opaque, "max_queue_pairs", to_net(vdev)->max_pairs);

@@ -181,10 +181,8 @@ static void vblk_report(struct virtio_dev *vdev, FILE *out, const char *transpor
 	struct vhost_blk_stats st;
 
 	vhost_blk__stats(vdev, &st);
-	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu, refused %llu, %llu sectors; %s%s%s",
-		st.session.link_up ? "up" : "down", (unsigned long long)st.session.connects,
-		(unsigned long long)st.session.disconnects, (unsigned long long)st.session.failures,
-		(unsigned long long)st.session.refused, (unsigned long long)st.capacity, transport,
+	vu_session_stats__report(&st.session, out);
+	fprintf(out, ", %llu sectors; %s%s%s", (unsigned long long)st.capacity, transport,
 		st.session.last_error[0] ? "; last error: " : "", st.session.last_error);
 }
 
@@ -193,14 +191,7 @@ static void vblk_counters(struct virtio_dev *vdev, const struct counter_sink *si
 	struct vhost_blk_stats st;
 
 	vhost_blk__stats(vdev, &st);
-	sink->str(sink->opaque, "link", st.session.link_up ? "up" : "down");
-	sink->num(sink->opaque, "backend_connects", st.session.connects);
-	sink->num(sink->opaque, "backend_disconnects", st.session.disconnects);
-	sink->num(sink->opaque, "backend_failures", st.session.failures);
-	sink->num(sink->opaque, "backend_refused", st.session.refused);
-	sink->num(sink->opaque, "link_changes", st.session.link_changes);
-	if (st.session.backend_known)
-		sink->num(sink->opaque, "backend_features", st.session.backend_features);
+	vu_session_stats__counters(&st.session, sink);
 	sink->num(sink->opaque, "capacity_sectors", st.capacity);
 	sink->num(sink->opaque, "queues", to_vblk(vdev)->queues);
 	if (st.session.last_error[0])

@@ -1180,3 +1180,23 @@ void vu_session__destroy(struct vu_session *s)
 	pthread_mutex_unlock(&s->lock);
 	session_free(s);
 }
+
+void vu_session_stats__report(const struct vu_session_stats *st, FILE *out)
+{
+	fprintf(out, "link %s, backend connects %llu, disconnects %llu, failures %llu, refused %llu",
+		st->link_up ? "up" : "down", (unsigned long long)st->connects,
+		(unsigned long long)st->disconnects, (unsigned long long)st->failures,
+		(unsigned long long)st->refused);
+}
+
+void vu_session_stats__counters(const struct vu_session_stats *st, const struct counter_sink *sink)
+{
+	sink->str(sink->opaque, "link", st->link_up ? "up" : "down");
+	sink->num(sink->opaque, "backend_connects", st->connects);
+	sink->num(sink->opaque, "backend_disconnects", st->disconnects);
+	sink->num(sink->opaque, "backend_failures", st->failures);
+	sink->num(sink->opaque, "backend_refused", st->refused);
+	sink->num(sink->opaque, "link_changes", st->link_changes);
+	if (st->backend_known)
+		sink->num(sink->opaque, "backend_features", st->backend_features);
+}

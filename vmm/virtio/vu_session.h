@@ -40,9 +40,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/err.h"
 #include "base/trust.h"
+#include "vmm/device.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
 
@@ -156,5 +158,14 @@ void vu_session__record_error(struct vu_session *s, const char *msg);
 
 /* The counters and link state; from any thread, never waiting for backend I/O. */
 void vu_session__stats(struct vu_session *s, struct vu_session_stats *st);
+
+/* Writes "link up, backend connects 1, disconnects 0, failures 0, refused 0" (a stop report's start). */
+void vu_session_stats__report(const struct vu_session_stats *st, FILE *out);
+
+/*
+ * Puts the backend's link, connects, disconnects, failures, refusals, link changes and (when
+ * known) features into `sink`: what every vhost-user device's counters begin with.
+ */
+void vu_session_stats__counters(const struct vu_session_stats *st, const struct counter_sink *sink);
 
 #endif
