@@ -742,11 +742,7 @@ static int cmd_run(int argc, char **argv)
 	 * Stop signals wait in a queue from here on, in every thread: the build
 	 * takes them between steps (builder.h), vm__run from its signalfd.
 	 */
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGINT);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGHUP);
-	sigaddset(&stop_signals, SIGUSR2);
+	vm__stop_signals(&stop_signals);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	if (vm__build(&vm, &cfg, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg[0] ? e.msg : strerror(-e.code));

@@ -321,17 +321,22 @@ static void wait_for_stop(struct vm *vm, int sfd)
 	}
 }
 
+void vm__stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR2); /* print every vCPU's registers, keep running */
+}
+
 int vm__run(struct vm *vm)
 {
 	sigset_t term, old;
 	unsigned i;
 	int sfd, err = 0;
 
-	sigemptyset(&term);
-	sigaddset(&term, SIGINT);
-	sigaddset(&term, SIGTERM);
-	sigaddset(&term, SIGHUP);
-	sigaddset(&term, SIGUSR2); /* print every vCPU's registers, keep running */
+	vm__stop_signals(&term);
 	pthread_sigmask(SIG_BLOCK, &term, &old);
 	sfd = signalfd(-1, &term, SFD_CLOEXEC);
 

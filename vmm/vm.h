@@ -3,6 +3,7 @@
 #define RTVMM_VM_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -108,6 +109,13 @@ struct irq_sink vm__irq_sink(struct vm *vm, unsigned gsi);
 
 /* Asks the VM to stop; the first request's reason and status win. Safe from any thread. */
 void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
+
+/*
+ * The signals vm__run reads from its signalfd (SIGINT, SIGTERM, SIGHUP: stop; SIGUSR2: dump
+ * every vCPU's registers). A caller blocks them in every thread before any starts, so that
+ * they wait for vm__run instead of killing the process.
+ */
+void vm__stop_signals(sigset_t *set);
 
 /*
  * Runs the vCPUs until a stop request (guest poweroff/reset/exit/panic, guest

@@ -447,11 +447,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* As `rtvmm run`: stop signals wait for vm__run's signalfd in every thread. */
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGINT);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGHUP);
-	sigaddset(&stop_signals, SIGUSR2);
+	vm__stop_signals(&stop_signals);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
