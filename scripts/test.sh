@@ -102,7 +102,7 @@ for b in "${builds[@]}"; do
 		# nested guest: soft lockups, the RCU kthread starved; kvmbox exits 125 and prints it).
 		# scripts/box-suite.sh gives each test its own log, so the tests that box finished keep
 		# their results; the others run again in a new box, at most four more times, the one it wedged
-		# in last, and it says so. A test that fails is not rerun. One box for all the tests saves
+		# in last, and it says so (a failed test is rerun below). One box for all the tests saves
 		# a box boot (about 20 s) per test; each test still runs alone in it.
 		logs+=("$b/meson-logs/native.json=$b natively")
 		rm -f "$b"/meson-logs/kvmbox-*.json
@@ -116,8 +116,9 @@ for b in "${builds[@]}"; do
 			for log in "$b"/meson-logs/kvmbox-"$try"-*.json; do
 				[[ -s $log ]] && logs+=("$log=$b in kvmbox")
 			done
-			if [[ $rc != 125 ]]; then
-				[[ $rc == 0 ]] || status=1
+			# 0 or 1: box-suite.sh ran every test (their logs say which failed); else the box
+			# wedged (125) or died otherwise, and the tests it did not finish run again.
+			if [[ $rc == 0 || $rc == 1 ]]; then
 				left=()
 				break
 			fi
@@ -140,6 +141,27 @@ PY
 			echo "== $b: the box wedged five times; not run: ${left[*]}"
 			notrun+=("$b in kvmbox=${left[*]}")
 			status=1
+		fi
+		# A test that failed in the box runs once more, in a fresh box, when at most three did
+		# (more is a real break, not the box): in one CI run three Linux guests stalled in the
+		# box, one in early boot, which no run here has shown (cause not found). tests/summary.py
+		# counts the last result and lists a test that failed and then passed as FLAKY.
+		mapfile -t again < <(python3 - "$b/meson-logs" << 'PY'
+import glob, json, os, sys
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "kvmbox-[0-9]*-*.json"))):
+    with open(path) as f:
+        for r in (json.loads(l) for l in f if l.strip()):
+            if r["result"] not in ("OK", "EXPECTEDFAIL", "SKIP"):
+                print(r["name"].split(" / ", 1)[-1])
+PY
+)
+		if [[ ${#again[@]} -gt 0 && ${#again[@]} -le 3 ]]; then
+			echo "== $b: ${#again[@]} test(s) failed in the box; each runs once more in a fresh box:" \
+				"${again[*]}"
+			scripts/kvmbox --timeout 3600 scripts/box-suite.sh "$b" kvmbox-again "${again[@]}" || true
+			for log in "$b"/meson-logs/kvmbox-again-*.json; do
+				[[ -s $log ]] && logs+=("$log=$b in kvmbox")
+			done
 		fi
 	else
 		echo "== $b: every test, natively ($kind)"

@@ -5,6 +5,10 @@ Usage: summary.py LOG.json=LABEL ... [--not-run=LABEL=TEST TEST...]
 (meson test --logbase NAME writes meson-logs/NAME.json; logs with the same LABEL are one run;
 --not-run names the tests a run never finished: scripts/test.sh's box wedged five times)
 
+A test that appears more than once in a run was rerun (scripts/test.sh reruns a test that failed
+in the box once, in a fresh box): its last result counts, and one that failed and then passed is
+listed as FLAKY with its first failure's result, so that it is seen, not hidden.
+
 Exit 1 when a test failed, timed out or never ran, a run left no log, or, under CI=true, a test
 skipped:
 CI installs every peer and has a KVM host (native or scripts/kvmbox), so a skip there means a
@@ -37,6 +41,15 @@ def main(argv):
             notes.append(f"{label}: no test log ({e.strerror}: {path}): the run did not finish")
             bad = True
     for label, results in runs.items():
+        last = {}
+        for r in results:
+            name = r["name"].split(" / ")[-1]
+            if name in last and last[name]["result"] not in PASSED and r["result"] in PASSED:
+                notes.append(f"{label}: FLAKY {name}: {last[name]['result']} "
+                             f"({last[name].get('duration', 0):.0f} s), then passed when rerun")
+            last[name] = r
+        minutes = sum(r.get("duration", 0) for r in results) / 60
+        results = list(last.values())
         if not results:
             notes.append(f"{label}: no test finished")
             bad = True
@@ -58,7 +71,6 @@ def main(argv):
                 bad = True
             notes.append(f"{label}: {r['result']} {r['name'].split(' / ')[-1]}{why}")
         failed = sum(v for k, v in count.items() if k not in PASSED and k != "SKIP")
-        minutes = sum(r.get("duration", 0) for r in results) / 60
         rows.append((label, str(len(results) + len(notrun.get(label, []))),
                      str(sum(count.get(k, 0) for k in PASSED)), str(failed),
                      str(count.get("SKIP", 0)), str(len(notrun.get(label, []))), f"{minutes:.1f}"))
