@@ -25,8 +25,7 @@ harness_init api
 log() { echo "api: $*"; }
 sock=$tmp/api.sock
 
-pin=()
-[[ ${RTVMM_KVMBOX:-} == 1 ]] && pin=(taskset -c 1)
+box_pin 1
 "${reaper[@]}" "${pin[@]}" "$rtvmm" run --kernel "$guest" --test-device --memory 64M \
 	--cmdline "test=none chatter=100000000 fault=hang" --api-socket "$sock" \
 	> "$tmp/guest.out" 2> "$tmp/rtvmm.log" < /dev/null &

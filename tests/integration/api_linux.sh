@@ -13,6 +13,7 @@ initrd=${RTVMM_TEST_INITRD:-}
 if [[ ! -f $kernel || ! -f $initrd ]]; then
 	echo "FAIL: no guest kernel/initramfs: run the suite through scripts/test.sh"; exit 1
 fi
+source "$root/tests/integration/harness.sh" # box_pin; fail is this script's own
 tmp=$(mktemp -d)
 trap 'kill $pid 2> /dev/null; rm -rf "$tmp"' EXIT
 sock=$tmp/api.sock
@@ -24,14 +25,13 @@ fail() {
 ticks() { grep -c '^TICK-' "$tmp/out"; }
 
 mkfifo "$tmp/in"
-pin=()
-[[ ${RTVMM_KVMBOX:-} == 1 ]] && pin=(taskset -c 1)
+box_pin 1
 cmdline="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=shell"
-timeout 900 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
+timeout 420 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
 	--cmdline "$cmdline" --api-socket "$sock" < "$tmp/in" > "$tmp/out" 2> "$tmp/err" &
 pid=$!
 exec 3> "$tmp/in" # keep the console's stdin open
-deadline=$((SECONDS + 880))
+deadline=$((SECONDS + 300))
 until grep -q "rtvmm-init: starting a shell" "$tmp/out"; do
 	if ! kill -0 $pid 2> /dev/null || ((SECONDS > deadline)); then
 		fail "the guest never reached its shell"

@@ -12,6 +12,17 @@ fail() {
 	exit 1
 }
 
+# box_pin CPU: sets pin=(taskset -c CPU) inside scripts/kvmbox and says so, else pin=(): the prefix
+# that keeps a monitor on one box cpu there (a vCPU thread moving between the box's cpus now and
+# then stalls or faults its guest: a fault of the box, README "Tests").
+box_pin() {
+	pin=()
+	if [[ ${RTVMM_KVMBOX:-} == 1 ]]; then
+		pin=(taskset -c "$1")
+		echo "box: the monitor runs pinned to box cpu $1 (a fault of the box, not rtvmm's: README, Tests)"
+	fi
+}
+
 # harness_init NAME: $tmp (a fresh scratch directory), $pfx (a DPDK --file-prefix), pids=()
 # (children to kill on exit), reaper=() (a command prefix that kills a child when we die, even
 # when meson kills us outright); on exit the children are killed and tmp and DPDK's runtime

@@ -15,12 +15,14 @@ fi
 tmp=$(mktemp -d)
 trap 'kill $pid 2> /dev/null; rm -rf "$tmp"' EXIT
 mkfifo "$tmp/in"
+source "$root/tests/integration/harness.sh"
+box_pin 1
 cmdline="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=shell"
-timeout 900 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
+timeout 420 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
 	--cmdline "$cmdline" < "$tmp/in" > "$tmp/out" 2> "$tmp/err" &
 pid=$!
 exec 3> "$tmp/in" # keep the console's stdin open
-deadline=$((SECONDS + 880))
+deadline=$((SECONDS + 300))
 until grep -q "rtvmm-init: starting a shell" "$tmp/out"; do
 	if ! kill -0 $pid 2> /dev/null || ((SECONDS > deadline)); then
 		echo "FAIL: the guest never reached its shell"; cat "$tmp/out" "$tmp/err" | tail -40; exit 1

@@ -45,7 +45,9 @@ for _ in $(seq 100); do [[ -S $tmp/qsd.sock ]] && break; sleep 0.1; done
 [[ -S $tmp/qsd.sock ]] || { echo "FAIL: qemu-storage-daemon did not create its socket"; cat "$tmp/qsd.log"; exit 1; }
 
 cmdline="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=disk"
-timeout 900 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
+source "$root/tests/integration/harness.sh"
+box_pin 1
+timeout 900 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
 	--disk "path=$tmp/data.img,serial=RTVMM-DATA-1" --disk "path=$tmp/ro.img,readonly=on" \
 	--disk "socket=$tmp/qsd.sock" --cmdline "$cmdline" < /dev/null > "$tmp/out" 2> "$tmp/err"
 status=$?

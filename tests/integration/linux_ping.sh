@@ -24,8 +24,10 @@ pids+=($!)
 for _ in $(seq 50); do [[ -S $tmp/a.sock && -S $tmp/b.sock ]] && break; sleep 0.2; done
 
 base="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=net rtvmm.linger=30"
+source "$root/tests/integration/harness.sh"
+box_pin 0 # the dataplane polls on cpu 1
 boot() { # name socket mac ip peer
-	timeout 900 "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
+	timeout 900 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
 		--net "socket=$2,mac=$3" --cmdline "$base rtvmm.ip=$4/24 rtvmm.peer=$5" \
 		< /dev/null > "$tmp/$1.out" 2> "$tmp/$1.err"
 }

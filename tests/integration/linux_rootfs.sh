@@ -87,7 +87,7 @@ vm_start() {   # vm_start CMDLINE [NIC_SOCKET]
 	echo "guest: ${argv[*]}"
 	mkfifo "$tmp/con.in"
 	exec 3<> "$tmp/con.in"
-	"${reaper[@]}" "${argv[@]}" < "$tmp/con.in" > "$tmp/vm.log" 2>&1 &
+	"${reaper[@]}" "${pin[@]}" "${argv[@]}" < "$tmp/con.in" > "$tmp/vm.log" 2>&1 &
 	vm_pid=$!
 	pids+=("$vm_pid")
 	boot_t0=$SECONDS
@@ -118,10 +118,11 @@ vm_end() {   # vm_end: waits for the monitor to exit (the guest powers off)
 }
 
 base="console=ttyS0 panic=-1 root=/dev/vda"
+if [[ $mode == vnf ]]; then box_pin 0; else box_pin 1; fi # vnf: the dataplane polls on cpu 1
 case $mode in
 boot)
 	vm_start "$base rootfstype=ext4 rtvmm.test=poweroff"
-	vm_wait "RTVMM-INIT-OK" 900
+	vm_wait "RTVMM-INIT-OK" 300
 	vm_end
 	echo "booted to the disk's init in $((SECONDS - boot_t0)) s (monitor $mon$([[ $mon == qemu && ! -w /dev/kvm ]] && echo ", TCG"))"
 	grep -E "RTVMM|rtvmm-init: root" "$tmp/vm.log"
@@ -135,7 +136,7 @@ boot)
 	;;
 noroot)
 	vm_start "console=ttyS0 panic=-1 root=/dev/vdb rtvmm.test=poweroff"
-	vm_wait "RTVMM-ROOT-FAIL root=/dev/vdb: no such block device" 900
+	vm_wait "RTVMM-ROOT-FAIL root=/dev/vdb: no such block device" 300
 	vm_wait "Attempted to kill init" 60
 	grep -q "RTVMM-INIT-OK" "$tmp/vm.log" && fail "an init ran its mode although the root device is missing"
 	grep -m1 "RTVMM-ROOT-FAIL" "$tmp/vm.log"

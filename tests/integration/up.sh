@@ -28,8 +28,7 @@ has_dp=false
 export RTVMM_DATAPLANE=$dataplane
 owner=nobody            # the run dir's owner: host.user when up runs as root
 [[ $EUID == 0 ]] || owner=$(id -un)
-pin=()
-[[ ${RTVMM_KVMBOX:-} == 1 ]] && pin=(taskset -c 1)
+box_pin 1
 
 # After the test: nothing up may outlive it (meson kills only this script).
 harness_kill() {
