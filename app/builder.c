@@ -300,6 +300,7 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 		return err;
 	vm->verbose = cfg->verbose;
 	vm->shutdown_grace_s = cfg->shutdown_grace_s;
+	vm->restart_on_reboot = !cfg->exit_on_reboot;
 
 	if (cfg->mem_size < VM_MIN_MEMORY)
 		return err__set(e, -EINVAL, "--memory %llu KiB is too small: rtvmm needs at least %llu MiB",
@@ -386,5 +387,13 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	err = vcpu__set_boot_state(&vm->vcpus[0], vm->boot.entry, vm->boot.zero_page);
 	if (err)
 		return err__set(e, err, "vcpu0 boot registers: %s", strerror(-err));
+
+	/*
+	 * 10. What a reboot in place puts back (unless the VM exits on reboot): the irqchip and
+	 * PIT as now, and the guest RAM written above; each vCPU records its own state as it starts.
+	 */
+	err = vm__seal(vm, e);
+	if (err)
+		return err;
 	return build_interrupted(vm, e);
 }

@@ -40,6 +40,7 @@ struct vm_config {
 	const struct vm_disk *disks;        /* virtio-blk disks (from the plan or --disk) */
 	unsigned nr_disks;
 	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
+	bool exit_on_reboot;       /* a guest reset or vm.reboot stops the VM (exit 0); else: restart in place */
 };
 
 /*

@@ -78,6 +78,10 @@ static const char usage_text[] =
 	"                        after pressing its ACPI power button (default 30, at most\n"
 	"                        3600; 0: SIGTERM stops the VM at once; a plan's\n"
 	"                        shutdown_grace_s)\n"
+	"      --on-reboot restart|exit  what a guest reset or the API's vm.reboot does:\n"
+	"                        restart (default: the guest boots again in this process, same\n"
+	"                        API socket, placement and guest RAM) or exit (the VM stops,\n"
+	"                        status 0); a plan VM's on_reboot\n"
 	"  -v, --verbose         report every stop and more detail\n"
 	"      --vm NAME         the VM of PLAN.yaml to run (needed when it has several)\n"
 	"      --user USER[:GROUP]  the unprivileged user (and group) to drop to once the\n"
@@ -115,8 +119,9 @@ static const char usage_text[] =
 	"\n"
 	"The guest's COM1 is this terminal unless --serial says otherwise (stdin/stdout;\n"
 	"raw mode when stdin is a TTY, Ctrl-A x quits). Exit status: 0 after guest poweroff\n"
-	"or reboot (also when the guest powers off within the shutdown grace after SIGTERM,\n"
-	"and after the API's vm.shutdown, vm.reboot or vmm.shutdown), the guest's status\n"
+	"or, with --on-reboot exit, reboot (also when the guest powers off within the shutdown\n"
+	"grace after SIGTERM, and after the API's vm.shutdown, vmm.shutdown or, with\n"
+	"--on-reboot exit, vm.reboot), the guest's status\n"
 	"from the test device, 1 when the VM cannot be built, 2 when the guest fails\n"
 	"(triple fault, KVM internal error), 3 when the guest kernel panicked (pvpanic:\n"
 	"\"guest panicked\"), 128+N on signal N (also while the VM is being built).\n"
@@ -279,6 +284,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "test-device", no_argument, NULL, 'T' },
 		{ "serial", required_argument, NULL, 'R' },
 		{ "shutdown-grace", required_argument, NULL, 'G' },
+		{ "on-reboot", required_argument, NULL, 'O' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "api-socket", required_argument, NULL, 'A' },
@@ -334,6 +340,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 			break;
 		case 'G':
 			add_arg(ra, "--shutdown-grace", "shutdown_grace_s", optarg);
+			break;
+		case 'O':
+			add_arg(ra, "--on-reboot", "on_reboot", optarg);
 			break;
 		case 'V':
 			ra->vm_name = optarg;
@@ -561,6 +570,7 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	cfg->disks = *disks;
 	cfg->nr_disks = vm->nr_disks;
 	cfg->shutdown_grace_s = vm->shutdown_grace_s;
+	cfg->exit_on_reboot = vm->on_reboot == PLAN_ON_REBOOT_EXIT;
 	return 0;
 }
 

@@ -120,12 +120,13 @@ static json_t *info_json(struct control *c)
 			   "memory", "size", (json_int_t)vm->mem.size,
 			   "payload", "kernel", cfg->boot.kernel_path, "initramfs",
 			   cfg->boot.initrd_path, "cmdline", cfg->boot.cmdline);
-	return json_pack("{s:o, s:s, s:I, s:i, s:I, s:o, s:o, s:s?}",
+	return json_pack("{s:o, s:s, s:I, s:i, s:I, s:I, s:o, s:o, s:s?}",
 			 "config", config,
 			 "state", vm_state__name(vm__state(vm)),
 			 "memory_actual_size", (json_int_t)vm->mem.size,
 			 "vcpus", (int)vm->nr_vcpus,
 			 "paused_ns", (json_int_t)vm__paused_ns(vm),
+			 "reboots", (json_int_t)vm__reboots(vm),
 			 "devices", devices,
 			 "serial", c->cfg.serial_socket ? json_pack("{s:s}", "socket",
 								    c->cfg.serial_socket)

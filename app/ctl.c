@@ -75,6 +75,7 @@ static void print_info(json_t *a)
 		printf("%-16s%s\n", "Initramfs:", str(payload, "initramfs"));
 	printf("%-16s%s\n", "Cmdline:", str(payload, "cmdline"));
 	printf("%-16s%.3f s\n", "Time paused:", (double)num(a, "paused_ns") / 1e9);
+	printf("%-16s%lld\n", "Reboots:", num(a, "reboots"));
 	printf("%-16s%s\n", "Serial socket:", str(json_object_get(a, "serial"), "socket"));
 	if (json_is_string(json_object_get(a, "placed_by")))
 		printf("%-16splan VM %s\n", "Placement:", str(a, "placed_by"));

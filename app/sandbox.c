@@ -192,6 +192,8 @@ static const unsigned long common_ioctls[] = { TCGETS, 0 };
 static const unsigned long vcpu_ioctls[] = {
 	KVM_RUN,
 	KVM_KVMCLOCK_CTRL,         /* back from a pause (vm__pause) */
+	/* a reboot in place: the vCPU's boot state put back (read before the filter) */
+	KVM_SET_SREGS, KVM_SET_FPU, KVM_SET_XCRS, KVM_SET_MSRS, KVM_SET_LAPIC, KVM_SET_MP_STATE,
 	/* register dumps (SIGUSR2, a failing guest) and instruction emulation */
 	KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
 	KVM_TRANSLATE,
@@ -209,6 +211,8 @@ static const unsigned long main_ioctls[] = {
 	/* devices torn down (irqfd/ioeventfd deassigned), the terminal's mode restored */
 	KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING, KVM_IRQ_LINE, KVM_SIGNAL_MSI,
 	TCSETS, TCSETSW, TCSETSF,
+	/* a reboot in place: irqchip and PIT as built (read before the drop), kvmclock from 0 */
+	KVM_SET_IRQCHIP, KVM_SET_PIT2, KVM_SET_CLOCK,
 	0,
 };
 

@@ -112,11 +112,17 @@ struct seen {
 /* FT_ENUM stores an unsigned; the enums it fills must have that size. */
 _Static_assert(sizeof(enum rt_policy) == sizeof(unsigned), "plan_policy is not unsigned-sized");
 _Static_assert(sizeof(enum plan_nic_mode) == sizeof(unsigned), "plan_nic_mode is not unsigned-sized");
+_Static_assert(sizeof(enum plan_on_reboot) == sizeof(unsigned), "plan_on_reboot is not unsigned-sized");
 
 static const char *const policy_names[] = {
 	[RT_POLICY_OTHER] = "other",
 	[RT_POLICY_FIFO] = "fifo",
 	[RT_POLICY_RR] = "rr",
+};
+
+static const char *const on_reboot_names[] = {
+	[PLAN_ON_REBOOT_RESTART] = "restart",
+	[PLAN_ON_REBOOT_EXIT] = "exit",
 };
 
 static const char *const nic_mode_names[] = {
@@ -155,7 +161,7 @@ static const struct field dataplane_fields[] = {
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
-       VM_DISKS, VM_SERIAL, VM_SHUTDOWN_GRACE, VM_API_SOCKET, NR_VM };
+       VM_DISKS, VM_SERIAL, VM_SHUTDOWN_GRACE, VM_API_SOCKET, VM_ON_REBOOT, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -170,6 +176,7 @@ static const struct field vm_fields[] = {
 	[VM_SHUTDOWN_GRACE] = F_UINT("shutdown_grace_s", struct plan_vm, shutdown_grace_s, false, 0,
 				     PLAN_MAX_SHUTDOWN_GRACE_S),
 	[VM_API_SOCKET] = F_PATH("api_socket", struct plan_vm, api_socket, false),
+	[VM_ON_REBOOT] = F_ENUM("on_reboot", struct plan_vm, on_reboot, on_reboot_names),
 };
 
 enum { MEM_SIZE, MEM_PAGE_SIZE, MEM_NODE, MEM_STRICT, MEM_PREFAULT, MEM_MLOCK, MEM_FALLBACK, NR_MEM };

@@ -91,6 +91,12 @@ struct plan_memory {
 	struct plan_loc loc;
 };
 
+/* What a guest reset (or the API's vm.reboot) does to a VM: `on_reboot:` (libvirt's word). */
+enum plan_on_reboot {
+	PLAN_ON_REBOOT_RESTART,    /* the guest boots again in the same process (QEMU, cloud-hypervisor) */
+	PLAN_ON_REBOOT_EXIT,       /* the VM stops, rtvmm exits 0 (Firecracker) */
+};
+
 /* A VM's shutdown_grace_s when the plan does not give one, and the most it may be. */
 #define PLAN_DEFAULT_SHUTDOWN_GRACE_S 30
 #define PLAN_MAX_SHUTDOWN_GRACE_S     3600
@@ -110,6 +116,7 @@ struct plan_vm {
 	struct plan_disk *disks;
 	struct plan_serial serial;
 	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
+	enum plan_on_reboot on_reboot;
 	char api_socket[108];      /* the control API's unix socket; "" = none (--api-socket) */
 	struct plan_loc loc;
 };

@@ -29,6 +29,15 @@ void device_list__stop(const struct device_list *l)
 			l->v[i].ops->stop(l->v[i].dev);
 }
 
+void device_list__reset(const struct device_list *l)
+{
+	unsigned i;
+
+	for (i = l->nr; i--;)
+		if (l->v[i].ops->reset)
+			l->v[i].ops->reset(l->v[i].dev);
+}
+
 void device_list__destroy(struct device_list *l)
 {
 	while (l->nr) {

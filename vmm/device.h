@@ -15,7 +15,7 @@
 enum vm_stop_reason {
 	VM_STOP_NONE = 0,
 	VM_STOP_POWEROFF,    /* ACPI S5 or equivalent: exit 0 */
-	VM_STOP_REBOOT,      /* guest reset request (i8042, ACPI reset reg): exit 0 */
+	VM_STOP_REBOOT,      /* guest reset request (i8042, ACPI reset reg, vm.reboot): exit 0, or a restart */
 	VM_STOP_GUEST_EXIT,  /* test device exit port: exit with the guest's status */
 	VM_STOP_ERROR,       /* triple fault, internal error, unknown exit: exit 1 */
 	VM_STOP_SIGNAL,      /* SIGINT/SIGTERM to the monitor */
@@ -68,6 +68,11 @@ struct counter_sink {
 struct device_ops {
 	/* Finishes the device's own work once the vCPUs have stopped, before the stop report. */
 	void (*stop)(void *dev);
+	/*
+	 * Puts the device back as the builder left it, for a reboot in place: every
+	 * vCPU is parked out of KVM_RUN; called from the main thread.
+	 */
+	void (*reset)(void *dev);
 	/* Frees the device (the vCPUs have stopped). */
 	void (*destroy)(void *dev);
 	/* Writes the device's counters for the stop report: one line after "NAME: ", no newline. */
@@ -101,6 +106,9 @@ int device_list__add(struct device_list *l, const char *name, const struct devic
 
 /* Calls every device's stop, the last added first. */
 void device_list__stop(const struct device_list *l);
+
+/* Calls every device's reset, the last added first (functions before their bus). */
+void device_list__reset(const struct device_list *l);
 
 /* Destroys every device, the last added first, and empties the list. */
 void device_list__destroy(struct device_list *l);

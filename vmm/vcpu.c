@@ -108,6 +108,8 @@ err_close_fd:
 
 void vcpu__destroy(struct vcpu *vcpu)
 {
+	free(vcpu->boot);
+	vcpu->boot = NULL;
 	if (vcpu->run)
 		munmap(vcpu->run, (size_t)vcpu->env->kvm->vcpu_mmap_size);
 	if (vcpu->fd >= 0)
@@ -131,6 +133,145 @@ int vcpu__set_boot_state(struct vcpu *vcpu, uint64_t entry, uint64_t zero_page)
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 	return 0;
+}
+
+/*
+ * The MSRs a reset puts back: those a guest kernel writes (syscall/sysenter
+ * entry, PAT, MTRR default type, TSC_AUX, TSC deadline, misc enable) and KVM's
+ * paravirtual ones: left set, KVM would go on writing the old kernel's
+ * kvmclock, steal time and async page fault data into the new one's memory.
+ */
+static const uint32_t boot_msrs[] = {
+	0x00000174, 0x00000175, 0x00000176,     /* SYSENTER_CS, _ESP, _EIP */
+	0xc0000081, 0xc0000082, 0xc0000083,     /* STAR, LSTAR, CSTAR */
+	0xc0000084, 0xc0000102, 0xc0000103,     /* SYSCALL_MASK, KERNEL_GS_BASE, TSC_AUX */
+	0x00000277, 0x000002ff,                 /* PAT, MTRR_DEF_TYPE */
+	0x000001a0, 0x000006e0,                 /* MISC_ENABLE, TSC_DEADLINE */
+	0x00000011, 0x00000012,                 /* KVM_WALL_CLOCK, KVM_SYSTEM_TIME */
+	0x4b564d00, 0x4b564d01, 0x4b564d02,     /* KVM_WALL_CLOCK_NEW, _SYSTEM_TIME_NEW, ASYNC_PF_EN */
+	0x4b564d03, 0x4b564d04, 0x4b564d05,     /* KVM_STEAL_TIME, PV_EOI_EN, POLL_CONTROL */
+	0x4b564d06,                             /* KVM_ASYNC_PF_INT */
+};
+#define VCPU_BOOT_MSRS (sizeof(boot_msrs) / sizeof(boot_msrs[0]))
+
+struct vcpu_boot_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_xcrs xcrs;
+	bool has_xcrs;             /* the host has XSAVE (KVM_GET_XCRS answered) */
+	struct kvm_lapic_state lapic;
+	struct kvm_mp_state mp_state;
+	struct kvm_vcpu_events events;
+	struct kvm_msrs msrs;      /* the MSRs of boot_msrs that KVM has, with their values */
+	struct kvm_msr_entry msr_entries[VCPU_BOOT_MSRS];
+};
+
+/* One ioctl of a boot state save or restore; names the call on failure. */
+static int boot_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name)
+{
+	if (ioctl(vcpu->fd, req, arg) >= 0)
+		return 0;
+	fprintf(stderr, "rtvmm: vcpu%u: %s: %s\n", vcpu->index, name, strerror(errno));
+	return -errno;
+}
+
+/* Reads the boot MSRs one at a time: KVM_GET_MSRS stops at the first one the host lacks. */
+static void save_boot_msrs(struct vcpu *vcpu, struct vcpu_boot_state *b)
+{
+	struct { struct kvm_msrs h; struct kvm_msr_entry e; } one;
+	unsigned i;
+
+	b->msrs.nmsrs = 0;
+	for (i = 0; i < VCPU_BOOT_MSRS; i++) {
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		one.e.index = boot_msrs[i];
+		if (ioctl(vcpu->fd, KVM_GET_MSRS, &one) == 1)
+			b->msr_entries[b->msrs.nmsrs++] = one.e;
+	}
+}
+
+int vcpu__save_boot_state(struct vcpu *vcpu)
+{
+	struct vcpu_boot_state *b;
+	int err;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	err = boot_ioctl(vcpu, KVM_GET_REGS, &b->regs, "KVM_GET_REGS");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_GET_SREGS, &b->sregs, "KVM_GET_SREGS");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_GET_FPU, &b->fpu, "KVM_GET_FPU");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_GET_LAPIC, &b->lapic, "KVM_GET_LAPIC");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_GET_MP_STATE, &b->mp_state, "KVM_GET_MP_STATE");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_GET_VCPU_EVENTS, &b->events, "KVM_GET_VCPU_EVENTS");
+	if (err) {
+		free(b);
+		return err;
+	}
+	b->has_xcrs = ioctl(vcpu->fd, KVM_GET_XCRS, &b->xcrs) == 0;
+	save_boot_msrs(vcpu, b);
+	free(vcpu->boot);
+	vcpu->boot = b;
+	return 0;
+}
+
+int vcpu__restore_boot_state(struct vcpu *vcpu)
+{
+	struct vcpu_boot_state *b = vcpu->boot;
+	struct kvm_vcpu_events events;
+	struct kvm_lapic_state lapic;
+	int n, err;
+
+	if (!b)
+		return -ENODATA;
+	/*
+	 * KVM finishes an I/O exit at the next KVM_RUN (and would step RIP past the
+	 * instruction): with immediate_exit it does so and returns at once.
+	 */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN)
+		fprintf(stderr, "rtvmm: vcpu%u: completing the last exit before the reset: %s\n",
+			vcpu->index, strerror(errno));
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+
+	err = boot_ioctl(vcpu, KVM_SET_SREGS, &b->sregs, "KVM_SET_SREGS");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_SET_REGS, &b->regs, "KVM_SET_REGS");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_SET_FPU, &b->fpu, "KVM_SET_FPU");
+	if (!err && b->has_xcrs)
+		err = boot_ioctl(vcpu, KVM_SET_XCRS, &b->xcrs, "KVM_SET_XCRS");
+	if (err)
+		return err;
+	if (b->msrs.nmsrs) {
+		struct { struct kvm_msrs h; struct kvm_msr_entry e[VCPU_BOOT_MSRS]; } msrs;
+
+		msrs.h = b->msrs;
+		memcpy(msrs.e, b->msr_entries, sizeof(msrs.e));
+		n = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+		if (n != (int)b->msrs.nmsrs) {
+			fprintf(stderr, "rtvmm: vcpu%u: KVM_SET_MSRS: MSR %#x refused\n", vcpu->index,
+				n >= 0 ? b->msr_entries[n].index : 0);
+			return n < 0 ? -errno : -EINVAL;
+		}
+	}
+	lapic = b->lapic;
+	err = boot_ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_SET_MP_STATE, &b->mp_state, "KVM_SET_MP_STATE");
+	if (err)
+		return err;
+	/* Nothing pending: no exception, interrupt, NMI or SIPI from before the reset. */
+	events = b->events;
+	events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	return boot_ioctl(vcpu, KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS");
 }
 
 static void report_stop(struct vcpu *vcpu, const struct exit_stop *stop)
@@ -180,6 +321,13 @@ static void *vcpu_thread(void *arg)
 	if (env->thread_start && env->thread_start(env->opaque, vcpu->index, vcpu->tid))
 		vm_ctl__stop(&env->ctl, VM_STOP_ERROR, 1);
 	vcpu_wait_go(env);
+	/* Before the sandbox: the vCPU filter has the reset's KVM_SET_* calls, not the reads. */
+	if (env->reset_gen) {
+		vcpu->reset_seen = __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE);
+		if (vcpu__save_boot_state(vcpu))
+			fprintf(stderr, "rtvmm: vcpu%u: cannot record its boot state: a guest reset "
+				"stops the VM\n", vcpu->index);
+	}
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
 	thread_class__enter(THREAD_CLASS_VCPU, name);
 
@@ -187,6 +335,19 @@ static void *vcpu_thread(void *arg)
 		if (env->pause && __atomic_load_n(env->pause, __ATOMIC_SEQ_CST)) {
 			vcpu_park(vcpu);
 			continue;  /* a stop may have ended the pause: never back into the guest then */
+		}
+		if (env->reset_gen && __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE) != vcpu->reset_seen) {
+			int err;
+
+			vcpu->reset_seen = __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE);
+			err = vcpu__restore_boot_state(vcpu);
+			if (err) {
+				fprintf(stderr, "rtvmm: vcpu%u: cannot reset to its boot state: %s\n",
+					vcpu->index, strerror(-err));
+				vm_ctl__stop(&env->ctl, VM_STOP_ERROR, 1);
+				break;
+			}
+			continue;  /* a stop or another reset may have come meanwhile */
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			int err = errno;
@@ -211,7 +372,9 @@ static void *vcpu_thread(void *arg)
 			if (stop.reason == VM_STOP_ERROR || env->verbose)
 				report_stop(vcpu, &stop);
 			vm_ctl__stop(&env->ctl, stop.reason, stop.status);
-			break;
+			/* A reset the VM restarts in place parks this vCPU (env->pause) instead. */
+			if (stop.reason != VM_STOP_REBOOT || !env->reset_gen)
+				break;
 		}
 	}
 	return NULL;

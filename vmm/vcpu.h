@@ -39,7 +39,15 @@ struct vcpu_env {
 	const bool *pause;
 	bool (*park)(void *park_opaque);
 	void *park_opaque;
+	/*
+	 * Reboot in place: when set, each vCPU records its state before it first
+	 * enters the guest (vcpu__save_boot_state) and puts it back, from its own
+	 * thread, whenever *reset_gen moved on since it last looked.
+	 */
+	const unsigned *reset_gen;
 };
+
+struct vcpu_boot_state;
 
 struct vcpu {
 	const struct vcpu_env *env;
@@ -51,6 +59,8 @@ struct vcpu {
 	pid_t tid;              /* kernel thread id, valid once the thread runs */
 	bool dump_pending;      /* print registers at the next exit (SIGUSR2 to the monitor) */
 	struct exit_ctx exits;
+	struct vcpu_boot_state *boot; /* its state before it first ran (env->reset_gen), or NULL */
+	unsigned reset_seen;          /* the *env->reset_gen it last reset to */
 };
 
 /* Creates vCPU `index` (KVM_CREATE_VCPU, maps kvm_run) and sets its CPUID from `supported`. */
@@ -60,6 +70,22 @@ void vcpu__destroy(struct vcpu *vcpu);
 
 /* Puts the vCPU in 64-bit long mode at `entry` with RSI = `zero_page` (the BSP's boot state). */
 int vcpu__set_boot_state(struct vcpu *vcpu, uint64_t entry, uint64_t zero_page);
+
+/*
+ * Records what a reset puts back: registers, segment and control registers,
+ * FPU, XCR0, the MSRs a guest changes (syscall entry, PAT, kvmclock and the
+ * other KVM paravirtual MSRs), LAPIC, MP state (the BSP runnable, an AP waiting
+ * for INIT/SIPI) and pending events. From the vCPU's thread, before its first
+ * KVM_RUN. Returns 0 or -errno (the ioctl that failed is named on stderr).
+ */
+int vcpu__save_boot_state(struct vcpu *vcpu);
+
+/*
+ * Puts back what vcpu__save_boot_state recorded, from the vCPU's thread while
+ * it is out of KVM_RUN; an I/O exit it was in the middle of is completed
+ * first. Returns 0, -ENODATA when nothing was recorded, or -errno.
+ */
+int vcpu__restore_boot_state(struct vcpu *vcpu);
 
 /* Starts the vCPU thread (named "vcpuN"); it runs until the VM stops. */
 int vcpu__start(struct vcpu *vcpu);

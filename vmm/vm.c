@@ -13,11 +13,19 @@
 #include <unistd.h>
 
 #include "vmm/hw/acpi_pm.h"
+#include "vmm/x86/layout.h"
 #include "vmm/x86/tables.h"
 
 /* KVM needs three pages below 4 GiB for the TSS and one for the EPT identity map (VMX). */
 #define VM_TSS_ADDR          0xFFFBD000ULL
 #define VM_IDENTITY_MAP_ADDR 0xFFFBC000ULL
+
+/* A range of guest RAM as the builder wrote it, put back at each reboot in place. */
+struct vm_boot_blob {
+	uint64_t gpa;
+	uint64_t len;
+	void *data;
+};
 
 static void ctl_request_stop(void *opaque, enum vm_stop_reason reason, int status)
 {
@@ -188,6 +196,7 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 		.nr_vcpus = nr, .ctl = vm->ctl, .stopping = &vm->stopping, .verbose = vm->verbose,
 		.thread_start = vm->hooks.vcpu_thread_start, .opaque = vm->hooks.opaque,
 		.pause = &vm->pause, .park = vm_park, .park_opaque = vm,
+		.reset_gen = vm->restart_on_reboot ? &vm->reset_gen : NULL,
 	};
 	if (vm->hooks.vcpus_started) {
 		vm->vcpu_env.go_lock = &vm->lock;
@@ -206,6 +215,143 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 out_free_cpuid:
 	free(cpuid);
 	return err;
+}
+
+int vm__seal(struct vm *vm, struct err *e)
+{
+	const struct { const char *what; uint64_t gpa, len; } ranges[] = {
+		{ "low memory (boot GDT, page tables, zero page, command line, ACPI and MP tables)",
+		  0, LAYOUT_BIOS_END },
+		{ "kernel", vm->boot.kernel_start, vm->boot.kernel_end - vm->boot.kernel_start },
+		{ "initrd", vm->boot.initrd_start, vm->boot.initrd_size },
+	};
+	unsigned i;
+
+	if (!vm->restart_on_reboot)
+		return 0;
+	for (i = 0; i < 3; i++) {
+		vm->chips[i].chip_id = i;
+		if (ioctl(vm->fd, KVM_GET_IRQCHIP, &vm->chips[i]) < 0)
+			return err__set(e, -errno, "KVM_GET_IRQCHIP %u (for a reboot in place): %s",
+					i, strerror(errno));
+	}
+	if (ioctl(vm->fd, KVM_GET_PIT2, &vm->pit) < 0)
+		return err__set(e, -errno, "KVM_GET_PIT2 (for a reboot in place): %s", strerror(errno));
+	vm->blobs = calloc(sizeof(ranges) / sizeof(ranges[0]), sizeof(*vm->blobs));
+	if (!vm->blobs)
+		return err__set(e, -ENOMEM, "out of memory for the boot images");
+	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		struct vm_boot_blob *b = &vm->blobs[vm->nr_blobs];
+		const void *src;
+
+		if (!ranges[i].len)
+			continue;
+		src = guest_mem__ptr(&vm->mem, ranges[i].gpa, ranges[i].len);
+		b->data = src ? malloc(ranges[i].len) : NULL;
+		if (!b->data)
+			return err__set(e, src ? -ENOMEM : -EFAULT, "keeping the %s (%llu KiB at %#llx) for "
+					"a reboot in place: %s", ranges[i].what,
+					(unsigned long long)(ranges[i].len >> 10),
+					(unsigned long long)ranges[i].gpa,
+					src ? "out of memory" : "not in guest RAM");
+		memcpy(b->data, src, ranges[i].len);
+		b->gpa = ranges[i].gpa;
+		b->len = ranges[i].len;
+		vm->nr_blobs++;
+	}
+	vm->sealed = true;
+	return 0;
+}
+
+uint64_t vm__reboots(struct vm *vm)
+{
+	return __atomic_load_n(&vm->reboots, __ATOMIC_RELAXED);
+}
+
+/* The machine as vm__seal found it, every vCPU parked: devices, irqchip, PIT, boot images, clock. */
+static int reset_machine(struct vm *vm)
+{
+	struct kvm_clock_data clock = { .clock = 0 };
+	struct kvm_pit_state2 pit = vm->pit;
+	unsigned i;
+
+	/* Devices first: lines they lower land in the irqchip state restored next. */
+	device_list__reset(&vm->devices);
+	for (i = 0; i < 3; i++) {
+		struct kvm_irqchip chip = vm->chips[i];
+
+		if (ioctl(vm->fd, KVM_SET_IRQCHIP, &chip) < 0)
+			return -errno;
+	}
+	if (ioctl(vm->fd, KVM_SET_PIT2, &pit) < 0)
+		return -errno;
+	for (i = 0; i < vm->nr_blobs; i++)
+		memcpy(guest_mem__ptr(&vm->mem, vm->blobs[i].gpa, vm->blobs[i].len), vm->blobs[i].data,
+		       vm->blobs[i].len);
+	/* Guest time starts again from 0, as for a new VM. */
+	if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * A reboot in place, on vm__run's thread: waits until every vCPU parked, resets
+ * the machine, then lets each vCPU reset itself and enter the guest again.
+ */
+static void reboot_in_place(struct vm *vm)
+{
+	uint64_t n;
+	int err;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->parked < vm->nr_vcpus && !vm->stopping)
+		pthread_cond_wait(&vm->parked_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+		return;
+	err = reset_machine(vm);
+	if (err) {
+		fprintf(stderr, "rtvmm: guest reset: cannot reset the machine: %s: stopping the VM\n",
+			strerror(-err));
+		vm__request_stop(vm, VM_STOP_ERROR, 1);
+		return;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_STATE_PAUSED)
+		vm->paused_ns += now_ns() - vm->paused_since;
+	vm->clock_frozen = false;
+	__atomic_add_fetch(&vm->reset_gen, 1, __ATOMIC_RELEASE);
+	n = __atomic_add_fetch(&vm->reboots, 1, __ATOMIC_RELAXED);
+	vm->reboot_pending = false;
+	if (!vm->stopping)
+		__atomic_store_n(&vm->state, VM_STATE_RUNNING, __ATOMIC_RELAXED);
+	__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&vm->resume_cond);
+	pthread_cond_broadcast(&vm->parked_cond);
+	pthread_mutex_unlock(&vm->lock);
+	fprintf(stderr, "rtvmm: guest reset: the VM restarts in place (reboot %llu)\n",
+		(unsigned long long)n);
+}
+
+/* Parks every vCPU and wakes vm__run's thread to reset the machine. */
+static void request_reboot(struct vm *vm)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stopping || vm->reboot_pending) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	vm->reboot_pending = true;
+	__atomic_store_n(&vm->pause, true, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&vm->parked_cond); /* a pause under way gives up */
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu__kick(&vm->vcpus[i]);
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		return;
 }
 
 static void irq_set(void *opaque, unsigned gsi, int level)
@@ -235,6 +381,10 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 	uint64_t one = 1;
 	unsigned i;
 
+	if (reason == VM_STOP_REBOOT && vm->restart_on_reboot && vm->sealed) {
+		request_reboot(vm);
+		return;
+	}
 	pthread_mutex_lock(&vm->lock);
 	/* A vCPU still waiting to enter the guest must see the stop. */
 	vm->go = true;
@@ -267,7 +417,18 @@ int vm__power_button(struct vm *vm)
 	return 0;
 }
 
-/* Waits for a stop request or a terminating signal (blocked in every thread, read here). */
+static void drain(int efd)
+{
+	uint64_t cnt;
+
+	if (read(efd, &cnt, sizeof(cnt)) < 0)
+		return;     /* EAGAIN: another wake-up took it */
+}
+
+/*
+ * Waits for a stop request or a terminating signal (blocked in every thread,
+ * read here); carries out reboots in place meanwhile.
+ */
 static void wait_for_stop(struct vm *vm, int sfd)
 {
 	struct pollfd fds[2] = {
@@ -281,6 +442,10 @@ static void wait_for_stop(struct vm *vm, int sfd)
 		uint64_t now = now_ns();
 		int timeout_ms = -1, n;
 
+		if (__atomic_load_n(&vm->reboot_pending, __ATOMIC_ACQUIRE)) {
+			reboot_in_place(vm);
+			continue;
+		}
 		if (deadline && now >= deadline) {
 			fprintf(stderr, "rtvmm: the guest did not power off within %u s of the power "
 				"button: stopping the VM\n", vm->shutdown_grace_s);
@@ -292,6 +457,9 @@ static void wait_for_stop(struct vm *vm, int sfd)
 		n = poll(fds, sfd >= 0 ? 2 : 1, timeout_ms);
 		if (n < 0 && errno != EINTR)
 			break;
+		/* A reboot request wakes the poll too: take its count (a stop ends the loop). */
+		if (n > 0 && (fds[0].revents & POLLIN))
+			drain(vm->stop_efd);
 		if (n > 0 && sfd >= 0 && (fds[1].revents & POLLIN) &&
 		    read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			unsigned i;
@@ -382,6 +550,11 @@ void vm__destroy(struct vm *vm)
 		vcpu__destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	for (i = 0; i < vm->nr_blobs; i++)
+		free(vm->blobs[i].data);
+	free(vm->blobs);
+	vm->blobs = NULL;
+	vm->nr_blobs = 0;
 	vm->nr_vcpus = 0;
 	if (vm->fd >= 0)
 		close(vm->fd);
@@ -427,7 +600,7 @@ int vm__pause(struct vm *vm)
 	int err = 0;
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state != VM_STATE_RUNNING || vm->pause) {
+	if (vm->state != VM_STATE_RUNNING || vm->pause || vm->reboot_pending) {
 		pthread_mutex_unlock(&vm->lock);
 		return -EBUSY;
 	}
@@ -437,9 +610,11 @@ int vm__pause(struct vm *vm)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu__kick(&vm->vcpus[i]);
 	pthread_mutex_lock(&vm->lock);
-	while (vm->parked < vm->nr_vcpus && !vm->stopping)
+	while (vm->parked < vm->nr_vcpus && !vm->stopping && !vm->reboot_pending)
 		pthread_cond_wait(&vm->parked_cond, &vm->lock);
-	if (vm->stopping) {
+	if (vm->reboot_pending) {
+		err = -EBUSY;       /* the reboot keeps the vCPUs parked and then lets them run */
+	} else if (vm->stopping) {
 		__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
 		err = -EBUSY;
 	} else {
@@ -459,7 +634,7 @@ int vm__pause(struct vm *vm)
 int vm__resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state != VM_STATE_PAUSED) {
+	if (vm->state != VM_STATE_PAUSED || vm->reboot_pending) {
 		pthread_mutex_unlock(&vm->lock);
 		return -EBUSY;
 	}

@@ -20,6 +20,7 @@
 
 struct vm;
 struct acpi_pm;
+struct vm_boot_blob;
 
 /* Where a VM is in its life (the API's vm.info "state"). */
 enum vm_state {
@@ -64,6 +65,7 @@ struct vm {
 	struct device_list devices; /* every device, in the order the builder added them */
 	struct acpi_pm *acpi_pm;    /* PM1 block with the power button (the builder adds it); NULL: none */
 	unsigned shutdown_grace_s;  /* SIGTERM presses the power button, stops after this; 0: at once */
+	bool restart_on_reboot;     /* a guest reset or vm.reboot restarts in place (set before vm__create_vcpus) */
 
 	struct vm_hooks hooks;
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */
@@ -87,6 +89,16 @@ struct vm {
 	uint64_t paused_since;     /* CLOCK_MONOTONIC ns the pause in progress began */
 	struct kvm_clock_data paused_clock; /* kvmclock as the pause began (written back at resume) */
 	bool clock_frozen;         /* paused_clock holds it */
+
+	/* Reboot in place (restart_on_reboot): what vm__seal recorded, and the reset under way. */
+	bool sealed;
+	struct kvm_irqchip chips[3]; /* PIC master, PIC slave, IOAPIC */
+	struct kvm_pit_state2 pit;
+	struct vm_boot_blob *blobs;  /* guest RAM the builder wrote (boot code, tables, kernel, initrd) */
+	unsigned nr_blobs;
+	bool reboot_pending;       /* under lock: the main thread resets once every vCPU parked */
+	unsigned reset_gen;        /* bumped per reset: each vCPU then resets itself */
+	uint64_t reboots;          /* resets done in place (relaxed atomic) */
 };
 
 /* Creates the KVM VM object and empty buses; `hooks` (may be NULL) are kept for what follows. */
@@ -104,10 +116,28 @@ int vm__setup_irqchip(struct vm *vm, struct err *e);
 /* Creates `nr` vCPUs with per-vCPU CPUID. */
 int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e);
 
+/*
+ * Records the machine as built, which a reboot in place puts back: the
+ * in-kernel PIC, IOAPIC and PIT, and the guest RAM the builder wrote (low
+ * memory with the boot GDT, page tables, zero page, command line, ACPI and MP
+ * tables; the kernel; the initrd), kept in monitor memory: the files may be
+ * unreadable after the privilege drop. After the build, before vm__run.
+ */
+int vm__seal(struct vm *vm, struct err *e);
+
+/* Resets done in place so far; safe from any thread. */
+uint64_t vm__reboots(struct vm *vm);
+
 /* An irq_sink that drives `gsi` on this VM's irqchip. */
 struct irq_sink vm__irq_sink(struct vm *vm, unsigned gsi);
 
-/* Asks the VM to stop; the first request's reason and status win. Safe from any thread. */
+/*
+ * Asks the VM to stop; the first request's reason and status win. Safe from any
+ * thread. VM_STOP_REBOOT on a VM that restarts on reboot (restart_on_reboot,
+ * sealed) is no stop: every vCPU parks, vm__run's thread resets the devices,
+ * the irqchip, the boot images and kvmclock, each vCPU resets its registers,
+ * and the guest boots again; the VM stays Running.
+ */
 void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 
 /*

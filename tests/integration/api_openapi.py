@@ -6,8 +6,9 @@ Usage: api_openapi.py RTVMM GUEST OPENAPI.yaml
 Each documented call answers one of its documented statuses, its JSON body valid against the
 documented schema (jsonschema); every verb a path does not document answers 405 with the Allow
 header naming the documented ones; an undocumented path answers 404. The calls that stop the
-VM (vm.shutdown, vm.reboot, vmm.shutdown) each get a VM of their own, answer 204, and rtvmm
-then exits 0. (tests/unit/test_api_openapi.c checks the other way: no route the server has is
+VM (vm.shutdown, vmm.shutdown) each get a VM of their own, answer 204, and rtvmm then exits 0;
+so does vm.reboot on a VM run with --on-reboot exit, while on one with the default (restart) it
+answers 204 and the same process serves a VM that is Running again with one reboot in vm.info. (tests/unit/test_api_openapi.c checks the other way: no route the server has is
 missing from the document.) Exit 77 only when /dev/kvm is absent.
 """
 import http.client
@@ -54,13 +55,13 @@ def fail(msg, log=None):
     sys.exit(1)
 
 
-def start(rtvmm, guest, tmp, name):
+def start(rtvmm, guest, tmp, name, extra=()):
     sock = os.path.join(tmp, name + ".sock")
     log = os.path.join(tmp, name + ".log")
     pin = ["taskset", "-c", "1"] if os.environ.get("RTVMM_KVMBOX") == "1" else []
     p = subprocess.Popen(pin + [rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M",
                                 "--cmdline", "test=none chatter=100000000 fault=hang",
-                                "--api-socket", sock],
+                                "--api-socket", sock] + list(extra),
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"), stdin=subprocess.DEVNULL)
     for _ in range(600):
         if p.poll() is not None:
@@ -103,6 +104,34 @@ def check_answer(doc, path, verb, status, body, log):
     return "%d, matches %s" % (status, schema.get("$ref", "the schema").rsplit("/", 1)[-1])
 
 
+def check_reboot_in_place(rtvmm, guest, tmp, doc, procs):
+    """vm.reboot with the default --on-reboot restart: 204, then Running again, reboots 1."""
+    p, sock, log = start(rtvmm, guest, tmp, "reboot-in-place")
+    procs.append(p)
+    status, _, body = call(sock, "PUT", "/api/v1/vm.reboot")
+    result = check_answer(doc, "/api/v1/vm.reboot", "put", status, body, log)
+    info = {}
+    for _ in range(300):
+        if p.poll() is not None:
+            fail("PUT vm.reboot (restart): rtvmm exited %d" % p.returncode, log)
+        status, _, body = call(sock, "GET", "/api/v1/vm.info")
+        info = json.loads(body)
+        if info.get("reboots") == 1 and info.get("state") == "Running":
+            break
+        time.sleep(0.1)
+    else:
+        fail("PUT vm.reboot (restart): vm.info never showed Running with 1 reboot: %s" %
+             {k: info.get(k) for k in ("state", "reboots")}, log)
+    check_answer(doc, "/api/v1/vm.info", "get", status, body, log)
+    call(sock, "PUT", "/api/v1/vmm.shutdown")
+    rc = p.wait(timeout=30)
+    if rc != 0:
+        fail("the VM rebooted in place exited %d after vmm.shutdown" % rc, log)
+    print("ok: PUT /api/v1/vm.reboot -> %s; the same rtvmm runs the VM again (reboots 1), "
+          "then exits 0 at vmm.shutdown" % result)
+    return 1
+
+
 def main():
     rtvmm, guest, spec = sys.argv[1:4]
     if not os.path.exists("/dev/kvm"):
@@ -137,8 +166,11 @@ def main():
         if status != 404:
             fail("an undocumented path answered %d: %s" % (status, body[:200]), log)
         print("ok: every other verb of each path -> 405 with Allow; an undocumented path -> 404")
+        if "/api/v1/vm.reboot" in doc["paths"]:
+            checked += check_reboot_in_place(rtvmm, guest, tmp, doc, procs)
         for path in sorted(STOPPING & set(doc["paths"])):
-            p2, sock2, log2 = start(rtvmm, guest, tmp, path.rsplit("/", 1)[-1])
+            extra = ["--on-reboot", "exit"] if path == "/api/v1/vm.reboot" else []
+            p2, sock2, log2 = start(rtvmm, guest, tmp, path.rsplit("/", 1)[-1], extra)
             procs.append(p2)
             status, _, body = call(sock2, "PUT", path)
             result = check_answer(doc, path, "put", status, body, log2)

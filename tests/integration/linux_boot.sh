@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Boots a real Linux kernel with the project's busybox initramfs and checks the guest's own report.
 # Usage: linux_boot.sh RTVMM RUN_GUEST VCPUS MODE [KIND]
-#   MODE: poweroff | reboot (what the guest's /init does after printing its marker)
+#   MODE: poweroff | reboot (what the guest's /init does after printing its marker; reboot runs
+#         rtvmm with --on-reboot exit, so that the guest's reset ends the monitor with status 0;
+#         the restart in place is tests/integration/reboot_linux.sh's)
 #   KIND: test (default): $RTVMM_TEST_KERNEL, the kernel scripts/test.sh picked (Debian's stock
 #         kernel; rtvmm's own build only on a nested PVM host), payload decompressed by rtvmm;
 #         stock-direct: Debian's stock bzImage ($RTVMM_TEST_STOCK_KERNEL) entered at its own
@@ -77,5 +79,6 @@ args+=(--absent "Kernel panic" --stdout "RTVMM-INIT-OK nproc=$vcpus")
 # it ran is rtvmm saying it left the payload to the guest and the kernel reaching init anyway.
 [[ $kind == stock-direct ]] && args+=(--output-re "payload decompressed by the guest")
 extra=(--initrd "$initrd")
+[[ $mode == reboot ]] && extra+=(--on-reboot exit)
 [[ $kind == stock-direct ]] && extra+=(--boot direct)
 exec "$run_guest" "${args[@]}" -- "${extra[@]}"

@@ -222,6 +222,19 @@ void acpi_pm__destroy(struct acpi_pm *pm)
 	free(pm);
 }
 
+/* As at power-on: no event, none enabled, the SCI low. */
+static void acpi_pm_device_reset(void *dev)
+{
+	struct acpi_pm *pm = dev;
+
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = 0;
+	pm->en = 0;
+	pm->cnt = 0;
+	acpi_pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
 static void acpi_pm_device_destroy(void *dev)
 {
 	acpi_pm__destroy(dev);
@@ -235,6 +248,7 @@ static void acpi_pm_counters(void *dev, const struct counter_sink *sink)
 }
 
 const struct device_ops acpi_pm__device_ops = {
+	.reset = acpi_pm_device_reset,
 	.destroy = acpi_pm_device_destroy,
 	.counters = acpi_pm_counters,
 };

@@ -323,6 +323,23 @@ void i8042__destroy(struct i8042 *k)
 	free(k);
 }
 
+/* As at power-on: the firmware's command byte, empty buffers, lines low. */
+static void i8042_device_reset(void *dev)
+{
+	struct i8042 *k = dev;
+
+	pthread_mutex_lock(&k->lock);
+	memset(k->ram, 0, sizeof(k->ram));
+	k->ram[0] = CTR_DEFAULT;
+	k->status = 0;
+	k->obf = false;
+	k->obuf = 0;
+	k->pending = 0;
+	k->reset_requested = false;
+	i8042_update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+}
+
 static void i8042_device_destroy(void *dev)
 {
 	i8042__destroy(dev);
@@ -346,6 +363,7 @@ static bool i8042_device_acpi(void *dev, struct device_acpi *out)
 }
 
 const struct device_ops i8042__device_ops = {
+	.reset = i8042_device_reset,
 	.destroy = i8042_device_destroy,
 	.acpi = i8042_device_acpi,
 };

@@ -516,6 +516,21 @@ static void serial_device_destroy(void *dev)
 	serial__destroy(dev);
 }
 
+/*
+ * As at power-on: registers, receive FIFO, line low. Output the drainer has
+ * not written yet is kept (the guest wrote it before the reset).
+ */
+static void serial_device_reset(void *dev)
+{
+	struct serial *s = dev;
+
+	pthread_mutex_lock(&s->lock);
+	serial_reset(s);
+	serial_update_irq(s);
+	serial_signal_room(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void serial_device_report(void *dev, FILE *out)
 {
 	struct serial_stats st;
@@ -558,6 +573,7 @@ static bool serial_device_acpi(void *dev, struct device_acpi *out)
 }
 
 const struct device_ops serial__device_ops = {
+	.reset = serial_device_reset,
 	.destroy = serial_device_destroy,
 	.report = serial_device_report,
 	.counters = serial_device_counters,

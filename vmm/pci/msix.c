@@ -205,6 +205,20 @@ int msix__init(struct msix *m, struct pci_dev *dev, uint16_t nr_vectors, unsigne
 	return 0;
 }
 
+void msix__reset(struct msix *m)
+{
+	uint16_t i;
+
+	for (i = 0; i < m->nr_vectors; i++) {
+		struct msix_vector *v = &m->vec[i];
+
+		v->addr_lo = v->addr_hi = v->data = 0;
+		v->ctrl = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		v->pending = false;
+	}
+	sync_all(m);
+}
+
 void msix__exit(struct msix *m)
 {
 	unsigned i;

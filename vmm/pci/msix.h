@@ -89,6 +89,13 @@ int msix__init(struct msix *m, struct pci_dev *dev, uint16_t nr_vectors, unsigne
 	       uint32_t table_off, uint32_t pba_off, unsigned nr_sources, int vm_fd,
 	       struct irq_routing *irqs);
 
+/*
+ * Every table entry as at msix__init (masked, no message), nothing pending;
+ * sources stay bound. Call with the function's lock held, its configuration
+ * space (enable bit) restored or about to be.
+ */
+void msix__reset(struct msix *m);
+
 /* Unbinds every source (deassigning irqfds) and frees the tables. */
 void msix__exit(struct msix *m);
 

@@ -436,6 +436,7 @@ int pci_bus__create(struct bus *pio, struct bus *mmio, uint64_t mmio_base, uint6
 		      PCI_HOST_CLASS, 0, NULL);
 	bus->host.slot = 0;
 	bus->host.bus = bus;
+	memcpy(bus->host.cfg_reset, bus->host.cfg, sizeof(bus->host.cfg));
 	bus->slots[0] = &bus->host;
 	*out = bus;
 	return 0;
@@ -489,6 +490,7 @@ int pci_bus__add(struct pci_bus *bus, struct pci_dev *dev)
 		}
 	dev->slot = (int)slot;
 	dev->bus = bus;
+	memcpy(dev->cfg_reset, dev->cfg, sizeof(dev->cfg));
 	pthread_mutex_unlock(&dev->lock);
 	bus->mmio_next = next;
 	pthread_rwlock_wrlock(&bus->bars_lock);
@@ -501,6 +503,30 @@ void pci_bus__get_stats(struct pci_bus *bus, struct pci_bus_stats *st)
 {
 	st->cfg_unclaimed = __atomic_load_n(&bus->cfg_unclaimed, __ATOMIC_RELAXED);
 	st->mmio_unclaimed = __atomic_load_n(&bus->mmio_unclaimed, __ATOMIC_RELAXED);
+}
+
+void pci_bus__reset(struct pci_bus *bus)
+{
+	unsigned s;
+
+	__atomic_store_n(&bus->config_address, 0, __ATOMIC_RELAXED);
+	for (s = 0; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *dev = bus->slots[s];
+
+		if (!dev)
+			continue;
+		pthread_mutex_lock(&dev->lock);
+		memcpy(dev->cfg, dev->cfg_reset, sizeof(dev->cfg));
+		update_bars(dev);
+		if (dev->ops && dev->ops->config_written)
+			dev->ops->config_written(dev, 0, PCI_CFG_SIZE);
+		pthread_mutex_unlock(&dev->lock);
+	}
+}
+
+static void pci_bus_device_reset(void *dev)
+{
+	pci_bus__reset(dev);
 }
 
 static void pci_bus_device_destroy(void *dev)
@@ -518,6 +544,7 @@ static void pci_bus_device_report(void *dev, FILE *out)
 }
 
 const struct device_ops pci_bus__device_ops = {
+	.reset = pci_bus_device_reset,
 	.destroy = pci_bus_device_destroy,
 	.report = pci_bus_device_report,
 };

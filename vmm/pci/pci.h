@@ -96,6 +96,7 @@ struct pci_dev {
 	uint8_t cfg[PCI_CFG_SIZE];
 	uint8_t wmask[PCI_CFG_SIZE];   /* bits the guest can write */
 	uint8_t w1cmask[PCI_CFG_SIZE]; /* bits the guest clears by writing 1 */
+	uint8_t cfg_reset[PCI_CFG_SIZE]; /* cfg[] as pci_bus__add left it (a reset restores it) */
 	struct pci_bar bars[PCI_NR_BARS];
 	uint8_t cap_last;              /* offset of the last capability, 0 for none */
 	uint8_t cap_free;              /* where the next capability goes */
@@ -133,6 +134,14 @@ __attribute__((warn_unused_result))
 int pci_bus__add(struct pci_bus *bus, struct pci_dev *dev);
 
 void pci_bus__get_stats(struct pci_bus *bus, struct pci_bus_stats *st);
+
+/*
+ * A bus reset (a reboot in place): every function's configuration space as
+ * pci_bus__add left it (BARs at their assigned addresses, not decoding, MSI-X
+ * off), each told through its hooks; CONFIG_ADDRESS 0. The functions' own
+ * state (virtio status, MSI-X table) is their owners' to reset, first.
+ */
+void pci_bus__reset(struct pci_bus *bus);
 
 /*
  * Initialises a function's header: ids, class code (base<<16 | sub<<8 |

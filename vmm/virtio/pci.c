@@ -890,6 +890,22 @@ void virtio_pci__get_stats(struct virtio_pci *vp, struct virtio_pci_stats *st)
 	pthread_mutex_unlock(&vp->pci.lock);
 }
 
+/*
+ * A reboot in place: the device reset a driver's status 0 makes (the data path
+ * stopped, a vhost-user backend told to stop its rings), and the MSI-X table
+ * as at build. The bus restores the configuration space after.
+ */
+static void virtio_pci_device_reset(void *dev)
+{
+	struct virtio_pci *vp = dev;
+
+	pthread_mutex_lock(&vp->pci.lock);
+	if (vp->status || vp->active)
+		reset(vp);
+	msix__reset(&vp->msix);
+	pthread_mutex_unlock(&vp->pci.lock);
+}
+
 static void virtio_pci_device_destroy(void *dev)
 {
 	virtio_pci__destroy(dev);
@@ -940,6 +956,7 @@ static void virtio_pci_device_counters(void *dev, const struct counter_sink *sin
 }
 
 const struct device_ops virtio_pci__device_ops = {
+	.reset = virtio_pci_device_reset,
 	.destroy = virtio_pci_device_destroy,
 	.report = virtio_pci_device_report,
 	.counters = virtio_pci_device_counters,
