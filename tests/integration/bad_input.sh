@@ -78,6 +78,7 @@ cli_cases=(
 	"vcpus not a number%--vcpus 'two'%run --kernel $guest --vcpus two"
 	"shutdown grace above an hour%--shutdown-grace '3601'.*vm\\.shutdown_grace_s.*0\\.\\.3600%run --kernel $guest --shutdown-grace 3601"
 	"shutdown grace not a number%--shutdown-grace 'soon'.*vm\\.shutdown_grace_s%run --kernel $guest --shutdown-grace soon"
+	"on-reboot not restart or exit%--on-reboot 'destroy'.*vm\\.on_reboot.*restart, exit%run --kernel $guest --on-reboot destroy"
 	"no /dev/kvm%$tmp/no-kvm.*no such device%run --kernel $guest --kvm $tmp/no-kvm"
 	"no /dev/kvm, kvm-host%$tmp/no-kvm.*no such device%kvm-host --kvm $tmp/no-kvm"
 	"not a KVM device%/dev/null.*(KVM|ioctl)%run --kernel $guest --kvm /dev/null"

@@ -35,8 +35,7 @@ struct step {
 
 struct vcpu_model {
 	struct kvm_run *run;           /* the model's own view of the vCPU's kvm_run page */
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
+	struct fake_kvm_vcpu st;
 	bool cpuid_set;
 	struct step steps[16];
 	unsigned head, tail;
@@ -65,6 +64,10 @@ static const struct { unsigned long req; const char *name; } names[] = {
 	N(KVM_KVMCLOCK_CTRL),
 	N(KVM_GET_CLOCK),
 	N(KVM_SET_CLOCK),
+	N(KVM_GET_IRQCHIP), N(KVM_SET_IRQCHIP), N(KVM_GET_PIT2), N(KVM_SET_PIT2),
+	N(KVM_GET_FPU), N(KVM_SET_FPU), N(KVM_GET_XCRS), N(KVM_SET_XCRS), N(KVM_GET_LAPIC),
+	N(KVM_SET_LAPIC), N(KVM_GET_MP_STATE), N(KVM_SET_MP_STATE), N(KVM_GET_VCPU_EVENTS),
+	N(KVM_SET_VCPU_EVENTS), N(KVM_GET_MSRS), N(KVM_SET_MSRS),
 #undef N
 };
 
@@ -477,6 +480,36 @@ static int vm_ioctl(unsigned long req, unsigned long arg)
 		return model_signal_msi(p);
 	case KVM_CREATE_VCPU:
 		return create_vcpu(arg);
+	case KVM_GET_IRQCHIP:
+	case KVM_SET_IRQCHIP: {
+		struct kvm_irqchip *chip = p;
+
+		if (!fake_kvm.irqchip || chip->chip_id > 2) {
+			violation("%s chip %u%s", fake_kvm__name(req), chip->chip_id,
+				  fake_kvm.irqchip ? "" : " without an in-kernel irqchip");
+			return -EINVAL;
+		}
+		if (req == KVM_GET_IRQCHIP) {
+			memcpy(&chip->chip, &fake_kvm.chips[chip->chip_id].chip, sizeof(chip->chip));
+		} else {
+			fake_kvm.chips[chip->chip_id] = *chip;
+			fake_kvm.irqchip_sets++;
+		}
+		return 0;
+	}
+	case KVM_GET_PIT2:
+	case KVM_SET_PIT2:
+		if (!fake_kvm.pit) {
+			violation("%s without a PIT", fake_kvm__name(req));
+			return -ENXIO;
+		}
+		if (req == KVM_GET_PIT2) {
+			memcpy(p, &fake_kvm.pit_state, sizeof(fake_kvm.pit_state));
+		} else {
+			memcpy(&fake_kvm.pit_state, p, sizeof(fake_kvm.pit_state));
+			fake_kvm.pit_sets++;
+		}
+		return 0;
 	case KVM_GET_CLOCK:
 		memset(p, 0, sizeof(struct kvm_clock_data));
 		((struct kvm_clock_data *)p)->clock = fake_kvm.kvmclock;
@@ -523,6 +556,35 @@ static int vcpu_run(struct vcpu_model *v)
 	return 0;
 }
 
+/* KVM_GET_MSRS / KVM_SET_MSRS: every MSR is known; returns how many were done. */
+static int model_msrs(struct vcpu_model *v, bool set, struct kvm_msrs *m)
+{
+	unsigned i, j;
+
+	for (i = 0; i < m->nmsrs; i++) {
+		struct kvm_msr_entry *e = &m->entries[i];
+
+		for (j = 0; j < v->st.nr_msrs && v->st.msrs[j].index != e->index; j++)
+			;
+		if (!set) {
+			e->data = j < v->st.nr_msrs ? v->st.msrs[j].data : 0;
+			continue;
+		}
+		if (j == v->st.nr_msrs) {
+			if (j == FAKE_KVM_MAX_MSRS)
+				return (int)i;
+			v->st.nr_msrs++;
+		}
+		v->st.msrs[j] = *e;
+	}
+	return (int)m->nmsrs;
+}
+
+struct fake_kvm_vcpu *fake_kvm__vcpu(unsigned index)
+{
+	return index < FAKE_KVM_MAX_VCPUS ? &vcpus[index].st : NULL;
+}
+
 static int vcpu_ioctl(struct vcpu_model *v, unsigned long req, unsigned long arg)
 {
 	const struct kvm_cpuid2 *c = (const void *)arg;
@@ -536,20 +598,32 @@ static int vcpu_ioctl(struct vcpu_model *v, unsigned long req, unsigned long arg
 		v->cpuid_set = true;
 		return 0;
 	case KVM_GET_REGS:
-		memcpy((void *)arg, &v->regs, sizeof(v->regs));
+		memcpy((void *)arg, &v->st.regs, sizeof(v->st.regs));
 		return 0;
 	case KVM_SET_REGS:
-		memcpy(&v->regs, (void *)arg, sizeof(v->regs));
+		memcpy(&v->st.regs, (void *)arg, sizeof(v->st.regs));
 		return 0;
 	case KVM_GET_SREGS:
-		memcpy((void *)arg, &v->sregs, sizeof(v->sregs));
+		memcpy((void *)arg, &v->st.sregs, sizeof(v->st.sregs));
 		return 0;
 	case KVM_SET_SREGS:
-		memcpy(&v->sregs, (void *)arg, sizeof(v->sregs));
+		memcpy(&v->st.sregs, (void *)arg, sizeof(v->st.sregs));
 		return 0;
 	case KVM_TRANSLATE:
 		((struct kvm_translation *)arg)->valid = 0;
 		return 0;
+#define STATE(get, set, field) \
+	case get: memcpy((void *)arg, &v->st.field, sizeof(v->st.field)); return 0; \
+	case set: memcpy(&v->st.field, (void *)arg, sizeof(v->st.field)); return 0;
+	STATE(KVM_GET_FPU, KVM_SET_FPU, fpu)
+	STATE(KVM_GET_XCRS, KVM_SET_XCRS, xcrs)
+	STATE(KVM_GET_LAPIC, KVM_SET_LAPIC, lapic)
+	STATE(KVM_GET_MP_STATE, KVM_SET_MP_STATE, mp_state)
+	STATE(KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, events)
+#undef STATE
+	case KVM_GET_MSRS:
+	case KVM_SET_MSRS:
+		return model_msrs(v, req == KVM_SET_MSRS, (struct kvm_msrs *)arg);
 	case KVM_KVMCLOCK_CTRL:
 		/* As KVM answers for a guest that never enabled kvmclock. */
 		fake_kvm.kvmclock_ctrl++;

@@ -18,6 +18,21 @@
 #define FAKE_KVM_MAX_VCPUS 8
 #define FAKE_KVM_MAX_CALLS 4096
 
+#define FAKE_KVM_MAX_MSRS 32
+
+/* What the model holds of one vCPU's state (KVM_GET_* read it, KVM_SET_* write it). */
+struct fake_kvm_vcpu {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_mp_state mp_state;
+	struct kvm_vcpu_events events;
+	struct kvm_msr_entry msrs[FAKE_KVM_MAX_MSRS]; /* every MSR is known; those not here read 0 */
+	unsigned nr_msrs;
+};
+
 /* What the model holds of the VM; tests read it. */
 struct fake_kvm {
 	struct kvm_irq_routing_entry routes[IRQ_MAX_ROUTES];
@@ -35,6 +50,9 @@ struct fake_kvm {
 	unsigned irq_lines;            /* KVM_IRQ_LINE calls */
 	unsigned kvmclock_ctrl;        /* KVM_KVMCLOCK_CTRL calls (a vCPU back from a pause) */
 	uint64_t kvmclock;             /* the VM's kvmclock: KVM_GET_CLOCK reads it, then it ticks 1000 */
+	struct kvm_irqchip chips[3];   /* PIC master, PIC slave, IOAPIC (KVM_GET/SET_IRQCHIP) */
+	struct kvm_pit_state2 pit_state;
+	unsigned irqchip_sets, pit_sets; /* KVM_SET_IRQCHIP, KVM_SET_PIT2 calls */
 	unsigned clock_sets;           /* KVM_SET_CLOCK calls (the last value is in kvmclock) */
 	unsigned violations;           /* calls KVM would refuse or that break its rules */
 	char why[256];                 /* the last violation */
@@ -67,6 +85,9 @@ void fake_kvm__queue_exit(unsigned index, const struct kvm_run *exit);
 /* The next KVM_RUN of vCPU `index` fails with `err`. With nothing queued, KVM_RUN blocks
  * until the vCPU is kicked (immediate_exit) and then fails with EINTR. */
 void fake_kvm__queue_errno(unsigned index, int err);
+
+/* vCPU `index`'s state in the model: a test changes it as a guest would. */
+struct fake_kvm_vcpu *fake_kvm__vcpu(unsigned index);
 
 /* How many times vCPU `index` entered KVM_RUN. */
 unsigned fake_kvm__runs(unsigned index);

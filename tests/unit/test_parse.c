@@ -378,6 +378,25 @@ static void test_parse_shutdown_grace(void **state)
 		     "vms[0].shutdown_grace_s", NULL);
 }
 
+/* on_reboot: restart unless given (QEMU's and cloud-hypervisor's default), or exit; else an error. */
+static void test_parse_on_reboot(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_int_equal(p.vms[0].on_reboot, PLAN_ON_REBOOT_RESTART);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    on_reboot: exit\n", &p);
+	assert_int_equal(p.vms[0].on_reboot, PLAN_ON_REBOOT_EXIT);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    on_reboot: restart\n", &p);
+	assert_int_equal(p.vms[0].on_reboot, PLAN_ON_REBOOT_RESTART);
+	plan__free(&p);
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    on_reboot: destroy\n", 6,
+		     "vms[0].on_reboot", "expected one of: restart, exit (value 'destroy')");
+}
+
 /* api_socket: none unless given; a relative path resolves against the plan's directory. */
 static void test_parse_api_socket(void **state)
 {
@@ -584,7 +603,7 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 	/* Nothing close: the allowed keys are listed instead. */
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    storage: []\n", 6, "vms[0].storage",
 		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks, "
-		     "serial, shutdown_grace_s, api_socket)");
+		     "serial, shutdown_grace_s, api_socket, on_reboot)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
 		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
@@ -1301,6 +1320,7 @@ int main(void)
 		cmocka_unit_test(test_parse_full_vm_fills_every_field),
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
 		cmocka_unit_test(test_parse_shutdown_grace),
+		cmocka_unit_test(test_parse_on_reboot),
 		cmocka_unit_test(test_parse_api_socket),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
 		cmocka_unit_test(test_flags_errors_name_the_flag),
