@@ -302,7 +302,9 @@ static void vcpu_park(struct vcpu *vcpu)
 {
 	const struct vcpu_env *env = vcpu->env;
 
-	if (env->park(env->park_opaque))
+	/* Not back from a reboot: the old kernel's kvmclock page is no longer its memory. */
+	if (env->park(env->park_opaque) &&
+	    (!env->reset_gen || __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE) == vcpu->reset_seen))
 		ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0);
 }
 

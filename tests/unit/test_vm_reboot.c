@@ -195,6 +195,8 @@ static void assert_machine_reset(struct rig *r, unsigned clock_sets_before)
 	assert_int_equal(*ram(r, 0x7000), 0xab);
 	assert_int_equal(*ram(r, BOOT_RIP + 0x180), 0xcd);
 	assert_int_equal(fake_kvm__vcpu(0)->regs.rip, BOOT_RIP);
+	/* No "guest stopped" into the old kernel's kvmclock page, which is the new kernel's RAM now. */
+	assert_int_equal(fake_kvm.kvmclock_ctrl, 0);
 }
 
 static int teardown(void **state)
@@ -253,6 +255,7 @@ static void test_vm_reboot_while_paused_resets_and_runs(void **state)
 	vm__request_stop(&r->vm, VM_STOP_REBOOT, 0);
 	assert_true(wait_for(vcpus_reset, r));
 	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	assert_int_equal(fake_kvm.kvmclock_ctrl, 0);
 	assert_int_equal(vm__resume(&r->vm), -EBUSY);
 	stop_and_finish(r);
 }

@@ -207,11 +207,23 @@ void testdev__destroy(struct testdev *t)
 	free(t);
 }
 
+/* Its registers as at power-on (the MMIO write count stays: it counts for the whole run). */
+static void testdev_device_reset(void *dev)
+{
+	struct testdev *t = dev;
+
+	pthread_mutex_lock(&t->lock);
+	t->echo = 0;
+	t->scratch = 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void testdev_device_destroy(void *dev)
 {
 	testdev__destroy(dev);
 }
 
 const struct device_ops testdev__device_ops = {
+	.reset = testdev_device_reset,
 	.destroy = testdev_device_destroy,
 };
