@@ -637,6 +637,48 @@ static void test_msix_programming_creates_then_updates_the_msi_route(void **stat
 	msix_rig_exit(&m);
 }
 
+/* A reboot in place: the bus puts back every function's config space as plugged in; MSI-X masked. */
+static void test_pci_bus_reset_restores_config_and_msix_as_built(void **state)
+{
+	struct msix_rig m;
+	unsigned slot;
+	uint32_t b0, b2;
+
+	msix_rig_init(&m, *state);
+	slot = (unsigned)m.f.pci.slot;
+	b2 = cfg_read(m.r, slot, PCI_BASE_ADDRESS_2, 4);
+	program(&m, 1, 0xfee01000, 0x4041);
+	set_msix_control(&m, PCI_MSIX_FLAGS_ENABLE);
+	set_entry_mask(&m, 1, false);
+	assert_false(msix__masked(&m.msix, 1));
+	/* The guest moves BAR 0 and sets its interrupt line. */
+	b0 = (uint32_t)LAYOUT_PCI_MMIO_BASE + 0x200000;
+	cfg_write(m.r, slot, PCI_BASE_ADDRESS_0, 4, b0);
+	cfg_write(m.r, slot, PCI_INTERRUPT_LINE, 1, 11);
+	assert_true(m.f.on);
+
+	pthread_mutex_lock(&m.f.pci.lock);
+	msix__reset(&m.msix);
+	pthread_mutex_unlock(&m.f.pci.lock);
+	pci_bus__reset(m.r->pci);
+
+	assert_int_equal(cfg_read(m.r, slot, PCI_COMMAND, 2), 0);
+	assert_int_equal(cfg_read(m.r, slot, PCI_BASE_ADDRESS_0, 4), m.table);
+	assert_int_equal(cfg_read(m.r, slot, PCI_BASE_ADDRESS_2, 4), b2);
+	assert_int_equal(cfg_read(m.r, slot, PCI_INTERRUPT_LINE, 1), 0);
+	assert_int_equal(cfg_read(m.r, slot, m.msix.cap + PCI_MSIX_FLAGS, 2), 3);
+	assert_false(m.f.on);                           /* no BAR decodes: memory decode is off */
+	assert_int_equal(mmio_read32(m.r, b0 + 8), 0xffffffff);
+	assert_true(msix__masked(&m.msix, 1));
+	/* The entry reads as at build once decoding again. */
+	cfg_write(m.r, slot, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(mmio_read32(m.r, m.table + 16 + PCI_MSIX_ENTRY_LOWER_ADDR), 0);
+	assert_int_equal(mmio_read32(m.r, m.table + 16 + PCI_MSIX_ENTRY_VECTOR_CTRL), 1);
+	/* The host bridge is untouched: its ids still answer. */
+	assert_int_equal(cfg_read(m.r, 0, PCI_VENDOR_ID, 2), PCI_HOST_VENDOR_ID);
+	msix_rig_exit(&m);
+}
+
 static void test_msix_masked_vector_pends_and_fires_once_on_unmask(void **state)
 {
 	struct msix_rig m;
@@ -702,6 +744,8 @@ int main(void)
 		cmocka_unit_test(test_pci_bus_create_fails_when_ports_taken),
 		cmocka_unit_test_setup_teardown(test_msix_capability_describes_table_and_pba, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix_programming_creates_then_updates_the_msi_route, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pci_bus_reset_restores_config_and_msix_as_built, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_msix_masked_vector_pends_and_fires_once_on_unmask, setup, teardown),
 	};
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VIRTIO_PCI_NO_LEGACY
@@ -32,6 +33,8 @@
 				BIT(VIRTIO_F_IN_ORDER) | BIT(VIRTIO_F_ORDER_PLATFORM))
 
 #define QUEUE_MAX_SIZE 32768u
+/* How long a reboot in place waits for a device (its backend) to let go of the old rings. */
+#define VIRTIO_PCI_REBOOT_SETTLE_MS 1000u
 
 /* Offsets inside the VIRTIO_PCI_CAP_PCI_CFG capability. */
 #define PCI_CFG_CAP_LEN  20
@@ -893,17 +896,30 @@ void virtio_pci__get_stats(struct virtio_pci *vp, struct virtio_pci_stats *st)
 /*
  * A reboot in place: the device reset a driver's status 0 makes (the data path
  * stopped, a vhost-user backend told to stop its rings), and the MSI-X table
- * as at build. The bus restores the configuration space after.
+ * as at build. The bus restores the configuration space after. Waits (up to
+ * VIRTIO_PCI_REBOOT_SETTLE_MS) until the device let go of the old rings: the
+ * boot images are copied back into guest RAM next, and nothing may write there
+ * for the old driver after that.
  */
 static void virtio_pci_device_reset(void *dev)
 {
+	const struct timespec ms = { 0, 1000000 };
 	struct virtio_pci *vp = dev;
+	unsigned waited = 0;
 
 	pthread_mutex_lock(&vp->pci.lock);
 	if (vp->status || vp->active)
 		reset(vp);
 	msix__reset(&vp->msix);
 	pthread_mutex_unlock(&vp->pci.lock);
+	while (vp->vdev->ops->resetting && vp->vdev->ops->resetting(vp->vdev)) {
+		if (waited++ == VIRTIO_PCI_REBOOT_SETTLE_MS) {
+			fprintf(stderr, "rtvmm: %s: reboot: the device is still finishing its reset "
+				"after %u ms; going on\n", vp->vdev->name, VIRTIO_PCI_REBOOT_SETTLE_MS);
+			break;
+		}
+		nanosleep(&ms, NULL);
+	}
 }
 
 static void virtio_pci_device_destroy(void *dev)
