@@ -118,6 +118,27 @@ static void test_acpi_pm_event_block_status_w1c_and_enable_rw(void **state)
 	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
 }
 
+/* A reboot in place: no event pending or enabled, the SCI low, the control block as at power-on. */
+static void test_acpi_pm_device_reset_clears_events_and_lowers_the_sci(void **state)
+{
+	struct pm *t = *state;
+
+	io_outw(&t->bus, EVT + 2, ACPI_PM1_PWRBTN);
+	acpi_pm__press_power_button(t->pm);
+	io_outw(&t->bus, CNT, slp(1, false));
+	assert_int_equal(t->sci.level, 1);
+	acpi_pm__device_ops.reset(t->pm);
+	assert_int_equal(t->sci.level, 0);
+	assert_int_equal(io_inl(&t->bus, EVT), 0);
+	assert_int_equal(io_inw(&t->bus, CNT), ACPI_PM1_CNT_SCI_EN);
+	/* The next boot's press works as the first one did. */
+	acpi_pm__press_power_button(t->pm);
+	assert_int_equal(t->sci.level, 0);
+	io_outw(&t->bus, EVT + 2, ACPI_PM1_PWRBTN);
+	assert_int_equal(t->sci.level, 1);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
 /* A press before the guest enabled the button waits in PWRBTN_STS; enabling it raises the SCI. */
 static void test_acpi_pm_press_sets_status_and_sci_follows_enable(void **state)
 {
@@ -225,6 +246,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_acpi_pm_s5_requests_poweroff),
+		T(test_acpi_pm_device_reset_clears_events_and_lowers_the_sci),
 		T(test_acpi_pm_s5_by_byte_write_to_high_half),
 		T(test_acpi_pm_other_sleep_state_ignored),
 		T(test_acpi_pm_control_reads_sci_en_and_no_slp_en),

@@ -193,6 +193,24 @@ static void test_i8042_keyboard_loopback_raises_irq1(void **state)
 	assert_int_equal(t->kbd.level, 0);
 }
 
+/* A reboot in place: the firmware's command byte back, the output buffer empty, IRQ 1 low. */
+static void test_i8042_device_reset_is_power_on_state(void **state)
+{
+	struct kbc *t = *state;
+	int ctr = kbc_command(t, 0x20, -1);
+
+	assert_int_equal(kbc_command(t, 0x60, CTR_SYS | 0x01), -1);
+	io_outb(&t->bus, CMD, 0xd2);
+	io_outb(&t->bus, DATA, 0x1c);
+	assert_int_equal(t->kbd.level, 1);
+	io_outb(&t->bus, CMD, 0x60);               /* a command waiting for its data byte */
+	i8042__device_ops.reset(t->k);
+	assert_int_equal(t->kbd.level, 0);
+	assert_int_equal(io_inb(&t->bus, CMD) & (STR_OBF | STR_CMD), 0);
+	assert_int_equal(kbc_command(t, 0x20, -1), ctr);
+	assert_int_equal(fake_ctl_calls(&t->ctl_rec), 0);
+}
+
 static void test_i8042_device_bytes_answer_no_device_with_timeout(void **state)
 {
 	struct kbc *t = *state;
@@ -230,6 +248,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_i8042_reset_command_requests_reboot),
+		T(test_i8042_device_reset_is_power_on_state),
 		T(test_i8042_output_port_reset_line_low_requests_reboot),
 		T(test_i8042_self_test_answers_0x55),
 		T(test_i8042_command_byte_read_write),

@@ -111,6 +111,30 @@ static void test_serial_reset_state_is_idle_16550(void **state)
 	assert_int_equal(u->irq.calls, 0);
 }
 
+/* A reboot in place: registers as at power-on, the receive FIFO empty, the line low. */
+static void test_serial_device_reset_is_power_on_state(void **state)
+{
+	struct uart *u = *state;
+	const uint8_t msg[3] = { 'a', 'b', 'c' };
+
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+	wr(u, UART_IER, UART_IER_RDI);
+	wr(u, UART_MCR, UART_MCR_OUT2);
+	wr(u, UART_LCR, 0x03);
+	wr(u, UART_SCR, 0x5a);
+	assert_int_equal(serial__receive(u->s, msg, 3), 3);
+	assert_int_equal(u->irq.level, 1);
+	serial__device_ops.reset(u->s);
+	assert_int_equal(u->irq.level, 0);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+	assert_int_equal(rd(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
+	assert_int_equal(rd(u, UART_IER), 0);
+	assert_int_equal(rd(u, UART_LCR), 0);
+	assert_int_equal(rd(u, UART_MCR), 0);
+	assert_int_equal(rd(u, UART_SCR), 0);
+	assert_int_equal(serial__rx_room(u->s), 1);   /* FIFO off: one byte of room, none held */
+}
+
 static void test_serial_thre_interrupt_raised_when_enabled_and_cleared_by_iir_read(void **state)
 {
 	struct uart *u = *state;
@@ -572,6 +596,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_serial_reset_state_is_idle_16550),
+		T(test_serial_device_reset_is_power_on_state),
 		T(test_serial_thre_interrupt_raised_when_enabled_and_cleared_by_iir_read),
 		T(test_serial_thr_write_sends_byte_and_rearms_thre_with_new_edge),
 		T(test_serial_out2_gates_irq_line_but_not_iir),
