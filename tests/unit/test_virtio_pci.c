@@ -769,6 +769,31 @@ static void test_virtio_pci_reset_stops_device_and_releases_everything(void **st
 	assert_int_equal(v->dev.activations, 2);
 }
 
+/* A reboot in place: the function as built (status 0, nothing wired, MSI-X masked and off, no decode). */
+static void test_virtio_pci_reboot_reset_returns_the_function_to_its_built_state(void **state)
+{
+	struct vrig *v = *state;
+	unsigned resets;
+	uint64_t bar = v->bar;
+
+	assert_true(drv_init(v, NQ) & VIRTIO_CONFIG_S_DRIVER_OK);
+	resets = v->dev.resets;
+	virtio_pci__device_ops.reset(v->vp);
+	pci_bus__reset(v->pci);
+	assert_int_equal(v->dev.resets, resets + 1);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
+	assert_int_equal(cfg_rd(v, PCI_COMMAND, 2), 0);
+	assert_int_equal(cfg_rd(v, v->msix_cap + PCI_MSIX_FLAGS, 2) & PCI_MSIX_FLAGS_ENABLE, 0);
+	/* The next boot's driver finds it where the first one did, and it comes up. */
+	drv_probe(v);
+	assert_int_equal(v->bar, bar);
+	assert_int_equal(status(v), 0);
+	assert_int_equal(mrd(v, VIRTIO_PCI_MSIX_TABLE_OFF + PCI_MSIX_ENTRY_VECTOR_CTRL, 4), 1);
+	assert_true(drv_init(v, NQ) & VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_int_equal(v->dev.activations, 2);
+}
+
 static void test_virtio_pci_status_reads_0_only_once_the_device_finished_its_reset(void **state)
 {
 	struct vrig *v = *state;
@@ -1352,6 +1377,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_virtio_pci_early_kick_is_delivered_at_activation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_rings_outside_ram_or_bad_sizes_need_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_reset_stops_device_and_releases_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_reboot_reset_returns_the_function_to_its_built_state,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_status_reads_0_only_once_the_device_finished_its_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_activate_failure_needs_reset_and_leaves_nothing_wired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_masked_vector_holds_interrupt_until_unmask, setup, teardown),
