@@ -138,7 +138,7 @@ static void print_exits(json_t *a)
 static const struct verb verbs[] = {
 	{ "ping", "GET", "/api/v1/vmm.ping", print_ping, "rtvmm's version and pid" },
 	{ "info", "GET", "/api/v1/vm.info", print_info,
-	  "state, vCPUs, memory, payload, devices, time paused, serial socket" },
+	  "state, vCPUs, memory, payload, devices, time paused, reboots, serial socket" },
 	{ "counters", "GET", "/api/v1/vm.counters", print_counters,
 	  "every device's counters and backend link state" },
 	{ "placement", "GET", "/api/v1/vm.placement", print_placement,
@@ -150,7 +150,8 @@ static const struct verb verbs[] = {
 	  "press the ACPI power button (the guest shuts down in order)" },
 	{ "shutdown", "PUT", "/api/v1/vm.shutdown", NULL, "stop the VM now (rtvmm exits 0)" },
 	{ "reboot", "PUT", "/api/v1/vm.reboot", NULL,
-	  "stop the VM as a guest reset does (rtvmm exits 0)" },
+	  "reset the VM as a guest reset does: it boots again in place (--on-reboot exit: "
+	  "rtvmm exits 0)" },
 	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", NULL, "stop the VM and rtvmm" },
 	{ "console", "GET", "/api/v1/vm.info", NULL,
 	  "attach this terminal to the VM's serial socket (Ctrl-] detaches)" },

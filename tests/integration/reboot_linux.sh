@@ -44,20 +44,22 @@ check_boot() {
 	answer="RTVMM-BOOT-$((n * 1000 + 7))"
 	for _ in $(seq 30); do grep -q "$answer" "$tmp/out" && break; sleep 1; done
 	grep -q "$answer" "$tmp/out" || fail "boot $n: the shell did not answer"
+	(($(grep -c "smp: Brought up 1 node, 2 CPUs" "$tmp/out") == n)) ||
+		fail "boot $n: not $n boots with both vCPUs up: $(grep 'smp: Brought up' "$tmp/out")"
 	"$rtvmm" ctl "$sock" info > "$tmp/info" || fail "ctl info: $(cat "$tmp/info")"
 	grep -qE '^State: +Running$' "$tmp/info" || fail "boot $n: not Running: $(cat "$tmp/info")"
 	grep -qE "^Reboots: +$want\$" "$tmp/info" || fail "boot $n: want $want reboots: $(cat "$tmp/info")"
 	"$rtvmm" ctl "$sock" ping > "$tmp/ping" || fail "ctl ping"
 	[[ -n $vmm_pid ]] || vmm_pid=$(sed -n 's/.*(pid \([0-9]*\)).*/\1/p' "$tmp/ping")
 	grep -q "(pid $vmm_pid)" "$tmp/ping" || fail "boot $n: not rtvmm pid $vmm_pid: $(cat "$tmp/ping")"
-	echo "ok: boot $n reached its shell, which answered; rtvmm pid $vmm_pid, Running, $want reboot(s)"
+	echo "ok: boot $n (2 vCPUs up) reached its shell, which answered; rtvmm pid $vmm_pid, Running, $want reboot(s) ($SECONDS s)"
 }
 
 vmm_pid=
 mkfifo "$tmp/in"
 box_pin 1
 cmdline="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=shell"
-timeout 400 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
+timeout 400 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 2 --memory 256M \
 	--cmdline "$cmdline" --api-socket "$sock" < "$tmp/in" > "$tmp/out" 2> "$tmp/err" &
 pid=$!
 exec 3> "$tmp/in" # keep the console's stdin open
