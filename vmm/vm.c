@@ -610,10 +610,11 @@ int vm__pause(struct vm *vm)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu__kick(&vm->vcpus[i]);
 	pthread_mutex_lock(&vm->lock);
-	while (vm->parked < vm->nr_vcpus && !vm->stopping && !vm->reboot_pending)
+	while (vm->parked < vm->nr_vcpus && !vm->stopping && !vm->reboot_pending && vm->pause)
 		pthread_cond_wait(&vm->parked_cond, &vm->lock);
-	if (vm->reboot_pending) {
-		err = -EBUSY;       /* the reboot keeps the vCPUs parked and then lets them run */
+	if (vm->reboot_pending || !vm->pause) {
+		/* A reboot took the pause over: it keeps the vCPUs parked, then lets them run. */
+		err = -EBUSY;
 	} else if (vm->stopping) {
 		__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
 		err = -EBUSY;

@@ -166,7 +166,8 @@ enum vm_state vm__state(struct vm *vm);
 
 /*
  * Parks every vCPU out of KVM_RUN and returns once all are parked: -EBUSY when
- * the VM is not Running, another pause is under way, or a stop came first. From
+ * the VM is not Running, another pause is under way, or a stop or a reboot in
+ * place came first (the reboot then lets the vCPUs run when it is done). From
  * any thread but a vCPU's; it takes no lock a vCPU thread holds across KVM_RUN.
  * Guest time keeps running while paused (kvmclock and TSC are left alone); each
  * vCPU tells a kvmclock guest it was stopped (KVM_KVMCLOCK_CTRL) before it
@@ -174,7 +175,7 @@ enum vm_state vm__state(struct vm *vm);
  */
 int vm__pause(struct vm *vm);
 
-/* Lets every parked vCPU enter the guest again: -EBUSY when the VM is not Paused. */
+/* Lets every parked vCPU enter the guest again: -EBUSY when the VM is not Paused, or a reboot is under way. */
 int vm__resume(struct vm *vm);
 
 /* Nanoseconds the VM spent paused in all, a pause in progress counted up to now. */

@@ -30,6 +30,7 @@
 #define BOOT_RIP 0x100000ULL
 #define KERNEL_LEN 0x10000ULL
 #define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
+#define SLOW_PORT 0x80
 
 struct rig {
 	struct vm vm;
@@ -39,6 +40,10 @@ struct rig {
 	bool done;
 	unsigned resets;           /* the test device's reset calls */
 	unsigned parked_at_reset;  /* vCPUs parked when it was reset */
+	bool in_slow;              /* a vCPU is inside the slow port's handler */
+	bool release_slow;         /* the slow port's handler may return */
+	int pause_ret;             /* what vm__pause returned on the pauser thread */
+	bool pause_done;
 };
 
 static void sleep_ms(unsigned ms)
@@ -58,6 +63,26 @@ static void dev_reset(void *dev)
 
 static const struct device_ops dev_ops = { .reset = dev_reset };
 
+/* A port whose write holds its vCPU until the test releases it. */
+static void slow_write(void *dev, uint64_t off, const void *data, uint32_t len)
+{
+	struct rig *r = dev;
+
+	(void)off, (void)data, (void)len;
+	__atomic_store_n(&r->in_slow, true, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&r->release_slow, __ATOMIC_ACQUIRE))
+		sleep_ms(1);
+	__atomic_store_n(&r->in_slow, false, __ATOMIC_RELEASE);
+}
+
+static void slow_read(void *dev, uint64_t off, void *data, uint32_t len)
+{
+	(void)dev, (void)off;
+	memset(data, 0xff, len);
+}
+
+static const struct io_ops slow_ops = { .read = slow_read, .write = slow_write };
+
 static uint8_t *ram(struct rig *r, uint64_t gpa)
 {
 	return guest_mem__ptr(&r->vm.mem, gpa, 1);
@@ -75,7 +100,8 @@ static int build(struct rig *r, bool restart)
 	if (vm__setup_memory(&r->vm, RAM, &e) || vm__setup_irqchip(&r->vm, &e) ||
 	    vm__create_vcpus(&r->vm, NR_VCPUS, &e))
 		goto fail;
-	if (device_list__add(&r->vm.devices, "dev", &dev_ops, r))
+	if (device_list__add(&r->vm.devices, "dev", &dev_ops, r) ||
+	    bus__register(&r->vm.pio, SLOW_PORT, 1, &slow_ops, r, "slow"))
 		return -1;
 	fake_kvm.chips[2].chip.ioapic.redirtbl[0].bits = 1ULL << 16;   /* masked, as created */
 	fake_kvm.pit_state.channels[0].count = 0x10000;
@@ -203,6 +229,7 @@ static int teardown(void **state)
 {
 	struct rig *r = *state;
 
+	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
 	if (r->running) {
 		vm__request_stop(&r->vm, VM_STOP_ERROR, 1);
 		pthread_join(r->runner, NULL);
@@ -260,6 +287,56 @@ static void test_vm_reboot_while_paused_resets_and_runs(void **state)
 	stop_and_finish(r);
 }
 
+static bool in_slow(struct rig *r)
+{
+	return __atomic_load_n(&r->in_slow, __ATOMIC_ACQUIRE);
+}
+
+static bool pause_returned(struct rig *r)
+{
+	return __atomic_load_n(&r->pause_done, __ATOMIC_ACQUIRE);
+}
+
+static void *pauser(void *arg)
+{
+	struct rig *r = arg;
+
+	r->pause_ret = vm__pause(&r->vm);
+	__atomic_store_n(&r->pause_done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* A pause waiting for a vCPU busy in an exit when a reboot comes: the reboot wins, the pause is refused. */
+static void test_vm_reboot_takes_over_a_pause_under_way(void **state)
+{
+	struct rig *r = *state;
+	struct kvm_run out = { .exit_reason = KVM_EXIT_IO };
+	pthread_t t;
+
+	out.io.direction = KVM_EXIT_IO_OUT;
+	out.io.size = 1;
+	out.io.port = SLOW_PORT;
+	out.io.count = 1;
+	out.io.data_offset = 2048;
+	fake_kvm__queue_exit(1, &out);
+	start(r);
+	assert_true(wait_for(in_slow, r));
+	assert_int_equal(pthread_create(&t, NULL, pauser, r), 0);
+	sleep_ms(20);
+	assert_false(pause_returned(r));                /* vcpu1 is not parked yet */
+	vm__request_stop(&r->vm, VM_STOP_REBOOT, 0);
+	assert_true(wait_for(pause_returned, r));
+	pthread_join(t, NULL);
+	assert_int_equal(r->pause_ret, -EBUSY);
+	assert_int_equal(vm__reboots(&r->vm), 0);        /* vcpu1 still busy: no reset yet */
+	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
+	assert_true(wait_for(vcpus_reset, r));
+	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	assert_int_equal(vm__pause(&r->vm), 0);         /* a pause after the reboot works */
+	assert_int_equal(vm__resume(&r->vm), 0);
+	stop_and_finish(r);
+}
+
 static void test_vm_guest_reset_exit_restarts_and_vcpu_runs_again(void **state)
 {
 	struct rig *r = *state;
@@ -300,6 +377,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vm_reboot_request_restarts_the_machine_in_place,
 						setup_restart, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_reboot_while_paused_resets_and_runs,
+						setup_restart, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_reboot_takes_over_a_pause_under_way,
 						setup_restart, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_guest_reset_exit_restarts_and_vcpu_runs_again,
 						setup_restart, teardown),
