@@ -155,6 +155,10 @@ static void test_builder_calls_kvm_in_the_documented_order(void **state)
 	assert_before(KVM_CREATE_VCPU, KVM_SET_CPUID2);
 	assert_before(KVM_SET_CPUID2, KVM_SET_SREGS);
 	assert_before(KVM_SET_SREGS, KVM_SET_REGS);
+	/* Last, for a reboot in place (the default): irqchip and PIT as built. */
+	assert_before(KVM_SET_REGS, KVM_GET_IRQCHIP);
+	assert_before(KVM_GET_IRQCHIP, KVM_GET_PIT2);
+	assert_true(vm.sealed && vm.nr_blobs == 2);   /* low memory and the kernel; no initrd */
 	assert_int_equal(fake_kvm.nr_vcpus, 2);
 	assert_true(fake_kvm.irqchip && fake_kvm.pit);
 	for (i = 0; i < fake_kvm.nr_slots; i++)
@@ -164,6 +168,26 @@ static void test_builder_calls_kvm_in_the_documented_order(void **state)
 		fail_msg("fake KVM: %s", fake_kvm.why);
 	vm__destroy(&vm);
 	assert_int_equal(open_fds(), fds);
+}
+
+/* --on-reboot exit: nothing recorded for a reset, which stops the VM. */
+static void test_builder_exit_on_reboot_keeps_no_reset_state(void **state)
+{
+	struct rig *r = *state;
+	struct err e = { 0 };
+	struct vm vm;
+
+	r->cfg.exit_on_reboot = true;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	assert_false(vm.restart_on_reboot || vm.sealed);
+	assert_int_equal(vm.nr_blobs, 0);
+	assert_int_equal(fake_kvm__first(KVM_GET_IRQCHIP), -1);
+	assert_null(vm.vcpu_env.reset_gen);
+	vm__request_stop(&vm, VM_STOP_REBOOT, 0);
+	assert_true(vm.stopping);
+	assert_int_equal(vm.stop_reason, VM_STOP_REBOOT);
+	vm__destroy(&vm);
 }
 
 /* What the error must name when `req` fails; NULL: the build may go on without it. */
@@ -478,6 +502,8 @@ static void test_builder_wires_the_power_button_and_adds_pvpanic_last(void **sta
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_builder_exit_on_reboot_keeps_no_reset_state, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_builder_calls_kvm_in_the_documented_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_adds_the_test_device_only_when_asked, setup, teardown),
