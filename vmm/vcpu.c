@@ -241,15 +241,10 @@ int vcpu__restore_boot_state(struct vcpu *vcpu)
 			vcpu->index, strerror(errno));
 	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 
-	err = boot_ioctl(vcpu, KVM_SET_SREGS, &b->sregs, "KVM_SET_SREGS");
-	if (!err)
-		err = boot_ioctl(vcpu, KVM_SET_REGS, &b->regs, "KVM_SET_REGS");
-	if (!err)
-		err = boot_ioctl(vcpu, KVM_SET_FPU, &b->fpu, "KVM_SET_FPU");
-	if (!err && b->has_xcrs)
-		err = boot_ioctl(vcpu, KVM_SET_XCRS, &b->xcrs, "KVM_SET_XCRS");
-	if (err)
-		return err;
+	/*
+	 * The MSRs first: until KVM's paravirtual ones are off, it may write (steal time's
+	 * "preempted") into the old kernel's pages, which hold the new kernel's images now.
+	 */
 	if (b->msrs.nmsrs) {
 		struct { struct kvm_msrs h; struct kvm_msr_entry e[VCPU_BOOT_MSRS]; } msrs;
 
@@ -262,6 +257,15 @@ int vcpu__restore_boot_state(struct vcpu *vcpu)
 			return n < 0 ? -errno : -EINVAL;
 		}
 	}
+	err = boot_ioctl(vcpu, KVM_SET_SREGS, &b->sregs, "KVM_SET_SREGS");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_SET_REGS, &b->regs, "KVM_SET_REGS");
+	if (!err)
+		err = boot_ioctl(vcpu, KVM_SET_FPU, &b->fpu, "KVM_SET_FPU");
+	if (!err && b->has_xcrs)
+		err = boot_ioctl(vcpu, KVM_SET_XCRS, &b->xcrs, "KVM_SET_XCRS");
+	if (err)
+		return err;
 	lapic = b->lapic;
 	err = boot_ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
 	if (!err)
