@@ -55,14 +55,15 @@ def fail(msg, log=None):
     sys.exit(1)
 
 
-def start(rtvmm, guest, tmp, name, extra=()):
+def start(rtvmm, guest, tmp, name, extra=(), cmdline="test=none chatter=100000000 fault=hang",
+          out=None):
     sock = os.path.join(tmp, name + ".sock")
     log = os.path.join(tmp, name + ".log")
     pin = ["taskset", "-c", "1"] if os.environ.get("RTVMM_KVMBOX") == "1" else []
     p = subprocess.Popen(pin + [rtvmm, "run", "--kernel", guest, "--test-device", "--memory", "64M",
-                                "--cmdline", "test=none chatter=100000000 fault=hang",
-                                "--api-socket", sock] + list(extra),
-                         stdout=subprocess.DEVNULL, stderr=open(log, "w"), stdin=subprocess.DEVNULL)
+                                "--cmdline", cmdline, "--api-socket", sock] + list(extra),
+                         stdout=open(out, "w") if out else subprocess.DEVNULL,
+                         stderr=open(log, "w"), stdin=subprocess.DEVNULL)
     for _ in range(600):
         if p.poll() is not None:
             fail("rtvmm exited with %d before serving %s" % (p.returncode, sock), log)
@@ -105,8 +106,11 @@ def check_answer(doc, path, verb, status, body, log):
 
 
 def check_reboot_in_place(rtvmm, guest, tmp, doc, procs):
-    """vm.reboot with the default --on-reboot restart: 204, then Running again, reboots 1."""
-    p, sock, log = start(rtvmm, guest, tmp, "reboot-in-place")
+    """vm.reboot with the default --on-reboot restart: 204, then Running again, reboots 1, and
+    the guest boots a second time (its "fault: hang" line on the console twice)."""
+    out = os.path.join(tmp, "reboot-in-place.out")
+    banner = "fault: hang"
+    p, sock, log = start(rtvmm, guest, tmp, "reboot-in-place", cmdline="test=none fault=hang", out=out)
     procs.append(p)
     status, _, body = call(sock, "PUT", "/api/v1/vm.reboot")
     result = check_answer(doc, "/api/v1/vm.reboot", "put", status, body, log)
@@ -123,11 +127,18 @@ def check_reboot_in_place(rtvmm, guest, tmp, doc, procs):
         fail("PUT vm.reboot (restart): vm.info never showed Running with 1 reboot: %s" %
              {k: info.get(k) for k in ("state", "reboots")}, log)
     check_answer(doc, "/api/v1/vm.info", "get", status, body, log)
+    for _ in range(300):
+        if open(out).read().count(banner) >= 2:
+            break
+        time.sleep(0.1)
+    else:
+        fail("PUT vm.reboot (restart): the guest did not boot again (%d boot lines)" %
+             open(out).read().count(banner), log)
     call(sock, "PUT", "/api/v1/vmm.shutdown")
     rc = p.wait(timeout=30)
     if rc != 0:
         fail("the VM rebooted in place exited %d after vmm.shutdown" % rc, log)
-    print("ok: PUT /api/v1/vm.reboot -> %s; the same rtvmm runs the VM again (reboots 1), "
+    print("ok: PUT /api/v1/vm.reboot -> %s; the same rtvmm boots the guest again (reboots 1), "
           "then exits 0 at vmm.shutdown" % result)
     return 1
 
