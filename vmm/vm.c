@@ -229,7 +229,7 @@ int vm__seal(struct vm *vm, struct err *e)
 
 	if (!vm->restart_on_reboot)
 		return 0;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < VM_NR_IRQCHIPS; i++) {
 		vm->chips[i].chip_id = i;
 		if (ioctl(vm->fd, KVM_GET_IRQCHIP, &vm->chips[i]) < 0)
 			return err__set(e, -errno, "KVM_GET_IRQCHIP %u (for a reboot in place): %s",
@@ -277,7 +277,7 @@ static int reset_machine(struct vm *vm)
 
 	/* Devices first: lines they lower land in the irqchip state restored next. */
 	device_list__reset(&vm->devices);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < VM_NR_IRQCHIPS; i++) {
 		struct kvm_irqchip chip = vm->chips[i];
 
 		if (ioctl(vm->fd, KVM_SET_IRQCHIP, &chip) < 0)
@@ -322,7 +322,7 @@ static void reboot_in_place(struct vm *vm)
 	vm->clock_frozen = false;
 	__atomic_add_fetch(&vm->reset_gen, 1, __ATOMIC_RELEASE);
 	n = __atomic_add_fetch(&vm->reboots, 1, __ATOMIC_RELAXED);
-	vm->reboot_pending = false;
+	__atomic_store_n(&vm->reboot_pending, false, __ATOMIC_RELEASE);
 	if (!vm->stopping)
 		__atomic_store_n(&vm->state, VM_STATE_RUNNING, __ATOMIC_RELAXED);
 	__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
@@ -344,7 +344,7 @@ static void request_reboot(struct vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return;
 	}
-	vm->reboot_pending = true;
+	__atomic_store_n(&vm->reboot_pending, true, __ATOMIC_RELEASE);
 	__atomic_store_n(&vm->pause, true, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&vm->parked_cond); /* a pause under way gives up */
 	pthread_mutex_unlock(&vm->lock);

@@ -22,6 +22,9 @@ struct vm;
 struct acpi_pm;
 struct vm_boot_blob;
 
+/* KVM_GET_IRQCHIP's chips: PIC master, PIC slave, IOAPIC. */
+#define VM_NR_IRQCHIPS 3
+
 /* Where a VM is in its life (the API's vm.info "state"). */
 enum vm_state {
 	VM_STATE_CREATED,    /* built, vCPUs not yet in the guest */
@@ -92,11 +95,11 @@ struct vm {
 
 	/* Reboot in place (restart_on_reboot): what vm__seal recorded, and the reset under way. */
 	bool sealed;
-	struct kvm_irqchip chips[3]; /* PIC master, PIC slave, IOAPIC */
+	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
 	struct kvm_pit_state2 pit;
 	struct vm_boot_blob *blobs;  /* guest RAM the builder wrote (boot code, tables, kernel, initrd) */
 	unsigned nr_blobs;
-	bool reboot_pending;       /* under lock: the main thread resets once every vCPU parked */
+	bool reboot_pending;       /* set under lock (read unlocked): vm__run's thread resets once all parked */
 	unsigned reset_gen;        /* bumped per reset: each vCPU then resets itself */
 	uint64_t reboots;          /* resets done in place (relaxed atomic) */
 };
