@@ -167,12 +167,13 @@ struct vcpu_boot_state {
 	struct kvm_msr_entry msr_entries[VCPU_BOOT_MSRS];
 };
 
-/* One ioctl of a boot state save or restore; names the call on failure. */
-static int boot_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name)
+/* One ioctl of a boot state save or restore; on failure `*call` names it. */
+static int boot_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name,
+		      const char **call)
 {
 	if (ioctl(vcpu->fd, req, arg) >= 0)
 		return 0;
-	fprintf(stderr, "rtvmm: vcpu%u: %s: %s\n", vcpu->index, name, strerror(errno));
+	*call = name;
 	return -errno;
 }
 
@@ -192,7 +193,7 @@ static void save_boot_msrs(struct vcpu *vcpu, struct vcpu_boot_state *b)
 	}
 }
 
-int vcpu__save_boot_state(struct vcpu *vcpu)
+int vcpu__save_boot_state(struct vcpu *vcpu, const char **call)
 {
 	struct vcpu_boot_state *b;
 	int err;
@@ -200,17 +201,17 @@ int vcpu__save_boot_state(struct vcpu *vcpu)
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	err = boot_ioctl(vcpu, KVM_GET_REGS, &b->regs, "KVM_GET_REGS");
+	err = boot_ioctl(vcpu, KVM_GET_REGS, &b->regs, "KVM_GET_REGS", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_GET_SREGS, &b->sregs, "KVM_GET_SREGS");
+		err = boot_ioctl(vcpu, KVM_GET_SREGS, &b->sregs, "KVM_GET_SREGS", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_GET_FPU, &b->fpu, "KVM_GET_FPU");
+		err = boot_ioctl(vcpu, KVM_GET_FPU, &b->fpu, "KVM_GET_FPU", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_GET_LAPIC, &b->lapic, "KVM_GET_LAPIC");
+		err = boot_ioctl(vcpu, KVM_GET_LAPIC, &b->lapic, "KVM_GET_LAPIC", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_GET_MP_STATE, &b->mp_state, "KVM_GET_MP_STATE");
+		err = boot_ioctl(vcpu, KVM_GET_MP_STATE, &b->mp_state, "KVM_GET_MP_STATE", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_GET_VCPU_EVENTS, &b->events, "KVM_GET_VCPU_EVENTS");
+		err = boot_ioctl(vcpu, KVM_GET_VCPU_EVENTS, &b->events, "KVM_GET_VCPU_EVENTS", call);
 	if (err) {
 		free(b);
 		return err;
@@ -222,24 +223,28 @@ int vcpu__save_boot_state(struct vcpu *vcpu)
 	return 0;
 }
 
-int vcpu__restore_boot_state(struct vcpu *vcpu)
+int vcpu__restore_boot_state(struct vcpu *vcpu, const char **call)
 {
 	struct vcpu_boot_state *b = vcpu->boot;
 	struct kvm_vcpu_events events;
 	struct kvm_lapic_state lapic;
 	int n, err;
 
-	if (!b)
+	if (!b) {
+		*call = "none recorded at start";
 		return -ENODATA;
+	}
 	/*
 	 * KVM finishes an I/O exit at the next KVM_RUN (and would step RIP past the
 	 * instruction): with immediate_exit it does so and returns at once.
 	 */
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN)
-		fprintf(stderr, "rtvmm: vcpu%u: completing the last exit before the reset: %s\n",
-			vcpu->index, strerror(errno));
+	err = ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN ? -errno : 0;
 	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (err) {
+		*call = "KVM_RUN (completing the last exit)";
+		return err;
+	}
 
 	/*
 	 * The MSRs first: until KVM's paravirtual ones are off, it may write (steal time's
@@ -252,30 +257,29 @@ int vcpu__restore_boot_state(struct vcpu *vcpu)
 		memcpy(msrs.e, b->msr_entries, sizeof(msrs.e));
 		n = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
 		if (n != (int)b->msrs.nmsrs) {
-			fprintf(stderr, "rtvmm: vcpu%u: KVM_SET_MSRS: MSR %#x refused\n", vcpu->index,
-				n >= 0 ? b->msr_entries[n].index : 0);
-			return n < 0 ? -errno : -EINVAL;
+			*call = "KVM_SET_MSRS";
+			return n < 0 ? -errno : -EINVAL;   /* KVM refused MSR msr_entries[n] */
 		}
 	}
-	err = boot_ioctl(vcpu, KVM_SET_SREGS, &b->sregs, "KVM_SET_SREGS");
+	err = boot_ioctl(vcpu, KVM_SET_SREGS, &b->sregs, "KVM_SET_SREGS", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_SET_REGS, &b->regs, "KVM_SET_REGS");
+		err = boot_ioctl(vcpu, KVM_SET_REGS, &b->regs, "KVM_SET_REGS", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_SET_FPU, &b->fpu, "KVM_SET_FPU");
+		err = boot_ioctl(vcpu, KVM_SET_FPU, &b->fpu, "KVM_SET_FPU", call);
 	if (!err && b->has_xcrs)
-		err = boot_ioctl(vcpu, KVM_SET_XCRS, &b->xcrs, "KVM_SET_XCRS");
+		err = boot_ioctl(vcpu, KVM_SET_XCRS, &b->xcrs, "KVM_SET_XCRS", call);
 	if (err)
 		return err;
 	lapic = b->lapic;
-	err = boot_ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
+	err = boot_ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC", call);
 	if (!err)
-		err = boot_ioctl(vcpu, KVM_SET_MP_STATE, &b->mp_state, "KVM_SET_MP_STATE");
+		err = boot_ioctl(vcpu, KVM_SET_MP_STATE, &b->mp_state, "KVM_SET_MP_STATE", call);
 	if (err)
 		return err;
 	/* Nothing pending: no exception, interrupt, NMI or SIPI from before the reset. */
 	events = b->events;
 	events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
-	return boot_ioctl(vcpu, KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS");
+	return boot_ioctl(vcpu, KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS", call);
 }
 
 static void report_stop(struct vcpu *vcpu, const struct exit_stop *stop)
@@ -329,10 +333,14 @@ static void *vcpu_thread(void *arg)
 	vcpu_wait_go(env);
 	/* Before the sandbox: the vCPU filter has the reset's KVM_SET_* calls, not the reads. */
 	if (env->reset_gen) {
+		const char *call = "";
+		int err;
+
 		vcpu->reset_seen = __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE);
-		if (vcpu__save_boot_state(vcpu))
-			fprintf(stderr, "rtvmm: vcpu%u: cannot record its boot state: a guest reset "
-				"stops the VM\n", vcpu->index);
+		err = vcpu__save_boot_state(vcpu, &call);
+		if (err)
+			fprintf(stderr, "rtvmm: vcpu%u: cannot record its boot state (%s: %s): a "
+				"guest reset will stop the VM\n", vcpu->index, call, strerror(-err));
 	}
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
 	thread_class__enter(THREAD_CLASS_VCPU, name);
@@ -343,13 +351,14 @@ static void *vcpu_thread(void *arg)
 			continue;  /* a stop may have ended the pause: never back into the guest then */
 		}
 		if (env->reset_gen && __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE) != vcpu->reset_seen) {
+			const char *call = "";
 			int err;
 
 			vcpu->reset_seen = __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE);
-			err = vcpu__restore_boot_state(vcpu);
+			err = vcpu__restore_boot_state(vcpu, &call);
 			if (err) {
-				fprintf(stderr, "rtvmm: vcpu%u: cannot reset to its boot state: %s\n",
-					vcpu->index, strerror(-err));
+				fprintf(stderr, "rtvmm: vcpu%u: cannot reset to its boot state: %s%s%s\n",
+					vcpu->index, call, *call ? ": " : "", strerror(-err));
 				vm_ctl__stop(&env->ctl, VM_STOP_ERROR, 1);
 				break;
 			}

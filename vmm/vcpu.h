@@ -76,16 +76,17 @@ int vcpu__set_boot_state(struct vcpu *vcpu, uint64_t entry, uint64_t zero_page);
  * FPU, XCR0, the MSRs a guest changes (syscall entry, PAT, kvmclock and the
  * other KVM paravirtual MSRs), LAPIC, MP state (the BSP runnable, an AP waiting
  * for INIT/SIPI) and pending events. From the vCPU's thread, before its first
- * KVM_RUN. Returns 0 or -errno (the ioctl that failed is named on stderr).
+ * KVM_RUN. Returns 0 or -errno with `*call` naming the ioctl that failed.
  */
-int vcpu__save_boot_state(struct vcpu *vcpu);
+int vcpu__save_boot_state(struct vcpu *vcpu, const char **call);
 
 /*
  * Puts back what vcpu__save_boot_state recorded, from the vCPU's thread while
  * it is out of KVM_RUN; an I/O exit it was in the middle of is completed
- * first. Returns 0, -ENODATA when nothing was recorded, or -errno.
+ * first. Returns 0, -ENODATA when nothing was recorded, or -errno with `*call`
+ * naming the ioctl that failed.
  */
-int vcpu__restore_boot_state(struct vcpu *vcpu);
+int vcpu__restore_boot_state(struct vcpu *vcpu, const char **call);
 
 /* Starts the vCPU thread (named "vcpuN"); it runs until the VM stops. */
 int vcpu__start(struct vcpu *vcpu);

@@ -268,8 +268,11 @@ uint64_t vm__reboots(struct vm *vm)
 	return __atomic_load_n(&vm->reboots, __ATOMIC_RELAXED);
 }
 
-/* The machine as vm__seal found it, every vCPU parked: devices, irqchip, PIT, boot images, clock. */
-static int reset_machine(struct vm *vm)
+/*
+ * The machine as vm__seal found it, every vCPU parked: devices, irqchip, PIT,
+ * boot images, clock. -errno with `*call` naming the ioctl that failed.
+ */
+static int reset_machine(struct vm *vm, const char **call)
 {
 	struct kvm_clock_data clock = { .clock = 0 };
 	struct kvm_pit_state2 pit = vm->pit;
@@ -280,15 +283,18 @@ static int reset_machine(struct vm *vm)
 	for (i = 0; i < VM_NR_IRQCHIPS; i++) {
 		struct kvm_irqchip chip = vm->chips[i];
 
+		*call = "KVM_SET_IRQCHIP";
 		if (ioctl(vm->fd, KVM_SET_IRQCHIP, &chip) < 0)
 			return -errno;
 	}
+	*call = "KVM_SET_PIT2";
 	if (ioctl(vm->fd, KVM_SET_PIT2, &pit) < 0)
 		return -errno;
 	for (i = 0; i < vm->nr_blobs; i++)
 		memcpy(guest_mem__ptr(&vm->mem, vm->blobs[i].gpa, vm->blobs[i].len), vm->blobs[i].data,
 		       vm->blobs[i].len);
 	/* Guest time starts again from 0, as for a new VM. */
+	*call = "KVM_SET_CLOCK";
 	if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)
 		return -errno;
 	return 0;
@@ -300,6 +306,7 @@ static int reset_machine(struct vm *vm)
  */
 static void reboot_in_place(struct vm *vm)
 {
+	const char *call = "";
 	uint64_t n;
 	int err;
 
@@ -309,10 +316,10 @@ static void reboot_in_place(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 	if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
 		return;
-	err = reset_machine(vm);
+	err = reset_machine(vm, &call);
 	if (err) {
-		fprintf(stderr, "rtvmm: guest reset: cannot reset the machine: %s: stopping the VM\n",
-			strerror(-err));
+		fprintf(stderr, "rtvmm: guest reset: cannot reset the machine (%s: %s): stopping the "
+			"VM\n", call, strerror(-err));
 		vm__request_stop(vm, VM_STOP_ERROR, 1);
 		return;
 	}
