@@ -220,6 +220,8 @@ static void report_stop(const struct vm *vm, double run_s)
 
 	fprintf(stderr, "rtvmm: stopped after %.3f s: %s, exit status %d\n", run_s,
 		stop_name(vm->stop_reason), vm->stop_status);
+	if (vm->reboots)
+		fprintf(stderr, "rtvmm:   reboots in place: %llu\n", (unsigned long long)vm->reboots);
 	device_list__report(&vm->devices, "rtvmm:   ", stderr);
 	fprintf(stderr, "rtvmm:   buses: port accesses no device claimed %llu, MMIO accesses %llu\n",
 		(unsigned long long)vm->pio.unclaimed, (unsigned long long)vm->mmio.unclaimed);

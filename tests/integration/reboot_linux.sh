@@ -79,4 +79,5 @@ wait $pid
 status=$?
 exec 3>&-
 ((status == 0)) || fail "rtvmm exited $status after poweroff -f"
+grep -q "reboots in place: 2" "$tmp/err" || fail "the stop report does not count 2 reboots"
 echo "PASS: rebooted in place twice (reboot -f, ctl reboot) in one rtvmm process, then powered off (exit 0)"
