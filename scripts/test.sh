@@ -12,7 +12,8 @@
 # nested PVM host, where the stock kernel cannot reach user space (docs/linux-guest.md), is
 # rtvmm's own kernel built from linux-source (with its SYSCALL patch) and booted instead.
 #
-# Environment: RTVMM_TEST_HOST=native|box forces the KVM host; RTVMM_CACHE (default .cache).
+# Environment: RTVMM_TEST_HOST=native|box forces the KVM host; RTVMM_CACHE (default .cache);
+# RTVMM_TEST_HEAVY=1 runs suite "heavy" in the box too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -94,10 +95,15 @@ for b in "${builds[@]}"; do
 	# peers' work); the normal build runs them, and natively the sanitizer build does too.
 	boxskip=()
 	[[ $b == build-asan ]] && boxskip=(--no-suite slow)
+	# In the box, suite "heavy" too (three benchmarks' quick modes, 4-6 minutes each there, and
+	# where the box most often wedged): natively they run; RTVMM_TEST_HEAVY=1 runs them in the box.
+	[[ ${RTVMM_TEST_HEAVY:-} == 1 ]] || boxskip+=(--no-suite heavy)
 	if [[ $host == box ]]; then
 		echo "== $b: tests without KVM, natively"
 		"${mt[@]}" --no-suite kvm --logbase native || status=1
-		echo "== $b: kvm suite, in scripts/kvmbox, one test at a time"
+		echo "== $b: kvm suite, in scripts/kvmbox, one test at a time$([[ ${boxskip[*]} == *heavy* ]] &&
+			echo " (not suite heavy: $("${mt[@]}" --suite heavy --list 2> /dev/null | sed -n 's#^[^ ]* / ##p' | tr '
+' ' ')- RTVMM_TEST_HEAVY=1 runs it)")"
 		# The box's own kernel sometimes wedges (a box CPU stops taking interrupts while it runs a
 		# nested guest: soft lockups, the RCU kthread starved; kvmbox exits 125 and prints it).
 		# scripts/box-suite.sh leaves each test's result as it ends (scripts/box_tests.py prepares
