@@ -564,14 +564,15 @@ static const char *thread_text(json_t *t, char *buf, size_t len)
 
 /*
  * Whether the placement the VM reads back from the kernel is the plan's: guest RAM on the
- * plan's node, every vCPU's cpus, policy and priority; `why` says what differs.
+ * plan's node, the API thread on the emulator cpus, every vCPU's cpus, policy and priority;
+ * `why` says what differs.
  */
 static bool placement_proven(json_t *pl, const struct plan_vm *pvm, char *why, size_t len)
 {
-	unsigned i;
-
-	json_t *pages = json_object_get(json_object_get(pl, "memory"), "pages_per_node"), *n;
+	json_t *pages = json_object_get(json_object_get(pl, "memory"), "pages_per_node"), *n, *th;
 	const char *node;
+	unsigned i;
+	size_t k;
 
 	/* Guest RAM: every page touched so far on the plan's node, when it names one. */
 	json_object_foreach(pages, node, n) {
@@ -580,6 +581,18 @@ static bool placement_proven(json_t *pl, const struct plan_vm *pvm, char *why, s
 		snprintf(why, len, "guest RAM: %lld pages on node %s, the plan says node %d (%s:%u)",
 			 (long long)json_integer_value(n), node, pvm->memory.node, pvm->memory.loc.key,
 			 pvm->memory.loc.line);
+		return false;
+	}
+	/* The API thread: where the plan's emulator threads are (vm.placement's as_planned). */
+	json_array_foreach(json_object_get(pl, "threads"), k, th) {
+		const char *role = json_string_value(json_object_get(th, "role"));
+		char got[256];
+
+		if (!role || strcmp(role, "api") || !json_is_false(json_object_get(th, "as_planned")))
+			continue;
+		snprintf(why, len, "the api thread: the kernel says %s, not the plan's emulator "
+			 "placement (%s:%u)", thread_text(th, got, sizeof(got)), pvm->emulator.loc.key,
+			 pvm->emulator.loc.line);
 		return false;
 	}
 	for (i = 0; i < pvm->nr_vcpus; i++) {
