@@ -1,9 +1,11 @@
 /*
  * rtvmm up / ctl list / down. Each VM of a host plan is its own `rtvmm run PLAN --vm NAME`
  * process (one VM per process, as Firecracker), detached in a session of its own, its output in
- * RUN/NAME.log and its API on RUN/NAME.sock; the plan's dataplane is one more process. The state
- * file RUN/state records who was started (pid and the kernel's start time of that pid, so a
- * recycled pid is never taken for ours); the VMs themselves are asked over their API.
+ * RUN/NAME.log, its API on RUN/NAME.sock and COM1 on RUN/NAME.console (unless the plan sets
+ * serial:); the plan's dataplane is one more process, its DPDK runtime directory removed
+ * after it. The state file RUN/state records who was started (pid and the kernel's start
+ * time of that pid, so a recycled pid is never taken for ours); the VMs themselves are asked
+ * over their API.
  */
 #include "app/up.h"
 
