@@ -40,6 +40,7 @@
 #define UP_DEFAULT_GRACE_S 30       /* down: from the power button to vm.shutdown */
 #define UP_STEP_S 5                 /* down: from vm.shutdown to SIGKILL, SIGTERM to SIGKILL */
 #define UP_LOG_TAIL 15
+#define UP_EAL_LOCK_WAIT_MS 3000    /* down: for a gone dataplane's last threads to end */
 #define UP_PREFIX_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 #define API_VM_INFO "/api/v1/vm.info"
@@ -928,16 +929,26 @@ static void eal_runtime_base(char *buf, size_t len)
 	snprintf(buf, len, "%s/dpdk", getuid() == 0 ? "/var/run" : xdg && xdg[0] ? xdg : "/tmp");
 }
 
-/* Whether a process holds the EAL's lock on `dfd`/config: a primary process of that prefix. */
+/*
+ * Whether a process holds the EAL's lock on `dfd`/config: a primary process of that prefix.
+ * Asked for up to UP_EAL_LOCK_WAIT_MS: a process whose main thread is a zombie may still be
+ * ending its other threads, and holds its files and locks until the last one is gone.
+ */
 static bool eal_config_locked(int dfd)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	int fd = openat(dfd, "config", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	bool locked;
+	bool locked = true;
+	int waited;
 
 	if (fd < 0)
 		return false;
-	locked = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+	for (waited = 0; locked && waited <= UP_EAL_LOCK_WAIT_MS; waited += 50) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+		locked = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+		if (locked && nap(50))
+			break;
+	}
 	close(fd);
 	return locked;
 }
