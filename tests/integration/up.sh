@@ -4,20 +4,27 @@
 #   up.sh RTVMM GUEST DATAPLANE MODE      (DATAPLANE: the binary, or "none" when not built)
 #     bad    no KVM needed: a plan with errors is refused before anything starts (no run
 #            directory, no process); a VM that fails to come up is reported with its log's
-#            tail and `up` exits 1 after stopping the dataplane it started, removing the state
-#            and the sockets; a run directory that holds a state file is refused, a state file
-#            host.user wrote is not acted on, an API socket on a NIC's socket path is refused;
-#            down and ctl list on a directory where nothing is up say so
+#            tail and `up` exits 1 after stopping the dataplane it started, removing the state,
+#            the sockets and the dataplane's DPDK runtime directory; the run directory is 0700
+#            host.user's (and its group's); a run directory that holds a state file is refused,
+#            a state file host.user wrote is not acted on, an API or console socket on a NIC's
+#            socket path is refused; down and ctl list on a directory where nothing is up say
+#            so; down removes a gone dataplane's DPDK runtime directory, but not a symlink (nor
+#            its target), another user's directory, one whose config a process locks, or a
+#            file_prefix that is not rtvmm-NAME
+#     kvm    a plan with the dataplane and two bare-metal VMs (vCPUs on cpu 1, emulator on
+#            cpu 0, host.user nobody): the table shows both Running with their placement,
+#            their NIC's link to the dataplane up and their console socket RUN/NAME.console;
+#            the API thread is on the emulator cpu 0, SCHED_OTHER, apart from vcpu0's cpu
+#            (vm.placement and the kernel); ctl list (text and JSON) the same, a second up is
+#            refused, a VM stopped by SIGINT is listed dead with its exit status and not
+#            restarted, down stops the other (power button, then vm.shutdown: the bare-metal
+#            guest has no ACPI) and the dataplane, and leaves no process, socket, state file
+#            or DPDK runtime directory
 #     console a Linux VM brought up (COM1 on RUN/l.console: table and ctl list say so), `rtvmm
 #            ctl RUN/l.sock console` on a pty types echo RTVMM-$((6*7)), reads RTVMM-42, detaches
-#            with Ctrl-]; the guest runs on (Running, a second attach answers); down stops it
-#     kvm    a plan with the dataplane and two bare-metal VMs (vCPUs on cpu 1, emulator on
-#            cpu 0, host.user nobody): the table shows both Running with their placement and
-#            their NIC's link to the dataplane up,
-#            ctl list (text and JSON) the same, a second up is refused, a VM stopped by SIGINT
-#            is listed dead with its exit status and not restarted, down stops the other
-#            (power button, then vm.shutdown: the bare-metal guest has no ACPI) and the
-#            dataplane, and leaves no process, socket or state file
+#            with Ctrl-] (exit 0); the guest runs on (Running, a second attach answers); down
+#            stops it and leaves no socket
 set -u
 . "$(dirname "$0")/harness.sh"
 
