@@ -1221,8 +1221,10 @@ static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm
 				serial + 7, sizeof(p->api) - 1);
 	{
 		char *argv[] = { exe, "run", st->plan, "--vm", name, "--api-socket", p->api,
-				 pvm->serial.loc.line ? NULL : "--serial", serial, NULL };
+				 "--serial", serial, NULL };
 
+		if (pvm->serial.loc.line)
+			argv[7] = NULL;        /* the plan's serial: key wins */
 		err = proc_spawn(p, argv, e);
 	}
 	if (err)

@@ -167,6 +167,19 @@ bad() {
 	grep -q "started (pid" "$tmp/out" && fail "console socket clash: something was started"
 	ok "an API or console socket that would take a NIC's socket path is refused"
 
+	# 4b. A VM whose plan sets serial keeps it: up gives it no console socket (rtvmm run
+	# refuses --serial for it), its COM1 is the plan's.
+	plan "$tmp/$pfx-off.yaml" "$tmp/garbage" false
+	sed -i 's/^    memory: 64M$/    memory: 64M\n    serial: "off"/' "$tmp/$pfx-off.yaml"
+	"$rtvmm" run "$tmp/$pfx-off.yaml" --vm a --serial socket="$run/a.console" > "$tmp/out" 2>&1 && fail "run --serial over the plan's serial accepted"
+	grep -q -- "--serial 'socket=$run/a.console': $tmp/$pfx-off.yaml:[0-9]*: vms\[0\].serial sets where COM1 goes already" "$tmp/out" ||
+		fail "run --serial over the plan's serial: $(cat "$tmp/out")"
+	"${pin[@]}" "$rtvmm" up "$tmp/$pfx-off.yaml" --run-dir "$run" --timeout 60 > "$tmp/out" 2> "$tmp/up-off.log"
+	started_pids "$tmp/up-off.log" > /dev/null
+	grep -q "did not come up" "$tmp/up-off.log" || fail "serial off: $(cat "$tmp/up-off.log")"
+	grep -q -- "--serial" "$run/a.log" "$run/b.log" && fail "up gave a VM whose plan sets serial a console: $(cat "$run/a.log")"
+	ok "a VM whose plan sets serial gets no console socket from up; rtvmm run refuses --serial over it"
+
 	# 5. Nothing up: down says so (exit 0), ctl list fails naming the directory.
 	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1 || fail "down with nothing up: exit $?"
 	grep -q "nothing is up there" "$tmp/out" || fail "down with nothing up: $(cat "$tmp/out")"
