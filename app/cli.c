@@ -68,7 +68,9 @@ static const char usage_text[] =
 	"                        stdin/stdout), file=PATH (output appended, no input),\n"
 	"                        socket=PATH (a unix socket, 0600, one client at a time,\n"
 	"                        a newcomer replaces it: rtvmm ctl API-SOCKET console,\n"
-	"                        socat), off (output dropped, counted)\n"
+	"                        socat), off (output dropped, counted); with a plan file\n"
+	"                        only for a VM whose plan sets no serial: (rtvmm up gives\n"
+	"                        each such VM socket=RUN/NAME.console)\n"
 	"      --api-socket PATH serve the control API (HTTP/JSON, cloud-hypervisor's /api/v1\n"
 	"                        calls; docs/api/openapi.yaml) on this unix socket, mode 0600\n"
 	"                        (a plan VM's api_socket: key; this flag overrides it)\n"
@@ -101,13 +103,14 @@ static const char usage_text[] =
 	"(kvm_intel, kvm_amd, kvm_pvm); exit status 1 with the real cause when it cannot.\n"
 	"\n"
 	"up: checks HOSTPLAN.yaml like check (errors refuse), starts rtvmm-dataplane for its\n"
-	"host.dataplane section, then one detached `rtvmm run` per VM, each with its API socket\n"
-	"and log in the run directory (default host.run_dir/PLANNAME), waits (--timeout, default\n"
-	"60 s) until every VM is Running with its placement proven, and prints one table; a VM that\n"
-	"fails is reported and everything started is stopped. ctl list: the table again (a dead VM\n"
-	"is shown dead, never restarted). down: every VM's power button, vm.shutdown after\n"
-	"--timeout (default: the VM's shutdown_grace_s), SIGKILL last, then the dataplane; the\n"
-	"logs stay.\n"
+	"host.dataplane section, then one detached `rtvmm run` per VM, each with its API socket,\n"
+	"log and console socket (NAME.console, unless the plan sets serial:) in the run directory\n"
+	"(default host.run_dir/PLANNAME; 0700, host.user's), waits (--timeout, default 60 s) until\n"
+	"every VM is Running with its placement proven, and prints one table; a VM that fails is\n"
+	"reported and everything started is stopped. ctl list: the table again (a dead VM is shown\n"
+	"dead, never restarted). down: every VM's power button, vm.shutdown after --timeout\n"
+	"(default: the VM's shutdown_grace_s), SIGKILL last, then the dataplane and its DPDK\n"
+	"runtime directory; the logs stay.\n"
 	"\n"
 	"check options:\n"
 	"      --topology FILE   check against an hwloc XML topology instead of this host\n"
@@ -253,6 +256,7 @@ struct run_args {
 	const char *vm_name;
 	char user[64], group[64];            /* --user USER[:GROUP], "" when not given */
 	const char *api_socket;              /* --api-socket PATH, NULL when not given */
+	const char *serial;                  /* --serial MODE, NULL when not given */
 	bool no_sandbox;
 };
 
@@ -338,6 +342,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 			cfg->test_device = true;
 			break;
 		case 'R':
+			ra->serial = optarg;
 			add_arg(ra, "--serial", "serial", optarg);
 			break;
 		case 'G':
@@ -388,9 +393,10 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		ra->plan_file = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (ra->plan_file && ra->nr_args)
-		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks, serial "
-				   "and shutdown grace come from the plan file; drop those flags or the file",
+	/* With a plan file, --serial only fills a VM's unset serial (serial_over_plan). */
+	if (ra->plan_file && ra->nr_args > (ra->serial ? 1u : 0u))
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks and "
+				   "shutdown grace come from the plan file; drop those flags or the file",
 				   ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
@@ -401,6 +407,34 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		add_arg(ra, "--vcpus", "vcpus", CLI_DEFAULT_VCPUS);
 	if (!ra->memory_set)
 		add_arg(ra, "--memory", "memory", CLI_DEFAULT_MEMORY);
+	return 0;
+}
+
+/*
+ * --serial with a plan file: where COM1 goes for a plan VM that has no `serial` key (rtvmm up
+ * gives each such VM a socket in its run directory); refused when the plan sets one. The
+ * value is parsed as the flag is without a plan file.
+ */
+static int serial_over_plan(struct plan *plan, const struct plan_vm *pvm, const char *value,
+			    struct err *e)
+{
+	const struct plan_arg args[] = {
+		{ "--kernel", "kernel", pvm->kernel },
+		{ "--vcpus", "vcpus", CLI_DEFAULT_VCPUS },
+		{ "--memory", "memory", CLI_DEFAULT_MEMORY },
+		{ "--serial", "serial", value },
+	};
+	struct plan flags = { 0 };
+	int err;
+
+	if (pvm->serial.loc.line)
+		return err__set(e, -EINVAL, "--serial '%s': %s:%u: %s sets where COM1 goes already",
+				value, plan->file, pvm->serial.loc.line, pvm->serial.loc.key);
+	err = plan__from_args(&flags, args, sizeof(args) / sizeof(args[0]), e);
+	if (err)
+		return err;
+	plan->vms[pvm - plan->vms].serial = flags.vms[0].serial;
+	plan__free(&flags);
 	return 0;
 }
 
@@ -621,7 +655,7 @@ static int serial_setup(struct vm_config *cfg, const struct run_args *ra, const 
 	char what[sizeof(ser->path) + 128];
 	int err;
 
-	if (ra->plan_file)
+	if (ra->plan_file && !ra->serial)
 		snprintf(what, sizeof(what), "%s (%s)", ser->loc.key, ser->path);
 	else
 		snprintf(what, sizeof(what), "--serial '%s=%s'",
@@ -639,7 +673,7 @@ static int serial_setup(struct vm_config *cfg, const struct run_args *ra, const 
 	err = backend_trust(&t, &plan->host, "", ser->loc.key, e);
 	if (err)
 		return err;
-	if (!ra->plan_file && plan_serial__check(ser, &t.peers, run_dir, &code, &why))
+	if ((!ra->plan_file || ra->serial) && plan_serial__check(ser, &t.peers, run_dir, &code, &why))
 		return err__set(e, why.code, "%s: %s", what, why.msg);
 	cfg->console_in = cfg->console_out = -1;
 	if (ser->mode == PLAN_SERIAL_FILE) {
@@ -717,7 +751,8 @@ static int cmd_run(int argc, char **argv)
 		plan__free(&plan);
 		return 1;
 	}
-	if (config_from_plan(&cfg, &plan, pvm, &plan_nics, &plan_disks, &e) ||
+	if ((ra.plan_file && ra.serial && serial_over_plan(&plan, pvm, ra.serial, &e)) ||
+	    config_from_plan(&cfg, &plan, pvm, &plan_nics, &plan_disks, &e) ||
 	    serial_setup(&cfg, &ra, &plan, pvm, &serial_fd, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		if (serial_fd >= 0)

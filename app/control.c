@@ -250,8 +250,8 @@ static const char *policy_name(int policy)
 	return "?";
 }
 
-/* A vCPU's planned placement matches what the kernel says (cpus when pinned, policy, priority). */
-static bool vcpu_as_planned(const struct plan_sched *s, const struct rt_thread *t)
+/* A thread's planned placement matches what the kernel says (cpus when pinned, policy, priority). */
+static bool sched_as_planned(const struct plan_sched *s, const struct rt_thread *t)
 {
 	struct rt_sched want = { .cpus = s->cpus, .policy = s->policy, .priority = s->priority };
 
@@ -270,12 +270,19 @@ static json_t *thread_json(struct control *c, const struct rt_thread *t)
 			"cpus", cpus__format(&t->cpus, cpus, sizeof(cpus)), "policy",
 			policy_name(t->policy), "priority", t->priority, "last_cpu", t->last_cpu,
 			"node", t->node);
+	/* This thread serves the API: "role" api, placed as the plan's emulator threads. */
+	if (t->tid == gettid()) {
+		json_object_set_new(row, "role", json_string("api"));
+		if (c->cfg.plan)
+			json_object_set_new(row, "as_planned",
+					    json_boolean(sched_as_planned(&c->cfg.plan->emulator, t)));
+	}
 	if (!c->cfg.plan)
 		return row;
 	for (i = 0; i < vm->nr_vcpus && i < c->cfg.plan->nr_vcpus; i++)
 		if (__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_RELAXED) == t->tid)
 			json_object_set_new(row, "as_planned",
-					    json_boolean(vcpu_as_planned(&c->cfg.plan->vcpus[i], t)));
+					    json_boolean(sched_as_planned(&c->cfg.plan->vcpus[i], t)));
 	return row;
 }
 

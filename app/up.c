@@ -1,9 +1,11 @@
 /*
  * rtvmm up / ctl list / down. Each VM of a host plan is its own `rtvmm run PLAN --vm NAME`
  * process (one VM per process, as Firecracker), detached in a session of its own, its output in
- * RUN/NAME.log and its API on RUN/NAME.sock; the plan's dataplane is one more process. The state
- * file RUN/state records who was started (pid and the kernel's start time of that pid, so a
- * recycled pid is never taken for ours); the VMs themselves are asked over their API.
+ * RUN/NAME.log, its API on RUN/NAME.sock and COM1 on RUN/NAME.console (unless the plan sets
+ * serial:); the plan's dataplane is one more process, its DPDK runtime directory removed
+ * after it. The state file RUN/state records who was started (pid and the kernel's start
+ * time of that pid, so a recycled pid is never taken for ours); the VMs themselves are asked
+ * over their API.
  */
 #include "app/up.h"
 
@@ -38,6 +40,8 @@
 #define UP_DEFAULT_GRACE_S 30       /* down: from the power button to vm.shutdown */
 #define UP_STEP_S 5                 /* down: from vm.shutdown to SIGKILL, SIGTERM to SIGKILL */
 #define UP_LOG_TAIL 15
+#define UP_EAL_LOCK_WAIT_MS 3000    /* down: for a gone dataplane's last threads to end */
+#define UP_PREFIX_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 #define API_VM_INFO "/api/v1/vm.info"
 #define API_VM_PLACEMENT "/api/v1/vm.placement"
@@ -61,6 +65,7 @@ struct up_state {
 	char run_dir[PATH_MAX];
 	bool has_dataplane;
 	struct up_proc dataplane;
+	char file_prefix[64];          /* the dataplane's EAL --file-prefix: its runtime directory */
 	unsigned nr_vms;
 	struct up_proc *vms;
 };
@@ -296,7 +301,7 @@ static json_t *proc_json(const struct up_proc *p)
 static int state_write(const struct up_state *st, bool create, struct err *e)
 {
 	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
-	json_t *root, *vms;
+	json_t *root, *vms, *dp;
 	unsigned i;
 	int fd, err;
 
@@ -315,9 +320,13 @@ static int state_write(const struct up_state *st, bool create, struct err *e)
 	for (i = 0; i < st->nr_vms; i++)
 		if (st->vms[i].pid)
 			json_array_append_new(vms, proc_json(&st->vms[i]));
+	dp = json_null();
+	if (st->has_dataplane && st->dataplane.pid) {
+		dp = proc_json(&st->dataplane);
+		json_object_set_new(dp, "file_prefix", json_string(st->file_prefix));
+	}
 	root = json_pack("{s:s, s:s, s:o, s:o}", "plan", st->plan, "run_dir", st->run_dir,
-			 "dataplane", st->has_dataplane && st->dataplane.pid ?
-			 proc_json(&st->dataplane) : json_null(), "vms", vms);
+			 "dataplane", dp, "vms", vms);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	err = root && json_dump_file(root, tmp, JSON_INDENT(1)) == 0 ? 0 : -EIO;
 	json_decref(root);
@@ -357,13 +366,22 @@ static void state_free(struct up_state *st)
 	st->nr_vms = 0;
 }
 
+/* An EAL file prefix `up` gives: "rtvmm-" and at most 40 of UP_PREFIX_CHARS (no '/', no ".."). */
+static bool prefix_ok(const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return n > 6 && n <= 46 && !strncmp(prefix, "rtvmm-", 6) &&
+	       strspn(prefix, UP_PREFIX_CHARS) == n;
+}
+
 /* Reads RUN/state; -ENOENT when nothing is up there. */
 static int state_read(struct up_state *st, const char *run_dir, struct err *e)
 {
 	char path[PATH_MAX + 16];
 	json_error_t je;
 	json_t *root, *vms, *dp, *v;
-	const char *plan;
+	const char *plan, *prefix = NULL;
 	struct stat sb;
 	size_t i;
 	int fd, err = 0;
@@ -397,10 +415,16 @@ static int state_read(struct up_state *st, const char *run_dir, struct err *e)
 	}
 	snprintf(st->plan, sizeof(st->plan), "%s", plan);
 	st->has_dataplane = !json_is_null(dp);
-	if (st->has_dataplane && proc_from_json(&st->dataplane, dp)) {
-		err = err__set(e, -EINVAL, "%s: dataplane: expected name, pid, start, log, socket", path);
+	/* file_prefix: absent in a state file an older rtvmm wrote (then its directory stays). */
+	if (st->has_dataplane && (proc_from_json(&st->dataplane, dp) ||
+				  json_unpack(dp, "{s?s}", "file_prefix", &prefix) ||
+				  (prefix && !prefix_ok(prefix)))) {
+		err = err__set(e, -EINVAL, "%s: dataplane: expected name, pid, start, log, socket and "
+			       "file_prefix (rtvmm-NAME)", path);
 		goto out;
 	}
+	if (prefix)
+		snprintf(st->file_prefix, sizeof(st->file_prefix), "%s", prefix);
 	st->vms = calloc(json_array_size(vms) + 1, sizeof(*st->vms));
 	if (!st->vms) {
 		err = err__set(e, -ENOMEM, "%s: out of memory", path);
@@ -429,14 +453,17 @@ static void unlink_socket(const char *path)
 		unlink(path);
 }
 
-/* Removes the state file and the sockets `up` named (API, dataplane stats) that are left. */
+/* Removes the state file and the sockets `up` named (API, console, dataplane stats) left. */
 static void state_remove(const struct up_state *st)
 {
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 80];
 	unsigned i;
 
-	for (i = 0; i < st->nr_vms; i++)
+	for (i = 0; i < st->nr_vms; i++) {
 		unlink_socket(st->vms[i].api);
+		snprintf(path, sizeof(path), "%s/%s.console", st->run_dir, st->vms[i].name);
+		unlink_socket(path);
+	}
 	if (st->has_dataplane)
 		unlink_socket(st->dataplane.api);
 	snprintf(path, sizeof(path), "%s/" UP_STATE_FILE, st->run_dir);
@@ -540,14 +567,15 @@ static const char *thread_text(json_t *t, char *buf, size_t len)
 
 /*
  * Whether the placement the VM reads back from the kernel is the plan's: guest RAM on the
- * plan's node, every vCPU's cpus, policy and priority; `why` says what differs.
+ * plan's node, the API thread on the emulator cpus, every vCPU's cpus, policy and priority;
+ * `why` says what differs.
  */
 static bool placement_proven(json_t *pl, const struct plan_vm *pvm, char *why, size_t len)
 {
-	unsigned i;
-
-	json_t *pages = json_object_get(json_object_get(pl, "memory"), "pages_per_node"), *n;
+	json_t *pages = json_object_get(json_object_get(pl, "memory"), "pages_per_node"), *n, *th;
 	const char *node;
+	unsigned i;
+	size_t k;
 
 	/* Guest RAM: every page touched so far on the plan's node, when it names one. */
 	json_object_foreach(pages, node, n) {
@@ -556,6 +584,18 @@ static bool placement_proven(json_t *pl, const struct plan_vm *pvm, char *why, s
 		snprintf(why, len, "guest RAM: %lld pages on node %s, the plan says node %d (%s:%u)",
 			 (long long)json_integer_value(n), node, pvm->memory.node, pvm->memory.loc.key,
 			 pvm->memory.loc.line);
+		return false;
+	}
+	/* The API thread: where the plan's emulator threads are (vm.placement's as_planned). */
+	json_array_foreach(json_object_get(pl, "threads"), k, th) {
+		const char *role = json_string_value(json_object_get(th, "role"));
+		char got[256];
+
+		if (!role || strcmp(role, "api") || !json_is_false(json_object_get(th, "as_planned")))
+			continue;
+		snprintf(why, len, "the api thread: the kernel says %s, not the plan's emulator "
+			 "placement (%s:%u)", thread_text(th, got, sizeof(got)), pvm->emulator.loc.key,
+			 pvm->emulator.loc.line);
 		return false;
 	}
 	for (i = 0; i < pvm->nr_vcpus; i++) {
@@ -627,7 +667,7 @@ static void memory_text(json_t *pl, char *buf, size_t len)
 	}
 }
 
-#define TABLE_COLS 7
+#define TABLE_COLS 8
 
 /* One row, each column padded to its width but the last one with text. */
 static void row_print(FILE *out, const size_t *w, const char *const *cells)
@@ -642,8 +682,14 @@ static void row_print(FILE *out, const size_t *w, const char *const *cells)
 }
 
 static const char *const table_head[TABLE_COLS] = {
-	"VM", "PID", "STATE", "VCPU -> CPUS/POLICY/PRIO", "MEMORY", "NICS", "DISKS",
+	"VM", "PID", "STATE", "VCPU -> CPUS/POLICY/PRIO", "MEMORY", "NICS", "DISKS", "CONSOLE",
 };
+
+/* vm.info's serial socket (rtvmm ctl SOCKET console attaches there), or NULL. */
+static const char *console_of(json_t *info)
+{
+	return json_string_value(json_object_get(json_object_get(info, "serial"), "socket"));
+}
 
 /* Prints the table of `views` (one row per vCPU; the VM's columns on its first). */
 static void table_print(FILE *out, struct up_state *st, struct vm_view *views)
@@ -688,6 +734,8 @@ static void table_print(FILE *out, struct up_state *st, struct vm_view *views)
 							     sizeof(cell[5]));
 						devices_text(v->info, v->placement, "disks", cell[6],
 							     sizeof(cell[6]));
+						snprintf(cell[7], sizeof(cell[7]), "%s",
+							 console_of(v->info) ? console_of(v->info) : "-");
 					}
 				}
 				snprintf(tname, sizeof(tname), "vcpu%u", k);
@@ -731,6 +779,8 @@ static json_t *table_json(struct up_state *st, struct vm_view *views)
 
 		if (v->why[0])
 			json_object_set_new(o, "error", json_string(v->why));
+		json_object_set_new(o, "console_socket", console_of(v->info) ?
+				    json_string(console_of(v->info)) : json_null());
 		if (v->info)
 			json_object_set(o, "info", v->info);
 		if (v->placement)
@@ -868,6 +918,100 @@ static bool stop_dataplane(struct up_state *st)
 	return false;
 }
 
+/*
+ * Where the EAL puts its file prefixes' runtime directories, as DPDK chooses it: /var/run/dpdk
+ * for root, else $XDG_RUNTIME_DIR/dpdk or /tmp/dpdk (the dataplane has our uid and environment).
+ */
+static void eal_runtime_base(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	snprintf(buf, len, "%s/dpdk", getuid() == 0 ? "/var/run" : xdg && xdg[0] ? xdg : "/tmp");
+}
+
+/*
+ * Whether a process holds the EAL's lock on `dfd`/config: a primary process of that prefix.
+ * Asked for up to UP_EAL_LOCK_WAIT_MS: a process whose main thread is a zombie may still be
+ * ending its other threads, and holds its files and locks until the last one is gone.
+ */
+static bool eal_config_locked(int dfd)
+{
+	int fd = openat(dfd, "config", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	bool locked = true;
+	int waited;
+
+	if (fd < 0)
+		return false;
+	for (waited = 0; locked && waited <= UP_EAL_LOCK_WAIT_MS; waited += 50) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+		locked = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+		if (locked && nap(50))
+			break;
+	}
+	close(fd);
+	return locked;
+}
+
+/*
+ * Removes the dataplane's EAL runtime directory (BASE/dpdk/PREFIX) once the dataplane is gone,
+ * as DPDK leaves it behind: only a real directory (no symlink on the way from BASE/dpdk, none
+ * followed inside), owned by our uid, holding no directory, its config locked by no process.
+ * Says on stderr what it removed or why it left it.
+ */
+static void remove_eal_runtime(const struct up_state *st)
+{
+	char base[PATH_MAX], why[400] = "";
+	int bfd, dfd = -1, fd;
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+
+	if (!st->has_dataplane || !prefix_ok(st->file_prefix))
+		return;
+	eal_runtime_base(base, sizeof(base));
+	bfd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (bfd >= 0)
+		dfd = openat(bfd, st->file_prefix, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno != ENOENT)
+			fprintf(stderr, "rtvmm: dataplane: its EAL runtime directory %s/%s stays: %s\n",
+				base, st->file_prefix, strerror(errno));
+		goto out_base;
+	}
+	if (fstat(dfd, &sb) || sb.st_uid != getuid())
+		snprintf(why, sizeof(why), "owned by uid %u, not by uid %u", (unsigned)sb.st_uid,
+			 (unsigned)getuid());
+	else if (eal_config_locked(dfd))
+		snprintf(why, sizeof(why), "a DPDK process of that prefix still runs");
+	fd = dup(dfd);
+	d = why[0] || fd < 0 ? NULL : fdopendir(fd);
+	if (!d && fd >= 0)
+		close(fd);
+	while (d && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode))
+			snprintf(why, sizeof(why), "it holds a directory %.200s", de->d_name);
+		else if (unlinkat(dfd, de->d_name, 0) && errno != ENOENT)
+			snprintf(why, sizeof(why), "%.200s: %s", de->d_name, strerror(errno));
+	}
+	if (d)
+		closedir(d);
+	if (!why[0] && unlinkat(bfd, st->file_prefix, AT_REMOVEDIR))
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+	if (why[0])
+		fprintf(stderr, "rtvmm: dataplane: its EAL runtime directory %s/%s stays: %s\n", base,
+			st->file_prefix, why);
+	else
+		fprintf(stderr, "rtvmm: dataplane: removed its EAL runtime directory %s/%s\n", base,
+			st->file_prefix);
+	close(dfd);
+out_base:
+	if (bfd >= 0)
+		close(bfd);
+}
+
 /* ---- the run directory ---- */
 
 /* The plan's name: its file name without .yaml / .yml. */
@@ -997,9 +1141,10 @@ static int start_dataplane(struct up_state *st, const struct plan *plan, const c
 	/* One EAL runtime directory per plan: two plans' dataplanes may run on one host. */
 	plan_name(plan, name, sizeof(name));
 	for (k = 0; name[k]; k++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", name[k]))
+		if (!strchr(UP_PREFIX_CHARS, name[k]))
 			name[k] = '_';
 	snprintf(prefix, sizeof(prefix), "rtvmm-%.40s", name);
+	snprintf(st->file_prefix, sizeof(st->file_prefix), "%s", prefix);
 	snprintf(dp->name, sizeof(dp->name), "dataplane");
 	if (snprintf(dp->log, sizeof(dp->log), "%s/dataplane.log", st->run_dir) >= (int)sizeof(dp->log) ||
 	    snprintf(dp->api, sizeof(dp->api), "%s/" UP_DATAPLANE_SOCKET, st->run_dir) >=
@@ -1052,7 +1197,7 @@ static int start_dataplane(struct up_state *st, const struct plan *plan, const c
 static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm *pvm,
 		    const char *self, struct err *e)
 {
-	char exe[PATH_MAX], name[sizeof(pvm->name)];
+	char exe[PATH_MAX], name[sizeof(pvm->name)], serial[sizeof(p->api) + 8];
 	int n, err;
 
 	snprintf(exe, sizeof(exe), "%s", self);
@@ -1068,9 +1213,18 @@ static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm
 		return err__set(e, -ENAMETOOLONG, "%s: its API socket %s/%s.sock is longer than a "
 				"unix socket path (%zu bytes): give a shorter --run-dir", pvm->name,
 				st->run_dir, pvm->name, sizeof(p->api) - 1);
+	/* COM1: where the plan's serial says, else a socket RUN/NAME.console (rtvmm ctl console). */
+	n = snprintf(serial, sizeof(serial), "socket=%s/%s.console", st->run_dir, pvm->name);
+	if (!pvm->serial.loc.line && (n < 0 || (size_t)n - 7 >= sizeof(p->api)))
+		return err__set(e, -ENAMETOOLONG, "%s: its console socket %s is longer than a unix "
+				"socket path (%zu bytes): give a shorter --run-dir", pvm->name,
+				serial + 7, sizeof(p->api) - 1);
 	{
-		char *argv[] = { exe, "run", st->plan, "--vm", name, "--api-socket", p->api, NULL };
+		char *argv[] = { exe, "run", st->plan, "--vm", name, "--api-socket", p->api,
+				 "--serial", serial, NULL };
 
+		if (pvm->serial.loc.line)
+			argv[7] = NULL;        /* the plan's serial: key wins */
 		err = proc_spawn(p, argv, e);
 	}
 	if (err)
@@ -1079,16 +1233,18 @@ static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm
 	return state_write(st, false, e);
 }
 
-/* An API socket `up` would create that the plan uses for something else. */
+/* An API or console socket `up` would create that the plan uses for something else. */
 static const char *socket_clash(const struct plan *plan, const char *run_dir)
 {
 	static char path[PATH_MAX + 128];
-	unsigned v, w, i;
+	unsigned v, w, i, k;
 
-	for (v = 0; v < plan->nr_vms; v++) {
-		if (plan->vms[v].api_socket[0])
+	for (k = 0; k < 2 * plan->nr_vms; k++) {
+		v = k / 2;
+		if (k % 2 ? plan->vms[v].serial.loc.line != 0 : plan->vms[v].api_socket[0] != '\0')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s.sock", run_dir, plan->vms[v].name);
+		snprintf(path, sizeof(path), "%s/%s.%s", run_dir, plan->vms[v].name,
+			 k % 2 ? "console" : "sock");
 		for (w = 0; w < plan->nr_vms; w++) {
 			for (i = 0; i < plan->vms[w].nr_nics; i++)
 				if (!strcmp(path, plan->vms[w].nics[i].socket))
@@ -1267,8 +1423,9 @@ int up__cmd_up(int argc, char **argv)
 	snprintf(st.run_dir, sizeof(st.run_dir), "%s", real_run);
 	clash = socket_clash(&plan, st.run_dir);
 	if (clash) {
-		fprintf(stderr, "rtvmm: %s: the API socket %s is also a NIC's or disk's socket in the "
-			"plan: give another --run-dir\n", plan.file, clash);
+		fprintf(stderr, "rtvmm: %s: the %s socket %s is also a NIC's or disk's socket in the "
+			"plan: give another --run-dir\n", plan.file,
+			strstr(clash, ".console") == clash + strlen(clash) - 8 ? "console" : "API", clash);
 		goto out_plan;
 	}
 	st.vms = calloc(plan.nr_vms + 1, sizeof(*st.vms));
@@ -1312,7 +1469,8 @@ int up__cmd_up(int argc, char **argv)
 err_stop:
 	fprintf(stderr, "rtvmm: %s: stopping what was started\n", plan.file);
 	stop_vms(&st, false);
-	stop_dataplane(&st);
+	if (stop_dataplane(&st))
+		remove_eal_runtime(&st);
 	state_remove(&st);
 	fprintf(stderr, "rtvmm: %s: not up; the logs stay in %s\n", plan.file, st.run_dir);
 out_views:
@@ -1531,6 +1689,8 @@ int up__cmd_down(int argc, char **argv)
 	set_grace(&st, timeout_set ? (int)grace_s : -1);
 	left = stop_vms(&st, true);
 	dp_ok = stop_dataplane(&st);
+	if (dp_ok)
+		remove_eal_runtime(&st);
 	if (left || !dp_ok) {
 		fprintf(stderr, "rtvmm: %s: %u VM%s%s still running: the state file stays\n", run_dir,
 			left, left == 1 ? "" : "s", dp_ok ? "" : " and the dataplane");

@@ -4,17 +4,27 @@
 #   up.sh RTVMM GUEST DATAPLANE MODE      (DATAPLANE: the binary, or "none" when not built)
 #     bad    no KVM needed: a plan with errors is refused before anything starts (no run
 #            directory, no process); a VM that fails to come up is reported with its log's
-#            tail and `up` exits 1 after stopping the dataplane it started, removing the state
-#            and the sockets; a run directory that holds a state file is refused, a state file
-#            host.user wrote is not acted on, an API socket on a NIC's socket path is refused;
-#            down and ctl list on a directory where nothing is up say so
+#            tail and `up` exits 1 after stopping the dataplane it started, removing the state,
+#            the sockets and the dataplane's DPDK runtime directory; the run directory is 0700
+#            host.user's (and its group's); a run directory that holds a state file is refused,
+#            a state file host.user wrote is not acted on, an API or console socket on a NIC's
+#            socket path is refused; down and ctl list on a directory where nothing is up say
+#            so; down removes a gone dataplane's DPDK runtime directory, but not a symlink (nor
+#            its target), another user's directory, one whose config a process locks, or a
+#            file_prefix that is not rtvmm-NAME
 #     kvm    a plan with the dataplane and two bare-metal VMs (vCPUs on cpu 1, emulator on
-#            cpu 0, host.user nobody): the table shows both Running with their placement and
-#            their NIC's link to the dataplane up,
-#            ctl list (text and JSON) the same, a second up is refused, a VM stopped by SIGINT
-#            is listed dead with its exit status and not restarted, down stops the other
-#            (power button, then vm.shutdown: the bare-metal guest has no ACPI) and the
-#            dataplane, and leaves no process, socket or state file
+#            cpu 0, host.user nobody): the table shows both Running with their placement,
+#            their NIC's link to the dataplane up and their console socket RUN/NAME.console;
+#            the API thread is on the emulator cpu 0, SCHED_OTHER, apart from vcpu0's cpu
+#            (vm.placement and the kernel); ctl list (text and JSON) the same, a second up is
+#            refused, a VM stopped by SIGINT is listed dead with its exit status and not
+#            restarted, down stops the other (power button, then vm.shutdown: the bare-metal
+#            guest has no ACPI) and the dataplane, and leaves no process, socket, state file
+#            or DPDK runtime directory
+#     console a Linux VM brought up (COM1 on RUN/l.console: table and ctl list say so), `rtvmm
+#            ctl RUN/l.sock console` on a pty types echo RTVMM-$((6*7)), reads RTVMM-42, detaches
+#            with Ctrl-] (exit 0); the guest runs on (Running, a second attach answers); down
+#            stops it and leaves no socket
 set -u
 . "$(dirname "$0")/harness.sh"
 
@@ -28,6 +38,10 @@ has_dp=false
 export RTVMM_DATAPLANE=$dataplane
 owner=nobody            # the run dir's owner: host.user when up runs as root
 [[ $EUID == 0 ]] || owner=$(id -un)
+group=$(id -gn "$owner")
+# Where DPDK puts a file prefix's runtime directory (the dataplane's is rtvmm-PLANNAME).
+eal=/var/run/dpdk
+[[ $(id -u) == 0 ]] || eal=${XDG_RUNTIME_DIR:-/tmp}/dpdk
 box_pin 1
 
 # After the test: nothing up may outlive it (meson kills only this script).
@@ -105,7 +119,13 @@ bad() {
 	ls "$run"/*.sock > /dev/null 2>&1 && fail "a failing VM: sockets stay: $(ls "$run"/*.sock)"
 	# (the VM stopped second may have said nothing yet: its log may be empty)
 	[[ -f $run/a.log && -f $run/b.log ]] || fail "a failing VM: the VMs' logs are gone"
-	[[ $(stat -c '%a %U' "$run") == "700 $owner" ]] || fail "run dir is $(stat -c '%a %U' "$run"), want 700 $owner"
+	[[ $(stat -c '%a %U %G' "$run") == "700 $owner $group" ]] ||
+		fail "run dir is $(stat -c '%a %U %G' "$run"), want 700 $owner $group"
+	if $has_dp; then
+		grep -q "dataplane: removed its EAL runtime directory $eal/rtvmm-$pfx-fail$" "$tmp/up-fail.log" ||
+			fail "a failing VM: the dataplane's EAL runtime directory was not removed: $(grep EAL "$tmp/up-fail.log")"
+		[[ ! -e $eal/rtvmm-$pfx-fail ]] || fail "a failing VM: $eal/rtvmm-$pfx-fail stays: $(ls "$eal/rtvmm-$pfx-fail")"
+	fi
 	ok "a VM that fails is reported ($(grep -m1 'did not come up' "$tmp/up-fail.log")), $(wc -l < "$tmp/fail.pids") processes stopped, state and sockets removed, logs kept"
 
 	# 3. A run directory with a state file: refused, the file untouched, nothing started.
@@ -139,7 +159,26 @@ bad() {
 	grep -q "the API socket $tmp/vhost/a.sock is also a NIC's or disk's socket" "$tmp/out" ||
 		fail "API socket clash: $(tail -3 "$tmp/out")"
 	grep -q "started (pid" "$tmp/out" && fail "API socket clash: something was started"
-	ok "an API socket that would take a NIC's socket path is refused"
+	# ... or where a VM's console socket would be: b's NIC on RUN/a.console.
+	sed "s|socket: $tmp/vhost/b.sock|socket: $run/a.console|" "$tmp/$pfx-fail.yaml" > "$tmp/$pfx-clash.yaml"
+	"$rtvmm" up "$tmp/$pfx-clash.yaml" --run-dir "$run" > "$tmp/out" 2>&1 && fail "a console socket on a NIC's socket accepted"
+	grep -q "the console socket $run/a.console is also a NIC's or disk's socket" "$tmp/out" ||
+		fail "console socket clash: $(tail -3 "$tmp/out")"
+	grep -q "started (pid" "$tmp/out" && fail "console socket clash: something was started"
+	ok "an API or console socket that would take a NIC's socket path is refused"
+
+	# 4b. A VM whose plan sets serial keeps it: up gives it no console socket (rtvmm run
+	# refuses --serial for it), its COM1 is the plan's.
+	plan "$tmp/$pfx-off.yaml" "$tmp/garbage" false
+	sed -i 's/^    memory: 64M$/    memory: 64M\n    serial: "off"/' "$tmp/$pfx-off.yaml"
+	"$rtvmm" run "$tmp/$pfx-off.yaml" --vm a --serial socket="$run/a.console" > "$tmp/out" 2>&1 && fail "run --serial over the plan's serial accepted"
+	grep -q -- "--serial 'socket=$run/a.console': $tmp/$pfx-off.yaml:[0-9]*: vms\[0\].serial sets where COM1 goes already" "$tmp/out" ||
+		fail "run --serial over the plan's serial: $(cat "$tmp/out")"
+	"${pin[@]}" "$rtvmm" up "$tmp/$pfx-off.yaml" --run-dir "$run" --timeout 60 > "$tmp/out" 2> "$tmp/up-off.log"
+	started_pids "$tmp/up-off.log" > /dev/null
+	grep -q "did not come up" "$tmp/up-off.log" || fail "serial off: $(cat "$tmp/up-off.log")"
+	grep -q -- "--serial" "$run/a.log" "$run/b.log" && fail "up gave a VM whose plan sets serial a console: $(cat "$run/a.log")"
+	ok "a VM whose plan sets serial gets no console socket from up; rtvmm run refuses --serial over it"
 
 	# 5. Nothing up: down says so (exit 0), ctl list fails naming the directory.
 	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1 || fail "down with nothing up: exit $?"
@@ -149,6 +188,65 @@ bad() {
 	"$rtvmm" up "$tmp/$pfx-fail.yaml" --timeout 0 > "$tmp/out" 2>&1 && fail "--timeout 0 accepted"
 	grep -q -- "--timeout '0': expected whole seconds" "$tmp/out" || fail "--timeout 0: $(cat "$tmp/out")"
 	ok "nothing up: down says so, ctl list fails; a bad --timeout is a usage error"
+
+	# 6. down removes the dataplane's EAL runtime directory once it is gone, and only its own:
+	# not a symlink (nor what it points to), not another user's, not one a DPDK process locks.
+	[[ $(id -u) == 0 ]] && eal_rules
+}
+
+# state PREFIX: a state file in $run naming a dataplane (long gone: start time 1) with that prefix.
+state() {
+	printf '{"plan": "%s", "run_dir": "%s", "dataplane": {"name": "dataplane", "pid": %d, "start": 1, "log": "%s/dp.log", "socket": "%s/dp.sock", "file_prefix": "%s"}, "vms": []}\n' \
+		"$tmp/$pfx-fail.yaml" "$run" $$ "$run" "$run" "$1" > "$run/state"
+}
+
+eal_rules() {
+	local d=$eal/rtvmm-$pfx-x
+	mkdir -p "$eal" "$tmp/victim"
+	echo keep > "$tmp/victim/config"
+	# A directory as the EAL leaves it: removed, with what it holds (a socket, files).
+	mkdir -m 700 "$d"
+	touch "$d/config" "$d/hugepage_info" "$d/fbarray_memseg-2048k-0-0"
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/mp_socket"
+	ln -s "$tmp/victim/config" "$d/link"
+	state "rtvmm-$pfx-x"
+	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1 || fail "down with a gone dataplane: $(cat "$tmp/out")"
+	grep -q "removed its EAL runtime directory $d$" "$tmp/out" || fail "EAL dir: $(cat "$tmp/out")"
+	[[ ! -e $d && -f $tmp/victim/config ]] || fail "EAL dir: $d stays or the link's target went"
+	# A symlink in its place: left, its target untouched.
+	ln -s "$tmp/victim" "$d"
+	state "rtvmm-$pfx-x"
+	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1
+	grep -q "EAL runtime directory $d stays" "$tmp/out" || fail "EAL symlink: $(cat "$tmp/out")"
+	[[ -L $d && -f $tmp/victim/config ]] || fail "EAL symlink: the link or its target's file went"
+	rm "$d"
+	# Another user's directory: left.
+	mkdir -m 700 "$d"
+	touch "$d/config"
+	chown -R nobody "$d"
+	state "rtvmm-$pfx-x"
+	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1
+	grep -q "EAL runtime directory $d stays: owned by uid $(id -u nobody)" "$tmp/out" || fail "EAL dir of nobody: $(cat "$tmp/out")"
+	[[ -f $d/config ]] || fail "EAL dir of nobody: its config went"
+	chown -R root "$d"
+	# A DPDK primary of that prefix still runs (it holds the lock on config): left.
+	python3 -c 'import fcntl, sys, time; f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' "$d/config" > "$tmp/lock.out" &
+	local lp=$!
+	echo "$lp" >> "$tmp/pids"
+	wait_line "$tmp/lock.out" locked 10 "$lp"
+	state "rtvmm-$pfx-x"
+	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1
+	grep -q "EAL runtime directory $d stays: a DPDK process of that prefix still runs" "$tmp/out" || fail "locked EAL dir: $(cat "$tmp/out")"
+	[[ -f $d/config ]] || fail "locked EAL dir: its config went"
+	kill "$lp"
+	wait "$lp" 2> /dev/null
+	rm -r "$d"
+	# A prefix that is not rtvmm-NAME (a path): the state file is refused, nothing removed.
+	state "rtvmm-../victim"
+	"$rtvmm" down --run-dir "$run" > "$tmp/out" 2>&1 && fail "a state file with file_prefix rtvmm-../victim accepted"
+	grep -q "file_prefix (rtvmm-NAME)" "$tmp/out" || fail "bad file_prefix: $(cat "$tmp/out")"
+	rm "$run/state"
+	ok "down removes the dataplane's EAL runtime directory, never through a symlink, nor another user's or a locked one"
 }
 
 kvm() {
@@ -173,23 +271,49 @@ kvm() {
 	if $has_dp; then
 		grep -q "^dataplane: pid $dp, running" "$tmp/up.out" || fail "up's table: no running dataplane"
 		# Each NIC's vhost-user session with the dataplane (started first) is up.
-		[[ $(grep -Ec "^[ab] .* net0 up +-$" "$tmp/up.out") == 2 ]] || fail "up's table: a NIC link is not up"
+		[[ $(grep -Ec "^[ab] .* net0 up +- +$run/[ab].console$" "$tmp/up.out") == 2 ]] ||
+			fail "up's table: a NIC link is not up, or no console socket"
 	fi
+	for vm in a b; do
+		grep -Eq "^$vm .* $run/$vm.console$" "$tmp/up.out" || fail "up's table: $vm's console is not $run/$vm.console"
+		[[ -S $run/$vm.console ]] || fail "no console socket $run/$vm.console"
+	done
 	alive "$a" && alive "$b" || fail "a VM's process is gone after up"
-	[[ $(stat -c '%a %U' "$run") == "700 $owner" ]] || fail "run dir is $(stat -c '%a %U' "$run"), want 700 $owner"
+	[[ $(stat -c '%a %U %G' "$run") == "700 $owner $group" ]] ||
+		fail "run dir is $(stat -c '%a %U %G' "$run"), want 700 $owner $group"
 	[[ -S $run/a.sock && -S $run/b.sock ]] || fail "no API sockets in $run"
-	ok "up: a and b Running, vcpu0 on cpu 1 other/0 read back through their APIs"
+	ok "up: a and b Running, vcpu0 on cpu 1 other/0 read back through their APIs, consoles in $run"
+
+	# The API thread: on the emulator cpus (0), SCHED_OTHER, never on vcpu0's cpu (1); as the
+	# API reports it (vm.placement) and as the kernel says (its task's affinity and policy).
+	"$rtvmm" ctl "$run/a.sock" placement --json > "$tmp/placement.json" || fail "ctl placement exited $?"
+	python3 - "$tmp/placement.json" <<'PY' || fail "the api thread's placement: $(head -c 2000 "$tmp/placement.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+th = {t["name"]: t for t in d["threads"]}
+api, vcpu = th["api"], th["vcpu0"]
+assert (api["cpus"], api["policy"], api["priority"]) == ("0", "other", 0), api
+assert api.get("role") == "api" and api["as_planned"] is True, api
+assert not set(api["cpus"].split(",")) & set(vcpu["cpus"].split(",")), (api, vcpu)
+PY
+	local tid
+	tid=$(grep -lx api /proc/"$a"/task/*/comm | head -1 | cut -d/ -f5)
+	[[ -n $tid ]] || fail "a has no task named api: $(cat /proc/"$a"/task/*/comm | tr '\n' ' ')"
+	[[ $(taskset -pc "$tid" | sed 's/.*: //') == 0 ]] || fail "api thread $tid: $(taskset -pc "$tid")"
+	chrt -p "$tid" | grep -q "policy: SCHED_OTHER" || fail "api thread $tid: $(chrt -p "$tid")"
+	ok "the API thread runs on the emulator cpu 0, SCHED_OTHER, apart from vcpu0's cpu 1 (vm.placement and the kernel)"
 
 	# ctl list: the same table; --json: the same states and placement.
 	"$rtvmm" ctl list --run-dir "$run" > "$tmp/list.out" 2>&1 || fail "ctl list exited $?: $(cat "$tmp/list.out")"
 	for vm in a b; do
-		grep -Eq "^$vm +[0-9]+ +Running +vcpu0 -> 1/other/0" "$tmp/list.out" || fail "ctl list: no Running row for $vm"
+		grep -Eq "^$vm +[0-9]+ +Running +vcpu0 -> 1/other/0 .* $run/$vm.console$" "$tmp/list.out" || fail "ctl list: no Running row for $vm with its console"
 	done
 	"$rtvmm" ctl list --run-dir "$run" --json > "$tmp/list.json" || fail "ctl list --json exited $?"
-	python3 - "$tmp/list.json" <<'PY' || fail "ctl list --json: $(head -c 2000 "$tmp/list.json")"
+	python3 - "$tmp/list.json" "$run" <<'PY' || fail "ctl list --json: $(head -c 2000 "$tmp/list.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))[0]
 assert [v["state"] for v in d["vms"]] == ["Running", "Running"], d["vms"]
+assert [v["console_socket"] for v in d["vms"]] == [sys.argv[2] + "/a.console", sys.argv[2] + "/b.console"], d["vms"]
 for v in d["vms"]:
     t = [t for t in v["placement"]["threads"] if t["name"] == "vcpu0"][0]
     assert (t["cpus"], t["policy"], t["priority"]) == ("1", "other", 0), t
@@ -234,12 +358,98 @@ PY
 	pgrep -f -- "$run" > /dev/null && fail "down: still running: $(pgrep -af -- "$run")"
 	pgrep -f -- "$tmp/$pfx-pair.yaml" > /dev/null && fail "down: still running: $(pgrep -af -- "$tmp/$pfx-pair.yaml")"
 	[[ ! -e $run/state ]] || fail "down: the state file stays"
-	ls "$run"/*.sock > /dev/null 2>&1 && fail "down: sockets stay: $(ls "$run")"
-	ok "down: power button, vm.shutdown, dataplane stopped; no process, socket or state left ($(ls "$run" | tr '\n' ' '))"
+	ls "$run"/*.sock "$run"/*.console > /dev/null 2>&1 && fail "down: sockets stay: $(ls "$run")"
+	if $has_dp; then
+		grep -q "dataplane: removed its EAL runtime directory $eal/rtvmm-$pfx-pair$" "$tmp/down.out" &&
+			[[ ! -e $eal/rtvmm-$pfx-pair ]] || fail "down: the dataplane's EAL runtime directory stays"
+	fi
+	ok "down: power button, vm.shutdown, dataplane stopped; no process, socket, state or EAL directory left ($(ls "$run" | tr '\n' ' '))"
+}
+
+# attach SOCK EXPR WANT: `rtvmm ctl SOCK console` on a pty (python's pty module) types
+# "echo EXPR" until the shell's answer WANT comes back, then Ctrl-] detaches: ctl exits 0.
+attach() {
+	timeout 120 python3 - "$rtvmm" "$1" "$2" "$3" <<'PY'
+import os, pty, select, sys, time
+rtvmm, sock, expr, want = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(rtvmm, [rtvmm, "ctl", sock, "console"])
+got, typed, end = b"", 0.0, time.monotonic() + 90
+while want not in got and time.monotonic() < end:
+    if time.monotonic() - typed > 3:   # until the shell reads its console
+        os.write(fd, b"echo " + expr.encode() + b"\n")
+        typed = time.monotonic()
+    if select.select([fd], [], [], 0.5)[0]:
+        try:
+            got += os.read(fd, 65536)
+        except OSError:
+            break
+print("attach: %d bytes, %s" % (len(got), "answered" if want in got else "NO ANSWER"))
+if want not in got:
+    print(got[-2000:].decode(errors="replace"))
+    sys.exit(1)
+os.write(fd, b"\x1d")
+_, status = os.waitpid(pid, 0)
+try:
+    got += os.read(fd, 65536)
+except OSError:
+    pass
+if not b"Connected to" in got or os.WEXITSTATUS(status) != 0:
+    print("ctl console: status %#x after Ctrl-]: %r" % (status, got[-500:]))
+    sys.exit(1)
+PY
+}
+
+console() {
+	local run=$tmp/run status l kernel=${RTVMM_TEST_KERNEL:-} initrd=${RTVMM_TEST_INITRD:-} root
+	[[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
+	[[ -f $kernel && -f $initrd ]] || fail "no guest kernel/initramfs: run the suite through scripts/test.sh"
+	root=$(cd "$(dirname "$0")/../.." && pwd)
+	cat > "$tmp/$pfx-linux.yaml" <<-YAML
+	host:
+	  housekeeping_cpus: "0"
+	  user: nobody
+	  run_dir: $tmp/vhost
+	vms:
+	  - name: l
+	    kernel: $kernel
+	    initrd: $initrd
+	    cmdline: "console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=shell"
+	    memory: 256M
+	    vcpus:
+	      - cpus: "1"
+	    emulator_cpus: "0"
+	YAML
+	"${pin[@]}" "$rtvmm" up "$tmp/$pfx-linux.yaml" --run-dir "$run" --timeout 60 > "$tmp/up.out" 2> "$tmp/up.log"
+	status=$?
+	started_pids "$tmp/up.log" > /dev/null
+	[[ $status == 0 ]] || fail "up exited $status: $(cat "$tmp/up.out" "$tmp/up.log")"
+	l=$(sed -n 's/^rtvmm: l: started (pid \([0-9]*\).*/\1/p' "$tmp/up.log")
+	grep -Eq "^l +$l +Running .* $run/l.console$" "$tmp/up.out" || fail "up's table: no console $run/l.console: $(cat "$tmp/up.out")"
+	"$rtvmm" ctl list --run-dir "$run" > "$tmp/list.out" 2>&1 || fail "ctl list exited $?"
+	grep -Eq "^l +$l +Running .* $run/l.console$" "$tmp/list.out" || fail "ctl list: no console: $(cat "$tmp/list.out")"
+	[[ -S $run/l.console ]] || fail "no socket $run/l.console"
+	ok "up: the Linux VM's COM1 is the socket $run/l.console (table and ctl list)"
+
+	attach "$run/l.sock" 'RTVMM-$((6*7))' RTVMM-42 || fail "ctl console: no RTVMM-42 from the guest's shell"
+	alive "$l" || fail "the VM died after ctl console detached"
+	"$rtvmm" ctl "$run/l.sock" info > "$tmp/info" || fail "ctl info after the detach: $(cat "$tmp/info")"
+	grep -qE '^State: +Running$' "$tmp/info" || fail "not Running after the detach: $(cat "$tmp/info")"
+	# Attached again: the shell still answers.
+	attach "$run/l.sock" 'RTVMM-$((7*8))' RTVMM-56 || fail "ctl console again: no RTVMM-56"
+	ok "ctl console typed echo RTVMM-\$((6*7)), read RTVMM-42, detached with Ctrl-] (exit 0); the guest runs on and answers a second attach"
+
+	"$rtvmm" down --run-dir "$run" --timeout 20 > "$tmp/down.out" 2>&1 || fail "down exited $?: $(cat "$tmp/down.out")"
+	cat "$tmp/down.out"
+	alive "$l" && fail "down: the VM still runs"
+	[[ ! -e $run/l.console && ! -e $run/l.sock && ! -e $run/state ]] || fail "down: left $(ls "$run")"
+	ok "down stops the Linux VM; its console and API sockets are gone"
 }
 
 case $mode in
 bad) bad ;;
 kvm) kvm ;;
-*) fail "mode $mode: expected bad or kvm" ;;
+console) console ;;
+*) fail "mode $mode: expected bad, kvm or console" ;;
 esac
