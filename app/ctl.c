@@ -83,6 +83,30 @@ static void print_info(json_t *a)
 	print_devices("Other devices:", json_object_get(devs, "other"));
 }
 
+/* A NIC's backend counters, indented under it: what the backend said, or why not. */
+static void print_backend(json_t *b)
+{
+	const char *key;
+	json_t *v;
+
+	if (json_is_null(b)) {
+		printf("  %-24s not asked (the NIC names no rtvmm-dataplane stats socket)\n", "backend");
+		return;
+	}
+	if (json_object_get(b, "error")) {
+		printf("  %-24s %s\n", "backend", str(b, "error"));
+		return;
+	}
+	printf("  backend (%s port %lld%s%s, %s):\n", str(b, "source"), num(b, "port"),
+	       json_object_get(b, "port_name") ? " " : "", json_object_get(b, "port_name") ?
+	       str(b, "port_name") : "", str(b, "stats_socket"));
+	json_object_foreach(b, key, v)
+		if (json_is_integer(v) && strcmp(key, "port"))
+			printf("    %-22s %lld\n", key, (long long)json_integer_value(v));
+	if (json_object_get(b, "link"))
+		printf("    %-22s %s\n", "link", str(b, "link"));
+}
+
 static void print_counters(json_t *a)
 {
 	const char *dev, *key;
@@ -96,6 +120,8 @@ static void print_counters(json_t *a)
 			else if (json_is_string(v))
 				printf("  %-24s %s\n", key, json_string_value(v));
 		}
+		if ((v = json_object_get(one, "backend")))
+			print_backend(v);
 	}
 }
 

@@ -1048,7 +1048,10 @@ static int start_dataplane(struct up_state *st, const struct plan *plan, const c
 	return err;
 }
 
-/* Starts VM `pvm` as `rtvmm run PLAN --vm NAME --api-socket RUN/NAME.sock` (or its api_socket). */
+/*
+ * Starts VM `pvm` as `rtvmm run PLAN --vm NAME --api-socket RUN/NAME.sock` (or its api_socket),
+ * with `--dataplane-stats RUN/dataplane.sock` when `up` started the dataplane.
+ */
 static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm *pvm,
 		    const char *self, struct err *e)
 {
@@ -1069,7 +1072,10 @@ static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm
 				"unix socket path (%zu bytes): give a shorter --run-dir", pvm->name,
 				st->run_dir, pvm->name, sizeof(p->api) - 1);
 	{
-		char *argv[] = { exe, "run", st->plan, "--vm", name, "--api-socket", p->api, NULL };
+		/* The dataplane `up` started serves every NIC of the plan: vm.counters asks it
+		   (without one, the NULL ends the list there). */
+		char *argv[] = { exe, "run", st->plan, "--vm", name, "--api-socket", p->api,
+				 st->has_dataplane ? "--dataplane-stats" : NULL, st->dataplane.api, NULL };
 
 		err = proc_spawn(p, argv, e);
 	}
