@@ -97,9 +97,10 @@ static void print_backend(json_t *b)
 		printf("  %-24s %s\n", "backend", str(b, "error"));
 		return;
 	}
-	printf("  backend (%s port %lld%s%s, %s):\n", str(b, "source"), num(b, "port"),
-	       json_object_get(b, "port_name") ? " " : "", json_object_get(b, "port_name") ?
-	       str(b, "port_name") : "", str(b, "stats_socket"));
+	printf("  backend: %s port %lld", str(b, "source"), num(b, "port"));
+	if (json_object_get(b, "port_name"))
+		printf(" (%s)", str(b, "port_name"));
+	printf(", stats socket %s\n", str(b, "stats_socket"));
 	json_object_foreach(b, key, v)
 		if (json_is_integer(v) && strcmp(key, "port"))
 			printf("    %-22s %lld\n", key, (long long)json_integer_value(v));

@@ -191,7 +191,7 @@ class Test:
         # The CLI, text and JSON.
         text = subprocess.run([self.rtvmm, "ctl", self.api, "counters"], capture_output=True,
                               text=True, timeout=20)
-        want = ["backend (rtvmm-dataplane port 0 ", "rx_packets", "tx_dropped",
+        want = ["backend: rtvmm-dataplane port 0 (port0), stats socket " + self.stats, "rx_packets", "tx_dropped",
                 "not asked (the NIC names no rtvmm-dataplane stats socket)"]
         if text.returncode or any(w not in text.stdout for w in want):
             self.fail("rtvmm ctl counters (status %d) lacks one of %s:\n%s" % (
