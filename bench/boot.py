@@ -316,7 +316,8 @@ def run(args, new_result):
         return benchlib.skip(res, missing)
     if not args.outdir:
         args.outdir = tempfile.mkdtemp(prefix="boot.")
-    res["notes"].append("monitors unpinned, SCHED_OTHER; QEMU's guest RAM from memory-backend-memfd")
+    res["notes"].append("bare-metal boots: monitors unpinned, SCHED_OTHER; QEMU's guest RAM from "
+                        "memory-backend-memfd")
     bare_metal(args, res, rtvmm, elf, runs)
     if args.no_linux:
         res["notes"].append("Linux boots left out (--no-linux)")
