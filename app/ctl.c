@@ -166,7 +166,7 @@ static const struct verb verbs[] = {
 	{ "info", "GET", "/api/v1/vm.info", print_info,
 	  "state, vCPUs, memory, payload, devices, time paused, serial socket" },
 	{ "counters", "GET", "/api/v1/vm.counters", print_counters,
-	  "every device's counters and backend link state" },
+	  "every device's counters and backend link state, a NIC's traffic from its dataplane" },
 	{ "placement", "GET", "/api/v1/vm.placement", print_placement,
 	  "every thread's cpus, policy, priority and node, and guest RAM's nodes, read back now" },
 	{ "exits", "GET", "/api/v1/vm.exits", print_exits, "each vCPU's exits by reason" },
