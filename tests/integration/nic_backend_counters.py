@@ -151,7 +151,18 @@ class Test:
                                    stdin=subprocess.DEVNULL)
         self.procs.append(self.vm)
         self.wait_for(self.vmlog, "VM built in", self.vm, 60)
-        self.log("rtvmm up (%s)" % (" ".join(pin) or "not pinned"))
+        end = time.monotonic() + 30    # the API starts after the build report
+        while True:
+            try:
+                if self.call("GET", "/api/v1/vmm.ping")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if self.vm.poll() is not None or time.monotonic() > end:
+                self.fail("rtvmm's API did not answer (rtvmm %s)" % (
+                    "alive" if self.vm.poll() is None else "exited %d" % self.vm.returncode))
+            time.sleep(0.1)
+        self.log("rtvmm up, its API answers (%s)" % (" ".join(pin) or "not pinned"))
 
     def backend(self, value, nic):
         if nic not in value or "backend" not in value[nic]:
