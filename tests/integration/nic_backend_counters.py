@@ -75,6 +75,8 @@ class Test:
                 p.kill()
                 p.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        # DPDK's runtime directory for our --file-prefix (a killed dataplane leaves it)
+        shutil.rmtree("/var/run/dpdk/rtvmm-nicstats%d" % os.getpid(), ignore_errors=True)
 
     def call(self, method, path):
         c = UnixConn(self.api)
