@@ -55,7 +55,10 @@ static const char usage_text[] =
 	"      --kvm PATH        KVM device (default /dev/kvm)\n"
 	"      --net SPEC        a virtio-net NIC over vhost-user (repeatable):\n"
 	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server][,name=NAME]\n"
-	"                        (a plan NIC's keys; name defaults to net0, net1, ...)\n"
+	"                        [,stats_socket=PATH]\n"
+	"                        (a plan NIC's keys; name defaults to net0, net1, ...;\n"
+	"                        stats_socket: the backend rtvmm-dataplane's --stats-socket,\n"
+	"                        whose counters for this NIC vm.counters shows)\n"
 	"      --disk SPEC       a virtio-blk disk (repeatable; the guest sees vda, vdb, ... in order):\n"
 	"                        path=IMAGE[,readonly=on][,serial=S][,queues=N][,name=NAME]\n"
 	"                          a raw image file or block device served by rtvmm (a qcow2 is\n"
@@ -74,6 +77,9 @@ static const char usage_text[] =
 	"      --api-socket PATH serve the control API (HTTP/JSON, cloud-hypervisor's /api/v1\n"
 	"                        calls; docs/api/openapi.yaml) on this unix socket, mode 0600\n"
 	"                        (a plan VM's api_socket: key; this flag overrides it)\n"
+	"      --dataplane-stats PATH  the stats socket of the rtvmm-dataplane serving the\n"
+	"                        plan's NICs: every NIC without its own stats_socket is\n"
+	"                        counted there (rtvmm up gives it)\n"
 	"      --test-device     add rtvmm's test device (exit status and putc ports, for the\n"
 	"                        bare-metal test guest and benchmarks; a production VM has none)\n"
 	"      --shutdown-grace SECONDS  how long SIGTERM waits for the guest to power off\n"
@@ -257,6 +263,7 @@ struct run_args {
 	char user[64], group[64];            /* --user USER[:GROUP], "" when not given */
 	const char *api_socket;              /* --api-socket PATH, NULL when not given */
 	const char *serial;                  /* --serial MODE, NULL when not given */
+	const char *dataplane_stats;         /* --dataplane-stats PATH, NULL when not given */
 	bool no_sandbox;
 };
 
@@ -294,6 +301,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "api-socket", required_argument, NULL, 'A' },
+		{ "dataplane-stats", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -380,6 +388,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 			break;
 		case 'A':
 			ra->api_socket = optarg;
+			break;
+		case 'P':
+			ra->dataplane_stats = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -621,7 +632,9 @@ static int start_control(struct control **out, struct vm *vm, const struct vm_co
 	struct control_config cc = { .vm = vm, .cfg = cfg, .plan = ra->plan_file ? pvm : NULL,
 				     .serial_socket = cfg->console_socket, .owner = TRUST_NO_UID,
 				     .group = (gid_t)-1 };
+	const char **nic_stats;
 	struct backend_trust t;
+	unsigned i;
 	int err;
 
 	*out = NULL;
@@ -635,7 +648,17 @@ static int start_control(struct control **out, struct vm *vm, const struct vm_co
 		cc.owner = t.run_dir_uid;
 		cc.group = t.run_dir_gid;
 	}
-	return control__start(out, &cc, e);
+	/* A NIC's own stats_socket, else the dataplane's that serves every plan NIC, else none. */
+	nic_stats = calloc(pvm->nr_nics + 1, sizeof(*nic_stats));
+	if (!nic_stats)
+		return err__set(e, -ENOMEM, "API socket %s: out of memory", cc.socket_path);
+	for (i = 0; i < pvm->nr_nics; i++)
+		nic_stats[i] = pvm->nics[i].stats_socket[0] ? pvm->nics[i].stats_socket :
+							      ra->dataplane_stats;
+	cc.nic_stats = nic_stats;
+	err = control__start(out, &cc, e);
+	free(nic_stats);
+	return err;
 }
 
 /*

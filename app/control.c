@@ -2,7 +2,8 @@
  * The control API's routes. Every handler runs on the "api" thread and reads the VM live:
  * the state and pause time from vm/, counters through each device's counters op (relaxed
  * loads in the devices), exit counts with relaxed loads, the placement from the kernel now
- * (rt__read per thread, move_pages for guest RAM). Nothing here takes a lock a vCPU holds
+ * (rt__read per thread, move_pages for guest RAM), a NIC's traffic from its backend's stats
+ * socket (nic_stats.h, bounded in time). Nothing here takes a lock a vCPU holds
  * across KVM_RUN. The stopping calls answer first (204) and stop the VM once the answer went
  * out: the process then ends as it does for that stop reason.
  */
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/nic_stats.h"
 #include "base/cpus.h"
 #include "numa/mem.h"
 #include "rt/rt.h"
@@ -24,6 +26,7 @@
 struct control {
 	struct control_config cfg;
 	struct api_server *server;
+	const char **nic_stats;            /* cfg.nic_stats, copied */
 };
 
 /* The VM's NIC or disk called `name`: "nics", "disks", or NULL for the machine's own devices. */
@@ -140,12 +143,46 @@ static void h_info(void *opaque, const json_t *body, struct api_answer *out)
 	api_answer__json(out, 200, info_json(opaque));
 }
 
+/*
+ * Each NIC's "backend": its traffic as the backend counts it (the frames, kicks and
+ * interrupts never pass the monitor), asked now; null when the NIC names no stats socket.
+ */
+static void add_backends(const struct control *c, json_t *all)
+{
+	const struct vm_config *cfg = c->cfg.cfg;
+	unsigned i, n = cfg->nr_nics;
+	const char **stats = calloc(n + 1, sizeof(*stats)), **sockets = calloc(n + 1, sizeof(*sockets));
+	json_t **backend = calloc(n + 1, sizeof(*backend));
+
+	if (!stats || !sockets || !backend)
+		goto out_free;
+	for (i = 0; i < n; i++) {
+		sockets[i] = cfg->nics[i].socket;
+		stats[i] = c->cfg.nic_stats[i];
+	}
+	nic_stats__backends(stats, sockets, n, NIC_STATS_TIMEOUT_MS, backend);
+	for (i = 0; i < n; i++) {
+		json_t *one = json_object_get(all, cfg->nics[i].name);
+
+		if (one)
+			json_object_set_new(one, "backend", backend[i]);
+		else
+			json_decref(backend[i]);
+	}
+out_free:
+	free(backend);
+	free(sockets);
+	free(stats);
+}
+
 static void h_counters(void *opaque, const json_t *body, struct api_answer *out)
 {
 	struct control *c = opaque;
+	json_t *all = counters_json(c->cfg.vm);
 
 	(void)body;
-	api_answer__json(out, 200, counters_json(c->cfg.vm));
+	add_backends(c, all);
+	api_answer__json(out, 200, all);
 }
 
 /* 409 naming the state when `err` is -EBUSY, 500 otherwise; 204 when `err` is 0. */
@@ -405,14 +442,24 @@ int control__start(struct control **out, const struct control_config *cfg, struc
 		.nr_routes = sizeof(routes) / sizeof(routes[0]), .owner = cfg->owner,
 		.group = cfg->group,
 	};
+	unsigned i;
 	int err;
 
 	if (!c)
 		return err__set(e, -ENOMEM, "API socket %s: out of memory", cfg->socket_path);
 	c->cfg = *cfg;
+	c->nic_stats = calloc(cfg->cfg->nr_nics + 1, sizeof(*c->nic_stats));
+	if (!c->nic_stats) {
+		free(c);
+		return err__set(e, -ENOMEM, "API socket %s: out of memory", cfg->socket_path);
+	}
+	for (i = 0; cfg->nic_stats && i < cfg->cfg->nr_nics; i++)
+		c->nic_stats[i] = cfg->nic_stats[i];
+	c->cfg.nic_stats = c->nic_stats;
 	sc.opaque = c;
 	err = api_server__start(&c->server, &sc, e);
 	if (err) {
+		free(c->nic_stats);
 		free(c);
 		return err;
 	}
@@ -425,5 +472,6 @@ void control__stop(struct control *c)
 	if (!c)
 		return;
 	api_server__stop(c->server);
+	free(c->nic_stats);
 	free(c);
 }

@@ -19,6 +19,8 @@ struct control_config {
 	const struct vm_config *cfg;       /* kernel, cmdline, memory, NIC and disk names */
 	const struct plan_vm *plan;        /* the plan that placed the VM, NULL: not placed */
 	const char *serial_socket;         /* the serial console's socket, NULL: none */
+	/* per cfg->nics[i]: its backend's rtvmm-dataplane stats socket, NULL: not asked (copied) */
+	const char *const *nic_stats;
 	uid_t owner;                       /* (uid_t)-1: keep; else the socket's owner (the drop) */
 	gid_t group;
 };

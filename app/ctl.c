@@ -84,6 +84,31 @@ static void print_info(json_t *a)
 	print_devices("Other devices:", json_object_get(devs, "other"));
 }
 
+/* A NIC's backend counters, indented under it: what the backend said, or why not. */
+static void print_backend(json_t *b)
+{
+	const char *key;
+	json_t *v;
+
+	if (json_is_null(b)) {
+		printf("  %-24s not asked (the NIC names no rtvmm-dataplane stats socket)\n", "backend");
+		return;
+	}
+	if (json_object_get(b, "error")) {
+		printf("  %-24s %s\n", "backend", str(b, "error"));
+		return;
+	}
+	printf("  backend: %s port %lld", str(b, "source"), num(b, "port"));
+	if (json_object_get(b, "port_name"))
+		printf(" (%s)", str(b, "port_name"));
+	printf(", stats socket %s\n", str(b, "stats_socket"));
+	json_object_foreach(b, key, v)
+		if (json_is_integer(v) && strcmp(key, "port"))
+			printf("    %-22s %lld\n", key, (long long)json_integer_value(v));
+	if (json_object_get(b, "link"))
+		printf("    %-22s %s\n", "link", str(b, "link"));
+}
+
 static void print_counters(json_t *a)
 {
 	const char *dev, *key;
@@ -97,6 +122,8 @@ static void print_counters(json_t *a)
 			else if (json_is_string(v))
 				printf("  %-24s %s\n", key, json_string_value(v));
 		}
+		if ((v = json_object_get(one, "backend")))
+			print_backend(v);
 	}
 }
 
@@ -140,7 +167,7 @@ static const struct verb verbs[] = {
 	{ "info", "GET", "/api/v1/vm.info", print_info,
 	  "state, vCPUs, memory, payload, devices, time paused, reboots, serial socket" },
 	{ "counters", "GET", "/api/v1/vm.counters", print_counters,
-	  "every device's counters and backend link state" },
+	  "every device's counters and backend link state, a NIC's traffic from its dataplane" },
 	{ "placement", "GET", "/api/v1/vm.placement", print_placement,
 	  "every thread's cpus, policy, priority and node, and guest RAM's nodes, read back now" },
 	{ "exits", "GET", "/api/v1/vm.exits", print_exits, "each vCPU's exits by reason" },

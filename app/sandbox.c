@@ -149,11 +149,16 @@ static const unsigned long api_ioctls[] = {
  * its answers read back live: /proc/self/task and sysfs read-only (thread names, last cpu,
  * nodes; libnuma asks get_mempolicy once), each thread's affinity and policy, the pages'
  * nodes (move_pages, nothing moved: no node list). It stops the VM through the stop eventfd
- * and kicks vCPUs for a pause (tgkill).
+ * and kicks vCPUs for a pause (tgkill). vm.counters connects to a NIC backend's stats socket
+ * (a non-blocking unix stream socket, nic_stats.c) and reads its reply.
  */
 static const struct sb_rule api_rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(epoll_ctl),
 	ALLOW(accept4), ALLOW(recvfrom), ALLOW(sendto), ALLOW(sendmsg), ALLOW(shutdown),
+	{ .nr = SCMP_SYS(socket), .nr_args = 2,
+	  .args = { ARG(0, SCMP_CMP_EQ, AF_UNIX, 0),
+		    ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) } },
+	ALLOW(connect),
 	{ .nr = SCMP_SYS(openat), .nr_args = 1,
 	  .args = { ARG(2, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) } },
 	ALLOW(getdents64), ALLOW(lseek),

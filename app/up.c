@@ -1193,7 +1193,10 @@ static int start_dataplane(struct up_state *st, const struct plan *plan, const c
 	return err;
 }
 
-/* Starts VM `pvm` as `rtvmm run PLAN --vm NAME --api-socket RUN/NAME.sock` (or its api_socket). */
+/*
+ * Starts VM `pvm` as `rtvmm run PLAN --vm NAME --api-socket RUN/NAME.sock` (or its api_socket),
+ * with `--dataplane-stats RUN/dataplane.sock` when `up` started the dataplane.
+ */
 static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm *pvm,
 		    const char *self, struct err *e)
 {
@@ -1220,11 +1223,19 @@ static int start_vm(struct up_state *st, struct up_proc *p, const struct plan_vm
 				"socket path (%zu bytes): give a shorter --run-dir", pvm->name,
 				serial + 7, sizeof(p->api) - 1);
 	{
-		char *argv[] = { exe, "run", st->plan, "--vm", name, "--api-socket", p->api,
-				 "--serial", serial, NULL };
+		/* The dataplane `up` started serves every NIC of the plan: vm.counters asks it. */
+		char *argv[12] = { exe, "run", st->plan, "--vm", name, "--api-socket", p->api };
+		unsigned a = 7;
 
-		if (pvm->serial.loc.line)
-			argv[7] = NULL;        /* the plan's serial: key wins */
+		if (st->has_dataplane) {
+			argv[a++] = "--dataplane-stats";
+			argv[a++] = st->dataplane.api;
+		}
+		if (!pvm->serial.loc.line) {   /* the plan's serial: key wins */
+			argv[a++] = "--serial";
+			argv[a++] = serial;
+		}
+		argv[a] = NULL;
 		err = proc_spawn(p, argv, e);
 	}
 	if (err)

@@ -221,7 +221,8 @@ static const struct field vcpus_count_field =
 static const struct field memory_size_field = F_SIZE("memory", struct plan_memory, size, true);
 static const struct field pin_field = F_CPUS("pin", struct plan_sched, cpus, true);
 
-enum { NIC_NAME, NIC_SOCKET, NIC_MAC, NIC_QUEUES, NIC_MODE, NIC_BACKEND_USER, NR_NIC };
+enum { NIC_NAME, NIC_SOCKET, NIC_MAC, NIC_QUEUES, NIC_MODE, NIC_BACKEND_USER, NIC_STATS_SOCKET,
+       NR_NIC };
 static const struct field nic_fields[] = {
 	[NIC_NAME] = F_STR("name", struct plan_nic, name, true),
 	[NIC_SOCKET] = F_PATH("socket", struct plan_nic, socket, true),
@@ -229,6 +230,7 @@ static const struct field nic_fields[] = {
 	[NIC_QUEUES] = F_UINT("queues", struct plan_nic, queues, false, 1, VM_MAX_NIC_QUEUE_PAIRS),
 	[NIC_MODE] = F_ENUM("mode", struct plan_nic, mode, nic_mode_names),
 	[NIC_BACKEND_USER] = F_STR("backend_user", struct plan_nic, backend_user, false),
+	[NIC_STATS_SOCKET] = F_PATH("stats_socket", struct plan_nic, stats_socket, false),
 };
 
 enum { DISK_NAME, DISK_PATH, DISK_SOCKET, DISK_MODE, DISK_BACKEND_USER, DISK_READONLY,
@@ -1039,7 +1041,7 @@ static int nic_unique(struct ctx *c, void **names, const struct plan_nic *nic,
 	return 0;
 }
 
-/* `nics: [{name, socket, mac, queues, mode}]`: vhost-user ports. */
+/* `nics: [{name, socket, mac, queues, mode, backend_user, stats_socket}]`: vhost-user ports. */
 static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const char *vm_path)
 {
 	char path[KEY_LEN], kpath[KEY_LEN], fpath[KEY_LEN];
@@ -1827,7 +1829,7 @@ static int args_document(struct ctx *c, yaml_document_t *doc)
 			rc = args_list(doc, vm, &nics, "nics", i + 1);
 			if (!rc)
 				rc = args_entry(c, doc, nics, i + 1, name,
-						"name, socket, mac, queues, mode");
+						"name, socket, mac, queues, mode, stats_socket");
 			if (rc)
 				return rc;
 			continue;

@@ -41,6 +41,7 @@ struct plan_nic {
 	unsigned queues;           /* queue pairs, >= 1 */
 	enum plan_nic_mode mode;
 	char backend_user[64];     /* the only uid the backend may run as; "" = root, ours or host.user */
+	char stats_socket[108];    /* the backend's rtvmm-dataplane stats socket; "" = not asked */
 	struct plan_loc loc;
 };
 

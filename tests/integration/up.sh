@@ -14,7 +14,8 @@
 #            file_prefix that is not rtvmm-NAME
 #     kvm    a plan with the dataplane and two bare-metal VMs (vCPUs on cpu 1, emulator on
 #            cpu 0, host.user nobody): the table shows both Running with their placement,
-#            their NIC's link to the dataplane up and their console socket RUN/NAME.console;
+#            their NIC's link to the dataplane up and their console socket RUN/NAME.console,
+#            each NIC's vm.counters backend its dataplane port;
 #            the API thread is on the emulator cpu 0, SCHED_OTHER, apart from vcpu0's cpu
 #            (vm.placement and the kernel); ctl list (text and JSON) the same, a second up is
 #            refused, a VM stopped by SIGINT is listed dead with its exit status and not
@@ -319,6 +320,23 @@ for v in d["vms"]:
     assert (t["cpus"], t["policy"], t["priority"]) == ("1", "other", 0), t
 PY
 	ok "ctl list shows the same (text and JSON)"
+
+	# vm.counters: up gave each VM its dataplane's stats socket; net0's port is VM.net0.
+	if $has_dp; then
+		for vm in a b; do
+			"$rtvmm" ctl "$run/$vm.sock" counters --json > "$tmp/counters-$vm.json" ||
+				fail "ctl counters $vm exited $?"
+			python3 - "$tmp/counters-$vm.json" "$vm" "$run/dataplane.sock" <<'PY' ||
+import json, sys
+b = json.load(open(sys.argv[1]))["net0"]["backend"]
+assert b and "error" not in b, b
+assert (b["port_name"], b["stats_socket"]) == (sys.argv[2] + ".net0", sys.argv[3]), b
+assert b["rx_packets"] == b["tx_packets"] == 0, b    # the guest (test=none) sends nothing
+PY
+				fail "ctl counters $vm: net0's backend is not its dataplane port: $(head -c 1500 "$tmp/counters-$vm.json")"
+		done
+		ok "vm.counters: each VM's net0 counted by the dataplane up started (port a.net0, b.net0)"
+	fi
 
 	# A second up on the same run dir: refused, the VMs untouched.
 	"$rtvmm" up "$tmp/$pfx-pair.yaml" --run-dir "$run" > "$tmp/out" 2> "$tmp/twice.log"

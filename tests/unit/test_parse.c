@@ -415,6 +415,41 @@ static void test_parse_api_socket(void **state)
 	plan__free(&p);
 }
 
+/* A NIC's stats_socket (its backend rtvmm-dataplane's): a path, in the file and in --net. */
+static void test_parse_nic_stats_socket(void **state)
+{
+	const struct plan_arg args[] = {
+		{ "--kernel", "kernel", "/boot/vmlinuz" },
+		{ "--memory", "memory", "64M" },
+		{ "--vcpus", "vcpus", "1" },
+		{ "--net", "nics", "socket=/run/a.sock,stats_socket=/run/dp.sock" },
+	};
+	char yaml[512], sock[200];
+	struct err e = { 0 };
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		"      - {name: net0, socket: /s0, stats_socket: /run/rtvmm/dataplane.sock}\n"
+		"      - {name: net1, socket: /s1}\n", &p);
+	assert_string_equal(p.vms[0].nics[0].stats_socket, "/run/rtvmm/dataplane.sock");
+	assert_string_equal(p.vms[0].nics[1].stats_socket, "");
+	plan__free(&p);
+	if (plan__from_args(&p, args, 4, &e))
+		fail_msg("%s", e.msg);
+	assert_string_equal(p.vms[0].nics[0].stats_socket, "/run/dp.sock");
+	plan__free(&p);
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, stats_socket: [a]}\n", 7,
+		     "vms[0].nics[0].stats_socket", "expected");
+	memset(sock, 'a', 108);
+	sock[0] = '/';
+	sock[108] = '\0';
+	snprintf(yaml, sizeof(yaml), VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		 "      - {name: net0, socket: /s0, stats_socket: %s}\n", sock);
+	expect_error(yaml, 7, "vms[0].nics[0].stats_socket", "path too long: 108 bytes, at most 107");
+}
+
 /* The command line's flags go through the same schema: the same VM as the file would give. */
 static void test_flags_make_the_plan_a_file_would(void **state)
 {
@@ -1322,6 +1357,7 @@ int main(void)
 		cmocka_unit_test(test_parse_shutdown_grace),
 		cmocka_unit_test(test_parse_on_reboot),
 		cmocka_unit_test(test_parse_api_socket),
+		cmocka_unit_test(test_parse_nic_stats_socket),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
 		cmocka_unit_test(test_flags_errors_name_the_flag),
 		cmocka_unit_test(test_parse_disks_fill_every_field_and_default),

@@ -19,11 +19,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "app/nic_stats.h"
 #include "app/sandbox.h"
 #include "base/thread_class.h"
 
@@ -38,6 +40,7 @@ struct worker {
 	enum thread_class cls;
 	int ready, go;
 	bool forbidden;            /* make a forbidden call once let go */
+	const char *stats;         /* else read a stats socket there (an API thread's vm.counters) */
 };
 
 static void *worker_thread(void *arg)
@@ -51,12 +54,21 @@ static void *worker_thread(void *arg)
 		return NULL;
 	if (w->forbidden)
 		syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+	if (w->stats) {
+		struct err e = { 0 };
+		char *text = NULL;
+		size_t len = 0;
+		int rc = nic_stats__fetch(w->stats, 5000, 4096, &text, &len, &e);
+
+		fprintf(stderr, "fetch %d: %s %s\n", rc, rc ? e.msg : "read", rc ? "" : text);
+		free(text);
+	}
 	return NULL;
 }
 
 /* Forks a child that sets the sandbox up with `user`, confines one `cls` thread and, with `drop`, drops. */
-static void child_start(struct child *ch, const char *user, enum thread_class cls, bool forbidden,
-			bool drop)
+static void child_start_stats(struct child *ch, const char *user, enum thread_class cls,
+			      bool forbidden, bool drop, const char *stats)
 {
 	int ready[2], go[2], err[2], inner[2];
 
@@ -69,7 +81,7 @@ static void child_start(struct child *ch, const char *user, enum thread_class cl
 	if (ch->pid == 0) {
 		struct sandbox_config cfg = { .user = user };
 		struct worker w = { .cls = cls, .ready = drop ? inner[1] : ready[1], .go = go[0],
-				    .forbidden = forbidden };
+				    .forbidden = forbidden, .stats = stats };
 		struct vm_hooks hooks = { 0 };
 		struct err e = { 0 };
 		pthread_t t;
@@ -107,6 +119,12 @@ static void child_start(struct child *ch, const char *user, enum thread_class cl
 	ch->go = go[1];
 	ch->err = err[0];
 	close(go[0]);
+}
+
+static void child_start(struct child *ch, const char *user, enum thread_class cls, bool forbidden,
+			bool drop)
+{
+	child_start_stats(ch, user, cls, forbidden, drop, NULL);
 }
 
 /* Waits until the child's worker is confined (and the drop done); returns its tid. */
@@ -184,7 +202,7 @@ static void test_sandbox_confines_a_thread_of_its_class(void **state)
 static void test_sandbox_forbidden_call_reports_the_thread_and_ends_with_159(void **state)
 {
 	const enum thread_class classes[] = { THREAD_CLASS_VCPU, THREAD_CLASS_SESSION,
-					      THREAD_CLASS_CONSOLE, THREAD_CLASS_IO };
+					      THREAD_CLASS_CONSOLE, THREAD_CLASS_IO, THREAD_CLASS_API };
 	char out[1024], want[160];
 	unsigned i;
 
@@ -203,6 +221,46 @@ static void test_sandbox_forbidden_call_reports_the_thread_and_ends_with_159(voi
 		if (!strstr(out, want))
 			fail_msg("no '%s' in the child's stderr: %s", want, out);
 	}
+}
+
+/* The stats socket's peer: answers one connection with a short document. */
+static void *stats_peer(void *arg)
+{
+	int fd = accept(*(int *)arg, NULL, NULL);
+
+	if (fd >= 0) {
+		(void)!write(fd, "{\"version\": 1}", 14);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* The API thread's filter lets vm.counters read a NIC backend's stats socket (socket, connect). */
+static void test_sandbox_api_thread_reads_a_stats_socket(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/rtvmm-sbstats-XXXXXX", out[1024];
+	struct child ch;
+	pthread_t t;
+	int lfd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/dp.sock", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(pthread_create(&t, NULL, stats_peer, &lfd), 0);
+	child_start_stats(&ch, NULL, THREAD_CLASS_API, false, false, sa.sun_path);
+	child_ready(&ch);
+	assert_int_equal(child_finish(&ch, out, sizeof(out)), 0);
+	pthread_join(t, NULL);
+	close(lfd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+	if (!strstr(out, "fetch 0: read {\"version\": 1}"))
+		fail_msg("the API thread could not read the stats socket: %s", out);
 }
 
 static void test_sandbox_confined_threads_survive_the_drop_which_leaves_no_privilege(void **state)
@@ -244,6 +302,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sandbox_confines_a_thread_of_its_class),
 		cmocka_unit_test(test_sandbox_forbidden_call_reports_the_thread_and_ends_with_159),
+		cmocka_unit_test(test_sandbox_api_thread_reads_a_stats_socket),
 		cmocka_unit_test(test_sandbox_confined_threads_survive_the_drop_which_leaves_no_privilege),
 	};
 
