@@ -2648,6 +2648,9 @@ static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(
 	set = fake_find(b->f, 0, 1, VHOST_USER_SET_INFLIGHT_FD, -1);
 	kick = fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0);
 	assert_true(get >= 0 && set > get && kick > set);
+	/* Both rings' sizes first: rte_vhost attaches the region only to queues it has. */
+	assert_in_range(fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_NUM, 0), 0, set - 1);
+	assert_in_range(fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_NUM, 1), 0, set - 1);
 	assert_int_equal(b->f->log[get].size, 24);
 	memcpy(in, b->f->log[get].payload + 16, sizeof(in));
 	assert_int_equal(in[0], 2);
@@ -2662,6 +2665,7 @@ static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(
 	assert_int_equal(fake_find(b->f, 0, 2, VHOST_USER_GET_INFLIGHT_FD, -1), -1);
 	set = fake_find(b->f, 0, 2, VHOST_USER_SET_INFLIGHT_FD, -1);
 	assert_true(set >= 0 && set < fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0));
+	assert_in_range(fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_NUM, 0), 0, set - 1);
 	assert_true(msg_fd_ino(&b->f->log[set]) == first);
 	/* A reset voids what it tracked: the next activation asks for a new region. */
 	b->dev->ops->reset(b->dev);

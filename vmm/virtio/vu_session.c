@@ -489,6 +489,14 @@ static int session_inflight(struct vu_session *s, struct err *e)
 		if (err)
 			return err;
 	}
+	/* rte_vhost gives the region only to the queues it has: they exist once their size is known. */
+	for (i = 0; i < backend_queues(s); i++) {
+		if (!is_backend_queue(s, i))
+			continue;
+		err = vhost_user__set_vring_num(&s->vu, i, s->q[i].vq.size, e);
+		if (err)
+			return err;
+	}
 	return vhost_user__set_inflight_fd(&s->vu, &s->inflight, e);
 }
 
