@@ -262,8 +262,12 @@ static void test_takeover_fails_what_the_backend_took_and_what_came_after(void *
 	set_hdr(0, 3, used);
 	driver_ring__publish(&dr, 6);
 
+	/* The backend polled: it told the driver not to kick. */
+	memset(at(dr.q.device), VRING_USED_F_NO_NOTIFY, 1);
 	assert_int_equal(vu_inflight__takeover(&vq, region, fail_blk, NULL, &t, &e), 0);
+	assert_int_equal(*at(dr.q.device), 0);
 	assert_int_equal(t.failed, 2);
+	assert_int_equal(t.taken, 1);
 	assert_int_equal(t.bad_chains, 0);
 	assert_true(t.signal);
 	assert_int_equal(driver_ring__used_idx(&dr), 3);

@@ -100,10 +100,10 @@ int vu_inflight__takeover(struct virtqueue *vq, uint8_t *part, vu_fail_fn fail, 
 	uint16_t heads[VU_INFLIGHT_MAX_RING];
 	const uint16_t *avail_idx = guest_mem__ptr(vq->mem, vq->avail + 2, 2);
 	const uint16_t *used_idx = guest_mem__ptr(vq->mem, vq->used + 2, 2);
-	uint16_t used, old;
+	uint16_t *used_flags = guest_mem__ptr(vq->mem, vq->used, 2), used, old;
 	int n = 0, i;
 
-	if (!avail_idx || !used_idx)
+	if (!avail_idx || !used_idx || !used_flags)
 		return err__set(e, -EFAULT, "ring outside guest RAM");
 	if (vq->size > VU_INFLIGHT_MAX_RING)
 		return err__set(e, -EINVAL, "a ring of %u entries (at most %u)", vq->size,
@@ -117,6 +117,10 @@ int vu_inflight__takeover(struct virtqueue *vq, uint8_t *part, vu_fail_fn fail, 
 	}
 	vq->next_used = old = used;
 	vq->last_avail = (uint16_t)(used + n);
+	/* A polling backend asked the driver not to kick (rte_vhost does): the stand-in needs kicks. */
+	__atomic_store_n(used_flags, 0, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	t->taken += (uint64_t)n;
 	for (i = 0; i < n; i++) {
 		complete(vq, heads[i], fail, arg, t);
 		vu_inflight__done(part, heads[i], vq->next_used);

@@ -70,6 +70,7 @@ typedef int (*vu_fail_fn)(void *arg, const struct virtqueue *vq, uint16_t head, 
 
 struct vu_standin_tally {
 	uint64_t failed;               /* chains completed with the device's error */
+	uint64_t taken;                /* of them: heads the dead backend had taken (its region's marks) */
 	uint64_t bad_chains;           /* chains returned with nothing written */
 	bool signal;                   /* the driver wants an interrupt */
 	bool more;                     /* stopped at the round's limit: call drain again */
@@ -78,7 +79,8 @@ struct vu_standin_tally {
 /*
  * Takes the ring `vq` over (initialised, indices ignored) from a dead backend:
  * completes with `fail` the heads its `part` marks in flight (`part` NULL: none
- * known) and marks them done there, then drains the ring. 0, or -EINVAL with
+ * known) and marks them done there, asks the driver for kicks again (clears
+ * VRING_USED_F_NO_NOTIFY, which a polling backend sets), then drains the ring. 0, or -EINVAL with
  * why (the part or the available index cannot be trusted; the ring is left).
  */
 int vu_inflight__takeover(struct virtqueue *vq, uint8_t *part, vu_fail_fn fail, void *arg,

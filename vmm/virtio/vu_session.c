@@ -303,7 +303,7 @@ static void standin_watch(struct vu_session *s, unsigned i)
  */
 static void standin_start(struct vu_session *s)
 {
-	uint64_t before = counter__get(&s->stats.failed_by_monitor);
+	uint64_t before = counter__get(&s->stats.failed_by_monitor), taken = 0;
 	struct err e = { 0 };
 	uint8_t *copy;
 	unsigned i;
@@ -340,6 +340,7 @@ static void standin_start(struct vu_session *s)
 			continue;
 		}
 		q->taken = true;
+		taken += t.taken;
 		standin_account(s, i, &t);
 		standin_watch(s, i);
 	}
@@ -352,8 +353,9 @@ static void standin_start(struct vu_session *s)
 	free(copy);
 	s->standin = true;
 	__atomic_store_n(&s->stats.standin, true, __ATOMIC_RELAXED);
-	session_log(s, "the monitor fails the disk's requests until a backend returns (%llu the backend had taken)",
-		    (unsigned long long)(counter__get(&s->stats.failed_by_monitor) - before));
+	session_log(s, "the monitor fails the disk's requests until a backend returns: %llu failed now, %llu of them taken by the backend (its inflight region)",
+		    (unsigned long long)(counter__get(&s->stats.failed_by_monitor) - before),
+		    (unsigned long long)taken);
 }
 
 /* A kick while standing in: fail what the guest queued. Lock held. */
