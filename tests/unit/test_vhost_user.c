@@ -2876,7 +2876,8 @@ static void test_vhost_blk_counters_show_link_connects_and_capacity(void **state
 	for (k = 0; k < 1000; k++) {
 		sink = counters_sink(&c);
 		b->dev->ops->counters(b->dev, &sink);
-		if (counters_num(&c, "backend_connects") == 2)
+		/* The link goes up just after the connect is counted: wait for both. */
+		if (counters_num(&c, "backend_connects") == 2 && counters_num(&c, "link_changes") == 3)
 			break;
 		usleep(10000);
 	}

@@ -827,6 +827,8 @@ static void session_reset_locked(struct vu_session *s)
 
 	if (!s->active)
 		return;
+	/* The driver is done with these rings: no stand-in writes to them from here on. */
+	s->active = false;
 	/* A backend that hung up cannot be asked for its rings: end its connection first. */
 	if (s->connected && sock_hung_up(s->vu.fd))
 		session_backend_gone(s);
@@ -838,7 +840,6 @@ static void session_reset_locked(struct vu_session *s)
 	if (s->inflight.fd >= 0)
 		close(s->inflight.fd);
 	s->inflight.fd = -1;
-	s->active = false;
 	s->rings_up = false;
 	s->rings_ever = false;
 	s->features = 0;
