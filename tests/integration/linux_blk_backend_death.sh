@@ -3,9 +3,10 @@
 # DPDK's vhost_blk example (a RAM disk on rte_vhost, which tracks inflight I/O: built from
 # Debian's dpdk-doc by tests/integration/meson.build). The guest writes 4 KiB to /dev/vda with
 # dd oflag=direct in a loop, printing each result; once writes succeed the backend is killed
-# (SIGKILL): the guest's writes fail (dd fails, the kernel logs "I/O error") and the guest keeps
-# running; the backend starts again: writes succeed again (a new RAM disk: success, not content);
-# the guest powers off, rtvmm exits 0 and its stop report counts the requests it failed.
+# (SIGKILL): the guest's writes fail (dd fails, the kernel logs "I/O error": counted in its
+# dmesg) and the guest keeps running; the backend starts again: writes succeed again (a new RAM
+# disk: success, not content); the guest powers off, rtvmm exits 0 and its stop report counts
+# the requests it failed.
 # Usage: linux_blk_backend_death.sh RTVMM DPDK-VHOST-BLK   (kernel and initramfs from scripts/test.sh)
 set -u
 rtvmm=$1
@@ -66,7 +67,7 @@ exec 3> "$tmp/in"      # the console's stdin stays open
 wait_for "rtvmm-init: starting a shell" 300 "the guest never reached its shell"
 sleep 2
 # The guest's loop: a write every 0.3 s until 3 succeed after a failure (at most 400).
-printf '%s\n' 'i=0 f=0 a=0; while [ $i -lt 400 ] && [ $a -lt 3 ]; do i=$((i + 1)); if dd if=/dev/zero of=/dev/vda bs=4096 count=1 seek=$((i % 64)) oflag=direct 2> /dev/null; then echo "RTVMM-DD $i ok"; [ $f -gt 0 ] && a=$((a + 1)); else echo "RTVMM-DD $i failed"; f=$((f + 1)); fi; sleep 0.3; done; echo "RTVMM-DD-DONE writes=$i failed=$f ok_after=$a ioerr_lines=$(dmesg | grep -c "I/O error")"; poweroff -f' >&3
+printf '%s\n' 'dmesg -n 1; i=0 f=0 a=0; while [ $i -lt 400 ] && [ $a -lt 3 ]; do i=$((i + 1)); if dd if=/dev/zero of=/dev/vda bs=4096 count=1 seek=$((i % 64)) oflag=direct 2> /dev/null; then echo "RTVMM-DD $i ok"; [ $f -gt 0 ] && a=$((a + 1)); else echo "RTVMM-DD $i failed"; f=$((f + 1)); fi; sleep 0.3; done; echo "RTVMM-DD-DONE writes=$i failed=$f ok_after=$a ioerr_lines=$(dmesg | grep -c "I/O error")"; poweroff -f' >&3
 wait_for "RTVMM-DD [0-9]* ok" 60 "no write succeeded before the kill"
 kill -9 "$bpid"
 wait "$bpid" 2> /dev/null
