@@ -2852,6 +2852,38 @@ static void test_vhost_blk_dead_backend_without_inflight_tracking_stalls_and_res
 	bdev_free(b);
 }
 
+static void test_vhost_blk_dead_backend_whose_region_shrank_is_not_trusted(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 1, false);
+	struct vhost_blk_stats st;
+	int k;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	assert_true(fake_wait(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	/* A hostile backend truncates the region's file before it goes: a mapping would fault. */
+	pthread_mutex_lock(&b->f->lock);
+	assert_int_equal(ftruncate(b->f->inflight_fd, 100), 0);
+	pthread_mutex_unlock(&b->f->lock);
+	blk_backend_dies_with_head_0_in_flight(b, false);
+	for (k = 0; k < 500; k++) {
+		vhost_blk__stats(b->dev, &st);
+		if (strstr(st.session.last_error, "inflight region"))
+			break;
+		usleep(10000);
+	}
+	print_message("    %s\n", st.session.last_error);
+	assert_non_null(strstr(st.session.last_error, "disk1: inflight region: shorter than the backend said; the disk's I/O waits for the next backend"));
+	assert_int_equal(blk_used_idx(b), 1);
+	assert_int_equal(blk_status(b, 0), 0xee);
+	assert_string_equal(vu_session_stats__io_state(&st.session), "waiting for the backend");
+	fake_set_away(b->f, false);
+	assert_true(fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
 /* vm.counters for a vhost-user disk: link, the backend's connections, capacity and queues. */
 static void test_vhost_blk_counters_show_link_connects_and_capacity(void **state)
 {
@@ -3019,6 +3051,7 @@ int main(void)
 		cmocka_unit_test(test_vhost_blk_inflight_reply_without_fd_takes_link_down),
 		cmocka_unit_test(test_vhost_blk_dead_backend_requests_fail_with_ioerr_until_it_returns),
 		cmocka_unit_test(test_vhost_blk_dead_backend_without_inflight_tracking_stalls_and_resumes),
+		cmocka_unit_test(test_vhost_blk_dead_backend_whose_region_shrank_is_not_trusted),
 		cmocka_unit_test(test_vhost_blk_counters_show_link_connects_and_capacity),
 		cmocka_unit_test(test_vhost_blk_without_backend_reads_zeros_and_times_out),
 		cmocka_unit_test(test_vhost_blk_refuses_queue_counts_out_of_range),

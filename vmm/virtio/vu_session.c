@@ -318,8 +318,9 @@ static void standin_start(struct vu_session *s)
 	}
 	copy = inflight_read(s, &e);
 	if (!copy) {
+		/* e.msg names the device already. */
 		set_last_error(s, "%s; the disk's I/O waits for the next backend", e.msg);
-		session_log(s, "%s; the disk's I/O waits for the next backend", e.msg);
+		fprintf(stderr, "rtvmm: %s; the disk's I/O waits for the next backend\n", e.msg);
 		return;
 	}
 	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
@@ -346,7 +347,7 @@ static void standin_start(struct vu_session *s)
 	}
 	if (inflight_write(s, copy, &e)) {
 		/* The next backend would redo what was failed: it gets a new region instead. */
-		session_log(s, "%s; the next backend gets a new region", e.msg);
+		fprintf(stderr, "rtvmm: %s; the next backend gets a new region\n", e.msg);
 		close(s->inflight.fd);
 		s->inflight.fd = -1;
 	}
