@@ -12,7 +12,8 @@
 # nested PVM host, where the stock kernel cannot reach user space (docs/linux-guest.md), is
 # rtvmm's own kernel built from linux-source (with its SYSCALL patch) and booted instead.
 #
-# Environment: RTVMM_TEST_HOST=native|box forces the KVM host; RTVMM_CACHE (default .cache).
+# Environment: RTVMM_TEST_HOST=native|box forces the KVM host; RTVMM_CACHE (default .cache);
+# RTVMM_TEST_HEAVY=1 runs suite "heavy" in the box too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -94,44 +95,41 @@ for b in "${builds[@]}"; do
 	# peers' work); the normal build runs them, and natively the sanitizer build does too.
 	boxskip=()
 	[[ $b == build-asan ]] && boxskip=(--no-suite slow)
+	# In the box, suite "heavy" too (three benchmarks' quick modes, 4-6 minutes each there, and
+	# where the box most often wedged): natively they run; RTVMM_TEST_HEAVY=1 runs them in the box.
+	[[ ${RTVMM_TEST_HEAVY:-} == 1 ]] || boxskip+=(--no-suite heavy)
 	if [[ $host == box ]]; then
 		echo "== $b: tests without KVM, natively"
 		"${mt[@]}" --no-suite kvm --logbase native || status=1
-		echo "== $b: kvm suite, in scripts/kvmbox, one test at a time"
+		echo "== $b: kvm suite, in scripts/kvmbox, one test at a time$([[ ${boxskip[*]} == *heavy* ]] &&
+			echo " (not suite heavy: $("${mt[@]}" --suite heavy --list 2> /dev/null | sed -n 's#^[^ ]* / ##p' | tr '
+' ' ')- RTVMM_TEST_HEAVY=1 runs it)")"
 		# The box's own kernel sometimes wedges (a box CPU stops taking interrupts while it runs a
 		# nested guest: soft lockups, the RCU kthread starved; kvmbox exits 125 and prints it).
-		# scripts/box-suite.sh gives each test its own log, so the tests that box finished keep
+		# scripts/box-suite.sh leaves each test's result as it ends (scripts/box_tests.py prepares
+		# the tests and reads the results: no meson in the box), so the tests that box finished keep
 		# their results; the others run again in a new box, at most four more times, the one it wedged
 		# in last, and it says so (a failed test is rerun below). One box for all the tests saves
 		# a box boot (about 20 s) per test; each test still runs alone in it.
 		logs+=("$b/meson-logs/native.json=$b natively")
-		rm -f "$b"/meson-logs/kvmbox-*.json
+		rm -rf "$b"/meson-logs/kvmbox-*
 		mapfile -t left < <("${mt[@]}" "${boxskip[@]}" --suite kvm --list 2> /dev/null |
 			sed -n 's#^[^ ]* / ##p')
 		[[ ${#left[@]} -gt 0 ]] || { echo "== $b: no kvm tests listed"; status=1; }
 		for try in 1 2 3 4 5; do
 			[[ ${#left[@]} -gt 0 ]] || break
+			dir=$b/meson-logs/kvmbox-$try
+			scripts/box_tests.py prepare "$b" "$dir" "${left[@]}" || { status=1; break; }
 			rc=0
-			scripts/kvmbox --timeout 7200 scripts/box-suite.sh "$b" "kvmbox-$try" "${left[@]}" || rc=$?
-			for log in "$b"/meson-logs/kvmbox-"$try"-*.json; do
-				[[ -s $log ]] && logs+=("$log=$b in kvmbox")
-			done
+			scripts/kvmbox --timeout 7200 scripts/box-suite.sh "$dir" || rc=$?
+			scripts/box_tests.py collect "$dir" "$dir.json" && logs+=("$dir.json=$b in kvmbox")
 			# 0 or 1: box-suite.sh ran every test (their logs say which failed); else the box
 			# wedged (125) or died otherwise, and the tests it did not finish run again.
 			if [[ $rc == 0 || $rc == 1 ]]; then
 				left=()
 				break
 			fi
-			mapfile -t left < <(python3 - "$b/meson-logs" "kvmbox-$try" "${left[@]}" << 'PY'
-import glob, json, os, sys
-done = set()
-for path in glob.glob(os.path.join(sys.argv[1], sys.argv[2] + "-*.json")):
-    with open(path) as f:
-        done |= {json.loads(l)["name"].split(" / ", 1)[-1] for l in f if l.strip()}
-left = [t for t in sys.argv[3:] if t not in done]
-print("\n".join(left[1:] + left[:1]))
-PY
-)
+			mapfile -t left < <(scripts/box_tests.py left "$dir")
 			if [[ $try -lt 5 && ${#left[@]} -gt 0 ]]; then
 				echo "== $b: the box wedged in ${left[-1]} (not a test failure): the" \
 					"${#left[@]} test(s) it did not finish run again in a new box, that one last"
@@ -146,22 +144,19 @@ PY
 		# (more is a real break, not the box): in one CI run three Linux guests stalled in the
 		# box, one in early boot, which no run here has shown (cause not found). tests/summary.py
 		# counts the last result and lists a test that failed and then passed as FLAKY.
-		mapfile -t again < <(python3 - "$b/meson-logs" << 'PY'
-import glob, json, os, sys
-for path in sorted(glob.glob(os.path.join(sys.argv[1], "kvmbox-[0-9]*-*.json"))):
-    with open(path) as f:
-        for r in (json.loads(l) for l in f if l.strip()):
-            if r["result"] not in ("OK", "EXPECTEDFAIL", "SKIP"):
-                print(r["name"].split(" / ", 1)[-1])
-PY
-)
+		mapfile -t again < <(cat "$b"/meson-logs/kvmbox-[0-9].json 2> /dev/null | python3 -c '
+import json, sys
+for r in (json.loads(l) for l in sys.stdin if l.strip()):
+    if r["result"] not in ("OK", "EXPECTEDFAIL", "SKIP"):
+        print(r["name"].split(" / ", 1)[-1])')
 		if [[ ${#again[@]} -gt 0 && ${#again[@]} -le 3 ]]; then
 			echo "== $b: ${#again[@]} test(s) failed in the box; each runs once more in a fresh box:" \
 				"${again[*]}"
-			scripts/kvmbox --timeout 3600 scripts/box-suite.sh "$b" kvmbox-again "${again[@]}" || true
-			for log in "$b"/meson-logs/kvmbox-again-*.json; do
-				[[ -s $log ]] && logs+=("$log=$b in kvmbox")
-			done
+			dir=$b/meson-logs/kvmbox-again
+			if scripts/box_tests.py prepare "$b" "$dir" "${again[@]}"; then
+				scripts/kvmbox --timeout 3600 scripts/box-suite.sh "$dir" || true
+				scripts/box_tests.py collect "$dir" "$dir.json" && logs+=("$dir.json=$b in kvmbox")
+			fi
 		fi
 	else
 		echo "== $b: every test, natively ($kind)"
