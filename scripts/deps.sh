@@ -6,7 +6,7 @@ set -euo pipefail
 
 declare -A groups=(
 	[build]="gcc meson ninja-build pkg-config liblzma-dev libzstd-dev zlib1g-dev libyaml-dev libhwloc-dev libnuma-dev libjansson-dev libmicrohttpd-dev libseccomp-dev libcap-ng-dev liburing-dev"
-	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools python3 util-linux qemu-system-common qemu-utils e2fsprogs curl jq python3-yaml python3-jsonschema"
+	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools python3 util-linux qemu-system-common qemu-utils e2fsprogs curl jq python3-yaml python3-jsonschema dpdk-doc"
 	[kernel]="bc bison flex libelf-dev libssl-dev cpio xz-utils patch make linux-source-6.1"
 	[dataplane]="libdpdk-dev dpdk-dev"
 	[bench]="qemu-system-x86 rt-tests stress-ng gnuplot-nox python3-jsonschema fio"

@@ -86,6 +86,9 @@ struct fake {
 	int bad_count;
 	uint32_t bases[64];
 	uint8_t config[VHOST_USER_MAX_CONFIG]; /* the device config space GET_CONFIG reads */
+	int inflight_fd;      /* the last inflight region made (GET_INFLIGHT_FD), -1 none */
+	bool away;            /* listening mode: the backend is down (no listening socket) */
+	char listen_path[108];
 	struct msg log[MAXLOG];
 	unsigned nlog, conns;
 };
@@ -307,9 +310,10 @@ static void fake_serve(struct fake *f, int fd, unsigned conn)
 			bool armed;
 			int mfd;
 
-			/* mmap_size, mmap_offset, then num_queues and queue_size echoed; a new memfd. */
+			/* mmap_size, mmap_offset, then num_queues and queue_size echoed; a new memfd
+			 * sized as rte_vhost sizes it (per queue: 16 + 16 per descriptor, 64-aligned). */
 			memcpy(in, m.payload, m.size < sizeof(in) ? m.size : sizeof(in));
-			in[0] = 4096;
+			in[0] = (in[2] & 0xffff) * ((16 + 16 * (in[2] >> 16 & 0xffff) + 63) / 64 * 64);
 			in[1] = 0;
 			pthread_mutex_lock(&f->lock);
 			armed = f->bad_count > 0 && f->bad_req == m.req;
@@ -319,14 +323,17 @@ static void fake_serve(struct fake *f, int fd, unsigned conn)
 				break;
 			}
 			mfd = memfd_create("fake-inflight", MFD_CLOEXEC);
-			if (mfd < 0 || ftruncate(mfd, 4096) < 0) {
+			if (mfd < 0 || ftruncate(mfd, (off_t)in[0]) < 0) {
 				need = true;
 			} else {
 				send_raw(fd, m.req, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY,
 					 sizeof(in), in, sizeof(in), mfd);
 			}
-			if (mfd >= 0)
-				close(mfd);
+			pthread_mutex_lock(&f->lock);
+			if (f->inflight_fd >= 0)
+				close(f->inflight_fd);
+			f->inflight_fd = mfd;
+			pthread_mutex_unlock(&f->lock);
 			break;
 		}
 		case VHOST_USER_GET_VRING_BASE:
@@ -345,6 +352,8 @@ static void fake_serve(struct fake *f, int fd, unsigned conn)
 	}
 }
 
+static void fake_listen(struct fake *f, const char *path);
+
 static void *fake_thread(void *arg)
 {
 	struct fake *f = arg;
@@ -358,6 +367,19 @@ static void *fake_thread(void *arg)
 			pthread_mutex_unlock(&f->lock);
 			break;
 		}
+		/* A backend that is down has no listening socket: connects are refused. */
+		if (f->away && f->listen_fd >= 0) {
+			close(f->listen_fd);
+			f->listen_fd = -1;
+			unlink(f->listen_path);
+		}
+		if (f->away) {
+			pthread_mutex_unlock(&f->lock);
+			usleep(10000);
+			continue;
+		}
+		if (f->listen_fd < 0 && f->listen_path[0])
+			fake_listen(f, f->listen_path);
 		pthread_mutex_unlock(&f->lock);
 		if (f->pair_fd >= 0) {
 			fd = f->pair_fd;
@@ -409,7 +431,7 @@ static struct fake *fake_new(void)
 
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
-	f->pair_fd = f->listen_fd = f->conn_fd = -1;
+	f->pair_fd = f->listen_fd = f->conn_fd = f->inflight_fd = -1;
 	f->features = fake_features;
 	f->protocol = BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
 		      BIT(VHOST_USER_PROTOCOL_F_CONFIG) | BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
@@ -424,6 +446,8 @@ static void fake_listen(struct fake *f, const char *path)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (path != f->listen_path)
+		snprintf(f->listen_path, sizeof(f->listen_path), "%s", path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(f->listen_fd, 4), 0);
@@ -450,6 +474,8 @@ static void fake_free(struct fake *f)
 		close(f->listen_fd);
 	if (f->pair_fd >= 0)
 		close(f->pair_fd);
+	if (f->inflight_fd >= 0)
+		close(f->inflight_fd);
 	free(f);
 }
 
@@ -459,6 +485,14 @@ static void fake_misbehave(struct fake *f, uint32_t req, enum misbehave how)
 	f->bad_req = req;
 	f->how = how;
 	f->bad_count = 1;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Listening mode: the backend goes down (`away`: connects refused) or comes back. */
+static void fake_set_away(struct fake *f, bool away)
+{
+	pthread_mutex_lock(&f->lock);
+	f->away = away;
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -2428,8 +2462,9 @@ struct bdev {
 	struct virtio_queue q[2];
 };
 
-/* A vhost-user-blk disk against the fake offering `features` with a 12345-sector config. */
-static struct bdev *bdev_new(uint64_t features, unsigned queues, bool readonly)
+/* A vhost-user-blk disk against the fake offering `features`, less protocol features `no_protocol`. */
+static struct bdev *bdev_new_without(uint64_t features, unsigned queues, bool readonly,
+				     uint64_t no_protocol)
 {
 	struct bdev *b = calloc(1, sizeof(*b));
 	struct virtio_blk_config cfg = { .capacity = 12345, .blk_size = 4096, .seg_max = 126,
@@ -2440,6 +2475,7 @@ static struct bdev *bdev_new(uint64_t features, unsigned queues, bool readonly)
 	assert_int_equal(guest_mem__create(&b->mem, RAM_SIZE), 0);
 	b->f = fake_new();
 	b->f->features = features | BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	b->f->protocol &= ~no_protocol;
 	memcpy(b->f->config, &cfg, sizeof(cfg));
 	snprintf(b->spec.name, sizeof(b->spec.name), "disk1");
 	snprintf(b->spec.socket, sizeof(b->spec.socket), "%s/blk.sock", sock_dir);
@@ -2455,6 +2491,12 @@ static struct bdev *bdev_new(uint64_t features, unsigned queues, bool readonly)
 						 .kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
 						 .call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
 	return b;
+}
+
+/* A vhost-user-blk disk against the fake offering `features` with a 12345-sector config. */
+static struct bdev *bdev_new(uint64_t features, unsigned queues, bool readonly)
+{
+	return bdev_new_without(features, queues, readonly, 0);
 }
 
 static void bdev_free(struct bdev *b)
@@ -2606,11 +2648,15 @@ static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(
 	set = fake_find(b->f, 0, 1, VHOST_USER_SET_INFLIGHT_FD, -1);
 	kick = fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0);
 	assert_true(get >= 0 && set > get && kick > set);
+	/* Both rings' sizes first: rte_vhost attaches the region only to queues it has. */
+	assert_in_range(fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_NUM, 0), 0, set - 1);
+	assert_in_range(fake_find(b->f, 0, 1, VHOST_USER_SET_VRING_NUM, 1), 0, set - 1);
 	assert_int_equal(b->f->log[get].size, 24);
 	memcpy(in, b->f->log[get].payload + 16, sizeof(in));
 	assert_int_equal(in[0], 2);
 	assert_int_equal(in[1], QSIZE);
-	assert_int_equal(payload_u64(&b->f->log[set]), 4096);   /* the size the backend gave */
+	/* The size the backend gave: 2 queues of 16 + 16 * 256 bytes, 64-aligned. */
+	assert_int_equal(payload_u64(&b->f->log[set]), 2 * 4160);
 	first = msg_fd_ino(&b->f->log[set]);
 	/* The backend crashes: the next one gets the same region, no new one. */
 	fake_drop(b->f);
@@ -2619,6 +2665,7 @@ static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(
 	assert_int_equal(fake_find(b->f, 0, 2, VHOST_USER_GET_INFLIGHT_FD, -1), -1);
 	set = fake_find(b->f, 0, 2, VHOST_USER_SET_INFLIGHT_FD, -1);
 	assert_true(set >= 0 && set < fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0));
+	assert_in_range(fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_NUM, 0), 0, set - 1);
 	assert_true(msg_fd_ino(&b->f->log[set]) == first);
 	/* A reset voids what it tracked: the next activation asks for a new region. */
 	b->dev->ops->reset(b->dev);
@@ -2628,6 +2675,211 @@ static void test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset(
 	set = fake_find(b->f, (unsigned)n, 2, VHOST_USER_SET_INFLIGHT_FD, -1);
 	assert_true(set >= 0);
 	assert_true(msg_fd_ino(&b->f->log[set]) != first);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
+/* ---- a backend that dies mid-I/O ---- */
+
+#define BLK_HDRS   0x300000ull        /* request headers, 16 bytes per head */
+#define BLK_STATUS 0x301000ull        /* status bytes, one per head */
+
+/* A flush at `head` on queue 0: header, then the status byte (descriptors head, head + 1). */
+static void blk_put_request(struct bdev *b, uint16_t head)
+{
+	struct desc d[2] = {
+		{ .addr = BLK_HDRS + 16u * head, .len = 16, .flags = VRING_DESC_F_NEXT,
+		  .next = (uint16_t)(head + 1) },
+		{ .addr = BLK_STATUS + head, .len = 1, .flags = VRING_DESC_F_WRITE },
+	};
+	uint8_t fresh = 0xee;
+
+	assert_int_equal(guest_mem__write(&b->mem, q_desc(0) + 16ull * head, d, sizeof(d)), 0);
+	assert_int_equal(guest_mem__write(&b->mem, BLK_STATUS + head, &fresh, 1), 0);
+}
+
+static void blk_publish(struct bdev *b, uint16_t slot, uint16_t head)
+{
+	uint16_t idx = (uint16_t)(slot + 1);
+
+	assert_int_equal(guest_mem__write(&b->mem, q_avail(0) + 4 + 2ull * slot, &head, 2), 0);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	assert_int_equal(guest_mem__write(&b->mem, q_avail(0) + 2, &idx, 2), 0);
+}
+
+static uint16_t blk_used_idx(struct bdev *b)
+{
+	return __atomic_load_n((uint16_t *)guest_mem__ptr(&b->mem, q_used(0) + 2, 2), __ATOMIC_ACQUIRE);
+}
+
+static uint8_t blk_status(struct bdev *b, uint16_t head)
+{
+	return __atomic_load_n((uint8_t *)guest_mem__ptr(&b->mem, BLK_STATUS + head, 1), __ATOMIC_ACQUIRE);
+}
+
+static bool blk_wait_used(struct bdev *b, uint16_t n)
+{
+	int k;
+
+	for (k = 0; k < 500 && blk_used_idx(b) != n; k++)
+		usleep(10000);
+	return blk_used_idx(b) == n;
+}
+
+/*
+ * The backend takes heads 0 and 2 (marked in its inflight region, as rte_vhost
+ * does), completes 2 out of order, and dies with 0 in flight.
+ */
+static void blk_backend_dies_with_head_0_in_flight(struct bdev *b, bool tracked)
+{
+	uint32_t used[2] = { 2, 1 };
+	uint16_t one = 1, hdr[2] = { 2, 1 };
+	uint8_t on = 1;
+
+	blk_put_request(b, 0);
+	blk_put_request(b, 2);
+	blk_publish(b, 0, 0);
+	blk_publish(b, 1, 2);
+	assert_int_equal(guest_mem__write(&b->mem, q_used(0) + 4, used, sizeof(used)), 0);
+	assert_int_equal(guest_mem__write(&b->mem, q_used(0) + 2, &one, 2), 0);
+	if (tracked) {
+		pthread_mutex_lock(&b->f->lock);
+		assert_int_equal(pwrite(b->f->inflight_fd, &on, 1, 16 + 16 * 0), 1);
+		assert_int_equal(pwrite(b->f->inflight_fd, hdr, sizeof(hdr), 12), (ssize_t)sizeof(hdr));
+		pthread_mutex_unlock(&b->f->lock);
+	}
+	fake_set_away(b->f, true);
+	fake_drop(b->f);
+}
+
+static void test_vhost_blk_dead_backend_requests_fail_with_ioerr_until_it_returns(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 1, false);
+	struct vhost_blk_stats st;
+	struct counters c;
+	struct counter_sink sink;
+	char report[1024];
+	FILE *out;
+	uint8_t mark = 1;
+	uint64_t v, one = 1;
+	int k, base;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	assert_true(fake_wait(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	blk_backend_dies_with_head_0_in_flight(b, true);
+
+	/* The monitor completes head 0 with IOERR, leaves 2 (the backend's), interrupts the guest. */
+	assert_true(blk_wait_used(b, 2));
+	assert_int_equal(blk_status(b, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_status(b, 2), 0xee);
+	assert_int_equal(read(b->q[0].call_fd, &v, 8), 8);
+	pthread_mutex_lock(&b->f->lock);
+	assert_int_equal(pread(b->f->inflight_fd, &mark, 1, 16), 1);
+	pthread_mutex_unlock(&b->f->lock);
+	assert_int_equal(mark, 0);
+
+	/* What the guest queues meanwhile fails at its kick. */
+	blk_put_request(b, 4);
+	blk_publish(b, 2, 4);
+	assert_int_equal(write(b->q[0].kick_fd, &one, 8), 8);
+	assert_true(blk_wait_used(b, 3));
+	assert_int_equal(blk_status(b, 4), VIRTIO_BLK_S_IOERR);
+	vhost_blk__stats(b->dev, &st);
+	assert_false(st.session.link_up);
+	assert_int_equal(st.session.failed_by_monitor, 2);
+	assert_string_equal(vu_session_stats__io_state(&st.session), "failed by the monitor (backend away)");
+	sink = counters_sink(&c);
+	b->dev->ops->counters(b->dev, &sink);
+	assert_int_equal(counters_num(&c, "requests_failed_by_monitor"), 2);
+	out = fmemopen(report, sizeof(report), "w");
+	b->dev->ops->report(b->dev, out, "pci 00:03.0");
+	fclose(out);
+	assert_non_null(strstr(report, "I/O failed by the monitor (backend away), 2 requests failed by the monitor"));
+
+	/* The backend returns: it gets the ring from where the monitor got to, and the same region. */
+	fake_set_away(b->f, false);
+	assert_true(fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	base = fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_BASE, 0);
+	assert_true(base >= 0);
+	assert_int_equal(state_num(&b->f->log[base]), 3);
+	assert_true(fake_find(b->f, 0, 2, VHOST_USER_SET_INFLIGHT_FD, -1) >= 0);
+	for (k = 0; k < 500; k++) {
+		vhost_blk__stats(b->dev, &st);
+		if (st.session.link_up)
+			break;
+		usleep(10000);
+	}
+	assert_string_equal(vu_session_stats__io_state(&st.session), "served by the backend");
+	/* The monitor no longer answers: a request now is the backend's. */
+	blk_put_request(b, 6);
+	blk_publish(b, 3, 6);
+	assert_int_equal(write(b->q[0].kick_fd, &one, 8), 8);
+	usleep(200000);
+	assert_int_equal(blk_used_idx(b), 3);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
+static void test_vhost_blk_dead_backend_without_inflight_tracking_stalls_and_resumes(void **state)
+{
+	struct bdev *b = bdev_new_without(BLK_ALL_FEATURES, 1, false,
+					  BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
+	struct vhost_blk_stats st;
+	int base;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	assert_true(fake_wait(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	assert_int_equal(fake_find(b->f, 0, 1, VHOST_USER_GET_INFLIGHT_FD, -1), -1);
+	blk_backend_dies_with_head_0_in_flight(b, false);
+	/* Which of 0 and 2 it completed, only the used ring says: head 0 waits. */
+	usleep(300000);
+	assert_int_equal(blk_used_idx(b), 1);
+	assert_int_equal(blk_status(b, 0), 0xee);
+	vhost_blk__stats(b->dev, &st);
+	assert_int_equal(st.session.failed_by_monitor, 0);
+	assert_non_null(strstr(vu_session_stats__io_state(&st.session), "waiting for the backend (it did not track inflight I/O"));
+	/* The next backend resumes from the used index. */
+	fake_set_away(b->f, false);
+	assert_true(fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	base = fake_find(b->f, 0, 2, VHOST_USER_SET_VRING_BASE, 0);
+	assert_true(base >= 0);
+	assert_int_equal(state_num(&b->f->log[base]), 1);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
+static void test_vhost_blk_dead_backend_whose_region_shrank_is_not_trusted(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 1, false);
+	struct vhost_blk_stats st;
+	int k;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	assert_true(fake_wait(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	/* A hostile backend truncates the region's file before it goes: a mapping would fault. */
+	pthread_mutex_lock(&b->f->lock);
+	assert_int_equal(ftruncate(b->f->inflight_fd, 100), 0);
+	pthread_mutex_unlock(&b->f->lock);
+	blk_backend_dies_with_head_0_in_flight(b, false);
+	for (k = 0; k < 500; k++) {
+		vhost_blk__stats(b->dev, &st);
+		if (strstr(st.session.last_error, "inflight region"))
+			break;
+		usleep(10000);
+	}
+	print_message("    %s\n", st.session.last_error);
+	assert_non_null(strstr(st.session.last_error, "disk1: inflight region: shorter than the backend said; the disk's I/O waits for the next backend"));
+	assert_int_equal(blk_used_idx(b), 1);
+	assert_int_equal(blk_status(b, 0), 0xee);
+	assert_string_equal(vu_session_stats__io_state(&st.session), "waiting for the backend");
+	fake_set_away(b->f, false);
+	assert_true(fake_wait(b->f, 0, 2, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
 	b->dev->ops->reset(b->dev);
 	bdev_free(b);
 }
@@ -2656,7 +2908,8 @@ static void test_vhost_blk_counters_show_link_connects_and_capacity(void **state
 	for (k = 0; k < 1000; k++) {
 		sink = counters_sink(&c);
 		b->dev->ops->counters(b->dev, &sink);
-		if (counters_num(&c, "backend_connects") == 2)
+		/* The link goes up just after the connect is counted: wait for both. */
+		if (counters_num(&c, "backend_connects") == 2 && counters_num(&c, "link_changes") == 3)
 			break;
 		usleep(10000);
 	}
@@ -2796,6 +3049,9 @@ int main(void)
 		cmocka_unit_test(test_vhost_blk_activation_hands_the_queues_in_use_to_the_backend),
 		cmocka_unit_test(test_vhost_blk_inflight_region_survives_a_backend_crash_not_a_reset),
 		cmocka_unit_test(test_vhost_blk_inflight_reply_without_fd_takes_link_down),
+		cmocka_unit_test(test_vhost_blk_dead_backend_requests_fail_with_ioerr_until_it_returns),
+		cmocka_unit_test(test_vhost_blk_dead_backend_without_inflight_tracking_stalls_and_resumes),
+		cmocka_unit_test(test_vhost_blk_dead_backend_whose_region_shrank_is_not_trusted),
 		cmocka_unit_test(test_vhost_blk_counters_show_link_connects_and_capacity),
 		cmocka_unit_test(test_vhost_blk_without_backend_reads_zeros_and_times_out),
 		cmocka_unit_test(test_vhost_blk_refuses_queue_counts_out_of_range),

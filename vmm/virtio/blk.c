@@ -368,6 +368,30 @@ static int gather(void *arg, const struct virtqueue_buf *vb)
 	return 0;
 }
 
+/* virtqueue_buf_fn: keeps the last device-writable byte. */
+static int last_writable(void *arg, const struct virtqueue_buf *vb)
+{
+	uint8_t **status = arg;
+
+	if (vb->write && vb->len)
+		*status = (uint8_t *)vb->hva + vb->len - 1;
+	return 0;
+}
+
+int virtio_blk__fail_chain(const struct virtqueue *vq, uint16_t head, struct err *e)
+{
+	uint8_t *status = NULL;
+	struct err why = { 0 };
+	int err = virtqueue__walk(vq, head, last_writable, &status, &why);
+
+	if (err)
+		return err__set(e, -EINVAL, "head %u: %s", head, why.msg);
+	if (!status)
+		return err__set(e, -EINVAL, "head %u: no device-writable status byte", head);
+	__atomic_store_n(status, VIRTIO_BLK_S_IOERR, __ATOMIC_RELAXED);
+	return 1;
+}
+
 /* Copies the first `len` bytes of `v` (n buffers) to dst and drops them from the array. */
 static void take_bytes(struct iovec **v, unsigned *n, void *dst, size_t len)
 {

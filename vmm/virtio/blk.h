@@ -125,6 +125,16 @@ pid_t virtio_blk__io_tid(struct virtio_dev *vdev);
 
 void virtio_blk__stats(struct virtio_dev *vdev, struct virtio_blk_stats *st);
 
+struct virtqueue;
+
+/*
+ * Completes the request at `head` with VIRTIO_BLK_S_IOERR in its status byte
+ * (the chain's last device-writable byte, the walk bounded to guest RAM by
+ * virtqueue.h) without reading it: 1 (the bytes written), or -EINVAL with why
+ * when the chain is broken or has no writable byte. Pushing it is the caller's.
+ */
+int virtio_blk__fail_chain(const struct virtqueue *vq, uint16_t head, struct err *e);
+
 /* How a VM holds a monitor-served disk (vmm/device.h): added before its transport, freed after. */
 extern const struct device_ops virtio_blk__device_ops;
 

@@ -10,6 +10,7 @@
 
 #include "base/vm_limits.h"
 #include "vmm/virtio/vhost_user.h"
+#include "vmm/virtio/virtqueue.h"
 
 _Static_assert(VM_MAX_DISK_QUEUES <= VIRTIO_MAX_QUEUES,
 	       "a disk's request queues must fit the transport's queues");
@@ -92,9 +93,17 @@ static void vblk_config_changed(void *opaque)
 	pthread_mutex_unlock(&b->notify_lock);
 }
 
+/* vu_fail_fn: while the backend is away its requests complete with IOERR. */
+static int vblk_fail(void *opaque, const struct virtqueue *vq, uint16_t head, struct err *e)
+{
+	(void)opaque;
+	return virtio_blk__fail_chain(vq, head, e);
+}
+
 /* The link is not in a disk's config space: only a changed config reaches the guest. */
 static const struct vu_session_ops vblk_session_ops = {
 	.config_changed = vblk_config_changed,
+	.fail = vblk_fail,
 };
 
 /* ---- virtio_dev_ops ---- */
@@ -175,15 +184,24 @@ static void vblk_detach(struct virtio_dev *vdev)
 	pthread_mutex_unlock(&b->notify_lock);
 }
 
-/* "link up, backend connects 1, disconnects 0, failures 0, refused 0, 2048 sectors; TRANSPORT[; last error: ...]" */
+/*
+ * "link up, backend connects 1, disconnects 0, failures 0, refused 0, 2048 sectors;
+ * I/O served by the backend, 0 requests failed by the monitor; TRANSPORT[; last error: ...]"
+ */
 static void vblk_report(struct virtio_dev *vdev, FILE *out, const char *transport)
 {
 	struct vhost_blk_stats st;
 
 	vhost_blk__stats(vdev, &st);
 	vu_session_stats__report(&st.session, out);
-	fprintf(out, ", %llu sectors; %s%s%s", (unsigned long long)st.capacity, transport,
-		st.session.last_error[0] ? "; last error: " : "", st.session.last_error);
+	fprintf(out, ", %llu sectors; I/O %s, %llu requests failed by the monitor",
+		(unsigned long long)st.capacity, vu_session_stats__io_state(&st.session),
+		(unsigned long long)st.session.failed_by_monitor);
+	if (st.session.bad_chains_by_monitor)
+		fprintf(out, " (%llu returned empty: no status byte)",
+			(unsigned long long)st.session.bad_chains_by_monitor);
+	fprintf(out, "; %s%s%s", transport, st.session.last_error[0] ? "; last error: " : "",
+		st.session.last_error);
 }
 
 static void vblk_counters(struct virtio_dev *vdev, const struct counter_sink *sink)
@@ -194,6 +212,9 @@ static void vblk_counters(struct virtio_dev *vdev, const struct counter_sink *si
 	vu_session_stats__counters(&st.session, sink);
 	sink->num(sink->opaque, "capacity_sectors", st.capacity);
 	sink->num(sink->opaque, "queues", to_vblk(vdev)->queues);
+	sink->str(sink->opaque, "io_state", vu_session_stats__io_state(&st.session));
+	sink->num(sink->opaque, "requests_failed_by_monitor", st.session.failed_by_monitor);
+	sink->num(sink->opaque, "bad_chains_by_monitor", st.session.bad_chains_by_monitor);
 	if (st.session.last_error[0])
 		sink->str(sink->opaque, "last_error", st.session.last_error);
 }

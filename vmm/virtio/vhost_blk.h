@@ -4,9 +4,12 @@
  * vhost-user-blk export), over a vu_session (vu_session.h) like virtio-net.
  * The configuration space is fetched from the backend (GET_CONFIG) by the
  * session's thread when it connects and served from that copy: a guest read
- * never waits for the backend. A backend that goes away takes the disk's
- * requests with it (the guest sees them time out or fail, the VM keeps
- * running); the next backend gets the rings with their saved bases.
+ * never waits for the backend. When the backend goes away the VM keeps
+ * running: with a backend that tracked inflight I/O (INFLIGHT_SHMFD: DPDK's
+ * rte_vhost, SPDK, libvhost-user) the monitor fails the disk's requests with
+ * IOERR until the next one connects (vu_session.h); without it
+ * (qemu-storage-daemon 7.2) they wait for the next backend, which resumes
+ * from the used index. The stop report and counters say which.
  */
 #ifndef RTVMM_VIRTIO_VHOST_BLK_H
 #define RTVMM_VIRTIO_VHOST_BLK_H

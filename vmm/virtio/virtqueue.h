@@ -25,6 +25,7 @@
 #define VRING_DESC_F_INDIRECT 4
 
 #define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY     1
 
 #define VIRTQUEUE_MAX_INDIRECT 1024   /* descriptors in one indirect table */
 

@@ -27,7 +27,7 @@
 #define BACKOFF_MAX_MS 5000
 
 /* epoll tags: kind in the top byte, a queue in the next, a generation below so stale events are recognised. */
-enum { EV_WAKE = 1, EV_SOCK, EV_LISTEN, EV_KICK };
+enum { EV_WAKE = 1, EV_SOCK, EV_LISTEN, EV_KICK, EV_STANDIN };
 #define EV_GEN_MASK             ((1ull << 48) - 1)
 #define EV_TAG(kind, queue, gen) \
 	(((uint64_t)(kind) << 56) | ((uint64_t)(queue) << 48) | ((gen) & EV_GEN_MASK))
@@ -38,7 +38,13 @@ enum { EV_WAKE = 1, EV_SOCK, EV_LISTEN, EV_KICK };
 struct vu_queue {
 	struct virtio_queue vq;    /* as activated; kick/call are our duplicates, -1 if none */
 	bool started;              /* handed to the current backend */
+	struct virtqueue standin;  /* the stand-in's view of the ring while the backend is away */
+	bool taken;                /* the stand-in moved the ring: the next base is its position */
+	bool watched;              /* the stand-in watches its kicks */
 };
+
+/* The largest inflight region read (16 KiB and a header per queue of 1024 descriptors). */
+#define INFLIGHT_MAX_BYTES ((uint64_t)VIRTIO_MAX_QUEUES * 80 * 1024)
 
 struct vu_session {
 	char name[32];
@@ -109,6 +115,9 @@ struct vu_session {
 	uint64_t queue_gen;             /* bumps with each reset: stale kick events are dropped */
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
 	struct vhost_user_inflight inflight; /* this activation's (INFLIGHT_SHMFD), fd -1 before */
+	bool standin;                   /* failing the backend's queues while it is away */
+	bool inflight_tracked;          /* the last backend negotiated INFLIGHT_SHMFD */
+	bool stall_logged;              /* said once why the I/O waits */
 
 	struct vu_session_stats stats;
 };
@@ -185,6 +194,202 @@ static void session_close(struct vu_session *s)
 	session_set_link(s, false);
 }
 
+/* ---- the stand-in: the backend's queues failed by the monitor while it is away ---- */
+
+/* The backend's queues in this activation: 0..n-1 (the device's own among them are skipped). */
+static unsigned backend_queues(const struct vu_session *s)
+{
+	return s->data_queues < s->nr_queues ? s->data_queues : s->nr_queues;
+}
+
+/* Whether queue `i` is one the backend runs in this activation. */
+static bool is_backend_queue(const struct vu_session *s, unsigned i)
+{
+	return i < backend_queues(s) && s->q[i].vq.enabled && !(s->local & BIT(i));
+}
+
+/* A copy of the inflight region (the backend's file: read, never mapped, so it cannot shrink under us). */
+static uint8_t *inflight_read(struct vu_session *s, struct err *e)
+{
+	uint64_t size = s->inflight.mmap_size, off = 0;
+	uint8_t *copy;
+
+	if (!size || size > INFLIGHT_MAX_BYTES || s->inflight.mmap_offset > INT64_MAX - size) {
+		err__set(e, -EINVAL, "%s: inflight region of %llu bytes at offset %llu (at most %llu bytes)",
+			 s->name, (unsigned long long)size, (unsigned long long)s->inflight.mmap_offset,
+			 (unsigned long long)INFLIGHT_MAX_BYTES);
+		return NULL;
+	}
+	copy = malloc(size);
+	if (!copy) {
+		err__set(e, -ENOMEM, "%s: inflight region: out of memory", s->name);
+		return NULL;
+	}
+	while (off < size) {
+		ssize_t n = pread(s->inflight.fd, copy + off, size - off,
+				  (off_t)(s->inflight.mmap_offset + off));
+
+		if (n <= 0) {
+			err__set(e, n < 0 ? -errno : -EIO, "%s: inflight region: %s", s->name,
+				 n < 0 ? strerror(errno) : "shorter than the backend said");
+			free(copy);
+			return NULL;
+		}
+		off += (uint64_t)n;
+	}
+	return copy;
+}
+
+/* Writes the cleaned copy back for the next backend. */
+static int inflight_write(struct vu_session *s, const uint8_t *copy, struct err *e)
+{
+	uint64_t off = 0;
+
+	while (off < s->inflight.mmap_size) {
+		ssize_t n = pwrite(s->inflight.fd, copy + off, s->inflight.mmap_size - off,
+				   (off_t)(s->inflight.mmap_offset + off));
+
+		if (n <= 0)
+			return err__set(e, n < 0 ? -errno : -EIO, "%s: inflight region: cannot write it back: %s",
+					s->name, n < 0 ? strerror(errno) : "short write");
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Counts what the stand-in did on queue `i`, interrupts the guest, comes back for more. */
+static void standin_account(struct vu_session *s, unsigned i, const struct vu_standin_tally *t)
+{
+	counter__add(&s->stats.failed_by_monitor, t->failed);
+	counter__add(&s->stats.bad_chains_by_monitor, t->bad_chains);
+	if (t->signal)
+		eventfd_nudge(s->q[i].vq.call_fd);
+	if (t->more)
+		eventfd_nudge(s->q[i].vq.kick_fd);
+}
+
+/* A queue the stand-in cannot serve: said once, its requests wait for the next backend. Lock held. */
+static void standin_give_up(struct vu_session *s, unsigned i, const char *why)
+{
+	set_last_error(s, "%s: queue %u: %s; its requests wait for the next backend", s->name, i, why);
+	session_log(s, "queue %u: %s; its requests wait for the next backend", i, why);
+	if (s->q[i].watched)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->q[i].vq.kick_fd, NULL);
+	s->q[i].watched = false;
+}
+
+/* Watches queue `i`'s kicks for the stand-in. Lock held. */
+static void standin_watch(struct vu_session *s, unsigned i)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = EV_TAG(EV_STANDIN, i, s->queue_gen) };
+	int fd = s->q[i].vq.kick_fd, fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+	char why[128];
+
+	/* The backend's kick file too: it copes with O_NONBLOCK (it polls, or reads non-blocking). */
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		snprintf(why, sizeof(why), "cannot watch its kicks: %s", strerror(errno));
+		standin_give_up(s, i, why);
+		return;
+	}
+	s->q[i].watched = true;
+}
+
+/*
+ * The backend died with the rings: complete what it had taken (its inflight
+ * region says which) and what the guest queues meanwhile with the device's
+ * error. Without the region the requests wait (said once). Lock held.
+ */
+static void standin_start(struct vu_session *s)
+{
+	uint64_t before = counter__get(&s->stats.failed_by_monitor), taken = 0;
+	struct err e = { 0 };
+	uint8_t *copy;
+	unsigned i;
+
+	if (!s->ops->fail || !s->active || !s->rings_ever || s->standin)
+		return;
+	if (s->inflight.fd < 0) {
+		if (!s->stall_logged)
+			session_log(s, "the backend did not track its requests (vhost-user protocol feature INFLIGHT_SHMFD): the monitor cannot tell which it completed, so the disk's I/O waits for the next backend");
+		s->stall_logged = true;
+		return;
+	}
+	copy = inflight_read(s, &e);
+	if (!copy) {
+		/* e.msg names the device already. */
+		set_last_error(s, "%s; the disk's I/O waits for the next backend", e.msg);
+		fprintf(stderr, "rtvmm: %s; the disk's I/O waits for the next backend\n", e.msg);
+		return;
+	}
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		struct vu_queue *q = &s->q[i];
+		struct vu_standin_tally t = { 0 };
+		struct err why = { 0 };
+		uint8_t *part;
+
+		q->taken = false;
+		if (!is_backend_queue(s, i))
+			continue;
+		virtqueue__init(&q->standin, s->mem, &q->vq, s->features);
+		part = vu_inflight__part(copy, s->inflight.mmap_size, s->inflight.num_queues, i,
+					 q->vq.size, &why);
+		if (!part || vu_inflight__takeover(&q->standin, part, s->ops->fail, s->opaque, &t, &why)) {
+			/* Whatever it completed before the fault, the used index is its position. */
+			standin_give_up(s, i, why.msg);
+			continue;
+		}
+		q->taken = true;
+		taken += t.taken;
+		standin_account(s, i, &t);
+		standin_watch(s, i);
+	}
+	if (inflight_write(s, copy, &e)) {
+		/* The next backend would redo what was failed: it gets a new region instead. */
+		fprintf(stderr, "rtvmm: %s; the next backend gets a new region\n", e.msg);
+		close(s->inflight.fd);
+		s->inflight.fd = -1;
+	}
+	free(copy);
+	s->standin = true;
+	__atomic_store_n(&s->stats.standin, true, __ATOMIC_RELAXED);
+	session_log(s, "the monitor fails the disk's requests until a backend returns: %llu failed now, %llu of them taken by the backend (its inflight region)",
+		    (unsigned long long)(counter__get(&s->stats.failed_by_monitor) - before),
+		    (unsigned long long)taken);
+}
+
+/* A kick while standing in: fail what the guest queued. Lock held. */
+static void standin_kick(struct vu_session *s, unsigned i, uint64_t gen)
+{
+	struct vu_standin_tally t = { 0 };
+	struct err e = { 0 };
+	uint64_t v;
+
+	if (!s->standin || gen != EV_GEN(s->queue_gen) || i >= VIRTIO_MAX_QUEUES || !s->q[i].watched)
+		return;
+	if (read(s->q[i].vq.kick_fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: consumed already; the ring is read anyway. */
+	}
+	if (vu_inflight__drain(&s->q[i].standin, s->ops->fail, s->opaque, &t, &e))
+		standin_give_up(s, i, e.msg);
+	standin_account(s, i, &t);
+}
+
+/* A backend takes the rings (or the device resets): the stand-in stops watching. Lock held. */
+static void standin_stop(struct vu_session *s)
+{
+	unsigned i;
+
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (s->q[i].watched)
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->q[i].vq.kick_fd, NULL);
+		s->q[i].watched = false;
+	}
+	s->standin = false;
+	__atomic_store_n(&s->stats.standin, false, __ATOMIC_RELAXED);
+}
+
 /* Client mode: the next attempt after the current backoff, which then doubles (to 5 s). */
 static void session_schedule_retry(struct vu_session *s)
 {
@@ -204,13 +409,8 @@ static void session_fail(struct vu_session *s, const struct err *e)
 	set_last_error(s, "%s", e->msg);
 	counter__add(gone ? &s->stats.disconnects : &s->stats.failures, 1);
 	session_close(s);
+	standin_start(s);
 	session_schedule_retry(s);
-}
-
-/* The backend's queues in this activation: 0..n-1 (the device's own among them are skipped). */
-static unsigned backend_queues(const struct vu_session *s)
-{
-	return s->data_queues < s->nr_queues ? s->data_queues : s->nr_queues;
 }
 
 /* Re-checks a ring the guest wrote before anything trusts it. */
@@ -292,6 +492,14 @@ static int session_inflight(struct vu_session *s, struct err *e)
 		if (err)
 			return err;
 	}
+	/* rte_vhost gives the region only to the queues it has: they exist once their size is known. */
+	for (i = 0; i < backend_queues(s); i++) {
+		if (!is_backend_queue(s, i))
+			continue;
+		err = vhost_user__set_vring_num(&s->vu, i, s->q[i].vq.size, e);
+		if (err)
+			return err;
+	}
 	return vhost_user__set_inflight_fd(&s->vu, &s->inflight, e);
 }
 
@@ -310,20 +518,27 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 				s->name, (unsigned long long)lacking);
 	f = (s->features & s->backend_features & s->backend_mask) |
 	    (s->backend_features & BIT(VHOST_USER_F_PROTOCOL_FEATURES));
+	/* The stand-in hands over: the next backend starts where it got to. */
+	standin_stop(s);
 	err = vhost_user__set_features(&s->vu, f, e);
 	if (!err)
 		err = vhost_user__set_mem_table_guest(&s->vu, s->mem, e);
 	if (!err)
 		err = session_inflight(s, e);
 	for (i = 0; !err && i < backend_queues(s); i++) {
+		unsigned base = 0;
+
 		if (!s->q[i].vq.enabled || (s->local & BIT(i)))
 			continue;
 		/* Checked at activation; the check is cheap, and this is what the backend will trust. */
 		err = session_check_ring(s, i, event_idx, e);
 		if (err)
 			return err;
-		/* The old backend cannot be asked: resume from what it completed, as QEMU does. */
-		err = session_setup_ring(s, i, resume ? virtqueue__used_idx(s->mem, &s->q[i].vq) : 0, e);
+		/* The old backend cannot be asked: resume where the stand-in got to, else from what it completed, as QEMU does. */
+		if (resume)
+			base = s->q[i].taken ? s->q[i].standin.last_avail :
+					       virtqueue__used_idx(s->mem, &s->q[i].vq);
+		err = session_setup_ring(s, i, base, e);
 	}
 	if (!err)
 		err = session_set_enables(s, e);
@@ -442,6 +657,10 @@ static int session_handshake(struct vu_session *s, struct err *e)
 	__atomic_store_n(&s->stats.backend_known, true, __ATOMIC_RELAXED);
 	counter__set(&s->stats.backend_features, features);
 	counter__set(&s->stats.backend_protocol, s->vu.protocol);
+	s->inflight_tracked = s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+	__atomic_store_n(&s->stats.inflight_tracked, s->inflight_tracked, __ATOMIC_RELAXED);
+	if (s->inflight_tracked)
+		s->stall_logged = false;
 	pthread_mutex_lock(&s->info_lock);
 	s->backend_known = true;
 	s->backend_features = features;
@@ -609,17 +828,19 @@ static void session_reset_locked(struct vu_session *s)
 
 	if (!s->active)
 		return;
+	/* The driver is done with these rings: no stand-in writes to them from here on. */
+	s->active = false;
 	/* A backend that hung up cannot be asked for its rings: end its connection first. */
 	if (s->connected && sock_hung_up(s->vu.fd))
 		session_backend_gone(s);
 	if (s->connected && session_stop_rings(s, &e))
 		session_fail(s, &e);
+	standin_stop(s);
 	session_drop_queues(s);
 	/* The next activation's rings are new: what this region tracked is void. */
 	if (s->inflight.fd >= 0)
 		close(s->inflight.fd);
 	s->inflight.fd = -1;
-	s->active = false;
 	s->rings_up = false;
 	s->rings_ever = false;
 	s->features = 0;
@@ -761,6 +982,9 @@ static void *session_thread(void *arg)
 				break;
 			case EV_KICK:
 				kicked = session_local_kick(s, EV_QUEUE(tag), EV_GEN(tag));
+				break;
+			case EV_STANDIN:
+				standin_kick(s, EV_QUEUE(tag), EV_GEN(tag));
 				break;
 			}
 			pthread_mutex_unlock(&s->lock);
@@ -979,6 +1203,11 @@ void vu_session__stats(struct vu_session *s, struct vu_session_stats *st)
 	st->failures = counter__get(&s->stats.failures);
 	st->refused = counter__get(&s->stats.refused);
 	st->link_changes = counter__get(&s->stats.link_changes);
+	st->standin_capable = s->ops->fail;
+	st->standin = __atomic_load_n(&s->stats.standin, __ATOMIC_RELAXED);
+	st->inflight_tracked = __atomic_load_n(&s->stats.inflight_tracked, __ATOMIC_RELAXED);
+	st->failed_by_monitor = counter__get(&s->stats.failed_by_monitor);
+	st->bad_chains_by_monitor = counter__get(&s->stats.bad_chains_by_monitor);
 	pthread_mutex_lock(&s->info_lock);
 	snprintf(st->last_error, sizeof(st->last_error), "%s", s->stats.last_error);
 	pthread_mutex_unlock(&s->info_lock);
@@ -1187,6 +1416,17 @@ void vu_session_stats__report(const struct vu_session_stats *st, FILE *out)
 		st->link_up ? "up" : "down", (unsigned long long)st->connects,
 		(unsigned long long)st->disconnects, (unsigned long long)st->failures,
 		(unsigned long long)st->refused);
+}
+
+const char *vu_session_stats__io_state(const struct vu_session_stats *st)
+{
+	if (st->link_up)
+		return "served by the backend";
+	if (st->standin)
+		return "failed by the monitor (backend away)";
+	if (st->standin_capable && st->backend_known && !st->inflight_tracked)
+		return "waiting for the backend (it did not track inflight I/O, INFLIGHT_SHMFD: the monitor cannot fail it safely)";
+	return "waiting for the backend";
 }
 
 void vu_session_stats__counters(const struct vu_session_stats *st, const struct counter_sink *sink)

@@ -21,6 +21,17 @@
  * The same thread watches the kicks of the queues the device serves itself
  * (net's control queue) and hands them to the device.
  *
+ * A device that gives `fail` (a disk) has its I/O failed while the backend is
+ * away: when a backend that tracked its requests in the inflight region dies,
+ * the thread completes the requests it had taken with the device's error
+ * (vu_inflight.h: the region is read and checked first), interrupts the
+ * guest, and fails what the guest queues meanwhile (it watches the queues'
+ * kicks); the next backend gets the rings from the position reached and the
+ * cleaned region. Without INFLIGHT_SHMFD the monitor cannot tell which heads
+ * the backend completed out of order (completing one twice would corrupt the
+ * guest): the requests wait for the next backend, which resumes from the used
+ * index, as in QEMU.
+ *
  * Activation, reset and queue enables are the thread's work: a call from a
  * vCPU only checks the rings, posts what the driver asked (the latest state
  * wins) and wakes the thread, which talks to the backend: activate, reset,
@@ -47,6 +58,7 @@
 #include "vmm/device.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/virtio.h"
+#include "vmm/virtio/vu_inflight.h"
 
 struct vu_session;
 
@@ -61,6 +73,12 @@ struct vu_session_ops {
 	void (*config_changed)(void *opaque);
 	/* The driver kicked `queue`, one the device serves itself (none: NULL). The session's thread, no lock held. */
 	void (*kicked)(void *opaque, unsigned queue);
+	/*
+	 * Optional: completes a backend queue's chain with the device's error
+	 * (`arg` is the opaque), for the stand-in while the backend is away. The
+	 * session's thread, lock held. NULL: requests wait for the next backend.
+	 */
+	vu_fail_fn fail;
 };
 
 struct vu_session_config {
@@ -98,6 +116,11 @@ struct vu_session_stats {
 	uint64_t failures;             /* ended by a malformed/unexpected reply, refusal, timeout */
 	uint64_t refused;              /* peers refused before anything was sent (SO_PEERCRED) */
 	uint64_t link_changes;         /* the link went up or down */
+	bool standin_capable;          /* the device gives `fail` */
+	bool standin;                  /* the monitor fails the backend's queues now */
+	bool inflight_tracked;         /* the last backend tracked inflight I/O (INFLIGHT_SHMFD) */
+	uint64_t failed_by_monitor;    /* requests the stand-in completed with the device's error */
+	uint64_t bad_chains_by_monitor;/* chains it returned with nothing written (no status byte) */
 	char last_error[512];
 };
 
@@ -161,6 +184,12 @@ void vu_session__stats(struct vu_session *s, struct vu_session_stats *st);
 
 /* Writes "link up, backend connects 1, disconnects 0, failures 0, refused 0" (a stop report's start). */
 void vu_session_stats__report(const struct vu_session_stats *st, FILE *out);
+
+/*
+ * What happens to the backend's I/O now: "served by the backend", "failed by
+ * the monitor (backend away)", "waiting for the backend (...)".
+ */
+const char *vu_session_stats__io_state(const struct vu_session_stats *st);
 
 /*
  * Puts the backend's link, connects, disconnects, failures, refusals, link changes and (when
