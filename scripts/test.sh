@@ -86,6 +86,7 @@ fi
 status=0
 logs=()
 notrun=()
+broken=()
 for b in "${builds[@]}"; do
 	skip=()
 	[[ $b == build-asan ]] && skip=(--no-suite linux --no-suite bench --no-suite kvmbox)
@@ -177,8 +178,10 @@ if CC=clang scripts/build.sh build-fuzz -Dfuzz=true; then
 	logs+=("build-fuzz/meson-logs/native.json=build-fuzz (libFuzzer)")
 else
 	echo "== build-fuzz: the fuzz build failed"
+	broken+=("build-fuzz (libFuzzer)=the clang build failed (its errors are above)")
 	status=1
 fi
 
-python3 tests/summary.py "${logs[@]}" "${notrun[@]/#/--not-run=}" || status=1
+python3 tests/summary.py "${logs[@]}" "${notrun[@]/#/--not-run=}" "${broken[@]/#/--broken=}" ||
+	status=1
 exit $status

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """One summary of meson test runs (scripts/test.sh): counts per run, every test that did not pass.
 
-Usage: summary.py LOG.json=LABEL ... [--not-run=LABEL=TEST TEST...]
+Usage: summary.py LOG.json=LABEL ... [--not-run=LABEL=TEST TEST...] [--broken=LABEL=WHY]
 (meson test --logbase NAME writes meson-logs/NAME.json; logs with the same LABEL are one run;
---not-run names the tests a run never finished: scripts/test.sh's box wedged five times)
+--not-run names the tests a run never finished: scripts/test.sh's box wedged five times;
+--broken names a run that could not start, e.g. its build failed)
 
 A test that appears more than once in a run was rerun (scripts/test.sh reruns a test that failed
 in the box once, in a fresh box): its last result counts, and one that failed and then passed is
@@ -27,6 +28,12 @@ def main(argv):
     runs = {}   # label -> results of every log with that label, in order (one log per test)
     notrun = {}  # label -> tests that never finished
     for arg in argv:
+        if arg.startswith("--broken="):
+            label, _, why = arg[len("--broken="):].partition("=")
+            notes.append(f"{label}: BROKEN: {why}")
+            rows.append((label, "-", "-", "-", "-", "-", "0.0"))
+            bad = True
+            continue
         if arg.startswith("--not-run="):
             label, _, tests = arg[len("--not-run="):].partition("=")
             notrun[label] = tests.split()

@@ -163,9 +163,15 @@ struct vcpu_boot_state {
 	struct kvm_lapic_state lapic;
 	struct kvm_mp_state mp_state;
 	struct kvm_vcpu_events events;
-	struct kvm_msrs msrs;      /* the MSRs of boot_msrs that KVM has, with their values */
-	struct kvm_msr_entry msr_entries[VCPU_BOOT_MSRS];
+	unsigned nmsrs;            /* how many of boot_msrs KVM has: their values in msrs */
+	struct kvm_msr_entry msrs[VCPU_BOOT_MSRS];
 };
+
+/* A KVM_GET_MSRS/KVM_SET_MSRS argument with room for n entries after the header. */
+#define MSR_BUF(n) union { \
+		struct kvm_msrs h; \
+		char room[sizeof(struct kvm_msrs) + (n) * sizeof(struct kvm_msr_entry)]; \
+	}
 
 /* One ioctl of a boot state save or restore; on failure `*call` names it. */
 static int boot_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name,
@@ -180,16 +186,16 @@ static int boot_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const cha
 /* Reads the boot MSRs one at a time: KVM_GET_MSRS stops at the first one the host lacks. */
 static void save_boot_msrs(struct vcpu *vcpu, struct vcpu_boot_state *b)
 {
-	struct { struct kvm_msrs h; struct kvm_msr_entry e; } one;
+	MSR_BUF(1) one;
 	unsigned i;
 
-	b->msrs.nmsrs = 0;
+	b->nmsrs = 0;
 	for (i = 0; i < VCPU_BOOT_MSRS; i++) {
 		memset(&one, 0, sizeof(one));
 		one.h.nmsrs = 1;
-		one.e.index = boot_msrs[i];
+		one.h.entries[0].index = boot_msrs[i];
 		if (ioctl(vcpu->fd, KVM_GET_MSRS, &one) == 1)
-			b->msr_entries[b->msrs.nmsrs++] = one.e;
+			b->msrs[b->nmsrs++] = one.h.entries[0];
 	}
 }
 
@@ -250,15 +256,16 @@ int vcpu__restore_boot_state(struct vcpu *vcpu, const char **call)
 	 * The MSRs first: until KVM's paravirtual ones are off, it may write (steal time's
 	 * "preempted") into the old kernel's pages, which hold the new kernel's images now.
 	 */
-	if (b->msrs.nmsrs) {
-		struct { struct kvm_msrs h; struct kvm_msr_entry e[VCPU_BOOT_MSRS]; } msrs;
+	if (b->nmsrs) {
+		MSR_BUF(VCPU_BOOT_MSRS) msrs;
 
-		msrs.h = b->msrs;
-		memcpy(msrs.e, b->msr_entries, sizeof(msrs.e));
+		memset(&msrs, 0, sizeof(msrs));
+		msrs.h.nmsrs = b->nmsrs;
+		memcpy(msrs.h.entries, b->msrs, b->nmsrs * sizeof(b->msrs[0]));
 		n = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
-		if (n != (int)b->msrs.nmsrs) {
+		if (n != (int)b->nmsrs) {
 			*call = "KVM_SET_MSRS";
-			return n < 0 ? -errno : -EINVAL;   /* KVM refused MSR msr_entries[n] */
+			return n < 0 ? -errno : -EINVAL;   /* KVM refused MSR b->msrs[n] */
 		}
 	}
 	err = boot_ioctl(vcpu, KVM_SET_SREGS, &b->sregs, "KVM_SET_SREGS", call);

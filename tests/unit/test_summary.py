@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """tests/summary.py: the last result of a rerun test counts, a fail-then-pass is listed as FLAKY,
-a test never run, a failure on its rerun and (under CI=true) a skip fail the run."""
+a test never run, a failure on its rerun, a run whose build failed and (under CI=true) a skip
+fail the run."""
 import json
 import os
 import subprocess
@@ -48,3 +49,6 @@ with tempfile.TemporaryDirectory() as d:
     expect(summary(f"{skipped}=box", ci=True)[0] == 1, "a skip fails under CI=true", out)
     rc, out = summary(f"{d}/missing.json=box")
     expect(rc == 1 and "no test log" in out, "a run without its log fails", out)
+    rc, out = summary(f"{log(d, 'g.json', ('t1', 'OK'))}=box", "--broken=fuzz=the clang build failed")
+    expect(rc == 1 and "fuzz: BROKEN: the clang build failed" in out and "result: FAILED" in out,
+           "a run whose build failed is listed and fails the run", out)
