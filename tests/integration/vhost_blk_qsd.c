@@ -29,7 +29,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -129,27 +128,12 @@ struct guest {
 	struct virtio_queue vq[2];
 	struct rig_queue q[2];
 	unsigned nr_queues;
-	pthread_mutex_t lock;
-	unsigned config_changes;
+	unsigned config_irqs;
 };
-
-static void on_config_changed(struct virtio_dev *vdev)
-{
-	struct guest *g = vdev->transport;
-
-	pthread_mutex_lock(&g->lock);
-	g->config_changes++;
-	pthread_mutex_unlock(&g->lock);
-}
 
 static unsigned config_changes(struct guest *g)
 {
-	unsigned n;
-
-	pthread_mutex_lock(&g->lock);
-	n = g->config_changes;
-	pthread_mutex_unlock(&g->lock);
-	return n;
+	return rig_config_irqs__read(&g->config_irqs);
 }
 
 static int guest_init(struct guest *g, const struct vhost_blk_spec *spec, struct err *e)
@@ -158,14 +142,12 @@ static int guest_init(struct guest *g, const struct vhost_blk_spec *spec, struct
 	int err;
 
 	memset(g, 0, sizeof(*g));
-	pthread_mutex_init(&g->lock, NULL);
 	err = guest_mem__create(&g->mem, RAM_SIZE);
 	CHECK(!err, "guest RAM: %s", strerror(-err));
 	err = vhost_blk__create(spec, &g->mem, &g->dev, e);
 	if (err)
 		return err;
-	g->dev->transport = g;
-	g->dev->config_changed = on_config_changed;
+	rig_config_irqs__watch(g->dev, &g->config_irqs);
 	g->nr_queues = g->dev->max_queues;
 	for (i = 0; i < g->nr_queues; i++)
 		CHECK(!rig_queue__init(&g->q[i], &g->mem, i, QSIZE, 0x100000 + i * 0x10000ull,
@@ -424,7 +406,7 @@ static int scenario_readonly_refused(const char *sock)
 	vhost_blk__stats(g->dev, &st);
 	if (!strstr(st.session.last_error, "VIRTIO_BLK_F_RO") || st.session.failures < 1 ||
 	    st.session.connects) {
-		fprintf(stderr, "FAIL: refusal not recorded: rig_failures %llu, connects %llu, last error '%s'\n",
+		fprintf(stderr, "FAIL: refusal not recorded: failures %llu, connects %llu, last error '%s'\n",
 			(unsigned long long)st.session.failures, (unsigned long long)st.session.connects,
 			st.session.last_error);
 		rig_failures++;

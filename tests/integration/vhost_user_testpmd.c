@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -117,19 +116,12 @@ struct guest {
 	struct rig_queue q[VIRTIO_MAX_QUEUES];
 	unsigned nr_queues;
 	uint8_t mac[6];
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned config_changes;
+	unsigned config_irqs;
 };
 
-static void on_config_changed(struct virtio_dev *vdev)
+static unsigned config_changes(struct guest *g)
 {
-	struct guest *g = vdev->transport;
-
-	pthread_mutex_lock(&g->lock);
-	g->config_changes++;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
+	return rig_config_irqs__read(&g->config_irqs);
 }
 
 static uint16_t link_status(struct guest *g)
@@ -146,26 +138,11 @@ static int wait_link(struct guest *g, unsigned since, bool up, double timeout)
 	double end = rig_now_s() + timeout;
 
 	while (rig_now_s() < end) {
-		unsigned seen;
-
-		pthread_mutex_lock(&g->lock);
-		seen = g->config_changes;
-		pthread_mutex_unlock(&g->lock);
-		if (seen > since && !!link_status(g) == up)
+		if (config_changes(g) > since && !!link_status(g) == up)
 			return 0;
 		usleep(10000);
 	}
 	return -ETIMEDOUT;
-}
-
-static unsigned config_changes(struct guest *g)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&g->lock);
-	n = g->config_changes;
-	pthread_mutex_unlock(&g->lock);
-	return n;
 }
 
 /* Queue i: rings at 1 MiB + i * 64 KiB, QSIZE buffers of BUF_SIZE at 16 MiB + i MiB. */
@@ -400,8 +377,6 @@ static int guest_init(struct guest *g, const char *name, const char *sock, unsig
 	int err;
 
 	memset(g, 0, sizeof(*g));
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cond, NULL);
 	memcpy(g->mac, nic.mac, 6);
 	snprintf(nic.name, sizeof(nic.name), "%s", name);
 	snprintf(nic.socket, sizeof(nic.socket), "%s", sock);
@@ -409,8 +384,7 @@ static int guest_init(struct guest *g, const char *name, const char *sock, unsig
 	CHECK(!err, "guest RAM: %s", strerror(-err));
 	err = virtio_net__create(&nic, &g->mem, &g->dev, &e);
 	CHECK(!err, "%s", e.msg);
-	g->dev->transport = g;
-	g->dev->config_changed = on_config_changed;
+	rig_config_irqs__watch(g->dev, &g->config_irqs);
 	g->nr_queues = g->dev->max_queues;
 	for (i = 0; i < g->nr_queues; i++)
 		CHECK(!drv_init(g, i), "queue %u: no room or no eventfds", i);
@@ -556,7 +530,7 @@ static int scenario_client(const char *sock)
 	if (round_trip(g, 0, 1000, 64, &c, 10))
 		goto out;
 	virtio_net__stats(g->dev, &st);
-	printf("  device: connects %llu, disconnects %llu, rig_failures %llu, link changes %llu\n",
+	printf("  device: connects %llu, disconnects %llu, failures %llu, link changes %llu\n",
 	       (unsigned long long)st.session.connects, (unsigned long long)st.session.disconnects,
 	       (unsigned long long)st.session.failures, (unsigned long long)st.session.link_changes);
 	if (st.session.connects != 2 || st.session.disconnects != 1 || st.session.failures != 0) {

@@ -107,6 +107,22 @@ int rig_wait_eventfd(int fd, int timeout_ms)
 	return 1;
 }
 
+static void rig_config_irqs__count(struct virtio_dev *dev)
+{
+	__atomic_add_fetch((unsigned *)dev->transport, 1, __ATOMIC_RELEASE);
+}
+
+void rig_config_irqs__watch(struct virtio_dev *dev, unsigned *count)
+{
+	dev->transport = count;
+	dev->config_changed = rig_config_irqs__count;
+}
+
+unsigned rig_config_irqs__read(const unsigned *count)
+{
+	return __atomic_load_n(count, __ATOMIC_ACQUIRE);
+}
+
 double rig_now_s(void)
 {
 	struct timespec ts;

@@ -64,6 +64,12 @@ void rig_queue__publish(struct rig_queue *q, uint16_t head);
 /* Notifies the device on `kick_fd` unless its used ring says it does not want it. */
 void rig_queue__kick(struct rig_queue *q, int kick_fd);
 
+/* Makes `dev` count its config-change interrupts in *count (dev->transport points there). */
+void rig_config_irqs__watch(struct virtio_dev *dev, unsigned *count);
+
+/* *count, which the device's thread may be changing. */
+unsigned rig_config_irqs__read(const unsigned *count);
+
 /* Waits up to `timeout_ms` for an eventfd (a call) and drains it: 1, or 0 on timeout. */
 int rig_wait_eventfd(int fd, int timeout_ms);
 
@@ -79,7 +85,7 @@ void rig_dump_file(const char *path);
 /* The checks that failed so far; a test fails when it is not 0. */
 extern int rig_failures;
 
-/* In a function returning int: unless `cond`, says where and why on stderr, counts a failure, returns -1. */
+/* In a function returning int: unless `cond`, says where and why, counts a failure, returns -1. */
 #define CHECK(cond, ...)                                                              \
 	do {                                                                          \
 		if (!(cond)) {                                                        \
