@@ -235,6 +235,8 @@ static void test_vm_reboot_takes_over_a_pause_under_way(void **state)
 	fake_vm__queue_out(1, SLOW_PORT);
 	start(r);
 	assert_true(wait_for(in_slow, r));
+	/* vm__run lets the vCPUs in before it says Running: a pause before that is refused at once. */
+	assert_true(wait_for(all_running, r));
 	vm_call__start(&r->f.pause, vm__pause, &r->f.vm);
 	fake_vm__sleep_ms(20);
 	assert_false(vm_call__done(&r->f.pause));     /* vcpu1 is not parked yet */
