@@ -172,6 +172,13 @@ class Ovs:
                         OVS_SYSCONFDIR=self.dir)
         self.procs = []
         self.log = open(log, "w")
+        try:
+            self._start(args)
+        except BaseException:
+            self.stop()        # no daemon outlives a start that failed half-way
+            raise
+
+    def _start(self, args):
         db = os.path.join(self.dir, "conf.db")
         self._run(["ovsdb-tool", "create", db, OVS_SCHEMA])
         hk, meas = args.housekeeping_cpu, args.measure_cpu
