@@ -186,7 +186,8 @@ ovs_start() {
 	for p in "$@"; do
 		grep -qE "^ +port: $p +queue-id: +0 " "$ovs/rxq.txt" || fail "no PMD polls $p: $(cat "$ovs/rxq.txt")"
 	done
-	[[ $(grep -c "^pmd thread" "$ovs/rxq.txt") == 1 ]] && grep -q "^pmd thread numa_id [0-9]* core_id $c1:" "$ovs/rxq.txt" ||
+	[[ $(grep -c "^pmd thread" "$ovs/rxq.txt") == 1 ]] &&
+		grep -q "^pmd thread numa_id [0-9]* core_id $c1:" "$ovs/rxq.txt" ||
 		fail "OVS's PMD is not one thread on cpu $c1: $(cat "$ovs/rxq.txt")"
 }
 
@@ -243,8 +244,8 @@ harness_kill() {
 # it gets $guest_timeout seconds (default 60); $pin (box_pin) prefixes it.
 pin=()
 rtvmm_guest() {
-	"${reaper[@]}" timeout --kill-after=5 "${guest_timeout:-60}" "${pin[@]}" "$rtvmm" run --kernel "$guest" --test-device --memory 64M \
-		--net "socket=$2,mac=$3" --cmdline "$4" > "$tmp/$1.log" 2>&1 < /dev/null &
+	"${reaper[@]}" timeout --kill-after=5 "${guest_timeout:-60}" "${pin[@]}" "$rtvmm" run --kernel "$guest" \
+		--test-device --memory 64M --net "socket=$2,mac=$3" --cmdline "$4" > "$tmp/$1.log" 2>&1 < /dev/null &
 	guest_pid=$!
 	pids+=("$guest_pid")
 }
