@@ -200,19 +200,26 @@ ovs_stats() {
 	ovs-appctl -t "$ovs/vswitchd.ctl" dpif-netdev/pmd-stats-show > "$tmp/$1.pmd" || fail "pmd-stats-show failed"
 	ovs-appctl -t "$ovs/vswitchd.ctl" fdb/show br0 > "$tmp/$1.fdb" || fail "ovs-appctl fdb/show failed"
 	ovs-ofctl show br0 > "$tmp/$1.show" || fail "ovs-ofctl show failed"
-	python3 -c '
-import json, re, sys
-n = sys.argv[1]
-d = {"flows": {}, "fdb": {}}
-for m in re.finditer(r"n_packets=(\d+), n_bytes=(\d+),.*?priority=\d+(?:,in_port=(\w+))? ", open(n + ".flows").read()):
-    d["flows"][m[3] or "any"] = {"packets": int(m[1]), "bytes": int(m[2])}
-m = re.search(r"pmd thread numa_id \d+ core_id %s:\n\s+packets received: (\d+)" % sys.argv[2], open(n + ".pmd").read())
-d["pmd_received"] = int(m[1]) if m else None
-ports = dict(re.findall(r"^ (\d+)\((\w+)\):", open(n + ".show").read(), re.M))
-for line in open(n + ".fdb").readlines()[1:]:
-    port, vlan, mac, age = line.split()
-    d["fdb"][mac] = ports.get(port, port)
-print(json.dumps(d))' "$tmp/$1" "$c1" > "$tmp/$1.json" || fail "cannot parse OVS's counters in $tmp/$1.*"
+	# JSON by awk: python starts slowly in the box, and checks starts it once already.
+	{
+		printf '{"flows": {'
+		awk '{
+			p = b = ""; port = "any"
+			for (i = 1; i <= NF; i++) {
+				if ($i ~ /^n_packets=/) { p = $i; sub(/^n_packets=/, "", p); sub(/,$/, "", p) }
+				if ($i ~ /^n_bytes=/) { b = $i; sub(/^n_bytes=/, "", b); sub(/,$/, "", b) }
+				if ($i ~ /in_port=/) { port = $i; sub(/.*in_port=/, "", port); sub(/,.*/, "", port) }
+			}
+			if (p != "") printf "%s\"%s\": {\"packets\": %s, \"bytes\": %s}", n++ ? ", " : "", port, p, b
+		}' "$tmp/$1.flows"
+		printf '}, "pmd_received": %s, "fdb": {' "$(awk -v c="$c1" '
+			$0 ~ "^pmd thread numa_id [0-9]+ core_id " c ":" { f = 1; next }
+			f && /packets received:/ { print $3; exit }' "$tmp/$1.pmd" | grep . || echo null)"
+		awk 'FNR == NR { if ($1 ~ /^[0-9]+\(/) { split($1, a, /[()]/); name[a[1]] = a[2] } next }
+			FNR > 1 { printf "%s\"%s\": \"%s\"", n++ ? ", " : "", $3, ($1 in name) ? name[$1] : $1 }' \
+			"$tmp/$1.show" "$tmp/$1.fdb"
+		echo '}}'
+	} > "$tmp/$1.json"
 }
 
 # ovs_stop: ovs-vswitchd asked to exit, then ovsdb-server; both must exit cleanly.
