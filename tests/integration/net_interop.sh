@@ -16,14 +16,20 @@
 #               to an rtvmm guest that echoes; counts agree as in two-guests
 #   qemu-pvh    QEMU boots the same ELF through its PVH note: e820 and command line from
 #               hvm_start_info, console on COM1, exit status through isa-debug-exit
+#   ovs         Open vSwitch with DPDK (a private ovsdb-server and ovs-vswitchd in the scratch
+#               directory, a netdev bridge, NORMAL L2 forwarding, two dpdkvhostuser ports, its PMD
+#               thread on the dataplane's cpu) between two rtvmm guests as in two-guests; OVS's
+#               own counts (per-port flows, its PMD, its MAC table) agree with the guests'.
+#               Reserves the 2M hugepages OVS needs (it always runs DPDK --in-memory) and gives
+#               back what it added.
 # Exit 77 (skip) only when a peer is missing: /dev/kvm, rtvmm-dataplane (libdpdk absent at
-# configure time), dpdk-testpmd or qemu-system-x86_64.
+# configure time), dpdk-testpmd, qemu-system-x86_64 or ovs-vswitchd-dpdk.
 set -uo pipefail
 
 rtvmm=${1:?usage: net_interop.sh RTVMM GUEST_ELF RTVMM_DATAPLANE|none MODE}
 guest=${2:?guest ELF}
 dp=${3:?rtvmm-dataplane or none}
-mode=${4:?mode: two-guests, testpmd, qemu or qemu-pvh}
+mode=${4:?mode: two-guests, testpmd, testpmd-restart, qemu, qemu-pvh or ovs}
 
 skip() { echo "SKIP: $*"; exit 77; }
 [[ -e /dev/kvm ]] || skip "/dev/kvm does not exist: no KVM, cannot boot a guest"
@@ -37,6 +43,9 @@ testpmd*)
 	testpmd=$(command -v dpdk-testpmd) || skip "dpdk-testpmd not found (Debian package dpdk-dev)" ;;
 qemu | qemu-pvh)
 	qemu=$(command -v qemu-system-x86_64) || skip "qemu-system-x86_64 not found (Debian package qemu-system-x86)" ;;
+ovs)
+	vswitchd=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk   # Debian's DPDK build, by path
+	[[ -x $vswitchd ]] || skip "$vswitchd not found (Debian package openvswitch-switch-dpdk)" ;;
 esac
 command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the JSON stats"; exit 1; }
 
@@ -118,11 +127,132 @@ m = re.search(r"Forward statistics for port 0\s+-+\s+RX-packets: (\d+).*?TX-pack
 print(*(m.groups() if m else ("?", "?")))' "$tmp/$1.log")
 }
 
+# ovs_start PORT...: a private Open vSwitch in $tmp ($ovs; its logs show on failure):
+# ovsdb-server, ovs-vswitchd with DPDK (main lcore $c0, PMD thread on $c1), bridge br0 in the
+# userspace datapath with one dpdkvhostuser port per name (OVS the vhost-user server, its socket
+# $ovs/NAME), the flows $ovs_flows. Any step that fails fails the test: OVS that does not come
+# up is not a skip.
+ovs_start() {
+	local need free p i f
+	ovs=$tmp
+	export OVS_RUNDIR=$ovs OVS_DBDIR=$ovs OVS_LOGDIR=$ovs OVS_SYSCONFDIR=$ovs
+	vsctl=(ovs-vsctl --db="unix:$ovs/db.sock" --timeout=180)
+	# OVS always gives DPDK --in-memory, which refuses --no-huge: 2M hugepages for its socket
+	# memory, reserved here when too few are free (memfd-backed, no hugetlbfs mount needed).
+	need=$((ovs_mem_mb / 2))
+	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
+	if ((free < need)); then
+		hp_added=$((need - free))
+		echo $(($(cat /proc/sys/vm/nr_hugepages) + hp_added)) > /proc/sys/vm/nr_hugepages ||
+			fail "cannot reserve $hp_added more 2M hugepages (/proc/sys/vm/nr_hugepages: not root?)"
+		free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
+		((free >= need)) || fail "OVS needs $need free 2M hugepages, $free free after reserving $hp_added more"
+		log "reserved $hp_added 2M hugepages for OVS ($need needed)"
+	fi
+	ovsdb-tool create "$ovs/conf.db" /usr/share/openvswitch/vswitch.ovsschema || fail "ovsdb-tool create failed"
+	"${reaper[@]}" ovsdb-server "$ovs/conf.db" --remote="punix:$ovs/db.sock" --pidfile="$ovs/ovsdb.pid" \
+		--unixctl="$ovs/ovsdb.ctl" --log-file="$ovs/ovsdb.log" > "$ovs/ovsdb.out" 2>&1 &
+	ovsdb_pid=$!
+	pids+=("$ovsdb_pid")
+	for ((i = 0; i < 300; i++)); do
+		[[ -S $ovs/db.sock ]] && break
+		kill -0 "$ovsdb_pid" 2> /dev/null || break
+		sleep 0.1
+	done
+	"${vsctl[@]}" --no-wait init || fail "ovs-vsctl init failed (ovsdb-server: $(tail -n 3 "$ovs/ovsdb.out"))"
+	"${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true other_config:dpdk-extra=--no-pci \
+		other_config:dpdk-socket-mem="$ovs_mem_mb" other_config:dpdk-lcore-mask="$(printf 0x%x $((1 << c0)))" \
+		other_config:pmd-cpu-mask="$(printf 0x%x $((1 << c1)))" || fail "ovs-vsctl set other_config failed"
+	"${reaper[@]}" "$vswitchd" "unix:$ovs/db.sock" --pidfile="$ovs/vswitchd.pid" --unixctl="$ovs/vswitchd.ctl" \
+		--log-file="$ovs/vswitchd.log" -vconsole:off > "$ovs/vswitchd.out" 2>&1 &
+	vswitchd_pid=$!
+	pids+=("$vswitchd_pid")
+	wait_line "$ovs/vswitchd.log" "DPDK Enabled - initialized" 180 "$vswitchd_pid"
+	"${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev || fail "ovs-vsctl add-br br0 failed"
+	ovs-ofctl show br0 > /dev/null ||
+		fail "OVS did not create bridge br0 (its userspace datapath needs a tap: $(ls /dev/net/tun 2>&1))"
+	for p in "$@"; do
+		"${vsctl[@]}" add-port br0 "$p" -- set Interface "$p" type=dpdkvhostuser || fail "ovs-vsctl add-port $p failed"
+		[[ -S $ovs/$p && $("${vsctl[@]}" get Interface "$p" error) == '[]' ]] ||
+			fail "OVS port $p: socket $ovs/$p missing or error $("${vsctl[@]}" get Interface "$p" error)"
+	done
+	ovs-ofctl del-flows br0 || fail "ovs-ofctl del-flows failed"
+	for f in "${ovs_flows[@]}"; do
+		ovs-ofctl add-flow br0 "$f" || fail "ovs-ofctl add-flow br0 '$f' failed"
+	done
+	log "OVS-DPDK $("$vswitchd" --version | sed -n '1s/.* //p') up: br0 (netdev), ports $*, flows ${ovs_flows[*]}"
+	ovs-appctl -t "$ovs/vswitchd.ctl" dpif-netdev/pmd-rxq-show > "$ovs/rxq.txt" || fail "pmd-rxq-show failed"
+	# Every port's queue is polled by the one PMD thread, on the cpu asked for.
+	for p in "$@"; do
+		grep -qE "^ +port: $p +queue-id: +0 " "$ovs/rxq.txt" || fail "no PMD polls $p: $(cat "$ovs/rxq.txt")"
+	done
+	[[ $(grep -c "^pmd thread" "$ovs/rxq.txt") == 1 ]] &&
+		grep -q "^pmd thread numa_id [0-9]* core_id $c1:" "$ovs/rxq.txt" ||
+		fail "OVS's PMD is not one thread on cpu $c1: $(cat "$ovs/rxq.txt")"
+}
+
+# ovs_stats NAME: OVS's own counters into $tmp/NAME.json: each flow's packets and bytes (by its
+# in_port, "any" for the catch-all), what the PMD thread on $c1 took from its ports, the MACs
+# NORMAL learned (by port name).
+ovs_stats() {
+	kill -0 "$vswitchd_pid" 2> /dev/null || fail "ovs-vswitchd died"
+	ovs-ofctl --names dump-flows br0 > "$tmp/$1.flows" || fail "ovs-ofctl dump-flows failed"
+	ovs-appctl -t "$ovs/vswitchd.ctl" dpif-netdev/pmd-stats-show > "$tmp/$1.pmd" || fail "pmd-stats-show failed"
+	ovs-appctl -t "$ovs/vswitchd.ctl" fdb/show br0 > "$tmp/$1.fdb" || fail "ovs-appctl fdb/show failed"
+	ovs-ofctl show br0 > "$tmp/$1.show" || fail "ovs-ofctl show failed"
+	# JSON by awk: python starts slowly in the box, and checks starts it once already.
+	{
+		printf '{"flows": {'
+		awk '{
+			p = b = ""; port = "any"
+			for (i = 1; i <= NF; i++) {
+				if ($i ~ /^n_packets=/) { p = $i; sub(/^n_packets=/, "", p); sub(/,$/, "", p) }
+				if ($i ~ /^n_bytes=/) { b = $i; sub(/^n_bytes=/, "", b); sub(/,$/, "", b) }
+				if ($i ~ /in_port=/) { port = $i; sub(/.*in_port=/, "", port); sub(/,.*/, "", port) }
+			}
+			if (p != "") printf "%s\"%s\": {\"packets\": %s, \"bytes\": %s}", n++ ? ", " : "", port, p, b
+		}' "$tmp/$1.flows"
+		printf '}, "pmd_received": %s, "fdb": {' "$(awk -v c="$c1" '
+			$0 ~ "^pmd thread numa_id [0-9]+ core_id " c ":" { f = 1; next }
+			f && /packets received:/ { print $3; exit }' "$tmp/$1.pmd" | grep . || echo null)"
+		awk 'FNR == NR { if ($1 ~ /^[0-9]+\(/) { split($1, a, /[()]/); name[a[1]] = a[2] } next }
+			FNR > 1 { printf "%s\"%s\": \"%s\"", n++ ? ", " : "", $3, ($1 in name) ? name[$1] : $1 }' \
+			"$tmp/$1.show" "$tmp/$1.fdb"
+		echo '}}'
+	} > "$tmp/$1.json"
+}
+
+# ovs_stop: ovs-vswitchd asked to exit, then ovsdb-server; both must exit cleanly.
+ovs_stop() {
+	local rc=0 t0=$SECONDS
+	ovs-appctl -t "$ovs/vswitchd.ctl" exit || fail "ovs-appctl exit failed"
+	wait "$vswitchd_pid" || rc=$?
+	[[ $rc == 0 ]] || fail "ovs-vswitchd exited with status $rc"
+	vswitchd_pid=''
+	log "ovs-vswitchd exited (status 0) $((SECONDS - t0)) s after ovs-appctl exit"
+	ovs-appctl -t "$ovs/ovsdb.ctl" exit || fail "ovs-appctl -t ovsdb-server exit failed"
+	wait "$ovsdb_pid" || rc=$?
+	[[ $rc == 0 ]] || fail "ovsdb-server exited with status $rc"
+	ovsdb_pid=''
+	log "ovsdb-server exited (status 0)"
+}
+
+# harness_kill (harness_cleanup calls it on any exit, then kills what is left): OVS asked to
+# exit if still up (pdeathsig kills it when we are killed), the hugepages reserved for it given
+# back (pages still in use are freed when their user goes).
+harness_kill() {
+	[[ -n ${vswitchd_pid:-} ]] && ovs-appctl -t "$ovs/vswitchd.ctl" --timeout=10 exit 2> /dev/null
+	[[ -n ${ovsdb_pid:-} ]] && ovs-appctl -t "$ovs/ovsdb.ctl" --timeout=10 exit 2> /dev/null
+	((${hp_added:-0} > 0)) && echo $(($(cat /proc/sys/vm/nr_hugepages) - hp_added)) > /proc/sys/vm/nr_hugepages
+	return 0
+}
+
 # rtvmm_guest NAME SOCKET MAC CMDLINE: boots the guest in the background, log $tmp/NAME.log;
-# it gets $guest_timeout seconds (default 60).
+# it gets $guest_timeout seconds (default 60); $pin (box_pin) prefixes it.
+pin=()
 rtvmm_guest() {
-	"${reaper[@]}" timeout --kill-after=5 "${guest_timeout:-60}" "$rtvmm" run --kernel "$guest" --test-device --memory 64M \
-		--net "socket=$2,mac=$3" --cmdline "$4" > "$tmp/$1.log" 2>&1 < /dev/null &
+	"${reaper[@]}" timeout --kill-after=5 "${guest_timeout:-60}" "${pin[@]}" "$rtvmm" run --kernel "$guest" \
+		--test-device --memory 64M --net "socket=$2,mac=$3" --cmdline "$4" > "$tmp/$1.log" 2>&1 < /dev/null &
 	guest_pid=$!
 	pids+=("$guest_pid")
 }
@@ -302,6 +432,43 @@ qemu-pvh)
 	[[ $ram -ge 62 && $ram -le 64 ]] || fail "e820 RAM $ram MiB for -m 64"
 	! grep -q "rtvmm-guest: FAIL" "$tmp/qemu.log" || fail "a FAIL line"
 	grep -F "rtvmm-guest:" "$tmp/qemu.log" | head -n 20
+	;;
+
+ovs)
+	count=50
+	ovs_mem_mb=512
+	# NORMAL (MAC learning) for what comes in from each guest, counted per port by its flow; the
+	# catch-all (NORMAL too) counts anything else, say from the bridge's own port.
+	ovs_flows=('priority=1,in_port=vhu0,actions=NORMAL' 'priority=1,in_port=vhu1,actions=NORMAL'
+		'priority=0,actions=NORMAL')
+	guest_timeout=120
+	ovs_start vhu0 vhu1
+	box_pin "$c0" "each guest's monitor"   # the PMD thread spins on $c1
+	rtvmm_guest echo "$ovs/vhu0" "$mac_echo" "test=net net=echo idle_ms=4000 expect_mac=$mac_echo"
+	echo_pid=$guest_pid
+	wait_line "$tmp/echo.log" "rtvmm-guest: net: echo ready" 60 "$echo_pid"
+	log "echo guest ready on vhu0"
+	rtvmm_guest ping "$ovs/vhu1" "$mac_ping" "test=net net=ping peer=$mac_echo count=$count expect_mac=$mac_ping"
+	guest_wait "$guest_pid" "the pinging rtvmm" 0
+	log "ping guest done: $(grep -F 'net: sent' "$tmp/ping.log" | sed 's/.*net: //')"
+	ping_checks "$tmp/ping.log" $count "$mac_ping"
+	guest_wait "$echo_pid" "the echoing rtvmm" 0
+	log "echo guest done: $(grep -F 'net: echoed' "$tmp/echo.log" | sed 's/.*net: //')"
+	expect "$tmp/echo.log" "rtvmm-guest: net: mac $mac_echo, link up" "rtvmm-guest: net: echo at cpl3" \
+		"rtvmm-guest: net: echoed $frames frames (received $frames, ignored 0, dropped 0)" "rtvmm-guest: net ok"
+	ovs_stats after
+	# OVS 3.1 (Debian) has no packet counters for vhost-user ports (Interface statistics,
+	# dump-ports: "could not retrieve stats (Protocol error)" even while the device runs); its
+	# flows, its PMD and its MAC table count for it. The pinger sent $frames (probes and pings),
+	# the echo guest received exactly those and returned each: nothing else crossed the bridge.
+	checks "$tmp/after.json" << EOF
+OVS took every ping and probe ($frames, 64 bytes) from the pinger (vhu1) | d['flows']['vhu1'] == {'packets': $frames, 'bytes': 64 * $frames}
+OVS took every echo from the echo guest (vhu0) | d['flows']['vhu0'] == {'packets': $frames, 'bytes': 64 * $frames}
+nothing else came into the bridge | d['flows']['any'] == {'packets': 0, 'bytes': 0}
+the PMD thread on cpu $c1 took exactly those | d['pmd_received'] == 2 * $frames
+NORMAL learned each guest's MAC on its own port | d['fdb'] == {'$mac_echo': 'vhu0', '$mac_ping': 'vhu1'}
+EOF
+	ovs_stop
 	;;
 *)
 	echo "unknown mode $mode"
