@@ -149,7 +149,9 @@ class Testpmd:
 
     def sample(self):
         """Its counters now (`show fwd stats all`): TX-packets of all ports, and the forwarding
-        lcore's busy cycles and packets received (none before it received any)."""
+        lcore's busy cycles and packets received (none before it received any). DPDK 22.11's
+        testpmd prints them as "total cycles": the cycles of forwarding calls that received
+        frames, empty polls left out."""
         self.con.proc.stdin.write(b"show fwd stats all\n")
         self.con.proc.stdin.flush()
         if not self.con.expect(r"Accumulated forward statistics for all ports", 5):
