@@ -195,6 +195,13 @@ class Ovs:
                         OVS_SYSCONFDIR=self.dir)
         self.procs = []
         self.log = open(log, "w")
+        try:
+            self._start(args, names, mem_mb)
+        except BaseException:
+            self.stop()      # no ovsdb-server or half-started daemon left behind
+            raise
+
+    def _start(self, args, names, mem_mb):
         db = os.path.join(self.dir, "conf.db")
         self._run(["ovsdb-tool", "create", db, OVS_SCHEMA])
         hk, meas = args.housekeeping_cpu, args.measure_cpu
@@ -306,19 +313,28 @@ class Hugepages:
         return 0
 
     def __enter__(self):
+        try:
+            self.ensure()
+        except RuntimeError:
+            self.__exit__()
+            raise
+        return self
+
+    def ensure(self):
+        """Tops the free pages up to N again (another process on the host may have taken or
+        given back pages meanwhile); RuntimeError when the kernel has no more."""
         short = self.n - self.free()
         if short > 0:
+            before = self.free()
             with open(self.PATH) as f:
                 total = int(f.read())
             with open(self.PATH, "w") as f:
                 f.write(str(total + short))
-            self.added = self.free() - (self.n - short)
+            self.added += max(self.free() - before, 0)
             if self.free() < self.n:
-                self.__exit__()
                 raise RuntimeError(f"could not reserve {self.n} free 2 MiB hugepages for OVS-DPDK "
                                    f"(asked the kernel for {short} more in {self.PATH}; "
                                    f"{self.free()} free)")
-        return self
 
     def __exit__(self, *exc):
         if self.added > 0:
@@ -328,6 +344,41 @@ class Hugepages:
                 f.write(str(max(total - self.added, 0)))
             self.added = 0
         return False
+
+
+def logged_ratio(bench, res, name, ours, theirs, noise, better="higher", detail=""):
+    """benchlib.add_paired_ratio with goal 1.0, and its value, rounds and verdict in the log."""
+    r = benchlib.add_paired_ratio(res, name, ours, theirs, goal=1.0, better=better, noise=noise)
+    if r["value"] is not None:
+        benchlib.log(bench, f"{name}: {detail}ratio {r['value']:.2f} "
+                            f"(rounds {r['spread'][0]:.2f}..{r['spread'][1]:.2f}): {r['verdict']}")
+    return r
+
+
+def available_duts(args):
+    """(the DUT classes this host can run, what the benchmark as a whole lacks, what OVS lacks)."""
+    dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
+    missing = benchlib.need_built(args, dp) or benchlib.need(args.testpmd, "taskset", "stdbuf")
+    duts = [Dataplane, Testpmd]
+    ovs_missing = (benchlib.need(args.ovs_vswitchd, "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl")
+                   or benchlib.need_root("OVS-DPDK needs hugepages, which only root reserves"))
+    if not ovs_missing:
+        duts.append(Ovs)
+    return duts, missing, ovs_missing
+
+
+def begin(name, args, res, missing, ovs_missing):
+    """Records in RES what is left out and the host's load; True when the whole benchmark is
+    skipped (RES then says why)."""
+    if missing:
+        benchlib.skip(res, missing)
+        return True
+    if ovs_missing:
+        benchlib.skip_part(res, "ovs-dpdk", ovs_missing)
+    if args.housekeeping_cpu == args.measure_cpu:
+        res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
+    benchlib.note_host_load(res, name, [args.housekeeping_cpu, args.measure_cpu])
+    return False
 
 
 def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned, nports=1, gen_args=(),
@@ -412,13 +463,7 @@ def run(args, new_result):
     warmup_s = args.warmup_s if args.warmup_s is not None else (0.3 if quick else 1.0)
     rounds = args.rounds or (1 if quick else 3)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
-    missing = benchlib.need_built(args, dp) or benchlib.need(args.testpmd, "taskset", "stdbuf")
-    duts = [Dataplane, Testpmd]
-    ovs_missing = (benchlib.need(args.ovs_vswitchd, "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl")
-                   or benchlib.need_root("OVS-DPDK needs hugepages, which only root reserves"))
-    if not ovs_missing:
-        duts.append(Ovs)
+    duts, missing, ovs_missing = available_duts(args)
     config = {"sizes": sizes, "trial_s": trial_s, "warmup_s": warmup_s, "rounds": rounds,
               "order": "interleaved: " + ", ".join(duts[i % len(duts)].subject
                                                    for i in range(len(duts) * rounds)),
@@ -431,14 +476,8 @@ def run(args, new_result):
                         f"OVS-DPDK {OVS_SOCKET_MEM_MB} MiB of 2 MiB hugepages",
               "housekeeping_cpu": args.housekeeping_cpu, "measure_cpu": args.measure_cpu}
     res = new_result(config)
-    if missing:
-        return benchlib.skip(res, missing)
-    if ovs_missing:
-        benchlib.skip_part(res, "ovs-dpdk", ovs_missing)
-    if args.housekeeping_cpu == args.measure_cpu:
-        res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
-
-    benchlib.note_host_load(res, NAME, [args.housekeeping_cpu, args.measure_cpu])
+    if begin(NAME, args, res, missing, ovs_missing):
+        return res
     runs = {d.subject: [] for d in duts}
     pinned = {}
     tmp = tempfile.mkdtemp(prefix="rtvmm-loopback.")
@@ -477,13 +516,10 @@ def run(args, new_result):
         ours = [run_.get(label, {}).get("rx_pps") for run_ in runs["rtvmm-dataplane"]]
         for peer in (d for d in runs if d != "rtvmm-dataplane"):
             theirs = [run_.get(label, {}).get("rx_pps") for run_ in runs[peer]]
-            r = benchlib.add_paired_ratio(res, f"loopback Mpps rtvmm-dataplane/{peer}"
-                                          + ("" if s == "64" else f" {size_label(s)}"),
-                                          ours, theirs, goal=1.0, better="higher", noise=noise)
-            if r["value"] is not None:
-                benchlib.log(NAME, f"{size_label(s)}: rtvmm-dataplane {fig['rtvmm-dataplane']:.3f} Mpps, "
-                                   f"{peer} {fig[peer]:.3f} Mpps, ratio {r['value']:.2f} "
-                                   f"(rounds {r['spread'][0]:.2f}..{r['spread'][1]:.2f}): {r['verdict']}")
+            logged_ratio(NAME, res, f"loopback Mpps rtvmm-dataplane/{peer}"
+                         + ("" if s == "64" else f" {size_label(s)}"), ours, theirs, noise,
+                         detail="".join(f"{d} {fig[d]:.3f} Mpps, " for d in ("rtvmm-dataplane", peer)
+                                        if fig[d] is not None))
     res["noise"] = noise.record()
     res["notes"].append("Mpps = frames the source received back per second of the max-rate trial "
                         "(median over rounds); dut_mpps = the DUT's own count over the same trial (TX "

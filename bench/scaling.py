@@ -86,8 +86,9 @@ def mpps(v):
 
 
 def summarise(res, runs, figure, scenario, subject):
-    """Adds FIGURE_mpps and FIGURE_cycles_per_packet of SUBJECT from its rounds RUNS; returns
-    (Mpps, cycles/packet), medians."""
+    """Adds FIGURE_mpps and FIGURE_cycles_per_packet of SUBJECT from its rounds RUNS (None: a
+    round that failed); returns (Mpps, cycles/packet), medians."""
+    runs = [r for r in runs if r]
     rx = mpps(med([r["rx_pps"] for r in runs]))
     cpp = med([r["cycles_per_packet"] for r in runs])
     per_port = [p for r in runs for p in r["ports_rx_pps"]]
@@ -111,13 +112,7 @@ def run(args, new_result):
         raise SystemExit("scaling: --ports: at most 32 (the generator's and DPDK's port limit)")
     macs_spec = args.macs or ("1,4096" if quick else "1,16,256,4096,65536")
     macs = [] if macs_spec == "none" else counts(macs_spec, "macs")
-    dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
-    missing = benchlib.need_built(args, dp) or benchlib.need(args.testpmd, "taskset", "stdbuf")
-    duts = [loopback.Dataplane, loopback.Testpmd]
-    ovs_missing = (benchlib.need(args.ovs_vswitchd, "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl")
-                   or benchlib.need_root("OVS-DPDK needs hugepages, which only root reserves"))
-    if not ovs_missing:
-        duts.append(loopback.Ovs)
+    duts, missing, ovs_missing = loopback.available_duts(args)
     config = {"ports": ports, "macs": macs, "size": "64", "trial_s": trial_s, "warmup_s": warmup_s,
               "rounds": rounds,
               "order": "per round, per port count: " + ", ".join(d.subject for d in duts)
@@ -131,28 +126,34 @@ def run(args, new_result):
               "l2": "rtvmm-dataplane run --fwd l2switch, 2 vhost ports; gen --macs K on 2 ports",
               "housekeeping_cpu": args.housekeeping_cpu, "measure_cpu": args.measure_cpu}
     res = new_result(config)
-    if missing:
-        return benchlib.skip(res, missing)
-    if ovs_missing:
-        benchlib.skip_part(res, "ovs-dpdk", ovs_missing)
-    if args.housekeeping_cpu == args.measure_cpu:
-        res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
-
-    benchlib.note_host_load(res, NAME, [args.housekeeping_cpu, args.measure_cpu])
+    if loopback.begin(NAME, args, res, missing, ovs_missing):
+        return res
     runs = {(d.subject, n): [] for d in duts for n in ports}
     l2runs = {k: [] for k in macs}
     pinned = {}
     tmp = tempfile.mkdtemp(prefix="rtvmm-scaling.")
     try:
-        with loopback.Hugepages(OVS_MEM_MB // 2 if loopback.Ovs in duts else 0), \
+        with loopback.Hugepages(OVS_MEM_MB // 2 if loopback.Ovs in duts else 0) as hp, \
                 benchlib.Noise([args.measure_cpu]) as noise:
             for r in range(rounds):
                 for n in ports:
                     for cls in duts:
                         benchlib.log(NAME, f"round {r + 1}/{rounds}: {cls.subject}, {n} port(s)")
-                        out = loopback.one_run(args, res, tmp, cls, ["64"], trial_s, warmup_s, f"{n}p-{r}",
-                                               pinned, nports=n,
-                                               dut_kw={"mem_mb": OVS_MEM_MB} if cls is loopback.Ovs else None)["64"]
+                        try:
+                            if cls is loopback.Ovs:
+                                hp.ensure()
+                            out = loopback.one_run(args, res, tmp, cls, ["64"], trial_s, warmup_s, f"{n}p-{r}",
+                                                   pinned, nports=n,
+                                                   dut_kw={"mem_mb": OVS_MEM_MB} if cls is loopback.Ovs else None)["64"]
+                        except RuntimeError as e:
+                            if cls is loopback.Dataplane:
+                                raise
+                            # A peer's run that could not start (e.g. another process on the
+                            # host took the hugepages) leaves a gap in its rounds, said here.
+                            res["notes"].append(f"{cls.subject}, {n} ports, round {r + 1}: no figures: {e}"[:500])
+                            benchlib.log(NAME, f"  failed: {e}")
+                            runs[(cls.subject, n)].append(None)
+                            continue
                         runs[(cls.subject, n)].append(out)
                         benchlib.log(NAME, f"  {mpps(out['rx_pps']):.3f} Mpps, "
                                            + (f"{out['cycles_per_packet']:.0f}" if out["cycles_per_packet"]
@@ -194,12 +195,9 @@ def run(args, new_result):
     for d in duts[1:]:
         theirs = runs[(d.subject, top)]
         for what, key, better in (("Mpps", "rx_pps", "higher"), ("cycles/packet", "cycles_per_packet", "lower")):
-            r = benchlib.add_paired_ratio(res, f"scaling {what} at {top} ports rtvmm-dataplane/{d.subject}",
-                                          [x[key] for x in ours], [x[key] for x in theirs], goal=1.0,
-                                          better=better, noise=noise)
-            if r["value"] is not None:
-                benchlib.log(NAME, f"{top} ports, {what}: rtvmm-dataplane/{d.subject} {r['value']:.2f} "
-                                   f"(rounds {r['spread'][0]:.2f}..{r['spread'][1]:.2f}): {r['verdict']}")
+            loopback.logged_ratio(NAME, res, f"scaling {what} at {top} ports rtvmm-dataplane/{d.subject}",
+                                  [x and x[key] for x in ours], [x and x[key] for x in theirs], noise,
+                                  better=better)
     res["noise"] = noise.record()
     res["notes"].append("Mpps = frames the source received back per second of the max-rate trial, all "
                         "ports (median over rounds; port_spread_mpps: the slowest and fastest port's own "
