@@ -235,7 +235,10 @@ class Ovs:
             raise RuntimeError(f"OVS: ovs-vswitchd-dpdk did not take the bridge and port (it "
                                f"{'exited ' + str(self.vswitchd.returncode) if self.vswitchd.poll() is not None else 'runs'}): "
                                + self._log_tail())
-        benchlib.wait_listening(os.path.join(self.dir, "br0.mgmt"), 60)   # the bridge's OpenFlow socket
+        try:
+            benchlib.wait_listening(os.path.join(self.dir, "br0.mgmt"), 60)   # the bridge's OpenFlow socket
+        except RuntimeError as e:
+            raise RuntimeError(f"OVS: {e}: {self._log_tail()}") from None
         self._run(["ovs-ofctl", "del-flows", "br0"])
         for n in names:
             self._run(["ovs-ofctl", "add-flow", "br0", f"in_port={n},actions=in_port"])
@@ -261,7 +264,8 @@ class Ovs:
         """The last lines of ovs-vswitchd's log, on one line."""
         try:
             with open(os.path.join(self.dir, "vswitchd.log")) as f:
-                return " | ".join(f.read().splitlines()[-5:])
+                lines = [l for l in f.read().splitlines() if "|coverage|" not in l]
+                return " | ".join(lines[-8:])
         except OSError:
             return "(no log)"
 
