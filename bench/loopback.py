@@ -439,6 +439,8 @@ def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned, np
                 cpus, pol, prio = benchlib.thread_placement(tid)
                 benchlib.add_pinning(res, dut.subject, what, cpus, pol, prio)
         result = {}
+        sent = [sum(t["ports"][i]["offered"] for t in doc["trials"]) for i in range(len(doc["trials"][0]["ports"]))] \
+            if doc["trials"] and "ports" in doc["trials"][0] else []
         for t in doc["trials"]:
             if t["kind"] != "max":
                 continue
@@ -453,7 +455,7 @@ def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned, np
                                  "loss_pct": t["loss_pct"], "dut_pps": dut_pps,
                                  "cycles_per_packet": cpp, "rtt_us": t["latency_us"],
                                  "ports_rx_pps": [p["rx_pps"] for p in t.get("ports", [])],
-                                 "learned": c[3].get("learned") if done else None}
+                                 "learned": c[3].get("learned") if done else None, "ports_sent": sent}
         return result
     finally:
         if gen:

@@ -99,6 +99,8 @@ def summarise(res, runs, figure, scenario, subject):
                         port_spread_mpps=[min(per_port) / 1e6, max(per_port) / 1e6] if per_port else None)
     benchlib.add_figure(res, f"{figure}_cycles_per_packet", subject, cpp, "cycles", scenario=scenario,
                         runs=[r["cycles_per_packet"] for r in runs])
+    if figure == "l2":
+        res["results"][-1]["learned_macs"] = [r["learned"] for r in runs]
     return rx, cpp
 
 
@@ -165,9 +167,15 @@ def run(args, new_result):
                                            f"l2-{k}-{r}", pinned, nports=2, gen_args=["--macs", str(k)],
                                            dut_kw={"fwd": ["--fwd", "l2switch", "--mac-entries", str(entries),
                                                            "--mac-per-port", "0"]})["64"]
-                    if out["learned"] != 2 * k:
-                        raise RuntimeError(f"the L2 switch learned {out['learned']} MACs, not the {2 * k} "
-                                           f"the source's {k} flows per port teach it")
+                    # Each port's first min(K, frames it sent) flows are MACs the switch must
+                    # hold (more only by the probes); a slow run may not get through all K.
+                    taught = sum(min(k, x) for x in out["ports_sent"])
+                    if out["learned"] is None or not taught <= out["learned"] <= 2 * k:
+                        raise RuntimeError(f"the L2 switch learned {out['learned']} MACs; the source's "
+                                           f"frames taught it {taught} of its {2 * k} flows")
+                    if out["learned"] < 2 * k:
+                        res["notes"].append(f"l2switch, {k} MACs/port, round {r + 1}: the source sent fewer "
+                                            f"frames than flows, the switch held {out['learned']} MACs of {2 * k}")
                     l2runs[k].append(out)
                     benchlib.log(NAME, f"  {mpps(out['rx_pps']):.3f} Mpps, "
                                        + (f"{out['cycles_per_packet']:.0f}" if out["cycles_per_packet"]
