@@ -448,8 +448,9 @@ def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned, np
             done = c and len(c) == 4 and c[2] > c[0]
             dut_pps = (c[3]["tx"] - c[1]["tx"]) / (c[2] - c[0]) if done else None
             cpp = None
+            # (OVS zeroes its PMD's counters when it reloads the PMD: a negative difference)
             if done and c[1]["cycles"] is not None and c[3]["cycles"] is not None \
-                    and c[3]["packets"] > c[1]["packets"]:
+                    and c[3]["packets"] > c[1]["packets"] and c[3]["cycles"] > c[1]["cycles"]:
                 cpp = (c[3]["cycles"] - c[1]["cycles"]) / (c[3]["packets"] - c[1]["packets"])
             result[t["size"]] = {"rx_pps": t["rx_pps"], "offered_pps": t["offered_pps"],
                                  "loss_pct": t["loss_pct"], "dut_pps": dut_pps,
