@@ -73,6 +73,7 @@ EXPECT = {
                       ("l2_mpps", "rtvmm-dataplane"): {"1 MAC/port", "4096 MACs/port"}},
         "series": ["scaling_mpps", "scaling_cycles_per_packet", "l2_mpps"],
         "goal_ratios": 2,
+        "kvm": False,          # DPDK processes only, as loopback
     },
     "pvp": {
         "figures": [("ndr_mpps", "rtvmm", "bare-metal"), ("pdr_mpps", "rtvmm", "bare-metal"),
