@@ -68,26 +68,30 @@ def size_label(s):
 
 
 class Dataplane:
-    """DUT a: rtvmm-dataplane looping its one vhost port back to itself."""
+    """DUT a: rtvmm-dataplane looping each of its vhost ports (one per socket of SOCKS) back to
+    itself on one poll lcore, or, given FWD (e.g. ["--fwd", "l2switch"]), forwarding as told."""
 
     subject = "rtvmm-dataplane"
 
-    def __init__(self, args, tmp, sock, log):
+    def __init__(self, args, tmp, socks, log, fwd=()):
+        self.socks = socks
         self.stats = os.path.join(tmp, "dp-stats.sock")
+        fwd = list(fwd) or [a for i in range(len(socks)) for a in ("--pair", f"{i}:{i}")]
         self.argv = ["taskset", "-c", f"{args.housekeeping_cpu},{args.measure_cpu}",
                      benchlib.tool(args, "dataplane/rtvmm-dataplane"), "run", "--no-huge",
                      "--lcores", str(args.measure_cpu), "--main-lcore", str(args.housekeeping_cpu),
-                     "--file-prefix", f"rtvmm-lb-dp{os.getpid()}", "--port", f"vhost:{sock}",
-                     "--pair", "0:0", "--stats-socket", self.stats,
-                     "--eal", "--log-level=lib.vhost.config:warning"]
+                     "--file-prefix", f"rtvmm-lb-dp{os.getpid()}",
+                     *[a for s in socks for a in ("--port", f"vhost:{s}")], *fwd,
+                     "--stats-socket", self.stats, "--eal", "--log-level=lib.vhost.config:warning"]
         self.con = benchlib.Console(self.argv, "dataplane", logfile=log)
         if not self.con.expect(r"rtvmm-dataplane: ready", 30):
             raise RuntimeError("rtvmm-dataplane did not start: " + " | ".join(self.con.tail(5)))
         self.poll = benchlib.find_threads(self.con.pid, rf"^dp-poll{args.measure_cpu}$")
         self.main = benchlib.find_threads(self.con.pid, r"^dp-main$")
 
-    def tx_packets(self):
-        """The DUT's TX-packets on its port now (stats socket)."""
+    def sample(self):
+        """Its counters now (stats socket): TX-packets of all ports, and the poll lcore's busy
+        cycles and packets received (cycles/packet over a window: their differences)."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(5)
         s.connect(self.stats)
@@ -98,7 +102,11 @@ class Dataplane:
                 break
             data += chunk
         s.close()
-        return json.loads(data)["ports"][0]["TX-packets"]
+        doc = json.loads(data)
+        return {"tx": sum(p["TX-packets"] for p in doc["ports"]),
+                "cycles": sum(w["busy_cycles"] for w in doc["lcores"]),
+                "packets": sum(w["rx_packets"] for w in doc["lcores"]),
+                "learned": doc.get("l2", {}).get("learned")}
 
     def threads(self):
         return [("poll lcore", t) for t in self.poll] + [("EAL main lcore", t) for t in self.main]
@@ -109,18 +117,21 @@ class Dataplane:
 
 
 class Testpmd:
-    """DUT b: testpmd, net_vhost server, io forwarding, its port looped back."""
+    """DUT b: testpmd, a net_vhost server per socket of SOCKS, io forwarding on one lcore, each
+    port looped back to itself; busy cycles recorded (--record-core-cycles)."""
 
     subject = "testpmd"
 
-    def __init__(self, args, tmp, sock, log):
+    def __init__(self, args, tmp, socks, log):
+        self.socks = socks
         self.argv = ["taskset", "-c", f"{args.housekeeping_cpu},{args.measure_cpu}",
                      "stdbuf", "-oL", args.testpmd, "-l", f"{args.housekeeping_cpu},{args.measure_cpu}",
                      "--main-lcore", str(args.housekeeping_cpu), "--no-huge", "--no-pci", "-m", "512",
-                     "--file-prefix", f"rtvmm-lb-tp{os.getpid()}", "--vdev", f"net_vhost0,iface={sock}",
+                     "--file-prefix", f"rtvmm-lb-tp{os.getpid()}",
+                     *[a for i, s in enumerate(socks) for a in ("--vdev", f"net_vhost{i},iface={s}")],
                      "--log-level=lib.vhost.config:warning", "--", "-i", "--forward-mode=io",
                      "--port-topology=loop", "--nb-cores=1", "--auto-start", "--disable-link-check",
-                     "--total-num-mbufs=16384"]
+                     "--total-num-mbufs=16384", "--record-core-cycles"]
         self.con = benchlib.Console(self.argv, "testpmd", stdin=subprocess.PIPE, logfile=log)
         if not self.con.expect(r"io packet forwarding", 30):
             raise RuntimeError("testpmd did not start: " + " | ".join(self.con.tail(5)))
@@ -136,14 +147,23 @@ class Testpmd:
         except OSError:
             return []
 
-    def tx_packets(self):
-        """TX-packets of port 0 now (`show port stats 0`)."""
-        self.con.proc.stdin.write(b"show port stats 0\n")
+    def sample(self):
+        """Its counters now (`show fwd stats all`): TX-packets of all ports, and the forwarding
+        lcore's busy cycles and packets received (none before it received any). DPDK 22.11's
+        testpmd prints them as "total cycles": the cycles of forwarding calls that received
+        frames, empty polls left out."""
+        self.con.proc.stdin.write(b"show fwd stats all\n")
         self.con.proc.stdin.flush()
+        if not self.con.expect(r"Accumulated forward statistics for all ports", 5):
+            raise RuntimeError("testpmd did not answer 'show fwd stats all'")
         m = self.con.expect(r"TX-packets:\s+(\d+)", 5)
         if not m:
-            raise RuntimeError("testpmd did not answer 'show port stats 0'")
-        return int(m.group(1))
+            raise RuntimeError("testpmd's 'show fwd stats all' has no TX-packets")
+        out = {"tx": int(m.group(1)), "cycles": None, "packets": None}
+        c = self.con.expect(r"(?:busy|total) cycles=(\d+) / total \w+ packets=(\d+)|testpmd>", 5)
+        if c and c.group(1):
+            out.update(cycles=int(c.group(1)), packets=int(c.group(2)))
+        return out
 
     def threads(self):
         return [("forwarding lcore", t) for t in self.poll] + [("EAL main lcore", t) for t in self.main]
@@ -159,26 +179,29 @@ class Testpmd:
 
 
 class Ovs:
-    """DUT c: OVS-DPDK, a private ovsdb-server and ovs-vswitchd-dpdk, a dpdkvhostuser port
-    looped back to itself by one flow (in_port=lb, actions=in_port)."""
+    """DUT c: OVS-DPDK, a private ovsdb-server and ovs-vswitchd-dpdk, as many dpdkvhostuser
+    ports as SOCKS has entries (lb0, lb1, ...; OVS makes their sockets, self.socks), each looped
+    back to itself by one flow (in_port=lbI, actions=in_port); MEM_MB of hugepages for DPDK
+    (its shared mbuf pool takes most of them, and each vhost port's rings need some besides)."""
 
     subject = "ovs-dpdk"
 
-    def __init__(self, args, tmp, sock, log):
+    def __init__(self, args, tmp, socks, log, mem_mb=OVS_SOCKET_MEM_MB):
         self.dir = os.path.join(tmp, os.path.splitext(os.path.basename(log))[0])  # e.g. ovs-dpdk-0-dut
         os.makedirs(self.dir)
-        self.sock = os.path.join(self.dir, "lb")     # OVS names a dpdkvhostuser socket after its port
+        names = [f"lb{i}" for i in range(len(socks))]
+        self.socks = [os.path.join(self.dir, n) for n in names]   # OVS names them after the ports
         self.env = dict(os.environ, OVS_RUNDIR=self.dir, OVS_DBDIR=self.dir, OVS_LOGDIR=self.dir,
                         OVS_SYSCONFDIR=self.dir)
         self.procs = []
         self.log = open(log, "w")
         try:
-            self._start(args)
+            self._start(args, names, mem_mb)
         except BaseException:
-            self.stop()        # no daemon outlives a start that failed half-way
+            self.stop()      # no ovsdb-server or half-started daemon left behind
             raise
 
-    def _start(self, args):
+    def _start(self, args, names, mem_mb):
         db = os.path.join(self.dir, "conf.db")
         self._run(["ovsdb-tool", "create", db, OVS_SCHEMA])
         hk, meas = args.housekeeping_cpu, args.measure_cpu
@@ -190,7 +213,7 @@ class Ovs:
         self._vsctl("--no-wait", "init")
         self._vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:dpdk-init=true",
                     "other_config:dpdk-extra=--no-pci --log-level=lib.vhost.config:warning",
-                    f"other_config:dpdk-socket-mem={OVS_SOCKET_MEM_MB}",
+                    f"other_config:dpdk-socket-mem={mem_mb}",
                     f"other_config:dpdk-lcore-mask={1 << hk:#x}",
                     f"other_config:pmd-cpu-mask={1 << meas:#x}")
         self.vswitchd = self._spawn(pin + [args.ovs_vswitchd, f"unix:{self.dir}/db.sock",
@@ -199,8 +222,9 @@ class Ovs:
         # ovs-vsctl waits for ovs-vswitchd to apply the change: watch the daemon meanwhile
         # (its DPDK init may fail, e.g. with no hugepages left, and then it exits).
         add = subprocess.Popen(["ovs-vsctl", f"--db=unix:{self.dir}/db.sock", "--timeout=60", "add-br", "br0",
-                                "--", "set", "bridge", "br0", "datapath_type=netdev", "--", "add-port", "br0",
-                                "lb", "--", "set", "Interface", "lb", "type=dpdkvhostuser"],
+                                "--", "set", "bridge", "br0", "datapath_type=netdev",
+                                *[a for n in names for a in ("--", "add-port", "br0", n, "--", "set",
+                                                             "Interface", n, "type=dpdkvhostuser")]],
                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while add.poll() is None and self.vswitchd.poll() is None:
             time.sleep(0.1)
@@ -216,8 +240,10 @@ class Ovs:
         except RuntimeError as e:
             raise RuntimeError(f"OVS: {e}: {self._log_tail()}") from None
         self._run(["ovs-ofctl", "del-flows", "br0"])
-        self._run(["ovs-ofctl", "add-flow", "br0", "in_port=lb,actions=in_port"])
-        benchlib.wait_listening(self.sock, 20)
+        for n in names:
+            self._run(["ovs-ofctl", "add-flow", "br0", f"in_port={n},actions=in_port"])
+        for s_ in self.socks:
+            benchlib.wait_listening(s_, 20)
         self.pmd = benchlib.find_threads(self.vswitchd.pid, r"^pmd")
         self.main = {self.vswitchd.pid: "ovs-vswitchd"}
 
@@ -246,15 +272,17 @@ class Ovs:
     def _vsctl(self, *a):
         return self._run(["ovs-vsctl", f"--db=unix:{self.dir}/db.sock", *a])
 
-    def tx_packets(self):
-        """Frames the PMD threads received now (dpif-netdev/pmd-stats-show): OVS 3.1 reads no
-        statistics from a dpdkvhostuser port ("could not retrieve stats"), and every frame
-        it receives goes back out by the one flow, so this is its forwarding count."""
+    def sample(self):
+        """Its counters now (dpif-netdev/pmd-stats-show): the frames the PMD threads received
+        (OVS 3.1 reads no statistics from a dpdkvhostuser port, "could not retrieve stats", and
+        every frame it receives goes back out by its port's flow, so this is its forwarding
+        count) and their processing cycles."""
         out = self._run(["ovs-appctl", "-t", f"{self.dir}/vswitchd.ctl", "dpif-netdev/pmd-stats-show"])
         counts = [int(n) for n in re.findall(r"^pmd thread[^\n]*\n\s*packets received: (\d+)", out, re.M)]
         if not counts:
             raise RuntimeError("ovs-appctl dpif-netdev/pmd-stats-show named no PMD thread: " + out.strip()[:200])
-        return sum(counts)
+        cycles = [int(n) for n in re.findall(r"^\s*processing cycles: (\d+)", out, re.M)]
+        return {"tx": sum(counts), "cycles": sum(cycles) if cycles else None, "packets": sum(counts)}
 
     def threads(self):
         return [("PMD thread", t) for t in self.pmd] + [("main thread", t) for t in self.main]
@@ -289,19 +317,28 @@ class Hugepages:
         return 0
 
     def __enter__(self):
+        try:
+            self.ensure()
+        except RuntimeError:
+            self.__exit__()
+            raise
+        return self
+
+    def ensure(self):
+        """Tops the free pages up to N again (another process on the host may have taken or
+        given back pages meanwhile); RuntimeError when the kernel has no more."""
         short = self.n - self.free()
         if short > 0:
+            before = self.free()
             with open(self.PATH) as f:
                 total = int(f.read())
             with open(self.PATH, "w") as f:
                 f.write(str(total + short))
-            self.added = self.free() - (self.n - short)
+            self.added += max(self.free() - before, 0)
             if self.free() < self.n:
-                self.__exit__()
                 raise RuntimeError(f"could not reserve {self.n} free 2 MiB hugepages for OVS-DPDK "
                                    f"(asked the kernel for {short} more in {self.PATH}; "
                                    f"{self.free()} free)")
-        return self
 
     def __exit__(self, *exc):
         if self.added > 0:
@@ -313,21 +350,62 @@ class Hugepages:
         return False
 
 
-def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned):
-    """One DUT, one source: returns {size: {"rx_pps", "offered_pps", "dut_pps"}}."""
-    sock = os.path.join(tmp, "lb.sock")
-    if os.path.exists(sock):
-        os.unlink(sock)
+def logged_ratio(bench, res, name, ours, theirs, noise, better="higher", detail=""):
+    """benchlib.add_paired_ratio with goal 1.0, and its value, rounds and verdict in the log."""
+    r = benchlib.add_paired_ratio(res, name, ours, theirs, goal=1.0, better=better, noise=noise)
+    if r["value"] is not None:
+        benchlib.log(bench, f"{name}: {detail}ratio {r['value']:.2f} "
+                            f"(rounds {r['spread'][0]:.2f}..{r['spread'][1]:.2f}): {r['verdict']}")
+    return r
+
+
+def available_duts(args):
+    """(the DUT classes this host can run, what the benchmark as a whole lacks, what OVS lacks)."""
+    dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
+    missing = benchlib.need_built(args, dp) or benchlib.need(args.testpmd, "taskset", "stdbuf")
+    duts = [Dataplane, Testpmd]
+    ovs_missing = (benchlib.need(args.ovs_vswitchd, "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl")
+                   or benchlib.need_root("OVS-DPDK needs hugepages, which only root reserves"))
+    if not ovs_missing:
+        duts.append(Ovs)
+    return duts, missing, ovs_missing
+
+
+def begin(name, args, res, missing, ovs_missing):
+    """Records in RES what is left out and the host's load; True when the whole benchmark is
+    skipped (RES then says why)."""
+    if missing:
+        benchlib.skip(res, missing)
+        return True
+    if ovs_missing:
+        benchlib.skip_part(res, "ovs-dpdk", ovs_missing)
+    if args.housekeeping_cpu == args.measure_cpu:
+        res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
+    benchlib.note_host_load(res, name, [args.housekeeping_cpu, args.measure_cpu])
+    return False
+
+
+def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned, nports=1, gen_args=(),
+            dut_kw=None):
+    """One DUT with NPORTS vhost-user ports (DUT_KW: more of its constructor's arguments), one
+    source on as many virtio_user ports (GEN_ARGS: more of its options): returns {size:
+    {"rx_pps", "offered_pps", "dut_pps", "cycles_per_packet", "ports_rx_pps", ...}}; the DUT's
+    figures are its own counters' differences over the max-rate trial."""
+    socks = [os.path.join(tmp, f"lb{i}.sock") for i in range(nports)]
+    for s_ in socks:
+        if os.path.exists(s_):
+            os.unlink(s_)
     tag = f"{dut_cls.subject}-{index}"
     out = os.path.join(tmp, f"gen-{tag}.json")
     logdir = args.outdir or tmp
-    dut = dut_cls(args, tmp, sock, os.path.join(logdir, f"{tag}-dut.log"))
-    sock = getattr(dut, "sock", sock)
+    dut = dut_cls(args, tmp, socks, os.path.join(logdir, f"{tag}-dut.log"), **(dut_kw or {}))
     gen = None
     try:
-        benchlib.wait_listening(sock, 20)
+        for s_ in dut.socks:
+            benchlib.wait_listening(s_, 20)
         argv = ["taskset", "-c", str(args.housekeeping_cpu), benchlib.tool(args, "dataplane/rtvmm-dataplane"),
-                "gen", "--port", f"virtio_user:{sock}", "--lcore", str(args.housekeeping_cpu), "--no-huge",
+                "gen", *[a for s_ in dut.socks for a in ("--port", f"virtio_user:{s_}")],
+                "--lcore", str(args.housekeeping_cpu), "--no-huge", *gen_args,
                 "--file-prefix", f"rtvmm-lb-gen{os.getpid()}", "--eal", "--log-level=lib.vhost.config:warning",
                 "--sizes", ",".join(sizes), "--search", "none", "--trial-s", str(trial_s),
                 "--warmup-s", str(warmup_s), "--drain-ms", "300", "--link-timeout", "20", "--json", out]
@@ -346,9 +424,9 @@ def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned):
                     benchlib.add_pinning(res, "source (rtvmm-dataplane gen)",
                                          "generator poll lcore (EAL main, dp-gen)", cpus, pol, prio)
             if m.group(3) == "max":
-                counts[n] = [time.monotonic(), dut.tx_packets()]
+                counts[n] = [time.monotonic(), dut.sample()]
             elif m.group(2) == "sent" and n in counts:
-                counts[n] += [time.monotonic(), dut.tx_packets()]
+                counts[n] += [time.monotonic(), dut.sample()]
         status = gen.wait(30)
         if status != 0 or not os.path.exists(out):
             raise RuntimeError(f"the generator failed (status {status}) against {dut.subject}: "
@@ -361,14 +439,24 @@ def one_run(args, res, tmp, dut_cls, sizes, trial_s, warmup_s, index, pinned):
                 cpus, pol, prio = benchlib.thread_placement(tid)
                 benchlib.add_pinning(res, dut.subject, what, cpus, pol, prio)
         result = {}
+        sent = [sum(t["ports"][i]["offered"] for t in doc["trials"]) for i in range(len(doc["trials"][0]["ports"]))] \
+            if doc["trials"] and "ports" in doc["trials"][0] else []
         for t in doc["trials"]:
             if t["kind"] != "max":
                 continue
             c = counts.get(t["index"])
-            dut_pps = (c[3] - c[1]) / (c[2] - c[0]) if c and len(c) == 4 and c[2] > c[0] else None
+            done = c and len(c) == 4 and c[2] > c[0]
+            dut_pps = (c[3]["tx"] - c[1]["tx"]) / (c[2] - c[0]) if done else None
+            cpp = None
+            # (OVS zeroes its PMD's counters when it reloads the PMD: a negative difference)
+            if done and c[1]["cycles"] is not None and c[3]["cycles"] is not None \
+                    and c[3]["packets"] > c[1]["packets"] and c[3]["cycles"] > c[1]["cycles"]:
+                cpp = (c[3]["cycles"] - c[1]["cycles"]) / (c[3]["packets"] - c[1]["packets"])
             result[t["size"]] = {"rx_pps": t["rx_pps"], "offered_pps": t["offered_pps"],
                                  "loss_pct": t["loss_pct"], "dut_pps": dut_pps,
-                                 "rtt_us": t["latency_us"]}
+                                 "cycles_per_packet": cpp, "rtt_us": t["latency_us"],
+                                 "ports_rx_pps": [p["rx_pps"] for p in t.get("ports", [])],
+                                 "learned": c[3].get("learned") if done else None, "ports_sent": sent}
         return result
     finally:
         if gen:
@@ -382,13 +470,7 @@ def run(args, new_result):
     warmup_s = args.warmup_s if args.warmup_s is not None else (0.3 if quick else 1.0)
     rounds = args.rounds or (1 if quick else 3)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    dp = benchlib.tool(args, "dataplane/rtvmm-dataplane")
-    missing = benchlib.need_built(args, dp) or benchlib.need(args.testpmd, "taskset", "stdbuf")
-    duts = [Dataplane, Testpmd]
-    ovs_missing = (benchlib.need(args.ovs_vswitchd, "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl")
-                   or benchlib.need_root("OVS-DPDK needs hugepages, which only root reserves"))
-    if not ovs_missing:
-        duts.append(Ovs)
+    duts, missing, ovs_missing = available_duts(args)
     config = {"sizes": sizes, "trial_s": trial_s, "warmup_s": warmup_s, "rounds": rounds,
               "order": "interleaved: " + ", ".join(duts[i % len(duts)].subject
                                                    for i in range(len(duts) * rounds)),
@@ -401,14 +483,8 @@ def run(args, new_result):
                         f"OVS-DPDK {OVS_SOCKET_MEM_MB} MiB of 2 MiB hugepages",
               "housekeeping_cpu": args.housekeeping_cpu, "measure_cpu": args.measure_cpu}
     res = new_result(config)
-    if missing:
-        return benchlib.skip(res, missing)
-    if ovs_missing:
-        benchlib.skip_part(res, "ovs-dpdk", ovs_missing)
-    if args.housekeeping_cpu == args.measure_cpu:
-        res["notes"].append("source and DUT share one cpu: the figures are the sum of both loops' time slices")
-
-    benchlib.note_host_load(res, NAME, [args.housekeeping_cpu, args.measure_cpu])
+    if begin(NAME, args, res, missing, ovs_missing):
+        return res
     runs = {d.subject: [] for d in duts}
     pinned = {}
     tmp = tempfile.mkdtemp(prefix="rtvmm-loopback.")
@@ -447,13 +523,10 @@ def run(args, new_result):
         ours = [run_.get(label, {}).get("rx_pps") for run_ in runs["rtvmm-dataplane"]]
         for peer in (d for d in runs if d != "rtvmm-dataplane"):
             theirs = [run_.get(label, {}).get("rx_pps") for run_ in runs[peer]]
-            r = benchlib.add_paired_ratio(res, f"loopback Mpps rtvmm-dataplane/{peer}"
-                                          + ("" if s == "64" else f" {size_label(s)}"),
-                                          ours, theirs, goal=1.0, better="higher", noise=noise)
-            if r["value"] is not None:
-                benchlib.log(NAME, f"{size_label(s)}: rtvmm-dataplane {fig['rtvmm-dataplane']:.3f} Mpps, "
-                                   f"{peer} {fig[peer]:.3f} Mpps, ratio {r['value']:.2f} "
-                                   f"(rounds {r['spread'][0]:.2f}..{r['spread'][1]:.2f}): {r['verdict']}")
+            logged_ratio(NAME, res, f"loopback Mpps rtvmm-dataplane/{peer}"
+                         + ("" if s == "64" else f" {size_label(s)}"), ours, theirs, noise,
+                         detail="".join(f"{d} {fig[d]:.3f} Mpps, " for d in ("rtvmm-dataplane", peer)
+                                        if fig[d] is not None))
     res["noise"] = noise.record()
     res["notes"].append("Mpps = frames the source received back per second of the max-rate trial "
                         "(median over rounds); dut_mpps = the DUT's own count over the same trial (TX "

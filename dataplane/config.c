@@ -13,6 +13,8 @@
 #define MBUF_FOOTPRINT    2560
 #define MIN_MBUFS         8192
 #define EAL_OVERHEAD_MB   64        /* ethdev/vhost structures, rings, the malloc heap */
+#define PORT_OVERHEAD_MB  4         /* per port: its device's rings and queue state (32 vhost
+					 * or virtio_user ports did not fit in 64 MB) */
 #define MIN_MEM_MB        128
 
 static const char *const kind_names[] = {
@@ -496,7 +498,8 @@ unsigned dp_config__mem_mb(const struct dp_config *c)
 
 	if (c->mem_mb)
 		return c->mem_mb;
-	mb = ((unsigned long)dp_config__nr_mbufs(c) * MBUF_FOOTPRINT >> 20) + EAL_OVERHEAD_MB;
+	mb = ((unsigned long)dp_config__nr_mbufs(c) * MBUF_FOOTPRINT >> 20) + EAL_OVERHEAD_MB +
+	     (unsigned long)c->nr_ports * PORT_OVERHEAD_MB;
 	if (mb < MIN_MEM_MB)
 		mb = MIN_MEM_MB;
 	return (unsigned)((mb + 1) & ~1ul);    /* whole 2 MiB pages */

@@ -1,4 +1,4 @@
-/* The generator's pure parts (gen.h): size mixes, pacing, the latency histogram, the search. */
+/* The generator's pure parts (gen.h): size mixes, flow MACs, pacing, the histogram, the search. */
 #include "dataplane/gen.h"
 
 #include <errno.h>
@@ -37,6 +37,16 @@ int gen_size__parse(const char *arg, struct gen_size *s, struct err *e)
 		sum += s->round[i];
 	s->avg = (double)sum / s->n;
 	return 0;
+}
+
+void gen_mac__flow(uint8_t mac[6], unsigned port, uint32_t k)
+{
+	mac[0] = 0x02;
+	mac[1] = 0;
+	mac[2] = (uint8_t)port;
+	mac[3] = (uint8_t)(k >> 16);
+	mac[4] = (uint8_t)(k >> 8);
+	mac[5] = (uint8_t)k;
 }
 
 void gen_bucket__init(struct gen_bucket *b, uint64_t now, double rate_pps, uint64_t tsc_hz,

@@ -1,7 +1,7 @@
 /*
  * The traffic generator (`rtvmm-dataplane gen`, README.md "Traffic generator"): one pinned poll
- * lcore sends frames on one port at a paced rate and counts its own frames coming back, with a
- * round-trip time per frame. Many trials run in one process: a max-rate trial, an RFC 2544
+ * lcore sends frames on one port, or round-robin on up to GEN_MAX_PORTS ports, at a paced rate
+ * and counts its own frames coming back (per port), with a round-trip time per frame. Many trials run in one process: a max-rate trial, an RFC 2544
  * binary search for NDR and PDR per frame size, fixed-rate and fixed-load latency trials.
  *
  * This header has two halves. The pure part (gen.c, no DPDK, unit-tested on its own): frame
@@ -23,6 +23,8 @@
 #define GEN_FRAME_MIN      64      /* frame sizes count the 4-byte FCS, as RFC 2544 does */
 #define GEN_FRAME_MAX      1518
 #define GEN_FCS            4
+#define GEN_MAX_PORTS      32
+#define GEN_MAX_MACS       (1u << 24)
 
 /* ---- frame sizes ---- */
 
@@ -45,6 +47,16 @@ static inline unsigned gen_size__at(const struct gen_size *s, uint64_t i)
 {
 	return s->round[i % s->n];
 }
+
+/* ---- address flows ---- */
+
+/*
+ * With --macs N the k-th frame a port sends (k = 0, 1, ...) is one of N flows: source
+ * gen_mac__flow(port, k % N), destination gen_mac__flow(port ^ 1, k % N), so that two ports
+ * facing each other through a learning switch teach it N MACs each and then hit them.
+ * A flow MAC is locally administered unicast: 02:00:PORT:K2:K1:K0 (K: 24 bits).
+ */
+void gen_mac__flow(uint8_t mac[6], unsigned port, uint32_t k);
 
 /* ---- pacing ---- */
 
@@ -157,6 +169,7 @@ struct gen_config {
 	unsigned nr_sizes;
 	uint8_t dst[6], src[6];
 	bool src_set;              /* else the port's MAC */
+	uint32_t macs;             /* flows per port (gen_mac__flow); 0: dst and src as above */
 	uint16_t ethertype;
 	double trial_s;            /* sending time of a trial */
 	double warmup_s;           /* one max-rate trial before the first (0: none) */
@@ -182,7 +195,7 @@ struct gen_config {
 /* Defaults: 64 B, 1 s trials, probe, 1 s warm-up, 200 ms drain, max + NDR + PDR 0.5 %, 1 %, 10 trials. */
 void gen_config__init(struct gen_config *g);
 
-/* Runs the generator on dp_config c (one port, one lcore); returns the exit status. */
+/* Runs the generator on dp_config c (its ports, one lcore); returns the exit status. */
 int dp_gen__run(const struct dp_config *c, const struct gen_config *g);
 
 #endif

@@ -1,8 +1,10 @@
 /*
  * rtvmm-dataplane gen: the traffic generator's DPDK part (gen.h). The EAL's main lcore is the
- * generator: one pinned thread (`dp-gen`) that paces frames out of one port and counts its own
+ * generator: one pinned thread (`dp-gen`) that paces frames out of its ports and counts its own
  * frames coming back, trial after trial, while the peer (a guest behind a vhost port, or a
- * vhost-user backend behind a virtio_user port) stays connected.
+ * vhost-user backend behind a virtio_user port) stays connected. With several ports the loop
+ * takes them in turn, one per iteration: a burst out of port p, then one rx burst of port p;
+ * frames count per port by the port they were sent from and the port they came back on.
  *
  * A frame: dst MAC, src MAC, EtherType, then (packed, little-endian) magic "RGEN", the
  * process's run id, the trial number, a sequence number and the TSC when it was handed to the
@@ -69,6 +71,8 @@ struct trial {
 	uint64_t refused;          /* rate trials: the port did not take them (lost) */
 	uint64_t received, late, foreign, nombuf, forfeited;
 	uint64_t rx_bytes;         /* of received frames, FCS included */
+	uint64_t port_offered[GEN_MAX_PORTS];    /* by the port it went out of */
+	uint64_t port_received[GEN_MAX_PORTS];   /* by the port it came back on */
 	double tx_s;               /* measured sending time */
 	double drain_s;
 	struct gen_hist_stats lat;
@@ -77,11 +81,13 @@ struct trial {
 struct gen {
 	struct dp *dp;
 	const struct gen_config *g;
-	uint16_t eth;
+	uint16_t eth[GEN_MAX_PORTS];
+	unsigned nr_ports;
 	uint32_t run_id;
 	uint32_t trial_id;
 	uint64_t hz;
-	uint8_t src[6];
+	uint8_t src[GEN_MAX_PORTS][6];
+	uint64_t flow[GEN_MAX_PORTS];   /* frames a port sent in all (--macs: its next flow) */
 	struct gen_hist hist;
 	json_t *trials;
 	unsigned nr_trials;
@@ -92,17 +98,26 @@ static bool stopping(const struct gen *G)
 	return DP_READ(G->dp->stop) != 0;
 }
 
+/* Is the link of every port up? */
 static bool link_up(const struct gen *G)
 {
 	struct rte_eth_link link;
+	unsigned p;
 
-	memset(&link, 0, sizeof(link));
-	return rte_eth_link_get_nowait(G->eth, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+	for (p = 0; p < G->nr_ports; p++) {
+		memset(&link, 0, sizeof(link));
+		if (rte_eth_link_get_nowait(G->eth[p], &link) || link.link_status != RTE_ETH_LINK_UP)
+			return false;
+	}
+	return true;
 }
 
-/* Allocates and writes n frames of the running trial into m; returns n, or 0 when the pool is empty. */
-static unsigned build(struct gen *G, const struct gen_size *sz, struct rte_mbuf **m, unsigned n,
-		      uint64_t *seq)
+/*
+ * Allocates and writes n frames of the running trial, to go out of port p, into m; returns n,
+ * or 0 when the pool is empty.
+ */
+static unsigned build(struct gen *G, unsigned port, const struct gen_size *sz, struct rte_mbuf **m,
+		      unsigned n, uint64_t *seq)
 {
 	const struct gen_config *g = G->g;
 	unsigned i;
@@ -110,7 +125,7 @@ static unsigned build(struct gen *G, const struct gen_size *sz, struct rte_mbuf 
 	if (rte_pktmbuf_alloc_bulk(G->dp->pool, m, n))
 		return 0;
 	for (i = 0; i < n; i++) {
-		uint8_t *p = rte_pktmbuf_mtod(m[i], uint8_t *);
+		uint8_t *f = rte_pktmbuf_mtod(m[i], uint8_t *);
 		struct gen_hdr h = {
 			.magic = GEN_MAGIC, .run = G->run_id, .trial = G->trial_id, .seq = *seq,
 		};
@@ -119,11 +134,19 @@ static unsigned build(struct gen *G, const struct gen_size *sz, struct rte_mbuf 
 		(*seq)++;
 		m[i]->data_len = len;
 		m[i]->pkt_len = len;
-		memcpy(p, g->dst, 6);
-		memcpy(p + 6, G->src, 6);
-		p[12] = (uint8_t)(g->ethertype >> 8);
-		p[13] = (uint8_t)g->ethertype;
-		memcpy(p + ETH_HLEN, &h, sizeof(h));
+		if (g->macs) {
+			uint32_t k = (uint32_t)(G->flow[port] % g->macs);
+
+			gen_mac__flow(f, port ^ 1, k);
+			gen_mac__flow(f + 6, port, k);
+		} else {
+			memcpy(f, g->dst, 6);
+			memcpy(f + 6, G->src[port], 6);
+		}
+		G->flow[port]++;
+		f[12] = (uint8_t)(g->ethertype >> 8);
+		f[13] = (uint8_t)g->ethertype;
+		memcpy(f + ETH_HLEN, &h, sizeof(h));
 	}
 	return n;
 }
@@ -138,11 +161,11 @@ static inline void stamp(struct rte_mbuf **m, unsigned n, uint64_t tsc)
 		       &tsc, sizeof(tsc));
 }
 
-/* One rx burst: counts and times the running trial's frames; returns frames received. */
-static inline unsigned poll_rx(struct gen *G, struct trial *t)
+/* One rx burst of port p: counts and times the running trial's frames; returns frames received. */
+static inline unsigned poll_rx(struct gen *G, struct trial *t, unsigned p)
 {
 	struct rte_mbuf *m[DP_BURST];
-	uint16_t n = rte_eth_rx_burst(G->eth, 0, m, DP_BURST), i;
+	uint16_t n = rte_eth_rx_burst(G->eth[p], 0, m, DP_BURST), i;
 	uint64_t now;
 
 	if (!n)
@@ -156,6 +179,7 @@ static inline unsigned poll_rx(struct gen *G, struct trial *t)
 			if (h.magic == GEN_MAGIC && h.run == G->run_id) {
 				if (h.trial == G->trial_id) {
 					t->received++;
+					t->port_received[p]++;
 					t->rx_bytes += m[i]->pkt_len + GEN_FCS;
 					gen_hist__add(&G->hist, now > h.tsc ? now - h.tsc : 0);
 				} else {
@@ -174,6 +198,8 @@ static void trial_reset(struct gen *G, struct trial *t)
 {
 	t->offered = t->refused = t->received = t->late = t->foreign = t->nombuf = 0;
 	t->forfeited = t->rx_bytes = 0;
+	memset(t->port_offered, 0, sizeof(t->port_offered));
+	memset(t->port_received, 0, sizeof(t->port_received));
 	t->tx_s = t->drain_s = 0;
 	G->trial_id++;
 	gen_hist__reset(&G->hist);
@@ -186,53 +212,60 @@ static void trial_reset(struct gen *G, struct trial *t)
  */
 static void send_and_count(struct gen *G, struct trial *t)
 {
-	struct rte_mbuf *pend[DP_BURST];
+	struct rte_mbuf *pend[GEN_MAX_PORTS][DP_BURST];
 	struct rte_rcu_qsbr *q = G->dp->qsbr;
 	struct gen_bucket b;
-	uint64_t seq = 0, start, end, now, drain_end;
+	uint64_t seq = 0, start, end, now, drain_end, iter = 0;
 	bool max = t->requested_pps <= 0;
-	unsigned np = 0;
+	unsigned np[GEN_MAX_PORTS] = { 0 }, p;
 
 	rte_rcu_qsbr_thread_online(q, 0);
 	start = rte_rdtsc();
 	end = start + (uint64_t)(t->duration_s * (double)G->hz);
 	gen_bucket__init(&b, start, t->requested_pps, G->hz, 2 * DP_BURST);
 	while ((now = rte_rdtsc()) < end && !stopping(G)) {
+		struct rte_mbuf **pp;
 		unsigned want, k;
 
+		p = (unsigned)(iter++ % G->nr_ports);
+		pp = pend[p];
 		rte_rcu_qsbr_quiescent(q, 0);
-		want = max ? DP_BURST - np : gen_bucket__take(&b, now, DP_BURST);
+		want = max ? DP_BURST - np[p] : gen_bucket__take(&b, now, DP_BURST);
 		if (want) {
-			k = build(G, t->size, pend + np, want, &seq);
+			k = build(G, p, t->size, pp + np[p], want, &seq);
 			if (!k)
 				t->nombuf += want;
-			np += k;
-			if (!max)
+			np[p] += k;
+			if (!max) {
 				t->offered += k;
-		}
-		if (np) {
-			uint16_t sent;
-
-			stamp(pend, np, rte_rdtsc());
-			sent = rte_eth_tx_burst(G->eth, 0, pend, (uint16_t)np);
-			if (max) {
-				t->offered += sent;
-				memmove(pend, pend + sent, sizeof(pend[0]) * (np - sent));
-				np -= sent;
-			} else {
-				if (sent < np) {
-					rte_pktmbuf_free_bulk(pend + sent, np - sent);
-					t->refused += np - sent;
-				}
-				np = 0;
+				t->port_offered[p] += k;
 			}
 		}
-		poll_rx(G, t);
+		if (np[p]) {
+			uint16_t sent;
+
+			stamp(pp, np[p], rte_rdtsc());
+			sent = rte_eth_tx_burst(G->eth[p], 0, pp, (uint16_t)np[p]);
+			if (max) {
+				t->offered += sent;
+				t->port_offered[p] += sent;
+				memmove(pp, pp + sent, sizeof(pp[0]) * (np[p] - sent));
+				np[p] -= sent;
+			} else {
+				if (sent < np[p]) {
+					rte_pktmbuf_free_bulk(pp + sent, np[p] - sent);
+					t->refused += np[p] - sent;
+				}
+				np[p] = 0;
+			}
+		}
+		poll_rx(G, t, p);
 	}
 	t->tx_s = (double)(now - start) / (double)G->hz;
 	t->forfeited = b.forfeited;
-	if (np)
-		rte_pktmbuf_free_bulk(pend, np);
+	for (p = 0; p < G->nr_ports; p++)
+		if (np[p])
+			rte_pktmbuf_free_bulk(pend[p], np[p]);
 
 	/* Drain: everything the port took comes back, or drain_ms passes. */
 	dp_log("gen: trial %u sent %lu", G->nr_trials, (unsigned long)t->offered);
@@ -240,7 +273,7 @@ static void send_and_count(struct gen *G, struct trial *t)
 	while (t->received < t->offered - t->refused && (now = rte_rdtsc()) < drain_end &&
 	       !stopping(G)) {
 		rte_rcu_qsbr_quiescent(q, 0);
-		poll_rx(G, t);
+		poll_rx(G, t, (unsigned)(iter++ % G->nr_ports));
 	}
 	t->drain_s = (double)(rte_rdtsc() - start) / (double)G->hz - t->tx_s;
 	rte_rcu_qsbr_thread_offline(q, 0);
@@ -282,6 +315,21 @@ static json_t *histogram_json(const struct gen *G)
 		if (G->hist.bucket[k])
 			json_array_append_new(a, json_pack("[I, I]", (json_int_t)k,
 							   (json_int_t)G->hist.bucket[k]));
+	return a;
+}
+
+/* Frames per port, by the port they went out of and the one they came back on. */
+static json_t *ports_json(const struct gen *G, const struct trial *t)
+{
+	json_t *a = json_array();
+	unsigned p;
+
+	for (p = 0; p < G->nr_ports; p++)
+		json_array_append_new(a, json_pack("{s:i, s:I, s:I, s:f}", "port", (int)p,
+						   "offered", (json_int_t)t->port_offered[p],
+						   "received", (json_int_t)t->port_received[p],
+						   "rx_pps", t->tx_s > 0 ? (double)t->port_received[p] / t->tx_s
+									 : 0.0));
 	return a;
 }
 
@@ -334,6 +382,8 @@ static double run_trial(struct gen *G, struct trial *t)
 			json_object_set_new(o, "load_pct", json_real(t->load_pct));
 			json_object_set_new(o, "histogram", histogram_json(G));
 		}
+		if (G->nr_ports > 1)
+			json_object_set_new(o, "ports", ports_json(G, t));
 		json_array_append_new(G->trials, o);
 	}
 	G->nr_trials++;
@@ -347,6 +397,7 @@ static int probe(struct gen *G, json_t *doc)
 	uint64_t start = rte_rdtsc(), deadline = start + (uint64_t)(G->g->link_timeout_s * G->hz);
 	uint64_t seq = 0, link_at = 0;
 	struct timespec gap = { .tv_nsec = PROBE_GAP_MS * 1000 * 1000 };
+	unsigned p, answered = 0;
 
 	while (!link_up(G)) {
 		if (rte_rdtsc() > deadline || stopping(G))
@@ -361,23 +412,30 @@ static int probe(struct gen *G, json_t *doc)
 		return 0;
 	trial_reset(G, &t);
 	rte_rcu_qsbr_thread_online(G->dp->qsbr, 0);
-	while (!t.received && rte_rdtsc() < deadline && !stopping(G)) {
-		struct rte_mbuf *m;
+	/* A probe out of every port that has not answered yet, until each has. */
+	while (answered < G->nr_ports && rte_rdtsc() < deadline && !stopping(G)) {
 		uint64_t until = rte_rdtsc() + PROBE_GAP_MS * G->hz / 1000;
 
-		if (build(G, t.size, &m, 1, &seq) == 1) {
+		for (p = 0; p < G->nr_ports; p++) {
+			struct rte_mbuf *m;
+
+			if (t.port_received[p] || build(G, p, t.size, &m, 1, &seq) != 1)
+				continue;
 			stamp(&m, 1, rte_rdtsc());
-			if (rte_eth_tx_burst(G->eth, 0, &m, 1) != 1)
+			if (rte_eth_tx_burst(G->eth[p], 0, &m, 1) != 1)
 				rte_pktmbuf_free(m);
 			t.offered++;
 		}
-		while (!t.received && rte_rdtsc() < until) {
+		while (answered < G->nr_ports && rte_rdtsc() < until) {
 			rte_rcu_qsbr_quiescent(G->dp->qsbr, 0);
-			poll_rx(G, &t);
+			for (p = 0, answered = 0; p < G->nr_ports; p++) {
+				poll_rx(G, &t, p);
+				answered += t.port_received[p] != 0;
+			}
 		}
 	}
 	rte_rcu_qsbr_thread_offline(G->dp->qsbr, 0);
-	if (!t.received)
+	if (answered < G->nr_ports)
 		return -ETIMEDOUT;
 	json_object_set_new(doc, "peer_answered_after_s",
 			    json_real((double)(rte_rdtsc() - link_at) / G->hz));
@@ -504,8 +562,8 @@ static json_t *config_json(const struct gen *G, const struct dp_config *c)
 		json_array_append_new(rates, json_real(g->rates[i]));
 	snprintf(dst, sizeof(dst), "%02x:%02x:%02x:%02x:%02x:%02x", g->dst[0], g->dst[1], g->dst[2],
 		 g->dst[3], g->dst[4], g->dst[5]);
-	snprintf(src, sizeof(src), "%02x:%02x:%02x:%02x:%02x:%02x", G->src[0], G->src[1], G->src[2],
-		 G->src[3], G->src[4], G->src[5]);
+	snprintf(src, sizeof(src), "%02x:%02x:%02x:%02x:%02x:%02x", G->src[0][0], G->src[0][1],
+		 G->src[0][2], G->src[0][3], G->src[0][4], G->src[0][5]);
 	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:o, s:s, s:s, s:i, s:f, s:f, s:i, s:f, "
 			 "s:b, s:b, s:b, s:f, s:f, s:i, s:f, s:o, s:o, s:s, s:f, s:i, s:i, s:s}",
 			 "port", c->ports[0].target, "port_type", dp_port_kind_name(c->ports[0].kind),
@@ -522,6 +580,24 @@ static json_t *config_json(const struct gen *G, const struct dp_config *c)
 			 "latency_s", g->latency_s > 0 ? g->latency_s : g->trial_s,
 			 "hist_bucket_us", 1, "hist_max_us", (int)g->hist_max_us,
 			 "imix", "7:4:1 of 64/570/1518 B (simple IMIX), frame sizes include the FCS");
+}
+
+/* What several ports or address flows add to the configuration document. */
+static void config_ports_json(const struct gen *G, const struct dp_config *c, json_t *cfg)
+{
+	json_t *ports;
+	unsigned p;
+
+	if (G->nr_ports > 1) {
+		ports = json_array();
+		for (p = 0; p < G->nr_ports; p++)
+			json_array_append_new(ports, json_string(c->ports[p].target));
+		json_object_set_new(cfg, "ports", ports);
+		json_object_set_new(cfg, "spread", json_string("round-robin by burst, one port "
+							       "per loop iteration"));
+	}
+	if (G->g->macs)
+		json_object_set_new(cfg, "macs", json_integer(G->g->macs));
 }
 
 static int write_doc(const struct gen_config *g, json_t *doc)
@@ -587,7 +663,8 @@ int dp_gen__run(const struct dp_config *c, const struct gen_config *g)
 	struct dp_runtime rt;
 	struct err e = { 0 };
 	int status = 1, rc;
-	json_t *doc;
+	json_t *doc, *cfg;
+	unsigned p;
 
 	if (dp_runtime__init(&rt, c, &e)) {
 		fprintf(stderr, DP_PROG ": %s\n", e.msg);
@@ -613,15 +690,25 @@ int dp_gen__run(const struct dp_config *c, const struct gen_config *g)
 		fprintf(stderr, DP_PROG ": gen: out of memory for the histogram\n");
 		goto out;
 	}
-	G.eth = G.dp->port[0].eth;
-	memcpy(G.src, g->src_set ? g->src : G.dp->port[0].mac, 6);
+	G.nr_ports = G.dp->nr_ports;
+	for (p = 0; p < G.nr_ports; p++) {
+		G.eth[p] = G.dp->port[p].eth;
+		memcpy(G.src[p], g->src_set ? g->src : G.dp->port[p].mac, 6);
+	}
 	G.trials = json_array();
 	doc = json_object();
 	json_object_set_new(doc, "generator", json_string("rtvmm-dataplane gen " RTVMM_VERSION));
-	json_object_set_new(doc, "config", config_json(&G, c));
+	cfg = config_json(&G, c);
+	if (cfg)
+		config_ports_json(&G, c, cfg);
+	json_object_set_new(doc, "config", cfg);
 	json_object_set_new(doc, "trials", G.trials);
-	dp_log("gen: ready: port %s (%s), lcore %u, run id %08x", c->ports[0].target,
-	       G.dp->port[0].driver, dp_config__main_lcore(c), G.run_id);
+	if (G.nr_ports > 1)
+		dp_log("gen: ready: %u ports (%s ...), lcore %u, run id %08x", G.nr_ports,
+		       c->ports[0].target, dp_config__main_lcore(c), G.run_id);
+	else
+		dp_log("gen: ready: port %s (%s), lcore %u, run id %08x", c->ports[0].target,
+		       G.dp->port[0].driver, dp_config__main_lcore(c), G.run_id);
 
 	/* 3. The trials. */
 	rc = run_trials(&G, c, doc);

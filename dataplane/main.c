@@ -3,7 +3,7 @@
  *
  *   rtvmm-dataplane run [PLAN.yaml] [--lcores LIST] [--port TYPE:TARGET[,opts]]... [--fwd MODE]
  *   rtvmm-dataplane stats [--socket PATH] [--json]
- *   rtvmm-dataplane gen --port SPEC --lcore N [--sizes LIST] [--search ndr,pdr] [--latency PCTS]
+ *   rtvmm-dataplane gen --port SPEC... --lcore N [--sizes LIST] [--search ndr,pdr] [--latency PCTS]
  *
  * The command lines are parsed here, and only here does the program exit; the commands run
  * in their own modules: run in switch.c (the composition root), gen in generator.c, both on
@@ -69,16 +69,19 @@ static void usage(FILE *f)
 "  -s, --socket PATH        the stats socket (default " DP_DEFAULT_STATS_SOCKET ")\n"
 "  -j, --json               print the JSON document (else testpmd-style text)\n"
 "\n"
-"gen: one poll lcore sends frames on one port and counts its own frames coming back\n"
-"(round-trip time per frame); trials per frame size: a max-rate trial, an RFC 2544\n"
-"binary search for NDR (no loss) and PDR, fixed rates, latency at %% of the NDR.\n"
-"  -p, --port SPEC          the one port (vhost:SOCK: a guest connects; virtio_user:SOCK:\n"
-"                           towards a vhost-user backend)\n"
+"gen: one poll lcore sends frames on its ports (in turn, a burst each) and counts its own\n"
+"frames coming back (round-trip time per frame); trials per frame size: a max-rate trial,\n"
+"an RFC 2544 binary search for NDR (no loss) and PDR, fixed rates, latency at %% of the NDR.\n"
+"  -p, --port SPEC          a port (vhost:SOCK: a guest connects; virtio_user:SOCK:\n"
+"                           towards a vhost-user backend); repeatable, up to 32\n"
 "  -l, --lcore N            the generator's cpu (EAL main lcore)\n"
 "      --no-huge, -m MB, --file-prefix NAME (default rtvmm-gen), --eal 'ARGS'   as for run\n"
 "      --dst-mac MAC        destination (default 02:00:00:00:00:02; a guest: its MAC)\n"
 "      --src-mac MAC        source (default: the port's MAC)\n"
 "      --ethertype N        default 0x88b6\n"
+"      --macs N             N address flows per port instead: port p's k-th frame goes\n"
+"                           from 02:00:p:k%%N to 02:00:(p^1):k%%N (a learning switch between\n"
+"                           ports 0 and 1 learns N MACs on each), 1..16777216\n"
 "      --sizes LIST         frame sizes with FCS, 64..1518, or imix (7:4:1 of 64/570/1518)\n"
 "                           (default 64)\n"
 "      --trial-s S          sending time of a trial (default 1)\n"
@@ -392,7 +395,7 @@ enum {
 	OPT_G_NO_HUGE = 512, OPT_G_PREFIX, OPT_G_EAL, OPT_G_DST, OPT_G_SRC, OPT_G_ETYPE,
 	OPT_G_SIZES, OPT_G_TRIAL, OPT_G_WARMUP, OPT_G_DRAIN, OPT_G_LINK, OPT_G_NO_MAX,
 	OPT_G_SEARCH, OPT_G_PDR, OPT_G_RES, OPT_G_ITER, OPT_G_CAP, OPT_G_RATES, OPT_G_LAT,
-	OPT_G_LAT_SIZE, OPT_G_LAT_S, OPT_G_HIST, OPT_G_JSON, OPT_G_NO_PROBE,
+	OPT_G_LAT_SIZE, OPT_G_LAT_S, OPT_G_HIST, OPT_G_JSON, OPT_G_NO_PROBE, OPT_G_MACS,
 };
 
 static int cmd_gen(int argc, char **argv)
@@ -407,6 +410,7 @@ static int cmd_gen(int argc, char **argv)
 		{ "dst-mac", required_argument, NULL, OPT_G_DST },
 		{ "src-mac", required_argument, NULL, OPT_G_SRC },
 		{ "ethertype", required_argument, NULL, OPT_G_ETYPE },
+		{ "macs", required_argument, NULL, OPT_G_MACS },
 		{ "sizes", required_argument, NULL, OPT_G_SIZES },
 		{ "trial-s", required_argument, NULL, OPT_G_TRIAL },
 		{ "warmup-s", required_argument, NULL, OPT_G_WARMUP },
@@ -443,8 +447,9 @@ static int cmd_gen(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "p:l:m:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'p':
-			if (c.nr_ports) {
-				fprintf(stderr, DP_PROG ": gen: one --port only\n");
+			if (c.nr_ports >= GEN_MAX_PORTS) {
+				fprintf(stderr, DP_PROG ": gen: --port %s: at most %u ports\n", optarg,
+					GEN_MAX_PORTS);
 				return 2;
 			}
 			if (dp_config__add_port(&c, optarg, &e)) {
@@ -493,6 +498,11 @@ static int cmd_gen(int argc, char **argv)
 			g.ethertype = (uint16_t)v;
 			break;
 		}
+		case OPT_G_MACS:
+			if (parse_num("--macs", optarg, 1, GEN_MAX_MACS, &v))
+				return 2;
+			g.macs = (uint32_t)v;
+			break;
 		case OPT_G_SIZES: {
 			char buf[256], *save = NULL, *t;
 

@@ -415,6 +415,8 @@ json_t *dp_stats__json(struct dp *dp)
 		set_int(o, "loops", r->loops[i]);
 		set_int(o, "busy_loops", r->busy_loops[i]);
 		json_object_set_new(o, "busy_pct", json_real(S.busy_pct[i]));
+		set_int(o, "busy_cycles", r->busy_cycles[i]);
+		set_int(o, "rx_packets", r->wpkts[i]);
 		json_object_set_new(o, "cycles_per_packet",
 				    json_real(r->wpkts[i] ? (double)r->busy_cycles[i] / (double)r->wpkts[i] : 0));
 		json_array_append_new(lcores, o);

@@ -64,6 +64,17 @@ EXPECT = {
         "goal_ratios": 1,
         "kvm": False,          # DPDK processes only: it runs where the tests run natively
     },
+    "scaling": {
+        "figures": [(f, d) for f in ("scaling_mpps", "scaling_cycles_per_packet")
+                    for d in ("rtvmm-dataplane", "testpmd", "ovs-dpdk")]
+                   + [("l2_mpps", "rtvmm-dataplane"), ("l2_cycles_per_packet", "rtvmm-dataplane")],
+        "scenarios": {("scaling_mpps", "rtvmm-dataplane"): {"1 port", "4 ports"},
+                      ("scaling_mpps", "testpmd"): {"1 port", "4 ports"},
+                      ("l2_mpps", "rtvmm-dataplane"): {"1 MAC/port", "4096 MACs/port"}},
+        "series": ["scaling_mpps", "scaling_cycles_per_packet", "l2_mpps"],
+        "goal_ratios": 2,
+        "kvm": False,          # DPDK processes only, as loopback
+    },
     "pvp": {
         "figures": [("ndr_mpps", "rtvmm", "bare-metal"), ("pdr_mpps", "rtvmm", "bare-metal"),
                     ("max_mpps", "rtvmm", "bare-metal"), ("ndr_mpps", "qemu", "bare-metal"),
@@ -97,6 +108,7 @@ EXPECT = {
 PLOTS = {"timer_latency-hist": "timer_latency", "timer_latency-cdf": "timer_latency",
          "cyclictest-hist": "linux_cyclictest", "cyclictest-cdf": "linux_cyclictest",
          "pvp_rtt-hist": "pvp", "pvp_ndr": "pvp", "loopback_mpps-compare": "loopback",
+         "scaling_mpps": "scaling", "scaling_cycles_per_packet": "scaling", "l2_mpps": "scaling",
          "pio_round_trip-compare": "exit_cost", "randread_iops-compare": "disk",
          "seqwrite_mbs-compare": "disk"}
 CI = os.environ.get("CI") == "true"

@@ -8,6 +8,10 @@
 #   3. rtvmm-dataplane with its port paired to itself (--pair 0:0, loopback): no loss, and
 #      the dataplane's counters match the generator's;
 #   4. rtvmm-dataplane with an unpaired port (drops everything): 100 % loss, nothing received.
+#   5. one generator lcore on 3 ports, each looped back by rtvmm-dataplane: every port got its
+#      share and each frame came back on the port it left; then 2 ports through rtvmm-dataplane's
+#      l2switch with 300 address flows each (--macs): it learned exactly 600 MACs and every frame
+#      out of one port came back on the other.
 # Usage: dataplane_gen.sh RTVMM_DATAPLANE|none
 # Exit 77 (skip) only when libdpdk was absent at build time or dpdk-testpmd is not installed.
 set -uo pipefail
@@ -170,4 +174,34 @@ EOF
 checks "$tmp/dpstats.json" << 'EOF'
 the dataplane dropped all it received, sent nothing | d["ports"][0]["RX-packets"] > 0 and d["ports"][0]["RX-dropped"] == d["ports"][0]["RX-packets"] and d["ports"][0]["TX-packets"] == 0
 EOF
+# ---- 5. several ports on the one generator lcore
+dp_start --port "vhost:$tmp/m1.sock" --port "vhost:$tmp/m2.sock" --pair 0:0 --pair 1:1 --pair 2:2
+gen multi --port "virtio_user:$tmp/m1.sock" --port "virtio_user:$tmp/m2.sock" --sizes 64 --no-max \
+	--search none --rates 6k --trial-s 1 --warmup-s 0.2 --drain-ms 3000 || fail "gen exited with status $?"
+dp_stop
+checks "$tmp/multi.json" << 'EOF'
+three ports in the configuration | len(d["config"]["ports"]) == 3 and d["config"]["port"] == d["config"]["ports"][0]
+every trial counts per port, and the ports add up | all(len(x["ports"]) == 3 and sum(p["offered"] for p in x["ports"]) == x["offered"] and sum(p["received"] for p in x["ports"]) == x["received"] for x in t)
+every frame came back | t[1]["received"] == t[1]["sent"] == t[1]["offered"] and t[1]["loss_pct"] == 0
+each on the port it left | all(p["received"] == p["offered"] for p in t[1]["ports"])
+every port got at least a fifth of the frames | all(p["offered"] >= t[1]["offered"] / 5 for p in t[1]["ports"])
+EOF
+gen_sent=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["probes"] + sum(x["sent"] for x in d["trials"]))' "$tmp/multi.json")
+checks "$tmp/dpstats.json" << EOF
+the dataplane received on every port, in all what the generator sent | all(p["RX-packets"] > 0 for p in d["ports"]) and sum(p["RX-packets"] for p in d["ports"]) == $gen_sent
+EOF
+
+dp_start --port "vhost:$tmp/m1.sock" --fwd l2switch
+gen l2 --port "virtio_user:$tmp/m1.sock" --macs 300 --sizes 64 --no-max --search none --rates 6k \
+	--trial-s 1 --warmup-s 0.2 --drain-ms 3000 || fail "gen exited with status $?"
+dp_stop
+checks "$tmp/l2.json" << 'EOF'
+300 flows per port | d["config"]["macs"] == 300
+every frame came back | t[1]["received"] == t[1]["sent"] == t[1]["offered"] and t[1]["loss_pct"] == 0
+out of one port, back on the other | t[1]["ports"][0]["offered"] == t[1]["ports"][1]["received"] > 0 and t[1]["ports"][1]["offered"] == t[1]["ports"][0]["received"] > 0
+EOF
+checks "$tmp/dpstats.json" << 'EOF'
+the switch learned 300 MACs on each port, none moved | d["l2"]["learned"] == 600 and d["l2"]["moved"] == 0
+EOF
+
 echo "PASS"

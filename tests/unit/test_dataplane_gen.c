@@ -19,6 +19,26 @@
 
 #define HZ 2000000000ull   /* a 2 GHz TSC */
 
+static void test_flow_macs_are_distinct_unicast_per_port_and_flow(void **state)
+{
+	static uint8_t seen[1 << 16 >> 3];
+	uint8_t m[6], other[6];
+	uint32_t k;
+
+	(void)state;
+	for (k = 0; k < 1u << 16; k++) {
+		gen_mac__flow(m, 3, k);
+		assert_int_equal(m[0] & 3, 2);            /* locally administered, unicast */
+		assert_int_equal(m[2], 3);                /* the port */
+		assert_int_equal(seen[(m[4] << 8 | m[5]) >> 3] & (1 << (m[5] & 7)), 0);
+		seen[(m[4] << 8 | m[5]) >> 3] |= (uint8_t)(1 << (m[5] & 7));
+		gen_mac__flow(other, 2, k);
+		assert_memory_not_equal(m, other, 6);     /* another port, another MAC */
+	}
+	gen_mac__flow(m, 0, 0x123456);
+	assert_memory_equal(m, ((uint8_t[]){ 0x02, 0, 0, 0x12, 0x34, 0x56 }), 6);
+}
+
 static void test_imix_is_7_4_1_of_64_570_1518_interleaved(void **state)
 {
 	struct gen_size s;
@@ -297,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_search_ends_at_once_when_the_top_passes),
 		cmocka_unit_test(test_search_result_is_zero_when_every_trial_loses),
 		cmocka_unit_test(test_pdr_search_goes_on_from_the_ndr_trials),
+		cmocka_unit_test(test_flow_macs_are_distinct_unicast_per_port_and_flow),
 		cmocka_unit_test(test_config_takes_virtio_user_ports),
 		cmocka_unit_test(test_a_port_paired_with_itself_loops_back),
 	};
