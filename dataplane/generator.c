@@ -412,14 +412,18 @@ static int probe(struct gen *G, json_t *doc)
 		return 0;
 	trial_reset(G, &t);
 	rte_rcu_qsbr_thread_online(G->dp->qsbr, 0);
-	/* A probe out of every port that has not answered yet, until each has. */
+	/*
+	 * A probe out of every port each gap until every port has received one: through a
+	 * switch a port's probe comes back on another port, so one that has its answer keeps
+	 * probing for the others.
+	 */
 	while (answered < G->nr_ports && rte_rdtsc() < deadline && !stopping(G)) {
 		uint64_t until = rte_rdtsc() + PROBE_GAP_MS * G->hz / 1000;
 
 		for (p = 0; p < G->nr_ports; p++) {
 			struct rte_mbuf *m;
 
-			if (t.port_received[p] || build(G, p, t.size, &m, 1, &seq) != 1)
+			if (build(G, p, t.size, &m, 1, &seq) != 1)
 				continue;
 			stamp(&m, 1, rte_rdtsc());
 			if (rte_eth_tx_burst(G->eth[p], 0, &m, 1) != 1)
