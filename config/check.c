@@ -887,7 +887,9 @@ static void check_exits_disabled(struct ctx *c, unsigned i, const struct thrs *t
 		snprintf(what, sizeof(what), "vm '%s' vcpu %u (disable_exits: %s)", vm->name, j, names);
 		if (!CPU_COUNT(&s->cpus)) {
 			add(c, FINDING_ERROR, "exits-disabled-shared-core", line, key, "unpinned",
-			    "%s is not pinned: any thread may share its cpu; %s", what, advice);
+			    "%s is not pinned: any thread may share its cpu and wait while the guest "
+			    "halts or spins in guest mode; give each vCPU of a VM with disable_exits "
+			    "a cpu of its own", what);
 			continue;
 		}
 		cpus_str(&s->cpus, cl, sizeof(cl));
@@ -912,9 +914,11 @@ static void check_exits_disabled(struct ctx *c, unsigned i, const struct thrs *t
 		CPU_AND(&x, &s->cpus, io_all);
 		if (CPU_COUNT(&x)) {
 			io_cpus(c->p, &x, &s->cpus, &io_vm, &io_disk);
+			CPU_AND(&x, &s->cpus, &io_disk->io.cpus);
 			add(c, FINDING_ERROR, "exits-disabled-shared-core", line, key, cl,
-			    "%s shares a cpu of %s with vm '%s' disk '%s' I/O thread (%s): %s", what, cl,
-			    io_vm->name, io_disk->name, io_disk->io.loc.key, advice);
+			    "%s shares cpu%s %s with vm '%s' disk '%s' I/O thread (%s): %s", what,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), io_vm->name,
+			    io_disk->name, io_disk->io.loc.key, advice);
 		}
 		if (!t->isolated_known) {
 			*isolation_unknown = true;
