@@ -197,6 +197,8 @@ static void test_parse_example_telco_host(void **state)
 		assert_int_equal(vm->vcpus[i].policy, RT_POLICY_FIFO);
 		assert_int_equal(vm->vcpus[i].priority, 50);
 	}
+	assert_int_equal(vm->disable_exits, PLAN_EXIT_HLT | PLAN_EXIT_PAUSE);
+	assert_false(vm->halt_poll_set);
 	assert_int_equal(vm->nr_nics, 2);
 	assert_int_equal(vm->nics[0].queues, 2);
 	assert_int_equal(vm->nr_disks, 2);
