@@ -55,8 +55,10 @@ static const char usage_text[] =
 	"      --kvm PATH        KVM device (default /dev/kvm)\n"
 	"      --net SPEC        a virtio-net NIC over vhost-user (repeatable):\n"
 	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server][,name=NAME]\n"
-	"                        [,stats_socket=PATH]\n"
-	"                        (a plan NIC's keys; name defaults to net0, net1, ...;\n"
+	"                        [,stats_socket=PATH][,queue_size=N]\n"
+	"                        (queue_size: ring entries per queue, a power of two 64..32768,\n"
+	"                        default 1024: a larger ring rides out longer host stalls;\n"
+	"                        a plan NIC's keys; name defaults to net0, net1, ...;\n"
 	"                        stats_socket: the backend rtvmm-dataplane's --stats-socket,\n"
 	"                        whose counters for this NIC vm.counters shows)\n"
 	"      --disk SPEC       a virtio-blk disk (repeatable; the guest sees vda, vdb, ... in order):\n"
@@ -543,7 +545,7 @@ static int nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_ho
 
 	if (err)
 		return err;
-	*spec = (struct virtio_net_spec){ .queues = nic->queues,
+	*spec = (struct virtio_net_spec){ .queues = nic->queues, .queue_size = nic->queue_size,
 					  .server = nic->mode == PLAN_NIC_SERVER, .peers_set = true,
 					  .peers = t.peers, .run_dir_uid = t.run_dir_uid,
 					  .run_dir_gid = t.run_dir_gid };

@@ -226,7 +226,7 @@ static const struct field memory_size_field = F_SIZE("memory", struct plan_memor
 static const struct field pin_field = F_CPUS("pin", struct plan_sched, cpus, true);
 
 enum { NIC_NAME, NIC_SOCKET, NIC_MAC, NIC_QUEUES, NIC_MODE, NIC_BACKEND_USER, NIC_STATS_SOCKET,
-       NR_NIC };
+       NIC_QUEUE_SIZE, NR_NIC };
 static const struct field nic_fields[] = {
 	[NIC_NAME] = F_STR("name", struct plan_nic, name, true),
 	[NIC_SOCKET] = F_PATH("socket", struct plan_nic, socket, true),
@@ -235,6 +235,8 @@ static const struct field nic_fields[] = {
 	[NIC_MODE] = F_ENUM("mode", struct plan_nic, mode, nic_mode_names),
 	[NIC_BACKEND_USER] = F_STR("backend_user", struct plan_nic, backend_user, false),
 	[NIC_STATS_SOCKET] = F_PATH("stats_socket", struct plan_nic, stats_socket, false),
+	[NIC_QUEUE_SIZE] = F_UINT("queue_size", struct plan_nic, queue_size, false,
+				  VM_NIC_QUEUE_SIZE_MIN, VM_NIC_QUEUE_SIZE_MAX),
 };
 
 enum { DISK_NAME, DISK_PATH, DISK_SOCKET, DISK_MODE, DISK_BACKEND_USER, DISK_READONLY,
@@ -1075,6 +1077,14 @@ static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const
 			break;
 		set_loc(&nic->loc, line_of(entry), kpath);
 		nic->mac_set = s.val[NIC_MAC] != NULL;
+		if (nic->queue_size & (nic->queue_size - 1)) {
+			key_join(fpath, kpath, "queue_size");
+			rc = fail(c, line_of(s.key[NIC_QUEUE_SIZE]), fpath, s.val[NIC_QUEUE_SIZE],
+				  "not a power of two (%u, %u, ... %u: split rings are)",
+				  VM_NIC_QUEUE_SIZE_MIN, 2 * VM_NIC_QUEUE_SIZE_MIN,
+				  VM_NIC_QUEUE_SIZE_MAX);
+			break;
+		}
 
 		key_join(fpath, kpath, "socket");
 		rc = check_safe_path(c, s.key[NIC_SOCKET], s.val[NIC_SOCKET], fpath, nic->socket);
@@ -1907,7 +1917,8 @@ static int args_document(struct ctx *c, yaml_document_t *doc)
 			rc = args_list(doc, vm, &nics, "nics", i + 1);
 			if (!rc)
 				rc = args_entry(c, doc, nics, i + 1, name,
-						"name, socket, mac, queues, mode, stats_socket");
+						"name, socket, mac, queues, queue_size, mode, "
+						"stats_socket");
 			if (rc)
 				return rc;
 			continue;

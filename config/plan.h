@@ -40,6 +40,7 @@ struct plan_nic {
 	uint8_t mac[6];
 	bool mac_set;
 	unsigned queues;           /* queue pairs, >= 1 */
+	unsigned queue_size;       /* ring entries per queue (a power of two); 0 = the device's default */
 	enum plan_nic_mode mode;
 	char backend_user[64];     /* the only uid the backend may run as; "" = root, ours or host.user */
 	char stats_socket[108];    /* the backend's rtvmm-dataplane stats socket; "" = not asked */

@@ -526,7 +526,7 @@ static void test_flags_make_the_plan_a_file_would(void **state)
 		{ "--kernel", "kernel", "/boot/vmlinuz" },
 		{ "--memory", "memory", "64M" },
 		{ "--vcpus", "vcpus", "2" },
-		{ "--net", "nics", "socket=/run/a.sock,queues=2,mode=server" },
+		{ "--net", "nics", "socket=/run/a.sock,queues=2,mode=server,queue_size=4096" },
 		{ "--net", "nics", "name=up,socket=/run/b.sock,mac=52:54:00:00:00:02" },
 		{ "--shutdown-grace", "shutdown_grace_s", "5" },
 	};
@@ -548,6 +548,8 @@ static void test_flags_make_the_plan_a_file_would(void **state)
 	assert_string_equal(p.vms[0].nics[0].name, "net0");
 	assert_string_equal(p.vms[0].nics[0].socket, "/run/a.sock");
 	assert_int_equal(p.vms[0].nics[0].queues, 2);
+	assert_int_equal(p.vms[0].nics[0].queue_size, 4096);
+	assert_int_equal(p.vms[0].nics[1].queue_size, 0);   /* the device's default */
 	assert_int_equal(p.vms[0].nics[0].mode, PLAN_NIC_SERVER);
 	assert_false(p.vms[0].nics[0].mac_set);
 	assert_string_equal(p.vms[0].nics[1].name, "up");
@@ -577,6 +579,11 @@ static void test_flags_errors_name_the_flag(void **state)
 		  "--shutdown-grace '3601': vm.shutdown_grace_s: out of range 0..3600" },
 		{ { "--net", "nics", "socket=/x,,mac=52:54:00:00:00:01" },
 		  "--net 'socket=/x,,mac=52:54:00:00:00:01': '': expected KEY=VALUE" },
+		{ { "--net", "nics", "socket=/x,queue_size=1000" },
+		  "--net 'socket=/x,queue_size=1000': vm.nics[0].queue_size: not a power of two (64, "
+		  "128, ... 32768: split rings are)" },
+		{ { "--net", "nics", "socket=/x,queue_size=65536" },
+		  "--net 'socket=/x,queue_size=65536': vm.nics[0].queue_size: out of range 64..32768" },
 		{ { "--disable-exits", "disable_exits", "hlt,idle" },
 		  "--disable-exits 'hlt,idle': vm.disable_exits: 'idle': expected hlt, pause, mwait or "
 		  "cstate" },
@@ -906,6 +913,13 @@ static void test_parse_nic_errors(void **state)
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
 		     "      - {name: net0, socket: /s0, queues: 17}\n", 7, "vms[0].nics[0].queues",
 		     "out of range 1..16");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, queue_size: 3000}\n", 7,
+		     "vms[0].nics[0].queue_size", "not a power of two (64, 128, ... 32768: split rings "
+		     "are) (value '3000')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, queue_size: 32}\n", 7,
+		     "vms[0].nics[0].queue_size", "out of range 64..32768 (value '32')");
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
 		     "      - {name: net0, socket: /s0}\n"           /* 7 */
 		     "      - {name: net0, socket: /s1}\n", 8,       /* 8 */
