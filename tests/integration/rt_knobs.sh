@@ -2,7 +2,8 @@
 # KVM's real-time knobs on a real KVM (docs/rt-knobs.md). The bare-metal guest parks its vCPU
 # in `cli; hlt` for good (fault=hang), so what KVM does with that HLT shows in the vCPU
 # thread's CPU time:
-#   --disable-exits hlt --halt-poll-ns 0  the build report and vm.info / vm.placement say
+#   --disable-exits hlt --halt-poll-ns 0  the build report, vm.info, vm.placement and
+#       `rtvmm ctl SOCKET info` say
 #       what was enabled, and the vCPU thread runs (the guest halts in guest mode: the
 #       thread keeps its cpu, most of the wall time)
 #   --halt-poll-ns 0 alone                HLT exits to KVM, which puts the thread to sleep
@@ -74,7 +75,10 @@ api on /api/v1/vm.info
 api on /api/v1/vm.placement
 [[ $(jq -c .kvm "$tmp/body") == '{"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
 	fail "vm.placement kvm: $(jq -c .kvm "$tmp/body")"
-log "ok: build report, vm.info and vm.placement: $(jq -c .kvm "$tmp/body")"
+"$rtvmm" ctl "$tmp/on.sock" info > "$tmp/info" 2>&1 || fail "rtvmm ctl info: $(cat "$tmp/info")"
+grep -qE "^Exits disabled: +hlt$" "$tmp/info" && grep -qE "^Halt polling: +0 ns$" "$tmp/info" ||
+	fail "rtvmm ctl info does not show the knobs: $(cat "$tmp/info")"
+log "ok: build report, vm.info, vm.placement and rtvmm ctl info: $(jq -c .kvm "$tmp/body")"
 on=$(busy on) || fail "$on"
 stop
 log "vcpu0 in 'cli; hlt' with HLT exits disabled: on a cpu ${on}% of the time"
