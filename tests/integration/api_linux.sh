@@ -7,37 +7,13 @@
 set -u
 rtvmm=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
-[[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
-kernel=${RTVMM_TEST_KERNEL:-}
-initrd=${RTVMM_TEST_INITRD:-}
-if [[ ! -f $kernel || ! -f $initrd ]]; then
-	echo "FAIL: no guest kernel/initramfs: run the suite through scripts/test.sh"; exit 1
-fi
-source "$root/tests/integration/harness.sh" # box_pin; fail is this script's own
-tmp=$(mktemp -d)
-trap 'kill $pid 2> /dev/null; rm -rf "$tmp"' EXIT
+source "$root/tests/integration/harness.sh"
+linux_shell_init api-linux
 sock=$tmp/api.sock
-fail() {
-	echo "FAIL: $*"
-	tail -20 "$tmp/out"; tail -20 "$tmp/err"
-	exit 1
-}
-ticks() { grep -c '^TICK-' "$tmp/out"; }
+ticks() { grep -c '^TICK-' "$tmp/console.log"; }
 
-mkfifo "$tmp/in"
-box_pin 1
-cmdline="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=shell"
-timeout 420 "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 1 --memory 256M \
-	--cmdline "$cmdline" --api-socket "$sock" < "$tmp/in" > "$tmp/out" 2> "$tmp/err" &
-pid=$!
-exec 3> "$tmp/in" # keep the console's stdin open
-deadline=$((SECONDS + 300))
-until grep -q "rtvmm-init: starting a shell" "$tmp/out"; do
-	if ! kill -0 $pid 2> /dev/null || ((SECONDS > deadline)); then
-		fail "the guest never reached its shell"
-	fi
-	sleep 1
-done
+linux_shell_start 420 --vcpus 1 --memory 256M --api-socket "$sock"
+wait_shell 1
 "$rtvmm" ctl "$sock" info > "$tmp/info" || fail "ctl info: $(cat "$tmp/info")"
 grep -qE '^State: +Running$' "$tmp/info" || fail "ctl info: $(cat "$tmp/info")"
 sleep 3

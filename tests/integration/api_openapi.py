@@ -11,10 +11,8 @@ so does vm.reboot on a VM run with --on-reboot exit, while on one with the defau
 answers 204 and the same process serves a VM that is Running again with one reboot in vm.info. (tests/unit/test_api_openapi.c checks the other way: no route the server has is
 missing from the document.) Exit 77 only when /dev/kvm is absent.
 """
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,28 +21,10 @@ import time
 import jsonschema
 import yaml
 
+from api_client import call
+
 STOPPING = {"/api/v1/vm.shutdown", "/api/v1/vm.reboot", "/api/v1/vmm.shutdown"}
 VERBS = ["get", "put", "post", "delete", "patch"]
-
-
-class UnixConn(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=20)
-        self.path_ = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(20)
-        self.sock.connect(self.path_)
-
-
-def call(sock, method, path):
-    c = UnixConn(sock)
-    c.request(method, path)
-    r = c.getresponse()
-    body = r.read()
-    c.close()
-    return r.status, dict(r.getheaders()), body
 
 
 def fail(msg, log=None):

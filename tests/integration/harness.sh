@@ -12,14 +12,14 @@ fail() {
 	exit 1
 }
 
-# box_pin CPU: sets pin=(taskset -c CPU) inside scripts/kvmbox and says so, else pin=(): the prefix
-# that keeps a monitor on one box cpu there (a vCPU thread moving between the box's cpus now and
-# then stalls or faults its guest: a fault of the box, README "Tests").
+# box_pin CPU [WHAT]: sets pin=(taskset -c CPU) inside scripts/kvmbox and says so, else pin=():
+# the prefix that keeps a monitor (or WHAT) on one box cpu there (a vCPU thread moving between
+# the box's cpus now and then stalls or faults its guest: a fault of the box, README "Tests").
 box_pin() {
 	pin=()
 	if [[ ${RTVMM_KVMBOX:-} == 1 ]]; then
 		pin=(taskset -c "$1")
-		echo "box: the monitor runs pinned to box cpu $1 (a fault of the box, not rtvmm's: README, Tests)"
+		echo "box: ${2:-the monitor} runs pinned to box cpu $1 (a fault of the box, not rtvmm's: README, Tests)"
 	fi
 }
 
@@ -83,4 +83,47 @@ for line in sys.stdin:
     print("ok: " + what)
 ' "$@") || fail "$out"
 	echo "$out"
+}
+
+# linux_shell_init NAME: for a test that boots the suite's Linux test kernel ($rtvmm, $root set)
+# to its busybox shell: skips (77) without /dev/kvm, fails without RTVMM_TEST_KERNEL and
+# RTVMM_TEST_INITRD (scripts/test.sh sets them); then harness_init NAME.
+linux_shell_init() {
+	[[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm is absent"; exit 77; }
+	kernel=${RTVMM_TEST_KERNEL:-}
+	initrd=${RTVMM_TEST_INITRD:-}
+	if [[ ! -f $kernel || ! -f $initrd ]]; then
+		echo "FAIL: no guest kernel/initramfs: run the suite through scripts/test.sh"; exit 1
+	fi
+	harness_init "$1"
+}
+
+# linux_shell_start SECONDS ARGS...: `$rtvmm run ARGS` of that kernel with rtvmm.test=shell,
+# pinned in the box, killed after SECONDS; the console's input is fd 3, its output
+# $tmp/console.log, rtvmm's own $tmp/monitor.log; $pid is the monitor.
+linux_shell_start() {
+	local secs=$1 cmdline
+	shift
+	cmdline="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1 rtvmm.test=shell"
+	mkfifo "$tmp/in"
+	box_pin 1
+	timeout "$secs" "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" \
+		--cmdline "$cmdline" "$@" < "$tmp/in" > "$tmp/console.log" 2> "$tmp/monitor.log" &
+	pid=$!
+	pids+=("$pid")
+	exec 3> "$tmp/in" # keep the console's stdin open
+}
+
+# shells: how many times the guest's shell has started.
+shells() { grep -c "rtvmm-init: starting a shell" "$tmp/console.log"; }
+
+# wait_shell N [SECONDS]: until the guest's shell has started N times (300 s by default); fails
+# when the monitor exits first.
+wait_shell() {
+	local deadline=$((SECONDS + ${2:-300}))
+	until (($(shells) >= $1)); do
+		kill -0 "$pid" 2> /dev/null || fail "rtvmm exited before the guest's shell $1 started"
+		((SECONDS < deadline)) || fail "the guest's shell $1 did not start within ${2:-300} s"
+		sleep 1
+	done
 }

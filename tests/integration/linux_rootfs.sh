@@ -8,6 +8,8 @@
 #   MODE boot:   the initramfs loads virtio_blk and ext4, mounts root=/dev/vda read-only and
 #                switch_roots: the disk's own init reports the disk's id (RTVMM-ROOTFS-OK, a
 #                file only the image has), the root device and mount, then powers off;
+#        qcow2:  as boot, the same root disk converted to qcow2 (qemu-img) and served read-only
+#                by qemu-storage-daemon over vhost-user-blk (rtvmm only: --disk socket=,readonly=on);
 #        noroot: root=/dev/vdb (no such disk): the initramfs says so (RTVMM-ROOT-FAIL) and the
 #                kernel panics instead of running the initramfs's own mode;
 #        vnf:    the --vnf disk: rtvmm.test=vnf binds the virtio-net function to uio_pci_generic
@@ -24,7 +26,7 @@
 # rtvmm-dataplane (libdpdk at configure time) and dpdk-testpmd (the dpdk package).
 set -uo pipefail
 mon=${1:?usage: linux_rootfs.sh rtvmm|qemu boot|noroot|vnf RTVMM_DATAPLANE|none [RTVMM]}
-mode=${2:?mode: boot, noroot or vnf}
+mode=${2:?mode: boot, qcow2, noroot or vnf}
 dp=${3:?RTVMM_DATAPLANE or none}
 rtvmm=${4:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,6 +39,12 @@ rtvmm)
 qemu) command -v qemu-system-x86_64 > /dev/null || skip "qemu-system-x86_64 not found" ;;
 *) echo "FAIL: unknown monitor '$mon'"; exit 2 ;;
 esac
+if [[ $mode == qcow2 ]]; then
+	[[ $mon == rtvmm ]] || { echo "FAIL: mode qcow2 is rtvmm's (vhost-user-blk)"; exit 2; }
+	for p in qemu-img qemu-storage-daemon; do
+		command -v $p > /dev/null || skip "$p not found (Debian packages qemu-utils, qemu-system-common)"
+	done
+fi
 if [[ $mode == vnf ]]; then
 	[[ $dp != none ]] || skip "rtvmm-dataplane was not built (libdpdk-dev missing at configure time)"
 	command -v dpdk-testpmd > /dev/null || skip "dpdk-testpmd not found (Debian package dpdk)"
@@ -72,7 +80,7 @@ vm_start() {   # vm_start CMDLINE [NIC_SOCKET]
 	if [[ $mon == rtvmm ]]; then
 		cmdline="$cmdline $("$root/guest/linux/cmdline.sh" "$rtvmm")"
 		argv=("$rtvmm" run --kernel "$kernel" --initrd "$initrd" --vcpus 2 --memory 1G
-			--cmdline "$cmdline" --disk "path=$img,readonly=on")
+			--cmdline "$cmdline" --disk "$root_disk")
 		[[ -n $sock ]] && argv+=(--net "socket=$sock,mac=$mac")
 	else
 		argv=(qemu-system-x86_64 -m 1G -smp 2 -nographic -no-reboot -kernel "$kernel" -initrd "$initrd"
@@ -118,9 +126,24 @@ vm_end() {   # vm_end: waits for the monitor to exit (the guest powers off)
 }
 
 base="console=ttyS0 panic=-1 root=/dev/vda"
+root_disk="path=$img,readonly=on"
+if [[ $mode == qcow2 ]]; then
+	# The root disk as a qcow2, exported read-only: the guest gets VIRTIO_BLK_F_RO from the backend.
+	qemu-img convert -f raw -O qcow2 "$img" "$tmp/root.qcow2" || fail "qemu-img convert"
+	box_pin 0 qemu-storage-daemon # the other box cpu than the monitor's
+	"${reaper[@]}" "${pin[@]}" qemu-storage-daemon \
+		--blockdev "driver=file,filename=$tmp/root.qcow2,node-name=f,read-only=on" \
+		--blockdev driver=qcow2,file=f,node-name=q,read-only=on \
+		--export "type=vhost-user-blk,id=e,node-name=q,addr.type=unix,addr.path=$tmp/qsd.sock,writable=off" \
+		> "$tmp/qsd.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do [[ -S $tmp/qsd.sock ]] && break; sleep 0.1; done
+	[[ -S $tmp/qsd.sock ]] || fail "qemu-storage-daemon did not create its socket"
+	root_disk="socket=$tmp/qsd.sock,readonly=on"
+fi
 if [[ $mode == vnf ]]; then box_pin 0; else box_pin 1; fi # vnf: the dataplane polls on cpu 1
 case $mode in
-boot)
+boot | qcow2)
 	vm_start "$base rootfstype=ext4 rtvmm.test=poweroff"
 	vm_wait "RTVMM-INIT-OK" 300
 	vm_end
@@ -133,6 +156,12 @@ boot)
 	grep -q "RTVMM-INIT-OK nproc=2 .* test=poweroff" "$tmp/vm.log" || fail "no init marker from the disk"
 	grep -q "Power down" "$tmp/vm.log" || fail "the guest did not power off"
 	if [[ $mon == rtvmm ]]; then [[ $vm_status == 0 ]] || fail "rtvmm exited $vm_status"; fi
+	if [[ $mode == qcow2 ]]; then
+		grep -q "backend connects 1," "$tmp/vm.log" ||
+			fail "rtvmm's stop report shows no vhost-user-blk backend connect"
+		echo "ok: the root disk came from the qcow2 through qemu-storage-daemon:" \
+			"$(grep -m1 "backend connects" "$tmp/vm.log")"
+	fi
 	;;
 noroot)
 	vm_start "console=ttyS0 panic=-1 root=/dev/vdb rtvmm.test=poweroff"

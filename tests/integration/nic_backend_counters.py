@@ -19,7 +19,6 @@ Checked, every answer against docs/api/openapi.yaml's schema:
     stats socket's calls).
 Exit 77 only when /dev/kvm is absent or rtvmm-dataplane was not built.
 """
-import http.client
 import json
 import os
 import shutil
@@ -34,18 +33,9 @@ import time
 import jsonschema
 import yaml
 
+from api_client import call as api_call
+
 MAC0, MAC1 = "52:54:00:00:10:01", "52:54:00:00:10:02"
-
-
-class UnixConn(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=20)
-        self.path_ = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(20)
-        self.sock.connect(self.path_)
 
 
 class Test:
@@ -79,12 +69,8 @@ class Test:
         shutil.rmtree("/var/run/dpdk/rtvmm-nicstats%d" % os.getpid(), ignore_errors=True)
 
     def call(self, method, path):
-        c = UnixConn(self.api)
-        c.request(method, path)
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        return r.status, body
+        status, _, body = api_call(self.api, method, path)
+        return status, body
 
     def counters(self):
         """vm.counters, checked against the document's schema; (answer, seconds it took)."""
