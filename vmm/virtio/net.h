@@ -55,7 +55,6 @@
 #define VIRTIO_NET_CTRL_MQ              4
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 
-
 /* Device configuration space as the guest reads it (little-endian on x86). */
 struct virtio_net_config {
 	uint8_t mac[6];
