@@ -1645,6 +1645,7 @@ static void test_net_counters_show_link_connects_features_and_queue_pairs(void *
 	assert_int_equal(counters_num(&c, "negotiated_features"), 0);
 	assert_int_equal(counters_num(&c, "queue_pairs"), 0);
 	assert_int_equal(counters_num(&c, "max_queue_pairs"), 1);
+	assert_int_equal(counters_num(&c, "queue_size"), VM_NIC_QUEUE_SIZE_DEFAULT);
 
 	feat = env->dev->ops->features(env->dev);
 	assert_int_equal(env_activate(env, feat), 0);

@@ -347,6 +347,7 @@ static void net_counters(struct virtio_dev *vdev, const struct counter_sink *sin
 	sink->num(sink->opaque, "negotiated_features", ns.features);
 	sink->num(sink->opaque, "queue_pairs", ns.queue_pairs);
 	sink->num(sink->opaque, "max_queue_pairs", to_net(vdev)->max_pairs);
+	sink->num(sink->opaque, "queue_size", vdev->queue_max_size);
 	sink->num(sink->opaque, "ctrl_kicks", ns.ctrl_kicks);
 	sink->num(sink->opaque, "ctrl_commands", ns.ctrl_commands);
 	sink->num(sink->opaque, "ctrl_errors", ns.ctrl_errors);
