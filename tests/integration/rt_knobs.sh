@@ -13,7 +13,7 @@
 #   a name KVM does not have              refused naming the flag and the value
 #
 #   rt_knobs.sh RTVMM GUEST
-# Exit 77 only when /dev/kvm is absent.
+# Exit 77 only when /dev/kvm is absent or its KVM cannot disable HLT exits (it says which it can).
 set -u
 . "$(dirname "$0")/harness.sh"
 
@@ -64,6 +64,18 @@ stop() {
 	kill -INT "$pid"
 	wait "$pid" 2> /dev/null
 }
+
+# 0. A KVM that cannot let a guest halt in guest mode says so, naming what it can: then there
+# is nothing more to prove here.
+"${pin[@]}" timeout 60 "$rtvmm" run --kernel "$guest" --test-device --memory 64M \
+	--cmdline "test=none" --disable-exits hlt > "$tmp/probe.out" 2> "$tmp/probe.log" < /dev/null
+status=$?
+if [[ $status -ne 0 ]]; then
+	grep -qF "rtvmm: --disable-exits 'hlt': disable_exits hlt: KVM lacks KVM_CAP_X86_DISABLE_EXITS for hlt on this host (it can disable: " "$tmp/probe.log" ||
+		fail "--disable-exits hlt: status $status without naming what KVM lacks: $(cat "$tmp/probe.log")"
+	echo "SKIP: this KVM cannot disable HLT exits: $(cat "$tmp/probe.log")"
+	exit 77
+fi
 
 # 1. HLT in guest mode.
 start on --disable-exits hlt --halt-poll-ns 0
