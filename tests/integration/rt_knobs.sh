@@ -82,15 +82,15 @@ start on --disable-exits hlt --halt-poll-ns 0
 grep -qF "rtvmm: KVM: exits disabled: hlt (KVM_CAP_X86_DISABLE_EXITS); halt polling: 0 ns (KVM_CAP_HALT_POLL)" \
 	"$tmp/on.log" || fail "the build report does not say what KVM enabled"
 api on /api/v1/vm.info
-[[ $(jq -c .kvm "$tmp/body") == '{"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
-	fail "vm.info kvm: $(jq -c .kvm "$tmp/body")"
+[[ $(jq -cS .kvm "$tmp/body") == '{"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
+	fail "vm.info kvm: $(jq -cS .kvm "$tmp/body")"
 api on /api/v1/vm.placement
-[[ $(jq -c .kvm "$tmp/body") == '{"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
-	fail "vm.placement kvm: $(jq -c .kvm "$tmp/body")"
+[[ $(jq -cS .kvm "$tmp/body") == '{"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
+	fail "vm.placement kvm: $(jq -cS .kvm "$tmp/body")"
 "$rtvmm" ctl "$tmp/on.sock" info > "$tmp/info" 2>&1 || fail "rtvmm ctl info: $(cat "$tmp/info")"
 grep -qE "^Exits disabled: +hlt$" "$tmp/info" && grep -qE "^Halt polling: +0 ns$" "$tmp/info" ||
 	fail "rtvmm ctl info does not show the knobs: $(cat "$tmp/info")"
-log "ok: build report, vm.info, vm.placement and rtvmm ctl info: $(jq -c .kvm "$tmp/body")"
+log "ok: build report, vm.info, vm.placement and rtvmm ctl info: $(jq -cS .kvm "$tmp/body")"
 on=$(busy on) || fail "$on"
 stop
 log "vcpu0 in 'cli; hlt' with HLT exits disabled: on a cpu ${on}% of the time"
@@ -98,8 +98,8 @@ log "vcpu0 in 'cli; hlt' with HLT exits disabled: on a cpu ${on}% of the time"
 # 2. The same guest with HLT exiting to KVM, which sleeps at once (halt_poll_ns 0).
 start off --halt-poll-ns 0
 api off /api/v1/vm.info
-[[ $(jq -c .kvm "$tmp/body") == '{"disabled_exits":[],"halt_poll_ns":0}' ]] ||
-	fail "vm.info kvm without disable_exits: $(jq -c .kvm "$tmp/body")"
+[[ $(jq -cS .kvm "$tmp/body") == '{"disabled_exits":[],"halt_poll_ns":0}' ]] ||
+	fail "vm.info kvm without disable_exits: $(jq -cS .kvm "$tmp/body")"
 off=$(busy off) || fail "$off"
 stop
 log "vcpu0 in 'cli; hlt' with HLT exits (KVM sleeps it): on a cpu ${off}% of the time"
