@@ -19,6 +19,7 @@ import selectors
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -544,6 +545,115 @@ def foreign_rt_threads(cpus):
                 continue
             found.append(f"{comm} (pid {pid}, {'FIFO' if pol == os.SCHED_FIFO else 'RR'} {prio})")
     return found
+
+
+def _thread_times(cpus):
+    """{(pid, tid): (comm, cpu seconds)} of every user thread whose last cpu is in CPUS."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is stat field 3 (state)
+            if int(fields[36]) in cpus:                   # field 39: the cpu it last ran on
+                out[(int(pid), int(tid))] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def _steal(cpus):
+    """{cpu: (steal, total) jiffies} from /proc/stat, and "forks": processes created since boot."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            m = re.match(r"cpu(\d+) (.*)", line)
+            if m and int(m.group(1)) in cpus:
+                v = [int(x) for x in m.group(2).split()]
+                out[int(m.group(1))] = (v[7] if len(v) > 7 else 0, sum(v[:8]))
+            elif line.startswith("processes "):
+                out["forks"] = int(line.split()[1])
+    return out
+
+
+class Noise:
+    """What else ran on CPUS while a with-block measured: the load average, the steal time
+    (/proc/stat), the threads of other processes that ran there throughout (there before and
+    after: the processes a benchmark starts and stops inside are not counted) and how many
+    processes were created meanwhile (short-lived work such as a compiler, ours included)."""
+
+    def __init__(self, cpus):
+        self.cpus = set(cpus)
+        self.load = self.steal_pct = self.forks = None
+        self.foreign = []
+
+    def __enter__(self):
+        self._t0, self._s0 = _thread_times(self.cpus), _steal(self.cpus)
+        return self
+
+    def __exit__(self, *exc):
+        t1, s1 = _thread_times(self.cpus), _steal(self.cpus)
+        self.load = os.getloadavg()[0]
+        self.steal_pct = {c: round(100 * (s1[c][0] - self._s0[c][0]) / max(s1[c][1] - self._s0[c][1], 1), 1)
+                          for c in s1 if c in self._s0 and c != "forks"}
+        self.forks = s1.get("forks", 0) - self._s0.get("forks", 0)
+        busy = [(t1[k][1] - self._t0[k][1], t1[k][0], k[0]) for k in t1 if k in self._t0]
+        self.foreign = [f"{comm} (pid {pid}) {sec:.1f} s" for sec, comm, pid in sorted(busy, reverse=True)
+                        if sec >= 0.1][:5]
+        return False
+
+    def record(self):
+        """The account as a result entry."""
+        return {"load_average_1m": self.load, "steal_pct": self.steal_pct, "foreign_threads": self.foreign,
+                "processes_created": self.forks}
+
+    def __str__(self):
+        steal = ", ".join(f"cpu {c} {p} %" for c, p in sorted((self.steal_pct or {}).items()))
+        return (f"load average {self.load:.2f}, steal time {steal or 'unknown'}, other processes' threads "
+                f"on cpus {','.join(map(str, sorted(self.cpus)))} throughout: {', '.join(self.foreign) or 'none'}, "
+                f"{self.forks} processes created meanwhile")
+
+
+MIN_VERDICT_ROUNDS = 3
+
+
+def add_paired_ratio(res, name, a_runs, b_runs, goal, better="higher", noise=None):
+    """Records median(A_RUNS)/median(B_RUNS) with each round's own ratio A[i]/B[i] (rounds
+    interleaved, A and B measured as neighbours) and their spread. The goal's verdict ("met")
+    is given only when the rounds separate: at least MIN_VERDICT_ROUNDS pairs, every one on
+    the same side of GOAL; otherwise "met" is None and "verdict" says why, with NOISE (a
+    Noise) when given."""
+    pairs = [a / b for a, b in zip(a_runs, b_runs) if a is not None and b]
+    med = lambda v: statistics.median(v) if v else None  # noqa: E731
+    r = add_ratio(res, name, med([a for a in a_runs if a is not None]),
+                  med([b for b in b_runs if b is not None]), goal=goal, better=better)
+    r.update(rounds=len(pairs), per_round=[round(x, 4) for x in pairs],
+             spread=[round(min(pairs), 4), round(max(pairs), 4)] if pairs else None)
+    if r["value"] is None:
+        return r
+    good = [x >= goal if better == "higher" else x <= goal for x in pairs]
+    if len(pairs) < MIN_VERDICT_ROUNDS:
+        r["met"] = None
+        r["verdict"] = f"not separable in this run: {len(pairs)} round(s), a verdict needs {MIN_VERDICT_ROUNDS}"
+    elif all(good) or not any(good):
+        r["met"] = all(good)
+        r["verdict"] = f"every round {'meets' if all(good) else 'misses'} the goal"
+    else:
+        r["met"] = None
+        r["verdict"] = (f"not separable in this run: the rounds' ratios {r['spread'][0]:.3g}..{r['spread'][1]:.3g} "
+                        f"straddle the goal {goal:g}")
+    if r["met"] is None and noise is not None:
+        r["verdict"] += f" ({noise})"
+    return r
 
 
 def note_host_load(res, name, cpus):

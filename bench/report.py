@@ -223,8 +223,8 @@ def _ratio_rows(ratios):
     for r in ratios:
         goal = "-" if r["goal"] is None else ("<= " if r["better"] == "lower" else ">= ") + fmt(r["goal"])
         met = {True: "met", False: "**missed**", None: "-"}[r["met"]]
-        if r["goal"] is None and r.get("verdict"):
-            met = r["verdict"]
+        if r["met"] is None and r.get("verdict"):
+            met = r["verdict"].split(" (load average")[0]   # the noise account is in results.json
         value = fmt(r["value"])
         if r.get("spread") and r.get("rounds", 2) > 1:
             value += f" (rounds {fmt(r['spread'][0])}..{fmt(r['spread'][1])})"

@@ -9,7 +9,7 @@ declare -A groups=(
 	[test]="libcmocka-dev busybox-static cpio gzip xz-utils acpica-tools python3 util-linux qemu-system-common qemu-utils e2fsprogs curl jq python3-yaml python3-jsonschema dpdk-doc"
 	[kernel]="bc bison flex libelf-dev libssl-dev cpio xz-utils patch make linux-source-6.1"
 	[dataplane]="libdpdk-dev dpdk-dev"
-	[bench]="qemu-system-x86 rt-tests stress-ng gnuplot-nox python3-jsonschema fio"
+	[bench]="qemu-system-x86 rt-tests stress-ng gnuplot-nox python3-jsonschema fio openvswitch-switch-dpdk"
 	[box]="qemu-system-x86 kmod busybox-static cpio"
 	[fuzz]="clang libclang-rt-dev llvm"
 )

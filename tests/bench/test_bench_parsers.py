@@ -214,6 +214,46 @@ class SkipRecords(unittest.TestCase):
         self.assertEqual(ok["skipped_parts"][0]["part"], "qemu")
 
 
+class PairedRatios(unittest.TestCase):
+    """benchlib.add_paired_ratio: a goal verdict only when the interleaved rounds separate."""
+
+    def ratio(self, a, b, noise=None):
+        res = {"ratios": []}
+        return benchlib.add_paired_ratio(res, "x", a, b, goal=1.0, better="higher", noise=noise)
+
+    def test_every_round_above_the_goal_meets_it(self):
+        r = self.ratio([3.0, 3.3, 2.9], [2.0, 3.0, 2.5])
+        self.assertTrue(r["met"])
+        self.assertEqual(r["rounds"], 3)
+        self.assertEqual(r["spread"], [1.1, 1.5])
+        self.assertAlmostEqual(r["value"], 3.0 / 2.5)
+
+    def test_every_round_below_the_goal_misses_it(self):
+        r = self.ratio([1.0, 1.1, 0.9], [2.0, 3.0, 2.5])
+        self.assertIs(r["met"], False)
+        self.assertIn("misses", r["verdict"])
+
+    def test_rounds_that_straddle_the_goal_give_no_verdict_and_say_what_else_ran(self):
+        noise = benchlib.Noise([0])
+        with noise:
+            pass
+        r = self.ratio([3.0, 1.0, 2.0], [2.0, 2.0, 2.0], noise=noise)
+        self.assertIsNone(r["met"])
+        self.assertTrue(r["verdict"].startswith("not separable in this run: the rounds' ratios 0.5..1.5"))
+        self.assertIn("load average", r["verdict"])
+        self.assertIn("steal time cpu 0", r["verdict"])
+
+    def test_too_few_rounds_give_no_verdict(self):
+        r = self.ratio([3.0, 3.0], [1.0, 1.0])
+        self.assertIsNone(r["met"])
+        self.assertIn("2 round(s), a verdict needs 3", r["verdict"])
+
+    def test_a_round_without_a_peer_figure_is_left_out(self):
+        r = self.ratio([3.0, 3.0, 3.0, 3.0], [1.0, None, 0, 1.5])
+        self.assertEqual(r["rounds"], 2)
+        self.assertIsNone(r["met"])
+
+
 class KernelResolver(unittest.TestCase):
     """benchlib.linux_kernel: --kernel, then $RTVMM_TEST_KERNEL, then the host decides."""
 

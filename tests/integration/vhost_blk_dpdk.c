@@ -18,16 +18,12 @@
  * Usage: vhost_blk_dpdk PATH-TO-dpdk-vhost-blk ("none": skip, exit 77).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -47,64 +43,19 @@
 
 static const char *backend_bin;
 static char dir[64], sock[108];
-static int failures;
-
-#define CHECK(cond, ...)                                                              \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                 \
-			fprintf(stderr, "\n");                                        \
-			failures++;                                                   \
-			return -1;                                                    \
-		}                                                                     \
-	} while (0)
 
 /* ------------------------------------------------------------------ the backend */
 
-struct backend {
-	pid_t pid;
-	char log[128];
-};
-
 /* Starts DPDK's vhost_blk in `dir` (its socket: dir/vhost.socket), niced: its worker busy-polls. */
-static int backend_start(struct backend *b, unsigned run)
+static int backend_start(struct rig_proc *b, unsigned run)
 {
-	int logfd;
+	char *argv[] = { (char *)backend_bin, "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
+			 "-l", "0", "--log-level", "lib.vhost.config:warning", NULL };
+	int err;
 
-	snprintf(b->log, sizeof(b->log), "%s/backend-%u.log", dir, run);
-	logfd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (logfd < 0)
-		return -errno;
 	unlink(sock);
-	b->pid = fork();
-	if (b->pid == 0) {
-		char *argv[] = { (char *)backend_bin, "--no-huge", "-m", "256", "--no-pci",
-				 "--no-shconf", "-l", "0", "--log-level", "lib.vhost.config:warning",
-				 NULL };
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setpriority(PRIO_PROCESS, 0, 19);
-		if (chdir(dir) < 0)
-			_exit(126);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execv(backend_bin, argv);
-		_exit(127);
-	}
-	close(logfd);
-	if (b->pid < 0)
-		return -errno;
-	return rig_wait_socket(sock, 30);
-}
-
-static void backend_kill(struct backend *b)
-{
-	if (b->pid <= 0)
-		return;
-	kill(b->pid, SIGKILL);
-	waitpid(b->pid, NULL, 0);
-	b->pid = 0;
+	err = rig_spawn(b, argv, dir, RIG_SPAWN_NICE, "%s/backend-%u.log", dir, run);
+	return err ? err : rig_wait_socket(sock, 30);
 }
 
 /* ------------------------------------------------------------------ the "guest" */
@@ -240,11 +191,11 @@ static int wait_link(struct guest *g, bool up, double timeout)
 		usleep(5000);
 	} while (rig_now_s() < end);
 	fprintf(stderr, "FAIL: the link did not go %s within %.0f s\n", up ? "up" : "down", timeout);
-	failures++;
+	rig_failures++;
 	return -1;
 }
 
-static int run(struct backend *b)
+static int run(struct rig_proc *b)
 {
 	struct vhost_blk_spec spec = { .name = "disk0", .queues = 1 };
 	struct guest *g = calloc(1, sizeof(*g));
@@ -289,7 +240,7 @@ static int run(struct backend *b)
 	printf("2. %d writes, the backend killed (SIGKILL) under them\n", BURST);
 	for (k = 0; k < BURST; k++)
 		heads[k] = blk_post(g, VIRTIO_BLK_T_OUT, 8 * k, (uint8_t)k);
-	backend_kill(b);
+	rig_kill(b);
 	t0 = rig_now_s();
 	if (collect(g, heads, BURST, 10, &ok, &ioerr))
 		return -1;
@@ -336,7 +287,7 @@ static int run(struct backend *b)
 
 int main(int argc, char **argv)
 {
-	struct backend b = { 0 };
+	struct rig_proc b = { 0 };
 	char cmd[128];
 	int rc;
 
@@ -361,8 +312,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rc = run(&b);
-	backend_kill(&b);
-	if (rc || failures) {
+	rig_kill(&b);
+	if (rc || rig_failures) {
 		rig_dump_file(b.log);
 		printf("(files kept in %s)\nFAIL\n", dir);
 		return 1;

@@ -29,14 +29,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,84 +56,31 @@
 
 static const char *qsd_bin;
 static char dir[64], img[128];
-static int failures;
-
-#define CHECK(cond, ...)                                                              \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                 \
-			fprintf(stderr, "\n");                                        \
-			failures++;                                                   \
-			return -1;                                                    \
-		}                                                                     \
-	} while (0)
 
 /* ------------------------------------------------------------------ the daemon */
 
-struct qsd {
-	pid_t pid;
-	char log[160];
-};
-
-static int qsd_start(struct qsd *q, const char *sock, bool writable, unsigned run)
+/* Starts qemu-storage-daemon exporting the image on `sock`; its log: dir/qsd-RUN.log. */
+static int qsd_start(struct rig_proc *q, const char *sock, bool writable, unsigned run)
 {
 	char file[256], exp[256];
-	int logfd;
+	char *argv[] = { (char *)qsd_bin, "--blockdev", file, "--blockdev",
+			 "driver=qcow2,file=file0,node-name=disk0", "--export", exp, NULL };
 
 	snprintf(file, sizeof(file), "driver=file,filename=%s,node-name=file0", img);
 	snprintf(exp, sizeof(exp),
 		 "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=%s,writable=%s,num-queues=2",
 		 sock, writable ? "on" : "off");
-	snprintf(q->log, sizeof(q->log), "%s/qsd-%u.log", dir, run);
-	logfd = open(q->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (logfd < 0)
-		return -errno;
 	unlink(sock);
-	q->pid = fork();
-	if (q->pid == 0) {
-		char *argv[] = { (char *)qsd_bin, "--blockdev", file, "--blockdev",
-				 "driver=qcow2,file=file0,node-name=disk0", "--export", exp, NULL };
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execv(qsd_bin, argv);
-		_exit(127);
-	}
-	close(logfd);
-	return q->pid < 0 ? -errno : 0;
-}
-
-/* The backend crashes. */
-static void qsd_kill(struct qsd *q)
-{
-	if (q->pid <= 0)
-		return;
-	kill(q->pid, SIGKILL);
-	waitpid(q->pid, NULL, 0);
-	q->pid = 0;
+	return rig_spawn(q, argv, NULL, 0, "%s/qsd-%u.log", dir, run);
 }
 
 /* SIGTERM: the daemon closes the export and the image; returns its exit status or -1. */
-static int qsd_stop(struct qsd *q)
+static int qsd_stop(struct rig_proc *q)
 {
-	double end = rig_now_s() + 10;
-	int status = -1;
-
 	if (q->pid <= 0)
 		return -1;
 	kill(q->pid, SIGTERM);
-	while (waitpid(q->pid, &status, WNOHANG) == 0) {
-		if (rig_now_s() > end) {
-			kill(q->pid, SIGKILL);
-			waitpid(q->pid, &status, 0);
-			break;
-		}
-		usleep(20000);
-	}
-	q->pid = 0;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return rig_wait_exit(q, 10);
 }
 
 /* Runs a shell command; its output goes to `out` (a file) when given. Returns its exit status. */
@@ -183,27 +128,12 @@ struct guest {
 	struct virtio_queue vq[2];
 	struct rig_queue q[2];
 	unsigned nr_queues;
-	pthread_mutex_t lock;
-	unsigned config_changes;
+	unsigned config_irqs;
 };
-
-static void on_config_changed(struct virtio_dev *vdev)
-{
-	struct guest *g = vdev->transport;
-
-	pthread_mutex_lock(&g->lock);
-	g->config_changes++;
-	pthread_mutex_unlock(&g->lock);
-}
 
 static unsigned config_changes(struct guest *g)
 {
-	unsigned n;
-
-	pthread_mutex_lock(&g->lock);
-	n = g->config_changes;
-	pthread_mutex_unlock(&g->lock);
-	return n;
+	return rig_config_irqs__read(&g->config_irqs);
 }
 
 static int guest_init(struct guest *g, const struct vhost_blk_spec *spec, struct err *e)
@@ -212,14 +142,12 @@ static int guest_init(struct guest *g, const struct vhost_blk_spec *spec, struct
 	int err;
 
 	memset(g, 0, sizeof(*g));
-	pthread_mutex_init(&g->lock, NULL);
 	err = guest_mem__create(&g->mem, RAM_SIZE);
 	CHECK(!err, "guest RAM: %s", strerror(-err));
 	err = vhost_blk__create(spec, &g->mem, &g->dev, e);
 	if (err)
 		return err;
-	g->dev->transport = g;
-	g->dev->config_changed = on_config_changed;
+	rig_config_irqs__watch(g->dev, &g->config_irqs);
 	g->nr_queues = g->dev->max_queues;
 	for (i = 0; i < g->nr_queues; i++)
 		CHECK(!rig_queue__init(&g->q[i], &g->mem, i, QSIZE, 0x100000 + i * 0x10000ull,
@@ -424,25 +352,25 @@ static int scenario_no_backend(void)
 	with_stderr_to(log, no_backend_run, &nb);
 	if (nb.create_err) {
 		fprintf(stderr, "FAIL: create without a backend: %s\n", strerror(-nb.create_err));
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (nb.wait_err != -ETIMEDOUT || nb.waited < 0.45 || nb.waited > 3) {
 		fprintf(stderr, "FAIL: wait_backend returned %d after %.3f s (-ETIMEDOUT after 0.5 s expected)\n",
 			nb.wait_err, nb.waited);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (!file_has(log, "disk9: no vhost-user-blk backend ready on ") || !file_has(log, spec.socket)) {
 		fprintf(stderr, "FAIL: the timeout does not say which disk and socket:\n");
 		print_file(log, "  ");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	g->dev->ops->config_read(g->dev, 0, cfg, sizeof(cfg));
 	if (memcmp(cfg, zero, sizeof(cfg))) {
 		fprintf(stderr, "FAIL: the config space of a disk without a backend is not zeros\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	printf("  create ok, wait_backend -ETIMEDOUT after %.3f s, config space zeros; the log says:\n",
@@ -467,12 +395,12 @@ static int scenario_readonly_refused(const char *sock)
 	snprintf(spec.socket, sizeof(spec.socket), "%s", sock);
 	if (guest_init(g, &spec, &e)) {
 		fprintf(stderr, "FAIL: create: %s\n", e.msg);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (vhost_blk__wait_backend(g->dev, 1000) != -ETIMEDOUT) {
 		fprintf(stderr, "FAIL: a backend without VIRTIO_BLK_F_RO was taken for a readonly disk\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	vhost_blk__stats(g->dev, &st);
@@ -481,7 +409,7 @@ static int scenario_readonly_refused(const char *sock)
 		fprintf(stderr, "FAIL: refusal not recorded: failures %llu, connects %llu, last error '%s'\n",
 			(unsigned long long)st.session.failures, (unsigned long long)st.session.connects,
 			st.session.last_error);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	printf("  refused: %s\n", st.session.last_error);
@@ -549,7 +477,7 @@ static int collect(struct guest *g, unsigned qi, const uint16_t *heads, const ui
  * Kills the daemon with reads in flight, checks the VM side, queues one more
  * read, grows the image, restarts the daemon: every read completes once.
  */
-static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
+static int kill_and_restart(struct guest *g, struct rig_proc *q, const char *sock)
 {
 	struct vhost_blk_stats st;
 	struct virtio_blk_config cfg;
@@ -565,7 +493,7 @@ static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 		heads[k] = blk_post(g, 0, VIRTIO_BLK_T_IN, (uint64_t)(k % 16) * 128, NULL, BUF_SIZE);
 		pattern[k] = 0xab;
 	}
-	qsd_kill(q);
+	rig_kill(q);
 	t0 = rig_now_s();
 	do {
 		vhost_blk__stats(g->dev, &st);
@@ -625,7 +553,7 @@ static int kill_and_restart(struct guest *g, struct qsd *q, const char *sock)
 	return 0;
 }
 
-static int scenario_qsd(const char *sock, struct qsd *q)
+static int scenario_qsd(const char *sock, struct rig_proc *q)
 {
 	const uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_FLUSH) |
 			      BIT(VIRTIO_BLK_F_MQ) | BIT(VIRTIO_BLK_F_BLK_SIZE) |
@@ -646,12 +574,12 @@ static int scenario_qsd(const char *sock, struct qsd *q)
 	snprintf(spec.socket, sizeof(spec.socket), "%s", sock);
 	if (guest_init(g, &spec, &e)) {
 		fprintf(stderr, "FAIL: create: %s\n", e.msg);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (vhost_blk__wait_backend(g->dev, 15000)) {
 		fprintf(stderr, "FAIL: no session with the daemon\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	vhost_blk__stats(g->dev, &st);
@@ -667,14 +595,14 @@ static int scenario_qsd(const char *sock, struct qsd *q)
 		fprintf(stderr, "FAIL: capacity %llu (stats %llu), num_queues %u: %llu and 2 expected\n",
 			(unsigned long long)cfg.capacity, (unsigned long long)st.capacity,
 			cfg.num_queues, (unsigned long long)(IMG_SIZE / 512));
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if ((offered & want) != want || (offered & BIT(VHOST_USER_F_PROTOCOL_FEATURES)) ||
 	    (offered & BIT(VIRTIO_BLK_F_CONFIG_WCE))) {
 		fprintf(stderr, "FAIL: offered %#llx: want %#llx, never bit 30 or CONFIG_WCE\n",
 			(unsigned long long)offered, (unsigned long long)want);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	a = (struct virtio_activation){ .features = offered & want, .nr_queues = g->nr_queues,
@@ -682,7 +610,7 @@ static int scenario_qsd(const char *sock, struct qsd *q)
 	err = g->dev->ops->activate(g->dev, &a);
 	if (err) {
 		fprintf(stderr, "FAIL: activate: %s\n", strerror(-err));
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	settle(g);
@@ -697,14 +625,14 @@ static int scenario_qsd(const char *sock, struct qsd *q)
 	h = blk_post(g, 0, VIRTIO_BLK_T_GET_ID, 0, NULL, VIRTIO_BLK_ID_BYTES);
 	if (blk_complete(g, 0, h, 10) != VIRTIO_BLK_S_OK) {
 		fprintf(stderr, "FAIL: GET_ID\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	/* The answer is NUL-terminated when shorter than 20 bytes (what follows is not written). */
 	memcpy(id, blk_data(g, 0, h), VIRTIO_BLK_ID_BYTES);
 	if (!id[0] || memchr(id, 0xee, strlen(id))) {
 		fprintf(stderr, "FAIL: GET_ID answered '%s'\n", id);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	printf("  GET_ID: '%s'\n", id);
@@ -729,7 +657,7 @@ static int scenario_qsd(const char *sock, struct qsd *q)
 	t = rig_now_s() - t;
 	if (t > 0.05) {
 		fprintf(stderr, "FAIL: reset took %.3f s\n", t);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	settle(g);
@@ -741,7 +669,7 @@ out:
 	return rc;
 }
 
-static int scenario_readonly(const char *sock, struct qsd *q)
+static int scenario_readonly(const char *sock, struct rig_proc *q)
 {
 	struct vhost_blk_spec spec = { .name = "disk7", .queues = 1, .readonly = true };
 	struct guest *g = calloc(1, sizeof(*g));
@@ -754,27 +682,27 @@ static int scenario_readonly(const char *sock, struct qsd *q)
 	snprintf(spec.socket, sizeof(spec.socket), "%s", sock);
 	if (qsd_start(q, sock, false, 3) || rig_wait_socket(sock, 30)) {
 		fprintf(stderr, "FAIL: qemu-storage-daemon did not create %s\n", sock);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (guest_init(g, &spec, &e) || vhost_blk__wait_backend(g->dev, 15000)) {
 		fprintf(stderr, "FAIL: no session with the read-only export%s%s\n", e.msg[0] ? ": " : "",
 			e.msg);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	offered = g->dev->ops->features(g->dev);
 	if (!(offered & BIT(VIRTIO_BLK_F_RO)) ||
 	    (offered & (BIT(VIRTIO_BLK_F_DISCARD) | BIT(VIRTIO_BLK_F_WRITE_ZEROES)))) {
 		fprintf(stderr, "FAIL: offered %#llx to a readonly disk\n", (unsigned long long)offered);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	a = (struct virtio_activation){ .features = offered & (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_RO)),
 					.nr_queues = g->nr_queues, .queues = g->vq, .mem = &g->mem };
 	if (g->dev->ops->activate(g->dev, &a)) {
 		fprintf(stderr, "FAIL: activate\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	settle(g);
@@ -789,7 +717,7 @@ static int scenario_readonly(const char *sock, struct qsd *q)
 		st = blk_complete(g, 0, h, 10);
 		if (st != VIRTIO_BLK_S_IOERR) {
 			fprintf(stderr, "FAIL: a write to the read-only export: status %d\n", st);
-			failures++;
+			rig_failures++;
 			goto out;
 		}
 	}
@@ -804,7 +732,7 @@ out:
 	free(g);
 	if (qsd_stop(q) != 0 && !rc) {
 		fprintf(stderr, "FAIL: qemu-storage-daemon did not exit cleanly on SIGTERM\n");
-		failures++;
+		rig_failures++;
 		rc = -1;
 	}
 	return rc;
@@ -813,7 +741,7 @@ out:
 int main(int argc, char **argv)
 {
 	char sock[108], out[160], cmd[600];
-	struct qsd q = { 0 };
+	struct rig_proc q = { 0 };
 	int rc = 1;
 
 	qsd_bin = argc > 1 && argv[1][0] ? argv[1] : "/usr/bin/qemu-storage-daemon";
@@ -867,17 +795,17 @@ int main(int argc, char **argv)
 	printf("E. qemu-io -r on the qcow2 after the daemon exited: 0xab, 0x5c, 0x77, 0x3d all there\n");
 	rc = 0;
 out:
-	if (rc || failures) {
+	if (rc || rig_failures) {
 		qsd_stop(&q);
 		rig_dump_file(q.log);
 	}
-	qsd_kill(&q);
-	if (!rc && !failures) {
+	rig_kill(&q);
+	if (!rc && !rig_failures) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 		run(cmd, NULL);
 	} else {
 		printf("(files kept in %s)\n", dir);
 	}
-	printf("%s\n", rc || failures ? "FAIL" : "PASS: rtvmm vhost-user-blk <-> qemu-storage-daemon (qcow2) interop");
-	return rc || failures ? 1 : 0;
+	printf("%s\n", rc || rig_failures ? "FAIL" : "PASS: rtvmm vhost-user-blk <-> qemu-storage-daemon (qcow2) interop");
+	return rc || rig_failures ? 1 : 0;
 }

@@ -23,9 +23,7 @@
  * dpdk-testpmd is not installed.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,8 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -53,109 +49,44 @@
 
 static const char *testpmd_bin;
 static char run_dir_prefix[64];
-static int failures;
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fprintf(stderr, "\n");                                \
-			failures++;                                           \
-			return -1;                                            \
-		}                                                             \
-	} while (0)
 
 /* ------------------------------------------------------------------ testpmd */
 
-struct testpmd {
-	pid_t pid;
-	int stdin_wr;
-	char log[128];
-};
-
-static int testpmd_start(struct testpmd *t, const char *sock, unsigned queues, bool client,
+/* Starts testpmd on `sock`, running until a newline (or EOF) arrives on t->stdin_wr. */
+static int testpmd_start(struct rig_proc *t, const char *sock, unsigned queues, bool client,
 			 unsigned run)
 {
-	char vdev[256], q[16], rxq[32], txq[32], prefix[96];
-	int p[2], logfd;
+	char vdev[256], rxq[32], txq[32], prefix[96];
+	char *argv[] = {
+		"/usr/bin/stdbuf", "-oL", /* line-buffered log, readable after a kill */
+		(char *)testpmd_bin, "-l", "0-1", "--no-huge", "--no-pci", "-m", "128",
+		prefix, "--log-level=lib.eal:warning", "--vdev", vdev, "--",
+		"--forward-mode=macswap", "--port-topology=loop", "--nb-cores=1", rxq, txq,
+		"--total-num-mbufs=8192", "--no-flush-rx", NULL,
+	};
 
 	snprintf(vdev, sizeof(vdev), "net_vhost0,iface=%s,queues=%u%s", sock, queues,
 		 client ? ",client=1" : "");
-	snprintf(q, sizeof(q), "%u", queues);
 	snprintf(rxq, sizeof(rxq), "--rxq=%u", queues);
 	snprintf(txq, sizeof(txq), "--txq=%u", queues);
 	snprintf(prefix, sizeof(prefix), "--file-prefix=%s", run_dir_prefix);
-	snprintf(t->log, sizeof(t->log), "/tmp/%s-testpmd-%u.log", run_dir_prefix, run);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	logfd = open(t->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (logfd < 0)
-		return -errno;
-	t->pid = fork();
-	if (t->pid == 0) {
-		char *argv[] = {
-			"/usr/bin/stdbuf", "-oL", /* line-buffered log, readable after a kill */
-			(char *)testpmd_bin, "-l", "0-1", "--no-huge", "--no-pci", "-m", "128",
-			prefix, "--log-level=lib.eal:warning", "--vdev", vdev, "--",
-			"--forward-mode=macswap", "--port-topology=loop", "--nb-cores=1", rxq, txq,
-			"--total-num-mbufs=8192", "--no-flush-rx", NULL,
-		};
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(p[0], 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		if (access(argv[0], X_OK) == 0)
-			execv(argv[0], argv);
-		execv(testpmd_bin, argv + 2);
-		_exit(127);
-	}
-	close(p[0]);
-	close(logfd);
-	if (t->pid < 0) {
-		close(p[1]);
-		return -errno;
-	}
-	t->stdin_wr = p[1]; /* testpmd runs until a newline (or EOF) arrives here */
-	return 0;
-}
-
-/* Kill -9: the backend crashes. */
-static void testpmd_kill(struct testpmd *t)
-{
-	if (t->pid <= 0)
-		return;
-	kill(t->pid, SIGKILL);
-	waitpid(t->pid, NULL, 0);
-	close(t->stdin_wr);
-	t->pid = 0;
+	return rig_spawn(t, access(argv[0], X_OK) == 0 ? argv : argv + 2, NULL, RIG_SPAWN_STDIN,
+			 "/tmp/%s-testpmd-%u.log", run_dir_prefix, run);
 }
 
 /* Enter: testpmd stops, prints its statistics and exits. Returns the RX-packets it counted, or -1. */
-static long testpmd_stop(struct testpmd *t)
+static long testpmd_stop(struct rig_proc *t)
 {
 	char line[512];
 	long rx = -1, v;
-	int status;
 	FILE *f;
-	double end = rig_now_s() + 10;
 
 	if (t->pid <= 0)
 		return -1;
 	if (write(t->stdin_wr, "\n", 1) < 0) {
 		/* already gone */
 	}
-	while (waitpid(t->pid, &status, WNOHANG) == 0) {
-		if (rig_now_s() > end) {
-			kill(t->pid, SIGKILL);
-			waitpid(t->pid, &status, 0);
-			break;
-		}
-		usleep(20000);
-	}
-	close(t->stdin_wr);
-	t->pid = 0;
+	rig_wait_exit(t, 10);
 	f = fopen(t->log, "r");
 	while (f && fgets(line, sizeof(line), f)) {
 		/* The accumulated block comes last: keep the last RX-packets figure. */
@@ -185,19 +116,12 @@ struct guest {
 	struct rig_queue q[VIRTIO_MAX_QUEUES];
 	unsigned nr_queues;
 	uint8_t mac[6];
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned config_changes;
+	unsigned config_irqs;
 };
 
-static void on_config_changed(struct virtio_dev *vdev)
+static unsigned config_changes(struct guest *g)
 {
-	struct guest *g = vdev->transport;
-
-	pthread_mutex_lock(&g->lock);
-	g->config_changes++;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
+	return rig_config_irqs__read(&g->config_irqs);
 }
 
 static uint16_t link_status(struct guest *g)
@@ -214,26 +138,11 @@ static int wait_link(struct guest *g, unsigned since, bool up, double timeout)
 	double end = rig_now_s() + timeout;
 
 	while (rig_now_s() < end) {
-		unsigned seen;
-
-		pthread_mutex_lock(&g->lock);
-		seen = g->config_changes;
-		pthread_mutex_unlock(&g->lock);
-		if (seen > since && !!link_status(g) == up)
+		if (config_changes(g) > since && !!link_status(g) == up)
 			return 0;
 		usleep(10000);
 	}
 	return -ETIMEDOUT;
-}
-
-static unsigned config_changes(struct guest *g)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&g->lock);
-	n = g->config_changes;
-	pthread_mutex_unlock(&g->lock);
-	return n;
 }
 
 /* Queue i: rings at 1 MiB + i * 64 KiB, QSIZE buffers of BUF_SIZE at 16 MiB + i MiB. */
@@ -468,8 +377,6 @@ static int guest_init(struct guest *g, const char *name, const char *sock, unsig
 	int err;
 
 	memset(g, 0, sizeof(*g));
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cond, NULL);
 	memcpy(g->mac, nic.mac, 6);
 	snprintf(nic.name, sizeof(nic.name), "%s", name);
 	snprintf(nic.socket, sizeof(nic.socket), "%s", sock);
@@ -477,8 +384,7 @@ static int guest_init(struct guest *g, const char *name, const char *sock, unsig
 	CHECK(!err, "guest RAM: %s", strerror(-err));
 	err = virtio_net__create(&nic, &g->mem, &g->dev, &e);
 	CHECK(!err, "%s", e.msg);
-	g->dev->transport = g;
-	g->dev->config_changed = on_config_changed;
+	rig_config_irqs__watch(g->dev, &g->config_irqs);
 	g->nr_queues = g->dev->max_queues;
 	for (i = 0; i < g->nr_queues; i++)
 		CHECK(!drv_init(g, i), "queue %u: no room or no eventfds", i);
@@ -543,7 +449,7 @@ static int scenario_client(const char *sock)
 {
 	const uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
 			      BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS);
-	struct testpmd t = { 0 };
+	struct rig_proc t = { 0 };
 	struct rx_check c = { .queue = 0 };
 	struct virtio_net_stats st;
 	struct guest *g = calloc(1, sizeof(*g));
@@ -557,7 +463,7 @@ static int scenario_client(const char *sock)
 	unlink(sock);
 	if (testpmd_start(&t, sock, 1, false, 1) || rig_wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not create %s\n", sock);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (guest_init(g, "net0", sock, 1, false))
@@ -565,7 +471,7 @@ static int scenario_client(const char *sock)
 	c.mac = g->mac;
 	if (virtio_net__wait_backend(g->dev, 10000)) {
 		fprintf(stderr, "FAIL: no session with testpmd\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	virtio_net__stats(g->dev, &st);
@@ -583,7 +489,7 @@ static int scenario_client(const char *sock)
 	pps = rate(g, 1.0, &sent, &back);
 	if (pps < 0) {
 		fprintf(stderr, "FAIL: malformed frames during the rate run\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	printf("  rate: %.0f frames/s round trip (64 B, guest TX -> testpmd macswap -> guest RX; %llu sent, %llu back, %.1f%% back)\n",
@@ -593,10 +499,10 @@ static int scenario_client(const char *sock)
 	/* The backend crashes. */
 	t0 = rig_now_s();
 	cc = config_changes(g);
-	testpmd_kill(&t);
+	rig_kill(&t);
 	if (wait_link(g, cc, false, 5)) {
 		fprintf(stderr, "FAIL: the link did not go down after testpmd was killed\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	down_s = rig_now_s() - t0;
@@ -609,12 +515,12 @@ static int scenario_client(const char *sock)
 	cc = config_changes(g);
 	if (testpmd_start(&t, sock, 1, false, 2) || rig_wait_socket(sock, TESTPMD_START_S)) {
 		fprintf(stderr, "FAIL: testpmd did not come back\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (wait_link(g, cc, true, 15)) {
 		fprintf(stderr, "FAIL: the link did not come back up\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	up_s = rig_now_s() - t0;
@@ -629,7 +535,7 @@ static int scenario_client(const char *sock)
 	       (unsigned long long)st.session.failures, (unsigned long long)st.session.link_changes);
 	if (st.session.connects != 2 || st.session.disconnects != 1 || st.session.failures != 0) {
 		fprintf(stderr, "FAIL: unexpected session counters\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	g->dev->ops->reset(g->dev); /* GET_VRING_BASE on both rings */
@@ -637,7 +543,7 @@ static int scenario_client(const char *sock)
 	printf("  testpmd's own count after the restart: RX-packets %ld (64 expected)\n", peer_rx);
 	if (peer_rx != 64) {
 		fprintf(stderr, "FAIL: testpmd counted %ld frames\n", peer_rx);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	rc = 0;
@@ -646,7 +552,7 @@ out:
 		testpmd_stop(&t);
 		rig_dump_file(t.log);
 	}
-	testpmd_kill(&t);
+	rig_kill(&t);
 	guest_fini(g);
 	free(g);
 	unlink(sock);
@@ -658,7 +564,7 @@ static int scenario_server(const char *sock)
 	const uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
 			      BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) |
 			      BIT(VIRTIO_NET_F_MQ) | BIT(VIRTIO_NET_F_CTRL_VQ);
-	struct testpmd t = { 0 };
+	struct rig_proc t = { 0 };
 	struct rx_check c0 = { .queue = 0 }, c1 = { .queue = 1 };
 	struct virtio_net_stats st;
 	struct guest *g = calloc(1, sizeof(*g));
@@ -676,7 +582,7 @@ static int scenario_server(const char *sock)
 	if (!(features & BIT(VIRTIO_NET_F_MQ)) || link_status(g)) {
 		fprintf(stderr, "FAIL: features %#llx, link %u\n", (unsigned long long)features,
 			link_status(g));
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (ctrl_vq_pairs_set(g, 4, 0, 2))
@@ -686,7 +592,7 @@ static int scenario_server(const char *sock)
 	drv_fill_rx(&g->q[2]);
 	if (testpmd_start(&t, sock, 2, true, 3) || virtio_net__wait_backend(g->dev, 15000)) {
 		fprintf(stderr, "FAIL: testpmd did not connect\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	if (round_trip(g, 1, 0, 32, &c1, 10) || round_trip(g, 0, 0, 32, &c0, 10))
@@ -694,21 +600,21 @@ static int scenario_server(const char *sock)
 	if (c0.got != 32 || c1.got != 32) {
 		fprintf(stderr, "FAIL: frames crossed pairs (%llu on rx0, %llu on rx1)\n",
 			(unsigned long long)c0.got, (unsigned long long)c1.got);
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	cc = config_changes(g);
-	testpmd_kill(&t);
+	rig_kill(&t);
 	if (wait_link(g, cc, false, 5)) {
 		fprintf(stderr, "FAIL: the link did not go down after testpmd was killed\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	printf("  testpmd killed: link down\n");
 	cc = config_changes(g);
 	if (testpmd_start(&t, sock, 2, true, 4) || wait_link(g, cc, true, 15)) {
 		fprintf(stderr, "FAIL: testpmd did not reconnect\n");
-		failures++;
+		rig_failures++;
 		goto out;
 	}
 	printf("  testpmd restarted and reconnected: link up\n");
@@ -764,14 +670,14 @@ int main(int argc, char **argv)
 
 	/* EAL's runtime directory always goes; testpmd's logs stay when something failed. */
 	snprintf(cmd, sizeof(cmd), "rm -rf /var/run/dpdk/%s%s%s%s", run_dir_prefix,
-		 rc || failures ? "" : " /tmp/", rc || failures ? "" : run_dir_prefix,
-		 rc || failures ? "" : "-testpmd-*.log");
+		 rc || rig_failures ? "" : " /tmp/", rc || rig_failures ? "" : run_dir_prefix,
+		 rc || rig_failures ? "" : "-testpmd-*.log");
 	if (system(cmd) != 0) {
 		/* leftovers only */
 	}
 	unlink(sock_a);
 	unlink(sock_b);
 	rmdir(sock_dir);
-	printf("%s\n", rc || failures ? "FAIL" : "PASS: rtvmm <-> DPDK testpmd net_vhost interop");
-	return rc || failures ? 1 : 0;
+	printf("%s\n", rc || rig_failures ? "FAIL" : "PASS: rtvmm <-> DPDK testpmd net_vhost interop");
+	return rc || rig_failures ? 1 : 0;
 }

@@ -1,14 +1,22 @@
-/* The guest's side of split virtqueues for KVM-less device tests. */
+/* The guest's side of split virtqueues for KVM-less device tests, and the backend they run. */
 #include "vring_rig.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+int rig_failures;
 
 int rig_queue__init(struct rig_queue *q, struct guest_mem *mem, unsigned index, unsigned size,
 		    uint64_t ring_gpa, uint64_t buf_gpa, uint32_t buf_size, struct virtio_queue *vq)
@@ -99,6 +107,22 @@ int rig_wait_eventfd(int fd, int timeout_ms)
 	return 1;
 }
 
+static void rig_config_irqs__count(struct virtio_dev *dev)
+{
+	__atomic_add_fetch((unsigned *)dev->transport, 1, __ATOMIC_RELEASE);
+}
+
+void rig_config_irqs__watch(struct virtio_dev *dev, unsigned *count)
+{
+	dev->transport = count;
+	dev->config_changed = rig_config_irqs__count;
+}
+
+unsigned rig_config_irqs__read(const unsigned *count)
+{
+	return __atomic_load_n(count, __ATOMIC_ACQUIRE);
+}
+
 double rig_now_s(void)
 {
 	struct timespec ts;
@@ -131,4 +155,94 @@ void rig_dump_file(const char *path)
 	while (fgets(line, sizeof(line), f))
 		fputs(line, stderr);
 	fclose(f);
+}
+
+int rig_spawn(struct rig_proc *p, char *const argv[], const char *dir, unsigned flags,
+	      const char *log_fmt, ...)
+{
+	int in[2] = { -1, -1 }, logfd, n, err;
+	va_list ap;
+
+	p->pid = 0;
+	p->stdin_wr = -1;
+	va_start(ap, log_fmt);
+	n = vsnprintf(p->log, sizeof(p->log), log_fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(p->log))
+		return -ENAMETOOLONG;
+	if ((flags & RIG_SPAWN_STDIN) && pipe2(in, O_CLOEXEC) < 0)
+		return -errno;
+	logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (logfd < 0) {
+		err = -errno;
+		goto err_close_pipe;
+	}
+	p->pid = fork();
+	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (flags & RIG_SPAWN_NICE)
+			setpriority(PRIO_PROCESS, 0, 19);
+		if (dir && chdir(dir) < 0)
+			_exit(126);
+		if (in[0] >= 0)
+			dup2(in[0], 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	err = p->pid < 0 ? -errno : 0;
+	close(logfd);
+	if (err) {
+		p->pid = 0;
+		goto err_close_pipe;
+	}
+	if (in[0] >= 0) {
+		close(in[0]);
+		p->stdin_wr = in[1]; /* the peer's stdin ends when this closes */
+	}
+	return 0;
+err_close_pipe:
+	if (in[0] >= 0) {
+		close(in[0]);
+		close(in[1]);
+	}
+	return err;
+}
+
+/* The peer was reaped: forget it and close its stdin. */
+static void rig_proc__gone(struct rig_proc *p)
+{
+	p->pid = 0;
+	if (p->stdin_wr >= 0)
+		close(p->stdin_wr);
+	p->stdin_wr = -1;
+}
+
+void rig_kill(struct rig_proc *p)
+{
+	if (p->pid <= 0)
+		return;
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	rig_proc__gone(p);
+}
+
+int rig_wait_exit(struct rig_proc *p, double timeout)
+{
+	double end = rig_now_s() + timeout;
+	int status = -1;
+
+	if (p->pid <= 0)
+		return -1;
+	while (waitpid(p->pid, &status, WNOHANG) == 0) {
+		if (rig_now_s() > end) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &status, 0);
+			break;
+		}
+		usleep(20000);
+	}
+	rig_proc__gone(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

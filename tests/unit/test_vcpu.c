@@ -12,97 +12,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "fake_kvm.h"
+#include "fake_vm.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define RIP 0xfeedf00dULL
 
-/* The vCPU thread must act within this long. */
-#define WAIT_MS 5000
-
-struct rig {
-	struct vm vm;
-	int saved_stderr;
-	int out;                   /* what the vCPU wrote to stderr */
-};
-
-static void sleep_ms(unsigned ms)
-{
-	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
-	struct rig *r = calloc(1, sizeof(*r));
+	struct fake_vm *r = calloc(1, sizeof(*r));
 	struct err e = { 0 };
 
 	if (!r)
 		return -1;
-	fake_kvm__reset();
-	if (vm__create(&r->vm, fake_kvm__path(), NULL, &e) || vm__setup_irqchip(&r->vm, &e) ||
-	    vm__create_vcpus(&r->vm, 1, &e) ||
-	    vcpu__set_boot_state(&r->vm.vcpus[0], RIP, 0x7000)) {
+	if (fake_vm__create(&r->vm, 1, &e) || vcpu__set_boot_state(&r->vm.vcpus[0], RIP, 0x7000)) {
 		fprintf(stderr, "setup: %s\n", e.msg);
 		return -1;
 	}
 	/* The vCPU reports on stderr: keep it. */
-	r->out = memfd_create("stderr", MFD_CLOEXEC);
-	r->saved_stderr = dup(2);
-	if (r->out < 0 || r->saved_stderr < 0 || dup2(r->out, 2) < 0)
+	if (stderr_capture__start(&r->err))
 		return -1;
 	*state = r;
 	return 0;
 }
 
 /* What the vCPU wrote to stderr so far. */
-static const char *output(struct rig *r)
+static const char *output(struct fake_vm *r)
 {
-	static char buf[8192];
-	ssize_t n = pread(r->out, buf, sizeof(buf) - 1, 0);
-
-	buf[n > 0 ? n : 0] = '\0';
-	return buf;
+	return stderr_capture__text(&r->err);
 }
 
-static int teardown(void **state)
-{
-	struct rig *r = *state;
-
-	dup2(r->saved_stderr, 2);
-	close(r->saved_stderr);
-	/* What went to the captured stderr (the vCPU's reports, a failure's message) shows. */
-	fputs(output(r), stderr);
-	close(r->out);
-	vm__destroy(&r->vm);
-	if (fake_kvm.violations)
-		fprintf(stderr, "fake KVM: %s\n", fake_kvm.why);
-	assert_int_equal(fake_kvm.violations, 0);
-	free(r);
-	return 0;
-}
-
-static void start(struct rig *r)
+static void start(struct fake_vm *r)
 {
 	assert_int_equal(vcpu__start(&r->vm.vcpus[0]), 0);
 }
 
-/* Joins the vCPU thread, which must end by itself within WAIT_MS. */
-static void join(struct rig *r)
+/* Joins the vCPU thread, which must end by itself within FAKE_VM_WAIT_MS. */
+static void join(struct fake_vm *r)
 {
 	struct vcpu *v = &r->vm.vcpus[0];
 	struct timespec until;
 
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += WAIT_MS / 1000;
+	until.tv_sec += FAKE_VM_WAIT_MS / 1000;
 	if (pthread_timedjoin_np(v->thread, NULL, &until))
 		fail_msg("the vCPU thread did not stop");
 	v->started = false;
@@ -113,20 +71,20 @@ static void wait_runs(unsigned n)
 	unsigned ms;
 
 	for (ms = 0; fake_kvm__runs(0) < n; ms++) {
-		if (ms == WAIT_MS)
+		if (ms == FAKE_VM_WAIT_MS)
 			fail_msg("the vCPU entered KVM_RUN %u times, not %u", fake_kvm__runs(0), n);
-		sleep_ms(1);
+		fake_vm__sleep_ms(1);
 	}
 }
 
-static void assert_running(struct rig *r)
+static void assert_running(struct fake_vm *r)
 {
 	assert_int_equal(pthread_tryjoin_np(r->vm.vcpus[0].thread, NULL), EBUSY);
 }
 
 static void test_vcpu_eintr_and_eagain_from_kvm_run_continue(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 	struct kvm_run off = { .exit_reason = KVM_EXIT_SYSTEM_EVENT };
 
 	off.system_event.type = KVM_SYSTEM_EVENT_SHUTDOWN;
@@ -142,11 +100,11 @@ static void test_vcpu_eintr_and_eagain_from_kvm_run_continue(void **state)
 
 static void test_vcpu_kick_stops_a_vcpu_blocked_in_kvm_run(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	start(r);                  /* nothing scripted: KVM_RUN blocks until kicked */
 	wait_runs(1);
-	sleep_ms(20);
+	fake_vm__sleep_ms(20);
 	assert_running(r);
 	vm__request_stop(&r->vm, VM_STOP_SIGNAL, 130);
 	join(r);
@@ -157,15 +115,15 @@ static void test_vcpu_kick_stops_a_vcpu_blocked_in_kvm_run(void **state)
 
 static void test_vcpu_dump_request_prints_registers_and_runs_on(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 	unsigned ms;
 
 	start(r);
 	wait_runs(1);
 	vcpu__request_dump(&r->vm.vcpus[0]);
 	wait_runs(2);              /* back in KVM_RUN after the dump */
-	for (ms = 0; ms < WAIT_MS && !strstr(output(r), "RIP=00000000feedf00d"); ms++)
-		sleep_ms(1);
+	for (ms = 0; ms < FAKE_VM_WAIT_MS && !strstr(output(r), "RIP=00000000feedf00d"); ms++)
+		fake_vm__sleep_ms(1);
 	assert_non_null(strstr(output(r), "rtvmm: vcpu0 registers:"));
 	assert_non_null(strstr(output(r), "RIP=00000000feedf00d"));
 	assert_false(r->vm.stopping);
@@ -177,7 +135,7 @@ static void test_vcpu_dump_request_prints_registers_and_runs_on(void **state)
 
 static void test_vcpu_unknown_exit_stops_with_status_2_and_a_register_dump(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 	struct kvm_run odd = { .exit_reason = 0x7777 };
 
 	fake_kvm__queue_exit(0, &odd);
@@ -191,7 +149,7 @@ static void test_vcpu_unknown_exit_stops_with_status_2_and_a_register_dump(void 
 
 static void test_vcpu_kvm_run_failing_otherwise_stops_with_status_2(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	fake_kvm__queue_errno(0, EFAULT);
 	start(r);
@@ -214,7 +172,7 @@ static uint64_t stop_events(struct vm *vm)
 
 static void test_vm_first_stop_request_wins(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);
 	vm__request_stop(&r->vm, VM_STOP_ERROR, 2);
@@ -252,7 +210,7 @@ static void *stop_racer(void *arg)
 
 static void test_vm_concurrent_stop_requests_keep_one_reason_and_its_status(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 	struct stopper s[STOPPERS];
 	pthread_t t[STOPPERS];
 	pthread_barrier_t go;
@@ -277,16 +235,18 @@ static void test_vm_concurrent_stop_requests_keep_one_reason_and_its_status(void
 	}
 }
 
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fake_vm__teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_vcpu_eintr_and_eagain_from_kvm_run_continue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vcpu_kick_stops_a_vcpu_blocked_in_kvm_run, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vcpu_dump_request_prints_registers_and_runs_on, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vcpu_unknown_exit_stops_with_status_2_and_a_register_dump, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vcpu_kvm_run_failing_otherwise_stops_with_status_2, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_first_stop_request_wins, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_concurrent_stop_requests_keep_one_reason_and_its_status, setup, teardown),
+		T(test_vcpu_eintr_and_eagain_from_kvm_run_continue),
+		T(test_vcpu_kick_stops_a_vcpu_blocked_in_kvm_run),
+		T(test_vcpu_dump_request_prints_registers_and_runs_on),
+		T(test_vcpu_unknown_exit_stops_with_status_2_and_a_register_dump),
+		T(test_vcpu_kvm_run_failing_otherwise_stops_with_status_2),
+		T(test_vm_first_stop_request_wins),
+		T(test_vm_concurrent_stop_requests_keep_one_reason_and_its_status),
 	};
 
 	if (vcpu__init_signals())

@@ -21,160 +21,79 @@
 #include <cmocka.h>
 
 #include "fake_kvm.h"
+#include "fake_vm.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define NR_VCPUS 2
 #define SLOW_PORT 0x80
-/* A vCPU must act within this long. */
-#define WAIT_MS 5000
-
-struct rig;
-
-/* A thread that calls vm__pause, so that a pause that never ends fails the test. */
-struct pauser {
-	struct rig *r;
-	pthread_t thread;
-	bool started;
-	int ret;
-	bool done;
-};
-
-struct rig {
-	struct vm vm;
-	struct pauser p;
-	pthread_t runner;          /* runs vm__run */
-	bool running;
-	int status;                /* what vm__run returned */
-	bool done;                 /* vm__run returned */
-	bool in_slow;              /* a vCPU is inside the slow port's handler */
-	bool release_slow;         /* the slow port's handler may return */
-};
-
-static void sleep_ms(unsigned ms)
-{
-	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
-/* A port whose write blocks its vCPU until the test releases it. */
-static void slow_write(void *dev, uint64_t off, const void *data, uint32_t len)
-{
-	struct rig *r = dev;
-
-	(void)off, (void)data, (void)len;
-	__atomic_store_n(&r->in_slow, true, __ATOMIC_RELEASE);
-	while (!__atomic_load_n(&r->release_slow, __ATOMIC_ACQUIRE))
-		sleep_ms(1);
-	__atomic_store_n(&r->in_slow, false, __ATOMIC_RELEASE);
-}
-
-static void slow_read(void *dev, uint64_t off, void *data, uint32_t len)
-{
-	(void)dev, (void)off;
-	memset(data, 0xff, len);
-}
-
-static const struct io_ops slow_ops = { .read = slow_read, .write = slow_write };
 
 static int setup(void **state)
 {
-	struct rig *r = calloc(1, sizeof(*r));
+	struct fake_vm *r = calloc(1, sizeof(*r));
 	struct err e = { 0 };
 
 	if (!r)
 		return -1;
-	fake_kvm__reset();
-	if (vcpu__init_signals() || vm__create(&r->vm, fake_kvm__path(), NULL, &e) ||
-	    vm__setup_irqchip(&r->vm, &e) || vm__create_vcpus(&r->vm, NR_VCPUS, &e)) {
+	if (vcpu__init_signals() || fake_vm__create(&r->vm, NR_VCPUS, &e)) {
 		fprintf(stderr, "setup: %s\n", e.msg);
 		return -1;
 	}
-	if (bus__register(&r->vm.pio, SLOW_PORT, 1, &slow_ops, r, "slow"))
+	if (slow_port__register(&r->slow, &r->vm.pio, SLOW_PORT))
 		return -1;
 	*state = r;
 	return 0;
 }
 
-static void *pause_thread(void *arg)
-{
-	struct pauser *p = arg;
-
-	p->ret = vm__pause(&p->r->vm);
-	__atomic_store_n(&p->done, true, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 /* Starts vm__pause on its own thread. */
-static void pause_start(struct rig *r)
+static void pause_start(struct fake_vm *r)
 {
-	r->p = (struct pauser){ .r = r };
-	assert_int_equal(pthread_create(&r->p.thread, NULL, pause_thread, &r->p), 0);
-	r->p.started = true;
+	vm_call__start(&r->pause, vm__pause, &r->vm);
 }
 
-static bool pause_done(struct rig *r)
+static bool pause_done(struct fake_vm *r)
 {
-	return __atomic_load_n(&r->p.done, __ATOMIC_ACQUIRE);
+	return vm_call__done(&r->pause);
 }
 
-/* Waits until vm__pause returned (a failure after WAIT_MS); returns what it returned. */
-static int pause_finish(struct rig *r)
+/* Waits until vm__pause returned (a failure after FAKE_VM_WAIT_MS); returns what it returned. */
+static int pause_finish(struct fake_vm *r)
 {
-	unsigned ms;
-
-	for (ms = 0; ms < WAIT_MS && !pause_done(r); ms++)
-		sleep_ms(1);
-	if (!pause_done(r))
-		fail_msg("vm__pause did not return: a vCPU did not park");
-	pthread_join(r->p.thread, NULL);
-	r->p.started = false;
-	return r->p.ret;
+	return vm_call__finish(&r->pause, "vm__pause did not return: a vCPU did not park");
 }
 
-/* vm__pause, which must return within WAIT_MS. */
-static int pause_vm(struct rig *r)
+/* vm__pause, which must return within FAKE_VM_WAIT_MS. */
+static int pause_vm(struct fake_vm *r)
 {
 	pause_start(r);
 	return pause_finish(r);
 }
 
-static void *runner(void *arg)
+static void start(struct fake_vm *r)
 {
-	struct rig *r = arg;
-
-	r->status = vm__run(&r->vm);
-	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
-	return NULL;
+	vm_call__start(&r->run, vm__run, &r->vm);
 }
 
-static void start(struct rig *r)
-{
-	assert_int_equal(pthread_create(&r->runner, NULL, runner, r), 0);
-	r->running = true;
-}
-
-/* Waits until `cond(r, arg)` holds, for at most WAIT_MS. */
-static bool wait_for(bool (*cond)(struct rig *r, unsigned arg), struct rig *r, unsigned arg)
+/* Waits until `cond(r, arg)` holds, for at most FAKE_VM_WAIT_MS. */
+static bool wait_for(bool (*cond)(struct fake_vm *r, unsigned arg), struct fake_vm *r, unsigned arg)
 {
 	unsigned ms;
 
-	for (ms = 0; ms < WAIT_MS; ms++) {
+	for (ms = 0; ms < FAKE_VM_WAIT_MS; ms++) {
 		if (cond(r, arg))
 			return true;
-		sleep_ms(1);
+		fake_vm__sleep_ms(1);
 	}
 	return cond(r, arg);
 }
 
-static bool is_state(struct rig *r, unsigned state)
+static bool is_state(struct fake_vm *r, unsigned state)
 {
 	return vm__state(&r->vm) == (enum vm_state)state;
 }
 
 /* Every vCPU entered KVM_RUN at least `n` times. */
-static bool all_ran(struct rig *r, unsigned n)
+static bool all_ran(struct fake_vm *r, unsigned n)
 {
 	unsigned i;
 
@@ -185,20 +104,14 @@ static bool all_ran(struct rig *r, unsigned n)
 	return true;
 }
 
-static bool in_slow(struct rig *r, unsigned unused)
+static bool in_slow(struct fake_vm *r, unsigned unused)
 {
 	(void)unused;
-	return __atomic_load_n(&r->in_slow, __ATOMIC_ACQUIRE);
-}
-
-static bool run_done(struct rig *r, unsigned unused)
-{
-	(void)unused;
-	return __atomic_load_n(&r->done, __ATOMIC_ACQUIRE);
+	return slow_port__busy(&r->slow);
 }
 
 /* Starts the VM and waits until both vCPUs are in KVM_RUN. */
-static void start_running(struct rig *r)
+static void start_running(struct fake_vm *r)
 {
 	start(r);
 	assert_true(wait_for(is_state, r, VM_STATE_RUNNING));
@@ -206,32 +119,9 @@ static void start_running(struct rig *r)
 }
 
 /* Waits for vm__run to return (it joined every vCPU thread); returns its status. */
-static int finish(struct rig *r)
+static int finish(struct fake_vm *r)
 {
-	if (!wait_for(run_done, r, 0))
-		fail_msg("vm__run did not return: a vCPU did not stop");
-	pthread_join(r->runner, NULL);
-	r->running = false;
-	return r->status;
-}
-
-static int teardown(void **state)
-{
-	struct rig *r = *state;
-
-	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
-	if (r->running || r->p.started)
-		vm__request_stop(&r->vm, VM_STOP_ERROR, 1);
-	if (r->p.started)
-		pthread_join(r->p.thread, NULL);
-	if (r->running)
-		pthread_join(r->runner, NULL);
-	vm__destroy(&r->vm);
-	if (fake_kvm.violations)
-		fprintf(stderr, "fake KVM: %s\n", fake_kvm.why);
-	assert_int_equal(fake_kvm.violations, 0);
-	free(r);
-	return 0;
+	return vm_call__finish(&r->run, "vm__run did not return: a vCPU did not stop");
 }
 
 static void test_vm_state_names_are_cloud_hypervisors(void **state)
@@ -245,7 +135,7 @@ static void test_vm_state_names_are_cloud_hypervisors(void **state)
 
 static void test_vm_is_created_until_run_and_refuses_pause_and_resume(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	assert_int_equal(vm__state(&r->vm), VM_STATE_CREATED);
 	assert_int_equal(pause_vm(r), -EBUSY);
@@ -257,7 +147,7 @@ static void test_vm_is_created_until_run_and_refuses_pause_and_resume(void **sta
 
 static void test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_them(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 	unsigned before[NR_VCPUS], i;
 	uint64_t clock;
 
@@ -268,7 +158,7 @@ static void test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_the
 	assert_int_equal(r->vm.parked, NR_VCPUS);
 	for (i = 0; i < NR_VCPUS; i++)
 		before[i] = fake_kvm__runs(i);
-	sleep_ms(50);
+	fake_vm__sleep_ms(50);
 	/* Parked: no vCPU entered KVM_RUN again. */
 	for (i = 0; i < NR_VCPUS; i++)
 		assert_int_equal(fake_kvm__runs(i), before[i]);
@@ -293,7 +183,7 @@ static void test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_the
 
 static void test_vm_pause_when_paused_and_resume_when_running_are_busy(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	start_running(r);
 	assert_int_equal(vm__resume(&r->vm), -EBUSY);
@@ -314,27 +204,20 @@ static void test_vm_pause_when_paused_and_resume_when_running_are_busy(void **st
 }
 
 /* vCPU 1 takes an OUT to the slow port and stays in its handler; vCPU 0 waits in KVM_RUN. */
-static void hold_vcpu1_in_an_exit(struct rig *r)
+static void hold_vcpu1_in_an_exit(struct fake_vm *r)
 {
-	struct kvm_run out = { .exit_reason = KVM_EXIT_IO };
-
-	out.io.direction = KVM_EXIT_IO_OUT;
-	out.io.size = 1;
-	out.io.port = SLOW_PORT;
-	out.io.count = 1;
-	out.io.data_offset = 2048;
-	fake_kvm__queue_exit(1, &out);
+	fake_vm__queue_out(1, SLOW_PORT);
 	start_running(r);
 	assert_true(wait_for(in_slow, r, 0));
 }
 
 static void test_vm_pause_waits_for_every_vcpu_even_one_busy_in_an_exit(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	hold_vcpu1_in_an_exit(r);
 	pause_start(r);
-	sleep_ms(100);
+	fake_vm__sleep_ms(100);
 	/* vCPU 0 parked, vCPU 1 is not: the pause is not over. */
 	assert_false(pause_done(r));
 	assert_int_equal(r->vm.parked, 1);
@@ -342,7 +225,7 @@ static void test_vm_pause_waits_for_every_vcpu_even_one_busy_in_an_exit(void **s
 	assert_int_equal(vm__resume(&r->vm), -EBUSY);
 	assert_int_equal(vm__pause(&r->vm), -EBUSY);  /* one pause at a time */
 
-	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
+	slow_port__release(&r->slow);
 	assert_int_equal(pause_finish(r), 0);
 	assert_int_equal(vm__state(&r->vm), VM_STATE_PAUSED);
 	assert_int_equal(r->vm.parked, NR_VCPUS);
@@ -353,24 +236,24 @@ static void test_vm_pause_waits_for_every_vcpu_even_one_busy_in_an_exit(void **s
 
 static void test_vm_stop_during_a_pause_under_way_makes_it_busy(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	hold_vcpu1_in_an_exit(r);
 	pause_start(r);
-	sleep_ms(50);
+	fake_vm__sleep_ms(50);
 	assert_false(pause_done(r));
 	vm__request_stop(&r->vm, VM_STOP_SIGNAL, 130);
 	/* The pauser gives up at once, while vCPU 1 is still in its exit. */
 	assert_int_equal(pause_finish(r), -EBUSY);
 	assert_true(in_slow(r, 0));
 	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
-	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
+	slow_port__release(&r->slow);
 	assert_int_equal(finish(r), 130);
 }
 
 static void test_vm_stop_request_while_paused_ends_the_parked_vcpus(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 	unsigned before[NR_VCPUS], i;
 
 	start_running(r);
@@ -390,12 +273,12 @@ static void test_vm_stop_request_while_paused_ends_the_parked_vcpus(void **state
 
 static void test_vm_sigterm_while_paused_stops_the_vm(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 
 	start_running(r);
 	assert_int_equal(pause_vm(r), 0);
 	/* vm__run's thread reads SIGTERM from its signalfd, as the monitor's main thread does. */
-	assert_int_equal(pthread_kill(r->runner, SIGTERM), 0);
+	assert_int_equal(pthread_kill(r->run.thread, SIGTERM), 0);
 	assert_int_equal(finish(r), 128 + SIGTERM);
 	assert_int_equal(r->vm.stop_reason, VM_STOP_SIGNAL);
 	assert_int_equal(vm__state(&r->vm), VM_STATE_SHUTDOWN);
@@ -403,49 +286,51 @@ static void test_vm_sigterm_while_paused_stops_the_vm(void **state)
 
 static void test_vm_paused_ns_counts_pauses_and_the_one_in_progress(void **state)
 {
-	struct rig *r = *state;
+	struct fake_vm *r = *state;
 	uint64_t a, b, first;
 
 	start_running(r);
-	sleep_ms(20);
+	fake_vm__sleep_ms(20);
 	assert_int_equal(vm__paused_ns(&r->vm), 0);
 
 	assert_int_equal(pause_vm(r), 0);
-	sleep_ms(30);
+	fake_vm__sleep_ms(30);
 	a = vm__paused_ns(&r->vm);
 	assert_true(a >= 30000000u);
-	sleep_ms(10);
+	fake_vm__sleep_ms(10);
 	b = vm__paused_ns(&r->vm);
 	assert_true(b >= a + 10000000u);     /* in progress: counted up to now */
 	assert_int_equal(vm__resume(&r->vm), 0);
 
 	first = vm__paused_ns(&r->vm);
 	assert_true(first >= b);
-	sleep_ms(30);
+	fake_vm__sleep_ms(30);
 	assert_int_equal(vm__paused_ns(&r->vm), first);   /* running: not counted */
 
 	assert_int_equal(pause_vm(r), 0);
-	sleep_ms(20);
+	fake_vm__sleep_ms(20);
 	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);     /* a stop ends the pause */
 	a = vm__paused_ns(&r->vm);
 	assert_true(a >= first + 20000000u);
-	sleep_ms(20);
+	fake_vm__sleep_ms(20);
 	assert_int_equal(vm__paused_ns(&r->vm), a);
 	assert_int_equal(finish(r), 0);
 }
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fake_vm__teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vm_state_names_are_cloud_hypervisors),
-		cmocka_unit_test_setup_teardown(test_vm_is_created_until_run_and_refuses_pause_and_resume, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_them, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_pause_when_paused_and_resume_when_running_are_busy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_pause_waits_for_every_vcpu_even_one_busy_in_an_exit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_stop_during_a_pause_under_way_makes_it_busy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_stop_request_while_paused_ends_the_parked_vcpus, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_sigterm_while_paused_stops_the_vm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vm_paused_ns_counts_pauses_and_the_one_in_progress, setup, teardown),
+		T(test_vm_is_created_until_run_and_refuses_pause_and_resume),
+		T(test_vm_pause_parks_every_vcpu_out_of_kvm_run_and_resume_returns_them),
+		T(test_vm_pause_when_paused_and_resume_when_running_are_busy),
+		T(test_vm_pause_waits_for_every_vcpu_even_one_busy_in_an_exit),
+		T(test_vm_stop_during_a_pause_under_way_makes_it_busy),
+		T(test_vm_stop_request_while_paused_ends_the_parked_vcpus),
+		T(test_vm_sigterm_while_paused_stops_the_vm),
+		T(test_vm_paused_ns_counts_pauses_and_the_one_in_progress),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

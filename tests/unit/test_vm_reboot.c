@@ -20,12 +20,12 @@
 #include <cmocka.h>
 
 #include "fake_kvm.h"
+#include "fake_vm.h"
 #include "vmm/device.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define NR_VCPUS 2
-#define WAIT_MS 5000
 #define RAM (16u << 20)
 #define BOOT_RIP 0x100000ULL
 #define KERNEL_LEN 0x10000ULL
@@ -33,59 +33,24 @@
 #define SLOW_PORT 0x80
 
 struct rig {
-	struct vm vm;
-	pthread_t runner;
-	bool running;
-	int status;
-	bool done;
+	struct fake_vm f;          /* first: fake_vm__teardown takes the rig */
 	unsigned resets;           /* the test device's reset calls */
 	unsigned parked_at_reset;  /* vCPUs parked when it was reset */
-	bool in_slow;              /* a vCPU is inside the slow port's handler */
-	bool release_slow;         /* the slow port's handler may return */
-	int pause_ret;             /* what vm__pause returned on the pauser thread */
-	bool pause_done;
 };
-
-static void sleep_ms(unsigned ms)
-{
-	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 static void dev_reset(void *dev)
 {
 	struct rig *r = dev;
 
-	r->parked_at_reset = r->vm.parked;
+	r->parked_at_reset = r->f.vm.parked;
 	__atomic_add_fetch(&r->resets, 1, __ATOMIC_RELEASE);
 }
 
 static const struct device_ops dev_ops = { .reset = dev_reset };
 
-/* A port whose write holds its vCPU until the test releases it. */
-static void slow_write(void *dev, uint64_t off, const void *data, uint32_t len)
-{
-	struct rig *r = dev;
-
-	(void)off, (void)data, (void)len;
-	__atomic_store_n(&r->in_slow, true, __ATOMIC_RELEASE);
-	while (!__atomic_load_n(&r->release_slow, __ATOMIC_ACQUIRE))
-		sleep_ms(1);
-	__atomic_store_n(&r->in_slow, false, __ATOMIC_RELEASE);
-}
-
-static void slow_read(void *dev, uint64_t off, void *data, uint32_t len)
-{
-	(void)dev, (void)off;
-	memset(data, 0xff, len);
-}
-
-static const struct io_ops slow_ops = { .read = slow_read, .write = slow_write };
-
 static uint8_t *ram(struct rig *r, uint64_t gpa)
 {
-	return guest_mem__ptr(&r->vm.mem, gpa, 1);
+	return guest_mem__ptr(&r->f.vm.mem, gpa, 1);
 }
 
 /* A VM as the builder leaves it: RAM with a "kernel", irqchip and PIT state, vcpu0's boot registers. */
@@ -94,23 +59,23 @@ static int build(struct rig *r, bool restart)
 	struct err e = { 0 };
 
 	fake_kvm__reset();
-	if (vcpu__init_signals() || vm__create(&r->vm, fake_kvm__path(), NULL, &e))
+	if (vcpu__init_signals() || vm__create(&r->f.vm, fake_kvm__path(), NULL, &e))
 		goto fail;
-	r->vm.restart_on_reboot = restart;
-	if (vm__setup_memory(&r->vm, RAM, &e) || vm__setup_irqchip(&r->vm, &e) ||
-	    vm__create_vcpus(&r->vm, NR_VCPUS, &e))
+	r->f.vm.restart_on_reboot = restart;
+	if (vm__setup_memory(&r->f.vm, RAM, &e) || vm__setup_irqchip(&r->f.vm, &e) ||
+	    vm__create_vcpus(&r->f.vm, NR_VCPUS, &e))
 		goto fail;
-	if (device_list__add(&r->vm.devices, "dev", &dev_ops, r) ||
-	    bus__register(&r->vm.pio, SLOW_PORT, 1, &slow_ops, r, "slow"))
+	if (device_list__add(&r->f.vm.devices, "dev", &dev_ops, r) ||
+	    slow_port__register(&r->f.slow, &r->f.vm.pio, SLOW_PORT))
 		return -1;
 	fake_kvm.chips[2].chip.ioapic.redirtbl[0].bits = 1ULL << 16;   /* masked, as created */
 	fake_kvm.pit_state.channels[0].count = 0x10000;
 	fake_kvm__vcpu(1)->mp_state.mp_state = KVM_MP_STATE_UNINITIALIZED;
-	r->vm.boot.kernel_start = BOOT_RIP;
-	r->vm.boot.kernel_end = BOOT_RIP + KERNEL_LEN;
+	r->f.vm.boot.kernel_start = BOOT_RIP;
+	r->f.vm.boot.kernel_end = BOOT_RIP + KERNEL_LEN;
 	memset(ram(r, BOOT_RIP), 0xcd, KERNEL_LEN);
 	*ram(r, 0x7000) = 0xab;   /* the zero page */
-	if (vcpu__set_boot_state(&r->vm.vcpus[0], BOOT_RIP, 0x7000) || vm__seal(&r->vm, &e))
+	if (vcpu__set_boot_state(&r->f.vm.vcpus[0], BOOT_RIP, 0x7000) || vm__seal(&r->f.vm, &e))
 		goto fail;
 	return 0;
 fail:
@@ -134,41 +99,31 @@ static int setup_exit(void **state)
 	return r ? build(r, false) : -1;
 }
 
-static void *runner(void *arg)
-{
-	struct rig *r = arg;
-
-	r->status = vm__run(&r->vm);
-	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 static void start(struct rig *r)
 {
-	assert_int_equal(pthread_create(&r->runner, NULL, runner, r), 0);
-	r->running = true;
+	vm_call__start(&r->f.run, vm__run, &r->f.vm);
 }
 
 static bool wait_for(bool (*cond)(struct rig *r), struct rig *r)
 {
 	unsigned ms;
 
-	for (ms = 0; ms < WAIT_MS; ms++) {
+	for (ms = 0; ms < FAKE_VM_WAIT_MS; ms++) {
 		if (cond(r))
 			return true;
-		sleep_ms(1);
+		fake_vm__sleep_ms(1);
 	}
 	return cond(r);
 }
 
 static bool all_running(struct rig *r)
 {
-	return vm__state(&r->vm) == VM_STATE_RUNNING && fake_kvm__runs(0) && fake_kvm__runs(1);
+	return vm__state(&r->f.vm) == VM_STATE_RUNNING && fake_kvm__runs(0) && fake_kvm__runs(1);
 }
 
 static bool done(struct rig *r)
 {
-	return __atomic_load_n(&r->done, __ATOMIC_ACQUIRE);
+	return vm_call__done(&r->f.run);
 }
 
 static uint64_t msr(unsigned vcpu, uint32_t index)
@@ -186,7 +141,7 @@ static uint64_t msr(unsigned vcpu, uint32_t index)
 static bool vcpus_reset(struct rig *r)
 {
 	(void)r;
-	return vm__reboots(&r->vm) == 1 && fake_kvm__vcpu(0)->regs.rip == BOOT_RIP &&
+	return vm__reboots(&r->f.vm) == 1 && fake_kvm__vcpu(0)->regs.rip == BOOT_RIP &&
 	       fake_kvm__vcpu(1)->mp_state.mp_state == KVM_MP_STATE_UNINITIALIZED &&
 	       msr(0, MSR_KVM_SYSTEM_TIME_NEW) == 0 && fake_kvm__vcpu(1)->lapic.regs[0x20] == 0;
 }
@@ -210,7 +165,7 @@ static void guest_runs(struct rig *r)
 static void assert_machine_reset(struct rig *r, unsigned clock_sets_before)
 {
 	assert_true(wait_for(vcpus_reset, r));
-	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	assert_int_equal(vm__state(&r->f.vm), VM_STATE_RUNNING);
 	assert_int_equal(r->resets, 1);
 	assert_int_equal(r->parked_at_reset, NR_VCPUS);
 	assert_int_equal(fake_kvm.irqchip_sets, 3);
@@ -225,30 +180,10 @@ static void assert_machine_reset(struct rig *r, unsigned clock_sets_before)
 	assert_int_equal(fake_kvm.kvmclock_ctrl, 0);
 }
 
-static int teardown(void **state)
-{
-	struct rig *r = *state;
-
-	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
-	if (r->running) {
-		vm__request_stop(&r->vm, VM_STOP_ERROR, 1);
-		pthread_join(r->runner, NULL);
-	}
-	vm__destroy(&r->vm);
-	if (fake_kvm.violations)
-		fprintf(stderr, "fake KVM: %s\n", fake_kvm.why);
-	assert_int_equal(fake_kvm.violations, 0);
-	free(r);
-	return 0;
-}
-
 static void stop_and_finish(struct rig *r)
 {
-	vm__request_stop(&r->vm, VM_STOP_POWEROFF, 0);
-	assert_true(wait_for(done, r));
-	pthread_join(r->runner, NULL);
-	r->running = false;
-	assert_int_equal(r->status, 0);
+	vm__request_stop(&r->f.vm, VM_STOP_POWEROFF, 0);
+	assert_int_equal(vm_call__finish(&r->f.run, "vm__run did not return: a vCPU did not stop"), 0);
 }
 
 static void test_vm_reboot_request_restarts_the_machine_in_place(void **state)
@@ -261,13 +196,13 @@ static void test_vm_reboot_request_restarts_the_machine_in_place(void **state)
 	guest_runs(r);
 	runs0 = fake_kvm__runs(0);
 	clock_sets = fake_kvm.clock_sets;
-	vm__request_stop(&r->vm, VM_STOP_REBOOT, 0);   /* the API's vm.reboot */
+	vm__request_stop(&r->f.vm, VM_STOP_REBOOT, 0);   /* the API's vm.reboot */
 	assert_machine_reset(r, clock_sets);
-	assert_int_equal(vm__reboots(&r->vm), 1);
+	assert_int_equal(vm__reboots(&r->f.vm), 1);
 	assert_false(done(r));
 	/* The vCPUs enter the guest again. */
 	while (fake_kvm__runs(0) <= runs0 + 1)
-		sleep_ms(1);
+		fake_vm__sleep_ms(1);
 	stop_and_finish(r);
 }
 
@@ -277,63 +212,42 @@ static void test_vm_reboot_while_paused_resets_and_runs(void **state)
 
 	start(r);
 	assert_true(wait_for(all_running, r));
-	assert_int_equal(vm__pause(&r->vm), 0);
+	assert_int_equal(vm__pause(&r->f.vm), 0);
 	guest_runs(r);
-	vm__request_stop(&r->vm, VM_STOP_REBOOT, 0);
+	vm__request_stop(&r->f.vm, VM_STOP_REBOOT, 0);
 	assert_true(wait_for(vcpus_reset, r));
-	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
+	assert_int_equal(vm__state(&r->f.vm), VM_STATE_RUNNING);
 	assert_int_equal(fake_kvm.kvmclock_ctrl, 0);
-	assert_int_equal(vm__resume(&r->vm), -EBUSY);
+	assert_int_equal(vm__resume(&r->f.vm), -EBUSY);
 	stop_and_finish(r);
 }
 
 static bool in_slow(struct rig *r)
 {
-	return __atomic_load_n(&r->in_slow, __ATOMIC_ACQUIRE);
-}
-
-static bool pause_returned(struct rig *r)
-{
-	return __atomic_load_n(&r->pause_done, __ATOMIC_ACQUIRE);
-}
-
-static void *pauser(void *arg)
-{
-	struct rig *r = arg;
-
-	r->pause_ret = vm__pause(&r->vm);
-	__atomic_store_n(&r->pause_done, true, __ATOMIC_RELEASE);
-	return NULL;
+	return slow_port__busy(&r->f.slow);
 }
 
 /* A pause waiting for a vCPU busy in an exit when a reboot comes: the reboot wins, the pause is refused. */
 static void test_vm_reboot_takes_over_a_pause_under_way(void **state)
 {
 	struct rig *r = *state;
-	struct kvm_run out = { .exit_reason = KVM_EXIT_IO };
-	pthread_t t;
 
-	out.io.direction = KVM_EXIT_IO_OUT;
-	out.io.size = 1;
-	out.io.port = SLOW_PORT;
-	out.io.count = 1;
-	out.io.data_offset = 2048;
-	fake_kvm__queue_exit(1, &out);
+	fake_vm__queue_out(1, SLOW_PORT);
 	start(r);
 	assert_true(wait_for(in_slow, r));
-	assert_int_equal(pthread_create(&t, NULL, pauser, r), 0);
-	sleep_ms(20);
-	assert_false(pause_returned(r));                /* vcpu1 is not parked yet */
-	vm__request_stop(&r->vm, VM_STOP_REBOOT, 0);
-	assert_true(wait_for(pause_returned, r));
-	pthread_join(t, NULL);
-	assert_int_equal(r->pause_ret, -EBUSY);
-	assert_int_equal(vm__reboots(&r->vm), 0);        /* vcpu1 still busy: no reset yet */
-	__atomic_store_n(&r->release_slow, true, __ATOMIC_RELEASE);
+	/* vm__run lets the vCPUs in before it says Running: a pause before that is refused at once. */
+	assert_true(wait_for(all_running, r));
+	vm_call__start(&r->f.pause, vm__pause, &r->f.vm);
+	fake_vm__sleep_ms(20);
+	assert_false(vm_call__done(&r->f.pause));     /* vcpu1 is not parked yet */
+	vm__request_stop(&r->f.vm, VM_STOP_REBOOT, 0);
+	assert_int_equal(vm_call__finish(&r->f.pause, "vm__pause did not return"), -EBUSY);
+	assert_int_equal(vm__reboots(&r->f.vm), 0);   /* vcpu1 still busy: no reset yet */
+	slow_port__release(&r->f.slow);
 	assert_true(wait_for(vcpus_reset, r));
-	assert_int_equal(vm__state(&r->vm), VM_STATE_RUNNING);
-	assert_int_equal(vm__pause(&r->vm), 0);         /* a pause after the reboot works */
-	assert_int_equal(vm__resume(&r->vm), 0);
+	assert_int_equal(vm__state(&r->f.vm), VM_STATE_RUNNING);
+	assert_int_equal(vm__pause(&r->f.vm), 0);     /* a pause after the reboot works */
+	assert_int_equal(vm__resume(&r->f.vm), 0);
 	stop_and_finish(r);
 }
 
@@ -348,7 +262,7 @@ static void test_vm_guest_reset_exit_restarts_and_vcpu_runs_again(void **state)
 	assert_true(wait_for(vcpus_reset, r));
 	assert_int_equal(r->resets, 1);
 	while (fake_kvm__runs(0) < 3)   /* the reset exit, the completing entry, the guest again */
-		sleep_ms(1);
+		fake_vm__sleep_ms(1);
 	assert_false(done(r));
 	stop_and_finish(r);
 }
@@ -361,12 +275,9 @@ static void test_vm_exit_on_reboot_stops_with_status_0(void **state)
 	reset.system_event.type = KVM_SYSTEM_EVENT_RESET;
 	fake_kvm__queue_exit(0, &reset);
 	start(r);
-	assert_true(wait_for(done, r));
-	pthread_join(r->runner, NULL);
-	r->running = false;
-	assert_int_equal(r->status, 0);
-	assert_int_equal(r->vm.stop_reason, VM_STOP_REBOOT);
-	assert_int_equal(vm__reboots(&r->vm), 0);
+	assert_int_equal(vm_call__finish(&r->f.run, "vm__run did not return: a vCPU did not stop"), 0);
+	assert_int_equal(r->f.vm.stop_reason, VM_STOP_REBOOT);
+	assert_int_equal(vm__reboots(&r->f.vm), 0);
 	assert_int_equal(r->resets, 0);
 	assert_int_equal(fake_kvm.irqchip_sets, 0);
 }
@@ -375,15 +286,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_vm_reboot_request_restarts_the_machine_in_place,
-						setup_restart, teardown),
+						setup_restart, fake_vm__teardown),
 		cmocka_unit_test_setup_teardown(test_vm_reboot_while_paused_resets_and_runs,
-						setup_restart, teardown),
+						setup_restart, fake_vm__teardown),
 		cmocka_unit_test_setup_teardown(test_vm_reboot_takes_over_a_pause_under_way,
-						setup_restart, teardown),
+						setup_restart, fake_vm__teardown),
 		cmocka_unit_test_setup_teardown(test_vm_guest_reset_exit_restarts_and_vcpu_runs_again,
-						setup_restart, teardown),
+						setup_restart, fake_vm__teardown),
 		cmocka_unit_test_setup_teardown(test_vm_exit_on_reboot_stops_with_status_0,
-						setup_exit, teardown),
+						setup_exit, fake_vm__teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,13 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "fake_kvm.h"
+#include "fake_vm.h"
 #include "hw_fakes.h"
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/vm.h"
@@ -33,9 +33,7 @@
 enum step { SIGNAL, AWAIT_PRESS, ENABLE_BUTTON, POWEROFF, END };
 
 struct rig {
-	struct vm vm;
-	int saved_stderr;
-	int out;                   /* the monitor's stderr */
+	struct fake_vm f;          /* first: fake_vm__teardown takes the rig */
 	const enum step *script;
 	const int *signals;        /* for each SIGNAL step, in order */
 };
@@ -49,24 +47,20 @@ static int setup(void **state)
 
 	if (!r)
 		return -1;
-	fake_kvm__reset();
-	if (vm__create(&r->vm, fake_kvm__path(), NULL, &e) || vm__setup_irqchip(&r->vm, &e) ||
-	    vm__create_vcpus(&r->vm, 1, &e) || vcpu__set_boot_state(&r->vm.vcpus[0], 0x1000, 0x7000)) {
+	if (fake_vm__create(&r->f.vm, 1, &e) || vcpu__set_boot_state(&r->f.vm.vcpus[0], 0x1000, 0x7000)) {
 		fprintf(stderr, "setup: %s\n", e.msg);
 		return -1;
 	}
-	sci = vm__irq_sink(&r->vm, ACPI_SCI_IRQ);
-	if (acpi_pm__add(&r->vm.pio, &r->vm.ctl, &sci, &pm))
+	sci = vm__irq_sink(&r->f.vm, ACPI_SCI_IRQ);
+	if (acpi_pm__add(&r->f.vm.pio, &r->f.vm.ctl, &sci, &pm))
 		return -1;
-	if (device_list__add(&r->vm.devices, "acpi-pm", &acpi_pm__device_ops, pm)) {
+	if (device_list__add(&r->f.vm.devices, "acpi-pm", &acpi_pm__device_ops, pm)) {
 		acpi_pm__destroy(pm);
 		return -1;
 	}
-	r->vm.acpi_pm = pm;
-	r->vm.shutdown_grace_s = 30;
-	r->out = memfd_create("stderr", MFD_CLOEXEC);
-	r->saved_stderr = dup(2);
-	if (r->out < 0 || r->saved_stderr < 0 || dup2(r->out, 2) < 0)
+	r->f.vm.acpi_pm = pm;
+	r->f.vm.shutdown_grace_s = 30;
+	if (stderr_capture__start(&r->f.err))
 		return -1;
 	*state = r;
 	return 0;
@@ -74,25 +68,7 @@ static int setup(void **state)
 
 static const char *output(struct rig *r)
 {
-	static char buf[8192];
-	ssize_t n = pread(r->out, buf, sizeof(buf) - 1, 0);
-
-	buf[n > 0 ? n : 0] = '\0';
-	return buf;
-}
-
-static int teardown(void **state)
-{
-	struct rig *r = *state;
-
-	dup2(r->saved_stderr, 2);
-	close(r->saved_stderr);
-	fputs(output(r), stderr);
-	close(r->out);
-	vm__destroy(&r->vm);
-	assert_int_equal(fake_kvm.violations, 0);
-	free(r);
-	return 0;
+	return stderr_capture__text(&r->f.err);
 }
 
 static double now_s(void)
@@ -101,13 +77,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
 }
 
 static void *guest(void *arg)
@@ -119,19 +88,19 @@ static void *guest(void *arg)
 	for (s = r->script; *s != END; s++) {
 		switch (*s) {
 		case SIGNAL:
-			sleep_ms(50);
+			fake_vm__sleep_ms(50);
 			kill(getpid(), r->signals[sig++]);
 			break;
 		case AWAIT_PRESS:  /* as the guest's SCI handler would see it */
-			for (ms = 0; ms < 5000 && !(io_inw(&r->vm.pio, EVT) & ACPI_PM1_PWRBTN); ms++)
-				sleep_ms(1);
+			for (ms = 0; ms < 5000 && !(io_inw(&r->f.vm.pio, EVT) & ACPI_PM1_PWRBTN); ms++)
+				fake_vm__sleep_ms(1);
 			break;
 		case ENABLE_BUTTON:
-			io_outw(&r->vm.pio, EVT + 2, ACPI_PM1_PWRBTN);
+			io_outw(&r->f.vm.pio, EVT + 2, ACPI_PM1_PWRBTN);
 			break;
 		case POWEROFF:     /* acknowledge the press, then S5 */
-			io_outw(&r->vm.pio, EVT, ACPI_PM1_PWRBTN);
-			io_outw(&r->vm.pio, CNT, ACPI_PM_S5_SLP_TYP << ACPI_PM1_CNT_SLP_TYP_SHIFT |
+			io_outw(&r->f.vm.pio, EVT, ACPI_PM1_PWRBTN);
+			io_outw(&r->f.vm.pio, CNT, ACPI_PM_S5_SLP_TYP << ACPI_PM1_CNT_SLP_TYP_SHIFT |
 				ACPI_PM1_CNT_SLP_EN);
 			break;
 		case END:
@@ -158,7 +127,7 @@ static int run(struct rig *r, const enum step *script, const int *signals, doubl
 	r->signals = signals;
 	assert_int_equal(pthread_create(&t, NULL, guest, r), 0);
 	t0 = now_s();
-	status = vm__run(&r->vm);
+	status = vm__run(&r->f.vm);
 	*took = now_s() - t0;
 	pthread_join(t, NULL);
 	sigpending(&pending);
@@ -178,7 +147,7 @@ static void test_sigterm_presses_the_power_button_and_a_guest_poweroff_exits_0(v
 
 	lines = fake_kvm.irq_lines;
 	assert_int_equal(run(r, script, signals, &took), 0);
-	assert_int_equal(r->vm.stop_reason, VM_STOP_POWEROFF);
+	assert_int_equal(r->f.vm.stop_reason, VM_STOP_POWEROFF);
 	assert_true(took < 10.0);
 	assert_non_null(strstr(output(r), "Terminated: pressed the ACPI power button; the VM stops "
 				       "in 30 s unless the guest powers off first"));
@@ -194,11 +163,11 @@ static void test_sigterm_stops_with_143_when_the_guest_ignores_the_button_for_th
 	struct rig *r = *state;
 	double took;
 
-	r->vm.shutdown_grace_s = 1;
+	r->f.vm.shutdown_grace_s = 1;
 	assert_int_equal(run(r, script, signals, &took), 128 + SIGTERM);
-	assert_int_equal(r->vm.stop_reason, VM_STOP_SIGNAL);
+	assert_int_equal(r->f.vm.stop_reason, VM_STOP_SIGNAL);
 	assert_true(took >= 1.0 && took < 5.0);
-	assert_int_equal(io_inw(&r->vm.pio, EVT), ACPI_PM1_PWRBTN);   /* pressed, never handled */
+	assert_int_equal(io_inw(&r->f.vm.pio, EVT), ACPI_PM1_PWRBTN);   /* pressed, never handled */
 	assert_non_null(strstr(output(r), "in 1 s unless the guest powers off first"));
 	assert_non_null(strstr(output(r), "the guest did not power off within 1 s of the power "
 				       "button: stopping the VM"));
@@ -237,7 +206,7 @@ static void test_sigint_stops_at_once_without_pressing(void **state)
 	double took;
 
 	assert_int_equal(run(r, script, signals, &took), 128 + SIGINT);
-	assert_int_equal(io_inw(&r->vm.pio, EVT), 0);
+	assert_int_equal(io_inw(&r->f.vm.pio, EVT), 0);
 	assert_null(strstr(output(r), "power button"));
 }
 
@@ -248,10 +217,10 @@ static void test_sigterm_with_grace_0_stops_at_once_without_pressing(void **stat
 	struct rig *r = *state;
 	double took;
 
-	r->vm.shutdown_grace_s = 0;
+	r->f.vm.shutdown_grace_s = 0;
 	assert_int_equal(run(r, script, signals, &took), 128 + SIGTERM);
 	assert_true(took < 10.0);
-	assert_int_equal(io_inw(&r->vm.pio, EVT), 0);
+	assert_int_equal(io_inw(&r->f.vm.pio, EVT), 0);
 	assert_non_null(strstr(output(r), "Terminated: stopping the VM"));
 	assert_null(strstr(output(r), "power button"));
 }
@@ -264,8 +233,8 @@ static void test_sigterm_without_a_power_button_stops_at_once(void **state)
 	struct rig *r = *state;
 	double took;
 
-	r->vm.acpi_pm = NULL;
-	assert_int_equal(vm__power_button(&r->vm), -ENODEV);
+	r->f.vm.acpi_pm = NULL;
+	assert_int_equal(vm__power_button(&r->f.vm), -ENODEV);
 	assert_int_equal(run(r, script, signals, &took), 128 + SIGTERM);
 	assert_true(took < 10.0);
 	assert_non_null(strstr(output(r), "Terminated: stopping the VM"));
@@ -277,15 +246,15 @@ static void test_power_button_sets_pwrbtn_status(void **state)
 	struct rig *r = *state;
 	unsigned lines = fake_kvm.irq_lines;
 
-	assert_int_equal(vm__power_button(&r->vm), 0);
-	assert_int_equal(io_inw(&r->vm.pio, EVT), ACPI_PM1_PWRBTN);
+	assert_int_equal(vm__power_button(&r->f.vm), 0);
+	assert_int_equal(io_inw(&r->f.vm.pio, EVT), ACPI_PM1_PWRBTN);
 	assert_int_equal(fake_kvm.irq_lines, lines);
-	io_outw(&r->vm.pio, EVT + 2, ACPI_PM1_PWRBTN);
+	io_outw(&r->f.vm.pio, EVT + 2, ACPI_PM1_PWRBTN);
 	assert_int_equal(fake_kvm.irq_lines, lines + 1);
-	assert_false(r->vm.stopping);
+	assert_false(r->f.vm.stopping);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fake_vm__teardown)
 
 int main(void)
 {
