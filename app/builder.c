@@ -102,6 +102,31 @@ static int wait_backend(struct vm *vm, struct virtio_dev *dev, backend_wait_fn w
 	}
 }
 
+/* `why` as the error, prefixed with where the knob was asked ("host.yaml:7: vm.halt_poll_ns: "). */
+static int knob_error(struct err *e, int err, const char *at, const struct err *why)
+{
+	return err__set(e, err, "%s%s%s", at ? at : "", at ? ": " : "", why->msg);
+}
+
+/* cfg's KVM_CAP_X86_DISABLE_EXITS and KVM_CAP_HALT_POLL on the VM. */
+static int add_kvm_knobs(struct vm *vm, const struct vm_config *cfg, struct err *e)
+{
+	struct err why = { 0 };
+	int err;
+
+	if (cfg->disable_exits) {
+		err = vm__disable_exits(vm, cfg->disable_exits, &why);
+		if (err)
+			return knob_error(e, err, cfg->disable_exits_at, &why);
+	}
+	if (cfg->halt_poll_set) {
+		err = vm__set_halt_poll(vm, cfg->halt_poll_ns, &why);
+		if (err)
+			return knob_error(e, err, cfg->halt_poll_at, &why);
+	}
+	return 0;
+}
+
 static int add_legacy_devices(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	struct irq_sink com1_irq = vm__irq_sink(vm, PORT_COM1_IRQ);
@@ -312,6 +337,15 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 				"xAPIC ids in the MP/ACPI tables allow %u)", cfg->nr_vcpus,
 				vm->kvm.max_vcpus < VM_MAX_VCPUS ? vm->kvm.max_vcpus : VM_MAX_VCPUS,
 				vm->kvm.max_vcpus, VM_MAX_VCPUS);
+
+	/*
+	 * 1b. KVM's real-time knobs, each checked against this KVM first, before any vCPU
+	 * exists (KVM refuses to disable exits after): exits the guest runs without (HLT,
+	 * PAUSE, MWAIT, C-states), and how long a halted vCPU polls before it sleeps.
+	 */
+	err = add_kvm_knobs(vm, cfg, e);
+	if (err)
+		return err;
 
 	/*
 	 * 2. The monitor's own threads go to the emulator cpus first: every thread

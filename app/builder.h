@@ -41,6 +41,11 @@ struct vm_config {
 	unsigned nr_disks;
 	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
 	bool exit_on_reboot;       /* a guest reset or vm.reboot stops the VM (exit 0); else: restart in place */
+	unsigned disable_exits;    /* KVM_X86_DISABLE_EXITS_* the guest runs without exiting; 0: none */
+	bool halt_poll_set;        /* KVM_CAP_HALT_POLL to halt_poll_ns; else KVM's module default */
+	unsigned halt_poll_ns;
+	const char *disable_exits_at; /* where each was asked, for errors ("host.yaml:7: vm.disable_exits", */
+	const char *halt_poll_at;     /* "--halt-poll-ns '0'"); NULL: not said */
 };
 
 /*

@@ -55,8 +55,10 @@ static const char usage_text[] =
 	"      --kvm PATH        KVM device (default /dev/kvm)\n"
 	"      --net SPEC        a virtio-net NIC over vhost-user (repeatable):\n"
 	"                        socket=PATH[,mac=52:54:00:..][,queues=N][,mode=client|server][,name=NAME]\n"
-	"                        [,stats_socket=PATH]\n"
-	"                        (a plan NIC's keys; name defaults to net0, net1, ...;\n"
+	"                        [,stats_socket=PATH][,queue_size=N]\n"
+	"                        (queue_size: ring entries per queue, a power of two 64..32768,\n"
+	"                        default 1024: a larger ring rides out longer host stalls;\n"
+	"                        a plan NIC's keys; name defaults to net0, net1, ...;\n"
 	"                        stats_socket: the backend rtvmm-dataplane's --stats-socket,\n"
 	"                        whose counters for this NIC vm.counters shows)\n"
 	"      --disk SPEC       a virtio-blk disk (repeatable; the guest sees vda, vdb, ... in order):\n"
@@ -86,6 +88,13 @@ static const char usage_text[] =
 	"                        after pressing its ACPI power button (default 30, at most\n"
 	"                        3600; 0: SIGTERM stops the VM at once; a plan's\n"
 	"                        shutdown_grace_s)\n"
+	"      --disable-exits LIST  exits the guest runs without (KVM_CAP_X86_DISABLE_EXITS):\n"
+	"                        hlt,pause,mwait,cstate, any of them (QEMU's -overcommit\n"
+	"                        cpu-pm=on); refused when this KVM cannot; give the vCPUs\n"
+	"                        cpus of their own (rtvmm check says); a plan VM's disable_exits\n"
+	"      --halt-poll-ns NS how long a halted vCPU polls before it sleeps, this VM only\n"
+	"                        (KVM_CAP_HALT_POLL, 0..1000000000; 0: never; default: the kvm\n"
+	"                        module's halt_poll_ns); a plan VM's halt_poll_ns\n"
 	"      --on-reboot restart|exit  what a guest reset or the API's vm.reboot does:\n"
 	"                        restart (default: the guest boots again in this process, same\n"
 	"                        API socket, placement and guest RAM) or exit (the VM stops,\n"
@@ -217,6 +226,16 @@ static void report_build(const struct vm *vm, const struct vm_config *cfg, doubl
 	fprintf(stderr, "rtvmm: %u vCPU thread%s (vcpu0..vcpu%u), in-kernel irqchip and PIT, "
 		"ACPI RSDP at %#llx, MP table at 0xf0000\n", vm->nr_vcpus,
 		vm->nr_vcpus > 1 ? "s" : "", vm->nr_vcpus - 1, (unsigned long long)vm->rsdp);
+	if (vm->disabled_exits || vm->halt_poll_ns >= 0) {
+		char exits[64], poll[64];
+
+		if (vm->halt_poll_ns >= 0)
+			snprintf(poll, sizeof(poll), "%lld ns", (long long)vm->halt_poll_ns);
+		fprintf(stderr, "rtvmm: KVM: exits disabled: %s (KVM_CAP_X86_DISABLE_EXITS); halt "
+			"polling: %s (KVM_CAP_HALT_POLL)\n",
+			vm_exits__names(vm->disabled_exits, exits, sizeof(exits)),
+			vm->halt_poll_ns >= 0 ? poll : "KVM's default");
+	}
 	if (vm->kvm.emulated_cpl0)
 		fprintf(stderr, "rtvmm: nested PVM KVM (kvm_pvm): the monitor emulates the instructions "
 			"KVM's emulator rejects (int3, clac/stac, fwait, popcnt)\n");
@@ -251,7 +270,8 @@ static void report_stop(const struct vm *vm, double run_s)
 /* Command-line form of a run: the flags (which become a one-VM plan), or a plan file. */
 #define CLI_MAX_NICS 8
 #define CLI_MAX_DISKS VM_MAX_DISKS
-#define CLI_MAX_ARGS (7 + CLI_MAX_NICS + CLI_MAX_DISKS) /* a repeated flag replaces its value */
+/* The single-value flags (a repeated one replaces its value), the NICs and the disks. */
+#define CLI_MAX_ARGS (10 + CLI_MAX_NICS + CLI_MAX_DISKS)
 
 struct run_args {
 	struct plan_arg args[CLI_MAX_ARGS];  /* --kernel, --memory, --net ...: keys of the VM */
@@ -265,6 +285,8 @@ struct run_args {
 	const char *serial;                  /* --serial MODE, NULL when not given */
 	const char *dataplane_stats;         /* --dataplane-stats PATH, NULL when not given */
 	bool no_sandbox;
+	char disable_exits_at[4200];         /* where the knobs were asked, for the build's errors */
+	char halt_poll_at[4200];
 };
 
 /* Records `--flag value` as the plan key `key`; a flag given again replaces its value. */
@@ -298,6 +320,8 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "serial", required_argument, NULL, 'R' },
 		{ "shutdown-grace", required_argument, NULL, 'G' },
 		{ "on-reboot", required_argument, NULL, 'O' },
+		{ "disable-exits", required_argument, NULL, 'X' },
+		{ "halt-poll-ns", required_argument, NULL, 'H' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "api-socket", required_argument, NULL, 'A' },
@@ -359,6 +383,12 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		case 'O':
 			add_arg(ra, "--on-reboot", "on_reboot", optarg);
 			break;
+		case 'X':
+			add_arg(ra, "--disable-exits", "disable_exits", optarg);
+			break;
+		case 'H':
+			add_arg(ra, "--halt-poll-ns", "halt_poll_ns", optarg);
+			break;
 		case 'V':
 			ra->vm_name = optarg;
 			break;
@@ -406,8 +436,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	/* With a plan file, --serial only fills a VM's unset serial (serial_over_plan). */
 	if (ra->plan_file && ra->nr_args > (ra->serial ? 1u : 0u))
-		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks and "
-				   "shutdown grace come from the plan file; drop those flags or the file",
+		return usage_error("%s: the kernel, initrd, cmdline, vCPUs, memory, NICs, disks, "
+				   "shutdown grace and KVM knobs come from the plan file; drop those "
+				   "flags or the file",
 				   ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
@@ -514,7 +545,7 @@ static int nic_spec_from_plan(struct virtio_net_spec *spec, const struct plan_ho
 
 	if (err)
 		return err;
-	*spec = (struct virtio_net_spec){ .queues = nic->queues,
+	*spec = (struct virtio_net_spec){ .queues = nic->queues, .queue_size = nic->queue_size,
 					  .server = nic->mode == PLAN_NIC_SERVER, .peers_set = true,
 					  .peers = t.peers, .run_dir_uid = t.run_dir_uid,
 					  .run_dir_gid = t.run_dir_gid };
@@ -618,7 +649,28 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	cfg->nr_disks = vm->nr_disks;
 	cfg->shutdown_grace_s = vm->shutdown_grace_s;
 	cfg->exit_on_reboot = vm->on_reboot == PLAN_ON_REBOOT_EXIT;
+	cfg->disable_exits = vm->disable_exits;
+	cfg->halt_poll_set = vm->halt_poll_set;
+	cfg->halt_poll_ns = vm->halt_poll_ns;
 	return 0;
+}
+
+/* The plan's exit bits are KVM's: config_from_plan hands them over as they are. */
+_Static_assert(PLAN_EXIT_MWAIT == KVM_X86_DISABLE_EXITS_MWAIT &&
+	       PLAN_EXIT_HLT == KVM_X86_DISABLE_EXITS_HLT &&
+	       PLAN_EXIT_PAUSE == KVM_X86_DISABLE_EXITS_PAUSE &&
+	       PLAN_EXIT_CSTATE == KVM_X86_DISABLE_EXITS_CSTATE, "plan_exit is not KVM's bits");
+
+/* Where a plan value was given: "FILE:LINE: KEY", or "--flag 'VALUE'" on the command line. */
+static const char *given_at(const struct run_args *ra, const struct plan *plan,
+			    const struct plan_loc *loc, char *buf, size_t len)
+{
+	if (!ra->plan_file && loc->line >= 1 && loc->line <= ra->nr_args)
+		snprintf(buf, len, "%s '%s'", ra->args[loc->line - 1].flag,
+			 ra->args[loc->line - 1].value);
+	else
+		snprintf(buf, len, "%s:%u: %s", plan->file, loc->line, loc->key);
+	return buf;
 }
 
 /*
@@ -796,6 +848,10 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	cfg.sandbox = sandbox__enabled();
+	cfg.disable_exits_at = given_at(&ra, &plan, &pvm->disable_exits_loc, ra.disable_exits_at,
+					sizeof(ra.disable_exits_at));
+	cfg.halt_poll_at = given_at(&ra, &plan, &pvm->halt_poll_loc, ra.halt_poll_at,
+				    sizeof(ra.halt_poll_at));
 	/* A plan file places the VM (hugepages, nodes, pinning) and proves it; flags do not. */
 	if (ra.plan_file) {
 		placement__init(&placement, pvm);

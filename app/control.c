@@ -93,6 +93,24 @@ static void h_ping(void *opaque, const json_t *body, struct api_answer *out)
 					     "pid", (int)getpid(), "features"));
 }
 
+/* The KVM knobs the VM was given: {"disabled_exits": ["hlt", ...], "halt_poll_ns": N or null}. */
+static json_t *kvm_knobs_json(const struct vm *vm)
+{
+	static const unsigned order[] = { KVM_X86_DISABLE_EXITS_HLT, KVM_X86_DISABLE_EXITS_PAUSE,
+					  KVM_X86_DISABLE_EXITS_MWAIT, KVM_X86_DISABLE_EXITS_CSTATE };
+	json_t *exits = json_array();
+	char name[16];
+	unsigned i;
+
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (vm->disabled_exits & order[i])
+			json_array_append_new(exits, json_string(vm_exits__names(order[i], name,
+										 sizeof(name))));
+	return json_pack("{s:o, s:o}", "disabled_exits", exits, "halt_poll_ns",
+			 vm->halt_poll_ns >= 0 ? json_integer((json_int_t)vm->halt_poll_ns) :
+						 json_null());
+}
+
 static json_t *info_json(struct control *c)
 {
 	const struct vm_config *cfg = c->cfg.cfg;
@@ -123,7 +141,7 @@ static json_t *info_json(struct control *c)
 			   "memory", "size", (json_int_t)vm->mem.size,
 			   "payload", "kernel", cfg->boot.kernel_path, "initramfs",
 			   cfg->boot.initrd_path, "cmdline", cfg->boot.cmdline);
-	return json_pack("{s:o, s:s, s:I, s:i, s:I, s:I, s:o, s:o, s:s?}",
+	return json_pack("{s:o, s:s, s:I, s:i, s:I, s:I, s:o, s:o, s:o, s:s?}",
 			 "config", config,
 			 "state", vm_state__name(vm__state(vm)),
 			 "memory_actual_size", (json_int_t)vm->mem.size,
@@ -131,6 +149,7 @@ static json_t *info_json(struct control *c)
 			 "paused_ns", (json_int_t)vm__paused_ns(vm),
 			 "reboots", (json_int_t)vm__reboots(vm),
 			 "devices", devices,
+			 "kvm", kvm_knobs_json(vm),
 			 "serial", c->cfg.serial_socket ? json_pack("{s:s}", "socket",
 								    c->cfg.serial_socket)
 							: json_null(),
@@ -378,8 +397,9 @@ static void h_placement(void *opaque, const json_t *body, struct api_answer *out
 			json_array_append_new(threads, thread_json(c, &t));
 	}
 	closedir(dir);
-	api_answer__json(out, 200, json_pack("{s:b, s:o, s:o}", "planned", c->cfg.plan != NULL,
-					     "threads", threads, "memory", memory_json(c->cfg.vm)));
+	api_answer__json(out, 200, json_pack("{s:b, s:o, s:o, s:o}", "planned", c->cfg.plan != NULL,
+					     "threads", threads, "memory", memory_json(c->cfg.vm),
+					     "kvm", kvm_knobs_json(c->cfg.vm)));
 }
 
 static void h_exits(void *opaque, const json_t *body, struct api_answer *out)

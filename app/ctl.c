@@ -62,6 +62,23 @@ static void print_devices(const char *label, json_t *list)
 	printf("\n");
 }
 
+/* vm.info's "kvm": the exits the guest runs without and its halt polling ("-": KVM's default). */
+static void print_kvm(json_t *kvm)
+{
+	json_t *exits = json_object_get(kvm, "disabled_exits"), *x;
+	size_t i;
+
+	printf("%-16s", "Exits disabled:");
+	if (!json_array_size(exits))
+		printf("-");
+	json_array_foreach(exits, i, x)
+		printf("%s%s", i ? ", " : "", json_string_value(x));
+	if (json_is_integer(json_object_get(kvm, "halt_poll_ns")))
+		printf("\n%-16s%lld ns\n", "Halt polling:", num(kvm, "halt_poll_ns"));
+	else
+		printf("\n%-16s%s\n", "Halt polling:", "KVM's default");
+}
+
 static void print_info(json_t *a)
 {
 	json_t *cfg = json_object_get(a, "config"), *devs = json_object_get(a, "devices");
@@ -79,6 +96,7 @@ static void print_info(json_t *a)
 	printf("%-16s%s\n", "Serial socket:", str(json_object_get(a, "serial"), "socket"));
 	if (json_is_string(json_object_get(a, "placed_by")))
 		printf("%-16splan VM %s\n", "Placement:", str(a, "placed_by"));
+	print_kvm(json_object_get(a, "kvm"));
 	print_devices("NICs:", json_object_get(devs, "nics"));
 	print_devices("Disks:", json_object_get(devs, "disks"));
 	print_devices("Other devices:", json_object_get(devs, "other"));
@@ -165,7 +183,7 @@ static void print_exits(json_t *a)
 static const struct verb verbs[] = {
 	{ "ping", "GET", "/api/v1/vmm.ping", print_ping, "rtvmm's version and pid" },
 	{ "info", "GET", "/api/v1/vm.info", print_info,
-	  "state, vCPUs, memory, payload, devices, time paused, reboots, serial socket" },
+	  "state, vCPUs, memory, payload, devices, time paused, reboots, serial socket, KVM knobs" },
 	{ "counters", "GET", "/api/v1/vm.counters", print_counters,
 	  "every device's counters and backend link state, a NIC's traffic from its dataplane" },
 	{ "placement", "GET", "/api/v1/vm.placement", print_placement,

@@ -18,6 +18,14 @@
 /* Queue pairs of one virtio-net NIC (2N data queues and the control queue). */
 #define VM_MAX_NIC_QUEUE_PAIRS 16
 
+/*
+ * Ring entries of each virtio-net queue (`queue_size`): a power of two in this range (the
+ * virtio spec's largest split ring at the top), the device's default when not given.
+ */
+#define VM_NIC_QUEUE_SIZE_MIN     64
+#define VM_NIC_QUEUE_SIZE_MAX     32768
+#define VM_NIC_QUEUE_SIZE_DEFAULT 1024
+
 /* Disks of one VM, and request queues of one disk. */
 #define VM_MAX_DISKS 16
 #define VM_MAX_DISK_QUEUES 16

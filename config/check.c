@@ -189,6 +189,7 @@ enum thr_kind { THR_VCPU, THR_EMULATOR, THR_HOUSEKEEPING, THR_DATAPLANE };
 struct thr {
 	enum thr_kind kind;
 	int vm;                    /* VM index, -1 for host threads */
+	unsigned vcpu;             /* THR_VCPU: its index in the VM */
 	bool rt;                   /* FIFO/RR vCPU or a dataplane poll core */
 	enum rt_policy policy;
 	int priority;
@@ -227,6 +228,7 @@ static int build_threads(const struct plan *p, struct thrs *ts)
 			x = &ts->v[ts->n++];
 			x->kind = THR_VCPU;
 			x->vm = (int)i;
+			x->vcpu = j;
 			x->rt = is_rt(s->policy);
 			x->policy = s->policy;
 			x->priority = s->priority;
@@ -825,6 +827,115 @@ static void check_disk_io(struct ctx *c, unsigned i, unsigned j, const struct th
 			  "emulator cpus");
 }
 
+/*
+ * The cpus any local disk's I/O thread was given (io.cpus) in *all; with `cpus`, the first
+ * such disk allowed on one of them in *vm, *disk.
+ */
+static void io_cpus(const struct plan *p, cpu_set_t *all, const cpu_set_t *cpus,
+		    const struct plan_vm **vm, const struct plan_disk **disk)
+{
+	unsigned i, j;
+	cpu_set_t x;
+
+	CPU_ZERO(all);
+	for (i = 0; i < p->nr_vms; i++)
+		for (j = 0; j < p->vms[i].nr_disks; j++) {
+			const struct plan_disk *d = &p->vms[i].disks[j];
+
+			if (d->kind != PLAN_DISK_LOCAL || !d->io_cpus_set)
+				continue;
+			CPU_OR(all, all, &d->io.cpus);
+			if (!cpus || *disk)
+				continue;
+			CPU_AND(&x, &d->io.cpus, cpus);
+			if (CPU_COUNT(&x)) {
+				*vm = &p->vms[i];
+				*disk = d;
+			}
+		}
+}
+
+/*
+ * The vCPUs of a VM that disables exits (KVM_CAP_X86_DISABLE_EXITS) must own their cpus: a
+ * guest that halts (hlt, mwait, cstate) or spins (pause) in guest mode keeps the cpu until the
+ * host's tick preempts it, so any other thread allowed there (another vCPU, the VM's emulator,
+ * I/O and API threads, a poll core, housekeeping) waits for it. Each such sharing is an error;
+ * a cpu that is not isolated (the kernel's own work waits there) a warning.
+ */
+static void check_exits_disabled(struct ctx *c, unsigned i, const struct thrs *ts,
+				 struct by_cpu *all, const cpu_set_t *io_all, bool *isolation_unknown)
+{
+	static const char advice[] = "the other waits while the guest halts or spins in guest mode; "
+		"give each vCPU of a VM with disable_exits a cpu of its own";
+	const struct plan_vm *vm = &c->p->vms[i];
+	const struct topology *t = c->t;
+	char names[64], fb[96], key[96], what[240], cl[256], bad[256];
+	unsigned j, k, n;
+	cpu_set_t x;
+
+	if (!vm->disable_exits)
+		return;
+	plan_exit__names(vm->disable_exits, names, sizeof(names));
+	for (j = 0; j < vm->nr_vcpus; j++) {
+		const struct plan_sched *s = &vm->vcpus[j];
+		unsigned line = line_of(&s->loc, &vm->loc);
+		const struct plan_vm *io_vm = NULL;
+		const struct plan_disk *io_disk = NULL;
+
+		snprintf(fb, sizeof(fb), "vms[%u].vcpus[%u]", i, j);
+		key_of(&s->loc, fb, NULL, key, sizeof(key));
+		snprintf(what, sizeof(what), "vm '%s' vcpu %u (disable_exits: %s)", vm->name, j, names);
+		if (!CPU_COUNT(&s->cpus)) {
+			add(c, FINDING_ERROR, "exits-disabled-shared-core", line, key, "unpinned",
+			    "%s is not pinned: any thread may share its cpu and wait while the guest "
+			    "halts or spins in guest mode; give each vCPU of a VM with disable_exits "
+			    "a cpu of its own", what);
+			continue;
+		}
+		cpus_str(&s->cpus, cl, sizeof(cl));
+		n = by_cpu__overlapping(all, &s->cpus);
+		for (k = 0; k < n; k++) {
+			const struct thr *o = &ts->v[all->hits[k]];
+
+			if (o->kind == THR_VCPU && o->vm == (int)i && o->vcpu == j)
+				continue;
+			if (o->kind == THR_HOUSEKEEPING && !c->p->host.housekeeping_set)
+				continue;
+			CPU_AND(&x, &s->cpus, &o->cpus);
+			add(c, FINDING_ERROR, "exits-disabled-shared-core", line, key, cl,
+			    "%s shares cpu%s %s with %s: %s", what, CPU_COUNT(&x) == 1 ? "" : "s",
+			    cpus_str(&x, bad, sizeof(bad)), o->label, advice);
+		}
+		if (!CPU_COUNT(&vm->emulator.cpus))
+			add(c, FINDING_ERROR, "exits-disabled-shared-core", line, key, cl,
+			    "%s: the VM's emulator threads (main, console, I/O, API) are not pinned, so "
+			    "they may run on its cpu%s %s (set emulator_cpus or host.housekeeping_cpus): "
+			    "%s", what, CPU_COUNT(&s->cpus) == 1 ? "" : "s", cl, advice);
+		CPU_AND(&x, &s->cpus, io_all);
+		if (CPU_COUNT(&x)) {
+			io_cpus(c->p, &x, &s->cpus, &io_vm, &io_disk);
+			CPU_AND(&x, &s->cpus, &io_disk->io.cpus);
+			add(c, FINDING_ERROR, "exits-disabled-shared-core", line, key, cl,
+			    "%s shares cpu%s %s with vm '%s' disk '%s' I/O thread (%s): %s", what,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), io_vm->name,
+			    io_disk->name, io_disk->io.loc.key, advice);
+		}
+		if (!t->isolated_known) {
+			*isolation_unknown = true;
+			continue;
+		}
+		topology__cpus(t, &x);
+		CPU_AND(&x, &x, &s->cpus);
+		CPU_XOR(&x, &x, &t->isolated);
+		CPU_AND(&x, &x, &s->cpus);
+		if (CPU_COUNT(&x))
+			add(c, FINDING_WARNING, "exits-disabled-not-isolated", line, key, cl,
+			    "%s: cpu%s %s not isolated (isolcpus=/cpusets on %s): the kernel's tasks "
+			    "there wait while the guest halts or spins in guest mode", what,
+			    CPU_COUNT(&x) == 1 ? "" : "s", cpus_str(&x, bad, sizeof(bad)), t->source);
+	}
+}
+
 /* Two RT threads confined to one cpu; other threads on an RT thread's only cpu. */
 static void check_shared_cpus(struct ctx *c, const struct thrs *ts, const struct by_cpu *all)
 {
@@ -1271,6 +1382,7 @@ int plan__check(const struct plan *p, const struct topology *t, struct findings 
 	struct ctx c = { .p = p, .t = t, .out = out };
 	bool isolation_unknown = false;
 	struct by_cpu *rt, *all;
+	cpu_set_t io_all;
 	struct thrs ts = { 0 };
 	unsigned i, j;
 
@@ -1306,14 +1418,17 @@ int plan__check(const struct plan *p, const struct topology *t, struct findings 
 	if (p->host.dataplane.present && CPU_COUNT(&p->host.dataplane.cores) &&
 	    (!t->isolated_known || !t->nohz_full_known))
 		isolation_unknown = true;
+
+	check_shared_cpus(&c, &ts, all);
+	io_cpus(p, &io_all, NULL, NULL, NULL);
+	for (i = 0; i < p->nr_vms; i++)
+		check_exits_disabled(&c, i, &ts, all, &io_all, &isolation_unknown);
 	if (isolation_unknown)
 		add(&c, FINDING_WARNING, "isolation-unknown", 0, "", "",
 		    "cannot check that RT cpus are isolated: %s has no %s information (give "
 		    "isolated= and nohz_full=)", t->source,
 		    !t->isolated_known && !t->nohz_full_known ? "isolcpus or nohz_full" :
 		    !t->isolated_known ? "isolcpus" : "nohz_full");
-
-	check_shared_cpus(&c, &ts, all);
 	check_siblings(&c, &ts, all);
 	check_rt_throttling(&c);
 	check_security(&c);

@@ -40,8 +40,11 @@ struct findings {
  *             may run on an RT vCPU's or poll core's cpu), and on this host only:
  *             user-missing, group-missing, socket-dir-untrusted (group/world-writable or
  *             foreign-owned), the codes of plan_disk__check_image, disk-image-shared (one
- *             image, two disks, one of them writable), the codes of plan_serial__check
+ *             image, two disks, one of them writable), the codes of plan_serial__check,
+ *             exits-disabled-shared-core (a vCPU of a VM with disable_exits unpinned, or
+ *             sharing a cpu with another thread of the plan or its VM's unpinned emulator)
  *   warnings: cpu-not-isolated, cpu-not-nohz-full, smt-sibling-shared, rt-cpu-shared,
+ *             exits-disabled-not-isolated,
  *             emulator-on-rt-cpu, vcpu-unpinned, dataplane-remote-node,
  *             dataplane-node-mismatch, dataplane-on-housekeeping, rt-throttling,
  *             no-service-user, socket-dir-missing (outside host.run_dir, this host only)

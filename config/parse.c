@@ -161,7 +161,8 @@ static const struct field dataplane_fields[] = {
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
-       VM_DISKS, VM_SERIAL, VM_SHUTDOWN_GRACE, VM_API_SOCKET, VM_ON_REBOOT, NR_VM };
+       VM_DISKS, VM_SERIAL, VM_SHUTDOWN_GRACE, VM_API_SOCKET, VM_ON_REBOOT, VM_DISABLE_EXITS,
+       VM_HALT_POLL, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -177,6 +178,9 @@ static const struct field vm_fields[] = {
 				     PLAN_MAX_SHUTDOWN_GRACE_S),
 	[VM_API_SOCKET] = F_PATH("api_socket", struct plan_vm, api_socket, false),
 	[VM_ON_REBOOT] = F_ENUM("on_reboot", struct plan_vm, on_reboot, on_reboot_names),
+	[VM_DISABLE_EXITS] = F_NODE("disable_exits", false, 0, NULL),
+	[VM_HALT_POLL] = F_UINT("halt_poll_ns", struct plan_vm, halt_poll_ns, false, 0,
+				PLAN_MAX_HALT_POLL_NS),
 };
 
 enum { MEM_SIZE, MEM_PAGE_SIZE, MEM_NODE, MEM_STRICT, MEM_PREFAULT, MEM_MLOCK, MEM_FALLBACK, NR_MEM };
@@ -222,7 +226,7 @@ static const struct field memory_size_field = F_SIZE("memory", struct plan_memor
 static const struct field pin_field = F_CPUS("pin", struct plan_sched, cpus, true);
 
 enum { NIC_NAME, NIC_SOCKET, NIC_MAC, NIC_QUEUES, NIC_MODE, NIC_BACKEND_USER, NIC_STATS_SOCKET,
-       NR_NIC };
+       NIC_QUEUE_SIZE, NR_NIC };
 static const struct field nic_fields[] = {
 	[NIC_NAME] = F_STR("name", struct plan_nic, name, true),
 	[NIC_SOCKET] = F_PATH("socket", struct plan_nic, socket, true),
@@ -231,6 +235,8 @@ static const struct field nic_fields[] = {
 	[NIC_MODE] = F_ENUM("mode", struct plan_nic, mode, nic_mode_names),
 	[NIC_BACKEND_USER] = F_STR("backend_user", struct plan_nic, backend_user, false),
 	[NIC_STATS_SOCKET] = F_PATH("stats_socket", struct plan_nic, stats_socket, false),
+	[NIC_QUEUE_SIZE] = F_UINT("queue_size", struct plan_nic, queue_size, false,
+				  VM_NIC_QUEUE_SIZE_MIN, VM_NIC_QUEUE_SIZE_MAX),
 };
 
 enum { DISK_NAME, DISK_PATH, DISK_SOCKET, DISK_MODE, DISK_BACKEND_USER, DISK_READONLY,
@@ -1071,6 +1077,14 @@ static int parse_nics(struct ctx *c, struct plan_vm *vm, yaml_node_t *val, const
 			break;
 		set_loc(&nic->loc, line_of(entry), kpath);
 		nic->mac_set = s.val[NIC_MAC] != NULL;
+		if (nic->queue_size & (nic->queue_size - 1)) {
+			key_join(fpath, kpath, "queue_size");
+			rc = fail(c, line_of(s.key[NIC_QUEUE_SIZE]), fpath, s.val[NIC_QUEUE_SIZE],
+				  "not a power of two (%u, %u, ... %u: split rings are)",
+				  VM_NIC_QUEUE_SIZE_MIN, 2 * VM_NIC_QUEUE_SIZE_MIN,
+				  VM_NIC_QUEUE_SIZE_MAX);
+			break;
+		}
 
 		key_join(fpath, kpath, "socket");
 		rc = check_safe_path(c, s.key[NIC_SOCKET], s.val[NIC_SOCKET], fpath, nic->socket);
@@ -1302,6 +1316,70 @@ static int parse_serial(struct ctx *c, struct plan_serial *ser, const yaml_node_
 	return 0;
 }
 
+/* One name of `disable_exits`, added to *exits; a name given twice or unknown fails. */
+static int add_exit(struct ctx *c, unsigned line, const char *kpath, const yaml_node_t *val,
+		    const char *name, size_t len, unsigned *exits)
+{
+	unsigned bit;
+
+	for (bit = PLAN_EXIT_MWAIT; bit <= PLAN_EXIT_CSTATE; bit <<= 1) {
+		if (strlen(plan_exit__name(bit)) != len || strncasecmp(name, plan_exit__name(bit), len))
+			continue;
+		if (*exits & bit)
+			return fail(c, line, kpath, val, "'%s' listed twice", plan_exit__name(bit));
+		*exits |= bit;
+		return 0;
+	}
+	return fail(c, line, kpath, val, "'%.*s': expected hlt, pause, mwait or cstate (a list, "
+		    "or one value with commas: hlt,pause)", (int)len, name);
+}
+
+/*
+ * `disable_exits: [hlt, pause, mwait, cstate]` (or "hlt,pause", as the command line gives it):
+ * what the guest runs without exiting to KVM (KVM_CAP_X86_DISABLE_EXITS).
+ */
+static int parse_disable_exits(struct ctx *c, struct plan_vm *vm, const yaml_node_t *key,
+			       yaml_node_t *val, const char *vm_path)
+{
+	char kpath[KEY_LEN];
+	yaml_node_item_t *item;
+	const char *s, *end;
+	int rc;
+
+	key_join(kpath, vm_path, "disable_exits");
+	set_loc(&vm->disable_exits_loc, line_of(key), kpath);
+	if (val->type == YAML_SCALAR_NODE) {
+		s = scalar(val);
+		if (strlen(s) != val->data.scalar.length)
+			return fail(c, line_of(key), kpath, NULL, "value contains a NUL character");
+		for (;;) {
+			end = strchr(s, ',');
+			if (!end)
+				end = s + strlen(s);
+			rc = add_exit(c, line_of(key), kpath, val, s, (size_t)(end - s),
+				      &vm->disable_exits);
+			if (rc || !*end)
+				return rc;
+			s = end + 1;
+		}
+	}
+	if (val->type != YAML_SEQUENCE_NODE)
+		return wrong_type(c, line_of(key), kpath, val, "a list of hlt, pause, mwait, cstate");
+	for (item = val->data.sequence.items.start; item < val->data.sequence.items.top; item++) {
+		yaml_node_t *n = node_at(c, *item);
+
+		if (n->type != YAML_SCALAR_NODE)
+			return wrong_type(c, line_of(n), kpath, n, "hlt, pause, mwait or cstate");
+		if (strlen(scalar(n)) != n->data.scalar.length)
+			return fail(c, line_of(n), kpath, NULL, "value contains a NUL character");
+		rc = add_exit(c, line_of(n), kpath, n, scalar(n), n->data.scalar.length,
+			      &vm->disable_exits);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* One VM: a `vms:` entry (path "vms[i]") or the `vm:` mapping (path "vm"). */
 static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsigned line,
 		    const char *path)
@@ -1317,6 +1395,16 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 	set_loc(&vm->loc, line, path);
 	if (!s.val[VM_SHUTDOWN_GRACE])
 		vm->shutdown_grace_s = PLAN_DEFAULT_SHUTDOWN_GRACE_S;
+	if (s.val[VM_HALT_POLL]) {
+		key_join(kpath, path, "halt_poll_ns");
+		set_loc(&vm->halt_poll_loc, line_of(s.key[VM_HALT_POLL]), kpath);
+		vm->halt_poll_set = true;
+	}
+	if (s.val[VM_DISABLE_EXITS]) {
+		rc = parse_disable_exits(c, vm, s.key[VM_DISABLE_EXITS], s.val[VM_DISABLE_EXITS], path);
+		if (rc)
+			return rc;
+	}
 
 	key_join(kpath, path, "name");
 	if (!valid_name(vm->name))
@@ -1829,7 +1917,8 @@ static int args_document(struct ctx *c, yaml_document_t *doc)
 			rc = args_list(doc, vm, &nics, "nics", i + 1);
 			if (!rc)
 				rc = args_entry(c, doc, nics, i + 1, name,
-						"name, socket, mac, queues, mode, stats_socket");
+						"name, socket, mac, queues, queue_size, mode, "
+						"stats_socket");
 			if (rc)
 				return rc;
 			continue;

@@ -20,6 +20,37 @@ void plan__free(struct plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
+const char *plan_exit__name(unsigned bit)
+{
+	switch (bit) {
+	case PLAN_EXIT_HLT:
+		return "hlt";
+	case PLAN_EXIT_PAUSE:
+		return "pause";
+	case PLAN_EXIT_MWAIT:
+		return "mwait";
+	case PLAN_EXIT_CSTATE:
+		return "cstate";
+	default:
+		return NULL;
+	}
+}
+
+const char *plan_exit__names(unsigned exits, char *buf, size_t len)
+{
+	static const unsigned order[] = { PLAN_EXIT_HLT, PLAN_EXIT_PAUSE, PLAN_EXIT_MWAIT,
+					  PLAN_EXIT_CSTATE };
+	size_t used = 0;
+	unsigned i;
+
+	snprintf(buf, len, "none");
+	for (i = 0; i < sizeof(order) / sizeof(order[0]) && used < len; i++)
+		if (exits & order[i])
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+						 plan_exit__name(order[i]));
+	return buf;
+}
+
 const struct plan_vm *plan__find_vm(const struct plan *p, const char *name)
 {
 	unsigned i;

@@ -8,6 +8,7 @@
 #define RTVMM_CONFIG_PLAN_H
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ struct plan_nic {
 	uint8_t mac[6];
 	bool mac_set;
 	unsigned queues;           /* queue pairs, >= 1 */
+	unsigned queue_size;       /* ring entries per queue (a power of two); 0 = the device's default */
 	enum plan_nic_mode mode;
 	char backend_user[64];     /* the only uid the backend may run as; "" = root, ours or host.user */
 	char stats_socket[108];    /* the backend's rtvmm-dataplane stats socket; "" = not asked */
@@ -98,6 +100,20 @@ enum plan_on_reboot {
 	PLAN_ON_REBOOT_EXIT,       /* the VM stops, rtvmm exits 0 (Firecracker) */
 };
 
+/*
+ * Guest instructions a VM runs without exiting to KVM (`disable_exits:`), QEMU's
+ * `-overcommit cpu-pm=on`. The values are KVM_X86_DISABLE_EXITS_*'s (asserted where applied).
+ */
+enum plan_exit {
+	PLAN_EXIT_MWAIT = 1 << 0,
+	PLAN_EXIT_HLT = 1 << 1,
+	PLAN_EXIT_PAUSE = 1 << 2,
+	PLAN_EXIT_CSTATE = 1 << 3,
+};
+
+/* The longest halt_poll_ns a plan may give (1 s): beyond that, disable HLT exits instead. */
+#define PLAN_MAX_HALT_POLL_NS 1000000000u
+
 /* A VM's shutdown_grace_s when the plan does not give one, and the most it may be. */
 #define PLAN_DEFAULT_SHUTDOWN_GRACE_S 30
 #define PLAN_MAX_SHUTDOWN_GRACE_S     3600
@@ -118,6 +134,11 @@ struct plan_vm {
 	struct plan_serial serial;
 	unsigned shutdown_grace_s; /* SIGTERM: power button, hard stop after this; 0: at once */
 	enum plan_on_reboot on_reboot;
+	unsigned disable_exits;    /* PLAN_EXIT_* bits (KVM_CAP_X86_DISABLE_EXITS); 0 = none */
+	struct plan_loc disable_exits_loc;
+	bool halt_poll_set;        /* halt_poll_ns given (else KVM's module default) */
+	unsigned halt_poll_ns;     /* KVM_CAP_HALT_POLL: how long a halted vCPU polls; 0 = never */
+	struct plan_loc halt_poll_loc;
 	char api_socket[108];      /* the control API's unix socket; "" = none (--api-socket) */
 	struct plan_loc loc;
 };
@@ -154,6 +175,12 @@ struct plan {
 
 /* Frees what plan__load allocated (vms, vcpus, nics, disks); the plan can be reused. */
 void plan__free(struct plan *p);
+
+/* "hlt", "pause", "mwait", "cstate" for one PLAN_EXIT_* bit; NULL for anything else. */
+const char *plan_exit__name(unsigned bit);
+
+/* "hlt, pause" for PLAN_EXIT_* bits, "none" for 0; `buf` is returned. */
+const char *plan_exit__names(unsigned exits, char *buf, size_t len);
 
 /* Finds a VM by name, or NULL. */
 const struct plan_vm *plan__find_vm(const struct plan *p, const char *name);

@@ -4,6 +4,7 @@
 #include <linux/kvm.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -49,6 +50,7 @@ int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks
 	pthread_cond_init(&vm->parked_cond, NULL);
 	pthread_cond_init(&vm->resume_cond, NULL);
 	vm->state = VM_STATE_CREATED;
+	vm->halt_poll_ns = -1;
 	bus__init(&vm->pio, "pio");
 	bus__init(&vm->mmio, "mmio");
 	vm->ctl = (struct vm_ctl){ .request_stop = ctl_request_stop, .opaque = vm };
@@ -67,6 +69,75 @@ int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks
 	if (kvm__cap(&vm->kvm, KVM_CAP_SET_IDENTITY_MAP_ADDR) &&
 	    ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
 		return err__set(e, -errno, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	return 0;
+}
+
+/* KVM_CHECK_EXTENSION on the VM fd (what KVM supports for this VM); 0 when not or on error. */
+static int vm_cap(const struct vm *vm, long cap)
+{
+	int r = ioctl(vm->fd, KVM_CHECK_EXTENSION, cap);
+
+	return r < 0 ? 0 : r;
+}
+
+const char *vm_exits__names(unsigned exits, char *buf, size_t len)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} order[] = {
+		{ KVM_X86_DISABLE_EXITS_HLT, "hlt" },
+		{ KVM_X86_DISABLE_EXITS_PAUSE, "pause" },
+		{ KVM_X86_DISABLE_EXITS_MWAIT, "mwait" },
+		{ KVM_X86_DISABLE_EXITS_CSTATE, "cstate" },
+	};
+	size_t used = 0;
+	unsigned i;
+
+	snprintf(buf, len, "none");
+	for (i = 0; i < sizeof(order) / sizeof(order[0]) && used < len; i++)
+		if (exits & order[i].bit)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+						 order[i].name);
+	return buf;
+}
+
+int vm__disable_exits(struct vm *vm, unsigned exits, struct err *e)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_DISABLE_EXITS, .args = { exits } };
+	char want[64], lacks[64], has[64];
+	unsigned supported;
+
+	vm_exits__names(exits, want, sizeof(want));
+	if (exits & ~(unsigned)KVM_X86_DISABLE_VALID_EXITS)
+		return err__set(e, -EINVAL, "disable_exits %#x: KVM knows only hlt, pause, mwait and "
+				"cstate", exits);
+	supported = (unsigned)vm_cap(vm, KVM_CAP_X86_DISABLE_EXITS);
+	if (exits & ~supported)
+		return err__set(e, -ENOTSUP, "disable_exits %s: KVM lacks KVM_CAP_X86_DISABLE_EXITS "
+				"for %s on this host (it can disable: %s; KVM withholds hlt, mwait and "
+				"cstate when it mitigates SMT RSB, and mwait when the host's MWAIT is "
+				"unusable)", want, vm_exits__names(exits & ~supported, lacks, sizeof(lacks)),
+				vm_exits__names(supported & KVM_X86_DISABLE_VALID_EXITS, has, sizeof(has)));
+	if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0)
+		return err__set(e, -errno, "KVM_ENABLE_CAP KVM_CAP_X86_DISABLE_EXITS %s: %s", want,
+				strerror(errno));
+	vm->disabled_exits = exits;
+	return 0;
+}
+
+int vm__set_halt_poll(struct vm *vm, unsigned ns, struct err *e)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_HALT_POLL, .args = { ns } };
+
+	if (!vm_cap(vm, KVM_CAP_HALT_POLL))
+		return err__set(e, -ENOTSUP, "halt_poll_ns %u: KVM lacks KVM_CAP_HALT_POLL on this "
+				"host (the kvm module's halt_poll_ns parameter sets it for every VM "
+				"instead)", ns);
+	if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0)
+		return err__set(e, -errno, "KVM_ENABLE_CAP KVM_CAP_HALT_POLL %u ns: %s", ns,
+				strerror(errno));
+	vm->halt_poll_ns = ns;
 	return 0;
 }
 

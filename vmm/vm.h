@@ -69,6 +69,8 @@ struct vm {
 	struct acpi_pm *acpi_pm;    /* PM1 block with the power button (the builder adds it); NULL: none */
 	unsigned shutdown_grace_s;  /* SIGTERM presses the power button, stops after this; 0: at once */
 	bool restart_on_reboot;     /* a guest reset or vm.reboot restarts in place (set before vm__create_vcpus) */
+	unsigned disabled_exits;    /* KVM_X86_DISABLE_EXITS_* KVM enabled (vm__disable_exits) */
+	int64_t halt_poll_ns;       /* KVM_CAP_HALT_POLL as set (vm__set_halt_poll); -1: KVM's default */
 
 	struct vm_hooks hooks;
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */
@@ -106,6 +108,23 @@ struct vm {
 
 /* Creates the KVM VM object and empty buses; `hooks` (may be NULL) are kept for what follows. */
 int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks, struct err *e);
+
+/*
+ * Lets the guest run the instructions in `exits` (KVM_X86_DISABLE_EXITS_* bits: HLT, PAUSE,
+ * MWAIT, C-states) without exiting to KVM (KVM_CAP_X86_DISABLE_EXITS). Checked against what
+ * this KVM supports first: -ENOTSUP naming what it lacks. Before vm__create_vcpus (KVM
+ * refuses after).
+ */
+int vm__disable_exits(struct vm *vm, unsigned exits, struct err *e);
+
+/*
+ * How long a halted vCPU polls for a wake-up before it sleeps, this VM only
+ * (KVM_CAP_HALT_POLL; 0: never polls). Checked against this KVM first: -ENOTSUP when it lacks it.
+ */
+int vm__set_halt_poll(struct vm *vm, unsigned ns, struct err *e);
+
+/* "hlt, pause" for KVM_X86_DISABLE_EXITS_* bits, "none" for 0; `buf` is returned. */
+const char *vm_exits__names(unsigned exits, char *buf, size_t len);
 
 /*
  * Backs guest RAM with a MAP_SHARED memfd (from hooks.provide_memory when

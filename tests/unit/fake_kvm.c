@@ -55,7 +55,7 @@ static unsigned fail_at, fail_err;
 
 static const struct { unsigned long req; const char *name; } names[] = {
 #define N(r) { r, #r }
-	N(KVM_GET_API_VERSION), N(KVM_CHECK_EXTENSION), N(KVM_GET_VCPU_MMAP_SIZE),
+	N(KVM_GET_API_VERSION), N(KVM_CHECK_EXTENSION), N(KVM_GET_VCPU_MMAP_SIZE), N(KVM_ENABLE_CAP),
 	N(KVM_CREATE_VM), N(KVM_SET_TSS_ADDR), N(KVM_SET_IDENTITY_MAP_ADDR),
 	N(KVM_SET_USER_MEMORY_REGION), N(KVM_CREATE_IRQCHIP), N(KVM_SET_GSI_ROUTING),
 	N(KVM_CREATE_PIT2), N(KVM_GET_SUPPORTED_CPUID), N(KVM_CREATE_VCPU), N(KVM_SET_CPUID2),
@@ -149,6 +149,7 @@ void fake_kvm__reset(void)
 			munmap(vcpus[i].run, RUN_SIZE);
 	memset(vcpus, 0, sizeof(vcpus));
 	memset(&fake_kvm, 0, sizeof(fake_kvm));
+	fake_kvm.max_halt_poll_ns = -1;
 	watched_fd = -1;
 	fail_at = 0;
 	pthread_mutex_unlock(&lock);
@@ -441,11 +442,74 @@ static int create_vcpu(unsigned long index)
 	return fd;
 }
 
+/* KVM_CHECK_EXTENSION on the VM fd: KVM_CAP_X86_DISABLE_EXITS answers the mask it can disable. */
+static int vm_check_extension(unsigned long cap)
+{
+	if (fake_kvm.nr_vm_caps_checked < sizeof(fake_kvm.vm_caps_checked) / sizeof(fake_kvm.vm_caps_checked[0]))
+		fake_kvm.vm_caps_checked[fake_kvm.nr_vm_caps_checked++] = cap;
+	switch (cap) {
+	case KVM_CAP_X86_DISABLE_EXITS:
+		return KVM_X86_DISABLE_VALID_EXITS & ~fake_kvm.disable_exits_lacking;
+	case KVM_CAP_HALT_POLL:
+		return !fake_kvm.halt_poll_lacking;
+	case KVM_CAP_MAX_VCPUS:
+	case KVM_CAP_NR_VCPUS:
+		return FAKE_KVM_MAX_VCPUS;
+	default:
+		return 1;
+	}
+}
+
+/*
+ * KVM_ENABLE_CAP on the VM fd, with KVM's rules: no flags; disabling exits only before any
+ * vCPU, only valid bits (an MWAIT the host cannot give is dropped, as KVM does); a halt-poll
+ * time that fits 32 bits; a capability KVM lacks refused.
+ */
+static int vm_enable_cap(const struct kvm_enable_cap *cap)
+{
+	uint64_t a = cap->args[0];
+
+	if (fake_kvm.nr_enabled < sizeof(fake_kvm.enabled) / sizeof(fake_kvm.enabled[0]))
+		fake_kvm.enabled[fake_kvm.nr_enabled++] = *cap;
+	if (cap->flags) {
+		violation("KVM_ENABLE_CAP %u with flags %#x", cap->cap, cap->flags);
+		return -EINVAL;
+	}
+	switch (cap->cap) {
+	case KVM_CAP_X86_DISABLE_EXITS:
+		if (a & ~(uint64_t)KVM_X86_DISABLE_VALID_EXITS) {
+			violation("KVM_CAP_X86_DISABLE_EXITS with unknown bits %#llx", (unsigned long long)a);
+			return -EINVAL;
+		}
+		if (fake_kvm.nr_vcpus) {
+			violation("KVM_CAP_X86_DISABLE_EXITS after %u vCPUs were created", fake_kvm.nr_vcpus);
+			return -EINVAL;
+		}
+		fake_kvm.mwait_in_guest |= (a & KVM_X86_DISABLE_EXITS_MWAIT) &&
+					   !(fake_kvm.disable_exits_lacking & KVM_X86_DISABLE_EXITS_MWAIT);
+		fake_kvm.hlt_in_guest |= !!(a & KVM_X86_DISABLE_EXITS_HLT);
+		fake_kvm.pause_in_guest |= !!(a & KVM_X86_DISABLE_EXITS_PAUSE);
+		fake_kvm.cstate_in_guest |= !!(a & KVM_X86_DISABLE_EXITS_CSTATE);
+		return 0;
+	case KVM_CAP_HALT_POLL:
+		if (fake_kvm.halt_poll_lacking || a != (uint32_t)a)
+			return -EINVAL;
+		fake_kvm.max_halt_poll_ns = (int64_t)a;
+		return 0;
+	}
+	violation("KVM_ENABLE_CAP %u: the model does not know it", cap->cap);
+	return -EINVAL;
+}
+
 static int vm_ioctl(unsigned long req, unsigned long arg)
 {
 	void *p = (void *)arg;
 
 	switch (req) {
+	case KVM_CHECK_EXTENSION:
+		return vm_check_extension(arg);
+	case KVM_ENABLE_CAP:
+		return vm_enable_cap(p);
 	case KVM_SET_TSS_ADDR:
 	case KVM_SET_IDENTITY_MAP_ADDR:
 		if (fake_kvm.nr_vcpus)

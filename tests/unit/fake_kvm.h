@@ -54,6 +54,16 @@ struct fake_kvm {
 	struct kvm_pit_state2 pit_state;
 	unsigned irqchip_sets, pit_sets; /* KVM_SET_IRQCHIP, KVM_SET_PIT2 calls */
 	unsigned clock_sets;           /* KVM_SET_CLOCK calls (the last value is in kvmclock) */
+	/* KVM_CAP_X86_DISABLE_EXITS and KVM_CAP_HALT_POLL: what this KVM lacks (a test sets it),
+	 * what KVM_CHECK_EXTENSION was asked on the VM fd, and every KVM_ENABLE_CAP, in order. */
+	unsigned disable_exits_lacking;  /* KVM_X86_DISABLE_EXITS_* bits it cannot disable */
+	bool halt_poll_lacking;
+	uint64_t vm_caps_checked[8];
+	unsigned nr_vm_caps_checked;
+	struct kvm_enable_cap enabled[8];
+	unsigned nr_enabled;
+	bool mwait_in_guest, hlt_in_guest, pause_in_guest, cstate_in_guest; /* as KVM keeps them */
+	int64_t max_halt_poll_ns;      /* -1 until KVM_CAP_HALT_POLL sets it */
 	unsigned violations;           /* calls KVM would refuse or that break its rules */
 	char why[256];                 /* the last violation */
 	unsigned kernel_errors;        /* watched fd: calls the kernel refused */

@@ -164,10 +164,123 @@ static void test_builder_calls_kvm_in_the_documented_order(void **state)
 	for (i = 0; i < fake_kvm.nr_slots; i++)
 		ram += fake_kvm.slots[i].memory_size;
 	assert_int_equal(ram, r->cfg.mem_size);
+	/* No knob asked: KVM's defaults stay (no capability enabled). */
+	assert_int_equal(fake_kvm.nr_enabled, 0);
+	assert_int_equal(vm.disabled_exits, 0);
+	assert_int_equal(vm.halt_poll_ns, -1);
 	if (fake_kvm.violations)
 		fail_msg("fake KVM: %s", fake_kvm.why);
 	vm__destroy(&vm);
 	assert_int_equal(open_fds(), fds);
+}
+
+/* The position of the first KVM_CHECK_EXTENSION of `cap` on the VM fd among those asked, or -1. */
+static int vm_cap_checked(uint64_t cap)
+{
+	unsigned i;
+
+	for (i = 0; i < fake_kvm.nr_vm_caps_checked; i++)
+		if (fake_kvm.vm_caps_checked[i] == cap)
+			return (int)i;
+	return -1;
+}
+
+/* disable_exits and halt_poll_ns: each checked on the VM fd, then enabled with its value, before any vCPU. */
+static void test_builder_enables_kvm_knobs_checked_first_and_before_vcpus(void **state)
+{
+	struct rig *r = *state;
+	struct err e = { 0 };
+	struct vm vm;
+
+	r->cfg.disable_exits = KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE;
+	r->cfg.halt_poll_set = true;
+	r->cfg.halt_poll_ns = 50000;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	assert_true(vm_cap_checked(KVM_CAP_X86_DISABLE_EXITS) >= 0);
+	assert_true(vm_cap_checked(KVM_CAP_HALT_POLL) >= 0);
+	assert_int_equal(fake_kvm.nr_enabled, 2);
+	assert_int_equal(fake_kvm.enabled[0].cap, KVM_CAP_X86_DISABLE_EXITS);
+	assert_int_equal(fake_kvm.enabled[0].args[0],
+			 KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE);
+	assert_int_equal(fake_kvm.enabled[1].cap, KVM_CAP_HALT_POLL);
+	assert_int_equal(fake_kvm.enabled[1].args[0], 50000);
+	assert_true(fake_kvm.hlt_in_guest && fake_kvm.pause_in_guest);
+	assert_false(fake_kvm.mwait_in_guest || fake_kvm.cstate_in_guest);
+	assert_int_equal(fake_kvm.max_halt_poll_ns, 50000);
+	assert_before(KVM_CHECK_EXTENSION, KVM_ENABLE_CAP);
+	assert_before(KVM_ENABLE_CAP, KVM_CREATE_VCPU);
+	/* What the reports and the API show. */
+	assert_int_equal(vm.disabled_exits, KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE);
+	assert_int_equal(vm.halt_poll_ns, 50000);
+	if (fake_kvm.violations)
+		fail_msg("fake KVM: %s", fake_kvm.why);
+	vm__destroy(&vm);
+
+	/* halt_poll_ns 0 is a value (never poll), not "unset". */
+	r->cfg.disable_exits = 0;
+	r->cfg.halt_poll_ns = 0;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	assert_int_equal(fake_kvm.nr_enabled, 1);
+	assert_int_equal(fake_kvm.max_halt_poll_ns, 0);
+	assert_int_equal(vm.halt_poll_ns, 0);
+	vm__destroy(&vm);
+}
+
+/* Exits this KVM cannot disable: refused before anything is enabled, naming what it lacks and where asked. */
+static void test_builder_refuses_exits_this_kvm_cannot_disable(void **state)
+{
+	struct rig *r = *state;
+	struct err e = { 0 };
+	struct vm vm;
+
+	r->cfg.disable_exits = KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_MWAIT;
+	r->cfg.disable_exits_at = "host.yaml:9: vms[0].disable_exits";
+	fake_kvm__reset();
+	fake_kvm.disable_exits_lacking = KVM_X86_DISABLE_EXITS_MWAIT | KVM_X86_DISABLE_EXITS_CSTATE;
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), -ENOTSUP);
+	assert_int_equal(e.code, -ENOTSUP);
+	if (!strstr(e.msg, "host.yaml:9: vms[0].disable_exits: disable_exits hlt, mwait: KVM lacks "
+		    "KVM_CAP_X86_DISABLE_EXITS for mwait on this host (it can disable: hlt, pause;"))
+		fail_msg("unclear refusal: %s", e.msg);
+	assert_int_equal(fake_kvm.nr_enabled, 0);
+	assert_int_equal(fake_kvm.nr_vcpus, 0);
+	assert_int_equal(vm.disabled_exits, 0);
+	vm__destroy(&vm);
+
+	/* A KVM without the capability at all answers 0: nothing can be disabled. */
+	r->cfg.disable_exits = KVM_X86_DISABLE_EXITS_PAUSE;
+	r->cfg.disable_exits_at = "--disable-exits 'pause'";
+	fake_kvm__reset();
+	fake_kvm.disable_exits_lacking = KVM_X86_DISABLE_VALID_EXITS;
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), -ENOTSUP);
+	if (!strstr(e.msg, "--disable-exits 'pause': disable_exits pause: KVM lacks "
+		    "KVM_CAP_X86_DISABLE_EXITS for pause on this host (it can disable: none;"))
+		fail_msg("unclear refusal: %s", e.msg);
+	assert_int_equal(fake_kvm.nr_enabled, 0);
+	vm__destroy(&vm);
+}
+
+/* A KVM without KVM_CAP_HALT_POLL: halt_poll_ns refused by name, nothing enabled. */
+static void test_builder_refuses_halt_poll_this_kvm_lacks(void **state)
+{
+	struct rig *r = *state;
+	struct err e = { 0 };
+	struct vm vm;
+
+	r->cfg.halt_poll_set = true;
+	r->cfg.halt_poll_ns = 20000;
+	r->cfg.halt_poll_at = "--halt-poll-ns '20000'";
+	fake_kvm__reset();
+	fake_kvm.halt_poll_lacking = true;
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), -ENOTSUP);
+	if (!strstr(e.msg, "--halt-poll-ns '20000': halt_poll_ns 20000: KVM lacks KVM_CAP_HALT_POLL"))
+		fail_msg("unclear refusal: %s", e.msg);
+	assert_int_equal(fake_kvm.nr_enabled, 0);
+	assert_int_equal(fake_kvm.nr_vcpus, 0);
+	assert_int_equal(vm.halt_poll_ns, -1);
+	vm__destroy(&vm);
 }
 
 /* --on-reboot exit: nothing recorded for a reset, which stops the VM. */
@@ -213,6 +326,10 @@ static void test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing(
 	unsigned n, total, failed = 0, fds = open_fds();
 	struct vm vm;
 
+	/* With the KVM knobs: their checks and KVM_ENABLE_CAP fail by name too. */
+	r->cfg.disable_exits = KVM_X86_DISABLE_EXITS_HLT;
+	r->cfg.halt_poll_set = true;
+	r->cfg.halt_poll_ns = 1000;
 	fake_kvm__reset();
 	{
 		struct err e = { 0 };
@@ -506,6 +623,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_builder_calls_kvm_in_the_documented_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_enables_kvm_knobs_checked_first_and_before_vcpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_refuses_exits_this_kvm_cannot_disable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_refuses_halt_poll_this_kvm_lacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_adds_the_test_device_only_when_asked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_stops_on_a_pending_stop_signal_with_its_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_stop_signal_ends_a_backend_wait_promptly, setup, teardown),

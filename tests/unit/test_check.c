@@ -913,6 +913,136 @@ static void test_check_disk_io_thread_on_rt_cpu_is_error(void **state)
 	assert_int_equal(count(&x->f, "priority-range"), 1);
 }
 
+/* The first finding with `code` whose message contains `part`, failing the test if there is none. */
+static const struct finding *saying(const struct fx *x, const char *code, const char *part)
+{
+	unsigned i;
+
+	for (i = 0; i < x->f.nr; i++)
+		if (!strcmp(x->f.items[i].code, code) && strstr(x->f.items[i].message, part))
+			return &x->f.items[i];
+	dump(x);
+	fail_msg("no '%s' finding saying '%s'", code, part);
+	return NULL;
+}
+
+/*
+ * disable_exits: each vCPU of the VM must own its cpus. Sharing one with another vCPU, a poll
+ * core, housekeeping, its emulator or a disk's I/O thread, or being unpinned, is an error.
+ */
+static void test_check_disable_exits_needs_cpus_of_its_own(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *v;
+
+	/* The telco plan's vnf0 owns cores 1-4, isolated: nothing to say. */
+	telco_plan(&x->p);
+	x->p.vms[0].disable_exits = PLAN_EXIT_HLT | PLAN_EXIT_PAUSE;
+	check(x);
+	if (x->f.nr) {
+		dump(x);
+		fail_msg("%u findings for vnf0 with exits disabled on its own cores", x->f.nr);
+	}
+	findings__free(&x->f);
+
+	/* vm2's two vCPUs share cpus 11-12: each is refused, naming the other. */
+	x->p.vms[2].disable_exits = PLAN_EXIT_HLT;
+	check(x);
+	assert_int_equal(count(&x->f, "exits-disabled-shared-core"), 2);
+	f = saying(x, "exits-disabled-shared-core", "vm 'vm2' vcpu 0 (disable_exits: hlt) shares "
+		   "cpus 11-12 with vm 'vm2' vcpu 1: the other waits");
+	assert_int_equal(f->level, FINDING_ERROR);
+	assert_string_equal(f->key, "vms[2].vcpus[0].cpus");
+	assert_int_equal(f->line, 34);
+	assert_string_equal(f->value, "11-12");
+	saying(x, "exits-disabled-shared-core", "vm 'vm2' vcpu 1 (disable_exits: hlt) shares cpus "
+	       "11-12 with vm 'vm2' vcpu 0");
+	findings__free(&x->f);
+	x->p.vms[2].disable_exits = 0;
+
+	/* A poll core, housekeeping, its own emulator, a disk's I/O thread, no pin at all. */
+	v = vm_add(&x->p, "rt", 256ull << 20, PAGE_4K, 0, false);
+	v->disable_exits = PLAN_EXIT_MWAIT;
+	vcpu_add(&x->p, v, "6", RT_POLICY_OTHER, 0);
+	vcpu_add(&x->p, v, "0", RT_POLICY_OTHER, 0);
+	vcpu_add(&x->p, v, "7", RT_POLICY_OTHER, 0);
+	vcpu_add(&x->p, v, "13", RT_POLICY_OTHER, 0);
+	vcpu_add(&x->p, v, NULL, RT_POLICY_OTHER, 0);
+	emulator(v, "7,8");
+	disk_io(disk_add(v, "/no/such/rt.img", NULL, false), "13", RT_POLICY_OTHER, 0);
+	check(x);
+	saying(x, "exits-disabled-shared-core", "vm 'rt' vcpu 0 (disable_exits: mwait) shares cpu 6 "
+	       "with dataplane poll core 6");
+	saying(x, "exits-disabled-shared-core", "vm 'rt' vcpu 1 (disable_exits: mwait) shares cpu 0 "
+	       "with housekeeping");
+	saying(x, "exits-disabled-shared-core", "vm 'rt' vcpu 2 (disable_exits: mwait) shares cpu 7 "
+	       "with vm 'rt' emulator threads");
+	f = saying(x, "exits-disabled-shared-core", "vm 'rt' vcpu 3 (disable_exits: mwait) shares cpu "
+		   "13 with vm 'rt' disk 'disk0' I/O thread (vms[3].disks[0].io.cpus)");
+	assert_string_equal(f->key, "vms[3].vcpus[3].cpus");
+	f = saying(x, "exits-disabled-shared-core", "vm 'rt' vcpu 4 (disable_exits: mwait) is not "
+		   "pinned");
+	assert_string_equal(f->value, "unpinned");
+	saying(x, "exits-disabled-shared-core", "vm 'rt' vcpu 1 (disable_exits: mwait) shares cpu 0 "
+	       "with vm 'vnf0' emulator threads");
+	assert_int_equal(count(&x->f, "exits-disabled-shared-core"), 6);
+	assert_int_equal(count(&x->f, "exits-disabled-not-isolated"), 1);   /* cpu 0 */
+	findings__free(&x->f);
+
+	/* An unpinned emulator may run on any cpu, the vCPU's too. */
+	CPU_ZERO(&v->emulator.cpus);
+	v->nr_vcpus = 1;
+	v->vcpus[0].cpus = cpus("7");
+	v->nr_disks = 0;
+	check(x);
+	f = only(x, "exits-disabled-shared-core");
+	assert_contains(f->message, "vm 'rt' vcpu 0 (disable_exits: mwait): the VM's emulator "
+			"threads (main, console, I/O, API) are not pinned, so they may run on its cpu 7");
+}
+
+/* disable_exits on a cpu that is not isolated: a warning. */
+static void test_check_disable_exits_on_a_cpu_not_isolated_warns(void **state)
+{
+	struct fx *x = *state;
+	const struct finding *f;
+	struct plan_vm *v;
+
+	v = vm_add(&x->p, "a", 64ull << 20, PAGE_4K, 0, false);
+	v->disable_exits = PLAN_EXIT_PAUSE;
+	vcpu_add(&x->p, v, "1", RT_POLICY_OTHER, 0);
+	emulator(v, "0");
+	check(x);
+	f = only(x, "exits-disabled-not-isolated");
+	assert_int_equal(f->level, FINDING_WARNING);
+	assert_string_equal(f->key, "vms[0].vcpus[0].cpus");
+	assert_string_equal(f->value, "1");
+	assert_contains(f->message, "vm 'a' vcpu 0 (disable_exits: pause): cpu 1 not isolated");
+	assert_int_equal(count(&x->f, "exits-disabled-shared-core"), 0);
+	assert_int_equal(count(&x->f, "isolation-unknown"), 0);
+	findings__free(&x->f);
+
+	/* Without exits disabled, a best-effort vCPU there is no finding. */
+	v->disable_exits = 0;
+	check(x);
+	assert_int_equal(count(&x->f, "exits-disabled-not-isolated"), 0);
+}
+
+/* A topology without isolation information: said, not passed. */
+static void test_check_disable_exits_without_isolation_info_says_so(void **state)
+{
+	struct fx *x = *state;
+	struct plan_vm *v;
+
+	v = vm_add(&x->p, "a", 64ull << 20, PAGE_4K, 0, false);
+	v->disable_exits = PLAN_EXIT_HLT;
+	vcpu_add(&x->p, v, "1", RT_POLICY_OTHER, 0);
+	emulator(v, "0");
+	check(x);
+	assert_int_equal(count(&x->f, "isolation-unknown"), 1);
+	assert_int_equal(count(&x->f, "exits-disabled-not-isolated"), 0);
+}
+
 static void write_file(const char *path, const void *data, size_t len, mode_t mode)
 {
 	FILE *f = fopen(path, "w");
@@ -1178,6 +1308,9 @@ int main(void)
 		T(test_check_unknown_host_state_is_said_not_passed, setup_bare),
 		T(test_check_print_names_file_line_key_value, setup_small),
 		T(test_check_json_is_valid, setup_small),
+		T(test_check_disable_exits_needs_cpus_of_its_own, setup_telco),
+		T(test_check_disable_exits_on_a_cpu_not_isolated_warns, setup_small),
+		T(test_check_disable_exits_without_isolation_info_says_so, setup_bare),
 		T(test_check_disk_io_thread_on_rt_cpu_is_error, setup_telco),
 		T(test_check_disk_images_on_this_host, setup_small),
 		cmocka_unit_test(test_check_disk_image_readonly_and_unreadable),

@@ -197,6 +197,8 @@ static void test_parse_example_telco_host(void **state)
 		assert_int_equal(vm->vcpus[i].policy, RT_POLICY_FIFO);
 		assert_int_equal(vm->vcpus[i].priority, 50);
 	}
+	assert_int_equal(vm->disable_exits, PLAN_EXIT_HLT | PLAN_EXIT_PAUSE);
+	assert_false(vm->halt_poll_set);
 	assert_int_equal(vm->nr_nics, 2);
 	assert_int_equal(vm->nics[0].queues, 2);
 	assert_int_equal(vm->nr_disks, 2);
@@ -397,6 +399,73 @@ static void test_parse_on_reboot(void **state)
 		     "vms[0].on_reboot", "expected one of: restart, exit (value 'destroy')");
 }
 
+/*
+ * disable_exits: none unless given; a list or one comma-separated value (as --disable-exits
+ * gives it), names in any case, each once. halt_poll_ns: KVM's default unless given, 0 a value.
+ */
+static void test_parse_disable_exits_and_halt_poll(void **state)
+{
+	const struct plan_arg args[] = {
+		{ "--kernel", "kernel", "/boot/vmlinuz" },
+		{ "--memory", "memory", "64M" },
+		{ "--vcpus", "vcpus", "1" },
+		{ "--disable-exits", "disable_exits", "hlt,cstate" },
+		{ "--halt-poll-ns", "halt_poll_ns", "0" },
+	};
+	struct err e = { 0 };
+	struct plan p;
+	char names[64];
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_int_equal(p.vms[0].disable_exits, 0);
+	assert_false(p.vms[0].halt_poll_set);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disable_exits: [hlt, PAUSE, mwait, cstate]\n"
+		"    halt_poll_ns: 200000\n", &p);
+	assert_int_equal(p.vms[0].disable_exits,
+			 PLAN_EXIT_HLT | PLAN_EXIT_PAUSE | PLAN_EXIT_MWAIT | PLAN_EXIT_CSTATE);
+	assert_int_equal(p.vms[0].disable_exits_loc.line, 6);
+	assert_string_equal(p.vms[0].disable_exits_loc.key, "vms[0].disable_exits");
+	assert_string_equal(plan_exit__names(p.vms[0].disable_exits, names, sizeof(names)),
+			    "hlt, pause, mwait, cstate");
+	assert_true(p.vms[0].halt_poll_set);
+	assert_int_equal(p.vms[0].halt_poll_ns, 200000);
+	assert_int_equal(p.vms[0].halt_poll_loc.line, 7);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disable_exits: pause\n    halt_poll_ns: 0\n",
+		&p);
+	assert_int_equal(p.vms[0].disable_exits, PLAN_EXIT_PAUSE);
+	assert_true(p.vms[0].halt_poll_set);
+	assert_int_equal(p.vms[0].halt_poll_ns, 0);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disable_exits: []\n", &p);
+	assert_int_equal(p.vms[0].disable_exits, 0);
+	plan__free(&p);
+
+	assert_int_equal(plan__from_args(&p, args, 5, &e), 0);
+	assert_int_equal(p.vms[0].disable_exits, PLAN_EXIT_HLT | PLAN_EXIT_CSTATE);
+	assert_int_equal(p.vms[0].disable_exits_loc.line, 4);   /* the flag's index + 1 */
+	assert_true(p.vms[0].halt_poll_set);
+	assert_int_equal(p.vms[0].halt_poll_ns, 0);
+	plan__free(&p);
+
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disable_exits:\n      - hlt\n"
+		     "      - idle\n", 8, "vms[0].disable_exits",
+		     "'idle': expected hlt, pause, mwait or cstate (a list, or one value with commas: "
+		     "hlt,pause) (value 'idle')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disable_exits: [hlt, hlt]\n", 6,
+		     "vms[0].disable_exits", "'hlt' listed twice");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disable_exits: {hlt: true}\n", 6,
+		     "vms[0].disable_exits", "expected a list of hlt, pause, mwait, cstate, got a mapping");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    disable_exits: [[hlt]]\n", 6,
+		     "vms[0].disable_exits", "got a list");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    halt_poll_ns: 1000000001\n", 6,
+		     "vms[0].halt_poll_ns", "out of range 0..1000000000 (value '1000000001')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    halt_poll_ns: -5\n", 6,
+		     "vms[0].halt_poll_ns", "out of range");
+}
+
 /* api_socket: none unless given; a relative path resolves against the plan's directory. */
 static void test_parse_api_socket(void **state)
 {
@@ -457,7 +526,7 @@ static void test_flags_make_the_plan_a_file_would(void **state)
 		{ "--kernel", "kernel", "/boot/vmlinuz" },
 		{ "--memory", "memory", "64M" },
 		{ "--vcpus", "vcpus", "2" },
-		{ "--net", "nics", "socket=/run/a.sock,queues=2,mode=server" },
+		{ "--net", "nics", "socket=/run/a.sock,queues=2,mode=server,queue_size=4096" },
 		{ "--net", "nics", "name=up,socket=/run/b.sock,mac=52:54:00:00:00:02" },
 		{ "--shutdown-grace", "shutdown_grace_s", "5" },
 	};
@@ -479,6 +548,8 @@ static void test_flags_make_the_plan_a_file_would(void **state)
 	assert_string_equal(p.vms[0].nics[0].name, "net0");
 	assert_string_equal(p.vms[0].nics[0].socket, "/run/a.sock");
 	assert_int_equal(p.vms[0].nics[0].queues, 2);
+	assert_int_equal(p.vms[0].nics[0].queue_size, 4096);
+	assert_int_equal(p.vms[0].nics[1].queue_size, 0);   /* the device's default */
 	assert_int_equal(p.vms[0].nics[0].mode, PLAN_NIC_SERVER);
 	assert_false(p.vms[0].nics[0].mac_set);
 	assert_string_equal(p.vms[0].nics[1].name, "up");
@@ -508,6 +579,20 @@ static void test_flags_errors_name_the_flag(void **state)
 		  "--shutdown-grace '3601': vm.shutdown_grace_s: out of range 0..3600" },
 		{ { "--net", "nics", "socket=/x,,mac=52:54:00:00:00:01" },
 		  "--net 'socket=/x,,mac=52:54:00:00:00:01': '': expected KEY=VALUE" },
+		{ { "--net", "nics", "socket=/x,queue_size=1000" },
+		  "--net 'socket=/x,queue_size=1000': vm.nics[0].queue_size: not a power of two (64, "
+		  "128, ... 32768: split rings are)" },
+		{ { "--net", "nics", "socket=/x,queue_size=65536" },
+		  "--net 'socket=/x,queue_size=65536': vm.nics[0].queue_size: out of range 64..32768" },
+		{ { "--disable-exits", "disable_exits", "hlt,idle" },
+		  "--disable-exits 'hlt,idle': vm.disable_exits: 'idle': expected hlt, pause, mwait or "
+		  "cstate" },
+		{ { "--disable-exits", "disable_exits", "pause,pause" },
+		  "--disable-exits 'pause,pause': vm.disable_exits: 'pause' listed twice" },
+		{ { "--halt-poll-ns", "halt_poll_ns", "1000000001" },
+		  "--halt-poll-ns '1000000001': vm.halt_poll_ns: out of range 0..1000000000" },
+		{ { "--halt-poll-ns", "halt_poll_ns", "50us" },
+		  "--halt-poll-ns '50us': vm.halt_poll_ns: expected an integer" },
 	};
 	unsigned i;
 
@@ -638,7 +723,7 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 	/* Nothing close: the allowed keys are listed instead. */
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    storage: []\n", 6, "vms[0].storage",
 		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks, "
-		     "serial, shutdown_grace_s, api_socket, on_reboot)");
+		     "serial, shutdown_grace_s, api_socket, on_reboot, disable_exits, halt_poll_ns)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
 		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
@@ -828,6 +913,13 @@ static void test_parse_nic_errors(void **state)
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
 		     "      - {name: net0, socket: /s0, queues: 17}\n", 7, "vms[0].nics[0].queues",
 		     "out of range 1..16");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, queue_size: 3000}\n", 7,
+		     "vms[0].nics[0].queue_size", "not a power of two (64, 128, ... 32768: split rings "
+		     "are) (value '3000')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
+		     "      - {name: net0, socket: /s0, queue_size: 32}\n", 7,
+		     "vms[0].nics[0].queue_size", "out of range 64..32768 (value '32')");
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    nics:\n"
 		     "      - {name: net0, socket: /s0}\n"           /* 7 */
 		     "      - {name: net0, socket: /s1}\n", 8,       /* 8 */
@@ -1356,6 +1448,7 @@ int main(void)
 		cmocka_unit_test(test_parse_defaults_for_a_minimal_vm),
 		cmocka_unit_test(test_parse_shutdown_grace),
 		cmocka_unit_test(test_parse_on_reboot),
+		cmocka_unit_test(test_parse_disable_exits_and_halt_poll),
 		cmocka_unit_test(test_parse_api_socket),
 		cmocka_unit_test(test_parse_nic_stats_socket),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),

@@ -1645,6 +1645,7 @@ static void test_net_counters_show_link_connects_features_and_queue_pairs(void *
 	assert_int_equal(counters_num(&c, "negotiated_features"), 0);
 	assert_int_equal(counters_num(&c, "queue_pairs"), 0);
 	assert_int_equal(counters_num(&c, "max_queue_pairs"), 1);
+	assert_int_equal(counters_num(&c, "queue_size"), VM_NIC_QUEUE_SIZE_DEFAULT);
 
 	feat = env->dev->ops->features(env->dev);
 	assert_int_equal(env_activate(env, feat), 0);
@@ -1773,6 +1774,43 @@ static int nic_try(const char *socket, bool server, const char *run_dir, struct 
 		virtio_net__destroy(dev);
 	guest_mem__destroy(&mem);
 	return err;
+}
+
+/* The ring size the device offers (queue_size): the default, a plan's, and refusals by value. */
+static void test_net_queue_size_is_offered_and_bounded(void **state)
+{
+	static const unsigned bad[] = { 1000, 32, 65536, 96 };
+	struct virtio_net_spec nic = { .name = "net7", .queues = 2, .server = SERVER,
+				       .run_dir_uid = TRUST_NO_UID, .run_dir_gid = (gid_t)-1 };
+	struct guest_mem mem;
+	struct virtio_dev *dev;
+	struct err e = { 0 };
+	char want[128];
+	unsigned i;
+
+	(void)state;
+	snprintf(nic.socket, sizeof(nic.socket), "%s/qs.sock", sock_dir);
+	assert_int_equal(guest_mem__create(&mem, RAM_SIZE), 0);
+	assert_int_equal(virtio_net__create(&nic, &mem, &dev, &e), 0);
+	assert_int_equal(dev->queue_max_size, VM_NIC_QUEUE_SIZE_DEFAULT);
+	virtio_net__destroy(dev);
+	nic.queue_size = 4096;
+	assert_int_equal(virtio_net__create(&nic, &mem, &dev, &e), 0);
+	assert_int_equal(dev->queue_max_size, 4096);
+	virtio_net__destroy(dev);
+	nic.queue_size = VM_NIC_QUEUE_SIZE_MAX;
+	assert_int_equal(virtio_net__create(&nic, &mem, &dev, &e), 0);
+	assert_int_equal(dev->queue_max_size, 32768);
+	virtio_net__destroy(dev);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		nic.queue_size = bad[i];
+		assert_int_equal(virtio_net__create(&nic, &mem, &dev, &e), -EINVAL);
+		snprintf(want, sizeof(want), "nic 'net7': queue size %u: a power of two from 64 to "
+			 "32768", bad[i]);
+		if (!strstr(e.msg, want))
+			fail_msg("'%s' lacks '%s'", e.msg, want);
+	}
+	guest_mem__destroy(&mem);
 }
 
 static void test_net_socket_in_a_writable_directory_is_refused(void **state)
@@ -3025,6 +3063,7 @@ int main(void)
 		cmocka_unit_test(test_net_counters_answer_at_once_while_the_backend_is_silent),
 		cmocka_unit_test(test_net_backend_of_another_uid_is_refused_before_anything_is_sent),
 		cmocka_unit_test(test_net_socket_in_a_writable_directory_is_refused),
+		cmocka_unit_test(test_net_queue_size_is_offered_and_bounded),
 		cmocka_unit_test(test_net_creates_the_run_dir_0700_for_its_socket),
 		cmocka_unit_test(test_net_server_never_unlinks_a_live_socket),
 		cmocka_unit_test(test_net_detached_transport_hears_no_more_changes),

@@ -347,6 +347,7 @@ static void net_counters(struct virtio_dev *vdev, const struct counter_sink *sin
 	sink->num(sink->opaque, "negotiated_features", ns.features);
 	sink->num(sink->opaque, "queue_pairs", ns.queue_pairs);
 	sink->num(sink->opaque, "max_queue_pairs", to_net(vdev)->max_pairs);
+	sink->num(sink->opaque, "queue_size", vdev->queue_max_size);
 	sink->num(sink->opaque, "ctrl_kicks", ns.ctrl_kicks);
 	sink->num(sink->opaque, "ctrl_commands", ns.ctrl_commands);
 	sink->num(sink->opaque, "ctrl_errors", ns.ctrl_errors);
@@ -380,6 +381,7 @@ static void net_free(struct net *n)
 int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem *mem,
 		       struct virtio_dev **out, struct err *e)
 {
+	unsigned qsize = nic->queue_size ? nic->queue_size : VM_NIC_QUEUE_SIZE_DEFAULT;
 	struct vu_session_config sc;
 	struct net *n;
 	int err;
@@ -387,6 +389,9 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 	if (nic->queues < 1 || nic->queues > VM_MAX_NIC_QUEUE_PAIRS)
 		return err__set(e, -EINVAL, "nic '%s': %u queue pairs (1..%u)", nic->name, nic->queues,
 				VM_MAX_NIC_QUEUE_PAIRS);
+	if (qsize < VM_NIC_QUEUE_SIZE_MIN || qsize > VM_NIC_QUEUE_SIZE_MAX || (qsize & (qsize - 1)))
+		return err__set(e, -EINVAL, "nic '%s': queue size %u: a power of two from %u to %u",
+				nic->name, qsize, VM_NIC_QUEUE_SIZE_MIN, VM_NIC_QUEUE_SIZE_MAX);
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return err__set(e, -ENOMEM, "nic '%s': out of memory", nic->name);
@@ -405,7 +410,7 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 		.name = n->name,
 		.device_id = VIRTIO_ID_NET,
 		.max_queues = 2 * nic->queues + (nic->queues > 1 ? 1 : 0),
-		.queue_max_size = VIRTIO_NET_QUEUE_SIZE,
+		.queue_max_size = (uint16_t)qsize,
 		.config_size = sizeof(struct virtio_net_config),
 		.ops = &net_ops,
 		.priv = n,
@@ -423,7 +428,7 @@ int virtio_net__create(const struct virtio_net_spec *nic, const struct guest_mem
 		.backend_queues = 2 * nic->queues,
 		.queue_num = nic->queues,
 		.queue_num_unit = "queue pairs",
-		.queue_max_size = VIRTIO_NET_QUEUE_SIZE,
+		.queue_max_size = (uint16_t)qsize,
 		.ops = &net_session_ops,
 		.opaque = n,
 		.peers = nic->peers_set ? &nic->peers : NULL,

@@ -55,8 +55,6 @@
 #define VIRTIO_NET_CTRL_MQ              4
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 
-#define VIRTIO_NET_QUEUE_SIZE 1024   /* largest ring the device accepts */
-
 /* Device configuration space as the guest reads it (little-endian on x86). */
 struct virtio_net_config {
 	uint8_t mac[6];
@@ -71,6 +69,8 @@ struct virtio_net_spec {
 	char socket[108];            /* vhost-user unix socket path */
 	uint8_t mac[6];              /* the guest's (the plan's or plan_nic__guest_mac's) */
 	unsigned queues;             /* queue pairs, 1..VM_MAX_NIC_QUEUE_PAIRS */
+	unsigned queue_size;         /* largest ring the device accepts, a power of two in
+				      * VM_NIC_QUEUE_SIZE_MIN..MAX; 0: VM_NIC_QUEUE_SIZE_DEFAULT */
 	bool server;                 /* listen for the backend instead of connecting to it */
 	bool peers_set;              /* else the backend may be root or our own uid */
 	struct trust_uids peers;     /* the uids the backend may run as (SO_PEERCRED) */
