@@ -33,6 +33,7 @@ mode=${4:?mode: two-guests, testpmd, testpmd-restart, qemu, qemu-pvh or ovs}
 
 skip() { echo "SKIP: $*"; exit 77; }
 [[ -e /dev/kvm ]] || skip "/dev/kvm does not exist: no KVM, cannot boot a guest"
+
 case $mode in
 two-guests | qemu)
 	[[ $dp != none ]] || skip "rtvmm-dataplane was not built: libdpdk (Debian libdpdk-dev) was not" \
@@ -293,15 +294,15 @@ both guests' MACs learned, flooded only while the echo's was unknown | d['l2']['
 EOF
 }
 
-case $mode in
-two-guests)
-	count=50
-	dp_start "$tmp/a.sock" "$tmp/b.sock"
-	rtvmm_guest echo "$tmp/a.sock" "$mac_echo" "test=net net=echo idle_ms=3000 expect_mac=$mac_echo"
+# ping_pair ECHO_SOCK PING_SOCK IDLE_MS READY_S: an echoing guest on ECHO_SOCK (ready within
+# READY_S), then a guest pinging it $count times from PING_SOCK; both run to their end, and
+# both guests' own counts are checked.
+ping_pair() {
+	rtvmm_guest echo "$1" "$mac_echo" "test=net net=echo idle_ms=$3 expect_mac=$mac_echo"
 	echo_pid=$guest_pid
-	wait_line "$tmp/echo.log" "rtvmm-guest: net: echo ready" 30 "$echo_pid"
-	log "echo guest ready on port 0"
-	rtvmm_guest ping "$tmp/b.sock" "$mac_ping" "test=net net=ping peer=$mac_echo count=$count expect_mac=$mac_ping"
+	wait_line "$tmp/echo.log" "rtvmm-guest: net: echo ready" "$4" "$echo_pid"
+	log "echo guest ready on $(basename "$1")"
+	rtvmm_guest ping "$2" "$mac_ping" "test=net net=ping peer=$mac_echo count=$count expect_mac=$mac_ping"
 	guest_wait "$guest_pid" "the pinging rtvmm" 0
 	log "ping guest done: $(grep -F 'net: sent' "$tmp/ping.log" | sed 's/.*net: //')"
 	ping_checks "$tmp/ping.log" $count "$mac_ping"
@@ -309,6 +310,13 @@ two-guests)
 	log "echo guest done: $(grep -F 'net: echoed' "$tmp/echo.log" | sed 's/.*net: //')"
 	expect "$tmp/echo.log" "rtvmm-guest: net: mac $mac_echo, link up" "rtvmm-guest: net: echo at cpl3" \
 		"rtvmm-guest: net: echoed $frames frames (received $frames, ignored 0, dropped 0)" "rtvmm-guest: net ok"
+}
+
+case $mode in
+two-guests)
+	count=50
+	dp_start "$tmp/a.sock" "$tmp/b.sock"
+	ping_pair "$tmp/a.sock" "$tmp/b.sock" 3000 30
 	dp_stats after
 	switch_checks after 1 0
 	dp_stop
@@ -444,18 +452,7 @@ ovs)
 	guest_timeout=120
 	ovs_start vhu0 vhu1
 	box_pin "$c0" "each guest's monitor"   # the PMD thread spins on $c1
-	rtvmm_guest echo "$ovs/vhu0" "$mac_echo" "test=net net=echo idle_ms=4000 expect_mac=$mac_echo"
-	echo_pid=$guest_pid
-	wait_line "$tmp/echo.log" "rtvmm-guest: net: echo ready" 60 "$echo_pid"
-	log "echo guest ready on vhu0"
-	rtvmm_guest ping "$ovs/vhu1" "$mac_ping" "test=net net=ping peer=$mac_echo count=$count expect_mac=$mac_ping"
-	guest_wait "$guest_pid" "the pinging rtvmm" 0
-	log "ping guest done: $(grep -F 'net: sent' "$tmp/ping.log" | sed 's/.*net: //')"
-	ping_checks "$tmp/ping.log" $count "$mac_ping"
-	guest_wait "$echo_pid" "the echoing rtvmm" 0
-	log "echo guest done: $(grep -F 'net: echoed' "$tmp/echo.log" | sed 's/.*net: //')"
-	expect "$tmp/echo.log" "rtvmm-guest: net: mac $mac_echo, link up" "rtvmm-guest: net: echo at cpl3" \
-		"rtvmm-guest: net: echoed $frames frames (received $frames, ignored 0, dropped 0)" "rtvmm-guest: net ok"
+	ping_pair "$ovs/vhu0" "$ovs/vhu1" 4000 60
 	ovs_stats after
 	# OVS 3.1 (Debian) has no packet counters for vhost-user ports (Interface statistics,
 	# dump-ports: "could not retrieve stats (Protocol error)" even while the device runs); its
