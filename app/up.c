@@ -670,6 +670,100 @@ static void memory_text(json_t *pl, char *buf, size_t len)
 #define TABLE_COLS 8
 
 /* One row, each column padded to its width but the last one with text. */
+/* ---- the dataplane's poll threads, read back from the kernel ---- */
+
+#define UP_MAX_POLL 64
+
+static int thread_tid_cmp(const void *a, const void *b)
+{
+	const struct rt_thread *x = a, *y = b;
+
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+/* The threads of process `pid` named dp-pollN (the dataplane's poll lcores), as the kernel has them. */
+static unsigned poll_threads(pid_t pid, struct rt_thread *out, unsigned max)
+{
+	struct dirent *de;
+	char path[64];
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+
+		if (*end || tid <= 0 || rt__read((pid_t)tid, &out[n]))
+			continue;
+		if (!strncmp(out[n].name, "dp-poll", 7))
+			n++;
+	}
+	closedir(d);
+	qsort(out, n, sizeof(*out), thread_tid_cmp);
+	return n;
+}
+
+/* "dp-poll1 -> cpu 1 fifo 50" for each poll thread. */
+static void poll_threads_text(const struct rt_thread *t, unsigned n, char *buf, size_t len)
+{
+	size_t at = 0;
+	unsigned i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && at < len; i++) {
+		char cpus[64];
+
+		cpus__format(&t[i].cpus, cpus, sizeof(cpus));
+		at += (size_t)snprintf(buf + at, len - at, "%s%s -> cpu %s %s %d", i ? ", " : "",
+				       t[i].name, cpus, rt__kernel_policy_name(t[i].policy),
+				       t[i].priority);
+	}
+}
+
+/*
+ * The placement proof of the dataplane: for each plan poll core N, a thread dp-pollN alone on
+ * cpu N at the plan's policy and priority, as the kernel reports it; -EPERM naming the first
+ * thread that is not.
+ */
+static int dataplane_proven(const struct up_proc *dp, const struct plan_dataplane *pdp,
+			    struct err *e)
+{
+	struct rt_thread t[UP_MAX_POLL];
+	unsigned n = poll_threads(dp->pid, t, UP_MAX_POLL), i;
+	char name[16], cpus[64], text[1024];
+	int cpu;
+
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		struct rt_sched want = { .policy = pdp->policy, .priority = pdp->priority };
+
+		if (!CPU_ISSET(cpu, &pdp->cores))
+			continue;
+		snprintf(name, sizeof(name), "dp-poll%d", cpu);
+		for (i = 0; i < n && strcmp(t[i].name, name); i++)
+			;
+		if (i == n)
+			return err__set(e, -ESRCH, "dataplane: no poll thread %s for plan core %d "
+					"(host.dataplane.cores) in pid %d", name, cpu, (int)dp->pid);
+		CPU_ZERO(&want.cpus);
+		CPU_SET(cpu, &want.cpus);
+		if (!rt__matches(&t[i], &want)) {
+			cpus__format(&t[i].cpus, cpus, sizeof(cpus));
+			return err__set(e, -EPERM, "dataplane: poll thread %s (tid %d) reads back as "
+					"cpus %s, %s %d; the plan asks cpu %d, %s %d", name,
+					(int)t[i].tid, cpus, rt__kernel_policy_name(t[i].policy),
+					t[i].priority, cpu, rt__policy_name(pdp->policy), pdp->priority);
+		}
+	}
+	poll_threads_text(t, n, text, sizeof(text));
+	fprintf(stderr, "rtvmm: dataplane: poll threads as planned (read back from the kernel): %s\n",
+		text);
+	return 0;
+}
+
 static void row_print(FILE *out, const size_t *w, const char *const *cells)
 {
 	unsigned c, last = TABLE_COLS - 1;
@@ -700,12 +794,18 @@ static void table_print(FILE *out, struct up_state *st, struct vm_view *views)
 	unsigned i, c, pass;
 
 	if (st->has_dataplane) {
-		char dead[96];
+		struct rt_thread t[UP_MAX_POLL];
+		char dead[96], polls[1024];
+		bool alive = proc_alive(&st->dataplane);
+		unsigned n = alive ? poll_threads(st->dataplane.pid, t, UP_MAX_POLL) : 0;
 
 		fprintf(out, "dataplane: pid %d, %s, stats socket %s, log %s\n", (int)st->dataplane.pid,
-			proc_alive(&st->dataplane) ? "running" :
-			dead_text(&st->dataplane, dead, sizeof(dead)),
+			alive ? "running" : dead_text(&st->dataplane, dead, sizeof(dead)),
 			st->dataplane.api, st->dataplane.log);
+		if (n) {
+			poll_threads_text(t, n, polls, sizeof(polls));
+			fprintf(out, "dataplane poll threads (from the kernel): %s\n", polls);
+		}
 	}
 	for (c = 0; c < TABLE_COLS; c++)
 		w[c] = strlen(table_head[c]);
@@ -767,9 +867,25 @@ static json_t *table_json(struct up_state *st, struct vm_view *views)
 		char dead[96];
 		bool alive = proc_alive(&st->dataplane);
 
-		dp = json_pack("{s:I, s:s, s:s, s:s}", "pid", (json_int_t)st->dataplane.pid,
+		struct rt_thread t[UP_MAX_POLL];
+		unsigned n = alive ? poll_threads(st->dataplane.pid, t, UP_MAX_POLL) : 0, k;
+		json_t *polls = json_array();
+
+		for (k = 0; k < n; k++) {
+			char cpus[64];
+
+			cpus__format(&t[k].cpus, cpus, sizeof(cpus));
+			json_array_append_new(polls, json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "thread",
+							       t[k].name, "tid", (json_int_t)t[k].tid,
+							       "cpus", cpus, "policy",
+							       rt__kernel_policy_name(t[k].policy),
+							       "priority", t[k].priority, "cpu",
+							       t[k].last_cpu));
+		}
+		dp = json_pack("{s:I, s:s, s:s, s:s, s:o}", "pid", (json_int_t)st->dataplane.pid,
 			       "state", alive ? "running" : dead_text(&st->dataplane, dead, sizeof(dead)),
-			       "stats_socket", st->dataplane.api, "log", st->dataplane.log);
+			       "stats_socket", st->dataplane.api, "log", st->dataplane.log,
+			       "poll_threads", polls);
 	}
 	for (i = 0; i < st->nr_vms; i++) {
 		struct vm_view *v = &views[i];
@@ -1457,7 +1573,8 @@ int up__cmd_up(int argc, char **argv)
 	sigaddset(&stop, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stop, &old);
 	deadline = now_s() + timeout_s;
-	if (plan.host.dataplane.present && start_dataplane(&st, &plan, self, deadline, &e)) {
+	if (plan.host.dataplane.present && (start_dataplane(&st, &plan, self, deadline, &e) ||
+					    dataplane_proven(&st.dataplane, &plan.host.dataplane, &e))) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		if (st.dataplane.pid && e.code != -EINTR)
 			log_tail(st.dataplane.log, UP_LOG_TAIL);

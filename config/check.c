@@ -271,11 +271,17 @@ static int build_threads(const struct plan *p, struct thrs *ts)
 			x->kind = THR_DATAPLANE;
 			x->vm = -1;
 			x->rt = true;
+			x->policy = dp->policy;
+			x->priority = dp->priority;
 			CPU_ZERO(&x->cpus);
 			CPU_SET(cpu, &x->cpus);
 			x->line = line_of(&dp->loc, &p->host.loc);
 			key_of(&dp->loc, "host.dataplane", "cores", x->key, sizeof(x->key));
-			snprintf(x->label, sizeof(x->label), "dataplane poll core %d", cpu);
+			if (is_rt(dp->policy))
+				snprintf(x->label, sizeof(x->label), "dataplane poll core %d (%s %d)", cpu,
+					 rt__policy_name(dp->policy), dp->priority);
+			else
+				snprintf(x->label, sizeof(x->label), "dataplane poll core %d", cpu);
 		}
 	}
 	return 0;
@@ -406,6 +412,8 @@ static bool any_rt_policy(const struct plan *p)
 {
 	unsigned i, j;
 
+	if (p->host.dataplane.present && is_rt(p->host.dataplane.policy))
+		return true;
 	for (i = 0; i < p->nr_vms; i++) {
 		if (is_rt(p->vms[i].emulator.policy))
 			return true;

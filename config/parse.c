@@ -146,10 +146,12 @@ static const struct field host_fields[] = {
 	[HOST_GROUP] = F_STR("group", struct plan_host, group, false),
 	[HOST_RUN_DIR] = F_PATH("run_dir", struct plan_host, run_dir, false),
 	[HOST_DATAPLANE] = F_NODE("dataplane", false, YAML_MAPPING_NODE,
-				  "a mapping (cores, main_core, numa_node, no_huge, eal_args, mac_per_port)"),
+				  "a mapping (cores, main_core, numa_node, no_huge, eal_args, mac_per_port, "
+				  "policy, priority)"),
 };
 
-enum { DP_CORES, DP_MAIN_CORE, DP_NODE, DP_NO_HUGE, DP_EAL_ARGS, DP_MAC_PER_PORT, NR_DP };
+enum { DP_CORES, DP_MAIN_CORE, DP_NODE, DP_NO_HUGE, DP_EAL_ARGS, DP_MAC_PER_PORT, DP_POLICY,
+       DP_PRIORITY, NR_DP };
 static const struct field dataplane_fields[] = {
 	[DP_CORES] = F_CPUS("cores", struct plan_dataplane, cores, true),
 	[DP_MAIN_CORE] = F_INT("main_core", struct plan_dataplane, main_core, 0, CPU_SETSIZE - 1),
@@ -158,6 +160,8 @@ static const struct field dataplane_fields[] = {
 	[DP_EAL_ARGS] = F_STR("eal_args", struct plan_dataplane, extra_eal, false),
 	[DP_MAC_PER_PORT] = F_UINT("mac_per_port", struct plan_dataplane, mac_per_port, false, 1,
 				   1 << 24),
+	[DP_POLICY] = F_ENUM("policy", struct plan_dataplane, policy, policy_names),
+	[DP_PRIORITY] = F_INT("priority", struct plan_dataplane, priority, INT_MIN, INT_MAX),
 };
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
@@ -1456,6 +1460,7 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 static int parse_host(struct ctx *c, struct plan_host *h, const yaml_node_t *key, yaml_node_t *val)
 {
 	struct plan_dataplane *dp = &h->dataplane;
+	struct vcpus_spec spec = { 0 };
 	struct seen s, d;
 	int rc;
 
@@ -1492,8 +1497,16 @@ static int parse_host(struct ctx *c, struct plan_host *h, const yaml_node_t *key
 		  &dataplane_schema, dp, &d);
 	if (rc)
 		return rc;
+	spec.policy = dp->policy;
+	spec.priority = dp->priority;
+	rc = check_sched(c, "host.dataplane", line_of(s.key[HOST_DATAPLANE]), &spec,
+			 d.key[DP_POLICY], d.key[DP_PRIORITY], d.val[DP_PRIORITY]);
+	if (rc)
+		return rc;
 	dp->present = true;
 	set_loc(&dp->loc, line_of(d.key[DP_CORES]), "host.dataplane.cores");
+	if (d.key[DP_POLICY])
+		set_loc(&dp->sched_loc, line_of(d.key[DP_POLICY]), "host.dataplane.policy");
 	return 0;
 }
 

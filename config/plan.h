@@ -152,6 +152,9 @@ struct plan_dataplane {
 	bool no_huge;              /* run without hugepages (--no-huge) */
 	char extra_eal[512];       /* extra EAL arguments */
 	unsigned mac_per_port;     /* l2switch: MACs one port may hold; 0 = not given */
+	enum rt_policy policy;     /* the poll threads' scheduling policy (default other) */
+	int priority;              /* and priority, 1..99 for fifo and rr */
+	struct plan_loc sched_loc; /* where policy was given ("" = not given) */
 	struct plan_loc loc;
 };
 

@@ -186,6 +186,42 @@ int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e)
 	return 0;
 }
 
+int dp_config__parse_sched(struct dp_config *c, const char *arg, struct err *e)
+{
+	static const enum rt_policy policies[] = { RT_POLICY_OTHER, RT_POLICY_FIFO, RT_POLICY_RR };
+	const char *colon = strchr(arg, ':');
+	size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+	char *end;
+	unsigned i;
+	long prio;
+
+	for (i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
+		if (strlen(rt__policy_name(policies[i])) == n &&
+		    !strncmp(arg, rt__policy_name(policies[i]), n))
+			break;
+	if (i == sizeof(policies) / sizeof(policies[0]))
+		return err__set(e, -EINVAL, "--poll-sched %s: expected other, fifo:PRIO or rr:PRIO", arg);
+	if (policies[i] == RT_POLICY_OTHER) {
+		if (colon)
+			return err__set(e, -EINVAL, "--poll-sched %s: policy other takes no priority", arg);
+		prio = 0;
+	} else {
+		if (!colon)
+			return err__set(e, -EINVAL, "--poll-sched %s: policy %s needs a priority 1..99 "
+					"(%s:PRIO)", arg, rt__policy_name(policies[i]),
+					rt__policy_name(policies[i]));
+		errno = 0;
+		prio = strtol(colon + 1, &end, 10);
+		if (errno || end == colon + 1 || *end || prio < 1 || prio > 99)
+			return err__set(e, -EINVAL, "--poll-sched %s: priority '%s' is not 1..99", arg,
+					colon + 1);
+	}
+	c->poll_policy = policies[i];
+	c->poll_priority = (int)prio;
+	c->set |= DP_SET_SCHED;
+	return 0;
+}
+
 int dp_config__add_pair(struct dp_config *c, const char *arg, struct err *e)
 {
 	const char *colon = strchr(arg, ':');
@@ -249,6 +285,10 @@ int dp_config__load_plan(struct dp_config *c, const char *path, struct err *e)
 		}
 		if (!(c->set & DP_SET_NO_HUGE))
 			c->no_huge = dp->no_huge;
+		if (!(c->set & DP_SET_SCHED)) {
+			c->poll_policy = dp->policy;
+			c->poll_priority = dp->priority;
+		}
 		if (!(c->set & DP_SET_PER_PORT) && dp->mac_per_port)
 			c->mac_per_port = dp->mac_per_port;
 		if (c->node < 0)

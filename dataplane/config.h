@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "rt/rt.h"
 
 #define DP_MAX_PORTS      32       /* RTE_MAX_ETHPORTS in Debian's build */
 #define DP_MAX_QUEUES     16       /* queue pairs per port */
@@ -58,6 +59,7 @@ enum {
 	DP_SET_STATS = 1 << 4,
 	DP_SET_USER = 1 << 5,
 	DP_SET_PER_PORT = 1 << 6,
+	DP_SET_SCHED = 1 << 7,
 };
 
 struct dp_config {
@@ -78,6 +80,8 @@ struct dp_config {
 	char user[64];             /* drop to this user after setup ("" = stay) */
 	char group[64];            /* and group ("" = the user's primary group) */
 	char run_dir[108];         /* the plan's host.run_dir ("" in manual mode) */
+	enum rt_policy poll_policy; /* the poll threads' scheduling policy (default other) */
+	int poll_priority;         /* 1..99 for fifo and rr, else 0 */
 	enum dp_fwd fwd;
 	unsigned nr_pairs;         /* xconnect: explicit pairs; 0 = 0<->1, 2<->3, ... */
 	struct dp_pair pairs[DP_MAX_PORTS];
@@ -103,6 +107,9 @@ void dp_config__init(struct dp_config *c);
  */
 int dp_config__add_port(struct dp_config *c, const char *arg, struct err *e);
 
+/* Parses --poll-sched: "other", "fifo:PRIO" or "rr:PRIO" (PRIO 1..99), as chrt names them. */
+int dp_config__parse_sched(struct dp_config *c, const char *arg, struct err *e);
+
 /* Parses "A:B" (port indexes) into an xconnect pair; "A:A" loops port A back to itself. */
 int dp_config__add_pair(struct dp_config *c, const char *arg, struct err *e);
 
@@ -112,7 +119,7 @@ const char *dp_port_kind_name(enum dp_port_kind k);
 
 /*
  * Reads the host plan `path` (config/parse.h): host.dataplane gives lcores, main lcore, node,
- * no_huge and extra EAL arguments unless the command line set them (c->set); every NIC of
+ * no_huge, the poll threads' policy and priority and extra EAL arguments unless the command line set them (c->set); every NIC of
  * every VM becomes a vhost port named VM.NIC, before any --port given on the command line.
  * The dataplane is the vhost-user server for NICs in mode client and the client for NICs in
  * mode server, and its MAC (plan_nic__guest_mac) the only source MAC the port accepts.

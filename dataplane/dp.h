@@ -68,6 +68,7 @@ struct dp_worker {
 	struct dp *dp;
 	unsigned index;            /* RCU thread id, position in dp->workers */
 	unsigned lcore;
+	pid_t tid;                 /* its thread (kernel tid), set when its placement is applied */
 	unsigned nr_rxq;
 	struct dp_rxq rxq[DP_MAX_RXQ];
 	struct dp_txq txq[DP_MAX_PORTS];

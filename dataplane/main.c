@@ -62,6 +62,9 @@ static void usage(FILE *f)
 "      --mac-per-port N     MACs one port may hold (default 1024, 0 = no limit;\n"
 "                           plan: host.dataplane.mac_per_port)\n"
 "      --user USER[:GROUP]  drop to this user after setup (plan: host.user, host.group)\n"
+"      --poll-sched POLICY  the poll threads' scheduling: other (default), fifo:PRIO or\n"
+"                           rr:PRIO, PRIO 1..99; read back from the kernel and reported\n"
+"                           (plan: host.dataplane.policy, priority)\n"
 "  -n, --dry-run            print the EAL arguments and ports, start nothing\n"
 "SIGINT/SIGTERM stop it gracefully and print a summary.\n"
 "\n"
@@ -107,7 +110,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_MAIN = 256, OPT_NO_HUGE, OPT_NODE, OPT_PREFIX, OPT_EAL, OPT_PAIR, OPT_INTERVAL,
-	OPT_AGING, OPT_ENTRIES, OPT_PER_PORT, OPT_USER,
+	OPT_AGING, OPT_ENTRIES, OPT_PER_PORT, OPT_USER, OPT_SCHED,
 };
 
 static int parse_num(const char *opt, const char *s, unsigned long lo, unsigned long hi,
@@ -143,6 +146,7 @@ static int cmd_run(int argc, char **argv)
 		{ "mac-entries", required_argument, NULL, OPT_ENTRIES },
 		{ "mac-per-port", required_argument, NULL, OPT_PER_PORT },
 		{ "user", required_argument, NULL, OPT_USER },
+		{ "poll-sched", required_argument, NULL, OPT_SCHED },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -241,6 +245,12 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case OPT_USER:
 			if (dp_config__set_user(&c, optarg, &e)) {
+				fprintf(stderr, DP_PROG ": %s\n", e.msg);
+				return 2;
+			}
+			break;
+		case OPT_SCHED:
+			if (dp_config__parse_sched(&c, optarg, &e)) {
 				fprintf(stderr, DP_PROG ": %s\n", e.msg);
 				return 2;
 			}

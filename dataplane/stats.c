@@ -14,10 +14,12 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 
+#include "base/cpus.h"
 #include "base/trust.h"
 #include "dataplane/dp.h"
 #include "dataplane/log.h"
 #include "dataplane/outbox.h"
+#include "rt/rt.h"
 
 #define L2_DUMP_MAX 256
 #define CLIENT_MAX_BYTES (4u << 20)     /* a document larger than this is refused */
@@ -69,6 +71,19 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The thread's placement as the kernel reports it now: cpus, policy, priority, last cpu. */
+static json_t *sched_json(pid_t tid)
+{
+	struct rt_thread t;
+	char cpus[64];
+
+	if (!tid || rt__read(tid, &t))
+		return json_null();
+	cpus__format(&t.cpus, cpus, sizeof(cpus));
+	return json_pack("{s:s, s:s, s:i, s:i}", "cpus", cpus, "policy",
+			 rt__kernel_policy_name(t.policy), "priority", t.priority, "cpu", t.last_cpu);
 }
 
 static void add(struct dp_qcnt *to, const struct dp_qcnt *c)
@@ -407,6 +422,8 @@ json_t *dp_stats__json(struct dp *dp)
 		set_int(o, "lcore", w->lcore);
 		snprintf(buf, sizeof(buf), "dp-poll%u", w->lcore);
 		json_object_set_new(o, "thread", json_string(buf));
+		set_int(o, "tid", (uint64_t)w->tid);
+		json_object_set_new(o, "sched", sched_json(w->tid));
 		for (j = 0; j < w->nr_rxq; j++) {
 			snprintf(buf, sizeof(buf), "%u:%u", w->rxq[j].port, w->rxq[j].queue);
 			json_array_append_new(qs, json_string(buf));

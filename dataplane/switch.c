@@ -23,6 +23,7 @@
 #include "dataplane/privs.h"
 #include "dataplane/runtime.h"
 #include "dataplane/stats.h"
+#include "rt/rt.h"
 
 /* What will start: EAL arguments, lcores, forwarding, ports, stats socket. */
 static void print_plan(const struct dp_config *c, int argc, char **argv, FILE *f)
@@ -51,6 +52,111 @@ static void print_plan(const struct dp_config *c, int argc, char **argv, FILE *f
 		fprintf(f, "\n");
 	}
 	fprintf(f, "stats socket: %s\n", c->stats_socket);
+}
+
+/* What this lcore's poll thread should be: its cpu alone, the configured policy and priority. */
+static struct rt_sched poll_sched(const struct dp_config *c, unsigned lcore)
+{
+	struct rt_sched s = { .policy = c->poll_policy, .priority = c->poll_priority };
+
+	CPU_ZERO(&s.cpus);
+	CPU_SET(lcore, &s.cpus);
+	return s;
+}
+
+/* A fifo/rr poll thread never sleeps: RT throttling stops it for the rest of each period. */
+static void warn_rt_throttling(void)
+{
+	long runtime = 0, period = 0;
+	FILE *f = fopen("/proc/sys/kernel/sched_rt_runtime_us", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld", &runtime) != 1)
+			runtime = -1;
+		fclose(f);
+	}
+	f = fopen("/proc/sys/kernel/sched_rt_period_us", "r");
+	if (f) {
+		if (fscanf(f, "%ld", &period) != 1)
+			period = 0;
+		fclose(f);
+	}
+	if (runtime >= 0 && runtime < period)
+		dp_log("WARNING: RT throttling is on (%ld of every %ld us): each busy fifo/rr poll "
+		       "thread is stopped for %ld us every period and drops what arrives meanwhile; "
+		       "set /proc/sys/kernel/sched_rt_runtime_us to -1", runtime, period,
+		       period - runtime);
+}
+
+/* One poll lcore's scheduling, applied on that lcore's own thread (remote launch or main). */
+struct sched_job {
+	struct dp *dp;
+	struct err e;
+	int rc;
+};
+
+static int apply_poll_sched(void *arg)
+{
+	struct sched_job *job = arg;
+	struct dp_worker *w = job->dp->by_lcore[rte_lcore_id()];
+	struct rt_sched s = poll_sched(job->dp->cfg, w->lcore);
+	char name[16];
+
+	snprintf(name, sizeof(name), "dp-poll%u", w->lcore);
+	pthread_setname_np(pthread_self(), name);
+	w->tid = gettid();
+	job->rc = rt__apply(w->tid, &s, &job->e);
+	return 0;
+}
+
+/*
+ * Before the privilege drop (setting fifo/rr needs CAP_SYS_NICE): every poll thread gets its
+ * cpu, policy and priority on its own thread, and then each is read back from the kernel and
+ * proved, or the dataplane stops naming the thread. The log says what the kernel reports.
+ */
+static int place_poll_threads(struct dp *dp, struct err *e)
+{
+	const struct dp_config *c = dp->cfg;
+	unsigned main_lcore = dp_config__main_lcore(c), i;
+	struct sched_job job = { .dp = dp };
+	char cpus[64];
+
+	for (i = 0; i < dp->nr_workers; i++) {
+		unsigned lcore = dp->workers[i]->lcore;
+
+		job.rc = 0;
+		if (lcore == main_lcore)
+			apply_poll_sched(&job);
+		else if (rte_eal_remote_launch(apply_poll_sched, &job, lcore) ||
+			 rte_eal_wait_lcore(lcore) < 0)
+			return err__set(e, -EBUSY, "poll lcore %u: cannot run on its thread", lcore);
+		if (job.rc)
+			return err__set(e, job.rc, "poll lcore %u: %s%s", lcore, job.e.msg,
+					job.rc == -EPERM ? " (fifo and rr need root or CAP_SYS_NICE)" : "");
+	}
+	for (i = 0; i < dp->nr_workers; i++) {
+		const struct dp_worker *w = dp->workers[i];
+		struct rt_sched want = poll_sched(c, w->lcore);
+		struct rt_thread t;
+		int rc = rt__read(w->tid, &t);
+
+		if (rc)
+			return err__set(e, rc, "poll lcore %u: cannot read thread %d back from the kernel: "
+					"%s", w->lcore, (int)w->tid, strerror(-rc));
+		cpus__format(&t.cpus, cpus, sizeof(cpus));
+		if (!rt__matches(&t, &want))
+			return err__set(e, -EPERM, "poll lcore %u: thread %s (tid %d) reads back as cpus "
+					"%s, %s %d; the configuration asks cpu %u, %s %d", w->lcore,
+					t.name, (int)t.tid, cpus, rt__kernel_policy_name(t.policy),
+					t.priority, w->lcore, rt__policy_name(want.policy),
+					want.priority);
+		dp_log("poll lcore %u: thread %s (tid %d) on cpu %s, %s %d (read back from the kernel)",
+		       w->lcore, t.name, (int)t.tid, cpus, rt__kernel_policy_name(t.policy),
+		       t.priority);
+	}
+	if (c->poll_policy != RT_POLICY_OTHER)
+		warn_rt_throttling();
+	return 0;
 }
 
 /*
@@ -119,15 +225,19 @@ int dp_switch__run(const struct dp_config *c)
 		goto out_err;
 	dp = rt.dp;
 
-	/* 3. Housekeeping: rates, aging, links, the stats socket. */
+	/* 3. Each poll thread's cpu, policy and priority, applied and read back. */
+	if (place_poll_threads(dp, &e))
+		goto out_err;
+
+	/* 4. Housekeeping: rates, aging, links, the stats socket. */
 	if (dp_stats__start(dp, &e))
 		goto out_err;
 
-	/* 4. Privileges: from here on the service user's, in every thread. */
+	/* 5. Privileges: from here on the service user's, in every thread. */
 	if (drop_privileges(dp, &e))
 		goto out_err;
 
-	/* 5. Poll: every poll lcore but the main one now; the main one too when it polls. */
+	/* 6. Poll: every poll lcore but the main one now; the main one too when it polls. */
 	for (i = 0; i < dp->nr_workers; i++)
 		if (dp->workers[i]->lcore != main_lcore)
 			rte_eal_remote_launch(dp_worker__main, dp, dp->workers[i]->lcore);

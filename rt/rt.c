@@ -18,8 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Names as the config spells them ("fifo"); the kernel's other classes for read-back. */
-static const char *policy_name(int policy)
+const char *rt__kernel_policy_name(int policy)
 {
 	switch (policy) {
 	case SCHED_OTHER: return "other";
@@ -187,7 +186,7 @@ int rt__apply(pid_t tid, const struct rt_sched *s, struct err *e)
 
 	if (s->priority < lo || s->priority > hi)
 		return err__set(e, -EINVAL, "rt: thread %s (tid %d): priority %d is out of range for %s (%d..%d)",
-				name, (int)tid, s->priority, policy_name(policy), lo, hi);
+				name, (int)tid, s->priority, rt__kernel_policy_name(policy), lo, hi);
 
 	if (CPU_COUNT(&s->cpus) > 0) {
 		cpu_set_t online, bad;
@@ -215,7 +214,7 @@ int rt__apply(pid_t tid, const struct rt_sched *s, struct err *e)
 	if (sched_setscheduler(tid, policy, &sp) < 0) {
 		err = -errno;
 		return err__set(e, err, "rt: thread %s (tid %d): sched_setscheduler(%s, priority %d) on cpus %s: %s%s",
-				name, (int)tid, policy_name(policy), s->priority, cpus, strerror(-err),
+				name, (int)tid, rt__kernel_policy_name(policy), s->priority, cpus, strerror(-err),
 				err == -EPERM ? " (needs root or CAP_SYS_NICE and RLIMIT_RTPRIO >= priority;"
 						" with RT group scheduling, a cgroup cpu.rt_runtime_us > 0)" : "");
 	}
@@ -283,7 +282,7 @@ void rt__print_table(FILE *out, const struct rt_thread *rows, unsigned n)
 		else
 			snprintf(node, sizeof(node), "-");
 		fprintf(out, "%-*s %7d  %-*s  %-6s %4d %8s %4s\n", wname, r->name, (int)r->tid, wcpus,
-			format_cpus(&r->cpus, cpus, sizeof(cpus)), policy_name(r->policy), r->priority,
+			format_cpus(&r->cpus, cpus, sizeof(cpus)), rt__kernel_policy_name(r->policy), r->priority,
 			last, node);
 	}
 }

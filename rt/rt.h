@@ -36,6 +36,9 @@ static inline const char *rt__policy_name(enum rt_policy p)
 	return "?";
 }
 
+/* A kernel policy (SCHED_FIFO...) as plans spell it ("fifo"), and batch, idle, deadline. */
+const char *rt__kernel_policy_name(int policy);
+
 /* Pins thread `tid` to s->cpus (if non-empty) and sets its policy/priority. */
 int rt__apply(pid_t tid, const struct rt_sched *s, struct err *e);
 

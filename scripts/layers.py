@@ -32,7 +32,7 @@ MAY_INCLUDE = {
     "plan": {"base", "placement"},
     "api": {"base"},
     "app": {"base", "machine", "placement", "plan", "api"},
-    "dataplane": {"base", "plan"},
+    "dataplane": {"base", "placement", "plan"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

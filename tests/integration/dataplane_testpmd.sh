@@ -20,7 +20,9 @@
 #              are refused; a plan with host.user nobody: every thread runs as nobody with no
 #              capabilities and no_new_privs; guests crash and come back (the dataplane, as
 #              nobody, reconnects to a mode-server NIC); a guest with a foreign MAC is dropped
-#              and counted (spoofed); a stats client of another uid is refused
+#              and counted (spoofed); a stats client of another uid is refused; the poll thread
+#              runs at the plan's SCHED_FIFO priority, set before the drop and kept after it,
+#              as the dataplane's log, its stats and the kernel (read here) all say
 # Exit 77 (skip) only when libdpdk was absent at build time or dpdk-testpmd is not installed.
 set -uo pipefail
 
@@ -436,6 +438,13 @@ privdrop)
 	run=$tmp/run
 	stats_sock=$run/dataplane.sock
 	mac_spoof=02:00:00:00:00:0c
+	# The poll thread at fifo 10 owns its cpu: testpmd keeps both its lcores on the other.
+	[[ $c0 != "$c1" ]] || { echo "SKIP: a fifo poll thread needs a cpu of its own (one cpu here)"; exit 77; }
+	tp_lcores="0@$c0,1@$c0"
+	"$dp" run --lcores "$dp_cpu" --no-huge --poll-sched fifo:0 > "$tmp/prio.log" 2>&1 &&
+		fail "--poll-sched fifo:0 was accepted"
+	grep -q "poll-sched fifo:0: priority '0' is not 1..99" "$tmp/prio.log" ||
+		fail "no clear refusal of fifo:0: $(cat "$tmp/prio.log")"
 	cat > "$tmp/host.yaml" << EOF
 host:
   housekeeping_cpus: "$c0"
@@ -444,6 +453,8 @@ host:
   dataplane:
     cores: "$dp_cpu"
     no_huge: true
+    policy: fifo
+    priority: 10
 vms:
   - name: a
     kernel: /dev/null
@@ -481,6 +492,21 @@ for path in glob.glob("/proc/%s/task/*/status" % pid):
 print("threads checked:", " ".join(sorted(names)))
 sys.exit(1 if bad or not {"vhost-events", "eal-intr-thread", "dp-stats"} <= set(names) else 0)
 EOF
+	grep -q "poll lcore $dp_cpu: thread dp-poll$dp_cpu (tid [0-9]*) on cpu $dp_cpu, fifo 10 (read back from the kernel)" \
+		"$tmp/dp.log" || fail "no read-back line for the poll thread at fifo 10"
+	python3 - "$dp_pid" "$dp_cpu" << 'EOF' || fail "the poll thread is not alone at fifo 10 on its cpu"
+import glob, os, sys
+pid, cpu = sys.argv[1], int(sys.argv[2])
+tids = [int(p.split("/")[-2]) for p in glob.glob("/proc/%s/task/*/comm" % pid)
+        if open(p).read().strip() == "dp-poll%d" % cpu]
+assert len(tids) == 1, "threads named dp-poll%d: %s" % (cpu, tids)
+t = tids[0]
+pol, prio, cpus = os.sched_getscheduler(t), os.sched_getparam(t).sched_priority, os.sched_getaffinity(t)
+print("kernel: dp-poll%d tid %d policy %d priority %d cpus %s" % (cpu, t, pol, prio, sorted(cpus)))
+others = [p for p in glob.glob("/proc/%s/task/*" % pid) if int(p.split("/")[-1]) != t and
+          os.sched_getscheduler(int(p.split("/")[-1])) != os.SCHED_OTHER]
+sys.exit(0 if pol == os.SCHED_FIFO and prio == 10 and cpus == {cpu} and not others else 1)
+EOF
 	# A socket the dataplane connects to must be the service user's (connect() needs write
 	# permission on it): what rtvmm does for its mode-server NICs, done here for testpmd's.
 	serve_as_nobody() {
@@ -515,6 +541,7 @@ EOF
 	stats r2
 	tp_quit
 	checks "$tmp/r1.json" << EOF
+the stats read the poll thread back at fifo 10 on its cpu | d['lcores'][0]['sched']['policy'] == 'fifo' and d['lcores'][0]['sched']['priority'] == 10 and d['lcores'][0]['sched']['cpus'] == '$dp_cpu'
 port 0 switches both ways as nobody | d['ports'][0]['RX-packets'] > 1000 and d['ports'][0]['TX-packets'] > 1000
 port 1 switches both ways as nobody | d['ports'][1]['RX-packets'] > 1000 and d['ports'][1]['TX-packets'] > 1000
 nothing spoofed yet | d['ports'][0]['spoofed'] == 0 and d['ports'][1]['spoofed'] == 0

@@ -11,7 +11,8 @@
 #            socket path is refused; down and ctl list on a directory where nothing is up say
 #            so; down removes a gone dataplane's DPDK runtime directory, but not a symlink (nor
 #            its target), another user's directory, one whose config a process locks, or a
-#            file_prefix that is not rtvmm-NAME
+#            file_prefix that is not rtvmm-NAME; a fifo dataplane's poll thread is proved
+#            from the kernel before any VM starts, and one off its plan stops up
 #     kvm    a plan with the dataplane and two bare-metal VMs (vCPUs on cpu 1, emulator on
 #            cpu 0, host.user nobody): the table shows both Running with their placement,
 #            their NIC's link to the dataplane up and their console socket RUN/NAME.console,
@@ -52,7 +53,8 @@ harness_kill() {
 	rm -rf /var/run/dpdk/rtvmm-"$pfx"-* 2> /dev/null
 }
 
-# plan FILE KERNEL [DATAPLANE=true|false]: two VMs a and b, each a NIC under $tmp/vhost.
+# plan FILE KERNEL [DATAPLANE=true|false [VCPU_CPU [DATAPLANE_POLICY]]]: two VMs a and b, each
+# a NIC under $tmp/vhost.
 plan() {
 	local vm
 	{
@@ -65,6 +67,7 @@ plan() {
 			echo "    cores: \"1\""
 			echo "    main_core: 0"
 			echo "    no_huge: true"
+			[[ -z ${5:-} ]] || printf '    policy: %s\n    priority: %s\n' "${5%:*}" "${5#*:}"
 		fi
 		echo "vms:"
 		for vm in a b; do
@@ -73,7 +76,7 @@ plan() {
 			echo "    cmdline: \"test=none fault=hang\""
 			echo "    memory: 64M"
 			echo "    vcpus:"
-			echo "      - cpus: \"1\""
+			echo "      - cpus: \"${4:-1}\""
 			echo "    emulator_cpus: \"0\""
 			echo "    nics:"
 			echo "      - name: net0"
@@ -128,6 +131,31 @@ bad() {
 		[[ ! -e $eal/rtvmm-$pfx-fail ]] || fail "a failing VM: $eal/rtvmm-$pfx-fail stays: $(ls "$eal/rtvmm-$pfx-fail")"
 	fi
 	ok "a VM that fails is reported ($(grep -m1 'did not come up' "$tmp/up-fail.log")), $(wc -l < "$tmp/fail.pids") processes stopped, state and sockets removed, logs kept"
+
+	# 2b. A fifo dataplane (the VMs on cpu 0): its poll thread proved from the kernel before any
+	# VM starts; one that does not read back as planned (a wrapper that asks the dataplane for
+	# SCHED_OTHER) stops up before any VM starts.
+	if $has_dp && [[ $EUID == 0 ]]; then
+		plan "$tmp/$pfx-fifo.yaml" "$tmp/garbage" true 0 fifo:10
+		"$rtvmm" up "$tmp/$pfx-fifo.yaml" --run-dir "$run" --timeout 60 > "$tmp/out" 2> "$tmp/up-fifo.log"
+		started_pids "$tmp/up-fifo.log" > /dev/null
+		grep -q "rtvmm: dataplane: poll threads as planned (read back from the kernel): dp-poll1 -> cpu 1 fifo 10$" \
+			"$tmp/up-fifo.log" || fail "a fifo dataplane: no proof line: $(cat "$tmp/up-fifo.log")"
+		grep -Eq "rtvmm: [ab]: did not come up" "$tmp/up-fifo.log" || fail "a fifo dataplane: the VMs were not started"
+		printf '#!/bin/sh\nexec %q "$@" --poll-sched other\n' "$(realpath "$dataplane")" > "$tmp/dp-other"
+		chmod +x "$tmp/dp-other"
+		RTVMM_DATAPLANE=$tmp/dp-other "$rtvmm" up "$tmp/$pfx-fifo.yaml" --run-dir "$run" --timeout 60 \
+			> "$tmp/out" 2> "$tmp/up-other.log"
+		status=$?
+		started_pids "$tmp/up-other.log" > "$tmp/other.pids"
+		[[ $status == 1 ]] || fail "a dataplane off its plan: up exited $status, want 1"
+		grep -q "rtvmm: dataplane: poll thread dp-poll1 (tid [0-9]*) reads back as cpus 1, other 0; the plan asks cpu 1, fifo 10" \
+			"$tmp/up-other.log" || fail "a dataplane off its plan: not refused: $(cat "$tmp/up-other.log")"
+		[[ $(wc -l < "$tmp/other.pids") == 1 ]] || fail "a dataplane off its plan: a VM was started"
+		sleep 0.5
+		alive $(cat "$tmp/other.pids") && fail "a dataplane off its plan: it still runs"
+		ok "a fifo dataplane's poll thread is proved from the kernel before any VM starts; one off its plan stops up: $(grep -m1 'reads back' "$tmp/up-other.log" | cut -c1-120)"
+	fi
 
 	# 3. A run directory with a state file: refused, the file untouched, nothing started.
 	echo '{"plan": "x", "run_dir": "x", "dataplane": null, "vms": []}' > "$run/state"
@@ -271,6 +299,8 @@ kvm() {
 	done
 	if $has_dp; then
 		grep -q "^dataplane: pid $dp, running" "$tmp/up.out" || fail "up's table: no running dataplane"
+		grep -q "^dataplane poll threads (from the kernel): dp-poll1 -> cpu 1 other 0$" "$tmp/up.out" ||
+			fail "up's table: the poll thread is not read back on cpu 1"
 		# Each NIC's vhost-user session with the dataplane (started first) is up.
 		[[ $(grep -Ec "^[ab] .* net0 up +- +$run/[ab].console$" "$tmp/up.out") == 2 ]] ||
 			fail "up's table: a NIC link is not up, or no console socket"
@@ -318,6 +348,9 @@ assert [v["console_socket"] for v in d["vms"]] == [sys.argv[2] + "/a.console", s
 for v in d["vms"]:
     t = [t for t in v["placement"]["threads"] if t["name"] == "vcpu0"][0]
     assert (t["cpus"], t["policy"], t["priority"]) == ("1", "other", 0), t
+if d["dataplane"] is not None:
+    p = d["dataplane"]["poll_threads"]
+    assert [(t["thread"], t["cpus"], t["policy"], t["priority"]) for t in p] == [("dp-poll1", "1", "other", 0)], p
 PY
 	ok "ctl list shows the same (text and JSON)"
 

@@ -720,6 +720,16 @@ static void test_check_rt_throttling_warns(void **state)
 	a->vcpus[0].priority = 0;
 	check(x);
 	assert_int_equal(x->f.nr, 0);
+
+	/* a fifo dataplane alone is RT too: throttled, and named with its priority where it
+	 * shares a cpu */
+	dataplane(&x->p, "1", -1);
+	x->p.host.dataplane.policy = RT_POLICY_FIFO;
+	x->p.host.dataplane.priority = 50;
+	findings__free(&x->f);
+	check(x);
+	assert_int_equal(only(x, "rt-throttling")->level, FINDING_WARNING);
+	assert_contains(only(x, "cpu-not-isolated")->message, "dataplane poll core 1 (fifo 50)");
 }
 
 /* ---- a topology that knows only the hardware ---- */

@@ -316,6 +316,52 @@ static void test_plan_gives_user_run_dir_and_mac_cap_unless_the_command_line_doe
 	unlink(path);
 }
 
+/* --poll-sched as chrt names policies; the plan's host.dataplane.policy unless it is given. */
+static void test_poll_sched_from_the_command_line_or_the_plan(void **state)
+{
+	char path[] = "/tmp/rtvmm-dp-plan-XXXXXX";
+	struct dp_config c;
+	struct err e = { 0 };
+	int fd;
+	FILE *f;
+
+	(void)state;
+	dp_config__init(&c);
+	assert_int_equal(c.poll_policy, RT_POLICY_OTHER);
+	assert_int_equal(dp_config__parse_sched(&c, "rr:7", &e), 0);
+	assert_int_equal(c.poll_policy, RT_POLICY_RR);
+	assert_int_equal(c.poll_priority, 7);
+	assert_int_equal(dp_config__parse_sched(&c, "other", &e), 0);
+	assert_int_equal(c.poll_policy, RT_POLICY_OTHER);
+	assert_int_equal(c.poll_priority, 0);
+	assert_int_equal(dp_config__parse_sched(&c, "fifo", &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "policy fifo needs a priority 1..99 (fifo:PRIO)"));
+	assert_int_equal(dp_config__parse_sched(&c, "fifo:100", &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "priority '100' is not 1..99"));
+	assert_int_equal(dp_config__parse_sched(&c, "fifo:9x", &e), -EINVAL);
+	assert_int_equal(dp_config__parse_sched(&c, "other:3", &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "policy other takes no priority"));
+	assert_int_equal(dp_config__parse_sched(&c, "fif:3", &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "expected other, fifo:PRIO or rr:PRIO"));
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("host:\n  dataplane:\n    cores: \"1\"\n    policy: fifo\n    priority: 20\n", f);
+	fclose(f);
+	dp_config__init(&c);
+	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
+	assert_int_equal(c.poll_policy, RT_POLICY_FIFO);
+	assert_int_equal(c.poll_priority, 20);
+	dp_config__init(&c);
+	assert_int_equal(dp_config__parse_sched(&c, "rr:3", &e), 0);
+	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
+	assert_int_equal(c.poll_policy, RT_POLICY_RR);
+	assert_int_equal(c.poll_priority, 3);
+	unlink(path);
+}
+
 static void test_port_specs_parse_with_options(void **state)
 {
 	struct dp_config c;
@@ -519,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_manual_no_huge_eal_arguments),
 		cmocka_unit_test(test_telco_plan_gives_ports_per_nic_and_eal_from_the_dataplane_section),
 		cmocka_unit_test(test_command_line_wins_over_the_plan),
+		cmocka_unit_test(test_poll_sched_from_the_command_line_or_the_plan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -726,7 +726,35 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 		     "serial, shutdown_grace_s, api_socket, on_reboot, disable_exits, halt_poll_ns)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
-		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port");
+		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port, policy, "
+		     "priority");
+}
+
+/* host.dataplane.policy and priority: the poll threads' scheduling, as sched_setscheduler takes it. */
+static void test_parse_dataplane_policy_and_priority(void **state)
+{
+	struct plan p;
+	const char *ok = "host:\n  dataplane:\n    cores: 1\n    policy: fifo\n    priority: 50\n";
+
+	(void)state;
+	load_ok(ok, &p);
+	assert_int_equal(p.host.dataplane.policy, RT_POLICY_FIFO);
+	assert_int_equal(p.host.dataplane.priority, 50);
+	assert_int_equal(p.host.dataplane.sched_loc.line, 4);
+	assert_string_equal(p.host.dataplane.sched_loc.key, "host.dataplane.policy");
+	plan__free(&p);
+	load_ok("host:\n  dataplane:\n    cores: 1\n", &p);
+	assert_int_equal(p.host.dataplane.policy, RT_POLICY_OTHER);
+	plan__free(&p);
+
+	expect_error("host:\n  dataplane:\n    cores: 1\n    policy: fifo\n", 4,
+		     "host.dataplane.priority", "missing: policy 'fifo' needs a priority 1..99");
+	expect_error("host:\n  dataplane:\n    cores: 1\n    policy: rr\n    priority: 100\n", 5,
+		     "host.dataplane.priority", "out of range 1..99 for policy 'rr'");
+	expect_error("host:\n  dataplane:\n    cores: 1\n    priority: 5\n", 4,
+		     "host.dataplane.priority", "policy 'other' takes no priority");
+	expect_error("host:\n  dataplane:\n    cores: 1\n    policy: deadline\n", 4,
+		     "host.dataplane.policy", "fifo");
 }
 
 static void test_parse_wrong_type_names_expected_and_got(void **state)
@@ -1462,6 +1490,7 @@ int main(void)
 		cmocka_unit_test(test_parse_single_vm_document),
 		cmocka_unit_test(test_parse_vcpu_list_form),
 		cmocka_unit_test(test_parse_unknown_key_names_line_and_key),
+		cmocka_unit_test(test_parse_dataplane_policy_and_priority),
 		cmocka_unit_test(test_parse_wrong_type_names_expected_and_got),
 		cmocka_unit_test(test_parse_bad_scalar_values_name_the_value),
 		cmocka_unit_test(test_parse_missing_required_keys),
