@@ -792,10 +792,10 @@ def guest_command(con, prefix, tag, argv, timeout):
 
 # ---------------------------------------------------------------- rtvmm
 
-def rt_plan_yaml(name, args, kernel, cmdline, memory, priority, initrd=None):
+def rt_plan_yaml(name, args, kernel, cmdline, memory, priority, initrd=None, vm_keys=""):
     """A host plan for one guest (VM NAME) placed for real time: its vCPU pinned to --measure-cpu at
     SCHED_FIFO PRIORITY, emulator threads on --housekeeping-cpu, RAM prefaulted and locked on
-    2M pages (4K when the pool is short)."""
+    2M pages (4K when the pool is short); VM_KEYS (YAML lines, two-space indented) add to the VM."""
     initrd_line = f"  initrd: {json.dumps(os.path.abspath(initrd))}\n" if initrd else ""
     return f"""# written by {os.path.basename(sys.argv[0])}: the rt placement of the guest under test
 host:
@@ -816,7 +816,7 @@ vm:
     priority: {priority}
     pin: ["{args.measure_cpu}"]
   emulator_cpus: "{args.housekeeping_cpu}"
-"""
+{vm_keys}"""
 
 
 def parse_cyclictest(text):

@@ -118,11 +118,12 @@ class Dataplane:
 
 class Testpmd:
     """DUT b: testpmd, a net_vhost server per socket of SOCKS, io forwarding on one lcore, each
-    port looped back to itself; busy cycles recorded (--record-core-cycles)."""
+    port looped back to itself (TOPOLOGY "paired": port 0 <-> 1, 2 <-> 3, ...); busy cycles
+    recorded (--record-core-cycles)."""
 
     subject = "testpmd"
 
-    def __init__(self, args, tmp, socks, log):
+    def __init__(self, args, tmp, socks, log, topology="loop"):
         self.socks = socks
         self.argv = ["taskset", "-c", f"{args.housekeeping_cpu},{args.measure_cpu}",
                      "stdbuf", "-oL", args.testpmd, "-l", f"{args.housekeeping_cpu},{args.measure_cpu}",
@@ -130,7 +131,7 @@ class Testpmd:
                      "--file-prefix", f"rtvmm-lb-tp{os.getpid()}",
                      *[a for i, s in enumerate(socks) for a in ("--vdev", f"net_vhost{i},iface={s}")],
                      "--log-level=lib.vhost.config:warning", "--", "-i", "--forward-mode=io",
-                     "--port-topology=loop", "--nb-cores=1", "--auto-start", "--disable-link-check",
+                     f"--port-topology={topology}", "--nb-cores=1", "--auto-start", "--disable-link-check",
                      "--total-num-mbufs=16384", "--record-core-cycles"]
         self.con = benchlib.Console(self.argv, "testpmd", stdin=subprocess.PIPE, logfile=log)
         if not self.con.expect(r"io packet forwarding", 30):
@@ -181,12 +182,13 @@ class Testpmd:
 class Ovs:
     """DUT c: OVS-DPDK, a private ovsdb-server and ovs-vswitchd-dpdk, as many dpdkvhostuser
     ports as SOCKS has entries (lb0, lb1, ...; OVS makes their sockets, self.socks), each looped
-    back to itself by one flow (in_port=lbI, actions=in_port); MEM_MB of hugepages for DPDK
-    (its shared mbuf pool takes most of them, and each vhost port's rings need some besides)."""
+    back to itself by one flow (in_port=lbI, actions=in_port), or given FLOWS (OpenFlow rules
+    naming those ports) forwarding as they say; MEM_MB of hugepages for DPDK (its shared mbuf
+    pool takes most of them, and each vhost port's rings need some besides)."""
 
     subject = "ovs-dpdk"
 
-    def __init__(self, args, tmp, socks, log, mem_mb=OVS_SOCKET_MEM_MB):
+    def __init__(self, args, tmp, socks, log, mem_mb=OVS_SOCKET_MEM_MB, flows=None):
         self.dir = os.path.join(tmp, os.path.splitext(os.path.basename(log))[0])  # e.g. ovs-dpdk-0-dut
         os.makedirs(self.dir)
         names = [f"lb{i}" for i in range(len(socks))]
@@ -195,6 +197,7 @@ class Ovs:
                         OVS_SYSCONFDIR=self.dir)
         self.procs = []
         self.log = open(log, "w")
+        self.flows = flows or [f"in_port={n},actions=in_port" for n in names]
         try:
             self._start(args, names, mem_mb)
         except BaseException:
@@ -240,8 +243,8 @@ class Ovs:
         except RuntimeError as e:
             raise RuntimeError(f"OVS: {e}: {self._log_tail()}") from None
         self._run(["ovs-ofctl", "del-flows", "br0"])
-        for n in names:
-            self._run(["ovs-ofctl", "add-flow", "br0", f"in_port={n},actions=in_port"])
+        for flow in self.flows:
+            self._run(["ovs-ofctl", "add-flow", "br0", flow])
         for s_ in self.socks:
             benchlib.wait_listening(s_, 20)
         self.pmd = benchlib.find_threads(self.vswitchd.pid, r"^pmd")

@@ -29,6 +29,20 @@ A second forwarder, the reference VNF (--forwarders; "linux-testpmd"):
   frame size with their spread (the ratio of each round's pair: min..max). Every figure,
   series and histogram of pvp carries "forwarder": bare-metal or linux-testpmd.
 
+A third part, the switched PVP (--switches): the classic PVP through a virtual switch, the
+rtvmm bare-metal guest again, with the switch between it and the source:
+  source  the same generator, on a virtio_user port (a vhost-user frontend) to switch port 0
+  switch  one of rtvmm-dataplane (--pair 0:1), dpdk-testpmd (io, --port-topology=paired) or
+          OVS-DPDK (dpdkvhostuser ports sw0, sw1; flows in_port=sw0 -> sw1 and back), built
+          as bench/loopback.py builds its DUTs, its poll thread on --switch-cpu (default
+          --measure-cpu), its other threads on --housekeeping-cpu
+  guest   rtvmm's NIC connects to switch port 1 (a vhost-user server), vCPU on --measure-cpu
+The three switches run in turn with the same source, guest, cpus and sizes; figures carry
+"switch" and the subject "rtvmm via SWITCH", ratios "pvp switched NDR SIZE
+rtvmm-dataplane/PEER" (goal >= 1). On a two-cpu host the switch's poll thread shares a cpu
+(the guest's by default): each figure is then the two loops' time slices, the same for every
+switch, and the note says so.
+
 Under scripts/kvmbox (RTVMM_KVMBOX=1: nested KVM in QEMU TCG, every instruction emulated) the
 benchmark runs for function: the document says the figures are not timing.
 
@@ -36,6 +50,10 @@ Both monitors start under taskset --housekeeping-cpu (their emulator threads sta
 vCPU thread is moved to --measure-cpu as soon as it exists, with the same policy for both
 (SCHED_OTHER, or SCHED_FIFO with --vcpu-fifo). The monitors only set the device up: the data
 path is the generator's vhost rings in guest memory, the guest polls, nothing exits.
+The real-time knob disable_exits (docs/rt-knobs.md) is no pvp scenario for that reason: a
+forwarding guest that polls never halts, so with HLT exits disabled or not the same
+instructions run; its effect is on a guest that sleeps between events, which timer_latency
+measures (placement rt-hlt).
 
 Per monitor, in one generator process (the guest stays connected): a probe until the guest
 answers, a warm-up, then per frame size (64, 512, 1518, imix = 7:4:1 of 64/570/1518; sizes
@@ -51,6 +69,7 @@ pvp_pdr, ratios "pvp NDR SIZE rtvmm/qemu" (goal >= 1), pvp_rtt (p99 us) per load
 histograms. A monitor that cannot run the guest here is reported as skipped with its reason,
 never with a number.
 """
+import copy
 import json
 import os
 import re
@@ -63,11 +82,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import loopback  # noqa: E402  (its DUT classes are the switches of the switched PVP)
 
 NAME = "pvp"
 GUEST_MAC = "52:54:00:00:00:01"
 MONITORS = ("rtvmm", "qemu")
 FORWARDERS = ("bare-metal", "linux-testpmd")
+SWITCHES = {"rtvmm-dataplane": loopback.Dataplane, "testpmd": loopback.Testpmd, "ovs-dpdk": loopback.Ovs}
+# Each switch's two ports forward to each other: 0 (the source's) <-> 1 (the guest's).
+SWITCH_KW = {"rtvmm-dataplane": {"fwd": ["--pair", "0:1"]}, "testpmd": {"topology": "paired"},
+             "ovs-dpdk": {"flows": ["in_port=lb0,actions=output:lb1", "in_port=lb1,actions=output:lb0"]}}
 VNF = "linux-testpmd"
 VNF_FAIL = r"RTVMM-VNF-FAIL|RTVMM-ROOT-FAIL|Kernel panic"
 
@@ -102,6 +126,13 @@ def add_arguments(ap):
                     "scripts/kvmbox)")
     ap.add_argument("--kernel", default=None, help="VNF guest kernel (default: benchlib.linux_kernel)")
     ap.add_argument("--rootfs", default=None, help="VNF root disk (default: scripts/mkrootfs.sh --vnf --cached)")
+    ap.add_argument("--switches", default=",".join(SWITCHES),
+                    help="switched PVP through these switches (default " + ",".join(SWITCHES) + "; none: no "
+                    "switched PVP)")
+    ap.add_argument("--switch-cpu", type=int, default=None,
+                    help="the switch's poll thread (default --measure-cpu)")
+    ap.add_argument("--testpmd", default="dpdk-testpmd", help="testpmd program (a switch)")
+    ap.add_argument("--ovs-vswitchd", default=loopback.OVS_VSWITCHD, help="Open vSwitch's DPDK daemon (a switch)")
 
 
 def guest_cmdline():
@@ -150,10 +181,11 @@ def vnf_argv(args, mon, v, sock):
                  "-device", f"virtio-net-pci,netdev=n0,mac={GUEST_MAC},disable-legacy=on,romfile="]
 
 
-def generator(args, p, sock, out, tag, link_timeout):
-    """The generator's argv: a vhost-user server port at SOCK, results to OUT."""
+def generator(args, p, sock, out, tag, link_timeout, kind="vhost"):
+    """The generator's argv: a vhost-user server port at SOCK (KIND virtio_user: a frontend
+    connecting to SOCK), results to OUT."""
     argv = ["taskset", "-c", str(args.housekeeping_cpu), benchlib.tool(args, "dataplane/rtvmm-dataplane"),
-            "gen", "--port", f"vhost:{sock}", "--lcore", str(args.housekeeping_cpu), "--no-huge",
+            "gen", "--port", f"{kind}:{sock}", "--lcore", str(args.housekeeping_cpu), "--no-huge",
             "--file-prefix", f"rtvmm-pvp{os.getpid()}{tag}", "--eal", "--log-level=lib.vhost.config:warning",
             "--dst-mac", GUEST_MAC, "--sizes", ",".join(p["sizes"]), "--trial-s", str(p["trial_s"]),
             "--warmup-s", str(p["warmup_s"]), "--iterations", str(p["iterations"]),
@@ -187,20 +219,25 @@ def gen_result(gen, out, budget, mon, vm):
     return doc
 
 
-def run_monitor(args, res, mon, p, tmp):
-    """One monitor: generator + guest. Returns the generator's document, or raises with why."""
-    sock = os.path.join(tmp, f"pvp-{mon}.sock")
-    out = os.path.join(tmp, f"gen-{mon}.json")
+def run_monitor(args, res, mon, p, tmp, switch=None):
+    """One monitor: generator + guest, or with SWITCH (a started loopback DUT with two ports)
+    the generator on its port 0 and the guest on its port 1. Returns the generator's document,
+    or raises with why."""
+    who = f"{mon} via {switch.subject}" if switch else mon
+    tag = who.replace(" ", "-")
+    sock = switch.socks[1] if switch else os.path.join(tmp, f"pvp-{mon}.sock")
+    out = os.path.join(tmp, f"gen-{tag}.json")
     logdir = args.outdir or tmp
-    gen_argv = generator(args, p, sock, out, "", 180)
-    gen = benchlib.Console(gen_argv, f"gen-{mon}", logfile=os.path.join(logdir, f"pvp-{mon}-gen.log"))
+    gen_argv = (generator(args, p, switch.socks[0], out, "sw", 180, kind="virtio_user") if switch
+                else generator(args, p, sock, out, "", 180))
+    gen = benchlib.Console(gen_argv, f"gen-{tag}", logfile=os.path.join(logdir, f"pvp-{tag}-gen.log"))
     vm = None
     try:
         if not gen.expect(r"gen: ready", 30):
             raise RuntimeError("the generator did not start: " + " | ".join(gen.tail(5)))
         benchlib.wait_listening(sock, 10)
         vm = benchlib.Console(monitor_argv(args, mon, p["guest"], sock), mon,
-                              logfile=os.path.join(logdir, f"pvp-{mon}-console.log"))
+                              logfile=os.path.join(logdir, f"pvp-{tag}-console.log"))
         vcpu = benchlib.find_threads(vm.pid, VCPU_THREAD[mon], timeout=30)
         if not vcpu:
             raise RuntimeError(f"{mon}: no vCPU thread appeared: " + " | ".join(vm.tail(5)))
@@ -214,11 +251,65 @@ def run_monitor(args, res, mon, p, tmp):
                                + " | ".join(gen.tail(3)) + f"; {mon}: " + " | ".join(vm.tail(6)))
         # threads created after the move (KVM's nx-lpage worker) too
         pin_others(vm.pid, vcpu, args.housekeeping_cpu)
-        record_placement(res, mon, vm,
+        record_placement(res, who, vm,
                          lambda tid, comm: "vCPU 0" if tid in vcpu else f"emulator thread {comm}", gen)
-        return gen_result(gen, out, trials_budget(args, p), mon, vm)
+        if switch:
+            for what, tid in switch.threads():
+                cpus, pol, prio = benchlib.thread_placement(tid)
+                benchlib.add_pinning(res, f"switch {switch.subject}", what, cpus, pol, prio)
+        return gen_result(gen, out, trials_budget(args, p), who, vm)
     finally:
         stop_round(vm, gen)
+
+
+def run_switched(args, res, p, switches, tmp):
+    """The switched PVP: for each switch of SWITCHES, the switch with two ports, then rtvmm's
+    guest and the generator through it. Returns ({switch: generator document}, {switch: why
+    it was skipped})."""
+    docs, skipped = {}, {}
+    sargs = copy.copy(args)
+    sargs.measure_cpu = args.measure_cpu if args.switch_cpu is None else args.switch_cpu
+    logdir = args.outdir or tmp
+    need_ovs = "ovs-dpdk" in switches
+    with loopback.Hugepages(loopback.OVS_SOCKET_MEM_MB // 2 if need_ovs else 0):
+        for name in switches:
+            socks = [os.path.join(tmp, f"sw{i}.sock") for i in (0, 1)]
+            for s_ in socks:
+                if os.path.exists(s_):
+                    os.unlink(s_)
+            benchlib.log(NAME, f"switched: rtvmm via {name} ({', '.join(p['sizes'])} B)")
+            try:
+                sw = SWITCHES[name](sargs, tmp, socks, os.path.join(logdir, f"pvp-switch-{name}.log"),
+                                    **SWITCH_KW[name])
+            except RuntimeError as e:
+                skipped[name] = f"the switch did not start: {e}"
+                benchlib.log(NAME, f"{name}: skipped: {e}")
+                continue
+            try:
+                for s_ in sw.socks:
+                    benchlib.wait_listening(s_, 20)
+                docs[name] = run_monitor(args, res, "rtvmm", p, tmp, switch=sw)
+            except RuntimeError as e:
+                skipped[name] = str(e)
+                benchlib.log(NAME, f"rtvmm via {name}: skipped: {e}")
+            finally:
+                sw.stop()
+    return docs, skipped
+
+
+def available_switches(args, res, wanted):
+    """The switches of WANTED this host can run; the others are recorded as skipped in RES."""
+    out = []
+    for name in wanted:
+        missing = (benchlib.need(args.testpmd) if name == "testpmd" else
+                   (benchlib.need(args.ovs_vswitchd, "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl")
+                    or benchlib.need_root("OVS-DPDK needs hugepages, which only root reserves"))
+                   if name == "ovs-dpdk" else None)
+        if missing:
+            benchlib.skip_part(res, f"rtvmm via {name}", missing)
+        else:
+            out.append(name)
+    return out
 
 
 def set_nice(pid, nice):
@@ -561,10 +652,16 @@ def run(args, new_result):
          "guest": args.guest or benchlib.tool(args, "bench/guest/rtvmm-guest.elf")}
     monitors = [m.strip() for m in args.monitors.split(",") if m.strip() in MONITORS]
     forwarders = [f.strip() for f in args.forwarders.split(",") if f.strip()]
+    switches = [w.strip() for w in args.switches.split(",") if w.strip() and w.strip() != "none"]
+    for w in switches:
+        if w not in SWITCHES:
+            raise ValueError(f"--switches: unknown switch {w!r} (known: {', '.join(SWITCHES)}, none)")
     for f in forwarders:
         if f not in FORWARDERS:
             raise ValueError(f"--forwarders: unknown forwarder {f!r} (known: {', '.join(FORWARDERS)})")
-    config = dict(p, monitors=monitors, forwarders=forwarders, resolution_pct=args.resolution,
+    switch_cpu = args.measure_cpu if args.switch_cpu is None else args.switch_cpu
+    config = dict(p, monitors=monitors, forwarders=forwarders, switches=switches, switch_cpu=switch_cpu,
+                  resolution_pct=args.resolution,
                   pdr_loss_pct=args.pdr_loss,
                   drain_ms=args.drain_ms, guest_mac=GUEST_MAC, guest_cmdline=guest_cmdline(),
                   memory=args.memory, vcpu_policy=("SCHED_FIFO %d" % args.vcpu_fifo) if args.vcpu_fifo
@@ -588,6 +685,7 @@ def run(args, new_result):
     benchlib.note_host_load(res, NAME, [args.housekeeping_cpu, args.measure_cpu])
     docs, skipped = {}, {}
     vnf, vnf_docs, vnf_skipped = None, {}, {}
+    sw_docs, sw_skipped = {}, {}
     tmp = tempfile.mkdtemp(prefix="rtvmm-pvp.")
     try:
         for mon in (monitors if "bare-metal" in forwarders else []):
@@ -612,6 +710,8 @@ def run(args, new_result):
             benchlib.log(NAME, f"{mon}: done in {time.monotonic() - t0:.0f} s")
         if VNF in forwarders:
             vnf, vnf_docs, vnf_skipped = run_vnf(args, res, monitors, tmp)
+        if switches and "bare-metal" in forwarders:
+            sw_docs, sw_skipped = run_switched(args, res, p, available_switches(args, res, switches), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -619,7 +719,43 @@ def run(args, new_result):
         bare_metal_figures(res, p, monitors, docs, skipped)
     if VNF in forwarders:
         vnf_figures(res, vnf, monitors, vnf_docs, vnf_skipped)
+    if switches and "bare-metal" in forwarders:
+        switched_figures(res, p, switches, sw_docs, sw_skipped, switch_cpu, args)
     return res
+
+
+def switched_figures(res, p, switches, docs, skipped, switch_cpu, args):
+    """The switched PVP's figures (subject "rtvmm via SWITCH", field "switch") and the ratios
+    rtvmm-dataplane/PEER (goal >= 1)."""
+    ndr = {}
+    for name in switches:
+        who = f"rtvmm via {name}"
+        if name in docs:
+            ndr[name], pdr, _ = figures(res, who, [docs[name]], p["sizes"], "bare-metal")
+            for kind in ("results", "series", "histograms"):
+                for r in res[kind]:
+                    if r.get("subject") == who:
+                        r["switch"] = name
+            for s in p["sizes"]:
+                benchlib.log(NAME, f"{who} {s}: NDR {ndr[name].get(s, 0):.3f} Mpps, PDR {pdr.get(s, 0):.3f} Mpps")
+        elif name in skipped:
+            res["notes"].append(f"skipped-for-{who}: {skipped[name]}")
+            for s in p["sizes"]:
+                benchlib.add_figure(res, "ndr_mpps", who, None, "Mpps", scenario=s, skipped=skipped[name],
+                                    forwarder="bare-metal", switch=name)
+    if "rtvmm-dataplane" in ndr:
+        for peer in (w for w in switches if w != "rtvmm-dataplane"):
+            for s in p["sizes"]:
+                benchlib.add_ratio(res, f"pvp switched NDR {s} rtvmm-dataplane/{peer}",
+                                   ndr["rtvmm-dataplane"].get(s), ndr.get(peer, {}).get(s), goal=1.0,
+                                   better="higher")
+    shared = [c for c in (args.housekeeping_cpu, args.measure_cpu) if c == switch_cpu]
+    res["notes"].append(
+        f"switched PVP: source on cpu {args.housekeeping_cpu} (virtio_user to switch port 0), switch poll "
+        f"thread on cpu {switch_cpu}, guest vCPU on cpu {args.measure_cpu} (rtvmm's NIC on switch port 1)"
+        + (f"; the switch shares cpu {shared[0]} with the "
+           f"{'guest' if shared[0] == args.measure_cpu else 'source'}: each figure is both loops' time "
+           "slices, the same for every switch" if shared else ""))
 
 
 def bare_metal_figures(res, p, monitors, docs, skipped):

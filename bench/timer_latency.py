@@ -5,11 +5,14 @@ the same cpu in the same run.
 Guest (bench/guest, test=timerlat): the LAPIC TSC-deadline timer armed at absolute deadlines
 t0 + k * period, the vCPU waiting in `sti; hlt` (its thread sleeps in the host); lateness = TSC
 at the first instruction of a dedicated interrupt stub - deadline, 1 us buckets 0..9999 us plus
-overflow. Deadlines that passed meanwhile are skipped, as cyclictest does. Two placements:
+overflow. Deadlines that passed meanwhile are skipped, as cyclictest does. Three placements:
   default   build/rtvmm run --kernel ... (no plan: vCPU thread unpinned, SCHED_OTHER)
   rt        build/rtvmm run PLAN.yaml: vCPU pinned to --measure-cpu, SCHED_FIFO --priority,
             emulator threads on --housekeeping-cpu, RAM prefaulted and mlocked, 2M pages
             (4K fallback when the pool is short), /dev/cpu_dma_latency held at 0 by rtvmm
+  rt-hlt    the rt plan with disable_exits: [hlt] (docs/rt-knobs.md): the guest's hlt stays in
+            guest mode, so the wake-up skips the exit and the host scheduler; where KVM cannot
+            disable HLT exits this placement is left out and a note says so
 Host: cyclictest -m -p PRIO -a MEASURE_CPU -t1 -i PERIOD -l SAMPLES -h 10000 -q --json=FILE
 (SCHED_FIFO and pinned, so its scenarios are named rt-idle / rt-stress).
 Each idle and under stress: stress-ng CPU hogs (SCHED_OTHER), one pinned to each of the
@@ -44,6 +47,14 @@ SUMMARY = re.compile(r"timerlat: n=(\d+) (.*)$")
 HIST = re.compile(r"timerlat: hist((?: \d+:\d+)+)\s*$")
 HIST_END = re.compile(r"timerlat: hist end lines=(\d+) buckets=(\d+)")
 PAGES = re.compile(r"rtvmm: memory .*?, (\d+ [KMG]iB) pages")
+# The guest's placements, and what each adds to the rt plan's VM.
+PLACEMENTS = ("default", "rt", "rt-hlt")
+PLAN_KEYS = {"rt": "", "rt-hlt": "  disable_exits: [hlt]\n"}
+NO_CAP = re.compile(r"KVM lacks KVM_CAP_X86_DISABLE_EXITS[^|]*")
+
+
+class Unsupported(RuntimeError):
+    """This host's KVM cannot give the placement (rtvmm refused it naming the capability)."""
 
 
 def add_arguments(ap):
@@ -55,6 +66,8 @@ def add_arguments(ap):
                     help="guest runs per scenario before a stalled one fails it (default 10)")
     ap.add_argument("--priority", type=int, default=90,
                     help="SCHED_FIFO priority of the rt vCPU and of cyclictest (default 90)")
+    ap.add_argument("--placements", default=",".join(PLACEMENTS),
+                    help="guest placements to measure, of " + ", ".join(PLACEMENTS) + " (default all)")
 
 
 def parse_guest(lines):
@@ -123,10 +136,11 @@ def cpu_ns(pid, tid):
 
 def run_guest_once(args, rtvmm, guest, placement, cmdline, tmp, scenario):
     """One guest run; returns (summary, buckets, {thread: placement}, page size or None)."""
-    if placement == "rt":
+    if placement in PLAN_KEYS:
         plan = os.path.join(tmp, "plan.yaml")
         with open(plan, "w") as f:
-            f.write(benchlib.rt_plan_yaml("timerlat", args, guest, cmdline, "64M", args.priority))
+            f.write(benchlib.rt_plan_yaml("timerlat", args, guest, cmdline, "64M", args.priority,
+                                          vm_keys=PLAN_KEYS[placement]))
         argv = [rtvmm, "run", plan, "--test-device"]
     else:
         argv = ["taskset", "-c", ",".join(map(str, benchlib.anywhere_cpus(args))),
@@ -136,6 +150,8 @@ def run_guest_once(args, rtvmm, guest, placement, cmdline, tmp, scenario):
     try:
         if not con.expect(r"timerlat: tsc_khz=", timeout=60):
             con.stop()
+            if m := NO_CAP.search(" | ".join(con.tail(8))):
+                raise Unsupported(m.group(0).strip())
             raise RuntimeError(f"{scenario}: the guest did not start: " + " | ".join(con.tail(8)))
         where = {"vcpu0": read_placement(con.pid, r"^vcpu0$"), "rtvmm": read_placement(con.pid, r"^rtvmm$")}
         vcpu = next(iter(benchlib.find_threads(con.pid, r"^vcpu0$", timeout=5)), None)
@@ -245,6 +261,9 @@ def run(args, new_result):
         return benchlib.skip(res, missing)
     if args.measure_cpu == args.housekeeping_cpu:
         return benchlib.fail(res, "--measure-cpu and --housekeeping-cpu must differ (the rt plan refuses it)")
+    placements = [p for p in PLACEMENTS if p in args.placements.split(",")]
+    if not placements or set(args.placements.split(",")) - set(PLACEMENTS):
+        return benchlib.fail(res, f"--placements {args.placements}: expected some of {', '.join(PLACEMENTS)}")
 
     cmdline = f"test=timerlat period_us={args.period_us} samples={args.samples}"
     if os.path.exists(floor):
@@ -257,20 +276,25 @@ def run(args, new_result):
                 summ, buckets, where = run_cyclictest(args, tmp, cond)
                 figs[("host-cyclictest", f"rt-{cond}")] = record(res, "host-cyclictest", f"rt-{cond}", summ, buckets)
                 pin_record(res, f"host-cyclictest rt-{cond}", "cyclictest", where, args.measure_cpu)
-                for placement in ("default", "rt"):
+                for placement in list(placements):
                     scenario = f"{placement}-{cond}"
                     benchlib.log(NAME, f"{cond}: guest, {placement} placement")
-                    summ, buckets, where, pg, stalls = run_guest(args, res, rtvmm, guest, placement,
-                                                                 cmdline, tmp, scenario)
+                    try:
+                        summ, buckets, where, pg, stalls = run_guest(args, res, rtvmm, guest, placement,
+                                                                     cmdline, tmp, scenario)
+                    except Unsupported as e:
+                        placements.remove(placement)
+                        res["notes"].append(f"{placement}: not measured: rtvmm refused it on this host: {e}")
+                        continue
                     summ["stalled_runs"] = stalls
                     figs[("rtvmm-guest", scenario)] = record(res, "rtvmm-guest", scenario, summ, buckets)
                     anywhere = benchlib.anywhere_cpus(args)
                     pin_record(res, f"rtvmm {scenario}", "vcpu0", where["vcpu0"],
-                               args.measure_cpu if placement == "rt" else anywhere)
+                               args.measure_cpu if placement in PLAN_KEYS else anywhere)
                     pin_record(res, f"rtvmm {scenario}", "rtvmm", where["rtvmm"],
-                               args.housekeeping_cpu if placement == "rt" else anywhere)
+                               args.housekeeping_cpu if placement in PLAN_KEYS else anywhere)
                     steps.append(summ["tsc_step_ns"])
-                    if placement == "rt" and pg:
+                    if placement in PLAN_KEYS and pg:
                         pages.add(pg)
 
     def ratio(name, num, den, key="value", goal=None):
@@ -284,6 +308,8 @@ def run(args, new_result):
     ratio("timer p99 stress rt/default", (g, "rt-stress"), (g, "default-stress"), key="p99", goal=1.0)
     ratio("timer max rt-idle guest/host", (g, "rt-idle"), (h, "rt-idle"))
     ratio("timer p99 rt-stress guest/host", (g, "rt-stress"), (h, "rt-stress"), key="p99")
+    ratio("timer max idle rt-hlt/rt", (g, "rt-hlt-idle"), (g, "rt-idle"))
+    ratio("timer p99 stress rt-hlt/rt", (g, "rt-hlt-stress"), (g, "rt-stress"), key="p99")
     res["notes"].append(benchlib.anywhere_note(args))
     res["notes"] += [
         f"stress: one stress-ng --cpu hog (SCHED_OTHER) pinned to each of cpus {stress_cpus}: the "
