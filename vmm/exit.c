@@ -1,5 +1,6 @@
 #include "vmm/exit.h"
 
+#include <cpuid.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,11 +52,25 @@ static enum exit_action handle_intr(struct exit_ctx *ctx, struct kvm_run *run, s
 	return EXIT_CONTINUE;
 }
 
+/* An AMD (or Hygon) host, whose KVM is kvm_amd: CPUID leaf 0's vendor, no syscall. */
+static bool host_is_amd(void)
+{
+	unsigned a, b, c, d;
+
+	if (!__get_cpuid(0, &a, &b, &c, &d))
+		return false;
+	return (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) ||   /* AuthenticAMD */
+	       (b == 0x6f677948 && d == 0x6e65476e && c == 0x656e6975);     /* HygonGenuine */
+}
+
 static enum exit_action handle_shutdown(struct exit_ctx *ctx, struct kvm_run *run,
 					struct exit_stop *stop)
 {
 	(void)ctx, (void)run;
-	return stop_with(stop, VM_STOP_ERROR, 1, "KVM_EXIT_SHUTDOWN: guest triple fault");
+	/* kvm_amd INITs the vCPU before it reports a shutdown (its VMCB is undefined then). */
+	return stop_with(stop, VM_STOP_ERROR, 1, "KVM_EXIT_SHUTDOWN: guest triple fault%s",
+			 host_is_amd() ? " (on this AMD host KVM has already put the vCPU through INIT: "
+			 "the registers below are its INIT state, not those of the fault)" : "");
 }
 
 static enum exit_action handle_system_event(struct exit_ctx *ctx, struct kvm_run *run,
