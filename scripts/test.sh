@@ -84,6 +84,7 @@ fi
 # The Linux boots and the benchmark suite's quick mode run once, in the normal build; the
 # sanitizer build runs everything else (bare-metal guests included) but the box's own test.
 status=0
+box_budget=${RTVMM_TEST_BOX_BUDGET_S:-4500}
 logs=()
 notrun=()
 broken=()
@@ -109,16 +110,24 @@ for b in "${builds[@]}"; do
 		# nested guest: soft lockups, the RCU kthread starved; kvmbox exits 125 and prints it).
 		# scripts/box-suite.sh leaves each test's result as it ends (scripts/box_tests.py prepares
 		# the tests and reads the results: no meson in the box), so the tests that box finished keep
-		# their results; the others run again in a new box, at most four more times, the one it wedged
-		# in last, and it says so (a failed test is rerun below). One box for all the tests saves
-		# a box boot (about 20 s) per test; each test still runs alone in it.
+		# their results; the others run again in a new box, the one it wedged in last, and it says
+		# so (a failed test is rerun below): up to 8 boxes per build while the whole run is within
+		# RTVMM_TEST_BOX_BUDGET_S seconds (default 4500: a CI run must end within 90 minutes, and one
+		# CI run saw 8 wedges). One box for all the tests saves a box boot (about 20 s) per test;
+		# each test still runs alone in it.
 		logs+=("$b/meson-logs/native.json=$b natively")
 		rm -rf "$b"/meson-logs/kvmbox-*
 		mapfile -t left < <("${mt[@]}" "${boxskip[@]}" --suite kvm --list 2> /dev/null |
 			sed -n 's#^[^ ]* / ##p')
 		[[ ${#left[@]} -gt 0 ]] || { echo "== $b: no kvm tests listed"; status=1; }
-		for try in 1 2 3 4 5; do
+		wedges=0
+		for try in 1 2 3 4 5 6 7 8; do
 			[[ ${#left[@]} -gt 0 ]] || break
+			if [[ $try -gt 1 && $SECONDS -ge $box_budget ]]; then
+				echo "== $b: the run has taken $((SECONDS / 60)) min, past its box budget of" \
+					"$((box_budget / 60)) min (RTVMM_TEST_BOX_BUDGET_S): no new box"
+				break
+			fi
 			dir=$b/meson-logs/kvmbox-$try
 			scripts/box_tests.py prepare "$b" "$dir" "${left[@]}" || { status=1; break; }
 			rc=0
@@ -130,14 +139,15 @@ for b in "${builds[@]}"; do
 				left=()
 				break
 			fi
+			wedges=$((wedges + 1))
 			mapfile -t left < <(scripts/box_tests.py left "$dir")
-			if [[ $try -lt 5 && ${#left[@]} -gt 0 ]]; then
+			if [[ $try -lt 8 && ${#left[@]} -gt 0 ]]; then
 				echo "== $b: the box wedged in ${left[-1]} (not a test failure): the" \
 					"${#left[@]} test(s) it did not finish run again in a new box, that one last"
 			fi
 		done
 		if [[ ${#left[@]} -gt 0 ]]; then
-			echo "== $b: the box wedged five times; not run: ${left[*]}"
+			echo "== $b: the box wedged $wedges times; not run: ${left[*]}"
 			notrun+=("$b in kvmbox=${left[*]}")
 			status=1
 		fi
