@@ -26,7 +26,11 @@ one max-rate trial per frame size. Figures per DUT and size, medians over the ro
   loopback_mpps   frames per second the source received back (what was forwarded), with
                   dut_mpps (the DUT's own TX counter over the trial, read at the trial's
                   start and end lines) and offered_mpps (what the DUT took) as extras
-and the ratios rtvmm-dataplane/testpmd and rtvmm-dataplane/ovs-dpdk (goal >= 1.0), each with
+  loopback_cycles_per_packet   the DUT's own busy cycles over the packets it received in the
+                  same trial (scaling.py says from which counters), which other load on the
+                  machine disturbs less than Mpps
+and the ratios rtvmm-dataplane/testpmd and rtvmm-dataplane/ovs-dpdk of each (goal >= 1.0 for
+Mpps, <= 1.0 for cycles/packet), each with
 the spread of the rounds' own ratios; the goal's verdict only when the rounds separate (at
 least 3, all on one side of 1.0), else "not separable in this run" with what else ran on the
 measure cpu (load average, steal time, other processes' threads). Frame sizes count the FCS (64 B =
@@ -523,13 +527,16 @@ def run(args, new_result):
                                 loss_pct=med([p["loss_pct"] for p in per]),
                                 runs_mpps=[p["rx_pps"] / 1e6 for p in per],
                                 rtt_p50_us=med([p["rtt_us"]["p50"] for p in per]))
-        ours = [run_.get(label, {}).get("rx_pps") for run_ in runs["rtvmm-dataplane"]]
-        for peer in (d for d in runs if d != "rtvmm-dataplane"):
-            theirs = [run_.get(label, {}).get("rx_pps") for run_ in runs[peer]]
-            logged_ratio(NAME, res, f"loopback Mpps rtvmm-dataplane/{peer}"
-                         + ("" if s == "64" else f" {size_label(s)}"), ours, theirs, noise,
-                         detail="".join(f"{d} {fig[d]:.3f} Mpps, " for d in ("rtvmm-dataplane", peer)
-                                        if fig[d] is not None))
+            cpp = [p["cycles_per_packet"] for p in per]
+            benchlib.add_figure(res, "loopback_cycles_per_packet", d, med(cpp), "cycles", scenario=size_label(s),
+                                runs_cycles=cpp)
+        suffix = "" if s == "64" else f" {size_label(s)}"
+        for key, what, better in (("rx_pps", "Mpps", "higher"), ("cycles_per_packet", "cycles/packet", "lower")):
+            ours = [run_.get(label, {}).get(key) for run_ in runs["rtvmm-dataplane"]]
+            for peer in (d for d in runs if d != "rtvmm-dataplane"):
+                theirs = [run_.get(label, {}).get(key) for run_ in runs[peer]]
+                logged_ratio(NAME, res, f"loopback {what} rtvmm-dataplane/{peer}{suffix}", ours, theirs, noise,
+                             better=better)
     res["noise"] = noise.record()
     res["notes"].append("Mpps = frames the source received back per second of the max-rate trial "
                         "(median over rounds); dut_mpps = the DUT's own count over the same trial (TX "

@@ -56,7 +56,8 @@ def add_arguments(ap):
                     help="learned MACs per port for the L2 switch (default 1,16,256,4096,65536; "
                          "quick 1,4096; 'none': no L2 runs)")
     ap.add_argument("--trial-s", type=float, default=None, help="max-rate trial length (default 2; quick 0.5)")
-    ap.add_argument("--warmup-s", type=float, default=None, help="warm-up trial (default 0.5; quick 0.3)")
+    ap.add_argument("--warmup-s", type=float, default=None,
+                    help="warm-up trial (default 0.5 s + 0.25 s per port; quick 0.3)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; quick 1)")
     ap.add_argument("--testpmd", default="dpdk-testpmd", help="testpmd program")
     ap.add_argument("--ovs-vswitchd", default=loopback.OVS_VSWITCHD, help="Open vSwitch's DPDK daemon")
@@ -107,7 +108,15 @@ def summarise(res, runs, figure, scenario, subject):
 def run(args, new_result):
     quick = args.quick
     trial_s = args.trial_s or (0.5 if quick else 2.0)
-    warmup_s = args.warmup_s if args.warmup_s is not None else (0.3 if quick else 0.5)
+    def warmup_s(n):
+        """The warm-up before the trial with N ports: a DUT first touches the memory of every
+        port's rings and buffers, and on a host that faults slowly (this development VM, shadow
+        paging) 16 ports took seconds: with 0.5 s every DUT measured 0.13-0.18 Mpps, with 5 s
+        3.3-4.0 Mpps (bench/scaling.py --ports 16 --macs none --rounds 1 [--warmup-s 5])."""
+        if args.warmup_s is not None:
+            return args.warmup_s
+        return 0.3 if quick else 0.5 + 0.25 * n
+
     rounds = args.rounds or (1 if quick else 3)
     ports = counts(args.ports or ("1,4" if quick else "1,2,4,8,16,32"), "ports")
     if max(ports) > 32:
@@ -115,7 +124,8 @@ def run(args, new_result):
     macs_spec = args.macs or ("1,4096" if quick else "1,16,256,4096,65536")
     macs = [] if macs_spec == "none" else counts(macs_spec, "macs")
     duts, missing, ovs_missing = loopback.available_duts(args)
-    config = {"ports": ports, "macs": macs, "size": "64", "trial_s": trial_s, "warmup_s": warmup_s,
+    config = {"ports": ports, "macs": macs, "size": "64", "trial_s": trial_s,
+              "warmup_s": {str(n): warmup_s(n) for n in ports},
               "rounds": rounds,
               "order": "per round, per port count: " + ", ".join(d.subject for d in duts)
                        + "; then per MAC count: rtvmm-dataplane l2switch",
@@ -144,7 +154,7 @@ def run(args, new_result):
                         try:
                             if cls is loopback.Ovs:
                                 hp.ensure()
-                            out = loopback.one_run(args, res, tmp, cls, ["64"], trial_s, warmup_s, f"{n}p-{r}",
+                            out = loopback.one_run(args, res, tmp, cls, ["64"], trial_s, warmup_s(n), f"{n}p-{r}",
                                                    pinned, nports=n,
                                                    dut_kw={"mem_mb": OVS_MEM_MB} if cls is loopback.Ovs else None)["64"]
                         except RuntimeError as e:
@@ -163,7 +173,7 @@ def run(args, new_result):
                 for k in macs:
                     benchlib.log(NAME, f"round {r + 1}/{rounds}: rtvmm-dataplane l2switch, {k} MAC(s) per port")
                     entries = max(8192, 32 * k)   # 2K MACs in 8-way buckets, none full
-                    out = loopback.one_run(args, res, tmp, loopback.Dataplane, ["64"], trial_s, warmup_s,
+                    out = loopback.one_run(args, res, tmp, loopback.Dataplane, ["64"], trial_s, warmup_s(2),
                                            f"l2-{k}-{r}", pinned, nports=2, gen_args=["--macs", str(k)],
                                            dut_kw={"fwd": ["--fwd", "l2switch", "--mac-entries", str(entries),
                                                            "--mac-per-port", "0"]})["64"]

@@ -523,8 +523,15 @@ unsigned dp_config__nr_mbufs(const struct dp_config *c)
 	unsigned long n = 2048;
 	unsigned i, lcores = dp_config__nr_lcores(c);
 
+	/*
+	 * A NIC's rings hold an mbuf per descriptor; a vhost-user backend's do not: its rx
+	 * allocates at dequeue and its tx copies into the guest's buffers and frees, so a vhost
+	 * port needs only what its bursts have in flight (32 vhost ports sized like NICs were
+	 * 65k mbufs, a working set that cost the poll loop at 16 and 32 ports: bench/scaling.py).
+	 */
 	for (i = 0; i < c->nr_ports; i++)
-		n += (unsigned long)c->ports[i].queues * (DP_RX_DESC + DP_TX_DESC);
+		n += (unsigned long)c->ports[i].queues *
+		     (c->ports[i].kind == DP_PORT_VHOST ? 2 * DP_BURST : DP_RX_DESC + DP_TX_DESC);
 	/* per lcore: its mempool cache plus a burst in flight towards every port */
 	n += (unsigned long)(lcores + 1) * (DP_MBUF_CACHE * 3 / 2 + (unsigned long)DP_BURST * c->nr_ports);
 	if (n < MIN_MBUFS)

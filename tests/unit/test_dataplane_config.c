@@ -362,6 +362,31 @@ static void test_poll_sched_from_the_command_line_or_the_plan(void **state)
 	unlink(path);
 }
 
+/* mbufs: a NIC's rings hold one per descriptor, a vhost-user port's only its bursts in flight. */
+static void test_mbufs_count_descriptors_of_nics_but_not_of_vhost_ports(void **state)
+{
+	struct dp_config v, a;
+	struct err e = { 0 };
+	char spec[64];
+	unsigned i;
+
+	(void)state;
+	dp_config__init(&v);
+	dp_config__init(&a);
+	CPU_SET(1, &v.lcores);
+	CPU_SET(1, &a.lcores);
+	for (i = 0; i < 32; i++) {
+		snprintf(spec, sizeof(spec), "vhost:/run/p%u.sock", i);
+		assert_int_equal(dp_config__add_port(&v, spec, &e), 0);
+		snprintf(spec, sizeof(spec), "af_packet:eth%u", i);
+		assert_int_equal(dp_config__add_port(&a, spec, &e), 0);
+	}
+	assert_true(dp_config__nr_mbufs(&a) >= 32 * (DP_RX_DESC + DP_TX_DESC));
+	assert_true(dp_config__nr_mbufs(&v) < 16384);
+	assert_true(dp_config__nr_mbufs(&v) >= 32 * 2 * DP_BURST);
+	assert_true(dp_config__mem_mb(&v) < dp_config__mem_mb(&a));
+}
+
 static void test_port_specs_parse_with_options(void **state)
 {
 	struct dp_config c;
@@ -566,6 +591,7 @@ int main(void)
 		cmocka_unit_test(test_telco_plan_gives_ports_per_nic_and_eal_from_the_dataplane_section),
 		cmocka_unit_test(test_command_line_wins_over_the_plan),
 		cmocka_unit_test(test_poll_sched_from_the_command_line_or_the_plan),
+		cmocka_unit_test(test_mbufs_count_descriptors_of_nics_but_not_of_vhost_ports),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
