@@ -669,7 +669,6 @@ static void memory_text(json_t *pl, char *buf, size_t len)
 
 #define TABLE_COLS 8
 
-/* One row, each column padded to its width but the last one with text. */
 /* ---- the dataplane's poll threads, read back from the kernel ---- */
 
 #define UP_MAX_POLL 64
@@ -764,6 +763,7 @@ static int dataplane_proven(const struct up_proc *dp, const struct plan_dataplan
 	return 0;
 }
 
+/* One row, each column padded to its width but the last one with text. */
 static void row_print(FILE *out, const size_t *w, const char *const *cells)
 {
 	unsigned c, last = TABLE_COLS - 1;
