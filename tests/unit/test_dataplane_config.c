@@ -280,23 +280,29 @@ static void test_vhost_mac_option_and_user_option(void **state)
 	assert_int_equal(dp_config__set_user(&c, "x:", &e), -EINVAL);
 }
 
+/* Writes `yaml` to a new temporary file; `path` is its mkstemp template and becomes its name. */
+static void write_temp_plan(char *path, const char *yaml)
+{
+	int fd = mkstemp(path);
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	assert_true(fputs(yaml, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
 static void test_plan_gives_user_run_dir_and_mac_cap_unless_the_command_line_does(void **state)
 {
 	char path[] = "/tmp/rtvmm-dp-plan-XXXXXX";
 	struct dp_config c;
 	struct err e = { 0 };
-	int fd;
-	FILE *f;
 
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
-	fputs("host:\n  user: nobody\n  run_dir: /run/x\n  dataplane:\n    cores: \"1\"\n"
-	      "    mac_per_port: 64\nvms:\n  - name: a\n    kernel: /dev/null\n    memory: 64M\n"
-	      "    vcpus: 1\n    nics:\n      - name: n0\n        socket: /run/x/a.sock\n", f);
-	fclose(f);
+	write_temp_plan(path, "host:\n  user: nobody\n  run_dir: /run/x\n  dataplane:\n    cores: \"1\"\n"
+			"    mac_per_port: 64\nvms:\n  - name: a\n    kernel: /dev/null\n    memory: 64M\n"
+			"    vcpus: 1\n    nics:\n      - name: n0\n        socket: /run/x/a.sock\n");
 	dp_config__init(&c);
 	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
 	assert_int_equal(c.mac_per_port, 64);
@@ -322,8 +328,6 @@ static void test_poll_sched_from_the_command_line_or_the_plan(void **state)
 	char path[] = "/tmp/rtvmm-dp-plan-XXXXXX";
 	struct dp_config c;
 	struct err e = { 0 };
-	int fd;
-	FILE *f;
 
 	(void)state;
 	dp_config__init(&c);
@@ -344,12 +348,7 @@ static void test_poll_sched_from_the_command_line_or_the_plan(void **state)
 	assert_int_equal(dp_config__parse_sched(&c, "fif:3", &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "expected other, fifo:PRIO or rr:PRIO"));
 
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
-	fputs("host:\n  dataplane:\n    cores: \"1\"\n    policy: fifo\n    priority: 20\n", f);
-	fclose(f);
+	write_temp_plan(path, "host:\n  dataplane:\n    cores: \"1\"\n    policy: fifo\n    priority: 20\n");
 	dp_config__init(&c);
 	assert_int_equal(dp_config__load_plan(&c, path, &e), 0);
 	assert_int_equal(c.poll_policy, RT_POLICY_FIFO);
