@@ -67,21 +67,9 @@ static struct rt_sched poll_sched(const struct dp_config *c, unsigned lcore)
 /* A fifo/rr poll thread never sleeps: RT throttling stops it for the rest of each period. */
 static void warn_rt_throttling(void)
 {
-	long runtime = 0, period = 0;
-	FILE *f = fopen("/proc/sys/kernel/sched_rt_runtime_us", "r");
+	long runtime, period;
 
-	if (f) {
-		if (fscanf(f, "%ld", &runtime) != 1)
-			runtime = -1;
-		fclose(f);
-	}
-	f = fopen("/proc/sys/kernel/sched_rt_period_us", "r");
-	if (f) {
-		if (fscanf(f, "%ld", &period) != 1)
-			period = 0;
-		fclose(f);
-	}
-	if (runtime >= 0 && runtime < period)
+	if (!rt__read_throttling(&runtime, &period) && runtime >= 0 && runtime < period)
 		dp_log("WARNING: RT throttling is on (%ld of every %ld us): each busy fifo/rr poll "
 		       "thread is stopped for %ld us every period and drops what arrives meanwhile; "
 		       "set /proc/sys/kernel/sched_rt_runtime_us to -1", runtime, period,
@@ -131,8 +119,7 @@ static int place_poll_threads(struct dp *dp, struct err *e)
 			 rte_eal_wait_lcore(lcore) < 0)
 			return err__set(e, -EBUSY, "poll lcore %u: cannot run on its thread", lcore);
 		if (job.rc)
-			return err__set(e, job.rc, "poll lcore %u: %s%s", lcore, job.e.msg,
-					job.rc == -EPERM ? " (fifo and rr need root or CAP_SYS_NICE)" : "");
+			return err__set(e, job.rc, "poll lcore %u: %s", lcore, job.e.msg);
 	}
 	for (i = 0; i < dp->nr_workers; i++) {
 		const struct dp_worker *w = dp->workers[i];

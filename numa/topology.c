@@ -21,9 +21,9 @@
 
 #include "base/cpus.h"
 #include "base/hugepages.h"
+#include "rt/rt.h"
 
 #define SYS_CPU "/sys/devices/system/cpu"
-#define PROC_RT "/proc/sys/kernel"
 
 static void bitmap_to_cpuset(hwloc_const_bitmap_t b, cpu_set_t *set)
 {
@@ -197,20 +197,6 @@ static int read_small(const char *path, char *buf, size_t len)
 	return ret;
 }
 
-static int read_long(const char *path, long *v)
-{
-	char buf[64], *end;
-	int ret = read_small(path, buf, sizeof(buf));
-
-	if (ret)
-		return ret;
-	errno = 0;
-	*v = strtol(buf, &end, 10);
-	if (errno || end == buf)
-		return -EINVAL;
-	return 0;
-}
-
 /* A kernel cpu list file: absent means the kernel has no such feature, so none. A kernel built
  * with CONFIG_NO_HZ_FULL (Debian's) and booted without nohz_full= prints "(null)" in
  * .../cpu/nohz_full: none either. */
@@ -302,8 +288,7 @@ int topology__load_host(struct topology *t, struct err *e)
 		goto err_free;
 	t->nohz_full_known = true;
 
-	if (!read_long(PROC_RT "/sched_rt_runtime_us", &t->rt_runtime_us) &&
-	    !read_long(PROC_RT "/sched_rt_period_us", &t->rt_period_us))
+	if (!rt__read_throttling(&t->rt_runtime_us, &t->rt_period_us))
 		t->rt_known = true;
 	return 0;
 

@@ -72,6 +72,35 @@ static int read_small(const char *path, char *buf, size_t len)
 	return (int)n;
 }
 
+/* A /proc file holding one integer. */
+static int read_long(const char *path, long *v)
+{
+	char buf[64], *end;
+	int ret = read_small(path, buf, sizeof(buf));
+
+	if (ret < 0)
+		return ret;
+	errno = 0;
+	*v = strtol(buf, &end, 10);
+	if (errno || end == buf)
+		return -EINVAL;
+	return 0;
+}
+
+int rt__read_throttling(long *runtime_us, long *period_us)
+{
+	long runtime, period;
+	int ret = read_long("/proc/sys/kernel/sched_rt_runtime_us", &runtime);
+
+	if (!ret)
+		ret = read_long("/proc/sys/kernel/sched_rt_period_us", &period);
+	if (ret)
+		return ret;
+	*runtime_us = runtime;
+	*period_us = period;
+	return 0;
+}
+
 /* Parses a kernel cpu list ("0-1,4") into set; -EINVAL on junk. */
 static int parse_cpu_list(const char *s, cpu_set_t *set)
 {

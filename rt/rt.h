@@ -61,6 +61,12 @@ bool rt__matches(const struct rt_thread *t, const struct rt_sched *s);
 /* Prints "thread tid cpus policy prio node" rows. */
 void rt__print_table(FILE *out, const struct rt_thread *rows, unsigned n);
 
+/*
+ * The kernel's RT throttling: sched_rt_runtime_us (-1 = off) and sched_rt_period_us from
+ * /proc/sys/kernel; -errno when either cannot be read (then neither is set).
+ */
+int rt__read_throttling(long *runtime_us, long *period_us);
+
 /* mlockall(MCL_CURRENT|MCL_FUTURE). */
 int rt__lock_all_memory(struct err *e);
 
