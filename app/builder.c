@@ -315,6 +315,8 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 
 	if (cfg->sandbox)
 		sandbox__hook(&hooks);
+	hooks.guest_ready = cfg->guest_ready;
+	hooks.ready_opaque = cfg->ready_opaque;
 
 	/*
 	 * 1. The KVM VM object, with the TSS/identity-map pages KVM needs on x86; placement's hooks.

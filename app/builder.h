@@ -46,6 +46,9 @@ struct vm_config {
 	unsigned halt_poll_ns;
 	const char *disable_exits_at; /* where each was asked, for errors ("host.yaml:7: vm.disable_exits", */
 	const char *halt_poll_at;     /* "--halt-poll-ns '0'"); NULL: not said */
+	/* vm_hooks.guest_ready: right before the vCPUs first enter the guest; NULL: none. */
+	int (*guest_ready)(void *opaque);
+	void *ready_opaque;
 };
 
 /*

@@ -14,6 +14,7 @@
 #include "app/builder.h"
 #include "app/control.h"
 #include "app/ctl.h"
+#include "app/migration.h"
 #include "app/sandbox.h"
 #include "app/up.h"
 #include "base/size.h"
@@ -24,6 +25,7 @@
 #include "numa/mem.h"
 #include "numa/topology.h"
 #include "vmm/kvm.h"
+#include "vmm/snapshot.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/pci.h"
 #include "vmm/vm.h"
@@ -95,6 +97,15 @@ static const char usage_text[] =
 	"      --halt-poll-ns NS how long a halted vCPU polls before it sleeps, this VM only\n"
 	"                        (KVM_CAP_HALT_POLL, 0..1000000000; 0: never; default: the kvm\n"
 	"                        module's halt_poll_ns); a plan VM's halt_poll_ns\n"
+	"      --restore DIR     start from the snapshot in DIR (rtvmm ctl SOCKET snapshot DIR)\n"
+	"                        instead of booting: the same machine (memory, vCPUs, NICs,\n"
+	"                        disks, --test-device) as when it was taken, checked; the\n"
+	"                        placement may differ (a plan's cpus and node)\n"
+	"      --incoming tcp:HOST:PORT  receive a live migration instead of booting (rtvmm ctl\n"
+	"                        SOCKET migrate tcp:HOST:PORT on the source): listens on HOST\n"
+	"                        (a numeric address) once the VM is built and placed, takes one\n"
+	"                        source with the same machine, runs the guest once its\n"
+	"                        placement is proven; the source stops only then\n"
 	"      --on-reboot restart|exit  what a guest reset or the API's vm.reboot does:\n"
 	"                        restart (default: the guest boots again in this process, same\n"
 	"                        API socket, placement and guest RAM) or exit (the VM stops,\n"
@@ -175,6 +186,7 @@ static const char *stop_name(enum vm_stop_reason r)
 		[VM_STOP_ERROR] = "guest error",
 		[VM_STOP_SIGNAL] = "signal",
 		[VM_STOP_PANIC] = "guest panicked",
+		[VM_STOP_MIGRATED] = "migrated: the guest runs on the destination",
 	};
 
 	return names[r];
@@ -284,6 +296,8 @@ struct run_args {
 	const char *api_socket;              /* --api-socket PATH, NULL when not given */
 	const char *serial;                  /* --serial MODE, NULL when not given */
 	const char *dataplane_stats;         /* --dataplane-stats PATH, NULL when not given */
+	const char *restore;                 /* --restore DIR, NULL when not given */
+	const char *incoming;                /* --incoming tcp:HOST:PORT, NULL when not given */
 	bool no_sandbox;
 	char disable_exits_at[4200];         /* where the knobs were asked, for the build's errors */
 	char halt_poll_at[4200];
@@ -326,6 +340,8 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "api-socket", required_argument, NULL, 'A' },
 		{ "dataplane-stats", required_argument, NULL, 'P' },
+		{ "restore", required_argument, NULL, 'r' },
+		{ "incoming", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -422,6 +438,12 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		case 'P':
 			ra->dataplane_stats = optarg;
 			break;
+		case 'r':
+			ra->restore = optarg;
+			break;
+		case 'I':
+			ra->incoming = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -442,6 +464,8 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 				   ra->plan_file);
 	if (!ra->plan_file && ra->vm_name)
 		return usage_error("--vm %s: needs a plan file", ra->vm_name);
+	if (ra->restore && ra->incoming)
+		return usage_error("%s", "--restore and --incoming: one or the other");
 	if (!ra->plan_file && !kernel_set)
 		return usage_error("%s", "run: --kernel FILE (or a plan file) is required");
 	/* The command line's defaults: what a plan file must spell out. */
@@ -800,6 +824,7 @@ static int cmd_run(int argc, char **argv)
 	int serial_fd = -1;
 	const struct plan_vm *pvm;
 	struct placement placement;
+	struct migration_incoming incoming = { .listen_fd = -1, .fd = -1 };
 	struct control *control = NULL;
 	struct plan plan = { 0 };
 	struct timespec t0;
@@ -870,12 +895,51 @@ static int cmd_run(int argc, char **argv)
 	 */
 	vm__stop_signals(&stop_signals);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	/* A busy port refuses before anything is built; the source is told RUNNING at the gate. */
+	if (ra.incoming) {
+		if (migration__listen(&incoming, ra.incoming, &e)) {
+			fprintf(stderr, "rtvmm: %s\n", e.msg);
+			status = 1;
+			goto out_free;
+		}
+		cfg.guest_ready = migration__ready;
+		cfg.ready_opaque = &incoming;
+	}
 	if (vm__build(&vm, &cfg, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg[0] ? e.msg : strerror(-e.code));
 		status = vm.stop_reason == VM_STOP_SIGNAL ? vm.stop_status : 1;
 		goto out_destroy;
 	}
 	report_build(&vm, &cfg, seconds_since(&t0));
+	if (ra.incoming) {
+		struct timespec t1;
+
+		fprintf(stderr, "rtvmm: waiting for a live migration on %s\n", ra.incoming);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (migration__receive(&incoming, &vm, &e)) {
+			fprintf(stderr, "rtvmm: --incoming %s: %s\n", ra.incoming, e.msg);
+			status = 1;
+			goto out_destroy;
+		}
+		fprintf(stderr, "rtvmm: received the VM in %.3f s (%llu pages, %llu MiB zero, %llu "
+			"bytes on the wire)\n", seconds_since(&t1),
+			(unsigned long long)incoming.st.pages_sent,
+			(unsigned long long)(incoming.st.zero_bytes >> 20),
+			(unsigned long long)incoming.st.bytes_sent);
+	}
+	if (ra.restore) {
+		struct timespec t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (snapshot__restore(&vm, ra.restore, &e)) {
+			fprintf(stderr, "rtvmm: --restore: %s\n", e.msg);
+			status = 1;
+			goto out_destroy;
+		}
+		fprintf(stderr, "rtvmm: restored the snapshot %s in %.3f s (%.3f s since start): "
+			"the guest goes on where it was\n", ra.restore, seconds_since(&t1),
+			seconds_since(&t0));
+	}
 	if (cfg.placement && placement__before_run(cfg.placement, &e)) {
 		fprintf(stderr, "rtvmm: %s\n", e.msg);
 		status = 1;
@@ -892,6 +956,8 @@ static int cmd_run(int argc, char **argv)
 	report_stop(&vm, seconds_since(&t0));
 out_destroy:
 	vm__destroy(&vm);
+out_free:
+	migration__close(&incoming);
 	if (cfg.placement)
 		placement__fini(cfg.placement);
 	if (serial_fd >= 0)

@@ -17,16 +17,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/migration.h"
 #include "app/nic_stats.h"
 #include "base/cpus.h"
 #include "numa/mem.h"
 #include "rt/rt.h"
 #include "vmm/exit.h"
+#include "vmm/snapshot.h"
 
 struct control {
 	struct control_config cfg;
 	struct api_server *server;
 	const char **nic_stats;            /* cfg.nic_stats, copied */
+	struct migration_worker *migration; /* vm.send-migration runs there */
 };
 
 /* The VM's NIC or disk called `name`: "nics", "disks", or NULL for the machine's own devices. */
@@ -246,6 +249,108 @@ static void h_power_button(void *opaque, const json_t *body, struct api_answer *
 		state_answer(c, err, "vm.power-button", "Running", out);
 }
 
+/*
+ * vm.snapshot, as cloud-hypervisor's: {"destination_url": "file:///DIR"}, DIR
+ * a new directory. A running VM pauses for it and goes on; 200 with what it cost.
+ */
+static void h_snapshot(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+	const char *url = json_string_value(json_object_get(body, "destination_url"));
+	struct snapshot_stats st;
+	struct err e = { 0 };
+	int err;
+
+	if (!url || strncmp(url, "file:///", 8)) {
+		api_answer__error(out, 400, "vm.snapshot: \"destination_url\" must be a string "
+				  "\"file:///DIR\" (an absolute path), got %s",
+				  url ? url : "none");
+		return;
+	}
+	err = snapshot__save(c->cfg.vm, url + 7, &st, &e);
+	if (err == -EBUSY)
+		api_answer__error(out, 409, "vm.snapshot: %s", e.msg);
+	else if (err == -EEXIST)
+		api_answer__error(out, 400, "vm.snapshot: %s", e.msg);
+	else if (err)
+		api_answer__error(out, 500, "vm.snapshot: %s", e.msg);
+	else
+		api_answer__json(out, 200, json_pack("{s:s, s:I, s:I, s:I, s:I}", "path", url + 7,
+						     "memory_bytes", (json_int_t)st.memory_bytes,
+						     "memory_written_bytes",
+						     (json_int_t)st.memory_written,
+						     "state_bytes", (json_int_t)st.state_bytes,
+						     "paused_ns", (json_int_t)st.paused_ns));
+}
+
+static void stop_migrated(void *opaque)
+{
+	vm__request_stop(opaque, VM_STOP_MIGRATED, 0);
+}
+
+/*
+ * vm.send-migration, as cloud-hypervisor's: {"destination_url": "tcp:HOST:PORT"}, with
+ * rtvmm's "downtime_ms" (default 300) and "max_rounds" (default 30). Answers once the
+ * destination runs the guest (200 with the figures), and then this VM stops (exit 0); on a
+ * failure the guest runs on here and the answer says why.
+ */
+static void h_send_migration(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+	const char *url = json_string_value(json_object_get(body, "destination_url"));
+	json_t *dt = json_object_get(body, "downtime_ms"), *mr = json_object_get(body, "max_rounds");
+	struct migrate_params p = { .downtime_ms = 300, .max_rounds = 30 };
+	struct migrate_stats st;
+	struct err e = { 0 };
+	int err;
+
+	if (!url) {
+		api_answer__error(out, 400, "vm.send-migration: \"destination_url\" must be a string "
+				  "\"tcp:HOST:PORT\"");
+		return;
+	}
+	if ((dt && (!json_is_integer(dt) || json_integer_value(dt) < 1 ||
+		    json_integer_value(dt) > 60000)) ||
+	    (mr && (!json_is_integer(mr) || json_integer_value(mr) < 1 ||
+		    json_integer_value(mr) > 1000))) {
+		api_answer__error(out, 400, "vm.send-migration: \"downtime_ms\" must be 1..60000 and "
+				  "\"max_rounds\" 1..1000");
+		return;
+	}
+	if (dt)
+		p.downtime_ms = (unsigned)json_integer_value(dt);
+	if (mr)
+		p.max_rounds = (unsigned)json_integer_value(mr);
+	err = migration__send(c->migration, c->cfg.vm, url, &p, &st, &e);
+	if (err == -EINVAL && !st.rounds) {
+		api_answer__error(out, 400, "vm.send-migration: %s", e.msg);
+		return;
+	}
+	if (err == -EBUSY) {
+		api_answer__error(out, 409, "vm.send-migration: %s", e.msg);
+		return;
+	}
+	if (err) {
+		api_answer__error(out, 500, "vm.send-migration: %s; the guest runs on here", e.msg);
+		return;
+	}
+	fprintf(stderr, "rtvmm: migrated to %s: %u rounds, %llu pages, %llu bytes, downtime %.3f s, "
+		"total %.3f s\n", url, st.rounds, (unsigned long long)st.pages_sent,
+		(unsigned long long)st.bytes_sent, (double)st.downtime_ns / 1e9,
+		(double)st.total_ns / 1e9);
+	api_answer__json(out, 200, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					     "destination_url", url, "rounds", (int)st.rounds,
+					     "pages_sent", (json_int_t)st.pages_sent,
+					     "zero_bytes", (json_int_t)st.zero_bytes,
+					     "bytes_sent", (json_int_t)st.bytes_sent,
+					     "last_dirty_pages", (json_int_t)st.last_dirty_pages,
+					     "bandwidth_bps", (json_int_t)st.bandwidth_bps,
+					     "downtime_ns", (json_int_t)st.downtime_ns,
+					     "total_ns", (json_int_t)st.total_ns));
+	out->after = stop_migrated;
+	out->after_opaque = c->cfg.vm;
+}
+
 static void stop_poweroff(void *opaque)
 {
 	vm__request_stop(opaque, VM_STOP_POWEROFF, 0);
@@ -443,6 +548,8 @@ static const struct api_route routes[] = {
 	{ "PUT", "/api/v1/vm.power-button", h_power_button },
 	{ "PUT", "/api/v1/vm.shutdown", h_shutdown },
 	{ "PUT", "/api/v1/vm.reboot", h_reboot },
+	{ "PUT", "/api/v1/vm.snapshot", h_snapshot },
+	{ "PUT", "/api/v1/vm.send-migration", h_send_migration },
 	{ "PUT", "/api/v1/vmm.shutdown", h_vmm_shutdown },
 	{ "GET", "/api/v1/vm.placement", h_placement },
 	{ "GET", "/api/v1/vm.exits", h_exits },
@@ -477,8 +584,16 @@ int control__start(struct control **out, const struct control_config *cfg, struc
 		c->nic_stats[i] = cfg->nic_stats[i];
 	c->cfg.nic_stats = c->nic_stats;
 	sc.opaque = c;
+	/* Before the API answers anything, and before the sandbox: its thread confines itself. */
+	err = migration__start_worker(&c->migration);
+	if (err) {
+		free(c->nic_stats);
+		free(c);
+		return err__set(e, err, "migration thread: %s", strerror(-err));
+	}
 	err = api_server__start(&c->server, &sc, e);
 	if (err) {
+		migration__stop_worker(c->migration);
 		free(c->nic_stats);
 		free(c);
 		return err;
@@ -492,6 +607,7 @@ void control__stop(struct control *c)
 	if (!c)
 		return;
 	api_server__stop(c->server);
+	migration__stop_worker(c->migration);
 	free(c->nic_stats);
 	free(c);
 }

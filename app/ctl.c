@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "app/console_attach.h"
 
 #define CTL_DEFAULT_TIMEOUT_MS 5000
+#define CTL_SNAPSHOT_TIMEOUT_MS 600000  /* a snapshot or migration moves all of guest RAM */
 
 struct verb {
 	const char *name;
@@ -24,6 +26,7 @@ struct verb {
 	const char *uri;
 	void (*print)(json_t *answer);  /* NULL: the call has no answer body (204) */
 	const char *help;
+	const char *arg;                /* the argument it takes after VERB ("DIR"), or NULL */
 };
 
 static const char *str(json_t *o, const char *key)
@@ -180,6 +183,24 @@ static void print_exits(json_t *a)
 	}
 }
 
+static void print_snapshot(json_t *a)
+{
+	printf("snapshot %s: %lld MiB of memory (%lld MiB written), state %lld KiB, guest paused "
+	       "%.3f s\n", str(a, "path"), num(a, "memory_bytes") >> 20,
+	       num(a, "memory_written_bytes") >> 20, num(a, "state_bytes") >> 10,
+	       (double)num(a, "paused_ns") / 1e9);
+}
+
+static void print_migration(json_t *a)
+{
+	printf("migrated to %s: %lld rounds, %lld pages sent (%lld MiB zero not sent), %lld MiB on "
+	       "the wire at %.0f MiB/s, %lld pages after the stop; downtime %.3f s, total %.3f s\n",
+	       str(a, "destination_url"), num(a, "rounds"), num(a, "pages_sent"),
+	       num(a, "zero_bytes") >> 20, num(a, "bytes_sent") >> 20,
+	       (double)num(a, "bandwidth_bps") / 1048576.0, num(a, "last_dirty_pages"),
+	       (double)num(a, "downtime_ns") / 1e9, (double)num(a, "total_ns") / 1e9);
+}
+
 static const struct verb verbs[] = {
 	{ "ping", "GET", "/api/v1/vmm.ping", print_ping, "rtvmm's version and pid" },
 	{ "info", "GET", "/api/v1/vm.info", print_info,
@@ -198,6 +219,13 @@ static const struct verb verbs[] = {
 	  "reset the VM as a guest reset does: it boots again in place (--on-reboot exit: "
 	  "rtvmm exits 0)" },
 	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", NULL, "stop the VM and rtvmm" },
+	{ "snapshot", "PUT", "/api/v1/vm.snapshot", print_snapshot,
+	  "write a snapshot into the new directory DIR (a running VM pauses for it and goes on; "
+	  "rtvmm run --restore DIR starts it again)", "DIR" },
+	{ "migrate", "PUT", "/api/v1/vm.send-migration", print_migration,
+	  "live-migrate the VM to an `rtvmm run --incoming tcp:HOST:PORT` there (pre-copy, then "
+	  "a stop of at most about 300 ms); this rtvmm exits 0 once the guest runs there",
+	  "tcp:HOST:PORT" },
 	{ "console", "GET", "/api/v1/vm.info", NULL,
 	  "attach this terminal to the VM's serial socket (Ctrl-] detaches)" },
 };
@@ -206,24 +234,29 @@ static void usage(FILE *out)
 {
 	unsigned i;
 
-	fprintf(out, "usage: rtvmm ctl SOCKET VERB [--json] [--timeout MS]\n"
+	fprintf(out, "usage: rtvmm ctl SOCKET VERB [ARG] [--json] [--timeout MS]\n"
 		"       rtvmm ctl list [--run-dir DIR] [--json]   (the VMs 'rtvmm up' started)\n\n"
 		"SOCKET is a running rtvmm's --api-socket. VERB is one of:\n");
-	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		fprintf(out, "  %-14s %s %s: %s\n", verbs[i].name, verbs[i].method, verbs[i].uri,
-			verbs[i].help);
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "%s%s%s", verbs[i].name, verbs[i].arg ? " " : "",
+			 verbs[i].arg ? verbs[i].arg : "");
+		fprintf(out, "  %-14s %s %s: %s\n", name, verbs[i].method, verbs[i].uri, verbs[i].help);
+	}
 	fprintf(out, "\n--json prints the server's JSON answer as it is (nothing for a 204).\n"
 		"Exit status: 0 when the call succeeded, 1 when the server refused it (its error\n"
 		"is printed) or could not be reached, 2 for a usage error.\n");
 }
 
 /* One call; 0 with `out` filled on a 2xx answer, else 1 after saying why on stderr. */
-static int call(const char *sock, const struct verb *v, int timeout_ms, struct api_reply *out)
+static int call(const char *sock, const struct verb *v, const char *body, int timeout_ms,
+		struct api_reply *out)
 {
 	struct err e = { 0 };
 	json_t *j;
 
-	if (api_client__call(sock, v->method, v->uri, NULL, timeout_ms, out, &e)) {
+	if (api_client__call(sock, v->method, v->uri, body, timeout_ms, out, &e)) {
 		fprintf(stderr, "rtvmm ctl: %s: %s\n", v->name, e.msg);
 		return 1;
 	}
@@ -257,6 +290,46 @@ static int attach_console(const char *verb, const struct api_reply *info)
 	return status;
 }
 
+/*
+ * The vm.snapshot body for DIR, as cloud-hypervisor's: {"destination_url":
+ * "file:///abs/DIR"}; a relative DIR is taken from this directory (the
+ * monitor's may differ). NULL after saying why.
+ */
+static char *snapshot_body(const char *dir)
+{
+	char cwd[4096], *url = NULL, *out = NULL;
+	json_t *j;
+
+	if (!*dir) {
+		fprintf(stderr, "rtvmm ctl: snapshot: empty directory name\n");
+		return NULL;
+	}
+	if (dir[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
+		fprintf(stderr, "rtvmm ctl: snapshot %s: cannot read this directory: %s\n", dir,
+			strerror(errno));
+		return NULL;
+	}
+	if (asprintf(&url, "file://%s%s%s", dir[0] == '/' ? "" : cwd, dir[0] == '/' ? "" : "/",
+		     dir) < 0)
+		return NULL;
+	j = json_pack("{s:s}", "destination_url", url);
+	if (j)
+		out = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	free(url);
+	return out;
+}
+
+/* The vm.send-migration body for URL: {"destination_url": URL}. */
+static char *migrate_body(const char *url)
+{
+	json_t *j = json_pack("{s:s}", "destination_url", url);
+	char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return out;
+}
+
 /* After pause or resume: the state and the time paused, from vm.info. */
 static void print_state_after(const char *sock, const char *verb, int timeout_ms)
 {
@@ -264,7 +337,7 @@ static void print_state_after(const char *sock, const char *verb, int timeout_ms
 	struct api_reply r;
 	json_t *j;
 
-	if (call(sock, info, timeout_ms, &r))
+	if (call(sock, info, NULL, timeout_ms, &r))
 		return;
 	j = json_loadb(r.body, r.len, 0, NULL);
 	printf("%s: the VM is %s; time paused in all %.3f s\n", verb, str(j, "state"),
@@ -283,7 +356,8 @@ int ctl__main(int argc, char **argv)
 	};
 	const struct verb *v = NULL;
 	int c, timeout_ms = CTL_DEFAULT_TIMEOUT_MS, status;
-	bool json = false;
+	bool json = false, timeout_set = false;
+	char *body = NULL;
 	struct api_reply r;
 	const char *sock;
 	json_t *answer;
@@ -300,6 +374,7 @@ int ctl__main(int argc, char **argv)
 		case 't':
 			errno = 0;
 			timeout_ms = (int)strtol(optarg, &end, 10);
+			timeout_set = true;
 			if (errno || *end || timeout_ms <= 0) {
 				fprintf(stderr, "rtvmm ctl: --timeout '%s': expected milliseconds > 0\n",
 					optarg);
@@ -314,8 +389,8 @@ int ctl__main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 2) {
-		fprintf(stderr, "rtvmm ctl: expected SOCKET VERB\n");
+	if (argc - optind != 2 && argc - optind != 3) {
+		fprintf(stderr, "rtvmm ctl: expected SOCKET VERB [ARG]\n");
 		usage(stderr);
 		return 2;
 	}
@@ -328,7 +403,26 @@ int ctl__main(int argc, char **argv)
 			argv[optind + 1]);
 		return 2;
 	}
-	status = call(sock, v, timeout_ms, &r);
+	if (!v->arg != (argc - optind == 2)) {
+		fprintf(stderr, "rtvmm ctl: %s %s%s\n", v->name, v->arg ? "needs its argument " :
+			"takes no argument", v->arg ? v->arg : "");
+		return 2;
+	}
+	if (v->arg && !strcmp(v->name, "migrate")) {
+		body = migrate_body(argv[optind + 2]);
+		if (!body)
+			return 2;
+		if (!timeout_set)
+			timeout_ms = CTL_SNAPSHOT_TIMEOUT_MS;
+	} else if (v->arg) {
+		body = snapshot_body(argv[optind + 2]);
+		if (!body)
+			return 2;
+		if (!timeout_set)
+			timeout_ms = CTL_SNAPSHOT_TIMEOUT_MS;
+	}
+	status = call(sock, v, body, timeout_ms, &r);
+	free(body);
 	if (status)
 		return status;
 	if (!strcmp(v->name, "console")) {

@@ -45,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -143,6 +144,10 @@ static const unsigned long io_ioctls[] = { 0 };
 static const unsigned long api_ioctls[] = {
 	KVM_GET_CLOCK, KVM_SET_CLOCK, /* vm.pause / vm.resume: guest time stands still */
 	KVM_IRQ_LINE,                 /* vm.power-button: the SCI */
+	/* vm.snapshot reads a paused VM: each vCPU's state, the irqchip and PIT */
+	KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_FPU, KVM_GET_XCRS, KVM_GET_DEBUGREGS,
+	KVM_GET_MSRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_TSC_KHZ,
+	KVM_GET_IRQCHIP, KVM_GET_PIT2,
 	0,
 };
 
@@ -152,7 +157,9 @@ static const unsigned long api_ioctls[] = {
  * nodes; libnuma asks get_mempolicy once), each thread's affinity and policy, the pages'
  * nodes (move_pages, nothing moved: no node list). It stops the VM through the stop eventfd
  * and kicks vCPUs for a pause (tgkill). vm.counters connects to a NIC backend's stats socket
- * (a non-blocking unix stream socket, nic_stats.c) and reads its reply.
+ * (a non-blocking unix stream socket, nic_stats.c) and reads its reply. vm.snapshot makes
+ * a new directory and new files in it (never opens an existing file for writing: O_EXCL),
+ * writes and syncs them, renames its manifest into place, and removes what a failed one left.
  */
 static const struct sb_rule api_rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(epoll_ctl),
@@ -163,10 +170,37 @@ static const struct sb_rule api_rules[] = {
 	ALLOW(connect),
 	{ .nr = SCMP_SYS(openat), .nr_args = 1,
 	  .args = { ARG(2, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) } },
+	{ .nr = SCMP_SYS(openat), .nr_args = 1,
+	  .args = { ARG(2, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC,
+			O_WRONLY | O_CREAT | O_EXCL) } },
+	ALLOW(mkdir), ALLOW(mkdirat), ALLOW(rename), ALLOW(renameat), ALLOW(unlink), ALLOW(rmdir),
+	ALLOW(pwrite64), ALLOW(fsync), ALLOW(ftruncate),
 	ALLOW(getdents64), ALLOW(lseek),
 	ALLOW(sched_getaffinity), ALLOW(sched_getscheduler), ALLOW(sched_getparam),
 	ALLOW_IF(move_pages, 3, 0), ALLOW(get_mempolicy),
 	END,
+};
+
+/*
+ * An outgoing live migration's thread: one TCP connection to a numeric address (no name
+ * lookup), the records sent and the answers read, the dirty log, the pause's vCPU kicks.
+ */
+static const struct sb_rule migration_rules[] = {
+	{ .nr = SCMP_SYS(socket), .nr_args = 2,
+	  .args = { ARG(0, SCMP_CMP_EQ, AF_INET, 0), ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_CLOEXEC, 0) } },
+	{ .nr = SCMP_SYS(socket), .nr_args = 2,
+	  .args = { ARG(0, SCMP_CMP_EQ, AF_INET6, 0), ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_CLOEXEC, 0) } },
+	ALLOW_IF(setsockopt, 1, IPPROTO_TCP), ALLOW(connect), ALLOW(sendmsg), ALLOW(recvfrom),
+	ALLOW(poll), ALLOW(ppoll),
+	END,
+};
+static const unsigned long migration_ioctls[] = {
+	KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG,   /* the dirty log on, read, off */
+	KVM_GET_CLOCK, KVM_SET_CLOCK,                    /* the pause, a resume after a failure */
+	KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_FPU, KVM_GET_XCRS, KVM_GET_DEBUGREGS,
+	KVM_GET_MSRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_TSC_KHZ,
+	KVM_GET_IRQCHIP, KVM_GET_PIT2,
+	0,
 };
 
 /* The main thread after the drop: signals, the stop, joins and teardown. */
@@ -239,6 +273,7 @@ static const struct sb_class classes[THREAD_CLASS_COUNT] = {
 	[THREAD_CLASS_CONSOLE] = { console_rules, console_ioctls, true, true },
 	[THREAD_CLASS_IO] = { io_rules, io_ioctls, true, false },
 	[THREAD_CLASS_API] = { api_rules, api_ioctls, true, true },
+	[THREAD_CLASS_MIGRATION] = { migration_rules, migration_ioctls, true, true },
 };
 
 static struct {

@@ -27,6 +27,7 @@ const char *thread_class__name(enum thread_class cls)
 		[THREAD_CLASS_CONSOLE] = "console",
 		[THREAD_CLASS_IO] = "io",
 		[THREAD_CLASS_API] = "api",
+		[THREAD_CLASS_MIGRATION] = "migration",
 	};
 
 	return (unsigned)cls < THREAD_CLASS_COUNT ? names[cls] : "unknown";

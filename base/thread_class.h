@@ -14,6 +14,7 @@ enum thread_class {
 	THREAD_CLASS_CONSOLE,      /* the console input thread */
 	THREAD_CLASS_IO,           /* a disk's I/O thread ("io-*"): io_uring and eventfds */
 	THREAD_CLASS_API,          /* the API server thread ("api"): its unix socket, reads of state */
+	THREAD_CLASS_MIGRATION,    /* an outgoing live migration ("migrate"): TCP, dirty log, state */
 	THREAD_CLASS_COUNT,
 };
 

@@ -29,6 +29,43 @@ void device_list__stop(const struct device_list *l)
 			l->v[i].ops->stop(l->v[i].dev);
 }
 
+int device_list__freeze(const struct device_list *l, const struct device **failed)
+{
+	unsigned i;
+	int err;
+
+	for (i = 0; i < l->nr; i++) {
+		if (!l->v[i].ops->freeze)
+			continue;
+		err = l->v[i].ops->freeze(l->v[i].dev);
+		if (err) {
+			*failed = &l->v[i];
+			while (i--)
+				if (l->v[i].ops->thaw)
+					l->v[i].ops->thaw(l->v[i].dev);
+			return err;
+		}
+	}
+	return 0;
+}
+
+int device_list__thaw(const struct device_list *l, const struct device **failed)
+{
+	unsigned i;
+	int err, first = 0;
+
+	for (i = l->nr; i--;) {
+		if (!l->v[i].ops->thaw)
+			continue;
+		err = l->v[i].ops->thaw(l->v[i].dev);
+		if (err && !first) {
+			first = err;
+			*failed = &l->v[i];
+		}
+	}
+	return first;
+}
+
 void device_list__reset(const struct device_list *l)
 {
 	unsigned i;
@@ -77,4 +114,21 @@ unsigned device_list__acpi(const struct device_list *l, struct device_acpi *out,
 		}
 	}
 	return n;
+}
+
+int device__save_nothing(void *dev, struct state_out *out)
+{
+	(void)dev;
+	(void)out;
+	return 0;
+}
+
+int device__load_nothing(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	(void)dev;
+	if (state_in__end(in)) {
+		snprintf(why, why_len, "%zu bytes of state where none is kept", in->len);
+		return -EINVAL;
+	}
+	return 0;
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/state.h"
+
 /* Why a VM stopped; the monitor's exit status follows from it. */
 enum vm_stop_reason {
 	VM_STOP_NONE = 0,
@@ -20,6 +22,7 @@ enum vm_stop_reason {
 	VM_STOP_ERROR,       /* triple fault, internal error, unknown exit: exit 1 */
 	VM_STOP_SIGNAL,      /* SIGINT/SIGTERM to the monitor */
 	VM_STOP_PANIC,       /* the guest kernel panicked (pvpanic): exit 3 */
+	VM_STOP_MIGRATED,    /* the guest runs on a migration's destination now: exit 0 */
 };
 
 /* Drives one guest interrupt line (GSI) of the in-kernel irqchip. */
@@ -85,7 +88,34 @@ struct device_ops {
 	void (*counters)(void *dev, const struct counter_sink *sink);
 	/* Describes the device for the DSDT; false when the guest finds it otherwise. */
 	bool (*acpi)(void *dev, struct device_acpi *out);
+	/*
+	 * Snapshot, before save: stops whatever changes guest RAM or raises
+	 * interrupts on its own (a vhost-user backend's rings, an I/O thread's
+	 * requests: completed or stopped, their ring positions known), every vCPU
+	 * parked, from the thread taking the snapshot. NULL: nothing runs on its own.
+	 */
+	int (*freeze)(void *dev);
+	/* Starts again what freeze stopped, from where it stopped (the VM goes on after a snapshot). */
+	int (*thaw)(void *dev);
+	/*
+	 * Snapshot: writes every guest-visible register and the work in flight
+	 * into `out`, every vCPU parked, from the thread taking the snapshot.
+	 * NULL: the device cannot be saved, and a snapshot of its VM is refused
+	 * naming it (device__save_nothing for a device with no such state).
+	 */
+	int (*save)(void *dev, struct state_out *out);
+	/*
+	 * Restore: puts back what save wrote, on the built device before any vCPU
+	 * entered the guest, from the main thread. -EINVAL (the reason in `why`,
+	 * at most 160 bytes) when `in` holds no state this device can take.
+	 */
+	int (*load)(void *dev, struct state_in *in, char *why, size_t why_len);
 };
+
+/* device_ops.save of a device the guest sees no state in (a console's host side). */
+int device__save_nothing(void *dev, struct state_out *out);
+/* device_ops.load of the same: the saved state must be empty. */
+int device__load_nothing(void *dev, struct state_in *in, char *why, size_t why_len);
 
 struct device {
 	char name[32];
@@ -106,6 +136,15 @@ int device_list__add(struct device_list *l, const char *name, const struct devic
 
 /* Calls every device's stop, the last added first. */
 void device_list__stop(const struct device_list *l);
+
+/*
+ * Freezes every device, the first added first; on a failure thaws those
+ * frozen and returns it with `*failed` the device that failed.
+ */
+int device_list__freeze(const struct device_list *l, const struct device **failed);
+
+/* Thaws every device, the last added first; the first failure is returned (all are tried). */
+int device_list__thaw(const struct device_list *l, const struct device **failed);
 
 /* Calls every device's reset, the last added first (functions before their bus). */
 void device_list__reset(const struct device_list *l);

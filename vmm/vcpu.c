@@ -92,9 +92,11 @@ int vcpu__create(struct vcpu *vcpu, const struct vcpu_env *env, unsigned index,
 	memcpy(cpuid, supported, cpuid_size);
 	cpuid__patch(cpuid, index, env->nr_vcpus);
 	err = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
-	free(cpuid);
-	if (err)
+	if (err) {
+		free(cpuid);
 		goto err_unmap_run;
+	}
+	vcpu->cpuid = cpuid;
 	return 0;
 
 err_unmap_run:
@@ -110,6 +112,8 @@ void vcpu__destroy(struct vcpu *vcpu)
 {
 	free(vcpu->boot);
 	vcpu->boot = NULL;
+	free(vcpu->cpuid);
+	vcpu->cpuid = NULL;
 	if (vcpu->run)
 		munmap(vcpu->run, (size_t)vcpu->env->kvm->vcpu_mmap_size);
 	if (vcpu->fd >= 0)
@@ -289,6 +293,415 @@ int vcpu__restore_boot_state(struct vcpu *vcpu, const char **call)
 	return boot_ioctl(vcpu, KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS", call);
 }
 
+/* The records of a vCPU state (vcpu__save_state), each one u32 tag, u32 length, the bytes. */
+enum {
+	VST_CPUID = 1, VST_TSC_KHZ, VST_REGS, VST_SREGS, VST_XSAVE, VST_FPU, VST_XCRS, VST_DEBUGREGS,
+	VST_MSRS, VST_LAPIC, VST_EVENTS, VST_MP_STATE, VST_COUNT,
+};
+#define VCPU_STATE_VERSION 1
+#define VCPU_STATE_MAX_MSRS 1024
+#define MSR_BATCH 128              /* KVM_GET/SET_MSRS refuse 256 or more at once */
+
+static void put_record(struct state_out *o, uint32_t tag, const void *p, size_t len)
+{
+	state_out__u32(o, tag);
+	state_out__u32(o, (uint32_t)len);
+	state_out__bytes(o, p, len);
+}
+
+/* One ioctl of a state save; on failure `*call` names it. */
+static int save_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name,
+		      const char **call)
+{
+	if (ioctl(vcpu->fd, req, arg) >= 0)
+		return 0;
+	*call = name;
+	return -errno;
+}
+
+/*
+ * The MSRs of `list` KVM reads for this vCPU, as (index, value) pairs: a
+ * batch read stops at the first MSR this vCPU has not (one its CPUID lacks),
+ * which is skipped.
+ */
+static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, struct state_out *o)
+{
+	struct state_out pairs = { 0 };
+	struct kvm_msrs *m;
+	unsigned i = 0, n = 0;
+	int got;
+
+	m = calloc(1, sizeof(*m) + list->nr * sizeof(m->entries[0]));
+	if (!m)
+		return -ENOMEM;
+	while (i < list->nr) {
+		unsigned j, want = list->nr - i < MSR_BATCH ? list->nr - i : MSR_BATCH;
+
+		memset(m, 0, sizeof(*m) + want * sizeof(m->entries[0]));
+		m->nmsrs = want;
+		for (j = 0; j < want; j++)
+			m->entries[j].index = list->index[i + j];
+		got = ioctl(vcpu->fd, KVM_GET_MSRS, m);
+		if (got < 0) {
+			got = -errno;
+			free(m);
+			state_out__free(&pairs);
+			return got;
+		}
+		for (j = 0; j < (unsigned)got; j++) {
+			state_out__u32(&pairs, m->entries[j].index);
+			state_out__u64(&pairs, m->entries[j].data);
+		}
+		n += (unsigned)got;
+		i += (unsigned)got + 1;  /* past the one it could not read */
+	}
+	free(m);
+	state_out__u32(o, VST_MSRS);
+	state_out__u32(o, (uint32_t)(4 + pairs.len));
+	state_out__u32(o, n);
+	state_out__bytes(o, pairs.buf, pairs.len);
+	got = pairs.err;
+	state_out__free(&pairs);
+	return got;
+}
+
+int vcpu__save_state(struct vcpu *vcpu, const struct vcpu_msr_list *msrs, struct state_out *out,
+		     const char **call)
+{
+	struct kvm_debugregs dregs;
+	struct kvm_vcpu_events events;
+	struct kvm_lapic_state lapic;
+	struct kvm_mp_state mp;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	struct kvm_xcrs xcrs;
+	struct kvm_xsave *xsave;
+	int err, khz;
+
+	state_out__u32(out, VCPU_STATE_VERSION);
+	put_record(out, VST_CPUID, vcpu->cpuid->entries,
+		   vcpu->cpuid->nent * sizeof(vcpu->cpuid->entries[0]));
+	khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+	if (khz < 0) {
+		*call = "KVM_GET_TSC_KHZ";
+		return -errno;
+	}
+	put_record(out, VST_TSC_KHZ, &(uint32_t){ (uint32_t)khz }, 4);
+	err = save_ioctl(vcpu, KVM_GET_REGS, &regs, "KVM_GET_REGS", call);
+	if (!err)
+		err = save_ioctl(vcpu, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS", call);
+	if (err)
+		return err;
+	put_record(out, VST_REGS, &regs, sizeof(regs));
+	put_record(out, VST_SREGS, &sregs, sizeof(sregs));
+	xsave = calloc(1, sizeof(*xsave));
+	if (!xsave)
+		return -ENOMEM;
+	if (ioctl(vcpu->fd, KVM_GET_XSAVE, xsave) == 0) {
+		put_record(out, VST_XSAVE, xsave, sizeof(*xsave));
+		err = save_ioctl(vcpu, KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS", call);
+		if (!err)
+			put_record(out, VST_XCRS, &xcrs, sizeof(xcrs));
+	} else {
+		struct kvm_fpu fpu;
+
+		err = save_ioctl(vcpu, KVM_GET_FPU, &fpu, "KVM_GET_FPU", call);
+		if (!err)
+			put_record(out, VST_FPU, &fpu, sizeof(fpu));
+	}
+	free(xsave);
+	if (!err)
+		err = save_ioctl(vcpu, KVM_GET_DEBUGREGS, &dregs, "KVM_GET_DEBUGREGS", call);
+	if (err)
+		return err;
+	put_record(out, VST_DEBUGREGS, &dregs, sizeof(dregs));
+	err = save_msrs(vcpu, msrs, out);
+	if (err) {
+		*call = "KVM_GET_MSRS";
+		return err;
+	}
+	err = save_ioctl(vcpu, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC", call);
+	if (!err)
+		err = save_ioctl(vcpu, KVM_GET_VCPU_EVENTS, &events, "KVM_GET_VCPU_EVENTS", call);
+	if (!err)
+		err = save_ioctl(vcpu, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE", call);
+	if (err)
+		return err;
+	put_record(out, VST_LAPIC, &lapic, sizeof(lapic));
+	put_record(out, VST_EVENTS, &events, sizeof(events));
+	put_record(out, VST_MP_STATE, &mp, sizeof(mp));
+	return out->err;
+}
+
+/* A vCPU state's records, found in a snapshot (pointers into it). */
+struct vcpu_records {
+	const uint8_t *p[VST_COUNT];
+	uint32_t len[VST_COUNT];
+};
+
+static int parse_records(struct state_in *in, struct vcpu_records *r, char *why, size_t why_len)
+{
+	static const uint32_t fixed[VST_COUNT] = {
+		[VST_TSC_KHZ] = 4, [VST_REGS] = sizeof(struct kvm_regs),
+		[VST_SREGS] = sizeof(struct kvm_sregs), [VST_XSAVE] = sizeof(struct kvm_xsave),
+		[VST_FPU] = sizeof(struct kvm_fpu), [VST_XCRS] = sizeof(struct kvm_xcrs),
+		[VST_DEBUGREGS] = sizeof(struct kvm_debugregs),
+		[VST_LAPIC] = sizeof(struct kvm_lapic_state),
+		[VST_EVENTS] = sizeof(struct kvm_vcpu_events), [VST_MP_STATE] = sizeof(struct kvm_mp_state),
+	};
+	static const unsigned required[] = {
+		VST_CPUID, VST_TSC_KHZ, VST_REGS, VST_SREGS, VST_DEBUGREGS, VST_MSRS, VST_LAPIC,
+		VST_EVENTS, VST_MP_STATE,
+	};
+	uint32_t version = state_in__u32(in);
+	unsigned i;
+
+	memset(r, 0, sizeof(*r));
+	if (!in->err && version != VCPU_STATE_VERSION) {
+		snprintf(why, why_len, "vCPU state version %u, this rtvmm reads %u", version,
+			 VCPU_STATE_VERSION);
+		return -EINVAL;
+	}
+	while (!in->err && in->off < in->len) {
+		uint32_t tag = state_in__u32(in), len = state_in__u32(in);
+
+		if (in->err)
+			break;
+		if (tag == 0 || tag >= VST_COUNT || r->p[tag]) {
+			snprintf(why, why_len, "vCPU state record %u %s", tag,
+				 tag && tag < VST_COUNT ? "appears twice" : "is unknown");
+			return -EINVAL;
+		}
+		if (len > in->len - in->off || (fixed[tag] && len != fixed[tag])) {
+			snprintf(why, why_len, "vCPU state record %u: %u bytes, %s %u", tag, len,
+				 fixed[tag] ? "expected" : "left", fixed[tag] ? fixed[tag] :
+				 (unsigned)(in->len - in->off));
+			return -EINVAL;
+		}
+		r->p[tag] = in->p + in->off;
+		r->len[tag] = len;
+		in->off += len;
+	}
+	if (in->err) {
+		snprintf(why, why_len, "vCPU state truncated");
+		return -EINVAL;
+	}
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+		if (!r->p[required[i]]) {
+			snprintf(why, why_len, "vCPU state lacks record %u", required[i]);
+			return -EINVAL;
+		}
+	if (!r->p[VST_XSAVE] == !r->p[VST_FPU]) {
+		snprintf(why, why_len, "vCPU state needs exactly one of XSAVE and FPU");
+		return -EINVAL;
+	}
+	if (r->len[VST_CPUID] % sizeof(struct kvm_cpuid_entry2) ||
+	    r->len[VST_CPUID] / sizeof(struct kvm_cpuid_entry2) > 4096 ||
+	    r->len[VST_MSRS] < 4) {
+		snprintf(why, why_len, "vCPU state: malformed CPUID or MSR record");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The CPUID leaves whose bits are features, and the names of the registers. */
+static const struct { uint32_t function, index; bool indexed; } feature_leaves[] = {
+	{ 1, 0, false }, { 6, 0, false }, { 7, 0, true }, { 7, 1, true }, { 0xd, 1, true },
+	{ 0x14, 0, true }, { 0x80000001, 0, false }, { 0x80000007, 0, false },
+	{ 0x80000008, 0, false },
+};
+
+static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid_entry2 *e, unsigned n,
+						uint32_t function, uint32_t index, bool indexed)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (e[i].function == function && (!indexed || e[i].index == index))
+			return &e[i];
+	return NULL;
+}
+
+/*
+ * -ENOTSUP naming the first feature bit the guest saw that this host does not
+ * give the same vCPU (`host`: its CPUID from KVM_GET_SUPPORTED_CPUID as
+ * vcpu__create patched it, the monitor's own bits included).
+ */
+static int check_cpuid(const struct kvm_cpuid_entry2 *saved, unsigned n,
+		       const struct kvm_cpuid2 *host, char *why, size_t why_len)
+{
+	static const char reg[4][4] = { "EAX", "EBX", "ECX", "EDX" };
+	unsigned i, r;
+
+	for (i = 0; i < sizeof(feature_leaves) / sizeof(feature_leaves[0]); i++) {
+		const struct kvm_cpuid_entry2 *g, *h;
+		uint32_t gv[4], hv[4], lack;
+
+		g = find_leaf(saved, n, feature_leaves[i].function, feature_leaves[i].index,
+			      feature_leaves[i].indexed);
+		if (!g)
+			continue;
+		h = find_leaf(host->entries, host->nent, g->function, g->index,
+			      feature_leaves[i].indexed);
+		gv[0] = g->eax, gv[1] = g->ebx, gv[2] = g->ecx, gv[3] = g->edx;
+		hv[0] = h ? h->eax : 0, hv[1] = h ? h->ebx : 0, hv[2] = h ? h->ecx : 0;
+		hv[3] = h ? h->edx : 0;
+		/* Leaf 1 EBX and EAX are ids, not features; 0x80000008 EAX is address sizes. */
+		for (r = 0; r < 4; r++) {
+			if ((g->function == 1 && r != 2 && r != 3) ||
+			    (g->function == 0x80000008 && r != 1) ||
+			    (g->function == 6 && r != 0) || (g->function == 0xd && r != 0))
+				continue;
+			lack = gv[r] & ~hv[r];
+			/* Leaf 1 ECX[27] OSXSAVE mirrors the guest's CR4, not the host. */
+			if (g->function == 1 && r == 2)
+				lack &= ~(1u << 27);
+			if (lack) {
+				snprintf(why, why_len, "this host's KVM lacks CPUID.(EAX=%#x,ECX=%u):%s "
+					 "bit %d, which the guest saw", g->function, g->index, reg[r],
+					 __builtin_ctz(lack));
+				return -ENOTSUP;
+			}
+		}
+	}
+	return 0;
+}
+
+/* One ioctl of a state load; on failure `why` names it. */
+static int load_ioctl(struct vcpu *vcpu, unsigned long req, const void *src, size_t len,
+		      const char *name, char *why, size_t why_len)
+{
+	void *arg = malloc(len);
+	int err = 0;
+
+	if (!arg)
+		return -ENOMEM;
+	memcpy(arg, src, len);
+	if (ioctl(vcpu->fd, req, arg) < 0) {
+		err = -errno;
+		snprintf(why, why_len, "%s: %s", name, strerror(errno));
+	}
+	free(arg);
+	return err;
+}
+
+static int load_msrs(struct vcpu *vcpu, const struct vcpu_records *r, char *why, size_t why_len)
+{
+	struct state_in in = state_in__of(r->p[VST_MSRS], r->len[VST_MSRS]);
+	uint32_t n = state_in__u32(&in), i;
+	struct kvm_msrs *m;
+	int got;
+
+	if (n > VCPU_STATE_MAX_MSRS || (uint64_t)n * 12 != in.len - 4) {
+		snprintf(why, why_len, "vCPU state: MSR record holds %u entries in %u bytes", n,
+			 r->len[VST_MSRS]);
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = n;
+	for (i = 0; i < n; i++) {
+		m->entries[i].index = state_in__u32(&in);
+		m->entries[i].data = state_in__u64(&in);
+	}
+	got = 0;
+	for (i = 0; i < n && got >= 0; i += MSR_BATCH) {
+		uint32_t want = n - i < MSR_BATCH ? n - i : MSR_BATCH;
+		MSR_BUF(MSR_BATCH) part;
+
+		memset(&part, 0, sizeof(part));
+		part.h.nmsrs = want;
+		memcpy(part.h.entries, &m->entries[i], want * sizeof(m->entries[0]));
+		got = ioctl(vcpu->fd, KVM_SET_MSRS, &part);
+		if (got < 0) {
+			got = -errno;
+			snprintf(why, why_len, "KVM_SET_MSRS: %s", strerror(-got));
+		} else if ((uint32_t)got != want) {
+			snprintf(why, why_len, "this host's KVM refuses MSR %#x (value %#llx), which the "
+				 "guest had", m->entries[i + got].index,
+				 (unsigned long long)m->entries[i + got].data);
+			got = -ENOTSUP;
+		}
+	}
+	if (got > 0)
+		got = 0;
+	free(m);
+	return got;
+}
+
+int vcpu__load_state(struct vcpu *vcpu, struct state_in *in, char *why, size_t why_len)
+{
+	struct vcpu_records r;
+	struct kvm_cpuid2 *cpuid;
+	uint32_t khz, nent;
+	int err, host_khz;
+
+	err = parse_records(in, &r, why, why_len);
+	if (err)
+		return err;
+	nent = r.len[VST_CPUID] / sizeof(struct kvm_cpuid_entry2);
+	cpuid = calloc(1, sizeof(*cpuid) + r.len[VST_CPUID]);
+	if (!cpuid)
+		return -ENOMEM;
+	cpuid->nent = nent;
+	memcpy(cpuid->entries, r.p[VST_CPUID], r.len[VST_CPUID]);
+	err = check_cpuid(cpuid->entries, nent, vcpu->cpuid, why, why_len);
+	if (!err && ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0) {
+		err = -errno;
+		snprintf(why, why_len, "KVM_SET_CPUID2 with the guest's CPUID: %s", strerror(errno));
+	}
+	if (err) {
+		free(cpuid);
+		return err;
+	}
+	free(vcpu->cpuid);
+	vcpu->cpuid = cpuid;
+
+	memcpy(&khz, r.p[VST_TSC_KHZ], 4);
+	host_khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+	if (host_khz >= 0 && (uint32_t)host_khz != khz &&
+	    ioctl(vcpu->fd, KVM_SET_TSC_KHZ, (unsigned long)khz) < 0) {
+		snprintf(why, why_len, "the guest's TSC ran at %u kHz, this host's at %d kHz and KVM "
+			 "cannot scale it (%s)", khz, host_khz, strerror(errno));
+		return -ENOTSUP;
+	}
+	/*
+	 * Registers, FPU state, segments (APIC base: the LAPIC's mode), LAPIC, MSRs, MP state,
+	 * events. The LAPIC before the MSRs: KVM drops a TSC-deadline MSR write while the LAPIC
+	 * timer is not in TSC-deadline mode, and KVM_SET_LAPIC entering that mode clears it.
+	 */
+	err = load_ioctl(vcpu, KVM_SET_REGS, r.p[VST_REGS], r.len[VST_REGS], "KVM_SET_REGS", why,
+			 why_len);
+	if (!err && r.p[VST_XSAVE])
+		err = load_ioctl(vcpu, KVM_SET_XSAVE, r.p[VST_XSAVE], r.len[VST_XSAVE],
+				 "KVM_SET_XSAVE", why, why_len);
+	if (!err && r.p[VST_XCRS])
+		err = load_ioctl(vcpu, KVM_SET_XCRS, r.p[VST_XCRS], r.len[VST_XCRS], "KVM_SET_XCRS",
+				 why, why_len);
+	if (!err && r.p[VST_FPU])
+		err = load_ioctl(vcpu, KVM_SET_FPU, r.p[VST_FPU], r.len[VST_FPU], "KVM_SET_FPU", why,
+				 why_len);
+	if (!err)
+		err = load_ioctl(vcpu, KVM_SET_SREGS, r.p[VST_SREGS], r.len[VST_SREGS],
+				 "KVM_SET_SREGS", why, why_len);
+	if (!err)
+		err = load_ioctl(vcpu, KVM_SET_LAPIC, r.p[VST_LAPIC], r.len[VST_LAPIC],
+				 "KVM_SET_LAPIC", why, why_len);
+	if (!err)
+		err = load_msrs(vcpu, &r, why, why_len);
+	if (!err)
+		err = load_ioctl(vcpu, KVM_SET_MP_STATE, r.p[VST_MP_STATE], r.len[VST_MP_STATE],
+				 "KVM_SET_MP_STATE", why, why_len);
+	if (!err)
+		err = load_ioctl(vcpu, KVM_SET_VCPU_EVENTS, r.p[VST_EVENTS], r.len[VST_EVENTS],
+				 "KVM_SET_VCPU_EVENTS", why, why_len);
+	if (!err)
+		err = load_ioctl(vcpu, KVM_SET_DEBUGREGS, r.p[VST_DEBUGREGS], r.len[VST_DEBUGREGS],
+				 "KVM_SET_DEBUGREGS", why, why_len);
+	return err;
+}
+
 static void report_stop(struct vcpu *vcpu, const struct exit_stop *stop)
 {
 	fprintf(stderr, "rtvmm: vcpu%u: %s\n", vcpu->index, stop->why);
@@ -317,6 +730,15 @@ static void vcpu_park(struct vcpu *vcpu)
 {
 	const struct vcpu_env *env = vcpu->env;
 
+	/*
+	 * Parked with its last exit completed (KVM_RUN with immediate_exit finishes
+	 * an I/O exit's instruction and returns at once): its registers are then
+	 * the guest's whole state, as a snapshot must read them.
+	 */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	ioctl(vcpu->fd, KVM_RUN, 0);
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+
 	/* Not back from a reboot: the old kernel's kvmclock page is no longer its memory. */
 	if (env->park(env->park_opaque) &&
 	    (!env->reset_gen || __atomic_load_n(env->reset_gen, __ATOMIC_ACQUIRE) == vcpu->reset_seen))
@@ -338,8 +760,11 @@ static void *vcpu_thread(void *arg)
 	if (env->thread_start && env->thread_start(env->opaque, vcpu->index, vcpu->tid))
 		vm_ctl__stop(&env->ctl, VM_STOP_ERROR, 1);
 	vcpu_wait_go(env);
-	/* Before the sandbox: the vCPU filter has the reset's KVM_SET_* calls, not the reads. */
-	if (env->reset_gen) {
+	/*
+	 * Before the sandbox: the vCPU filter has the reset's KVM_SET_* calls, not the reads.
+	 * A restored vCPU's boot state was recorded before its snapshot state was loaded.
+	 */
+	if (env->reset_gen && !vcpu->boot) {
 		const char *call = "";
 		int err;
 

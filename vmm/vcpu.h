@@ -13,6 +13,7 @@
 #include "vmm/exit.h"
 #include "vmm/guest_mem.h"
 #include "vmm/kvm.h"
+#include "base/state.h"
 
 /* What a vCPU needs from its VM: filled once by the VM, shared by its vCPUs. */
 struct vcpu_env {
@@ -59,6 +60,7 @@ struct vcpu {
 	pid_t tid;              /* kernel thread id, valid once the thread runs */
 	bool dump_pending;      /* print registers at the next exit (SIGUSR2 to the monitor) */
 	struct exit_ctx exits;
+	struct kvm_cpuid2 *cpuid;     /* what KVM_SET_CPUID2 gave it (a snapshot keeps it) */
 	struct vcpu_boot_state *boot; /* its state before it first ran (env->reset_gen), or NULL */
 	unsigned reset_seen;          /* the *env->reset_gen it last reset to */
 };
@@ -87,6 +89,33 @@ int vcpu__save_boot_state(struct vcpu *vcpu, const char **call);
  * naming the ioctl that failed.
  */
 int vcpu__restore_boot_state(struct vcpu *vcpu, const char **call);
+
+/* MSR indices KVM saves and restores (KVM_GET_MSR_INDEX_LIST), for vcpu__save_state. */
+struct vcpu_msr_list {
+	uint32_t *index;
+	unsigned nr;
+};
+
+/*
+ * Appends the vCPU's whole architectural state to `out` for a snapshot: CPUID,
+ * TSC frequency, general, segment, control and debug registers, XSAVE area
+ * (or the FPU), XCRs, every MSR of `msrs` KVM reads, LAPIC, pending events
+ * and MP state. The vCPU is parked out of KVM_RUN with its last exit
+ * completed; any thread. -errno with `*call` naming the ioctl that failed.
+ */
+int vcpu__save_state(struct vcpu *vcpu, const struct vcpu_msr_list *msrs, struct state_out *out,
+		     const char **call);
+
+/*
+ * Puts back what vcpu__save_state wrote, on a vCPU that never ran, after
+ * checking it against this host: every CPUID feature bit the guest saw must be
+ * in the CPUID this host gives the vCPU (vcpu__create's, from
+ * KVM_GET_SUPPORTED_CPUID), the TSC frequency must be this one's or settable,
+ * every MSR must be one KVM takes. -EINVAL (a malformed state) or -ENOTSUP
+ * (this host cannot run it) with the reason in `why`; -errno of a failed
+ * ioctl, named in `why`.
+ */
+int vcpu__load_state(struct vcpu *vcpu, struct state_in *in, char *why, size_t why_len);
 
 /* Starts the vCPU thread (named "vcpuN"); it runs until the VM stops. */
 int vcpu__start(struct vcpu *vcpu);

@@ -46,6 +46,7 @@ int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks
 	if (hooks)
 		vm->hooks = *hooks;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->snapshot_lock, NULL);
 	pthread_cond_init(&vm->go_cond, NULL);
 	pthread_cond_init(&vm->parked_cond, NULL);
 	pthread_cond_init(&vm->resume_cond, NULL);
@@ -173,6 +174,61 @@ int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e)
 	return 0;
 }
 
+int vm__dirty_log(struct vm *vm, bool on)
+{
+	unsigned i;
+
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		};
+
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int vm__take_dirty(struct vm *vm, uint64_t *bits)
+{
+	uint64_t *slot_bits = NULL;
+	unsigned i;
+	int err = 0;
+
+	for (i = 0; i < vm->mem.nr_regions && !err; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		uint64_t pages = r->size / 4096, words = (pages + 63) / 64, w, first = r->fd_offset / 4096;
+		struct kvm_dirty_log log = { .slot = i };
+
+		free(slot_bits);
+		slot_bits = calloc(words, 8);
+		if (!slot_bits)
+			return -ENOMEM;
+		log.dirty_bitmap = slot_bits;
+		if (ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			err = -errno;
+			break;
+		}
+		for (w = 0; w < words; w++) {
+			uint64_t v = slot_bits[w], b;
+
+			while (v) {
+				b = (uint64_t)__builtin_ctzll(v);
+				v &= v - 1;
+				if (w * 64 + b < pages)
+					bits[(first + w * 64 + b) / 64] |= 1ull << ((first + w * 64 + b) % 64);
+			}
+		}
+	}
+	free(slot_bits);
+	return err;
+}
+
 int vm__setup_irqchip(struct vm *vm, struct err *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -235,6 +291,29 @@ static struct kvm_cpuid2 *get_supported_cpuid(struct vm *vm)
 	}
 }
 
+/* The MSRs KVM saves and restores for a guest (KVM_GET_MSR_INDEX_LIST), for snapshots. */
+static int read_msr_list(struct vm *vm, struct err *e)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
+
+	if (ioctl(vm->kvm.fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		return err__set(e, -errno, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(list->indices[0]));
+	if (!list)
+		return err__set(e, -ENOMEM, "out of memory for %u MSR indices", probe.nmsrs);
+	list->nmsrs = probe.nmsrs;
+	if (probe.nmsrs && ioctl(vm->kvm.fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+		free(list);
+		return err__set(e, -errno, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	}
+	vm->msrs.nr = list->nmsrs;
+	vm->msrs.index = malloc((list->nmsrs + 1) * sizeof(uint32_t));
+	if (vm->msrs.index)
+		memcpy(vm->msrs.index, list->indices, list->nmsrs * sizeof(uint32_t));
+	free(list);
+	return vm->msrs.index ? 0 : err__set(e, -ENOMEM, "out of memory for the MSR list");
+}
+
 int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 {
 	struct kvm_cpuid2 *cpuid;
@@ -269,7 +348,7 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 		.pause = &vm->pause, .park = vm_park, .park_opaque = vm,
 		.reset_gen = vm->restart_on_reboot ? &vm->reset_gen : NULL,
 	};
-	if (vm->hooks.vcpus_started) {
+	if (vm->hooks.vcpus_started || vm->hooks.guest_ready) {
 		vm->vcpu_env.go_lock = &vm->lock;
 		vm->vcpu_env.go_cond = &vm->go_cond;
 		vm->vcpu_env.go = &vm->go;
@@ -283,6 +362,8 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 			break;
 		}
 	}
+	if (!err)
+		err = read_msr_list(vm, e);
 out_free_cpuid:
 	free(cpuid);
 	return err;
@@ -593,7 +674,11 @@ int vm__run(struct vm *vm)
 			vm__request_stop(vm, VM_STOP_ERROR, 1);
 		}
 	}
-	if (!err && vm->hooks.vcpus_started && vm->hooks.vcpus_started(vm->hooks.opaque, vm))
+	if (!err && vm->hooks.vcpus_started && vm->hooks.vcpus_started(vm->hooks.opaque, vm)) {
+		vm__request_stop(vm, VM_STOP_ERROR, 1);
+		err = -ECANCELED;
+	}
+	if (!err && vm->hooks.guest_ready && vm->hooks.guest_ready(vm->hooks.ready_opaque))
 		vm__request_stop(vm, VM_STOP_ERROR, 1);
 	open_gate(vm);
 	pthread_mutex_lock(&vm->lock);
@@ -610,7 +695,9 @@ int vm__run(struct vm *vm)
 		}
 	}
 	/* Devices finish what the guest left them (console output) before the stop report. */
+	pthread_mutex_lock(&vm->snapshot_lock);  /* a snapshot under way reads them */
 	device_list__stop(&vm->devices);
+	pthread_mutex_unlock(&vm->snapshot_lock);
 	if (sfd >= 0)
 		close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -628,6 +715,8 @@ void vm__destroy(struct vm *vm)
 		vcpu__destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	free(vm->msrs.index);
+	vm->msrs = (struct vcpu_msr_list){ 0 };
 	for (i = 0; i < vm->nr_blobs; i++)
 		free(vm->blobs[i].data);
 	free(vm->blobs);
@@ -649,6 +738,7 @@ void vm__destroy(struct vm *vm)
 	pthread_cond_destroy(&vm->resume_cond);
 	pthread_cond_destroy(&vm->parked_cond);
 	pthread_cond_destroy(&vm->go_cond);
+	pthread_mutex_destroy(&vm->snapshot_lock);
 	pthread_mutex_destroy(&vm->lock);
 }
 

@@ -49,6 +49,13 @@ struct vm_hooks {
 	 * application proves placement and drops privileges here).
 	 */
 	int (*vcpus_started)(void *opaque, const struct vm *vm);
+	/*
+	 * On the main thread after vcpus_started, right before the vCPUs first
+	 * enter the guest (an incoming migration tells its source here); its own
+	 * opaque; nonzero stops the VM. When set, vCPUs wait for it as above.
+	 */
+	int (*guest_ready)(void *ready_opaque);
+	void *ready_opaque;
 };
 
 struct vm {
@@ -74,6 +81,8 @@ struct vm {
 
 	struct vm_hooks hooks;
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */
+	struct vcpu_msr_list msrs;  /* the MSRs a snapshot saves (KVM_GET_MSR_INDEX_LIST) */
+	pthread_mutex_t snapshot_lock; /* held by a snapshot: vm__run stops no device meanwhile */
 
 	pthread_mutex_t lock;      /* never held across KVM_RUN */
 	pthread_cond_t go_cond;    /* `go` set: vCPU threads may enter the guest (under lock) */
@@ -131,6 +140,16 @@ const char *vm_exits__names(unsigned exits, char *buf, size_t len);
  * set: placed by the application) and registers it as memslots.
  */
 int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e);
+
+/* Turns KVM's dirty page logging of every memslot on or off (KVM_MEM_LOG_DIRTY_PAGES); -errno. */
+int vm__dirty_log(struct vm *vm, bool on);
+
+/*
+ * Ors the pages the guest wrote since the last call (or since logging began)
+ * into `bits`, one bit per 4 KiB page of guest RAM by memfd offset, and
+ * clears KVM's log (KVM_GET_DIRTY_LOG); -errno.
+ */
+int vm__take_dirty(struct vm *vm, uint64_t *bits);
 
 /* In-kernel PIC + IOAPIC + LAPICs, and the in-kernel PIT. */
 int vm__setup_irqchip(struct vm *vm, struct err *e);
@@ -191,9 +210,11 @@ enum vm_state vm__state(struct vm *vm);
  * the VM is not Running, another pause is under way, or a stop or a reboot in
  * place came first (the reboot then lets the vCPUs run when it is done). From
  * any thread but a vCPU's; it takes no lock a vCPU thread holds across KVM_RUN.
- * Guest time keeps running while paused (kvmclock and TSC are left alone); each
- * vCPU tells a kvmclock guest it was stopped (KVM_KVMCLOCK_CTRL) before it
- * enters the guest again. A stop request wakes and ends parked vCPUs.
+ * Guest time stands still while paused (kvmclock is read here and written back
+ * at resume; the TSC runs on), and each vCPU tells a kvmclock guest it was
+ * stopped (KVM_KVMCLOCK_CTRL) before it enters the guest again. Each vCPU
+ * parks with its last exit completed (a snapshot reads whole state). A stop
+ * request wakes and ends parked vCPUs.
  */
 int vm__pause(struct vm *vm);
 

@@ -20,6 +20,10 @@
  *   pio_iters=N mmio_iters=N ticks=N timer_us=N tsc_khz=N
  *   fault=triple|gp|ud|badmmio|badpio|hang  misbehave on purpose (monitor tests)
  *   chatter=N         print N numbered lines (70 bytes each) after the boot check (console back-pressure tests)
+ *   memsum=N          N rounds, one line each, of rewriting one page of a 4 MiB buffer and
+ *                     keeping the buffer's sum; every 64 rounds the whole buffer is summed
+ *                     again and must match (snapshot/restore tests: round k's line depends
+ *                     on k only, and guest RAM or registers restored wrong fail it, exit 113)
  *   exit=N            exit with status N right after boot
  */
 #include "rt.h"
@@ -29,8 +33,45 @@
 
 enum status {
 	ST_BOOT = 101, ST_PIO = 102, ST_MMIO = 103, ST_TIMER = 104, ST_TSC = 105,
-	ST_SMP = 106, ST_CMDLINE = 111, ST_FAULT = 112,
+	ST_SMP = 106, ST_CMDLINE = 111, ST_FAULT = 112, ST_MEMSUM = 113,
 };
+
+#define MEMSUM_PAGES 1024                    /* 4 MiB */
+static uint64_t memsum_buf[MEMSUM_PAGES * 512] __attribute__((aligned(4096)));
+
+/* The value of word i of the page rewritten in round k. */
+static uint64_t memsum_word(uint64_t k, uint64_t i)
+{
+	uint64_t x = (k + 1) * 0x9E3779B97F4A7C15ull ^ (i * 0xBF58476D1CE4E5B9ull);
+
+	return x ^ (x >> 29);
+}
+
+static void run_memsum(uint64_t rounds)
+{
+	uint64_t sum = 0;
+
+	for (uint64_t k = 0; k < rounds; k++) {
+		uint64_t *page = &memsum_buf[(k % MEMSUM_PAGES) * 512], old = 0, now = 0;
+
+		for (uint64_t i = 0; i < 512; i++) {
+			old += page[i];
+			page[i] = memsum_word(k, i);
+			now += page[i];
+		}
+		sum = sum - old + now;
+		if ((k & 63) == 63) {
+			uint64_t all = 0;
+
+			for (uint64_t i = 0; i < MEMSUM_PAGES * 512; i++)
+				all += memsum_buf[i];
+			if (all != sum)
+				rt__fail(ST_MEMSUM, "memsum round %lu: the buffer sums to %016lx, the guest "
+					 "kept %016lx", k, all, sum);
+		}
+		console__log("memsum %08lu sum %016lx", k, sum);
+	}
+}
 
 static char opt_tests[128];
 
@@ -368,6 +409,8 @@ int guest_main(void)
 		check_boot();
 	for (uint64_t i = 0, n = opt_u64("chatter", 0); i < n; i++)
 		console__log("chatter %08lu of %08lu: the quick brown fox jumps", i, n);
+	if (boot_info__cmdline_get("memsum", buf, sizeof(buf)))
+		run_memsum(opt_u64("memsum", 0));
 	if (boot_info__cmdline_get("exit", buf, sizeof(buf))) {
 		uint32_t st = (uint32_t)opt_u64("exit", 0);
 		console__log("exit %u requested", st);

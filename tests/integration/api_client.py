@@ -1,4 +1,5 @@
 """rtvmm's control API over its unix socket, for the Python integration tests."""
+import json
 import http.client
 import socket
 
@@ -16,10 +17,14 @@ class UnixConn(http.client.HTTPConnection):
         self.sock.connect(self.path_)
 
 
-def call(sock, method, path):
-    """One request on the API socket `sock`: (status, headers as a dict, body bytes)."""
+def call(sock, method, path, body=None):
+    """One request on the API socket `sock` with the JSON document `body` (None: no body):
+    (status, headers as a dict, body bytes)."""
     c = UnixConn(sock)
-    c.request(method, path)
+    if body is None:
+        c.request(method, path)
+    else:
+        c.request(method, path, json.dumps(body), {"Content-Type": "application/json"})
     r = c.getresponse()
     body = r.read()
     c.close()

@@ -157,6 +157,32 @@ def main():
         if status != 404:
             fail("an undocumented path answered %d: %s" % (status, body[:200]), log)
         print("ok: every other verb of each path -> 405 with Allow; an undocumented path -> 404")
+        if "/api/v1/vm.snapshot" in doc["paths"]:
+            snap = os.path.join(tmp, "snap")
+            status, _, body = call(sock, "PUT", "/api/v1/vm.snapshot",
+                                   {"destination_url": "file://" + snap})
+            result = check_answer(doc, "/api/v1/vm.snapshot", "put", status, body, log)
+            if status != 200 or not os.path.exists(os.path.join(snap, "manifest.json")):
+                fail("PUT /api/v1/vm.snapshot with a new directory: %d %s" % (status, body[:300]),
+                     log)
+            status, _, body = call(sock, "PUT", "/api/v1/vm.snapshot",
+                                   {"destination_url": "file://" + snap})
+            check_answer(doc, "/api/v1/vm.snapshot", "put", status, body, log)
+            if status != 400:
+                fail("PUT /api/v1/vm.snapshot into an existing directory: %d" % status, log)
+            print("ok: PUT /api/v1/vm.snapshot {destination_url} -> %s; again -> 400" % result)
+            checked += 2
+        if "/api/v1/vm.send-migration" in doc["paths"]:
+            for body, want in (({"destination_url": "tcp:localhost:1"}, 400),
+                               ({"destination_url": "tcp:127.0.0.1:1", "downtime_ms": 0}, 400),
+                               ({"destination_url": "tcp:127.0.0.1:1"}, 500)):
+                status, _, answer = call(sock, "PUT", "/api/v1/vm.send-migration", body)
+                result = check_answer(doc, "/api/v1/vm.send-migration", "put", status, answer, log)
+                if status != want:
+                    fail("PUT /api/v1/vm.send-migration %s: %d, expected %d" % (body, status, want),
+                         log)
+                print("ok: PUT /api/v1/vm.send-migration %s -> %s" % (body, result))
+                checked += 1
         if "/api/v1/vm.reboot" in doc["paths"]:
             checked += check_reboot_in_place(rtvmm, guest, tmp, doc, procs)
         for path in sorted(STOPPING & set(doc["paths"])):

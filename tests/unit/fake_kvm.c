@@ -37,6 +37,7 @@ struct vcpu_model {
 	struct kvm_run *run;           /* the model's own view of the vCPU's kvm_run page */
 	struct fake_kvm_vcpu st;
 	bool cpuid_set;
+	bool entered;                  /* a KVM_RUN went into the guest (not ended by immediate_exit) */
 	struct step steps[16];
 	unsigned head, tail;
 	unsigned runs;
@@ -67,7 +68,9 @@ static const struct { unsigned long req; const char *name; } names[] = {
 	N(KVM_GET_IRQCHIP), N(KVM_SET_IRQCHIP), N(KVM_GET_PIT2), N(KVM_SET_PIT2),
 	N(KVM_GET_FPU), N(KVM_SET_FPU), N(KVM_GET_XCRS), N(KVM_SET_XCRS), N(KVM_GET_LAPIC),
 	N(KVM_SET_LAPIC), N(KVM_GET_MP_STATE), N(KVM_SET_MP_STATE), N(KVM_GET_VCPU_EVENTS),
-	N(KVM_SET_VCPU_EVENTS), N(KVM_GET_MSRS), N(KVM_SET_MSRS),
+	N(KVM_SET_VCPU_EVENTS), N(KVM_GET_MSRS), N(KVM_SET_MSRS), N(KVM_GET_MSR_INDEX_LIST),
+	N(KVM_GET_XSAVE), N(KVM_SET_XSAVE), N(KVM_GET_DEBUGREGS), N(KVM_SET_DEBUGREGS),
+	N(KVM_GET_TSC_KHZ), N(KVM_SET_TSC_KHZ),
 #undef N
 };
 
@@ -270,9 +273,96 @@ void fake_kvm__poll_irqfds(void)
 
 /* ---- the system fd ---------------------------------------------------------------- */
 
+const uint32_t fake_kvm_msr_index[] = {
+	0x00000010, 0x00000011, 0x00000012,     /* TSC, KVM_WALL_CLOCK, KVM_SYSTEM_TIME */
+	0x0000003b,                             /* TSC_ADJUST */
+	0x00000174, 0x00000175, 0x00000176,     /* SYSENTER_CS, _ESP, _EIP */
+	0x000001a0, 0x00000277, 0x000002ff,     /* MISC_ENABLE, PAT, MTRR_DEF_TYPE */
+	0x000006e0,                             /* TSC_DEADLINE */
+	0xc0000081, 0xc0000082, 0xc0000083,     /* STAR, LSTAR, CSTAR */
+	0xc0000084, 0xc0000102, 0xc0000103,     /* SYSCALL_MASK, KERNEL_GS_BASE, TSC_AUX */
+	0x4b564d00, 0x4b564d01, 0x4b564d02,     /* KVM_WALL_CLOCK_NEW, _SYSTEM_TIME_NEW, ASYNC_PF_EN */
+	0x4b564d03, 0x4b564d04, 0x4b564d05,     /* KVM_STEAL_TIME, PV_EOI_EN, POLL_CONTROL */
+	0x4b564d06,                             /* KVM_ASYNC_PF_INT */
+};
+const unsigned fake_kvm_nr_msr_index = sizeof(fake_kvm_msr_index) / sizeof(fake_kvm_msr_index[0]);
+
+/* The host has this MSR (KVM_GET_MSR_INDEX_LIST lists it). */
+static bool msr_listed(uint32_t index)
+{
+	unsigned i;
+
+	if (index == fake_kvm.msr_lacking)
+		return false;
+	for (i = 0; i < fake_kvm_nr_msr_index; i++)
+		if (fake_kvm_msr_index[i] == index)
+			return true;
+	return false;
+}
+
+/* KVM_GET_MSR_INDEX_LIST: nmsrs always set to how many there are; E2BIG when they do not fit. */
+static int msr_index_list(struct kvm_msr_list *l)
+{
+	unsigned room = l->nmsrs, n = 0, i;
+
+	for (i = 0; i < fake_kvm_nr_msr_index; i++)
+		n += msr_listed(fake_kvm_msr_index[i]);
+	l->nmsrs = n;
+	if (room < n)
+		return -E2BIG;
+	for (i = 0, n = 0; i < fake_kvm_nr_msr_index; i++)
+		if (msr_listed(fake_kvm_msr_index[i]))
+			l->indices[n++] = fake_kvm_msr_index[i];
+	return 0;
+}
+
+#define BIT(n) (1u << (n))
+
+/*
+ * KVM_GET_SUPPORTED_CPUID of an Intel host: as KVM, without leaf 1's HTT (EDX[28]),
+ * hypervisor (ECX[31]) and TSC-deadline (ECX[24]) bits, which a monitor sets itself.
+ */
+static const struct kvm_cpuid_entry2 supported_cpuid[] = {
+	{ .function = 0, .eax = 0xd, .ebx = 0x756e6547, .edx = 0x49656e69, .ecx = 0x6c65746e },
+	{ .function = 1, .eax = 0x806c1,
+	  /* SSE3 PCLMULQDQ SSSE3 FMA CX16 SSE4.1 SSE4.2 X2APIC MOVBE POPCNT AES XSAVE AVX F16C RDRAND */
+	  .ecx = BIT(0) | BIT(1) | BIT(9) | BIT(12) | BIT(13) | BIT(19) | BIT(20) | BIT(21) | BIT(22) |
+		 BIT(23) | BIT(25) | BIT(26) | BIT(28) | BIT(29) | BIT(30),
+	  /* FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV PAT PSE36 CLFLUSH MMX FXSR
+	   * SSE SSE2 SS */
+	  .edx = 0x0f8bfbff },   /* bits 0-9, 11-17, 19, 23-27 */
+	/* FSGSBASE BMI1 AVX2 SMEP BMI2 ERMS INVPCID; EDX ARCH_CAPABILITIES (emulated) */
+	{ .function = 7, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	  .ebx = BIT(0) | BIT(3) | BIT(5) | BIT(7) | BIT(8) | BIT(9) | BIT(10), .edx = BIT(29) },
+	{ .function = 0xd, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	  .eax = FAKE_KVM_XCR0, .ebx = 0x340, .ecx = 0x340 },
+	{ .function = 0x80000000, .eax = 0x80000008 },
+	/* LAHF_LM; SYSCALL NX LM */
+	{ .function = 0x80000001, .ecx = BIT(0), .edx = BIT(11) | BIT(20) | BIT(29) },
+};
+#define NR_SUPPORTED_CPUID (sizeof(supported_cpuid) / sizeof(supported_cpuid[0]))
+
+static int get_supported_cpuid(struct kvm_cpuid2 *c)
+{
+	unsigned i;
+
+	if (c->nent < NR_SUPPORTED_CPUID)
+		return -E2BIG;
+	c->nent = NR_SUPPORTED_CPUID;
+	memcpy(c->entries, supported_cpuid, sizeof(supported_cpuid));
+	for (i = 0; i < c->nent && fake_kvm.cpuid_lacking.bits; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		uint32_t *reg[4] = { &e->eax, &e->ebx, &e->ecx, &e->edx };
+
+		if (e->function == fake_kvm.cpuid_lacking.function && fake_kvm.cpuid_lacking.reg < 4 &&
+		    (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == fake_kvm.cpuid_lacking.index))
+			*reg[fake_kvm.cpuid_lacking.reg] &= ~fake_kvm.cpuid_lacking.bits;
+	}
+	return 0;
+}
+
 static int system_ioctl(unsigned long req, unsigned long arg)
 {
-	struct kvm_cpuid2 *c = (struct kvm_cpuid2 *)arg;
 
 	switch (req) {
 	case KVM_GET_API_VERSION:
@@ -286,13 +376,9 @@ static int system_ioctl(unsigned long req, unsigned long arg)
 			violation("KVM_CREATE_VM type %lu", arg);
 		return obj_new(OBJ_VM, 0, 0);
 	case KVM_GET_SUPPORTED_CPUID:
-		if (c->nent < 2)
-			return -E2BIG;
-		c->nent = 2;
-		memset(c->entries, 0, 2 * sizeof(c->entries[0]));
-		c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd };
-		c->entries[1] = (struct kvm_cpuid_entry2){ .function = 1, .eax = 0x806c1 };
-		return 0;
+		return get_supported_cpuid((struct kvm_cpuid2 *)arg);
+	case KVM_GET_MSR_INDEX_LIST:
+		return msr_index_list((struct kvm_msr_list *)arg);
 	}
 	violation("%s (%#lx) on the system fd", fake_kvm__name(req), req);
 	return -ENOTTY;
@@ -604,6 +690,7 @@ static int vcpu_run(struct vcpu_model *v)
 	__atomic_add_fetch(&v->runs, 1, __ATOMIC_ACQ_REL);
 	if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_ACQUIRE))
 		return -EINTR;
+	__atomic_store_n(&v->entered, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&lock);
 	have = v->head != v->tail;
 	if (have)
@@ -620,28 +707,159 @@ static int vcpu_run(struct vcpu_model *v)
 	return 0;
 }
 
-/* KVM_GET_MSRS / KVM_SET_MSRS: every MSR is known; returns how many were done. */
+#define MSR_TSC_DEADLINE 0x6e0
+#define APIC_LVTT        0x320
+
+/* The LAPIC timer is in TSC-deadline mode (LVTT[18:17] = 2). */
+static bool lapic_tsc_deadline(const struct kvm_lapic_state *l)
+{
+	uint32_t lvtt;
+
+	memcpy(&lvtt, l->regs + APIC_LVTT, sizeof(lvtt));
+	return ((lvtt >> 17) & 3) == 2;
+}
+
+static struct kvm_msr_entry *find_msr(struct vcpu_model *v, uint32_t index)
+{
+	unsigned j;
+
+	for (j = 0; j < v->st.nr_msrs; j++)
+		if (v->st.msrs[j].index == index)
+			return &v->st.msrs[j];
+	return NULL;
+}
+
+/*
+ * KVM_GET_MSRS / KVM_SET_MSRS: returns how many were done, stopping at the first MSR the
+ * vCPU has not (not in fake_kvm_msr_index, or the host's lacking or unreadable one).
+ */
 static int model_msrs(struct vcpu_model *v, bool set, struct kvm_msrs *m)
 {
-	unsigned i, j;
+	unsigned i;
 
+	if (m->nmsrs >= FAKE_KVM_MAX_IO_MSRS) {
+		violation("%s with %u MSRs: KVM takes fewer than %u a call", set ? "KVM_SET_MSRS" :
+			  "KVM_GET_MSRS", m->nmsrs, FAKE_KVM_MAX_IO_MSRS);
+		return -E2BIG;
+	}
 	for (i = 0; i < m->nmsrs; i++) {
-		struct kvm_msr_entry *e = &m->entries[i];
+		struct kvm_msr_entry *e = &m->entries[i], *have;
+		bool dropped;
 
-		for (j = 0; j < v->st.nr_msrs && v->st.msrs[j].index != e->index; j++)
-			;
+		if (!msr_listed(e->index) || e->index == fake_kvm.msr_unreadable)
+			return (int)i;
+		have = find_msr(v, e->index);
+		/* KVM keeps a TSC deadline only while the LAPIC timer is in TSC-deadline mode. */
+		dropped = e->index == MSR_TSC_DEADLINE && !lapic_tsc_deadline(&v->st.lapic);
 		if (!set) {
-			e->data = j < v->st.nr_msrs ? v->st.msrs[j].data : 0;
+			e->data = have && !dropped ? have->data : 0;
 			continue;
 		}
-		if (j == v->st.nr_msrs) {
-			if (j == FAKE_KVM_MAX_MSRS)
+		if (dropped)
+			continue;
+		if (!have) {
+			if (v->st.nr_msrs == FAKE_KVM_MAX_MSRS)
 				return (int)i;
-			v->st.nr_msrs++;
+			have = &v->st.msrs[v->st.nr_msrs++];
 		}
-		v->st.msrs[j] = *e;
+		*have = *e;
 	}
 	return (int)m->nmsrs;
+}
+
+/* KVM_SET_LAPIC: a change into or out of TSC-deadline mode clears the deadline, as KVM's. */
+static void set_lapic(struct vcpu_model *v, const struct kvm_lapic_state *l)
+{
+	bool was = lapic_tsc_deadline(&v->st.lapic);
+	struct kvm_msr_entry *deadline;
+
+	memcpy(&v->st.lapic, l, sizeof(v->st.lapic));
+	deadline = find_msr(v, MSR_TSC_DEADLINE);
+	if (deadline && was != lapic_tsc_deadline(&v->st.lapic))
+		deadline->data = 0;
+}
+
+/*
+ * KVM_SET_CPUID2: any CPUID until the vCPU first entered the guest; after that KVM
+ * refuses (EINVAL) one that differs from what it has.
+ */
+static int set_cpuid(struct vcpu_model *v, const struct kvm_cpuid2 *c)
+{
+	unsigned i;
+
+	if (c->nent == 0 || c->nent > 256) {
+		violation("KVM_SET_CPUID2 with %u entries", c->nent);
+		return -E2BIG;
+	}
+	if (c->nent > FAKE_KVM_MAX_CPUID) {
+		violation("KVM_SET_CPUID2 with %u entries: the model keeps %u", c->nent,
+			  FAKE_KVM_MAX_CPUID);
+		return -E2BIG;
+	}
+	if (__atomic_load_n(&v->entered, __ATOMIC_ACQUIRE)) {
+		bool same = c->nent == v->st.nr_cpuid;
+
+		for (i = 0; same && i < c->nent; i++) {
+			const struct kvm_cpuid_entry2 *a = &c->entries[i], *b = &v->st.cpuid[i];
+
+			same = a->function == b->function && a->index == b->index &&
+			       a->flags == b->flags && a->eax == b->eax && a->ebx == b->ebx &&
+			       a->ecx == b->ecx && a->edx == b->edx;
+		}
+		if (!same) {
+			violation("KVM_SET_CPUID2 with another CPUID after KVM_RUN (KVM refuses it)");
+			return -EINVAL;
+		}
+	}
+	memcpy(v->st.cpuid, c->entries, c->nent * sizeof(c->entries[0]));
+	v->st.nr_cpuid = c->nent;
+	v->st.cpuid_sets++;
+	v->cpuid_set = true;
+	return 0;
+}
+
+/* KVM_SET_XSAVE: the standard (not compacted) format, no feature the host has not. */
+static int set_xsave(struct vcpu_model *v, const struct kvm_xsave *x)
+{
+	uint64_t xstate_bv, xcomp_bv;
+
+	memcpy(&xstate_bv, (const uint8_t *)x->region + 512, 8);
+	memcpy(&xcomp_bv, (const uint8_t *)x->region + 520, 8);
+	if ((xstate_bv & ~(uint64_t)FAKE_KVM_XCR0) || xcomp_bv) {
+		violation("KVM_SET_XSAVE with XSTATE_BV %#llx XCOMP_BV %#llx (the host has %#x)",
+			  (unsigned long long)xstate_bv, (unsigned long long)xcomp_bv, FAKE_KVM_XCR0);
+		return -EINVAL;
+	}
+	memcpy(&v->st.xsave, x, sizeof(v->st.xsave));
+	return 0;
+}
+
+/* KVM_SET_DEBUGREGS: no flags, DR6 and DR7 within 32 bits. */
+static int set_debugregs(struct vcpu_model *v, const struct kvm_debugregs *d)
+{
+	if (d->flags || d->dr6 >> 32 || d->dr7 >> 32) {
+		violation("KVM_SET_DEBUGREGS flags %#llx dr6 %#llx dr7 %#llx", (unsigned long long)d->flags,
+			  (unsigned long long)d->dr6, (unsigned long long)d->dr7);
+		return -EINVAL;
+	}
+	memcpy(&v->st.debugregs, d, sizeof(v->st.debugregs));
+	return 0;
+}
+
+static uint32_t host_tsc_khz(void)
+{
+	return fake_kvm.tsc_khz ? fake_kvm.tsc_khz : FAKE_KVM_TSC_KHZ;
+}
+
+/* KVM_SET_TSC_KHZ: 0 is the host's rate; above it only with TSC scaling. */
+static int set_tsc_khz(struct vcpu_model *v, unsigned long arg)
+{
+	uint32_t khz = (uint32_t)arg ? (uint32_t)arg : host_tsc_khz();
+
+	if (fake_kvm.tsc_scaling_lacking && khz > host_tsc_khz())
+		return -EINVAL;
+	v->st.tsc_khz = khz;
+	return 0;
 }
 
 struct fake_kvm_vcpu *fake_kvm__vcpu(unsigned index)
@@ -651,16 +869,9 @@ struct fake_kvm_vcpu *fake_kvm__vcpu(unsigned index)
 
 static int vcpu_ioctl(struct vcpu_model *v, unsigned long req, unsigned long arg)
 {
-	const struct kvm_cpuid2 *c = (const void *)arg;
-
 	switch (req) {
 	case KVM_SET_CPUID2:
-		if (c->nent == 0 || c->nent > 256) {
-			violation("KVM_SET_CPUID2 with %u entries", c->nent);
-			return -E2BIG;
-		}
-		v->cpuid_set = true;
-		return 0;
+		return set_cpuid(v, (const struct kvm_cpuid2 *)arg);
 	case KVM_GET_REGS:
 		memcpy((void *)arg, &v->st.regs, sizeof(v->st.regs));
 		return 0;
@@ -681,10 +892,30 @@ static int vcpu_ioctl(struct vcpu_model *v, unsigned long req, unsigned long arg
 	case set: memcpy(&v->st.field, (void *)arg, sizeof(v->st.field)); return 0;
 	STATE(KVM_GET_FPU, KVM_SET_FPU, fpu)
 	STATE(KVM_GET_XCRS, KVM_SET_XCRS, xcrs)
-	STATE(KVM_GET_LAPIC, KVM_SET_LAPIC, lapic)
 	STATE(KVM_GET_MP_STATE, KVM_SET_MP_STATE, mp_state)
 	STATE(KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, events)
 #undef STATE
+	case KVM_GET_LAPIC:
+		memcpy((void *)arg, &v->st.lapic, sizeof(v->st.lapic));
+		return 0;
+	case KVM_SET_LAPIC:
+		set_lapic(v, (const struct kvm_lapic_state *)arg);
+		return 0;
+	case KVM_GET_XSAVE:
+		memcpy((void *)arg, &v->st.xsave, sizeof(v->st.xsave));
+		return 0;
+	case KVM_SET_XSAVE:
+		return set_xsave(v, (const struct kvm_xsave *)arg);
+	case KVM_GET_DEBUGREGS:
+		memcpy((void *)arg, &v->st.debugregs, sizeof(v->st.debugregs));
+		((struct kvm_debugregs *)arg)->flags = 0;
+		return 0;
+	case KVM_SET_DEBUGREGS:
+		return set_debugregs(v, (const struct kvm_debugregs *)arg);
+	case KVM_GET_TSC_KHZ:
+		return (int)(v->st.tsc_khz ? v->st.tsc_khz : host_tsc_khz());
+	case KVM_SET_TSC_KHZ:
+		return set_tsc_khz(v, arg);
 	case KVM_GET_MSRS:
 	case KVM_SET_MSRS:
 		return model_msrs(v, req == KVM_SET_MSRS, (struct kvm_msrs *)arg);

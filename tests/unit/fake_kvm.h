@@ -18,7 +18,15 @@
 #define FAKE_KVM_MAX_VCPUS 8
 #define FAKE_KVM_MAX_CALLS 4096
 
-#define FAKE_KVM_MAX_MSRS 32
+#define FAKE_KVM_MAX_MSRS  64
+#define FAKE_KVM_MAX_CPUID 64
+#define FAKE_KVM_TSC_KHZ   2500000u     /* the host's TSC while fake_kvm.tsc_khz is 0 */
+#define FAKE_KVM_XCR0      0x7u         /* the XSAVE features the host has: x87, SSE, AVX */
+#define FAKE_KVM_MAX_IO_MSRS 256        /* KVM_GET/SET_MSRS refuse nmsrs >= this (E2BIG), as KVM */
+
+/* The MSRs the model knows: KVM_GET_MSR_INDEX_LIST's answer, in its order. */
+extern const uint32_t fake_kvm_msr_index[];
+extern const unsigned fake_kvm_nr_msr_index;
 
 /* What the model holds of one vCPU's state (KVM_GET_* read it, KVM_SET_* write it). */
 struct fake_kvm_vcpu {
@@ -26,11 +34,23 @@ struct fake_kvm_vcpu {
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
 	struct kvm_xcrs xcrs;
+	struct kvm_xsave xsave;
+	struct kvm_debugregs debugregs;
 	struct kvm_lapic_state lapic;
 	struct kvm_mp_state mp_state;
 	struct kvm_vcpu_events events;
-	struct kvm_msr_entry msrs[FAKE_KVM_MAX_MSRS]; /* every MSR is known; those not here read 0 */
+	/*
+	 * Only MSRs of fake_kvm_msr_index (KVM_GET/SET_MSRS stop at any other, as KVM at an
+	 * MSR it has not); those not here read 0. TSC_DEADLINE (0x6e0) as KVM keeps it: it
+	 * reads 0 and a write is dropped unless the LAPIC timer (LVTT) is in TSC-deadline
+	 * mode, and a KVM_SET_LAPIC that changes that mode clears it.
+	 */
+	struct kvm_msr_entry msrs[FAKE_KVM_MAX_MSRS];
 	unsigned nr_msrs;
+	uint32_t tsc_khz;          /* KVM_SET_TSC_KHZ; 0: the host's */
+	struct kvm_cpuid_entry2 cpuid[FAKE_KVM_MAX_CPUID]; /* the last KVM_SET_CPUID2 */
+	unsigned nr_cpuid;
+	unsigned cpuid_sets;       /* KVM_SET_CPUID2 calls that took */
 };
 
 /* What the model holds of the VM; tests read it. */
@@ -64,6 +84,19 @@ struct fake_kvm {
 	unsigned nr_enabled;
 	bool mwait_in_guest, hlt_in_guest, pause_in_guest, cstate_in_guest; /* as KVM keeps them */
 	int64_t max_halt_poll_ns;      /* -1 until KVM_CAP_HALT_POLL sets it */
+	/*
+	 * The host (a test sets these after fake_kvm__reset, before the VM is built): its TSC
+	 * (0: FAKE_KVM_TSC_KHZ) and whether KVM can scale a guest's TSC to another rate (without,
+	 * KVM_SET_TSC_KHZ above the host's fails, as KVM's); a CPUID feature bit KVM_GET_SUPPORTED_CPUID
+	 * lacks (reg 0..3: EAX..EDX; bits 0: none); an MSR of the model it has not (not listed,
+	 * KVM_GET/SET_MSRS stop at it); an MSR it lists that its vCPUs have not (their CPUID lacks
+	 * the feature: KVM_GET/SET_MSRS stop at it).
+	 */
+	uint32_t tsc_khz;
+	bool tsc_scaling_lacking;
+	struct { uint32_t function, index; unsigned reg; uint32_t bits; } cpuid_lacking;
+	uint32_t msr_lacking;
+	uint32_t msr_unreadable;
 	unsigned violations;           /* calls KVM would refuse or that break its rules */
 	char why[256];                 /* the last violation */
 	unsigned kernel_errors;        /* watched fd: calls the kernel refused */

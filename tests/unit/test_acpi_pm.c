@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "hw_fakes.h"
+#include "state_refusals.h"
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/x86/layout.h"
 
@@ -240,6 +241,91 @@ static void test_acpi_pm_add_refuses_taken_ports_claiming_nothing(void **state)
 	bus__exit(&bus);
 }
 
+/* A guest's busy PM1 block: the power button enabled and pressed (SCI high), sleep type 3 and BM_RLD kept. */
+static void pm_drive_busy(struct pm *t)
+{
+	io_outw(&t->bus, EVT + 2, ACPI_PM1_PWRBTN | 0x0020);   /* PWRBTN_EN, GBL_EN */
+	acpi_pm__press_power_button(t->pm);
+	io_outw(&t->bus, CNT, slp(3, false) | 0x0002);
+	assert_int_equal(t->sci.level, 1);
+}
+
+#define PM_PROBE_MAX 8
+
+/* What a guest reads and the SCI's level, then the button acknowledged; returns how many values `v` got. */
+static unsigned pm_probe(struct pm *t, uint32_t v[PM_PROBE_MAX])
+{
+	unsigned n = 0;
+
+	v[n++] = io_inl(&t->bus, EVT);
+	v[n++] = io_inw(&t->bus, CNT);
+	v[n++] = (uint32_t)t->sci.level;
+	io_outw(&t->bus, EVT, ACPI_PM1_PWRBTN);                 /* write 1 to clear */
+	v[n++] = io_inl(&t->bus, EVT);
+	v[n++] = (uint32_t)t->sci.level;
+	return n;
+}
+
+/* Saved, loaded into a new PM1 block: it answers every read as the first does, the SCI at the same level. */
+static void test_acpi_pm_snapshot_restores_registers_and_sci(void **state)
+{
+	struct pm *t = *state, *f;
+	uint32_t want[PM_PROBE_MAX], got[PM_PROBE_MAX];
+	struct state_out saved, again;
+	char why[STATE_WHY_LEN];
+	void *fresh;
+	unsigned n;
+
+	pm_drive_busy(t);
+	saved = state_save(&acpi_pm__device_ops, t->pm);
+	assert_int_equal(pm_setup(&fresh), 0);
+	f = fresh;
+	assert_int_equal(state_load(&acpi_pm__device_ops, f->pm, saved.buf, saved.len, why), 0);
+	assert_int_equal(f->sci.calls, 1);
+	assert_int_equal(f->sci.level, 1);
+	assert_int_equal(f->sci.gsi, ACPI_SCI_IRQ);
+	again = state_save(&acpi_pm__device_ops, f->pm);
+	assert_int_equal(again.len, saved.len);
+	assert_memory_equal(again.buf, saved.buf, saved.len);
+
+	n = pm_probe(t, want);
+	assert_int_equal(pm_probe(f, got), n);
+	assert_memory_equal(got, want, n * sizeof(want[0]));
+	assert_int_equal(want[0], (uint32_t)(ACPI_PM1_PWRBTN | 0x0020) << 16 | ACPI_PM1_PWRBTN);
+	assert_int_equal(want[1], ACPI_PM1_CNT_SCI_EN | slp(3, false) | 0x0002);
+	assert_int_equal(want[4], 0);
+	assert_int_equal(fake_ctl_calls(&f->ctl_rec), 0);
+
+	state_out__free(&again);
+	state_out__free(&saved);
+	pm_teardown(&fresh);
+}
+
+/* A state cut short, too long, of another version or with bits the block cannot hold: refused, nothing changed. */
+static void test_acpi_pm_load_refuses_truncated_foreign_and_out_of_range_state(void **state)
+{
+	struct pm *t = *state, *o;
+	struct state_out good;
+	void *other;
+
+	assert_int_equal(pm_setup(&other), 0);
+	o = other;
+	pm_drive_busy(o);
+	good = state_save(&acpi_pm__device_ops, o->pm);
+	pm_teardown(&other);
+
+	assert_state_length_exact(&acpi_pm__device_ops, t->pm, &good);
+	assert_state_byte_refused(&acpi_pm__device_ops, t->pm, &good, 3, 1, "version 16777217");
+	assert_state_byte_refused(&acpi_pm__device_ops, t->pm, &good, 4, 0x01, "PM1_STS 0x0101");
+	assert_state_byte_refused(&acpi_pm__device_ops, t->pm, &good, 7, 0xff, "PM1_EN 0xff20");
+	assert_state_byte_refused(&acpi_pm__device_ops, t->pm, &good, 8, 0x03, "PM1_CNT 0x0c03");
+
+	assert_int_equal(t->sci.calls, 0);
+	assert_int_equal(io_inl(&t->bus, EVT), 0);
+	assert_int_equal(io_inw(&t->bus, CNT), ACPI_PM1_CNT_SCI_EN);
+	state_out__free(&good);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, pm_setup, pm_teardown)
 
 int main(void)
@@ -255,6 +341,8 @@ int main(void)
 		T(test_acpi_pm_sci_is_level_until_status_written_one),
 		T(test_acpi_pm_counts_presses),
 		T(test_acpi_pm_reset_register_requests_reboot),
+		T(test_acpi_pm_snapshot_restores_registers_and_sci),
+		T(test_acpi_pm_load_refuses_truncated_foreign_and_out_of_range_state),
 		cmocka_unit_test(test_acpi_pm_add_refuses_taken_ports_claiming_nothing),
 	};
 

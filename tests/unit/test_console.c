@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "hw_fakes.h"
+#include "state_refusals.h"
 #include "vmm/hw/console.h"
 #include "vmm/hw/serial.h"
 #include "vmm/x86/layout.h"
@@ -763,6 +764,27 @@ static void test_console_listen_refuses_a_busy_or_foreign_path(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, rig_setup, rig_teardown)
 
+/* Both console modes save an empty state and refuse any byte to load: the host side holds no guest state. */
+static void test_console_snapshot_holds_no_state(void **state)
+{
+	const struct device_ops *ops[] = { &console__device_ops, &console__socket_device_ops };
+	const uint8_t byte = 0;
+	char why[STATE_WHY_LEN];
+	struct state_out out;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		assert_ptr_equal(ops[i]->save, device__save_nothing);
+		assert_ptr_equal(ops[i]->load, device__load_nothing);
+		out = state_save(ops[i], NULL);
+		assert_int_equal(out.len, 0);
+		assert_int_equal(state_load(ops[i], NULL, out.buf, out.len, why), 0);
+		assert_int_equal(state_load(ops[i], NULL, &byte, 1, why), -EINVAL);
+		state_out__free(&out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -780,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_console_socket_client_that_never_reads_costs_output_not_time),
 		cmocka_unit_test(test_console_socket_keeps_the_recent_history_for_a_late_client),
 		cmocka_unit_test(test_console_listen_refuses_a_busy_or_foreign_path),
+		cmocka_unit_test(test_console_snapshot_holds_no_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "hw_fakes.h"
+#include "state_refusals.h"
 #include "vmm/hw/i8042.h"
 #include "vmm/x86/layout.h"
 
@@ -242,6 +243,116 @@ static void test_i8042_add_refuses_taken_ports(void **state)
 	assert_null(k2);
 }
 
+/*
+ * A guest's busy controller: a command byte with both interrupts on, a RAM
+ * byte written, an aux byte waiting in the output buffer (IRQ12 high), and a
+ * RAM write command waiting for its data byte.
+ */
+static void kbc_drive_busy(struct kbc *t)
+{
+	io_outb(&t->bus, CMD, 0x60);
+	io_outb(&t->bus, DATA, CTR_KBDINT | CTR_AUXINT | CTR_SYS | 0x40);
+	io_outb(&t->bus, CMD, 0x65);
+	io_outb(&t->bus, DATA, 0x99);
+	io_outb(&t->bus, CMD, 0xd3);
+	io_outb(&t->bus, DATA, 0x42);
+	io_outb(&t->bus, CMD, 0x61);
+	assert_int_equal(t->aux.level, 1);
+}
+
+#define KBC_PROBE_MAX 24
+
+/*
+ * What a guest reads and the lines' levels, spending the output buffer and
+ * the waiting command; returns how many values `v` got.
+ */
+static unsigned kbc_probe(struct kbc *t, int v[KBC_PROBE_MAX])
+{
+	static const uint8_t reads[] = { 0x21, 0x25, 0x20, 0xd0 };
+	unsigned n = 0, i;
+
+	v[n++] = io_inb(&t->bus, CMD);
+	v[n++] = t->kbd.level;
+	v[n++] = t->aux.level;
+	v[n++] = io_inb(&t->bus, DATA);
+	v[n++] = io_inb(&t->bus, CMD);
+	v[n++] = t->aux.level;
+	io_outb(&t->bus, DATA, 0x77);                /* the waiting command's data byte */
+	v[n++] = io_inb(&t->bus, CMD);
+	for (i = 0; i < sizeof(reads); i++) {
+		io_outb(&t->bus, CMD, reads[i]);
+		v[n++] = t->kbd.level;
+		v[n++] = io_inb(&t->bus, DATA);
+	}
+	v[n++] = io_inb(&t->bus, DATA);              /* empty: rereads the last byte */
+	return n;
+}
+
+/* Saved, loaded into a new controller: it answers every read as the first does, its lines at the same levels. */
+static void test_i8042_snapshot_restores_registers_and_irq_lines(void **state)
+{
+	struct kbc *t = *state, *f;
+	int want[KBC_PROBE_MAX], got[KBC_PROBE_MAX];
+	struct state_out saved, again;
+	char why[STATE_WHY_LEN];
+	void *fresh;
+	unsigned n;
+
+	kbc_drive_busy(t);
+	saved = state_save(&i8042__device_ops, t->k);
+	assert_int_equal(kbc_setup(&fresh), 0);
+	f = fresh;
+	assert_int_equal(state_load(&i8042__device_ops, f->k, saved.buf, saved.len, why), 0);
+	assert_int_equal(f->aux.level, 1);
+	assert_int_equal(f->kbd.level, 0);
+	assert_int_equal(f->aux.calls, 1);
+	assert_int_equal(f->kbd.calls, 1);
+	again = state_save(&i8042__device_ops, f->k);
+	assert_int_equal(again.len, saved.len);
+	assert_memory_equal(again.buf, saved.buf, saved.len);
+
+	n = kbc_probe(t, want);
+	assert_int_equal(kbc_probe(f, got), n);
+	assert_memory_equal(got, want, n * sizeof(want[0]));
+	assert_int_equal(want[0], STR_OBF | STR_SYS | STR_CMD | 0x10 | STR_AUXDATA);
+	assert_int_equal(want[3], 0x42);
+	assert_int_equal(want[7], 1);                /* RAM byte 1 read back: IRQ1 */
+	assert_int_equal(want[8], 0x77);
+	assert_int_equal(want[10], 0x99);
+	assert_int_equal(want[12], CTR_KBDINT | CTR_AUXINT | CTR_SYS | 0x40);
+	assert_int_equal(fake_ctl_calls(&f->ctl_rec), 0);
+
+	state_out__free(&again);
+	state_out__free(&saved);
+	kbc_teardown(&fresh);
+}
+
+/* A state cut short, too long, of another version or with a value the controller cannot hold: refused, nothing changed. */
+static void test_i8042_load_refuses_truncated_foreign_and_out_of_range_state(void **state)
+{
+	struct kbc *t = *state, *o;
+	struct state_out good;
+	void *other;
+
+	assert_int_equal(kbc_setup(&other), 0);
+	o = other;
+	kbc_drive_busy(o);
+	good = state_save(&i8042__device_ops, o->k);
+	kbc_teardown(&other);
+
+	assert_state_length_exact(&i8042__device_ops, t->k, &good);
+	assert_state_byte_refused(&i8042__device_ops, t->k, &good, 0, 0, "version 0");
+	assert_state_byte_refused(&i8042__device_ops, t->k, &good, 36, 0x81, "status 0x81");
+	assert_state_byte_refused(&i8042__device_ops, t->k, &good, 37, 2, "full 2");
+	assert_state_byte_refused(&i8042__device_ops, t->k, &good, 37, 0, "empty output buffer");
+	assert_state_byte_refused(&i8042__device_ops, t->k, &good, 39, 0xaa, "command 0xaa");
+
+	assert_int_equal(t->kbd.calls + t->aux.calls, 0);
+	assert_int_equal(io_inb(&t->bus, CMD), STR_SYS | 0x10);
+	assert_int_equal(kbc_command(t, 0x20, -1), 0x65);   /* the firmware's command byte */
+	state_out__free(&good);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, kbc_setup, kbc_teardown)
 
 int main(void)
@@ -258,6 +369,8 @@ int main(void)
 		T(test_i8042_keyboard_loopback_raises_irq1),
 		T(test_i8042_device_bytes_answer_no_device_with_timeout),
 		T(test_i8042_add_refuses_taken_ports),
+		T(test_i8042_snapshot_restores_registers_and_irq_lines),
+		T(test_i8042_load_refuses_truncated_foreign_and_out_of_range_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "fake_kvm.h"
+#include "state_refusals.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
 #include "vmm/pci/msix.h"
@@ -727,6 +728,162 @@ static void test_msix_masked_vector_pends_and_fires_once_on_unmask(void **state)
 	close(efd);
 }
 
+/* ---- snapshot ---------------------------------------------------------------------- */
+
+#define SNAP_BAR0      (LAYOUT_PCI_MMIO_BASE + 0x200000)
+#define SNAP_BAR2      (LAYOUT_PCI_MMIO_BASE + 0x400000)
+#define SNAP_CFG_ADDR  cfg_addr(0, 1, 0, PCI_INTERRUPT_LINE)
+/* Where function `i`'s slot byte and configuration space lie in a saved bus. */
+#define SNAP_SLOT(i)   (12 + (i) * (1 + PCI_CFG_SIZE))
+#define SNAP_CFG(i)    (SNAP_SLOT(i) + 1)
+
+/*
+ * What a guest's driver leaves: both BARs moved and decoding, bus mastering,
+ * an interrupt line and latency timer, the host bridge's memory enable, and
+ * CONFIG_ADDRESS pointing mid-sequence.
+ */
+static void snap_drive(struct rig *r)
+{
+	cfg_write(r, 1, PCI_BASE_ADDRESS_0, 4, (uint32_t)SNAP_BAR0);
+	cfg_write(r, 1, PCI_BASE_ADDRESS_2, 4, (uint32_t)SNAP_BAR2);
+	cfg_write(r, 1, PCI_BASE_ADDRESS_3, 4, (uint32_t)(SNAP_BAR2 >> 32));
+	cfg_write(r, 1, PCI_INTERRUPT_LINE, 1, 0x0b);
+	cfg_write(r, 1, PCI_LATENCY_TIMER, 1, 0x40);
+	cfg_write(r, 1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cfg_write(r, 0, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	outl(&r->pio, 0xcf8, SNAP_CFG_ADDR);
+	assert_int_equal(mmio_read32(r, SNAP_BAR0), 0x5a5a5a5a);
+}
+
+/*
+ * Saved, loaded into a new bus with the same functions: the BARs decode where
+ * the guest put them (the device told), nothing at the built addresses, and
+ * every configuration register and CONFIG_ADDRESS read as before.
+ */
+static void test_pci_snapshot_maps_guest_programmed_bars_on_a_fresh_bus(void **state)
+{
+	struct rig *r = *state, *f;
+	struct state_out saved, again;
+	char why[STATE_WHY_LEN];
+	uint32_t built0, reg;
+	unsigned slot;
+	void *fresh;
+
+	snap_drive(r);
+	saved = state_save(&pci_bus__device_ops, r->pci);
+	assert_int_equal(saved.len, SNAP_SLOT(2));
+
+	assert_int_equal(setup(&fresh), 0);
+	f = fresh;
+	built0 = cfg_read(f, 1, PCI_BASE_ADDRESS_0, 4);
+	assert_int_not_equal(built0, SNAP_BAR0);
+	assert_int_equal(mmio_read32(f, SNAP_BAR0), 0xffffffff);
+	assert_int_equal(state_load(&pci_bus__device_ops, f->pci, saved.buf, saved.len, why), 0);
+	again = state_save(&pci_bus__device_ops, f->pci);
+	assert_int_equal(again.len, saved.len);
+	assert_memory_equal(again.buf, saved.buf, saved.len);
+	assert_int_equal(inl(&f->pio, 0xcf8), SNAP_CFG_ADDR);
+
+	/* Both BARs went on at their new places, and the device heard of it. */
+	assert_int_equal(f->dev.bar_changes, 2);
+	assert_true(f->dev.on);
+	assert_false(f->dev.was_on);
+	assert_int_equal(f->dev.changed_bar, 2);
+	assert_int_equal(f->dev.new_addr, SNAP_BAR2);
+	assert_int_equal(mmio_read32(f, SNAP_BAR0 + 8), 0x5a5a5a5a);
+	assert_int_equal(f->dev.last_bar, 0);
+	assert_int_equal(f->dev.last_off, 8);
+	mmio_write32(f, SNAP_BAR2 + 0x3ffc, 0xcafe);
+	assert_int_equal(f->dev.last_bar, 2);
+	assert_int_equal(f->dev.last_off, 0x3ffc);
+	assert_int_equal(f->dev.last_val, 0xcafe);
+	assert_int_equal(mmio_read32(f, built0), 0xffffffff);
+	assert_int_equal(r->dev.writes, 0);
+
+	for (slot = 0; slot < 3; slot++)
+		for (reg = 0; reg < PCI_CFG_SIZE; reg += 4)
+			assert_int_equal(cfg_read(f, slot, reg, 4), cfg_read(r, slot, reg, 4));
+
+	state_out__free(&again);
+	state_out__free(&saved);
+	teardown(&fresh);
+}
+
+/*
+ * A state cut short, too long, of another version, of other functions or
+ * with a bad CONFIG_ADDRESS: refused, the bus untouched.
+ */
+static void test_pci_load_refuses_other_functions_and_bad_state(void **state)
+{
+	struct rig *r = *state, *o;
+	struct state_out good;
+	void *other;
+
+	assert_int_equal(setup(&other), 0);
+	o = other;
+	snap_drive(o);
+	good = state_save(&pci_bus__device_ops, o->pci);
+	teardown(&other);
+
+	assert_state_length_exact(&pci_bus__device_ops, r->pci, &good);
+	assert_state_byte_refused(&pci_bus__device_ops, r->pci, &good, 0, 9, "version 9");
+	assert_state_byte_refused(&pci_bus__device_ops, r->pci, &good, 8, 3,
+				  "3 functions saved, the bus has 2");
+	assert_state_byte_refused(&pci_bus__device_ops, r->pci, &good, SNAP_SLOT(1), 5, "00:05.0");
+	assert_state_byte_refused(&pci_bus__device_ops, r->pci, &good, SNAP_CFG(1) + PCI_VENDOR_ID,
+				  0x00, "1200:5678");
+	assert_state_byte_refused(&pci_bus__device_ops, r->pci, &good, SNAP_CFG(0) + PCI_DEVICE_ID,
+				  0x09, "1b36:0009");
+	assert_state_byte_refused(&pci_bus__device_ops, r->pci, &good, 4, 0x3f,
+				  "CONFIG_ADDRESS 0x8000083f");
+
+	assert_int_equal(r->dev.bar_changes, 0);
+	assert_int_equal(inl(&r->pio, 0xcf8), 0);
+	assert_int_equal(cfg_read(r, 1, PCI_COMMAND, 2), 0);
+	assert_int_equal(cfg_read(r, 1, PCI_INTERRUPT_LINE, 1), 0);
+	assert_int_equal(mmio_read32(r, SNAP_BAR0), 0xffffffff);
+	state_out__free(&good);
+}
+
+/* A snapshot cannot rewrite what a guest cannot: ids, class, BAR sizes and flags, header, pointers. */
+static void test_pci_load_keeps_read_only_bits_as_built(void **state)
+{
+	struct rig *r = *state, *o;
+	uint32_t class_rev = cfg_read(r, 1, PCI_CLASS_REVISION, 4);
+	char why[STATE_WHY_LEN];
+	struct state_out good;
+	uint8_t *cfg;
+	void *other;
+
+	assert_int_equal(setup(&other), 0);
+	o = other;
+	snap_drive(o);
+	good = state_save(&pci_bus__device_ops, o->pci);
+	teardown(&other);
+
+	cfg = good.buf + SNAP_CFG(1);
+	memset(cfg + PCI_CLASS_REVISION, 0xff, 4);
+	cfg[PCI_HEADER_TYPE] = 0x80;
+	cfg[PCI_BASE_ADDRESS_0] = 0xff;                      /* flags and size bits */
+	cfg[PCI_BASE_ADDRESS_0 + 1] |= 0x0f;
+	cfg[PCI_CAPABILITY_LIST] = 0x40;
+	cfg[PCI_INTERRUPT_PIN] = 1;
+	cfg[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+	cfg[PCI_COMMAND + 1] |= 0xf8;                        /* reserved command bits */
+	assert_int_equal(state_load(&pci_bus__device_ops, r->pci, good.buf, good.len, why), 0);
+
+	assert_int_equal(cfg_read(r, 1, PCI_CLASS_REVISION, 4), class_rev);
+	assert_int_equal(cfg_read(r, 1, PCI_HEADER_TYPE, 1), 0);
+	assert_int_equal(cfg_read(r, 1, PCI_BASE_ADDRESS_0, 4), (uint32_t)SNAP_BAR0);
+	assert_int_equal(cfg_read(r, 1, PCI_CAPABILITY_LIST, 1), 0);
+	assert_int_equal(cfg_read(r, 1, PCI_INTERRUPT_PIN, 1), 0);
+	assert_false(cfg_read(r, 1, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	assert_int_equal(cfg_read(r, 1, PCI_COMMAND, 2), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	assert_int_equal(cfg_read(r, 1, PCI_INTERRUPT_LINE, 1), 0x0b);
+	assert_int_equal(mmio_read32(r, SNAP_BAR0), 0x5a5a5a5a);
+	state_out__free(&good);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -747,6 +904,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pci_bus_reset_restores_config_and_msix_as_built, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_msix_masked_vector_pends_and_fires_once_on_unmask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pci_snapshot_maps_guest_programmed_bars_on_a_fresh_bus,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pci_load_refuses_other_functions_and_bad_state, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pci_load_keeps_read_only_bits_as_built, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "hw_fakes.h"
+#include "state_refusals.h"
 #include "vmm/hw/pvpanic.h"
 #include "vmm/pci/pci.h"
 #include "vmm/x86/layout.h"
@@ -174,6 +175,62 @@ static void test_pvpanic_crash_loaded_is_counted_and_the_guest_goes_on(void **st
 	assert_int_equal(c[1], 2);
 }
 
+/*
+ * Saved with its bus after the guest moved BAR 0 and enabled it, loaded into
+ * a new VM's bus and pvpanic (bus first, as the VM holds them): the register
+ * answers at the moved address, and a panic written there stops the new VM.
+ */
+static void test_pvpanic_snapshot_restores_it_where_the_guest_put_it(void **state)
+{
+	struct rig *r = *state, *f;
+	uint64_t moved = LAYOUT_PCI_MMIO_BASE + 0x300000;
+	struct state_out bus_state, dev_state, again;
+	char why[STATE_WHY_LEN];
+	void *fresh;
+
+	cfg_write(r, r->slot, PCI_BASE_ADDRESS_0, 4, (uint32_t)moved);
+	enable_memory(r);
+	r->bar = moved;
+	assert_int_equal(bar_readb(r, 0), PVPANIC_PANICKED | PVPANIC_CRASH_LOADED);
+	bus_state = state_save(&pci_bus__device_ops, r->pci);
+	dev_state = state_save(&pvpanic__device_ops, r->panic);
+
+	assert_int_equal(setup(&fresh), 0);
+	f = fresh;
+	assert_int_not_equal(f->bar, moved);
+	f->bar = moved;
+	assert_int_equal(bar_readb(f, 0), 0xff);
+	assert_int_equal(state_load(&pci_bus__device_ops, f->pci, bus_state.buf, bus_state.len, why), 0);
+	assert_int_equal(state_load(&pvpanic__device_ops, f->panic, dev_state.buf, dev_state.len, why), 0);
+	again = state_save(&pvpanic__device_ops, f->panic);
+	assert_int_equal(again.len, dev_state.len);
+	assert_memory_equal(again.buf, dev_state.buf, dev_state.len);
+
+	assert_int_equal(bar_readb(f, 0), bar_readb(r, 0));
+	assert_int_equal(bar_readb(f, 1), bar_readb(r, 1));
+	assert_int_equal(cfg_read(f, f->slot, PCI_COMMAND, 2), cfg_read(r, r->slot, PCI_COMMAND, 2));
+	bar_writeb(f, 0, PVPANIC_PANICKED);
+	assert_int_equal(fake_ctl_calls(&f->ctl_rec), 1);
+	assert_int_equal(f->ctl_rec.reason, VM_STOP_PANIC);
+	assert_int_equal(fake_ctl_calls(&r->ctl_rec), 0);
+
+	state_out__free(&again);
+	state_out__free(&dev_state);
+	state_out__free(&bus_state);
+	teardown(&fresh);
+}
+
+/* A state cut short, too long or of another version: refused. */
+static void test_pvpanic_load_refuses_truncated_and_foreign_state(void **state)
+{
+	struct rig *r = *state;
+	struct state_out good = state_save(&pvpanic__device_ops, r->panic);
+
+	assert_state_length_exact(&pvpanic__device_ops, r->panic, &good);
+	assert_state_byte_refused(&pvpanic__device_ops, r->panic, &good, 0, 2, "version 2");
+	state_out__free(&good);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -183,6 +240,8 @@ int main(void)
 		T(test_pvpanic_reads_supported_events_once_decoding),
 		T(test_pvpanic_panic_stops_the_vm_with_its_status),
 		T(test_pvpanic_crash_loaded_is_counted_and_the_guest_goes_on),
+		T(test_pvpanic_snapshot_restores_it_where_the_guest_put_it),
+		T(test_pvpanic_load_refuses_truncated_and_foreign_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 
 #include "counters_sink.h"
 #include "hw_fakes.h"
+#include "state_refusals.h"
 #include "vmm/hw/serial.h"
 #include "vmm/x86/layout.h"
 
@@ -590,6 +591,151 @@ static void test_serial_concurrent_receive_and_guest_reads_keep_order(void **sta
 	assert_false(rd(u, UART_LSR) & UART_LSR_OE);
 }
 
+/*
+ * A guest's busy UART: divisor 0x0201, 8E1, an overrun left in LSR by
+ * loopback, modem status deltas from leaving it, the FIFO on (trigger 8)
+ * holding "hello" after one byte was read, every interrupt enabled, THRE
+ * pending after a transmit, OUT2 on: the line is high.
+ */
+static void uart_drive_busy(struct uart *u)
+{
+	const uint8_t msg[6] = { 'x', 'h', 'e', 'l', 'l', 'o' };
+
+	wr(u, UART_LCR, UART_LCR_DLAB);
+	wr(u, UART_DLL, 0x01);
+	wr(u, UART_DLM, 0x02);
+	wr(u, UART_LCR, UART_LCR_WLEN8 | UART_LCR_PARITY | UART_LCR_EPAR);
+	wr(u, UART_MCR, UART_MCR_LOOP);
+	wr(u, UART_TX, 'a');
+	wr(u, UART_TX, 'b');                         /* FIFO off: the holding register overruns */
+	wr(u, UART_MCR, UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT2);
+	wr(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8);
+	assert_int_equal(serial__receive(u->s, msg, sizeof(msg)), sizeof(msg));
+	assert_int_equal(rd(u, UART_RX), 'x');
+	wr(u, UART_IER, UART_IER_RDI | UART_IER_THRI | UART_IER_RLSI | UART_IER_MSI);
+	wr(u, UART_SCR, 0xa5);
+	wr(u, UART_TX, 'z');
+	assert_int_equal(u->irq.level, 1);
+}
+
+#define UART_PROBE_MAX 32
+
+/*
+ * Everything a guest can read, in an order that spends every read side
+ * effect (LSR errors, the FIFO, THRE by IIR, MSR deltas), with the line's
+ * level between; returns how many values `v` got.
+ */
+static unsigned uart_probe(struct uart *u, uint8_t v[UART_PROBE_MAX])
+{
+	uint8_t lcr = rd(u, UART_LCR);
+	unsigned n = 0, i;
+
+	v[n++] = lcr;
+	v[n++] = rd(u, UART_MCR);
+	v[n++] = rd(u, UART_SCR);
+	v[n++] = rd(u, UART_IER);
+	v[n++] = rd(u, UART_IIR);
+	v[n++] = rd(u, UART_LSR);
+	v[n++] = rd(u, UART_LSR);
+	v[n++] = rd(u, UART_IIR);
+	v[n++] = (uint8_t)u->irq.level;
+	for (i = 0; i < 6; i++)
+		v[n++] = rd(u, UART_RX);
+	v[n++] = rd(u, UART_IIR);
+	v[n++] = rd(u, UART_IIR);
+	v[n++] = (uint8_t)u->irq.level;
+	v[n++] = rd(u, UART_MSR);
+	v[n++] = rd(u, UART_MSR);
+	v[n++] = rd(u, UART_IIR);
+	v[n++] = (uint8_t)u->irq.level;
+	wr(u, UART_LCR, lcr | UART_LCR_DLAB);
+	v[n++] = rd(u, UART_DLL);
+	v[n++] = rd(u, UART_DLM);
+	wr(u, UART_LCR, lcr);
+	return n;
+}
+
+/* Saved, loaded into a new UART: it answers every read as the first does, its line at the same level. */
+static void test_serial_snapshot_restores_registers_fifo_and_irq_line(void **state)
+{
+	struct uart *u = *state, *f;
+	uint8_t want[UART_PROBE_MAX], got[UART_PROBE_MAX];
+	struct state_out saved, again;
+	char why[STATE_WHY_LEN];
+	void *fresh;
+	unsigned n;
+
+	uart_drive_busy(u);
+	saved = state_save(&serial__device_ops, u->s);
+	assert_int_equal(uart_setup(&fresh), 0);
+	f = fresh;
+	assert_int_equal(f->irq.level, 0);
+	assert_int_equal(state_load(&serial__device_ops, f->s, saved.buf, saved.len, why), 0);
+	assert_int_equal(f->irq.calls, 1);
+	assert_int_equal(f->irq.level, 1);
+	assert_int_equal(f->irq.gsi, PORT_COM1_IRQ);
+	assert_int_equal(serial__rx_room(f->s), serial__rx_room(u->s));
+	/* Loaded is saved again byte for byte. */
+	again = state_save(&serial__device_ops, f->s);
+	assert_int_equal(again.len, saved.len);
+	assert_memory_equal(again.buf, saved.buf, saved.len);
+
+	n = uart_probe(u, want);
+	assert_int_equal(uart_probe(f, got), n);
+	assert_memory_equal(got, want, n);
+	/* And the state was worth restoring. */
+	assert_int_equal(want[4], UART_IIR_RLSI | 0xc0);
+	assert_int_equal(want[5], UART_LSR_DR | UART_LSR_OE | UART_LSR_THRE | UART_LSR_TEMT);
+	assert_int_equal(want[7], UART_IIR_RX_TIMEOUT | 0xc0);
+	assert_memory_equal(&want[9], "hello", 5);
+	assert_int_equal(want[14], 'o');             /* an empty receiver rereads the last byte */
+	assert_int_equal(want[15], UART_IIR_THRI | 0xc0);
+	assert_int_equal(want[16], UART_IIR_MSI | 0xc0);
+	assert_int_equal(want[18] & UART_MSR_ANY_DELTA, UART_MSR_DDCD | UART_MSR_DDSR | UART_MSR_DCTS);
+	assert_int_equal(want[20], UART_IIR_NO_INT | 0xc0);
+	assert_int_equal(want[21], 0);
+	assert_int_equal(want[22], 0x01);
+	assert_int_equal(want[23], 0x02);
+
+	state_out__free(&again);
+	state_out__free(&saved);
+	uart_teardown(&fresh);
+}
+
+/* A state cut short, too long, of another version or with a value the UART cannot hold: refused, nothing changed. */
+static void test_serial_load_refuses_truncated_foreign_and_out_of_range_state(void **state)
+{
+	struct uart *u = *state, *o;
+	struct state_out good;
+	void *other;
+
+	assert_int_equal(uart_setup(&other), 0);
+	o = other;
+	uart_drive_busy(o);
+	good = state_save(&serial__device_ops, o->s);
+	uart_teardown(&other);
+
+	assert_state_length_exact(&serial__device_ops, u->s, &good);
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 0, 2, "version 2");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 4, 0xff, "IER 0xff");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 5, 0x03, "FCR 0x03");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 5, 0x00, "count 5");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 7, 0xff, "MCR 0xff");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 8, 0x00, "LSR 0x00");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 9, 0x0f, "MSR 0x0f");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 13, 2, "THRE pending 2");
+	assert_state_byte_refused(&serial__device_ops, u->s, &good, 16, 0x01, "count 261");
+
+	/* Still as at power-on, the line untouched. */
+	assert_int_equal(u->irq.calls, 0);
+	assert_int_equal(rd(u, UART_IIR), UART_IIR_NO_INT);
+	assert_int_equal(rd(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
+	assert_int_equal(rd(u, UART_IER), 0);
+	assert_int_equal(rd(u, UART_SCR), 0);
+	assert_int_equal(serial__rx_room(u->s), 1);
+	state_out__free(&good);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, uart_setup, uart_teardown)
 
 int main(void)
@@ -615,6 +761,8 @@ int main(void)
 		cmocka_unit_test(test_serial_tx_never_blocks_on_a_stalled_reader_and_counts_overflow),
 		T(test_serial_tx_event_fires_once_per_busy_period),
 		T(test_serial_concurrent_receive_and_guest_reads_keep_order),
+		T(test_serial_snapshot_restores_registers_fifo_and_irq_line),
+		T(test_serial_load_refuses_truncated_foreign_and_out_of_range_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

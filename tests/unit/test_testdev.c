@@ -13,6 +13,7 @@
 #include <linux/serial_reg.h>
 
 #include "hw_fakes.h"
+#include "state_refusals.h"
 #include "vmm/hw/serial.h"
 #include "vmm/hw/testdev.h"
 #include "vmm/x86/layout.h"
@@ -173,6 +174,87 @@ static void test_testdev_add_refuses_taken_mmio_claiming_nothing(void **state)
 	bus__exit(&mmio);
 }
 
+/* A guest's busy test device: an echo value, a scratch value, three MMIO writes counted. */
+static void td_drive_busy(struct td *t)
+{
+	io_outl(&t->pio, PIO(TESTDEV_PIO_ECHO), 0x12345678);
+	mmio_write(t, TESTDEV_MMIO_SCRATCH, 0x55667788, 4);
+	mmio_write(t, TESTDEV_MMIO_SCRATCH + 4, 0x11223344, 4);
+	mmio_write(t, 0x800, 1, 8);
+}
+
+#define TD_PROBE_MAX 8
+
+/* What a guest reads, and the write count after one more write; returns how many values `v` got. */
+static unsigned td_probe(struct td *t, uint64_t v[TD_PROBE_MAX])
+{
+	unsigned n = 0;
+
+	v[n++] = io_inl(&t->pio, PIO(TESTDEV_PIO_ECHO));
+	v[n++] = io_inl(&t->pio, PIO(TESTDEV_PIO_MAGIC));
+	v[n++] = mmio_read(t, TESTDEV_MMIO_MAGIC, 4);
+	v[n++] = mmio_read(t, TESTDEV_MMIO_SCRATCH, 8);
+	v[n++] = mmio_read(t, TESTDEV_MMIO_COUNT, 8);
+	mmio_write(t, TESTDEV_MMIO_SCRATCH, 0xff, 1);
+	v[n++] = mmio_read(t, TESTDEV_MMIO_SCRATCH, 8);
+	v[n++] = mmio_read(t, TESTDEV_MMIO_COUNT, 8);
+	return n;
+}
+
+/* Saved, loaded into a new test device: it answers every read as the first does. */
+static void test_testdev_snapshot_restores_echo_scratch_and_write_count(void **state)
+{
+	struct td *t = *state, *f;
+	uint64_t want[TD_PROBE_MAX], got[TD_PROBE_MAX];
+	struct state_out saved, again;
+	char why[STATE_WHY_LEN];
+	void *fresh;
+	unsigned n;
+
+	td_drive_busy(t);
+	saved = state_save(&testdev__device_ops, t->t);
+	assert_int_equal(td_setup(&fresh), 0);
+	f = fresh;
+	assert_int_equal(state_load(&testdev__device_ops, f->t, saved.buf, saved.len, why), 0);
+	again = state_save(&testdev__device_ops, f->t);
+	assert_int_equal(again.len, saved.len);
+	assert_memory_equal(again.buf, saved.buf, saved.len);
+
+	n = td_probe(t, want);
+	assert_int_equal(td_probe(f, got), n);
+	assert_memory_equal(got, want, n * sizeof(want[0]));
+	assert_int_equal(want[0], ~0x12345678u);
+	assert_int_equal(want[3], 0x1122334455667788ull);
+	assert_int_equal(want[4], 3);
+	assert_int_equal(want[6], 4);
+	assert_int_equal(fake_ctl_calls(&f->ctl_rec), 0);
+
+	state_out__free(&again);
+	state_out__free(&saved);
+	td_teardown(&fresh);
+}
+
+/* A state cut short, too long or of another version: refused, nothing changed (every register value is valid). */
+static void test_testdev_load_refuses_truncated_and_foreign_state(void **state)
+{
+	struct td *t = *state, *o;
+	struct state_out good;
+	void *other;
+
+	assert_int_equal(td_setup(&other), 0);
+	o = other;
+	td_drive_busy(o);
+	good = state_save(&testdev__device_ops, o->t);
+	td_teardown(&other);
+
+	assert_state_length_exact(&testdev__device_ops, t->t, &good);
+	assert_state_byte_refused(&testdev__device_ops, t->t, &good, 0, 7, "version 7");
+	assert_int_equal(io_inl(&t->pio, PIO(TESTDEV_PIO_ECHO)), 0xffffffff);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_SCRATCH, 8), 0);
+	assert_int_equal(mmio_read(t, TESTDEV_MMIO_COUNT, 8), 0);
+	state_out__free(&good);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, td_setup, td_teardown)
 
 int main(void)
@@ -183,6 +265,8 @@ int main(void)
 		T(test_testdev_putc_joins_com1_output_in_order_without_writing),
 		T(test_testdev_pio_magic_and_unknown_reads),
 		T(test_testdev_mmio_magic_scratch_and_write_count),
+		T(test_testdev_snapshot_restores_echo_scratch_and_write_count),
+		T(test_testdev_load_refuses_truncated_and_foreign_state),
 		cmocka_unit_test(test_testdev_add_refuses_taken_mmio_claiming_nothing),
 	};
 

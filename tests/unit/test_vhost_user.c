@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 #include "counters_sink.h"
+#include "state_refusals.h"
 
 #include "vmm/guest_mem.h"
 #include "vmm/virtio/blk.h"
@@ -2183,7 +2184,7 @@ static int sdev_activate(struct sdev *d)
 				       .mem = &d->mem };
 	struct err e = { 0 };
 
-	int err = vu_session__activate(d->s, &a, BIT(1), 1, 1, &e);
+	int err = vu_session__activate(d->s, &a, BIT(1), 1, 1, NULL, &e);
 
 	if (!err)
 		assert_int_equal(vu_session__wait_settled(d->s, 10000), 0);
@@ -3003,6 +3004,270 @@ static void test_vhost_blk_without_backend_reads_zeros_and_times_out(void **stat
 	guest_mem__destroy(&mem);
 }
 
+
+/* ---------------------------------------------------------------- snapshot */
+
+/* Sets the fake's ring positions, as if the backend had moved its rings (GET_VRING_BASE answers them). */
+static void fake_set_bases(struct fake *f, const uint32_t *bases, unsigned n)
+{
+	pthread_mutex_lock(&f->lock);
+	memcpy(f->bases, bases, n * sizeof(*bases));
+	pthread_mutex_unlock(&f->lock);
+}
+
+static unsigned fake_nlog(struct fake *f)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->nlog;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+/* The value of the SET_VRING_BASE for `vring` in connection `conn` at or after `from`, or -1. */
+static int base_sent(struct fake *f, unsigned from, unsigned conn, unsigned vring)
+{
+	int i = fake_find(f, from, conn, VHOST_USER_SET_VRING_BASE, (int)vring);
+
+	return i < 0 ? -1 : (int)state_num(&f->log[i]);
+}
+
+/* Offsets in a NIC's state (see net_device_save) and its size for `queues`. */
+#define NST_PAIRS      10
+#define NST_MAC        12
+#define NST_ACTIVE     18
+#define NST_FEATURES   19
+#define NST_NEGOTIATED 44
+#define NST_QUEUES     52
+#define NST_QUEUE0     60
+
+/* The backend's bookkeeping, as GET_VRING_BASE answers it, and the kick fd it got, checked. */
+static void expect_ring_works(struct env *env, unsigned from, unsigned conn, unsigned r)
+{
+	uint64_t v = 1;
+	int i;
+
+	i = fake_find(env->f, from, conn, VHOST_USER_SET_VRING_KICK, (int)r);
+	assert_true(i >= 0);
+	assert_int_equal(write(env->f->log[i].fds[0], &v, 8), 8);
+	assert_int_equal(read(env->q[r].kick_fd, &v, 8), 8);
+	i = fake_find(env->f, from, conn, VHOST_USER_SET_VRING_CALL, (int)r);
+	assert_true(i >= 0);
+	assert_int_equal(write(env->f->log[i].fds[0], &v, 8), 8);
+	assert_int_equal(read(env->q[r].call_fd, &v, 8), 8);
+}
+
+static void test_net_freeze_stops_rings_with_get_vring_base_and_thaw_restarts_them_there(void **state)
+{
+	const uint32_t moved[2] = { 5, 9 };
+	struct env *env = env_new(1, CLIENT);
+	struct state_out saved;
+	unsigned from, r, n;
+	uint16_t avail;
+	int g, e;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	fake_set_bases(env->f, moved, 2);
+	from = fake_nlog(env->f);
+	assert_int_equal(virtio_net__device_ops.freeze(env->dev), 0);
+	for (r = 0; r < 2; r++) {
+		/* Disabled, then stopped: the backend says where it stopped. */
+		g = fake_find(env->f, from, 1, VHOST_USER_GET_VRING_BASE, (int)r);
+		e = fake_find(env->f, from, 1, VHOST_USER_SET_VRING_ENABLE, (int)r);
+		assert_true(g >= 0 && e >= 0 && e < g);
+		assert_int_equal(state_num(&env->f->log[e]), 0);
+	}
+	/* Frozen: nothing more reaches the backend; the state holds where each ring stopped. */
+	n = fake_nlog(env->f);
+	saved = state_save(&virtio_net__device_ops, env->dev);
+	for (r = 0; r < 2; r++) {
+		memcpy(&avail, saved.buf + NST_QUEUE0 + 4 * r, 2);
+		assert_int_equal(avail, moved[r]);
+	}
+	usleep(100000);
+	assert_int_equal(fake_nlog(env->f), n);
+	/* Thawed: each ring back as at activation, from where it stopped; the link never went down. */
+	assert_int_equal(virtio_net__device_ops.thaw(env->dev), 0);
+	for (r = 0; r < 2; r++) {
+		assert_int_equal(base_sent(env->f, n, 1, r), (int)moved[r]);
+		assert_true(fake_find(env->f, n, 1, VHOST_USER_SET_VRING_NUM, (int)r) >= 0);
+		assert_true(fake_find(env->f, n, 1, VHOST_USER_SET_VRING_ADDR, (int)r) >= 0);
+		e = fake_find(env->f, n, 1, VHOST_USER_SET_VRING_ENABLE, (int)r);
+		assert_true(e >= 0);
+		assert_int_equal(state_num(&env->f->log[e]), 1);
+		expect_ring_works(env, n, 1, r);
+	}
+	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
+	/* A second freeze asks the backend again. */
+	n = fake_nlog(env->f);
+	assert_int_equal(virtio_net__device_ops.freeze(env->dev), 0);
+	assert_true(fake_find(env->f, n, 1, VHOST_USER_GET_VRING_BASE, 1) >= 0);
+	assert_int_equal(virtio_net__device_ops.thaw(env->dev), 0);
+	state_out__free(&saved);
+	env_free(env);
+}
+
+static void test_net_freeze_holds_control_commands_until_the_thaw(void **state)
+{
+	struct env *env = env_new(2, CLIENT);
+	uint8_t hdr[2] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET }, ack = 0xee;
+	uint16_t pairs = 2, used_idx;
+	unsigned from;
+	int i;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	assert_int_equal(virtio_net__device_ops.freeze(env->dev), 0);
+	/* The driver queues a command and kicks while frozen (a vCPU parked just after). */
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF, hdr, 2), 0);
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF + 0x100, &pairs, 2), 0);
+	assert_int_equal(guest_mem__write(&env->mem, CTRL_BUF + 0x200, &ack, 1), 0);
+	ctrl_put_desc(env, 4, 10, (struct desc){ CTRL_BUF, 2, 1, 11 });
+	ctrl_put_desc(env, 4, 11, (struct desc){ CTRL_BUF + 0x100, 2, 1, 12 });
+	ctrl_put_desc(env, 4, 12, (struct desc){ CTRL_BUF + 0x200, 1, 2, 0 });
+	ctrl_publish(env, 4, 0, 10, 1);
+	assert_false(wait_call(env, 4, 200));
+	memcpy(&used_idx, env->mem.base + q_used(4) + 2, 2);
+	assert_int_equal(used_idx, 0);
+	from = fake_nlog(env->f);
+	assert_int_equal(virtio_net__device_ops.thaw(env->dev), 0);
+	/* Served at the thaw, nothing lost: pair 2's rings enabled. */
+	assert_true(wait_call(env, 4, 5000));
+	memcpy(&ack, env->mem.base + CTRL_BUF + 0x200, 1);
+	assert_int_equal(ack, VIRTIO_NET_OK);
+	i = fake_wait(env->f, from, 1, VHOST_USER_SET_VRING_ENABLE, 3, 5000);
+	assert_true(i >= 0);
+	env_free(env);
+}
+
+static void test_net_snapshot_round_trip_resumes_rings_at_the_saved_bases(void **state)
+{
+	const uint32_t moved[4] = { 5, 9, 3, 4 };
+	struct env *env = env_new(2, CLIENT), *env2;
+	struct virtio_activation a;
+	char why[STATE_WHY_LEN];
+	struct state_out saved;
+	uint16_t pairs = 2;
+	uint64_t features;
+	unsigned r;
+	int e;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	features = env->dev->ops->features(env->dev);
+	assert_int_equal(env_activate(env, features), 0);
+	assert_int_equal(ctrl_command(env, 0, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+				      &pairs, 2), VIRTIO_NET_OK);
+	fake_set_bases(env->f, moved, 4);
+	assert_int_equal(virtio_net__device_ops.freeze(env->dev), 0);
+	saved = state_save(&virtio_net__device_ops, env->dev);
+
+	/* The restored VM: the same NIC and a backend of its own, guest RAM put back first. */
+	env2 = env_new(2, CLIENT);
+	memcpy(env2->nic.mac, env->nic.mac, 6);
+	memcpy(env2->mem.base, env->mem.base, RAM_SIZE);
+	assert_int_equal(virtio_net__wait_backend(env2->dev, 10000), 0);
+	a = (struct virtio_activation){ .features = features, .nr_queues = env2->nr_queues,
+					.queues = env2->q, .mem = &env2->mem, .resume = true };
+	/* No state loaded: a resuming activation is refused. */
+	assert_int_equal(env2->dev->ops->activate(env2->dev, &a), -EINVAL);
+	assert_int_equal(state_load(&virtio_net__device_ops, env2->dev, saved.buf, saved.len, why), 0);
+	assert_int_equal(env2->dev->ops->activate(env2->dev, &a), 0);
+	env_settle(env2);
+	for (r = 0; r < 4; r++) {
+		/* Each ring from where the source's backend stopped, both pairs enabled. */
+		assert_int_equal(base_sent(env2->f, 0, 1, r), (int)moved[r]);
+		e = fake_find(env2->f, 0, 1, VHOST_USER_SET_VRING_ENABLE, (int)r);
+		assert_true(e >= 0);
+		assert_int_equal(state_num(&env2->f->log[e]), 1);
+		expect_ring_works(env2, 0, 1, r);
+	}
+	/* The control queue goes on from the source's position: command 1 into used entry 1. */
+	pairs = 1;
+	assert_int_equal(ctrl_command(env2, 1, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+				      &pairs, 2), VIRTIO_NET_OK);
+	state_out__free(&saved);
+	env_free(env2);
+	env_free(env);
+}
+
+static void test_net_snapshot_hostile_states_are_refused(void **state)
+{
+	const struct device_ops *ops = &virtio_net__device_ops;
+	struct env *env = env_new(1, CLIENT), *env2;
+	struct state_out saved;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	assert_int_equal(ops->freeze(env->dev), 0);
+	saved = state_save(ops, env->dev);
+	assert_int_equal(saved.len, NST_QUEUE0 + 4 * 2);
+	env2 = env_new(1, CLIENT);
+	assert_int_equal(virtio_net__wait_backend(env2->dev, 10000), 0);
+	assert_state_length_exact(ops, env2->dev, &saved);
+	assert_state_byte_refused(ops, env2->dev, &saved, 0, 0, "version");
+	assert_state_byte_refused(ops, env2->dev, &saved, 7, 0, "kind");
+	assert_state_byte_refused(ops, env2->dev, &saved, NST_PAIRS, 2, "queue pairs");
+	assert_state_byte_refused(ops, env2->dev, &saved, NST_MAC, 0x42, "MAC");
+	assert_state_byte_refused(ops, env2->dev, &saved, NST_ACTIVE, 2, "neither 0 nor 1");
+	/* VIRTIO_NET_F_CSUM: the guest's or the old backend's, this backend has not got it. */
+	assert_state_byte_refused(ops, env2->dev, &saved, NST_FEATURES, saved.buf[NST_FEATURES] | 1,
+				  "feature bit 0");
+	assert_state_byte_refused(ops, env2->dev, &saved, NST_NEGOTIATED,
+				  saved.buf[NST_NEGOTIATED] | 1, "feature bit 0");
+	assert_state_byte_refused(ops, env2->dev, &saved, NST_QUEUES, 0x07, "not a data queue");
+	assert_state_byte_refused(ops, env2->dev, &saved, NST_QUEUE0 + 1, 0x80, "past the used index");
+	state_out__free(&saved);
+	env_free(env2);
+	env_free(env);
+}
+
+static void test_vhost_blk_snapshot_round_trip_resumes_rings_at_the_saved_bases(void **state)
+{
+	const uint64_t features = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_MQ) | BIT(VIRTIO_BLK_F_FLUSH);
+	const uint32_t moved[2] = { 17, 300 };
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES, 2, false);
+	struct virtio_activation a;
+	char why[STATE_WHY_LEN];
+	struct state_out saved;
+	unsigned from;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, features);
+	fake_set_bases(b->f, moved, 2);
+	from = fake_nlog(b->f);
+	assert_int_equal(vhost_blk__device_ops.freeze(b->dev), 0);
+	assert_true(fake_find(b->f, from, 1, VHOST_USER_GET_VRING_BASE, 1) >= 0);
+	saved = state_save(&vhost_blk__device_ops, b->dev);
+	/* Thawed, the source's backend takes its rings back where they stopped. */
+	from = fake_nlog(b->f);
+	assert_int_equal(vhost_blk__device_ops.thaw(b->dev), 0);
+	assert_int_equal(base_sent(b->f, from, 1, 1), (int)moved[1]);
+	bdev_free(b);
+
+	b = bdev_new(BLK_ALL_FEATURES, 2, false);
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	assert_state_length_exact(&vhost_blk__device_ops, b->dev, &saved);
+	assert_state_byte_refused(&vhost_blk__device_ops, b->dev, &saved, 0, 9, "version");
+	assert_int_equal(state_load(&vhost_blk__device_ops, b->dev, saved.buf, saved.len, why), 0);
+	a = (struct virtio_activation){ .features = features, .nr_queues = 2, .queues = b->q,
+					.mem = &b->mem, .resume = true };
+	assert_int_equal(b->dev->ops->activate(b->dev, &a), 0);
+	for (int k = 0; k < 1000 && b->dev->ops->resetting(b->dev); k++)
+		usleep(10000);
+	assert_int_equal(base_sent(b->f, 0, 1, 0), (int)moved[0]);
+	assert_int_equal(base_sent(b->f, 0, 1, 1), (int)moved[1]);
+	b->dev->ops->reset(b->dev);
+	state_out__free(&saved);
+	bdev_free(b);
+}
+
 static void test_vhost_blk_refuses_queue_counts_out_of_range(void **state)
 {
 	struct vhost_blk_spec spec = { .name = "disk3", .queues = 0 };
@@ -3094,6 +3359,11 @@ int main(void)
 		cmocka_unit_test(test_vhost_blk_counters_show_link_connects_and_capacity),
 		cmocka_unit_test(test_vhost_blk_without_backend_reads_zeros_and_times_out),
 		cmocka_unit_test(test_vhost_blk_refuses_queue_counts_out_of_range),
+		cmocka_unit_test(test_net_freeze_stops_rings_with_get_vring_base_and_thaw_restarts_them_there),
+		cmocka_unit_test(test_net_freeze_holds_control_commands_until_the_thaw),
+		cmocka_unit_test(test_net_snapshot_round_trip_resumes_rings_at_the_saved_bases),
+		cmocka_unit_test(test_net_snapshot_hostile_states_are_refused),
+		cmocka_unit_test(test_vhost_blk_snapshot_round_trip_resumes_rings_at_the_saved_bases),
 	};
 	int rc;
 

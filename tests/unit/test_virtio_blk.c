@@ -12,6 +12,7 @@
 #include <linux/loop.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +37,7 @@
 
 #include "counters_sink.h"
 #include "driver_ring.h"
+#include "state_refusals.h"
 
 #define BIT(n) (1ull << (n))
 
@@ -718,6 +720,216 @@ static void test_blk_reset_finishes_only_when_requests_in_flight_are_done(void *
 	assert_true(reset_with_request_in_flight(VIRTIO_BLK_T_OUT, UFFD_GPA + 0x10000));
 }
 
+/* ---- snapshot ---- */
+
+/* The transport's DRIVER_OK from a loaded snapshot: the device resumes its rings. */
+static int env_activate_resume(struct env *env, uint64_t features)
+{
+	struct virtio_queue q[MAXQ];
+	struct virtio_activation a = { .features = features, .nr_queues = env->nq, .queues = q,
+				       .mem = &env->mem, .resume = true };
+	unsigned i;
+
+	for (i = 0; i < env->nq; i++)
+		q[i] = env->r[i].q;
+	return env->dev->ops->activate(env->dev, &a);
+}
+
+/* The source's disk goes (its image lock with it); a fresh one as the builder makes it, same RAM. */
+static void env_rebuild_device(struct env *env)
+{
+	struct err e = { 0 };
+
+	virtio_blk__destroy(env->dev);
+	if (virtio_blk__create(&env->spec, &env->mem, &env->dev, &e))
+		fail_msg("virtio_blk__create: %s", e.msg);
+}
+
+struct freezer {
+	struct virtio_dev *dev;
+	int ret;
+	bool done;
+};
+
+static void *freeze_thread(void *arg)
+{
+	struct freezer *f = arg;
+
+	f->ret = virtio_blk__device_ops.freeze(f->dev);
+	__atomic_store_n(&f->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A request held in flight by userfaultfd when the freeze comes: freeze waits
+ * for it, and when freeze returns it is in the used ring with its status and
+ * interrupt; a request queued while frozen is not taken until the thaw.
+ * Returns false when userfaultfd is not available.
+ */
+static bool freeze_with_request_in_flight(uint32_t type, uint64_t gpa)
+{
+	const uint32_t seg[] = { 8192 }, one[] = { 512 };
+	struct env *env = env_new(1, false);
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy;
+	struct pollfd p = { .events = POLLIN };
+	static uint8_t zero[8192] __attribute__((aligned(4096)));
+	struct freezer f = { 0 };
+	uint8_t *pages = at(env, gpa);
+	bool faulted, waited;
+	uint16_t head, head2;
+	uint32_t id, len;
+	pthread_t t;
+	int uffd;
+
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		fprintf(stderr, "no userfaultfd here (%s): cannot hold a request in flight\n",
+			strerror(errno));
+		env_free(env);
+		return false;
+	}
+	reg.range = (struct uffdio_range){ (uintptr_t)pages, sizeof(zero) };
+	assert_int_equal(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+	env_activate(env, base_features);
+	head = post(env, 0, type, 4, gpa, seg, 1, type == VIRTIO_BLK_T_IN);
+	driver_ring__kick(&env->r[0]);
+	p.fd = uffd;
+	faulted = poll(&p, 1, 5000) == 1;      /* the request touches guest RAM, and waits */
+	f.dev = env->dev;
+	assert_int_equal(pthread_create(&t, NULL, freeze_thread, &f), 0);
+	usleep(100000);
+	waited = !__atomic_load_n(&f.done, __ATOMIC_ACQUIRE);
+	/* Let the request finish (before any assert: the I/O thread may be the one waiting). */
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)pages, .src = (uintptr_t)zero,
+				     .len = sizeof(zero) };
+	assert_int_equal(ioctl(uffd, UFFDIO_COPY, &copy), 0);
+	pthread_join(t, NULL);
+	assert_true(faulted);
+	assert_true(waited);
+	assert_int_equal(f.ret, 0);
+	/* Freeze returned: the request is used, its status written, its interrupt sent. */
+	assert_int_equal(driver_ring__used_idx(&env->r[0]), 1);
+	driver_ring__used(&env->r[0], 0, &id, &len);
+	assert_int_equal(id, head);
+	assert_int_equal(*at(env, hdr_gpa(0, head) + 0x20), VIRTIO_BLK_S_OK);
+	assert_true(driver_ring__wait_call(&env->r[0], 0));
+	/* Frozen: what the driver queues now waits. */
+	head2 = post(env, 0, VIRTIO_BLK_T_IN, 9, data_gpa(0), one, 1, true);
+	driver_ring__kick(&env->r[0]);
+	usleep(100000);
+	assert_int_equal(driver_ring__used_idx(&env->r[0]), 1);
+	assert_int_equal(*at(env, hdr_gpa(0, head2) + 0x20), 0xee);
+	/* Thawed: it is served, nothing lost. */
+	assert_int_equal(virtio_blk__device_ops.thaw(env->dev), 0);
+	assert_true(driver_ring__wait_used(&env->r[0], 2, 5000));
+	driver_ring__used(&env->r[0], 1, &id, &len);
+	assert_int_equal(id, head2);
+	assert_int_equal(*at(env, hdr_gpa(0, head2) + 0x20), VIRTIO_BLK_S_OK);
+	close(uffd);
+	env_free(env);
+	return true;
+}
+
+static void test_blk_freeze_completes_requests_in_flight_and_takes_no_new_one(void **state)
+{
+	(void)state;
+	if (!freeze_with_request_in_flight(VIRTIO_BLK_T_IN, UFFD_GPA))
+		skip();
+	assert_true(freeze_with_request_in_flight(VIRTIO_BLK_T_OUT, UFFD_GPA + 0x10000));
+}
+
+/*
+ * Frozen and saved with requests served and one made available but never
+ * kicked; a fresh disk over the same RAM and image loads it and, at the
+ * transport's resuming DRIVER_OK, takes that one into the next used entry.
+ */
+static void test_blk_snapshot_round_trip_resumes_the_rings_where_they_stood(void **state)
+{
+	const uint64_t features = base_features | BIT(VIRTIO_BLK_F_MQ);
+	const uint32_t one[] = { 512 };
+	struct env *env = env_new(2, false);
+	char why[STATE_WHY_LEN];
+	struct state_out saved;
+	uint16_t head;
+	uint32_t id, len;
+
+	(void)state;
+	env_activate(env, features);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 1, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 2, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(env, 1, VIRTIO_BLK_T_IN, 3, one, 1, NULL), VIRTIO_BLK_S_OK);
+	head = post(env, 0, VIRTIO_BLK_T_IN, 5, data_gpa(0), one, 1, true);
+	assert_int_equal(virtio_blk__device_ops.freeze(env->dev), 0);
+	saved = state_save(&virtio_blk__device_ops, env->dev);
+	assert_int_equal(driver_ring__used_idx(&env->r[0]), 2);
+
+	env_rebuild_device(env);
+	/* Without a loaded state a resuming DRIVER_OK is refused. */
+	assert_int_equal(env_activate_resume(env, features), -EINVAL);
+	assert_int_equal(state_load(&virtio_blk__device_ops, env->dev, saved.buf, saved.len, why), 0);
+	/* Another activation than the snapshot's (other features) is refused too. */
+	assert_int_equal(env_activate_resume(env, base_features), -EINVAL);
+	assert_int_equal(state_load(&virtio_blk__device_ops, env->dev, saved.buf, saved.len, why), 0);
+	assert_int_equal(env_activate_resume(env, features), 0);
+	/* The request the source never took is taken now, into used entry 2, not 0. */
+	assert_true(driver_ring__wait_used(&env->r[0], 3, 5000));
+	driver_ring__used(&env->r[0], 2, &id, &len);
+	assert_int_equal(id, head);
+	assert_int_equal(*at(env, hdr_gpa(0, head) + 0x20), VIRTIO_BLK_S_OK);
+	assert_true(driver_ring__wait_call(&env->r[0], 5000));
+	assert_int_equal(driver_ring__used_idx(&env->r[1]), 1);
+	/* And the rings go on from there. */
+	assert_int_equal(request(env, 1, VIRTIO_BLK_T_IN, 4, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(driver_ring__used_idx(&env->r[1]), 2);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 6, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(driver_ring__used_idx(&env->r[0]), 4);
+	/* The load served one activation: the driver's next is a new one. */
+	env->dev->ops->reset(env->dev);
+	assert_true(env_settled(env, 5000));
+	assert_int_equal(env_activate_resume(env, features), -EINVAL);
+	state_out__free(&saved);
+	env_free(env);
+}
+
+/* Offsets in the disk's state (see blk_device_save). */
+#define BST_READONLY 10
+#define BST_CAPACITY 11
+#define BST_FEATURES 20
+#define BST_QUEUE0   28
+
+static void test_blk_snapshot_hostile_states_are_refused(void **state)
+{
+	const struct device_ops *ops = &virtio_blk__device_ops;
+	const uint32_t one[] = { 512 };
+	struct env *env = env_new(1, false);
+	struct state_out saved;
+
+	(void)state;
+	env_activate(env, base_features);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 1, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(ops->freeze(env->dev), 0);
+	saved = state_save(ops, env->dev);
+	assert_int_equal(saved.len, BST_QUEUE0 + 5);
+	env_rebuild_device(env);
+	assert_state_length_exact(ops, env->dev, &saved);
+	assert_state_byte_refused(ops, env->dev, &saved, 0, 7, "version");
+	assert_state_byte_refused(ops, env->dev, &saved, 5, 0, "kind");
+	assert_state_byte_refused(ops, env->dev, &saved, 8, 2, "2 queues");
+	assert_state_byte_refused(ops, env->dev, &saved, BST_READONLY, 1, "readonly");
+	assert_state_byte_refused(ops, env->dev, &saved, BST_READONLY, 2, "neither 0 nor 1");
+	assert_state_byte_refused(ops, env->dev, &saved, BST_CAPACITY, 1, "sectors");
+	/* VIRTIO_BLK_F_RO (bit 5) on a writable disk. */
+	assert_state_byte_refused(ops, env->dev, &saved, BST_FEATURES, 0x20, "feature bit 5");
+	/* The next available entry 0x8001 with 1 used: more than a ring holds. */
+	assert_state_byte_refused(ops, env->dev, &saved, BST_QUEUE0 + 1, 0x80, "past");
+	/* Refused states leave nothing for a resuming activation. */
+	assert_int_equal(env_activate_resume(env, base_features), -EINVAL);
+	state_out__free(&saved);
+	env_free(env);
+}
+
 /*
  * The ring's workers run on the CPUs the I/O thread was placed on (Linux 6.1
  * would give them every CPU of the node): a write held in flight by
@@ -1304,6 +1516,9 @@ int main(void)
 		cmocka_unit_test(test_blk_serves_two_queues),
 		cmocka_unit_test(test_blk_interrupts_follow_event_idx_and_no_interrupt),
 		cmocka_unit_test(test_blk_reset_finishes_only_when_requests_in_flight_are_done),
+		cmocka_unit_test(test_blk_freeze_completes_requests_in_flight_and_takes_no_new_one),
+		cmocka_unit_test(test_blk_snapshot_round_trip_resumes_the_rings_where_they_stood),
+		cmocka_unit_test(test_blk_snapshot_hostile_states_are_refused),
 		cmocka_unit_test(test_blk_io_workers_run_where_the_io_thread_runs),
 		cmocka_unit_test(test_blk_features_and_config_space),
 		cmocka_unit_test(test_blk_io_thread_is_named_after_the_disk),

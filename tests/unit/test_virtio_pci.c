@@ -31,6 +31,7 @@
 
 #include "counters_sink.h"
 #include "fake_kvm.h"
+#include "state_refusals.h"
 
 #define VIRTIO_PCI_NO_LEGACY
 #include <linux/virtio_config.h>
@@ -81,6 +82,7 @@ struct fake_dev {
 	unsigned nr_queues;
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 	unsigned bad_activations;     /* activations with something the transport should have refused */
+	bool resumed;                 /* the last activation was a snapshot's (virtio_activation.resume) */
 	bool resetting;               /* the last reset is still finishing */
 	unsigned detaches;
 	char bad[160];
@@ -125,6 +127,7 @@ static int fd_activate(struct virtio_dev *vdev, const struct virtio_activation *
 	unsigned i;
 
 	d->activations++;
+	d->resumed = a->resume;
 	d->features_acked = a->features;
 	d->nr_queues = a->nr_queues;
 	if (a->nr_queues != vdev->max_queues || a->mem != d->mem || (a->features & ~d->features &
@@ -426,16 +429,11 @@ static uint64_t notify_off(struct vrig *v, unsigned q)
 	return v->notify + noff * v->notify_mult;
 }
 
-static int setup_with_fd(void **state, int vm_fd, bool passthrough)
+/* A bus with the fake device's function on VM `vm_fd`, probed as Linux does. */
+static int rig_init(struct vrig *v, int vm_fd)
 {
-	struct vrig *v = calloc(1, sizeof(*v));
 	struct virtio_pci_env env;
 
-	if (passthrough) {
-		fake_kvm__reset();
-		fake_kvm__watch(vm_fd);
-	}
-	v->vm_fd = -1;
 	bus__init(&v->pio, "pio");
 	bus__init(&v->mmio, "mmio");
 	if (guest_mem__create(&v->mem, RAM_SIZE))
@@ -457,6 +455,35 @@ static int setup_with_fd(void **state, int vm_fd, bool passthrough)
 	if (virtio_pci__add(&env, &v->dev.vdev, &v->vp))
 		return -1;
 	drv_probe(v);
+	return 0;
+}
+
+/* Frees what rig_init made (the VM fd stays). */
+static void rig_release(struct vrig *v)
+{
+	virtio_pci__destroy(v->vp);
+	/* The device's threads can no longer reach the transport. */
+	assert_int_equal(v->dev.detaches, 1);
+	assert_null(v->dev.vdev.config_changed);
+	pci_bus__destroy(v->pci);
+	irq_routing__exit(v->irqs);
+	free(v->irqs);
+	guest_mem__destroy(&v->mem);
+	bus__exit(&v->pio);
+	bus__exit(&v->mmio);
+}
+
+static int setup_with_fd(void **state, int vm_fd, bool passthrough)
+{
+	struct vrig *v = calloc(1, sizeof(*v));
+
+	if (passthrough) {
+		fake_kvm__reset();
+		fake_kvm__watch(vm_fd);
+	}
+	v->vm_fd = -1;
+	if (rig_init(v, vm_fd))
+		return -1;
 	*state = v;
 	return 0;
 }
@@ -477,16 +504,7 @@ static int teardown(void **state)
 {
 	struct vrig *v = *state;
 
-	virtio_pci__destroy(v->vp);
-	/* The device's threads can no longer reach the transport. */
-	assert_int_equal(v->dev.detaches, 1);
-	assert_null(v->dev.vdev.config_changed);
-	pci_bus__destroy(v->pci);
-	irq_routing__exit(v->irqs);
-	free(v->irqs);
-	guest_mem__destroy(&v->mem);
-	bus__exit(&v->pio);
-	bus__exit(&v->mmio);
+	rig_release(v);
 	if (v->vm_fd >= 0)
 		close(v->vm_fd);
 	free(v);
@@ -1322,11 +1340,227 @@ static void test_virtio_pci_concurrent_vcpus_while_the_bar_moves(void **state)
 	assert_int_equal(fake_kvm.nr_irqfd, 0);
 }
 
+/* ---- snapshot ------------------------------------------------------------------------ */
+
+/*
+ * Everything the driver can read of the function, in a fixed order: the
+ * common configuration at its selectors and for each queue, the device
+ * configuration, the MSI-X table and PBA, and last the ISR (a read clears it).
+ * Leaves the selectors as it found them.
+ */
+#define REGS_BYTES (VIRTIO_PCI_COMMON_SIZE * (NQ + 1) + 10 + 16 * (NQ + 1) + 8 + 1)
+
+static void read_regs(struct vrig *v, uint8_t out[REGS_BYTES])
+{
+	uint16_t sel = (uint16_t)crd(v, VIRTIO_PCI_COMMON_Q_SELECT, 2);
+	unsigned q, o, n = 0;
+
+	for (o = 0; o < VIRTIO_PCI_COMMON_SIZE; o++)
+		out[n++] = (uint8_t)crd(v, o, 1);
+	for (q = 0; q < NQ; q++) {
+		cwr(v, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+		for (o = 0; o < VIRTIO_PCI_COMMON_SIZE; o++)
+			out[n++] = (uint8_t)crd(v, o, 1);
+	}
+	cwr(v, VIRTIO_PCI_COMMON_Q_SELECT, 2, sel);
+	for (o = 0; o < 10; o++)
+		out[n++] = (uint8_t)mrd(v, v->device + o, 1);
+	for (o = 0; o < 16 * (NQ + 1); o++)
+		out[n++] = (uint8_t)mrd(v, VIRTIO_PCI_MSIX_TABLE_OFF + o, 1);
+	for (o = 0; o < 8; o++)
+		out[n++] = (uint8_t)mrd(v, VIRTIO_PCI_MSIX_PBA_OFF + o, 1);
+	out[n++] = (uint8_t)mrd(v, v->isr, 1);
+	assert_int_equal(n, REGS_BYTES);
+}
+
+/*
+ * A fresh function on the same fake VM, as the builder makes it for a
+ * restore; the bus's own load would put its configuration space back (here:
+ * drv_probe's memory decode and bus mastering, which the source had).
+ */
+static void rig_rebuild(struct vrig *v)
+{
+	rig_release(v);
+	memset(v, 0, offsetof(struct vrig, vm_fd));
+	assert_int_equal(rig_init(v, v->vm_fd), 0);
+}
+
+/* The driver's state of a running device, saved, reads back the same from a fresh function. */
+static void test_virtio_pci_snapshot_round_trip_reads_back_the_same_registers(void **state)
+{
+	struct vrig *v = *state;
+	uint8_t before[REGS_BYTES], after[REGS_BYTES];
+	uint64_t one = 1, cnt, entry2 = VIRTIO_PCI_MSIX_TABLE_OFF + 16 * 2;
+	struct state_out saved;
+	char why[STATE_WHY_LEN];
+	unsigned msi;
+
+	assert_true(drv_init(v, 3) & VIRTIO_CONFIG_S_DRIVER_OK);
+	/* Selectors elsewhere, queue 1's vector masked with an interrupt held, a config change. */
+	cwr(v, VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	cwr(v, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	cwr(v, VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
+	mwr(v, entry2 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 1);
+	assert_int_equal(write(v->dev.q[1].call_fd, &one, 8), 8);
+	v->dev.vdev.config_changed(&v->dev.vdev);
+	assert_int_equal(mrd(v, VIRTIO_PCI_MSIX_PBA_OFF, 8), 1u << 2);
+
+	saved = state_save(&virtio_pci__device_ops, v->vp);
+	read_regs(v, before);
+	assert_int_equal(before[VIRTIO_PCI_COMMON_CFGGENERATION], 1);
+	assert_int_equal(before[REGS_BYTES - 1], VIRTIO_PCI_ISR_CONFIG);
+
+	rig_rebuild(v);
+	assert_int_equal(state_load(&virtio_pci__device_ops, v->vp, saved.buf, saved.len, why), 0);
+	/* The device was activated as at the driver's DRIVER_OK, resuming its rings. */
+	assert_int_equal(v->dev.activations, 1);
+	assert_true(v->dev.resumed);
+	assert_int_equal(v->dev.bad_activations, 0);
+	assert_int_equal(v->dev.features_acked, BIT(VIRTIO_F_VERSION_1) | BIT(5) | BIT(29));
+	read_regs(v, after);
+	assert_memory_equal(before, after, REGS_BYTES);
+
+	/* Routes and irqfds as the guest's writes made them: queues 0 and 2 live, 1 masked. */
+	assert_true(has_irqfd(v->dev.q[0].call_fd));
+	assert_false(has_irqfd(v->dev.q[1].call_fd));
+	assert_true(has_irqfd(v->dev.q[2].call_fd));
+	assert_true(has_ioeventfd(v->bar + notify_off(v, 0)));
+	msi = fake_kvm.nr_msi;
+	assert_int_equal(write(v->dev.q[0].call_fd, &one, 8), 8);
+	fake_kvm__poll_irqfds();
+	assert_int_equal(fake_kvm.nr_msi, msi + 1);
+	assert_int_equal(fake_kvm.msi[msi].addr, MSI_ADDR + 0x1000);
+	assert_int_equal(fake_kvm.msi[msi].data, MSI_DATA + 1);
+	/* The held interrupt goes out once the driver unmasks its vector. */
+	mwr(v, entry2 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 0);
+	assert_int_equal(fake_kvm.nr_msi, msi + 2);
+	assert_int_equal(fake_kvm.msi[msi + 1].data, MSI_DATA + 2);
+	assert_true(has_irqfd(v->dev.q[1].call_fd));
+	/* And the device works on: a kick reaches it without the monitor. */
+	mwr(v, notify_off(v, 2), 2, 2);
+	assert_int_equal(read(v->dev.q[2].kick_fd, &cnt, 8), 8);
+	cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	assert_int_equal(v->dev.resets, 1);
+	state_out__free(&saved);
+}
+
+/* A function the driver never started loads as such: nothing is activated. */
+static void test_virtio_pci_snapshot_of_a_device_before_driver_ok_activates_nothing(void **state)
+{
+	struct vrig *v = *state;
+	uint8_t before[REGS_BYTES], after[REGS_BYTES];
+	struct state_out saved;
+	char why[STATE_WHY_LEN];
+
+	assert_true(drv_features(v, BIT(VIRTIO_F_VERSION_1) | BIT(5)) & VIRTIO_CONFIG_S_FEATURES_OK);
+	drv_queue(v, 0, 64, ring(0, 0), ring(0, 1), ring(0, 2), VIRTIO_MSI_NO_VECTOR);
+	saved = state_save(&virtio_pci__device_ops, v->vp);
+	read_regs(v, before);
+	rig_rebuild(v);
+	assert_int_equal(state_load(&virtio_pci__device_ops, v->vp, saved.buf, saved.len, why), 0);
+	read_regs(v, after);
+	assert_memory_equal(before, after, REGS_BYTES);
+	assert_int_equal(v->dev.activations, 0);
+	/* The driver goes on from there. */
+	drv_enable(v, 0);
+	assert_true(drv_ok(v) & VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_int_equal(v->dev.activations, 1);
+	assert_false(v->dev.resumed);
+	assert_int_equal(v->dev.q[0].size, 64);
+	state_out__free(&saved);
+}
+
+/* Offsets in the transport's state (see virtio_pci_device_save). */
+#define ST_TYPE      8
+#define ST_ISR       16
+#define ST_FEATURES  25
+#define ST_QUEUE0    37
+#define ST_Q_SIZE    0
+#define ST_Q_VECTOR  2
+#define ST_Q_DESC    6
+
+/* What a snapshot file may hold is refused with a reason, and leaves the function as built. */
+static void test_virtio_pci_snapshot_hostile_states_are_refused(void **state)
+{
+	const struct device_ops *ops = &virtio_pci__device_ops;
+	struct vrig *v = *state;
+	struct state_out saved;
+	char why[STATE_WHY_LEN];
+
+	assert_true(drv_init(v, 2) & VIRTIO_CONFIG_S_DRIVER_OK);
+	saved = state_save(ops, v->vp);
+	rig_rebuild(v);
+	assert_state_length_exact(ops, v->vp, &saved);
+	assert_state_byte_refused(ops, v->vp, &saved, 0, 2, "version");
+	assert_state_byte_refused(ops, v->vp, &saved, 4, 'x', "kind");
+	assert_state_byte_refused(ops, v->vp, &saved, ST_TYPE, 2, "type 2");
+	assert_state_byte_refused(ops, v->vp, &saved, ST_ISR, 0x80, "ISR");
+	/* Bit 38: the fake device offers it, the transport never does. */
+	assert_state_byte_refused(ops, v->vp, &saved, ST_FEATURES + 4, 0x40, "feature bit 38");
+	assert_state_byte_refused(ops, v->vp, &saved, ST_QUEUE0 + ST_Q_SIZE + 1, 0x02, "size 512");
+	assert_state_byte_refused(ops, v->vp, &saved, ST_QUEUE0 + ST_Q_VECTOR + 1, 0x40, "vector");
+	/* The descriptor table far outside guest RAM (its top byte). */
+	assert_state_byte_refused(ops, v->vp, &saved, ST_QUEUE0 + ST_Q_DESC + 7, 0x10, "guest RAM");
+	/* Size 0 (no power of two) for a running queue. */
+	assert_state_byte_refused(ops, v->vp, &saved, ST_QUEUE0 + ST_Q_SIZE + 1, 0, "power of two");
+	/* Nothing of all that reached the function or KVM. */
+	assert_int_equal(status(v), 0);
+	assert_int_equal(v->dev.activations, 0);
+	assert_int_equal(fake_kvm.nr_irqfd, 0);
+	assert_int_equal(fake_kvm.nr_ioev, 0);
+	/* And the good state still loads. */
+	assert_int_equal(state_load(ops, v->vp, saved.buf, saved.len, why), 0);
+	assert_true(status(v) & VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_int_equal(fake_kvm.nr_irqfd, 2);
+	cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	state_out__free(&saved);
+}
+
+/* Random bytes never crash the host: refused, or loaded into a state the transport can hold. */
+static void test_virtio_pci_snapshot_random_corruption_never_breaks_the_host(void **state)
+{
+	const struct device_ops *ops = &virtio_pci__device_ops;
+	struct vrig *v = *state;
+	struct state_out saved;
+	char why[STATE_WHY_LEN];
+	uint32_t seed = 12345;
+	uint8_t *bad;
+	unsigned k;
+
+	assert_true(drv_init(v, 3) & VIRTIO_CONFIG_S_DRIVER_OK);
+	saved = state_save(ops, v->vp);
+	rig_rebuild(v);
+	bad = malloc(saved.len);
+	assert_non_null(bad);
+	for (k = 0; k < 400; k++) {
+		unsigned flips = 1 + k % 4, f;
+		struct state_in in;
+		int err;
+
+		memcpy(bad, saved.buf, saved.len);
+		for (f = 0; f < flips; f++) {
+			seed = seed * 1103515245u + 12345u;
+			/* After the header (version, kind, shape): the driver's registers. */
+			bad[14 + (seed >> 8) % (saved.len - 14)] ^= (uint8_t)(1u << ((seed >> 4) % 8));
+		}
+		in = state_in__of(bad, saved.len);
+		memset(why, 0, sizeof(why));
+		err = ops->load(v->vp, &in, why, sizeof(why));
+		assert_true(err == 0 || (err < 0 && why[0]));
+		/* Whatever was taken, the driver's reset releases it. */
+		cwr(v, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+		assert_int_equal(fake_kvm.nr_ioev, 0);
+		assert_int_equal(fake_kvm.nr_irqfd, 0);
+	}
+	free(bad);
+	state_out__free(&saved);
+}
+
 /* ---- the same calls against a real KVM VM ----------------------------------------- */
 
 static void test_virtio_pci_real_kvm_accepts_routes_irqfds_and_ioeventfds(void **state)
 {
-	struct vrig *v;
+	struct vrig *v = NULL;
 	struct virtio_pci_stats st;
 	int kvm_fd, vm, vcpu;
 	uint64_t entry = VIRTIO_PCI_MSIX_TABLE_OFF + 16, one = 1;
@@ -1390,6 +1624,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_virtio_pci_add_rejects_impossible_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_random_guest_accesses_never_break_the_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_concurrent_vcpus_while_the_bar_moves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_snapshot_round_trip_reads_back_the_same_registers,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_snapshot_of_a_device_before_driver_ok_activates_nothing,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_snapshot_hostile_states_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtio_pci_snapshot_random_corruption_never_breaks_the_host,
+						setup, teardown),
 		cmocka_unit_test(test_virtio_pci_real_kvm_accepts_routes_irqfds_and_ioeventfds),
 	};
 

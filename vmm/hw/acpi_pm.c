@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "vmm/x86/layout.h"
@@ -26,10 +27,16 @@ struct acpi_pm {
 	uint64_t presses;          /* power button presses (relaxed atomic: read by reporters) */
 };
 
+/* The SCI's level: an event both pending and enabled. */
+static bool acpi_pm_sci_wanted(const struct acpi_pm *pm)
+{
+	return (pm->sts & pm->en & PM1_SCI_EVENTS) != 0;
+}
+
 /* Drives the SCI to (status & enable) of an event; called with pm->lock held. */
 static void acpi_pm_update_sci(struct acpi_pm *pm)
 {
-	bool level = (pm->sts & pm->en & PM1_SCI_EVENTS) != 0;
+	bool level = acpi_pm_sci_wanted(pm);
 
 	if (level == pm->sci_level)
 		return;
@@ -247,8 +254,76 @@ static void acpi_pm_counters(void *dev, const struct counter_sink *sink)
 	sink->num(sink->opaque, "power_button_presses", __atomic_load_n(&pm->presses, __ATOMIC_RELAXED));
 }
 
+#define ACPI_PM_STATE_VERSION 1
+
+/*
+ * Version 1: PM1_STS, PM1_EN and PM1_CNT (u16 each; CNT without SCI_EN and
+ * SLP_EN, which read fixed). The SCI level follows from STS & EN; there are
+ * no GPE blocks; the reset register holds nothing.
+ */
+static int acpi_pm_device_save(void *dev, struct state_out *out)
+{
+	struct acpi_pm *pm = dev;
+
+	pthread_mutex_lock(&pm->lock);
+	state_out__u32(out, ACPI_PM_STATE_VERSION);
+	state_out__u16(out, pm->sts);
+	state_out__u16(out, pm->en);
+	state_out__u16(out, pm->cnt);
+	pthread_mutex_unlock(&pm->lock);
+	return out->err;
+}
+
+/* Takes a version 1 state (see acpi_pm_device_save) and drives the SCI to match it. */
+static int acpi_pm_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct acpi_pm *pm = dev;
+	uint16_t sts, en, cnt;
+	uint32_t version;
+
+	version = state_in__u32(in);
+	if (in->err) {
+		snprintf(why, why_len, "state truncated: %zu bytes", in->len);
+		return -EINVAL;
+	}
+	if (version != ACPI_PM_STATE_VERSION) {
+		snprintf(why, why_len, "state version %u, expected %u", version, ACPI_PM_STATE_VERSION);
+		return -EINVAL;
+	}
+	sts = state_in__u16(in);
+	en = state_in__u16(in);
+	cnt = state_in__u16(in);
+	if (state_in__end(in)) {
+		snprintf(why, why_len, "state %s: %zu bytes", in->err ? "truncated" : "too long", in->len);
+		return -EINVAL;
+	}
+	if (sts & ~PM1_SCI_EVENTS) {
+		snprintf(why, why_len, "PM1_STS 0x%04x: events this machine does not have", sts);
+		return -EINVAL;
+	}
+	if (en & ~PM1_EN_MASK) {
+		snprintf(why, why_len, "PM1_EN 0x%04x: reserved bits set", en);
+		return -EINVAL;
+	}
+	if (cnt & ~PM1_CNT_KEEP) {
+		snprintf(why, why_len, "PM1_CNT 0x%04x: bits the register does not keep", cnt);
+		return -EINVAL;
+	}
+
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	pm->cnt = cnt;
+	pm->sci_level = acpi_pm_sci_wanted(pm);
+	irq_sink__set(&pm->sci, pm->sci_level); /* whatever the line was at */
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
 const struct device_ops acpi_pm__device_ops = {
 	.reset = acpi_pm_device_reset,
 	.destroy = acpi_pm_device_destroy,
 	.counters = acpi_pm_counters,
+	.save = acpi_pm_device_save,
+	.load = acpi_pm_device_load,
 };

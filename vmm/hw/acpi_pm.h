@@ -47,7 +47,10 @@ void acpi_pm__destroy(struct acpi_pm *pm);
 void acpi_pm__press_power_button(struct acpi_pm *pm);
 
 
-/* How a VM holds the PM1 block (vmm/device.h; the FADT, not the DSDT, describes it): counts presses. */
+/*
+ * How a VM holds the PM1 block (vmm/device.h; the FADT, not the DSDT,
+ * describes it): counts presses, saves and loads PM1 status/enable/control.
+ */
 extern const struct device_ops acpi_pm__device_ops;
 
 #endif

@@ -707,6 +707,8 @@ static void console_device_destroy(void *dev)
 const struct device_ops console__device_ops = {
 	.stop = console_device_stop,
 	.destroy = console_device_destroy,
+	.save = device__save_nothing,
+	.load = device__load_nothing,
 };
 
 static void console_device_report(void *dev, FILE *out)
@@ -745,4 +747,6 @@ const struct device_ops console__socket_device_ops = {
 	.destroy = console_device_destroy,
 	.report = console_device_report,
 	.counters = console_device_counters,
+	.save = device__save_nothing,
+	.load = device__load_nothing,
 };

@@ -91,7 +91,10 @@ void console__stop(struct console *c);
 void console__destroy(struct console *c);
 
 
-/* How a VM holds the console (vmm/device.h): added after its UART; stopped (flushed) before the stop report. */
+/*
+ * How a VM holds the console (vmm/device.h): added after its UART; stopped
+ * (flushed) before the stop report; an empty snapshot (the host side holds no guest state).
+ */
 extern const struct device_ops console__device_ops;
 /* The same for socket mode, with its counters in the stop report and in vm.counters (live). */
 extern const struct device_ops console__socket_device_ops;

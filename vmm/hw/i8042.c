@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,7 @@ static void i8042_output(struct i8042 *k, uint8_t v, bool aux, bool timeout)
 		k->status |= STR_TIMEOUT;
 }
 
+/* Drives each line to match the state; calls a sink only on a change (a level of -1: always). */
 static void i8042_update_irq(struct i8042 *k)
 {
 	bool aux = k->status & STR_AUXDATA;
@@ -362,8 +364,97 @@ static bool i8042_device_acpi(void *dev, struct device_acpi *out)
 	return true;
 }
 
+#define I8042_STATE_VERSION 1
+#define I8042_STATUS_KEPT   (STR_CMD | STR_AUXDATA | STR_TIMEOUT)
+
+/*
+ * Version 1: the controller RAM (I8042_RAM_SIZE bytes, the command byte
+ * first), the status bits it keeps (STR_CMD, STR_AUXDATA, STR_TIMEOUT), the
+ * output buffer full flag (0/1) and byte, and the command waiting for its
+ * data byte (0: none). The IRQ lines follow from these.
+ */
+static int i8042_device_save(void *dev, struct state_out *out)
+{
+	struct i8042 *k = dev;
+
+	pthread_mutex_lock(&k->lock);
+	state_out__u32(out, I8042_STATE_VERSION);
+	state_out__bytes(out, k->ram, sizeof(k->ram));
+	state_out__u8(out, k->status);
+	state_out__u8(out, k->obf);
+	state_out__u8(out, k->obuf);
+	state_out__u8(out, k->pending);
+	pthread_mutex_unlock(&k->lock);
+	return out->err;
+}
+
+/* A command i8042_command leaves waiting for a data byte. */
+static bool i8042_takes_data(uint8_t cmd)
+{
+	return (cmd >= CMD_WRITE_RAM && cmd < CMD_WRITE_RAM + I8042_RAM_SIZE) ||
+	       cmd == CMD_WRITE_OUTP || cmd == CMD_WRITE_KBD_OBUF || cmd == CMD_WRITE_AUX_OBUF ||
+	       cmd == CMD_WRITE_AUX;
+}
+
+/* Takes a version 1 state (see i8042_device_save) and drives both lines to match it. */
+static int i8042_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct i8042 *k = dev;
+	uint8_t ram[I8042_RAM_SIZE], status, obf, obuf, pending;
+	uint32_t version;
+
+	version = state_in__u32(in);
+	if (in->err) {
+		snprintf(why, why_len, "state truncated: %zu bytes", in->len);
+		return -EINVAL;
+	}
+	if (version != I8042_STATE_VERSION) {
+		snprintf(why, why_len, "state version %u, expected %u", version, I8042_STATE_VERSION);
+		return -EINVAL;
+	}
+	state_in__bytes(in, ram, sizeof(ram));
+	status = state_in__u8(in);
+	obf = state_in__u8(in);
+	obuf = state_in__u8(in);
+	pending = state_in__u8(in);
+	if (state_in__end(in)) {
+		snprintf(why, why_len, "state %s: %zu bytes", in->err ? "truncated" : "too long", in->len);
+		return -EINVAL;
+	}
+	if (status & ~I8042_STATUS_KEPT) {
+		snprintf(why, why_len, "status 0x%02x: bits the controller does not keep", status);
+		return -EINVAL;
+	}
+	if (obf > 1) {
+		snprintf(why, why_len, "output buffer full %u: not 0 or 1", obf);
+		return -EINVAL;
+	}
+	if (!obf && (status & (STR_AUXDATA | STR_TIMEOUT))) {
+		snprintf(why, why_len, "status 0x%02x: aux data or timeout with an empty output buffer",
+			 status);
+		return -EINVAL;
+	}
+	if (pending && !i8042_takes_data(pending)) {
+		snprintf(why, why_len, "pending command 0x%02x: takes no data byte", pending);
+		return -EINVAL;
+	}
+
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->ram, ram, sizeof(ram));
+	k->status = status;
+	k->obf = obf;
+	k->obuf = obuf;
+	k->pending = pending;
+	k->kbd_level = k->aux_level = -1; /* whatever the lines were at, drive them */
+	i8042_update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
 const struct device_ops i8042__device_ops = {
 	.reset = i8042_device_reset,
 	.destroy = i8042_device_destroy,
 	.acpi = i8042_device_acpi,
+	.save = i8042_device_save,
+	.load = i8042_device_load,
 };

@@ -35,7 +35,7 @@ void i8042__set_irqs(struct i8042 *k, const struct irq_sink *kbd_irq, const stru
 void i8042__destroy(struct i8042 *k);
 
 
-/* How a VM holds the i8042 (vmm/device.h): destroy, its DSDT entry. */
+/* How a VM holds the i8042 (vmm/device.h): destroy, its DSDT entry, a snapshot of its registers. */
 extern const struct device_ops i8042__device_ops;
 
 #endif

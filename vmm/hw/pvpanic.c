@@ -88,7 +88,44 @@ static void pvpanic_counters(void *dev, const struct counter_sink *sink)
 	sink->num(sink->opaque, "crash_loaded", __atomic_load_n(&p->crash_loaded, __ATOMIC_RELAXED));
 }
 
+#define PVPANIC_STATE_VERSION 1
+
+/*
+ * Version 1: nothing after the version. The register reads a constant, the
+ * counts are the host's, and the configuration space is the PCI bus's to save.
+ */
+static int pvpanic_device_save(void *dev, struct state_out *out)
+{
+	(void)dev;
+	state_out__u32(out, PVPANIC_STATE_VERSION);
+	return out->err;
+}
+
+/* Takes a version 1 state (see pvpanic_device_save). */
+static int pvpanic_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	uint32_t version;
+
+	(void)dev;
+	version = state_in__u32(in);
+	if (in->err) {
+		snprintf(why, why_len, "state truncated: %zu bytes", in->len);
+		return -EINVAL;
+	}
+	if (version != PVPANIC_STATE_VERSION) {
+		snprintf(why, why_len, "state version %u, expected %u", version, PVPANIC_STATE_VERSION);
+		return -EINVAL;
+	}
+	if (state_in__end(in)) {
+		snprintf(why, why_len, "state too long: %zu bytes", in->len);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 const struct device_ops pvpanic__device_ops = {
 	.destroy = pvpanic_device_destroy,
 	.counters = pvpanic_counters,
+	.save = pvpanic_device_save,
+	.load = pvpanic_device_load,
 };

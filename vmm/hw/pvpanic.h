@@ -32,7 +32,10 @@ __attribute__((warn_unused_result))
 int pvpanic__add(struct pci_bus *bus, const struct vm_ctl *ctl, struct pvpanic **out);
 void pvpanic__destroy(struct pvpanic *p);
 
-/* How a VM holds it (vmm/device.h): counters "panicked" and "crash_loaded". */
+/*
+ * How a VM holds it (vmm/device.h): counters "panicked" and "crash_loaded";
+ * a snapshot holds only a version (its config space is the PCI bus's).
+ */
 extern const struct device_ops pvpanic__device_ops;
 
 #endif

@@ -5,6 +5,7 @@
 #include <linux/serial_reg.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -76,7 +77,7 @@ static uint8_t serial_iir_reason(const struct serial *s)
 	return UART_IIR_NO_INT;
 }
 
-/* Drives the line to match the state; calls the sink only on a change. */
+/* Drives the line to match the state; calls the sink only on a change (irq_level -1: always). */
 static void serial_update_irq(struct serial *s)
 {
 	int level = serial_iir_reason(s) != UART_IIR_NO_INT &&
@@ -169,27 +170,27 @@ static void serial_tx(struct serial *s, uint8_t c)
 	}
 }
 
-/* MSR[7:4] as the modem lines (or, in loopback, MCR's outputs) present them. */
-static uint8_t serial_msr_lines(const struct serial *s)
+/* MSR[7:4] as the modem lines (or, in loopback, the outputs of `mcr`) present them. */
+static uint8_t serial_msr_lines(uint8_t mcr)
 {
 	uint8_t m = 0;
 
-	if (!(s->mcr & UART_MCR_LOOP))
+	if (!(mcr & UART_MCR_LOOP))
 		return UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS;
-	if (s->mcr & UART_MCR_DTR)
+	if (mcr & UART_MCR_DTR)
 		m |= UART_MSR_DSR;
-	if (s->mcr & UART_MCR_RTS)
+	if (mcr & UART_MCR_RTS)
 		m |= UART_MSR_CTS;
-	if (s->mcr & UART_MCR_OUT1)
+	if (mcr & UART_MCR_OUT1)
 		m |= UART_MSR_RI;
-	if (s->mcr & UART_MCR_OUT2)
+	if (mcr & UART_MCR_OUT2)
 		m |= UART_MSR_DCD;
 	return m;
 }
 
 static void serial_update_msr(struct serial *s)
 {
-	uint8_t old = s->msr & 0xf0, now = serial_msr_lines(s), chg = old ^ now;
+	uint8_t old = s->msr & 0xf0, now = serial_msr_lines(s->mcr), chg = old ^ now;
 	uint8_t delta = s->msr & UART_MSR_ANY_DELTA;
 
 	if (chg & UART_MSR_CTS)
@@ -210,7 +211,7 @@ static void serial_reset(struct serial *s)
 	s->lcr = 0;
 	s->mcr = 0;
 	s->lsr = UART_LSR_THRE | UART_LSR_TEMT;
-	s->msr = serial_msr_lines(s);
+	s->msr = serial_msr_lines(s->mcr);
 	s->scr = 0;
 	s->dll = SERIAL_DIVISOR;
 	s->dlm = 0;
@@ -572,10 +573,142 @@ static bool serial_device_acpi(void *dev, struct device_acpi *out)
 	return true;
 }
 
+#define SERIAL_STATE_VERSION 1
+
+/*
+ * Version 1: IER, FCR, LCR, MCR, LSR, MSR, SCR, DLL, DLM, the THRE interrupt
+ * pending (0/1), the last byte read from RBR (what an empty receiver
+ * rereads), then the receive FIFO's count (u16) and bytes, oldest first.
+ * The line level follows from these; the output buffer is the console's.
+ */
+static int serial_device_save(void *dev, struct state_out *out)
+{
+	struct serial *s = dev;
+	unsigned i;
+
+	pthread_mutex_lock(&s->lock);
+	state_out__u32(out, SERIAL_STATE_VERSION);
+	state_out__u8(out, s->ier);
+	state_out__u8(out, s->fcr);
+	state_out__u8(out, s->lcr);
+	state_out__u8(out, s->mcr);
+	state_out__u8(out, s->lsr);
+	state_out__u8(out, s->msr);
+	state_out__u8(out, s->scr);
+	state_out__u8(out, s->dll);
+	state_out__u8(out, s->dlm);
+	state_out__u8(out, s->thr_ipending);
+	state_out__u8(out, s->rbr_last);
+	state_out__u16(out, (uint16_t)s->rx_count);
+	for (i = 0; i < s->rx_count; i++)
+		state_out__u8(out, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+	pthread_mutex_unlock(&s->lock);
+	return out->err;
+}
+
+/* A version 1 state, read whole before any of it is checked. */
+struct serial_saved {
+	uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm, thr_ipending, rbr_last;
+	unsigned rx_count;
+	uint8_t rx[SERIAL_RX_FIFO];
+};
+
+/* 0, or -EINVAL with the first register the UART could not hold in `why`. */
+static int serial_check_saved(const struct serial_saved *v, char *why, size_t why_len)
+{
+	uint8_t fcr_bits = UART_FCR_ENABLE_FIFO | UART_FCR_DMA_SELECT | UART_FCR_TRIGGER_MASK;
+	unsigned cap = v->fcr & UART_FCR_ENABLE_FIFO ? SERIAL_RX_FIFO : 1;
+
+	if (v->ier & ~SERIAL_IER_MASK)
+		snprintf(why, why_len, "IER 0x%02x: reserved bits set", v->ier);
+	else if (v->fcr & ~fcr_bits || (v->fcr && !(v->fcr & UART_FCR_ENABLE_FIFO)))
+		snprintf(why, why_len, "FCR 0x%02x: not a FIFO control the UART keeps", v->fcr);
+	else if (v->mcr & ~SERIAL_MCR_MASK)
+		snprintf(why, why_len, "MCR 0x%02x: reserved bits set", v->mcr);
+	else if ((v->lsr & ~UART_LSR_BRK_ERROR_BITS) != (UART_LSR_THRE | UART_LSR_TEMT))
+		snprintf(why, why_len, "LSR 0x%02x: not THRE|TEMT with error bits", v->lsr);
+	else if ((v->msr & 0xf0) != serial_msr_lines(v->mcr))
+		snprintf(why, why_len, "MSR 0x%02x: lines disagree with MCR 0x%02x", v->msr, v->mcr);
+	else if (v->thr_ipending > 1)
+		snprintf(why, why_len, "THRE pending %u: not 0 or 1", v->thr_ipending);
+	else if (v->rx_count > cap)
+		snprintf(why, why_len, "receive FIFO count %u: more than its %u bytes", v->rx_count, cap);
+	else
+		return 0;
+	return -EINVAL;
+}
+
+/* Takes a version 1 state (see serial_device_save) and drives the line to match it. */
+static int serial_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct serial *s = dev;
+	struct serial_saved v;
+	uint32_t version;
+	int err;
+
+	version = state_in__u32(in);
+	if (in->err) {
+		snprintf(why, why_len, "state truncated: %zu bytes", in->len);
+		return -EINVAL;
+	}
+	if (version != SERIAL_STATE_VERSION) {
+		snprintf(why, why_len, "state version %u, expected %u", version, SERIAL_STATE_VERSION);
+		return -EINVAL;
+	}
+	v.ier = state_in__u8(in);
+	v.fcr = state_in__u8(in);
+	v.lcr = state_in__u8(in);
+	v.mcr = state_in__u8(in);
+	v.lsr = state_in__u8(in);
+	v.msr = state_in__u8(in);
+	v.scr = state_in__u8(in);
+	v.dll = state_in__u8(in);
+	v.dlm = state_in__u8(in);
+	v.thr_ipending = state_in__u8(in);
+	v.rbr_last = state_in__u8(in);
+	v.rx_count = state_in__u16(in);
+	if (v.rx_count > SERIAL_RX_FIFO) {
+		snprintf(why, why_len, "receive FIFO count %u: more than its %u bytes", v.rx_count,
+			 SERIAL_RX_FIFO);
+		return -EINVAL;
+	}
+	state_in__bytes(in, v.rx, v.rx_count);
+	if (state_in__end(in)) {
+		snprintf(why, why_len, "state %s: %zu bytes", in->err ? "truncated" : "too long", in->len);
+		return -EINVAL;
+	}
+	err = serial_check_saved(&v, why, why_len);
+	if (err)
+		return err;
+
+	pthread_mutex_lock(&s->lock);
+	s->ier = v.ier;
+	s->fcr = v.fcr;
+	s->lcr = v.lcr;
+	s->mcr = v.mcr;
+	s->lsr = v.lsr;
+	s->msr = v.msr;
+	s->scr = v.scr;
+	s->dll = v.dll;
+	s->dlm = v.dlm;
+	s->thr_ipending = v.thr_ipending;
+	s->rbr_last = v.rbr_last;
+	memcpy(s->rx, v.rx, v.rx_count);
+	s->rx_head = 0;
+	s->rx_count = v.rx_count;
+	s->irq_level = -1; /* whatever the line was at, drive it */
+	serial_update_irq(s);
+	serial_signal_room(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 const struct device_ops serial__device_ops = {
 	.reset = serial_device_reset,
 	.destroy = serial_device_destroy,
 	.report = serial_device_report,
 	.counters = serial_device_counters,
 	.acpi = serial_device_acpi,
+	.save = serial_device_save,
+	.load = serial_device_load,
 };

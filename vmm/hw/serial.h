@@ -109,7 +109,11 @@ void serial__tx_consume(struct serial *s, size_t n, enum serial_tx_fate fate);
 void serial__tx_abandon(struct serial *s);
 
 
-/* How a VM holds a UART (vmm/device.h): destroy, tx/rx counters (stop report and live), its DSDT entry. */
+/*
+ * How a VM holds a UART (vmm/device.h): destroy, tx/rx counters (stop report
+ * and live), its DSDT entry, and a snapshot of its registers and receive FIFO
+ * (not the output still waiting for the console: that is the host's).
+ */
 extern const struct device_ops serial__device_ops;
 
 #endif

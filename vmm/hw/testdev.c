@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,7 +224,57 @@ static void testdev_device_destroy(void *dev)
 	testdev__destroy(dev);
 }
 
+#define TESTDEV_STATE_VERSION 1
+
+/* Version 1: ECHO (u32), SCRATCH and the MMIO write count the guest reads back (u64 each). */
+static int testdev_device_save(void *dev, struct state_out *out)
+{
+	struct testdev *t = dev;
+
+	pthread_mutex_lock(&t->lock);
+	state_out__u32(out, TESTDEV_STATE_VERSION);
+	state_out__u32(out, t->echo);
+	state_out__u64(out, t->scratch);
+	state_out__u64(out, t->mmio_writes);
+	pthread_mutex_unlock(&t->lock);
+	return out->err;
+}
+
+/* Takes a version 1 state (see testdev_device_save); every value of each register is valid. */
+static int testdev_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct testdev *t = dev;
+	uint64_t scratch, mmio_writes;
+	uint32_t version, echo;
+
+	version = state_in__u32(in);
+	if (in->err) {
+		snprintf(why, why_len, "state truncated: %zu bytes", in->len);
+		return -EINVAL;
+	}
+	if (version != TESTDEV_STATE_VERSION) {
+		snprintf(why, why_len, "state version %u, expected %u", version, TESTDEV_STATE_VERSION);
+		return -EINVAL;
+	}
+	echo = state_in__u32(in);
+	scratch = state_in__u64(in);
+	mmio_writes = state_in__u64(in);
+	if (state_in__end(in)) {
+		snprintf(why, why_len, "state %s: %zu bytes", in->err ? "truncated" : "too long", in->len);
+		return -EINVAL;
+	}
+
+	pthread_mutex_lock(&t->lock);
+	t->echo = echo;
+	t->scratch = scratch;
+	t->mmio_writes = mmio_writes;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
 const struct device_ops testdev__device_ops = {
 	.reset = testdev_device_reset,
 	.destroy = testdev_device_destroy,
+	.save = testdev_device_save,
+	.load = testdev_device_load,
 };

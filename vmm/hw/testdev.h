@@ -50,7 +50,7 @@ int testdev__add(struct bus *pio, struct bus *mmio, const struct vm_ctl *ctl, st
 void testdev__destroy(struct testdev *t);
 
 
-/* How a VM holds the test device (vmm/device.h). */
+/* How a VM holds the test device (vmm/device.h): reset, destroy, a snapshot of its registers. */
 extern const struct device_ops testdev__device_ops;
 
 #endif

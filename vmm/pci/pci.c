@@ -1,6 +1,7 @@
 #include "vmm/pci/pci.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,18 +230,13 @@ static bool overlaps(uint32_t off, uint32_t len, uint32_t start, uint32_t end)
 	return off < end && start < off + len;
 }
 
-static void dev_config_write(struct pci_dev *dev, uint32_t off, const void *data, uint32_t len)
+/*
+ * What follows a change of config [off, off+len) in cfg[]: BAR registers and
+ * decode when the command register or a BAR changed, then the device's hook.
+ * Called with dev->lock held.
+ */
+static void config_changed(struct pci_dev *dev, uint32_t off, uint32_t len)
 {
-	const uint8_t *v = data;
-	uint32_t i;
-
-	pthread_mutex_lock(&dev->lock);
-	for (i = 0; i < len; i++) {
-		uint8_t *c = &dev->cfg[off + i];
-
-		*c = (uint8_t)((*c & ~dev->wmask[off + i]) | (v[i] & dev->wmask[off + i]));
-		*c &= (uint8_t)~(v[i] & dev->w1cmask[off + i]);
-	}
 	if (overlaps(off, len, PCI_COMMAND, PCI_COMMAND + 2) ||
 	    overlaps(off, len, PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_5 + 4)) {
 		unsigned b;
@@ -253,6 +249,43 @@ static void dev_config_write(struct pci_dev *dev, uint32_t off, const void *data
 	}
 	if (dev->ops && dev->ops->config_written)
 		dev->ops->config_written(dev, off, len);
+}
+
+static void dev_config_write(struct pci_dev *dev, uint32_t off, const void *data, uint32_t len)
+{
+	const uint8_t *v = data;
+	uint32_t i;
+
+	pthread_mutex_lock(&dev->lock);
+	for (i = 0; i < len; i++) {
+		uint8_t *c = &dev->cfg[off + i];
+
+		*c = (uint8_t)((*c & ~dev->wmask[off + i]) | (v[i] & dev->wmask[off + i]));
+		*c &= (uint8_t)~(v[i] & dev->w1cmask[off + i]);
+	}
+	config_changed(dev, off, len);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+/*
+ * Puts a saved configuration space back as far as a guest could have made
+ * it: the writable and write-one-to-clear bits from `saved`, the read-only
+ * ones as built (so a hostile snapshot cannot rewrite ids, capability
+ * pointers or BAR sizes). BARs then map and the device hears of it as after a
+ * guest write of the command register; other writes are not replayed (a
+ * write can act, e.g. virtio-pci's configuration access window).
+ */
+static void dev_config_restore(struct pci_dev *dev, const uint8_t *saved)
+{
+	uint32_t i;
+
+	pthread_mutex_lock(&dev->lock);
+	for (i = 0; i < PCI_CFG_SIZE; i++) {
+		uint8_t keep = (uint8_t)~(dev->wmask[i] | dev->w1cmask[i]);
+
+		dev->cfg[i] = (uint8_t)((dev->cfg[i] & keep) | (saved[i] & ~keep));
+	}
+	config_changed(dev, PCI_COMMAND, 2);
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -543,8 +576,107 @@ static void pci_bus_device_report(void *dev, FILE *out)
 		(unsigned long long)st.cfg_unclaimed, (unsigned long long)st.mmio_unclaimed);
 }
 
+#define PCI_STATE_VERSION 1
+
+/*
+ * Version 1: CONFIG_ADDRESS (u32), the number of functions (u32), then per
+ * function in slot order its slot (u8) and configuration space
+ * (PCI_CFG_SIZE bytes, as the guest reads it without a device's refresh).
+ */
+static int pci_bus_device_save(void *opaque, struct state_out *out)
+{
+	struct pci_bus *bus = opaque;
+	uint32_t nr = 0;
+	unsigned s;
+
+	for (s = 0; s < PCI_MAX_SLOTS; s++)
+		nr += bus->slots[s] != NULL;
+	state_out__u32(out, PCI_STATE_VERSION);
+	state_out__u32(out, __atomic_load_n(&bus->config_address, __ATOMIC_RELAXED));
+	state_out__u32(out, nr);
+	for (s = 0; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *dev = bus->slots[s];
+
+		if (!dev)
+			continue;
+		state_out__u8(out, (uint8_t)s);
+		pthread_mutex_lock(&dev->lock);
+		state_out__bytes(out, dev->cfg, PCI_CFG_SIZE);
+		pthread_mutex_unlock(&dev->lock);
+	}
+	return out->err;
+}
+
+/*
+ * Takes a version 1 state (see pci_bus_device_save) saved from a bus with the
+ * same functions (slot, vendor and device ids) in the same order, and maps
+ * the BARs where it puts them.
+ */
+static int pci_bus_device_load(void *opaque, struct state_in *in, char *why, size_t why_len)
+{
+	struct pci_bus *bus = opaque;
+	uint8_t cfg[PCI_MAX_SLOTS][PCI_CFG_SIZE];
+	uint32_t version, address, nr, built = 0, i;
+	unsigned s;
+
+	version = state_in__u32(in);
+	if (in->err) {
+		snprintf(why, why_len, "state truncated: %zu bytes", in->len);
+		return -EINVAL;
+	}
+	if (version != PCI_STATE_VERSION) {
+		snprintf(why, why_len, "state version %u, expected %u", version, PCI_STATE_VERSION);
+		return -EINVAL;
+	}
+	address = state_in__u32(in);
+	nr = state_in__u32(in);
+	for (s = 0; s < PCI_MAX_SLOTS; s++)
+		built += bus->slots[s] != NULL;
+	if (!in->err && nr != built) {
+		snprintf(why, why_len, "%u functions saved, the bus has %u", nr, built);
+		return -EINVAL;
+	}
+	for (i = 0, s = 0; i < nr && !in->err; i++, s++) {
+		const struct pci_dev *dev;
+		uint8_t slot;
+
+		while (!bus->slots[s])
+			s++;
+		dev = bus->slots[s];
+		slot = state_in__u8(in);
+		state_in__bytes(in, cfg[s], PCI_CFG_SIZE);
+		if (in->err)
+			break;
+		if (slot != s || memcmp(cfg[s] + PCI_VENDOR_ID, dev->cfg + PCI_VENDOR_ID, 4)) {
+			snprintf(why, why_len, "function %u: saved 00:%02x.0 %04x:%04x, the bus has "
+				 "00:%02x.0 %04x:%04x (%s)", i, slot,
+				 cfg[s][PCI_VENDOR_ID] | cfg[s][PCI_VENDOR_ID + 1] << 8,
+				 cfg[s][PCI_DEVICE_ID] | cfg[s][PCI_DEVICE_ID + 1] << 8, s,
+				 pci_dev__cfg_get(dev, PCI_VENDOR_ID, 2),
+				 pci_dev__cfg_get(dev, PCI_DEVICE_ID, 2), dev->name);
+			return -EINVAL;
+		}
+	}
+	if (state_in__end(in)) {
+		snprintf(why, why_len, "state %s: %zu bytes", in->err ? "truncated" : "too long", in->len);
+		return -EINVAL;
+	}
+	if (address & ~PCI_CONFIG_ADDRESS_MASK) {
+		snprintf(why, why_len, "CONFIG_ADDRESS 0x%08x: reserved bits set", address);
+		return -EINVAL;
+	}
+
+	for (s = 0; s < PCI_MAX_SLOTS; s++)
+		if (bus->slots[s])
+			dev_config_restore(bus->slots[s], cfg[s]);
+	__atomic_store_n(&bus->config_address, address, __ATOMIC_RELAXED);
+	return 0;
+}
+
 const struct device_ops pci_bus__device_ops = {
 	.reset = pci_bus_device_reset,
 	.destroy = pci_bus_device_destroy,
 	.report = pci_bus_device_report,
+	.save = pci_bus_device_save,
+	.load = pci_bus_device_load,
 };

@@ -180,7 +180,15 @@ uint32_t pci_dev__cfg_get(const struct pci_dev *dev, uint32_t off, uint32_t len)
 void pci_dev__cfg_set(struct pci_dev *dev, uint32_t off, uint32_t len, uint32_t val);
 
 
-/* How a VM holds its PCI bus (vmm/device.h): added before its functions, so destroyed after. */
+/*
+ * How a VM holds its PCI bus (vmm/device.h): added before its functions, so
+ * destroyed after. Its snapshot holds CONFIG_ADDRESS and each function's
+ * configuration space; load (refused unless the bus has the same functions,
+ * by slot and ids) puts back the bits a guest can write, maps the BARs where
+ * they were (bar_changed) and calls config_written for the command register
+ * only, as a guest write of it would: a function re-derives anything else it
+ * keeps from its configuration space in its own load, which runs after the bus's.
+ */
 extern const struct device_ops pci_bus__device_ops;
 
 #endif

@@ -61,12 +61,20 @@ struct blk_req {
 struct blk_queue {
 	bool on;                       /* served in the current activation */
 	bool broken;                   /* a malformed chain stopped it until the next reset */
+	bool deferred;                 /* kicked while frozen: served at the thaw */
 	bool polling;                  /* a POLL_ADD on kick_fd is outstanding */
 	bool starved;                  /* chains left in the ring for want of a free slot */
 	bool pushed;                   /* entries pushed since old_used */
 	uint16_t old_used;
 	int kick_fd, call_fd;          /* the thread's own duplicates */
 	struct virtqueue vq;
+};
+
+/* Where a queue's ring stood at a snapshot. */
+struct blk_pos {
+	uint16_t avail;                /* the next available entry to take */
+	uint16_t used;                 /* the next used entry to fill */
+	bool broken;
 };
 
 /* What the transport asked for last (activation, reset, stop): posted by any thread. */
@@ -77,6 +85,8 @@ struct blk_wish {
 	uint64_t features;
 	unsigned nr;
 	struct virtio_queue q[VM_MAX_DISK_QUEUES];   /* fds duplicated, owned here until applied */
+	bool resume;                                 /* a snapshot's activation: the rings from pos */
+	struct blk_pos pos[VM_MAX_DISK_QUEUES];
 };
 
 struct blk_counters {
@@ -101,11 +111,19 @@ struct blk {
 	pid_t tid;
 	sem_t started;
 
-	/* Under lock: the wish, the last error. */
+	/* Under lock: the wish, the last error, the snapshot's handshake. */
 	pthread_mutex_t lock;
 	struct blk_wish want;
 	char last_error[256];
 	bool logged_host_error;
+	pthread_cond_t cond;           /* `drained` became true (or the thread died) */
+	bool freeze_want;              /* freeze asked, thaw not yet */
+	bool drained;                  /* the thread is frozen with nothing in flight */
+	struct {                       /* a snapshot's activation (load) for the resuming DRIVER_OK */
+		bool valid;
+		uint64_t features;
+		struct blk_pos pos[VM_MAX_DISK_QUEUES];
+	} loaded;
 
 	/* Written by the I/O thread, read by others (atomics). */
 	uint64_t applied_seq;          /* the last wish the thread has applied */
@@ -116,6 +134,8 @@ struct blk {
 	/* The I/O thread's own state. */
 	uint64_t gen;                  /* bumped at each teardown and activation */
 	bool serving;
+	uint64_t features;             /* negotiated, while serving */
+	bool frozen;                   /* takes no request until thawed (it completes those it has) */
 	bool stopping;
 	bool ctl_polling;
 	bool logged_placement;
@@ -538,6 +558,10 @@ static void process_queue(struct blk *b, unsigned qi)
 	struct blk_queue *q = &b->q[qi];
 	bool rechecked = false;
 
+	if (b->frozen) {
+		q->deferred = true;            /* taken at the thaw */
+		return;
+	}
 	q->starved = false;
 	while (q->on && !q->broken) {
 		uint16_t at = q->vq.last_avail, head;
@@ -674,6 +698,7 @@ static void apply_wish(struct blk *b)
 	if (w.active && !w.stop) {
 		follow_placement(b);
 		b->gen++;
+		b->features = w.features;
 		for (i = 0; i < w.nr; i++) {
 			struct blk_queue *q = &b->q[i];
 
@@ -685,7 +710,12 @@ static void apply_wish(struct blk *b)
 				continue;
 			}
 			virtqueue__init(&q->vq, b->mem, &w.q[i], w.features);
-			q->old_used = 0;
+			if (w.resume) {
+				q->vq.last_avail = w.pos[i].avail;
+				q->vq.next_used = w.pos[i].used;
+				q->broken = w.pos[i].broken;
+			}
+			q->old_used = q->vq.next_used;
 			q->on = true;
 			q->polling = arm_poll(b, q->kick_fd, UD(UD_KICK, i));
 			if (q->polling)
@@ -704,6 +734,44 @@ static void apply_wish(struct blk *b)
 			close_fd(&w.q[i].call_fd);
 		}
 	}
+}
+
+/*
+ * A snapshot's freeze or thaw, as asked last: frozen, the thread takes no new
+ * request (kicks are remembered) and completes those it has; thawed, it takes
+ * what waited.
+ */
+static void apply_freeze(struct blk *b)
+{
+	bool want;
+	unsigned i;
+
+	pthread_mutex_lock(&b->lock);
+	want = b->freeze_want;
+	pthread_mutex_unlock(&b->lock);
+	if (want == b->frozen)
+		return;
+	b->frozen = want;
+	if (want)
+		return;
+	for (i = 0; i < b->queues; i++) {
+		if (b->q[i].deferred || b->q[i].starved)
+			process_queue(b, i);
+		b->q[i].deferred = false;
+	}
+}
+
+/* Frozen with nothing in flight (every request taken is in its used ring, interrupts sent): tells freeze. */
+static void publish_drained(struct blk *b)
+{
+	if (!b->frozen || __atomic_load_n(&b->inflight, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&b->lock);
+	if (b->freeze_want && !b->drained) {
+		b->drained = true;
+		pthread_cond_broadcast(&b->cond);
+	}
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void kick_completed(struct blk *b, unsigned qi, int res)
@@ -738,6 +806,7 @@ static void completed(struct blk *b, uint64_t ud, int res)
 	case UD_CTL:
 		b->ctl_polling = false;
 		drain(b->ctl_fd);
+		apply_freeze(b);
 		apply_wish(b);
 		if (!b->stopping)
 			b->ctl_polling = arm_poll(b, b->ctl_fd, UD(UD_CTL, 0));
@@ -772,7 +841,10 @@ static void *io_thread(void *arg)
 		err = io_uring_submit_and_wait(&b->ring, 1);
 		if (err < 0 && err != -EINTR && err != -EBUSY && err != -EAGAIN) {
 			record_error(b, true, "io_uring_enter: %s; the disk stops", strerror(-err));
+			pthread_mutex_lock(&b->lock);
 			__atomic_store_n(&b->dead, true, __ATOMIC_RELEASE);
+			pthread_cond_broadcast(&b->cond);
+			pthread_mutex_unlock(&b->lock);
 			break;
 		}
 		io_uring_for_each_cqe(&b->ring, head, cqe) {
@@ -789,6 +861,7 @@ static void *io_thread(void *arg)
 			apply_wish(b);
 		if (!b->ctl_polling && !b->stopping)
 			b->ctl_polling = arm_poll(b, b->ctl_fd, UD(UD_CTL, 0));
+		publish_drained(b);
 	}
 	for (i = 0; i < b->queues; i++) {
 		close_fd(&b->q[i].kick_fd);
@@ -885,19 +958,30 @@ static int blk_activate(struct virtio_dev *vdev, const struct virtio_activation 
 			break;
 		}
 	}
+	pthread_mutex_lock(&b->lock);
+	/* A snapshot's positions serve the one activation that resumes it, no other. */
+	if (!err && a->resume && (!b->loaded.valid || b->loaded.features != a->features)) {
+		fprintf(stderr, "rtvmm: %s: the snapshot's activation does not match the device's "
+			"saved state; the device needs a reset\n", b->name);
+		err = -EINVAL;
+	}
 	if (err) {
+		b->loaded.valid = false;
+		pthread_mutex_unlock(&b->lock);
 		while (i--) {
 			close_fd(&q[i].kick_fd);
 			close_fd(&q[i].call_fd);
 		}
 		return err;
 	}
-	pthread_mutex_lock(&b->lock);
 	wish_drop_fds(&b->want);
 	b->want.active = true;
 	b->want.features = a->features;
 	b->want.nr = nr;
 	memcpy(b->want.q, q, nr * sizeof(q[0]));
+	b->want.resume = a->resume;
+	memcpy(b->want.pos, b->loaded.pos, sizeof(b->want.pos));
+	b->loaded.valid = false;
 	wish_post(b);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
@@ -1175,6 +1259,7 @@ static void blk_free(struct blk *b)
 	free(b->slots);
 	free(b->rbuf);
 	free(b->wbuf);
+	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
 	sem_destroy(&b->started);
 	free(b);
@@ -1183,6 +1268,7 @@ static void blk_free(struct blk *b)
 int virtio_blk__create(const struct virtio_blk_spec *spec, const struct guest_mem *mem,
 		       struct virtio_dev **out, struct err *e)
 {
+	pthread_condattr_t ca;
 	sigset_t all, old;
 	char tname[16];
 	struct blk *b;
@@ -1199,6 +1285,10 @@ int virtio_blk__create(const struct virtio_blk_spec *spec, const struct guest_me
 	if (!b)
 		return err__set(e, -ENOMEM, "disk '%s': out of memory", spec->name);
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	sem_init(&b->started, 0, 0);
 	snprintf(b->name, sizeof(b->name), "%s", spec->name[0] ? spec->name : "disk");
 	snprintf(b->path, sizeof(b->path), "%s", spec->path);
@@ -1326,6 +1416,169 @@ static void blk_device_destroy(void *dev)
 	virtio_blk__destroy(dev);
 }
 
+/* ---- snapshot ---- */
+
+/*
+ * Freeze: the I/O thread stops taking requests and completes those it has,
+ * each into its used ring with its interrupt, before this returns (or
+ * -ETIMEDOUT after VIRTIO_FREEZE_TIMEOUT_MS, the thread serving on).
+ */
+static int blk_device_freeze(void *dev)
+{
+	struct blk *b = to_blk(dev);
+	struct timespec ts;
+	int err = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += VIRTIO_FREEZE_TIMEOUT_MS / 1000;
+	ts.tv_nsec += (long)(VIRTIO_FREEZE_TIMEOUT_MS % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&b->lock);
+	b->freeze_want = true;
+	nudge(b->ctl_fd);
+	/* A dead thread moves nothing any more. */
+	while (!b->drained && !__atomic_load_n(&b->dead, __ATOMIC_ACQUIRE) && !err)
+		err = -pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+	if (b->drained || __atomic_load_n(&b->dead, __ATOMIC_ACQUIRE)) {
+		err = 0;
+	} else {
+		b->freeze_want = false;
+		nudge(b->ctl_fd);
+		record_error(b, false, "freeze: %llu requests still in flight after %d ms",
+			     (unsigned long long)__atomic_load_n(&b->inflight, __ATOMIC_ACQUIRE),
+			     VIRTIO_FREEZE_TIMEOUT_MS);
+		err = -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return err;
+}
+
+/* Thaw: the I/O thread takes what the driver queued meanwhile. */
+static int blk_device_thaw(void *dev)
+{
+	struct blk *b = to_blk(dev);
+
+	pthread_mutex_lock(&b->lock);
+	b->freeze_want = false;
+	b->drained = false;
+	nudge(b->ctl_fd);
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/*
+ * The state, a fixed layout: version u32, kind u32 ('vblk'), queues u16,
+ * readonly u8, capacity u64 (sectors), serving u8, features u64 (negotiated),
+ * then per queue: next available entry u16, next used entry u16, broken u8.
+ * Frozen and drained, nothing is in flight: every request taken is used.
+ */
+static int blk_device_save(void *dev, struct state_out *out)
+{
+	struct blk *b = to_blk(dev);
+	bool serving;
+	unsigned i;
+
+	pthread_mutex_lock(&b->lock);
+	if (!b->drained && !__atomic_load_n(&b->dead, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&b->lock);
+		return -EBUSY;
+	}
+	/* The thread's own fields: it wrote them before it said drained (under this lock). */
+	serving = b->serving;
+	virtio_state__begin(out, VIRTIO_STATE_BLK);
+	state_out__u16(out, (uint16_t)b->queues);
+	state_out__u8(out, b->readonly);
+	state_out__u64(out, b->cfg.capacity);
+	state_out__u8(out, serving);
+	state_out__u64(out, serving ? b->features : 0);
+	for (i = 0; i < b->queues; i++) {
+		const struct blk_queue *q = &b->q[i];
+		bool on = serving && q->on;
+
+		state_out__u16(out, on ? q->vq.last_avail : 0);
+		state_out__u16(out, on ? q->vq.next_used : 0);
+		state_out__u8(out, on && q->broken);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return out->err;
+}
+
+static int blk_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct blk *b = to_blk(dev);
+	uint64_t offered = blk_features(&b->vdev) | BIT(VIRTIO_F_VERSION_1), capacity, features;
+	struct blk_pos pos[VM_MAX_DISK_QUEUES] = { 0 };
+	uint8_t readonly, serving, broken = 0;
+	unsigned queues, i;
+	int err;
+
+	/* Whatever comes, an earlier load's activation is void. */
+	pthread_mutex_lock(&b->lock);
+	b->loaded.valid = false;
+	pthread_mutex_unlock(&b->lock);
+	err = virtio_state__check_begin(in, VIRTIO_STATE_BLK, b->name, why, why_len);
+	if (err)
+		return err;
+	queues = state_in__u16(in);
+	readonly = state_in__u8(in);
+	capacity = state_in__u64(in);
+	serving = state_in__u8(in);
+	features = state_in__u64(in);
+	if (in->err)
+		return virtio_state__refuse(why, why_len, "%s: state of %zu bytes is truncated",
+					    b->name, in->len);
+	if (queues != b->queues)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's disk has %u queues, "
+					    "this one %u", b->name, queues, b->queues);
+	for (i = 0; i < queues; i++) {
+		uint8_t br;
+
+		pos[i].avail = state_in__u16(in);
+		pos[i].used = state_in__u16(in);
+		br = state_in__u8(in);
+		broken |= br;
+		pos[i].broken = br == 1;
+	}
+	if (state_in__end(in))
+		return virtio_state__refuse(why, why_len, "%s: state of %zu bytes is truncated or has "
+					    "bytes past its end", b->name, in->len);
+	if (readonly > 1 || serving > 1 || broken > 1)
+		return virtio_state__refuse(why, why_len, "%s: a flag of the state is neither 0 nor 1",
+					    b->name);
+	if (readonly != b->readonly)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's disk is %s, this one %s",
+					    b->name, readonly ? "readonly" : "writable",
+					    b->readonly ? "readonly" : "writable");
+	if (capacity != b->cfg.capacity)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's image has %llu sectors, "
+					    "%s has %llu", b->name, (unsigned long long)capacity,
+					    b->path, (unsigned long long)b->cfg.capacity);
+	if (serving && (features & ~offered))
+		return virtio_state__refuse(why, why_len, "%s: the guest negotiated feature bit %u, "
+					    "which this disk does not offer", b->name,
+					    virtio__first_bit(features & ~offered));
+	for (i = 0; i < queues; i++)
+		if ((uint16_t)(pos[i].avail - pos[i].used) > BLK_QUEUE_SIZE)
+			return virtio_state__refuse(why, why_len, "%s: queue %u: next available entry "
+						    "%u is %u past the next used one %u (a ring holds "
+						    "at most %u)", b->name, i, pos[i].avail,
+						    (uint16_t)(pos[i].avail - pos[i].used),
+						    pos[i].used, BLK_QUEUE_SIZE);
+	pthread_mutex_lock(&b->lock);
+	b->loaded.valid = serving;
+	b->loaded.features = features;
+	memcpy(b->loaded.pos, pos, sizeof(pos));
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
 const struct device_ops virtio_blk__device_ops = {
 	.destroy = blk_device_destroy,
+	.freeze = blk_device_freeze,
+	.thaw = blk_device_thaw,
+	.save = blk_device_save,
+	.load = blk_device_load,
 };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/counter.h"
 #include "vmm/virtio/vhost_user.h"
@@ -61,6 +62,15 @@ struct net {
 	struct virtqueue ctrl;
 	uint64_t ctrl_commands, ctrl_errors, ctrl_bad_chains, ctrl_kicks;
 	uint64_t queue_pairs;           /* for the stats: 0 when inactive */
+	/* A snapshot's activation (load), for the transport's resuming DRIVER_OK. */
+	struct {
+		bool valid;
+		uint64_t features;
+		unsigned curr_pairs;
+		bool ctrl, ctrl_broken;
+		uint16_t ctrl_avail, ctrl_used;
+		struct vu_session_frozen rings;
+	} loaded;
 };
 
 static struct net *to_net(struct virtio_dev *vdev)
@@ -270,8 +280,24 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 	struct net *n = to_net(vdev);
 	struct err e = { 0 };
 	int ctrl_idx = -1, err;
-	unsigned data_queues;
+	unsigned data_queues, pairs = 1;
+	bool resume = a->resume;
 
+	pthread_mutex_lock(&n->lock);
+	/* A snapshot's positions serve the one activation that resumes it, no other. */
+	if (resume && (!n->loaded.valid || n->loaded.features != a->features)) {
+		fprintf(stderr, "rtvmm: %s: the snapshot's activation does not match the device's "
+			"saved state; the device needs a reset\n", n->name);
+		resume = false;
+	} else if (resume) {
+		pairs = n->loaded.curr_pairs;
+	}
+	if (a->resume && !resume) {
+		n->loaded.valid = false;
+		pthread_mutex_unlock(&n->lock);
+		return -EINVAL;
+	}
+	pthread_mutex_unlock(&n->lock);
 	if (a->nr_queues > VIRTIO_MAX_QUEUES || a->mem != n->mem)
 		return -EINVAL;
 	if ((a->features & BIT(VIRTIO_NET_F_MQ)) && !(a->features & BIT(VIRTIO_NET_F_CTRL_VQ))) {
@@ -285,11 +311,16 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 		ctrl_idx = (int)data_queues;
 	pthread_mutex_lock(&n->lock);
 	net_reset_locked(n);
-	n->curr_pairs = 1;
-	counter__set(&n->queue_pairs, 1);
-	/* The backend gets the data queues in use, the first pair enabled; the control queue is ours. */
-	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, data_queues, 2,
-				   &e);
+	n->curr_pairs = pairs;
+	counter__set(&n->queue_pairs, pairs);
+	/*
+	 * The backend gets the data queues in use, the first pair enabled (a
+	 * snapshot's: the pairs its driver had enabled, each ring from where it
+	 * stopped); the control queue is ours.
+	 */
+	err = vu_session__activate(n->session, a, ctrl_idx >= 0 ? BIT(ctrl_idx) : 0, data_queues,
+				   2 * pairs, resume ? &n->loaded.rings : NULL, &e);
+	n->loaded.valid = false;
 	if (err) {
 		fprintf(stderr, "rtvmm: %s; the device needs a reset\n", e.msg);
 		pthread_mutex_unlock(&n->lock);
@@ -297,10 +328,24 @@ static int net_activate(struct virtio_dev *vdev, const struct virtio_activation 
 	}
 	counter__set(&n->features, a->features);
 	n->ctrl_idx = ctrl_configured(a, ctrl_idx) ? ctrl_idx : -1;
-	if (n->ctrl_idx >= 0)
+	if (n->ctrl_idx >= 0) {
 		virtqueue__init(&n->ctrl, n->mem, &a->queues[n->ctrl_idx], a->features);
+		if (resume) {
+			n->ctrl.last_avail = n->loaded.ctrl_avail;
+			n->ctrl.next_used = n->loaded.ctrl_used;
+			n->ctrl_broken = n->loaded.ctrl_broken;
+		}
+	}
 	n->active = true;
 	pthread_mutex_unlock(&n->lock);
+	/* Commands kicked before the snapshot, not yet served: their kick was the old eventfd's. */
+	if (resume && n->ctrl_idx >= 0) {
+		uint64_t one = 1;
+
+		if (write(a->queues[n->ctrl_idx].kick_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: a kick is pending already */
+		}
+	}
 	return 0;
 }
 
@@ -480,6 +525,187 @@ static void net_device_destroy(void *dev)
 	virtio_net__destroy(dev);
 }
 
+/* ---- snapshot ---- */
+
+/* Freeze: the session's thread stops the backend's rings (GET_VRING_BASE) and the control queue. */
+static int net_device_freeze(void *dev)
+{
+	return vu_session__freeze(to_net(dev)->session, VIRTIO_FREEZE_TIMEOUT_MS);
+}
+
+/* Thaw: the backend gets its rings back from where they stopped; held kicks are served. */
+static int net_device_thaw(void *dev)
+{
+	return vu_session__thaw(to_net(dev)->session, VIRTIO_FREEZE_TIMEOUT_MS);
+}
+
+/*
+ * The state, all fields always present (a fixed layout):
+ *   version u32, kind u32 ('vnet'), queues u16, pairs u16, mac 6 bytes,
+ *   active u8, features u64 (negotiated with the driver), pairs enabled u16,
+ *   control queue served u8, broken u8, next avail u16, used index u16,
+ *   backend connected u8, its features u64, SET_FEATURES u64,
+ *   backend queues u64 (a bit each), then per queue: next avail u16, used index u16.
+ */
+static int net_device_save(void *dev, struct state_out *out)
+{
+	struct net *n = to_net(dev);
+	struct vu_session_frozen fz;
+	unsigned i;
+	int err;
+
+	err = vu_session__frozen(n->session, &fz);
+	if (err)
+		return err;
+	pthread_mutex_lock(&n->lock);
+	virtio_state__begin(out, VIRTIO_STATE_NET);
+	state_out__u16(out, (uint16_t)n->vdev.max_queues);
+	state_out__u16(out, (uint16_t)n->max_pairs);
+	state_out__bytes(out, n->cfg.mac, sizeof(n->cfg.mac));
+	state_out__u8(out, n->active);
+	state_out__u64(out, n->active ? n->features : 0);
+	state_out__u16(out, n->active ? (uint16_t)n->curr_pairs : 0);
+	state_out__u8(out, n->active && n->ctrl_idx >= 0);
+	state_out__u8(out, n->active && n->ctrl_broken);
+	state_out__u16(out, n->active && n->ctrl_idx >= 0 ? n->ctrl.last_avail : 0);
+	state_out__u16(out, n->active && n->ctrl_idx >= 0 ? n->ctrl.next_used : 0);
+	state_out__u8(out, fz.connected);
+	state_out__u64(out, fz.backend_features);
+	state_out__u64(out, fz.negotiated);
+	state_out__u64(out, n->active ? fz.queues : 0);
+	for (i = 0; i < n->vdev.max_queues; i++) {
+		state_out__u16(out, fz.avail[i]);
+		state_out__u16(out, fz.used[i]);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return out->err;
+}
+
+/* A u8 that must be 0 or 1. */
+static bool read_bool(struct state_in *in, bool *v)
+{
+	uint8_t b = state_in__u8(in);
+
+	*v = b == 1;
+	return b <= 1;
+}
+
+static int net_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct net *n = to_net(dev);
+	uint64_t offered = net_features(&n->vdev) | BIT(VIRTIO_F_VERSION_1), backend, lacking;
+	bool active, ctrl, ctrl_broken, connected, mq, bools = true;
+	unsigned queues, pairs, curr_pairs, data_queues, i;
+	struct vu_session_frozen rings = { 0 };
+	uint16_t ctrl_avail, ctrl_used;
+	uint8_t mac[6];
+	uint64_t features;
+	int err;
+
+	/* Whatever comes, an earlier load's activation is void. */
+	pthread_mutex_lock(&n->lock);
+	n->loaded.valid = false;
+	pthread_mutex_unlock(&n->lock);
+	err = virtio_state__check_begin(in, VIRTIO_STATE_NET, n->name, why, why_len);
+	if (err)
+		return err;
+	queues = state_in__u16(in);
+	pairs = state_in__u16(in);
+	state_in__bytes(in, mac, sizeof(mac));
+	bools &= read_bool(in, &active);
+	features = state_in__u64(in);
+	curr_pairs = state_in__u16(in);
+	bools &= read_bool(in, &ctrl);
+	bools &= read_bool(in, &ctrl_broken);
+	ctrl_avail = state_in__u16(in);
+	ctrl_used = state_in__u16(in);
+	bools &= read_bool(in, &connected);
+	rings.backend_features = state_in__u64(in);
+	rings.negotiated = state_in__u64(in);
+	rings.queues = state_in__u64(in);
+	if (in->err)
+		return virtio_state__refuse(why, why_len, "%s: state of %zu bytes is truncated",
+					    n->name, in->len);
+	if (queues != n->vdev.max_queues || pairs != n->max_pairs)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's NIC has %u queue pairs "
+					    "(%u queues), this one %u", n->name, pairs, queues,
+					    n->max_pairs);
+	for (i = 0; i < queues; i++) {
+		rings.avail[i] = state_in__u16(in);
+		rings.used[i] = state_in__u16(in);
+	}
+	if (state_in__end(in))
+		return virtio_state__refuse(why, why_len, "%s: state of %zu bytes is truncated or has "
+					    "bytes past its end", n->name, in->len);
+	if (!bools)
+		return virtio_state__refuse(why, why_len, "%s: a flag of the state is neither 0 nor 1",
+					    n->name);
+	if (memcmp(mac, n->cfg.mac, sizeof(mac)))
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's MAC is "
+					    "%02x:%02x:%02x:%02x:%02x:%02x, this NIC's "
+					    "%02x:%02x:%02x:%02x:%02x:%02x", n->name, mac[0], mac[1],
+					    mac[2], mac[3], mac[4], mac[5], n->cfg.mac[0],
+					    n->cfg.mac[1], n->cfg.mac[2], n->cfg.mac[3], n->cfg.mac[4],
+					    n->cfg.mac[5]);
+	if (!active)
+		return 0;
+	if (features & ~offered)
+		return virtio_state__refuse(why, why_len, "%s: the guest negotiated feature bit %u, "
+					    "which this NIC's backend does not offer", n->name,
+					    virtio__first_bit(features & ~offered));
+	lacking = vu_session__backend_features(n->session, &backend) ? rings.negotiated & ~backend : 0;
+	if (lacking)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's backend took feature bit "
+					    "%u, which this backend does not offer", n->name,
+					    virtio__first_bit(lacking));
+	if ((features & BIT(VIRTIO_NET_F_MQ)) && !(features & BIT(VIRTIO_NET_F_CTRL_VQ)))
+		return virtio_state__refuse(why, why_len, "%s: feature MQ without CTRL_VQ", n->name);
+	if (ctrl && !(features & BIT(VIRTIO_NET_F_CTRL_VQ)))
+		return virtio_state__refuse(why, why_len, "%s: a control queue without feature CTRL_VQ",
+					    n->name);
+	mq = features & BIT(VIRTIO_NET_F_MQ);
+	if (curr_pairs < 1 || curr_pairs > (mq ? pairs : 1))
+		return virtio_state__refuse(why, why_len, "%s: %u queue pairs enabled (1..%u)", n->name,
+					    curr_pairs, mq ? pairs : 1);
+	if ((uint16_t)(ctrl_avail - ctrl_used) > n->vdev.queue_max_size)
+		return virtio_state__refuse(why, why_len, "%s: control queue: next available entry %u "
+					    "is %u past the used index %u (a ring holds at most %u)",
+					    n->name, ctrl_avail, (uint16_t)(ctrl_avail - ctrl_used),
+					    ctrl_used, n->vdev.queue_max_size);
+	data_queues = mq ? 2 * pairs : 2;
+	if (rings.queues & ~(BIT(data_queues) - 1))
+		return virtio_state__refuse(why, why_len, "%s: backend queue %u is not a data queue "
+					    "(%u in use)", n->name,
+					    virtio__first_bit(rings.queues & ~(BIT(data_queues) - 1)),
+					    data_queues);
+	for (i = 0; i < data_queues; i++) {
+		uint16_t ahead = (uint16_t)(rings.avail[i] - rings.used[i]);
+
+		if ((rings.queues & BIT(i)) && ahead > n->vdev.queue_max_size)
+			return virtio_state__refuse(why, why_len, "%s: queue %u: next available entry "
+						    "%u is %u past the used index %u (a ring holds "
+						    "at most %u)", n->name, i, rings.avail[i], ahead,
+						    rings.used[i], n->vdev.queue_max_size);
+	}
+	rings.active = true;
+	rings.connected = connected;
+	pthread_mutex_lock(&n->lock);
+	n->loaded.valid = true;
+	n->loaded.features = features;
+	n->loaded.curr_pairs = curr_pairs;
+	n->loaded.ctrl = ctrl;
+	n->loaded.ctrl_broken = ctrl_broken;
+	n->loaded.ctrl_avail = ctrl_avail;
+	n->loaded.ctrl_used = ctrl_used;
+	n->loaded.rings = rings;
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
 const struct device_ops virtio_net__device_ops = {
 	.destroy = net_device_destroy,
+	.freeze = net_device_freeze,
+	.thaw = net_device_thaw,
+	.save = net_device_save,
+	.load = net_device_load,
 };

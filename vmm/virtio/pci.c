@@ -239,13 +239,21 @@ static void deactivate(struct virtio_pci *vp)
 	}
 }
 
+/* What the driver is offered: the device's features this transport passes, and VERSION_1. */
+static uint64_t offered_features(struct virtio_pci *vp)
+{
+	struct virtio_dev *vdev = vp->vdev;
+
+	return (vdev->ops->features(vdev) & (DEVICE_FEATURE_BITS | TRANSPORT_FEATURE_BITS)) |
+	       BIT(VIRTIO_F_VERSION_1);
+}
+
 static void reset_state(struct virtio_pci *vp)
 {
 	struct virtio_dev *vdev = vp->vdev;
 	unsigned i;
 
-	vp->host_features = (vdev->ops->features(vdev) & (DEVICE_FEATURE_BITS | TRANSPORT_FEATURE_BITS)) |
-			    BIT(VIRTIO_F_VERSION_1);
+	vp->host_features = offered_features(vp);
 	vp->dfselect = vp->gfselect = 0;
 	vp->guest_features = 0;
 	vp->msix_config = VIRTIO_MSI_NO_VECTOR;
@@ -290,10 +298,10 @@ static bool area_ok(const struct virtio_pci *vp, uint64_t addr, uint64_t len, ui
 	return !(addr & (align - 1)) && guest_mem__ptr(vp->mem, addr, len);
 }
 
-/* Checks queue `i` against virtio 1.x 2.7 (split) / 2.8 (packed); 0 or -EINVAL with `why`. */
-static int check_queue(const struct virtio_pci *vp, unsigned i, bool packed, char *why, size_t n)
+/* Checks queue `i`, `q`, against virtio 1.x 2.7 (split) / 2.8 (packed); 0 or -EINVAL with `why`. */
+static int check_queue(const struct virtio_pci *vp, const struct vpci_queue *q, unsigned i,
+		       bool packed, char *why, size_t n)
 {
-	const struct vpci_queue *q = &vp->q[i];
 	uint64_t size = q->size;
 	const struct { const char *name; uint64_t addr, len, align; } areas[] = {
 		{ "descriptor area", q->desc, 16 * size, 16 },
@@ -317,8 +325,12 @@ static int check_queue(const struct virtio_pci *vp, unsigned i, bool packed, cha
 	return 0;
 }
 
-/* DRIVER_OK: check every enabled queue, create and wire its eventfds, start the device. */
-static void activate(struct virtio_pci *vp)
+/*
+ * DRIVER_OK: check every enabled queue, create and wire its eventfds, start
+ * the device (`resume`: a snapshot's DRIVER_OK, the device's rings where its
+ * load put them).
+ */
+static void activate(struct virtio_pci *vp, bool resume)
 {
 	struct virtio_dev *vdev = vp->vdev;
 	bool packed = vp->guest_features & BIT(VIRTIO_F_RING_PACKED);
@@ -328,7 +340,7 @@ static void activate(struct virtio_pci *vp)
 	int err;
 
 	for (i = 0; i < vdev->max_queues; i++)
-		if (vp->q[i].enabled && check_queue(vp, i, packed, why, sizeof(why))) {
+		if (vp->q[i].enabled && check_queue(vp, &vp->q[i], i, packed, why, sizeof(why))) {
 			fail(vp, "%s", why);
 			return;
 		}
@@ -374,6 +386,7 @@ static void activate(struct virtio_pci *vp)
 		.nr_queues = vdev->max_queues,
 		.queues = vp->act,
 		.mem = vp->mem,
+		.resume = resume,
 	};
 	err = vdev->ops->activate(vdev, &a);
 	if (err) {
@@ -409,7 +422,7 @@ static void status_write(struct virtio_pci *vp, uint8_t v)
 		if (!(vp->status & VIRTIO_CONFIG_S_FEATURES_OK))
 			fail(vp, "DRIVER_OK without FEATURES_OK");
 		else if (!(vp->status & VIRTIO_CONFIG_S_NEEDS_RESET))
-			activate(vp);
+			activate(vp, false);
 	}
 }
 
@@ -971,9 +984,283 @@ static void virtio_pci_device_counters(void *dev, const struct counter_sink *sin
 		sink->str(sink->opaque, "transport_error", st.last_error);
 }
 
+/* ---- snapshot ----------------------------------------------------------------------- */
+
+#define MSIX_CONTROL_BITS (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL)
+
+/* One MSI-X table entry and its pending bit, as saved. */
+struct saved_vector {
+	uint8_t entry[PCI_MSIX_ENTRY_SIZE];
+	uint8_t pending;
+};
+
+/*
+ * The transport as the driver set it, a fixed layout:
+ *   version u32, kind u32 ('vpci'), device type u16, queues u16, MSI-X vectors u16,
+ *   device status u8, config generation u8, ISR u8, device/driver feature select u32 each,
+ *   driver features u64, config vector u16, queue select u16,
+ *   per queue: size u16, vector u16, enabled u8, kicked before DRIVER_OK u8,
+ *              descriptor, driver, device area u64 each,
+ *   MSI-X message control (enable, function mask) u16,
+ *   per vector: the table entry (16 bytes, as the guest reads it), pending (PBA) u8.
+ * The function's configuration space is the PCI bus's to save.
+ */
+static int virtio_pci_device_save(void *dev, struct state_out *out)
+{
+	struct virtio_pci *vp = dev;
+	struct virtio_dev *vdev = vp->vdev;
+	uint8_t pba[MSIX_PBA_SIZE(VIRTIO_MAX_QUEUES + 1)], entry[PCI_MSIX_ENTRY_SIZE];
+	uint16_t nvec, v;
+	unsigned i;
+
+	pthread_mutex_lock(&vp->pci.lock);
+	nvec = vp->msix.nr_vectors;
+	virtio_state__begin(out, VIRTIO_STATE_PCI);
+	state_out__u16(out, vdev->device_id);
+	state_out__u16(out, (uint16_t)vdev->max_queues);
+	state_out__u16(out, nvec);
+	state_out__u8(out, vp->status);
+	state_out__u8(out, vp->config_generation);
+	state_out__u8(out, vp->isr);
+	state_out__u32(out, vp->dfselect);
+	state_out__u32(out, vp->gfselect);
+	state_out__u64(out, vp->guest_features);
+	state_out__u16(out, vp->msix_config);
+	state_out__u16(out, vp->queue_select);
+	for (i = 0; i < vdev->max_queues; i++) {
+		const struct vpci_queue *q = &vp->q[i];
+
+		state_out__u16(out, q->size);
+		state_out__u16(out, q->vector);
+		state_out__u8(out, q->enabled);
+		state_out__u8(out, q->early_kick);
+		state_out__u64(out, q->desc);
+		state_out__u64(out, q->driver);
+		state_out__u64(out, q->device);
+	}
+	state_out__u16(out, (uint16_t)(pci_dev__cfg_get(&vp->pci, vp->msix.cap + PCI_MSIX_FLAGS, 2) &
+				       MSIX_CONTROL_BITS));
+	msix__pba_read(&vp->msix, 0, pba, MSIX_PBA_SIZE(nvec));
+	for (v = 0; v < nvec; v++) {
+		msix__table_read(&vp->msix, (uint64_t)v * PCI_MSIX_ENTRY_SIZE, entry, sizeof(entry));
+		state_out__bytes(out, entry, sizeof(entry));
+		state_out__u8(out, (pba[v / 8] >> (v % 8)) & 1);
+	}
+	pthread_mutex_unlock(&vp->pci.lock);
+	return out->err;
+}
+
+/* A saved transport, read and checked before any of it is applied. */
+struct saved_pci {
+	uint8_t status, generation, isr;
+	uint32_t dfselect, gfselect;
+	uint64_t guest_features;
+	uint16_t msix_config, queue_select, msix_control;
+	struct vpci_queue q[VIRTIO_MAX_QUEUES];
+	struct saved_vector vec[VIRTIO_MAX_QUEUES + 1];
+};
+
+/* Reads the state after its header into `sv`; 0 or -EINVAL with why. */
+static int saved_pci_read(struct virtio_pci *vp, struct state_in *in, struct saved_pci *sv,
+			  char *why, size_t why_len)
+{
+	const struct virtio_dev *vdev = vp->vdev;
+	unsigned type, nq, nvec, i;
+
+	type = state_in__u16(in);
+	nq = state_in__u16(in);
+	nvec = state_in__u16(in);
+	if (in->err)
+		return virtio_state__refuse(why, why_len, "%s: virtio-pci state of %zu bytes is "
+					    "truncated", vdev->name, in->len);
+	if (type != vdev->device_id)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's function is a virtio "
+					    "device of type %u, this one of type %u", vdev->name, type,
+					    vdev->device_id);
+	if (nq != vdev->max_queues || nvec != vp->msix.nr_vectors)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's function has %u queues "
+					    "and %u MSI-X vectors, this one %u and %u", vdev->name, nq,
+					    nvec, vdev->max_queues, vp->msix.nr_vectors);
+	sv->status = state_in__u8(in);
+	sv->generation = state_in__u8(in);
+	sv->isr = state_in__u8(in);
+	sv->dfselect = state_in__u32(in);
+	sv->gfselect = state_in__u32(in);
+	sv->guest_features = state_in__u64(in);
+	sv->msix_config = state_in__u16(in);
+	sv->queue_select = state_in__u16(in);
+	for (i = 0; i < nq; i++) {
+		struct vpci_queue *q = &sv->q[i];
+		uint8_t enabled, early;
+
+		q->size = state_in__u16(in);
+		q->vector = state_in__u16(in);
+		enabled = state_in__u8(in);
+		early = state_in__u8(in);
+		q->desc = state_in__u64(in);
+		q->driver = state_in__u64(in);
+		q->device = state_in__u64(in);
+		if (enabled > 1 || early > 1)
+			state_in__fail(in);
+		q->enabled = enabled;
+		q->early_kick = early;
+	}
+	sv->msix_control = state_in__u16(in);
+	for (i = 0; i < nvec; i++) {
+		state_in__bytes(in, sv->vec[i].entry, PCI_MSIX_ENTRY_SIZE);
+		sv->vec[i].pending = state_in__u8(in);
+	}
+	if (state_in__end(in))
+		return virtio_state__refuse(why, why_len, "%s: virtio-pci state of %zu bytes is "
+					    "truncated, has bytes past its end or a flag neither 0 nor 1",
+					    vdev->name, in->len);
+	return 0;
+}
+
+/* Checks what `sv` asks of this function; 0 or -EINVAL with why. */
+static int saved_pci_check(struct virtio_pci *vp, const struct saved_pci *sv, bool resume,
+			   char *why, size_t why_len)
+{
+	const struct virtio_dev *vdev = vp->vdev;
+	bool packed = sv->guest_features & BIT(VIRTIO_F_RING_PACKED);
+	uint64_t lacking = sv->guest_features & ~offered_features(vp);
+	unsigned nvec = vp->msix.nr_vectors, i;
+	char qwhy[128];
+
+	if (sv->isr & ~(1u /* queue interrupt */ | VIRTIO_PCI_ISR_CONFIG))
+		return virtio_state__refuse(why, why_len, "%s: ISR %#x has bits no device sets",
+					    vdev->name, sv->isr);
+	if (sv->msix_control & ~MSIX_CONTROL_BITS)
+		return virtio_state__refuse(why, why_len, "%s: MSI-X message control %#x has bits "
+					    "besides enable and function mask", vdev->name,
+					    sv->msix_control);
+	if (sv->msix_config != VIRTIO_MSI_NO_VECTOR && sv->msix_config >= nvec)
+		return virtio_state__refuse(why, why_len, "%s: config vector %u of %u", vdev->name,
+					    sv->msix_config, nvec);
+	for (i = 0; i < nvec; i++) {
+		uint32_t ctrl;
+
+		memcpy(&ctrl, sv->vec[i].entry + PCI_MSIX_ENTRY_VECTOR_CTRL, sizeof(ctrl));
+		if ((ctrl & ~PCI_MSIX_ENTRY_CTRL_MASKBIT) || sv->vec[i].pending > 1)
+			return virtio_state__refuse(why, why_len, "%s: MSI-X vector %u: control %#x, "
+						    "pending %u", vdev->name, i, ctrl,
+						    sv->vec[i].pending);
+	}
+	if ((sv->status & VIRTIO_CONFIG_S_FEATURES_OK) && lacking)
+		return virtio_state__refuse(why, why_len, "%s: the driver negotiated feature bit %u, "
+					    "which this device does not offer", vdev->name,
+					    virtio__first_bit(lacking));
+	if ((sv->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    !(sv->guest_features & BIT(VIRTIO_F_VERSION_1)))
+		return virtio_state__refuse(why, why_len, "%s: FEATURES_OK without VERSION_1",
+					    vdev->name);
+	for (i = 0; i < vdev->max_queues; i++) {
+		const struct vpci_queue *q = &sv->q[i];
+
+		if (q->vector != VIRTIO_MSI_NO_VECTOR && q->vector >= nvec)
+			return virtio_state__refuse(why, why_len, "%s: queue %u: vector %u of %u",
+						    vdev->name, i, q->vector, nvec);
+		if (!q->enabled)
+			continue;   /* registers only: checked at the driver's DRIVER_OK */
+		if (q->size > vdev->queue_max_size)
+			return virtio_state__refuse(why, why_len, "%s: queue %u: size %u, at most %u",
+						    vdev->name, i, q->size, vdev->queue_max_size);
+		if (resume && check_queue(vp, q, i, packed, qwhy, sizeof(qwhy)))
+			return virtio_state__refuse(why, why_len, "%s: %s", vdev->name, qwhy);
+	}
+	return 0;
+}
+
+/*
+ * Puts the transport back as the driver had set it, on a function as built
+ * (its configuration space restored by the bus first): the MSI-X table and
+ * message control through the paths the guest's own writes take (routes,
+ * irqfds), pending vectors held again, and, when the device was running, the
+ * activation the driver's DRIVER_OK made, resuming the device's rings.
+ */
+static int virtio_pci_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct virtio_pci *vp = dev;
+	struct virtio_dev *vdev = vp->vdev;
+	struct saved_pci *sv;
+	uint32_t ctl_off = (uint32_t)vp->msix.cap + PCI_MSIX_FLAGS;
+	bool resume;
+	unsigned i;
+	int err;
+
+	err = virtio_state__check_begin(in, VIRTIO_STATE_PCI, vdev->name, why, why_len);
+	if (err)
+		return err;
+	sv = calloc(1, sizeof(*sv));
+	if (!sv)
+		return -ENOMEM;
+	pthread_mutex_lock(&vp->pci.lock);
+	err = saved_pci_read(vp, in, sv, why, why_len);
+	resume = (sv->status & VIRTIO_CONFIG_S_DRIVER_OK) && (sv->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+		 !(sv->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	if (!err)
+		err = saved_pci_check(vp, sv, resume, why, why_len);
+	if (err)
+		goto out;
+
+	if (vp->status || vp->active)
+		reset(vp);
+	vp->reset_from = 0;
+	vp->host_features = offered_features(vp);
+	pci_dev__cfg_set(&vp->pci, ctl_off, 2,
+			 (pci_dev__cfg_get(&vp->pci, ctl_off, 2) & ~MSIX_CONTROL_BITS) | sv->msix_control);
+	config_written(&vp->pci, ctl_off, 2);
+	for (i = 0; i < vp->msix.nr_vectors; i++) {
+		msix__table_write(&vp->msix, (uint64_t)i * PCI_MSIX_ENTRY_SIZE, sv->vec[i].entry,
+				  PCI_MSIX_ENTRY_SIZE);
+		if (sv->vec[i].pending)
+			msix__notify(&vp->msix, (uint16_t)i);
+	}
+	vp->dfselect = sv->dfselect;
+	vp->gfselect = sv->gfselect;
+	vp->guest_features = sv->guest_features;
+	vp->msix_config = accept_vector(vp, sv->msix_config, false);
+	vp->queue_select = sv->queue_select;
+	vp->config_generation = sv->generation;
+	vp->isr = sv->isr;
+	for (i = 0; i < vdev->max_queues; i++) {
+		struct vpci_queue *q = &vp->q[i];
+
+		q->size = sv->q[i].size;
+		q->enabled = sv->q[i].enabled;
+		q->early_kick = sv->q[i].early_kick;
+		q->desc = sv->q[i].desc;
+		q->driver = sv->q[i].driver;
+		q->device = sv->q[i].device;
+		q->vector = accept_vector(vp, sv->q[i].vector, true);
+		if (q->vector != sv->q[i].vector) {
+			snprintf(why, why_len, "%s: queue %u: no MSI route for vector %u", vdev->name, i,
+				 sv->q[i].vector);
+			err = -ENOSPC;
+			goto out;
+		}
+	}
+	vp->status = sv->status;
+	if (resume) {
+		activate(vp, true);
+		if (!vp->active) {
+			err = virtio_state__refuse(why, why_len, "%s: the saved activation failed: %s",
+						   vdev->name, vp->stats.last_error);
+			goto out;
+		}
+	}
+out:
+	pthread_mutex_unlock(&vp->pci.lock);
+	free(sv);
+	return err;
+}
+
 const struct device_ops virtio_pci__device_ops = {
 	.reset = virtio_pci_device_reset,
 	.destroy = virtio_pci_device_destroy,
 	.report = virtio_pci_device_report,
 	.counters = virtio_pci_device_counters,
+	/* No freeze: the transport runs nothing on its own (its device does). */
+	.save = virtio_pci_device_save,
+	.load = virtio_pci_device_load,
 };

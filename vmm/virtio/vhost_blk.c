@@ -74,6 +74,12 @@ struct vblk {
 
 	/* Held around the transport's config_changed, so that the transport can detach. */
 	pthread_mutex_t notify_lock;
+
+	/* A snapshot's activation (load), for the transport's resuming DRIVER_OK; under `lock`. */
+	pthread_mutex_t lock;
+	bool loaded;
+	uint64_t loaded_features;
+	struct vu_session_frozen loaded_rings;
 };
 
 static struct vblk *to_vblk(struct virtio_dev *vdev)
@@ -153,13 +159,26 @@ static int vblk_activate(struct virtio_dev *vdev, const struct virtio_activation
 {
 	struct vblk *b = to_vblk(vdev);
 	unsigned queues = (a->features & BIT(VIRTIO_BLK_F_MQ)) ? b->queues : 1;
+	struct vu_session_frozen from;
+	bool resume;
 	struct err e = { 0 };
 	int err;
 
+	/* A snapshot's positions serve the one activation that resumes it, no other. */
+	pthread_mutex_lock(&b->lock);
+	resume = a->resume && b->loaded && b->loaded_features == a->features;
+	from = b->loaded_rings;
+	b->loaded = false;
+	pthread_mutex_unlock(&b->lock);
+	if (a->resume && !resume) {
+		fprintf(stderr, "rtvmm: %s: the snapshot's activation does not match the device's "
+			"saved state; the device needs a reset\n", b->name);
+		return -EINVAL;
+	}
 	if (a->mem != b->mem)
 		return -EINVAL;
 	/* Every request queue is the backend's, all enabled; the device serves none itself. */
-	err = vu_session__activate(b->session, a, 0, queues, queues, &e);
+	err = vu_session__activate(b->session, a, 0, queues, queues, resume ? &from : NULL, &e);
 	if (err)
 		fprintf(stderr, "rtvmm: %s; the device needs a reset\n", e.msg);
 	return err;
@@ -235,6 +254,7 @@ static const struct virtio_dev_ops vblk_ops = {
 
 static void vblk_free(struct vblk *b)
 {
+	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->notify_lock);
 	free(b);
 }
@@ -263,6 +283,7 @@ int vhost_blk__create(const struct vhost_blk_spec *spec, const struct guest_mem 
 	if (spec->readonly)
 		b->data_features &= ~BLK_WRITING_FEATURES;
 	pthread_mutex_init(&b->notify_lock, NULL);
+	pthread_mutex_init(&b->lock, NULL);
 	b->vdev = (struct virtio_dev){
 		.name = b->name,
 		.device_id = VIRTIO_ID_BLOCK,
@@ -347,6 +368,136 @@ static void vblk_device_destroy(void *dev)
 	vhost_blk__destroy(dev);
 }
 
+/* ---- snapshot ---- */
+
+/* Freeze: the session's thread stops the backend's rings (GET_VRING_BASE) and the stand-in. */
+static int vblk_device_freeze(void *dev)
+{
+	return vu_session__freeze(to_vblk(dev)->session, VIRTIO_FREEZE_TIMEOUT_MS);
+}
+
+/* Thaw: the backend gets its rings back from where they stopped. */
+static int vblk_device_thaw(void *dev)
+{
+	return vu_session__thaw(to_vblk(dev)->session, VIRTIO_FREEZE_TIMEOUT_MS);
+}
+
+/*
+ * The state, a fixed layout: version u32, kind u32 ('vubk'), queues u16,
+ * readonly u8, active u8, features u64 (negotiated with the driver),
+ * backend connected u8, its features u64, SET_FEATURES u64, backend queues
+ * u64 (a bit each), then per queue: next avail u16, used index u16. The
+ * config space is the backend's (fetched at each connect), not saved.
+ */
+static int vblk_device_save(void *dev, struct state_out *out)
+{
+	struct vblk *b = to_vblk(dev);
+	struct vu_session_frozen fz;
+	unsigned i;
+	int err;
+
+	err = vu_session__frozen(b->session, &fz);
+	if (err)
+		return err;
+	virtio_state__begin(out, VIRTIO_STATE_VHOST_BLK);
+	state_out__u16(out, (uint16_t)b->queues);
+	state_out__u8(out, b->readonly);
+	state_out__u8(out, fz.active);
+	state_out__u64(out, fz.active ? fz.features : 0);
+	state_out__u8(out, fz.connected);
+	state_out__u64(out, fz.backend_features);
+	state_out__u64(out, fz.negotiated);
+	state_out__u64(out, fz.queues);
+	for (i = 0; i < b->queues; i++) {
+		state_out__u16(out, fz.avail[i]);
+		state_out__u16(out, fz.used[i]);
+	}
+	return out->err;
+}
+
+static int vblk_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
+{
+	struct vblk *b = to_vblk(dev);
+	uint64_t offered = vblk_features(&b->vdev), backend, features, lacking;
+	struct vu_session_frozen rings = { 0 };
+	uint8_t readonly, active, connected;
+	unsigned queues, used_queues, i;
+	int err;
+
+	/* Whatever comes, an earlier load's activation is void. */
+	pthread_mutex_lock(&b->lock);
+	b->loaded = false;
+	pthread_mutex_unlock(&b->lock);
+	err = virtio_state__check_begin(in, VIRTIO_STATE_VHOST_BLK, b->name, why, why_len);
+	if (err)
+		return err;
+	queues = state_in__u16(in);
+	readonly = state_in__u8(in);
+	active = state_in__u8(in);
+	features = state_in__u64(in);
+	connected = state_in__u8(in);
+	rings.backend_features = state_in__u64(in);
+	rings.negotiated = state_in__u64(in);
+	rings.queues = state_in__u64(in);
+	if (in->err)
+		return virtio_state__refuse(why, why_len, "%s: state of %zu bytes is truncated",
+					    b->name, in->len);
+	if (queues != b->queues)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's disk has %u queues, "
+					    "this one %u", b->name, queues, b->queues);
+	for (i = 0; i < queues; i++) {
+		rings.avail[i] = state_in__u16(in);
+		rings.used[i] = state_in__u16(in);
+	}
+	if (state_in__end(in))
+		return virtio_state__refuse(why, why_len, "%s: state of %zu bytes is truncated or has "
+					    "bytes past its end", b->name, in->len);
+	if (readonly > 1 || active > 1 || connected > 1)
+		return virtio_state__refuse(why, why_len, "%s: a flag of the state is neither 0 nor 1",
+					    b->name);
+	if (readonly != b->readonly)
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's disk is %s, this one %s",
+					    b->name, readonly ? "readonly" : "writable",
+					    b->readonly ? "readonly" : "writable");
+	if (!active)
+		return 0;
+	if (features & ~offered)
+		return virtio_state__refuse(why, why_len, "%s: the guest negotiated feature bit %u, "
+					    "which this disk's backend does not offer", b->name,
+					    virtio__first_bit(features & ~offered));
+	if (vu_session__backend_features(b->session, &backend) &&
+	    (lacking = rings.negotiated & ~backend))
+		return virtio_state__refuse(why, why_len, "%s: the snapshot's backend took feature "
+					    "bit %u, which this backend does not offer", b->name,
+					    virtio__first_bit(lacking));
+	used_queues = (features & BIT(VIRTIO_BLK_F_MQ)) ? queues : 1;
+	if (rings.queues & ~(BIT(used_queues) - 1))
+		return virtio_state__refuse(why, why_len, "%s: backend queue %u is not in use "
+					    "(%u are)", b->name,
+					    virtio__first_bit(rings.queues & ~(BIT(used_queues) - 1)),
+					    used_queues);
+	for (i = 0; i < queues; i++)
+		if ((rings.queues & BIT(i)) &&
+		    (uint16_t)(rings.avail[i] - rings.used[i]) > b->vdev.queue_max_size)
+			return virtio_state__refuse(why, why_len, "%s: queue %u: next available entry "
+						    "%u is %u past the used index %u (a ring holds "
+						    "at most %u)", b->name, i, rings.avail[i],
+						    (uint16_t)(rings.avail[i] - rings.used[i]),
+						    rings.used[i], b->vdev.queue_max_size);
+	rings.active = true;
+	rings.connected = connected;
+	pthread_mutex_lock(&b->lock);
+	b->loaded = true;
+	b->loaded_features = features;
+	b->loaded_rings = rings;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
 const struct device_ops vhost_blk__device_ops = {
 	.destroy = vblk_device_destroy,
+	.freeze = vblk_device_freeze,
+	.thaw = vblk_device_thaw,
+	.save = vblk_device_save,
+	.load = vblk_device_load,
 };

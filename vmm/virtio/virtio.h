@@ -8,9 +8,14 @@
 #ifndef RTVMM_VIRTIO_VIRTIO_H
 #define RTVMM_VIRTIO_VIRTIO_H
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "base/state.h"
 
 #include "vmm/device.h"
 #include "vmm/guest_mem.h"
@@ -40,6 +45,13 @@ struct virtio_activation {
 	unsigned nr_queues;
 	struct virtio_queue *queues;  /* nr_queues entries (disabled ones have enabled == false) */
 	const struct guest_mem *mem;
+	/*
+	 * The transport's load (a snapshot's DRIVER_OK) activates: the device
+	 * starts its rings where its own load (device_ops.load, called before
+	 * the transport's) said they stood, not at 0; -EINVAL when it loaded no
+	 * activation. False for the driver's own DRIVER_OK.
+	 */
+	bool resume;
 };
 
 struct virtio_dev;
@@ -76,5 +88,66 @@ struct virtio_dev {
 	void (*config_changed)(struct virtio_dev *vdev);
 	void *transport;
 };
+
+/*
+ * Saved states (device_ops.save/load): each begins with the version, then the
+ * kind, both u32 (base/state.h). A load refuses another version or kind.
+ */
+#define VIRTIO_STATE_VERSION 1u
+#define VIRTIO_STATE_KIND(a, b, c, d) \
+	((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define VIRTIO_STATE_PCI        VIRTIO_STATE_KIND('v', 'p', 'c', 'i')   /* pci.c's transport */
+#define VIRTIO_STATE_NET        VIRTIO_STATE_KIND('v', 'n', 'e', 't')   /* net.c */
+#define VIRTIO_STATE_BLK        VIRTIO_STATE_KIND('v', 'b', 'l', 'k')   /* blk.c */
+#define VIRTIO_STATE_VHOST_BLK  VIRTIO_STATE_KIND('v', 'u', 'b', 'k')   /* vhost_blk.c */
+
+/* How long a freeze waits for a device's thread to stop its rings (vhost-user: its backend). */
+#define VIRTIO_FREEZE_TIMEOUT_MS 5000
+
+static inline void virtio_state__begin(struct state_out *out, uint32_t kind)
+{
+	state_out__u32(out, VIRTIO_STATE_VERSION);
+	state_out__u32(out, kind);
+}
+
+/* Reads and checks the version and kind: 0, or -EINVAL with why (naming `what`, "net0"). */
+static inline int virtio_state__check_begin(struct state_in *in, uint32_t kind, const char *what,
+					    char *why, size_t why_len)
+{
+	uint32_t version = state_in__u32(in), got = state_in__u32(in);
+
+	if (in->err) {
+		snprintf(why, why_len, "%s: state of %zu bytes, shorter than its header", what, in->len);
+		return -EINVAL;
+	}
+	if (version != VIRTIO_STATE_VERSION) {
+		snprintf(why, why_len, "%s: state version %u, this rtvmm reads version %u", what,
+			 version, VIRTIO_STATE_VERSION);
+		return -EINVAL;
+	}
+	if (got != kind) {
+		snprintf(why, why_len, "%s: a state of kind %#x, not this device's (%#x)", what, got, kind);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Writes why a state is refused into `why` and returns -EINVAL (a load's refusal). */
+__attribute__((format(printf, 3, 4)))
+static inline int virtio_state__refuse(char *why, size_t why_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* The first feature bit in `bits` (for messages naming it); 64 when none. */
+static inline unsigned virtio__first_bit(uint64_t bits)
+{
+	return bits ? (unsigned)__builtin_ctzll(bits) : 64;
+}
 
 #endif

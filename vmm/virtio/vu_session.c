@@ -41,6 +41,9 @@ struct vu_queue {
 	struct virtqueue standin;  /* the stand-in's view of the ring while the backend is away */
 	bool taken;                /* the stand-in moved the ring: the next base is its position */
 	bool watched;              /* the stand-in watches its kicks */
+	bool base_set;             /* the next setup starts the ring at `base` (a freeze, a snapshot) */
+	uint16_t base;
+	bool deferred;             /* kicked while frozen: looked at when thawed */
 };
 
 /* The largest inflight region read (16 KiB and a header per queue of 1024 descriptors). */
@@ -79,6 +82,7 @@ struct vu_session {
 		uint64_t features, local;
 		unsigned nr_queues, data_queues, enabled;
 		bool enable_pending;    /* enable_queues since the last apply */
+		bool frozen;            /* what freeze/thaw asked last */
 		struct vu_queue q[VIRTIO_MAX_QUEUES]; /* owned here until the thread takes them */
 	} req;
 
@@ -116,6 +120,8 @@ struct vu_session {
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
 	struct vhost_user_inflight inflight; /* this activation's (INFLIGHT_SHMFD), fd -1 before */
 	bool standin;                   /* failing the backend's queues while it is away */
+	bool frozen;                    /* a snapshot's freeze: nothing moves the rings or interrupts */
+	uint64_t negotiated;            /* the last SET_FEATURES of this activation, 0 before one */
 	bool inflight_tracked;          /* the last backend negotiated INFLIGHT_SHMFD */
 	bool stall_logged;              /* said once why the I/O waits */
 
@@ -308,7 +314,7 @@ static void standin_start(struct vu_session *s)
 	uint8_t *copy;
 	unsigned i;
 
-	if (!s->ops->fail || !s->active || !s->rings_ever || s->standin)
+	if (!s->ops->fail || !s->active || !s->rings_ever || s->standin || s->frozen)
 		return;
 	if (s->inflight.fd < 0) {
 		if (!s->stall_logged)
@@ -370,6 +376,10 @@ static void standin_kick(struct vu_session *s, unsigned i, uint64_t gen)
 		return;
 	if (read(s->q[i].vq.kick_fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: consumed already; the ring is read anyway. */
+	}
+	if (s->frozen) {
+		s->q[i].deferred = true;
+		return;
 	}
 	if (vu_inflight__drain(&s->q[i].standin, s->ops->fail, s->opaque, &t, &e))
 		standin_give_up(s, i, e.msg);
@@ -503,6 +513,25 @@ static int session_inflight(struct vu_session *s, struct err *e)
 	return vhost_user__set_inflight_fd(&s->vu, &s->inflight, e);
 }
 
+/*
+ * Where backend queue `i` starts at the next setup: where the stand-in got to;
+ * else where a freeze or a snapshot said it stopped; else, after a backend
+ * that cannot be asked (it died), the used index, as QEMU does; else (a new
+ * activation) 0. Lock held.
+ */
+static uint16_t session_next_base(const struct vu_session *s, unsigned i)
+{
+	const struct vu_queue *q = &s->q[i];
+
+	if (q->taken)
+		return q->standin.last_avail;
+	if (q->base_set)
+		return q->base;
+	if (s->rings_ever)
+		return virtqueue__used_idx(s->mem, &q->vq);
+	return 0;
+}
+
 /* Hands the active rings to the backend. Lock held, connected. */
 static int session_setup_rings(struct vu_session *s, struct err *e)
 {
@@ -520,25 +549,21 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 	    (s->backend_features & BIT(VHOST_USER_F_PROTOCOL_FEATURES));
 	/* The stand-in hands over: the next backend starts where it got to. */
 	standin_stop(s);
+	s->negotiated = f;
 	err = vhost_user__set_features(&s->vu, f, e);
 	if (!err)
 		err = vhost_user__set_mem_table_guest(&s->vu, s->mem, e);
 	if (!err)
 		err = session_inflight(s, e);
 	for (i = 0; !err && i < backend_queues(s); i++) {
-		unsigned base = 0;
-
 		if (!s->q[i].vq.enabled || (s->local & BIT(i)))
 			continue;
 		/* Checked at activation; the check is cheap, and this is what the backend will trust. */
 		err = session_check_ring(s, i, event_idx, e);
 		if (err)
 			return err;
-		/* The old backend cannot be asked: resume where the stand-in got to, else from what it completed, as QEMU does. */
-		if (resume)
-			base = s->q[i].taken ? s->q[i].standin.last_avail :
-					       virtqueue__used_idx(s->mem, &s->q[i].vq);
-		err = session_setup_ring(s, i, base, e);
+		resume |= s->q[i].base_set;
+		err = session_setup_ring(s, i, session_next_base(s, i), e);
 	}
 	if (!err)
 		err = session_set_enables(s, e);
@@ -549,6 +574,8 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 		return err;
 	s->rings_up = true;
 	s->rings_ever = true;
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		s->q[i].base_set = false;
 	if (resume) {
 		/* Work queued while the backend was away, and completions it may not have signalled. */
 		for (i = 0; i < backend_queues(s); i++) {
@@ -561,7 +588,11 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 	return 0;
 }
 
-/* Stops the rings in the backend (disable, then GET_VRING_BASE). Lock held, connected. */
+/*
+ * Stops the rings in the backend (disable, then GET_VRING_BASE). While frozen
+ * each ring's base is kept as where the next setup starts it. Lock held,
+ * connected.
+ */
 static int session_stop_rings(struct vu_session *s, struct err *e)
 {
 	unsigned i, base;
@@ -583,6 +614,10 @@ static int session_stop_rings(struct vu_session *s, struct err *e)
 		if (err)
 			return err;
 		s->q[i].started = false;
+		if (s->frozen) {
+			s->q[i].base_set = true;
+			s->q[i].base = (uint16_t)base;
+		}
 	}
 	s->rings_up = false;
 	return 0;
@@ -705,7 +740,8 @@ static void session_start(struct vu_session *s, int fd)
 		return;
 	}
 	err = session_handshake(s, &e);
-	if (!err && s->active)
+	/* Frozen: the rings wait for the thaw. */
+	if (!err && s->active && !s->frozen)
 		err = session_setup_rings(s, &e);
 	if (!err) {
 		s->sock_gen++;
@@ -792,6 +828,10 @@ static bool session_local_kick(struct vu_session *s, unsigned queue, uint64_t ge
 	if (read(s->q[queue].vq.kick_fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: the kick was consumed already; the ring is read anyway. */
 	}
+	if (s->frozen) {
+		s->q[queue].deferred = true;
+		return false;
+	}
 	return true;
 }
 
@@ -844,7 +884,54 @@ static void session_reset_locked(struct vu_session *s)
 	s->rings_up = false;
 	s->rings_ever = false;
 	s->features = 0;
+	s->negotiated = 0;
 	s->queue_gen++;
+}
+
+/*
+ * A snapshot's freeze: the backend's rings stop (disabled, then
+ * GET_VRING_BASE each: where each stopped is where the thaw or a restore
+ * starts it), and the thread leaves the guest's rings and interrupts alone
+ * (local kicks and the stand-in's wait, config changes are held) until the
+ * thaw. A backend that fails to answer is let go, as at any failure: its rings
+ * then stand where the next backend would take them. Lock held.
+ */
+static void session_freeze_locked(struct vu_session *s)
+{
+	struct err e = { 0 };
+
+	if (s->frozen)
+		return;
+	s->frozen = true;
+	if (s->connected && sock_hung_up(s->vu.fd))
+		session_backend_gone(s);
+	if (s->connected && s->rings_up && session_stop_rings(s, &e))
+		session_fail(s, &e);
+}
+
+/* Starts again what the freeze stopped, the backend's rings where they stopped. Lock held. */
+static void session_thaw_locked(struct vu_session *s)
+{
+	struct err e = { 0 };
+	unsigned i;
+
+	if (!s->frozen)
+		return;
+	s->frozen = false;
+	if (s->active && s->connected && !s->rings_up) {
+		if (session_setup_rings(s, &e))
+			session_fail(s, &e);
+	} else if (s->active && !s->connected) {
+		/* The backend went away meanwhile: the stand-in takes over, as it would have. */
+		standin_start(s);
+	}
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (s->q[i].deferred)
+			eventfd_nudge(s->q[i].vq.kick_fd);
+		s->q[i].deferred = false;
+	}
+	if (s->config_pending)
+		eventfd_nudge(s->wake_fd);
 }
 
 /* Watches a local queue's kicks; the thread drains them without blocking. Lock held. */
@@ -872,7 +959,7 @@ static void session_apply_request(struct vu_session *s)
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
 	uint64_t seq, features, local;
 	unsigned nr_queues, data_queues, enabled, i;
-	bool changed, active, enable_pending;
+	bool changed, active, enable_pending, frozen;
 	struct err e = { 0 };
 
 	pthread_mutex_lock(&s->req_lock);
@@ -887,6 +974,7 @@ static void session_apply_request(struct vu_session *s)
 	enabled = s->req.enabled;
 	enable_pending = s->req.enable_pending;
 	s->req.enable_pending = false;
+	frozen = s->req.frozen;
 	memcpy(q, s->req.q, sizeof(q));
 	for (i = 0; changed && i < VIRTIO_MAX_QUEUES; i++)
 		s->req.q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
@@ -909,7 +997,7 @@ static void session_apply_request(struct vu_session *s)
 				session_log(s, "%s", e.msg);
 			}
 			s->active = true;
-			if (s->connected && session_setup_rings(s, &e))
+			if (s->connected && !s->frozen && session_setup_rings(s, &e))
 				session_fail(s, &e);
 		}
 	} else if (enable_pending && s->active) {
@@ -918,6 +1006,10 @@ static void session_apply_request(struct vu_session *s)
 		if (s->connected && s->rings_up && session_set_enables(s, &e))
 			session_fail(s, &e);
 	}
+	if (frozen)
+		session_freeze_locked(s);
+	else
+		session_thaw_locked(s);
 	pthread_mutex_lock(&s->req_lock);
 	s->req.done = seq;
 	pthread_cond_broadcast(&s->req_cond);
@@ -951,8 +1043,10 @@ static void *session_thread(void *arg)
 			}
 			timeout = s->connected ? -1 : (int)(left < 0 ? 0 : left);
 		}
-		notify = s->config_pending;
-		s->config_pending = false;
+		/* Frozen: the interrupt waits for the thaw. */
+		notify = s->config_pending && !s->frozen;
+		if (notify)
+			s->config_pending = false;
 		pthread_mutex_unlock(&s->lock);
 
 		/* The device's callbacks may take their own locks: never under ours. */
@@ -1049,7 +1143,7 @@ static void session_post(struct vu_session *s, bool active, const struct virtio_
 
 int vu_session__activate(struct vu_session *s, const struct virtio_activation *a,
 			 uint64_t local_queues, unsigned data_queues, unsigned enabled,
-			 struct err *e)
+			 const struct vu_session_frozen *from, struct err *e)
 {
 	bool event_idx = a->features & BIT(VIRTIO_RING_F_EVENT_IDX);
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
@@ -1073,6 +1167,10 @@ int vu_session__activate(struct vu_session *s, const struct virtio_activation *a
 		if (!a->queues[i].enabled || (i >= data_queues && !local))
 			continue;
 		err = session_keep_queue(s, &a->queues[i], i, event_idx, &q[i], e);
+		if (!err && !local && from && (from->queues & BIT(i))) {
+			q[i].base_set = true;
+			q[i].base = from->avail[i];
+		}
 	}
 	if (err) {
 		queues_close(q);
@@ -1085,6 +1183,62 @@ int vu_session__activate(struct vu_session *s, const struct virtio_activation *a
 void vu_session__reset(struct vu_session *s)
 {
 	session_post(s, false, NULL, 0, 0, 0, NULL);
+}
+
+/* Asks the thread to freeze (or thaw) the session. */
+static void session_post_frozen(struct vu_session *s, bool frozen)
+{
+	pthread_mutex_lock(&s->req_lock);
+	s->req.seq++;
+	s->req.frozen = frozen;
+	eventfd_nudge(s->wake_fd);
+	pthread_mutex_unlock(&s->req_lock);
+}
+
+int vu_session__freeze(struct vu_session *s, int timeout_ms)
+{
+	int err;
+
+	session_post_frozen(s, true);
+	err = vu_session__wait_settled(s, timeout_ms);
+	/* Not frozen in time: the caller goes on as if never frozen, and so does the thread. */
+	if (err)
+		session_post_frozen(s, false);
+	return err;
+}
+
+int vu_session__thaw(struct vu_session *s, int timeout_ms)
+{
+	session_post_frozen(s, false);
+	return vu_session__wait_settled(s, timeout_ms);
+}
+
+int vu_session__frozen(struct vu_session *s, struct vu_session_frozen *out)
+{
+	unsigned i;
+
+	*out = (struct vu_session_frozen){ 0 };
+	pthread_mutex_lock(&s->lock);
+	if (!s->frozen) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBUSY;
+	}
+	out->active = s->active;
+	out->connected = s->connected;
+	out->features = s->features;
+	out->negotiated = s->negotiated;
+	for (i = 0; s->active && i < VIRTIO_MAX_QUEUES; i++) {
+		if (!is_backend_queue(s, i))
+			continue;
+		out->queues |= BIT(i);
+		out->avail[i] = session_next_base(s, i);
+		out->used[i] = virtqueue__used_idx(s->mem, &s->q[i].vq);
+	}
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->info_lock);
+	out->backend_features = s->backend_known ? s->backend_features : 0;
+	pthread_mutex_unlock(&s->info_lock);
+	return 0;
 }
 
 bool vu_session__settling(struct vu_session *s)

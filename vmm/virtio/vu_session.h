@@ -32,6 +32,14 @@
  * guest): the requests wait for the next backend, which resumes from the used
  * index, as in QEMU.
  *
+ * A snapshot freezes the session (vu_session__freeze): the thread stops the
+ * backend's rings the way the vhost-user spec stops them (SET_VRING_ENABLE 0,
+ * then GET_VRING_BASE: the backend stops and says where) and leaves the
+ * guest's rings and interrupts alone until the thaw, which hands the rings
+ * back from where they stopped (SET_VRING_NUM, BASE, ADDR, CALL, KICK,
+ * ENABLE, as at activation). A restored device is activated with the saved
+ * positions (vu_session__activate's `from`): its rings start there, not at 0.
+ *
  * Activation, reset and queue enables are the thread's work: a call from a
  * vCPU only checks the rings, posts what the driver asked (the latest state
  * wins) and wakes the thread, which talks to the backend: activate, reset,
@@ -135,21 +143,54 @@ int vu_session__create(const struct vu_session_config *cfg, struct vu_session **
 /* Stops the thread, stops the rings if active, closes the connection (and the listening socket). */
 void vu_session__destroy(struct vu_session *s);
 
+/* Where a frozen session's backend rings stand: what a snapshot keeps of it. */
+struct vu_session_frozen {
+	bool active;                   /* the driver had activated the device */
+	bool connected;                /* a backend was connected (the rings stopped by it) */
+	uint64_t features;             /* negotiated with the driver */
+	uint64_t backend_features;     /* the last backend's GET_FEATURES, 0 when none was seen */
+	uint64_t negotiated;           /* the last SET_FEATURES of this activation, 0 before one */
+	uint64_t queues;               /* bit i: backend queue i of the activation, positions below */
+	uint16_t avail[VIRTIO_MAX_QUEUES]; /* the next available entry the backend takes */
+	uint16_t used[VIRTIO_MAX_QUEUES];  /* the used index in guest RAM */
+};
+
 /*
  * DRIVER_OK: checks the enabled rings among the backend's first `data_queues`
  * (the data queues the driver uses) and those in `local_queues` (a bit per
  * queue the device serves itself; never the backend's), keeps them, and
  * returns; the thread then watches the local ones' kicks and hands the
- * backend's rings over when connected, the first `enabled` of them enabled. A
- * ring fault is an error (the device needs a reset); a backend problem only
- * takes the link down.
+ * backend's rings over when connected, the first `enabled` of them enabled,
+ * each from `from->avail` when `from->queues` has it (a restored snapshot;
+ * `from` NULL: a new activation, from 0). A ring fault is an error (the device
+ * needs a reset); a backend problem only takes the link down.
  */
 int vu_session__activate(struct vu_session *s, const struct virtio_activation *a,
 			 uint64_t local_queues, unsigned data_queues, unsigned enabled,
-			 struct err *e);
+			 const struct vu_session_frozen *from, struct err *e);
 
 /* The driver reset the device: the thread stops the backend's rings and forgets the queues. */
 void vu_session__reset(struct vu_session *s);
+
+/*
+ * A snapshot's freeze: the thread stops the backend's rings (SET_VRING_ENABLE
+ * 0, GET_VRING_BASE each) and stops moving the guest's rings (local queues'
+ * kicks wait, the stand-in pauses) and raising interrupts (config changes
+ * wait), until vu_session__thaw. A backend that does not answer is let go,
+ * as at any failure. Waits up to `timeout_ms`: 0, or -ETIMEDOUT (the session
+ * is then not frozen). From the thread taking the snapshot, never a vCPU.
+ */
+int vu_session__freeze(struct vu_session *s, int timeout_ms);
+
+/*
+ * Starts again what freeze stopped: a connected backend gets the rings back
+ * from where they stopped (its GET_VRING_BASE), held kicks and interrupts go
+ * out. Waits up to `timeout_ms` for the thread: 0 or -ETIMEDOUT (it thaws later).
+ */
+int vu_session__thaw(struct vu_session *s, int timeout_ms);
+
+/* A frozen session's rings for a snapshot: 0, or -EBUSY when the session is not frozen. */
+int vu_session__frozen(struct vu_session *s, struct vu_session_frozen *out);
 
 /* Whether the thread has yet to finish the last activation, reset or enable_queues. */
 bool vu_session__settling(struct vu_session *s);

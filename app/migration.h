@@ -1,0 +1,58 @@
+/*
+ * Live migration's two ends as the application runs them: the source's
+ * vm.send-migration (its own confined thread connects and streams), and
+ * `rtvmm run --incoming tcp:HOST:PORT` (listen, accept one source, receive,
+ * and tell it RUNNING once the vCPUs are placed and about to run).
+ */
+#ifndef RTVMM_APP_MIGRATION_H
+#define RTVMM_APP_MIGRATION_H
+
+#include <sys/socket.h>
+
+#include "base/err.h"
+#include "vmm/migrate.h"
+#include "vmm/vm.h"
+
+/*
+ * Parses "tcp:HOST:PORT" (HOST a numeric IPv4 address, or an IPv6 one in
+ * brackets: no name lookup) into `sa`; -EINVAL with `e` naming what is wrong.
+ */
+int migration__parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *len,
+			 struct err *e);
+
+/*
+ * The thread outgoing migrations run on, of class "migration" (its own seccomp
+ * filter: the TCP connection, the dirty log, the state reads); started before
+ * the sandbox, idle until asked.
+ */
+struct migration_worker;
+int migration__start_worker(struct migration_worker **out);
+void migration__stop_worker(struct migration_worker *w);
+
+/*
+ * Migrates `vm` to `url` on the worker and waits for it (-EBUSY when one is
+ * under way). On 0 the destination runs the guest: the caller stops this VM.
+ */
+int migration__send(struct migration_worker *w, struct vm *vm, const char *url,
+		    const struct migrate_params *p, struct migrate_stats *st, struct err *e);
+
+/* An incoming migration: the listening socket, then the source's connection. */
+struct migration_incoming {
+	int listen_fd;
+	int fd;
+	struct migrate_stats st;
+};
+
+/* Listens on `url` (before the VM is built, so that a busy port refuses early). */
+int migration__listen(struct migration_incoming *in, const char *url, struct err *e);
+
+/* Accepts one source and receives the VM into `vm` (built, not run). */
+int migration__receive(struct migration_incoming *in, struct vm *vm, struct err *e);
+
+/* vm_hooks.guest_ready for an incoming migration: tells the source RUNNING. */
+int migration__ready(void *in);
+
+/* Closes what is open. */
+void migration__close(struct migration_incoming *in);
+
+#endif
