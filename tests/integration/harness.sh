@@ -127,3 +127,25 @@ wait_shell() {
 		sleep 1
 	done
 }
+
+# switched_pinger PORT...: rtvmm-dataplane (l2switch, no hugepages) with a vhost-user port
+# $tmp/PORT.sock for each PORT (the first is "a"), and guest A on a.sock (10.77.0.1/24, MAC
+# 52:54:00:00:0a:01) answering pings (rtvmm.test=net, lingering 900 s); pinned off the
+# dataplane's poll cpu in the box. Sets $base, the Linux command line's common part. Needs
+# linux_shell_init first ($rtvmm, $dataplane, $root, $kernel, $initrd).
+switched_pinger() {
+	local ports=() p
+	for p in "$@"; do ports+=(--port "vhost:$tmp/$p.sock"); done
+	"${reaper[@]}" "$dataplane" run --lcores 1 --main-lcore 0 --no-huge --file-prefix "$pfx" \
+		"${ports[@]}" --fwd l2switch --stats-socket "$tmp/stats.sock" > "$tmp/dp.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 50); do [[ -S $tmp/${!#}.sock ]] && break; sleep 0.2; done
+	[[ -S $tmp/${!#}.sock ]] || fail "the dataplane made no sockets"
+	box_pin 0 "guest A" # the dataplane polls on cpu 1
+	base="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1"
+	"${reaper[@]}" "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+		--net "socket=$tmp/a.sock,mac=52:54:00:00:0a:01" \
+		--cmdline "$base rtvmm.test=net rtvmm.ip=10.77.0.1/24 rtvmm.peer=10.77.0.2 rtvmm.linger=900" \
+		< /dev/null > "$tmp/a.log" 2> "$tmp/a-monitor.log" &
+	pids+=($!)
+}

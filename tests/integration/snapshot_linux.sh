@@ -18,20 +18,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 linux_shell_init snapshot-linux
 log() { echo "snapshot-linux: $*"; }
 
-"${reaper[@]}" "$dataplane" run --lcores 1 --main-lcore 0 --no-huge --file-prefix "$pfx" \
-	--port "vhost:$tmp/a.sock" --port "vhost:$tmp/b.sock" --fwd l2switch \
-	--stats-socket "$tmp/stats.sock" > "$tmp/dp.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [[ -S $tmp/a.sock && -S $tmp/b.sock ]] && break; sleep 0.2; done
-[[ -S $tmp/b.sock ]] || fail "the dataplane made no sockets"
-
-box_pin 0 "guest A" # the dataplane polls on cpu 1
-base="console=ttyS0 $("$root/guest/linux/cmdline.sh" "$rtvmm") panic=-1"
-"${reaper[@]}" "${pin[@]}" "$rtvmm" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
-	--net "socket=$tmp/a.sock,mac=52:54:00:00:0a:01" \
-	--cmdline "$base rtvmm.test=net rtvmm.ip=10.77.0.1/24 rtvmm.peer=10.77.0.2 rtvmm.linger=900" \
-	< /dev/null > "$tmp/a.log" 2> "$tmp/a-monitor.log" &
-pids+=($!)
+switched_pinger a b
 
 # b NAME [EXTRA...]: guest B at its shell, console in from fd 3 (fifo NAME.in), out to NAME.log.
 b_args=(--kernel "$kernel" --initrd "$initrd" --memory 256M
