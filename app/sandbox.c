@@ -184,6 +184,10 @@ static const struct sb_rule api_rules[] = {
 /*
  * An outgoing live migration's thread: one TCP connection to a numeric address (no name
  * lookup), the records sent and the answers read, the dirty log, the pause's vCPU kicks.
+ * The devices' dirty log (guest_mem__log_start): a sealed memfd (memfd_create, ftruncate,
+ * F_ADD_SEALS; mapped and unmapped with the common calls, never executable), a duplicate of
+ * its fd for each vhost-user session (F_DUPFD_CLOEXEC), whose thread it wakes with an
+ * eventfd write (common) and which sends the fd to its backend itself (sendmsg).
  */
 static const struct sb_rule migration_rules[] = {
 	{ .nr = SCMP_SYS(socket), .nr_args = 2,
@@ -192,6 +196,8 @@ static const struct sb_rule migration_rules[] = {
 	  .args = { ARG(0, SCMP_CMP_EQ, AF_INET6, 0), ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_CLOEXEC, 0) } },
 	ALLOW_IF(setsockopt, 1, IPPROTO_TCP), ALLOW(connect), ALLOW(sendmsg), ALLOW(recvfrom),
 	ALLOW(poll), ALLOW(ppoll),
+	ALLOW_IF(memfd_create, 1, MFD_CLOEXEC | MFD_ALLOW_SEALING), ALLOW(ftruncate),
+	ALLOW_IF(fcntl, 1, F_ADD_SEALS), ALLOW_IF(fcntl, 1, F_DUPFD_CLOEXEC),
 	END,
 };
 static const unsigned long migration_ioctls[] = {

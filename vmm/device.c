@@ -66,6 +66,40 @@ int device_list__thaw(const struct device_list *l, const struct device **failed)
 	return first;
 }
 
+int device_list__dirty_log(const struct device_list *l, int log_fd, uint64_t log_size,
+			   const struct device **failed, struct err *e)
+{
+	struct err ignored;
+	unsigned i;
+	int err, first = 0;
+
+	if (log_fd < 0) {
+		for (i = l->nr; i--;) {
+			if (!l->v[i].ops->dirty_log)
+				continue;
+			err = l->v[i].ops->dirty_log(l->v[i].dev, -1, 0, first ? &ignored : e);
+			if (err && !first) {
+				first = err;
+				*failed = &l->v[i];
+			}
+		}
+		return first;
+	}
+	for (i = 0; i < l->nr; i++) {
+		if (!l->v[i].ops->dirty_log)
+			continue;
+		err = l->v[i].ops->dirty_log(l->v[i].dev, log_fd, log_size, e);
+		if (err) {
+			*failed = &l->v[i];
+			while (i--)
+				if (l->v[i].ops->dirty_log)
+					l->v[i].ops->dirty_log(l->v[i].dev, -1, 0, &ignored);
+			return err;
+		}
+	}
+	return 0;
+}
+
 void device_list__reset(const struct device_list *l)
 {
 	unsigned i;

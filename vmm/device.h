@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/err.h"
 #include "base/state.h"
 
 /* Why a VM stopped; the monitor's exit status follows from it. */
@@ -98,6 +99,17 @@ struct device_ops {
 	/* Starts again what freeze stopped, from where it stopped (the VM goes on after a snapshot). */
 	int (*thaw)(void *dev);
 	/*
+	 * Live migration: has whatever writes guest RAM outside the monitor (a
+	 * vhost-user backend) mark what it writes in guest RAM's dirty log
+	 * (guest_mem.h), memfd `log_fd` of `log_size` bytes, until called with
+	 * `log_fd` -1; kept across the device's own reconnects and freeze/thaw.
+	 * -ENOTSUP (why in `e`, naming the device and its backend) when it cannot:
+	 * the migration is refused. From the migration's thread. NULL: nothing
+	 * outside the monitor writes guest RAM for this device (the monitor's own
+	 * writes mark the log themselves).
+	 */
+	int (*dirty_log)(void *dev, int log_fd, uint64_t log_size, struct err *e);
+	/*
 	 * Snapshot: writes every guest-visible register and the work in flight
 	 * into `out`, every vCPU parked, from the thread taking the snapshot.
 	 * NULL: the device cannot be saved, and a snapshot of its VM is refused
@@ -145,6 +157,15 @@ int device_list__freeze(const struct device_list *l, const struct device **faile
 
 /* Thaws every device, the last added first; the first failure is returned (all are tried). */
 int device_list__thaw(const struct device_list *l, const struct device **failed);
+
+/*
+ * Starts (`log_fd` >= 0) every device's dirty_log, the first added first; on
+ * a failure stops those started and returns it, `*failed` the device and `e`
+ * why. Stops (-1): every device, the last added first; the first failure is
+ * returned (all are tried).
+ */
+int device_list__dirty_log(const struct device_list *l, int log_fd, uint64_t log_size,
+			   const struct device **failed, struct err *e);
 
 /* Calls every device's reset, the last added first (functions before their bus). */
 void device_list__reset(const struct device_list *l);

@@ -390,6 +390,7 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	struct sender s = { .vm = vm, .fd = fd, .st = st, .e = e };
 	struct state_out hello = { 0 };
 	const struct device *bad = NULL;
+	struct err de = { 0 };
 	uint64_t t0 = mono_ns(), tp;
 	uint32_t version = MIGRATE_VERSION;
 	int err, derr;
@@ -426,23 +427,42 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 		err__set(e, err, "KVM dirty logging (KVM_MEM_LOG_DIRTY_PAGES): %s", strerror(-err));
 		goto out_unlock;
 	}
+	/*
+	 * What KVM does not see: the monitor's devices and the vhost-user backends
+	 * write guest RAM from user space; they mark it in guest RAM's own log,
+	 * which vm__take_dirty harvests with KVM's. A backend that cannot log
+	 * refuses the migration here, before round one.
+	 */
+	err = guest_mem__log_start(&vm->mem);
+	if (err) {
+		err__set(e, err, "the dirty log of the devices' writes (a %llu KiB memfd): %s",
+			 (unsigned long long)(guest_mem__log_bytes(&vm->mem) >> 10), strerror(-err));
+		goto out_log_off;
+	}
+	err = device_list__dirty_log(&vm->devices, vm->mem.log_fd, vm->mem.log_size, &bad, &de);
+	if (err) {
+		/* The device's message names it and its backend. */
+		err__set(e, err, "%s; the live migration is refused before any page was sent", de.msg);
+		goto out_mem_log_off;
+	}
 	err = precopy(&s, p, e);
 	if (err)
-		goto out_log_off;
+		goto out_devices_log_off;
 	tp = mono_ns();
 	err = vm__pause(vm);
 	if (err) {
 		err__set(e, err, "pausing the VM for the switch-over: it is %s",
 			 vm_state__name(vm__state(vm)));
-		goto out_log_off;
+		goto out_devices_log_off;
 	}
 	err = device_list__freeze(&vm->devices, &bad);
 	if (err) {
 		err__set(e, err, "device %s: stopping it for the switch-over: %s", bad->name,
 			 strerror(-err));
 		vm__resume(vm);
-		goto out_log_off;
+		goto out_devices_log_off;
 	}
+	/* Backends stopped (GET_VRING_BASE), I/O threads drained: the last harvest misses nothing. */
 	err = stop_and_copy(&s, e);
 	st->downtime_ns = mono_ns() - tp;
 	if (err) {
@@ -452,12 +472,18 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 			fprintf(stderr, "rtvmm: migration failed and device %s cannot start again: %s\n",
 				bad->name, strerror(-derr));
 		vm__resume(vm);
-		goto out_log_off;
+		goto out_devices_log_off;
 	}
 	st->total_ns = mono_ns() - t0;
-	vm__dirty_log(vm, false);
-	goto out_unlock;
 
+	/* Success too: the frozen backends stop logging, the log goes. */
+out_devices_log_off:
+	derr = device_list__dirty_log(&vm->devices, -1, 0, &bad, &de);
+	if (derr)
+		fprintf(stderr, "rtvmm: migration: device %s: stopping its dirty log: %s\n", bad->name,
+			de.msg);
+out_mem_log_off:
+	guest_mem__log_stop(&vm->mem);
 out_log_off:
 	vm__dirty_log(vm, false);
 out_unlock:

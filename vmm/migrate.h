@@ -1,7 +1,10 @@
 /*
  * Live migration of a VM over a connected stream (TCP): pre-copy of guest RAM
- * with KVM's dirty log, rounds until what is left fits the downtime budget,
- * then stop-and-copy of the rest and of the whole state (vmm/snapshot.h's).
+ * with KVM's dirty log and guest RAM's own (guest_mem.h: what the monitor's
+ * devices and vhost-user backends write, which KVM never sees), rounds until
+ * what is left fits the downtime budget, then stop-and-copy of the rest and of
+ * the whole state (vmm/snapshot.h's). A device whose backend cannot log its
+ * writes (device_ops.dirty_log: -ENOTSUP) refuses the migration before round one.
  *
  * The stream: records of { u32 type, u32 CRC-32 of the payload, u64 payload
  * length, payload }. Source: HELLO (magic, version, the machine's shape),
@@ -40,7 +43,8 @@ struct migrate_stats {
 /*
  * Migrates the Running VM over `fd`. On 0 the destination runs the guest and
  * this VM is left paused, its devices frozen: the caller stops it. On an
- * error the VM runs on as before (dirty logging off, devices thawed, resumed)
+ * error the VM runs on as before (dirty logging off, KVM's, guest RAM's and
+ * the backends', devices thawed, resumed)
  * and `e` says what failed (a refusal by the destination carries its reason).
  */
 int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct migrate_stats *st,

@@ -226,6 +226,9 @@ int vm__take_dirty(struct vm *vm, uint64_t *bits)
 		}
 	}
 	free(slot_bits);
+	/* What the monitor's devices and vhost-user backends wrote, which KVM never saw. */
+	if (!err)
+		guest_mem__log_take(&vm->mem, bits);
 	return err;
 }
 
@@ -442,9 +445,11 @@ static int reset_machine(struct vm *vm, const char **call)
 	*call = "KVM_SET_PIT2";
 	if (ioctl(vm->fd, KVM_SET_PIT2, &pit) < 0)
 		return -errno;
-	for (i = 0; i < vm->nr_blobs; i++)
+	for (i = 0; i < vm->nr_blobs; i++) {
 		memcpy(guest_mem__ptr(&vm->mem, vm->blobs[i].gpa, vm->blobs[i].len), vm->blobs[i].data,
 		       vm->blobs[i].len);
+		guest_mem__log_write(&vm->mem, vm->blobs[i].gpa, vm->blobs[i].len);
+	}
 	/* Guest time starts again from 0, as for a new VM. */
 	*call = "KVM_SET_CLOCK";
 	if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)

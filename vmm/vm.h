@@ -147,7 +147,9 @@ int vm__dirty_log(struct vm *vm, bool on);
 /*
  * Ors the pages the guest wrote since the last call (or since logging began)
  * into `bits`, one bit per 4 KiB page of guest RAM by memfd offset, and
- * clears KVM's log (KVM_GET_DIRTY_LOG); -errno.
+ * clears KVM's log (KVM_GET_DIRTY_LOG); with guest RAM's own dirty log
+ * running (guest_mem__log_start), also the pages the monitor's devices and
+ * vhost-user backends wrote, clearing those too. -errno.
  */
 int vm__take_dirty(struct vm *vm, uint64_t *bits);
 

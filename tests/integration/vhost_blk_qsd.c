@@ -20,6 +20,10 @@
  *      socket: the session reconnects, the config interrupt announces the new
  *      capacity, both reads complete exactly once with the right data, new
  *      requests complete.
+ *      Before the kill, a live migration's dirty log: libvhost-user takes it
+ *      (SET_LOG_BASE answered with its u64 0, LOG_ALL, the rings with flag
+ *      LOG) and marks the pages of a read's data, its status and the used
+ *      ring; logging stops and I/O goes on.
  *   D. A readonly disk against a read-only export (writable=off): RO offered,
  *      a write the guest sends anyway is IOERR, the data stays.
  *   E. With the daemon gone, qemu-io reads every pattern back from the qcow2.
@@ -553,6 +557,50 @@ static int kill_and_restart(struct guest *g, struct rig_proc *q, const char *soc
 	return 0;
 }
 
+/* Whether the page of `gpa` (below 4 GiB here: the memfd offset) is in the harvest `bits`. */
+static bool page_marked(const uint64_t *bits, uint64_t gpa)
+{
+	return bits[gpa / 4096 / 64] >> (gpa / 4096 % 64) & 1;
+}
+
+/* The daemon logs its writes while the log runs: a read's data, status and used ring. */
+static int dirty_log_read(struct guest *g)
+{
+	uint64_t words = (g->mem.size / 4096 + 63) / 64, *bits = calloc(words, 8), w, n = 0, p;
+	struct rig_queue *q = &g->q[0];
+	struct err e = { 0 };
+	unsigned data = 0;
+	uint16_t h;
+	int err;
+
+	CHECK(bits, "out of memory");
+	err = guest_mem__log_start(&g->mem);
+	CHECK(!err, "the log: %s", strerror(-err));
+	err = vhost_blk__device_ops.dirty_log(g->dev, g->mem.log_fd, g->mem.log_size, &e);
+	CHECK(!err, "the daemon did not take the dirty log: %s", e.msg);
+	guest_mem__log_take(&g->mem, bits);           /* nothing written yet */
+	memset(bits, 0, words * 8);
+	h = blk_post(g, 0, VIRTIO_BLK_T_IN, 0, NULL, BUF_SIZE);
+	CHECK(blk_complete(g, 0, h, 10) == VIRTIO_BLK_S_OK, "read while logging");
+	guest_mem__log_take(&g->mem, bits);
+	for (w = 0; w < words; w++)
+		n += (uint64_t)__builtin_popcountll(bits[w]);
+	for (p = 0; p < BUF_SIZE; p += 4096)
+		data += page_marked(bits, q->buf_gpa + (h + 1) * (uint64_t)BUF_SIZE + p);
+	printf("  dirty log: the daemon took it; a 64 KiB read marked %llu pages: %u of its 16 data pages, status %s, used ring %s\n",
+	       (unsigned long long)n, data,
+	       page_marked(bits, q->buf_gpa + (h + 2) * (uint64_t)BUF_SIZE) ? "yes" : "no",
+	       page_marked(bits, q->used_gpa) ? "yes" : "no");
+	CHECK(data == BUF_SIZE / 4096, "data pages the daemon wrote are not all marked");
+	CHECK(page_marked(bits, q->buf_gpa + (h + 2) * (uint64_t)BUF_SIZE), "status page not marked");
+	CHECK(page_marked(bits, q->used_gpa), "used ring not marked");
+	free(bits);
+	err = vhost_blk__device_ops.dirty_log(g->dev, -1, 0, &e);
+	guest_mem__log_stop(&g->mem);
+	CHECK(!err, "stopping the dirty log: %s", e.msg);
+	return expect_read(g, 0, 0, 4096, 0xab);
+}
+
 static int scenario_qsd(const char *sock, struct rig_proc *q)
 {
 	const uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_FLUSH) |
@@ -644,6 +692,8 @@ static int scenario_qsd(const char *sock, struct rig_proc *q)
 	    do_simple(g, 1, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_S_OK) || expect_read(g, 0, 8192, 4096, 0x77))
 		goto out;
 	printf("  queue 1: read 0xab, wrote 0x77 at 4 MiB (read back on queue 0)\n");
+	if (dirty_log_read(g))
+		goto out;
 
 	if (kill_and_restart(g, q, sock))
 		goto out;

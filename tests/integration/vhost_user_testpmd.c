@@ -18,6 +18,13 @@
  *      both pairs through the control queue (MQ_VQ_PAIRS_SET), frames sent on
  *      each TX queue come back on the RX queue of the same pair; testpmd is
  *      killed and started again and pair 1 carries traffic again.
+ *   C. a live migration's dirty log, 1 pair, RAM on both sides of the PCI
+ *      hole with the RX buffers above 4 GiB: logging starts on the running
+ *      rings (SET_LOG_BASE, SET_FEATURES with LOG_ALL, SET_VRING_ADDR with
+ *      LOG) and DPDK accepts it; the frames it forwards into the guest mark
+ *      their RX buffers' pages and both used rings in the log (by gpa: the
+ *      harvest finds them by memfd offset), never the TX buffers it only
+ *      read; logging stops and traffic goes on.
  *
  * Usage: vhost_user_testpmd [PATH-TO-dpdk-testpmd]. Exits 77 (skip) only when
  * dpdk-testpmd is not installed.
@@ -52,6 +59,14 @@ static char run_dir_prefix[64];
 
 /* ------------------------------------------------------------------ testpmd */
 
+/*
+ * One more testpmd option for the next start, NULL: none. "--no-mlockall" for
+ * a guest with GiBs of (sparse) RAM: testpmd locks its memory (MCL_FUTURE), and
+ * rte_vhost's mmap of each region would then fault all of it in, GiBs of the
+ * guest's memfd, longer than any reply timeout.
+ */
+static const char *testpmd_opt;
+
 /* Starts testpmd on `sock`, running until a newline (or EOF) arrives on t->stdin_wr. */
 static int testpmd_start(struct rig_proc *t, const char *sock, unsigned queues, bool client,
 			 unsigned run)
@@ -62,7 +77,7 @@ static int testpmd_start(struct rig_proc *t, const char *sock, unsigned queues, 
 		(char *)testpmd_bin, "-l", "0-1", "--no-huge", "--no-pci", "-m", "128",
 		prefix, "--log-level=lib.eal:warning", "--vdev", vdev, "--",
 		"--forward-mode=macswap", "--port-topology=loop", "--nb-cores=1", rxq, txq,
-		"--total-num-mbufs=8192", "--no-flush-rx", NULL,
+		"--total-num-mbufs=8192", "--no-flush-rx", (char *)testpmd_opt, NULL,
 	};
 
 	snprintf(vdev, sizeof(vdev), "net_vhost0,iface=%s,queues=%u%s", sock, queues,
@@ -242,6 +257,7 @@ struct rx_check {
 	unsigned queue;
 	uint64_t got, bad;
 	uint8_t seen[4096];      /* seq bitmap for the functional checks */
+	uint8_t ids[QSIZE / 8];  /* the RX buffers that received a frame */
 };
 
 /* Takes what the backend delivered, checks it, gives the buffers back. */
@@ -264,6 +280,7 @@ static unsigned drv_poll_rx(struct rig_queue *q, struct rx_check *c)
 			c->bad++;
 			continue;
 		}
+		c->ids[e[0] / 8] |= (uint8_t)(1u << (e[0] % 8));
 		b = q->buf + (size_t)e[0] * BUF_SIZE;
 		f = b + HDR_LEN;
 		memcpy(&nbufs, b + 10, 2);
@@ -367,8 +384,8 @@ static double rate(struct guest *g, double secs, uint64_t *sent_out, uint64_t *b
 	return c.bad ? -1 : (double)c.got / (t - t0);
 }
 
-static int guest_init(struct guest *g, const char *name, const char *sock, unsigned pairs,
-		      bool server)
+static int guest_init_ram(struct guest *g, const char *name, const char *sock, unsigned pairs,
+			  bool server, uint64_t ram)
 {
 	struct virtio_net_spec nic = { .queues = pairs, .server = server,
 				       .mac = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 } };
@@ -380,7 +397,7 @@ static int guest_init(struct guest *g, const char *name, const char *sock, unsig
 	memcpy(g->mac, nic.mac, 6);
 	snprintf(nic.name, sizeof(nic.name), "%s", name);
 	snprintf(nic.socket, sizeof(nic.socket), "%s", sock);
-	err = guest_mem__create(&g->mem, RAM_SIZE);
+	err = guest_mem__create(&g->mem, ram);
 	CHECK(!err, "guest RAM: %s", strerror(-err));
 	err = virtio_net__create(&nic, &g->mem, &g->dev, &e);
 	CHECK(!err, "%s", e.msg);
@@ -389,6 +406,12 @@ static int guest_init(struct guest *g, const char *name, const char *sock, unsig
 	for (i = 0; i < g->nr_queues; i++)
 		CHECK(!drv_init(g, i), "queue %u: no room or no eventfds", i);
 	return 0;
+}
+
+static int guest_init(struct guest *g, const char *name, const char *sock, unsigned pairs,
+		      bool server)
+{
+	return guest_init_ram(g, name, sock, pairs, server, RAM_SIZE);
 }
 
 static void guest_fini(struct guest *g)
@@ -636,9 +659,182 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ C: the dirty log */
+
+#define LOG_PAGE 4096ull
+
+/* The memfd pages the log names (cleared by the take): how many; *bits allocated. */
+static uint64_t harvest(struct guest *g, uint64_t **bits)
+{
+	uint64_t words = (g->mem.size / LOG_PAGE + 63) / 64, w, n = 0;
+
+	*bits = calloc(words, 8);
+	if (!*bits)
+		return 0;
+	guest_mem__log_take(&g->mem, *bits);
+	for (w = 0; w < words; w++)
+		n += (uint64_t)__builtin_popcountll((*bits)[w]);
+	return n;
+}
+
+/* Whether the page of guest-physical `gpa` is in `bits` (by memfd offset). */
+static bool gpa_marked(const struct guest *g, const uint64_t *bits, uint64_t gpa)
+{
+	unsigned i;
+
+	for (i = 0; i < g->mem.nr_regions; i++) {
+		const struct guest_region *r = &g->mem.regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size) {
+			uint64_t p = (r->fd_offset + gpa - r->gpa) / LOG_PAGE;
+
+			return bits[p / 64] >> (p % 64) & 1;
+		}
+	}
+	return false;
+}
+
+static int check_logged(struct guest *g, const struct rx_check *c)
+{
+	struct rig_queue *rx = &g->q[0], *tx = &g->q[1];
+	uint64_t *bits = NULL, n = harvest(g, &bits);
+	unsigned id, rx_ids = 0, rx_marked = 0, tx_marked = 0;
+	bool rx_used, tx_used;
+
+	CHECK(bits, "out of memory");
+	rx_used = gpa_marked(g, bits, rx->used_gpa);
+	tx_used = gpa_marked(g, bits, tx->used_gpa);
+	for (id = 0; id < QSIZE; id++) {
+		if (c->ids[id / 8] & (1u << (id % 8))) {
+			rx_ids++;
+			rx_marked += gpa_marked(g, bits, rx->buf_gpa + (uint64_t)id * BUF_SIZE);
+		}
+		tx_marked += gpa_marked(g, bits, tx->buf_gpa + (uint64_t)id * BUF_SIZE);
+	}
+	printf("  logged: %llu pages; the %u RX buffers written (above 4 GiB): %u marked; RX used ring %s, TX used ring %s; TX buffers (read only) marked: %u\n",
+	       (unsigned long long)n, rx_ids, rx_marked,
+	       rx_used ? "marked" : "NOT marked", tx_used ? "marked" : "NOT marked", tx_marked);
+	free(bits);
+	CHECK(rx_ids && rx_marked == rx_ids, "DPDK did not log every RX buffer it wrote");
+	CHECK(rx_used && tx_used, "DPDK did not log the used rings it wrote");
+	CHECK(tx_marked == 0, "TX buffers DPDK only read are marked");
+	return 0;
+}
+
+static int scenario_dirty_log(const char *sock)
+{
+	const uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
+			      BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS);
+	struct rig_proc t = { 0 };
+	struct rx_check c = { .queue = 0 };
+	struct guest *g = calloc(1, sizeof(*g));
+	struct virtio_net_stats st;
+	struct err e = { 0 };
+	uint64_t features, *bits = NULL;
+	int rc = -1, err;
+
+	printf("C. dirty logging, 1 queue pair, RAM around the PCI hole, testpmd serves %s\n", sock);
+	unlink(sock);
+	testpmd_opt = "--no-mlockall";
+	err = testpmd_start(&t, sock, 1, false, 5);
+	testpmd_opt = NULL;
+	if (err || rig_wait_socket(sock, TESTPMD_START_S)) {
+		fprintf(stderr, "FAIL: testpmd did not create %s\n", sock);
+		rig_failures++;
+		goto out;
+	}
+	/* 3 GiB below the hole and 64 MiB from 4 GiB, sparse; the RX buffers up there. */
+	if (guest_init_ram(g, "net2", sock, 1, false, GUEST_PCI_HOLE_START + (64ull << 20)))
+		goto out;
+	c.mac = g->mac;
+	rig_queue__close(&g->vq[0]);
+	if (rig_queue__init(&g->q[0], &g->mem, 0, QSIZE, 0x100000, GUEST_PCI_HOLE_END + 0x100000,
+			    BUF_SIZE, &g->vq[0])) {
+		fprintf(stderr, "FAIL: RX queue above 4 GiB\n");
+		rig_failures++;
+		goto out;
+	}
+	if (virtio_net__wait_backend(g->dev, 10000)) {
+		fprintf(stderr, "FAIL: no session with testpmd\n");
+		rig_failures++;
+		goto out;
+	}
+	virtio_net__stats(g->dev, &st);
+	printf("  testpmd's vhost features %#llx (LOG_ALL %s), protocol features %#llx (LOG_SHMFD %s)\n",
+	       (unsigned long long)st.session.backend_features,
+	       st.session.backend_features & BIT(26) ? "yes" : "no",
+	       (unsigned long long)st.session.backend_protocol,
+	       st.session.backend_protocol & BIT(1) ? "negotiated" : "no");
+	if (activate(g, want, &features))
+		goto out;
+	drv_fill_rx(&g->q[0]);
+	drv_kick(g, &g->q[0]);
+	if (round_trip(g, 0, 0, 16, &c, 10))
+		goto out;
+	/* Logging on the running rings. */
+	err = guest_mem__log_start(&g->mem);
+	if (err) {
+		fprintf(stderr, "FAIL: the log: %s\n", strerror(-err));
+		rig_failures++;
+		goto out;
+	}
+	err = virtio_net__device_ops.dirty_log(g->dev, g->mem.log_fd, g->mem.log_size, &e);
+	if (err) {
+		fprintf(stderr, "FAIL: testpmd did not take the dirty log: %s\n", e.msg);
+		rig_failures++;
+		goto out;
+	}
+	virtio_net__stats(g->dev, &st);
+	printf("  logging on: testpmd took SET_LOG_BASE (%llu KiB memfd), LOG_ALL and the rings with LOG; link %s, connects %llu\n",
+	       (unsigned long long)(g->mem.log_size >> 10), st.session.link_up ? "up" : "down",
+	       (unsigned long long)st.session.connects);
+	if (!st.session.link_up || st.session.connects != 1) {
+		fprintf(stderr, "FAIL: the session did not survive the start of logging\n");
+		rig_failures++;
+		goto out;
+	}
+	harvest(g, &bits);                /* whatever came before */
+	free(bits);
+	memset(c.ids, 0, sizeof(c.ids));
+	memset(c.seen, 0, sizeof(c.seen));
+	c.got = 0;
+	if (round_trip(g, 0, 100, 64, &c, 10) || check_logged(g, &c))
+		goto out;
+	/* Logging off: traffic goes on. */
+	err = virtio_net__device_ops.dirty_log(g->dev, -1, 0, &e);
+	guest_mem__log_stop(&g->mem);
+	if (err) {
+		fprintf(stderr, "FAIL: stopping the dirty log: %s\n", e.msg);
+		rig_failures++;
+		goto out;
+	}
+	memset(c.seen, 0, sizeof(c.seen));
+	if (round_trip(g, 0, 500, 32, &c, 10))
+		goto out;
+	virtio_net__stats(g->dev, &st);
+	if (st.session.connects != 1 || st.session.failures || st.session.disconnects) {
+		fprintf(stderr, "FAIL: connects %llu, failures %llu, disconnects %llu\n",
+			(unsigned long long)st.session.connects, (unsigned long long)st.session.failures,
+			(unsigned long long)st.session.disconnects);
+		rig_failures++;
+		goto out;
+	}
+	printf("  logging off: 32 more frames round trip, the session never broke\n");
+	rc = 0;
+out:
+	if (t.pid > 0)
+		testpmd_stop(&t);
+	if (rc)
+		rig_dump_file(t.log);
+	guest_fini(g);
+	free(g);
+	unlink(sock);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	char sock_dir[80], sock_a[108], sock_b[108], cmd[256];
+	char sock_dir[80], sock_a[108], sock_b[108], sock_c[108], cmd[256];
 	cpu_set_t cpus;
 	int rc;
 
@@ -659,6 +855,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(sock_a, sizeof(sock_a), "%s/a.sock", sock_dir);
 	snprintf(sock_b, sizeof(sock_b), "%s/b.sock", sock_dir);
+	snprintf(sock_c, sizeof(sock_c), "%s/c.sock", sock_dir);
 	/* testpmd polls on lcore 1 (cpu 1); the "guest" and the monitor stay off it. */
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
@@ -667,6 +864,8 @@ int main(int argc, char **argv)
 	rc = scenario_client(sock_a);
 	if (!rc)
 		rc = scenario_server(sock_b);
+	if (!rc)
+		rc = scenario_dirty_log(sock_c);
 
 	/* EAL's runtime directory always goes; testpmd's logs stay when something failed. */
 	snprintf(cmd, sizeof(cmd), "rm -rf /var/run/dpdk/%s%s%s%s", run_dir_prefix,
@@ -677,6 +876,7 @@ int main(int argc, char **argv)
 	}
 	unlink(sock_a);
 	unlink(sock_b);
+	unlink(sock_c);
 	rmdir(sock_dir);
 	printf("%s\n", rc || rig_failures ? "FAIL" : "PASS: rtvmm <-> DPDK testpmd net_vhost interop");
 	return rc || rig_failures ? 1 : 0;

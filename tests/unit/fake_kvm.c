@@ -70,7 +70,7 @@ static const struct { unsigned long req; const char *name; } names[] = {
 	N(KVM_SET_LAPIC), N(KVM_GET_MP_STATE), N(KVM_SET_MP_STATE), N(KVM_GET_VCPU_EVENTS),
 	N(KVM_SET_VCPU_EVENTS), N(KVM_GET_MSRS), N(KVM_SET_MSRS), N(KVM_GET_MSR_INDEX_LIST),
 	N(KVM_GET_XSAVE), N(KVM_SET_XSAVE), N(KVM_GET_DEBUGREGS), N(KVM_SET_DEBUGREGS),
-	N(KVM_GET_TSC_KHZ), N(KVM_SET_TSC_KHZ),
+	N(KVM_GET_TSC_KHZ), N(KVM_SET_TSC_KHZ), N(KVM_GET_DIRTY_LOG),
 #undef N
 };
 
@@ -390,13 +390,22 @@ static int model_memory(const struct kvm_userspace_memory_region *m)
 {
 	unsigned i;
 
-	if ((m->guest_phys_addr | m->memory_size | m->userspace_addr) & 0xfff || m->flags) {
+	if ((m->guest_phys_addr | m->memory_size | m->userspace_addr) & 0xfff ||
+	    (m->flags & ~(uint32_t)KVM_MEM_LOG_DIRTY_PAGES)) {
 		violation("KVM_SET_USER_MEMORY_REGION slot %u unaligned or flags %#x", m->slot, m->flags);
 		return -EINVAL;
 	}
 	for (i = 0; i < fake_kvm.nr_slots; i++) {
-		const struct kvm_userspace_memory_region *o = &fake_kvm.slots[i];
+		struct kvm_userspace_memory_region *o = &fake_kvm.slots[i];
 
+		/* The same slot again, only its flags changed: dirty logging on or off (KVM allows it). */
+		if (o->slot == m->slot && o->guest_phys_addr == m->guest_phys_addr &&
+		    o->memory_size == m->memory_size && o->userspace_addr == m->userspace_addr) {
+			o->flags = m->flags;
+			if (!(m->flags & KVM_MEM_LOG_DIRTY_PAGES))
+				fake_kvm.dirty[m->slot % 16] = 0;
+			return 0;
+		}
 		if (o->slot == m->slot ||
 		    (m->guest_phys_addr < o->guest_phys_addr + o->memory_size &&
 		     o->guest_phys_addr < m->guest_phys_addr + m->memory_size)) {
@@ -408,6 +417,31 @@ static int model_memory(const struct kvm_userspace_memory_region *m)
 		return -ENOSPC;
 	fake_kvm.slots[fake_kvm.nr_slots++] = *m;
 	return 0;
+}
+
+/* KVM_GET_DIRTY_LOG: the slot's pages written since the last call (fake_kvm.dirty), then clear. */
+static int model_dirty_log(struct kvm_dirty_log *d)
+{
+	unsigned i;
+
+	for (i = 0; i < fake_kvm.nr_slots; i++) {
+		const struct kvm_userspace_memory_region *o = &fake_kvm.slots[i];
+
+		if (o->slot != d->slot)
+			continue;
+		if (!(o->flags & KVM_MEM_LOG_DIRTY_PAGES)) {
+			violation("KVM_GET_DIRTY_LOG slot %u without KVM_MEM_LOG_DIRTY_PAGES",
+				  d->slot);
+			return -ENOENT;
+		}
+		/* KVM writes the whole bitmap: a bit per page, in longs. */
+		memset(d->dirty_bitmap, 0, (o->memory_size / 4096 + 63) / 64 * 8);
+		memcpy(d->dirty_bitmap, &fake_kvm.dirty[d->slot % 16], 8);
+		fake_kvm.dirty[d->slot % 16] = 0;
+		return 0;
+	}
+	violation("KVM_GET_DIRTY_LOG of slot %u, which does not exist", d->slot);
+	return -ENOENT;
 }
 
 static int model_routing(const struct kvm_irq_routing *t)
@@ -603,6 +637,8 @@ static int vm_ioctl(unsigned long req, unsigned long arg)
 		return 0;
 	case KVM_SET_USER_MEMORY_REGION:
 		return model_memory(p);
+	case KVM_GET_DIRTY_LOG:
+		return model_dirty_log(p);
 	case KVM_CREATE_IRQCHIP:
 		if (fake_kvm.irqchip || fake_kvm.nr_vcpus)
 			return fake_kvm.irqchip ? -EEXIST : -EINVAL;

@@ -65,6 +65,9 @@ struct fake_kvm {
 	unsigned nr_msi;
 	struct kvm_userspace_memory_region slots[16];
 	unsigned nr_slots;
+	/* Per slot, its first 64 pages the guest wrote (a test sets them): KVM_GET_DIRTY_LOG's
+	 * answer while the slot logs (KVM_MEM_LOG_DIRTY_PAGES), cleared by it. */
+	uint64_t dirty[16];
 	bool irqchip, pit;
 	unsigned nr_vcpus;
 	unsigned irq_lines;            /* KVM_IRQ_LINE calls */

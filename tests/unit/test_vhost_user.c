@@ -70,6 +70,7 @@ enum misbehave {
 	MB_EMPTY,         /* a reply without payload (GET_CONFIG's refusal) */
 	MB_WRONG_WINDOW,  /* GET_CONFIG reply for another offset */
 	MB_NO_FD,         /* GET_INFLIGHT_FD reply without its fd */
+	MB_U64,           /* 8 bytes where no payload is due (libvhost-user's SET_LOG_BASE reply) */
 };
 
 struct fake {
@@ -210,6 +211,12 @@ static bool fake_reply(struct fake *f, int fd, const struct msg *m, const void *
 	case MB_EMPTY:
 		send_raw(fd, m->req, ok, 0, NULL, 0, -1);
 		return true;
+	case MB_U64: {
+		uint64_t echo = 4096;  /* QEMU 7.2's libvhost-user echoes the request's mmap_size */
+
+		send_raw(fd, m->req, ok, 8, &echo, 8, -1);
+		return true;
+	}
 	case MB_WRONG_WINDOW: {
 		uint8_t r[VHOST_USER_MAX_PAYLOAD];
 		uint32_t off;
@@ -341,6 +348,10 @@ static void fake_serve(struct fake *f, int fd, unsigned conn)
 			memcpy(st, m.payload, sizeof(st));
 			st[1] = st[0] < 64 ? f->bases[st[0]] : 0;
 			need = !fake_reply(f, fd, &m, st, 8);
+			break;
+		case VHOST_USER_SET_LOG_BASE:
+			/* Answered without payload, NEED_REPLY or not (the spec; DPDK and QEMU so). */
+			need = !fake_reply(f, fd, &m, NULL, 0);
 			break;
 		default:
 			if (m.flags & VHOST_USER_FLAG_NEED_REPLY) {
@@ -564,6 +575,9 @@ static unsigned count_fds(void)
 	closedir(d);
 	return n;
 }
+
+static void log_base_of(const struct msg *m, uint64_t *size, uint64_t *offset);
+static ino_t fd_ino(int fd);
 
 /* ---------------------------------------------------------------- connection tests */
 
@@ -935,6 +949,45 @@ static void test_unconnected_and_peer_closed_sends_fail_cleanly(void **state)
 	vhost_user__close(&vu);
 }
 
+static void test_set_log_base_passes_the_log_fd_and_takes_the_backends_answer(void **state)
+{
+	struct pair *p = pair_new();
+	struct err e = { 0 };
+	uint64_t f, proto, size, offset;
+	int fd = memfd_create("log", MFD_CLOEXEC), i;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 8192), 0);
+	assert_int_equal(vhost_user__get_features(&p->vu, &f, &e), 0);
+	/* Only with protocol feature LOG_SHMFD: nothing is sent without. */
+	assert_int_equal(vhost_user__set_log_base(&p->vu, fd, 8192, 0, &e), -EOPNOTSUPP);
+	assert_int_equal(fake_find(p->f, 0, 0, VHOST_USER_SET_LOG_BASE, -1), -1);
+	assert_int_equal(vhost_user__get_protocol_features(&p->vu, &proto, &e), 0);
+	proto &= BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	assert_int_equal(vhost_user__set_protocol_features(&p->vu, proto, &e), 0);
+	/* The spec's (and DPDK's) answer: a reply without payload, NEED_REPLY or not. */
+	assert_int_equal(vhost_user__set_log_base(&p->vu, fd, 8192, 0, &e), 0);
+	i = fake_find(p->f, 0, 0, VHOST_USER_SET_LOG_BASE, -1);
+	assert_true(i >= 0);
+	assert_int_equal(p->f->log[i].flags, VHOST_USER_VERSION);
+	log_base_of(&p->f->log[i], &size, &offset);
+	assert_int_equal(size, 8192);
+	assert_int_equal(offset, 0);
+	assert_true(fd_ino(p->f->log[i].fds[0]) == fd_ino(fd));
+	/* libvhost-user's: 8 bytes that mean nothing, read and ignored (the stream stays in step). */
+	fake_misbehave(p->f, VHOST_USER_SET_LOG_BASE, MB_U64);
+	assert_int_equal(vhost_user__set_log_base(&p->vu, fd, 8192, 0, &e), 0);
+	assert_int_equal(vhost_user__get_features(&p->vu, &f, &e), 0);
+	assert_true(f == fake_features);
+	/* Any other size is not an answer to it. */
+	fake_misbehave(p->f, VHOST_USER_SET_LOG_BASE, MB_SHORT);
+	assert_int_equal(vhost_user__set_log_base(&p->vu, fd, 8192, 0, &e), -EPROTO);
+	assert_true(p->vu.broken);
+	close(fd);
+	pair_free(p);
+}
+
 static void test_listen_replaces_stale_socket_but_not_other_files(void **state)
 {
 	char path[108];
@@ -1029,8 +1082,13 @@ static uint64_t q_desc(unsigned i)  { return 0x100000 + i * 0x10000ull; }
 static uint64_t q_avail(unsigned i) { return q_desc(i) + 0x1000; }
 static uint64_t q_used(unsigned i)  { return q_desc(i) + 0x2000; }
 
-/* A device whose backend must run as `only` (TRUST_NO_UID: root or our uid, the default). */
-static struct env *env_new_peers(unsigned pairs, bool server, uid_t only)
+/*
+ * A device whose backend must run as `only` (TRUST_NO_UID: root or our uid, the
+ * default), over `ram` bytes of guest RAM, the fake offering neither features
+ * `no_features` nor protocol features `no_protocol`.
+ */
+static struct env *env_new_full(unsigned pairs, bool server, uid_t only, uint64_t ram,
+				uint64_t no_features, uint64_t no_protocol)
 {
 	struct env *env = calloc(1, sizeof(*env));
 	static unsigned seq;
@@ -1039,8 +1097,10 @@ static struct env *env_new_peers(unsigned pairs, bool server, uid_t only)
 
 	pthread_mutex_init(&env->lock, NULL);
 	pthread_cond_init(&env->cond, NULL);
-	assert_int_equal(guest_mem__create(&env->mem, RAM_SIZE), 0);
+	assert_int_equal(guest_mem__create(&env->mem, ram), 0);
 	env->f = fake_new();
+	env->f->features &= ~no_features;
+	env->f->protocol &= ~no_protocol;
 	snprintf(env->nic.name, sizeof(env->nic.name), "net%u", seq);
 	snprintf(env->nic.socket, sizeof(env->nic.socket), "%s/net-%u.sock", sock_dir, seq++);
 	memcpy(env->nic.mac, "\x02\x00\x00\x00\x00\x01", 6);
@@ -1072,6 +1132,11 @@ static struct env *env_new_peers(unsigned pairs, bool server, uid_t only)
 						   .call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
 	}
 	return env;
+}
+
+static struct env *env_new_peers(unsigned pairs, bool server, uid_t only)
+{
+	return env_new_full(pairs, server, only, RAM_SIZE, 0, 0);
 }
 
 static struct env *env_new(unsigned pairs, bool server)
@@ -1156,7 +1221,9 @@ static void test_net_offers_backend_data_features_never_protocol_bit(void **stat
 	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
 	virtio_net__stats(env->dev, &st);
 	assert_true(st.session.link_up && st.session.backend_known && st.session.connects == 1);
-	assert_true(st.session.backend_protocol == (BIT(0) | BIT(3)));
+	/* MQ and REPLY_ACK the NIC's, LOG_SHMFD every session's (a live migration's dirty log). */
+	assert_true(st.session.backend_protocol ==
+		    (BIT(0) | BIT(3) | BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD)));
 	/* The handshake in order, and no multiqueue query for one pair. */
 	assert_int_equal(env->f->log[0].req, VHOST_USER_GET_FEATURES);
 	assert_int_equal(env->f->log[1].req, VHOST_USER_GET_PROTOCOL_FEATURES);
@@ -2206,7 +2273,8 @@ static void test_session_handshake_then_mem_table_with_the_ram_fd(void **state)
 	assert_int_equal(d->f->log[1].req, VHOST_USER_GET_PROTOCOL_FEATURES);
 	assert_int_equal(d->f->log[2].req, VHOST_USER_SET_PROTOCOL_FEATURES);
 	assert_true(payload_u64(&d->f->log[2]) ==
-		    (BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | BIT(VHOST_USER_PROTOCOL_F_MQ)));
+		    (BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | BIT(VHOST_USER_PROTOCOL_F_MQ) |
+		     BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD)));
 	assert_int_equal(d->f->log[3].req, VHOST_USER_SET_OWNER);
 	assert_int_equal(fake_find(d->f, 0, 0, VHOST_USER_GET_QUEUE_NUM, -1), -1);
 	assert_int_equal(fake_find(d->f, 0, 0, VHOST_USER_SET_MEM_TABLE, -1), -1); /* not before DRIVER_OK */
@@ -2356,7 +2424,8 @@ static void test_session_fetches_config_after_set_owner_and_serves_the_copy(void
 	/* The device asked for protocol feature CONFIG without naming it; GET_CONFIG follows SET_OWNER. */
 	assert_true(payload_u64(&d->f->log[2]) == (BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
 						   BIT(VHOST_USER_PROTOCOL_F_MQ) |
-						   BIT(VHOST_USER_PROTOCOL_F_CONFIG)));
+						   BIT(VHOST_USER_PROTOCOL_F_CONFIG) |
+						   BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD)));
 	owner = fake_find(d->f, 0, 1, VHOST_USER_SET_OWNER, -1);
 	get = fake_find(d->f, 0, 1, VHOST_USER_GET_CONFIG, -1);
 	assert_true(owner >= 0 && get > owner);
@@ -3286,6 +3355,379 @@ static void test_vhost_blk_refuses_queue_counts_out_of_range(void **state)
 	guest_mem__destroy(&mem);
 }
 
+
+/* ---------------------------------------------------------------- dirty logging (live migration) */
+
+#define PAGE 4096ull
+
+/* SET_LOG_BASE's mmap_size and mmap_offset. */
+static void log_base_of(const struct msg *m, uint64_t *size, uint64_t *offset)
+{
+	uint64_t p[2];
+
+	assert_int_equal(m->size, 16);
+	memcpy(p, m->payload, sizeof(p));
+	*size = p[0];
+	*offset = p[1];
+}
+
+/* The log a SET_LOG_BASE handed the fake, mapped as DPDK maps it (from 0, then the offset). */
+static uint8_t *backend_map_log(const struct msg *m, uint64_t *len)
+{
+	uint64_t size, offset;
+	uint8_t *p;
+
+	log_base_of(m, &size, &offset);
+	assert_int_equal(m->nfds, 1);
+	p = mmap(NULL, size + offset, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], 0);
+	assert_true(p != MAP_FAILED);
+	*len = size + offset;
+	return p + offset;
+}
+
+/* What a backend does after writing the page at `gpa` (the spec's pseudo-code, DPDK's vhost_log_page). */
+static void backend_log_page(uint8_t *log, uint64_t gpa)
+{
+	uint64_t page = gpa / PAGE;
+
+	__atomic_fetch_or(&log[page / 8], (uint8_t)(1u << (page % 8)), __ATOMIC_RELAXED);
+}
+
+/* The harvest into `*bits` (allocated, memfd-offset pages of `mem`): how many pages. */
+static unsigned harvest(const struct guest_mem *mem, uint64_t **bits)
+{
+	size_t words = (mem->size / PAGE + 63) / 64, w;
+	unsigned n = 0;
+
+	*bits = calloc(words, 8);
+	assert_non_null(*bits);
+	guest_mem__log_take(mem, *bits);
+	for (w = 0; w < words; w++)
+		n += (unsigned)__builtin_popcountll((*bits)[w]);
+	return n;
+}
+
+static bool has_page(const uint64_t *bits, uint64_t memfd_off)
+{
+	return bits[memfd_off / PAGE / 64] >> (memfd_off / PAGE % 64) & 1;
+}
+
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+/* SET_VRING_ADDR's flags and log address. */
+static void vring_addr_of(const struct msg *m, uint32_t *flags, uint64_t *log)
+{
+	memcpy(flags, m->payload + 4, 4);
+	memcpy(log, m->payload + 32, 8);
+}
+
+/*
+ * In connection `conn` from log entry `from`: the log handed over (the memfd of
+ * `mem`, its whole size, offset 0), then SET_FEATURES `features` with LOG_ALL,
+ * then each of `rings` rings' SET_VRING_ADDR with flag LOG and its used ring's gpa.
+ */
+static int expect_logging_sent(struct fake *f, unsigned from, unsigned conn,
+			       const struct guest_mem *mem, uint64_t features, unsigned rings)
+{
+	uint64_t size, offset, log;
+	uint32_t flags;
+	int lb, sf, a;
+	unsigned r;
+
+	lb = fake_wait(f, from, conn, VHOST_USER_SET_LOG_BASE, -1, 10000);
+	assert_true(lb >= 0);
+	log_base_of(&f->log[lb], &size, &offset);
+	assert_int_equal(size, mem->log_size);
+	assert_int_equal(size, guest_mem__log_bytes(mem));
+	assert_int_equal(offset, 0);
+	assert_int_equal(f->log[lb].nfds, 1);
+	assert_true(fd_ino(f->log[lb].fds[0]) == fd_ino(mem->log_fd));
+	sf = fake_find(f, from, conn, VHOST_USER_SET_FEATURES, -1);
+	assert_true(sf >= 0);
+	assert_true(payload_u64(&f->log[sf]) == (features | BIT(VHOST_F_LOG_ALL)));
+	for (r = 0; r < rings; r++) {
+		a = fake_wait(f, from, conn, VHOST_USER_SET_VRING_ADDR, (int)r, 10000);
+		assert_true(a >= 0);
+		vring_addr_of(&f->log[a], &flags, &log);
+		assert_int_equal(flags, 1u << VHOST_VRING_F_LOG);
+		assert_true(log == q_used(r));
+	}
+	return lb;
+}
+
+static void test_net_dirty_log_reaches_the_backend_whose_marks_come_back_by_memfd_offset(void **state)
+{
+	/* 3 GiB below the PCI hole, 16 MiB from 4 GiB (memfd offset 3 GiB): sparse. */
+	struct env *env = env_new_full(1, CLIENT, TRUST_NO_UID, GUEST_PCI_HOLE_START + (16ull << 20),
+				       0, 0);
+	uint64_t negotiated, *bits, len, log;
+	struct err e = { 0 };
+	unsigned from, r;
+	uint32_t flags;
+	uint8_t *blog;
+	int i, lb;
+
+	(void)state;
+	assert_int_equal(env->mem.nr_regions, 2);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	i = fake_find(env->f, 0, 1, VHOST_USER_SET_FEATURES, -1);
+	negotiated = payload_u64(&env->f->log[i]);
+	assert_false(negotiated & BIT(VHOST_F_LOG_ALL));
+	/* The rings run unlogged: their SET_VRING_ADDR had no LOG flag. */
+	i = fake_find(env->f, 0, 1, VHOST_USER_SET_VRING_ADDR, 0);
+	vring_addr_of(&env->f->log[i], &flags, &log);
+	assert_int_equal(flags, 0);
+
+	assert_int_equal(guest_mem__log_start(&env->mem), 0);
+	from = fake_nlog(env->f);
+	assert_int_equal(virtio_net__device_ops.dirty_log(env->dev, env->mem.log_fd,
+							  env->mem.log_size, &e), 0);
+	/* QEMU's order: the log, then LOG_ALL, then the running rings again with flag LOG. */
+	lb = expect_logging_sent(env->f, from, 1, &env->mem, negotiated, 2);
+	assert_true(lb < fake_find(env->f, from, 1, VHOST_USER_SET_FEATURES, -1));
+	assert_true(fake_find(env->f, from, 1, VHOST_USER_SET_FEATURES, -1) <
+		    fake_find(env->f, from, 1, VHOST_USER_SET_VRING_ADDR, 0));
+
+	/* The backend forwards into an RX buffer, completes it, and writes high RAM (and the hole). */
+	blog = backend_map_log(&env->f->log[lb], &len);
+	backend_log_page(blog, 0x200000);
+	backend_log_page(blog, q_used(0));
+	backend_log_page(blog, GUEST_PCI_HOLE_END + 5 * PAGE);
+	backend_log_page(blog, GUEST_PCI_HOLE_START + 7 * PAGE);    /* no RAM there */
+	assert_int_equal(harvest(&env->mem, &bits), 3);
+	assert_true(has_page(bits, 0x200000));
+	assert_true(has_page(bits, q_used(0)));
+	assert_true(has_page(bits, GUEST_PCI_HOLE_START + 5 * PAGE)); /* gpa 4 GiB + 20 KiB */
+	free(bits);
+	assert_int_equal(harvest(&env->mem, &bits), 0);
+	free(bits);
+
+	/* Stop: SET_FEATURES without LOG_ALL, the rings without LOG. */
+	from = fake_nlog(env->f);
+	assert_int_equal(virtio_net__device_ops.dirty_log(env->dev, -1, 0, &e), 0);
+	i = fake_find(env->f, from, 1, VHOST_USER_SET_FEATURES, -1);
+	assert_true(i >= 0);
+	assert_true(payload_u64(&env->f->log[i]) == negotiated);
+	for (r = 0; r < 2; r++) {
+		i = fake_find(env->f, from, 1, VHOST_USER_SET_VRING_ADDR, (int)r);
+		assert_true(i >= 0);
+		vring_addr_of(&env->f->log[i], &flags, &log);
+		assert_int_equal(flags, 0);
+	}
+	assert_int_equal(fake_find(env->f, from, 1, VHOST_USER_SET_LOG_BASE, -1), -1);
+	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
+	munmap(blog, len);
+	guest_mem__log_stop(&env->mem);
+	env_free(env);
+}
+
+/* A stand-in device in a list: records its dirty_log calls. */
+struct log_stub {
+	int starts, stops;
+};
+
+static int log_stub_dirty_log(void *dev, int log_fd, uint64_t log_size, struct err *e)
+{
+	struct log_stub *st = dev;
+
+	(void)log_size;
+	(void)e;
+	if (log_fd >= 0)
+		st->starts++;
+	else
+		st->stops++;
+	return 0;
+}
+
+static const struct device_ops log_stub_ops = { .dirty_log = log_stub_dirty_log };
+
+static void expect_refused(uint64_t no_features, uint64_t no_protocol, const char *lacks)
+{
+	struct env *env = env_new_full(1, CLIENT, TRUST_NO_UID, RAM_SIZE, no_features, no_protocol);
+	struct device_list l = { 0 };
+	struct log_stub stub = { 0 };
+	const struct device *bad = NULL;
+	struct err e = { 0 };
+	unsigned from;
+
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	assert_int_equal(guest_mem__log_start(&env->mem), 0);
+	from = fake_nlog(env->f);
+	assert_int_equal(virtio_net__device_ops.dirty_log(env->dev, env->mem.log_fd,
+							  env->mem.log_size, &e), -ENOTSUP);
+	/* Named: the device, its backend, what it lacks. */
+	assert_non_null(strstr(e.msg, env->nic.name));
+	assert_non_null(strstr(e.msg, env->nic.socket));
+	assert_non_null(strstr(e.msg, lacks));
+	assert_int_equal(fake_find(env->f, from, 0, VHOST_USER_SET_LOG_BASE, -1), -1);
+	assert_int_equal(fake_find(env->f, from, 0, VHOST_USER_SET_FEATURES, -1), -1);
+	/* In a VM's list: the devices started before it are stopped again, it is named. */
+	assert_int_equal(device_list__add(&l, "stub", &log_stub_ops, &stub), 0);
+	assert_int_equal(device_list__add(&l, env->nic.name, &virtio_net__device_ops, env->dev), 0);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(device_list__dirty_log(&l, env->mem.log_fd, env->mem.log_size, &bad, &e),
+			 -ENOTSUP);
+	assert_ptr_equal(bad, &l.v[1]);
+	assert_non_null(strstr(e.msg, lacks));
+	assert_int_equal(stub.starts, 1);
+	assert_int_equal(stub.stops, 1);
+	free(l.v);
+	/* The link is the guest's as before. */
+	assert_int_equal(link_status(env), VIRTIO_NET_S_LINK_UP);
+	guest_mem__log_stop(&env->mem);
+	env_free(env);
+}
+
+static void test_net_dirty_log_refuses_a_backend_that_cannot_log_naming_it(void **state)
+{
+	(void)state;
+	expect_refused(0, BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD), "protocol feature LOG_SHMFD");
+	expect_refused(BIT(VHOST_F_LOG_ALL), 0, "feature VHOST_F_LOG_ALL");
+}
+
+static bool wait_conns(struct fake *f, unsigned n, int timeout_ms)
+{
+	int k;
+
+	for (k = 0; k < timeout_ms / 10; k++) {
+		pthread_mutex_lock(&f->lock);
+		if (f->conns >= n && f->conn_fd < 0) {
+			pthread_mutex_unlock(&f->lock);
+			return true;
+		}
+		pthread_mutex_unlock(&f->lock);
+		usleep(10000);
+	}
+	return false;
+}
+
+static void test_net_dirty_log_survives_freeze_thaw_and_a_backend_reconnect(void **state)
+{
+	struct env *env = env_new(1, CLIENT);
+	struct virtio_net_stats st;
+	uint64_t negotiated, *bits, len, log;
+	struct err e = { 0 };
+	uint32_t flags;
+	unsigned n, r, c;
+	uint8_t *blog;
+	int i, lb;
+
+	(void)state;
+	assert_int_equal(virtio_net__wait_backend(env->dev, 10000), 0);
+	assert_int_equal(env_activate(env, env->dev->ops->features(env->dev)), 0);
+	i = fake_find(env->f, 0, 1, VHOST_USER_SET_FEATURES, -1);
+	negotiated = payload_u64(&env->f->log[i]);
+	assert_int_equal(guest_mem__log_start(&env->mem), 0);
+	assert_int_equal(virtio_net__device_ops.dirty_log(env->dev, env->mem.log_fd,
+							  env->mem.log_size, &e), 0);
+
+	/* A snapshot's freeze and thaw: the rings come back logged. */
+	assert_int_equal(virtio_net__device_ops.freeze(env->dev), 0);
+	n = fake_nlog(env->f);
+	assert_int_equal(virtio_net__device_ops.thaw(env->dev), 0);
+	expect_logging_sent(env->f, n, 1, &env->mem, negotiated, 2);
+
+	/* The backend crashes and comes back: the new one logs from its first write. */
+	n = fake_nlog(env->f);
+	fake_drop(env->f);
+	assert_true(fake_wait(env->f, n, 2, VHOST_USER_SET_VRING_ENABLE, 1, 10000) >= 0);
+	lb = expect_logging_sent(env->f, n, 2, &env->mem, negotiated, 2);
+	/* Handed before its rings start. */
+	assert_true(lb < fake_find(env->f, n, 2, VHOST_USER_SET_VRING_KICK, 0));
+	blog = backend_map_log(&env->f->log[lb], &len);
+	backend_log_page(blog, 0x300000);
+	assert_int_equal(harvest(&env->mem, &bits), 1);
+	assert_true(has_page(bits, 0x300000));
+	free(bits);
+	munmap(blog, len);
+
+	/* One that cannot log is refused while the migration runs: its writes would go unseen. */
+	pthread_mutex_lock(&env->f->lock);
+	env->f->protocol &= ~BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD);
+	pthread_mutex_unlock(&env->f->lock);
+	n = fake_nlog(env->f);
+	fake_drop(env->f);
+	assert_true(wait_conns(env->f, 3, 10000));
+	assert_int_equal(fake_find(env->f, n, 3, VHOST_USER_SET_MEM_TABLE, -1), -1);
+	virtio_net__stats(env->dev, &st);
+	assert_false(st.session.link_up);
+	assert_non_null(strstr(st.session.last_error, "cannot log"));
+	/* The migration ends: the next attempt takes it, unlogged. */
+	assert_int_equal(virtio_net__device_ops.dirty_log(env->dev, -1, 0, &e), 0);
+	guest_mem__log_stop(&env->mem);
+	assert_int_equal(virtio_net__wait_backend(env->dev, 15000), 0);
+	pthread_mutex_lock(&env->f->lock);
+	c = env->f->conns;
+	pthread_mutex_unlock(&env->f->lock);
+	assert_true(c > 3);
+	assert_true(fake_wait(env->f, n, c, VHOST_USER_SET_VRING_ENABLE, 1, 10000) >= 0);
+	i = fake_find(env->f, n, c, VHOST_USER_SET_FEATURES, -1);
+	assert_true(payload_u64(&env->f->log[i]) == negotiated);
+	assert_int_equal(fake_find(env->f, n, c, VHOST_USER_SET_LOG_BASE, -1), -1);
+	for (r = 0; r < 2; r++) {
+		i = fake_find(env->f, n, c, VHOST_USER_SET_VRING_ADDR, (int)r);
+		vring_addr_of(&env->f->log[i], &flags, &log);
+		assert_int_equal(flags, 0);
+	}
+	env_free(env);
+}
+
+static void test_vhost_blk_standin_marks_what_it_writes_and_the_returning_backend_logs(void **state)
+{
+	struct bdev *b = bdev_new(BLK_ALL_FEATURES | BIT(VHOST_F_LOG_ALL), 1, false);
+	uint64_t negotiated, one = 1, *bits;
+	struct err e = { 0 };
+	unsigned from;
+	int i;
+
+	(void)state;
+	assert_int_equal(vhost_blk__wait_backend(b->dev, 10000), 0);
+	bdev_activate(b, BIT(VIRTIO_F_VERSION_1));
+	assert_true(fake_wait(b->f, 0, 1, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	negotiated = payload_u64(&b->f->log[fake_find(b->f, 0, 1, VHOST_USER_SET_FEATURES, -1)]);
+	assert_int_equal(guest_mem__log_start(&b->mem), 0);
+	from = fake_nlog(b->f);
+	assert_int_equal(vhost_blk__device_ops.dirty_log(b->dev, b->mem.log_fd, b->mem.log_size, &e),
+			 0);
+	expect_logging_sent(b->f, from, 1, &b->mem, negotiated, 1);
+
+	/* The backend dies: the monitor fails its requests, and marks what it writes. */
+	blk_backend_dies_with_head_0_in_flight(b, true);
+	assert_true(blk_wait_used(b, 2));
+	blk_put_request(b, 4);
+	blk_publish(b, 2, 4);
+	harvest(&b->mem, &bits);                /* what the test wrote as the guest */
+	free(bits);
+	assert_int_equal(write(b->q[0].kick_fd, &one, 8), 8);
+	assert_true(blk_wait_used(b, 3));
+	assert_int_equal(blk_status(b, 4), VIRTIO_BLK_S_IOERR);
+	/* Its status byte and the used ring: nothing else. */
+	assert_int_equal(harvest(&b->mem, &bits), 2);
+	assert_true(has_page(bits, BLK_STATUS) && has_page(bits, q_used(0)));
+	free(bits);
+
+	/* The backend returns while the migration runs: it gets the log with its rings. */
+	from = fake_nlog(b->f);
+	fake_set_away(b->f, false);
+	assert_true(fake_wait(b->f, from, 2, VHOST_USER_SET_VRING_KICK, 0, 10000) >= 0);
+	expect_logging_sent(b->f, from, 2, &b->mem, negotiated, 1);
+	from = fake_nlog(b->f);
+	assert_int_equal(vhost_blk__device_ops.dirty_log(b->dev, -1, 0, &e), 0);
+	i = fake_find(b->f, from, 2, VHOST_USER_SET_FEATURES, -1);
+	assert_true(i >= 0 && payload_u64(&b->f->log[i]) == negotiated);
+	guest_mem__log_stop(&b->mem);
+	b->dev->ops->reset(b->dev);
+	bdev_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3311,6 +3753,7 @@ int main(void)
 		cmocka_unit_test(test_get_config_oversized_reply_is_refused_before_reading_it),
 		cmocka_unit_test(test_unconnected_and_peer_closed_sends_fail_cleanly),
 		cmocka_unit_test(test_listen_replaces_stale_socket_but_not_other_files),
+		cmocka_unit_test(test_set_log_base_passes_the_log_fd_and_takes_the_backends_answer),
 		cmocka_unit_test(test_net_offers_backend_data_features_never_protocol_bit),
 		cmocka_unit_test(test_net_mq_config_and_queue_layout),
 		cmocka_unit_test(test_net_activate_hands_rings_to_backend_as_frontend_addresses),
@@ -3364,6 +3807,10 @@ int main(void)
 		cmocka_unit_test(test_net_snapshot_round_trip_resumes_rings_at_the_saved_bases),
 		cmocka_unit_test(test_net_snapshot_hostile_states_are_refused),
 		cmocka_unit_test(test_vhost_blk_snapshot_round_trip_resumes_rings_at_the_saved_bases),
+		cmocka_unit_test(test_net_dirty_log_reaches_the_backend_whose_marks_come_back_by_memfd_offset),
+		cmocka_unit_test(test_net_dirty_log_refuses_a_backend_that_cannot_log_naming_it),
+		cmocka_unit_test(test_net_dirty_log_survives_freeze_thaw_and_a_backend_reconnect),
+		cmocka_unit_test(test_vhost_blk_standin_marks_what_it_writes_and_the_returning_backend_logs),
 	};
 	int rc;
 

@@ -1499,10 +1499,65 @@ static void test_blk_io_thread_works_under_its_seccomp_filter(void **state)
 		fail_msg("confined disk: status %#x, stderr: %s", status, out);
 }
 
+/* ---- the dirty log of a live migration ---- */
+
+/* The memfd pages (= gpa pages: RAM is all below 4 GiB here) the log names, cleared; how many. */
+static unsigned harvest(struct env *env, uint64_t *bits, size_t words)
+{
+	unsigned n = 0;
+	size_t w;
+
+	memset(bits, 0, words * 8);
+	guest_mem__log_take(&env->mem, bits);
+	for (w = 0; w < words; w++)
+		n += (unsigned)__builtin_popcountll(bits[w]);
+	return n;
+}
+
+static bool marked(const uint64_t *bits, uint64_t gpa)
+{
+	return bits[gpa / 4096 / 64] >> (gpa / 4096 % 64) & 1;
+}
+
+static void test_blk_completions_mark_exactly_what_the_device_wrote_while_logging(void **state)
+{
+	struct env *env = env_new(1, false);
+	const uint32_t three[] = { 4096, 4096, 512 }, one[] = { 4096 };
+	uint64_t bits[RAM_SIZE / 4096 / 64];
+	uint64_t used = env->r[0].q.device, status = hdr_gpa(0, 0) + 0x20;
+	const size_t words = sizeof(bits) / 8;
+
+	(void)state;
+	env_activate(env, base_features);
+	assert_int_equal(guest_mem__log_start(&env->mem), 0);
+	/* A read: its data pages (read by io_uring), its status, the used ring; nothing else. */
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 3, three, 3, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(harvest(env, bits, words), 5);
+	assert_true(marked(bits, data_gpa(0)) && marked(bits, data_gpa(0) + 4096) &&
+		    marked(bits, data_gpa(0) + 8192));
+	assert_true(marked(bits, status) && marked(bits, used));
+	/* A write reads the guest's data: only the status and the used ring are written. */
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_OUT, 100, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(harvest(env, bits, words), 2);
+	assert_true(marked(bits, hdr_gpa(0, 8) + 0x20) && marked(bits, used));
+	/* GET_ID writes the serial into the data buffer. */
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_GET_ID, 0, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(harvest(env, bits, words), 3);
+	assert_true(marked(bits, data_gpa(0)));
+	/* Off: the device writes, the (next) log knows nothing of it. */
+	guest_mem__log_stop(&env->mem);
+	assert_int_equal(request(env, 0, VIRTIO_BLK_T_IN, 3, one, 1, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(guest_mem__log_start(&env->mem), 0);
+	assert_int_equal(harvest(env, bits, words), 0);
+	guest_mem__log_stop(&env->mem);
+	env_free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_blk_read_returns_the_image_bytes),
+		cmocka_unit_test(test_blk_completions_mark_exactly_what_the_device_wrote_while_logging),
 		cmocka_unit_test(test_blk_write_lands_in_the_image_file),
 		cmocka_unit_test(test_blk_flush_completes_ok),
 		cmocka_unit_test(test_blk_get_id_answers_the_serial_nul_padded),

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -367,6 +368,59 @@ static void test_need_signal_follows_used_event_or_no_interrupt(void **state)
 	assert_false(virtqueue__need_signal(&vq, 65534));
 }
 
+/* ---- the dirty log: what the device writes of the ring is marked ---- */
+
+/* The pages of RAM the log says were written (bit i: the page at RAM_GPA + i * 4 KiB). */
+static uint64_t logged_pages(void)
+{
+	uint64_t bits[(RAM_SIZE / 4096 + 63) / 64] = { 0 };
+
+	guest_mem__log_take(&mem, bits);
+	return bits[0];
+}
+
+#define PG(gpa) (1ull << (((gpa) - RAM_GPA) / 4096))
+
+static void test_push_and_avail_event_mark_exactly_their_pages_while_logging(void **state)
+{
+	/* Used ring across a page boundary: flags and index on page 2, the entries on page 3. */
+	const struct virtio_queue split = { .size = QSIZE, .enabled = true, .desc = DESC,
+					    .driver = AVAIL, .device = RAM_GPA + 0x2ffc };
+	struct virtqueue vq;
+
+	(void)state;
+	virtqueue__init(&vq, &mem, &split, 1ull << VIRTIO_RING_F_EVENT_IDX);
+	/* Off: written, not marked (a later log knows nothing of it). */
+	virtqueue__push(&vq, 0, 1);
+	assert_int_equal(guest_mem__log_start(&mem), 0);
+	assert_int_equal(logged_pages(), 0);
+	/* The used element (page 3) and the used index (page 2); never the driver's pages. */
+	virtqueue__push(&vq, 1, 2);
+	assert_int_equal(logged_pages(), PG(RAM_GPA + 0x2000) | PG(RAM_GPA + 0x3000));
+	assert_int_equal(get16(RAM_GPA + 0x2ffe), 2);
+	/* avail_event, after the entries: page 3 only. */
+	vq.last_avail = 4;
+	virtqueue__update_avail_event(&vq);
+	assert_int_equal(logged_pages(), PG(RAM_GPA + 0x3000));
+	assert_int_equal(logged_pages(), 0);
+	/* Stopped: the push writes, nothing is marked. */
+	guest_mem__log_stop(&mem);
+	virtqueue__push(&vq, 2, 3);
+	assert_int_equal(get16(RAM_GPA + 0x2ffe), 3);
+	assert_int_equal(logged_pages(), 0);
+}
+
+/* guest_mem__write marks what it wrote, nothing else. */
+static void test_guest_mem_write_marks_its_pages_while_logging(void **state)
+{
+	(void)state;
+	assert_int_equal(guest_mem__write(&mem, BUF + 0xffe, "ack", 3), 0);
+	assert_int_equal(guest_mem__log_start(&mem), 0);
+	assert_int_equal(guest_mem__write(&mem, BUF + 0xffe, "ack", 3), 0);
+	assert_int_equal(logged_pages(), PG(BUF) | PG(BUF + 0x1000));
+	guest_mem__log_stop(&mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +435,8 @@ int main(void)
 		cmocka_unit_test_setup(test_pop_refuses_an_available_index_ahead_of_the_ring, setup),
 		cmocka_unit_test_setup(test_avail_event_is_written_only_with_event_idx, setup),
 		cmocka_unit_test_setup(test_need_signal_follows_used_event_or_no_interrupt, setup),
+		cmocka_unit_test_setup(test_push_and_avail_event_mark_exactly_their_pages_while_logging, setup),
+		cmocka_unit_test_setup(test_guest_mem_write_marks_its_pages_while_logging, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

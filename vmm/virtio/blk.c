@@ -250,6 +250,8 @@ static bool finish(struct blk *b, unsigned qi, uint64_t gen, uint16_t head, uint
 	    __atomic_load_n(&b->want.seq, __ATOMIC_ACQUIRE) != b->applied_seq)
 		return false;
 	__atomic_store_n(status, st, __ATOMIC_RELAXED);
+	/* The status, like the data before it, is in the dirty log before the guest can see it used. */
+	guest_mem__log_host(b->mem, status, 1);
 	virtqueue__push(&q->vq, head, written);
 	q->pushed = true;
 	if (st == VIRTIO_BLK_S_IOERR)
@@ -337,16 +339,32 @@ static void request_done(struct blk *b, int i, uint8_t st)
 	__atomic_store_n(&b->inflight, b->inflight - 1, __ATOMIC_RELEASE);
 }
 
+/* Marks the first `bytes` of `v` (n buffers in guest RAM) in the dirty log: data the device wrote. */
+static void log_iov(const struct blk *b, const struct iovec *v, unsigned n, uint64_t bytes)
+{
+	for (; n && bytes; v++, n--) {
+		uint64_t k = bytes < v->iov_len ? bytes : v->iov_len;
+
+		guest_mem__log_host(b->mem, v->iov_base, k);
+		bytes -= k;
+	}
+}
+
 /* A completion of the image: done, or the rest of a short transfer goes again. */
 static void request_completed(struct blk *b, int i, int res)
 {
 	struct blk_req *r = &b->slots[i];
 
 	if (res < 0 || (r->type != VIRTIO_BLK_T_FLUSH && res == 0)) {
+		/* A failed read may have written part of its buffers all the same. */
+		if (r->type == VIRTIO_BLK_T_IN)
+			log_iov(b, r->iov, r->niov, UINT64_MAX);
 		host_error(b, r, res);
 		request_done(b, i, VIRTIO_BLK_S_IOERR);
 		return;
 	}
+	if (r->type == VIRTIO_BLK_T_IN)
+		log_iov(b, r->iov, r->niov, (uint64_t)res);
 	if (r->type != VIRTIO_BLK_T_FLUSH) {
 		r->done += (uint64_t)res;
 		iov_advance(r, (uint64_t)res);
@@ -409,6 +427,7 @@ int virtio_blk__fail_chain(const struct virtqueue *vq, uint16_t head, struct err
 	if (!status)
 		return err__set(e, -EINVAL, "head %u: no device-writable status byte", head);
 	__atomic_store_n(status, VIRTIO_BLK_S_IOERR, __ATOMIC_RELAXED);
+	guest_mem__log_host(vq->mem, status, 1);
 	return 1;
 }
 
@@ -450,6 +469,7 @@ static uint32_t put_serial(const struct blk *b, const struct iovec *v, unsigned 
 		size_t k = VIRTIO_BLK_ID_BYTES - off < v->iov_len ? VIRTIO_BLK_ID_BYTES - off : v->iov_len;
 
 		memcpy(v->iov_base, b->serial + off, k);
+		guest_mem__log_host(b->mem, v->iov_base, k);
 		off += (uint32_t)k;
 	}
 	return off;

@@ -539,6 +539,13 @@ static int net_device_thaw(void *dev)
 	return vu_session__thaw(to_net(dev)->session, VIRTIO_FREEZE_TIMEOUT_MS);
 }
 
+/* Live migration: the backend logs its writes to guest RAM (RX buffers, used rings) for the session. */
+static int net_device_dirty_log(void *dev, int log_fd, uint64_t log_size, struct err *e)
+{
+	return vu_session__dirty_log(to_net(dev)->session, log_fd, log_size,
+				     VIRTIO_FREEZE_TIMEOUT_MS, e);
+}
+
 /*
  * The state, all fields always present (a fixed layout):
  *   version u32, kind u32 ('vnet'), queues u16, pairs u16, mac 6 bytes,
@@ -706,6 +713,7 @@ const struct device_ops virtio_net__device_ops = {
 	.destroy = net_device_destroy,
 	.freeze = net_device_freeze,
 	.thaw = net_device_thaw,
+	.dirty_log = net_device_dirty_log,
 	.save = net_device_save,
 	.load = net_device_load,
 };

@@ -382,6 +382,13 @@ static int vblk_device_thaw(void *dev)
 	return vu_session__thaw(to_vblk(dev)->session, VIRTIO_FREEZE_TIMEOUT_MS);
 }
 
+/* Live migration: the backend logs its writes to guest RAM (read data, status, used rings). */
+static int vblk_device_dirty_log(void *dev, int log_fd, uint64_t log_size, struct err *e)
+{
+	return vu_session__dirty_log(to_vblk(dev)->session, log_fd, log_size,
+				     VIRTIO_FREEZE_TIMEOUT_MS, e);
+}
+
 /*
  * The state, a fixed layout: version u32, kind u32 ('vubk'), queues u16,
  * readonly u8, active u8, features u64 (negotiated with the driver),
@@ -498,6 +505,7 @@ const struct device_ops vhost_blk__device_ops = {
 	.destroy = vblk_device_destroy,
 	.freeze = vblk_device_freeze,
 	.thaw = vblk_device_thaw,
+	.dirty_log = vblk_device_dirty_log,
 	.save = vblk_device_save,
 	.load = vblk_device_load,
 };

@@ -63,8 +63,18 @@ enum vhost_user_request {
 /* Feature bit 30 of GET/SET_FEATURES: the backend speaks protocol features. Never for the guest. */
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
 
+/*
+ * Feature bit 26 of GET/SET_FEATURES: the backend logs its writes to guest
+ * RAM (the log of SET_LOG_BASE) while the frontend sets it. Never for the guest.
+ */
+#define VHOST_F_LOG_ALL 26
+
+/* SET_VRING_ADDR flag: log the used ring's writes too, at log_guest_addr (its gpa). */
+#define VHOST_VRING_F_LOG 0
+
 /* Protocol features (GET/SET_PROTOCOL_FEATURES). */
 #define VHOST_USER_PROTOCOL_F_MQ        0
+#define VHOST_USER_PROTOCOL_F_LOG_SHMFD 1
 #define VHOST_USER_PROTOCOL_F_REPLY_ACK 3
 #define VHOST_USER_PROTOCOL_F_CONFIG    9
 #define VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD 12
@@ -185,6 +195,15 @@ int vhost_user__get_inflight_fd(struct vhost_user *vu, struct vhost_user_infligh
 /* Hands a backend the inflight region (a new one: the region the last one filled). */
 int vhost_user__set_inflight_fd(struct vhost_user *vu, const struct vhost_user_inflight *in,
 				struct err *e);
+/*
+ * Hands the backend the dirty log (protocol feature LOG_SHMFD): `size` bytes
+ * of memfd `fd` from `offset`, one bit per 4 KiB page of guest-physical
+ * address. The backend maps it and answers: without payload (the spec, DPDK),
+ * or with 8 bytes that say nothing (libvhost-user), taken too. It writes
+ * there once VHOST_F_LOG_ALL is set.
+ */
+int vhost_user__set_log_base(struct vhost_user *vu, int fd, uint64_t size, uint64_t offset,
+			     struct err *e);
 /* Stops the ring; *base receives the backend's next available index. */
 int vhost_user__get_vring_base(struct vhost_user *vu, unsigned index, unsigned *base,
 			       struct err *e);

@@ -136,8 +136,10 @@ void virtqueue__push(struct virtqueue *vq, uint16_t head, uint32_t written)
 	if (!ring || !used_idx)
 		return;
 	memcpy(ring + 8u * (vq->next_used % vq->size), elem, sizeof(elem));
+	guest_mem__log_write(vq->mem, vq->used + 4 + 8ull * (vq->next_used % vq->size), sizeof(elem));
 	vq->next_used++;
 	__atomic_store_n(used_idx, vq->next_used, __ATOMIC_RELEASE);
+	guest_mem__log_write(vq->mem, vq->used + 2, 2);
 }
 
 void virtqueue__update_avail_event(struct virtqueue *vq)
@@ -147,8 +149,10 @@ void virtqueue__update_avail_event(struct virtqueue *vq)
 	if (!vq->event_idx)
 		return;
 	avail_event = guest_mem__ptr(vq->mem, vq->used + 4 + 8ull * vq->size, 2);
-	if (avail_event)
+	if (avail_event) {
 		__atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELEASE);
+		guest_mem__log_write(vq->mem, vq->used + 4 + 8ull * vq->size, 2);
+	}
 }
 
 bool virtqueue__need_signal(const struct virtqueue *vq, uint16_t old_used)

@@ -91,10 +91,15 @@ int virtqueue__pop(struct virtqueue *vq, uint16_t *head, struct err *e);
 int virtqueue__walk(const struct virtqueue *vq, uint16_t head, virtqueue_buf_fn fn, void *arg,
 		    struct err *e);
 
-/* Publishes `head` as used with `written` bytes (the driver sees it with the new used index). */
+/*
+ * Publishes `head` as used with `written` bytes (the driver sees it with the
+ * new used index). The used element and index are marked in guest RAM's
+ * dirty log (guest_mem.h) when it runs; the buffers the device wrote are the
+ * device's to mark, before it pushes.
+ */
 void virtqueue__push(struct virtqueue *vq, uint16_t head, uint32_t written);
 
-/* With EVENT_IDX: asks the driver to kick at the next entry it makes available. */
+/* With EVENT_IDX: asks the driver to kick at the next entry it makes available (marked in the dirty log). */
 void virtqueue__update_avail_event(struct virtqueue *vq);
 
 /*

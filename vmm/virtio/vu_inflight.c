@@ -119,6 +119,7 @@ int vu_inflight__takeover(struct virtqueue *vq, uint8_t *part, vu_fail_fn fail, 
 	vq->last_avail = (uint16_t)(used + n);
 	/* A polling backend asked the driver not to kick (rte_vhost does): the stand-in needs kicks. */
 	__atomic_store_n(used_flags, 0, __ATOMIC_RELEASE);
+	guest_mem__log_write(vq->mem, vq->used, 2);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	t->taken += (uint64_t)n;
 	for (i = 0; i < n; i++) {

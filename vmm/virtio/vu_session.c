@@ -84,6 +84,11 @@ struct vu_session {
 		bool enable_pending;    /* enable_queues since the last apply */
 		bool frozen;            /* what freeze/thaw asked last */
 		struct vu_queue q[VIRTIO_MAX_QUEUES]; /* owned here until the thread takes them */
+		bool log_pending;       /* dirty_log since the last apply */
+		int log_fd;             /* the dirty log asked for (a duplicate owned here), -1: off */
+		uint64_t log_size;
+		int log_result;         /* what the thread made of the last one it took */
+		char log_why[sizeof(((struct err *)0)->msg)]; /* and why, when it failed */
 	} req;
 
 	/* The backend's features and config for vCPU threads: a short critical section, never held across I/O. */
@@ -124,6 +129,9 @@ struct vu_session {
 	uint64_t negotiated;            /* the last SET_FEATURES of this activation, 0 before one */
 	bool inflight_tracked;          /* the last backend negotiated INFLIGHT_SHMFD */
 	bool stall_logged;              /* said once why the I/O waits */
+	int log_fd;                     /* the dirty log while a migration runs (our duplicate), -1 off */
+	uint64_t log_size;
+	bool log_all_sent;              /* the current backend's last SET_FEATURES carried LOG_ALL */
 
 	struct vu_session_stats stats;
 };
@@ -195,6 +203,7 @@ static void session_close(struct vu_session *s)
 	vhost_user__close(&s->vu);
 	s->connected = false;
 	s->rings_up = false;
+	s->log_all_sent = false;
 	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		s->q[i].started = false;
 	session_set_link(s, false);
@@ -450,18 +459,32 @@ static int session_set_enables(struct vu_session *s, struct err *e)
 	return 0;
 }
 
-/* Hands one ring to the backend, from `base`. Lock held. */
-static int session_setup_ring(struct vu_session *s, unsigned i, unsigned base, struct err *e)
+/*
+ * Ring `i`'s addresses for SET_VRING_ADDR: ours of its parts, the used ring's
+ * gpa as the log address, flag LOG while the dirty log runs. Lock held.
+ */
+static struct vhost_user_vring_addr session_ring_addr(const struct vu_session *s, unsigned i)
 {
 	const struct virtio_queue *q = &s->q[i].vq;
 	struct vhost_user_vring_addr a = { .index = i, .log = q->device };
-	int err;
 
 	a.desc = (uint64_t)(uintptr_t)guest_mem__ptr(s->mem, q->desc, virtqueue__desc_bytes(q->size));
 	a.avail = (uint64_t)(uintptr_t)guest_mem__ptr(s->mem, q->driver,
 						      virtqueue__avail_bytes(q->size, false));
 	a.used = (uint64_t)(uintptr_t)guest_mem__ptr(s->mem, q->device,
 						     virtqueue__used_bytes(q->size, false));
+	if (s->log_fd >= 0)
+		a.flags |= 1u << VHOST_VRING_F_LOG;
+	return a;
+}
+
+/* Hands one ring to the backend, from `base`. Lock held. */
+static int session_setup_ring(struct vu_session *s, unsigned i, unsigned base, struct err *e)
+{
+	const struct virtio_queue *q = &s->q[i].vq;
+	struct vhost_user_vring_addr a = session_ring_addr(s, i);
+	int err;
+
 	err = vhost_user__set_vring_num(&s->vu, i, q->size, e);
 	if (!err)
 		err = vhost_user__set_vring_base(&s->vu, i, base, e);
@@ -550,9 +573,16 @@ static int session_setup_rings(struct vu_session *s, struct err *e)
 	/* The stand-in hands over: the next backend starts where it got to. */
 	standin_stop(s);
 	s->negotiated = f;
+	/* A migration under way: the backend logs its writes from its first one (session_dirty_log). */
+	if (s->log_fd >= 0)
+		f |= BIT(VHOST_F_LOG_ALL);
 	err = vhost_user__set_features(&s->vu, f, e);
 	if (!err)
+		s->log_all_sent = s->log_fd >= 0;
+	if (!err)
 		err = vhost_user__set_mem_table_guest(&s->vu, s->mem, e);
+	if (!err && s->log_fd >= 0)
+		err = vhost_user__set_log_base(&s->vu, s->log_fd, s->log_size, 0, e);
 	if (!err)
 		err = session_inflight(s, e);
 	for (i = 0; !err && i < backend_queues(s); i++) {
@@ -654,6 +684,22 @@ static int session_fetch_config(struct vu_session *s, struct err *e)
 	return 0;
 }
 
+/*
+ * What a backend with `features` and negotiated `protocol` lacks to log its
+ * writes to guest RAM for a migration, in the spec's words; NULL: nothing.
+ */
+static const char *session_log_lacks(uint64_t features, uint64_t protocol)
+{
+	bool shmfd = protocol & BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD);
+	bool all = features & BIT(VHOST_F_LOG_ALL);
+
+	if (!shmfd && !all)
+		return "protocol feature LOG_SHMFD and feature VHOST_F_LOG_ALL";
+	if (!shmfd)
+		return "protocol feature LOG_SHMFD";
+	return all ? NULL : "feature VHOST_F_LOG_ALL";
+}
+
 /* A new connection: negotiate, and set the rings up when the guest is running. Lock held. */
 static int session_handshake(struct vu_session *s, struct err *e)
 {
@@ -700,6 +746,10 @@ static int session_handshake(struct vu_session *s, struct err *e)
 	s->backend_known = true;
 	s->backend_features = features;
 	pthread_mutex_unlock(&s->info_lock);
+	/* Its writes would go unseen by the migration under way: it waits for its end. */
+	if (s->log_fd >= 0 && session_log_lacks(features, s->vu.protocol))
+		return err__set(e, -ENOTSUP, "%s: vhost-user: the backend at %s cannot log its writes to guest RAM (it lacks %s) and a live migration is under way: refused until it ends",
+				s->name, s->path, session_log_lacks(features, s->vu.protocol));
 	return 0;
 }
 
@@ -934,6 +984,95 @@ static void session_thaw_locked(struct vu_session *s)
 		eventfd_nudge(s->wake_fd);
 }
 
+/*
+ * Tells the connected backend the dirty log's state: on, SET_LOG_BASE, then
+ * SET_FEATURES with LOG_ALL, then each running ring's SET_VRING_ADDR with flag
+ * LOG (QEMU's order: the log is there before the backend is asked to use
+ * it); off, SET_FEATURES without LOG_ALL and the rings without LOG. Without
+ * REPLY_ACK, a GET_FEATURES shows it took them all. Lock held, connected.
+ */
+static int session_log_send(struct vu_session *s, bool on, struct err *e)
+{
+	uint64_t f = s->negotiated;
+	unsigned i;
+	int err = 0;
+
+	if (on && s->rings_up)
+		err = vhost_user__set_log_base(&s->vu, s->log_fd, s->log_size, 0, e);
+	/* Features are the activation's (0 before one: the next setup sends them). */
+	if (!err && s->negotiated && (on ? s->rings_up : s->log_all_sent)) {
+		err = vhost_user__set_features(&s->vu, on ? f | BIT(VHOST_F_LOG_ALL) : f, e);
+		if (!err)
+			s->log_all_sent = on;
+	}
+	for (i = 0; !err && s->rings_up && i < VIRTIO_MAX_QUEUES; i++) {
+		struct vhost_user_vring_addr a;
+
+		if (!s->q[i].started)
+			continue;
+		a = session_ring_addr(s, i);
+		err = vhost_user__set_vring_addr(&s->vu, &a, e);
+	}
+	if (!err && !(s->vu.protocol & BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)))
+		err = vhost_user__get_features(&s->vu, &f, e);
+	return err;
+}
+
+/*
+ * Starts (`fd` >= 0, taken over) or stops (-1) the dirty log, as
+ * vu_session__dirty_log asked. A backend that cannot log (the connected one,
+ * else the last one seen) refuses the start: -ENOTSUP. The log is kept for
+ * the next setup (a reconnect, a thaw, an activation). Lock held.
+ */
+static int session_dirty_log(struct vu_session *s, int fd, uint64_t size, struct err *e)
+{
+	uint64_t features = 0, protocol = 0;
+	const char *lacks = NULL;
+	bool known;
+	int err;
+
+	if (fd < 0) {
+		if (s->log_fd < 0)
+			return 0;
+		close(s->log_fd);
+		s->log_fd = -1;
+		s->log_size = 0;
+		if (!s->connected || sock_hung_up(s->vu.fd))
+			return 0;
+		err = session_log_send(s, false, e);
+		if (err)
+			session_fail(s, e);
+		return err;
+	}
+	pthread_mutex_lock(&s->info_lock);
+	known = s->backend_known;
+	features = s->backend_features;
+	pthread_mutex_unlock(&s->info_lock);
+	protocol = s->connected ? s->vu.protocol : counter__get(&s->stats.backend_protocol);
+	if (s->connected || known)
+		lacks = session_log_lacks(features, protocol);
+	if (lacks) {
+		close(fd);
+		return err__set(e, -ENOTSUP, "%s: the vhost-user backend at %s cannot log its writes to guest RAM (it lacks %s): a live migration would copy what it wrote stale",
+				s->name, s->path, lacks);
+	}
+	if (s->log_fd >= 0)
+		close(s->log_fd);
+	s->log_fd = fd;
+	s->log_size = size;
+	if (!s->connected)
+		return 0;
+	err = session_log_send(s, true, e);
+	if (err) {
+		/* Not logging after all: the caller refuses the migration. */
+		close(s->log_fd);
+		s->log_fd = -1;
+		s->log_size = 0;
+		session_fail(s, e);
+	}
+	return err;
+}
+
 /* Watches a local queue's kicks; the thread drains them without blocking. Lock held. */
 static int session_watch_kicks(struct vu_session *s, unsigned i, struct err *e)
 {
@@ -957,10 +1096,11 @@ static int session_watch_kicks(struct vu_session *s, unsigned i, struct err *e)
 static void session_apply_request(struct vu_session *s)
 {
 	struct vu_queue q[VIRTIO_MAX_QUEUES];
-	uint64_t seq, features, local;
+	uint64_t seq, features, local, log_size;
 	unsigned nr_queues, data_queues, enabled, i;
-	bool changed, active, enable_pending, frozen;
-	struct err e = { 0 };
+	bool changed, active, enable_pending, frozen, log_pending;
+	struct err e = { 0 }, le = { 0 };
+	int log_fd, log_err = 0;
 
 	pthread_mutex_lock(&s->req_lock);
 	seq = s->req.seq;
@@ -975,6 +1115,11 @@ static void session_apply_request(struct vu_session *s)
 	enable_pending = s->req.enable_pending;
 	s->req.enable_pending = false;
 	frozen = s->req.frozen;
+	log_pending = s->req.log_pending;
+	s->req.log_pending = false;
+	log_fd = s->req.log_fd;
+	log_size = s->req.log_size;
+	s->req.log_fd = -1;            /* the thread's now */
 	memcpy(q, s->req.q, sizeof(q));
 	for (i = 0; changed && i < VIRTIO_MAX_QUEUES; i++)
 		s->req.q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
@@ -1006,11 +1151,17 @@ static void session_apply_request(struct vu_session *s)
 		if (s->connected && s->rings_up && session_set_enables(s, &e))
 			session_fail(s, &e);
 	}
+	if (log_pending)
+		log_err = session_dirty_log(s, log_fd, log_size, &le);
 	if (frozen)
 		session_freeze_locked(s);
 	else
 		session_thaw_locked(s);
 	pthread_mutex_lock(&s->req_lock);
+	if (log_pending) {
+		s->req.log_result = log_err;
+		snprintf(s->req.log_why, sizeof(s->req.log_why), "%s", log_err ? le.msg : "");
+	}
 	s->req.done = seq;
 	pthread_cond_broadcast(&s->req_cond);
 	pthread_mutex_unlock(&s->req_lock);
@@ -1213,6 +1364,46 @@ int vu_session__thaw(struct vu_session *s, int timeout_ms)
 	return vu_session__wait_settled(s, timeout_ms);
 }
 
+int vu_session__dirty_log(struct vu_session *s, int log_fd, uint64_t log_size, int timeout_ms,
+			  struct err *e)
+{
+	int fd = -1, old, err;
+	uint64_t seq;
+
+	if (log_fd >= 0) {
+		/* The thread's own copy: the caller's fd may be closed before the thread gets to it. */
+		fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return err__set(e, -errno, "%s: dirty log: cannot keep its fd: %s", s->name,
+					strerror(errno));
+	}
+	pthread_mutex_lock(&s->req_lock);
+	old = s->req.log_fd;           /* a request the thread never took: superseded */
+	s->req.log_fd = fd;
+	s->req.log_size = log_fd >= 0 ? log_size : 0;
+	s->req.log_pending = true;
+	s->req.log_result = -ETIMEDOUT;
+	s->req.log_why[0] = '\0';
+	seq = ++s->req.seq;
+	eventfd_nudge(s->wake_fd);
+	pthread_mutex_unlock(&s->req_lock);
+	if (old >= 0)
+		close(old);
+	err = vu_session__wait_settled(s, timeout_ms);
+	pthread_mutex_lock(&s->req_lock);
+	/* Settled past our request: its result is the thread's (a later post may have come too). */
+	if (!err || s->req.done >= seq) {
+		err = s->req.log_result;
+		if (err)
+			err__set(e, err, "%s", s->req.log_why[0] ? s->req.log_why : strerror(-err));
+	} else {
+		err = err__set(e, -ETIMEDOUT, "%s: the vhost-user session did not %s dirty logging within %d ms (its backend is slow to answer)",
+			       s->name, log_fd >= 0 ? "start" : "stop", timeout_ms);
+	}
+	pthread_mutex_unlock(&s->req_lock);
+	return err;
+}
+
 int vu_session__frozen(struct vu_session *s, struct vu_session_frozen *out)
 {
 	unsigned i;
@@ -1382,6 +1573,10 @@ static void session_free(struct vu_session *s)
 	queues_close(s->req.q);
 	if (s->inflight.fd >= 0)
 		close(s->inflight.fd);
+	if (s->req.log_fd >= 0)
+		close(s->req.log_fd);
+	if (s->log_fd >= 0)
+		close(s->log_fd);
 	pthread_cond_destroy(&s->req_cond);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->req_lock);
@@ -1415,6 +1610,8 @@ static struct vu_session *session_alloc(const struct vu_session_config *cfg)
 	s->config_size = cfg->config_size;
 	if (s->config_size)
 		s->protocol_wanted |= BIT(VHOST_USER_PROTOCOL_F_CONFIG);
+	/* Where offered: the backend can then log its writes for a live migration. */
+	s->protocol_wanted |= BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD);
 	s->ops = cfg->ops;
 	s->opaque = cfg->opaque;
 	s->peers = cfg->peers ? *cfg->peers :
@@ -1423,6 +1620,7 @@ static struct vu_session *session_alloc(const struct vu_session_config *cfg)
 	s->run_dir_uid = cfg->run_dir_uid;
 	s->run_dir_gid = cfg->run_dir_gid;
 	s->listen_fd = s->epfd = s->wake_fd = s->inflight.fd = -1;
+	s->log_fd = s->req.log_fd = -1;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		s->q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };

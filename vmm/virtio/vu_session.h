@@ -40,6 +40,15 @@
  * ENABLE, as at activation). A restored device is activated with the saved
  * positions (vu_session__activate's `from`): its rings start there, not at 0.
  *
+ * A live migration has the backend log what it writes to guest RAM
+ * (vu_session__dirty_log; the spec's "Migration"): protocol feature
+ * LOG_SHMFD (asked for wherever offered) and feature VHOST_F_LOG_ALL, the log
+ * handed over with SET_LOG_BASE, LOG_ALL added to SET_FEATURES and the
+ * running rings' SET_VRING_ADDR sent again with flag LOG and the used ring's
+ * gpa. The session keeps the log until it stops: a reconnecting backend, a
+ * thaw and an activation get it with their rings, and a backend that cannot
+ * log is refused (link down) until the migration ends.
+ *
  * Activation, reset and queue enables are the thread's work: a call from a
  * vCPU only checks the rings, posts what the driver asked (the latest state
  * wins) and wakes the thread, which talks to the backend: activate, reset,
@@ -188,6 +197,21 @@ int vu_session__freeze(struct vu_session *s, int timeout_ms);
  * out. Waits up to `timeout_ms` for the thread: 0 or -ETIMEDOUT (it thaws later).
  */
 int vu_session__thaw(struct vu_session *s, int timeout_ms);
+
+/*
+ * A live migration's dirty log (guest_mem.h): `log_fd` (the session keeps a
+ * duplicate) of `log_size` bytes starts the backend logging its writes to
+ * guest RAM there; -1 stops it (SET_FEATURES without LOG_ALL, the rings
+ * without flag LOG). Start: -ENOTSUP, naming the device and the backend, when
+ * the backend (connected, else the last one seen) lacks protocol feature
+ * LOG_SHMFD or feature VHOST_F_LOG_ALL; a backend failure is the link's, and
+ * the start's (not logging). Without a backend it is kept for the next one.
+ * Waits up to `timeout_ms` for the session's thread: -ETIMEDOUT (the request
+ * stays posted; a later call supersedes it). From the migration's thread,
+ * never a vCPU.
+ */
+int vu_session__dirty_log(struct vu_session *s, int log_fd, uint64_t log_size, int timeout_ms,
+			  struct err *e);
 
 /* A frozen session's rings for a snapshot: 0, or -EBUSY when the session is not frozen. */
 int vu_session__frozen(struct vu_session *s, struct vu_session_frozen *out);
