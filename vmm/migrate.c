@@ -17,7 +17,7 @@
 #define MIG_MAGIC       "RTVMMMIG"
 #define PAGE            4096u
 #define RUN_PAGES       256u               /* pages in one PAGES record at most (1 MiB) */
-#define CHUNK           (2u << 20)         /* first round: all-zero chunks go as ZERO records */
+#define CHUNK           (2u << 20)         /* a PAGES record holds at most this */
 #define MAX_SMALL       (64u << 10)        /* HELLO, OK, ERROR, RUNNING payloads */
 #define MAX_STATE       (256u << 20)
 #define IO_TIMEOUT_MS   30000              /* a peer silent this long is gone (every call
@@ -289,23 +289,28 @@ static bool all_zero(const uint8_t *p, size_t n)
 static int send_all_ram(struct sender *s)
 {
 	const struct guest_mem *mem = &s->vm->mem;
-	uint64_t off;
-	int err;
+	uint64_t off = 0;
+	int err = 0;
 
-	for (off = 0; off < mem->size; off += CHUNK) {
-		uint64_t n = mem->size - off < CHUNK ? mem->size - off : CHUNK, z[2] = { off, n };
+	/* Runs of all-zero pages go as ZERO records, runs of the others as PAGES (1 chunk at most). */
+	while (off < mem->size && !err) {
+		bool zero = all_zero(mem->base + off, PAGE);
+		uint64_t end = off + PAGE;
 
-		if (all_zero(mem->base + off, n)) {
+		while (end < mem->size && end - off < CHUNK && all_zero(mem->base + end, PAGE) == zero)
+			end += PAGE;
+		if (zero) {
+			uint64_t z[2] = { off, end - off };
+
 			err = send_rec(s->fd, MIG_ZERO, z, 16, NULL, 0, &s->st->bytes_sent);
-			s->st->zero_bytes += n;
+			s->st->zero_bytes += end - off;
 		} else {
-			err = send_pages(s, off, n);
-			s->st->pages_sent += n / PAGE;
+			err = send_pages(s, off, end - off);
+			s->st->pages_sent += (end - off) / PAGE;
 		}
-		if (err)
-			return err;
+		off = end;
 	}
-	return 0;
+	return err;
 }
 
 static uint64_t count_bits(const uint64_t *b, uint64_t words)

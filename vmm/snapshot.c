@@ -226,8 +226,36 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 /*
- * Writes guest RAM to memory.bin, sparse: chunks of zeros stay holes. The
- * chunk table (per chunk: data or hole, CRC-32 of the data) goes to `table`.
+ * Writes the pages of [p, p+n) that are not all zero at file offset `off`,
+ * in runs; the zero pages stay holes (reading them gives zeros). Counts the
+ * bytes written into *written.
+ */
+static int write_pages(int fd, const uint8_t *p, size_t n, uint64_t off, uint64_t *written)
+{
+	size_t i = 0;
+	int err;
+
+	while (i < n) {
+		size_t end = i + 4096;
+
+		if (all_zero(p + i, 4096)) {
+			i = end;
+			continue;
+		}
+		while (end < n && !all_zero(p + end, 4096))
+			end += 4096;
+		err = write_all(fd, p + i, end - i, (off_t)(off + i));
+		if (err)
+			return err;
+		*written += end - i;
+		i = end;
+	}
+	return 0;
+}
+
+/*
+ * Writes guest RAM to memory.bin, sparse: pages of zeros stay holes. The chunk
+ * table (per chunk: data or all holes, CRC-32 of the chunk) goes to `table`.
  */
 static int save_memory(const struct guest_mem *mem, const char *dir, struct state_out *table,
 		       struct snapshot_stats *st, struct err *e)
@@ -256,14 +284,13 @@ static int save_memory(const struct guest_mem *mem, const char *dir, struct stat
 			state_out__u32(table, 0);
 			continue;
 		}
-		err = write_all(fd, p, n, (off_t)off);
+		err = write_pages(fd, p, n, off, &st->memory_written);
 		if (err) {
 			err__set(e, err, "snapshot %s: %s", path, strerror(-err));
 			goto out_close;
 		}
 		state_out__u8(table, 1);
 		state_out__u32(table, crc(p, n));
-		st->memory_written += n;
 	}
 	if (fsync(fd) < 0)
 		err = err__set(e, -errno, "snapshot %s: %s", path, strerror(errno));
@@ -498,10 +525,11 @@ static int check_manifest(const char *dir, struct err *e)
 	v = json_object_get(m, "version");
 	if (strcmp(json_string_value(json_object_get(m, "format")) ?: "", "rtvmm-snapshot"))
 		err = err__set(e, -EINVAL, "snapshot %s: \"format\" is not \"rtvmm-snapshot\"", path);
-	else if (!json_is_integer(v) || json_integer_value(v) != SNAPSHOT_VERSION)
-		err = err__set(e, -EINVAL, "snapshot %s: format version %s (written by rtvmm %s); this "
-			       "rtvmm (%s) reads version %d", path,
-			       json_is_integer(v) ? "other than 1" : "missing",
+	else if (!json_is_integer(v))
+		err = err__set(e, -EINVAL, "snapshot %s: no \"version\"", path);
+	else if (json_integer_value(v) != SNAPSHOT_VERSION)
+		err = err__set(e, -EINVAL, "snapshot %s: format version %lld (written by rtvmm %s); this "
+			       "rtvmm (%s) reads version %d", path, (long long)json_integer_value(v),
 			       json_string_value(json_object_get(m, "rtvmm")) ?: "?", RTVMM_VERSION,
 			       SNAPSHOT_VERSION);
 	json_decref(m);

@@ -111,6 +111,17 @@ EXPECT = {
         "spread_ratios": 4,
         "function_only_in_box": True,
     },
+    "migration": {
+        "figures": [(f, m) for f in ("restore_guest_line", "migrate_total_s", "migrate_downtime_ms",
+                                     "migrate_console_gap_ms", "migrate_rounds", "migrate_pages_sent",
+                                     "snapshot_disk_mib")
+                    for m in ("rtvmm", "qemu")]
+                   + [("restore_monitor_line", "rtvmm"), ("restore_load", "rtvmm")],
+        "peer_figures": ["restore_guest_line", "migrate_total_s", "migrate_downtime_ms",
+                         "migrate_console_gap_ms"],
+        "spread_ratios": 4,
+        "function_only_in_box": True,
+    },
 }
 # Plots the report must draw, and the benchmark that provides each.
 PLOTS = {"timer_latency-hist": "timer_latency", "timer_latency-cdf": "timer_latency",

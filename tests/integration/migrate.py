@@ -243,8 +243,8 @@ def refusals(rtvmm, guest, tmp):
     dst = Vm(rtvmm, guest, tmp, "cut", ["--incoming", "tcp:127.0.0.1:%d" % port])
     logs.append(dst.log)
     dst.wait_text("destination", "waiting for a live migration", 60)
-    Relay(relay_port, port, cut_at=3 << 20).start()
-    attempt("the connection dropped after 3 MiB", "tcp:127.0.0.1:%d" % relay_port, dst,
+    Relay(relay_port, port, cut_at=512 << 10).start()
+    attempt("the connection dropped after 512 KiB", "tcp:127.0.0.1:%d" % relay_port, dst,
             "closed the connection")
 
     # Nobody listening.
