@@ -18,7 +18,7 @@
 set -u
 . "$(dirname "$0")/harness.sh"
 
-rtvmm=${1:?rtvmm} guest=${2:?guest ELF}
+rtvmm=${1:?rtvmm} guest=$(realpath "${2:?guest ELF}")
 [[ -e /dev/kvm ]] || { echo "SKIP: /dev/kvm does not exist: no KVM here"; exit 77; }
 command -v jq > /dev/null || fail "jq is not installed (scripts/deps.sh test)"
 harness_init snapshot
@@ -97,6 +97,57 @@ kill -0 "$dst" 2> /dev/null || fail "the restored guest stopped: $(tail -n 5 "$t
 ctl "$tmp/dst.sock" shutdown > /dev/null
 wait "$dst"
 log "ok: restored from round $first, rounds $((L + 1))..$((L + 200)) equal the source's, whole-buffer checks passed"
+
+# 2b. The same snapshot restored under a host plan that places it otherwise: guest RAM on 2 MiB
+# hugepages of node 0, prefaulted (the source had a 4 KiB memfd), vcpu0 SCHED_FIFO 10 on cpu 1
+# and vcpu1 on cpu 0 (the source's threads were all SCHED_OTHER on one cpu); the placement is
+# proven before the guest runs and reads back as planned; the guest goes on.
+hp=/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages
+if [[ -w $hp ]]; then
+	old_hp=$(cat "$hp")
+	echo $((old_hp + 40)) > "$hp"
+	cat > "$tmp/plan.yaml" <<YAML
+host:
+  housekeeping_cpus: "0"
+vm:
+  name: restored
+  kernel: $guest
+  cmdline: "test=none memsum=100000000"
+  api_socket: $tmp/plan.sock
+  memory:
+    size: 64M
+    page_size: 2M
+    numa_node: 0
+    prefault: true
+  vcpus:
+    - cpus: "1"
+      policy: fifo
+      priority: 10
+    - cpus: "0"
+      policy: other
+  emulator_cpus: "0"
+YAML
+	"${reaper[@]}" "$rtvmm" run "$tmp/plan.yaml" --test-device --restore "$tmp/snap-running" \
+		> "$tmp/plan.out" 2> "$tmp/plan.log" < /dev/null &
+	pid=$!
+	pids+=("$pid")
+	wait_line "$tmp/plan.log" "restored the snapshot" 120 "$pid"
+	wait_line "$tmp/plan.out" "memsum" 120 "$pid"
+	n0=$(last plan)
+	wait_line "$tmp/plan.out" "memsum $(printf %08d $((n0 + 130)))" 120 "$pid"
+	"$rtvmm" ctl "$tmp/plan.sock" placement --json > "$tmp/placement.json" || fail "vm.placement refused"
+	[[ $(jq -r '[.threads[] | select(.name == "vcpu0" or .name == "vcpu1") | "\(.name) \(.cpus) \(.policy) \(.as_planned)"] | sort | join(", ")' \
+		"$tmp/placement.json") == "vcpu0 1 fifo true, vcpu1 0 other true" ]] ||
+		fail "restored under a plan, placement: $(cat "$tmp/placement.json")"
+	[[ $(jq -r .memory.page_size "$tmp/placement.json") == 2097152 ]] ||
+		fail "restored under a plan, guest RAM pages: $(jq -c .memory "$tmp/placement.json")"
+	"$rtvmm" ctl "$tmp/plan.sock" shutdown > /dev/null
+	wait "$pid"
+	echo "$old_hp" > "$hp"
+	log "ok: restored under a plan: 2 MiB pages, vcpu0 fifo on cpu 1, vcpu1 on cpu 0, as planned; the guest goes on (round $(last plan))"
+else
+	fail "cannot reserve 2 MiB hugepages ($hp not writable): the suite runs as root"
+fi
 
 # 3. Refusals: each exits 1 naming the reason.
 refuse() {
