@@ -330,6 +330,10 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 		api_answer__error(out, 409, "vm.send-migration: %s", e.msg);
 		return;
 	}
+	if (err == -EINPROGRESS) {
+		api_answer__error(out, 500, "vm.send-migration: %s", e.msg);
+		return;
+	}
 	if (err) {
 		api_answer__error(out, 500, "vm.send-migration: %s; the guest runs on here", e.msg);
 		return;

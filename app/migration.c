@@ -205,12 +205,16 @@ int migration__listen(struct migration_incoming *in, const char *url, struct err
 
 int migration__receive(struct migration_incoming *in, struct vm *vm, struct err *e)
 {
+	int err;
+
 	in->fd = accept4(in->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (in->fd < 0)
 		return err__set(e, -errno, "accepting the migration source: %s", strerror(errno));
 	close(in->listen_fd);
 	in->listen_fd = -1;
-	return migrate__receive(vm, in->fd, &in->st, e);
+	err = migrate__receive(vm, in->fd, &in->st, e);
+	in->answered = err != 0;   /* a failed receive told the source, if it could */
+	return err;
 }
 
 int migration__ready(void *opaque)
@@ -218,6 +222,7 @@ int migration__ready(void *opaque)
 	struct migration_incoming *in = opaque;
 	int err = migrate__confirm(in->fd);
 
+	in->answered = true;
 	if (err)
 		fprintf(stderr, "rtvmm: the migration source cannot be told the guest runs here (%s): "
 			"stopping, it keeps its guest\n", strerror(-err));
@@ -228,6 +233,8 @@ int migration__ready(void *opaque)
 
 void migration__close(struct migration_incoming *in)
 {
+	if (in->fd >= 0 && !in->answered)
+		migrate__refuse(in->fd, "the destination stopped before its guest ran (see its log)");
 	if (in->listen_fd >= 0)
 		close(in->listen_fd);
 	if (in->fd >= 0)

@@ -7,6 +7,7 @@
 #ifndef RTVMM_APP_MIGRATION_H
 #define RTVMM_APP_MIGRATION_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "base/err.h"
@@ -41,6 +42,7 @@ struct migration_incoming {
 	int listen_fd;
 	int fd;
 	struct migrate_stats st;
+	bool answered;             /* the source got its last answer (RUNNING, or ERROR at a failure) */
 };
 
 /* Listens on `url` (before the VM is built, so that a busy port refuses early). */
@@ -52,7 +54,10 @@ int migration__receive(struct migration_incoming *in, struct vm *vm, struct err 
 /* vm_hooks.guest_ready for an incoming migration: tells the source RUNNING. */
 int migration__ready(void *in);
 
-/* Closes what is open. */
+/*
+ * Closes what is open; a source never told RUNNING is told ERROR first (the
+ * guest did not run here: it resumes there).
+ */
 void migration__close(struct migration_incoming *in);
 
 #endif

@@ -229,6 +229,7 @@ struct sender {
 	uint8_t *bounce;           /* CHUNK bytes: pages copied once, then checksummed and sent */
 	uint64_t records;
 	struct err *e;
+	bool precopy;              /* the guest runs: a stop meanwhile ends the migration */
 };
 
 /*
@@ -239,9 +240,16 @@ struct sender {
 static int send_pages(struct sender *s, uint64_t off, size_t n)
 {
 	memcpy(s->bounce, s->vm->mem.base + off, n);
-	/* Now and then: has the destination given up on us (a checksum, its memory)? */
-	if (++s->records % 32 == 0 && peer_refused(s->fd, 0, s->e))
-		return -ECONNREFUSED;
+	/* Now and then: has the destination given up on us (a checksum, its memory), or the VM stopped? */
+	if (++s->records % 32 == 0) {
+		if (peer_refused(s->fd, 0, s->e))
+			return -ECONNREFUSED;
+		if (s->precopy && vm__state(s->vm) != VM_STATE_RUNNING) {
+			err__set(s->e, -ECANCELED, "pre-copy: the VM is %s now",
+				 vm_state__name(vm__state(s->vm)));
+			return -ECANCELED;
+		}
+	}
 	return send_rec(s->fd, MIG_PAGES, &off, 8, s->bounce, n, &s->st->bytes_sent);
 }
 
@@ -333,7 +341,7 @@ static int precopy(struct sender *s, const struct migrate_params *p, struct err 
 	for (;;) {
 		uint64_t ns = mono_ns() - t0, bytes = s->st->bytes_sent - sent0;
 
-		if (err == -ECONNREFUSED)
+		if (err == -ECONNREFUSED || err == -ECANCELED)
 			return err;
 		if (err)
 			return peer_refused(s->fd, 1000, e) ? -ECONNREFUSED :
@@ -341,7 +349,10 @@ static int precopy(struct sender *s, const struct migrate_params *p, struct err 
 					err == -ECONNRESET || err == -EPIPE ? "the destination closed the "
 					"connection" : strerror(-err));
 		if (ns)
-			s->st->bandwidth_bps = bytes * 1000000000ull / ns;
+			s->st->bandwidth_bps = (uint64_t)((double)bytes * 1e9 / (double)ns);
+		if (vm__state(s->vm) != VM_STATE_RUNNING)
+			return err__set(e, -ECANCELED, "pre-copy round %u: the VM is %s now",
+					s->st->rounds, vm_state__name(vm__state(s->vm)));
 		err = vm__take_dirty(s->vm, s->dirty);
 		if (err)
 			return err__set(e, err, "KVM_GET_DIRTY_LOG: %s", strerror(-err));
@@ -386,7 +397,16 @@ static int stop_and_copy(struct sender *s, struct err *e)
 		return peer_refused(s->fd, 1000, e) ? -ECONNREFUSED :
 		       err__set(e, err, "stop and copy: %s", err == -ECONNRESET || err == -EPIPE ?
 				"the destination closed the connection" : strerror(-err));
-	return expect_answer(s->fd, MIG_RUNNING, "switch-over", e);
+	err = expect_answer(s->fd, MIG_RUNNING, "switch-over", e);
+	if (err && err != -ECONNREFUSED && err != -EPROTO) {
+		char why[sizeof(e->msg)];
+
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return err__set(e, -EINPROGRESS, "%s after the whole state was sent: the destination "
+				"may run the guest, so it stays paused here (rtvmm ctl SOCKET resume it "
+				"only if the destination does not run it)", why);
+	}
+	return err;
 }
 
 int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct migrate_stats *st,
@@ -427,10 +447,15 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 		return err;
 	}
 	pthread_mutex_lock(&vm->snapshot_lock);
+	/* Checked again under the lock: a stop may have come since (vm__run waits for the lock). */
+	if (vm__state(vm) != VM_STATE_RUNNING) {
+		err = err__set(e, -EBUSY, "the VM is %s, not Running", vm_state__name(vm__state(vm)));
+		goto out_unlock;
+	}
 	err = vm__dirty_log(vm, true);
 	if (err) {
 		err__set(e, err, "KVM dirty logging (KVM_MEM_LOG_DIRTY_PAGES): %s", strerror(-err));
-		goto out_unlock;
+		goto out_log_off;   /* some slots may have it on */
 	}
 	/*
 	 * What KVM does not see: the monitor's devices and the vhost-user backends
@@ -450,7 +475,9 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 		err__set(e, err, "%s; the live migration is refused before any page was sent", de.msg);
 		goto out_mem_log_off;
 	}
+	s.precopy = true;
 	err = precopy(&s, p, e);
+	s.precopy = false;
 	if (err)
 		goto out_devices_log_off;
 	tp = mono_ns();
@@ -470,8 +497,20 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	/* Backends stopped (GET_VRING_BASE), I/O threads drained: the last harvest misses nothing. */
 	err = stop_and_copy(&s, e);
 	st->downtime_ns = mono_ns() - tp;
+	if (err == -EINPROGRESS) {
+		/*
+		 * All was sent and no answer came: the destination may run the guest.
+		 * Running it here too could make two guests of one (its disks, its
+		 * address): it stays paused here, its devices running as for any pause.
+		 */
+		derr = device_list__thaw(&vm->devices, &bad);
+		if (derr)
+			fprintf(stderr, "rtvmm: migration: device %s cannot start again: %s\n",
+				bad->name, strerror(-derr));
+		goto out_devices_log_off;
+	}
 	if (err) {
-		/* The destination does not run the guest: it runs on here. */
+		/* The destination does not run the guest (it said so, or never had all): it runs on here. */
 		derr = device_list__thaw(&vm->devices, &bad);
 		if (derr)
 			fprintf(stderr, "rtvmm: migration failed and device %s cannot start again: %s\n",

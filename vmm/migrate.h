@@ -42,8 +42,10 @@ struct migrate_stats {
 
 /*
  * Migrates the Running VM over `fd`. On 0 the destination runs the guest and
- * this VM is left paused, its devices frozen: the caller stops it. On an
- * error the VM runs on as before (dirty logging off, KVM's, guest RAM's and
+ * this VM is left paused, its devices frozen: the caller stops it.
+ * -EINPROGRESS: everything was sent but no answer came, so the destination
+ * may run the guest; this VM stays paused (never two running copies). On any
+ * other error the VM runs on as before (dirty logging off, KVM's, guest RAM's and
  * the backends', devices thawed, resumed)
  * and `e` says what failed (a refusal by the destination carries its reason).
  */

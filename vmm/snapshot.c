@@ -506,6 +506,15 @@ static int write_manifest(const struct vm *vm, const char *dir, const struct sna
 	snprintf(path, sizeof(path), "%s/%s", dir, MANIFEST);
 	if (!err && rename(tmp, path) < 0)
 		err = -errno;
+	/* The directory too: a snapshot reported written has its manifest after a crash. */
+	if (!err) {
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0 || fsync(dfd) < 0)
+			err = -errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
 	return err;
 }
 
@@ -679,13 +688,15 @@ int snapshot__save(struct vm *vm, const char *dir, struct snapshot_stats *st, st
 	was_running = vm__state(vm) == VM_STATE_RUNNING;
 	if (was_running)
 		err = vm__pause(vm);
-	else
-		err = vm__state(vm) == VM_STATE_PAUSED ? 0 : -EBUSY;
+	else    /* a reboot in place asked while paused resets the machine under way */
+		err = vm__state(vm) == VM_STATE_PAUSED &&
+		      !__atomic_load_n(&vm->reboot_pending, __ATOMIC_ACQUIRE) ? 0 : -EBUSY;
 	if (err) {
 		pthread_mutex_unlock(&vm->snapshot_lock);
-		return err__set(e, err, was_running ? "snapshot: the VM cannot be paused now (a "
-				"pause or a reboot is under way)" : "snapshot: the VM is %s, not Running "
-				"or Paused", vm_state__name(vm__state(vm)));
+		return err__set(e, err, "snapshot: the VM %s%s", was_running || vm__state(vm) ==
+				VM_STATE_PAUSED ? "cannot be snapshotted now: a pause or a reboot in place "
+				"is under way" : "is ", was_running || vm__state(vm) == VM_STATE_PAUSED ?
+				"" : vm_state__name(vm__state(vm)));
 	}
 	err = save_paused(vm, dir, st, e);
 	st->paused_ns = mono_ns() - t0;
@@ -774,10 +785,14 @@ static int apply_state(struct vm *vm, const struct state_file *f, const char *wh
 		return err;
 	s = find_section(f, "vm");
 	err = s ? load_vm(vm, s, &now, what, e) : err__set(e, -EINVAL, "%s: no vm section", what);
-	if (!err)
-		err = restore_devices(vm, f, what, e);
+	/*
+	 * vCPUs before devices: a guest this host cannot run (CPUID, TSC, MSRs) is
+	 * refused before any device restarts its backend's rings.
+	 */
 	if (!err)
 		err = restore_vcpus(vm, f, what, e);
+	if (!err)
+		err = restore_devices(vm, f, what, e);
 	/* Guest time goes on from where the snapshot stopped it. */
 	clock.clock = now;
 	if (!err && ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)

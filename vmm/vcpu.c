@@ -353,7 +353,8 @@ static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, struct
 			state_out__u64(&pairs, m->entries[j].data);
 		}
 		n += (unsigned)got;
-		i += (unsigned)got + 1;  /* past the one it could not read */
+		/* Past the one it could not read, if it stopped at one. */
+		i += (unsigned)got < want ? (unsigned)got + 1 : (unsigned)got;
 	}
 	free(m);
 	state_out__u32(o, VST_MSRS);
@@ -504,11 +505,19 @@ static int parse_records(struct state_in *in, struct vcpu_records *r, char *why,
 	return 0;
 }
 
-/* The CPUID leaves whose bits are features, and the names of the registers. */
-static const struct { uint32_t function, index; bool indexed; } feature_leaves[] = {
-	{ 1, 0, false }, { 6, 0, false }, { 7, 0, true }, { 7, 1, true }, { 0xd, 1, true },
-	{ 0x14, 0, true }, { 0x80000001, 0, false }, { 0x80000007, 0, false },
-	{ 0x80000008, 0, false },
+/* Registers of a CPUID leaf (bit 0 EAX .. bit 3 EDX). */
+enum { R_EAX = 1, R_EBX = 2, R_ECX = 4, R_EDX = 8 };
+
+/*
+ * The CPUID leaves and registers whose bits are features (the others hold ids,
+ * counts, sizes and maximum subleaves, which are not compared).
+ */
+static const struct { uint32_t function, index; bool indexed; unsigned regs; } feature_leaves[] = {
+	{ 1, 0, false, R_ECX | R_EDX }, { 6, 0, false, R_EAX },
+	{ 7, 0, true, R_EBX | R_ECX | R_EDX }, { 7, 1, true, R_EAX | R_EBX | R_EDX },
+	{ 0xd, 1, true, R_EAX }, { 0x14, 0, true, R_EBX | R_ECX },
+	{ 0x80000001, 0, false, R_ECX | R_EDX }, { 0x80000007, 0, false, R_EDX },
+	{ 0x80000008, 0, false, R_EBX },
 };
 
 static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid_entry2 *e, unsigned n,
@@ -546,11 +555,8 @@ static int check_cpuid(const struct kvm_cpuid_entry2 *saved, unsigned n,
 		gv[0] = g->eax, gv[1] = g->ebx, gv[2] = g->ecx, gv[3] = g->edx;
 		hv[0] = h ? h->eax : 0, hv[1] = h ? h->ebx : 0, hv[2] = h ? h->ecx : 0;
 		hv[3] = h ? h->edx : 0;
-		/* Leaf 1 EBX and EAX are ids, not features; 0x80000008 EAX is address sizes. */
 		for (r = 0; r < 4; r++) {
-			if ((g->function == 1 && r != 2 && r != 3) ||
-			    (g->function == 0x80000008 && r != 1) ||
-			    (g->function == 6 && r != 0) || (g->function == 0xd && r != 0))
+			if (!(feature_leaves[i].regs & (1u << r)))
 				continue;
 			lack = gv[r] & ~hv[r];
 			/* Leaf 1 ECX[27] OSXSAVE mirrors the guest's CR4, not the host. */

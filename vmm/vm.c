@@ -653,6 +653,20 @@ static void wait_for_stop(struct vm *vm, int sfd)
 	}
 }
 
+/* The first signal of `set` queued for this process or thread (blocked, not yet read), or 0. */
+static int stop_signal_pending(const sigset_t *set)
+{
+	sigset_t pending;
+	int sig;
+
+	if (sigpending(&pending) < 0)
+		return 0;
+	for (sig = 1; sig < NSIG; sig++)
+		if (sig != SIGUSR2 && sigismember(set, sig) && sigismember(&pending, sig))
+			return sig;
+	return 0;
+}
+
 void vm__stop_signals(sigset_t *set)
 {
 	sigemptyset(set);
@@ -683,8 +697,23 @@ int vm__run(struct vm *vm)
 		vm__request_stop(vm, VM_STOP_ERROR, 1);
 		err = -ECANCELED;
 	}
-	if (!err && vm->hooks.guest_ready && vm->hooks.guest_ready(vm->hooks.ready_opaque))
-		vm__request_stop(vm, VM_STOP_ERROR, 1);
+	/*
+	 * Not when a stop came first (a vCPU that could not start, a signal still
+	 * queued: stop signals are blocked until wait_for_stop reads them): the hook
+	 * may commit to running the guest (a migration's source lets go of it).
+	 */
+	if (!err && vm->hooks.guest_ready) {
+		int sig = stop_signal_pending(&term);
+
+		if (sig) {
+			fprintf(stderr, "rtvmm: %s came before the guest ran: stopping the VM\n",
+				strsignal(sig));
+			vm__request_stop(vm, VM_STOP_SIGNAL, 128 + sig);
+		} else if (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE) &&
+			   vm->hooks.guest_ready(vm->hooks.ready_opaque)) {
+			vm__request_stop(vm, VM_STOP_ERROR, 1);
+		}
+	}
 	open_gate(vm);
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state == VM_STATE_CREATED)

@@ -294,6 +294,8 @@ static bool msr_listed(uint32_t index)
 
 	if (index == fake_kvm.msr_lacking)
 		return false;
+	if (index >= FAKE_KVM_EXTRA_MSR && index - FAKE_KVM_EXTRA_MSR < fake_kvm.extra_msrs)
+		return true;
 	for (i = 0; i < fake_kvm_nr_msr_index; i++)
 		if (fake_kvm_msr_index[i] == index)
 			return true;
@@ -307,12 +309,15 @@ static int msr_index_list(struct kvm_msr_list *l)
 
 	for (i = 0; i < fake_kvm_nr_msr_index; i++)
 		n += msr_listed(fake_kvm_msr_index[i]);
+	n += fake_kvm.extra_msrs;
 	l->nmsrs = n;
 	if (room < n)
 		return -E2BIG;
 	for (i = 0, n = 0; i < fake_kvm_nr_msr_index; i++)
 		if (msr_listed(fake_kvm_msr_index[i]))
 			l->indices[n++] = fake_kvm_msr_index[i];
+	for (i = 0; i < fake_kvm.extra_msrs; i++)
+		l->indices[n++] = FAKE_KVM_EXTRA_MSR + i;
 	return 0;
 }
 

@@ -18,7 +18,8 @@
 #define FAKE_KVM_MAX_VCPUS 8
 #define FAKE_KVM_MAX_CALLS 4096
 
-#define FAKE_KVM_MAX_MSRS  64
+#define FAKE_KVM_MAX_MSRS  320
+#define FAKE_KVM_EXTRA_MSR 0xc0010200u  /* fake_kvm.extra_msrs more MSRs from here (a PMU's) */
 #define FAKE_KVM_MAX_CPUID 64
 #define FAKE_KVM_TSC_KHZ   2500000u     /* the host's TSC while fake_kvm.tsc_khz is 0 */
 #define FAKE_KVM_XCR0      0x7u         /* the XSAVE features the host has: x87, SSE, AVX */
@@ -99,6 +100,7 @@ struct fake_kvm {
 	bool tsc_scaling_lacking;
 	struct { uint32_t function, index; unsigned reg; uint32_t bits; } cpuid_lacking;
 	uint32_t msr_lacking;
+	unsigned extra_msrs;           /* this many more MSRs listed, from FAKE_KVM_EXTRA_MSR */
 	uint32_t msr_unreadable;
 	unsigned violations;           /* calls KVM would refuse or that break its rules */
 	char why[256];                 /* the last violation */

@@ -137,6 +137,7 @@ struct host {
 	bool tsc_scaling_lacking;
 	uint32_t msr_lacking, msr_unreadable;
 	uint32_t cpuid7_ebx_lacking;
+	unsigned extra_msrs;         /* more MSRs in KVM's list than one KVM_GET/SET_MSRS batch */
 };
 
 /* VM A as it was saved: what VM B must hold after the restore. */
@@ -179,6 +180,7 @@ static int build(struct rig *r, unsigned vcpus, uint64_t ram, enum devices devs,
 	fake_kvm.tsc_scaling_lacking = h->tsc_scaling_lacking;
 	fake_kvm.msr_lacking = h->msr_lacking;
 	fake_kvm.msr_unreadable = h->msr_unreadable;
+	fake_kvm.extra_msrs = h->extra_msrs;
 	if (h->cpuid7_ebx_lacking)
 		fake_kvm.cpuid_lacking = (typeof(fake_kvm.cpuid_lacking)){ 7, 0, 1, h->cpuid7_ebx_lacking };
 	memset(vm, 0, sizeof(*vm));
@@ -636,6 +638,32 @@ static void assert_vcpu_restored(unsigned i, const struct fake_kvm_vcpu *a)
 	assert_int_equal(b->tsc_khz, HOST_A_KHZ);
 }
 
+/* A host whose MSR list is longer than one batch (a PMU's counters): every MSR comes back. */
+static void test_snapshot_keeps_every_msr_of_a_list_longer_than_one_batch(void **state)
+{
+	static const struct host many = { .extra_msrs = 200 };
+	struct rig *r = *state;
+	struct err e = { 0 };
+	unsigned k;
+
+	destroy(r);
+	assert_int_equal(build(r, NR_VCPUS, RAM, DEVS_STD, &many), 0);
+	for (k = 0; k < many.extra_msrs; k++)
+		put_msr(fake_kvm__vcpu(0), FAKE_KVM_EXTRA_MSR + k, 0x1000 + k);
+	start_running(r);
+	if (snapshot__save(&r->f.vm, r->snap, &r->a.st, &e))
+		fail_msg("snapshot__save: %s", e.msg);
+	stop_and_finish(r);
+	destroy(r);
+	assert_int_equal(build(r, NR_VCPUS, RAM, DEVS_STD, &many), 0);
+	if (snapshot__restore(&r->f.vm, r->snap, &e))
+		fail_msg("snapshot__restore: %s", e.msg);
+	for (k = 0; k < many.extra_msrs; k++)
+		if (msr(fake_kvm__vcpu(0), FAKE_KVM_EXTRA_MSR + k) != 0x1000 + k)
+			fail_msg("MSR %#x (entry %u of the extra ones) came back as %#llx", FAKE_KVM_EXTRA_MSR + k,
+				 k, (unsigned long long)msr(fake_kvm__vcpu(0), FAKE_KVM_EXTRA_MSR + k));
+}
+
 static void test_snapshot_of_a_running_vm_restores_every_register_device_clock_and_byte(void **state)
 {
 	struct rig *r = *state;
@@ -1049,6 +1077,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_snapshot_of_a_running_vm_restores_every_register_device_clock_and_byte),
+		T(test_snapshot_keeps_every_msr_of_a_list_longer_than_one_batch),
 		T(test_snapshot_of_a_paused_vm_leaves_it_paused),
 		T(test_snapshot_into_an_existing_directory_is_refused_and_writes_nothing),
 		T(test_snapshot_of_a_vm_neither_running_nor_paused_is_busy),
