@@ -213,6 +213,7 @@ static const unsigned long migration_ioctls[] = {
 static const struct sb_rule main_rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_ctl), ALLOW(sendmsg), ALLOW(recvmsg),
 	ALLOW(unlink),           /* a server-mode NIC's socket, at teardown */
+	ALLOW(rt_sigpending),    /* vm__run: a stop signal queued before the guest runs (guest_ready) */
 	ALLOW_IF(fcntl, 1, F_GETFL), ALLOW_IF(fcntl, 1, F_SETFL),
 	END,
 };
