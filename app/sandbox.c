@@ -214,6 +214,8 @@ static const struct sb_rule main_rules[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(epoll_ctl), ALLOW(sendmsg), ALLOW(recvmsg),
 	ALLOW(unlink),           /* a server-mode NIC's socket, at teardown */
 	ALLOW(rt_sigpending),    /* vm__run: a stop signal queued before the guest runs (guest_ready) */
+	/* an incoming migration's source told RUNNING, or ERROR when the VM stops first */
+	ALLOW(shutdown), ALLOW(recvfrom),
 	ALLOW_IF(fcntl, 1, F_GETFL), ALLOW_IF(fcntl, 1, F_SETFL),
 	END,
 };

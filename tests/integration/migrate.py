@@ -247,6 +247,26 @@ def refusals(rtvmm, guest, tmp):
     attempt("the connection dropped after 512 KiB", "tcp:127.0.0.1:%d" % relay_port, dst,
             "closed the connection")
 
+    # A destination stopped (SIGINT) while it waits: the signal stays queued through the
+    # receive; it must not tell the source RUNNING, but ERROR, and the source runs on.
+    port = free_port()
+    dst = Vm(rtvmm, guest, tmp, "stopped", ["--incoming", "tcp:127.0.0.1:%d" % port])
+    logs.append(dst.log)
+    dst.wait_text("destination", "waiting for a live migration", 60)
+    dst.p.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    n0 = src.rounds()[-1]
+    r = ctl(rtvmm, src.sock, "migrate", "tcp:127.0.0.1:%d" % port)
+    if r.returncode == 0 or "stopped before its guest ran" not in r.stderr:
+        fail("a destination stopped by SIGINT: ctl says %d '%s'" % (r.returncode, r.stderr.strip()),
+             *logs)
+    source_survives(src, "a stopped destination", n0)
+    rc = dst.p.wait(timeout=60)
+    if rc != 128 + signal.SIGINT or "Interrupt came before the guest ran" not in open(dst.log).read():
+        fail("a destination stopped by SIGINT exited %d" % rc, dst.log)
+    print("ok: a destination stopped by SIGINT before its guest ran: refused (%s); it exits %d; "
+          "the source's guest runs on" % (r.stderr.strip(), rc))
+
     # Nobody listening.
     attempt("no destination", "tcp:127.0.0.1:%d" % free_port(), None, "Connection refused")
 
