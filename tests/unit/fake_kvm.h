@@ -35,7 +35,7 @@ struct fake_kvm_vcpu {
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
 	struct kvm_xcrs xcrs;
-	struct kvm_xsave xsave;
+	struct { __u32 region[1024]; } xsave;  /* struct kvm_xsave without its flexible tail (unused here) */
 	struct kvm_debugregs debugregs;
 	struct kvm_lapic_state lapic;
 	struct kvm_mp_state mp_state;
