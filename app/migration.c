@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -60,13 +61,36 @@ int migration__parse_url(const char *url, struct sockaddr_storage *sa, socklen_t
 }
 
 /* A stream socket with no Nagle delay (small records go out at once). */
-static int tcp_socket(int family)
+static int tcp_socket(int family, int flags)
 {
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0), one = 1;
 
 	if (fd >= 0)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+#define CONNECT_TIMEOUT_MS 10000   /* an unreachable destination: TCP's own would be ~2 min */
+
+/* connect() on a non-blocking socket, waiting at most `timeout_ms`; 0 or -errno. */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	socklen_t elen = sizeof(int);
+	int n, soerr = 0;
+
+	if (connect(fd, sa, len) == 0)
+		return 0;
+	if (errno != EINPROGRESS)
+		return -errno;
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n < 0 ? -errno : -ETIMEDOUT;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &elen) < 0)
+		return -errno;
+	return -soerr;
 }
 
 /* One outgoing migration handed to the worker. */
@@ -97,9 +121,11 @@ static void run_job(struct send_job *j)
 	j->err = migration__parse_url(j->url, &sa, &len, j->e);
 	if (j->err)
 		return;
-	fd = tcp_socket(sa.ss_family);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, len) < 0) {
-		j->err = err__set(j->e, -errno, "%s: %s", j->url, strerror(errno));
+	fd = tcp_socket(sa.ss_family, SOCK_NONBLOCK);
+	j->err = fd < 0 ? -errno : connect_within(fd, (struct sockaddr *)&sa, len, CONNECT_TIMEOUT_MS);
+	if (j->err) {
+		err__set(j->e, j->err, "%s: %s", j->url, j->err == -ETIMEDOUT ?
+			 "no answer within 10 s" : strerror(-j->err));
 		if (fd >= 0)
 			close(fd);
 		return;
@@ -194,7 +220,7 @@ int migration__listen(struct migration_incoming *in, const char *url, struct err
 	err = migration__parse_url(url, &sa, &len, e);
 	if (err)
 		return err;
-	in->listen_fd = tcp_socket(sa.ss_family);
+	in->listen_fd = tcp_socket(sa.ss_family, 0);
 	if (in->listen_fd < 0)
 		return err__set(e, -errno, "--incoming %s: %s", url, strerror(errno));
 	setsockopt(in->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -191,10 +191,14 @@ static const struct sb_rule api_rules[] = {
  */
 static const struct sb_rule migration_rules[] = {
 	{ .nr = SCMP_SYS(socket), .nr_args = 2,
-	  .args = { ARG(0, SCMP_CMP_EQ, AF_INET, 0), ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_CLOEXEC, 0) } },
+	  .args = { ARG(0, SCMP_CMP_EQ, AF_INET, 0),
+		    ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) } },
 	{ .nr = SCMP_SYS(socket), .nr_args = 2,
-	  .args = { ARG(0, SCMP_CMP_EQ, AF_INET6, 0), ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_CLOEXEC, 0) } },
-	ALLOW_IF(setsockopt, 1, IPPROTO_TCP), ALLOW(connect), ALLOW(sendmsg), ALLOW(recvfrom),
+	  .args = { ARG(0, SCMP_CMP_EQ, AF_INET6, 0),
+		    ARG(1, SCMP_CMP_EQ, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) } },
+	/* connect waits in poll (10 s at most), its result read with SO_ERROR */
+	ALLOW_IF(setsockopt, 1, IPPROTO_TCP), ALLOW_IF(getsockopt, 1, SOL_SOCKET),
+	ALLOW(connect), ALLOW(sendmsg), ALLOW(recvfrom),
 	ALLOW(poll), ALLOW(ppoll),
 	ALLOW_IF(memfd_create, 1, MFD_CLOEXEC | MFD_ALLOW_SEALING), ALLOW(ftruncate),
 	ALLOW_IF(fcntl, 1, F_ADD_SEALS), ALLOW_IF(fcntl, 1, F_DUPFD_CLOEXEC),
