@@ -233,6 +233,20 @@ int vcpu__save_boot_state(struct vcpu *vcpu, const char **call)
 	return 0;
 }
 
+/*
+ * KVM finishes an I/O exit at the next KVM_RUN (and would step RIP past the
+ * instruction): with immediate_exit it does so and returns at once. 0 or -errno.
+ */
+static int complete_last_exit(struct vcpu *vcpu)
+{
+	int err;
+
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	err = ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN ? -errno : 0;
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	return err;
+}
+
 int vcpu__restore_boot_state(struct vcpu *vcpu, const char **call)
 {
 	struct vcpu_boot_state *b = vcpu->boot;
@@ -244,13 +258,7 @@ int vcpu__restore_boot_state(struct vcpu *vcpu, const char **call)
 		*call = "none recorded at start";
 		return -ENODATA;
 	}
-	/*
-	 * KVM finishes an I/O exit at the next KVM_RUN (and would step RIP past the
-	 * instruction): with immediate_exit it does so and returns at once.
-	 */
-	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	err = ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN ? -errno : 0;
-	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	err = complete_last_exit(vcpu);
 	if (err) {
 		*call = "KVM_RUN (completing the last exit)";
 		return err;
@@ -736,14 +744,8 @@ static void vcpu_park(struct vcpu *vcpu)
 {
 	const struct vcpu_env *env = vcpu->env;
 
-	/*
-	 * Parked with its last exit completed (KVM_RUN with immediate_exit finishes
-	 * an I/O exit's instruction and returns at once): its registers are then
-	 * the guest's whole state, as a snapshot must read them.
-	 */
-	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	ioctl(vcpu->fd, KVM_RUN, 0);
-	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	/* Parked with its last exit completed: its registers are the guest's whole state. */
+	complete_last_exit(vcpu);
 
 	/* Not back from a reboot: the old kernel's kvmclock page is no longer its memory. */
 	if (env->park(env->park_opaque) &&
