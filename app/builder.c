@@ -108,7 +108,7 @@ static int knob_error(struct err *e, int err, const char *at, const struct err *
 	return err__set(e, err, "%s%s%s", at ? at : "", at ? ": " : "", why->msg);
 }
 
-/* cfg's KVM_CAP_X86_DISABLE_EXITS and KVM_CAP_HALT_POLL on the VM. */
+/* cfg's KVM_CAP_X86_DISABLE_EXITS, KVM_CAP_HALT_POLL and dirty ring on the VM. */
 static int add_kvm_knobs(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	struct err why = { 0 };
@@ -123,6 +123,19 @@ static int add_kvm_knobs(struct vm *vm, const struct vm_config *cfg, struct err 
 		err = vm__set_halt_poll(vm, cfg->halt_poll_ns, &why);
 		if (err)
 			return knob_error(e, err, cfg->halt_poll_at, &why);
+	}
+	if (cfg->dirty_ring_set && cfg->dirty_ring) {
+		err = vm__dirty_ring(vm, cfg->dirty_ring, &why);
+		if (err)
+			return knob_error(e, err, cfg->dirty_ring_at, &why);
+	}
+	/* Not asked: KVM's ring where it has one, else its bitmap (the migration says which). */
+	if (!cfg->dirty_ring_set) {
+		err = vm__dirty_ring(vm, DIRTY_RING_DEFAULT_ENTRIES, &why);
+		if (err == -ENOTSUP && cfg->verbose)
+			fprintf(stderr, "rtvmm: %s\n", why.msg);
+		else if (err && err != -ENOTSUP)
+			return err__set(e, err, "%s", why.msg);
 	}
 	return 0;
 }

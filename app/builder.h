@@ -44,8 +44,12 @@ struct vm_config {
 	unsigned disable_exits;    /* KVM_X86_DISABLE_EXITS_* the guest runs without exiting; 0: none */
 	bool halt_poll_set;        /* KVM_CAP_HALT_POLL to halt_poll_ns; else KVM's module default */
 	unsigned halt_poll_ns;
+	bool dirty_ring_set;       /* KVM's dirty ring of dirty_ring entries (0: its bitmap); else
+				      DIRTY_RING_DEFAULT_ENTRIES where KVM has the ring */
+	unsigned dirty_ring;
 	const char *disable_exits_at; /* where each was asked, for errors ("host.yaml:7: vm.disable_exits", */
 	const char *halt_poll_at;     /* "--halt-poll-ns '0'"); NULL: not said */
+	const char *dirty_ring_at;
 	/* vm_hooks.guest_ready: right before the vCPUs first enter the guest; NULL: none. */
 	int (*guest_ready)(void *opaque);
 	void *ready_opaque;

@@ -97,6 +97,10 @@ static const char usage_text[] =
 	"      --halt-poll-ns NS how long a halted vCPU polls before it sleeps, this VM only\n"
 	"                        (KVM_CAP_HALT_POLL, 0..1000000000; 0: never; default: the kvm\n"
 	"                        module's halt_poll_ns); a plan VM's halt_poll_ns\n"
+	"      --dirty-ring N    how a live migration tracks the guest's writes: KVM's dirty\n"
+	"                        ring of N entries per vCPU (a power of two, 256..65536) or 0\n"
+	"                        for KVM's dirty bitmap (default: a ring of 4096 where this\n"
+	"                        KVM has one); a plan VM's dirty_ring\n"
 	"      --restore DIR     start from the snapshot in DIR (rtvmm ctl SOCKET snapshot DIR)\n"
 	"                        instead of booting: the same machine (memory, vCPUs, NICs,\n"
 	"                        disks, --test-device) as when it was taken, checked; the\n"
@@ -301,6 +305,7 @@ struct run_args {
 	bool no_sandbox;
 	char disable_exits_at[4200];         /* where the knobs were asked, for the build's errors */
 	char halt_poll_at[4200];
+	char dirty_ring_at[4200];
 };
 
 /* Records `--flag value` as the plan key `key`; a flag given again replaces its value. */
@@ -336,6 +341,7 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 		{ "on-reboot", required_argument, NULL, 'O' },
 		{ "disable-exits", required_argument, NULL, 'X' },
 		{ "halt-poll-ns", required_argument, NULL, 'H' },
+		{ "dirty-ring", required_argument, NULL, 'W' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "api-socket", required_argument, NULL, 'A' },
@@ -404,6 +410,9 @@ static int parse_run(int argc, char **argv, struct vm_config *cfg, struct run_ar
 			break;
 		case 'H':
 			add_arg(ra, "--halt-poll-ns", "halt_poll_ns", optarg);
+			break;
+		case 'W':
+			add_arg(ra, "--dirty-ring", "dirty_ring", optarg);
 			break;
 		case 'V':
 			ra->vm_name = optarg;
@@ -676,6 +685,8 @@ static int config_from_plan(struct vm_config *cfg, const struct plan *plan,
 	cfg->disable_exits = vm->disable_exits;
 	cfg->halt_poll_set = vm->halt_poll_set;
 	cfg->halt_poll_ns = vm->halt_poll_ns;
+	cfg->dirty_ring_set = vm->dirty_ring_set;
+	cfg->dirty_ring = vm->dirty_ring;
 	return 0;
 }
 
@@ -877,6 +888,8 @@ static int cmd_run(int argc, char **argv)
 					sizeof(ra.disable_exits_at));
 	cfg.halt_poll_at = given_at(&ra, &plan, &pvm->halt_poll_loc, ra.halt_poll_at,
 				    sizeof(ra.halt_poll_at));
+	cfg.dirty_ring_at = given_at(&ra, &plan, &pvm->dirty_ring_loc, ra.dirty_ring_at,
+				     sizeof(ra.dirty_ring_at));
 	/* A plan file places the VM (hugepages, nodes, pinning) and proves it; flags do not. */
 	if (ra.plan_file) {
 		placement__init(&placement, pvm);

@@ -96,7 +96,8 @@ static void h_ping(void *opaque, const json_t *body, struct api_answer *out)
 					     "pid", (int)getpid(), "features"));
 }
 
-/* The KVM knobs the VM was given: {"disabled_exits": ["hlt", ...], "halt_poll_ns": N or null}. */
+/* The KVM knobs the VM was given: {"disabled_exits": ["hlt", ...], "halt_poll_ns": N or null,
+ * "dirty_ring": N}. */
 static json_t *kvm_knobs_json(const struct vm *vm)
 {
 	static const unsigned order[] = { KVM_X86_DISABLE_EXITS_HLT, KVM_X86_DISABLE_EXITS_PAUSE,
@@ -109,9 +110,9 @@ static json_t *kvm_knobs_json(const struct vm *vm)
 		if (vm->disabled_exits & order[i])
 			json_array_append_new(exits, json_string(vm_exits__names(order[i], name,
 										 sizeof(name))));
-	return json_pack("{s:o, s:o}", "disabled_exits", exits, "halt_poll_ns",
+	return json_pack("{s:o, s:o, s:I}", "disabled_exits", exits, "halt_poll_ns",
 			 vm->halt_poll_ns >= 0 ? json_integer((json_int_t)vm->halt_poll_ns) :
-						 json_null());
+						 json_null(), "dirty_ring", (json_int_t)vm->rings.entries);
 }
 
 static json_t *info_json(struct control *c)
@@ -339,10 +340,10 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 		return;
 	}
 	fprintf(stderr, "rtvmm: migrated to %s: %u rounds, %llu pages, %llu bytes, downtime %.3f s, "
-		"total %.3f s\n", url, st.rounds, (unsigned long long)st.pages_sent,
+		"total %.3f s, KVM's dirty %s\n", url, st.rounds, (unsigned long long)st.pages_sent,
 		(unsigned long long)st.bytes_sent, (double)st.downtime_ns / 1e9,
-		(double)st.total_ns / 1e9);
-	api_answer__json(out, 200, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		(double)st.total_ns / 1e9, st.dirty_log);
+	api_answer__json(out, 200, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
 					     "destination_url", url, "rounds", (int)st.rounds,
 					     "pages_sent", (json_int_t)st.pages_sent,
 					     "zero_bytes", (json_int_t)st.zero_bytes,
@@ -350,7 +351,8 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 					     "last_dirty_pages", (json_int_t)st.last_dirty_pages,
 					     "bandwidth_bps", (json_int_t)st.bandwidth_bps,
 					     "downtime_ns", (json_int_t)st.downtime_ns,
-					     "total_ns", (json_int_t)st.total_ns));
+					     "total_ns", (json_int_t)st.total_ns,
+					     "dirty_log", st.dirty_log));
 	out->after = stop_migrated;
 	out->after_opaque = c->cfg.vm;
 }

@@ -80,6 +80,10 @@ static void print_kvm(json_t *kvm)
 		printf("\n%-16s%lld ns\n", "Halt polling:", num(kvm, "halt_poll_ns"));
 	else
 		printf("\n%-16s%s\n", "Halt polling:", "KVM's default");
+	if (num(kvm, "dirty_ring"))
+		printf("%-16s%lld entries per vCPU\n", "Dirty ring:", num(kvm, "dirty_ring"));
+	else
+		printf("%-16s%s\n", "Dirty ring:", "off (KVM's dirty bitmap)");
 }
 
 static void print_info(json_t *a)
@@ -194,11 +198,13 @@ static void print_snapshot(json_t *a)
 static void print_migration(json_t *a)
 {
 	printf("migrated to %s: %lld rounds, %lld pages sent (%lld MiB zero not sent), %lld MiB on "
-	       "the wire at %.0f MiB/s, %lld pages after the stop; downtime %.3f s, total %.3f s\n",
+	       "the wire at %.0f MiB/s, %lld pages after the stop; downtime %.3f s, total %.3f s; "
+	       "KVM's dirty %s\n",
 	       str(a, "destination_url"), num(a, "rounds"), num(a, "pages_sent"),
 	       num(a, "zero_bytes") >> 20, num(a, "bytes_sent") >> 20,
 	       (double)num(a, "bandwidth_bps") / 1048576.0, num(a, "last_dirty_pages"),
-	       (double)num(a, "downtime_ns") / 1e9, (double)num(a, "total_ns") / 1e9);
+	       (double)num(a, "downtime_ns") / 1e9, (double)num(a, "total_ns") / 1e9,
+	       str(a, "dirty_log"));
 }
 
 static const struct verb verbs[] = {

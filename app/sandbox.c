@@ -206,6 +206,7 @@ static const struct sb_rule migration_rules[] = {
 };
 static const unsigned long migration_ioctls[] = {
 	KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG,   /* the dirty log on, read, off */
+	KVM_RESET_DIRTY_RINGS,     /* or KVM's dirty rings harvested */
 	KVM_GET_CLOCK, KVM_SET_CLOCK,                    /* the pause, a resume after a failure */
 	KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_FPU, KVM_GET_XCRS, KVM_GET_DEBUGREGS,
 	KVM_GET_MSRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_TSC_KHZ,
@@ -246,6 +247,7 @@ static const unsigned long common_ioctls[] = { TCGETS, 0 };
 static const unsigned long vcpu_ioctls[] = {
 	KVM_RUN,
 	KVM_KVMCLOCK_CTRL,         /* back from a pause (vm__pause) */
+	KVM_RESET_DIRTY_RINGS,     /* its dirty ring full (KVM_EXIT_DIRTY_RING_FULL) */
 	/* a reboot in place: the vCPU's boot state put back (read before the filter) */
 	KVM_SET_SREGS, KVM_SET_FPU, KVM_SET_XCRS, KVM_SET_MSRS, KVM_SET_LAPIC, KVM_SET_MP_STATE,
 	/* register dumps (SIGUSR2, a failing guest) and instruction emulation */

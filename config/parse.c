@@ -166,7 +166,7 @@ static const struct field dataplane_fields[] = {
 
 enum { VM_NAME, VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_MEMORY, VM_VCPUS, VM_EMULATOR, VM_NICS,
        VM_DISKS, VM_SERIAL, VM_SHUTDOWN_GRACE, VM_API_SOCKET, VM_ON_REBOOT, VM_DISABLE_EXITS,
-       VM_HALT_POLL, NR_VM };
+       VM_HALT_POLL, VM_DIRTY_RING, NR_VM };
 static const struct field vm_fields[] = {
 	[VM_NAME] = F_STR("name", struct plan_vm, name, true),
 	[VM_KERNEL] = F_PATH("kernel", struct plan_vm, kernel, true),
@@ -185,6 +185,8 @@ static const struct field vm_fields[] = {
 	[VM_DISABLE_EXITS] = F_NODE("disable_exits", false, 0, NULL),
 	[VM_HALT_POLL] = F_UINT("halt_poll_ns", struct plan_vm, halt_poll_ns, false, 0,
 				PLAN_MAX_HALT_POLL_NS),
+	[VM_DIRTY_RING] = F_UINT("dirty_ring", struct plan_vm, dirty_ring, false, 0,
+				 PLAN_MAX_DIRTY_RING),
 };
 
 enum { MEM_SIZE, MEM_PAGE_SIZE, MEM_NODE, MEM_STRICT, MEM_PREFAULT, MEM_MLOCK, MEM_FALLBACK, NR_MEM };
@@ -1403,6 +1405,17 @@ static int parse_vm(struct ctx *c, struct plan_vm *vm, yaml_node_t *node, unsign
 		key_join(kpath, path, "halt_poll_ns");
 		set_loc(&vm->halt_poll_loc, line_of(s.key[VM_HALT_POLL]), kpath);
 		vm->halt_poll_set = true;
+	}
+	if (s.val[VM_DIRTY_RING]) {
+		key_join(kpath, path, "dirty_ring");
+		set_loc(&vm->dirty_ring_loc, line_of(s.key[VM_DIRTY_RING]), kpath);
+		vm->dirty_ring_set = true;
+		if (vm->dirty_ring && (vm->dirty_ring < PLAN_MIN_DIRTY_RING ||
+				       (vm->dirty_ring & (vm->dirty_ring - 1))))
+			return fail(c, line_of(s.key[VM_DIRTY_RING]), kpath, s.val[VM_DIRTY_RING],
+				    "KVM's dirty ring takes a power of two from %u to %u entries "
+				    "per vCPU, or 0 for its dirty bitmap", PLAN_MIN_DIRTY_RING,
+				    PLAN_MAX_DIRTY_RING);
 	}
 	if (s.val[VM_DISABLE_EXITS]) {
 		rc = parse_disable_exits(c, vm, s.key[VM_DISABLE_EXITS], s.val[VM_DISABLE_EXITS], path);

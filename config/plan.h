@@ -114,6 +114,10 @@ enum plan_exit {
 /* The longest halt_poll_ns a plan may give (1 s): beyond that, disable HLT exits instead. */
 #define PLAN_MAX_HALT_POLL_NS 1000000000u
 
+/* KVM's dirty ring per vCPU (vm.dirty_ring): a power of two within these, or 0 for its bitmap. */
+#define PLAN_MIN_DIRTY_RING 256u
+#define PLAN_MAX_DIRTY_RING 65536u
+
 /* A VM's shutdown_grace_s when the plan does not give one, and the most it may be. */
 #define PLAN_DEFAULT_SHUTDOWN_GRACE_S 30
 #define PLAN_MAX_SHUTDOWN_GRACE_S     3600
@@ -139,6 +143,9 @@ struct plan_vm {
 	bool halt_poll_set;        /* halt_poll_ns given (else KVM's module default) */
 	unsigned halt_poll_ns;     /* KVM_CAP_HALT_POLL: how long a halted vCPU polls; 0 = never */
 	struct plan_loc halt_poll_loc;
+	bool dirty_ring_set;       /* dirty_ring given (else KVM's ring where this KVM has one) */
+	unsigned dirty_ring;       /* a live migration's log: entries per vCPU; 0 = KVM's bitmap */
+	struct plan_loc dirty_ring_loc;
 	char api_socket[108];      /* the control API's unix socket; "" = none (--api-socket) */
 	struct plan_loc loc;
 };

@@ -128,6 +128,24 @@ static enum exit_action handle_fail_entry(struct exit_ctx *ctx, struct kvm_run *
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 }
 
+/* The vCPU's dirty ring is full: harvest it (exit_ctx.ring_full), then the vCPU goes on. */
+static enum exit_action handle_dirty_ring_full(struct exit_ctx *ctx, struct kvm_run *run,
+					       struct exit_stop *stop)
+{
+	int err;
+
+	(void)run;
+	if (!ctx->ring_full)
+		return stop_with(stop, VM_STOP_ERROR, 0,
+				 "KVM_EXIT_DIRTY_RING_FULL on a vCPU without a dirty ring");
+	err = ctx->ring_full(ctx->ring_opaque);
+	if (err)
+		return stop_with(stop, VM_STOP_ERROR, 0,
+				 "KVM_EXIT_DIRTY_RING_FULL: harvesting the dirty ring "
+				 "(KVM_RESET_DIRTY_RINGS): %s", strerror(-err));
+	return EXIT_CONTINUE;
+}
+
 static const struct {
 	const char *name;
 	exit_fn fn;
@@ -148,6 +166,7 @@ static const struct {
 	[KVM_EXIT_NMI] = { "KVM_EXIT_NMI", NULL },
 	[KVM_EXIT_INTERNAL_ERROR] = { "KVM_EXIT_INTERNAL_ERROR", handle_internal_error },
 	[KVM_EXIT_SYSTEM_EVENT] = { "KVM_EXIT_SYSTEM_EVENT", handle_system_event },
+	[KVM_EXIT_DIRTY_RING_FULL] = { "KVM_EXIT_DIRTY_RING_FULL", handle_dirty_ring_full },
 };
 
 #define EXIT_TABLE_SIZE (sizeof(exit_table) / sizeof(exit_table[0]))

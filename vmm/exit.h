@@ -27,6 +27,9 @@ struct exit_ctx {
 	int (*emulate)(void *opaque, const uint8_t *insn, unsigned len);
 	void *emulate_opaque;
 	uint64_t emulated;   /* instructions the fallback emulated */
+	/* KVM_EXIT_DIRTY_RING_FULL: harvests this vCPU's dirty ring; 0 or -errno. NULL: no ring. */
+	int (*ring_full)(void *opaque);
+	void *ring_opaque;
 };
 
 /* Outcome of a stopping exit: why, with what status, and a one-line description. */

@@ -421,6 +421,7 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	int err, derr;
 
 	memset(st, 0, sizeof(*st));
+	st->dirty_log = vm->rings.entries ? "ring" : "bitmap";
 	if (vm__state(vm) != VM_STATE_RUNNING)
 		return err__set(e, -EBUSY, "the VM is %s, not Running", vm_state__name(vm__state(vm)));
 	s.words = (vm->mem.size / PAGE + 63) / 64;

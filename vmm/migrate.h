@@ -38,6 +38,7 @@ struct migrate_stats {
 	uint64_t total_ns;         /* from HELLO to RUNNING */
 	uint64_t downtime_ns;      /* from the pause to RUNNING, as the source saw it */
 	uint64_t bandwidth_bps;    /* the last round's, bytes per second */
+	const char *dirty_log;     /* how KVM tracked the guest's writes: "ring" or "bitmap" */
 };
 
 /*

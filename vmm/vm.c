@@ -52,6 +52,7 @@ int vm__create(struct vm *vm, const char *kvm_path, const struct vm_hooks *hooks
 	pthread_cond_init(&vm->resume_cond, NULL);
 	vm->state = VM_STATE_CREATED;
 	vm->halt_poll_ns = -1;
+	vm->rings.vm_fd = -1;
 	bus__init(&vm->pio, "pio");
 	bus__init(&vm->mmio, "mmio");
 	vm->ctl = (struct vm_ctl){ .request_stop = ctl_request_stop, .opaque = vm };
@@ -174,9 +175,31 @@ int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e)
 	return 0;
 }
 
+int vm__dirty_ring(struct vm *vm, uint32_t entries, struct err *e)
+{
+	if (vm->nr_vcpus)
+		return err__set(e, -EBUSY, "dirty_ring %u: KVM takes it only before the first vCPU",
+				entries);
+	return dirty_ring__enable(&vm->rings, vm->fd, &vm->mem, entries, e);
+}
+
+/* exit_ctx.ring_full: the vCPU harvests its own ring. */
+static int vcpu_ring_full(void *opaque)
+{
+	return dirty_ring__harvest(opaque);
+}
+
 int vm__dirty_log(struct vm *vm, bool on)
 {
 	unsigned i;
+	int err;
+
+	/* Before the memslots log: nothing fills a ring meanwhile. */
+	if (on && vm->rings.entries) {
+		err = dirty_ring__start(&vm->rings);
+		if (err)
+			return err;
+	}
 
 	for (i = 0; i < vm->mem.nr_regions; i++) {
 		const struct guest_region *r = &vm->mem.regions[i];
@@ -194,7 +217,8 @@ int vm__dirty_log(struct vm *vm, bool on)
 	return 0;
 }
 
-int vm__take_dirty(struct vm *vm, uint64_t *bits)
+/* KVM_GET_DIRTY_LOG of every memslot, or'ed into `bits` by memfd offset. */
+static int take_kvm_bitmaps(struct vm *vm, uint64_t *bits)
 {
 	uint64_t *slot_bits = NULL;
 	unsigned i;
@@ -226,6 +250,13 @@ int vm__take_dirty(struct vm *vm, uint64_t *bits)
 		}
 	}
 	free(slot_bits);
+	return err;
+}
+
+int vm__take_dirty(struct vm *vm, uint64_t *bits)
+{
+	int err = vm->rings.entries ? dirty_ring__take(&vm->rings, bits) : take_kvm_bitmaps(vm, bits);
+
 	/* What the monitor's devices and vhost-user backends wrote, which KVM never saw. */
 	if (!err)
 		guest_mem__log_take(&vm->mem, bits);
@@ -363,6 +394,16 @@ int vm__create_vcpus(struct vm *vm, unsigned nr, struct err *e)
 		if (err) {
 			err = err__set(e, err, "vcpu%u: %s", i, strerror(-err));
 			break;
+		}
+		if (vm->rings.entries) {
+			err = dirty_ring__add_vcpu(&vm->rings, i, nr, vm->vcpus[i].fd);
+			if (err) {
+				err = err__set(e, err, "vcpu%u: mapping its dirty ring: %s", i,
+					       strerror(-err));
+				break;
+			}
+			vm->vcpus[i].exits.ring_full = vcpu_ring_full;
+			vm->vcpus[i].exits.ring_opaque = &vm->rings.rings[i];
 		}
 	}
 	if (!err)
@@ -749,6 +790,7 @@ void vm__destroy(struct vm *vm)
 		vcpu__destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	dirty_ring__destroy(&vm->rings);
 	free(vm->msrs.index);
 	vm->msrs = (struct vcpu_msr_list){ 0 };
 	for (i = 0; i < vm->nr_blobs; i++)

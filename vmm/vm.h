@@ -11,6 +11,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/device.h"
+#include "vmm/dirty_ring.h"
 #include "base/err.h"
 #include "vmm/guest_mem.h"
 #include "vmm/irq.h"
@@ -82,6 +83,7 @@ struct vm {
 	struct vm_hooks hooks;
 	struct vcpu_env vcpu_env;    /* what every vCPU gets */
 	struct vcpu_msr_list msrs;  /* the MSRs a snapshot saves (KVM_GET_MSR_INDEX_LIST) */
+	struct dirty_rings rings;   /* KVM's dirty ring (vm__dirty_ring); rings.entries 0: the bitmap */
 	pthread_mutex_t snapshot_lock; /* held by a snapshot: vm__run stops no device meanwhile */
 
 	pthread_mutex_t lock;      /* never held across KVM_RUN */
@@ -141,13 +143,20 @@ const char *vm_exits__names(unsigned exits, char *buf, size_t len);
  */
 int vm__setup_memory(struct vm *vm, uint64_t size, struct err *e);
 
+/*
+ * Has KVM log the guest's writes in a ring per vCPU of `entries`
+ * (KVM_CAP_DIRTY_LOG_RING) instead of its bitmap per memslot, before
+ * vm__create_vcpus. -ENOTSUP (why in `e`) when this KVM has none that large.
+ */
+int vm__dirty_ring(struct vm *vm, uint32_t entries, struct err *e);
+
 /* Turns KVM's dirty page logging of every memslot on or off (KVM_MEM_LOG_DIRTY_PAGES); -errno. */
 int vm__dirty_log(struct vm *vm, bool on);
 
 /*
  * Ors the pages the guest wrote since the last call (or since logging began)
  * into `bits`, one bit per 4 KiB page of guest RAM by memfd offset, and
- * clears KVM's log (KVM_GET_DIRTY_LOG); with guest RAM's own dirty log
+ * clears KVM's log (its dirty rings, or KVM_GET_DIRTY_LOG); with guest RAM's own dirty log
  * running (guest_mem__log_start), also the pages the monitor's devices and
  * vhost-user backends wrote, clearing those too. -errno.
  */

@@ -41,7 +41,13 @@ struct vcpu_model {
 	struct step steps[16];
 	unsigned head, tail;
 	unsigned runs;
+	struct kvm_dirty_gfn *ring;    /* its dirty ring, as KVM maps it at KVM_DIRTY_LOG_PAGE_OFFSET */
+	uint32_t dirty_index, reset_index;
 };
+
+/* KVM keeps this many entries of a ring spare: it exits as full with fewer free (no PML here). */
+#define RING_RSVD 64u
+#define RING_OFFSET ((off_t)KVM_DIRTY_LOG_PAGE_OFFSET * 4096)
 
 struct fake_kvm fake_kvm;
 
@@ -70,7 +76,7 @@ static const struct { unsigned long req; const char *name; } names[] = {
 	N(KVM_SET_LAPIC), N(KVM_GET_MP_STATE), N(KVM_SET_MP_STATE), N(KVM_GET_VCPU_EVENTS),
 	N(KVM_SET_VCPU_EVENTS), N(KVM_GET_MSRS), N(KVM_SET_MSRS), N(KVM_GET_MSR_INDEX_LIST),
 	N(KVM_GET_XSAVE), N(KVM_SET_XSAVE), N(KVM_GET_DEBUGREGS), N(KVM_SET_DEBUGREGS),
-	N(KVM_GET_TSC_KHZ), N(KVM_SET_TSC_KHZ), N(KVM_GET_DIRTY_LOG),
+	N(KVM_GET_TSC_KHZ), N(KVM_SET_TSC_KHZ), N(KVM_GET_DIRTY_LOG), N(KVM_RESET_DIRTY_RINGS),
 #undef N
 };
 
@@ -147,9 +153,12 @@ void fake_kvm__reset(void)
 		snprintf(dev_path, sizeof(dev_path), "/proc/self/fd/%d", dev_fd);
 	}
 	nr_objs = 1;
-	for (i = 0; i < FAKE_KVM_MAX_VCPUS; i++)
+	for (i = 0; i < FAKE_KVM_MAX_VCPUS; i++) {
 		if (vcpus[i].run)
 			munmap(vcpus[i].run, RUN_SIZE);
+		if (vcpus[i].ring)
+			munmap(vcpus[i].ring, fake_kvm.ring_bytes);
+	}
 	memset(vcpus, 0, sizeof(vcpus));
 	memset(&fake_kvm, 0, sizeof(fake_kvm));
 	fake_kvm.max_halt_poll_ns = -1;
@@ -424,6 +433,62 @@ static int model_memory(const struct kvm_userspace_memory_region *m)
 	return 0;
 }
 
+/*
+ * KVM_RESET_DIRTY_RINGS: per ring, from its reset index, every entry marked harvested is
+ * given back (its page write-protected again) up to the first that is not; the count.
+ */
+static int model_ring_reset(void)
+{
+	unsigned i, n = 0;
+
+	if (!fake_kvm.ring_bytes)
+		return 0;
+	for (i = 0; i < FAKE_KVM_MAX_VCPUS; i++) {
+		struct vcpu_model *v = &vcpus[i];
+		uint32_t size = fake_kvm.ring_bytes / sizeof(struct kvm_dirty_gfn);
+
+		while (v->ring && v->reset_index != v->dirty_index) {
+			struct kvm_dirty_gfn *g = &v->ring[v->reset_index & (size - 1)];
+
+			if (!(__atomic_load_n(&g->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_RESET))
+				break;
+			g->flags = 0;
+			v->reset_index++;
+			n++;
+		}
+	}
+	fake_kvm.ring_resets++;
+	fake_kvm.ring_reset_entries += n;
+	if (fake_kvm.on_ring_reset)
+		fake_kvm.on_ring_reset();
+	return (int)n;
+}
+
+int fake_kvm__ring_push(unsigned index, uint32_t slot, uint64_t offset)
+{
+	struct vcpu_model *v = index < FAKE_KVM_MAX_VCPUS ? &vcpus[index] : NULL;
+	uint32_t size = fake_kvm.ring_bytes / sizeof(struct kvm_dirty_gfn);
+	struct kvm_dirty_gfn *g;
+	unsigned i;
+	bool logs = false;
+
+	for (i = 0; i < fake_kvm.nr_slots; i++)
+		logs |= fake_kvm.slots[i].slot == slot &&
+			(fake_kvm.slots[i].flags & KVM_MEM_LOG_DIRTY_PAGES);
+	if (!v || !v->ring || !logs)
+		return -1;
+	if (v->dirty_index - v->reset_index >= size) {
+		violation("vcpu%u's dirty ring overflowed: KVM_EXIT_DIRTY_RING_FULL was ignored", index);
+		return -1;
+	}
+	g = &v->ring[v->dirty_index & (size - 1)];
+	g->slot = slot;
+	g->offset = offset;
+	__atomic_store_n(&g->flags, KVM_DIRTY_GFN_F_DIRTY, __ATOMIC_RELEASE);
+	v->dirty_index++;
+	return v->dirty_index - v->reset_index >= size - RING_RSVD;
+}
+
 /* KVM_GET_DIRTY_LOG: the slot's pages written since the last call (fake_kvm.dirty), then clear. */
 static int model_dirty_log(struct kvm_dirty_log *d)
 {
@@ -553,7 +618,8 @@ static int create_vcpu(unsigned long index)
 		violation("KVM_CREATE_VCPU before KVM_CREATE_IRQCHIP: the LAPIC would be userspace's");
 	if (index >= FAKE_KVM_MAX_VCPUS || vcpus[index].run)
 		return -EINVAL;
-	fd = obj_new(OBJ_VCPU, (unsigned)index, RUN_SIZE);
+	fd = obj_new(OBJ_VCPU, (unsigned)index,
+		     fake_kvm.ring_bytes ? RING_OFFSET + fake_kvm.ring_bytes : RUN_SIZE);
 	if (fd < 0)
 		return fd;
 	v = &vcpus[index];
@@ -562,6 +628,15 @@ static int create_vcpu(unsigned long index)
 		v->run = NULL;
 		close(fd);
 		return -ENOMEM;
+	}
+	if (fake_kvm.ring_bytes) {
+		v->ring = mmap(NULL, fake_kvm.ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			       RING_OFFSET);
+		if (v->ring == MAP_FAILED) {
+			v->ring = NULL;
+			close(fd);
+			return -ENOMEM;
+		}
 	}
 	fake_kvm.nr_vcpus++;
 	return fd;
@@ -580,6 +655,9 @@ static int vm_check_extension(unsigned long cap)
 	case KVM_CAP_MAX_VCPUS:
 	case KVM_CAP_NR_VCPUS:
 		return FAKE_KVM_MAX_VCPUS;
+	case KVM_CAP_DIRTY_LOG_RING:
+	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+		return fake_kvm.dirty_ring_lacking ? 0 : 65536 * (int)sizeof(struct kvm_dirty_gfn);
 	default:
 		return 1;
 	}
@@ -621,6 +699,20 @@ static int vm_enable_cap(const struct kvm_enable_cap *cap)
 			return -EINVAL;
 		fake_kvm.max_halt_poll_ns = (int64_t)a;
 		return 0;
+	case KVM_CAP_DIRTY_LOG_RING:
+	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+		if (fake_kvm.dirty_ring_lacking)
+			return -EINVAL;
+		if (fake_kvm.nr_vcpus || fake_kvm.ring_bytes) {
+			violation("KVM_CAP_DIRTY_LOG_RING after a vCPU or a second time");
+			return -EINVAL;
+		}
+		if (a < 4096 || (a & (a - 1)) || a > 65536 * sizeof(struct kvm_dirty_gfn)) {
+			violation("KVM_CAP_DIRTY_LOG_RING of %llu bytes", (unsigned long long)a);
+			return -EINVAL;
+		}
+		fake_kvm.ring_bytes = (uint32_t)a;
+		return 0;
 	}
 	violation("KVM_ENABLE_CAP %u: the model does not know it", cap->cap);
 	return -EINVAL;
@@ -643,7 +735,13 @@ static int vm_ioctl(unsigned long req, unsigned long arg)
 	case KVM_SET_USER_MEMORY_REGION:
 		return model_memory(p);
 	case KVM_GET_DIRTY_LOG:
+		if (fake_kvm.ring_bytes) {
+			violation("KVM_GET_DIRTY_LOG with the dirty ring on (KVM answers ENXIO)");
+			return -ENXIO;
+		}
 		return model_dirty_log(p);
+	case KVM_RESET_DIRTY_RINGS:
+		return model_ring_reset();
 	case KVM_CREATE_IRQCHIP:
 		if (fake_kvm.irqchip || fake_kvm.nr_vcpus)
 			return fake_kvm.irqchip ? -EEXIST : -EINVAL;

@@ -69,6 +69,15 @@ struct fake_kvm {
 	/* Per slot, its first 64 pages the guest wrote (a test sets them): KVM_GET_DIRTY_LOG's
 	 * answer while the slot logs (KVM_MEM_LOG_DIRTY_PAGES), cleared by it. */
 	uint64_t dirty[16];
+	/*
+	 * KVM's dirty ring (KVM_CAP_DIRTY_LOG_RING[_ACQ_REL]): whether this KVM lacks it (a test
+	 * sets it), its size per vCPU once enabled, and KVM_RESET_DIRTY_RINGS: the calls, the
+	 * entries they gave back, and a test's hook run at each (before it returns).
+	 */
+	bool dirty_ring_lacking;
+	uint32_t ring_bytes;
+	unsigned ring_resets, ring_reset_entries;
+	void (*on_ring_reset)(void);
 	bool irqchip, pit;
 	unsigned nr_vcpus;
 	unsigned irq_lines;            /* KVM_IRQ_LINE calls */
@@ -133,6 +142,14 @@ void fake_kvm__queue_exit(unsigned index, const struct kvm_run *exit);
 /* The next KVM_RUN of vCPU `index` fails with `err`. With nothing queued, KVM_RUN blocks
  * until the vCPU is kicked (immediate_exit) and then fails with EINTR. */
 void fake_kvm__queue_errno(unsigned index, int err);
+
+/*
+ * vCPU `index` writes page `offset` of memslot `slot` as a guest would with its dirty
+ * ring on: the entry KVM appends while the slot logs. Returns 1 when the ring is now
+ * full enough that KVM exits with KVM_EXIT_DIRTY_RING_FULL, 0 when not, -1 when
+ * nothing was appended (the slot does not log, or no ring).
+ */
+int fake_kvm__ring_push(unsigned index, uint32_t slot, uint64_t offset);
 
 /* vCPU `index`'s state in the model: a test changes it as a guest would. */
 struct fake_kvm_vcpu *fake_kvm__vcpu(unsigned index);

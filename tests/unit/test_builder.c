@@ -164,14 +164,61 @@ static void test_builder_calls_kvm_in_the_documented_order(void **state)
 	for (i = 0; i < fake_kvm.nr_slots; i++)
 		ram += fake_kvm.slots[i].memory_size;
 	assert_int_equal(ram, r->cfg.mem_size);
-	/* No knob asked: KVM's defaults stay (no capability enabled). */
-	assert_int_equal(fake_kvm.nr_enabled, 0);
+	/* No knob asked: KVM's defaults stay, but for its dirty ring (a migration's log) where it
+	 * has one, before the vCPUs. */
+	assert_int_equal(fake_kvm.nr_enabled, 1);
+	assert_int_equal(fake_kvm.enabled[0].cap, KVM_CAP_DIRTY_LOG_RING_ACQ_REL);
+	assert_int_equal(fake_kvm.enabled[0].args[0], 4096 * sizeof(struct kvm_dirty_gfn));
+	assert_before(KVM_ENABLE_CAP, KVM_CREATE_VCPU);
+	assert_int_equal(vm.rings.entries, 4096);
 	assert_int_equal(vm.disabled_exits, 0);
 	assert_int_equal(vm.halt_poll_ns, -1);
 	if (fake_kvm.violations)
 		fail_msg("fake KVM: %s", fake_kvm.why);
 	vm__destroy(&vm);
 	assert_int_equal(open_fds(), fds);
+
+	/* A KVM without the ring: its bitmap, and the build goes on. */
+	fake_kvm__reset();
+	fake_kvm.dirty_ring_lacking = true;
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	assert_int_equal(fake_kvm.nr_enabled, 0);
+	assert_int_equal(vm.rings.entries, 0);
+	vm__destroy(&vm);
+}
+
+/* dirty_ring: 0 keeps KVM's bitmap, N asks a ring of N, and a KVM without one refuses it by where it was asked. */
+static void test_builder_dirty_ring_as_asked(void **state)
+{
+	struct rig *r = *state;
+	struct err e = { 0 };
+	struct vm vm;
+
+	r->cfg.dirty_ring_set = true;
+	r->cfg.dirty_ring = 0;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	assert_int_equal(fake_kvm.nr_enabled, 0);
+	assert_int_equal(vm.rings.entries, 0);
+	vm__destroy(&vm);
+
+	r->cfg.dirty_ring = 1024;
+	fake_kvm__reset();
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
+	assert_int_equal(fake_kvm.ring_bytes, 1024 * sizeof(struct kvm_dirty_gfn));
+	assert_int_equal(vm.rings.entries, 1024);
+	vm__destroy(&vm);
+
+	r->cfg.dirty_ring_at = "host.yaml:12: vms[0].dirty_ring";
+	fake_kvm__reset();
+	fake_kvm.dirty_ring_lacking = true;
+	assert_int_equal(vm__build(&vm, &r->cfg, &e), -ENOTSUP);
+	assert_non_null(strstr(e.msg, "host.yaml:12: vms[0].dirty_ring: dirty_ring 1024: KVM lacks "
+				      "KVM_CAP_DIRTY_LOG_RING"));
+	assert_int_equal(fake_kvm.nr_vcpus, 0);
+	vm__destroy(&vm);
+	r->cfg.dirty_ring_set = false;
+	r->cfg.dirty_ring_at = NULL;
 }
 
 /* The position of the first KVM_CHECK_EXTENSION of `cap` on the VM fd among those asked, or -1. */
@@ -199,7 +246,7 @@ static void test_builder_enables_kvm_knobs_checked_first_and_before_vcpus(void *
 	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
 	assert_true(vm_cap_checked(KVM_CAP_X86_DISABLE_EXITS) >= 0);
 	assert_true(vm_cap_checked(KVM_CAP_HALT_POLL) >= 0);
-	assert_int_equal(fake_kvm.nr_enabled, 2);
+	assert_int_equal(fake_kvm.nr_enabled, 3);   /* and the dirty ring, not asked */
 	assert_int_equal(fake_kvm.enabled[0].cap, KVM_CAP_X86_DISABLE_EXITS);
 	assert_int_equal(fake_kvm.enabled[0].args[0],
 			 KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE);
@@ -222,7 +269,7 @@ static void test_builder_enables_kvm_knobs_checked_first_and_before_vcpus(void *
 	r->cfg.halt_poll_ns = 0;
 	fake_kvm__reset();
 	assert_int_equal(vm__build(&vm, &r->cfg, &e), 0);
-	assert_int_equal(fake_kvm.nr_enabled, 1);
+	assert_int_equal(fake_kvm.nr_enabled, 2);
 	assert_int_equal(fake_kvm.max_halt_poll_ns, 0);
 	assert_int_equal(vm.halt_poll_ns, 0);
 	vm__destroy(&vm);
@@ -624,6 +671,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_builder_calls_kvm_in_the_documented_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_failing_each_kvm_call_names_the_step_and_leaks_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_enables_kvm_knobs_checked_first_and_before_vcpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_dirty_ring_as_asked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_refuses_exits_this_kvm_cannot_disable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_refuses_halt_poll_this_kvm_lacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_adds_the_test_device_only_when_asked, setup, teardown),

@@ -1,8 +1,9 @@
 /*
  * A live migration's dirty pages (vm__take_dirty) on the fake KVM: what the
- * guest's vCPUs wrote (KVM_GET_DIRTY_LOG per memslot) and what the monitor's
- * devices and vhost-user backends wrote (guest RAM's own log, guest_mem.h),
- * in one bitmap by memfd offset, with RAM on both sides of the PCI hole.
+ * guest's vCPUs wrote (KVM_GET_DIRTY_LOG per memslot, or KVM's dirty ring per
+ * vCPU) and what the monitor's devices and vhost-user backends wrote (guest
+ * RAM's own log, guest_mem.h), in one bitmap by memfd offset, with RAM on
+ * both sides of the PCI hole.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "fake_kvm.h"
+#include "vmm/exit.h"
 #include "vmm/vm.h"
 
 #define PAGE 4096ull
@@ -83,10 +85,175 @@ static void test_take_dirty_merges_kvms_log_with_the_devices_by_memfd_offset(voi
 	free(vm);
 }
 
+/* A VM of LOW + HIGH RAM with an irqchip and two vCPUs, KVM's dirty ring of `entries` on. */
+static struct vm *ring_vm(uint32_t entries)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct err e = { 0 };
+
+	fake_kvm__reset();
+	assert_non_null(vm);
+	assert_int_equal(vm__create(vm, fake_kvm__path(), NULL, &e), 0);
+	assert_int_equal(vm__setup_memory(vm, LOW + HIGH, &e), 0);
+	assert_int_equal(vm__setup_irqchip(vm, &e), 0);
+	assert_int_equal(vm__dirty_ring(vm, entries, &e), 0);
+	assert_int_equal(vm__create_vcpus(vm, 2, &e), 0);
+	assert_int_equal(fake_kvm.ring_bytes, entries * sizeof(struct kvm_dirty_gfn));
+	return vm;
+}
+
+static void test_ring_take_gathers_every_vcpus_writes_and_gives_the_entries_back(void **state)
+{
+	struct vm *vm = ring_vm(256);
+	uint64_t *bits = calloc((vm->mem.size / PAGE + 63) / 64, 8);
+	unsigned i;
+
+	(void)state;
+	assert_non_null(bits);
+	/* Not logging yet: KVM appends nothing. */
+	assert_int_equal(fake_kvm__ring_push(0, 0, 3), -1);
+	assert_int_equal(vm__dirty_log(vm, true), 0);
+	assert_int_equal(fake_kvm__ring_push(0, 0, 7), 0);
+	assert_int_equal(fake_kvm__ring_push(1, 1, 2), 0);
+	assert_int_equal(fake_kvm__ring_push(1, 0, 7), 0);
+	assert_int_equal(vm__take_dirty(vm, bits), 0);
+	assert_int_equal(pages_in(bits, vm->mem.size), 2);
+	assert_true(has(bits, 7 * PAGE) && has(bits, LOW + 2 * PAGE));
+	/* Every entry was given back; KVM_GET_DIRTY_LOG (refused with a ring) never called. */
+	assert_int_equal(fake_kvm.ring_reset_entries, 3);
+	memset(bits, 0, (vm->mem.size / PAGE + 63) / 64 * 8);
+	assert_int_equal(vm__take_dirty(vm, bits), 0);
+	assert_int_equal(pages_in(bits, vm->mem.size), 0);
+	/* The ring wraps: four times its size in writes, taken as they come. */
+	for (i = 0; i < 4 * 256; i++) {
+		assert_int_equal(fake_kvm__ring_push(0, 0, i % 100), 0);
+		if (i % 100 == 99)
+			assert_int_equal(vm__take_dirty(vm, bits), 0);
+	}
+	assert_int_equal(vm__take_dirty(vm, bits), 0);
+	assert_int_equal(pages_in(bits, vm->mem.size), 100);
+	assert_int_equal(fake_kvm.ring_reset_entries, 3 + 4 * 256);
+	assert_int_equal(vm__dirty_log(vm, false), 0);
+	assert_int_equal(fake_kvm.violations, 0);
+	free(bits);
+	vm__destroy(vm);
+	free(vm);
+}
+
+static struct vm *reset_vm;
+static uint64_t reset_page;
+static unsigned published_before_reset;
+
+/* fake_kvm.on_ring_reset: was the page already where a migration copies from? */
+static void check_unpublished(void)
+{
+	uint64_t *bits = reset_vm->rings.bits;
+
+	if (bits && bits[reset_page / 64] >> (reset_page % 64) & 1)
+		published_before_reset++;
+}
+
+static void test_a_full_ring_is_harvested_by_its_vcpu_and_published_only_once_given_back(void **state)
+{
+	struct vm *vm = ring_vm(256);
+	uint64_t *bits = calloc((vm->mem.size / PAGE + 63) / 64, 8);
+	struct kvm_run run = { .exit_reason = KVM_EXIT_DIRTY_RING_FULL };
+	struct exit_stop stop = { 0 };
+	unsigned i;
+	int full = 0;
+
+	(void)state;
+	assert_non_null(bits);
+	assert_int_equal(vm__dirty_log(vm, true), 0);
+	for (i = 0; !full; i++)
+		full = fake_kvm__ring_push(1, 1, i);
+	assert_int_equal(i, 256 - 64);
+	reset_vm = vm;
+	reset_page = LOW / PAGE + 5;
+	published_before_reset = 0;
+	fake_kvm.on_ring_reset = check_unpublished;
+	/* vCPU 1's thread at the exit: it harvests its own ring and goes on. */
+	assert_int_equal(exit__handle(&vm->vcpus[1].exits, &run, &stop), EXIT_CONTINUE);
+	assert_int_equal(fake_kvm.ring_reset_entries, 256 - 64);
+	assert_int_equal(published_before_reset, 0);
+	assert_int_equal(fake_kvm__ring_push(1, 1, 0), 0);
+	assert_int_equal(vm__take_dirty(vm, bits), 0);
+	assert_int_equal(pages_in(bits, vm->mem.size), 256 - 64);
+	assert_true(has(bits, LOW) && has(bits, LOW + (256 - 65) * PAGE));
+	fake_kvm.on_ring_reset = NULL;
+	assert_int_equal(vm__dirty_log(vm, false), 0);
+	assert_int_equal(fake_kvm.violations, 0);
+	free(bits);
+	vm__destroy(vm);
+	free(vm);
+}
+
+static void test_a_vcpu_without_a_ring_stops_at_a_full_ring_exit(void **state)
+{
+	struct kvm_run run = { .exit_reason = KVM_EXIT_DIRTY_RING_FULL };
+	struct exit_ctx ctx = { 0 };
+	struct exit_stop stop = { 0 };
+
+	(void)state;
+	assert_int_equal(exit__handle(&ctx, &run, &stop), EXIT_STOP);
+	assert_non_null(strstr(stop.why, "KVM_EXIT_DIRTY_RING_FULL"));
+}
+
+static void test_what_a_previous_log_left_in_a_ring_is_not_the_next_ones(void **state)
+{
+	struct vm *vm = ring_vm(512);
+	uint64_t *bits = calloc((vm->mem.size / PAGE + 63) / 64, 8);
+
+	(void)state;
+	assert_non_null(bits);
+	assert_int_equal(vm__dirty_log(vm, true), 0);
+	assert_int_equal(fake_kvm__ring_push(0, 0, 9), 0);
+	assert_int_equal(vm__dirty_log(vm, false), 0);
+	assert_int_equal(vm__dirty_log(vm, true), 0);
+	assert_int_equal(fake_kvm__ring_push(0, 0, 11), 0);
+	assert_int_equal(vm__take_dirty(vm, bits), 0);
+	assert_int_equal(pages_in(bits, vm->mem.size), 1);
+	assert_true(has(bits, 11 * PAGE));
+	assert_int_equal(fake_kvm.violations, 0);
+	free(bits);
+	vm__destroy(vm);
+	free(vm);
+}
+
+static void test_the_ring_is_refused_with_the_reason(void **state)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct err e = { 0 };
+
+	(void)state;
+	fake_kvm__reset();
+	assert_int_equal(vm__create(vm, fake_kvm__path(), NULL, &e), 0);
+	assert_int_equal(vm__dirty_ring(vm, 300, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "power of two"));
+	assert_int_equal(vm__dirty_ring(vm, 128, &e), -EINVAL);
+	fake_kvm.dirty_ring_lacking = true;
+	assert_int_equal(vm__dirty_ring(vm, 4096, &e), -ENOTSUP);
+	assert_non_null(strstr(e.msg, "KVM_CAP_DIRTY_LOG_RING"));
+	assert_int_equal(vm->rings.entries, 0);
+	assert_int_equal(fake_kvm.violations, 0);
+	vm__destroy(vm);
+	free(vm);
+	vm = ring_vm(256);
+	assert_int_equal(vm__dirty_ring(vm, 256, &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "before the first vCPU"));
+	vm__destroy(vm);
+	free(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_take_dirty_merges_kvms_log_with_the_devices_by_memfd_offset),
+		cmocka_unit_test(test_ring_take_gathers_every_vcpus_writes_and_gives_the_entries_back),
+		cmocka_unit_test(test_a_full_ring_is_harvested_by_its_vcpu_and_published_only_once_given_back),
+		cmocka_unit_test(test_a_vcpu_without_a_ring_stops_at_a_full_ring_exit),
+		cmocka_unit_test(test_what_a_previous_log_left_in_a_ring_is_not_the_next_ones),
+		cmocka_unit_test(test_the_ring_is_refused_with_the_reason),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

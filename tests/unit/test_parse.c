@@ -466,6 +466,43 @@ static void test_parse_disable_exits_and_halt_poll(void **state)
 		     "vms[0].halt_poll_ns", "out of range");
 }
 
+/* dirty_ring: KVM's ring where it has one unless given; 0 its bitmap; a power of two 256..65536. */
+static void test_parse_dirty_ring(void **state)
+{
+	const struct plan_arg args[] = {
+		{ "--kernel", "kernel", "/boot/vmlinuz" },
+		{ "--memory", "memory", "64M" },
+		{ "--vcpus", "vcpus", "1" },
+		{ "--dirty-ring", "dirty_ring", "1000" },
+	};
+	struct err e = { 0 };
+	struct plan p;
+
+	(void)state;
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n", &p);
+	assert_false(p.vms[0].dirty_ring_set);
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 0\n", &p);
+	assert_true(p.vms[0].dirty_ring_set);
+	assert_int_equal(p.vms[0].dirty_ring, 0);
+	assert_string_equal(p.vms[0].dirty_ring_loc.key, "vms[0].dirty_ring");
+	plan__free(&p);
+	load_ok(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 65536\n", &p);
+	assert_int_equal(p.vms[0].dirty_ring, 65536);
+	assert_int_equal(p.vms[0].dirty_ring_loc.line, 6);
+	plan__free(&p);
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 3000\n", 6,
+		     "vms[0].dirty_ring", "a power of two from 256 to 65536 entries per vCPU, or 0 "
+		     "for its dirty bitmap (value '3000')");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 128\n", 6,
+		     "vms[0].dirty_ring", "a power of two");
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 131072\n", 6,
+		     "vms[0].dirty_ring", "out of range 0..65536");
+	assert_int_equal(plan__from_args(&p, args, 4, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "--dirty-ring '1000': vm.dirty_ring: KVM's dirty ring takes "
+				      "a power of two"));
+}
+
 /* api_socket: none unless given; a relative path resolves against the plan's directory. */
 static void test_parse_api_socket(void **state)
 {
@@ -723,7 +760,7 @@ static void test_parse_unknown_key_names_line_and_key(void **state)
 	/* Nothing close: the allowed keys are listed instead. */
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    storage: []\n", 6, "vms[0].storage",
 		     "(allowed: name, kernel, initrd, cmdline, memory, vcpus, emulator_cpus, nics, disks, "
-		     "serial, shutdown_grace_s, api_socket, on_reboot, disable_exits, halt_poll_ns)");
+		     "serial, shutdown_grace_s, api_socket, on_reboot, disable_exits, halt_poll_ns, dirty_ring)");
 	expect_error("hosts:\n  housekeeping_cpus: 0\n", 1, "hosts", "did you mean 'host'?");
 	expect_error("host:\n  dataplane:\n    cores: 1\n    lcores: 2\n", 4, "host.dataplane.lcores",
 		     "allowed: cores, main_core, numa_node, no_huge, eal_args, mac_per_port, policy, "
@@ -1477,6 +1514,7 @@ int main(void)
 		cmocka_unit_test(test_parse_shutdown_grace),
 		cmocka_unit_test(test_parse_on_reboot),
 		cmocka_unit_test(test_parse_disable_exits_and_halt_poll),
+		cmocka_unit_test(test_parse_dirty_ring),
 		cmocka_unit_test(test_parse_api_socket),
 		cmocka_unit_test(test_parse_nic_stats_socket),
 		cmocka_unit_test(test_flags_make_the_plan_a_file_would),
