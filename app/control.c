@@ -343,7 +343,7 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 		"total %.3f s, KVM's dirty %s\n", url, st.rounds, (unsigned long long)st.pages_sent,
 		(unsigned long long)st.bytes_sent, (double)st.downtime_ns / 1e9,
 		(double)st.total_ns / 1e9, st.dirty_log);
-	api_answer__json(out, 200, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+	api_answer__json(out, 200, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I}",
 					     "destination_url", url, "rounds", (int)st.rounds,
 					     "pages_sent", (json_int_t)st.pages_sent,
 					     "zero_bytes", (json_int_t)st.zero_bytes,
@@ -352,7 +352,8 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 					     "bandwidth_bps", (json_int_t)st.bandwidth_bps,
 					     "downtime_ns", (json_int_t)st.downtime_ns,
 					     "total_ns", (json_int_t)st.total_ns,
-					     "dirty_log", st.dirty_log));
+					     "dirty_log", st.dirty_log,
+					     "ring_full_exits", (json_int_t)st.ring_full_exits));
 	out->after = stop_migrated;
 	out->after_opaque = c->cfg.vm;
 }

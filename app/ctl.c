@@ -199,12 +199,12 @@ static void print_migration(json_t *a)
 {
 	printf("migrated to %s: %lld rounds, %lld pages sent (%lld MiB zero not sent), %lld MiB on "
 	       "the wire at %.0f MiB/s, %lld pages after the stop; downtime %.3f s, total %.3f s; "
-	       "KVM's dirty %s\n",
+	       "KVM's dirty %s (%lld full-ring exits)\n",
 	       str(a, "destination_url"), num(a, "rounds"), num(a, "pages_sent"),
 	       num(a, "zero_bytes") >> 20, num(a, "bytes_sent") >> 20,
 	       (double)num(a, "bandwidth_bps") / 1048576.0, num(a, "last_dirty_pages"),
 	       (double)num(a, "downtime_ns") / 1e9, (double)num(a, "total_ns") / 1e9,
-	       str(a, "dirty_log"));
+	       str(a, "dirty_log"), num(a, "ring_full_exits"));
 }
 
 static const struct verb verbs[] = {

@@ -409,6 +409,18 @@ static int stop_and_copy(struct sender *s, struct err *e)
 	return err;
 }
 
+/* KVM_EXIT_DIRTY_RING_FULL exits so far, every vCPU's (a vCPU's cost of the ring). */
+static uint64_t ring_full_exits(const struct vm *vm)
+{
+	uint64_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		n += __atomic_load_n(&vm->vcpus[i].exits.count[KVM_EXIT_DIRTY_RING_FULL],
+				     __ATOMIC_RELAXED);
+	return n;
+}
+
 int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct migrate_stats *st,
 		  struct err *e)
 {
@@ -416,12 +428,13 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	struct state_out hello = { 0 };
 	const struct device *bad = NULL;
 	struct err de = { 0 };
-	uint64_t t0 = mono_ns(), tp;
+	uint64_t t0 = mono_ns(), tp, full0;
 	uint32_t version = MIGRATE_VERSION;
 	int err, derr;
 
 	memset(st, 0, sizeof(*st));
 	st->dirty_log = vm->rings.entries ? "ring" : "bitmap";
+	full0 = ring_full_exits(vm);
 	if (vm__state(vm) != VM_STATE_RUNNING)
 		return err__set(e, -EBUSY, "the VM is %s, not Running", vm_state__name(vm__state(vm)));
 	s.words = (vm->mem.size / PAGE + 63) / 64;
@@ -520,6 +533,7 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 		goto out_devices_log_off;
 	}
 	st->total_ns = mono_ns() - t0;
+	st->ring_full_exits = ring_full_exits(vm) - full0;
 
 	/* Success too: the frozen backends stop logging, the log goes. */
 out_devices_log_off:

@@ -39,6 +39,7 @@ struct migrate_stats {
 	uint64_t downtime_ns;      /* from the pause to RUNNING, as the source saw it */
 	uint64_t bandwidth_bps;    /* the last round's, bytes per second */
 	const char *dirty_log;     /* how KVM tracked the guest's writes: "ring" or "bitmap" */
+	uint64_t ring_full_exits;  /* KVM_EXIT_DIRTY_RING_FULL exits of every vCPU meanwhile */
 };
 
 /*
