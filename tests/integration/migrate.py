@@ -8,13 +8,28 @@ kept in a register: a page the migration lost or sent stale fails it.
 
   1. Migrate: the source exits 0 ("migrated"), the destination's output continues the source's
      (every round once, in order: none lost or repeated across the switch-over) through three
-     whole-buffer checks; the figures (rounds, pages, downtime) are printed.
+     whole-buffer checks; the figures (rounds, pages, downtime) are printed. The guest rewrites
+     256 pages a round (memsum_pages=) into KVM's dirty ring of 256 entries (--dirty-ring), so
+     its vCPUs fill the ring and harvest it themselves (KVM_EXIT_DIRTY_RING_FULL) while the
+     migration's thread harvests it too; the answer must say "ring" with full-ring exits. On a
+     KVM without the ring (KVM_CAP_DIRTY_LOG_RING) this case uses KVM's bitmap and says so.
   2. Refusals, each leaving the source's guest running (it prints on) and the destination
      exiting 1 with the reason: a destination with other memory; a byte flipped in the stream by
      a relay (checksum); a stream of another version; the destination killed mid-migration.
+     This source tracks writes with KVM's dirty bitmap (--dirty-ring 0).
+  3. Placement (a destination started with a host plan): one whose node has fewer free 2 MiB
+     hugepages than the plan asks, and one confined to a cpuset without its vCPU's planned cpu,
+     refuse with the plan's line and field and exit 1 before they listen (the port is held
+     meanwhile: a destination that bound it first would say "Address already in use"); one
+     whose cpu is taken after it listens (moved into that cpuset) receives the whole guest,
+     fails its placement proof, answers no RUNNING, and the source's guest runs on. Then the
+     same source migrates to a destination whose plan fits: 2 MiB pages, vcpu0 SCHED_FIFO on
+     cpu 1, read back as planned, over the bitmap. Sizes node 0's 2 MiB pool and makes a cpuset (cgroup v2, or
+     v1's cpuset; mounts cgroup2 where none is), all undone at exit: it runs as root.
 
 Usage: migrate.py RTVMM GUEST. Exits 77 only when /dev/kvm is absent.
 """
+import fcntl
 import json
 import os
 import re
@@ -29,6 +44,9 @@ import time
 
 ROUND = re.compile(rb"memsum (\d+) sum [0-9a-f]{16}\n")
 ARGS = ["--test-device", "--vcpus", "2", "--memory", "64M", "--cmdline", "test=none memsum=100000000"]
+HP = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/"
+UNDO = []   # what the test changed on the host, undone in reverse order at exit
+HP_BEFORE = []   # node 0's 2 MiB pool size before the test changed it
 
 
 def fail(msg, *logs):
@@ -51,11 +69,12 @@ def free_port():
 class Vm:
     """One rtvmm run: its guest output in NAME.out, its log in NAME.log, its API socket."""
 
-    def __init__(self, rtvmm, guest, tmp, name, extra=(), args=ARGS):
+    def __init__(self, rtvmm, guest, tmp, name, extra=(), args=ARGS, plan=None, wrap=None):
         self.out, self.log = os.path.join(tmp, name + ".out"), os.path.join(tmp, name + ".log")
-        self.sock = os.path.join(tmp, name + ".sock")
+        self.sock, self.rtvmm = os.path.join(tmp, name + ".sock"), rtvmm
         pin = ["taskset", "-c", "1"] if os.environ.get("RTVMM_KVMBOX") == "1" else []
-        self.p = subprocess.Popen(pin + [rtvmm, "run", "--kernel", guest] + list(args) +
+        what = [plan, "--test-device"] if plan else ["--kernel", guest] + list(args)
+        self.p = subprocess.Popen((wrap or pin) + [rtvmm, "run"] + what +
                                   ["--api-socket", self.sock] + list(extra),
                                   stdout=open(self.out, "wb"), stderr=open(self.log, "wb"),
                                   stdin=subprocess.DEVNULL)
@@ -104,16 +123,34 @@ def check_continuous(rounds, what):
             fail("%s: round %d followed by %d (lost or repeated)" % (what, a, b))
 
 
+def kvm_has_dirty_ring():
+    """KVM_CHECK_EXTENSION(KVM_CAP_DIRTY_LOG_RING) on /dev/kvm: the largest ring in bytes."""
+    fd = os.open("/dev/kvm", os.O_RDWR)
+    try:
+        return fcntl.ioctl(fd, 0xAE03, 192) > 0
+    finally:
+        os.close(fd)
+
+
 def migrate_ok(rtvmm, guest, tmp):
+    ring = kvm_has_dirty_ring()
+    if not ring:
+        print("note: this KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING): the migration uses "
+              "its bitmap, and the ring goes untested here")
+    args = ARGS[:-1] + [ARGS[-1] + " memsum_pages=256", "--dirty-ring", "256" if ring else "0"]
     port = free_port()
-    dst = Vm(rtvmm, guest, tmp, "dst", ["--incoming", "tcp:127.0.0.1:%d" % port])
+    dst = Vm(rtvmm, guest, tmp, "dst", ["--incoming", "tcp:127.0.0.1:%d" % port], args=args)
     dst.wait_text("destination", "waiting for a live migration", 60)
-    src = Vm(rtvmm, guest, tmp, "src")
+    src = Vm(rtvmm, guest, tmp, "src", args=args)
     src.wait_round("source", 20)
     r = ctl(rtvmm, src.sock, "migrate", "tcp:127.0.0.1:%d" % port, "--json")
     if r.returncode:
         fail("ctl migrate: %s %s" % (r.stdout, r.stderr), src.log, dst.log)
     fig = json.loads(r.stdout)
+    if fig["dirty_log"] != ("ring" if ring else "bitmap") or (ring and not fig["ring_full_exits"]):
+        fail("KVM's dirty log: %s with %d full-ring exits, expected %s" % (
+            fig["dirty_log"], fig["ring_full_exits"], "a full ring" if ring else "the bitmap"),
+            src.log)
     try:
         rc = src.p.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -131,9 +168,11 @@ def migrate_ok(rtvmm, guest, tmp):
     print("ok: migrated at round %d; the destination goes on (round %d), three whole-buffer "
           "checks passed" % (last, dst.rounds()[-1]))
     print("figures: %d rounds, %d pages sent, %d MiB zero not sent, %d bytes on the wire, %d "
-          "pages after the stop, downtime %.1f ms, total %.1f ms (the box: function, not timing)" % (
+          "pages after the stop, downtime %.1f ms, total %.1f ms, KVM's dirty %s, %d full-ring "
+          "exits (the box: function, not timing)" % (
               fig["rounds"], fig["pages_sent"], fig["zero_bytes"] >> 20, fig["bytes_sent"],
-              fig["last_dirty_pages"], fig["downtime_ns"] / 1e6, fig["total_ns"] / 1e6))
+              fig["last_dirty_pages"], fig["downtime_ns"] / 1e6, fig["total_ns"] / 1e6,
+              fig["dirty_log"], fig["ring_full_exits"]))
     ctl(rtvmm, dst.sock, "shutdown")
     dst.p.wait(timeout=60)
 
@@ -143,6 +182,10 @@ def source_survives(src, what, n0):
     src.wait_round("source after " + what, n0 + 50)
     if src.p.poll() is not None:
         fail("the source stopped after " + what, src.log)
+    r = ctl(src.rtvmm, src.sock, "info", "--json")
+    state = json.loads(r.stdout).get("state") if r.returncode == 0 else r.stderr.strip()
+    if state != "Running":
+        fail("the source after %s: vm.info says '%s', expected Running" % (what, state), src.log)
 
 
 class Relay(threading.Thread):
@@ -199,7 +242,7 @@ class Relay(threading.Thread):
 
 
 def refusals(rtvmm, guest, tmp):
-    src = Vm(rtvmm, guest, tmp, "src2")
+    src = Vm(rtvmm, guest, tmp, "src2", args=ARGS + ["--dirty-ring", "0"])
     src.wait_round("source", 20)
     logs = [src.log]
 
@@ -287,8 +330,198 @@ def refusals(rtvmm, guest, tmp):
         fail("a version 2 stream: answer type %s '%s', destination exit %d" % (kind, text, rc),
              dst.log)
     print("ok: a stream of version 2: the destination answers ERROR '%s' and exits 1" % text)
-    ctl(rtvmm, src.sock, "shutdown")
-    src.p.wait(timeout=60)
+    placement_refusals(rtvmm, guest, tmp, src, attempt)
+    migrate_to_plan(rtvmm, guest, tmp, src)
+
+
+def write(path, value):
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def plan_file(tmp, name, guest, page_size):
+    """The source's machine (64 MiB, 2 vCPUs) as a host plan: RAM on node 0, vcpu0 SCHED_FIFO
+    10 on cpu 1, vcpu1 and the monitor on cpu 0."""
+    path = os.path.join(tmp, name + ".yaml")
+    write(path, """host:
+  housekeeping_cpus: "0"
+vm:
+  name: %s
+  kernel: %s
+  cmdline: "test=none memsum=100000000"
+  memory:
+    size: 64M
+    page_size: %s
+    numa_node: 0
+    fallback_4k: false
+  vcpus:
+    - cpus: "1"
+      policy: fifo
+      priority: 10
+    - cpus: "0"
+      policy: other
+  emulator_cpus: "0"
+""" % (name, os.path.abspath(guest), page_size))
+    return path
+
+
+def node0_free_2m(n):
+    """Makes node 0's free 2 MiB pool n pages (the pages in use stay); its size before comes
+    back at exit. Returns the free count the kernel gave."""
+    nr, free = (int(open(HP + f).read()) for f in ("nr_hugepages", "free_hugepages"))
+    if not HP_BEFORE:
+        HP_BEFORE.append(nr)
+        UNDO.append(lambda: write(HP + "nr_hugepages", HP_BEFORE[0]))
+    try:
+        write(HP + "nr_hugepages", nr - free + n)
+    except OSError as e:
+        fail("cannot size node 0's 2 MiB hugepage pool (%s): the test runs as root" % e)
+    return int(open(HP + "free_hugepages").read())
+
+
+def cpuset(tmp, cpus):
+    """A new cgroup whose cpuset is `cpus` (cgroup v2 where it has the cpuset controller,
+    else v1's cpuset hierarchy, else a cgroup2 mounted here); its cgroup.procs."""
+    root, v1 = None, False
+    for line in open("/proc/mounts"):
+        _, path, fstype, opts = line.split()[:4]
+        if fstype == "cgroup2":
+            try:
+                ok = "cpuset" in open(path + "/cgroup.controllers").read().split()
+            except OSError:
+                ok = False
+            if ok:
+                root = path
+                break
+        if fstype == "cgroup" and "cpuset" in opts.split(","):
+            root, v1 = path, True
+            break
+    if root is None:
+        root = os.path.join(tmp, "cgroup")
+        os.mkdir(root)
+        r = subprocess.run(["mount", "-t", "cgroup2", "cgroup2", root], capture_output=True,
+                           text=True)
+        if r.returncode:
+            fail("no cpuset cgroup on this host and cannot mount cgroup2: " + r.stderr.strip())
+        UNDO.append(lambda: subprocess.run(["umount", root], check=False))
+    try:
+        if not v1:
+            write(root + "/cgroup.subtree_control", "+cpuset")
+        cg = os.path.join(root, "rtvmm-migrate.%d" % os.getpid())
+        os.mkdir(cg)
+        UNDO.append(lambda: rmdir_when_empty(cg))
+        if v1:
+            write(cg + "/cpuset.mems", open(root + "/cpuset.mems").read().strip())
+        write(cg + "/cpuset.cpus", cpus)
+    except OSError as e:
+        fail("cannot make a cpuset of cpu %s under %s (%s): the test runs as root" % (cpus, root, e))
+    return cg + "/cgroup.procs"
+
+
+def rmdir_when_empty(cg):
+    for _ in range(50):
+        try:
+            os.rmdir(cg)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def refused_before_listening(rtvmm, guest, tmp, name, plan, wrap, want, attempt):
+    """A destination whose plan this host cannot place exits 1 with `want` in its log while
+    the test holds its port; then the source's migration there is refused and it runs on."""
+    port = free_port()
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", port))
+    hold.listen(1)
+    dst = Vm(rtvmm, guest, tmp, os.path.basename(plan)[:-len(".yaml")],
+             ["--incoming", "tcp:127.0.0.1:%d" % port], plan=plan, wrap=wrap)
+    try:
+        rc = dst.p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        fail("%s: the destination still runs 60 s after it started" % name, dst.log)
+    hold.close()
+    log = open(dst.log, errors="replace").read()
+    said = re.search(want, log)
+    if rc != 1 or not said or "nothing was started" not in log:
+        fail("%s: the destination exited %d, expected 1 with /%s/ and 'nothing was started'" % (
+            name, rc, want), dst.log)
+    print("ok: %s: the destination refused before it listened: %s" % (
+        name, log[said.start():].splitlines()[0]))
+    attempt(name + ": a migration to it", "tcp:127.0.0.1:%d" % port, None, "Connection refused")
+
+
+def placement_refusals(rtvmm, guest, tmp, src, attempt):
+    free = node0_free_2m(8)
+    refused_before_listening(
+        rtvmm, guest, tmp, "hugepages short", plan_file(tmp, "short", guest, "2M"), None,
+        r"short\.yaml:\d+: error: vm\.memory\.size: 64M: .*node 0: needs 32 2M pages, %d free"
+        % free, attempt)
+
+    procs = cpuset(tmp, "0")
+    refused_before_listening(
+        rtvmm, guest, tmp, "cpu 1 outside its cpuset", plan_file(tmp, "cpuset", guest, "4K"),
+        ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs],
+        r"cpuset\.yaml:\d+: error: vm\.vcpus\[0\]\.cpus: 1: .*cpu 1 ", attempt)
+
+    name = "cpu 1 taken after the destination listened"
+    port = free_port()
+    dst = Vm(rtvmm, guest, tmp, "taken", ["--incoming", "tcp:127.0.0.1:%d" % port],
+             plan=plan_file(tmp, "taken", guest, "4K"))
+    dst.wait_text("destination", "waiting for a live migration", 60)
+    write(procs, dst.p.pid)
+    attempt(name, "tcp:127.0.0.1:%d" % port, dst, "stopped before its guest ran")
+    log = open(dst.log, errors="replace").read()
+    said = [re.search(want + r"[^\n]*", log) for want in (
+        r"vcpu0: .*sched_setaffinity\(cpus 1\): Invalid argument",
+        r"vcpu0: the kernel's placement differs from the plan")]
+    if not all(said) or "the guest runs here now" in log:
+        fail("%s: the destination's log lacks why vcpu0 is not on cpu 1, or says the guest runs"
+             % name, dst.log)
+    print("ok: %s: its placement proof failed, it sent no RUNNING: %s" % (
+        name, "; ".join(m.group(0) for m in said)))
+
+
+def migrate_to_plan(rtvmm, guest, tmp, src):
+    """The source that saw every refusal migrates to a destination whose plan fits."""
+    got = node0_free_2m(40)
+    if got < 32:
+        fail("node 0's 2 MiB pool: %d pages free after asking for 40, the plan needs 32" % got)
+    port = free_port()
+    dst = Vm(rtvmm, guest, tmp, "planned", ["--incoming", "tcp:127.0.0.1:%d" % port],
+             plan=plan_file(tmp, "planned", guest, "2M"))
+    dst.wait_text("destination", "waiting for a live migration", 60)
+    r = ctl(rtvmm, src.sock, "migrate", "tcp:127.0.0.1:%d" % port, "--json")
+    if r.returncode:
+        fail("ctl migrate to a planned destination: %s %s" % (r.stdout, r.stderr), src.log, dst.log)
+    if json.loads(r.stdout)["dirty_log"] != "bitmap":
+        fail("a source run with --dirty-ring 0 migrated with KVM's dirty %s" %
+             json.loads(r.stdout)["dirty_log"], src.log)
+    try:
+        rc = src.p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        fail("the source still runs 60 s after the migration", src.log)
+    if rc != 0:
+        fail("the source exited %d after the migration" % rc, src.log)
+    last = src.rounds()[-1]
+    dst.wait_text("destination", "placement proven, the guest runs here now", 60)
+    dst.wait_round("destination", last + 70)
+    joined = [int(m) for m in ROUND.findall(open(src.out, "rb").read() + open(dst.out, "rb").read())]
+    check_continuous(joined, "the source through its refusals, then the planned destination")
+    r = ctl(rtvmm, dst.sock, "placement", "--json")
+    if r.returncode:
+        fail("vm.placement on the planned destination: " + r.stderr.strip(), dst.log)
+    placed = json.loads(r.stdout)
+    vcpus = sorted("%s %s %s %s" % (t["name"], t["cpus"], t["policy"], t["as_planned"])
+                   for t in placed["threads"] if t["name"] in ("vcpu0", "vcpu1"))
+    if vcpus != ["vcpu0 1 fifo True", "vcpu1 0 other True"] or \
+            placed["memory"]["page_size"] != 2 << 20:
+        fail("the planned destination's placement: %s" % r.stdout, dst.log)
+    print("ok: the same source then migrated to a destination whose plan fits: 2 MiB pages, "
+          "vcpu0 fifo on cpu 1, vcpu1 on cpu 0, as planned; the guest goes on (round %d)" %
+          dst.rounds()[-1])
+    ctl(rtvmm, dst.sock, "shutdown")
+    dst.p.wait(timeout=60)
 
 
 def main():
@@ -306,6 +539,11 @@ def main():
         return 0
     finally:
         subprocess.run(["pkill", "-9", "-f", tmp], check=False)
+        for undo in reversed(UNDO):
+            try:
+                undo()
+            except OSError as e:
+                print("warning: undoing a host change at exit: %s" % e)
         subprocess.run(["rm", "-rf", tmp], check=False)
 
 
