@@ -583,7 +583,8 @@ static int encode_sections(struct vm *vm, struct state_out *file, struct err *e)
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		const char *call = "";
 
-		err = vcpu__save_state(&vm->vcpus[i], &vm->msrs, &sec, &call);
+		err = vcpu__save_state(&vm->vcpus[i], &vm->msrs,
+				       vm->clock_frozen ? vm->paused_since : 0, &sec, &call);
 		if (err) {
 			state_out__free(&sec);
 			return err__set(e, err, "vcpu%u: %s: %s", i, call, strerror(-err));

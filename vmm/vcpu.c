@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/thread_class.h"
@@ -309,6 +310,7 @@ enum {
 #define VCPU_STATE_VERSION 1
 #define VCPU_STATE_MAX_MSRS 1024
 #define MSR_BATCH 128              /* KVM_GET/SET_MSRS refuse 256 or more at once */
+#define MSR_IA32_TSC 0x10
 
 static void put_record(struct state_out *o, uint32_t tag, const void *p, size_t len)
 {
@@ -332,11 +334,31 @@ static int save_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const cha
  * batch read stops at the first MSR this vCPU has not (one its CPUID lacks),
  * which is skipped.
  */
-static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, struct state_out *o)
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* `tsc`, read at `read_ns`, as it was at `stopped_ns` on a TSC of `khz`. */
+static uint64_t tsc_at(uint64_t tsc, uint64_t read_ns, uint64_t stopped_ns, uint32_t khz)
+{
+	uint64_t since = read_ns > stopped_ns ? read_ns - stopped_ns : 0;
+	uint64_t ticks = (uint64_t)((unsigned __int128)since * khz / 1000000u);
+
+	return ticks < tsc ? tsc - ticks : tsc;
+}
+
+/* Every MSR of `list` KVM reads; IA32_TSC taken back to `stopped_ns` (0: as read). */
+static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, uint64_t stopped_ns,
+		     uint32_t khz, struct state_out *o)
 {
 	struct state_out pairs = { 0 };
 	struct kvm_msrs *m;
 	unsigned i = 0, n = 0;
+	uint64_t t0, t1;
 	int got;
 
 	m = calloc(1, sizeof(*m) + list->nr * sizeof(m->entries[0]));
@@ -349,6 +371,7 @@ static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, struct
 		m->nmsrs = want;
 		for (j = 0; j < want; j++)
 			m->entries[j].index = list->index[i + j];
+		t0 = mono_ns();
 		got = ioctl(vcpu->fd, KVM_GET_MSRS, m);
 		if (got < 0) {
 			got = -errno;
@@ -356,9 +379,14 @@ static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, struct
 			state_out__free(&pairs);
 			return got;
 		}
+		t1 = mono_ns();
 		for (j = 0; j < (unsigned)got; j++) {
+			uint64_t v = m->entries[j].data;
+
+			if (m->entries[j].index == MSR_IA32_TSC && stopped_ns)
+				v = tsc_at(v, t0 + (t1 - t0) / 2, stopped_ns, khz);
 			state_out__u32(&pairs, m->entries[j].index);
-			state_out__u64(&pairs, m->entries[j].data);
+			state_out__u64(&pairs, v);
 		}
 		n += (unsigned)got;
 		/* Past the one it could not read, if it stopped at one. */
@@ -374,8 +402,8 @@ static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, struct
 	return got;
 }
 
-int vcpu__save_state(struct vcpu *vcpu, const struct vcpu_msr_list *msrs, struct state_out *out,
-		     const char **call)
+int vcpu__save_state(struct vcpu *vcpu, const struct vcpu_msr_list *msrs, uint64_t stopped_ns,
+		     struct state_out *out, const char **call)
 {
 	struct kvm_debugregs dregs;
 	struct kvm_vcpu_events events;
@@ -424,7 +452,7 @@ int vcpu__save_state(struct vcpu *vcpu, const struct vcpu_msr_list *msrs, struct
 	if (err)
 		return err;
 	put_record(out, VST_DEBUGREGS, &dregs, sizeof(dregs));
-	err = save_msrs(vcpu, msrs, out);
+	err = save_msrs(vcpu, msrs, stopped_ns, (uint32_t)khz, out);
 	if (err) {
 		*call = "KVM_GET_MSRS";
 		return err;

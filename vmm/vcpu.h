@@ -101,10 +101,13 @@ struct vcpu_msr_list {
  * TSC frequency, general, segment, control and debug registers, XSAVE area
  * (or the FPU), XCRs, every MSR of `msrs` KVM reads, LAPIC, pending events
  * and MP state. The vCPU is parked out of KVM_RUN with its last exit
- * completed; any thread. -errno with `*call` naming the ioctl that failed.
+ * completed; any thread. With `stopped_ns` (CLOCK_MONOTONIC ns the guest's
+ * time stopped, kvmclock frozen then; 0: none) the TSC is saved as it read
+ * at that moment, not later: a guest on either clock sees the same time.
+ * -errno with `*call` naming the ioctl that failed.
  */
-int vcpu__save_state(struct vcpu *vcpu, const struct vcpu_msr_list *msrs, struct state_out *out,
-		     const char **call);
+int vcpu__save_state(struct vcpu *vcpu, const struct vcpu_msr_list *msrs, uint64_t stopped_ns,
+		     struct state_out *out, const char **call);
 
 /*
  * Puts back what vcpu__save_state wrote, on a vCPU that never ran, after

@@ -762,6 +762,49 @@ static void test_snapshot_of_a_paused_vm_leaves_it_paused(void **state)
 	stop_and_finish(r);
 }
 
+static uint64_t mono_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * kvmclock stops at the pause; the TSC is saved as it read then, not when the
+ * snapshot read it later (the model's TSC stands still, so the save must take
+ * the time since the pause off it at the vCPU's rate), so a guest on either
+ * clock sees the same time after a restore.
+ */
+static void test_a_snapshot_saves_the_tsc_as_it_read_when_the_guest_stopped(void **state)
+{
+	const uint64_t tsc = 1ull << 40, khz = FAKE_KVM_TSC_KHZ;
+	struct rig *r = *state;
+	struct snapshot_stats st;
+	struct err e = { 0 };
+	uint64_t t0, t1, got;
+
+	put_msr(fake_kvm__vcpu(0), 0x10, tsc);
+	start_running(r);
+	t0 = mono_now_ns();
+	assert_int_equal(vm__pause(&r->f.vm), 0);
+	fake_vm__sleep_ms(50);
+	if (snapshot__save(&r->f.vm, r->snap, &st, &e))
+		fail_msg("snapshot__save: %s", e.msg);
+	t1 = mono_now_ns();
+	assert_int_equal(vm__resume(&r->f.vm), 0);
+	stop_and_finish(r);
+	destroy(r);
+	assert_int_equal(build(r, NR_VCPUS, RAM, DEVS_STD, &host_a), 0);
+	if (snapshot__restore(&r->f.vm, r->snap, &e))
+		fail_msg("snapshot__restore: %s", e.msg);
+	got = msr(fake_kvm__vcpu(0), 0x10);
+	if (got > tsc - 50000000ull * khz / 1000000 || got < tsc - (t1 - t0) * khz / 1000000)
+		fail_msg("TSC saved as %llu: %lld ticks before it read, expected 50 ms to %llu us of "
+			 "them at %llu kHz", (unsigned long long)got, (long long)(tsc - got),
+			 (unsigned long long)(t1 - t0) / 1000, (unsigned long long)khz);
+}
+
 /* ---- refusals to save ---- */
 
 static void test_snapshot_into_an_existing_directory_is_refused_and_writes_nothing(void **state)
@@ -1079,6 +1122,7 @@ int main(void)
 		T(test_snapshot_of_a_running_vm_restores_every_register_device_clock_and_byte),
 		T(test_snapshot_keeps_every_msr_of_a_list_longer_than_one_batch),
 		T(test_snapshot_of_a_paused_vm_leaves_it_paused),
+		T(test_a_snapshot_saves_the_tsc_as_it_read_when_the_guest_stopped),
 		T(test_snapshot_into_an_existing_directory_is_refused_and_writes_nothing),
 		T(test_snapshot_of_a_vm_neither_running_nor_paused_is_busy),
 		T(test_snapshot_with_a_device_that_cannot_be_saved_is_refused_naming_it),
