@@ -892,7 +892,7 @@ static int cmd_run(int argc, char **argv)
 				     sizeof(ra.dirty_ring_at));
 	/* A plan file places the VM (hugepages, nodes, pinning) and proves it; flags do not. */
 	if (ra.plan_file) {
-		placement__init(&placement, pvm);
+		placement__init(&placement, pvm, plan.file);
 		cfg.placement = &placement;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -970,7 +970,8 @@ static int cmd_run(int argc, char **argv)
 out_destroy:
 	vm__destroy(&vm);
 out_free:
-	migration__close(&incoming);
+	migration__close(&incoming, cfg.placement && cfg.placement->failed[0] ?
+			 cfg.placement->failed : NULL);
 	if (cfg.placement)
 		placement__fini(cfg.placement);
 	if (serial_fd >= 0)

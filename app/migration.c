@@ -257,10 +257,14 @@ int migration__ready(void *opaque)
 	return err;
 }
 
-void migration__close(struct migration_incoming *in)
+void migration__close(struct migration_incoming *in, const char *why)
 {
+	char msg[320];
+
+	snprintf(msg, sizeof(msg), "the destination stopped before its guest ran: %s",
+		 why ? why : "see its log");
 	if (in->fd >= 0 && !in->answered)
-		migrate__refuse(in->fd, "the destination stopped before its guest ran (see its log)");
+		migrate__refuse(in->fd, msg);
 	if (in->listen_fd >= 0)
 		close(in->listen_fd);
 	if (in->fd >= 0)

@@ -56,8 +56,9 @@ int migration__ready(void *in);
 
 /*
  * Closes what is open; a source never told RUNNING is told ERROR first (the
- * guest did not run here: it resumes there).
+ * guest did not run here: it resumes there), with `why` when known (NULL:
+ * see this side's log).
  */
-void migration__close(struct migration_incoming *in);
+void migration__close(struct migration_incoming *in, const char *why);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,21 @@ static bool plan_is_rt(const struct plan_vm *p)
 	return false;
 }
 
+/* One line of what the proof found, on stderr; the first is kept in p->failed. */
+__attribute__((format(printf, 2, 3)))
+static void finding(struct placement *p, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "rtvmm: %s\n", line);
+	if (!p->failed[0])
+		snprintf(p->failed, sizeof(p->failed), "%s", line);
+}
+
 /*
  * vm_hooks.vcpus_started: waits until every vCPU thread placed itself, then reads every
  * thread of the monitor back from the kernel, prints the table and checks
@@ -108,8 +124,8 @@ static int prove_placement(void *opaque, const struct vm *vm)
 
 		if (rt__read(vm->vcpus[i].tid, &t) == 0 && rt__matches(&t, &want))
 			continue;
-		fprintf(stderr, "rtvmm: vcpu%u: the kernel's placement differs from the plan (%s:%u: %s)\n",
-			i, p->plan->name, p->plan->vcpus[i].loc.line, p->plan->vcpus[i].loc.key);
+		finding(p, "vcpu%u: the kernel's placement differs from the plan (%s:%u: %s)", i,
+			p->file, p->plan->vcpus[i].loc.line, p->plan->vcpus[i].loc.key);
 		err = -EINVAL;
 	}
 	for (i = 0; i < p->plan->nr_disks && i < VM_MAX_DISKS; i++) {
@@ -119,17 +135,19 @@ static int prove_placement(void *opaque, const struct vm *vm)
 
 		if (!p->io_tids[i] || (rt__read(p->io_tids[i], &t) == 0 && rt__matches(&t, &want)))
 			continue;
-		fprintf(stderr, "rtvmm: %s I/O thread: the kernel's placement differs from the plan "
-			"(%s:%u: %s)\n", disk->name, p->plan->name, disk->io.loc.line, disk->io.loc.key);
+		finding(p, "%s I/O thread: the kernel's placement differs from the plan (%s:%u: %s)",
+			disk->name, p->file, disk->io.loc.line, disk->io.loc.key);
 		err = -EINVAL;
 	}
 	free(rows);
 	return err;
 }
 
-void placement__init(struct placement *p, const struct plan_vm *plan)
+void placement__init(struct placement *p, const struct plan_vm *plan, const char *file)
 {
 	p->plan = plan;
+	p->file = file;
+	p->failed[0] = '\0';
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->placed_cond, NULL);
 	p->nr_placed = 0;

@@ -17,6 +17,8 @@
 
 struct placement {
 	const struct plan_vm *plan;
+	const char *file;          /* the plan's file, for the lines it names */
+	char failed[256];          /* the proof's first finding, "" while none */
 	pthread_mutex_t lock;
 	pthread_cond_t placed_cond;
 	unsigned nr_placed;        /* vCPU threads that applied their placement (or failed to) */
@@ -24,8 +26,8 @@ struct placement {
 	pid_t io_tids[VM_MAX_DISKS]; /* plan disk i's I/O thread, 0 = none (a vhost-user disk) */
 };
 
-/* Prepares placement for `plan` (not copied: it must outlive the VM). */
-void placement__init(struct placement *p, const struct plan_vm *plan);
+/* Prepares placement for `plan` from `file` (neither copied: they must outlive the VM). */
+void placement__init(struct placement *p, const struct plan_vm *plan, const char *file);
 
 /* The hooks that make a VM use this placement. */
 struct vm_hooks placement__hooks(struct placement *p);

@@ -369,17 +369,26 @@ static unsigned by_cpu__overlapping(struct by_cpu *b, const cpu_set_t *set)
 static void check_cpus_exist(struct ctx *c, const cpu_set_t *set, unsigned line,
 			     const char *key, const char *what)
 {
-	cpu_set_t missing, all;
+	cpu_set_t missing, barred, all;
 	char m[256], a[256];
 	int i;
 
 	CPU_ZERO(&missing);
+	CPU_ZERO(&barred);
 	for (i = 0; i < CPU_SETSIZE; i++)
 		if (CPU_ISSET(i, set) && !topology__has_cpu(c->t, (unsigned)i))
-			CPU_SET(i, &missing);
+			CPU_SET(i, topology__cpu_disallowed(c->t, (unsigned)i) ? &barred : &missing);
+	topology__cpus(c->t, &all);
+	if (CPU_COUNT(&barred)) {
+		cpus_str(&barred, m, sizeof(m));
+		add(c, FINDING_ERROR, "cpu-not-allowed", line, key, m,
+		    "%s: cpu%s %s %s outside this process's cpuset (it allows cpus %s): run rtvmm in a "
+		    "cpuset that holds %s, or plan other cpus", what, CPU_COUNT(&barred) == 1 ? "" : "s",
+		    m, CPU_COUNT(&barred) == 1 ? "is" : "are", cpus_str(&all, a, sizeof(a)),
+		    CPU_COUNT(&barred) == 1 ? "it" : "them");
+	}
 	if (!CPU_COUNT(&missing))
 		return;
-	topology__cpus(c->t, &all);
 	cpus_str(&missing, m, sizeof(m));
 	add(c, FINDING_ERROR, "cpu-missing", line, key, m,
 	    "%s: cpu%s %s do%s not exist on %s (cpus %s)", what,

@@ -101,6 +101,11 @@ static int copy_hwloc(struct topology *t, hwloc_topology_t h, struct err *e)
 				break;
 			}
 	}
+	/* hwloc leaves out the PUs this process's cpuset disallows; its complete set keeps them. */
+	for (i = 0; i < (int)t->nr_cpus; i++)
+		t->cpus[i].disallowed = !t->cpus[i].present &&
+					hwloc_bitmap_isset(root->complete_cpuset, (unsigned)i) &&
+					!hwloc_bitmap_isset(root->cpuset, (unsigned)i);
 	t->page_size_supported[PAGE_4K] = true;
 	return 0;
 }
@@ -600,6 +605,11 @@ int topology__apply_overrides(struct topology *t, const char *overrides, const c
 bool topology__has_cpu(const struct topology *t, unsigned cpu)
 {
 	return cpu < t->nr_cpus && t->cpus[cpu].present;
+}
+
+bool topology__cpu_disallowed(const struct topology *t, unsigned cpu)
+{
+	return cpu < t->nr_cpus && t->cpus[cpu].disallowed;
 }
 
 int topology__cpu_node(const struct topology *t, unsigned cpu)

@@ -12,6 +12,7 @@
 
 struct topo_cpu {
 	bool present;
+	bool disallowed;           /* the machine's, but outside this process's cpuset (not present) */
 	unsigned package;          /* os index of the package */
 	unsigned core;             /* logical index of the core (unique across packages) */
 	int node;                  /* NUMA node os index, -1 if unknown */
@@ -94,6 +95,9 @@ int topology__cpu_node(const struct topology *t, unsigned cpu);
 
 /* True when cpu exists (is a PU) in t. */
 bool topology__has_cpu(const struct topology *t, unsigned cpu);
+
+/* True when this host has cpu but this process's cpuset leaves it out (not has_cpu). */
+bool topology__cpu_disallowed(const struct topology *t, unsigned cpu);
 
 /* The node with that os index, or NULL. */
 const struct topo_node *topology__node(const struct topology *t, int os_index);

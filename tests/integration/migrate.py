@@ -22,10 +22,11 @@ kept in a register: a page the migration lost or sent stale fails it.
      refuse with the plan's line and field and exit 1 before they listen (the port is held
      meanwhile: a destination that bound it first would say "Address already in use"); one
      whose cpu is taken after it listens (moved into that cpuset) receives the whole guest,
-     fails its placement proof, answers no RUNNING, and the source's guest runs on. Then the
-     same source migrates to a destination whose plan fits: 2 MiB pages, vcpu0 SCHED_FIFO on
-     cpu 1, read back as planned, over the bitmap. Sizes node 0's 2 MiB pool and makes a cpuset (cgroup v2, or
-     v1's cpuset; mounts cgroup2 where none is), all undone at exit: it runs as root.
+     fails its placement proof, answers ERROR with the proof's finding (the plan's file, line
+     and field), and the source's guest runs on. Then the same source migrates, over the
+     bitmap, to a destination whose plan fits: 2 MiB pages, vcpu0 SCHED_FIFO on cpu 1, read
+     back as planned. Sizes node 0's 2 MiB pool and makes a cpuset (cgroup v2, or v1's
+     cpuset; mounts cgroup2 where none is), all undone at exit: it runs as root.
 
 Usage: migrate.py RTVMM GUEST. Exits 77 only when /dev/kvm is absent.
 """
@@ -462,7 +463,8 @@ def placement_refusals(rtvmm, guest, tmp, src, attempt):
     refused_before_listening(
         rtvmm, guest, tmp, "cpu 1 outside its cpuset", plan_file(tmp, "cpuset", guest, "4K"),
         ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs],
-        r"cpuset\.yaml:\d+: error: vm\.vcpus\[0\]\.cpus: 1: .*cpu 1 ", attempt)
+        r"cpuset\.yaml:\d+: error: vm\.vcpus\[0\]\.cpus: 1: .*cpu 1 is outside this "
+        r"process's cpuset \(it allows cpus 0\).*\[cpu-not-allowed\]", attempt)
 
     name = "cpu 1 taken after the destination listened"
     port = free_port()
@@ -470,11 +472,13 @@ def placement_refusals(rtvmm, guest, tmp, src, attempt):
              plan=plan_file(tmp, "taken", guest, "4K"))
     dst.wait_text("destination", "waiting for a live migration", 60)
     write(procs, dst.p.pid)
-    attempt(name, "tcp:127.0.0.1:%d" % port, dst, "stopped before its guest ran")
+    attempt(name, "tcp:127.0.0.1:%d" % port, dst, "stopped before its guest ran: vcpu0: the "
+            "kernel's placement differs from the plan (%s:" % os.path.join(tmp, "taken.yaml"))
     log = open(dst.log, errors="replace").read()
     said = [re.search(want + r"[^\n]*", log) for want in (
         r"vcpu0: .*sched_setaffinity\(cpus 1\): Invalid argument",
-        r"vcpu0: the kernel's placement differs from the plan")]
+        r"vcpu0: the kernel's placement differs from the plan \(%s:\d+: vm\.vcpus\[0\]\.cpus\)"
+        % re.escape(os.path.join(tmp, "taken.yaml")))]
     if not all(said) or "the guest runs here now" in log:
         fail("%s: the destination's log lacks why vcpu0 is not on cpu 1, or says the guest runs"
              % name, dst.log)

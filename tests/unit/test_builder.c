@@ -606,7 +606,7 @@ static void test_builder_adds_disks_and_places_their_io_threads(void **state)
 	CPU_ZERO(&one);
 	CPU_SET(sched_getcpu(), &one);
 	pdisk[1].io = (struct plan_sched){ .cpus = one, .policy = RT_POLICY_OTHER };
-	placement__init(&p, &plan);
+	placement__init(&p, &plan, "plan.yaml");
 	r->cfg.placement = &p;
 	r->cfg.disks = disks;
 	r->cfg.nr_disks = 2;

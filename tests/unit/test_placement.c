@@ -64,7 +64,7 @@ static void rig_init(struct rig *r, const cpu_set_t *cpus)
 					  .loc = { .line = 20, .key = "vm.disks[0].io.cpus" } };
 	r->plan.nr_disks = 1;
 	r->plan.disks = &r->disk;
-	placement__init(&r->p, &r->plan);
+	placement__init(&r->p, &r->plan, "plan.yaml");
 	r->hooks = placement__hooks(&r->p);
 	fake_kvm__reset();
 	if (vm__create(&r->vm, fake_kvm__path(), &r->hooks, &e) || vm__setup_irqchip(&r->vm, &e) ||
