@@ -50,12 +50,7 @@ static int hold(struct vm *vm, const char *name, const struct device_ops *ops, v
 	return 0;
 }
 
-/*
- * A stop signal that arrived during the build (the caller blocked them, see
- * builder.h): taken, recorded as the VM's stop (status 128+N) and returned as
- * -EINTR with its message. 0 when none is pending.
- */
-static int build_interrupted(struct vm *vm, struct err *e)
+int builder__stop_signal(struct vm *vm, const char *during, struct err *e)
 {
 	static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
 	struct timespec now = { 0 };
@@ -73,8 +68,8 @@ static int build_interrupted(struct vm *vm, struct err *e)
 		sigaddset(&one, sig);
 		sigtimedwait(&one, NULL, &now);
 		vm__request_stop(vm, VM_STOP_SIGNAL, 128 + sig);
-		return err__set(e, -EINTR, "%s while building the VM: stopped before the guest ran",
-				strsignal(sig));
+		return err__set(e, -EINTR, "%s while %s: stopped before the guest ran",
+				strsignal(sig), during);
 	}
 	return 0;
 }
@@ -91,7 +86,7 @@ static int wait_backend(struct vm *vm, struct virtio_dev *dev, backend_wait_fn w
 	for (;;) {
 		int slice = timeout_ms < BUILD_SIGNAL_POLL_MS ? timeout_ms : BUILD_SIGNAL_POLL_MS;
 
-		err = build_interrupted(vm, e);
+		err = builder__stop_signal(vm, "building the VM", e);
 		if (err)
 			return err;
 		if (wait(dev, slice) == 0)
@@ -379,7 +374,7 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	 */
 	err = vm__setup_memory(vm, cfg->mem_size, e);
 	if (!err)
-		err = build_interrupted(vm, e);
+		err = builder__stop_signal(vm, "building the VM", e);
 	if (err)
 		return err;
 
@@ -407,7 +402,7 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	 */
 	err = add_pci_devices(vm, cfg, e);
 	if (!err)
-		err = build_interrupted(vm, e);
+		err = builder__stop_signal(vm, "building the VM", e);
 	if (err)
 		return err;
 
@@ -444,5 +439,5 @@ int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	err = vm__seal(vm, e);
 	if (err)
 		return err;
-	return build_interrupted(vm, e);
+	return builder__stop_signal(vm, "building the VM", e);
 }

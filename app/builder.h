@@ -63,4 +63,11 @@ struct vm_config {
  */
 int vm__build(struct vm *vm, const struct vm_config *cfg, struct err *e);
 
+/*
+ * A stop signal that arrived while blocked (SIGINT, SIGTERM, SIGHUP; see
+ * vm__build): taken, recorded as the VM's stop (status 128+N) and returned
+ * as -EINTR, its message naming what it stopped (`during`). 0 when none.
+ */
+int builder__stop_signal(struct vm *vm, const char *during, struct err *e);
+
 #endif

@@ -931,7 +931,7 @@ static int cmd_run(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (migration__receive(&incoming, &vm, &e)) {
 			fprintf(stderr, "rtvmm: --incoming %s: %s\n", ra.incoming, e.msg);
-			status = 1;
+			status = vm.stop_reason == VM_STOP_SIGNAL ? vm.stop_status : 1;
 			goto out_destroy;
 		}
 		fprintf(stderr, "rtvmm: received the VM in %.3f s (%llu pages, %llu MiB zero, %llu "

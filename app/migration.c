@@ -12,7 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/builder.h"
 #include "base/thread_class.h"
+
+/* How often a wait for the migration source looks for a stop signal. */
+#define ACCEPT_SIGNAL_POLL_MS 100
 
 int migration__parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *len,
 			 struct err *e)
@@ -229,16 +233,58 @@ int migration__listen(struct migration_incoming *in, const char *url, struct err
 	return 0;
 }
 
+/* "ADDR:PORT" of the peer on `fd`, for a log line. */
+static const char *peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (getpeername(fd, (struct sockaddr *)&sa, &sl) == 0) {
+		if (sa.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, host, sizeof(host));
+			port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+		} else {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host, sizeof(host));
+			port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+		}
+	}
+	snprintf(buf, len, "%s:%u", host, port);
+	return buf;
+}
+
 int migration__receive(struct migration_incoming *in, struct vm *vm, struct err *e)
 {
+	char peer[INET6_ADDRSTRLEN + 8];
 	int err;
 
-	in->fd = accept4(in->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (in->fd < 0)
-		return err__set(e, -errno, "accepting the migration source: %s", strerror(errno));
+	for (;;) {
+		struct pollfd p = { .fd = in->listen_fd, .events = POLLIN };
+
+		err = builder__stop_signal(vm, "waiting for the migration source", e);
+		if (err)
+			return err;
+		if (poll(&p, 1, ACCEPT_SIGNAL_POLL_MS) <= 0)
+			continue;
+		in->fd = accept4(in->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (in->fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return err__set(e, -errno, "accepting the migration source: %s", strerror(errno));
+		}
+		fprintf(stderr, "rtvmm: --incoming: a connection from %s\n",
+			peer_name(in->fd, peer, sizeof(peer)));
+		err = migrate__receive(vm, in->fd, &in->st, e);
+		if (err != -ENOMSG)
+			break;
+		fprintf(stderr, "rtvmm: --incoming: dropped the connection from %s (%s); still "
+			"waiting for the source\n", peer, e->msg);
+		close(in->fd);
+		in->fd = -1;
+	}
 	close(in->listen_fd);
 	in->listen_fd = -1;
-	err = migrate__receive(vm, in->fd, &in->st, e);
 	in->answered = err != 0;   /* a failed receive told the source, if it could */
 	return err;
 }

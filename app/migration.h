@@ -48,7 +48,11 @@ struct migration_incoming {
 /* Listens on `url` (before the VM is built, so that a busy port refuses early). */
 int migration__listen(struct migration_incoming *in, const char *url, struct err *e);
 
-/* Accepts one source and receives the VM into `vm` (built, not run). */
+/*
+ * Accepts the source and receives the VM into `vm` (built, not run). A peer
+ * that sends no rtvmm hello is dropped (a line on stderr) and the next one
+ * awaited; a stop signal meanwhile ends the wait (-EINTR, recorded in `vm`).
+ */
 int migration__receive(struct migration_incoming *in, struct vm *vm, struct err *e);
 
 /* vm_hooks.guest_ready for an incoming migration: tells the source RUNNING. */

@@ -589,13 +589,14 @@ static int recv_hello(struct vm *vm, int fd, struct err *e)
 		err = -EPROTO;
 	if (!err)
 		err = recv_payload(fd, &r, MAX_SMALL, &b);
-	if (err)
-		return err__set(e, err, "no migration hello from the source: %s", strerror(-err));
-	if (r.len < 12 || memcmp(b, MIG_MAGIC, 8)) {
+	if (!err && (r.len < 12 || memcmp(b, MIG_MAGIC, 8)))
+		err = -EPROTO;
+	if (err) {
 		free(b);
-		err__set(e, -EPROTO, "the peer is not an rtvmm migration source");
-		migrate__refuse(fd, e->msg);
-		return -EPROTO;
+		return err__set(e, -ENOMSG, "not an rtvmm migration source: %s",
+				err == -EPROTO ? "no rtvmm hello" :
+				err == -EBADMSG ? "a hello with a bad checksum" :
+				err == -ECONNRESET ? "it closed the connection" : strerror(-err));
 	}
 	memcpy(&version, b + 8, 4);
 	if (version != MIGRATE_VERSION)

@@ -59,7 +59,9 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
  * HELLO (refusing another machine's shape), writes guest RAM as it comes, and
  * loads the state at DONE. On 0 the caller proves placement and then calls
  * migrate__confirm before the vCPUs run; on an error the source has been told
- * why (when the stream still works).
+ * why (when the stream still works). -ENOMSG: the peer sent no rtvmm hello
+ * (a port scan, another protocol, silence): nothing of `vm` was touched and
+ * the caller may wait for another.
  */
 int migrate__receive(struct vm *vm, int fd, struct migrate_stats *st, struct err *e);
 

@@ -15,7 +15,9 @@ kept in a register: a page the migration lost or sent stale fails it.
      KVM without the ring (KVM_CAP_DIRTY_LOG_RING) this case uses KVM's bitmap and says so.
   2. Refusals, each leaving the source's guest running (it prints on) and the destination
      exiting 1 with the reason: a destination with other memory; a byte flipped in the stream by
-     a relay (checksum); a stream of another version; the destination killed mid-migration.
+     a relay (checksum); a stream of another version; the destination killed mid-migration;
+     a destination stopped by SIGINT while it receives. A destination drops peers that are no
+     migration source (an HTTP request, an empty connection) and waits on; SIGINT stops it.
      This source tracks writes with KVM's dirty bitmap (--dirty-ring 0).
   3. Placement (a destination started with a host plan): one whose node has fewer free 2 MiB
      hugepages than the plan asks, and one confined to a cpuset without its vCPU's planned cpu,
@@ -191,10 +193,12 @@ def source_survives(src, what, n0):
 
 class Relay(threading.Thread):
     """Relays source -> destination, flipping byte `flip_at` of that direction (or, with
-    cut_at, closing both sides after that many bytes); destination -> source as it is."""
+    cut_at, closing both sides after that many bytes; with hold_at, holding what follows
+    that many bytes until `release` is set); destination -> source as it is."""
 
-    def __init__(self, port_in, port_out, flip_at=None, cut_at=None):
+    def __init__(self, port_in, port_out, flip_at=None, cut_at=None, hold_at=None):
         super().__init__(daemon=True)
+        self.hold_at, self.release = hold_at, threading.Event()
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.ls.bind(("127.0.0.1", port_in))
@@ -232,6 +236,8 @@ class Relay(threading.Thread):
                         c.shutdown(socket.SHUT_RDWR)   # a FIN now, whoever else reads it
                         c.close()
                     return
+                if self.hold_at is not None and seen + len(d) >= self.hold_at:
+                    self.release.wait()
                 seen += len(d)
                 b.sendall(d)
         except OSError:
@@ -291,16 +297,23 @@ def refusals(rtvmm, guest, tmp):
     attempt("the connection dropped after 512 KiB", "tcp:127.0.0.1:%d" % relay_port, dst,
             "closed the connection")
 
-    # A destination stopped (SIGINT) while it waits: the signal stays queued through the
+    # A destination stopped (SIGINT) while it receives: the signal stays queued through the
     # receive; it must not tell the source RUNNING, but ERROR, and the source runs on.
-    port = free_port()
+    port, relay_port = free_port(), free_port()
     dst = Vm(rtvmm, guest, tmp, "stopped", ["--incoming", "tcp:127.0.0.1:%d" % port])
     logs.append(dst.log)
     dst.wait_text("destination", "waiting for a live migration", 60)
-    dst.p.send_signal(signal.SIGINT)
-    time.sleep(0.5)
+    relay = Relay(relay_port, port, hold_at=256 << 10)
+    relay.start()
     n0 = src.rounds()[-1]
-    r = ctl(rtvmm, src.sock, "migrate", "tcp:127.0.0.1:%d" % port)
+    mig = subprocess.Popen([rtvmm, "ctl", src.sock, "migrate", "tcp:127.0.0.1:%d" % relay_port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dst.wait_text("destination", "--incoming: a connection from 127.0.0.1:", 60)
+    dst.p.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    relay.release.set()
+    out, err = mig.communicate(timeout=120)
+    r = subprocess.CompletedProcess(mig.args, mig.returncode, out, err)
     if r.returncode == 0 or "stopped before its guest ran" not in r.stderr:
         fail("a destination stopped by SIGINT: ctl says %d '%s'" % (r.returncode, r.stderr.strip()),
              *logs)
@@ -310,6 +323,34 @@ def refusals(rtvmm, guest, tmp):
         fail("a destination stopped by SIGINT exited %d" % rc, dst.log)
     print("ok: a destination stopped by SIGINT before its guest ran: refused (%s); it exits %d; "
           "the source's guest runs on" % (r.stderr.strip(), rc))
+
+    # Peers that are no migration source (another protocol, a port scan) are dropped and the
+    # destination waits on; a SIGINT while it waits stops it at once.
+    port = free_port()
+    dst = Vm(rtvmm, guest, tmp, "scanned", ["--incoming", "tcp:127.0.0.1:%d" % port])
+    dst.wait_text("destination", "waiting for a live migration", 60)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        try:
+            s.recv(1)   # its close (a reset: it left bytes unread)
+        except ConnectionResetError:
+            pass
+    socket.create_connection(("127.0.0.1", port)).close()
+    for want in ("no rtvmm hello", "it closed the connection"):
+        dst.wait_text("destination", "not an rtvmm migration source: %s); still waiting" % want, 60)
+    if dst.p.poll() is not None:
+        fail("a destination exited at a connection that was no migration", dst.log)
+    dst.p.send_signal(signal.SIGINT)
+    try:
+        rc = dst.p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        fail("a destination waiting for its source did not stop at SIGINT within 10 s", dst.log)
+    if rc != 128 + signal.SIGINT or \
+            "Interrupt while waiting for the migration source" not in open(dst.log).read():
+        fail("a destination stopped by SIGINT while waiting exited %d" % rc, dst.log)
+    print("ok: a destination dropped an HTTP request and an empty connection, waited on, and "
+          "stopped at SIGINT (exit %d)" % rc)
 
     # Nobody listening.
     attempt("no destination", "tcp:127.0.0.1:%d" % free_port(), None, "Connection refused")
