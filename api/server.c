@@ -35,11 +35,16 @@
 #define API_DEFAULT_MAX_BODY (64u << 10)
 #define API_POLL_MS 100
 
+struct request;
+
 struct api_server {
 	struct api_server_config cfg;
 	char path[108];
 	int listen_fd;
 	int stop_efd;
+	int wake_efd;              /* a deferred answer is ready (api_deferred__answer) */
+	pthread_mutex_t lock;      /* guards `ready` */
+	struct request *ready;     /* deferred requests answered, their connections to resume */
 	struct MHD_Daemon *mhd;
 	pthread_t thread;
 };
@@ -50,6 +55,11 @@ struct request {
 	size_t len, cap;
 	bool too_big;
 	struct api_answer answer;  /* kept for its `after` until the request completes */
+	struct api_server *server;
+	struct MHD_Connection *conn;
+	bool deferred;             /* suspended until another thread answers */
+	bool ready;                /* that answer is in `answer` */
+	struct request *next;      /* in server->ready */
 };
 
 void api_answer__json(struct api_answer *a, int status, json_t *body)
@@ -140,6 +150,46 @@ static bool gather(struct api_server *s, struct request *req, const char *data, 
 	return true;
 }
 
+struct api_deferred *api_answer__defer(struct api_answer *a)
+{
+	struct request *req = (struct request *)((char *)a - offsetof(struct request, answer));
+
+	json_decref(a->body);
+	a->body = NULL;
+	req->deferred = true;
+	return (struct api_deferred *)req;
+}
+
+void api_deferred__answer(struct api_deferred *d, struct api_answer *a)
+{
+	struct request *req = (struct request *)d;
+	struct api_server *s = req->server;
+
+	pthread_mutex_lock(&s->lock);
+	req->answer = *a;
+	a->body = NULL;
+	req->ready = true;
+	req->next = s->ready;
+	s->ready = req;
+	pthread_mutex_unlock(&s->lock);
+	eventfd_write(s->wake_efd, 1);
+}
+
+/* On the API thread: the deferred requests answered meanwhile go back to libmicrohttpd. */
+static void resume_ready(struct api_server *s)
+{
+	struct request *req;
+	eventfd_t n;
+
+	eventfd_read(s->wake_efd, &n);
+	pthread_mutex_lock(&s->lock);
+	while ((req = s->ready)) {
+		s->ready = req->next;
+		MHD_resume_connection(req->conn);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Answers the whole request: route, body, handler. */
 static enum MHD_Result answer(struct api_server *s, struct MHD_Connection *c,
 			      struct request *req, const char *method, const char *url)
@@ -175,8 +225,14 @@ static enum MHD_Result answer(struct api_server *s, struct MHD_Connection *c,
 		}
 	}
 	a->status = MHD_HTTP_NO_CONTENT;
+	req->server = s;
+	req->conn = c;
 	route->handler(s->cfg.opaque, body, a);
 	json_decref(body);
+	if (req->deferred) {
+		MHD_suspend_connection(c);
+		return MHD_YES;
+	}
 	return send_answer(c, a, NULL);
 }
 
@@ -200,6 +256,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*data_len = 0;
 		return MHD_YES;
 	}
+	if (req->deferred)
+		return req->ready ? send_answer(c, &req->answer, NULL) : MHD_YES;
 	return answer(s, c, req, method, url);
 }
 
@@ -226,9 +284,10 @@ static void *serve(void *arg)
 {
 	struct api_server *s = arg;
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = info ? info->epoll_fd : -1, .events = POLLIN },
 		{ .fd = s->stop_efd, .events = POLLIN },
+		{ .fd = s->wake_efd, .events = POLLIN },
 	};
 
 	pthread_setname_np(pthread_self(), "api");
@@ -246,10 +305,16 @@ static void *serve(void *arg)
 			timeout = (int)ms;
 		else
 			timeout = API_POLL_MS;
-		if (poll(fds, 2, timeout) < 0 && errno != EINTR)
+		if (poll(fds, 3, timeout) < 0 && errno != EINTR)
 			break;
-		if (fds[1].revents & POLLIN)
+		if (fds[1].revents & POLLIN) {
+			/* Deferred answers given before the stop still go out, as far as they can. */
+			resume_ready(s);
+			MHD_run(s->mhd);
 			break;
+		}
+		if (fds[2].revents & POLLIN)
+			resume_ready(s);
 		MHD_run(s->mhd);
 	}
 	MHD_stop_daemon(s->mhd);
@@ -327,11 +392,14 @@ int api_server__start(struct api_server **out, const struct api_server_config *c
 	if (err)
 		goto err_free;
 	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->stop_efd < 0) {
+	s->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->stop_efd < 0 || s->wake_efd < 0) {
 		err = err__set(e, -errno, "API socket %s: eventfd: %s", s->path, strerror(errno));
-		goto err_unlink;
+		goto err_close_efd;
 	}
-	s->mhd = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, s,
+	pthread_mutex_init(&s->lock, NULL);
+	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+				  on_request, s,
 				  MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 				  MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections,
 				  MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
@@ -355,8 +423,10 @@ int api_server__start(struct api_server **out, const struct api_server_config *c
 err_stop_mhd:
 	MHD_stop_daemon(s->mhd);
 err_close_efd:
-	close(s->stop_efd);
-err_unlink:
+	if (s->stop_efd >= 0)
+		close(s->stop_efd);
+	if (s->wake_efd >= 0)
+		close(s->wake_efd);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	unlink(s->path);
@@ -374,6 +444,8 @@ void api_server__stop(struct api_server *s)
 	if (write(s->stop_efd, &one, sizeof(one)) == (ssize_t)sizeof(one))
 		pthread_join(s->thread, NULL);
 	close(s->stop_efd);
+	close(s->wake_efd);
+	pthread_mutex_destroy(&s->lock);
 	unlink(s->path);
 	free(s);
 }

@@ -65,4 +65,21 @@ void api_answer__json(struct api_answer *a, int status, json_t *body);
 __attribute__((format(printf, 3, 4)))
 void api_answer__error(struct api_answer *a, int status, const char *fmt, ...);
 
+/* A request whose handler answers later, from another thread. */
+struct api_deferred;
+
+/*
+ * From a handler: it answers later (api_deferred__answer), and whatever `a`
+ * holds now is dropped. The client waits; this server serves other requests
+ * meanwhile. The handle is good until answered, which must happen before
+ * api_server__stop.
+ */
+struct api_deferred *api_answer__defer(struct api_answer *a);
+
+/*
+ * From any thread, once: answers the deferred request with `a` (its status,
+ * body and after-action are taken over); the API thread sends it.
+ */
+void api_deferred__answer(struct api_deferred *d, struct api_answer *a);
+
 #endif

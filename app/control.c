@@ -30,6 +30,7 @@ struct control {
 	struct api_server *server;
 	const char **nic_stats;            /* cfg.nic_stats, copied */
 	struct migration_worker *migration; /* vm.send-migration runs there */
+	struct api_deferred *migrating;     /* its request, answered when it ends */
 };
 
 /* The VM's NIC or disk called `name`: "nics", "disks", or NULL for the machine's own devices. */
@@ -258,10 +259,16 @@ static void h_snapshot(void *opaque, const json_t *body, struct api_answer *out)
 {
 	struct control *c = opaque;
 	const char *url = json_string_value(json_object_get(body, "destination_url"));
+	struct migration_status ms;
 	struct snapshot_stats st;
 	struct err e = { 0 };
 	int err;
 
+	migration__status(c->migration, &ms);
+	if (!strcmp(ms.state, "active")) {
+		api_answer__error(out, 409, "vm.snapshot: a migration to %s is under way", ms.url);
+		return;
+	}
 	if (!url || strncmp(url, "file:///", 8)) {
 		api_answer__error(out, 400, "vm.snapshot: \"destination_url\" must be a string "
 				  "\"file:///DIR\" (an absolute path), got %s",
@@ -289,11 +296,51 @@ static void stop_migrated(void *opaque)
 	vm__request_stop(opaque, VM_STOP_MIGRATED, 0);
 }
 
+/* migration_done_fn: the deferred vm.send-migration answered, on the migration's thread. */
+static void migration_done(void *opaque, int err, const struct migrate_stats *st,
+			   const struct err *e)
+{
+	struct control *c = opaque;
+	struct api_answer out = { 0 };
+	struct migration_status ms;
+
+	migration__status(c->migration, &ms);
+	if (err == -EBUSY)
+		api_answer__error(&out, 409, "vm.send-migration: %s", e->msg);
+	else if (err == -EINPROGRESS)
+		api_answer__error(&out, 500, "vm.send-migration: %s", e->msg);
+	else if (err)
+		api_answer__error(&out, 500, "vm.send-migration: %s; the guest runs on here", e->msg);
+	if (err) {
+		api_deferred__answer(c->migrating, &out);
+		return;
+	}
+	fprintf(stderr, "rtvmm: migrated to %s: %u rounds, %llu pages, %llu bytes, downtime %.3f s, "
+		"total %.3f s, KVM's dirty %s\n", ms.url, st->rounds,
+		(unsigned long long)st->pages_sent, (unsigned long long)st->bytes_sent,
+		(double)st->downtime_ns / 1e9, (double)st->total_ns / 1e9, st->dirty_log);
+	api_answer__json(&out, 200, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I}",
+					      "destination_url", ms.url, "rounds", (int)st->rounds,
+					      "pages_sent", (json_int_t)st->pages_sent,
+					      "zero_bytes", (json_int_t)st->zero_bytes,
+					      "bytes_sent", (json_int_t)st->bytes_sent,
+					      "last_dirty_pages", (json_int_t)st->last_dirty_pages,
+					      "bandwidth_bps", (json_int_t)st->bandwidth_bps,
+					      "downtime_ns", (json_int_t)st->downtime_ns,
+					      "total_ns", (json_int_t)st->total_ns,
+					      "dirty_log", st->dirty_log,
+					      "ring_full_exits", (json_int_t)st->ring_full_exits));
+	out.after = stop_migrated;
+	out.after_opaque = c->cfg.vm;
+	api_deferred__answer(c->migrating, &out);
+}
+
 /*
  * vm.send-migration, as cloud-hypervisor's: {"destination_url": "tcp:HOST:PORT"}, with
  * rtvmm's "downtime_ms" (default 300) and "max_rounds" (default 30). Answers once the
  * destination runs the guest (200 with the figures), and then this VM stops (exit 0); on a
- * failure the guest runs on here and the answer says why.
+ * failure the guest runs on here and the answer says why. The API serves other calls
+ * meanwhile (vm.migration, vm.migration-cancel, vm.info).
  */
 static void h_send_migration(void *opaque, const json_t *body, struct api_answer *out)
 {
@@ -301,7 +348,6 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 	const char *url = json_string_value(json_object_get(body, "destination_url"));
 	json_t *dt = json_object_get(body, "downtime_ms"), *mr = json_object_get(body, "max_rounds");
 	struct migrate_params p = { .downtime_ms = 300, .max_rounds = 30 };
-	struct migrate_stats st;
 	struct err e = { 0 };
 	int err;
 
@@ -322,40 +368,38 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 		p.downtime_ms = (unsigned)json_integer_value(dt);
 	if (mr)
 		p.max_rounds = (unsigned)json_integer_value(mr);
-	err = migration__send(c->migration, c->cfg.vm, url, &p, &st, &e);
-	if (err == -EINVAL && !st.rounds) {
-		api_answer__error(out, 400, "vm.send-migration: %s", e.msg);
-		return;
-	}
-	if (err == -EBUSY) {
-		api_answer__error(out, 409, "vm.send-migration: %s", e.msg);
-		return;
-	}
-	if (err == -EINPROGRESS) {
-		api_answer__error(out, 500, "vm.send-migration: %s", e.msg);
-		return;
-	}
+	/* Deferred first: the worker may finish before this returns. */
+	c->migrating = api_answer__defer(out);
+	err = migration__start_send(c->migration, c->cfg.vm, url, &p, migration_done, c, &e);
 	if (err) {
-		api_answer__error(out, 500, "vm.send-migration: %s; the guest runs on here", e.msg);
-		return;
+		struct api_answer now = { 0 };
+
+		api_answer__error(&now, err == -EBUSY ? 409 : 400, "vm.send-migration: %s", e.msg);
+		api_deferred__answer(c->migrating, &now);
 	}
-	fprintf(stderr, "rtvmm: migrated to %s: %u rounds, %llu pages, %llu bytes, downtime %.3f s, "
-		"total %.3f s, KVM's dirty %s\n", url, st.rounds, (unsigned long long)st.pages_sent,
-		(unsigned long long)st.bytes_sent, (double)st.downtime_ns / 1e9,
-		(double)st.total_ns / 1e9, st.dirty_log);
-	api_answer__json(out, 200, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I}",
-					     "destination_url", url, "rounds", (int)st.rounds,
-					     "pages_sent", (json_int_t)st.pages_sent,
-					     "zero_bytes", (json_int_t)st.zero_bytes,
-					     "bytes_sent", (json_int_t)st.bytes_sent,
-					     "last_dirty_pages", (json_int_t)st.last_dirty_pages,
-					     "bandwidth_bps", (json_int_t)st.bandwidth_bps,
-					     "downtime_ns", (json_int_t)st.downtime_ns,
-					     "total_ns", (json_int_t)st.total_ns,
-					     "dirty_log", st.dirty_log,
-					     "ring_full_exits", (json_int_t)st.ring_full_exits));
-	out->after = stop_migrated;
-	out->after_opaque = c->cfg.vm;
+}
+
+/* vm.migration: the migration under way or the last one. */
+static void h_migration(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+	struct migration_status ms;
+
+	(void)body;
+	migration__status(c->migration, &ms);
+	api_answer__json(out, 200, json_pack("{s:s, s:s, s:I, s:s}", "state", ms.state,
+					     "destination_url", ms.url, "elapsed_ns",
+					     (json_int_t)ms.elapsed_ns, "error", ms.error));
+}
+
+/* vm.migration-cancel: the migration under way gives up before its switch-over; 409 when none. */
+static void h_migration_cancel(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct control *c = opaque;
+
+	(void)body;
+	if (!migration__cancel(c->migration))
+		api_answer__error(out, 409, "vm.migration-cancel: no migration is under way");
 }
 
 static void stop_poweroff(void *opaque)
@@ -557,6 +601,8 @@ static const struct api_route routes[] = {
 	{ "PUT", "/api/v1/vm.reboot", h_reboot },
 	{ "PUT", "/api/v1/vm.snapshot", h_snapshot },
 	{ "PUT", "/api/v1/vm.send-migration", h_send_migration },
+	{ "GET", "/api/v1/vm.migration", h_migration },
+	{ "PUT", "/api/v1/vm.migration-cancel", h_migration_cancel },
 	{ "PUT", "/api/v1/vmm.shutdown", h_vmm_shutdown },
 	{ "GET", "/api/v1/vm.placement", h_placement },
 	{ "GET", "/api/v1/vm.exits", h_exits },
@@ -613,8 +659,9 @@ void control__stop(struct control *c)
 {
 	if (!c)
 		return;
-	api_server__stop(c->server);
+	/* The worker first: a migration under way ends (cancelled) and answers while the API serves. */
 	migration__stop_worker(c->migration);
+	api_server__stop(c->server);
 	free(c->nic_stats);
 	free(c);
 }

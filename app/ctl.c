@@ -207,6 +207,16 @@ static void print_migration(json_t *a)
 	       str(a, "dirty_log"), num(a, "ring_full_exits"));
 }
 
+static void print_migration_status(json_t *a)
+{
+	printf("migration: %s", str(a, "state"));
+	if (strcmp(str(a, "state"), "none"))
+		printf(" to %s, %.3f s", str(a, "destination_url"), (double)num(a, "elapsed_ns") / 1e9);
+	if (*str(a, "error"))
+		printf(": %s", str(a, "error"));
+	printf("\n");
+}
+
 static const struct verb verbs[] = {
 	{ "ping", "GET", "/api/v1/vmm.ping", print_ping, "rtvmm's version and pid" },
 	{ "info", "GET", "/api/v1/vm.info", print_info,
@@ -232,6 +242,10 @@ static const struct verb verbs[] = {
 	  "live-migrate the VM to an `rtvmm run --incoming tcp:HOST:PORT` there (pre-copy, then "
 	  "a stop of at most about 300 ms); this rtvmm exits 0 once the guest runs there",
 	  "tcp:HOST:PORT" },
+	{ "migration", "GET", "/api/v1/vm.migration", print_migration_status,
+	  "the migration under way or the last one: active, succeeded, failed or cancelled" },
+	{ "migrate-cancel", "PUT", "/api/v1/vm.migration-cancel", NULL,
+	  "give up the migration under way before its switch-over: the guest runs on here" },
 	{ "console", "GET", "/api/v1/vm.info", NULL,
 	  "attach this terminal to the VM's serial socket (Ctrl-] detaches)" },
 };
@@ -241,6 +255,7 @@ static void usage(FILE *out)
 	unsigned i;
 
 	fprintf(out, "usage: rtvmm ctl SOCKET VERB [ARG] [--json] [--timeout MS]\n"
+		"       rtvmm ctl SOCKET migrate tcp:HOST:PORT [--downtime-ms N] [--max-rounds N]\n"
 		"       rtvmm ctl list [--run-dir DIR] [--json]   (the VMs 'rtvmm up' started)\n\n"
 		"SOCKET is a running rtvmm's --api-socket. VERB is one of:\n");
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
@@ -326,11 +341,17 @@ static char *snapshot_body(const char *dir)
 	return out;
 }
 
-/* The vm.send-migration body for URL: {"destination_url": URL}. */
-static char *migrate_body(const char *url)
+/* The vm.send-migration body for URL, with downtime_ms and max_rounds when given (> 0). */
+static char *migrate_body(const char *url, long downtime_ms, long max_rounds)
 {
 	json_t *j = json_pack("{s:s}", "destination_url", url);
-	char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char *out;
+
+	if (j && downtime_ms > 0)
+		json_object_set_new(j, "downtime_ms", json_integer(downtime_ms));
+	if (j && max_rounds > 0)
+		json_object_set_new(j, "max_rounds", json_integer(max_rounds));
+	out = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
 	return out;
@@ -357,12 +378,15 @@ int ctl__main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct verb *v = NULL;
 	int c, timeout_ms = CTL_DEFAULT_TIMEOUT_MS, status;
 	bool json = false, timeout_set = false;
+	long downtime_ms = 0, max_rounds = 0;
 	char *body = NULL;
 	struct api_reply r;
 	const char *sock;
@@ -384,6 +408,16 @@ int ctl__main(int argc, char **argv)
 			if (errno || *end || timeout_ms <= 0) {
 				fprintf(stderr, "rtvmm ctl: --timeout '%s': expected milliseconds > 0\n",
 					optarg);
+				return 2;
+			}
+			break;
+		case 'd':
+		case 'r':
+			errno = 0;
+			*(c == 'd' ? &downtime_ms : &max_rounds) = strtol(optarg, &end, 10);
+			if (errno || *end || (c == 'd' ? downtime_ms : max_rounds) <= 0) {
+				fprintf(stderr, "rtvmm ctl: --%s '%s': expected a number > 0\n",
+					c == 'd' ? "downtime-ms" : "max-rounds", optarg);
 				return 2;
 			}
 			break;
@@ -415,7 +449,7 @@ int ctl__main(int argc, char **argv)
 		return 2;
 	}
 	if (v->arg && !strcmp(v->name, "migrate")) {
-		body = migrate_body(argv[optind + 2]);
+		body = migrate_body(argv[optind + 2], downtime_ms, max_rounds);
 		if (!body)
 			return 2;
 		if (!timeout_set)

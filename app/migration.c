@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/builder.h"
@@ -97,45 +99,58 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int 
 	return -soerr;
 }
 
-/* One outgoing migration handed to the worker. */
+/* The one outgoing migration, under way or the last. */
 struct send_job {
 	struct vm *vm;
-	const char *url;
-	const struct migrate_params *p;
-	struct migrate_stats *st;
-	struct err *e;
-	int err;
-	bool done;
+	char url[128];
+	struct migrate_params p;
+	migration_done_fn done;
+	void *opaque;
+	bool cancel;               /* the operator asked (migration__cancel) */
+	const char *state;         /* as migration_status.state */
+	uint64_t started_ns, ended_ns;
+	char error[512];
 };
 
 struct migration_worker {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct send_job *job;      /* the one under way, NULL: idle */
+	struct send_job job;
+	int cancel_efd;            /* the job's migrate_params.cancel_fd (made before the sandbox) */
+	bool pending;              /* `job` waits for the thread */
 	bool quit;
 };
 
-static void run_job(struct send_job *j)
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int run_job(struct send_job *j, struct migrate_stats *st, struct err *e)
 {
 	struct sockaddr_storage sa;
 	socklen_t len;
-	int fd;
+	int fd, err;
 
-	j->err = migration__parse_url(j->url, &sa, &len, j->e);
-	if (j->err)
-		return;
+	err = migration__parse_url(j->url, &sa, &len, e);
+	if (err)
+		return err;
 	fd = tcp_socket(sa.ss_family, SOCK_NONBLOCK);
-	j->err = fd < 0 ? -errno : connect_within(fd, (struct sockaddr *)&sa, len, CONNECT_TIMEOUT_MS);
-	if (j->err) {
-		err__set(j->e, j->err, "%s: %s", j->url, j->err == -ETIMEDOUT ?
-			 "no answer within 10 s" : strerror(-j->err));
+	err = fd < 0 ? -errno : connect_within(fd, (struct sockaddr *)&sa, len, CONNECT_TIMEOUT_MS);
+	if (err) {
+		err__set(e, err, "%s: %s", j->url, err == -ETIMEDOUT ?
+			 "no answer within 10 s" : strerror(-err));
 		if (fd >= 0)
 			close(fd);
-		return;
+		return err;
 	}
-	j->err = migrate__send(j->vm, fd, j->p, j->st, j->e);
+	err = migrate__send(j->vm, fd, &j->p, st, e);
 	close(fd);
+	return err;
 }
 
 static void *worker(void *arg)
@@ -145,15 +160,25 @@ static void *worker(void *arg)
 	thread_class__enter(THREAD_CLASS_MIGRATION, "migrate");
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->quit && (!w->job || w->job->done))
+		struct migrate_stats st = { 0 };
+		struct err e = { 0 };
+		int err;
+
+		while (!w->quit && !w->pending)
 			pthread_cond_wait(&w->cond, &w->lock);
-		if (w->quit)
+		if (!w->pending)
 			break;
 		pthread_mutex_unlock(&w->lock);
-		run_job(w->job);
+		err = run_job(&w->job, &st, &e);
 		pthread_mutex_lock(&w->lock);
-		w->job->done = true;
-		pthread_cond_broadcast(&w->cond);
+		w->job.ended_ns = mono_ns();
+		w->job.state = !err ? "succeeded" : err == -ECANCELED && w->job.cancel ? "cancelled" :
+			       "failed";
+		snprintf(w->job.error, sizeof(w->job.error), "%s", err ? e.msg : "");
+		w->pending = false;
+		pthread_mutex_unlock(&w->lock);
+		w->job.done(w->job.opaque, err, &st, &e);
+		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -166,12 +191,20 @@ int migration__start_worker(struct migration_worker **out)
 
 	if (!w)
 		return -ENOMEM;
+	w->job.state = "none";
+	w->cancel_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->cancel_efd < 0) {
+		err = -errno;
+		free(w);
+		return err;
+	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	err = pthread_create(&w->thread, NULL, worker, w);
 	if (err) {
 		pthread_cond_destroy(&w->cond);
 		pthread_mutex_destroy(&w->lock);
+		close(w->cancel_efd);
 		free(w);
 		return -err;
 	}
@@ -186,32 +219,71 @@ void migration__stop_worker(struct migration_worker *w)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->quit = true;
+	if (w->pending) {
+		w->job.cancel = true;
+		eventfd_write(w->cancel_efd, 1);
+	}
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
+	close(w->cancel_efd);
 	free(w);
 }
 
-int migration__send(struct migration_worker *w, struct vm *vm, const char *url,
-		    const struct migrate_params *p, struct migrate_stats *st, struct err *e)
+int migration__start_send(struct migration_worker *w, struct vm *vm, const char *url,
+			  const struct migrate_params *p, migration_done_fn done, void *opaque,
+			  struct err *e)
 {
-	struct send_job j = { .vm = vm, .url = url, .p = p, .st = st, .e = e };
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int err = migration__parse_url(url, &sa, &len, e);
 
-	memset(st, 0, sizeof(*st));
+	if (err)
+		return err;
+	if (strlen(url) >= sizeof(w->job.url))
+		return err__set(e, -EINVAL, "'%s': longer than %zu bytes", url, sizeof(w->job.url) - 1);
 	pthread_mutex_lock(&w->lock);
-	if (w->job && !w->job->done) {
+	if (w->pending || w->quit) {
 		pthread_mutex_unlock(&w->lock);
 		return err__set(e, -EBUSY, "a migration is already under way");
 	}
-	w->job = &j;
+	w->job = (struct send_job){ .vm = vm, .p = *p, .done = done, .opaque = opaque,
+				    .state = "active", .started_ns = mono_ns() };
+	snprintf(w->job.url, sizeof(w->job.url), "%s", url);
+	/* A cancel that came after the last migration ended is not this one's. */
+	eventfd_read(w->cancel_efd, &(eventfd_t){ 0 });
+	w->job.p.cancel_fd = w->cancel_efd;
+	w->pending = true;
 	pthread_cond_broadcast(&w->cond);
-	while (!j.done)
-		pthread_cond_wait(&w->cond, &w->lock);
-	w->job = NULL;
 	pthread_mutex_unlock(&w->lock);
-	return j.err;
+	return 0;
+}
+
+bool migration__cancel(struct migration_worker *w)
+{
+	bool active;
+
+	pthread_mutex_lock(&w->lock);
+	active = w->pending;
+	if (active) {
+		w->job.cancel = true;
+		eventfd_write(w->cancel_efd, 1);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return active;
+}
+
+void migration__status(struct migration_worker *w, struct migration_status *out)
+{
+	pthread_mutex_lock(&w->lock);
+	out->state = w->job.state;
+	snprintf(out->url, sizeof(out->url), "%s", w->job.url);
+	snprintf(out->error, sizeof(out->error), "%s", w->job.error);
+	out->elapsed_ns = !w->job.started_ns ? 0 :
+			  (w->pending ? mono_ns() : w->job.ended_ns) - w->job.started_ns;
+	pthread_mutex_unlock(&w->lock);
 }
 
 int migration__listen(struct migration_incoming *in, const char *url, struct err *e)

@@ -31,11 +31,33 @@ int migration__start_worker(struct migration_worker **out);
 void migration__stop_worker(struct migration_worker *w);
 
 /*
- * Migrates `vm` to `url` on the worker and waits for it (-EBUSY when one is
- * under way). On 0 the destination runs the guest: the caller stops this VM.
+ * How a migration ended, on the worker's thread: 0, the destination runs the
+ * guest (the caller stops this VM); else -errno with `e` saying why.
  */
-int migration__send(struct migration_worker *w, struct vm *vm, const char *url,
-		    const struct migrate_params *p, struct migrate_stats *st, struct err *e);
+typedef void (*migration_done_fn)(void *opaque, int err, const struct migrate_stats *st,
+				  const struct err *e);
+
+/*
+ * Starts migrating `vm` to `url` on the worker and returns (`p` is copied,
+ * its `cancel` replaced by the worker's own); `done` is called when it ends.
+ * -EBUSY when one is under way, -EINVAL (`e`) for a bad url.
+ */
+int migration__start_send(struct migration_worker *w, struct vm *vm, const char *url,
+			  const struct migrate_params *p, migration_done_fn done, void *opaque,
+			  struct err *e);
+
+/* Asks the migration under way to give up before its switch-over completes; false when none runs. */
+bool migration__cancel(struct migration_worker *w);
+
+/* The migration under way, or else the last one: what vm.migration shows. */
+struct migration_status {
+	const char *state;         /* "none", "active", "succeeded", "failed", "cancelled" */
+	char url[128];
+	uint64_t elapsed_ns;       /* since it started, until it ended */
+	char error[512];           /* why it failed, "" otherwise */
+};
+
+void migration__status(struct migration_worker *w, struct migration_status *out);
 
 /* An incoming migration: the listening socket, then the source's connection. */
 struct migration_incoming {

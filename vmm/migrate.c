@@ -45,20 +45,31 @@ static uint64_t mono_ns(void)
 }
 
 /* Waits until `fd` is ready for `events`: -ETIMEDOUT after IO_TIMEOUT_MS. */
-static int wait_fd(int fd, short events)
+/* Waits for `events` on `fd`; -ECANCELED once `cancel_fd` (an eventfd, -1: none) is readable. */
+static int wait_fd(int fd, short events, int cancel_fd)
 {
-	struct pollfd p = { .fd = fd, .events = events };
+	struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = cancel_fd, .events = POLLIN } };
 	int n;
 
 	do
-		n = poll(&p, 1, IO_TIMEOUT_MS);
+		n = poll(p, 2, IO_TIMEOUT_MS);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	if (p[1].revents & POLLIN)
+		return -ECANCELED;
 	return n ? 0 : -ETIMEDOUT;
 }
 
-static int send_all(int fd, const struct iovec *iov_in, int n)
+/* The operator gave up this migration (migrate_params.cancel_fd readable). */
+static bool cancelled(int cancel_fd)
+{
+	struct pollfd p = { .fd = cancel_fd, .events = POLLIN };
+
+	return cancel_fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+static int send_all(int fd, const struct iovec *iov_in, int n, int cancel_fd)
 {
 	struct iovec iov[4];
 	int i = 0, err;
@@ -69,7 +80,7 @@ static int send_all(int fd, const struct iovec *iov_in, int n)
 		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
-			err = wait_fd(fd, POLLOUT);
+			err = wait_fd(fd, POLLOUT, cancel_fd);
 			if (err)
 				return err;
 			continue;
@@ -93,7 +104,7 @@ static int recv_all(int fd, void *p, size_t n)
 		int err;
 
 		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
-			err = wait_fd(fd, POLLIN);
+			err = wait_fd(fd, POLLIN, -1);
 			if (err)
 				return err;
 			continue;
@@ -106,9 +117,9 @@ static int recv_all(int fd, void *p, size_t n)
 	return 0;
 }
 
-/* Sends one record whose payload is `head` (may be empty) then `body`. */
-static int send_rec(int fd, uint32_t type, const void *head, size_t hlen, const void *body,
-		    size_t blen, uint64_t *sent)
+/* Sends one record whose payload is `head` (may be empty) then `body`; see wait_fd for `cancel_fd`. */
+static int send_rec(int fd, int cancel_fd, uint32_t type, const void *head, size_t hlen,
+		    const void *body, size_t blen, uint64_t *sent)
 {
 	uint32_t hdr[4];
 	uint64_t len = hlen + blen;
@@ -125,7 +136,7 @@ static int send_rec(int fd, uint32_t type, const void *head, size_t hlen, const 
 	iov[0] = (struct iovec){ hdr, 16 };
 	iov[1] = (struct iovec){ (void *)head, hlen };
 	iov[2] = (struct iovec){ (void *)body, blen };
-	err = send_all(fd, iov, 3);
+	err = send_all(fd, iov, 3, cancel_fd);
 	if (!err && sent)
 		*sent += 16 + len;
 	return err;
@@ -230,6 +241,7 @@ struct sender {
 	uint64_t records;
 	struct err *e;
 	bool precopy;              /* the guest runs: a stop meanwhile ends the migration */
+	int cancel_fd;             /* migrate_params.cancel_fd */
 };
 
 /*
@@ -240,6 +252,8 @@ struct sender {
 static int send_pages(struct sender *s, uint64_t off, size_t n)
 {
 	memcpy(s->bounce, s->vm->mem.base + off, n);
+	if (cancelled(s->cancel_fd))
+		return -ECANCELED;
 	/* Now and then: has the destination given up on us (a checksum, its memory), or the VM stopped? */
 	if (++s->records % 32 == 0) {
 		if (peer_refused(s->fd, 0, s->e))
@@ -250,7 +264,7 @@ static int send_pages(struct sender *s, uint64_t off, size_t n)
 			return -ECANCELED;
 		}
 	}
-	return send_rec(s->fd, MIG_PAGES, &off, 8, s->bounce, n, &s->st->bytes_sent);
+	return send_rec(s->fd, s->cancel_fd, MIG_PAGES, &off, 8, s->bounce, n, &s->st->bytes_sent);
 }
 
 /* Sends the pages of `bits` (clearing them), in runs of at most RUN_PAGES. */
@@ -310,7 +324,7 @@ static int send_all_ram(struct sender *s)
 		if (zero) {
 			uint64_t z[2] = { off, end - off };
 
-			err = send_rec(s->fd, MIG_ZERO, z, 16, NULL, 0, &s->st->bytes_sent);
+			err = send_rec(s->fd, s->cancel_fd, MIG_ZERO, z, 16, NULL, 0, &s->st->bytes_sent);
 			s->st->zero_bytes += end - off;
 		} else {
 			err = send_pages(s, off, end - off);
@@ -386,11 +400,12 @@ static int stop_and_copy(struct sender *s, struct err *e)
 			state_out__free(&state);
 			return err;
 		}
-		err = send_rec(s->fd, MIG_STATE, state.buf, state.len, NULL, 0, &s->st->bytes_sent);
+		err = send_rec(s->fd, s->cancel_fd, MIG_STATE, state.buf, state.len, NULL, 0,
+			       &s->st->bytes_sent);
 	}
 	state_out__free(&state);
 	if (!err)
-		err = send_rec(s->fd, MIG_DONE, NULL, 0, NULL, 0, &s->st->bytes_sent);
+		err = send_rec(s->fd, -1, MIG_DONE, NULL, 0, NULL, 0, &s->st->bytes_sent);
 	if (err == -ECONNREFUSED)
 		return err;
 	if (err)
@@ -424,7 +439,7 @@ static uint64_t ring_full_exits(const struct vm *vm)
 int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct migrate_stats *st,
 		  struct err *e)
 {
-	struct sender s = { .vm = vm, .fd = fd, .st = st, .e = e };
+	struct sender s = { .vm = vm, .fd = fd, .st = st, .e = e, .cancel_fd = p->cancel_fd };
 	struct state_out hello = { 0 };
 	const struct device *bad = NULL;
 	struct err de = { 0 };
@@ -448,8 +463,8 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	state_out__bytes(&hello, MIG_MAGIC, 8);
 	state_out__u32(&hello, version);
 	snapshot__shape(vm, &hello);
-	err = hello.err ? hello.err : send_rec(fd, MIG_HELLO, hello.buf, hello.len, NULL, 0,
-					      &st->bytes_sent);
+	err = hello.err ? hello.err : send_rec(fd, p->cancel_fd, MIG_HELLO, hello.buf, hello.len,
+					       NULL, 0, &st->bytes_sent);
 	state_out__free(&hello);
 	if (err)
 		err__set(e, err, "hello: %s", strerror(-err));
@@ -492,6 +507,9 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	s.precopy = true;
 	err = precopy(&s, p, e);
 	s.precopy = false;
+	if ((!err || err == -ECANCELED) && cancelled(p->cancel_fd))
+		err = err__set(e, -ECANCELED, "cancelled (vm.migration-cancel) in pre-copy round %u, "
+			       "after %" PRIu64 " bytes", st->rounds, st->bytes_sent);
 	if (err)
 		goto out_devices_log_off;
 	tp = mono_ns();
@@ -511,6 +529,9 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	/* Backends stopped (GET_VRING_BASE), I/O threads drained: the last harvest misses nothing. */
 	err = stop_and_copy(&s, e);
 	st->downtime_ns = mono_ns() - tp;
+	if (err == -ECANCELED && cancelled(p->cancel_fd))
+		err__set(e, err, "cancelled (vm.migration-cancel) in the switch-over, after %" PRIu64
+			 " bytes", st->bytes_sent);
 	if (err == -EINPROGRESS) {
 		/*
 		 * All was sent and no answer came: the destination may run the guest.
@@ -559,7 +580,7 @@ void migrate__refuse(int fd, const char *why)
 	static uint8_t sink[65536];
 	uint64_t end = mono_ns() + 5000000000ull;
 
-	if (send_rec(fd, MIG_ERROR, why, strlen(why), NULL, 0, NULL))
+	if (send_rec(fd, -1, MIG_ERROR, why, strlen(why), NULL, 0, NULL))
 		return;
 	/*
 	 * Closing with the source's records unread would reset the connection and
@@ -567,14 +588,14 @@ void migrate__refuse(int fd, const char *why)
 	 * (5 s at most) what it still sends is read and dropped.
 	 */
 	shutdown(fd, SHUT_WR);
-	while (mono_ns() < end && !wait_fd(fd, POLLIN) &&
+	while (mono_ns() < end && !wait_fd(fd, POLLIN, -1) &&
 	       recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 		;
 }
 
 int migrate__confirm(int fd)
 {
-	return send_rec(fd, MIG_RUNNING, NULL, 0, NULL, 0, NULL);
+	return send_rec(fd, -1, MIG_RUNNING, NULL, 0, NULL, 0, NULL);
 }
 
 /* HELLO: magic, version, shape; answered OK or ERROR. */
@@ -609,7 +630,7 @@ static int recv_hello(struct vm *vm, int fd, struct err *e)
 		migrate__refuse(fd, e->msg);
 		return err;
 	}
-	return send_rec(fd, MIG_OK, NULL, 0, NULL, 0, NULL);
+	return send_rec(fd, -1, MIG_OK, NULL, 0, NULL, 0, NULL);
 }
 
 /* A PAGES record's payload straight into guest RAM, then its CRC. */

@@ -27,6 +27,8 @@
 struct migrate_params {
 	unsigned downtime_ms;      /* stop and copy once the dirty pages left take less than this */
 	unsigned max_rounds;       /* pre-copy rounds at most, then stop and copy anyway */
+	int cancel_fd;             /* readable (an eventfd written by any thread): give up before
+				      the switch-over completes, the guest runs on here; -1: never */
 };
 
 struct migrate_stats {

@@ -16,9 +16,11 @@ kept in a register: a page the migration lost or sent stale fails it.
   2. Refusals, each leaving the source's guest running (it prints on) and the destination
      exiting 1 with the reason: a destination with other memory; a byte flipped in the stream by
      a relay (checksum); a stream of another version; the destination killed mid-migration;
-     a destination stopped by SIGINT while it receives. A destination drops peers that are no
-     migration source (an HTTP request, an empty connection) and waits on; SIGINT stops it.
-     This source tracks writes with KVM's dirty bitmap (--dirty-ring 0).
+     a destination stopped by SIGINT while it receives; a migration cancelled by the operator
+     (vm.migration-cancel), with vm.migration and vm.info answered while it ran (the stream
+     held in a relay). A destination drops peers that are no migration source (an HTTP
+     request, an empty connection) and waits on; SIGINT stops it. This source tracks writes
+     with KVM's dirty bitmap (--dirty-ring 0).
   3. Placement (a destination started with a host plan): one whose node has fewer free 2 MiB
      hugepages than the plan asks, and one confined to a cpuset without its vCPU's planned cpu,
      refuse with the plan's line and field and exit 1 before they listen (the port is held
@@ -194,13 +196,16 @@ def source_survives(src, what, n0):
 class Relay(threading.Thread):
     """Relays source -> destination, flipping byte `flip_at` of that direction (or, with
     cut_at, closing both sides after that many bytes; with hold_at, holding what follows
-    that many bytes until `release` is set); destination -> source as it is."""
+    that many bytes until `release` is set; rcvbuf: its receive buffer from the source);
+    destination -> source as it is."""
 
-    def __init__(self, port_in, port_out, flip_at=None, cut_at=None, hold_at=None):
+    def __init__(self, port_in, port_out, flip_at=None, cut_at=None, hold_at=None, rcvbuf=None):
         super().__init__(daemon=True)
         self.hold_at, self.release = hold_at, threading.Event()
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.ls.bind(("127.0.0.1", port_in))
         self.ls.listen(1)
         self.port_out, self.flip_at, self.cut_at = port_out, flip_at, cut_at
@@ -323,6 +328,45 @@ def refusals(rtvmm, guest, tmp):
         fail("a destination stopped by SIGINT exited %d" % rc, dst.log)
     print("ok: a destination stopped by SIGINT before its guest ran: refused (%s); it exits %d; "
           "the source's guest runs on" % (r.stderr.strip(), rc))
+
+    # While a migration runs (held in a relay) the API answers; vm.migration-cancel ends it,
+    # the source's guest runs on, and the destination, its stream cut short, exits 1.
+    port, relay_port = free_port(), free_port()
+    dst = Vm(rtvmm, guest, tmp, "cancelled", ["--incoming", "tcp:127.0.0.1:%d" % port])
+    dst.wait_text("destination", "waiting for a live migration", 60)
+    # A small receive window on the held relay: the source blocks in its first round.
+    relay = Relay(relay_port, port, hold_at=1 << 20, rcvbuf=4096)
+    relay.start()
+    n0 = src.rounds()[-1]
+    mig = subprocess.Popen([rtvmm, "ctl", src.sock, "migrate", "tcp:127.0.0.1:%d" % relay_port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dst.wait_text("destination", "--incoming: a connection from 127.0.0.1:", 60)
+    during = {}
+    for verb in ("migration", "info"):
+        r = ctl(rtvmm, src.sock, verb, "--json", "--timeout", "5000")
+        if r.returncode:
+            fail("ctl %s while a migration runs: %s" % (verb, r.stderr.strip()), src.log)
+        during[verb] = json.loads(r.stdout)
+    if during["migration"]["state"] != "active" or during["info"]["state"] != "Running":
+        fail("while a migration runs: vm.migration %s, vm.info state %s" % (
+            during["migration"], during["info"]["state"]), src.log)
+    r = ctl(rtvmm, src.sock, "migrate-cancel")
+    if r.returncode:
+        fail("ctl migrate-cancel: %s" % r.stderr.strip(), src.log)
+    out, err = mig.communicate(timeout=60)
+    relay.release.set()
+    if mig.returncode == 0 or "cancelled (vm.migration-cancel)" not in err:
+        fail("a cancelled migration: ctl migrate %d '%s'" % (mig.returncode, err.strip()), src.log)
+    source_survives(src, "a cancelled migration", n0)
+    after = json.loads(ctl(rtvmm, src.sock, "migration", "--json").stdout)
+    again = ctl(rtvmm, src.sock, "migrate-cancel")
+    if after["state"] != "cancelled" or again.returncode == 0 or \
+            "no migration is under way" not in again.stderr:
+        fail("after the cancel: vm.migration %s, a second cancel: %s" % (after, again.stderr), src.log)
+    if dst.p.wait(timeout=60) != 1:
+        fail("the destination of a cancelled migration exited %d" % dst.p.returncode, dst.log)
+    print("ok: while a migration ran, vm.migration (active) and vm.info answered; cancelled: "
+          "%s; the source's guest runs on" % err.strip())
 
     # Peers that are no migration source (another protocol, a port scan) are dropped and the
     # destination waits on; a SIGINT while it waits stops it at once.
@@ -536,9 +580,12 @@ def migrate_to_plan(rtvmm, guest, tmp, src):
     dst = Vm(rtvmm, guest, tmp, "planned", ["--incoming", "tcp:127.0.0.1:%d" % port],
              plan=plan_file(tmp, "planned", guest, "2M"))
     dst.wait_text("destination", "waiting for a live migration", 60)
-    r = ctl(rtvmm, src.sock, "migrate", "tcp:127.0.0.1:%d" % port, "--json")
+    r = ctl(rtvmm, src.sock, "migrate", "tcp:127.0.0.1:%d" % port, "--json", "--max-rounds", "1",
+            "--downtime-ms", "5000")
     if r.returncode:
         fail("ctl migrate to a planned destination: %s %s" % (r.stdout, r.stderr), src.log, dst.log)
+    if json.loads(r.stdout)["rounds"] != 1:
+        fail("--max-rounds 1: %d rounds" % json.loads(r.stdout)["rounds"], src.log)
     if json.loads(r.stdout)["dirty_log"] != "bitmap":
         fail("a source run with --dirty-ring 0 migrated with KVM's dirty %s" %
              json.loads(r.stdout)["dirty_log"], src.log)

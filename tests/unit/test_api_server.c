@@ -1,5 +1,6 @@
 /* api/server.c on a real unix socket, driven by api/client.c: routes, bad input, slow clients. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ struct fixture {
 	int paused;
 	int after_calls;
 	int echo_calls;
+	struct api_deferred *slow;   /* the deferred request of h_slow, until answered */
 };
 
 static void h_ping(void *opaque, const json_t *body, struct api_answer *out)
@@ -60,8 +62,19 @@ static void h_pause(void *opaque, const json_t *body, struct api_answer *out)
 	out->after_opaque = f;
 }
 
+/* Answers later: the test answers it from its own thread (api_deferred__answer). */
+static void h_slow(void *opaque, const json_t *body, struct api_answer *out)
+{
+	struct fixture *f = opaque;
+
+	(void)body;
+	api_answer__json(out, 500, json_pack("{s:s}", "error", "dropped: the answer comes later"));
+	__atomic_store_n(&f->slow, api_answer__defer(out), __ATOMIC_RELEASE);
+}
+
 static const struct api_route routes[] = {
 	{ "GET", "/api/v1/vmm.ping", h_ping },
+	{ "PUT", "/api/v1/slow", h_slow },
 	{ "PUT", "/api/v1/echo", h_echo },
 	{ "PUT", "/api/v1/vm.pause", h_pause },
 	{ "GET", "/api/v1/echo", h_ping },
@@ -212,6 +225,61 @@ static void test_server_wrong_state_is_409_and_after_runs_once_answered(void **s
 	assert_int_equal(f->after_calls, 1);
 }
 
+struct slow_call {
+	struct fixture *f;
+	int status;
+	json_t *body;
+};
+
+static void *slow_caller(void *arg)
+{
+	struct slow_call *s = arg;
+	struct api_reply r;
+	struct err e = { 0 };
+
+	if (api_client__call(s->f->path, "PUT", "/api/v1/slow", NULL, 10000, &r, &e) == 0) {
+		s->status = r.status;
+		s->body = r.len ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+		api_reply__free(&r);
+	}
+	return NULL;
+}
+
+/*
+ * A deferred request waits, past the idle timeout (1 s here), while the server answers
+ * others; another thread's answer then reaches it, and its after-action runs once.
+ */
+static void test_server_answers_others_while_a_deferred_request_waits(void **state)
+{
+	struct fixture *f = *state;
+	struct slow_call s = { .f = f, .status = -1 };
+	struct api_answer a = { 0 };
+	pthread_t t;
+	int i;
+
+	assert_int_equal(pthread_create(&t, NULL, slow_caller, &s), 0);
+	for (i = 0; i < 300 && !__atomic_load_n(&f->slow, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
+	assert_non_null(f->slow);
+	for (i = 0; i < 15; i++) {
+		assert_int_equal(call(f, "GET", "/api/v1/vmm.ping", NULL, NULL), 200);
+		usleep(100000);
+	}
+	assert_int_equal(s.status, -1);   /* still waiting, 1.5 s on */
+	api_answer__json(&a, 200, json_pack("{s:b}", "done", 1));
+	a.after = after_pause;
+	a.after_opaque = f;
+	api_deferred__answer(f->slow, &a);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(s.status, 200);
+	assert_true(json_is_true(json_object_get(s.body, "done")));
+	json_decref(s.body);
+	for (i = 0; i < 100 && !__atomic_load_n(&f->after_calls, __ATOMIC_RELAXED); i++)
+		usleep(10000);
+	assert_int_equal(__atomic_load_n(&f->after_calls, __ATOMIC_RELAXED), 1);
+	assert_int_equal(call(f, "GET", "/api/v1/vmm.ping", NULL, NULL), 200);
+}
+
 static int connect_raw(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -301,6 +369,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_server_malformed_and_oversized_bodies_are_400,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_wrong_state_is_409_and_after_runs_once_answered,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_answers_others_while_a_deferred_request_waits,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_serves_past_silent_and_deaf_clients, setup,
 						teardown),
