@@ -118,7 +118,10 @@ struct device_ops {
 	int (*save)(void *dev, struct state_out *out);
 	/*
 	 * Restore: puts back what save wrote, on the built device before any vCPU
-	 * entered the guest, from the main thread. -EINVAL (the reason in `why`,
+	 * entered the guest, from the main thread, and leaves the device as freeze
+	 * does (nothing runs on its own: no backend ring started, no request
+	 * taken, even once the transport's load activated it) until thaw, which
+	 * the VM calls right before the guest runs. -EINVAL (the reason in `why`,
 	 * at most 160 bytes) when `in` holds no state this device can take.
 	 */
 	int (*load)(void *dev, struct state_in *in, char *why, size_t why_len);

@@ -716,6 +716,8 @@ static int restore_devices(struct vm *vm, const struct state_file *f, const char
 	unsigned i;
 	int err;
 
+	/* Each load leaves its device frozen: vm__run thaws them right before the guest runs. */
+	vm->devices_loaded = true;
 	for (i = 0; i < vm->devices.nr; i++) {
 		const struct device *d = &vm->devices.v[i];
 		const struct section *s;
@@ -786,10 +788,7 @@ static int apply_state(struct vm *vm, const struct state_file *f, const char *wh
 		return err;
 	s = find_section(f, "vm");
 	err = s ? load_vm(vm, s, &now, what, e) : err__set(e, -EINVAL, "%s: no vm section", what);
-	/*
-	 * vCPUs before devices: a guest this host cannot run (CPUID, TSC, MSRs) is
-	 * refused before any device restarts its backend's rings.
-	 */
+	/* vCPUs before devices: a guest this host cannot run (CPUID, TSC, MSRs) is refused first. */
 	if (!err)
 		err = restore_vcpus(vm, f, what, e);
 	if (!err)

@@ -717,6 +717,25 @@ void vm__stop_signals(sigset_t *set)
 	sigaddset(set, SIGUSR2); /* print every vCPU's registers, keep running */
 }
 
+/*
+ * Thaws the devices that loaded a saved state (a restore, a migration) now
+ * that the guest is about to run: 0, or -errno, said here (the VM must stop).
+ */
+static int thaw_loaded(struct vm *vm)
+{
+	const struct device *bad = NULL;
+	int err;
+
+	if (!vm->devices_loaded)
+		return 0;
+	vm->devices_loaded = false;
+	err = device_list__thaw(&vm->devices, &bad);
+	if (err)
+		fprintf(stderr, "rtvmm: device %s cannot start from the saved state: %s: stopping the "
+			"VM\n", bad->name, strerror(-err));
+	return err;
+}
+
 int vm__run(struct vm *vm)
 {
 	sigset_t term, old;
@@ -727,6 +746,11 @@ int vm__run(struct vm *vm)
 	pthread_sigmask(SIG_BLOCK, &term, &old);
 	sfd = signalfd(-1, &term, SFD_CLOEXEC);
 
+	/* Without a gate (no hooks) each vCPU enters the guest as it starts: the devices start first. */
+	if (!vm->vcpu_env.go && thaw_loaded(vm)) {
+		vm__request_stop(vm, VM_STOP_ERROR, 1);
+		err = -ECANCELED;
+	}
 	for (i = 0; i < vm->nr_vcpus && !err; i++) {
 		err = vcpu__start(&vm->vcpus[i]);
 		if (err) {
@@ -740,10 +764,11 @@ int vm__run(struct vm *vm)
 	}
 	/*
 	 * Not when a stop came first (a vCPU that could not start, a signal still
-	 * queued: stop signals are blocked until wait_for_stop reads them): the hook
-	 * may commit to running the guest (a migration's source lets go of it).
+	 * queued: stop signals are blocked until wait_for_stop reads them): the
+	 * loaded devices start, and only once they did may the hook commit to
+	 * running the guest (a migration's source lets go of it).
 	 */
-	if (!err && vm->hooks.guest_ready) {
+	if (!err && (vm->hooks.guest_ready || vm->devices_loaded)) {
 		int sig = stop_signal_pending(&term);
 
 		if (sig) {
@@ -751,7 +776,8 @@ int vm__run(struct vm *vm)
 				strsignal(sig));
 			vm__request_stop(vm, VM_STOP_SIGNAL, 128 + sig);
 		} else if (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE) &&
-			   vm->hooks.guest_ready(vm->hooks.ready_opaque)) {
+			   (thaw_loaded(vm) || (vm->hooks.guest_ready &&
+						vm->hooks.guest_ready(vm->hooks.ready_opaque)))) {
 			vm__request_stop(vm, VM_STOP_ERROR, 1);
 		}
 	}

@@ -74,6 +74,7 @@ struct vm {
 
 	struct vm_ctl ctl;
 	struct device_list devices; /* every device, in the order the builder added them */
+	bool devices_loaded;        /* they loaded a saved state and wait frozen for vm__run's thaw */
 	struct acpi_pm *acpi_pm;    /* PM1 block with the power button (the builder adds it); NULL: none */
 	unsigned shutdown_grace_s;  /* SIGTERM presses the power button, stops after this; 0: at once */
 	bool restart_on_reboot;     /* a guest reset or vm.reboot restarts in place (set before vm__create_vcpus) */
@@ -206,7 +207,10 @@ void vm__stop_signals(sigset_t *set);
  * SIGHUP stop at once (status 128+N). SIGTERM presses the power button and
  * stops (status 143) only if the guest has not powered off within
  * shutdown_grace_s, or at a second SIGTERM; at once when the grace is 0 or
- * there is no power button. Each step is one line on stderr.
+ * there is no power button. Each step is one line on stderr. Devices that
+ * loaded a saved state (devices_loaded) are thawed right before the vCPUs
+ * first enter the guest, before guest_ready; one that cannot start stops
+ * the VM (status 1) before guest_ready is called.
  */
 int vm__run(struct vm *vm);
 

@@ -69,6 +69,8 @@ struct snapdev {
 	unsigned freezes, thaws, saves, loads;
 	bool frozen_at_save;
 	unsigned parked_at_save;   /* vCPUs parked when save ran */
+	int thaw_err;              /* what thaw returns */
+	unsigned runs_at_thaw;     /* KVM_RUNs of every vCPU when thaw last ran */
 };
 
 static int snapdev_freeze(void *dev)
@@ -83,9 +85,15 @@ static int snapdev_freeze(void *dev)
 static int snapdev_thaw(void *dev)
 {
 	struct snapdev *d = dev;
+	unsigned i;
 
-	d->frozen = false;
+	d->runs_at_thaw = 0;
+	for (i = 0; i < d->vm->nr_vcpus; i++)
+		d->runs_at_thaw += fake_kvm__runs(i);
 	d->thaws++;
+	if (d->thaw_err)
+		return d->thaw_err;
+	d->frozen = false;
 	return 0;
 }
 
@@ -113,6 +121,7 @@ static int snapdev_load(void *dev, struct state_in *in, char *why, size_t why_le
 	}
 	d->reg = reg;
 	d->loads++;
+	d->frozen = true;          /* as every load leaves its device (device_ops.load) */
 	return 0;
 }
 
@@ -154,6 +163,10 @@ struct rig {
 	struct fake_vm f;            /* first: fake_vm__teardown takes the rig */
 	bool live;                   /* f.vm is built (else teardown has no VM to destroy) */
 	struct snapdev dev, nosave;
+	struct vm_hooks hooks;       /* what build gives vm__create */
+	unsigned thaws_at_started;   /* the snapdev's thaws when vcpus_started was called */
+	unsigned thaws_at_ready;     /* the snapdev's thaws when guest_ready was called */
+	unsigned readies;            /* guest_ready calls */
 	char tmp[64];                /* a fresh directory, removed at teardown */
 	char snap[128];              /* tmp/snap: where the snapshot goes */
 	struct saved a;
@@ -185,7 +198,7 @@ static int build(struct rig *r, unsigned vcpus, uint64_t ram, enum devices devs,
 		fake_kvm.cpuid_lacking = (typeof(fake_kvm.cpuid_lacking)){ 7, 0, 1, h->cpuid7_ebx_lacking };
 	memset(vm, 0, sizeof(*vm));
 	r->live = true;
-	err = vm__create(vm, fake_kvm__path(), NULL, &e);
+	err = vm__create(vm, fake_kvm__path(), &r->hooks, &e);
 	if (!err)
 		err = vm__setup_memory(vm, ram, &e);
 	if (!err)
@@ -721,9 +734,11 @@ static void test_snapshot_of_a_running_vm_restores_every_register_device_clock_a
 		fail_msg("guest RAM differs from what was saved");
 	assert_int_equal(*ram(r, 2 * CHUNK + 5), 0);
 	assert_int_equal(*ram(r, 7 * CHUNK + 123), 0);
-	/* The devices. */
+	/* The devices: loaded, and frozen until the guest runs. */
 	assert_int_equal(r->dev.loads, 1);
 	assert_true(r->dev.reg == DEV_REG);
+	assert_true(r->dev.frozen);
+	assert_int_equal(r->dev.thaws, 0);
 	assert_true(bus__access(&r->f.vm.pio, COM1 + UART_SCR, &v, 1, false));
 	assert_int_equal(v, 0x5a);
 	assert_true(bus__access(&r->f.vm.pio, COM1 + UART_LCR, &v, 1, false));
@@ -732,11 +747,85 @@ static void test_snapshot_of_a_running_vm_restores_every_register_device_clock_a
 
 	/* B runs from there (KVM takes no other CPUID once it ran), and can be saved again. */
 	start_running(r);
+	/* Its devices thawed once, before any vCPU entered the guest. */
+	assert_int_equal(r->dev.thaws, 1);
+	assert_int_equal(r->dev.runs_at_thaw, 0);
+	assert_false(r->dev.frozen);
 	snprintf(again, sizeof(again), "%s/again", r->tmp);
 	if (snapshot__save(&r->f.vm, again, &st2, &e))
 		fail_msg("snapshot__save of the restored VM: %s", e.msg);
 	assert_int_equal(st2.memory_written, DATA_PAGES * 4096ull);
+	assert_int_equal(r->dev.freezes, 1);
+	assert_int_equal(r->dev.thaws, 2);
 	stop_and_finish(r);
+}
+
+/* vm_hooks.vcpus_started: where the application proves the vCPUs' placement. */
+static int started_hook(void *opaque, const struct vm *vm)
+{
+	struct rig *r = opaque;
+
+	(void)vm;
+	r->thaws_at_started = r->dev.thaws;
+	return 0;
+}
+
+/* vm_hooks.guest_ready: what a migration's destination tells its source RUNNING in. */
+static int ready_hook(void *opaque)
+{
+	struct rig *r = opaque;
+
+	r->readies++;
+	r->thaws_at_ready = r->dev.thaws;
+	return 0;
+}
+
+static void restore_with_guest_ready(struct rig *r)
+{
+	struct err e = { 0 };
+
+	save_a(r);
+	r->hooks = (struct vm_hooks){ .opaque = r, .vcpus_started = started_hook,
+				      .guest_ready = ready_hook, .ready_opaque = r };
+	assert_int_equal(build(r, NR_VCPUS, RAM, DEVS_STD, &host_a), 0);
+	if (snapshot__restore(&r->f.vm, r->snap, &e))
+		fail_msg("snapshot__restore: %s", e.msg);
+	assert_true(r->dev.frozen);
+}
+
+static void test_restored_devices_start_after_the_vcpus_are_placed_and_before_guest_ready(void **state)
+{
+	struct rig *r = *state;
+
+	restore_with_guest_ready(r);
+	r->thaws_at_started = ~0u;
+	start_running(r);
+	assert_int_equal(r->thaws_at_started, 0);
+	assert_int_equal(r->readies, 1);
+	assert_int_equal(r->thaws_at_ready, 1);
+	assert_int_equal(r->dev.runs_at_thaw, 0);
+	assert_false(r->dev.frozen);
+	stop_and_finish(r);
+}
+
+static void test_a_restored_device_that_cannot_start_stops_the_vm_before_guest_ready(void **state)
+{
+	struct rig *r = *state;
+	unsigned i;
+
+	restore_with_guest_ready(r);
+	r->dev.thaw_err = -ETIMEDOUT;
+	assert_int_equal(stderr_capture__start(&r->f.err), 0);
+	vm_call__start(&r->f.run, vm__run, &r->f.vm);
+	/* No RUNNING for a guest whose devices did not start: the VM stops, no vCPU entered. */
+	assert_int_equal(vm_call__finish(&r->f.run, "vm__run did not return after the failed thaw"), 1);
+	assert_int_equal(r->dev.thaws, 1);
+	assert_int_equal(r->readies, 0);
+	assert_int_equal(r->f.vm.stop_reason, VM_STOP_ERROR);
+	for (i = 0; i < NR_VCPUS; i++)
+		assert_int_equal(fake_kvm__runs(i), 0);
+	assert_non_null(strstr(stderr_capture__text(&r->f.err),
+			       "device snapdev cannot start from the saved state: Connection timed out"));
 }
 
 static void test_snapshot_of_a_paused_vm_leaves_it_paused(void **state)
@@ -1120,6 +1209,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_snapshot_of_a_running_vm_restores_every_register_device_clock_and_byte),
+		T(test_restored_devices_start_after_the_vcpus_are_placed_and_before_guest_ready),
+		T(test_a_restored_device_that_cannot_start_stops_the_vm_before_guest_ready),
 		T(test_snapshot_keeps_every_msr_of_a_list_longer_than_one_batch),
 		T(test_snapshot_of_a_paused_vm_leaves_it_paused),
 		T(test_a_snapshot_saves_the_tsc_as_it_read_when_the_guest_stopped),

@@ -842,8 +842,9 @@ static void test_blk_freeze_completes_requests_in_flight_and_takes_no_new_one(vo
 
 /*
  * Frozen and saved with requests served and one made available but never
- * kicked; a fresh disk over the same RAM and image loads it and, at the
- * transport's resuming DRIVER_OK, takes that one into the next used entry.
+ * kicked; a fresh disk over the same RAM and image loads it and, once the
+ * transport's resuming DRIVER_OK came and the VM thawed it (not before),
+ * takes that one into the next used entry.
  */
 static void test_blk_snapshot_round_trip_resumes_the_rings_where_they_stood(void **state)
 {
@@ -873,6 +874,11 @@ static void test_blk_snapshot_round_trip_resumes_the_rings_where_they_stood(void
 	assert_int_equal(env_activate_resume(env, base_features), -EINVAL);
 	assert_int_equal(state_load(&virtio_blk__device_ops, env->dev, saved.buf, saved.len, why), 0);
 	assert_int_equal(env_activate_resume(env, features), 0);
+	/* Loaded and activated, the disk stays frozen until the VM's thaw: no request is taken. */
+	assert_false(driver_ring__wait_used(&env->r[0], 3, 300));
+	assert_false(driver_ring__wait_call(&env->r[0], 50));
+	assert_int_equal(stats(env).reads + stats(env).writes, 0);
+	assert_int_equal(virtio_blk__device_ops.thaw(env->dev), 0);
 	/* The request the source never took is taken now, into used entry 2, not 0. */
 	assert_true(driver_ring__wait_used(&env->r[0], 3, 5000));
 	driver_ring__used(&env->r[0], 2, &id, &len);

@@ -690,6 +690,31 @@ static void teardown(struct blk *b)
 	b->gen++;
 }
 
+/*
+ * A snapshot's freeze or thaw, as asked last: frozen, the thread takes no new
+ * request (kicks are remembered) and completes those it has; thawed, it takes
+ * what waited.
+ */
+static void apply_freeze(struct blk *b)
+{
+	bool want;
+	unsigned i;
+
+	pthread_mutex_lock(&b->lock);
+	want = b->freeze_want;
+	pthread_mutex_unlock(&b->lock);
+	if (want == b->frozen)
+		return;
+	b->frozen = want;
+	if (want)
+		return;
+	for (i = 0; i < b->queues; i++) {
+		if (b->q[i].deferred || b->q[i].starved)
+			process_queue(b, i);
+		b->q[i].deferred = false;
+	}
+}
+
 /* Applies the transport's last wish once the old rings' polls are gone. */
 static void apply_wish(struct blk *b)
 {
@@ -705,6 +730,8 @@ static void apply_wish(struct blk *b)
 		teardown(b);
 	if (b->polls)
 		return;                /* again when the last cancelled poll completes */
+	/* A freeze asked before this wish (a restore's load) holds the new rings from the start. */
+	apply_freeze(b);
 
 	pthread_mutex_lock(&b->lock);
 	w = b->want;
@@ -753,31 +780,6 @@ static void apply_wish(struct blk *b)
 			close_fd(&w.q[i].kick_fd);
 			close_fd(&w.q[i].call_fd);
 		}
-	}
-}
-
-/*
- * A snapshot's freeze or thaw, as asked last: frozen, the thread takes no new
- * request (kicks are remembered) and completes those it has; thawed, it takes
- * what waited.
- */
-static void apply_freeze(struct blk *b)
-{
-	bool want;
-	unsigned i;
-
-	pthread_mutex_lock(&b->lock);
-	want = b->freeze_want;
-	pthread_mutex_unlock(&b->lock);
-	if (want == b->frozen)
-		return;
-	b->frozen = want;
-	if (want)
-		return;
-	for (i = 0; i < b->queues; i++) {
-		if (b->q[i].deferred || b->q[i].starved)
-			process_queue(b, i);
-		b->q[i].deferred = false;
 	}
 }
 
@@ -1535,9 +1537,14 @@ static int blk_device_load(void *dev, struct state_in *in, char *why, size_t why
 	unsigned queues, i;
 	int err;
 
-	/* Whatever comes, an earlier load's activation is void. */
+	/*
+	 * Whatever comes, an earlier load's activation is void; the I/O thread
+	 * takes no request until the VM's thaw (applied before any activation).
+	 */
 	pthread_mutex_lock(&b->lock);
 	b->loaded.valid = false;
+	b->freeze_want = true;
+	nudge(b->ctl_fd);
 	pthread_mutex_unlock(&b->lock);
 	err = virtio_state__check_begin(in, VIRTIO_STATE_BLK, b->name, why, why_len);
 	if (err)

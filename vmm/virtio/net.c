@@ -609,10 +609,11 @@ static int net_device_load(void *dev, struct state_in *in, char *why, size_t why
 	uint64_t features;
 	int err;
 
-	/* Whatever comes, an earlier load's activation is void. */
+	/* Whatever comes, an earlier load's activation is void; the rings wait for the VM's thaw. */
 	pthread_mutex_lock(&n->lock);
 	n->loaded.valid = false;
 	pthread_mutex_unlock(&n->lock);
+	vu_session__freeze_loaded(n->session);
 	err = virtio_state__check_begin(in, VIRTIO_STATE_NET, n->name, why, why_len);
 	if (err)
 		return err;

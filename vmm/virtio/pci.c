@@ -1176,7 +1176,7 @@ static int saved_pci_check(struct virtio_pci *vp, const struct saved_pci *sv, bo
  * (its configuration space restored by the bus first): the MSI-X table and
  * message control through the paths the guest's own writes take (routes,
  * irqfds), pending vectors held again, and, when the device was running, the
- * activation the driver's DRIVER_OK made, resuming the device's rings.
+ * activation the driver's DRIVER_OK made, the device's rings resuming at its thaw.
  */
 static int virtio_pci_device_load(void *dev, struct state_in *in, char *why, size_t why_len)
 {

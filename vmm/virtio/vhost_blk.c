@@ -431,10 +431,11 @@ static int vblk_device_load(void *dev, struct state_in *in, char *why, size_t wh
 	unsigned queues, used_queues, i;
 	int err;
 
-	/* Whatever comes, an earlier load's activation is void. */
+	/* Whatever comes, an earlier load's activation is void; the rings wait for the VM's thaw. */
 	pthread_mutex_lock(&b->lock);
 	b->loaded = false;
 	pthread_mutex_unlock(&b->lock);
+	vu_session__freeze_loaded(b->session);
 	err = virtio_state__check_begin(in, VIRTIO_STATE_VHOST_BLK, b->name, why, why_len);
 	if (err)
 		return err;

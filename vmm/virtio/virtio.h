@@ -48,8 +48,9 @@ struct virtio_activation {
 	/*
 	 * The transport's load (a snapshot's DRIVER_OK) activates: the device
 	 * starts its rings where its own load (device_ops.load, called before
-	 * the transport's) said they stood, not at 0; -EINVAL when it loaded no
-	 * activation. False for the driver's own DRIVER_OK.
+	 * the transport's) said they stood, not at 0, once thawed (the load left
+	 * it frozen); -EINVAL when it loaded no activation. False for the
+	 * driver's own DRIVER_OK.
 	 */
 	bool resume;
 };

@@ -1125,6 +1125,9 @@ static void session_apply_request(struct vu_session *s)
 		s->req.q[i] = (struct vu_queue){ .vq = { .kick_fd = -1, .call_fd = -1 } };
 	pthread_mutex_unlock(&s->req_lock);
 
+	/* A freeze posted with an activation (a restore's) holds the new rings too: it comes first. */
+	if (frozen)
+		session_freeze_locked(s);
 	if (changed) {
 		session_reset_locked(s);
 		if (active) {
@@ -1153,9 +1156,7 @@ static void session_apply_request(struct vu_session *s)
 	}
 	if (log_pending)
 		log_err = session_dirty_log(s, log_fd, log_size, &le);
-	if (frozen)
-		session_freeze_locked(s);
-	else
+	if (!frozen)
 		session_thaw_locked(s);
 	pthread_mutex_lock(&s->req_lock);
 	if (log_pending) {
@@ -1356,6 +1357,11 @@ int vu_session__freeze(struct vu_session *s, int timeout_ms)
 	if (err)
 		session_post_frozen(s, false);
 	return err;
+}
+
+void vu_session__freeze_loaded(struct vu_session *s)
+{
+	session_post_frozen(s, true);
 }
 
 int vu_session__thaw(struct vu_session *s, int timeout_ms)

@@ -37,8 +37,10 @@
  * then GET_VRING_BASE: the backend stops and says where) and leaves the
  * guest's rings and interrupts alone until the thaw, which hands the rings
  * back from where they stopped (SET_VRING_NUM, BASE, ADDR, CALL, KICK,
- * ENABLE, as at activation). A restored device is activated with the saved
- * positions (vu_session__activate's `from`): its rings start there, not at 0.
+ * ENABLE, as at activation). A restored device is frozen by its load
+ * (vu_session__freeze_loaded) and activated with the saved positions
+ * (vu_session__activate's `from`): its rings start there, not at 0, at the
+ * thaw the VM gives it right before the guest runs.
  *
  * A live migration has the backend log what it writes to guest RAM
  * (vu_session__dirty_log; the spec's "Migration"): protocol feature
@@ -190,6 +192,14 @@ void vu_session__reset(struct vu_session *s);
  * is then not frozen). From the thread taking the snapshot, never a vCPU.
  */
 int vu_session__freeze(struct vu_session *s, int timeout_ms);
+
+/*
+ * A restore's load: the session is frozen from now on, as vu_session__freeze
+ * leaves it (a resuming activation keeps its positions, the backend gets no
+ * ring), until vu_session__thaw. Never waits: the thread applies it before
+ * any activation posted after it. From the main thread, before any vCPU ran.
+ */
+void vu_session__freeze_loaded(struct vu_session *s);
 
 /*
  * Starts again what freeze stopped: a connected backend gets the rings back
