@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "app/builder.h"
 #include "base/thread_class.h"
 
@@ -122,14 +123,6 @@ struct migration_worker {
 	bool quit;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int run_job(struct send_job *j, struct migrate_stats *st, struct err *e)
 {
 	struct sockaddr_storage sa;
@@ -171,7 +164,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		err = run_job(&w->job, &st, &e);
 		pthread_mutex_lock(&w->lock);
-		w->job.ended_ns = mono_ns();
+		w->job.ended_ns = clock__mono_ns();
 		w->job.state = !err ? "succeeded" : err == -ECANCELED && w->job.cancel ? "cancelled" :
 			       "failed";
 		snprintf(w->job.error, sizeof(w->job.error), "%s", err ? e.msg : "");
@@ -250,7 +243,7 @@ int migration__start_send(struct migration_worker *w, struct vm *vm, const char 
 		return err__set(e, -EBUSY, "a migration is already under way");
 	}
 	w->job = (struct send_job){ .vm = vm, .p = *p, .done = done, .opaque = opaque,
-				    .state = "active", .started_ns = mono_ns() };
+				    .state = "active", .started_ns = clock__mono_ns() };
 	snprintf(w->job.url, sizeof(w->job.url), "%s", url);
 	/* A cancel that came after the last migration ended is not this one's. */
 	eventfd_read(w->cancel_efd, &(eventfd_t){ 0 });
@@ -282,7 +275,7 @@ void migration__status(struct migration_worker *w, struct migration_status *out)
 	snprintf(out->url, sizeof(out->url), "%s", w->job.url);
 	snprintf(out->error, sizeof(out->error), "%s", w->job.error);
 	out->elapsed_ns = !w->job.started_ns ? 0 :
-			  (w->pending ? mono_ns() : w->job.ended_ns) - w->job.started_ns;
+			  (w->pending ? clock__mono_ns() : w->job.ended_ns) - w->job.started_ns;
 	pthread_mutex_unlock(&w->lock);
 }
 

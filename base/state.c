@@ -140,3 +140,10 @@ int state_in__end(const struct state_in *in)
 {
 	return in->err || in->off != in->len ? -EINVAL : 0;
 }
+
+bool state__all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	return !n || (b[0] == 0 && !memcmp(b, b + 1, n - 1));
+}

@@ -7,6 +7,7 @@
 #ifndef RTVMM_BASE_STATE_H
 #define RTVMM_BASE_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,5 +44,8 @@ void state_in__bytes(struct state_in *in, void *dst, size_t n);
 void state_in__fail(struct state_in *in);
 /* 0 when every byte was read and none past the end; -EINVAL otherwise. */
 int state_in__end(const struct state_in *in);
+
+/* True when the `n` bytes at `p` are all zero (guest RAM saved or sent as a length). */
+bool state__all_zero(const void *p, size_t n);
 
 #endif

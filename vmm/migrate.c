@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/clock.h"
 #include "vmm/snapshot.h"
 
 #define MIG_MAGIC       "RTVMMMIG"
@@ -34,14 +35,6 @@ static const char *type_name(uint32_t t)
 	};
 
 	return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Waits until `fd` is ready for `events`: -ETIMEDOUT after IO_TIMEOUT_MS. */
@@ -302,11 +295,6 @@ static int send_dirty(struct sender *s, uint64_t *bits, uint64_t *pages)
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return !n || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
-}
-
 /* Round one: every chunk of RAM, all-zero chunks as ZERO records. */
 static int send_all_ram(struct sender *s)
 {
@@ -316,10 +304,10 @@ static int send_all_ram(struct sender *s)
 
 	/* Runs of all-zero pages go as ZERO records, runs of the others as PAGES (1 chunk at most). */
 	while (off < mem->size && !err) {
-		bool zero = all_zero(mem->base + off, PAGE);
+		bool zero = state__all_zero(mem->base + off, PAGE);
 		uint64_t end = off + PAGE;
 
-		while (end < mem->size && end - off < CHUNK && all_zero(mem->base + end, PAGE) == zero)
+		while (end < mem->size && end - off < CHUNK && state__all_zero(mem->base + end, PAGE) == zero)
 			end += PAGE;
 		if (zero) {
 			uint64_t z[2] = { off, end - off };
@@ -347,13 +335,13 @@ static uint64_t count_bits(const uint64_t *b, uint64_t words)
 /* Pre-copy: all of RAM, then dirty pages, until what is left fits the downtime budget. */
 static int precopy(struct sender *s, const struct migrate_params *p, struct err *e)
 {
-	uint64_t t0 = mono_ns(), sent0 = s->st->bytes_sent, pages, dirty;
+	uint64_t t0 = clock__mono_ns(), sent0 = s->st->bytes_sent, pages, dirty;
 	int err;
 
 	err = send_all_ram(s);
 	s->st->rounds = 1;
 	for (;;) {
-		uint64_t ns = mono_ns() - t0, bytes = s->st->bytes_sent - sent0;
+		uint64_t ns = clock__mono_ns() - t0, bytes = s->st->bytes_sent - sent0;
 
 		if (err == -ECONNREFUSED || err == -ECANCELED)
 			return err;
@@ -375,7 +363,7 @@ static int precopy(struct sender *s, const struct migrate_params *p, struct err 
 		if (dirty * PAGE * 1000ull <= s->st->bandwidth_bps * p->downtime_ms ||
 		    s->st->rounds >= p->max_rounds)
 			return 0;
-		t0 = mono_ns();
+		t0 = clock__mono_ns();
 		sent0 = s->st->bytes_sent;
 		err = send_dirty(s, s->dirty, &pages);
 		s->st->rounds++;
@@ -443,7 +431,7 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	struct state_out hello = { 0 };
 	const struct device *bad = NULL;
 	struct err de = { 0 };
-	uint64_t t0 = mono_ns(), tp, full0;
+	uint64_t t0 = clock__mono_ns(), tp, full0;
 	uint32_t version = MIGRATE_VERSION;
 	int err, derr;
 
@@ -512,7 +500,7 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 			       "after %" PRIu64 " bytes", st->rounds, st->bytes_sent);
 	if (err)
 		goto out_devices_log_off;
-	tp = mono_ns();
+	tp = clock__mono_ns();
 	err = vm__pause(vm);
 	if (err) {
 		err__set(e, err, "pausing the VM for the switch-over: it is %s",
@@ -528,7 +516,7 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 	}
 	/* Backends stopped (GET_VRING_BASE), I/O threads drained: the last harvest misses nothing. */
 	err = stop_and_copy(&s, e);
-	st->downtime_ns = mono_ns() - tp;
+	st->downtime_ns = clock__mono_ns() - tp;
 	if (err == -ECANCELED && cancelled(p->cancel_fd))
 		err__set(e, err, "cancelled (vm.migration-cancel) in the switch-over, after %" PRIu64
 			 " bytes", st->bytes_sent);
@@ -553,7 +541,7 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
 		vm__resume(vm);
 		goto out_devices_log_off;
 	}
-	st->total_ns = mono_ns() - t0;
+	st->total_ns = clock__mono_ns() - t0;
 	st->ring_full_exits = ring_full_exits(vm) - full0;
 
 	/* Success too: the frozen backends stop logging, the log goes. */
@@ -578,7 +566,7 @@ out_unlock:
 void migrate__refuse(int fd, const char *why)
 {
 	static uint8_t sink[65536];
-	uint64_t end = mono_ns() + 5000000000ull;
+	uint64_t end = clock__mono_ns() + 5000000000ull;
 
 	if (send_rec(fd, -1, MIG_ERROR, why, strlen(why), NULL, 0, NULL))
 		return;
@@ -588,7 +576,7 @@ void migrate__refuse(int fd, const char *why)
 	 * (5 s at most) what it still sends is read and dropped.
 	 */
 	shutdown(fd, SHUT_WR);
-	while (mono_ns() < end && !wait_fd(fd, POLLIN, -1) &&
+	while (clock__mono_ns() < end && !wait_fd(fd, POLLIN, -1) &&
 	       recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 		;
 }
@@ -687,7 +675,7 @@ static int recv_zero(struct vm *vm, int fd, const struct rec *r, struct migrate_
 int migrate__receive(struct vm *vm, int fd, struct migrate_stats *st, struct err *e)
 {
 	uint8_t *state = NULL;
-	uint64_t state_len = 0, t0 = mono_ns();
+	uint64_t state_len = 0, t0 = clock__mono_ns();
 	struct rec r;
 	int err;
 
@@ -723,7 +711,7 @@ int migrate__receive(struct vm *vm, int fd, struct migrate_stats *st, struct err
 			break;
 	}
 	free(state);
-	st->total_ns = mono_ns() - t0;
+	st->total_ns = clock__mono_ns() - t0;
 	if (err && err != -ECONNRESET)
 		migrate__refuse(fd, e->msg);
 	return err;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/clock.h"
+
 #define STATE_MAGIC      "RTVMMSNP"
 #define STATE_MAX_BYTES  (256u << 20)   /* a state.bin larger than this is not ours */
 #define MAX_SECTIONS     4096
@@ -20,14 +22,6 @@
 #define MANIFEST         "manifest.json"
 #define STATE_FILE       "state.bin"
 #define MEMORY_FILE      "memory.bin"
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint32_t crc(const void *p, size_t n)
 {
@@ -220,11 +214,6 @@ static int write_file(const char *dir, const char *name, const void *p, size_t l
 	return err;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return !n || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
-}
-
 /*
  * Writes the pages of [p, p+n) that are not all zero at file offset `off`,
  * in runs; the zero pages stay holes (reading them gives zeros). Counts the
@@ -238,11 +227,11 @@ static int write_pages(int fd, const uint8_t *p, size_t n, uint64_t off, uint64_
 	while (i < n) {
 		size_t end = i + 4096;
 
-		if (all_zero(p + i, 4096)) {
+		if (state__all_zero(p + i, 4096)) {
 			i = end;
 			continue;
 		}
-		while (end < n && !all_zero(p + end, 4096))
+		while (end < n && !state__all_zero(p + end, 4096))
 			end += 4096;
 		err = write_all(fd, p + i, end - i, (off_t)(off + i));
 		if (err)
@@ -279,7 +268,7 @@ static int save_memory(const struct guest_mem *mem, const char *dir, struct stat
 		size_t n = mem->size - off < MEM_CHUNK ? (size_t)(mem->size - off) : MEM_CHUNK;
 		const uint8_t *p = mem->base + off;
 
-		if (all_zero(p, n)) {
+		if (state__all_zero(p, n)) {
 			state_out__u8(table, 0);
 			state_out__u32(table, 0);
 			continue;
@@ -679,7 +668,7 @@ static int save_paused(struct vm *vm, const char *dir, struct snapshot_stats *st
 
 int snapshot__save(struct vm *vm, const char *dir, struct snapshot_stats *st, struct err *e)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = clock__mono_ns();
 	bool was_running;
 	int err;
 
@@ -700,7 +689,7 @@ int snapshot__save(struct vm *vm, const char *dir, struct snapshot_stats *st, st
 				"" : vm_state__name(vm__state(vm)));
 	}
 	err = save_paused(vm, dir, st, e);
-	st->paused_ns = mono_ns() - t0;
+	st->paused_ns = clock__mono_ns() - t0;
 	if (was_running)
 		vm__resume(vm);
 	pthread_mutex_unlock(&vm->snapshot_lock);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/thread_class.h"
 #include "vmm/x86/cpuid.h"
 #include "vmm/x86/emulate.h"
@@ -334,14 +335,6 @@ static int save_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const cha
  * batch read stops at the first MSR this vCPU has not (one its CPUID lacks),
  * which is skipped.
  */
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* `tsc`, read at `read_ns`, as it was at `stopped_ns` on a TSC of `khz`. */
 static uint64_t tsc_at(uint64_t tsc, uint64_t read_ns, uint64_t stopped_ns, uint32_t khz)
 {
@@ -371,7 +364,7 @@ static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, uint64
 		m->nmsrs = want;
 		for (j = 0; j < want; j++)
 			m->entries[j].index = list->index[i + j];
-		t0 = mono_ns();
+		t0 = clock__mono_ns();
 		got = ioctl(vcpu->fd, KVM_GET_MSRS, m);
 		if (got < 0) {
 			got = -errno;
@@ -379,7 +372,7 @@ static int save_msrs(struct vcpu *vcpu, const struct vcpu_msr_list *list, uint64
 			state_out__free(&pairs);
 			return got;
 		}
-		t1 = mono_ns();
+		t1 = clock__mono_ns();
 		for (j = 0; j < (unsigned)got; j++) {
 			uint64_t v = m->entries[j].data;
 

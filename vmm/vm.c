@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "vmm/hw/acpi_pm.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/tables.h"
@@ -279,14 +280,6 @@ int vm__setup_irqchip(struct vm *vm, struct err *e)
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* vcpu_env.park: a vCPU thread waits here, out of KVM_RUN, while the VM is paused. */
 static bool vm_park(void *opaque)
 {
@@ -523,7 +516,7 @@ static void reboot_in_place(struct vm *vm)
 	}
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state == VM_STATE_PAUSED)
-		vm->paused_ns += now_ns() - vm->paused_since;
+		vm->paused_ns += clock__mono_ns() - vm->paused_since;
 	vm->clock_frozen = false;
 	__atomic_add_fetch(&vm->reset_gen, 1, __ATOMIC_RELEASE);
 	n = __atomic_add_fetch(&vm->reboots, 1, __ATOMIC_RELAXED);
@@ -603,7 +596,7 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
 	/* Parked vCPUs wake to stop, a pause under way gives up; a pause ends here. */
 	if (vm->state == VM_STATE_PAUSED)
-		vm->paused_ns += now_ns() - vm->paused_since;
+		vm->paused_ns += clock__mono_ns() - vm->paused_since;
 	__atomic_store_n(&vm->state, VM_STATE_SHUTDOWN, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&vm->resume_cond);
 	pthread_cond_broadcast(&vm->parked_cond);
@@ -644,7 +637,7 @@ static void wait_for_stop(struct vm *vm, int sfd)
 	uint64_t deadline = 0;     /* when the SIGTERM grace runs out (now_ns); 0: none */
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
-		uint64_t now = now_ns();
+		uint64_t now = clock__mono_ns();
 		int timeout_ms = -1, n;
 
 		if (__atomic_load_n(&vm->reboot_pending, __ATOMIC_ACQUIRE)) {
@@ -680,7 +673,7 @@ static void wait_for_stop(struct vm *vm, int sfd)
 				fprintf(stderr, "rtvmm: %s: pressed the ACPI power button; the VM stops "
 					"in %u s unless the guest powers off first (SIGTERM again or "
 					"SIGINT: now)\n", strsignal(SIGTERM), vm->shutdown_grace_s);
-				deadline = now_ns() + vm->shutdown_grace_s * 1000000000ull;
+				deadline = clock__mono_ns() + vm->shutdown_grace_s * 1000000000ull;
 				continue;
 			}
 			if (si.ssi_signo == SIGTERM && deadline)
@@ -889,7 +882,7 @@ int vm__pause(struct vm *vm)
 		__atomic_store_n(&vm->pause, false, __ATOMIC_SEQ_CST);
 		err = -EBUSY;
 	} else {
-		vm->paused_since = now_ns();
+		vm->paused_since = clock__mono_ns();
 		/*
 		 * Guest time stands still while paused, as in QEMU and cloud-hypervisor:
 		 * kvmclock is read here and written back at resume (the TSC runs on).
@@ -909,7 +902,7 @@ int vm__resume(struct vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return -EBUSY;
 	}
-	vm->paused_ns += now_ns() - vm->paused_since;
+	vm->paused_ns += clock__mono_ns() - vm->paused_since;
 	if (vm->clock_frozen) {
 		struct kvm_clock_data clock = { .clock = vm->paused_clock.clock };
 
@@ -930,7 +923,7 @@ uint64_t vm__paused_ns(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	ns = vm->paused_ns;
 	if (vm->state == VM_STATE_PAUSED)
-		ns += now_ns() - vm->paused_since;
+		ns += clock__mono_ns() - vm->paused_since;
 	pthread_mutex_unlock(&vm->lock);
 	return ns;
 }

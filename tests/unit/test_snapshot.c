@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "fake_kvm.h"
 #include "fake_vm.h"
 #include "vmm/device.h"
@@ -851,14 +852,6 @@ static void test_snapshot_of_a_paused_vm_leaves_it_paused(void **state)
 	stop_and_finish(r);
 }
 
-static uint64_t mono_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * kvmclock stops at the pause; the TSC is saved as it read then, not when the
  * snapshot read it later (the model's TSC stands still, so the save must take
@@ -875,12 +868,12 @@ static void test_a_snapshot_saves_the_tsc_as_it_read_when_the_guest_stopped(void
 
 	put_msr(fake_kvm__vcpu(0), 0x10, tsc);
 	start_running(r);
-	t0 = mono_now_ns();
+	t0 = clock__mono_ns();
 	assert_int_equal(vm__pause(&r->f.vm), 0);
 	fake_vm__sleep_ms(50);
 	if (snapshot__save(&r->f.vm, r->snap, &st, &e))
 		fail_msg("snapshot__save: %s", e.msg);
-	t1 = mono_now_ns();
+	t1 = clock__mono_ns();
 	assert_int_equal(vm__resume(&r->f.vm), 0);
 	stop_and_finish(r);
 	destroy(r);
