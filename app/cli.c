@@ -98,7 +98,7 @@ static const char usage_text[] =
 	"                        (KVM_CAP_HALT_POLL, 0..1000000000; 0: never; default: the kvm\n"
 	"                        module's halt_poll_ns); a plan VM's halt_poll_ns\n"
 	"      --dirty-ring N    how a live migration tracks the guest's writes: KVM's dirty\n"
-	"                        ring of N entries per vCPU (a power of two, 256..65536) or 0\n"
+	"                        ring of N entries per vCPU (a power of two, 1024..65536) or 0\n"
 	"                        for KVM's dirty bitmap (default: a ring of 4096 where this\n"
 	"                        KVM has one); a plan VM's dirty_ring\n"
 	"      --restore DIR     start from the snapshot in DIR (rtvmm ctl SOCKET snapshot DIR)\n"

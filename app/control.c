@@ -30,7 +30,6 @@ struct control {
 	struct api_server *server;
 	const char **nic_stats;            /* cfg.nic_stats, copied */
 	struct migration_worker *migration; /* vm.send-migration runs there */
-	struct api_deferred *migrating;     /* its request, answered when it ends */
 };
 
 /* The VM's NIC or disk called `name`: "nics", "disks", or NULL for the machine's own devices. */
@@ -222,12 +221,30 @@ static void state_answer(struct control *c, int err, const char *what, const cha
 		api_answer__error(out, 500, "%s: %s", what, strerror(-err));
 }
 
+/*
+ * A migration under way owns the VM's run state (it pauses it for the switch-over),
+ * and one that succeeded hands the guest over: `call` answers 409 and true then.
+ */
+static bool migration_holds(struct control *c, const char *call, struct api_answer *out)
+{
+	struct migration_status ms;
+
+	migration__status(c->migration, &ms);
+	if (strcmp(ms.state, "active") && strcmp(ms.state, "succeeded"))
+		return false;
+	api_answer__error(out, 409, "%s: the migration to %s %s", call, ms.url,
+			  strcmp(ms.state, "active") ? "succeeded: the guest runs there" :
+			  "is under way (vm.migration-cancel ends it)");
+	return true;
+}
+
 static void h_pause(void *opaque, const json_t *body, struct api_answer *out)
 {
 	struct control *c = opaque;
 
 	(void)body;
-	state_answer(c, vm__pause(c->cfg.vm), "vm.pause", "Running", out);
+	if (!migration_holds(c, "vm.pause", out))
+		state_answer(c, vm__pause(c->cfg.vm), "vm.pause", "Running", out);
 }
 
 static void h_resume(void *opaque, const json_t *body, struct api_answer *out)
@@ -235,7 +252,8 @@ static void h_resume(void *opaque, const json_t *body, struct api_answer *out)
 	struct control *c = opaque;
 
 	(void)body;
-	state_answer(c, vm__resume(c->cfg.vm), "vm.resume", "Paused", out);
+	if (!migration_holds(c, "vm.resume", out))
+		state_answer(c, vm__resume(c->cfg.vm), "vm.resume", "Paused", out);
 }
 
 static void h_power_button(void *opaque, const json_t *body, struct api_answer *out)
@@ -259,16 +277,12 @@ static void h_snapshot(void *opaque, const json_t *body, struct api_answer *out)
 {
 	struct control *c = opaque;
 	const char *url = json_string_value(json_object_get(body, "destination_url"));
-	struct migration_status ms;
 	struct snapshot_stats st;
 	struct err e = { 0 };
 	int err;
 
-	migration__status(c->migration, &ms);
-	if (!strcmp(ms.state, "active")) {
-		api_answer__error(out, 409, "vm.snapshot: a migration to %s is under way", ms.url);
+	if (migration_holds(c, "vm.snapshot", out))
 		return;
-	}
 	if (!url || strncmp(url, "file:///", 8)) {
 		api_answer__error(out, 400, "vm.snapshot: \"destination_url\" must be a string "
 				  "\"file:///DIR\" (an absolute path), got %s",
@@ -296,14 +310,23 @@ static void stop_migrated(void *opaque)
 	vm__request_stop(opaque, VM_STOP_MIGRATED, 0);
 }
 
+/* One vm.send-migration: its deferred request, answered when the migration ends. */
+struct send_request {
+	struct control *c;
+	struct api_deferred *d;
+};
+
 /* migration_done_fn: the deferred vm.send-migration answered, on the migration's thread. */
 static void migration_done(void *opaque, int err, const struct migrate_stats *st,
 			   const struct err *e)
 {
-	struct control *c = opaque;
+	struct send_request *req = opaque;
+	struct control *c = req->c;
+	struct api_deferred *d = req->d;
 	struct api_answer out = { 0 };
 	struct migration_status ms;
 
+	free(req);
 	migration__status(c->migration, &ms);
 	if (err == -EBUSY)
 		api_answer__error(&out, 409, "vm.send-migration: %s", e->msg);
@@ -312,7 +335,7 @@ static void migration_done(void *opaque, int err, const struct migrate_stats *st
 	else if (err)
 		api_answer__error(&out, 500, "vm.send-migration: %s; the guest runs on here", e->msg);
 	if (err) {
-		api_deferred__answer(c->migrating, &out);
+		api_deferred__answer(d, &out);
 		return;
 	}
 	fprintf(stderr, "rtvmm: migrated to %s: %u rounds, %llu pages, %llu bytes, downtime %.3f s, "
@@ -332,7 +355,7 @@ static void migration_done(void *opaque, int err, const struct migrate_stats *st
 					      "ring_full_exits", (json_int_t)st->ring_full_exits));
 	out.after = stop_migrated;
 	out.after_opaque = c->cfg.vm;
-	api_deferred__answer(c->migrating, &out);
+	api_deferred__answer(d, &out);
 }
 
 /*
@@ -348,6 +371,7 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 	const char *url = json_string_value(json_object_get(body, "destination_url"));
 	json_t *dt = json_object_get(body, "downtime_ms"), *mr = json_object_get(body, "max_rounds");
 	struct migrate_params p = { .downtime_ms = 300, .max_rounds = 30 };
+	struct send_request *req;
 	struct err e = { 0 };
 	int err;
 
@@ -368,14 +392,20 @@ static void h_send_migration(void *opaque, const json_t *body, struct api_answer
 		p.downtime_ms = (unsigned)json_integer_value(dt);
 	if (mr)
 		p.max_rounds = (unsigned)json_integer_value(mr);
+	req = malloc(sizeof(*req));
+	if (!req) {
+		api_answer__error(out, 500, "vm.send-migration: out of memory");
+		return;
+	}
 	/* Deferred first: the worker may finish before this returns. */
-	c->migrating = api_answer__defer(out);
-	err = migration__start_send(c->migration, c->cfg.vm, url, &p, migration_done, c, &e);
+	*req = (struct send_request){ .c = c, .d = api_answer__defer(out) };
+	err = migration__start_send(c->migration, c->cfg.vm, url, &p, migration_done, req, &e);
 	if (err) {
 		struct api_answer now = { 0 };
 
 		api_answer__error(&now, err == -EBUSY ? 409 : 400, "vm.send-migration: %s", e.msg);
-		api_deferred__answer(c->migrating, &now);
+		api_deferred__answer(req->d, &now);
+		free(req);
 	}
 }
 
@@ -434,7 +464,8 @@ static void h_shutdown(void *opaque, const json_t *body, struct api_answer *out)
 static void h_reboot(void *opaque, const json_t *body, struct api_answer *out)
 {
 	(void)body;
-	stop_after(opaque, "vm.reboot", stop_reboot, out);
+	if (!migration_holds(opaque, "vm.reboot", out))
+		stop_after(opaque, "vm.reboot", stop_reboot, out);
 }
 
 static void h_vmm_shutdown(void *opaque, const json_t *body, struct api_answer *out)
@@ -659,9 +690,11 @@ void control__stop(struct control *c)
 {
 	if (!c)
 		return;
-	/* The worker first: a migration under way ends (cancelled) and answers while the API serves. */
-	migration__stop_worker(c->migration);
+	/* A migration under way ends (cancelled) and answers while the API still serves; the
+	 * worker, idle and refusing new ones, goes after the API (whose calls look at it). */
+	migration__quit(c->migration);
 	api_server__stop(c->server);
+	migration__stop_worker(c->migration);
 	free(c->nic_stats);
 	free(c);
 }

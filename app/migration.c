@@ -20,6 +20,9 @@
 
 /* How often a wait for the migration source looks for a stop signal. */
 #define ACCEPT_SIGNAL_POLL_MS 100
+/* A peer has this long to send its whole hello, or it is dropped; looked at this often. */
+#define HELLO_TIMEOUT_MS 10000
+#define HELLO_POLL_MS 20
 
 int migration__parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *len,
 			 struct err *e)
@@ -168,10 +171,11 @@ static void *worker(void *arg)
 		w->job.state = !err ? "succeeded" : err == -ECANCELED && w->job.cancel ? "cancelled" :
 			       "failed";
 		snprintf(w->job.error, sizeof(w->job.error), "%s", err ? e.msg : "");
-		w->pending = false;
+		/* Still pending while it answers: no new job replaces this one meanwhile. */
 		pthread_mutex_unlock(&w->lock);
 		w->job.done(w->job.opaque, err, &st, &e);
 		pthread_mutex_lock(&w->lock);
+		w->pending = false;
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -206,11 +210,14 @@ int migration__start_worker(struct migration_worker **out)
 	return 0;
 }
 
-void migration__stop_worker(struct migration_worker *w)
+void migration__quit(struct migration_worker *w)
 {
+	bool joined;
+
 	if (!w)
 		return;
 	pthread_mutex_lock(&w->lock);
+	joined = w->quit;
 	w->quit = true;
 	if (w->pending) {
 		w->job.cancel = true;
@@ -218,7 +225,15 @@ void migration__stop_worker(struct migration_worker *w)
 	}
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
+	if (!joined)
+		pthread_join(w->thread, NULL);
+}
+
+void migration__stop_worker(struct migration_worker *w)
+{
+	if (!w)
+		return;
+	migration__quit(w);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	close(w->cancel_efd);
@@ -240,7 +255,8 @@ int migration__start_send(struct migration_worker *w, struct vm *vm, const char 
 	pthread_mutex_lock(&w->lock);
 	if (w->pending || w->quit) {
 		pthread_mutex_unlock(&w->lock);
-		return err__set(e, -EBUSY, "a migration is already under way");
+		return err__set(e, -EBUSY, w->quit ? "rtvmm is stopping" :
+				"a migration is already under way");
 	}
 	w->job = (struct send_job){ .vm = vm, .p = *p, .done = done, .opaque = opaque,
 				    .state = "active", .started_ns = clock__mono_ns() };
@@ -319,6 +335,33 @@ static const char *peer_name(int fd, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Waits HELLO_TIMEOUT_MS in all for the peer's whole hello, looking for stop
+ * signals: 0, -ENOMSG (why in `e`: the peer is dropped) or -EINTR.
+ */
+static int await_hello(int fd, struct vm *vm, struct err *e)
+{
+	uint64_t end = clock__mono_ns() + HELLO_TIMEOUT_MS * 1000000ull;
+
+	for (;;) {
+		int ready, err = builder__stop_signal(vm, "waiting for the migration source", e);
+
+		if (err)
+			return err;
+		ready = migrate__hello_ready(fd);
+		if (ready > 0)
+			return 0;
+		if (ready < 0)
+			return err__set(e, -ENOMSG, "not an rtvmm migration source: it closed the "
+					"connection");
+		if (clock__mono_ns() >= end)
+			return err__set(e, -ENOMSG, "not an rtvmm migration source: no hello within "
+					"%d s", HELLO_TIMEOUT_MS / 1000);
+		/* A sleep, not a poll for input: a peer that sent part of it stays readable. */
+		poll(NULL, 0, HELLO_POLL_MS);
+	}
+}
+
 int migration__receive(struct migration_incoming *in, struct vm *vm, struct err *e)
 {
 	char peer[INET6_ADDRSTRLEN + 8];
@@ -340,7 +383,9 @@ int migration__receive(struct migration_incoming *in, struct vm *vm, struct err 
 		}
 		fprintf(stderr, "rtvmm: --incoming: a connection from %s\n",
 			peer_name(in->fd, peer, sizeof(peer)));
-		err = migrate__receive(vm, in->fd, &in->st, e);
+		err = await_hello(in->fd, vm, e);
+		if (!err)
+			err = migrate__receive(vm, in->fd, &in->st, e);
 		if (err != -ENOMSG)
 			break;
 		fprintf(stderr, "rtvmm: --incoming: dropped the connection from %s (%s); still "

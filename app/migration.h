@@ -28,6 +28,9 @@ int migration__parse_url(const char *url, struct sockaddr_storage *sa, socklen_t
  */
 struct migration_worker;
 int migration__start_worker(struct migration_worker **out);
+/* Cancels the migration under way, waits for its end (its `done` called) and refuses new ones. */
+void migration__quit(struct migration_worker *w);
+/* migration__quit, then frees the worker. */
 void migration__stop_worker(struct migration_worker *w);
 
 /*

@@ -115,7 +115,7 @@ enum plan_exit {
 #define PLAN_MAX_HALT_POLL_NS 1000000000u
 
 /* KVM's dirty ring per vCPU (vm.dirty_ring): a power of two within these, or 0 for its bitmap. */
-#define PLAN_MIN_DIRTY_RING 256u
+#define PLAN_MIN_DIRTY_RING 1024u
 #define PLAN_MAX_DIRTY_RING 65536u
 
 /* A VM's shutdown_grace_s when the plan does not give one, and the most it may be. */

@@ -64,6 +64,7 @@ int dirty_ring__enable(struct dirty_rings *dr, int vm_fd, const struct guest_mem
 int dirty_ring__add_vcpu(struct dirty_rings *dr, unsigned index, unsigned nr, int vcpu_fd)
 {
 	size_t bytes = (size_t)dr->entries * sizeof(struct kvm_dirty_gfn);
+	pthread_mutexattr_t attr;
 	struct dirty_ring *r;
 
 	if (!dr->rings) {
@@ -87,7 +88,11 @@ int dirty_ring__add_vcpu(struct dirty_rings *dr, unsigned index, unsigned nr, in
 		return -errno;
 	}
 	r->set = dr;
-	pthread_mutex_init(&r->lock, NULL);
+	/* Shared by a SCHED_FIFO vCPU and the migration's thread: the holder inherits the priority. */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&r->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	return 0;
 }
 
@@ -99,9 +104,9 @@ int dirty_ring__add_vcpu(struct dirty_rings *dr, unsigned index, unsigned nr, in
 static int harvest_into(struct dirty_ring *r, uint64_t *bits, bool shared)
 {
 	struct dirty_rings *dr = r->set;
-	uint32_t n = 0, i;
+	uint32_t n = 0, marked = 0, i;
 
-	while (n < dr->entries) {
+	while (marked < dr->entries) {
 		struct kvm_dirty_gfn *g = &r->gfns[r->next & (dr->entries - 1)];
 		uint32_t slot;
 		uint64_t off;
@@ -115,8 +120,9 @@ static int harvest_into(struct dirty_ring *r, uint64_t *bits, bool shared)
 			r->pages[n++] = dr->mem->regions[slot].fd_offset / PAGE + off;
 		__atomic_store_n(&g->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
 		r->next++;
+		marked++;
 	}
-	if (!n)
+	if (!marked)
 		return 0;
 	if (ioctl(dr->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0)
 		return -errno;
@@ -128,7 +134,6 @@ static int harvest_into(struct dirty_ring *r, uint64_t *bits, bool shared)
 		else
 			bits[r->pages[i] / 64] |= bit;
 	}
-	__atomic_fetch_add(&dr->harvested, n, __ATOMIC_RELAXED);
 	return 0;
 }
 

@@ -18,8 +18,12 @@
 
 /* The ring size rtvmm asks for unless told: 64 KiB per vCPU, as QEMU's documentation suggests. */
 #define DIRTY_RING_DEFAULT_ENTRIES 4096u
-/* KVM's bounds: a ring of at least a page and at most KVM_DIRTY_RING_MAX_ENTRIES entries. */
-#define DIRTY_RING_MIN_ENTRIES 256u
+/*
+ * KVM's bounds: it keeps 64 entries of a ring spare, plus 512 on an Intel host logging with
+ * PML, and refuses a ring that small: 1024 is the least power of two every host takes (QEMU's
+ * bound too); at most KVM_DIRTY_RING_MAX_ENTRIES.
+ */
+#define DIRTY_RING_MIN_ENTRIES 1024u
 #define DIRTY_RING_MAX_ENTRIES 65536u
 
 struct dirty_rings;
@@ -41,7 +45,6 @@ struct dirty_rings {
 	struct dirty_ring *rings;
 	uint64_t *bits;            /* harvested, not yet taken: a bit per 4 KiB page by memfd offset */
 	uint64_t words;
-	uint64_t harvested;        /* entries harvested (relaxed atomic) */
 };
 
 /*

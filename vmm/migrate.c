@@ -37,8 +37,10 @@ static const char *type_name(uint32_t t)
 	return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 
-/* Waits until `fd` is ready for `events`: -ETIMEDOUT after IO_TIMEOUT_MS. */
-/* Waits for `events` on `fd`; -ECANCELED once `cancel_fd` (an eventfd, -1: none) is readable. */
+/*
+ * Waits for `events` on `fd`: -ETIMEDOUT after IO_TIMEOUT_MS, -ECANCELED once `cancel_fd`
+ * (an eventfd, -1: none) is readable.
+ */
 static int wait_fd(int fd, short events, int cancel_fd)
 {
 	struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = cancel_fd, .events = POLLIN } };
@@ -357,7 +359,7 @@ static int precopy(struct sender *s, const struct migrate_params *p, struct err 
 					s->st->rounds, vm_state__name(vm__state(s->vm)));
 		err = vm__take_dirty(s->vm, s->dirty);
 		if (err)
-			return err__set(e, err, "KVM_GET_DIRTY_LOG: %s", strerror(-err));
+			return err__set(e, err, "reading KVM's dirty log: %s", strerror(-err));
 		dirty = count_bits(s->dirty, s->words);
 		/* Small enough to send with the guest stopped within the budget: stop now. */
 		if (dirty * PAGE * 1000ull <= s->st->bandwidth_bps * p->downtime_ms ||
@@ -379,7 +381,7 @@ static int stop_and_copy(struct sender *s, struct err *e)
 
 	err = vm__take_dirty(s->vm, s->dirty);
 	if (err)
-		return err__set(e, err, "KVM_GET_DIRTY_LOG: %s", strerror(-err));
+		return err__set(e, err, "reading KVM's dirty log: %s", strerror(-err));
 	err = send_dirty(s, s->dirty, &pages);
 	s->st->last_dirty_pages = pages;
 	if (!err) {
@@ -562,6 +564,26 @@ out_unlock:
 }
 
 /* ---- destination ---- */
+
+int migrate__hello_ready(int fd)
+{
+	static uint8_t peek[16 + MAX_SMALL];
+	uint32_t type;
+	uint64_t len;
+	ssize_t n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -ENOMSG;
+	if (n == 0)
+		return -ENOMSG;
+	if (n < 16)
+		return 0;
+	memcpy(&type, peek, 4);
+	memcpy(&len, peek + 8, 8);
+	if (type != MIG_HELLO || len > MAX_SMALL)
+		return 1;   /* not a hello: migrate__receive says so */
+	return (uint64_t)n >= 16 + len;
+}
 
 void migrate__refuse(int fd, const char *why)
 {

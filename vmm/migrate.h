@@ -67,6 +67,13 @@ int migrate__send(struct vm *vm, int fd, const struct migrate_params *p, struct 
  */
 int migrate__receive(struct vm *vm, int fd, struct migrate_stats *st, struct err *e);
 
+/*
+ * Whether a whole HELLO (or something that is none) waits on `fd`, without
+ * reading it: 1 (migrate__receive may go), 0 (more to come), -ENOMSG (the
+ * peer closed). Lets the caller bound the wait and look for stop signals.
+ */
+int migrate__hello_ready(int fd);
+
 /* Tells the source the guest runs here now (RUNNING); -errno when it cannot be told. */
 int migrate__confirm(int fd);
 

@@ -9,7 +9,7 @@ kept in a register: a page the migration lost or sent stale fails it.
   1. Migrate: the source exits 0 ("migrated"), the destination's output continues the source's
      (every round once, in order: none lost or repeated across the switch-over) through three
      whole-buffer checks; the figures (rounds, pages, downtime) are printed. The guest rewrites
-     256 pages a round (memsum_pages=) into KVM's dirty ring of 256 entries (--dirty-ring), so
+     256 pages a round (memsum_pages=) into KVM's dirty ring of 1024 entries (--dirty-ring), so
      its vCPUs fill the ring and harvest it themselves (KVM_EXIT_DIRTY_RING_FULL) while the
      migration's thread harvests it too; the answer must say "ring" with full-ring exits. On a
      KVM without the ring (KVM_CAP_DIRTY_LOG_RING) this case uses KVM's bitmap and says so.
@@ -142,7 +142,7 @@ def migrate_ok(rtvmm, guest, tmp):
     if not ring:
         print("note: this KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING): the migration uses "
               "its bitmap, and the ring goes untested here")
-    args = ARGS[:-1] + [ARGS[-1] + " memsum_pages=256", "--dirty-ring", "256" if ring else "0"]
+    args = ARGS[:-1] + [ARGS[-1] + " memsum_pages=256", "--dirty-ring", "1024" if ring else "0"]
     port = free_port()
     dst = Vm(rtvmm, guest, tmp, "dst", ["--incoming", "tcp:127.0.0.1:%d" % port], args=args)
     dst.wait_text("destination", "waiting for a live migration", 60)
@@ -385,16 +385,23 @@ def refusals(rtvmm, guest, tmp):
         dst.wait_text("destination", "not an rtvmm migration source: %s); still waiting" % want, 60)
     if dst.p.poll() is not None:
         fail("a destination exited at a connection that was no migration", dst.log)
+    # A peer that sends 3 bytes of a header and then nothing: SIGINT still stops the wait.
+    drip = socket.create_connection(("127.0.0.1", port))
+    drip.sendall(b"\x01\x00\x00")
+    end = time.time() + 30
+    while open(dst.log).read().count("--incoming: a connection from") < 3 and time.time() < end:
+        time.sleep(0.1)
     dst.p.send_signal(signal.SIGINT)
     try:
-        rc = dst.p.wait(timeout=10)
+        rc = dst.p.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        fail("a destination waiting for its source did not stop at SIGINT within 10 s", dst.log)
+        fail("a destination waiting for a hello did not stop at SIGINT within 5 s", dst.log)
+    drip.close()
     if rc != 128 + signal.SIGINT or \
             "Interrupt while waiting for the migration source" not in open(dst.log).read():
         fail("a destination stopped by SIGINT while waiting exited %d" % rc, dst.log)
     print("ok: a destination dropped an HTTP request and an empty connection, waited on, and "
-          "stopped at SIGINT (exit %d)" % rc)
+          "stopped at SIGINT while a third peer held back its hello (exit %d)" % rc)
 
     # Nobody listening.
     attempt("no destination", "tcp:127.0.0.1:%d" % free_port(), None, "Connection refused")

@@ -45,8 +45,9 @@ struct vcpu_model {
 	uint32_t dirty_index, reset_index;
 };
 
-/* KVM keeps this many entries of a ring spare: it exits as full with fewer free (no PML here). */
-#define RING_RSVD 64u
+/* KVM keeps this many entries of a ring spare, 64 plus 512 on an Intel host logging with PML
+ * (as here): it exits as full with fewer free, and refuses a smaller ring. */
+#define RING_RSVD 576u
 #define RING_OFFSET ((off_t)KVM_DIRTY_LOG_PAGE_OFFSET * 4096)
 
 struct fake_kvm fake_kvm;
@@ -707,7 +708,8 @@ static int vm_enable_cap(const struct kvm_enable_cap *cap)
 			violation("KVM_CAP_DIRTY_LOG_RING after a vCPU or a second time");
 			return -EINVAL;
 		}
-		if (a < 4096 || (a & (a - 1)) || a > 65536 * sizeof(struct kvm_dirty_gfn)) {
+		if (a < 4096 || a < RING_RSVD * sizeof(struct kvm_dirty_gfn) || (a & (a - 1)) ||
+		    a > 65536 * sizeof(struct kvm_dirty_gfn)) {
 			violation("KVM_CAP_DIRTY_LOG_RING of %llu bytes", (unsigned long long)a);
 			return -EINVAL;
 		}

@@ -104,7 +104,7 @@ static struct vm *ring_vm(uint32_t entries)
 
 static void test_ring_take_gathers_every_vcpus_writes_and_gives_the_entries_back(void **state)
 {
-	struct vm *vm = ring_vm(256);
+	struct vm *vm = ring_vm(1024);
 	uint64_t *bits = calloc((vm->mem.size / PAGE + 63) / 64, 8);
 	unsigned i;
 
@@ -125,14 +125,14 @@ static void test_ring_take_gathers_every_vcpus_writes_and_gives_the_entries_back
 	assert_int_equal(vm__take_dirty(vm, bits), 0);
 	assert_int_equal(pages_in(bits, vm->mem.size), 0);
 	/* The ring wraps: four times its size in writes, taken as they come. */
-	for (i = 0; i < 4 * 256; i++) {
+	for (i = 0; i < 4 * 1024; i++) {
 		assert_int_equal(fake_kvm__ring_push(0, 0, i % 100), 0);
 		if (i % 100 == 99)
 			assert_int_equal(vm__take_dirty(vm, bits), 0);
 	}
 	assert_int_equal(vm__take_dirty(vm, bits), 0);
 	assert_int_equal(pages_in(bits, vm->mem.size), 100);
-	assert_int_equal(fake_kvm.ring_reset_entries, 3 + 4 * 256);
+	assert_int_equal(fake_kvm.ring_reset_entries, 3 + 4 * 1024);
 	assert_int_equal(vm__dirty_log(vm, false), 0);
 	assert_int_equal(fake_kvm.violations, 0);
 	free(bits);
@@ -155,7 +155,7 @@ static void check_unpublished(void)
 
 static void test_a_full_ring_is_harvested_by_its_vcpu_and_published_only_once_given_back(void **state)
 {
-	struct vm *vm = ring_vm(256);
+	struct vm *vm = ring_vm(1024);
 	uint64_t *bits = calloc((vm->mem.size / PAGE + 63) / 64, 8);
 	struct kvm_run run = { .exit_reason = KVM_EXIT_DIRTY_RING_FULL };
 	struct exit_stop stop = { 0 };
@@ -167,19 +167,19 @@ static void test_a_full_ring_is_harvested_by_its_vcpu_and_published_only_once_gi
 	assert_int_equal(vm__dirty_log(vm, true), 0);
 	for (i = 0; !full; i++)
 		full = fake_kvm__ring_push(1, 1, i);
-	assert_int_equal(i, 256 - 64);
+	assert_int_equal(i, 1024 - 576);
 	reset_vm = vm;
 	reset_page = LOW / PAGE + 5;
 	published_before_reset = 0;
 	fake_kvm.on_ring_reset = check_unpublished;
 	/* vCPU 1's thread at the exit: it harvests its own ring and goes on. */
 	assert_int_equal(exit__handle(&vm->vcpus[1].exits, &run, &stop), EXIT_CONTINUE);
-	assert_int_equal(fake_kvm.ring_reset_entries, 256 - 64);
+	assert_int_equal(fake_kvm.ring_reset_entries, 1024 - 576);
 	assert_int_equal(published_before_reset, 0);
 	assert_int_equal(fake_kvm__ring_push(1, 1, 0), 0);
 	assert_int_equal(vm__take_dirty(vm, bits), 0);
-	assert_int_equal(pages_in(bits, vm->mem.size), 256 - 64);
-	assert_true(has(bits, LOW) && has(bits, LOW + (256 - 65) * PAGE));
+	assert_int_equal(pages_in(bits, vm->mem.size), 1024 - 576);
+	assert_true(has(bits, LOW) && has(bits, LOW + (1024 - 577) * PAGE));
 	fake_kvm.on_ring_reset = NULL;
 	assert_int_equal(vm__dirty_log(vm, false), 0);
 	assert_int_equal(fake_kvm.violations, 0);
@@ -201,7 +201,7 @@ static void test_a_vcpu_without_a_ring_stops_at_a_full_ring_exit(void **state)
 
 static void test_what_a_previous_log_left_in_a_ring_is_not_the_next_ones(void **state)
 {
-	struct vm *vm = ring_vm(512);
+	struct vm *vm = ring_vm(2048);
 	uint64_t *bits = calloc((vm->mem.size / PAGE + 63) / 64, 8);
 
 	(void)state;
@@ -230,7 +230,7 @@ static void test_the_ring_is_refused_with_the_reason(void **state)
 	assert_int_equal(vm__create(vm, fake_kvm__path(), NULL, &e), 0);
 	assert_int_equal(vm__dirty_ring(vm, 300, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "power of two"));
-	assert_int_equal(vm__dirty_ring(vm, 128, &e), -EINVAL);
+	assert_int_equal(vm__dirty_ring(vm, 512, &e), -EINVAL);
 	fake_kvm.dirty_ring_lacking = true;
 	assert_int_equal(vm__dirty_ring(vm, 4096, &e), -ENOTSUP);
 	assert_non_null(strstr(e.msg, "KVM_CAP_DIRTY_LOG_RING"));
@@ -238,8 +238,8 @@ static void test_the_ring_is_refused_with_the_reason(void **state)
 	assert_int_equal(fake_kvm.violations, 0);
 	vm__destroy(vm);
 	free(vm);
-	vm = ring_vm(256);
-	assert_int_equal(vm__dirty_ring(vm, 256, &e), -EBUSY);
+	vm = ring_vm(1024);
+	assert_int_equal(vm__dirty_ring(vm, 1024, &e), -EBUSY);
 	assert_non_null(strstr(e.msg, "before the first vCPU"));
 	vm__destroy(vm);
 	free(vm);

@@ -466,7 +466,7 @@ static void test_parse_disable_exits_and_halt_poll(void **state)
 		     "vms[0].halt_poll_ns", "out of range");
 }
 
-/* dirty_ring: KVM's ring where it has one unless given; 0 its bitmap; a power of two 256..65536. */
+/* dirty_ring: KVM's ring where it has one unless given; 0 its bitmap; a power of two 1024..65536. */
 static void test_parse_dirty_ring(void **state)
 {
 	const struct plan_arg args[] = {
@@ -492,9 +492,9 @@ static void test_parse_dirty_ring(void **state)
 	assert_int_equal(p.vms[0].dirty_ring_loc.line, 6);
 	plan__free(&p);
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 3000\n", 6,
-		     "vms[0].dirty_ring", "a power of two from 256 to 65536 entries per vCPU, or 0 "
+		     "vms[0].dirty_ring", "a power of two from 1024 to 65536 entries per vCPU, or 0 "
 		     "for its dirty bitmap (value '3000')");
-	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 128\n", 6,
+	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 512\n", 6,
 		     "vms[0].dirty_ring", "a power of two");
 	expect_error(VM_HEAD "    memory: 64M\n    vcpus: 1\n    dirty_ring: 131072\n", 6,
 		     "vms[0].dirty_ring", "out of range 0..65536");
