@@ -11,11 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "base/clock.h"
 #include "app/builder.h"
+#include "base/clock.h"
 #include "base/thread_class.h"
 
 /* How often a wait for the migration source looks for a stop signal. */
@@ -107,6 +106,8 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int 
 struct send_job {
 	struct vm *vm;
 	char url[128];
+	struct sockaddr_storage sa;    /* url's address */
+	socklen_t sa_len;
 	struct migrate_params p;
 	migration_done_fn done;
 	void *opaque;
@@ -128,15 +129,11 @@ struct migration_worker {
 
 static int run_job(struct send_job *j, struct migrate_stats *st, struct err *e)
 {
-	struct sockaddr_storage sa;
-	socklen_t len;
 	int fd, err;
 
-	err = migration__parse_url(j->url, &sa, &len, e);
-	if (err)
-		return err;
-	fd = tcp_socket(sa.ss_family, SOCK_NONBLOCK);
-	err = fd < 0 ? -errno : connect_within(fd, (struct sockaddr *)&sa, len, CONNECT_TIMEOUT_MS);
+	fd = tcp_socket(j->sa.ss_family, SOCK_NONBLOCK);
+	err = fd < 0 ? -errno : connect_within(fd, (struct sockaddr *)&j->sa, j->sa_len,
+					       CONNECT_TIMEOUT_MS);
 	if (err) {
 		err__set(e, err, "%s: %s", j->url, err == -ETIMEDOUT ?
 			 "no answer within 10 s" : strerror(-err));
@@ -258,8 +255,9 @@ int migration__start_send(struct migration_worker *w, struct vm *vm, const char 
 		return err__set(e, -EBUSY, w->quit ? "rtvmm is stopping" :
 				"a migration is already under way");
 	}
-	w->job = (struct send_job){ .vm = vm, .p = *p, .done = done, .opaque = opaque,
-				    .state = "active", .started_ns = clock__mono_ns() };
+	w->job = (struct send_job){ .vm = vm, .sa = sa, .sa_len = len, .p = *p, .done = done,
+				    .opaque = opaque, .state = "active",
+				    .started_ns = clock__mono_ns() };
 	snprintf(w->job.url, sizeof(w->job.url), "%s", url);
 	/* A cancel that came after the last migration ended is not this one's. */
 	eventfd_read(w->cancel_efd, &(eventfd_t){ 0 });
