@@ -78,17 +78,18 @@ if [[ $status -ne 0 ]]; then
 fi
 
 # 1. HLT in guest mode.
-start on --disable-exits hlt --halt-poll-ns 0
+start on --disable-exits hlt --halt-poll-ns 0 --dirty-ring 0
 grep -qF "rtvmm: KVM: exits disabled: hlt (KVM_CAP_X86_DISABLE_EXITS); halt polling: 0 ns (KVM_CAP_HALT_POLL)" \
 	"$tmp/on.log" || fail "the build report does not say what KVM enabled"
 api on /api/v1/vm.info
-[[ $(jq -cS .kvm "$tmp/body") == '{"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
+[[ $(jq -cS .kvm "$tmp/body") == '{"dirty_ring":0,"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
 	fail "vm.info kvm: $(jq -cS .kvm "$tmp/body")"
 api on /api/v1/vm.placement
-[[ $(jq -cS .kvm "$tmp/body") == '{"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
+[[ $(jq -cS .kvm "$tmp/body") == '{"dirty_ring":0,"disabled_exits":["hlt"],"halt_poll_ns":0}' ]] ||
 	fail "vm.placement kvm: $(jq -cS .kvm "$tmp/body")"
 "$rtvmm" ctl "$tmp/on.sock" info > "$tmp/info" 2>&1 || fail "rtvmm ctl info: $(cat "$tmp/info")"
-grep -qE "^Exits disabled: +hlt$" "$tmp/info" && grep -qE "^Halt polling: +0 ns$" "$tmp/info" ||
+grep -qE "^Exits disabled: +hlt$" "$tmp/info" && grep -qE "^Halt polling: +0 ns$" "$tmp/info" &&
+	grep -qE "^Dirty ring: +off \(KVM's dirty bitmap\)$" "$tmp/info" ||
 	fail "rtvmm ctl info does not show the knobs: $(cat "$tmp/info")"
 log "ok: build report, vm.info, vm.placement and rtvmm ctl info: $(jq -cS .kvm "$tmp/body")"
 on=$(busy on) || fail "$on"
@@ -96,9 +97,9 @@ stop
 log "vcpu0 in 'cli; hlt' with HLT exits disabled: on a cpu ${on}% of the time"
 
 # 2. The same guest with HLT exiting to KVM, which sleeps at once (halt_poll_ns 0).
-start off --halt-poll-ns 0
+start off --halt-poll-ns 0 --dirty-ring 0
 api off /api/v1/vm.info
-[[ $(jq -cS .kvm "$tmp/body") == '{"disabled_exits":[],"halt_poll_ns":0}' ]] ||
+[[ $(jq -cS .kvm "$tmp/body") == '{"dirty_ring":0,"disabled_exits":[],"halt_poll_ns":0}' ]] ||
 	fail "vm.info kvm without disable_exits: $(jq -cS .kvm "$tmp/body")"
 off=$(busy off) || fail "$off"
 stop
