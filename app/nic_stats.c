@@ -7,18 +7,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 #define FETCH_CHUNK 65536
-
-static long long ms_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Connects without blocking: a unix socket connects at once or not at all. */
 static int connect_unix(const char *path, struct err *e)
@@ -47,7 +40,7 @@ static int connect_unix(const char *path, struct err *e)
 int nic_stats__fetch(const char *path, int timeout_ms, size_t max, char **text, size_t *len,
 		     struct err *e)
 {
-	long long deadline = ms_now() + timeout_ms;
+	long long deadline = clock__mono_ms() + timeout_ms;
 	size_t used = 0, cap = 0;
 	char *buf = NULL;
 	int fd, rc = 0;
@@ -57,7 +50,7 @@ int nic_stats__fetch(const char *path, int timeout_ms, size_t max, char **text, 
 		return fd;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long long left = deadline - ms_now();
+		long long left = deadline - clock__mono_ms();
 		ssize_t n;
 
 		if (used == cap) {      /* cap <= max here: more than max bytes ended the loop */

@@ -3,8 +3,15 @@
 #define RTVMM_BASE_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
 uint64_t clock__mono_ns(void);
+
+/* CLOCK_MONOTONIC now, in milliseconds. */
+int64_t clock__mono_ms(void);
+
+/* CLOCK_MONOTONIC `ms` from now, for a wait on a condition variable that runs on that clock. */
+struct timespec clock__deadline(int ms);
 
 #endif

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/counter.h"
 #include "base/thread_class.h"
 #include "base/trust.h"
@@ -214,14 +215,6 @@ static void console_drain(int fd)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Writes buffered UART output while out_fd takes it, waiting for room until
  * `deadline` (CLOCK_MONOTONIC ms; in the past: no waiting). Chunks of at most
@@ -239,7 +232,7 @@ static ssize_t console_flush(struct console *c, int64_t deadline)
 
 	while ((n = serial__tx_peek(c->s, &data))) {
 		struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clock__mono_ms();
 		ssize_t w;
 
 		if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
@@ -403,7 +396,7 @@ static void console_flush_client(struct console *c, int64_t deadline)
 	console_take(c);
 	while (c->client_fd >= 0 && c->client_pos < c->ring_total) {
 		struct pollfd p = { .fd = c->client_fd, .events = POLLOUT };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clock__mono_ms();
 
 		if (__atomic_load_n(&c->abandon, __ATOMIC_ACQUIRE) || left <= 0 ||
 		    poll(&p, 1, (int)left) <= 0)
@@ -459,7 +452,7 @@ static void *console_thread(void *arg)
 			out = n;
 			pfd[n++] = (struct pollfd){ .fd = c->out_fd, .events = POLLOUT };
 		} else if (out_state == OUT_LINGER) {
-			int64_t left = linger_end - now_ms();
+			int64_t left = linger_end - clock__mono_ms();
 
 			timeout = left > 0 ? (int)left : 0;
 		}
@@ -485,19 +478,19 @@ static void *console_thread(void *arg)
 				console_drain(tx_fd);
 			out_state = console_out_next(c, sock ? console_take(c) : console_flush(c, 0),
 						     false);
-		} else if (out_state == OUT_LINGER && now_ms() >= linger_end) {
+		} else if (out_state == OUT_LINGER && clock__mono_ms() >= linger_end) {
 			out_state = console_out_next(c, sock ? console_take(c) : console_flush(c, 0),
 						     true);
 		}
-		if (out_state == OUT_LINGER && (was != OUT_LINGER || now_ms() >= linger_end))
-			linger_end = now_ms() + CONSOLE_LINGER_MS;
+		if (out_state == OUT_LINGER && (was != OUT_LINGER || clock__mono_ms() >= linger_end))
+			linger_end = clock__mono_ms() + CONSOLE_LINGER_MS;
 		console_send(c);
 	}
 	/* Stopping: what the guest wrote goes out if the reader takes it in time, else it is counted. */
 	if (sock)
-		console_flush_client(c, now_ms() + CONSOLE_FLUSH_MS);
+		console_flush_client(c, clock__mono_ms() + CONSOLE_FLUSH_MS);
 	else if (c->out_fd >= 0)
-		console_flush(c, now_ms() + CONSOLE_FLUSH_MS);
+		console_flush(c, clock__mono_ms() + CONSOLE_FLUSH_MS);
 	serial__tx_abandon(c->s);
 	return NULL;
 }

@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/thread_class.h"
 #include "base/vm_limits.h"
 #include "vmm/virtio/virtqueue.h"
@@ -1448,16 +1449,9 @@ static void blk_device_destroy(void *dev)
 static int blk_device_freeze(void *dev)
 {
 	struct blk *b = to_blk(dev);
-	struct timespec ts;
+	struct timespec ts = clock__deadline(VIRTIO_FREEZE_TIMEOUT_MS);
 	int err = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += VIRTIO_FREEZE_TIMEOUT_MS / 1000;
-	ts.tv_nsec += (long)(VIRTIO_FREEZE_TIMEOUT_MS % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&b->lock);
 	b->freeze_want = true;
 	nudge(b->ctl_fd);

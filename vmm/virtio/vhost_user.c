@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/trust.h"
 
 /* Wire layouts (native byte order, naturally aligned: no packing needed). */
@@ -240,14 +240,6 @@ int vhost_user__accept(int listen_fd)
 	return fd;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int vu_send(struct vhost_user *vu, uint32_t req, uint32_t flags, const void *payload,
 		   uint32_t size, const int *fds, unsigned nfds, struct err *e)
 {
@@ -332,7 +324,7 @@ static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t 
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 				      .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
 		struct pollfd pfd = { .fd = vu->fd, .events = POLLIN };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clock__mono_ms();
 		struct cmsghdr *c;
 		ssize_t n;
 		int r;
@@ -390,7 +382,7 @@ static int vu_read_exact(struct vhost_user *vu, uint32_t req, void *buf, size_t 
 static int vu_recv_checked(struct vhost_user *vu, uint32_t req, void *payload, uint32_t size,
 			   int *keep, struct err *e)
 {
-	int64_t deadline = now_ms() + vu->timeout_ms;
+	int64_t deadline = clock__mono_ms() + vu->timeout_ms;
 	const char *name = vhost_user__request_name(req);
 	unsigned nfds = 0;
 	struct vu_hdr hdr;

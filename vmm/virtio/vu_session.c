@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/counter.h"
 #include "base/trust.h"
 #include "base/thread_class.h"
@@ -135,14 +136,6 @@ struct vu_session {
 
 	struct vu_session_stats stats;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 __attribute__((format(printf, 2, 3)))
 static void session_log(struct vu_session *s, const char *fmt, ...)
@@ -412,7 +405,7 @@ static void standin_stop(struct vu_session *s)
 /* Client mode: the next attempt after the current backoff, which then doubles (to 5 s). */
 static void session_schedule_retry(struct vu_session *s)
 {
-	s->next_attempt_ms = now_ms() + s->backoff_ms;
+	s->next_attempt_ms = clock__mono_ms() + s->backoff_ms;
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 	eventfd_nudge(s->wake_fd);
 }
@@ -1187,11 +1180,11 @@ static void *session_thread(void *arg)
 		}
 		session_apply_request(s);
 		if (!s->connected && !s->server) {
-			int64_t left = s->next_attempt_ms - now_ms();
+			int64_t left = s->next_attempt_ms - clock__mono_ms();
 
 			if (left <= 0) {
 				session_try_connect(s);
-				left = s->connected ? -1 : s->next_attempt_ms - now_ms();
+				left = s->connected ? -1 : s->next_attempt_ms - clock__mono_ms();
 			}
 			timeout = s->connected ? -1 : (int)(left < 0 ? 0 : left);
 		}
