@@ -137,6 +137,24 @@ def kvm_has_dirty_ring():
         os.close(fd)
 
 
+def handed_over(src, dst, ready, more, what):
+    """The source exited 0 having migrated, the destination said `ready` and printed `more`
+    rounds on, and the two outputs are one stream (a line the switch-over cut is finished by
+    the destination); the source's last round."""
+    try:
+        rc = src.p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        fail("the source still runs 60 s after the migration", src.log)
+    if rc != 0 or "migrated" not in open(src.log).read():
+        fail("the source exited %d after the migration" % rc, src.log)
+    last = src.rounds()[-1]
+    dst.wait_text("destination", ready, 60)
+    dst.wait_round("destination", last + more)
+    joined = [int(m) for m in ROUND.findall(open(src.out, "rb").read() + open(dst.out, "rb").read())]
+    check_continuous(joined, what)
+    return last
+
+
 def migrate_ok(rtvmm, guest, tmp):
     ring = kvm_has_dirty_ring()
     if not ring:
@@ -156,18 +174,7 @@ def migrate_ok(rtvmm, guest, tmp):
         fail("KVM's dirty log: %s with %d full-ring exits, expected %s" % (
             fig["dirty_log"], fig["ring_full_exits"], "a full ring" if ring else "the bitmap"),
             src.log)
-    try:
-        rc = src.p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        fail("the source still runs 60 s after the migration", src.log)
-    if rc != 0 or "migrated" not in open(src.log).read():
-        fail("the source exited %d after the migration" % rc, src.log)
-    last = src.rounds()[-1]
-    dst.wait_text("destination", "the guest runs here now", 60)
-    dst.wait_round("destination", last + 200)
-    # One stream: a line the switch-over cut is finished by the destination.
-    joined = [int(m) for m in ROUND.findall(open(src.out, "rb").read() + open(dst.out, "rb").read())]
-    check_continuous(joined, "source then destination")
+    last = handed_over(src, dst, "the guest runs here now", 200, "source then destination")
     if dst.p.poll() is not None:
         fail("the destination's guest stopped: rtvmm exited %d" % dst.p.returncode, dst.log, dst.out)
     print("ok: migrated at round %d; the destination goes on (round %d), three whole-buffer "
@@ -596,17 +603,8 @@ def migrate_to_plan(rtvmm, guest, tmp, src):
     if json.loads(r.stdout)["dirty_log"] != "bitmap":
         fail("a source run with --dirty-ring 0 migrated with KVM's dirty %s" %
              json.loads(r.stdout)["dirty_log"], src.log)
-    try:
-        rc = src.p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        fail("the source still runs 60 s after the migration", src.log)
-    if rc != 0:
-        fail("the source exited %d after the migration" % rc, src.log)
-    last = src.rounds()[-1]
-    dst.wait_text("destination", "placement proven, the guest runs here now", 60)
-    dst.wait_round("destination", last + 70)
-    joined = [int(m) for m in ROUND.findall(open(src.out, "rb").read() + open(dst.out, "rb").read())]
-    check_continuous(joined, "the source through its refusals, then the planned destination")
+    handed_over(src, dst, "placement proven, the guest runs here now", 70,
+                "the source through its refusals, then the planned destination")
     r = ctl(rtvmm, dst.sock, "placement", "--json")
     if r.returncode:
         fail("vm.placement on the planned destination: " + r.stderr.strip(), dst.log)
